@@ -1,0 +1,58 @@
+//! The command-line definition. It lives in the library so that the `docs_commands` check can
+//! parse every `cargo xtask ...` line in the docs with the real CLI.
+
+use clap::{Parser, Subcommand};
+
+/// Deploy workspace of sist-cabanas: validate, deploy, smoke-test and report on the service.
+///
+/// Exit codes: 0 = pass, 1 = a check or threshold failed, 2 = the task could not run.
+#[derive(Debug, Parser)]
+#[command(name = "xtask", bin_name = "cargo xtask", version)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The tasks.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Validate the repository and the environment files before a deploy.
+    Predeploy(crate::predeploy::Args),
+    /// Check health and readiness, then benchmark latency against the thresholds.
+    Smoke(crate::smoke::Args),
+    /// Prove that exactly one of N concurrent bookings for the same dates wins.
+    Overlap(crate::overlap::Args),
+    /// Run the workspace tests against a throwaway PostgreSQL cluster.
+    Test(crate::test_suite::Args),
+}
+
+impl Cli {
+    /// Parses a command line given as words, as `cargo xtask` would receive it (without the
+    /// leading `cargo xtask`). Used to validate documented commands.
+    pub fn try_parse_words<I, S>(words: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString> + Clone,
+    {
+        let argv = std::iter::once(std::ffi::OsString::from("cargo-xtask"))
+            .chain(words.into_iter().map(Into::into));
+        Cli::try_parse_from(argv)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unknown_task_is_rejected() {
+        assert!(Cli::try_parse_words(["deploy-everything"]).is_err());
+        assert!(Cli::try_parse_words(["test"]).is_ok());
+    }
+}

@@ -1,0 +1,272 @@
+//! `ops/deploy.toml`: the environments and the thresholds, typed. Unknown keys are errors.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::record::ADHOC_ENVIRONMENT;
+use crate::repo::Repo;
+
+/// Path of the config file, relative to the repository root.
+pub const CONFIG_PATH: &str = "ops/deploy.toml";
+
+/// The whole of `ops/deploy.toml`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployConfig {
+    /// Limits that `smoke` holds measurements against.
+    #[serde(default)]
+    pub thresholds: Thresholds,
+    /// What `smoke` measures.
+    #[serde(default)]
+    pub smoke: SmokeSettings,
+    /// Deploy targets by name (`staging`, `production`).
+    pub environments: BTreeMap<String, Environment>,
+}
+
+/// A deploy target.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Environment {
+    /// The Fly app name.
+    pub app: String,
+    /// The public base URL, e.g. `https://sist-cabanas-staging.fly.dev`.
+    pub url: String,
+    /// The filled env file (git-ignored), relative to the repository root.
+    pub env_file: PathBuf,
+    /// The committed template the env file is checked against.
+    pub template: PathBuf,
+    /// The Fly config deployed to this environment.
+    #[serde(default = "default_fly_config")]
+    pub fly_config: PathBuf,
+}
+
+fn default_fly_config() -> PathBuf {
+    PathBuf::from("fly.toml")
+}
+
+/// Latency and error limits. Defaults: p95 < 3000 ms, error rate < 1 %, healthz p95 < 200 ms.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Thresholds {
+    /// Upper limit for the 95th percentile latency of every endpoint, in milliseconds.
+    pub p95_ms: f64,
+    /// Upper limit for the share of failed requests, in percent.
+    pub error_rate_pct: f64,
+    /// Upper limit for the 95th percentile latency of the health endpoint, in milliseconds.
+    pub healthz_p95_ms: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds {
+            p95_ms: 3000.0,
+            error_rate_pct: 1.0,
+            healthz_p95_ms: 200.0,
+        }
+    }
+}
+
+/// The benchmark `smoke` runs after its checks.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmokeSettings {
+    /// Concurrent connections (closed model).
+    pub concurrency: u32,
+    /// Measured requests per endpoint.
+    pub requests: u64,
+    /// Requests per endpoint sent first and left out of the figures.
+    pub warmup: u64,
+    /// Per-request timeout in seconds.
+    pub timeout_secs: f64,
+    /// The endpoints measured.
+    pub endpoints: Vec<SmokeEndpoint>,
+}
+
+impl Default for SmokeSettings {
+    fn default() -> Self {
+        SmokeSettings {
+            concurrency: 8,
+            requests: 400,
+            warmup: 40,
+            timeout_secs: 10.0,
+            endpoints: vec![
+                SmokeEndpoint {
+                    name: "healthz".into(),
+                    path: "/api/v1/healthz".into(),
+                    expect: Vec::new(),
+                    p95_ms: None,
+                },
+                SmokeEndpoint {
+                    name: "accommodations".into(),
+                    path: "/api/v1/reservations/accommodations".into(),
+                    expect: Vec::new(),
+                    p95_ms: None,
+                },
+            ],
+        }
+    }
+}
+
+/// One measured endpoint (GET).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeEndpoint {
+    /// Short name shown in tables.
+    pub name: String,
+    /// Path below the base URL.
+    pub path: String,
+    /// Statuses that count as success; empty means any 2xx.
+    #[serde(default)]
+    pub expect: Vec<u16>,
+    /// Overrides the p95 limit for this endpoint.
+    #[serde(default)]
+    pub p95_ms: Option<f64>,
+}
+
+/// What a network task runs against: a named environment, or a bare URL (`adhoc`).
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Environment name recorded with the result.
+    pub environment: String,
+    /// Base URL without a trailing slash.
+    pub url: String,
+    /// The environment's settings, when it is one from the config.
+    pub settings: Option<Environment>,
+}
+
+impl DeployConfig {
+    /// Reads and parses `ops/deploy.toml` of `repo`.
+    pub fn load(repo: &Repo) -> anyhow::Result<DeployConfig> {
+        Self::load_from(&repo.path(CONFIG_PATH))
+    }
+
+    /// Reads and parses a config file.
+    pub fn load_from(path: &Path) -> anyhow::Result<DeployConfig> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!("reading {} (the deploy config; see docs/tasks.md)", path.display())
+        })?;
+        Self::parse(&text).with_context(|| format!("{} is not a valid deploy config", path.display()))
+    }
+
+    /// Parses config text; errors carry line and column.
+    pub fn parse(text: &str) -> anyhow::Result<DeployConfig> {
+        Ok(toml::from_str(text)?)
+    }
+
+    /// The named environment, or an error listing the known ones.
+    pub fn environment(&self, name: &str) -> anyhow::Result<&Environment> {
+        self.environments.get(name).with_context(|| {
+            let known: Vec<&str> = self.environments.keys().map(String::as_str).collect();
+            format!(
+                "no environment `{name}` in {CONFIG_PATH}; known: {}",
+                known.join(", ")
+            )
+        })
+    }
+
+    /// Resolves `--env` / `--url` into a target. `--url` alone is recorded as `adhoc`; both
+    /// together measure the URL under the environment's name.
+    pub fn target(&self, env: Option<&str>, url: Option<&str>) -> anyhow::Result<Target> {
+        match (env, url) {
+            (Some(name), url) => {
+                let settings = self.environment(name)?.clone();
+                let url = url.unwrap_or(&settings.url);
+                Ok(Target {
+                    environment: name.to_string(),
+                    url: normalize_url(url)?,
+                    settings: Some(settings),
+                })
+            }
+            (None, Some(url)) => Ok(Target::adhoc(url)?),
+            (None, None) => bail!("name a target: --env NAME (from {CONFIG_PATH}) or --url URL"),
+        }
+    }
+}
+
+impl Target {
+    /// A bare URL, recorded under the environment `adhoc`.
+    pub fn adhoc(url: &str) -> anyhow::Result<Target> {
+        Ok(Target {
+            environment: ADHOC_ENVIRONMENT.to_string(),
+            url: normalize_url(url)?,
+            settings: None,
+        })
+    }
+
+    /// A bare URL recorded under the given environment name (`rehearse` uses `local`).
+    pub fn named(environment: &str, url: &str) -> anyhow::Result<Target> {
+        Ok(Target {
+            environment: environment.to_string(),
+            url: normalize_url(url)?,
+            settings: None,
+        })
+    }
+
+    /// The base URL joined with an absolute path.
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.url, path)
+    }
+}
+
+/// Checks that `url` is an http(s) URL with a host and strips the trailing slash.
+pub fn normalize_url(url: &str) -> anyhow::Result<String> {
+    let parsed = reqwest::Url::parse(url)
+        .with_context(|| format!("`{url}` is not a URL; expected e.g. http://127.0.0.1:8080"))?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        bail!("`{url}` must be an http:// or https:// URL with a host");
+    }
+    Ok(url.trim_end_matches('/').to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = r#"
+[thresholds]
+p95_ms = 2500.0
+
+[environments.staging]
+app = "sist-cabanas-staging"
+url = "https://sist-cabanas-staging.fly.dev/"
+env_file = "env/.env.fly.staging"
+template = "env/.env.fly.staging.template"
+"#;
+
+    #[test]
+    fn parses_with_defaults() {
+        let config = DeployConfig::parse(VALID).unwrap();
+        assert_eq!(config.thresholds.p95_ms, 2500.0);
+        assert_eq!(config.thresholds.error_rate_pct, 1.0);
+        assert_eq!(config.thresholds.healthz_p95_ms, 200.0);
+        assert_eq!(config.smoke.endpoints.len(), 2);
+        let staging = config.environment("staging").unwrap();
+        assert_eq!(staging.fly_config, PathBuf::from("fly.toml"));
+    }
+
+    #[test]
+    fn unknown_keys_are_named_with_their_line() {
+        let text = VALID.replace("p95_ms = 2500.0", "p95_ms = 2500.0\np99_ms = 1.0");
+        let error = format!("{:#}", DeployConfig::parse(&text).unwrap_err());
+        assert!(error.contains("p99_ms"), "{error}");
+        assert!(error.contains("line 4"), "{error}");
+    }
+
+    #[test]
+    fn targets_resolve_from_env_or_url() {
+        let config = DeployConfig::parse(VALID).unwrap();
+        let staging = config.target(Some("staging"), None).unwrap();
+        assert_eq!(staging.url, "https://sist-cabanas-staging.fly.dev");
+        assert_eq!(staging.environment, "staging");
+        let adhoc = config.target(None, Some("http://127.0.0.1:9/")).unwrap();
+        assert_eq!(adhoc.environment, "adhoc");
+        assert_eq!(adhoc.endpoint("/api/v1/healthz"), "http://127.0.0.1:9/api/v1/healthz");
+        assert!(config.target(None, None).is_err());
+        let unknown = config.target(Some("prod"), None).unwrap_err().to_string();
+        assert!(unknown.contains("known: staging"), "{unknown}");
+        assert!(config.target(None, Some("ftp://x")).is_err());
+    }
+}

@@ -1,0 +1,46 @@
+//! Repository tasks for sist-cabanas, run as `cargo xtask <task>`.
+//!
+//! Every task follows one contract (see `docs/architecture.md`): it measures, produces a plain
+//! result value, saves it as a [`record::RunRecord`] under `target/xtask/runs/`, and prints it.
+//! Exit codes are the same everywhere: 0 pass, 1 a check failed, 2 the task could not run.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod interrupt;
+pub mod output;
+pub mod overlap;
+pub mod pgcluster;
+pub mod predeploy;
+pub mod record;
+pub mod repo;
+pub mod smoke;
+pub mod test_suite;
+pub mod verdict;
+
+use std::process::ExitCode;
+
+use cli::{Cli, Command};
+use verdict::Verdict;
+
+/// Runs the task named on the command line and turns its outcome into the process exit code.
+pub fn dispatch(cli: Cli) -> ExitCode {
+    let outcome = match cli.command {
+        Command::Predeploy(args) => predeploy::run(args),
+        Command::Smoke(args) => smoke::run(args),
+        Command::Overlap(args) => overlap::run(args),
+        Command::Test(args) => test_suite::run(args),
+    };
+    exit_code(outcome)
+}
+
+/// Maps a task outcome to the shared exit codes: 0 pass, 1 failed check, 2 could not run.
+pub fn exit_code(outcome: anyhow::Result<Verdict>) -> ExitCode {
+    match outcome {
+        Ok(verdict) => ExitCode::from(verdict.exit_code()),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::from(verdict::EXIT_COULD_NOT_RUN)
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! `cargo xtask predeploy` (being built; see its issue).
+
+use clap::Args as ClapArgs;
+
+use crate::verdict::Verdict;
+
+/// Options of `cargo xtask predeploy`.
+#[derive(Debug, ClapArgs)]
+pub struct Args {}
+
+/// Entry point.
+pub fn run(_args: Args) -> anyhow::Result<Verdict> {
+    anyhow::bail!("`cargo xtask predeploy` is not built yet")
+}

@@ -1,0 +1,210 @@
+//! Result records: what a task measured, saved as JSON under `target/xtask/runs/` so that
+//! `report` and `status` can read it later without measuring anything themselves.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::repo::{GitState, Repo};
+use crate::verdict::Verdict;
+
+/// Version of the record layout; bumped when a field changes meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The environment name recorded for runs given `--url` without `--env`.
+pub const ADHOC_ENVIRONMENT: &str = "adhoc";
+
+/// One run of one task.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord<T> {
+    /// Layout version, [`SCHEMA_VERSION`] when written.
+    pub schema_version: u32,
+    /// The task's name, as typed after `cargo xtask`.
+    pub task: String,
+    /// The environment it ran against (`staging`, `local`, `adhoc`, ...).
+    pub environment: String,
+    /// The commit it measured, when the repository is a git checkout.
+    pub git: Option<GitState>,
+    /// When the run started.
+    pub started_at: DateTime<Utc>,
+    /// How long it took, in milliseconds.
+    pub duration_ms: u64,
+    /// Version of the xtask that wrote it.
+    pub tool_version: String,
+    /// The task's overall verdict.
+    pub verdict: Verdict,
+    /// The task's own result value.
+    pub result: T,
+}
+
+/// Measures a run's start and duration, then wraps its result into a record.
+#[derive(Debug)]
+pub struct RunClock {
+    task: &'static str,
+    started_at: DateTime<Utc>,
+    started: Instant,
+}
+
+impl RunClock {
+    /// Starts the clock for `task`.
+    pub fn start(task: &'static str) -> RunClock {
+        RunClock {
+            task,
+            started_at: Utc::now(),
+            started: Instant::now(),
+        }
+    }
+
+    /// Stops the clock and builds the record.
+    pub fn finish<T>(
+        self,
+        repo: &Repo,
+        environment: &str,
+        verdict: Verdict,
+        result: T,
+    ) -> RunRecord<T> {
+        RunRecord {
+            schema_version: SCHEMA_VERSION,
+            task: self.task.to_string(),
+            environment: environment.to_string(),
+            git: repo.git_state(),
+            started_at: self.started_at,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+            tool_version: env!("CARGO_PKG_VERSION").to_string(),
+            verdict,
+            result,
+        }
+    }
+}
+
+impl<T: Serialize> RunRecord<T> {
+    /// Saves the record under the repository's runs directory and returns its path.
+    pub fn save(&self, repo: &Repo) -> anyhow::Result<PathBuf> {
+        save_in(&repo.runs_dir(), self)
+    }
+}
+
+fn save_in<T: Serialize>(dir: &Path, record: &RunRecord<T>) -> anyhow::Result<PathBuf> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = format!(
+        "{}-{}-{}-{}.json",
+        record.started_at.format("%Y%m%dT%H%M%S%.3fZ"),
+        record.task,
+        sanitize(&record.environment),
+        std::process::id()
+    );
+    let path = dir.join(name);
+    let text = serde_json::to_string_pretty(record).context("serialising the result record")?;
+    // Write then rename, so a reader never sees half a record.
+    let partial = path.with_extension("json.partial");
+    std::fs::write(&partial, text).with_context(|| format!("writing {}", partial.display()))?;
+    std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .collect()
+}
+
+/// Every saved record, oldest first, with its path. Unreadable files are reported, not hidden.
+pub fn load_all(repo: &Repo) -> anyhow::Result<Vec<(PathBuf, RunRecord<serde_json::Value>)>> {
+    let dir = repo.runs_dir();
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    let mut records = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(|| format!("reading {}", dir.display()))?.path();
+        if path.extension().is_none_or(|ext| ext != "json") {
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        let record: RunRecord<serde_json::Value> = serde_json::from_str(&text).with_context(|| {
+            format!("{} is not a result record; delete it or rerun its task", path.display())
+        })?;
+        records.push((path, record));
+    }
+    records.sort_by(|a, b| a.1.started_at.cmp(&b.1.started_at).then(a.0.cmp(&b.0)));
+    Ok(records)
+}
+
+/// The newest record of `task` for `environment`, with its result decoded as `T`.
+pub fn latest<T: DeserializeOwned>(
+    repo: &Repo,
+    task: &str,
+    environment: &str,
+) -> anyhow::Result<Option<RunRecord<T>>> {
+    let newest = load_all(repo)?
+        .into_iter()
+        .rev()
+        .find(|(_, r)| r.task == task && r.environment == environment);
+    let Some((path, record)) = newest else {
+        return Ok(None);
+    };
+    let result: T = serde_json::from_value(record.result).with_context(|| {
+        format!(
+            "{} was written by another version of the {task} task; rerun it",
+            path.display()
+        )
+    })?;
+    Ok(Some(RunRecord {
+        schema_version: record.schema_version,
+        task: record.task,
+        environment: record.environment,
+        git: record.git,
+        started_at: record.started_at,
+        duration_ms: record.duration_ms,
+        tool_version: record.tool_version,
+        verdict: record.verdict,
+        result,
+    }))
+}
+
+/// The environment of the newest saved record, if any: the default of `report` and `status`.
+pub fn newest_environment(repo: &Repo) -> anyhow::Result<Option<String>> {
+    Ok(load_all(repo)?.pop().map(|(_, r)| r.environment))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Serialize, Deserialize, PartialEq)]
+    struct Sample {
+        value: u32,
+    }
+
+    #[test]
+    fn saved_records_are_found_newest_first_per_task_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::at(dir.path());
+        for (value, env) in [(1, "staging"), (2, "staging"), (3, "local")] {
+            let mut record = RunClock::start("smoke").finish(&repo, env, Verdict::Pass, Sample { value });
+            record.started_at += chrono::Duration::milliseconds(value as i64);
+            record.save(&repo).unwrap();
+        }
+        let newest: RunRecord<Sample> = latest(&repo, "smoke", "staging").unwrap().unwrap();
+        assert_eq!(newest.result, Sample { value: 2 });
+        assert_eq!(newest.schema_version, SCHEMA_VERSION);
+        assert!(latest::<Sample>(&repo, "overlap", "staging").unwrap().is_none());
+        assert_eq!(newest_environment(&repo).unwrap().as_deref(), Some("local"));
+    }
+
+    #[test]
+    fn a_corrupt_record_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::at(dir.path());
+        std::fs::create_dir_all(repo.runs_dir()).unwrap();
+        std::fs::write(repo.runs_dir().join("broken.json"), "{").unwrap();
+        let error = format!("{:#}", load_all(&repo).unwrap_err());
+        assert!(error.contains("broken.json"), "{error}");
+    }
+}

@@ -1,0 +1,117 @@
+//! Finding the repository a task works on, and what git says about it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+use xshell::{Shell, cmd};
+
+/// The checkout a task works on: the Cargo workspace that contains the current directory.
+#[derive(Debug, Clone)]
+pub struct Repo {
+    root: PathBuf,
+}
+
+impl Repo {
+    /// Finds the workspace containing the current directory, the way cargo does: the outermost
+    /// `Cargo.toml` with a `[workspace]` table above it.
+    pub fn discover() -> anyhow::Result<Repo> {
+        let cwd = std::env::current_dir().context("reading the current directory")?;
+        Repo::discover_from(&cwd)
+    }
+
+    /// Like [`Repo::discover`], starting from `start`.
+    pub fn discover_from(start: &Path) -> anyhow::Result<Repo> {
+        let mut found = None;
+        for dir in start.ancestors() {
+            let manifest = dir.join("Cargo.toml");
+            if let Ok(text) = std::fs::read_to_string(&manifest)
+                && text.lines().any(|line| line.trim() == "[workspace]")
+            {
+                found = Some(dir.to_path_buf());
+            }
+        }
+        match found {
+            Some(root) => Ok(Repo { root }),
+            None => bail!(
+                "no Cargo workspace above {}: run cargo xtask from inside the sist-cabanas checkout",
+                start.display()
+            ),
+        }
+    }
+
+    /// A repository rooted at `root`, without searching (tests use temporary fixtures).
+    pub fn at(root: impl Into<PathBuf>) -> Repo {
+        Repo { root: root.into() }
+    }
+
+    /// The workspace root.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// A path relative to the root.
+    pub fn path(&self, relative: impl AsRef<Path>) -> PathBuf {
+        self.root.join(relative)
+    }
+
+    /// Where task results are saved.
+    pub fn runs_dir(&self) -> PathBuf {
+        self.root.join("target").join("xtask").join("runs")
+    }
+
+    /// The commit checked out and whether the tree has uncommitted changes. `None` outside git.
+    pub fn git_state(&self) -> Option<GitState> {
+        let sh = Shell::new().ok()?;
+        sh.change_dir(&self.root);
+        let commit = cmd!(sh, "git rev-parse HEAD").quiet().ignore_stderr().read().ok()?;
+        let status = cmd!(sh, "git status --porcelain")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .ok()?;
+        Some(GitState {
+            commit,
+            dirty: !status.trim().is_empty(),
+        })
+    }
+}
+
+/// The commit a result measured.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitState {
+    /// Full hash of HEAD.
+    pub commit: String,
+    /// Whether the working tree had uncommitted changes.
+    pub dirty: bool,
+}
+
+impl GitState {
+    /// The short form shown in tables.
+    pub fn short(&self) -> &str {
+        &self.commit[..self.commit.len().min(12)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_outermost_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
+        let member = dir.path().join("xtask/src");
+        std::fs::create_dir_all(&member).unwrap();
+        std::fs::write(dir.path().join("xtask/Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+        let repo = Repo::discover_from(&member).unwrap();
+        assert_eq!(repo.root(), dir.path());
+    }
+
+    #[test]
+    fn outside_a_workspace_says_where_it_looked() {
+        let dir = tempfile::tempdir().unwrap();
+        let error = Repo::discover_from(dir.path()).unwrap_err().to_string();
+        assert!(error.contains("no Cargo workspace"), "{error}");
+    }
+}
