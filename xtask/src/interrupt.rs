@@ -3,8 +3,12 @@
 //! running whichever way a task ends.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, Once};
+use std::time::{Duration, Instant};
+
+use xshell::{Shell, cmd};
 
 type Cleanup = Box<dyn FnOnce() + Send>;
 
@@ -42,15 +46,55 @@ impl Drop for CleanupGuard {
 }
 
 fn lock() -> std::sync::MutexGuard<'static, BTreeMap<u64, Cleanup>> {
-    CLEANUPS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    CLEANUPS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn run_all_and_exit() {
     eprintln!("\ninterrupted: stopping what this task started");
-    let cleanups = std::mem::take(&mut *lock());
+    // The lock is held until exit: a task thread that finishes meanwhile blocks when it drops
+    // its guard, so the process ends here, with the interrupt's exit code.
+    let mut cleanups = lock();
     // Newest first: a service started on a cluster stops before the cluster.
-    for (_, cleanup) in cleanups.into_iter().rev() {
+    while let Some((_, cleanup)) = cleanups.pop_last() {
         cleanup();
     }
     std::process::exit(EXIT_INTERRUPTED);
+}
+
+/// Sends `signal` (a name such as `TERM`) to a process, ignoring a process already gone.
+pub fn send_signal(pid: u32, signal: &str) {
+    if let Ok(sh) = Shell::new() {
+        let pid = pid.to_string();
+        let _ = cmd!(sh, "kill -{signal} {pid}")
+            .quiet()
+            .ignore_stderr()
+            .run();
+    }
+}
+
+/// Stops a process from an interrupt handler, which cannot reach its `Child`: TERM, a short
+/// grace period, then KILL.
+pub fn terminate(pid: u32) {
+    send_signal(pid, "TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && process_alive(pid) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if process_alive(pid) {
+        send_signal(pid, "KILL");
+    }
+}
+
+/// Whether a process with this id exists and has not exited (zombies count as gone).
+pub fn process_alive(pid: u32) -> bool {
+    let stat = Path::new("/proc").join(pid.to_string()).join("stat");
+    match std::fs::read_to_string(stat) {
+        // The state follows the command name in parentheses: "pid (comm) S ...".
+        Ok(text) => text
+            .rsplit_once(") ")
+            .is_some_and(|(_, rest)| !rest.starts_with('Z')),
+        Err(_) => false,
+    }
 }

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod interrupt;
+pub mod local_service;
 pub mod output;
 pub mod overlap;
 pub mod pgcluster;

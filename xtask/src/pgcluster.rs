@@ -134,11 +134,14 @@ impl PgCluster {
         let (initdb, pg_ctl) = (binaries.tool("initdb"), binaries.tool("pg_ctl"));
 
         let (program, prefix) = launcher.invoke(&initdb);
-        cmd!(sh, "{program} {prefix...} -D {data} -U postgres --auth=trust --no-sync -E UTF8 --locale=C")
-            .quiet()
-            .ignore_stdout()
-            .output()
-            .with_context(|| format!("initdb failed ({})", initdb.display()))?;
+        cmd!(
+            sh,
+            "{program} {prefix...} -D {data} -U postgres --auth=trust --no-sync -E UTF8 --locale=C"
+        )
+        .quiet()
+        .ignore_stdout()
+        .output()
+        .with_context(|| format!("initdb failed ({})", initdb.display()))?;
 
         let port = free_port()?;
         let options = format!(
@@ -152,18 +155,30 @@ impl PgCluster {
             launcher: launcher.clone(),
         };
         let interrupt_control = control.clone();
-        let guard = interrupt::on_interrupt(move || interrupt_control.stop());
+        let interrupt_dir = dir.path().to_path_buf();
+        // On an interrupt the process exits without running destructors: stop the server and
+        // delete its files here.
+        let guard = interrupt::on_interrupt(move || {
+            interrupt_control.stop();
+            let _ = std::fs::remove_dir_all(&interrupt_dir);
+        });
         let (program, prefix) = launcher.invoke(&pg_ctl);
-        let started = cmd!(sh, "{program} {prefix...} -D {data} -l {log} -o {options} -w -t 60 start")
-            .quiet()
-            .ignore_stdout()
-            .output();
+        let started = cmd!(
+            sh,
+            "{program} {prefix...} -D {data} -l {log} -o {options} -w -t 60 start"
+        )
+        .quiet()
+        .ignore_stdout()
+        .output();
         if let Err(error) = started {
             control.stop();
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
             let tail: Vec<&str> = tail.lines().rev().take(15).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            bail!("starting PostgreSQL failed: {error}\nserver log:\n{}", tail.join("\n"));
+            bail!(
+                "starting PostgreSQL failed: {error}\nserver log:\n{}",
+                tail.join("\n")
+            );
         }
         Ok(PgCluster {
             url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
@@ -186,7 +201,10 @@ impl Drop for PgCluster {
 }
 
 fn running_as_root(sh: &Shell) -> anyhow::Result<bool> {
-    let uid = cmd!(sh, "id -u").quiet().read().context("running `id -u`")?;
+    let uid = cmd!(sh, "id -u")
+        .quiet()
+        .read()
+        .context("running `id -u`")?;
     Ok(uid.trim() == "0")
 }
 

@@ -5,6 +5,7 @@ use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 use xshell::{Shell, cmd};
 
+use crate::interrupt;
 use crate::pgcluster::{PgBinaries, PgCluster};
 use crate::repo::Repo;
 use crate::verdict::Verdict;
@@ -26,14 +27,19 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
     let cluster = if args.no_postgres {
         if in_ci {
-            bail!("--no-postgres is not allowed in CI: the PostgreSQL tests guard the booking constraint");
+            bail!(
+                "--no-postgres is not allowed in CI: the PostgreSQL tests guard the booking constraint"
+            );
         }
         warn_skipping("--no-postgres was given");
         None
     } else {
         match PgBinaries::find() {
             Some(binaries) => {
-                eprintln!("Starting a throwaway PostgreSQL cluster ({})", binaries.dir().display());
+                eprintln!(
+                    "Starting a throwaway PostgreSQL cluster ({})",
+                    binaries.dir().display()
+                );
                 let cluster = PgCluster::start(&binaries)?;
                 eprintln!("PostgreSQL is up at {}", cluster.url());
                 Some(cluster)
@@ -43,7 +49,9 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
                  and PATH) and CI is set: install them (apt-get install postgresql)"
             ),
             None => {
-                warn_skipping("no PostgreSQL server binaries were found (apt-get install postgresql)");
+                warn_skipping(
+                    "no PostgreSQL server binaries were found (apt-get install postgresql)",
+                );
                 None
             }
         }
@@ -61,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     }
     // Converted to a std Command so that the test output streams through and the exit status
     // is ours to judge.
-    let status = std::process::Command::from(command).status();
+    let status = run_to_completion(std::process::Command::from(command));
     drop(cluster);
     let status = status.context("running `cargo test --workspace`")?;
     if status.success() {
@@ -70,6 +78,16 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         eprintln!("cargo test --workspace failed ({status})");
         Ok(Verdict::Fail)
     }
+}
+
+/// Runs the tests with inherited output; an interrupt stops them before the cluster goes.
+fn run_to_completion(
+    mut command: std::process::Command,
+) -> std::io::Result<std::process::ExitStatus> {
+    let mut child = command.spawn()?;
+    let pid = child.id();
+    let _guard = interrupt::on_interrupt(move || interrupt::terminate(pid));
+    child.wait()
 }
 
 fn warn_skipping(reason: &str) {

@@ -1,0 +1,177 @@
+//! A local instance of the reservation service: built, migrated, seeded and started on a free
+//! loopback port, and stopped on every exit path (drop, error or Ctrl-C).
+
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use xshell::{Shell, cmd};
+
+use crate::interrupt::{self, CleanupGuard};
+use crate::repo::Repo;
+
+/// What the service runs with.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// The `cabanas` binary.
+    pub binary: PathBuf,
+    /// `DATABASE_URL` for the service (a `sqlite:` or `postgres://` URL).
+    pub database_url: String,
+    /// `JWT_SECRET` for admin tokens.
+    pub jwt_secret: String,
+    /// `ADMIN_ALLOWED_EMAILS`.
+    pub admin_email: String,
+    /// Where the service's log goes.
+    pub log_file: PathBuf,
+}
+
+/// A running service. Dropping it stops the process.
+#[derive(Debug)]
+pub struct LocalService {
+    child: Child,
+    url: String,
+    log_file: PathBuf,
+    _interrupt: CleanupGuard,
+}
+
+/// Builds the `cabanas` binary (debug profile) and returns its path.
+pub fn build_service(repo: &Repo) -> anyhow::Result<PathBuf> {
+    let sh = Shell::new()?;
+    sh.change_dir(repo.root());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    cmd!(sh, "{cargo} build --quiet --package backend --bin cabanas")
+        .run()
+        .context("building the service (cargo build --package backend --bin cabanas)")?;
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                repo.path(dir)
+            }
+        })
+        .unwrap_or_else(|| repo.path("target"));
+    let binary = target_dir.join("debug").join("cabanas");
+    if !binary.is_file() {
+        bail!("the service was built but {} is missing", binary.display());
+    }
+    Ok(binary)
+}
+
+impl LocalService {
+    /// Migrates and seeds the database, then starts `cabanas serve` on a free loopback port
+    /// and waits until `/api/v1/readyz` answers 200 (at most `ready_within`).
+    pub fn start(
+        settings: &ServiceSettings,
+        ready_within: Duration,
+    ) -> anyhow::Result<LocalService> {
+        let sh = Shell::new()?;
+        let binary = &settings.binary;
+        for step in ["migrate", "seed-demo"] {
+            service_command(&sh, settings, step)
+                .quiet()
+                .output()
+                .with_context(|| format!("`{} {step}` failed", binary.display()))?;
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .context("finding a free port")?
+            .port();
+        let log = File::create(&settings.log_file)
+            .with_context(|| format!("creating {}", settings.log_file.display()))?;
+        let mut command = std::process::Command::from(
+            service_command(&sh, settings, "serve")
+                .env("HOST", "127.0.0.1")
+                .env("PORT", port.to_string()),
+        );
+        command
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        let child = command
+            .spawn()
+            .with_context(|| format!("starting {} serve", binary.display()))?;
+        let pid = child.id();
+        let guard = interrupt::on_interrupt(move || interrupt::terminate(pid));
+        let service = LocalService {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            log_file: settings.log_file.clone(),
+            _interrupt: guard,
+        };
+        service.wait_ready(ready_within)?;
+        Ok(service)
+    }
+
+    /// The base URL, `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The process id (tests check that it is gone afterwards).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn wait_ready(&self, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        let ready = format!("{}/api/v1/readyz", self.url);
+        let client = crate::http::client(Duration::from_secs(2))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let mut last = String::from("no answer yet");
+        while Instant::now() < deadline {
+            match runtime.block_on(client.get(&ready).send()) {
+                Ok(response) if response.status().is_success() => return Ok(()),
+                Ok(response) => last = format!("HTTP {}", response.status()),
+                Err(error) => last = error.without_url().to_string(),
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!(
+            "the service at {} was not ready within {within:?} (last: {last}); its log: {}",
+            self.url,
+            self.log_file.display()
+        )
+    }
+
+    /// Stops the service: SIGTERM for a graceful shutdown, SIGKILL after 10 s.
+    pub fn stop(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        interrupt::send_signal(self.child.id(), "TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for LocalService {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+fn service_command<'a>(sh: &'a Shell, settings: &ServiceSettings, step: &str) -> xshell::Cmd<'a> {
+    let binary = &settings.binary;
+    cmd!(sh, "{binary} {step}")
+        .env("DATABASE_URL", &settings.database_url)
+        .env("JWT_SECRET", &settings.jwt_secret)
+        .env("ADMIN_ALLOWED_EMAILS", &settings.admin_email)
+        .env("RUST_LOG", "info")
+}
