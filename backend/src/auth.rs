@@ -1,0 +1,100 @@
+//! Admin authentication: `Authorization: Bearer <JWT>`, HS256 with `JWT_SECRET`, an
+//! `email` claim listed in `ADMIN_ALLOWED_EMAILS`, `exp` required and checked.
+//!
+//! Without `JWT_SECRET` the admin routes are disabled and answer 401 to every request.
+
+use axum::extract::FromRequestParts;
+use axum::http::header::AUTHORIZATION;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::config::Secret;
+use crate::error::ApiError;
+
+/// Verifies admin tokens.
+#[derive(Clone)]
+pub struct AdminAuth {
+    key: Option<DecodingKey>,
+    allowed_emails: Vec<String>,
+    validation: Validation,
+}
+
+#[derive(Debug, Deserialize)]
+struct Claims {
+    email: String,
+}
+
+impl AdminAuth {
+    /// `secret` from `JWT_SECRET` (None disables admin routes); `allowed_emails` lowercased.
+    pub fn new(secret: Option<&Secret>, allowed_emails: Vec<String>) -> Self {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.set_required_spec_claims(&["exp"]);
+        validation.leeway = 30;
+        Self {
+            key: secret.map(|s| DecodingKey::from_secret(s.expose().as_bytes())),
+            allowed_emails,
+            validation,
+        }
+    }
+
+    /// Whether admin routes can succeed at all.
+    pub fn enabled(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Checks an `Authorization` header value; returns the admin's email.
+    pub fn verify(&self, authorization: Option<&str>) -> Result<String, ApiError> {
+        let Some(key) = &self.key else {
+            return Err(ApiError::Unauthorized(
+                "admin routes are disabled: the server has no JWT_SECRET".into(),
+            ));
+        };
+        let token = authorization
+            .and_then(|h| {
+                h.strip_prefix("Bearer ")
+                    .or_else(|| h.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::Unauthorized("a Bearer token is required".into()))?;
+        let claims = decode::<Claims>(token, key, &self.validation)
+            .map_err(|err| {
+                use jsonwebtoken::errors::ErrorKind;
+                let why = match err.kind() {
+                    ErrorKind::ExpiredSignature => "the token has expired",
+                    ErrorKind::InvalidSignature => "the token signature is invalid",
+                    _ => "the token is invalid",
+                };
+                ApiError::Unauthorized(why.into())
+            })?
+            .claims;
+        let email = claims.email.trim().to_ascii_lowercase();
+        if self.allowed_emails.iter().any(|allowed| *allowed == email) {
+            Ok(email)
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
+
+/// An authenticated admin, extracted from the request.
+#[derive(Debug)]
+pub struct Admin {
+    /// The admin's email (lowercased), for audit logs.
+    pub email: String,
+}
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let email = state.auth.verify(header)?;
+        Ok(Self { email })
+    }
+}

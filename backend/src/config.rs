@@ -1,0 +1,352 @@
+//! Service configuration, parsed once from the environment into types.
+//!
+//! Error messages name the variable and the rule it broke, never its value.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// A secret string whose `Debug` and `Display` print `****`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    /// The secret itself; call only where the value is consumed (a key, a connection).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("****")
+    }
+}
+
+/// Where the data lives. The URL may hold a password, so it is kept as a [`Secret`].
+#[derive(Clone, Debug)]
+pub enum DatabaseUrl {
+    /// `postgres://` or `postgresql://`.
+    Postgres(Secret),
+    /// `sqlite:` (a file path, or `:memory:`).
+    Sqlite(Secret),
+}
+
+impl DatabaseUrl {
+    /// The embedded default used when `DATABASE_URL` is unset.
+    pub const DEFAULT_SQLITE: &'static str = "sqlite:cabanas.db?mode=rwc";
+
+    /// Parses a URL, accepting the schemes Fly and local setups hand out.
+    pub fn parse(url: &str) -> Result<Self, ConfigError> {
+        let url = url.trim();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(Secret::new(url)))
+        } else if url.starts_with("sqlite:") {
+            Ok(Self::Sqlite(Secret::new(url)))
+        } else {
+            Err(ConfigError::invalid(
+                "DATABASE_URL",
+                "must start with postgres://, postgresql:// or sqlite:",
+            ))
+        }
+    }
+
+    /// The URL itself, for connecting.
+    pub fn expose(&self) -> &str {
+        match self {
+            Self::Postgres(url) | Self::Sqlite(url) => url.expose(),
+        }
+    }
+
+    /// The URL with its password and query string masked, safe to log:
+    /// `postgresql://app:****@host/db`.
+    pub fn redacted(&self) -> String {
+        redact_url(self.expose())
+    }
+}
+
+/// Masks the password of `scheme://user:password@host/...` and drops any query string.
+pub fn redact_url(url: &str) -> String {
+    let (base, had_query) = match url.split_once('?') {
+        Some((base, _)) => (base, true),
+        None => (url, false),
+    };
+    let mut out = match base.split_once("://") {
+        Some((scheme, rest)) => {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let (authority, path) = rest.split_at(authority_end);
+            match authority.rsplit_once('@') {
+                Some((userinfo, host)) => {
+                    let user = userinfo.split(':').next().unwrap_or("");
+                    format!("{scheme}://{user}:****@{host}{path}")
+                }
+                None => base.to_string(),
+            }
+        }
+        None => base.to_string(),
+    };
+    if had_query {
+        out.push_str("?****");
+    }
+    out
+}
+
+/// A configuration problem, naming the variable and the rule, never the value.
+#[derive(Debug, thiserror::Error)]
+#[error("{var} {reason}")]
+pub struct ConfigError {
+    /// The environment variable at fault.
+    pub var: &'static str,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn invalid(var: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            var,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Everything the service reads from its environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `DATABASE_URL`; unset means [`DatabaseUrl::DEFAULT_SQLITE`].
+    pub database_url: DatabaseUrl,
+    /// Whether `DATABASE_URL` was unset and the embedded default is used.
+    pub database_url_defaulted: bool,
+    /// `HOST`, default `0.0.0.0`.
+    pub host: IpAddr,
+    /// `PORT`, default 8080.
+    pub port: u16,
+    /// `JWT_SECRET` (HS256, at least 32 characters). Unset disables the admin routes:
+    /// they then answer 401 to every request.
+    pub jwt_secret: Option<Secret>,
+    /// `ADMIN_ALLOWED_EMAILS`, comma-separated, compared case-insensitively.
+    pub admin_emails: Vec<String>,
+    /// `PRE_RESERVATION_TTL_MINUTES`, default 30; 0 makes pre-reservations expire at once.
+    pub pre_reservation_ttl_minutes: u32,
+    /// `EXPIRY_SWEEP_SECONDS`, default 30: how often each instance expires stale holds.
+    pub expiry_sweep_interval: Duration,
+    /// `DATABASE_MAX_CONNECTIONS`, default 10 (PostgreSQL) / 5 (SQLite).
+    pub database_max_connections: Option<u32>,
+    /// `REQUEST_TIMEOUT_SECONDS`, default 15.
+    pub request_timeout: Duration,
+}
+
+/// The shortest `JWT_SECRET` accepted, in bytes.
+pub const MIN_JWT_SECRET_LEN: usize = 32;
+
+impl Config {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Parses configuration from any variable source (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+
+        let (database_url, database_url_defaulted) = match get("DATABASE_URL") {
+            Some(url) => (DatabaseUrl::parse(&url)?, false),
+            None => (DatabaseUrl::parse(DatabaseUrl::DEFAULT_SQLITE)?, true),
+        };
+        let host = match get("HOST") {
+            Some(h) => h
+                .trim()
+                .parse()
+                .map_err(|_| ConfigError::invalid("HOST", "must be an IP address"))?,
+            None => IpAddr::from([0, 0, 0, 0]),
+        };
+        let port = parse_number::<u16>(&get, "PORT", 8080, "must be a port number 0-65535")?;
+        let jwt_secret = match get("JWT_SECRET") {
+            Some(s) if s.len() < MIN_JWT_SECRET_LEN => {
+                return Err(ConfigError::invalid(
+                    "JWT_SECRET",
+                    format!("is too short: use at least {MIN_JWT_SECRET_LEN} random characters"),
+                ));
+            }
+            Some(s) => Some(Secret::new(s)),
+            None => None,
+        };
+        let admin_emails = get("ADMIN_ALLOWED_EMAILS")
+            .map(|list| {
+                list.split(',')
+                    .map(|e| e.trim().to_ascii_lowercase())
+                    .filter(|e| !e.is_empty())
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if let Some(bad) = admin_emails.iter().position(|e| !e.contains('@')) {
+            return Err(ConfigError::invalid(
+                "ADMIN_ALLOWED_EMAILS",
+                format!("entry {} is not an email address", bad + 1),
+            ));
+        }
+        let pre_reservation_ttl_minutes = parse_number::<u32>(
+            &get,
+            "PRE_RESERVATION_TTL_MINUTES",
+            30,
+            "must be a whole number of minutes",
+        )?;
+        let sweep = parse_number::<u64>(
+            &get,
+            "EXPIRY_SWEEP_SECONDS",
+            30,
+            "must be a whole number of seconds",
+        )?;
+        if sweep == 0 {
+            return Err(ConfigError::invalid(
+                "EXPIRY_SWEEP_SECONDS",
+                "must be at least 1",
+            ));
+        }
+        let database_max_connections =
+            match get("DATABASE_MAX_CONNECTIONS") {
+                Some(v) => Some(v.trim().parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(
+                    || {
+                        ConfigError::invalid(
+                            "DATABASE_MAX_CONNECTIONS",
+                            "must be a positive integer",
+                        )
+                    },
+                )?),
+                None => None,
+            };
+        let timeout = parse_number::<u64>(
+            &get,
+            "REQUEST_TIMEOUT_SECONDS",
+            15,
+            "must be a whole number of seconds",
+        )?;
+        Ok(Self {
+            database_url,
+            database_url_defaulted,
+            host,
+            port,
+            jwt_secret,
+            admin_emails,
+            pre_reservation_ttl_minutes,
+            expiry_sweep_interval: Duration::from_secs(sweep),
+            database_max_connections,
+            request_timeout: Duration::from_secs(timeout.max(1)),
+        })
+    }
+
+    /// Defaults for everything but the database: the starting point for tests and tools.
+    pub fn for_database(database_url: DatabaseUrl) -> Self {
+        let mut config =
+            Self::from_lookup(|_| None).expect("the defaults are a valid configuration");
+        config.database_url = database_url;
+        config.database_url_defaulted = false;
+        config
+    }
+}
+
+fn parse_number<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: T,
+    rule: &str,
+) -> Result<T, ConfigError> {
+    match get(var) {
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| ConfigError::invalid(var, rule)),
+        None => Ok(default),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn parse(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn defaults_use_embedded_sqlite_and_port_8080() {
+        let config = parse(&[]).unwrap();
+        assert!(config.database_url_defaulted);
+        assert!(matches!(config.database_url, DatabaseUrl::Sqlite(_)));
+        assert_eq!(config.port, 8080);
+        assert_eq!(config.pre_reservation_ttl_minutes, 30);
+        assert!(config.jwt_secret.is_none());
+    }
+
+    #[test]
+    fn accepts_both_postgres_schemes() {
+        for url in ["postgres://a:b@h/d", "postgresql://a:b@h/d"] {
+            let config = parse(&[("DATABASE_URL", url)]).unwrap();
+            assert!(matches!(config.database_url, DatabaseUrl::Postgres(_)));
+        }
+    }
+
+    #[test]
+    fn errors_name_the_variable_but_not_the_value() {
+        let err = parse(&[("DATABASE_URL", "mysql://root:hunter2@h/d")]).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+        assert!(!err.to_string().contains("hunter2"));
+
+        let err = parse(&[("JWT_SECRET", "short-secret")]).unwrap_err();
+        assert_eq!(err.var, "JWT_SECRET");
+        assert!(!err.to_string().contains("short-secret"));
+
+        let err = parse(&[("PORT", "eighty")]).unwrap_err();
+        assert!(err.to_string().starts_with("PORT "));
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let config = parse(&[
+            (
+                "DATABASE_URL",
+                "postgresql://app:hunter2@db.internal/cabanas",
+            ),
+            ("JWT_SECRET", "0123456789abcdef0123456789abcdef-secret"),
+        ])
+        .unwrap();
+        let debug = format!("{config:?}");
+        assert!(!debug.contains("hunter2"));
+        assert!(!debug.contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn redaction_masks_password_and_query() {
+        assert_eq!(
+            redact_url("postgresql://app:hunter2@host/db"),
+            "postgresql://app:****@host/db"
+        );
+        assert_eq!(
+            redact_url("postgres://app:p@ss@host:5432/db?sslmode=require"),
+            "postgres://app:****@host:5432/db?****"
+        );
+        assert_eq!(redact_url("sqlite:cabanas.db"), "sqlite:cabanas.db");
+    }
+
+    #[test]
+    fn admin_emails_are_trimmed_and_lowercased() {
+        let config = parse(&[("ADMIN_ALLOWED_EMAILS", " Ana@Example.com, ,bo@x.org")]).unwrap();
+        assert_eq!(config.admin_emails, vec!["ana@example.com", "bo@x.org"]);
+    }
+}

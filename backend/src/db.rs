@@ -1,0 +1,195 @@
+//! Connecting to PostgreSQL or SQLite, migrations, and reading database errors.
+//!
+//! The queries in [`crate::store`] are written once in the SQL both databases accept
+//! (`$1` placeholders, `RETURNING`, `ON CONFLICT`) and run on either pool through
+//! [`with_pool!`](crate::with_pool).
+
+use std::collections::BTreeSet;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::Context;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+use crate::config::{Config, DatabaseUrl};
+
+/// Migrations for PostgreSQL, embedded at compile time.
+pub static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+/// Migrations for SQLite, embedded at compile time.
+pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+
+/// How long a request waits for a pooled connection before answering 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long SQLite waits on a locked database before giving up (SQLITE_BUSY).
+const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection pool to one of the two supported databases.
+#[derive(Clone, Debug)]
+pub enum Db {
+    /// PostgreSQL: production, several instances.
+    Postgres(PgPool),
+    /// SQLite: the embedded single-node default.
+    Sqlite(SqlitePool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool, so one SQL text serves both.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Sqlite($pool) => $body,
+        }
+    };
+}
+
+impl Db {
+    /// Opens a pool with explicit sizes and timeouts. SQLite files are created if missing
+    /// and run in WAL mode with a busy timeout and foreign keys on.
+    pub async fn connect(config: &Config) -> anyhow::Result<Self> {
+        let redacted = config.database_url.redacted();
+        match &config.database_url {
+            DatabaseUrl::Postgres(url) => {
+                let options = PgConnectOptions::from_str(url.expose())
+                    .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+                let pool = PgPoolOptions::new()
+                    .max_connections(config.database_max_connections.unwrap_or(10))
+                    .min_connections(0)
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("cannot connect to PostgreSQL at {redacted}"))?;
+                Ok(Self::Postgres(pool))
+            }
+            DatabaseUrl::Sqlite(url) => {
+                let options = SqliteConnectOptions::from_str(url.expose())
+                    .context("DATABASE_URL is not a valid SQLite URL")?
+                    .create_if_missing(true)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(SqliteSynchronous::Normal)
+                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(config.database_max_connections.unwrap_or(5))
+                    .acquire_timeout(ACQUIRE_TIMEOUT)
+                    .connect_with(options)
+                    .await
+                    .with_context(|| format!("cannot open SQLite database {redacted}"))?;
+                Ok(Self::Sqlite(pool))
+            }
+        }
+    }
+
+    /// `"postgres"` or `"sqlite"`, for logs.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Postgres(_) => "postgres",
+            Self::Sqlite(_) => "sqlite",
+        }
+    }
+
+    fn migrator(&self) -> &'static Migrator {
+        match self {
+            Self::Postgres(_) => &POSTGRES_MIGRATOR,
+            Self::Sqlite(_) => &SQLITE_MIGRATOR,
+        }
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        match self {
+            Self::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
+            Self::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+        }
+        .context("running database migrations failed")
+    }
+
+    /// Versions the binary knows that the database has not successfully applied.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>, sqlx::Error> {
+        let table_exists: bool = match self {
+            Self::Postgres(pool) => {
+                sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+                    .fetch_one(pool)
+                    .await?
+            }
+            Self::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+                     WHERE type = 'table' AND name = '_sqlx_migrations')",
+                )
+                .fetch_one(pool)
+                .await?
+            }
+        };
+        let applied: BTreeSet<i64> = if table_exists {
+            let sql = "SELECT version FROM _sqlx_migrations WHERE success";
+            with_pool!(self, pool => sqlx::query_scalar::<_, i64>(sql).fetch_all(pool).await?)
+                .into_iter()
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
+        Ok(self
+            .migrator()
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration() && !applied.contains(&m.version))
+            .map(|m| m.version)
+            .collect())
+    }
+
+    /// A round trip to the database.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))?;
+        Ok(())
+    }
+
+    /// Closes the pool; later queries fail with `PoolClosed`.
+    pub async fn close(&self) {
+        with_pool!(self, pool => pool.close().await)
+    }
+}
+
+/// What a failed write means for the caller.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// The anti-overlap guarantee refused the row (PostgreSQL 23P01 on
+    /// `reservations_no_overlap`, or the SQLite trigger's `date_overlap` abort).
+    DateOverlap,
+    /// A UNIQUE constraint refused the row (SQLSTATE 23505 / SQLite UNIQUE failed).
+    UniqueViolation,
+    /// A transient conflict worth retrying: deadlock, serialization failure, SQLITE_BUSY.
+    Transient,
+    /// Anything else.
+    Other,
+}
+
+/// Reads a database error into a [`WriteFailure`].
+pub fn classify(err: &sqlx::Error) -> WriteFailure {
+    let Some(db_err) = err.as_database_error() else {
+        return WriteFailure::Other;
+    };
+    let code = db_err.code().map(|c| c.into_owned()).unwrap_or_default();
+    if code == "23P01" && db_err.constraint() == Some("reservations_no_overlap") {
+        return WriteFailure::DateOverlap;
+    }
+    if db_err.message() == "date_overlap" {
+        return WriteFailure::DateOverlap;
+    }
+    if db_err.is_unique_violation() {
+        return WriteFailure::UniqueViolation;
+    }
+    // PostgreSQL: deadlock_detected, serialization_failure.
+    if code == "40P01" || code == "40001" {
+        return WriteFailure::Transient;
+    }
+    // SQLite primary result codes BUSY (5) and LOCKED (6), possibly extended.
+    if let Ok(n) = code.parse::<i32>()
+        && matches!(n & 0xff, 5 | 6)
+    {
+        return WriteFailure::Transient;
+    }
+    WriteFailure::Other
+}

@@ -1,0 +1,173 @@
+//! The one error type of the HTTP API.
+//!
+//! Every error answers `{"error": "<code>", "detail": "<sentence>"}` (plus `field` for
+//! validation errors) with a real HTTP status. Internal errors are logged and answered
+//! with a generic 500 body that reveals nothing.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+/// An error the API answers with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 422 `validation_failed`: a field broke a rule.
+    #[error("{detail}")]
+    Validation {
+        /// The request field at fault, e.g. `check_out`.
+        field: &'static str,
+        /// What rule it broke.
+        detail: String,
+    },
+    /// 422 `invalid_body`: well-formed JSON of the wrong shape (types, missing or unknown fields).
+    #[error("{0}")]
+    InvalidBody(String),
+    /// 400 `malformed_json`: the body is not JSON.
+    #[error("{0}")]
+    MalformedJson(String),
+    /// 400 `bad_request`: a bad path or query parameter.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 415 `unsupported_media_type`: the body is not declared as `application/json`.
+    #[error("expected a request with Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 413 `payload_too_large`.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// 404 `not_found`.
+    #[error("{0}")]
+    NotFound(String),
+    /// 405 `method_not_allowed`.
+    #[error("this method is not allowed on this route")]
+    MethodNotAllowed,
+    /// 409 `date_overlap`: the dates collide with an active reservation.
+    #[error("the accommodation is already booked for some of these dates")]
+    DateOverlap,
+    /// 409 `expired`: the pre-reservation outlived its time to live.
+    #[error("the pre-reservation has expired")]
+    Expired,
+    /// 409 `invalid_state`: the reservation's status does not allow this action.
+    #[error("{0}")]
+    InvalidState(String),
+    /// 409 `idempotency_in_progress`: a request with this key is still being processed.
+    #[error("a request with this Idempotency-Key is still being processed; retry later")]
+    IdempotencyInProgress,
+    /// 422 `idempotency_key_reused`: the key was used with another body.
+    #[error("this Idempotency-Key was already used with a different request body")]
+    IdempotencyKeyReused,
+    /// 401 `unauthorized`: no token, or a bad one.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403 `forbidden`: a valid token whose email is not an admin.
+    #[error("this account is not allowed to manage reservations")]
+    Forbidden,
+    /// 503 `timeout`: the request took longer than the server allows.
+    #[error("the request took too long to process")]
+    Timeout,
+    /// 503 `unavailable`: a dependency (the database) is not answering.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500 `internal`: logged, never shown.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    /// A validation error on `field`.
+    pub fn validation(field: &'static str, detail: impl Into<String>) -> Self {
+        Self::Validation {
+            field,
+            detail: detail.into(),
+        }
+    }
+
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation { .. } | Self::InvalidBody(_) | Self::IdempotencyKeyReused => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
+            Self::MalformedJson(_) | Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::DateOverlap
+            | Self::Expired
+            | Self::InvalidState(_)
+            | Self::IdempotencyInProgress => StatusCode::CONFLICT,
+            Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Timeout | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code in the `error` field.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Validation { .. } => "validation_failed",
+            Self::InvalidBody(_) => "invalid_body",
+            Self::MalformedJson(_) => "malformed_json",
+            Self::BadRequest(_) => "bad_request",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::NotFound(_) => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::DateOverlap => "date_overlap",
+            Self::Expired => "expired",
+            Self::InvalidState(_) => "invalid_state",
+            Self::IdempotencyInProgress => "idempotency_in_progress",
+            Self::IdempotencyKeyReused => "idempotency_key_reused",
+            Self::Unauthorized(_) => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::Timeout => "timeout",
+            Self::Unavailable(_) => "unavailable",
+            Self::Internal(_) => "internal",
+        }
+    }
+
+    /// The JSON body. Internal errors get a generic sentence.
+    pub fn body(&self) -> Value {
+        match self {
+            Self::Internal(_) => json!({
+                "error": self.code(),
+                "detail": "an internal error occurred; it has been logged",
+            }),
+            Self::Validation { field, detail } => json!({
+                "error": self.code(),
+                "detail": detail,
+                "field": field,
+            }),
+            other => json!({ "error": other.code(), "detail": other.to_string() }),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(err: sqlx::Error) -> Self {
+        match err {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                Self::Unavailable("the database is not available".into())
+            }
+            other => Self::Internal(anyhow::Error::new(other).context("database query failed")),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Internal(err) => tracing::error!(error = format!("{err:#}"), "internal error"),
+            Self::Unavailable(detail) => tracing::warn!(detail, "service unavailable"),
+            _ => {}
+        }
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        if matches!(self, Self::Unauthorized(_)) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,126 @@
+//! `GET /api/v1/reservations/accommodations` and
+//! `GET /api/v1/accommodations/{id}/availability?from=&to=`.
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::http::extract::{ApiPath, ApiQuery};
+use crate::pricing::{BASIS_POINTS, format_cents, weekend_night_cents};
+use crate::store::accommodations::{self, Accommodation};
+use crate::store::reservations::{self, Booking};
+
+/// The longest window availability answers for, in days.
+pub const MAX_AVAILABILITY_DAYS: i64 = 366;
+
+/// Accommodation routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/reservations/accommodations", get(list))
+        .route(
+            "/api/v1/accommodations/{id}/availability",
+            get(availability),
+        )
+}
+
+/// An accommodation as the API shows it. Money is a decimal string.
+#[derive(Debug, Serialize)]
+pub struct AccommodationView {
+    id: i64,
+    slug: String,
+    name: String,
+    capacity: i32,
+    base_price: String,
+    weekend_price: String,
+    weekend_multiplier: String,
+    weekend_multiplier_bp: i32,
+}
+
+impl From<Accommodation> for AccommodationView {
+    fn from(a: Accommodation) -> Self {
+        let bp = i64::from(a.weekend_multiplier_bp);
+        Self {
+            id: a.id,
+            base_price: format_cents(a.base_price_cents),
+            weekend_price: format_cents(weekend_night_cents(a.base_price_cents, bp)),
+            weekend_multiplier: format_multiplier(bp),
+            weekend_multiplier_bp: a.weekend_multiplier_bp,
+            slug: a.slug,
+            name: a.name,
+            capacity: a.capacity,
+        }
+    }
+}
+
+/// `12000` → `"1.20"`, `12345` → `"1.2345"`.
+fn format_multiplier(bp: i64) -> String {
+    let mut s = format!("{}.{:04}", bp / BASIS_POINTS, bp % BASIS_POINTS);
+    while s.ends_with('0') && s.len() > s.find('.').map_or(0, |dot| dot + 3) {
+        s.pop();
+    }
+    s
+}
+
+async fn list(State(state): State<AppState>) -> Result<Json<Vec<AccommodationView>>, ApiError> {
+    let all = accommodations::list_active(&state.db).await?;
+    Ok(Json(all.into_iter().map(Into::into).collect()))
+}
+
+/// `?from=YYYY-MM-DD&to=YYYY-MM-DD`, a half-open window.
+#[derive(Debug, Deserialize)]
+struct Window {
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+/// Active bookings intersecting the window: dates and status only, no personal data.
+#[derive(Debug, Serialize)]
+struct Availability {
+    accommodation_id: i64,
+    from: NaiveDate,
+    to: NaiveDate,
+    bookings: Vec<Booking>,
+}
+
+async fn availability(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    ApiQuery(window): ApiQuery<Window>,
+) -> Result<Json<Availability>, ApiError> {
+    if window.to <= window.from {
+        return Err(ApiError::validation("to", "to must be after from"));
+    }
+    if (window.to - window.from).num_days() > MAX_AVAILABILITY_DAYS {
+        return Err(ApiError::validation(
+            "to",
+            format!("the window may span at most {MAX_AVAILABILITY_DAYS} days"),
+        ));
+    }
+    accommodations::find_active(&state.db, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no active accommodation has id {id}")))?;
+    let bookings = reservations::bookings_between(&state.db, id, window.from, window.to).await?;
+    Ok(Json(Availability {
+        accommodation_id: id,
+        from: window.from,
+        to: window.to,
+        bookings,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_multiplier;
+
+    #[test]
+    fn multipliers_keep_two_decimals_at_least() {
+        assert_eq!(format_multiplier(12_000), "1.20");
+        assert_eq!(format_multiplier(10_000), "1.00");
+        assert_eq!(format_multiplier(12_345), "1.2345");
+        assert_eq!(format_multiplier(15_500), "1.55");
+    }
+}

@@ -1,0 +1,323 @@
+//! `POST /api/v1/reservations/pre-reserve`: validate, price, insert, with optional
+//! `Idempotency-Key` replay.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::http::extract::ApiJson;
+use crate::http::reservations::ReservationView;
+use crate::pricing;
+use crate::store::idempotency::{self, Claim};
+use crate::store::reservations::{self, NewReservation};
+use crate::store::{accommodations, now};
+use crate::telemetry::channel_label;
+
+/// The longest stay accepted, in nights.
+pub const MAX_NIGHTS: i64 = 30;
+/// The longest `Idempotency-Key` accepted.
+pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
+/// How long a retry waits for the first request holding its key to finish.
+const IN_PROGRESS_WAIT: Duration = Duration::from_secs(5);
+
+/// The pre-reserve request body. Unknown fields are rejected.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreReserveRequest {
+    /// The accommodation to book.
+    pub accommodation_id: i64,
+    /// First night, `YYYY-MM-DD`.
+    pub check_in: NaiveDate,
+    /// Departure day, `YYYY-MM-DD`.
+    pub check_out: NaiveDate,
+    /// Number of guests, 1 to the accommodation's capacity.
+    pub guests: i32,
+    /// Booking channel, e.g. `web` or `whatsapp`.
+    pub channel: String,
+    /// Guest name.
+    pub contact_name: String,
+    /// Guest phone.
+    pub contact_phone: String,
+    /// Guest email.
+    #[serde(default)]
+    pub contact_email: Option<String>,
+}
+
+/// Checks the rules that need no database; trims and normalises text fields.
+/// "The past" is judged in UTC.
+pub fn validate(
+    mut req: PreReserveRequest,
+    today: NaiveDate,
+) -> Result<PreReserveRequest, ApiError> {
+    if req.check_out <= req.check_in {
+        return Err(ApiError::validation(
+            "check_out",
+            "check_out must be after check_in",
+        ));
+    }
+    if req.check_in < today {
+        return Err(ApiError::validation(
+            "check_in",
+            "check_in must not be in the past",
+        ));
+    }
+    if (req.check_out - req.check_in).num_days() > MAX_NIGHTS {
+        return Err(ApiError::validation(
+            "check_out",
+            format!("a stay may last at most {MAX_NIGHTS} nights"),
+        ));
+    }
+    if req.guests < 1 {
+        return Err(ApiError::validation("guests", "guests must be at least 1"));
+    }
+    req.channel = req.channel.trim().to_ascii_lowercase();
+    let channel_ok = !req.channel.is_empty()
+        && req.channel.len() <= 32
+        && req
+            .channel
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if !channel_ok {
+        return Err(ApiError::validation(
+            "channel",
+            "channel must be 1-32 characters of letters, digits, '_' or '-'",
+        ));
+    }
+    req.contact_name = bounded("contact_name", &req.contact_name, 120)?;
+    req.contact_phone = bounded("contact_phone", &req.contact_phone, 32)?;
+    let digits = req
+        .contact_phone
+        .chars()
+        .filter(char::is_ascii_digit)
+        .count();
+    let phone_chars_ok = req
+        .contact_phone
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c));
+    if digits < 6 || !phone_chars_ok {
+        return Err(ApiError::validation(
+            "contact_phone",
+            "contact_phone must be a phone number with at least 6 digits",
+        ));
+    }
+    if let Some(email) = req.contact_email.take() {
+        let email = bounded("contact_email", &email, 254)?;
+        let valid = email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        }) && !email.chars().any(char::is_whitespace);
+        if !valid {
+            return Err(ApiError::validation(
+                "contact_email",
+                "contact_email must be an email address",
+            ));
+        }
+        req.contact_email = Some(email);
+    }
+    Ok(req)
+}
+
+fn bounded(field: &'static str, value: &str, max_chars: usize) -> Result<String, ApiError> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must not be empty"),
+        ));
+    }
+    if value.chars().count() > max_chars {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must be at most {max_chars} characters"),
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+/// Validates, prices and inserts one pre-reservation.
+async fn create(state: &AppState, req: PreReserveRequest) -> Result<ReservationView, ApiError> {
+    let now = now();
+    let req = validate(req, now.date_naive())?;
+    let accommodation = accommodations::find_active(&state.db, req.accommodation_id)
+        .await?
+        .ok_or_else(|| {
+            ApiError::NotFound(format!(
+                "no active accommodation has id {}",
+                req.accommodation_id
+            ))
+        })?;
+    if req.guests > accommodation.capacity {
+        return Err(ApiError::validation(
+            "guests",
+            format!(
+                "this accommodation takes at most {} guests",
+                accommodation.capacity
+            ),
+        ));
+    }
+    let quote = pricing::quote(
+        req.check_in,
+        req.check_out,
+        accommodation.base_price_cents,
+        i64::from(accommodation.weekend_multiplier_bp),
+    );
+    let new = NewReservation {
+        accommodation_id: accommodation.id,
+        check_in: req.check_in,
+        check_out: req.check_out,
+        guests: req.guests,
+        channel: req.channel,
+        contact_name: req.contact_name,
+        contact_phone: req.contact_phone,
+        contact_email: req.contact_email,
+        total_price_cents: quote.total_cents,
+        deposit_cents: quote.deposit_cents,
+        expires_at: now + state.pre_reservation_ttl,
+    };
+    match reservations::insert(&state.db, &new, &state.codes, now).await {
+        Ok(reservation) => {
+            metrics::counter!("reservations_created_total", "channel" => channel_label(&reservation.channel))
+                .increment(1);
+            tracing::info!(code = %reservation.code, accommodation_id = new.accommodation_id, "pre-reservation created");
+            Ok(ReservationView::from(reservation))
+        }
+        Err(ApiError::DateOverlap) => {
+            metrics::counter!("reservations_date_overlap_total").increment(1);
+            Err(ApiError::DateOverlap)
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The handler. Without `Idempotency-Key` it just creates; with one, the first request
+/// claims the key in the database and stores its answer, and retries with the same body
+/// get that answer back (marked `idempotent-replayed: true`).
+pub async fn pre_reserve(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<PreReserveRequest>,
+) -> Result<Response, ApiError> {
+    let Some(key) = idempotency_key(&headers)? else {
+        let view = create(&state, req).await?;
+        return Ok((StatusCode::CREATED, axum::Json(view)).into_response());
+    };
+    let canonical = serde_json::to_string(&req)
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("serialising request")))?;
+    let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
+    loop {
+        match idempotency::claim(&state.db, &key, &canonical, now()).await? {
+            Claim::Existing { request_body, .. } if request_body != canonical => {
+                return Err(ApiError::IdempotencyKeyReused);
+            }
+            Claim::Existing {
+                response: Some((status, body)),
+                ..
+            } => return Ok(replay(status, body)),
+            Claim::Existing { response: None, .. } => {
+                if tokio::time::Instant::now() >= deadline {
+                    return Err(ApiError::IdempotencyInProgress);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Claim::Acquired => break,
+        }
+    }
+    let (status, body) = match create(&state, req).await {
+        Ok(view) => (StatusCode::CREATED, serde_json::json!(view)),
+        Err(err) if err.status().is_server_error() => {
+            // Not an answer worth replaying: let a retry try again.
+            if let Err(release_err) = idempotency::release(&state.db, &key).await {
+                tracing::warn!(error = %release_err, "could not release an idempotency key");
+            }
+            return Err(err);
+        }
+        Err(err) => (err.status(), err.body()),
+    };
+    let body = body.to_string();
+    idempotency::complete(&state.db, &key, status.as_u16(), &body).await?;
+    Ok(json_response(status, body))
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(value) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN)
+        .ok_or_else(|| {
+            ApiError::validation(
+                "Idempotency-Key",
+                format!(
+                    "Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
+                ),
+            )
+        })?;
+    Ok(Some(key.to_owned()))
+}
+
+fn json_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+fn replay(status: u16, body: String) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let mut response = json_response(status, body);
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request() -> PreReserveRequest {
+        PreReserveRequest {
+            accommodation_id: 1,
+            check_in: "2030-01-10".parse().unwrap(),
+            check_out: "2030-01-12".parse().unwrap(),
+            guests: 2,
+            channel: " Web ".into(),
+            contact_name: " Ana ".into(),
+            contact_phone: "+54 9 11 5555-0000".into(),
+            contact_email: Some("ana@example.com".into()),
+        }
+    }
+
+    #[test]
+    fn a_good_request_is_normalised() {
+        let req = validate(request(), "2030-01-01".parse().unwrap()).unwrap();
+        assert_eq!(req.channel, "web");
+        assert_eq!(req.contact_name, "Ana");
+    }
+
+    #[test]
+    fn check_in_today_is_allowed_but_yesterday_is_not() {
+        assert!(validate(request(), "2030-01-10".parse().unwrap()).is_ok());
+        let err = validate(request(), "2030-01-11".parse().unwrap()).unwrap_err();
+        assert!(matches!(
+            err,
+            ApiError::Validation {
+                field: "check_in",
+                ..
+            }
+        ));
+    }
+}

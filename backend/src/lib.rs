@@ -1,0 +1,162 @@
+//! sist-cabanas reservation service: pre-reservations of cabins, confirmed by an admin,
+//! with the no-double-booking guarantee enforced by the database (PostgreSQL or SQLite).
+//!
+//! Start the app from a configuration with [`build_state`] and [`http::app`]; [`serve`]
+//! does both and listens until SIGTERM or Ctrl-C.
+
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod pricing;
+pub mod store;
+pub mod telemetry;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+pub use crate::auth::AdminAuth;
+pub use crate::config::Config;
+pub use crate::db::Db;
+pub use crate::http::app;
+pub use crate::store::reservations::{CodeGenerator, expire_stale, random_code};
+
+/// What every handler shares. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database pool.
+    pub db: Db,
+    /// Admin token verification.
+    pub auth: Arc<AdminAuth>,
+    /// How long a pre-reservation holds its dates.
+    pub pre_reservation_ttl: chrono::Duration,
+    /// Reservation code source (random; tests may swap it).
+    pub codes: CodeGenerator,
+    /// The process-wide metrics handle.
+    pub metrics: PrometheusHandle,
+    /// Requests running longer answer 503 `timeout`.
+    pub request_timeout: Duration,
+}
+
+impl AppState {
+    /// State over an already-migrated database.
+    pub fn new(db: Db, config: &Config) -> Self {
+        Self {
+            db,
+            auth: Arc::new(AdminAuth::new(
+                config.jwt_secret.as_ref(),
+                config.admin_emails.clone(),
+            )),
+            pre_reservation_ttl: chrono::Duration::minutes(i64::from(
+                config.pre_reservation_ttl_minutes,
+            )),
+            codes: Arc::new(random_code),
+            metrics: telemetry::prometheus(),
+            request_timeout: config.request_timeout,
+        }
+    }
+}
+
+/// Connects and prepares the database for serving: SQLite is migrated in place;
+/// PostgreSQL must already be migrated (by `cabanas migrate`, the release command),
+/// so that several instances never race to migrate.
+pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
+    let db = Db::connect(config).await?;
+    match db {
+        Db::Sqlite(_) => db.migrate().await?,
+        Db::Postgres(_) => {
+            let pending = db
+                .pending_migrations()
+                .await
+                .context("cannot read the migration state of the database")?;
+            if !pending.is_empty() {
+                bail!(
+                    "the database has {} pending migration(s) (versions {:?}): run `cabanas migrate` first",
+                    pending.len(),
+                    pending
+                );
+            }
+        }
+    }
+    if !config.admin_emails.is_empty() && config.jwt_secret.is_none() {
+        tracing::warn!("ADMIN_ALLOWED_EMAILS is set but JWT_SECRET is not");
+    }
+    if config.jwt_secret.is_none() {
+        tracing::warn!("JWT_SECRET is not set: admin routes (confirm, cancel) answer 401");
+    } else if config.admin_emails.is_empty() {
+        tracing::warn!("ADMIN_ALLOWED_EMAILS is empty: admin routes answer 403 to every token");
+    }
+    Ok(AppState::new(db, config))
+}
+
+/// Runs [`expire_stale`] every `interval` until the task is aborted. Safe in every instance.
+pub fn spawn_expiry_sweep(db: Db, interval: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            if let Err(err) = expire_stale(&db).await {
+                tracing::warn!(error = %err, "expiry sweep failed; will retry");
+            }
+        }
+    })
+}
+
+/// `cabanas serve`: listen on `HOST:PORT` until SIGTERM or Ctrl-C.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    log_database(&config);
+    let state = build_state(&config).await?;
+    let db = state.db.clone();
+    let sweep = spawn_expiry_sweep(db.clone(), config.expiry_sweep_interval);
+    let addr = std::net::SocketAddr::new(config.host, config.port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} (check HOST and PORT)"))?;
+    tracing::info!(%addr, backend = db.backend_name(), "listening");
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(http::shutdown_signal())
+        .await
+        .context("the HTTP server failed")?;
+    sweep.abort();
+    db.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `cabanas migrate`: apply pending migrations and exit (the Fly release command).
+pub async fn migrate(config: Config) -> anyhow::Result<()> {
+    log_database(&config);
+    let db = Db::connect(&config).await?;
+    db.migrate().await?;
+    tracing::info!("migrations applied");
+    db.close().await;
+    Ok(())
+}
+
+/// `cabanas seed-demo`: insert the demo cabins; running it twice changes nothing.
+pub async fn seed_demo(config: Config) -> anyhow::Result<()> {
+    log_database(&config);
+    let state = build_state(&config).await?;
+    let created = store::accommodations::seed_demo(&state.db).await?;
+    tracing::info!(created, "demo accommodations seeded");
+    state.db.close().await;
+    Ok(())
+}
+
+fn log_database(config: &Config) {
+    if config.database_url_defaulted {
+        tracing::info!(
+            database = %config.database_url.redacted(),
+            "DATABASE_URL is unset: using the embedded SQLite file in the working directory"
+        );
+    } else {
+        tracing::info!(database = %config.database_url.redacted(), "database");
+    }
+}

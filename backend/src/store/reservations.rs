@@ -1,0 +1,290 @@
+//! The `reservations` table and its state machine:
+//! `pre_reserved` → `confirmed` | `cancelled` | `expired`; `confirmed` → `cancelled`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use rand::Rng;
+use serde::Serialize;
+
+use crate::db::{Db, WriteFailure, classify};
+use crate::error::ApiError;
+use crate::with_pool;
+
+/// Status of a pre-reservation waiting for its deposit.
+pub const PRE_RESERVED: &str = "pre_reserved";
+/// Status of a paid, confirmed stay.
+pub const CONFIRMED: &str = "confirmed";
+/// Status after an admin cancels.
+pub const CANCELLED: &str = "cancelled";
+/// Status of a pre-reservation that outlived its time to live.
+pub const EXPIRED: &str = "expired";
+
+/// A stored reservation.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Reservation {
+    /// Primary key.
+    pub id: i64,
+    /// The public reservation code.
+    pub code: String,
+    /// The booked accommodation.
+    pub accommodation_id: i64,
+    /// First night.
+    pub check_in: NaiveDate,
+    /// Departure day (not a night of the stay).
+    pub check_out: NaiveDate,
+    /// Number of guests.
+    pub guests: i32,
+    /// Where the booking came from (web, whatsapp, ...).
+    pub channel: String,
+    /// Guest name.
+    pub contact_name: String,
+    /// Guest phone.
+    pub contact_phone: String,
+    /// Guest email, if given.
+    pub contact_email: Option<String>,
+    /// One of the status constants in this module.
+    pub status: String,
+    /// Total price in cents.
+    pub total_price_cents: i64,
+    /// Deposit in cents.
+    pub deposit_cents: i64,
+    /// When a pre-reservation stops holding the dates.
+    pub expires_at: DateTime<Utc>,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+    /// Last status change.
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A validated, priced reservation to insert.
+#[derive(Debug, Clone)]
+pub struct NewReservation {
+    /// The booked accommodation.
+    pub accommodation_id: i64,
+    /// First night.
+    pub check_in: NaiveDate,
+    /// Departure day.
+    pub check_out: NaiveDate,
+    /// Number of guests.
+    pub guests: i32,
+    /// Booking channel.
+    pub channel: String,
+    /// Guest name.
+    pub contact_name: String,
+    /// Guest phone.
+    pub contact_phone: String,
+    /// Guest email.
+    pub contact_email: Option<String>,
+    /// Total price in cents.
+    pub total_price_cents: i64,
+    /// Deposit in cents.
+    pub deposit_cents: i64,
+    /// End of the hold.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A booking as availability shows it: dates and status, no personal data.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Booking {
+    /// First night.
+    pub check_in: NaiveDate,
+    /// Departure day.
+    pub check_out: NaiveDate,
+    /// `pre_reserved` or `confirmed`.
+    pub status: String,
+}
+
+/// Makes reservation codes. Swappable so tests can force a collision.
+pub type CodeGenerator = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Codes like `CB-7K2M9QXA`: 8 characters from an alphabet without look-alikes
+/// (no 0/O, 1/I), about 40 bits.
+pub fn random_code() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::rng();
+    let suffix: String = (0..8)
+        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
+        .collect();
+    format!("CB-{suffix}")
+}
+
+/// How many times a write is retried on a code collision or transient conflict.
+const MAX_ATTEMPTS: u32 = 8;
+
+macro_rules! columns {
+    () => {
+        "id, code, accommodation_id, check_in, check_out, guests, channel, contact_name, \
+         contact_phone, contact_email, status, total_price_cents, deposit_cents, expires_at, \
+         created_at, updated_at"
+    };
+}
+
+/// Inserts a pre-reservation under a fresh code.
+///
+/// The database decides overlaps: its refusal becomes [`ApiError::DateOverlap`]. A code
+/// that is already taken is retried with a new code, never reported as an overlap.
+pub async fn insert(
+    db: &Db,
+    new: &NewReservation,
+    codes: &CodeGenerator,
+    now: DateTime<Utc>,
+) -> Result<Reservation, ApiError> {
+    const SQL: &str = concat!(
+        "INSERT INTO reservations (code, accommodation_id, check_in, check_out, guests, \
+         channel, contact_name, contact_phone, contact_email, status, total_price_cents, \
+         deposit_cents, expires_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13) \
+         RETURNING ",
+        columns!()
+    );
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let code = codes();
+        let result = with_pool!(db, pool => {
+            sqlx::query_as::<_, Reservation>(SQL)
+                .bind(&code)
+                .bind(new.accommodation_id)
+                .bind(new.check_in)
+                .bind(new.check_out)
+                .bind(new.guests)
+                .bind(&new.channel)
+                .bind(&new.contact_name)
+                .bind(&new.contact_phone)
+                .bind(&new.contact_email)
+                .bind(new.total_price_cents)
+                .bind(new.deposit_cents)
+                .bind(new.expires_at)
+                .bind(now)
+                .fetch_one(pool)
+                .await
+        });
+        let err = match result {
+            Ok(reservation) => return Ok(reservation),
+            Err(err) => err,
+        };
+        match classify(&err) {
+            WriteFailure::DateOverlap => return Err(ApiError::DateOverlap),
+            WriteFailure::UniqueViolation if attempt < MAX_ATTEMPTS => {
+                tracing::warn!(
+                    attempt,
+                    "reservation code collision; retrying with a new code"
+                );
+            }
+            WriteFailure::Transient if attempt < MAX_ATTEMPTS => {
+                tracing::debug!(attempt, "transient write conflict; retrying");
+                let jitter = rand::rng().random_range(5..25) * u64::from(attempt);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
+            _ => return Err(err.into()),
+        }
+    }
+}
+
+/// The reservation with this code.
+pub async fn find_by_code(db: &Db, code: &str) -> Result<Option<Reservation>, sqlx::Error> {
+    const SQL: &str = concat!("SELECT ", columns!(), " FROM reservations WHERE code = $1");
+    with_pool!(db, pool => {
+        sqlx::query_as::<_, Reservation>(SQL).bind(code).fetch_optional(pool).await
+    })
+}
+
+/// Confirms a pre-reservation that has not expired.
+///
+/// 404 for an unknown code, 409 `expired` when its time ran out (even if the sweep has not
+/// marked it yet), 409 `invalid_state` otherwise.
+pub async fn confirm(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservation, ApiError> {
+    const SQL: &str = concat!(
+        "UPDATE reservations SET status = 'confirmed', updated_at = $2 \
+         WHERE code = $1 AND status = 'pre_reserved' AND expires_at > $2 RETURNING ",
+        columns!()
+    );
+    let updated = with_pool!(db, pool => {
+        sqlx::query_as::<_, Reservation>(SQL).bind(code).bind(now).fetch_optional(pool).await?
+    });
+    if let Some(reservation) = updated {
+        return Ok(reservation);
+    }
+    let current = find_by_code(db, code)
+        .await?
+        .ok_or_else(|| not_found(code))?;
+    match current.status.as_str() {
+        PRE_RESERVED | EXPIRED => {
+            // Expired by time; record it now rather than waiting for the sweep.
+            expire_stale(db).await?;
+            Err(ApiError::Expired)
+        }
+        other => Err(ApiError::InvalidState(format!(
+            "a reservation in status {other} cannot be confirmed"
+        ))),
+    }
+}
+
+/// Cancels an active reservation, freeing its dates.
+pub async fn cancel(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservation, ApiError> {
+    const SQL: &str = concat!(
+        "UPDATE reservations SET status = 'cancelled', updated_at = $2 \
+         WHERE code = $1 AND status IN ('pre_reserved', 'confirmed') RETURNING ",
+        columns!()
+    );
+    let updated = with_pool!(db, pool => {
+        sqlx::query_as::<_, Reservation>(SQL).bind(code).bind(now).fetch_optional(pool).await?
+    });
+    if let Some(reservation) = updated {
+        return Ok(reservation);
+    }
+    let current = find_by_code(db, code)
+        .await?
+        .ok_or_else(|| not_found(code))?;
+    Err(ApiError::InvalidState(format!(
+        "a reservation in status {} cannot be cancelled",
+        current.status
+    )))
+}
+
+fn not_found(code: &str) -> ApiError {
+    ApiError::NotFound(format!("no reservation has the code {code}"))
+}
+
+/// Marks every pre-reservation past its `expires_at` as `expired`, freeing its dates.
+/// Returns how many changed.
+///
+/// One idempotent UPDATE, so every instance can run it at once: a row changes status
+/// exactly once, whichever instance gets it.
+pub async fn expire_stale(db: &Db) -> Result<u64, sqlx::Error> {
+    const SQL: &str = "UPDATE reservations SET status = 'expired', updated_at = $1 \
+                       WHERE status = 'pre_reserved' AND expires_at <= $1";
+    let now = super::now();
+    let count = with_pool!(db, pool => {
+        sqlx::query(SQL).bind(now).execute(pool).await?.rows_affected()
+    });
+    if count > 0 {
+        metrics::counter!("prereservations_expired_total").increment(count);
+        tracing::info!(count, "expired stale pre-reservations");
+    }
+    Ok(count)
+}
+
+/// Active bookings of an accommodation that intersect `[from, to)`, by check-in.
+pub async fn bookings_between(
+    db: &Db,
+    accommodation_id: i64,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<Booking>, sqlx::Error> {
+    const SQL: &str = "SELECT check_in, check_out, status FROM reservations \
+                       WHERE accommodation_id = $1 \
+                         AND status IN ('pre_reserved', 'confirmed') \
+                         AND check_in < $3 AND $2 < check_out \
+                       ORDER BY check_in";
+    with_pool!(db, pool => {
+        sqlx::query_as::<_, Booking>(SQL)
+            .bind(accommodation_id)
+            .bind(from)
+            .bind(to)
+            .fetch_all(pool)
+            .await
+    })
+}
