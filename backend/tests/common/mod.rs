@@ -1,0 +1,277 @@
+//! Test harness: starts the real app on 127.0.0.1:0 over a fresh database (a temp SQLite
+//! file, or a new database on the PostgreSQL server at `TEST_DATABASE_URL`) and talks HTTP.
+#![allow(dead_code)]
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use backend::config::DatabaseUrl;
+use backend::store::accommodations::{NewAccommodation, insert_or_get};
+use backend::{AppState, Config, Db};
+use chrono::{Datelike, NaiveDate, Utc, Weekday};
+use reqwest::{Client, Response, StatusCode};
+use serde_json::{Value, json};
+use sqlx::Connection;
+
+/// The HS256 secret the test apps use.
+pub const JWT_SECRET: &str = "test-secret-0123456789-0123456789-abcdef";
+/// The one admin the test apps allow.
+pub const ADMIN_EMAIL: &str = "admin@example.com";
+
+/// Which database a scenario runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A temp SQLite file.
+    Sqlite,
+    /// A fresh database on `TEST_DATABASE_URL`.
+    Postgres,
+}
+
+/// Runs a scenario `async fn(Backend)` as two tests, `sqlite` and `postgres`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn sqlite() {
+                super::$name($crate::common::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn postgres() {
+                super::$name($crate::common::Backend::Postgres).await
+            }
+        }
+    )+};
+}
+
+/// A running app and what a test needs to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// A shared HTTP client.
+    pub client: Client,
+    /// The app's state (its pool), to call library functions or break the database.
+    pub state: AppState,
+    /// An active accommodation: capacity 4, 100.00 a night, weekend 1.20x.
+    pub cabin_id: i64,
+    /// An inactive accommodation.
+    pub inactive_id: i64,
+    server: tokio::task::JoinHandle<()>,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl TestApp {
+    /// Starts an app with the test defaults; `None` when PostgreSQL is not available.
+    pub async fn spawn(backend: Backend, test: &str) -> Option<Self> {
+        Self::spawn_with(backend, test, |_| {}).await
+    }
+
+    /// Starts an app after letting the test adjust its configuration.
+    pub async fn spawn_with(
+        backend: Backend,
+        test: &str,
+        adjust: impl FnOnce(&mut Config),
+    ) -> Option<Self> {
+        Self::spawn_with_state(backend, test, adjust, |_| {}).await
+    }
+
+    /// Starts an app after adjusting its configuration and then its state.
+    pub async fn spawn_with_state(
+        backend: Backend,
+        test: &str,
+        adjust: impl FnOnce(&mut Config),
+        adjust_state: impl FnOnce(&mut AppState),
+    ) -> Option<Self> {
+        let (url, tempdir) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let path = dir.path().join("test.db");
+                (format!("sqlite:{}?mode=rwc", path.display()), Some(dir))
+            }
+            Backend::Postgres => (fresh_postgres_database(test).await?, None),
+        };
+        let mut config = Config::for_database(DatabaseUrl::parse(&url).expect("test URL"));
+        config.jwt_secret = Some(backend::config::Secret::new(JWT_SECRET));
+        config.admin_emails = vec![ADMIN_EMAIL.to_owned()];
+        adjust(&mut config);
+
+        // PostgreSQL is migrated the way production is (a separate step); build_state
+        // then refuses to start if anything is pending.
+        let db = Db::connect(&config).await.expect("connect");
+        db.migrate().await.expect("migrate");
+        db.close().await;
+        let mut state = backend::build_state(&config).await.expect("build state");
+        adjust_state(&mut state);
+
+        let cabin_id = insert_or_get(&state.db, &cabin("test-cabin", true))
+            .await
+            .expect("seed cabin");
+        let inactive_id = insert_or_get(&state.db, &cabin("closed-cabin", false))
+            .await
+            .expect("seed inactive cabin");
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("local addr");
+        let app = backend::app(state.clone());
+        let server = tokio::spawn(async move {
+            axum::serve(listener, app).await.expect("server");
+        });
+        Some(Self {
+            base: format!("http://{addr}"),
+            client: client(),
+            state,
+            cabin_id,
+            inactive_id,
+            server,
+            _tempdir: tempdir,
+        })
+    }
+
+    /// `base + path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// GET and return status and JSON body (Null when the body is not JSON).
+    pub async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let response = self.client.get(self.url(path)).send().await.expect("GET");
+        read(response).await
+    }
+
+    /// POST JSON to pre-reserve.
+    pub async fn pre_reserve(&self, body: &Value) -> (StatusCode, Value) {
+        let response = self
+            .client
+            .post(self.url("/api/v1/reservations/pre-reserve"))
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        read(response).await
+    }
+
+    /// POST to `/api/v1/reservations/{code}/{action}` with an optional bearer token.
+    pub async fn admin(
+        &self,
+        code: &str,
+        action: &str,
+        token: Option<&str>,
+    ) -> (StatusCode, Value) {
+        let mut request = self
+            .client
+            .post(self.url(&format!("/api/v1/reservations/{code}/{action}")));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        read(request.send().await.expect("POST")).await
+    }
+
+    /// A valid pre-reserve body for the test cabin.
+    pub fn booking(&self, check_in: NaiveDate, check_out: NaiveDate) -> Value {
+        booking(self.cabin_id, check_in, check_out)
+    }
+}
+
+/// An HTTP client. reqwest is built without a TLS provider choice, so one must be
+/// installed even though the tests speak plain HTTP.
+pub fn client() -> Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    Client::new()
+}
+
+/// A valid pre-reserve body.
+pub fn booking(accommodation_id: i64, check_in: NaiveDate, check_out: NaiveDate) -> Value {
+    json!({
+        "accommodation_id": accommodation_id,
+        "check_in": check_in.to_string(),
+        "check_out": check_out.to_string(),
+        "guests": 2,
+        "channel": "web",
+        "contact_name": "Ana Pérez",
+        "contact_phone": "+54 9 11 5555-0000",
+        "contact_email": "ana@example.com",
+    })
+}
+
+/// Status and JSON body of a response.
+pub async fn read(response: Response) -> (StatusCode, Value) {
+    let status = response.status();
+    let text = response.text().await.expect("body");
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn cabin(slug: &str, active: bool) -> NewAccommodation {
+    NewAccommodation {
+        slug: slug.into(),
+        name: format!("Cabin {slug}"),
+        capacity: 4,
+        base_price_cents: 10_000,
+        weekend_multiplier_bp: 12_000,
+        active,
+    }
+}
+
+/// A Monday at least `weeks_ahead` weeks from today, so weekday-dependent prices are known.
+pub fn monday(weeks_ahead: i64) -> NaiveDate {
+    let mut day = Utc::now().date_naive() + chrono::Duration::weeks(weeks_ahead);
+    while day.weekday() != Weekday::Mon {
+        day = day.succ_opt().expect("date in range");
+    }
+    day
+}
+
+/// `date + n` days.
+pub fn plus(date: NaiveDate, days: i64) -> NaiveDate {
+    date + chrono::Duration::days(days)
+}
+
+/// A signed admin token for `email`, expiring `expires_in_secs` from now (negative: past).
+pub fn token(email: &str, expires_in_secs: i64, secret: &str) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64;
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &json!({ "email": email, "exp": now + expires_in_secs }),
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .expect("encode token")
+}
+
+/// A valid admin token.
+pub fn admin_token() -> String {
+    token(ADMIN_EMAIL, 3600, JWT_SECRET)
+}
+
+/// Creates `test_<uuid>` on the `TEST_DATABASE_URL` server and returns its URL, or `None`
+/// (after saying so loudly) when the variable is unset. With `CI` set, unset is a failure.
+async fn fresh_postgres_database(test: &str) -> Option<String> {
+    let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
+        if std::env::var_os("CI").is_some() {
+            panic!("TEST_DATABASE_URL unset in CI: the PostgreSQL test {test} cannot run");
+        }
+        eprintln!("TEST_DATABASE_URL unset: skipping PostgreSQL test {test}");
+        return None;
+    };
+    let name = format!("test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect to TEST_DATABASE_URL");
+    // The name is generated above from a UUID, never from input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    conn.close().await.ok();
+    let mut url = reqwest::Url::parse(&admin_url).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    Some(url.to_string())
+}
