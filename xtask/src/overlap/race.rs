@@ -1,0 +1,186 @@
+//! The race: N identical pre-reserves released at one instant.
+//!
+//! Each racer has its own client and opens its keep-alive connection first (a GET of
+//! `/api/v1/healthz`), then waits. When every racer is connected, the release instant is
+//! published and all POSTs go out at once, so the server sees N requests in flight together
+//! rather than a trickle that the first winner has already finished by.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use tokio::sync::{mpsc, watch};
+
+use super::api::{self, HEALTHZ_PATH, PreReserve};
+use super::judge::{Outcome, RequestOutcome};
+use crate::config::Target;
+
+/// File descriptors kept in reserve beyond one socket per racer.
+const SPARE_FDS: u64 = 128;
+
+/// What a race measured.
+#[derive(Debug, Clone)]
+pub struct RaceResult {
+    /// Every request's outcome, by request number.
+    pub outcomes: Vec<RequestOutcome>,
+    /// How long opening the connections took, in milliseconds.
+    pub connect_ms: f64,
+    /// From the release to the last answer, in milliseconds.
+    pub race_ms: f64,
+}
+
+/// Sends `concurrency` copies of `body`, each with its own `Idempotency-Key`, released
+/// together once every connection is open.
+pub async fn race(
+    target: &Target,
+    body: &PreReserve,
+    concurrency: usize,
+    timeout: Duration,
+) -> anyhow::Result<RaceResult> {
+    if concurrency == 0 {
+        bail!("--concurrency must be at least 1");
+    }
+    // Installs the TLS provider once, before the racers build their own clients.
+    crate::http::client(timeout)?;
+    let connect_started = Instant::now();
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<()>();
+    let (release_tx, release_rx) = watch::channel::<Option<Instant>>(None);
+    let mut racers = Vec::with_capacity(concurrency);
+    for request in 0..concurrency {
+        let client = racer_client(timeout)?;
+        let target = target.clone();
+        let body = body.clone();
+        let ready = ready_tx.clone();
+        let mut release = release_rx.clone();
+        racers.push(tokio::spawn(async move {
+            // A failed warm-up is not fatal: the POST opens its own connection and its
+            // outcome (likely the same transport error) is what gets judged.
+            let warmup = client.get(target.endpoint(HEALTHZ_PATH)).send().await;
+            if let Ok(response) = warmup {
+                let _ = response.bytes().await;
+            }
+            let _ = ready.send(());
+            drop(ready);
+            let released_at = match release.wait_for(Option::is_some).await {
+                Ok(instant) => instant.unwrap_or_else(Instant::now),
+                Err(_) => Instant::now(),
+            };
+            let outcome = api::pre_reserve(&client, &target, &body).await;
+            RequestOutcome {
+                request,
+                latency_ms: released_at.elapsed().as_secs_f64() * 1000.0,
+                outcome,
+            }
+        }));
+    }
+    drop(ready_tx);
+    let mut connected = 0;
+    while connected < concurrency && ready_rx.recv().await.is_some() {
+        connected += 1;
+    }
+    let connect_ms = connect_started.elapsed().as_secs_f64() * 1000.0;
+    let released_at = Instant::now();
+    // Receivers live inside the racers; a send error means they all ended already.
+    let _ = release_tx.send(Some(released_at));
+    let mut outcomes = Vec::with_capacity(concurrency);
+    for (request, racer) in racers.into_iter().enumerate() {
+        outcomes.push(match racer.await {
+            Ok(outcome) => outcome,
+            Err(error) => RequestOutcome {
+                request,
+                latency_ms: released_at.elapsed().as_secs_f64() * 1000.0,
+                outcome: Outcome::transport(&format!("the request task failed: {error}")),
+            },
+        });
+    }
+    Ok(RaceResult {
+        outcomes,
+        connect_ms,
+        race_ms: released_at.elapsed().as_secs_f64() * 1000.0,
+    })
+}
+
+/// One racer's client: HTTP/1.1 and a single pooled connection, so the warm-up connection
+/// is the one the POST reuses.
+fn racer_client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .http1_only()
+        .pool_max_idle_per_host(1)
+        .pool_idle_timeout(None)
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("cabanas-xtask-overlap/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("building an HTTP client for the race")
+}
+
+/// Makes sure this process may open a socket per racer: reads the soft limit on open files
+/// and, when it is too low, raises it up to the hard limit with `prlimit` (util-linux; there
+/// is no call for it in std). Returns a note when it changed something.
+pub fn ensure_open_files(concurrency: usize) -> anyhow::Result<Option<String>> {
+    let needed = concurrency as u64 + SPARE_FDS;
+    let Some((soft, hard)) = open_files_limit() else {
+        return Ok(None); // Not Linux, or no /proc: let the OS speak if it must.
+    };
+    if soft >= needed {
+        return Ok(None);
+    }
+    let fix = format!("raise it (`ulimit -n {needed}`) or lower --concurrency");
+    if hard < needed {
+        bail!(
+            "--concurrency {concurrency} needs {needed} open files but the hard limit is {hard}: {fix}"
+        );
+    }
+    let pid = std::process::id().to_string();
+    let limit = format!("--nofile={needed}:{hard}");
+    let raised = xshell::Shell::new()
+        .ok()
+        .and_then(|sh| {
+            xshell::cmd!(sh, "prlimit --pid {pid} {limit}")
+                .quiet()
+                .ignore_stderr()
+                .run()
+                .ok()
+        })
+        .is_some();
+    match open_files_limit() {
+        Some((now, _)) if raised && now >= needed => Ok(Some(format!(
+            "raised the open-files limit from {soft} to {now} for {concurrency} connections"
+        ))),
+        _ => bail!(
+            "--concurrency {concurrency} needs {needed} open files but the limit is {soft}: {fix}"
+        ),
+    }
+}
+
+/// The soft and hard limits on open files, from `/proc/self/limits`.
+fn open_files_limit() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    parse_open_files(&text)
+}
+
+fn parse_open_files(limits: &str) -> Option<(u64, u64)> {
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut numbers = line["Max open files".len()..].split_whitespace().map(|v| {
+        if v == "unlimited" {
+            Some(u64::MAX)
+        } else {
+            v.parse().ok()
+        }
+    });
+    Some((numbers.next()??, numbers.next()??))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_open_files_line() {
+        let text = "Limit                     Soft Limit           Hard Limit           Units     \n\
+                    Max open files            1024                 524288               files     \n";
+        assert_eq!(parse_open_files(text), Some((1024, 524288)));
+        let text = "Max open files            unlimited            unlimited            files";
+        assert_eq!(parse_open_files(text), Some((u64::MAX, u64::MAX)));
+        assert_eq!(parse_open_files("nothing"), None);
+    }
+}

@@ -1,0 +1,130 @@
+//! The result of an overlap run: plain data, saved in the result record and rendered later
+//! (by this task's table, and by `cargo xtask report`).
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::judge::{LatencySummary, RoundVerdict};
+use crate::verdict::Verdict;
+
+/// Everything one `cargo xtask overlap` run measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OverlapReport {
+    /// Tag of this run, also in the synthetic guest name (`overlap-check <run id>`).
+    pub run_id: String,
+    /// The base URL raced against.
+    pub url: String,
+    /// The accommodation booked.
+    pub accommodation_id: i64,
+    /// N, the identical requests per round.
+    pub concurrency: usize,
+    /// Whether reservations were cancelled afterwards (`false` under `--no-cleanup`).
+    pub cleanup_enabled: bool,
+    /// Each round, in order.
+    pub rounds: Vec<RoundReport>,
+    /// Codes this run created that are still active (cleanup failed or was off).
+    pub leftovers: Vec<String>,
+    /// Fail when the invariant broke in any round; Warn when it held but bookings were left
+    /// behind; else Pass.
+    pub verdict: Verdict,
+}
+
+/// One race and the checks after it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoundReport {
+    /// 1-based round number.
+    pub round: u32,
+    /// First night of the raced stay.
+    pub check_in: NaiveDate,
+    /// Departure day of the raced stay.
+    pub check_out: NaiveDate,
+    /// The race's verdict: exactly one 201, N-1 409 `date_overlap`, nothing else.
+    pub race: RoundVerdict,
+    /// Latency of the winning request from the release, in ms (the first, if several won).
+    pub winner_latency_ms: Option<f64>,
+    /// Latency of the 409 `date_overlap` answers from the release.
+    pub conflict_latency: Option<LatencySummary>,
+    /// Opening the N connections before the release, in ms.
+    pub connect_ms: f64,
+    /// From the release to the last answer, in ms.
+    pub race_ms: f64,
+    /// Wall time of the round: window, connections, race, checks and cleanup, in ms.
+    pub round_ms: f64,
+    /// After the race: availability shows exactly one active booking on the window.
+    pub availability: Check,
+    /// The boundary probes: back-to-back accepted, one night of overlap refused.
+    pub boundary: Vec<Check>,
+    /// What this round created and what cancelling it did.
+    pub cleanup: CleanupReport,
+    /// Fail if the race or a check failed; Warn if only cleanup fell short.
+    pub verdict: Verdict,
+}
+
+/// A check after the race, with what it saw.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Check {
+    /// Short name (`availability`, `back_to_back`, `overlap_by_one_night`).
+    pub name: String,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// What it saw, in a sentence.
+    pub detail: String,
+}
+
+impl Check {
+    /// A check with the given verdict.
+    pub fn new(name: &str, verdict: Verdict, detail: impl Into<String>) -> Check {
+        Check {
+            name: name.to_string(),
+            verdict,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// The reservations a round created and what happened when cancelling them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct CleanupReport {
+    /// Every code this round created (race winners and accepted probes).
+    pub created: Vec<String>,
+    /// Codes cancelled.
+    pub cancelled: Vec<String>,
+    /// Codes that could not be cancelled, with the reason (or "cleanup disabled").
+    pub failed: Vec<CleanupFailure>,
+    /// Active bookings still on the window and its margin after cleanup, whoever made them.
+    pub still_active: Option<usize>,
+}
+
+/// A reservation left behind.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CleanupFailure {
+    /// The reservation code.
+    pub code: String,
+    /// Why it was not cancelled.
+    pub reason: String,
+}
+
+impl RoundReport {
+    /// Problems of this round as sentences: the race's, then failed checks, then cleanup.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = self.race.problems.clone();
+        for check in std::iter::once(&self.availability).chain(&self.boundary) {
+            if check.verdict == Verdict::Fail {
+                problems.push(format!("{}: {}", check.name, check.detail));
+            }
+        }
+        for failure in &self.cleanup.failed {
+            problems.push(format!(
+                "not cleaned up: {} ({})",
+                failure.code, failure.reason
+            ));
+        }
+        if let Some(active) = self.cleanup.still_active.filter(|n| *n > 0) {
+            problems.push(format!(
+                "{active} active booking(s) remain on [{}, {}] after cleanup",
+                self.check_in, self.check_out
+            ));
+        }
+        problems
+    }
+}

@@ -1,0 +1,332 @@
+//! The measurement: rounds of race, availability check, boundary probes and cleanup.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::admin::AdminToken;
+use super::api::{self, PreReserve, Stay};
+use super::judge::{LatencySummary, Outcome, judge_round};
+use super::race::race;
+use super::report::{Check, CleanupFailure, CleanupReport, OverlapReport, RoundReport};
+use crate::config::Target;
+use crate::verdict::Verdict;
+
+/// What to run: built from the command line by `run`, or directly by other tasks.
+#[derive(Debug, Clone)]
+pub struct OverlapPlan {
+    /// N, identical pre-reserves per round (at least 1).
+    pub concurrency: usize,
+    /// How many rounds, each on a fresh window (at least 1).
+    pub rounds: u32,
+    /// The accommodation to book; `None` takes the first listed.
+    pub accommodation_id: Option<i64>,
+    /// Fixed dates; `None` finds a free random window 180+ days ahead each round.
+    pub stay: Option<Stay>,
+    /// Nights of a random window; `None` draws 2-4.
+    pub nights: Option<u32>,
+    /// Token for cancelling what the run created; `None` leaves it behind (`--no-cleanup`).
+    pub admin_token: Option<AdminToken>,
+    /// Per-request timeout.
+    pub timeout: Duration,
+    /// Tag of the run, put in the synthetic guest name.
+    pub run_id: String,
+}
+
+impl OverlapPlan {
+    /// A plan with the defaults: N=10, one round, first accommodation, random window.
+    pub fn new(admin_token: Option<AdminToken>) -> OverlapPlan {
+        OverlapPlan {
+            concurrency: 10,
+            rounds: 1,
+            accommodation_id: None,
+            stay: None,
+            nights: None,
+            admin_token,
+            timeout: Duration::from_secs(30),
+            run_id: new_run_id(),
+        }
+    }
+}
+
+/// A short random tag for a run, e.g. `ov-3f9a1c2e`.
+pub fn new_run_id() -> String {
+    format!("ov-{}", &uuid::Uuid::new_v4().simple().to_string()[..8])
+}
+
+/// Runs the overlap check against `target` and returns what it measured; nothing is printed.
+///
+/// Each round fires `plan.concurrency` identical pre-reserves, released together, then judges
+/// them (exactly one 201, N-1 409 `date_overlap`, nothing else), checks through availability
+/// that exactly one active booking covers the window, probes the boundaries (a stay starting
+/// on the winner's check-out is accepted, one overlapping it by a night is refused), and
+/// cancels every reservation the round created, and only those. A failed invariant is in the
+/// report's verdict; `Err` means the check could not run (unreachable service, no free
+/// window, bad plan). Reservations created before an error are still cancelled, and the error
+/// names any that could not be.
+pub async fn run_rounds(target: &Target, plan: &OverlapPlan) -> anyhow::Result<OverlapReport> {
+    if plan.concurrency == 0 || plan.rounds == 0 {
+        bail!("--concurrency and --rounds must be at least 1");
+    }
+    let client = crate::http::client(plan.timeout)?;
+    let accommodation_id = match plan.accommodation_id {
+        Some(id) => id,
+        None => api::first_accommodation(&client, target).await?,
+    };
+    let mut rounds = Vec::new();
+    for round in 1..=plan.rounds {
+        let started = Instant::now();
+        let mut created = Vec::new();
+        let measured =
+            measure_round(&client, target, plan, accommodation_id, round, &mut created).await;
+        let stay = measured.as_ref().ok().map(|m| m.0);
+        let cleanup = clean_up(&client, target, plan, accommodation_id, stay, created).await;
+        let (stay, mut report) = match measured {
+            Ok(measured) => measured,
+            Err(error) => {
+                let left: Vec<String> = cleanup.failed.iter().map(|f| f.code.clone()).collect();
+                let note = if left.is_empty() {
+                    "every reservation it created was cancelled".to_string()
+                } else {
+                    format!("reservations left behind: {}", left.join(", "))
+                };
+                return Err(error.context(format!("round {round} could not finish ({note})")));
+            }
+        };
+        debug_assert_eq!(
+            (report.check_in, report.check_out),
+            (stay.check_in, stay.check_out)
+        );
+        report.cleanup = cleanup;
+        report.verdict = round_verdict(&report, plan.admin_token.is_some());
+        report.round_ms = started.elapsed().as_secs_f64() * 1000.0;
+        rounds.push(report);
+    }
+    let leftovers = rounds
+        .iter()
+        .flat_map(|r| r.cleanup.failed.iter().map(|f| f.code.clone()))
+        .collect();
+    let verdict = Verdict::combine(rounds.iter().map(|r| r.verdict));
+    Ok(OverlapReport {
+        run_id: plan.run_id.clone(),
+        url: target.url.clone(),
+        accommodation_id,
+        concurrency: plan.concurrency,
+        cleanup_enabled: plan.admin_token.is_some(),
+        rounds,
+        leftovers,
+        verdict,
+    })
+}
+
+/// Fail when the race or a check failed; Warn when only cleanup fell short (the invariant
+/// held, but bookings were left behind); else Pass.
+fn round_verdict(report: &RoundReport, cleanup_enabled: bool) -> Verdict {
+    let checks = std::iter::once(report.race.verdict)
+        .chain(std::iter::once(report.availability.verdict))
+        .chain(report.boundary.iter().map(|c| c.verdict));
+    let measured = Verdict::combine(checks);
+    let cleanup_short = !report.cleanup.failed.is_empty()
+        || report.cleanup.still_active.is_some_and(|n| n > 0)
+        || !cleanup_enabled;
+    match measured {
+        Verdict::Fail => Verdict::Fail,
+        _ if cleanup_short => Verdict::Warn,
+        other => other,
+    }
+}
+
+/// The race and the checks of one round; every code it is answered with goes into `created`
+/// as soon as it is seen, so cleanup finds it even if a later step fails.
+async fn measure_round(
+    client: &reqwest::Client,
+    target: &Target,
+    plan: &OverlapPlan,
+    accommodation_id: i64,
+    round: u32,
+    created: &mut Vec<String>,
+) -> anyhow::Result<(Stay, RoundReport)> {
+    let stay = match plan.stay {
+        Some(stay) => {
+            let taken = api::bookings(client, target, accommodation_id, stay.with_margin()).await?;
+            if !taken.is_empty() {
+                bail!(
+                    "the dates {} of accommodation {accommodation_id} (with a night either side \
+                     for the boundary probes) already have {} active booking(s): pick other dates \
+                     or leave --check-in/--check-out out to find a free window",
+                    stay,
+                    taken.len()
+                );
+            }
+            stay
+        }
+        None => {
+            let today = chrono::Utc::now().date_naive();
+            api::find_free_window(client, target, accommodation_id, plan.nights, today).await?
+        }
+    };
+    let body = PreReserve::new(accommodation_id, stay, &plan.run_id);
+    let raced = race(target, &body, plan.concurrency, plan.timeout).await?;
+    let verdict = judge_round(&raced.outcomes);
+    created.extend(verdict.winners.iter().cloned());
+
+    let winner_latency_ms = raced
+        .outcomes
+        .iter()
+        .find(|o| matches!(o.outcome, Outcome::Created { .. }))
+        .map(|o| o.latency_ms);
+    let conflict_latencies: Vec<f64> = raced
+        .outcomes
+        .iter()
+        .filter(|o| o.outcome == Outcome::DateOverlap)
+        .map(|o| o.latency_ms)
+        .collect();
+
+    let active = api::bookings(client, target, accommodation_id, stay)
+        .await
+        .context("reading availability after the race")?;
+    let availability = match active.as_slice() {
+        [one] if one.check_in == stay.check_in && one.check_out == stay.check_out => Check::new(
+            "availability",
+            Verdict::Pass,
+            format!("exactly one active booking covers {stay} ({})", one.status),
+        ),
+        bookings => Check::new(
+            "availability",
+            Verdict::Fail,
+            format!(
+                "expected exactly one active booking on {stay}, found {}: {}",
+                bookings.len(),
+                bookings
+                    .iter()
+                    .map(|b| format!("[{}, {}) {}", b.check_in, b.check_out, b.status))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ),
+    };
+
+    let boundary = if verdict.winners.is_empty() {
+        vec![Check::new(
+            "boundary",
+            Verdict::Skip,
+            "no winner to probe against",
+        )]
+    } else {
+        let mut checks = Vec::new();
+        let probes = [
+            ("back_to_back", stay.back_to_back(), true),
+            ("overlap_by_one_night", stay.overlapping_last_night(), false),
+        ];
+        for (name, probe, should_win) in probes {
+            let outcome = api::pre_reserve(
+                client,
+                target,
+                &PreReserve::new(accommodation_id, probe, &plan.run_id),
+            )
+            .await;
+            if let Outcome::Created { code } = &outcome {
+                created.push(code.clone());
+            }
+            checks.push(judge_probe(name, probe, should_win, &outcome));
+        }
+        checks
+    };
+
+    let report = RoundReport {
+        round,
+        check_in: stay.check_in,
+        check_out: stay.check_out,
+        race: verdict,
+        winner_latency_ms,
+        conflict_latency: LatencySummary::of(&conflict_latencies),
+        connect_ms: raced.connect_ms,
+        race_ms: raced.race_ms,
+        round_ms: 0.0,
+        availability,
+        boundary,
+        cleanup: CleanupReport::default(),
+        verdict: Verdict::Fail,
+    };
+    Ok((stay, report))
+}
+
+/// A back-to-back stay must be accepted (201); one overlapping by a night must get 409
+/// `date_overlap`.
+fn judge_probe(name: &str, probe: Stay, should_win: bool, outcome: &Outcome) -> Check {
+    match (should_win, outcome) {
+        (true, Outcome::Created { code }) => Check::new(
+            name,
+            Verdict::Pass,
+            format!("{probe} was accepted ({code})"),
+        ),
+        (false, Outcome::DateOverlap) => Check::new(
+            name,
+            Verdict::Pass,
+            format!("{probe} was refused with 409 date_overlap"),
+        ),
+        (true, other) => Check::new(
+            name,
+            Verdict::Fail,
+            format!(
+                "{probe} starts on the winner's check-out and must be accepted, got {}",
+                describe(other)
+            ),
+        ),
+        (false, other) => Check::new(
+            name,
+            Verdict::Fail,
+            format!(
+                "{probe} overlaps the winner by one night and must get 409 date_overlap, got {}",
+                describe(other)
+            ),
+        ),
+    }
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Created { code } => format!("201 ({code}, a double booking)"),
+        Outcome::Other { sample, .. } => format!("{}: {sample}", outcome.label()),
+        Outcome::DateOverlap => outcome.label(),
+    }
+}
+
+/// Cancels every code in `created`, and nothing else, then counts active bookings left on
+/// the window and its margin.
+async fn clean_up(
+    client: &reqwest::Client,
+    target: &Target,
+    plan: &OverlapPlan,
+    accommodation_id: i64,
+    stay: Option<Stay>,
+    created: Vec<String>,
+) -> CleanupReport {
+    let mut report = CleanupReport {
+        created: created.clone(),
+        ..CleanupReport::default()
+    };
+    let Some(token) = &plan.admin_token else {
+        report.failed = created
+            .into_iter()
+            .map(|code| CleanupFailure {
+                code,
+                reason: "cleanup disabled (--no-cleanup)".to_string(),
+            })
+            .collect();
+        return report;
+    };
+    for code in created {
+        match api::cancel(client, target, &code, token.expose()).await {
+            Ok(()) => report.cancelled.push(code),
+            Err(reason) => report.failed.push(CleanupFailure { code, reason }),
+        }
+    }
+    if let Some(stay) = stay {
+        report.still_active = api::bookings(client, target, accommodation_id, stay.with_margin())
+            .await
+            .ok()
+            .map(|bookings| bookings.len());
+    }
+    report
+}
