@@ -253,7 +253,7 @@ pub fn admin_token() -> String {
 
 /// Creates `test_<uuid>` on the `TEST_DATABASE_URL` server and returns its URL, or `None`
 /// (after saying so loudly) when the variable is unset. With `CI` set, unset is a failure.
-async fn fresh_postgres_database(test: &str) -> Option<String> {
+pub async fn fresh_postgres_database(test: &str) -> Option<String> {
     let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
         if std::env::var_os("CI").is_some() {
             panic!("TEST_DATABASE_URL unset in CI: the PostgreSQL test {test} cannot run");

@@ -1,0 +1,235 @@
+//! Health, readiness, metrics, availability and the concurrency guarantee through HTTP,
+//! on SQLite and PostgreSQL.
+
+mod common;
+
+use std::sync::Arc;
+
+use backend::Config;
+use backend::config::DatabaseUrl;
+use common::{Backend, TestApp, monday, plus};
+use reqwest::StatusCode;
+use tokio::sync::Barrier;
+
+on_both_backends!(
+    health_reports_the_database,
+    readyz_fails_when_the_database_is_gone,
+    metrics_use_route_templates,
+    availability_shows_dates_not_people,
+    concurrent_pre_reserves_have_one_winner,
+);
+
+async fn health_reports_the_database(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, "health").await else {
+        return;
+    };
+    let (status, body) = app.get("/api/v1/healthz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "healthy");
+    assert_eq!(body["checks"]["database"]["status"], "healthy");
+    assert!(body["checks"]["database"]["latency_ms"].is_u64());
+    let (status, body) = app.get("/api/v1/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["status"], "ready");
+
+    let response = app
+        .client
+        .get(app.url("/api/v1/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().contains_key("x-request-id"));
+    let response = app
+        .client
+        .get(app.url("/api/v1/healthz"))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.headers()["x-request-id"], "trace-me-42");
+}
+
+async fn readyz_fails_when_the_database_is_gone(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, "readyz_down").await else {
+        return;
+    };
+    app.state.db.close().await;
+    let (status, body) = app.get("/api/v1/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "unavailable");
+    let (status, body) = app.get("/api/v1/healthz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unhealthy");
+    // Requests needing the database answer 503 with the error body, not 500.
+    let (status, body) = app.get("/api/v1/reservations/accommodations").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+}
+
+async fn metrics_use_route_templates(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, "metrics").await else {
+        return;
+    };
+    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let text = response.text().await.unwrap();
+    for name in backend::telemetry::METRIC_NAMES {
+        assert!(text.contains(name), "{name} missing from /metrics:\n{text}");
+    }
+
+    let (status, _) = app.get("/api/v1/reservations/CB-NOTHERE").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = text
+        .lines()
+        .find(|l| {
+            l.starts_with("http_requests_total{")
+                && l.contains(r#"route="/api/v1/reservations/{code}""#)
+                && l.contains(r#"status="404""#)
+        })
+        .unwrap_or_else(|| panic!("no templated route label in:\n{text}"));
+    assert!(line.contains(r#"method="GET""#), "{line}");
+    assert!(
+        !text.contains("CB-NOTHERE"),
+        "raw paths must not become labels"
+    );
+    assert!(
+        text.contains("http_request_duration_seconds_bucket{route=\"/api/v1/reservations/{code}\"")
+    );
+}
+
+async fn availability_shows_dates_not_people(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, "availability").await else {
+        return;
+    };
+    let day = monday(8);
+    let (status, _) = app.pre_reserve(&app.booking(day, plus(day, 2))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = app
+        .pre_reserve(&app.booking(plus(day, 10), plus(day, 12)))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let path = |from, to| {
+        format!(
+            "/api/v1/accommodations/{}/availability?from={}&to={}",
+            app.cabin_id,
+            plus(day, from),
+            plus(day, to)
+        )
+    };
+    // [day+1, day+10) meets the first stay only (the second starts on `to`).
+    let (status, body) = app.get(&path(1, 10)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["accommodation_id"], app.cabin_id);
+    let bookings = body["bookings"].as_array().unwrap();
+    assert_eq!(bookings.len(), 1, "{body}");
+    assert_eq!(bookings[0]["check_in"], day.to_string());
+    assert_eq!(bookings[0]["check_out"], plus(day, 2).to_string());
+    assert_eq!(bookings[0]["status"], "pre_reserved");
+    let text = body.to_string();
+    for private in ["Ana", "5555", "example.com", "code"] {
+        assert!(!text.contains(private), "{private} leaked: {text}");
+    }
+    let (_, body) = app.get(&path(-5, 20)).await;
+    assert_eq!(body["bookings"].as_array().unwrap().len(), 2);
+
+    let (status, body) = app.get(&path(3, 3)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["field"], "to");
+    let (status, body) = app
+        .get(&format!(
+            "/api/v1/accommodations/{}/availability?from=2030-01-01&to=2030-01-05",
+            app.inactive_id
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    let (status, body) = app
+        .get(&format!(
+            "/api/v1/accommodations/{}/availability?from=soon",
+            app.cabin_id
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "bad_request");
+
+    let (status, list) = app.get("/api/v1/reservations/accommodations").await;
+    assert_eq!(status, StatusCode::OK);
+    let list = list.as_array().unwrap();
+    assert_eq!(list.len(), 1, "only the active cabin is listed");
+    assert_eq!(list[0]["id"], app.cabin_id);
+    assert_eq!(list[0]["base_price"], "100.00");
+    assert_eq!(list[0]["weekend_multiplier"], "1.20");
+    assert_eq!(list[0]["capacity"], 4);
+}
+
+/// The guarantee under real concurrency: 200 requests for the same dates, released
+/// together, give exactly one 201 and 199 × 409 `date_overlap`, never a 5xx.
+async fn concurrent_pre_reserves_have_one_winner(backend: Backend) {
+    const N: usize = 200;
+    let Some(app) = TestApp::spawn(backend, "race").await else {
+        return;
+    };
+    let day = monday(30);
+    let body = Arc::new(app.booking(day, plus(day, 3)));
+    let url = Arc::new(app.url("/api/v1/reservations/pre-reserve"));
+    let barrier = Arc::new(Barrier::new(N));
+    let mut tasks = Vec::with_capacity(N);
+    for _ in 0..N {
+        let (body, url, barrier) = (body.clone(), url.clone(), barrier.clone());
+        let client = common::client();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            common::read(client.post(url.as_str()).json(&*body).send().await.unwrap()).await
+        }));
+    }
+    let mut created = 0;
+    let mut overlaps = 0;
+    for task in tasks {
+        let (status, answer) = task.await.unwrap();
+        match status {
+            StatusCode::CREATED => created += 1,
+            StatusCode::CONFLICT if answer["error"] == "date_overlap" => overlaps += 1,
+            other => panic!("unexpected {other}: {answer}"),
+        }
+    }
+    assert_eq!((created, overlaps), (1, N - 1));
+
+    let (_, body) = app
+        .get(&format!(
+            "/api/v1/accommodations/{}/availability?from={}&to={}",
+            app.cabin_id,
+            day,
+            plus(day, 3)
+        ))
+        .await;
+    assert_eq!(body["bookings"].as_array().unwrap().len(), 1);
+}
+
+/// `serve` on PostgreSQL refuses to start while migrations are pending.
+#[tokio::test]
+async fn postgres_with_pending_migrations_does_not_start() {
+    let Some(url) = common::fresh_postgres_database("pending_migrations").await else {
+        return;
+    };
+    let config = Config::for_database(DatabaseUrl::parse(&url).unwrap());
+    let err = match backend::build_state(&config).await {
+        Ok(_) => panic!("started with pending migrations"),
+        Err(err) => format!("{err:#}"),
+    };
+    assert!(err.contains("cabanas migrate"), "{err}");
+    assert!(!err.contains(&url), "the URL must not be echoed: {err}");
+
+    let db = backend::Db::connect(&config).await.unwrap();
+    assert!(!db.pending_migrations().await.unwrap().is_empty());
+    db.migrate().await.unwrap();
+    assert!(db.pending_migrations().await.unwrap().is_empty());
+    assert!(backend::build_state(&config).await.is_ok());
+}
