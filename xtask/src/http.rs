@@ -10,6 +10,14 @@ static PROVIDER: Once = Once::new();
 /// A client with the given per-request timeout. Installs the TLS crypto provider (ring) once:
 /// reqwest is built without a default provider to keep the build small.
 pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
+    client_builder(timeout)
+        .build()
+        .context("building the HTTP client")
+}
+
+/// The builder behind [`client`], for tasks that tune the connection pool (the `smoke` load
+/// generator). Installs the TLS crypto provider like [`client`].
+pub fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
     PROVIDER.call_once(|| {
         // Fails only when another provider is installed already, which is just as good.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -18,8 +26,6 @@ pub fn client(timeout: Duration) -> anyhow::Result<reqwest::Client> {
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .user_agent(concat!("cabanas-xtask/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .context("building the HTTP client")
 }
 
 /// A multi-threaded tokio runtime for a task's network work.

@@ -1,14 +1,219 @@
-//! `cargo xtask smoke` (being built; see its issue).
+//! `cargo xtask smoke`: checks that a deployed service is healthy, then benchmarks it against
+//! the thresholds of `ops/deploy.toml`.
+//!
+//! Phase 1 checks `healthz`, `readyz`, `/metrics` and a read path, each a verdict with its
+//! evidence (after `--wait`, which polls readiness first). Phase 2 loads each configured
+//! endpoint (closed model: `--concurrency` connections; open model: `--rate` requests per
+//! second with latency from the intended send time) and holds its p95 latency and error rate
+//! against the limits.
+//!
+//! Measurement, statistics and rendering are separate: [`measure`] produces a [`SmokeReport`]
+//! (plain data, saved as the run record's `result`), [`render`] turns one into text. The deploy
+//! and rollback tasks call [`measure`] after a deploy; `report` renders saved records.
 
+pub mod checks;
+pub mod load;
+pub mod plan;
+pub mod render;
+pub mod report;
+pub mod stats;
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 
+use crate::config::{CONFIG_PATH, DeployConfig, SmokeSettings, Target, Thresholds};
+use crate::output::{self, Output};
+use crate::record::RunClock;
+use crate::repo::Repo;
 use crate::verdict::Verdict;
 
-/// Options of `cargo xtask smoke`.
-#[derive(Debug, ClapArgs)]
-pub struct Args {}
+pub use checks::EXPECTED_METRICS;
+pub use plan::{BenchPlan, EndpointPlan, LoadSettings, Overrides, SmokePlan, parse_duration};
+pub use report::{BenchmarkReport, CheckOutcome, EndpointReport, SmokeReport};
+pub use stats::{ErrorCounts, LatencySummary, ThresholdOutcome};
 
-/// Entry point.
-pub fn run(_args: Args) -> anyhow::Result<Verdict> {
-    anyhow::bail!("`cargo xtask smoke` is not built yet")
+/// The task name in run records.
+pub const TASK: &str = "smoke";
+
+/// Options of `cargo xtask smoke`. Without flags, everything comes from `ops/deploy.toml`
+/// (or the built-in defaults when `--url` is used and the file is absent).
+#[derive(Debug, Clone, ClapArgs)]
+pub struct Args {
+    /// Environment from ops/deploy.toml to check (its URL, thresholds and endpoints).
+    #[arg(long, value_name = "NAME", required_unless_present = "url")]
+    pub env: Option<String>,
+    /// Base URL to check instead, e.g. http://127.0.0.1:8080 (recorded as `adhoc` without --env).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
+    /// Poll readiness for up to this long first, e.g. 60s (right after a deploy).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub wait: Option<Duration>,
+    /// Connections (closed model), or the cap on requests in flight with --rate.
+    #[arg(long, value_name = "C")]
+    pub concurrency: Option<u32>,
+    /// Measured requests per endpoint.
+    #[arg(long, value_name = "N", conflicts_with = "duration")]
+    pub requests: Option<u64>,
+    /// Measure each endpoint for this long instead of a number of requests, e.g. 30s.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Open model: send this many requests per second, latency measured from each intended send time.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<f64>,
+    /// Requests per endpoint sent first and left out of every figure.
+    #[arg(long, value_name = "N")]
+    pub warmup: Option<u64>,
+    /// Per-request timeout, e.g. 10s (checks and benchmark).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+    /// p95 latency limit in milliseconds for every endpoint (overrides the config).
+    #[arg(long, value_name = "MS")]
+    pub p95_ms: Option<f64>,
+    /// Error rate limit in percent; an endpoint passes strictly below it (0 allows no error).
+    #[arg(long, value_name = "PCT")]
+    pub max_error_rate: Option<f64>,
+    /// Path to benchmark (repeatable); replaces the config's endpoint list.
+    #[arg(long = "endpoint", value_name = "PATH")]
+    pub endpoints: Vec<String>,
+    /// Run the checks only, no benchmark.
+    #[arg(long, conflicts_with = "skip_checks")]
+    pub skip_bench: bool,
+    /// Run the benchmark only, no checks (for comparing load generators).
+    #[arg(long)]
+    pub skip_checks: bool,
+    /// Print the result record as JSON on stdout (human text goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl SmokePlan {
+    /// The plan the config describes: all checks, no wait, the configured benchmark.
+    pub fn new(settings: &SmokeSettings, thresholds: &Thresholds) -> anyhow::Result<SmokePlan> {
+        SmokePlan::resolve(settings, thresholds, &Overrides::default())
+    }
+
+    /// The config's plan with command-line overrides applied.
+    pub fn resolve(
+        settings: &SmokeSettings,
+        thresholds: &Thresholds,
+        overrides: &Overrides,
+    ) -> anyhow::Result<SmokePlan> {
+        let bench = BenchPlan::resolve(settings, thresholds, overrides)?;
+        Ok(SmokePlan {
+            checks: true,
+            wait: None,
+            timeout: bench.load.timeout(),
+            bench: Some(bench),
+            progress: false,
+        })
+    }
+}
+
+/// Runs a plan against a target: the readiness wait (if any), the checks, the benchmark.
+///
+/// Returns an error only when the run cannot happen: the first health check cannot connect
+/// (refused, DNS), or no HTTP client can be built. Everything else, including a readiness wait
+/// that runs out, is a verdict in the report. A failed wait skips the rest.
+pub async fn measure(target: &Target, plan: &SmokePlan) -> anyhow::Result<SmokeReport> {
+    let client = crate::http::client(plan.timeout)?;
+    let mut outcomes = Vec::new();
+    if let Some(wait) = plan.wait {
+        let waited = checks::wait_ready(&client, target, wait).await;
+        let ready = waited.verdict != Verdict::Fail;
+        outcomes.push(waited);
+        if !ready {
+            return Ok(SmokeReport::new(&target.url, outcomes, None));
+        }
+    }
+    if plan.checks {
+        outcomes.extend(checks::run_checks(&client, target).await?);
+    }
+    let benchmark = match &plan.bench {
+        Some(bench) => Some(benchmark(target, bench, plan.progress).await?),
+        None => None,
+    };
+    Ok(SmokeReport::new(&target.url, outcomes, benchmark))
+}
+
+async fn benchmark(
+    target: &Target,
+    bench: &BenchPlan,
+    progress: bool,
+) -> anyhow::Result<BenchmarkReport> {
+    let client = load::load_client(&bench.load)?;
+    let mut endpoints = Vec::new();
+    for endpoint in &bench.endpoints {
+        let url = target.endpoint(&endpoint.path);
+        let url =
+            reqwest::Url::parse(&url).with_context(|| format!("`{url}` is not a valid URL"))?;
+        let measurement =
+            load::measure_endpoint(&client, url, endpoint, &bench.load, progress).await;
+        endpoints.push(report::endpoint_report(
+            endpoint,
+            &measurement,
+            bench.error_rate_pct,
+        ));
+    }
+    Ok(BenchmarkReport::new(bench.load.clone(), endpoints))
+}
+
+/// Entry point: resolves the target and the plan, measures, prints, saves the record.
+pub fn run(args: Args) -> anyhow::Result<Verdict> {
+    let repo = Repo::discover()?;
+    let config_path = repo.path(CONFIG_PATH);
+    let config = if args.env.is_some() || config_path.exists() {
+        Some(DeployConfig::load(&repo)?)
+    } else {
+        None
+    };
+    let target = match &config {
+        Some(config) => config.target(args.env.as_deref(), args.url.as_deref())?,
+        None => match &args.url {
+            Some(url) => Target::adhoc(url)?,
+            None => bail!("name a target: --env NAME (from {CONFIG_PATH}) or --url URL"),
+        },
+    };
+    let (settings, thresholds) = match &config {
+        Some(config) => (config.smoke.clone(), config.thresholds.clone()),
+        None => (SmokeSettings::default(), Thresholds::default()),
+    };
+    let mut plan = SmokePlan::resolve(&settings, &thresholds, &overrides(&args))?;
+    plan.wait = args.wait;
+    plan.checks = !args.skip_checks;
+    // indicatif draws nothing off a terminal; checking here also keeps the ticker task away.
+    plan.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    if args.skip_bench {
+        plan.bench = None;
+    }
+
+    let out = Output::new(args.json);
+    let clock = RunClock::start(TASK);
+    let report = crate::http::runtime()?.block_on(measure(&target, &plan))?;
+    let verdict = report.verdict;
+    out.human(&render::human(&report));
+    output::append_step_summary(&render::markdown(&report))?;
+    let record = clock.finish(&repo, &target.environment, verdict, report);
+    let path = record.save(&repo)?;
+    out.human(&format!(
+        "saved {}\n",
+        path.strip_prefix(repo.root()).unwrap_or(&path).display()
+    ));
+    out.machine(&record)?;
+    Ok(verdict)
+}
+
+fn overrides(args: &Args) -> Overrides {
+    Overrides {
+        concurrency: args.concurrency,
+        requests: args.requests,
+        duration: args.duration,
+        rate: args.rate,
+        warmup: args.warmup,
+        timeout: args.timeout,
+        p95_ms: args.p95_ms,
+        max_error_rate: args.max_error_rate,
+        endpoints: args.endpoints.clone(),
+    }
 }

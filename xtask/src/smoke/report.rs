@@ -1,0 +1,183 @@
+//! The result of a smoke run: plain data, saved in the run record and rendered later by
+//! `report`. Built from measurements by pure functions.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::load::EndpointMeasurement;
+use super::plan::{EndpointPlan, LoadSettings};
+use super::stats::{self, ErrorCounts, LatencySummary, ThresholdOutcome};
+use crate::verdict::Verdict;
+
+/// Everything one smoke run found. This is the `result` of the `smoke` run record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SmokeReport {
+    /// The base URL measured.
+    pub url: String,
+    /// Phase 1: the readiness wait (when asked for) and the checks, in the order they ran.
+    pub checks: Vec<CheckOutcome>,
+    /// Phase 2, unless skipped with `--skip-bench`.
+    pub benchmark: Option<BenchmarkReport>,
+    /// Overall: any failed check or threshold fails.
+    pub verdict: Verdict,
+}
+
+impl SmokeReport {
+    /// Assembles a report and computes its overall verdict.
+    pub fn new(
+        url: &str,
+        checks: Vec<CheckOutcome>,
+        benchmark: Option<BenchmarkReport>,
+    ) -> SmokeReport {
+        let verdict = Verdict::combine(
+            checks
+                .iter()
+                .map(|c| c.verdict)
+                .chain(benchmark.iter().map(|b| b.verdict)),
+        );
+        SmokeReport {
+            url: url.to_string(),
+            checks,
+            benchmark,
+            verdict,
+        }
+    }
+
+    /// Every failed check or threshold, one line each, for a short summary.
+    pub fn failures(&self) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .checks
+            .iter()
+            .filter(|c| c.verdict == Verdict::Fail)
+            .map(|c| format!("{}: {}", c.name, c.evidence))
+            .collect();
+        for endpoint in self.benchmark.iter().flat_map(|b| &b.endpoints) {
+            for t in endpoint
+                .thresholds
+                .iter()
+                .filter(|t| t.verdict == Verdict::Fail)
+            {
+                lines.push(format!("{} {}: {}", endpoint.name, t.metric, t.evidence));
+            }
+        }
+        lines
+    }
+}
+
+/// One phase 1 check: what it verifies, what it saw, and what to do when it fails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CheckOutcome {
+    /// Short name: `healthz`, `readyz`, `metrics`, `accommodations`, `wait`.
+    pub name: String,
+    /// What it verifies, e.g. `GET /api/v1/readyz answers 200`.
+    pub verifies: String,
+    /// Pass, warn (healthz degraded) or fail.
+    pub verdict: Verdict,
+    /// What was observed: status, body excerpt, missing names.
+    pub evidence: String,
+    /// What to do about a failure or warning.
+    pub fix: Option<String>,
+}
+
+/// Phase 2: the load settings used and one result per endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BenchmarkReport {
+    /// How the load was generated.
+    pub load: LoadSettings,
+    /// The results, in the order measured.
+    pub endpoints: Vec<EndpointReport>,
+    /// Any endpoint failing fails the benchmark.
+    pub verdict: Verdict,
+}
+
+impl BenchmarkReport {
+    /// Assembles the benchmark result and its verdict.
+    pub fn new(load: LoadSettings, endpoints: Vec<EndpointReport>) -> BenchmarkReport {
+        let verdict = if endpoints.is_empty() {
+            Verdict::Fail
+        } else {
+            Verdict::combine(endpoints.iter().map(|e| e.verdict))
+        };
+        BenchmarkReport {
+            load,
+            endpoints,
+            verdict,
+        }
+    }
+}
+
+/// The figures and threshold verdicts of one endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EndpointReport {
+    /// Short name.
+    pub name: String,
+    /// Path below the base URL.
+    pub path: String,
+    /// Statuses counted as success; empty means any 2xx.
+    pub expect: Vec<u16>,
+    /// Measured requests sent (warm-up excluded).
+    pub requests: u64,
+    /// Requests answered with an expected status.
+    pub succeeded: u64,
+    /// Failed requests by kind.
+    pub errors: ErrorCounts,
+    /// Failed share in percent (0 when nothing was sent; the threshold fails that case).
+    pub error_rate_pct: f64,
+    /// Open model: requests sent more than [`super::load::LATE_TOLERANCE`] after their
+    /// intended time because every slot was busy (their latency still counts from the intended
+    /// time). Always 0 in the closed model.
+    pub late: u64,
+    /// Measured wall time in milliseconds.
+    pub elapsed_ms: f64,
+    /// Requests ended (answered or failed) per second of measured time.
+    pub throughput_rps: f64,
+    /// Latency of every answered request, whatever its status.
+    pub latency: LatencySummary,
+    /// Latency of the successful requests only, shown beside `latency`.
+    pub success_latency: LatencySummary,
+    /// The p95 and error-rate limits with their measured values.
+    pub thresholds: Vec<ThresholdOutcome>,
+    /// Fail when any threshold fails.
+    pub verdict: Verdict,
+}
+
+/// Turns one endpoint's raw measurement into its figures and verdicts.
+pub fn endpoint_report(
+    plan: &EndpointPlan,
+    measurement: &EndpointMeasurement,
+    error_rate_limit_pct: f64,
+) -> EndpointReport {
+    let latency = stats::summarize(&measurement.latency);
+    let success_latency = stats::summarize(&measurement.success_latency);
+    let requests = measurement.succeeded + measurement.errors.total();
+    let thresholds = stats::evaluate(
+        plan,
+        &latency,
+        &measurement.errors,
+        requests,
+        error_rate_limit_pct,
+    );
+    let verdict = Verdict::combine(thresholds.iter().map(|t| t.verdict));
+    EndpointReport {
+        name: plan.name.clone(),
+        path: plan.path.clone(),
+        expect: plan.expect.clone(),
+        requests,
+        succeeded: measurement.succeeded,
+        errors: measurement.errors.clone(),
+        error_rate_pct: stats::error_rate(&measurement.errors, requests).unwrap_or(0.0),
+        late: measurement.late,
+        elapsed_ms: millis(measurement.elapsed),
+        throughput_rps: stats::throughput(requests, measurement.elapsed),
+        latency,
+        success_latency,
+        thresholds,
+        verdict,
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    // Microsecond resolution is all a wall-clock interval is worth.
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
