@@ -71,7 +71,7 @@ impl AdminAuth {
             })?
             .claims;
         let email = claims.email.trim().to_ascii_lowercase();
-        if self.allowed_emails.iter().any(|allowed| *allowed == email) {
+        if self.allowed_emails.contains(&email) {
             Ok(email)
         } else {
             Err(ApiError::Forbidden)

@@ -70,9 +70,12 @@ impl DatabaseUrl {
     }
 
     /// The URL with its password and query string masked, safe to log:
-    /// `postgresql://app:****@host/db`.
+    /// `postgresql://app:****@host/db`. SQLite URLs (a file path) are shown as they are.
     pub fn redacted(&self) -> String {
-        redact_url(self.expose())
+        match self {
+            Self::Postgres(url) => redact_url(url.expose()),
+            Self::Sqlite(url) => url.expose().to_owned(),
+        }
     }
 }
 

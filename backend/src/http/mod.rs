@@ -17,7 +17,8 @@ use axum::response::{IntoResponse, Response};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -38,19 +39,21 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
 
     let request_id = REQUEST_ID;
-    let tracing = TraceLayer::new_for_http().make_span_with(move |req: &Request| {
-        let id = req
-            .headers()
-            .get(&request_id)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("-");
-        tracing::info_span!(
-            "request",
-            method = %req.method(),
-            path = %req.uri().path(),
-            request_id = %id,
-        )
-    });
+    let tracing = TraceLayer::new_for_http()
+        .on_response(DefaultOnResponse::new().level(Level::INFO))
+        .make_span_with(move |req: &Request| {
+            let id = req
+                .headers()
+                .get(&request_id)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!(
+                "request",
+                method = %req.method(),
+                path = %req.uri().path(),
+                request_id = %id,
+            )
+        });
 
     Router::new()
         .merge(health::router())
