@@ -1,0 +1,465 @@
+//! Every `flyctl` call of the workspace goes through this module: it finds the binary, builds
+//! the argv of each command flyctl really has, feeds secrets on stdin (never argv), hides
+//! secret values in anything it prints, and turns a failing call into a [`FlyctlFailed`] that
+//! the tasks report as exit 1.
+//!
+//! The binary is `$FLYCTL` when set, else `flyctl` (then `fly`) on `PATH`, so tests can put a
+//! recording fake in its place. `FLY_API_TOKEN` reaches flyctl through the environment.
+
+mod json;
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use xshell::{Shell, cmd};
+
+pub use json::{
+    Release, SecretInfo, current_release, parse_releases, parse_secrets_list, previous_good_release,
+};
+
+/// How to get flyctl, shown when it is missing.
+pub const INSTALL_HINT: &str = "install flyctl with `curl -L https://fly.io/install.sh | sh` \
+     (or `brew install flyctl`), or set FLYCTL to the path of the binary";
+
+/// Lines of flyctl's stderr shown when a call fails.
+const STDERR_TAIL_LINES: usize = 20;
+
+/// A flyctl binary and how to call it.
+#[derive(Debug, Clone)]
+pub struct Flyctl {
+    program: PathBuf,
+    shown_as: String,
+    dry_run: bool,
+    workdir: Option<PathBuf>,
+    hidden: Vec<String>,
+}
+
+/// One flyctl command: its arguments and, for `secrets import`, the stdin payload.
+#[derive(Clone)]
+pub struct Invocation {
+    /// The arguments after the program name.
+    pub args: Vec<String>,
+    stdin: Option<(String, Vec<String>)>,
+}
+
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The payload holds secret values: show only which keys it carries.
+        f.debug_struct("Invocation")
+            .field("args", &self.args)
+            .field("stdin_keys", &self.stdin.as_ref().map(|(_, keys)| keys))
+            .finish()
+    }
+}
+
+impl Invocation {
+    /// A command without stdin.
+    pub fn new<S: Into<String>>(args: impl IntoIterator<Item = S>) -> Invocation {
+        Invocation {
+            args: args.into_iter().map(Into::into).collect(),
+            stdin: None,
+        }
+    }
+
+    /// Adds a stdin payload carrying the values of `keys` (only the names are ever shown).
+    pub fn with_secret_stdin(mut self, payload: String, keys: Vec<String>) -> Invocation {
+        self.stdin = Some((payload, keys));
+        self
+    }
+}
+
+/// A flyctl call that ran and failed: the task reports it and exits 1.
+#[derive(Debug, Clone)]
+pub struct FlyctlFailed {
+    /// The command as a shell line (no secret in it: secrets only travel on stdin).
+    pub command: String,
+    /// The exit status as the OS reported it.
+    pub status: String,
+    /// The last lines of its stderr, with every known secret value masked.
+    pub stderr_tail: String,
+}
+
+impl std::fmt::Display for FlyctlFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}` failed ({})", self.command, self.status)?;
+        if !self.stderr_tail.is_empty() {
+            write!(f, "; its stderr ended with:\n{}", self.stderr_tail)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FlyctlFailed {}
+
+/// The [`FlyctlFailed`] inside an error chain, if that is what the error is.
+pub fn flyctl_failure(error: &anyhow::Error) -> Option<&FlyctlFailed> {
+    error.chain().find_map(|e| e.downcast_ref::<FlyctlFailed>())
+}
+
+/// Splits errors: a failing flyctl call (a failed check, exit 1) comes back as `Ok`, anything
+/// else (the task could not run, exit 2) stays an error.
+pub fn failure_or_error(error: anyhow::Error) -> anyhow::Result<FlyctlFailed> {
+    match flyctl_failure(&error) {
+        Some(failure) => Ok(failure.clone()),
+        None => Err(error),
+    }
+}
+
+impl Flyctl {
+    /// The flyctl of this process's environment (`$FLYCTL`, else `PATH`). A dry run never
+    /// calls flyctl, so it does not need the binary and shows it as `flyctl` when missing.
+    pub fn from_env(dry_run: bool) -> anyhow::Result<Flyctl> {
+        let located = locate(std::env::var_os("FLYCTL"), std::env::var_os("PATH"));
+        match located {
+            Ok((program, shown_as)) => Ok(Flyctl::new(program, shown_as, dry_run)),
+            Err(_) if dry_run => Ok(Flyctl::new("flyctl".into(), "flyctl".into(), true)),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A flyctl at a known path (tests point this at the fake).
+    pub fn at(program: impl Into<PathBuf>, dry_run: bool) -> Flyctl {
+        let program = program.into();
+        let shown_as = program.display().to_string();
+        Flyctl::new(program, shown_as, dry_run)
+    }
+
+    fn new(program: PathBuf, shown_as: String, dry_run: bool) -> Flyctl {
+        Flyctl {
+            program,
+            shown_as,
+            dry_run,
+            workdir: None,
+            hidden: Vec::new(),
+        }
+    }
+
+    /// Runs flyctl from `dir` (the repository root, so `--config fly.toml` resolves).
+    pub fn in_dir(mut self, dir: &Path) -> Flyctl {
+        self.workdir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Whether this is a dry run: commands are printed, none is run.
+    pub fn dry_run(&self) -> bool {
+        self.dry_run
+    }
+
+    /// Masks these values (and each of their lines) wherever flyctl output is shown.
+    pub fn hide_values<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) {
+        for value in values {
+            for piece in std::iter::once(value).chain(value.lines()) {
+                // Very short values would mask ordinary words; they cannot be told apart anyway.
+                if piece.trim().len() >= 4 && !self.hidden.iter().any(|h| h == piece) {
+                    self.hidden.push(piece.to_string());
+                }
+            }
+        }
+        // Longest first, so a value is masked whole before any of its lines.
+        self.hidden.sort_by_key(|h| std::cmp::Reverse(h.len()));
+    }
+
+    /// `text` with every hidden value replaced by `****`.
+    pub fn mask(&self, text: &str) -> String {
+        let mut masked = text.to_string();
+        for value in &self.hidden {
+            masked = masked.replace(value.as_str(), "****");
+        }
+        masked
+    }
+
+    /// The command as a copy-pasteable shell line; stdin shows key names only.
+    pub fn display(&self, invocation: &Invocation) -> String {
+        let mut line = std::iter::once(self.shown_as.as_str())
+            .chain(invocation.args.iter().map(String::as_str))
+            .map(shell_quote)
+            .collect::<Vec<_>>()
+            .join(" ");
+        if let Some((_, keys)) = &invocation.stdin {
+            line.push_str(&format!(" <stdin: {} (values hidden)>", keys.join(", ")));
+        }
+        line
+    }
+
+    /// Runs `invocation` and returns its stdout; `None` in a dry run, which only prints the
+    /// command. A non-zero exit is a [`FlyctlFailed`] error.
+    pub fn call(
+        &self,
+        invocation: &Invocation,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<Option<String>> {
+        let shown = self.display(invocation);
+        if self.dry_run {
+            writeln!(out, "would run: {shown}")?;
+            return Ok(None);
+        }
+        writeln!(out, "running: {shown}")?;
+        let sh = Shell::new().context("starting a shell for flyctl")?;
+        if let Some(dir) = &self.workdir {
+            sh.change_dir(dir);
+        }
+        let program = &self.program;
+        let args = &invocation.args;
+        let mut command = cmd!(sh, "{program} {args...}").quiet().ignore_status();
+        if let Some((payload, _)) = &invocation.stdin {
+            command = command.stdin(payload.as_bytes());
+        }
+        let output = command
+            .output()
+            .with_context(|| format!("starting `{shown}`; {INSTALL_HINT}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        if output.status.success() {
+            return Ok(Some(stdout));
+        }
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let source = if stderr.trim().is_empty() {
+            stdout.as_str()
+        } else {
+            &stderr
+        };
+        Err(FlyctlFailed {
+            command: shown,
+            status: output.status.to_string(),
+            stderr_tail: self.mask(&tail(source, STDERR_TAIL_LINES)),
+        }
+        .into())
+    }
+
+    /// `flyctl auth whoami`: who flyctl is logged in as (`None` in a dry run).
+    pub fn whoami(&self, out: &mut dyn Write) -> anyhow::Result<Option<String>> {
+        let stdout = self.call(&Invocation::new(["auth", "whoami"]), out)?;
+        Ok(stdout.map(|s| s.trim().to_string()))
+    }
+
+    /// `flyctl releases --app APP --image --json`, newest first (`None` in a dry run).
+    pub fn releases(&self, app: &str, out: &mut dyn Write) -> anyhow::Result<Option<Vec<Release>>> {
+        let invocation = Invocation::new(["releases", "--app", app, "--image", "--json"]);
+        match self.call(&invocation, out)? {
+            Some(stdout) => Ok(Some(parse_releases(&stdout)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `flyctl secrets list --app APP --json` (`None` in a dry run).
+    pub fn secrets_list(
+        &self,
+        app: &str,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<Option<Vec<SecretInfo>>> {
+        let invocation = Invocation::new(["secrets", "list", "--app", app, "--json"]);
+        match self.call(&invocation, out)? {
+            Some(stdout) => Ok(Some(parse_secrets_list(&stdout)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `flyctl secrets import --app APP --stage` with `payload` (already encoded for fly's
+    /// import parser) on stdin. Staged: the values apply at the next deploy, no restart now.
+    pub fn secrets_import(
+        &self,
+        app: &str,
+        payload: String,
+        keys: Vec<String>,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<()> {
+        let invocation = Invocation::new(["secrets", "import", "--app", app, "--stage"])
+            .with_secret_stdin(payload, keys);
+        self.call(&invocation, out).map(drop)
+    }
+
+    /// `flyctl deploy ...` as described by `deploy` (always waits for health checks).
+    pub fn deploy(
+        &self,
+        deploy: &DeployCommand,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<Option<String>> {
+        self.call(&Invocation::new(deploy.args()), out)
+    }
+}
+
+/// A `flyctl deploy`: building from source (`deploy`) or redeploying an image (`rollback`).
+/// Never `--detach`: that skips the health checks this workflow depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployCommand {
+    /// The Fly app.
+    pub app: String,
+    /// The Fly config, relative to the repository root.
+    pub config: PathBuf,
+    /// `--image REF` (a rollback) instead of building with `--remote-only`.
+    pub image: Option<String>,
+    /// `--strategy` (rolling, immediate, canary, bluegreen); `None` keeps fly.toml's.
+    pub strategy: Option<String>,
+    /// `--wait-timeout`, in seconds.
+    pub wait_timeout_secs: u64,
+}
+
+impl DeployCommand {
+    /// The argv after `flyctl`.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec!["deploy".to_string()];
+        match &self.image {
+            Some(image) => args.extend(["--image".to_string(), image.clone()]),
+            None => args.push("--remote-only".to_string()),
+        }
+        args.extend(["--app".to_string(), self.app.clone()]);
+        args.extend(["--config".to_string(), self.config.display().to_string()]);
+        if let Some(strategy) = &self.strategy {
+            args.extend(["--strategy".to_string(), strategy.clone()]);
+        }
+        args.extend([
+            "--wait-timeout".to_string(),
+            format!("{}s", self.wait_timeout_secs),
+        ]);
+        args
+    }
+}
+
+/// Finds flyctl: `$FLYCTL` (a path, or a name looked up on `PATH`), else `flyctl`, else `fly`
+/// on `PATH`. Returns the program and how to show it in commands.
+pub fn locate(
+    flyctl_var: Option<OsString>,
+    path_var: Option<OsString>,
+) -> anyhow::Result<(PathBuf, String)> {
+    let search = |name: &str| -> Option<PathBuf> {
+        let path_var = path_var.as_ref()?;
+        std::env::split_paths(path_var)
+            .map(|dir| dir.join(name))
+            .find(|candidate| is_executable(candidate))
+    };
+    if let Some(value) = flyctl_var.filter(|v| !v.is_empty()) {
+        let value = PathBuf::from(value);
+        let shown = value.display().to_string();
+        if value.components().count() > 1 {
+            if is_executable(&value) {
+                return Ok((value, shown));
+            }
+            bail!("FLYCTL is set to {shown}, which is not an executable file; {INSTALL_HINT}");
+        }
+        return match search(&shown) {
+            Some(path) => Ok((path, shown)),
+            None => bail!("FLYCTL is set to `{shown}`, which is not on PATH; {INSTALL_HINT}"),
+        };
+    }
+    for name in ["flyctl", "fly"] {
+        if let Some(path) = search(name) {
+            return Ok((path, name.to_string()));
+        }
+    }
+    bail!("flyctl is not on PATH; {INSTALL_HINT}")
+}
+
+fn is_executable(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file()
+    }
+}
+
+/// The last `lines` lines of `text`.
+pub fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.trim_end().lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Quotes `word` for a POSIX shell when it needs it.
+pub fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-./:=@%+,".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deploy_argv_builds_or_redeploys_and_never_detaches() {
+        let mut deploy = DeployCommand {
+            app: "sist-cabanas-staging".into(),
+            config: "fly.toml".into(),
+            image: None,
+            strategy: Some("rolling".into()),
+            wait_timeout_secs: 300,
+        };
+        assert_eq!(
+            deploy.args().join(" "),
+            "deploy --remote-only --app sist-cabanas-staging --config fly.toml --strategy rolling --wait-timeout 300s"
+        );
+        deploy.image = Some("registry.fly.io/x:1".into());
+        deploy.strategy = None;
+        assert_eq!(
+            deploy.args().join(" "),
+            "deploy --image registry.fly.io/x:1 --app sist-cabanas-staging --config fly.toml --wait-timeout 300s"
+        );
+        assert!(!deploy.args().iter().any(|a| a == "--detach"));
+    }
+
+    #[test]
+    fn display_quotes_and_hides_stdin_values() {
+        let fly = Flyctl::at("flyctl", true);
+        let invocation = Invocation::new(["secrets", "import", "--app", "my app"])
+            .with_secret_stdin("A=hunter22\n".into(), vec!["A".into()]);
+        let shown = fly.display(&invocation);
+        assert_eq!(
+            shown,
+            "flyctl secrets import --app 'my app' <stdin: A (values hidden)>"
+        );
+        assert!(!format!("{invocation:?}").contains("hunter22"));
+    }
+
+    #[test]
+    fn masking_hides_whole_values_and_their_lines() {
+        let mut fly = Flyctl::at("flyctl", false);
+        fly.hide_values(["s3cr3t-value", "line one\nline two", "ab"]);
+        assert_eq!(fly.mask("bad s3cr3t-value here"), "bad **** here");
+        assert_eq!(fly.mask("invalid: line two"), "invalid: ****");
+        assert_eq!(fly.mask("ab stays"), "ab stays");
+    }
+
+    #[test]
+    fn locate_prefers_flyctl_var_then_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("fly");
+        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let path = Some(dir.path().as_os_str().to_owned());
+        let (found, shown) = locate(None, path.clone()).unwrap();
+        assert_eq!((found, shown.as_str()), (bin.clone(), "fly"));
+        let (found, _) = locate(Some(bin.clone().into()), None).unwrap();
+        assert_eq!(found, bin);
+        let missing = locate(None, Some(OsString::from("/nonexistent")))
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("fly.io/install.sh"), "{missing}");
+        let bad = locate(Some("/nope/flyctl".into()), path)
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("FLYCTL is set to /nope/flyctl"), "{bad}");
+    }
+
+    #[test]
+    fn tail_keeps_the_last_lines() {
+        assert_eq!(tail("a\nb\nc\n", 2), "b\nc");
+        assert_eq!(tail("", 2), "");
+    }
+}

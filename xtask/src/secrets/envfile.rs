@@ -1,0 +1,262 @@
+//! Which secrets an environment sends. The env file is first held to predeploy's `env` check
+//! (every rule of its template), then read with predeploy's parser of fly's import syntax;
+//! only the template's keys are sent. The few checks repeated here (required keys filled, no
+//! placeholder, no duplicate) keep `secrets` safe even if that check changes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::fly_import::decode_fly_import;
+use crate::config::Environment;
+use crate::predeploy::envfile::{EnvEntry, parse_env_file};
+use crate::predeploy::{Options, evaluate};
+use crate::repo::Repo;
+use crate::verdict::Verdict;
+
+/// What an import will send, and what stops it.
+#[derive(Clone, Default)]
+pub struct ImportPlan {
+    /// `(key, value)` in template order: the template's keys with a non-empty value.
+    pub entries: Vec<(String, String)>,
+    /// Keys of the env file that the template does not list (warned about, not sent).
+    pub not_in_template: Vec<String>,
+    /// Optional keys left empty (not sent).
+    pub empty_not_sent: Vec<String>,
+    /// Problems that fail the task, each naming the file, line and key (never a value).
+    pub problems: Vec<String>,
+}
+
+impl std::fmt::Debug for ImportPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportPlan")
+            .field("keys", &self.keys())
+            .field("not_in_template", &self.not_in_template)
+            .field("empty_not_sent", &self.empty_not_sent)
+            .field("problems", &self.problems)
+            .finish()
+    }
+}
+
+impl ImportPlan {
+    /// The keys that will be sent.
+    pub fn keys(&self) -> Vec<String> {
+        self.entries.iter().map(|(k, _)| k.clone()).collect()
+    }
+}
+
+/// A key of a template, with whether its comment marks it `[required, ...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateKey {
+    /// The key.
+    pub name: String,
+    /// Whether the env file must fill it.
+    pub required: bool,
+    /// Its line in the template.
+    pub line: usize,
+}
+
+/// The keys of a template. A key is required when the comment block right above it contains
+/// `[required`.
+pub fn template_keys(text: &str) -> anyhow::Result<Vec<TemplateKey>> {
+    let entries = decode_fly_import(text)?;
+    let lines: Vec<&str> = text.lines().collect();
+    Ok(entries
+        .into_iter()
+        .map(|entry| {
+            let required = lines[..entry.line - 1]
+                .iter()
+                .rev()
+                .take_while(|l| l.starts_with('#'))
+                .any(|l| l.contains("[required"));
+            TemplateKey {
+                name: entry.name,
+                required,
+                line: entry.line,
+            }
+        })
+        .collect())
+}
+
+/// The failures and warnings of predeploy's `env` check for environment `env_name`, as
+/// `(verdict, "path:line: message")`.
+pub fn predeploy_env_findings(
+    repo: &Repo,
+    env_name: &str,
+) -> anyhow::Result<Vec<(Verdict, String)>> {
+    let options = Options {
+        env: Some(env_name.to_string()),
+        strict: false,
+    };
+    let report = evaluate(repo, &options)?;
+    let Some(check) = report.check("env") else {
+        anyhow::bail!("predeploy has no `env` check any more; update xtask/src/secrets/envfile.rs");
+    };
+    Ok(check
+        .evidence
+        .iter()
+        .filter(|e| matches!(e.verdict, Verdict::Fail | Verdict::Warn))
+        .map(|e| {
+            let at = e.location();
+            let fix = e
+                .fix
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default();
+            let place = if at.is_empty() {
+                String::new()
+            } else {
+                format!("{at}: ")
+            };
+            (e.verdict, format!("{place}{}{fix}", e.message))
+        })
+        .collect())
+}
+
+/// Reads the environment's template and env file and decides what to send.
+pub fn plan_import(repo: &Repo, environment: &Environment) -> anyhow::Result<ImportPlan> {
+    let template_path = repo.path(&environment.template);
+    let template_text = std::fs::read_to_string(&template_path)
+        .with_context(|| format!("reading the template {}", template_path.display()))?;
+    let template = template_keys(&template_text).with_context(|| {
+        format!(
+            "{} is not in fly's NAME=VALUE syntax",
+            template_path.display()
+        )
+    })?;
+    let env_path = repo.path(&environment.env_file);
+    let env_text = match std::fs::read_to_string(&env_path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(ImportPlan {
+                problems: vec![format!(
+                    "{} does not exist: copy {} to it and fill every <placeholder>",
+                    environment.env_file.display(),
+                    environment.template.display()
+                )],
+                ..ImportPlan::default()
+            });
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", env_path.display())),
+    };
+    Ok(plan_from(&environment.env_file, &env_text, &template))
+}
+
+/// The plan for an env file's text against a template's keys.
+pub fn plan_from(env_file: &Path, env_text: &str, template: &[TemplateKey]) -> ImportPlan {
+    let shown = env_file.display();
+    let mut plan = ImportPlan::default();
+    let entries: Vec<EnvEntry> = match parse_env_file(env_text) {
+        Ok(entries) => entries,
+        Err(problems) => {
+            for problem in problems {
+                let key = problem.key.map(|k| format!("{k}: ")).unwrap_or_default();
+                plan.problems.push(format!(
+                    "{shown}:{}: {key}{}",
+                    problem.line, problem.message
+                ));
+            }
+            return plan;
+        }
+    };
+    let mut by_name: BTreeMap<&str, &EnvEntry> = BTreeMap::new();
+    for entry in &entries {
+        if let Some(first) = by_name.insert(entry.key.as_str(), entry) {
+            plan.problems.push(format!(
+                "{shown}:{}: {} is set again (first on line {}); keep one",
+                entry.line, entry.key, first.line
+            ));
+        }
+    }
+    let known: BTreeSet<&str> = template.iter().map(|k| k.name.as_str()).collect();
+    plan.not_in_template = by_name
+        .keys()
+        .filter(|k| !known.contains(*k))
+        .map(|k| k.to_string())
+        .collect();
+    for key in template {
+        let filled = by_name
+            .get(key.name.as_str())
+            .filter(|e| !e.value.expose().is_empty());
+        let Some(entry) = filled else {
+            if key.required {
+                plan.problems.push(format!(
+                    "{shown}: {} is required (see the template, line {}) but missing or empty",
+                    key.name, key.line
+                ));
+            } else {
+                plan.empty_not_sent.push(key.name.clone());
+            }
+            continue;
+        };
+        let value = entry.value.expose().trim();
+        if value.starts_with('<') && value.ends_with('>') {
+            plan.problems.push(format!(
+                "{shown}:{}: {} still holds the template's placeholder; fill it",
+                entry.line, key.name
+            ));
+        } else {
+            plan.entries
+                .push((key.name.clone(), entry.value.expose().to_string()));
+        }
+    }
+    plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = "# [required, postgres-url] db\nDATABASE_URL=<postgres-url>\n\n\
+        # [optional, integer] ttl\nTTL=30\n# [optional, redis-url]\nREDIS_URL=\n";
+
+    #[test]
+    fn template_keys_know_which_are_required() {
+        let keys = template_keys(TEMPLATE).unwrap();
+        let flags: Vec<(&str, bool)> = keys.iter().map(|k| (k.name.as_str(), k.required)).collect();
+        assert_eq!(
+            flags,
+            [("DATABASE_URL", true), ("TTL", false), ("REDIS_URL", false)]
+        );
+        assert_eq!(keys[0].line, 2);
+    }
+
+    #[test]
+    fn only_template_keys_with_values_are_sent() {
+        let template = template_keys(TEMPLATE).unwrap();
+        let env = "DATABASE_URL=postgres://u:pw@h/db\nTTL=45\nREDIS_URL=\nEXTRA=1\n";
+        let plan = plan_from(Path::new("env/.env.x"), env, &template);
+        assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+        assert_eq!(plan.keys(), ["DATABASE_URL", "TTL"]);
+        assert_eq!(plan.not_in_template, ["EXTRA"]);
+        assert_eq!(plan.empty_not_sent, ["REDIS_URL"]);
+        assert!(!format!("{plan:?}").contains("pw@h"));
+    }
+
+    #[test]
+    fn missing_required_placeholders_and_duplicates_are_problems() {
+        let template = template_keys(TEMPLATE).unwrap();
+        let plan = plan_from(Path::new("e"), "TTL=1\nTTL=2\n", &template);
+        assert!(
+            plan.problems
+                .iter()
+                .any(|p| p.contains("DATABASE_URL is required")),
+            "{:?}",
+            plan.problems
+        );
+        assert!(
+            plan.problems
+                .iter()
+                .any(|p| p.contains("e:2: TTL is set again")),
+            "{:?}",
+            plan.problems
+        );
+        let plan = plan_from(Path::new("e"), "DATABASE_URL=<postgres-url>\n", &template);
+        assert!(
+            plan.problems[0].contains("placeholder"),
+            "{:?}",
+            plan.problems
+        );
+    }
+}

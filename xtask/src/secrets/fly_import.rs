@@ -1,0 +1,260 @@
+//! The text `flyctl secrets import` reads on stdin, both ways: an encoder that writes values
+//! so fly reads back exactly the same bytes, and a decoder that follows fly's parser (checked
+//! against superfly/flyctl `internal/command/secrets/parser.go`) to prove it.
+//!
+//! fly's rules, line by line: blank lines and lines starting with `#` are skipped; the line
+//! is cut at its first `=`; the name is trimmed; leading spaces of the value are dropped; a
+//! value starting with `"""` opens a multi-line value that ends at the first later line ending
+//! in `"""`; otherwise a value that starts and ends with `"` loses those two quotes. Nothing
+//! else is special: `#`, `=`, `'` and `\` inside a value are literal.
+
+use anyhow::bail;
+
+/// One `NAME=VALUE` read from an import text, with the line it started on (1-based).
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImportEntry {
+    /// The secret's name.
+    pub name: String,
+    /// Its value, exactly as fly would store it.
+    pub value: String,
+    /// The line the entry starts on.
+    pub line: usize,
+}
+
+impl std::fmt::Debug for ImportEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ImportEntry({}=<{} bytes hidden>, line {})",
+            self.name,
+            self.value.len(),
+            self.line
+        )
+    }
+}
+
+/// The longest line fly's reader takes (Go's `bufio.Scanner` default); longer lines end its
+/// input silently, so the encoder refuses them instead.
+pub const MAX_LINE_BYTES: usize = 64 * 1024 - 1;
+
+const TRIPLE: &str = "\"\"\"";
+
+/// Encodes `(name, value)` pairs so that fly's import parser yields exactly these values.
+/// Refuses, naming the key (never the value), what fly cannot carry.
+pub fn encode_for_fly_import<'a>(
+    entries: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> anyhow::Result<String> {
+    let mut text = String::new();
+    for (name, value) in entries {
+        let encoded = encode_one(name, value)?;
+        if encoded.lines().any(|line| line.len() > MAX_LINE_BYTES) {
+            bail!("{name}: a line of its value is longer than fly's import reader takes (64 KiB)");
+        }
+        text.push_str(&encoded);
+        text.push('\n');
+    }
+    Ok(text)
+}
+
+fn encode_one(name: &str, value: &str) -> anyhow::Result<String> {
+    let valid_name = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid_name {
+        bail!(
+            "`{name}` is not a valid secret name (letters, digits and _, not starting with a digit)"
+        );
+    }
+    if value.contains('\0') {
+        bail!("{name}: the value contains a NUL byte, which no environment variable can hold");
+    }
+    if value.contains('\r') {
+        bail!(
+            "{name}: the value contains a carriage return, which fly's import reader drops at line ends; save the env file with Unix line endings"
+        );
+    }
+    if value.contains('\n') {
+        // Multi-line: `"""` opens on the first line, the line ending in `"""` closes it.
+        if value.contains(TRIPLE) {
+            bail!(
+                "{name}: a multi-line value cannot contain \"\"\" (fly's import syntax ends the value there)"
+            );
+        }
+        return Ok(format!("{name}={TRIPLE}{value}{TRIPLE}"));
+    }
+    if value.starts_with(TRIPLE) {
+        bail!(
+            "{name}: a single-line value cannot start with \"\"\" (fly reads it as a multi-line value)"
+        );
+    }
+    // fly drops leading spaces and strips one pair of surrounding double quotes; other parsers
+    // trim trailing whitespace or treat a leading quote specially. Wrapping such values in
+    // double quotes makes fly read them back exactly.
+    let needs_quotes = value.starts_with(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+        || value.ends_with(|c: char| c.is_whitespace() || c == '"');
+    if needs_quotes {
+        let quoted = format!("\"{value}\"");
+        if quoted.starts_with(TRIPLE) {
+            bail!(
+                "{name}: a value starting with two double quotes (or a lone one) cannot be written so that fly reads it back unchanged"
+            );
+        }
+        return Ok(format!("{name}={quoted}"));
+    }
+    Ok(format!("{name}={value}"))
+}
+
+/// Parses an import text the way `flyctl secrets import` does. A later entry of the same name
+/// wins, as in fly's map; all entries are returned in order so callers can spot duplicates.
+pub fn decode_fly_import(text: &str) -> anyhow::Result<Vec<ImportEntry>> {
+    let mut entries = Vec::new();
+    let mut open: Option<ImportEntry> = None;
+    // `lines` splits like Go's line scanner: at `\n`, dropping one `\r` before it.
+    for (index, line) in text.lines().enumerate() {
+        if let Some(entry) = open.as_mut() {
+            if let Some(last) = line.strip_suffix(TRIPLE) {
+                entry.value.push_str(last);
+                entries.push(open.take().expect("an open multi-line value"));
+            } else {
+                entry.value.push_str(line);
+                entry.value.push('\n');
+            }
+            continue;
+        }
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        let Some((name, value)) = line.split_once('=') else {
+            bail!("line {}: secrets must be NAME=VALUE pairs", index + 1);
+        };
+        let name = name.trim().to_string();
+        let value = value.trim_start_matches(' ');
+        let entry = |value: &str| ImportEntry {
+            name: name.clone(),
+            value: value.to_string(),
+            line: index + 1,
+        };
+        if let Some(first) = value.strip_prefix(TRIPLE) {
+            let mut started = entry(first);
+            started.value.push('\n');
+            open = Some(started);
+        } else if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+            entries.push(entry(&value[1..value.len() - 1]));
+        } else if value == "\"" {
+            // fly slices `value[1:0]` here and crashes; report it instead.
+            bail!(
+                "line {}: {name} is a lone double quote, which crashes fly's parser",
+                index + 1
+            );
+        } else {
+            entries.push(entry(value));
+        }
+    }
+    if let Some(entry) = open {
+        // fly silently drops an unterminated multi-line value; treat it as the error it is.
+        bail!(
+            "line {}: the multi-line value of {} is never closed with \"\"\"",
+            entry.line,
+            entry.name
+        );
+    }
+    Ok(entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(pairs: &[(&str, &str)]) {
+        let text = encode_for_fly_import(pairs.iter().copied()).unwrap();
+        let decoded: Vec<(String, String)> = decode_fly_import(&text)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.value))
+            .collect();
+        let expected: Vec<(String, String)> = pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(decoded, expected, "encoded as:\n{text}");
+    }
+
+    #[test]
+    fn decoder_follows_flys_parser_tests() {
+        let text = "\n# comment\n\nFOO=BAR\nMULTILINE=\"\"\"SOMETHING\nANOTHER LINE\n\nENDSHERE\"\"\"\n\
+                    TRAILERENV=what\nQ=\"BAR BAZ\"\nS = BAR\r\nC=BAR,BAZ\n";
+        let entries = decode_fly_import(text).unwrap();
+        let got: Vec<(&str, &str)> = entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.value.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("FOO", "BAR"),
+                ("MULTILINE", "SOMETHING\nANOTHER LINE\n\nENDSHERE"),
+                ("TRAILERENV", "what"),
+                ("Q", "BAR BAZ"),
+                ("S", "BAR"),
+                ("C", "BAR,BAZ"),
+            ]
+        );
+        assert_eq!(entries[2].line, 9);
+    }
+
+    #[test]
+    fn awkward_values_survive_the_round_trip() {
+        round_trip(&[
+            (
+                "PLAIN",
+                "postgresql://app:p@ss=w#rd@db.internal:5432/cabanas?sslmode=require",
+            ),
+            ("HASH", "#starts-with-hash"),
+            ("EQUALS", "=a=b="),
+            ("QUOTED", "\"in quotes\""),
+            ("HALF_QUOTED", "\"only at the start"),
+            ("ENDS_QUOTE", "ends with\""),
+            ("SINGLE", "'single'"),
+            ("SPACES", "  padded  "),
+            ("TAB", "\tTabbed"),
+            ("EMPTY", ""),
+            ("BACKSLASH", r"a\nb\\c"),
+            ("TRIPLE_INSIDE", "a\"\"\"b"),
+            (
+                "MULTI",
+                "-----BEGIN KEY-----\nabc=\n# not a comment\n\n  indented\n-----END KEY-----",
+            ),
+            ("MULTI_EDGES", "\nstarts and ends with newline\n"),
+            ("UNICODE", "contraseña ñandú"),
+        ]);
+    }
+
+    #[test]
+    fn unencodable_values_are_refused_by_name_only() {
+        for (name, value) in [
+            ("A", "line\nwith \"\"\" inside"),
+            ("B", "\"\"\"starts with three"),
+            ("C", "\"\"two quotes then text\""),
+            ("D", "carriage\rreturn"),
+            ("E", "\""),
+        ] {
+            let error = encode_for_fly_import([(name, value)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.starts_with(&format!("{name}:")), "{error}");
+            assert!(!error.contains(value), "{error}");
+        }
+        assert!(encode_for_fly_import([("1BAD", "x")]).is_err());
+        let long = "x".repeat(MAX_LINE_BYTES);
+        assert!(encode_for_fly_import([("LONG", long.as_str())]).is_err());
+    }
+
+    #[test]
+    fn unclosed_multiline_and_bad_lines_are_errors() {
+        assert!(decode_fly_import("A=\"\"\"open\nno end\n").is_err());
+        assert!(decode_fly_import("no equals sign\n").is_err());
+        assert!(decode_fly_import("A=\"\n").is_err());
+    }
+}
