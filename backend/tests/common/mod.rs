@@ -258,7 +258,13 @@ pub async fn fresh_postgres_database(test: &str) -> Option<String> {
         if std::env::var_os("CI").is_some() {
             panic!("TEST_DATABASE_URL unset in CI: the PostgreSQL test {test} cannot run");
         }
-        eprintln!("TEST_DATABASE_URL unset: skipping PostgreSQL test {test}");
+        // Written to the stderr handle directly: the test harness captures `eprintln!`,
+        // and a skip must be visible.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "TEST_DATABASE_URL unset: skipping PostgreSQL test {test}"
+        );
         return None;
     };
     let name = format!("test_{}", uuid::Uuid::new_v4().simple());
