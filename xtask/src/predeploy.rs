@@ -1,14 +1,151 @@
-//! `cargo xtask predeploy` (being built; see its issue).
+//! `cargo xtask predeploy`: the gate before `flyctl deploy`.
+//!
+//! Every check runs to the end and reports a verdict, evidence with `path:line`, and the fix;
+//! the task then exits 1 if any failed. The checks, in order: `config`, `fly_toml`,
+//! `dockerfile`, `migrations`, `env`, `secret_hygiene`, `git`, `docs_commands`, `ci`.
+//!
+//! Other tasks call [`evaluate`] (the deploy task stops on a failed report) or read the saved
+//! [`PredeployReport`] (the report task). The env-file reader is [`envfile`].
+
+mod ci;
+mod config_check;
+mod dockerfile;
+mod docs_commands;
+mod env_check;
+pub mod envfile;
+mod fly_toml;
+mod git_check;
+mod hygiene;
+mod migrations;
+mod outcome;
+mod render;
+mod text;
 
 use clap::Args as ClapArgs;
 
+use crate::config::{CONFIG_PATH, DeployConfig, Environment};
+use crate::output::{self, Output};
+use crate::record::RunClock;
+use crate::repo::Repo;
 use crate::verdict::Verdict;
+
+pub use outcome::{CheckOutcome, Evidence, PredeployReport};
+
+/// The environment name recorded when no `--env` was given.
+pub const ALL_ENVIRONMENTS: &str = "all";
 
 /// Options of `cargo xtask predeploy`.
 #[derive(Debug, ClapArgs)]
-pub struct Args {}
+pub struct Args {
+    /// Check only this environment of ops/deploy.toml; its filled env file must then exist.
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Fail, not just warn, on a dirty working tree (use before production and in CI).
+    #[arg(long)]
+    pub strict: bool,
+    /// Print the result record as JSON on stdout; the table goes to stderr.
+    #[arg(long)]
+    pub json: bool,
+}
 
-/// Entry point.
-pub fn run(_args: Args) -> anyhow::Result<Verdict> {
-    anyhow::bail!("`cargo xtask predeploy` is not built yet")
+/// What [`evaluate`] checks.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Only this environment, whose filled env file must then exist. `None`: every
+    /// environment, each env file checked when present.
+    pub env: Option<String>,
+    /// Turn warnings about the working tree into failures.
+    pub strict: bool,
+}
+
+/// What every check may look at.
+pub(crate) struct Context<'a> {
+    pub(crate) repo: &'a Repo,
+    pub(crate) options: &'a Options,
+    pub(crate) config: DeployConfig,
+    pub(crate) config_text: String,
+    /// The environments checked: the selected one, or all, by name.
+    pub(crate) environments: Vec<(String, Environment)>,
+}
+
+/// Runs every check on `repo` and returns the accumulated report; never stops at the first
+/// failure. Errors only when it cannot run at all: `ops/deploy.toml` missing or malformed,
+/// or `--env` naming an environment that is not in it.
+pub fn evaluate(repo: &Repo, options: &Options) -> anyhow::Result<PredeployReport> {
+    let config_path = repo.path(CONFIG_PATH);
+    let config_text = match text::read_text(&config_path) {
+        text::FileText::Text(text) => text,
+        text::FileText::Missing => anyhow::bail!(
+            "{CONFIG_PATH} not found in {}: create it (environments and thresholds, see \
+             docs/tasks.md)",
+            repo.root().display()
+        ),
+        text::FileText::Unreadable(why) => anyhow::bail!("{CONFIG_PATH} {why}"),
+    };
+    let config = match toml::from_str::<DeployConfig>(&config_text) {
+        Ok(config) => config,
+        Err(error) => {
+            let (line, message) = text::toml_error(&config_text, &error);
+            let at = line.map_or(String::new(), |l| format!(":{l}"));
+            anyhow::bail!("{CONFIG_PATH}{at} {message}");
+        }
+    };
+    let environments = match &options.env {
+        Some(name) => vec![(name.clone(), config.environment(name)?.clone())],
+        None => config.environments.clone().into_iter().collect(),
+    };
+    let cx = Context {
+        repo,
+        options,
+        config,
+        config_text,
+        environments,
+    };
+    let tracked = hygiene::tracked_files(repo);
+    let checks = vec![
+        config_check::check(&cx),
+        fly_toml::check(&cx),
+        dockerfile::check(&cx),
+        migrations::check(&cx),
+        env_check::check(&cx),
+        hygiene::check(&cx, tracked.as_deref()),
+        git_check::check(&cx),
+        docs_commands::check(&cx),
+        ci::check(&cx),
+    ];
+    let verdict = if checks.iter().any(|c| c.verdict == Verdict::Fail) {
+        Verdict::Fail
+    } else {
+        Verdict::combine(checks.iter().map(|c| c.verdict))
+    };
+    Ok(PredeployReport {
+        environment: options
+            .env
+            .clone()
+            .unwrap_or_else(|| ALL_ENVIRONMENTS.into()),
+        verdict,
+        checks,
+    })
+}
+
+/// Entry point: checks the repository containing the current directory, prints the table
+/// (and the record under `--json`), saves the record, and returns the overall verdict.
+pub fn run(args: Args) -> anyhow::Result<Verdict> {
+    let clock = RunClock::start("predeploy");
+    let out = Output::new(args.json);
+    let repo = Repo::discover()?;
+    let options = Options {
+        env: args.env,
+        strict: args.strict,
+    };
+    let report = evaluate(&repo, &options)?;
+    let verdict = report.verdict;
+    out.human(&render::table(&report));
+    output::append_step_summary(&render::markdown(&report))?;
+    let record = clock.finish(&repo, &report.environment.clone(), verdict, report);
+    let saved = record.save(&repo)?;
+    out.machine(&record)?;
+    let shown = saved.strip_prefix(repo.root()).unwrap_or(&saved);
+    out.human(&format!("record: {}\n", shown.display()));
+    Ok(verdict)
 }

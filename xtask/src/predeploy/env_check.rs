@@ -1,0 +1,441 @@
+//! `env`: each filled env file (all present ones, or the `--env` one, which must exist) holds
+//! every key its template requires, each obeying the rule the template states, with no
+//! placeholders, duplicates or unknown keys. Values are read as data ([`super::envfile`]) and
+//! never appear in a finding: findings name the key and the line.
+//!
+//! The template is the contract: each key is preceded by a comment starting
+//! `[required, RULE]` or `[optional, RULE]`, where RULE is one of [`Rule`]'s names.
+
+use std::collections::BTreeMap;
+
+use super::Context;
+use super::envfile::{EnvEntry, parse_env_file};
+use super::outcome::{At, Check, CheckOutcome};
+use super::text::{FileText, read_text};
+
+/// What a value must look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rule {
+    /// `postgres://` or `postgresql://` with a host and a database.
+    PostgresUrl,
+    /// `redis://` or `rediss://` with a host.
+    RedisUrl,
+    /// At least 32 characters, not a repeated pattern.
+    Secret32,
+    /// Comma-separated email addresses.
+    Emails,
+    /// A whole number.
+    Integer,
+    /// Any text.
+    Text,
+}
+
+impl Rule {
+    fn parse(name: &str) -> Option<Rule> {
+        Some(match name {
+            "postgres-url" => Rule::PostgresUrl,
+            "redis-url" => Rule::RedisUrl,
+            "secret-32" => Rule::Secret32,
+            "emails" => Rule::Emails,
+            "integer" => Rule::Integer,
+            "text" => Rule::Text,
+            _ => return None,
+        })
+    }
+
+    /// Whether values under this rule are secrets (scanned for in tracked files).
+    pub(crate) fn is_secret(self) -> bool {
+        matches!(self, Rule::PostgresUrl | Rule::RedisUrl | Rule::Secret32)
+    }
+}
+
+/// One key of a template.
+#[derive(Debug, Clone)]
+pub(crate) struct TemplateKey {
+    pub(crate) required: bool,
+    pub(crate) rule: Rule,
+    /// The template's example value, which a filled file must not keep for secret keys.
+    example: String,
+}
+
+/// Reads a template into its keys, or problems (`line`, message).
+pub(crate) fn parse_template(
+    text: &str,
+) -> Result<BTreeMap<String, TemplateKey>, Vec<(usize, String)>> {
+    let entries = parse_env_file(text).map_err(|problems| {
+        problems
+            .into_iter()
+            .map(|p| (p.line, p.message))
+            .collect::<Vec<_>>()
+    })?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut keys = BTreeMap::new();
+    let mut problems = Vec::new();
+    for entry in entries {
+        // The comment block right above the key.
+        let mut annotation = None;
+        let mut index = entry.line.saturating_sub(1);
+        while index > 0 && lines[index - 1].starts_with('#') {
+            let comment = lines[index - 1].trim_start_matches('#').trim();
+            if comment.starts_with('[') {
+                annotation = Some(comment.to_string());
+            }
+            index -= 1;
+        }
+        let parsed = annotation.as_deref().and_then(|a| {
+            let inner = a.strip_prefix('[')?.split(']').next()?;
+            let (kind, rule) = inner.split_once(',')?;
+            let required = match kind.trim() {
+                "required" => true,
+                "optional" => false,
+                _ => return None,
+            };
+            Some((required, Rule::parse(rule.trim())?))
+        });
+        match parsed {
+            Some((required, rule)) => {
+                keys.insert(entry.key, TemplateKey { required, rule, example: entry.value.expose().to_string() });
+            }
+            None => problems.push((
+                entry.line,
+                format!("{}: the comment above it must start with [required, RULE] or [optional, RULE] (RULE: postgres-url, redis-url, secret-32, emails, integer, text)", entry.key),
+            )),
+        }
+    }
+    if problems.is_empty() {
+        Ok(keys)
+    } else {
+        Err(problems)
+    }
+}
+
+pub(crate) fn check(cx: &Context) -> CheckOutcome {
+    let mut check = Check::new(
+        "env",
+        "each filled env file has every required key, valid by its template's rule, with no \
+         placeholders, duplicates or unknown keys",
+    );
+    for (name, env) in &cx.environments {
+        let file = env.env_file.to_string_lossy().replace('\\', "/");
+        let template_path = env.template.to_string_lossy().replace('\\', "/");
+        let text = match read_text(&cx.repo.path(&file)) {
+            FileText::Missing if cx.options.env.is_some() => {
+                check.fail(
+                    At::file(&file),
+                    format!("{name}: the env file does not exist"),
+                    format!("copy {template_path} to {file}, fill it, chmod 600 it"),
+                );
+                continue;
+            }
+            FileText::Missing => {
+                check.skip(At::file(&file), format!("{name}: not filled here (checked when present, or required with --env {name})"));
+                continue;
+            }
+            FileText::Unreadable(why) => {
+                check.fail(
+                    At::file(&file),
+                    why,
+                    "write it as UTF-8 text, NAME=VALUE per line",
+                );
+                continue;
+            }
+            FileText::Text(text) => text,
+        };
+        let template = match read_text(&cx.repo.path(&template_path)) {
+            FileText::Text(t) => {
+                match parse_template(&t) {
+                    Ok(keys) => keys,
+                    Err(problems) => {
+                        for (line, message) in problems {
+                            check.fail(At::line(&template_path, Some(line)), message, "fix the template: it is the contract the env file is checked against");
+                        }
+                        continue;
+                    }
+                }
+            }
+            _ => {
+                check.fail(
+                    At::file(&template_path),
+                    format!("{name}: the template is missing or unreadable"),
+                    "commit the template (see config)",
+                );
+                continue;
+            }
+        };
+        match parse_env_file(&text) {
+            Err(problems) => {
+                for problem in problems {
+                    let key = problem.key.map(|k| format!("{k}: ")).unwrap_or_default();
+                    check.fail(
+                        At::line(&file, Some(problem.line)),
+                        format!("{key}{}", problem.message),
+                        "fix the line; the syntax is `fly secrets import`'s",
+                    );
+                }
+            }
+            Ok(entries) => check_entries(&mut check, name, &file, &entries, &template),
+        }
+    }
+    check.finish()
+}
+
+fn check_entries(
+    check: &mut Check,
+    env: &str,
+    file: &str,
+    entries: &[EnvEntry],
+    template: &BTreeMap<String, TemplateKey>,
+) {
+    let before = check.fail_count();
+    let mut first: BTreeMap<&str, usize> = BTreeMap::new();
+    for entry in entries {
+        let at = At::line(file, Some(entry.line));
+        let key = entry.key.as_str();
+        if let Some(line) = first.insert(key, entry.line) {
+            first.insert(key, line);
+            check.fail(
+                at,
+                format!("{key} is defined again (first at line {line})"),
+                "keep one definition: fly would import only the last",
+            );
+            continue;
+        }
+        let Some(spec) = template.get(key) else {
+            let hint = nearest(key, template.keys().map(String::as_str))
+                .map(|k| format!(": did you mean {k}?"))
+                .unwrap_or_default();
+            check.warn(
+                at,
+                format!("{key} is not in the template{hint}"),
+                "rename it to the template's key, or add it to the template with its rule",
+            );
+            continue;
+        };
+        let value = entry.value.expose();
+        if entry.single_quoted {
+            check.warn(
+                at.clone(),
+                format!("{key} is in single quotes, which fly keeps as part of the value"),
+                "remove the quotes (or use double quotes)",
+            );
+        }
+        if value.trim().is_empty() {
+            if spec.required {
+                check.fail(
+                    at,
+                    format!("{key} is required but empty"),
+                    format!("fill {key} in {file}"),
+                );
+            }
+            continue;
+        }
+        if is_placeholder(value)
+            || (spec.rule.is_secret() && !spec.example.is_empty() && value == spec.example)
+        {
+            check.fail(
+                at,
+                format!("{key} still holds a placeholder"),
+                format!("replace the placeholder of {key} in {file} with the real value"),
+            );
+            continue;
+        }
+        if value != value.trim_end() {
+            check.warn(
+                at.clone(),
+                format!("{key} ends with whitespace, which fly keeps"),
+                "remove the trailing whitespace",
+            );
+        }
+        if let Err(why) = validate(spec.rule, value.trim_end()) {
+            check.fail(at, format!("{key} {why}"), format!("fix {key} in {file}"));
+        }
+    }
+    for (key, spec) in template {
+        if spec.required && !first.contains_key(key.as_str()) {
+            check.fail(
+                At::file(file),
+                format!("{key} is required and missing"),
+                format!("add {key}=... to {file} (see the template for its rule)"),
+            );
+        }
+    }
+    if check.fail_count() == before {
+        check.pass(
+            At::file(file),
+            format!("{env}: {} keys read", entries.len()),
+        );
+    }
+}
+
+/// Placeholders left from a template: `<...>`, `changeme`, `your_...`.
+fn is_placeholder(value: &str) -> bool {
+    let lower = value.trim().to_ascii_lowercase();
+    (lower.starts_with('<') && lower.ends_with('>'))
+        || lower.contains("changeme")
+        || lower.contains("change_me")
+        || lower.starts_with("your_")
+        || lower.starts_with("your-")
+}
+
+/// Checks a value against its rule; the error says what is wrong without the value.
+pub(crate) fn validate(rule: Rule, value: &str) -> Result<(), String> {
+    match rule {
+        Rule::PostgresUrl => check_url(value, &["postgres", "postgresql"], true),
+        Rule::RedisUrl => check_url(value, &["redis", "rediss"], false),
+        Rule::Secret32 => {
+            if value.chars().count() < 32 {
+                Err("is shorter than 32 characters: use e.g. `openssl rand -base64 48`".into())
+            } else if is_repeated(value) {
+                Err("is a repeated pattern or has too few distinct characters: use random characters".into())
+            } else {
+                Ok(())
+            }
+        }
+        Rule::Emails => {
+            let bad: Vec<usize> = value
+                .split(',')
+                .enumerate()
+                .filter(|(_, e)| !is_email(e.trim()))
+                .map(|(i, _)| i + 1)
+                .collect();
+            if bad.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "entry {} is not an email address",
+                    bad.iter()
+                        .map(usize::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            }
+        }
+        Rule::Integer => value
+            .trim()
+            .parse::<u64>()
+            .map(drop)
+            .map_err(|_| "is not a whole number".into()),
+        Rule::Text => Ok(()),
+    }
+}
+
+fn check_url(value: &str, schemes: &[&str], needs_database: bool) -> Result<(), String> {
+    let expected = schemes
+        .iter()
+        .map(|s| format!("{s}://"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let url =
+        reqwest::Url::parse(value).map_err(|_| format!("is not a URL: expected {expected}"))?;
+    if !schemes.contains(&url.scheme()) {
+        return Err(format!("must start with {expected}"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("has no host".into());
+    }
+    if needs_database && url.path().trim_matches('/').is_empty() {
+        return Err("names no database (…/DATABASE)".into());
+    }
+    Ok(())
+}
+
+fn is_repeated(value: &str) -> bool {
+    let chars: Vec<char> = value.chars().collect();
+    let distinct: std::collections::BTreeSet<&char> = chars.iter().collect();
+    if distinct.len() < 8 {
+        return true;
+    }
+    (1..=chars.len() / 2).any(|n| chars.len() % n == 0 && chars.chunks(n).all(|c| c == &chars[..n]))
+}
+
+fn is_email(text: &str) -> bool {
+    let Some((local, domain)) = text.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && !domain.contains('@')
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || c == '<' || c == '>')
+}
+
+/// The template key closest to `key`, when one is close enough to be a likely typo.
+fn nearest<'a>(key: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .map(|c| (distance(key, c), c))
+        .filter(|(d, c)| {
+            *d <= (key.len().max(c.len()) / 3).max(2) || key.starts_with(c) || c.starts_with(key)
+        })
+        .min()
+        .map(|(_, c)| c)
+}
+
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let old = row[j + 1];
+            row[j + 1] = (row[j + 1] + 1)
+                .min(row[j] + 1)
+                .min(previous + usize::from(ca != *cb));
+            previous = old;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules() {
+        assert!(validate(Rule::PostgresUrl, "postgres://u:p@db.internal:5432/cabanas").is_ok());
+        assert!(validate(Rule::PostgresUrl, "postgresql://u@h/d").is_ok());
+        assert!(validate(Rule::PostgresUrl, "postgres://u:p@h").is_err());
+        assert!(validate(Rule::PostgresUrl, "mysql://u:p@h/d").is_err());
+        assert!(validate(Rule::RedisUrl, "rediss://default:x@fly-x.upstash.io:6379").is_ok());
+        assert!(validate(Rule::RedisUrl, "http://h").is_err());
+        assert!(validate(Rule::Secret32, "k3J9xQ2mP8vL4nR7tY1wE6uI0oA5sD2f").is_ok());
+        assert!(validate(Rule::Secret32, &"ab".repeat(20)).is_err());
+        assert!(validate(Rule::Secret32, "short").is_err());
+        assert!(validate(Rule::Emails, "ana@example.org, bo@x.cl").is_ok());
+        assert!(
+            validate(Rule::Emails, "ana@example.org, bo")
+                .unwrap_err()
+                .contains("entry 2")
+        );
+        assert!(validate(Rule::Integer, "30").is_ok());
+        assert!(validate(Rule::Integer, "thirty").is_err());
+    }
+
+    #[test]
+    fn typos_get_a_suggestion() {
+        let keys = ["JWT_SECRET", "DATABASE_URL", "REDIS_URL"];
+        assert_eq!(
+            nearest("JWT_SECRET_KEY", keys.into_iter()),
+            Some("JWT_SECRET")
+        );
+        assert_eq!(
+            nearest("DATABSE_URL", keys.into_iter()),
+            Some("DATABASE_URL")
+        );
+        assert_eq!(nearest("SENTRY_DSN", keys.into_iter()), None);
+    }
+
+    #[test]
+    fn templates_state_each_rule() {
+        let keys = parse_template(include_str!("../../../env/.env.fly.staging.template")).unwrap();
+        assert!(keys["DATABASE_URL"].required);
+        assert_eq!(keys["REDIS_URL"].rule, Rule::RedisUrl);
+        assert!(!keys["REDIS_URL"].required);
+        let problems = parse_template("# no rule here\nA=1\n").unwrap_err();
+        assert_eq!(problems[0].0, 2);
+    }
+}

@@ -1,0 +1,514 @@
+//! `predeploy` on fixture repositories: a minimal valid one passes, and every check is shown
+//! able to fail, with the path:line it blames and the exit code of the binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use xtask::predeploy::{CheckOutcome, Options, PredeployReport, evaluate};
+use xtask::repo::Repo;
+use xtask::verdict::Verdict;
+
+/// A secret value that must never show up in any output.
+const CANARY: &str = "canary-7f3b9c2e-JWT-k8q4w1z6x5v0n3m2";
+
+const FILLED: &str = "# staging secrets\n\
+DATABASE_URL=postgres://cabanas:pg-canary-pass-91@db.internal:5432/cabanas\n\
+JWT_SECRET=canary-7f3b9c2e-JWT-k8q4w1z6x5v0n3m2\n\
+ADMIN_ALLOWED_EMAILS=ana@example.org,bo@example.cl\n\
+PRE_RESERVATION_TTL_MINUTES=30\n";
+
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    /// A minimal repository that passes every check, committed.
+    fn valid() -> Fixture {
+        let fixture = Fixture {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        let files: &[(&str, &str)] = &[
+            ("Cargo.toml", "[workspace]\nmembers = []\n"),
+            (".gitignore", include_str!("../../.gitignore")),
+            (".dockerignore", include_str!("../../.dockerignore")),
+            ("fly.toml", include_str!("../../fly.toml")),
+            ("ops/deploy.toml", include_str!("../../ops/deploy.toml")),
+            (
+                "backend/Dockerfile",
+                include_str!("../../backend/Dockerfile"),
+            ),
+            (
+                "env/.env.fly.staging.template",
+                include_str!("../../env/.env.fly.staging.template"),
+            ),
+            (
+                "env/.env.fly.production.template",
+                include_str!("../../env/.env.fly.production.template"),
+            ),
+            (
+                "backend/migrations/postgres/0001_initial.sql",
+                include_str!("../../backend/migrations/postgres/0001_initial.sql"),
+            ),
+            (
+                "backend/migrations/sqlite/0001_initial.sql",
+                include_str!("../../backend/migrations/sqlite/0001_initial.sql"),
+            ),
+            (
+                "README.md",
+                "# fixture\n\n```sh\ncargo xtask test\ncargo xtask predeploy --env staging --strict\n```\n",
+            ),
+            (
+                ".github/workflows/ci.yml",
+                "on: push\njobs:\n  test:\n    runs-on: ubuntu-latest\n    steps:\n      - run: cargo xtask test\n",
+            ),
+        ];
+        for (path, text) in files {
+            fixture.write(path, text);
+        }
+        fixture.write("env/.env.fly.staging", FILLED);
+        fixture.chmod("env/.env.fly.staging", 0o600);
+        fixture.git(&["init", "-q"]);
+        fixture.git(&["config", "user.name", "Fixture"]);
+        fixture.git(&["config", "user.email", "fixture@example.org"]);
+        fixture.commit("fixture");
+        fixture
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let full = self.root().join(path);
+        std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+        std::fs::write(full, text).unwrap();
+    }
+
+    fn edit(&self, path: &str, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.root().join(path)).unwrap();
+        assert!(text.contains(from), "{path} lacks {from:?}");
+        self.write(path, &text.replacen(from, to, 1));
+    }
+
+    #[cfg(unix)]
+    fn chmod(&self, path: &str, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            self.root().join(path),
+            std::fs::Permissions::from_mode(mode),
+        )
+        .unwrap();
+    }
+
+    #[cfg(not(unix))]
+    fn chmod(&self, _path: &str, _mode: u32) {}
+
+    fn git(&self, args: &[&str]) {
+        let status = Command::new("git")
+            .args(args)
+            .current_dir(self.root())
+            .status()
+            .unwrap();
+        assert!(status.success(), "git {args:?}");
+    }
+
+    fn commit(&self, message: &str) {
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+    }
+
+    fn evaluate(&self, options: &Options) -> PredeployReport {
+        evaluate(&Repo::at(self.root()), options).unwrap()
+    }
+
+    /// Runs the built binary with `predeploy --json` and returns (exit code, stdout, stderr).
+    fn run(&self, extra: &[&str]) -> (i32, String, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("predeploy")
+            .arg("--json")
+            .args(extra)
+            .current_dir(self.root())
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    fn records(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.root().join("target/xtask/runs"))
+            .map(|d| d.filter_map(Result::ok).map(|e| e.path()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn all() -> Options {
+    Options::default()
+}
+
+/// Asserts the check failed and blames `location` (a `path:line` or `path` prefix).
+fn assert_fails_at(report: &PredeployReport, id: &str, location: &str) -> CheckOutcome {
+    let check = report
+        .check(id)
+        .unwrap_or_else(|| panic!("no check {id}"))
+        .clone();
+    assert_eq!(check.verdict, Verdict::Fail, "{check:#?}");
+    assert_eq!(report.verdict, Verdict::Fail);
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.verdict == Verdict::Fail && e.location().starts_with(location)),
+        "{id} does not blame {location}: {check:#?}"
+    );
+    assert!(check.fix.is_some(), "{check:#?}");
+    check
+}
+
+fn failures(report: &PredeployReport) -> Vec<&CheckOutcome> {
+    report
+        .checks
+        .iter()
+        .filter(|c| c.verdict == Verdict::Fail)
+        .collect()
+}
+
+#[test]
+fn the_valid_fixture_passes_every_check() {
+    let fixture = Fixture::valid();
+    let report = fixture.evaluate(&Options {
+        env: Some("staging".into()),
+        strict: true,
+    });
+    assert!(failures(&report).is_empty(), "{report:#?}");
+    assert_eq!(report.verdict, Verdict::Pass, "{report:#?}");
+    let ids: Vec<&str> = report.checks.iter().map(|c| c.id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            "config",
+            "fly_toml",
+            "dockerfile",
+            "migrations",
+            "env",
+            "secret_hygiene",
+            "git",
+            "docs_commands",
+            "ci"
+        ]
+    );
+}
+
+#[test]
+fn config_fails_on_an_incomplete_environment() {
+    let fixture = Fixture::valid();
+    fixture.edit(
+        "ops/deploy.toml",
+        "template = \"env/.env.fly.production.template\"",
+        "template = \"env/missing.template\"",
+    );
+    assert_fails_at(&fixture.evaluate(&all()), "config", "ops/deploy.toml:46");
+}
+
+#[test]
+fn fly_toml_fails_without_a_release_command_or_readiness_check() {
+    let fixture = Fixture::valid();
+    fixture.edit("fly.toml", "release_command = \"cabanas migrate\"", "");
+    fixture.edit(
+        "fly.toml",
+        "path = \"/api/v1/readyz\"",
+        "path = \"/api/v1/healthz\"",
+    );
+    let check = assert_fails_at(&fixture.evaluate(&all()), "fly_toml", "fly.toml:");
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.message.contains("release_command"))
+    );
+    assert!(check.evidence.iter().any(|e| e.message.contains("readyz")));
+}
+
+#[test]
+fn fly_toml_reports_malformed_toml_with_its_line() {
+    let fixture = Fixture::valid();
+    fixture.edit(
+        "fly.toml",
+        "primary_region = \"scl\"",
+        "primary_region = = \"scl\"",
+    );
+    let check = assert_fails_at(&fixture.evaluate(&all()), "fly_toml", "fly.toml:6");
+    assert!(check.evidence[0].message.contains("column"), "{check:#?}");
+}
+
+#[test]
+fn dockerfile_fails_when_running_as_root_or_exposing_another_port() {
+    let fixture = Fixture::valid();
+    fixture.edit("backend/Dockerfile", "USER cabanas", "USER root");
+    fixture.edit("backend/Dockerfile", "EXPOSE 8080", "EXPOSE 3000");
+    let check = assert_fails_at(
+        &fixture.evaluate(&all()),
+        "dockerfile",
+        "backend/Dockerfile:",
+    );
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.verdict == Verdict::Fail && e.message.contains("root"))
+    );
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.verdict == Verdict::Fail && e.message.contains("3000"))
+    );
+}
+
+#[test]
+fn dockerfile_fails_when_dockerignore_lets_env_files_in() {
+    let fixture = Fixture::valid();
+    fixture.edit(".dockerignore", "env/\n", "");
+    assert_fails_at(&fixture.evaluate(&all()), "dockerfile", ".dockerignore");
+}
+
+#[test]
+fn migrations_fail_on_concurrently_inside_a_transaction() {
+    let fixture = Fixture::valid();
+    fixture.write(
+        "backend/migrations/postgres/0002_index.sql",
+        "-- an index\nCREATE INDEX CONCURRENTLY reservations_code_idx ON reservations (code);\n",
+    );
+    assert_fails_at(
+        &fixture.evaluate(&all()),
+        "migrations",
+        "backend/migrations/postgres/0002_index.sql:2",
+    );
+    // The same statement in a no-transaction migration is fine.
+    fixture.edit(
+        "backend/migrations/postgres/0002_index.sql",
+        "-- an index",
+        "-- no-transaction",
+    );
+    assert_eq!(
+        fixture
+            .evaluate(&all())
+            .check("migrations")
+            .unwrap()
+            .verdict,
+        Verdict::Pass
+    );
+}
+
+#[test]
+fn migrations_fail_without_the_exclusion_constraint() {
+    let fixture = Fixture::valid();
+    fixture.edit(
+        "backend/migrations/postgres/0001_initial.sql",
+        "EXCLUDE USING gist",
+        "CHECK",
+    );
+    assert_fails_at(
+        &fixture.evaluate(&all()),
+        "migrations",
+        "backend/migrations/postgres/0001_initial.sql",
+    );
+}
+
+#[test]
+fn env_fails_on_a_short_secret_and_suggests_the_nearest_key() {
+    let fixture = Fixture::valid();
+    fixture.write(
+        "env/.env.fly.staging",
+        &format!("{FILLED}JWT_SECRET_KEY=x\n").replace(CANARY, "too-short"),
+    );
+    let report = fixture.evaluate(&all());
+    let check = assert_fails_at(&report, "env", "env/.env.fly.staging:3");
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.message.contains("did you mean JWT_SECRET?")),
+        "{check:#?}"
+    );
+}
+
+#[test]
+fn env_fails_on_placeholders_export_and_missing_keys() {
+    let fixture = Fixture::valid();
+    fixture.write(
+        "env/.env.fly.staging",
+        &FILLED.replacen("DATABASE_URL", "export DATABASE_URL", 1),
+    );
+    let check = assert_fails_at(&fixture.evaluate(&all()), "env", "env/.env.fly.staging:2");
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.message.contains("remove `export`")),
+        "{check:#?}"
+    );
+    fixture.write(
+        "env/.env.fly.staging",
+        &FILLED.replace("ana@example.org,bo@example.cl", "<admin@example.org>"),
+    );
+    assert_fails_at(&fixture.evaluate(&all()), "env", "env/.env.fly.staging:4");
+    fixture.write("env/.env.fly.staging", "JWT_SECRET\n");
+    assert_fails_at(&fixture.evaluate(&all()), "env", "env/.env.fly.staging:1");
+}
+
+#[test]
+fn env_requires_the_selected_environment_file() {
+    let fixture = Fixture::valid();
+    let report = fixture.evaluate(&Options {
+        env: Some("production".into()),
+        strict: false,
+    });
+    assert_fails_at(&report, "env", "env/.env.fly.production");
+    assert!(
+        evaluate(
+            &Repo::at(fixture.root()),
+            &Options {
+                env: Some("nope".into()),
+                strict: false
+            }
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn secret_hygiene_fails_on_a_committed_secret_and_an_open_mode() {
+    let fixture = Fixture::valid();
+    fixture.write("docs/notes.md", &format!("# notes\n\ntoken: {CANARY}\n"));
+    fixture.commit("leak");
+    fixture.chmod("env/.env.fly.staging", 0o644);
+    let check = assert_fails_at(
+        &fixture.evaluate(&all()),
+        "secret_hygiene",
+        "docs/notes.md:3",
+    );
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.message.contains("JWT_SECRET"))
+    );
+    #[cfg(unix)]
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.fix.as_deref() == Some("chmod 600 env/.env.fly.staging"))
+    );
+}
+
+#[test]
+fn secret_hygiene_fails_on_a_private_key_block() {
+    let fixture = Fixture::valid();
+    let block = format!(
+        "-----{} RSA PRIVATE KEY-----\nMIIB\n-----END RSA PRIVATE KEY-----\n",
+        "BEGIN"
+    );
+    fixture.write("ops/key.pem", &format!("\n{block}"));
+    fixture.commit("key");
+    assert_fails_at(&fixture.evaluate(&all()), "secret_hygiene", "ops/key.pem:2");
+}
+
+#[test]
+fn git_warns_on_a_dirty_tree_and_fails_with_strict() {
+    let fixture = Fixture::valid();
+    fixture.write("scratch.txt", "work in progress\n");
+    let report = fixture.evaluate(&all());
+    assert_eq!(report.check("git").unwrap().verdict, Verdict::Warn);
+    assert_eq!(report.verdict, Verdict::Warn);
+    let strict = fixture.evaluate(&Options {
+        env: None,
+        strict: true,
+    });
+    let check = strict.check("git").unwrap();
+    assert_eq!(check.verdict, Verdict::Fail);
+    assert!(check.evidence[0].message.contains("scratch.txt"));
+}
+
+#[test]
+fn docs_commands_fail_on_a_command_that_does_not_exist() {
+    let fixture = Fixture::valid();
+    fixture.write("docs/tasks.md", "# tasks\n\nRun `cargo xtask predeploy --env <NAME>`.\n\n```sh\ncargo xtask predeploy --everything\n```\n");
+    assert_fails_at(
+        &fixture.evaluate(&all()),
+        "docs_commands",
+        "docs/tasks.md:6",
+    );
+}
+
+#[test]
+fn ci_warns_without_a_workflow_and_fails_when_none_runs_the_tests() {
+    let fixture = Fixture::valid();
+    fixture.write(
+        ".github/workflows/ci.yml",
+        "on: push\njobs:\n  lint:\n    steps:\n      - run: cargo fmt --check\n",
+    );
+    assert_fails_at(&fixture.evaluate(&all()), "ci", ".github/workflows/ci.yml");
+    std::fs::remove_dir_all(fixture.root().join(".github")).unwrap();
+    assert_eq!(
+        fixture.evaluate(&all()).check("ci").unwrap().verdict,
+        Verdict::Warn
+    );
+}
+
+#[test]
+fn the_binary_exits_0_1_2_and_never_prints_the_canary() {
+    let fixture = Fixture::valid();
+    let (code, stdout, stderr) = fixture.run(&["--env", "staging"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let record: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(record["task"], "predeploy");
+    assert_eq!(record["environment"], "staging");
+    assert_eq!(record["result"]["verdict"], "pass");
+
+    // A malformed line holding the canary: exit 1, the line named, the value nowhere.
+    fixture.write(
+        "env/.env.fly.staging",
+        &FILLED.replace("JWT_SECRET=", "JWT_SECRET "),
+    );
+    let (code, stdout, stderr) = fixture.run(&[]);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("env/.env.fly.staging:3"), "{stderr}");
+    for text in [&stdout, &stderr] {
+        assert!(
+            !text.contains(CANARY) && !text.contains("pg-canary-pass"),
+            "secret printed:\n{text}"
+        );
+    }
+    for record in fixture.records() {
+        let text = std::fs::read_to_string(&record).unwrap();
+        assert!(
+            !text.contains(CANARY) && !text.contains("pg-canary-pass"),
+            "secret in {}",
+            record.display()
+        );
+    }
+
+    fixture.edit(
+        "ops/deploy.toml",
+        "[thresholds]",
+        "[thresholds]\np99_ms = 1.0",
+    );
+    let (code, _, stderr) = fixture.run(&[]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("ops/deploy.toml:10") && stderr.contains("p99_ms"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn the_project_repository_passes() {
+    let repo = Repo::discover_from(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let report = evaluate(&repo, &Options::default()).unwrap();
+    assert!(failures(&report).is_empty(), "{:#?}", failures(&report));
+}
