@@ -136,8 +136,7 @@ pub(crate) fn env_port(cx: &Context, relative: &str) -> Option<(String, usize)> 
                 .into_iter()
                 .map(move |(k, v)| (k, v, i.line))
         })
-        .filter(|(k, _, _)| k == "PORT")
-        .last()
+        .rfind(|(k, _, _)| k == "PORT")
         .map(|(_, v, line)| (v, line))
 }
 

@@ -32,10 +32,9 @@ pub(crate) fn check(cx: &Context) -> CheckOutcome {
                     .path()
                     .extension()
                     .is_some_and(|e| e == "md" || e == "toml")
+                && let Ok(relative) = entry.path().strip_prefix(cx.repo.root())
             {
-                if let Ok(relative) = entry.path().strip_prefix(cx.repo.root()) {
-                    files.push(relative.to_string_lossy().replace('\\', "/"));
-                }
+                files.push(relative.to_string_lossy().replace('\\', "/"));
             }
         }
     }

@@ -345,7 +345,8 @@ fn is_repeated(value: &str) -> bool {
     if distinct.len() < 8 {
         return true;
     }
-    (1..=chars.len() / 2).any(|n| chars.len() % n == 0 && chars.chunks(n).all(|c| c == &chars[..n]))
+    (1..=chars.len() / 2)
+        .any(|n| chars.len().is_multiple_of(n) && chars.chunks(n).all(|c| c == &chars[..n]))
 }
 
 fn is_email(text: &str) -> bool {
