@@ -99,7 +99,7 @@ pub fn run_with(
     let clock = RunClock::start("deploy");
     let config = DeployConfig::load(repo)?;
     let environment = config.environment(&args.env)?.clone();
-    let flyctl = flyctl.in_dir(repo.root());
+    let flyctl = flyctl.in_dir(repo.root()).with_dry_run(args.dry_run);
     let mut result = DeployResult {
         app: environment.app.clone(),
         strategy: args.strategy.clone(),

@@ -7,17 +7,19 @@
 //! recording fake in its place. `FLY_API_TOKEN` reaches flyctl through the environment.
 
 mod json;
+mod locate;
 
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use xshell::{Shell, cmd};
 
 pub use json::{
     Release, SecretInfo, current_release, parse_releases, parse_secrets_list, previous_good_release,
 };
+pub use locate::locate;
 
 /// How to get flyctl, shown when it is missing.
 pub const INSTALL_HINT: &str = "install flyctl with `curl -L https://fly.io/install.sh | sh` \
@@ -34,6 +36,7 @@ pub struct Flyctl {
     dry_run: bool,
     workdir: Option<PathBuf>,
     hidden: Vec<String>,
+    envs: Vec<(OsString, OsString)>,
 }
 
 /// One flyctl command: its arguments and, for `secrets import`, the stdin payload.
@@ -133,12 +136,26 @@ impl Flyctl {
             dry_run,
             workdir: None,
             hidden: Vec::new(),
+            envs: Vec::new(),
         }
     }
 
     /// Runs flyctl from `dir` (the repository root, so `--config fly.toml` resolves).
     pub fn in_dir(mut self, dir: &Path) -> Flyctl {
         self.workdir = Some(dir.to_path_buf());
+        self
+    }
+
+    /// Sets an environment variable for every call (on top of this process's environment,
+    /// which already carries `FLY_API_TOKEN`). Tests use it to point the fake at its directory.
+    pub fn with_env(mut self, key: impl Into<OsString>, value: impl Into<OsString>) -> Flyctl {
+        self.envs.push((key.into(), value.into()));
+        self
+    }
+
+    /// Makes this a dry run when `dry_run` is set (a task's `--dry-run` always wins).
+    pub fn with_dry_run(mut self, dry_run: bool) -> Flyctl {
+        self.dry_run |= dry_run;
         self
     }
 
@@ -202,7 +219,10 @@ impl Flyctl {
         }
         let program = &self.program;
         let args = &invocation.args;
-        let mut command = cmd!(sh, "{program} {args...}").quiet().ignore_status();
+        let mut command = cmd!(sh, "{program} {args...}")
+            .quiet()
+            .ignore_status()
+            .envs(self.envs.iter().map(|(k, v)| (k, v)));
         if let Some((payload, _)) = &invocation.stdin {
             command = command.stdin(payload.as_bytes());
         }
@@ -316,55 +336,6 @@ impl DeployCommand {
     }
 }
 
-/// Finds flyctl: `$FLYCTL` (a path, or a name looked up on `PATH`), else `flyctl`, else `fly`
-/// on `PATH`. Returns the program and how to show it in commands.
-pub fn locate(
-    flyctl_var: Option<OsString>,
-    path_var: Option<OsString>,
-) -> anyhow::Result<(PathBuf, String)> {
-    let search = |name: &str| -> Option<PathBuf> {
-        let path_var = path_var.as_ref()?;
-        std::env::split_paths(path_var)
-            .map(|dir| dir.join(name))
-            .find(|candidate| is_executable(candidate))
-    };
-    if let Some(value) = flyctl_var.filter(|v| !v.is_empty()) {
-        let value = PathBuf::from(value);
-        let shown = value.display().to_string();
-        if value.components().count() > 1 {
-            if is_executable(&value) {
-                return Ok((value, shown));
-            }
-            bail!("FLYCTL is set to {shown}, which is not an executable file; {INSTALL_HINT}");
-        }
-        return match search(&shown) {
-            Some(path) => Ok((path, shown)),
-            None => bail!("FLYCTL is set to `{shown}`, which is not on PATH; {INSTALL_HINT}"),
-        };
-    }
-    for name in ["flyctl", "fly"] {
-        if let Some(path) = search(name) {
-            return Ok((path, name.to_string()));
-        }
-    }
-    bail!("flyctl is not on PATH; {INSTALL_HINT}")
-}
-
-fn is_executable(path: &Path) -> bool {
-    let Ok(meta) = std::fs::metadata(path) else {
-        return false;
-    };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        meta.is_file() && meta.permissions().mode() & 0o111 != 0
-    }
-    #[cfg(not(unix))]
-    {
-        meta.is_file()
-    }
-}
-
 /// The last `lines` lines of `text`.
 pub fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.trim_end().lines().collect();
@@ -430,31 +401,6 @@ mod tests {
         assert_eq!(fly.mask("bad s3cr3t-value here"), "bad **** here");
         assert_eq!(fly.mask("invalid: line two"), "invalid: ****");
         assert_eq!(fly.mask("ab stays"), "ab stays");
-    }
-
-    #[test]
-    fn locate_prefers_flyctl_var_then_path() {
-        let dir = tempfile::tempdir().unwrap();
-        let bin = dir.path().join("fly");
-        std::fs::write(&bin, "#!/bin/sh\n").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
-        }
-        let path = Some(dir.path().as_os_str().to_owned());
-        let (found, shown) = locate(None, path.clone()).unwrap();
-        assert_eq!((found, shown.as_str()), (bin.clone(), "fly"));
-        let (found, _) = locate(Some(bin.clone().into()), None).unwrap();
-        assert_eq!(found, bin);
-        let missing = locate(None, Some(OsString::from("/nonexistent")))
-            .unwrap_err()
-            .to_string();
-        assert!(missing.contains("fly.io/install.sh"), "{missing}");
-        let bad = locate(Some("/nope/flyctl".into()), path)
-            .unwrap_err()
-            .to_string();
-        assert!(bad.contains("FLYCTL is set to /nope/flyctl"), "{bad}");
     }
 
     #[test]

@@ -106,7 +106,7 @@ pub fn run_with(
     let clock = RunClock::start("rollback");
     let config = DeployConfig::load(repo)?;
     let environment = config.environment(&args.env)?.clone();
-    let flyctl = flyctl.in_dir(repo.root());
+    let flyctl = flyctl.in_dir(repo.root()).with_dry_run(args.dry_run);
     let mut result = RollbackResult {
         app: environment.app.clone(),
         from: None,

@@ -92,7 +92,7 @@ pub fn run_with(
     let clock = RunClock::start("secrets");
     let config = DeployConfig::load(repo)?;
     let environment = config.environment(&args.env)?.clone();
-    let mut flyctl = flyctl.in_dir(repo.root());
+    let mut flyctl = flyctl.in_dir(repo.root()).with_dry_run(args.dry_run);
     let mut result = SecretsResult {
         app: environment.app.clone(),
         env_file: environment.env_file.display().to_string(),

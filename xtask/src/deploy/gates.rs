@@ -91,8 +91,7 @@ pub fn wait_ready(
     let runtime = crate::http::runtime()?;
     let started = Instant::now();
     loop {
-        let last;
-        match runtime.block_on(async { client.get(&url).send().await }) {
+        let last = match runtime.block_on(async { client.get(&url).send().await }) {
             Ok(response) if response.status().is_success() => {
                 let evidence = format!(
                     "{url} answered {} after {:.1}s",
@@ -102,9 +101,9 @@ pub fn wait_ready(
                 writeln!(out, "ready: {evidence}")?;
                 return Ok((Verdict::Pass, evidence));
             }
-            Ok(response) => last = format!("last answer {}", response.status()),
-            Err(error) => last = format!("last error: {error}"),
-        }
+            Ok(response) => format!("last answer {}", response.status()),
+            Err(error) => format!("last error: {error}"),
+        };
         if started.elapsed() >= timeout {
             let evidence = format!("{url} not ready after {}s ({last})", timeout.as_secs());
             writeln!(out, "not ready: {evidence}")?;

@@ -114,7 +114,7 @@ pub fn parse_releases(json: &str) -> anyhow::Result<Vec<Release>> {
             user: r.user.and_then(|u| u.email).filter(|e| !e.is_empty()),
         })
         .collect();
-    releases.sort_by(|a, b| b.version.cmp(&a.version));
+    releases.sort_by_key(|r| std::cmp::Reverse(r.version));
     Ok(releases)
 }
 
