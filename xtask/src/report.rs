@@ -1,0 +1,247 @@
+//! `cargo xtask report`: renders the saved results of an environment into Markdown (and
+//! optionally HTML) for reviewers. It measures nothing: it reads `target/xtask/runs/`,
+//! `ops/deploy.toml` and `ops/PROD_READINESS_CHECKLIST.md`, never an env file.
+
+mod assess;
+mod checklist;
+mod context;
+mod decision_map;
+mod html;
+mod records;
+mod templates;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use chrono::{DateTime, Utc};
+use clap::Args as ClapArgs;
+
+pub use assess::{Assessment, Overall, Provenance};
+pub use checklist::{CHECKLIST_PATH, Checklist};
+pub use context::ReportContext;
+pub use decision_map::{DecisionMap, Next, State, Step};
+pub use templates::{OVERRIDE_DIR, REPORT_TEMPLATE};
+
+use crate::config::{CONFIG_PATH, DeployConfig};
+use crate::repo::{GitState, Repo};
+use crate::verdict::Verdict;
+
+/// Where the summary is written, relative to the repository root (or `--out`).
+pub const SUMMARY_PATH: &str = "backend/docs/DEPLOYMENT_SUMMARY.md";
+/// Where the dated copies go.
+pub const REPORTS_DIR: &str = "backend/docs/reports";
+
+/// Options of `cargo xtask report`.
+///
+/// Exit codes: 0 when the report was written (whatever its verdict, which is printed);
+/// with `--check`, 0 only for GO and 1 for NO-GO or INCOMPLETE; 2 when it could not run
+/// (no results at all, a corrupt record, a broken template).
+#[derive(Debug, Clone, Default, ClapArgs)]
+pub struct Args {
+    /// The environment to report on [default: the environment of the newest saved result].
+    #[arg(long, value_name = "NAME")]
+    pub env: Option<String>,
+    /// Write under DIR (DIR/backend/docs/...) instead of the repository root.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Also write each report as a standalone HTML page beside the Markdown.
+    #[arg(long)]
+    pub html: bool,
+    /// Exit with the verdict: 0 for GO, 1 for NO-GO or INCOMPLETE (for CI gates).
+    #[arg(long)]
+    pub check: bool,
+}
+
+/// What a report is rendered for.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The environment; `None` takes the environment of the newest record.
+    pub env: Option<String>,
+}
+
+/// A rendered report.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// The environment it describes.
+    pub environment: String,
+    /// GO, NO-GO or INCOMPLETE.
+    pub overall: Overall,
+    /// The context the templates saw (the map, the verdict reasons, the sections).
+    pub context: ReportContext,
+    /// The Markdown.
+    pub markdown: String,
+}
+
+impl Rendered {
+    /// The report as a standalone HTML page.
+    pub fn html(&self) -> String {
+        html::page(
+            &format!("Deployment summary: {}", self.environment),
+            &self.markdown,
+        )
+    }
+}
+
+/// Builds the context of `environment` (or of the newest record's) from the saved results.
+/// `now` and `head` are inputs so that tests pin them.
+pub fn context(
+    repo: &Repo,
+    options: &Options,
+    now: DateTime<Utc>,
+    head: Option<&GitState>,
+) -> anyhow::Result<ReportContext> {
+    let records = records::RecordSet::load(repo)?;
+    let environment = match &options.env {
+        Some(env) => env.clone(),
+        None => match records.newest_environment() {
+            Some(env) => env.to_string(),
+            None => bail!("no results yet: run cargo xtask predeploy first"),
+        },
+    };
+    let config_path = repo.path(CONFIG_PATH);
+    let config = if config_path.exists() {
+        Some(DeployConfig::load(repo)?)
+    } else {
+        None
+    };
+    let settings = config
+        .as_ref()
+        .and_then(|c| c.environments.get(&environment));
+    let results = records.results(&environment)?;
+    let staging = if environment == decision_map::STAGING {
+        results.clone()
+    } else {
+        records.results(decision_map::STAGING)?
+    };
+    let checklist_path = repo.path(CHECKLIST_PATH);
+    let checklist = match std::fs::read_to_string(&checklist_path) {
+        Ok(text) => Some(checklist::parse(&text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", checklist_path.display())),
+    };
+    Ok(context::build(&context::Inputs {
+        environment: &environment,
+        app: settings.map(|s| s.app.as_str()),
+        url: settings.map(|s| s.url.as_str()),
+        deployable: settings.is_some(),
+        results: &results,
+        staging: &staging,
+        checklist: checklist.as_ref(),
+        now,
+        head,
+    }))
+}
+
+/// Renders the report of an environment with the templates (embedded, or overridden from
+/// `<repo>/ops/templates/`).
+pub fn render(
+    repo: &Repo,
+    options: &Options,
+    now: DateTime<Utc>,
+    head: Option<&GitState>,
+) -> anyhow::Result<Rendered> {
+    let context = context(repo, options, now, head)?;
+    let env = templates::environment(Some(repo.path(OVERRIDE_DIR)));
+    let value = templates::to_value(
+        serde_json::to_value(&context).context("serialising the report context")?,
+    );
+    let markdown = templates::render(&env, REPORT_TEMPLATE, value)?;
+    let overall = match context.verdict.label.as_str() {
+        "GO" => Overall::Go,
+        "NO-GO" => Overall::NoGo,
+        _ => Overall::Incomplete,
+    };
+    Ok(Rendered {
+        environment: context.environment.clone(),
+        overall,
+        context,
+        markdown,
+    })
+}
+
+/// The files a report was written to.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// `backend/docs/DEPLOYMENT_SUMMARY.md` and the dated copy, plus their HTML pages.
+    pub paths: Vec<PathBuf>,
+}
+
+/// Writes the summary and its dated copy under `root` (and the HTML pages when asked).
+pub fn write(
+    rendered: &Rendered,
+    root: &Path,
+    now: DateTime<Utc>,
+    with_html: bool,
+) -> anyhow::Result<Written> {
+    let summary = root.join(SUMMARY_PATH);
+    let dated = root.join(REPORTS_DIR).join(format!(
+        "{}-{}.md",
+        file_safe(&rendered.environment),
+        now.format("%Y%m%dT%H%M%SZ")
+    ));
+    let mut paths = Vec::new();
+    for path in [summary, dated] {
+        write_file(&path, &rendered.markdown)?;
+        paths.push(path.clone());
+        if with_html {
+            let page = path.with_extension("html");
+            write_file(&page, &rendered.html())?;
+            paths.push(page);
+        }
+    }
+    Ok(Written { paths })
+}
+
+fn write_file(path: &Path, text: &str) -> anyhow::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+}
+
+fn file_safe(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Entry point of `cargo xtask report`.
+pub fn run(args: Args) -> anyhow::Result<Verdict> {
+    let repo = Repo::discover()?;
+    let now = Utc::now();
+    let head = repo.git_state();
+    let rendered = render(
+        &repo,
+        &Options {
+            env: args.env.clone(),
+        },
+        now,
+        head.as_ref(),
+    )?;
+    let root = args
+        .out
+        .clone()
+        .unwrap_or_else(|| repo.root().to_path_buf());
+    let written = write(&rendered, &root, now, args.html)?;
+    crate::output::append_step_summary(&rendered.markdown)?;
+    for path in &written.paths {
+        println!("wrote {}", path.display());
+    }
+    println!("{}: {}", rendered.environment, rendered.overall.label());
+    for reason in &rendered.context.verdict.reasons {
+        println!("  - {reason}");
+    }
+    if let Some(command) = &rendered.context.map.next.command {
+        println!("next: {command}");
+    }
+    Ok(match (args.check, rendered.overall) {
+        (false, _) | (true, Overall::Go) => Verdict::Pass,
+        (true, _) => Verdict::Fail,
+    })
+}

@@ -1,0 +1,140 @@
+//! Production readiness, read from the GitHub task lists of `ops/PROD_READINESS_CHECKLIST.md`
+//! with pulldown-cmark: checked of total per section, and the open items.
+
+use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
+use serde::Serialize;
+
+/// Path of the checklist, relative to the repository root.
+pub const CHECKLIST_PATH: &str = "ops/PROD_READINESS_CHECKLIST.md";
+
+/// Progress of the whole checklist.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Checklist {
+    /// Sections with at least one task, in document order.
+    pub sections: Vec<Section>,
+    /// Checked items over all sections.
+    pub checked: usize,
+    /// All items.
+    pub total: usize,
+}
+
+/// One section (the nearest heading above its tasks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Section {
+    /// The heading text.
+    pub title: String,
+    /// Checked items.
+    pub checked: usize,
+    /// All items.
+    pub total: usize,
+    /// The text of every unchecked item.
+    pub open: Vec<String>,
+}
+
+impl Checklist {
+    /// Whether every item is checked (and there is at least one).
+    pub fn complete(&self) -> bool {
+        self.total > 0 && self.checked == self.total
+    }
+}
+
+/// Parses Markdown task lists. Items outside any heading go to a section named `Checklist`.
+pub fn parse(markdown: &str) -> Checklist {
+    let mut sections: Vec<Section> = Vec::new();
+    let mut title = String::from("Checklist");
+    let mut in_heading = false;
+    let mut heading_text = String::new();
+    // The task being read: whether checked, its text, and the list depth it sits at.
+    let mut task: Option<(bool, String, usize)> = None;
+    let mut depth = 0usize;
+    let options = Options::ENABLE_TASKLISTS | Options::ENABLE_TABLES;
+    for event in Parser::new_ext(markdown, options) {
+        match event {
+            Event::Start(Tag::Heading { level, .. }) if level <= HeadingLevel::H3 => {
+                in_heading = true;
+                heading_text.clear();
+            }
+            Event::End(TagEnd::Heading(_)) if in_heading => {
+                in_heading = false;
+                title = heading_text.trim().to_string();
+            }
+            Event::Start(Tag::Item) => depth += 1,
+            Event::End(TagEnd::Item) => {
+                if let Some((checked, text, _)) = task.take_if(|(_, _, at)| *at == depth) {
+                    record(&mut sections, &title, checked, text.trim());
+                }
+                depth -= 1;
+            }
+            Event::TaskListMarker(checked) => {
+                // A nested task ends the text of its parent.
+                if let Some((parent_checked, text, _)) = task.take() {
+                    record(&mut sections, &title, parent_checked, text.trim());
+                }
+                task = Some((checked, String::new(), depth));
+            }
+            Event::Text(text) | Event::Code(text) => {
+                if in_heading {
+                    heading_text.push_str(&text);
+                } else if let Some((_, buffer, _)) = task.as_mut() {
+                    buffer.push_str(&text);
+                }
+            }
+            Event::SoftBreak | Event::HardBreak => {
+                if let Some((_, buffer, _)) = task.as_mut() {
+                    buffer.push(' ');
+                }
+            }
+            _ => {}
+        }
+    }
+    let checked = sections.iter().map(|s| s.checked).sum();
+    let total = sections.iter().map(|s| s.total).sum();
+    Checklist {
+        sections,
+        checked,
+        total,
+    }
+}
+
+fn record(sections: &mut Vec<Section>, title: &str, checked: bool, text: &str) {
+    if sections.last().is_none_or(|s| s.title != title) {
+        sections.push(Section {
+            title: title.to_string(),
+            checked: 0,
+            total: 0,
+            open: Vec::new(),
+        });
+    }
+    let section = sections.last_mut().expect("pushed above");
+    section.total += 1;
+    if checked {
+        section.checked += 1;
+    } else {
+        section.open.push(text.to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_checked_of_total_per_section_and_lists_open_items() {
+        let text = "# Readiness\n\nIntro.\n\n## Secrets\n\n- [x] Fill `JWT_SECRET`\n- [ ] Rotate the\n  admin token\n\n## Backups\n\n- [X] Daily snapshot\n  - [ ] Restore drill\n- plain bullet\n";
+        let list = parse(text);
+        assert_eq!((list.checked, list.total), (2, 4));
+        assert_eq!(list.sections.len(), 2);
+        assert_eq!(list.sections[0].title, "Secrets");
+        assert_eq!(list.sections[0].open, ["Rotate the admin token"]);
+        assert_eq!(list.sections[1].title, "Backups");
+        assert_eq!((list.sections[1].checked, list.sections[1].total), (1, 2));
+        assert_eq!(list.sections[1].open, ["Restore drill"]);
+        assert!(!list.complete());
+    }
+
+    #[test]
+    fn an_empty_checklist_is_not_complete() {
+        assert!(!parse("# Nothing\n").complete());
+        assert!(parse("- [x] one\n").complete());
+    }
+}
