@@ -122,6 +122,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_real_gates_command_lines_parse() {
+        assert!(matches!(
+            parse_task(&["predeploy", "--env", "staging"]).unwrap(),
+            Command::Predeploy(_)
+        ));
+        assert!(matches!(
+            parse_task(&["smoke", "--env", "staging"]).unwrap(),
+            Command::Smoke(_)
+        ));
+    }
+
+    #[test]
     fn waits_parse_with_units() {
         assert_eq!(parse_wait("300").unwrap(), 300);
         assert_eq!(parse_wait("90s").unwrap(), 90);

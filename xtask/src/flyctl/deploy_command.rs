@@ -1,0 +1,67 @@
+//! The argv of `flyctl deploy`, for a build (`deploy`) or an image (`rollback`).
+
+use std::path::PathBuf;
+
+/// A `flyctl deploy`: building from source (`deploy`) or redeploying an image (`rollback`).
+/// Never `--detach`: that skips the health checks this workflow depends on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployCommand {
+    /// The Fly app.
+    pub app: String,
+    /// The Fly config, relative to the repository root.
+    pub config: PathBuf,
+    /// `--image REF` (a rollback) instead of building with `--remote-only`.
+    pub image: Option<String>,
+    /// `--strategy` (rolling, immediate, canary, bluegreen); `None` keeps fly.toml's.
+    pub strategy: Option<String>,
+    /// `--wait-timeout`, in seconds.
+    pub wait_timeout_secs: u64,
+}
+
+impl DeployCommand {
+    /// The argv after `flyctl`.
+    pub fn args(&self) -> Vec<String> {
+        let mut args = vec!["deploy".to_string()];
+        match &self.image {
+            Some(image) => args.extend(["--image".to_string(), image.clone()]),
+            None => args.push("--remote-only".to_string()),
+        }
+        args.extend(["--app".to_string(), self.app.clone()]);
+        args.extend(["--config".to_string(), self.config.display().to_string()]);
+        if let Some(strategy) = &self.strategy {
+            args.extend(["--strategy".to_string(), strategy.clone()]);
+        }
+        args.extend([
+            "--wait-timeout".to_string(),
+            format!("{}s", self.wait_timeout_secs),
+        ]);
+        args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deploy_argv_builds_or_redeploys_and_never_detaches() {
+        let mut deploy = DeployCommand {
+            app: "sist-cabanas-staging".into(),
+            config: "fly.toml".into(),
+            image: None,
+            strategy: Some("rolling".into()),
+            wait_timeout_secs: 300,
+        };
+        assert_eq!(
+            deploy.args().join(" "),
+            "deploy --remote-only --app sist-cabanas-staging --config fly.toml --strategy rolling --wait-timeout 300s"
+        );
+        deploy.image = Some("registry.fly.io/x:1".into());
+        deploy.strategy = None;
+        assert_eq!(
+            deploy.args().join(" "),
+            "deploy --image registry.fly.io/x:1 --app sist-cabanas-staging --config fly.toml --wait-timeout 300s"
+        );
+        assert!(!deploy.args().iter().any(|a| a == "--detach"));
+    }
+}
