@@ -17,6 +17,7 @@
 mod admin;
 mod api;
 mod judge;
+mod ledger;
 mod race;
 mod render;
 mod report;

@@ -12,6 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::api::{self, HEALTHZ_PATH, PreReserve};
 use super::judge::{Outcome, RequestOutcome};
+use super::ledger::Recorder;
 use crate::config::Target;
 
 /// File descriptors kept in reserve beyond one socket per racer.
@@ -29,12 +30,13 @@ pub struct RaceResult {
 }
 
 /// Sends `concurrency` copies of `body`, each with its own `Idempotency-Key`, released
-/// together once every connection is open.
+/// together once every connection is open. Every code handed out goes to `recorder` at once.
 pub async fn race(
     target: &Target,
     body: &PreReserve,
     concurrency: usize,
     timeout: Duration,
+    recorder: &Recorder,
 ) -> anyhow::Result<RaceResult> {
     if concurrency == 0 {
         bail!("--concurrency must be at least 1");
@@ -52,6 +54,7 @@ pub async fn race(
         let body = body.clone();
         let ready = ready_tx.clone();
         let mut release = release_rx.clone();
+        let recorder = recorder.clone();
         racers.push(tokio::spawn(async move {
             // A failed warm-up is not fatal: the POST opens its own connection and its
             // outcome (likely the same transport error) is what gets judged.
@@ -65,7 +68,18 @@ pub async fn race(
                 Ok(instant) => instant.unwrap_or_else(Instant::now),
                 Err(_) => Instant::now(),
             };
+            let Some(flight) = recorder.in_flight() else {
+                return RequestOutcome {
+                    request,
+                    latency_ms: 0.0,
+                    outcome: Outcome::transport("not sent: the run was interrupted"),
+                };
+            };
             let outcome = api::pre_reserve(&client, &target, &body).await;
+            if let Outcome::Created { code } = &outcome {
+                recorder.record(code);
+            }
+            drop(flight);
             RequestOutcome {
                 request,
                 latency_ms: released_at.elapsed().as_secs_f64() * 1000.0,

@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 use super::admin::AdminToken;
 use super::api::{self, PreReserve, Stay};
 use super::judge::{LatencySummary, Outcome, judge_round};
+use super::ledger::Ledger;
 use super::race::race;
 use super::report::{Check, CleanupFailure, CleanupReport, OverlapReport, RoundReport};
 use crate::config::Target;
@@ -73,14 +74,32 @@ pub async fn run_rounds(target: &Target, plan: &OverlapPlan) -> anyhow::Result<O
         Some(id) => id,
         None => api::first_accommodation(&client, target).await?,
     };
+    let ledger = Ledger::new(target, plan.admin_token.as_ref());
     let mut rounds = Vec::new();
     for round in 1..=plan.rounds {
         let started = Instant::now();
         let mut created = Vec::new();
-        let measured =
-            measure_round(&client, target, plan, accommodation_id, round, &mut created).await;
+        let measured = measure_round(
+            &client,
+            target,
+            plan,
+            accommodation_id,
+            round,
+            &mut created,
+            &ledger,
+        )
+        .await;
         let stay = measured.as_ref().ok().map(|m| m.0);
-        let cleanup = clean_up(&client, target, plan, accommodation_id, stay, created).await;
+        let cleanup = clean_up(
+            &client,
+            target,
+            plan,
+            accommodation_id,
+            stay,
+            created,
+            &ledger,
+        )
+        .await;
         let (stay, mut report) = match measured {
             Ok(measured) => measured,
             Err(error) => {
@@ -145,6 +164,7 @@ async fn measure_round(
     accommodation_id: i64,
     round: u32,
     created: &mut Vec<String>,
+    ledger: &Ledger,
 ) -> anyhow::Result<(Stay, RoundReport)> {
     let stay = match plan.stay {
         Some(stay) => {
@@ -166,8 +186,16 @@ async fn measure_round(
         }
     };
     let body = PreReserve::new(accommodation_id, stay, &plan.run_id);
-    let raced = race(target, &body, plan.concurrency, plan.timeout).await?;
+    let raced = race(
+        target,
+        &body,
+        plan.concurrency,
+        plan.timeout,
+        &ledger.recorder(),
+    )
+    .await?;
     let verdict = judge_round(&raced.outcomes);
+    // The racers noted the winners in the ledger already.
     created.extend(verdict.winners.iter().cloned());
 
     let winner_latency_ms = raced
@@ -219,6 +247,9 @@ async fn measure_round(
             ("overlap_by_one_night", stay.overlapping_last_night(), false),
         ];
         for (name, probe, should_win) in probes {
+            let Some(flight) = ledger.recorder().in_flight() else {
+                bail!("interrupted before the boundary probes");
+            };
             let outcome = api::pre_reserve(
                 client,
                 target,
@@ -226,8 +257,10 @@ async fn measure_round(
             )
             .await;
             if let Outcome::Created { code } = &outcome {
+                ledger.record(code);
                 created.push(code.clone());
             }
+            drop(flight);
             checks.push(judge_probe(name, probe, should_win, &outcome));
         }
         checks
@@ -301,6 +334,7 @@ async fn clean_up(
     accommodation_id: i64,
     stay: Option<Stay>,
     created: Vec<String>,
+    ledger: &Ledger,
 ) -> CleanupReport {
     let mut report = CleanupReport {
         created: created.clone(),
@@ -318,7 +352,10 @@ async fn clean_up(
     };
     for code in created {
         match api::cancel(client, target, &code, token.expose()).await {
-            Ok(()) => report.cancelled.push(code),
+            Ok(()) => {
+                ledger.settle(&code);
+                report.cancelled.push(code);
+            }
             Err(reason) => report.failed.push(CleanupFailure { code, reason }),
         }
     }
