@@ -6,9 +6,14 @@ mod assess;
 mod checklist;
 mod context;
 mod decision_map;
+mod deploys;
+mod freshness;
 mod html;
 mod records;
+mod rows;
+mod steps;
 mod templates;
+mod views;
 
 use std::path::{Path, PathBuf};
 
@@ -95,7 +100,13 @@ pub fn context(
         Some(env) => env.clone(),
         None => match records.newest_environment() {
             Some(env) => env.to_string(),
-            None => bail!("no results yet: run cargo xtask predeploy first"),
+            None if records.is_empty() => {
+                bail!("no results yet: run cargo xtask predeploy first")
+            }
+            None => bail!(
+                "only predeploy results for all environments so far: name one with --env \
+                 (for example --env staging)"
+            ),
         },
     };
     let config_path = repo.path(CONFIG_PATH);
@@ -107,11 +118,11 @@ pub fn context(
     let settings = config
         .as_ref()
         .and_then(|c| c.environments.get(&environment));
-    let results = records.results(&environment)?;
+    let results = records.results(&environment, settings.is_some())?;
     let staging = if environment == decision_map::STAGING {
         results.clone()
     } else {
-        records.results(decision_map::STAGING)?
+        records.results(decision_map::STAGING, true)?
     };
     let checklist_path = repo.path(CHECKLIST_PATH);
     let checklist = match std::fs::read_to_string(&checklist_path) {

@@ -677,6 +677,22 @@ fn local_runs_have_no_deploy_steps() {
 }
 
 #[test]
+fn a_predeploy_of_all_environments_stands_in_only_where_there_is_no_env_file() {
+    let f = Fixture::new();
+    let (v, p) = predeploy(true);
+    f.save("predeploy", "all", HEAD, Duration::minutes(20), v, p);
+    let (v, r) = smoke_report(false);
+    f.save("smoke", "local", HEAD, Duration::minutes(5), v, r);
+    let local = f.render("local");
+    assert_eq!(local.context.map.steps[0].state, State::Done);
+    let staging = f.render("staging");
+    assert_eq!(staging.context.map.steps[0].state, State::Pending);
+    assert!(staging.markdown.contains(
+        "No predeploy result for staging yet: run `cargo xtask predeploy --env staging`"
+    ));
+}
+
+#[test]
 fn no_results_at_all_says_what_to_run() {
     let f = Fixture::new();
     let error = report::render(&f.repo, &Options::default(), now(), Some(&head())).unwrap_err();

@@ -72,7 +72,16 @@ pub fn parse(markdown: &str) -> Checklist {
                 }
                 task = Some((checked, String::new(), depth));
             }
-            Event::Text(text) | Event::Code(text) => {
+            Event::Code(code) => {
+                if in_heading {
+                    heading_text.push_str(&code);
+                } else if let Some((_, buffer, _)) = task.as_mut() {
+                    buffer.push('`');
+                    buffer.push_str(&code);
+                    buffer.push('`');
+                }
+            }
+            Event::Text(text) => {
                 if in_heading {
                     heading_text.push_str(&text);
                 } else if let Some((_, buffer, _)) = task.as_mut() {
@@ -126,6 +135,8 @@ mod tests {
         assert_eq!(list.sections.len(), 2);
         assert_eq!(list.sections[0].title, "Secrets");
         assert_eq!(list.sections[0].open, ["Rotate the admin token"]);
+        let code = parse("- [ ] Fill `JWT_SECRET`\n");
+        assert_eq!(code.sections[0].open, ["Fill `JWT_SECRET`"]);
         assert_eq!(list.sections[1].title, "Backups");
         assert_eq!((list.sections[1].checked, list.sections[1].total), (1, 2));
         assert_eq!(list.sections[1].open, ["Restore drill"]);

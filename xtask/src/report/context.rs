@@ -7,7 +7,9 @@ use serde::Serialize;
 use super::assess::{self, Assessment, Provenance};
 use super::checklist::{CHECKLIST_PATH, Checklist};
 use super::decision_map::{self, DecisionMap, MapInputs};
-use super::records::{CheckView, EvidenceView, Results};
+use super::records::Results;
+use super::rows::{CheckRow, OverlapData, SmokeData};
+use super::rows::{check_row, endpoint_row, overlap_data};
 use crate::repo::GitState;
 
 /// Everything a report is built from.
@@ -99,89 +101,6 @@ impl<T> Section<T> {
             data: None,
         }
     }
-}
-
-/// One check row (predeploy or smoke).
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckRow {
-    /// Id or name.
-    pub name: String,
-    /// What it verifies.
-    pub verifies: String,
-    /// `PASS`, `WARN`, `SKIP`, `FAIL`.
-    pub verdict: String,
-    /// What was found.
-    pub evidence: String,
-    /// How to fix it, or empty.
-    pub fix: String,
-}
-
-/// The smoke section's data.
-#[derive(Debug, Clone, Serialize)]
-pub struct SmokeData {
-    /// The URL measured.
-    pub url: String,
-    /// Phase 1 checks.
-    pub checks: Vec<CheckRow>,
-    /// Whether the benchmark ran.
-    pub benchmarked: bool,
-    /// Per endpoint.
-    pub endpoints: Vec<EndpointRow>,
-}
-
-/// One benchmarked endpoint.
-#[derive(Debug, Clone, Serialize)]
-pub struct EndpointRow {
-    /// Name.
-    pub name: String,
-    /// Path.
-    pub path: String,
-    /// Measured requests.
-    pub requests: u64,
-    /// Error rate in percent.
-    pub error_rate_pct: f64,
-    /// Error rate limit in percent, when recorded.
-    pub error_rate_limit_pct: Option<f64>,
-    /// Latency percentiles in ms.
-    pub p50_ms: f64,
-    /// 95th percentile.
-    pub p95_ms: f64,
-    /// p95 limit, when recorded.
-    pub p95_limit_ms: Option<f64>,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// Slowest.
-    pub max_ms: f64,
-    /// The endpoint's verdict.
-    pub verdict: String,
-}
-
-/// The overlap section's data.
-#[derive(Debug, Clone, Serialize)]
-pub struct OverlapData {
-    /// One row per round.
-    pub rounds: Vec<RoundRow>,
-    /// Everything that broke the rule.
-    pub problems: Vec<String>,
-}
-
-/// One overlap round.
-#[derive(Debug, Clone, Serialize)]
-pub struct RoundRow {
-    /// 1-based.
-    pub number: usize,
-    /// N.
-    pub requests: usize,
-    /// Winner count.
-    pub winners: usize,
-    /// Reservation codes of the winners.
-    pub codes: String,
-    /// 409 `date_overlap` count.
-    pub conflicts: usize,
-    /// Other outcomes, `500 internal x2`.
-    pub others: String,
-    /// The round's verdict.
-    pub verdict: String,
 }
 
 /// The last deploy.
@@ -328,118 +247,5 @@ pub fn build(input: &Inputs) -> ReportContext {
             path: CHECKLIST_PATH.to_string(),
             checklist: input.checklist.cloned(),
         },
-    }
-}
-
-fn overlap_data(overlap: &super::records::OverlapView) -> OverlapData {
-    let mut problems = Vec::new();
-    let rounds = overlap
-        .rounds
-        .iter()
-        .map(|round| {
-            let race = &round.race;
-            problems.extend(
-                race.problems
-                    .iter()
-                    .map(|p| format!("round {}: {p}", round.round)),
-            );
-            for probe in round.availability.iter().chain(&round.boundary) {
-                if probe
-                    .verdict
-                    .is_none_or(|v| v == crate::verdict::Verdict::Fail)
-                {
-                    problems.push(format!(
-                        "round {}: {}: {}",
-                        round.round, probe.name, probe.detail
-                    ));
-                }
-            }
-            RoundRow {
-                number: round.round,
-                requests: race.requests,
-                winners: race.winners.len(),
-                codes: race.winners.join(", "),
-                conflicts: race.conflicts,
-                others: race
-                    .others
-                    .iter()
-                    .map(|o| format!("{} x{}", o.label, o.count))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-                verdict: round
-                    .verdict
-                    .map(|v| v.label())
-                    .unwrap_or("FAIL")
-                    .to_string(),
-            }
-        })
-        .collect();
-    if !overlap.leftovers.is_empty() {
-        problems.push(format!(
-            "left active after cleanup: {}",
-            overlap.leftovers.join(", ")
-        ));
-    }
-    OverlapData { rounds, problems }
-}
-
-fn check_row(check: &CheckView) -> CheckRow {
-    let evidence = match &check.evidence {
-        EvidenceView::Text(text) => text.clone(),
-        EvidenceView::Findings(findings) => {
-            let worth_a_look: Vec<String> = findings
-                .iter()
-                .filter(|f| {
-                    f.verdict
-                        .is_some_and(|v| v != crate::verdict::Verdict::Pass)
-                })
-                .map(|f| {
-                    let at = match (&f.path, f.line) {
-                        (Some(p), Some(l)) => format!("{p}:{l}: "),
-                        (Some(p), None) => format!("{p}: "),
-                        _ => String::new(),
-                    };
-                    format!("{at}{}", f.message)
-                })
-                .collect();
-            if worth_a_look.is_empty() {
-                match findings.len() {
-                    0 => String::new(),
-                    1 => findings[0].message.clone(),
-                    n => format!("{} (+{} more)", findings[0].message, n - 1),
-                }
-            } else {
-                worth_a_look.join("\n")
-            }
-        }
-    };
-    CheckRow {
-        name: check.label().to_string(),
-        verifies: check.verifies.clone(),
-        verdict: check.verdict().label().to_string(),
-        evidence,
-        fix: check.fix.clone().unwrap_or_default(),
-    }
-}
-
-fn endpoint_row(e: &super::records::EndpointView) -> EndpointRow {
-    let limit = |needle: &str| {
-        e.thresholds
-            .iter()
-            .find(|t| t.metric.contains(needle))
-            .map(|t| t.limit)
-    };
-    EndpointRow {
-        name: e.name.clone(),
-        path: e.path.clone(),
-        requests: e.requests,
-        error_rate_pct: e.error_rate_pct,
-        error_rate_limit_pct: limit("error"),
-        p50_ms: e.latency.p50_ms,
-        p95_ms: e.latency.p95_ms,
-        p95_limit_ms: limit("p95"),
-        p99_ms: e.latency.p99_ms,
-        max_ms: e.latency.max_ms,
-        verdict: e.verdict.map(|v| v.label()).unwrap_or("FAIL").to_string(),
     }
 }

@@ -12,9 +12,9 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+pub use super::views::*;
 use crate::record::{self, RunRecord};
 use crate::repo::Repo;
 use crate::verdict::Verdict;
@@ -22,294 +22,7 @@ use crate::verdict::Verdict;
 /// The environment `predeploy` records when it checked every environment.
 pub const ALL_ENVIRONMENTS: &str = "all";
 
-/// One item of a task with a verdict: a predeploy check or a smoke check.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct CheckView {
-    /// Stable id (predeploy).
-    pub id: String,
-    /// Short name (smoke).
-    pub name: String,
-    /// What it verifies.
-    pub verifies: String,
-    /// Its verdict; absent reads as a failure, so that a drifted record never passes.
-    pub verdict: Option<Verdict>,
-    /// Findings: a list (predeploy) or one sentence (smoke).
-    pub evidence: EvidenceView,
-    /// How to fix it.
-    pub fix: Option<String>,
-}
-
-impl CheckView {
-    /// The id, or the name when the task gives no id.
-    pub fn label(&self) -> &str {
-        if self.id.is_empty() {
-            &self.name
-        } else {
-            &self.id
-        }
-    }
-
-    /// The verdict, a failure when the record did not say.
-    pub fn verdict(&self) -> Verdict {
-        self.verdict.unwrap_or(Verdict::Fail)
-    }
-}
-
-/// The evidence of a check: predeploy saves findings, smoke one sentence.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum EvidenceView {
-    /// One sentence.
-    Text(String),
-    /// Findings with their places.
-    Findings(Vec<FindingView>),
-}
-
-impl Default for EvidenceView {
-    fn default() -> Self {
-        EvidenceView::Text(String::new())
-    }
-}
-
-/// One predeploy finding.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct FindingView {
-    /// Its verdict.
-    pub verdict: Option<Verdict>,
-    /// Repository-relative path.
-    pub path: Option<String>,
-    /// 1-based line.
-    pub line: Option<usize>,
-    /// What was found.
-    pub message: String,
-}
-
-/// The `result` of a `predeploy` record.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct PredeployView {
-    /// Every check.
-    pub checks: Vec<CheckView>,
-}
-
-/// The `result` of a `smoke` record.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct SmokeView {
-    /// The base URL measured.
-    pub url: Option<String>,
-    /// Phase 1 checks.
-    pub checks: Vec<CheckView>,
-    /// Phase 2, unless skipped.
-    pub benchmark: Option<BenchmarkView>,
-}
-
-/// The smoke benchmark.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct BenchmarkView {
-    /// One result per endpoint.
-    pub endpoints: Vec<EndpointView>,
-    /// The benchmark's verdict.
-    pub verdict: Option<Verdict>,
-}
-
-/// One benchmarked endpoint.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct EndpointView {
-    /// Short name.
-    pub name: String,
-    /// Path below the base URL.
-    pub path: String,
-    /// Measured requests.
-    pub requests: u64,
-    /// Failed share in percent.
-    pub error_rate_pct: f64,
-    /// Latency of every answered request.
-    pub latency: LatencyView,
-    /// The limits with their measured values.
-    pub thresholds: Vec<ThresholdView>,
-    /// Fail when any threshold fails.
-    pub verdict: Option<Verdict>,
-}
-
-/// Latency figures in milliseconds.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct LatencyView {
-    /// Median.
-    pub p50_ms: f64,
-    /// 95th percentile.
-    pub p95_ms: f64,
-    /// 99th percentile.
-    pub p99_ms: f64,
-    /// Slowest.
-    pub max_ms: f64,
-}
-
-/// One limit held against one measured value.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ThresholdView {
-    /// `p95 latency` or `error rate`.
-    pub metric: String,
-    /// The limit.
-    pub limit: f64,
-    /// `ms` or `%`.
-    pub unit: String,
-    /// Its verdict.
-    pub verdict: Option<Verdict>,
-    /// One sentence.
-    pub evidence: String,
-}
-
-/// The `result` of an `overlap` record (`OverlapReport`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct OverlapView {
-    /// The base URL raced against.
-    pub url: Option<String>,
-    /// The races run.
-    pub rounds: Vec<RoundView>,
-    /// Codes this run created that are still active.
-    pub leftovers: Vec<String>,
-}
-
-/// One round: a race of N requests for the same dates and the checks after it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct RoundView {
-    /// 1-based round number.
-    pub round: usize,
-    /// The round's verdict (race and checks).
-    pub verdict: Option<Verdict>,
-    /// The race.
-    pub race: RaceView,
-    /// Availability after the race.
-    pub availability: Option<ProbeView>,
-    /// The boundary probes.
-    pub boundary: Vec<ProbeView>,
-}
-
-/// The verdict on one race.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct RaceView {
-    /// Its verdict.
-    pub verdict: Option<Verdict>,
-    /// N.
-    pub requests: usize,
-    /// Reservation codes of every 201.
-    pub winners: Vec<String>,
-    /// How many got 409 `date_overlap`.
-    pub conflicts: usize,
-    /// Everything else, grouped.
-    pub others: Vec<OtherView>,
-    /// What broke the rule.
-    pub problems: Vec<String>,
-}
-
-/// A check after a race.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ProbeView {
-    /// Short name.
-    pub name: String,
-    /// Its verdict.
-    pub verdict: Option<Verdict>,
-    /// What it saw.
-    pub detail: String,
-}
-
-/// Requests of a race that ended in the same unexpected way.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct OtherView {
-    /// The outcome label.
-    pub label: String,
-    /// How many.
-    pub count: usize,
-}
-
-/// The `result` of a `secrets` record (`SecretsResult`). Names and states only: the
-/// record never holds a value, and the report shows none.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct SecretsView {
-    /// The keys sent and what Fly reports for each.
-    pub keys: Vec<SecretKeyView>,
-    /// Why it failed, if it did.
-    pub problems: Vec<String>,
-}
-
-/// One secret key as Fly reports it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct SecretKeyView {
-    /// The variable name.
-    pub name: String,
-    /// Whether Fly has it.
-    pub present: bool,
-}
-
-/// A Fly release as recorded (`ReleaseRef`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ReleaseRefView {
-    /// Fly's release number.
-    pub version: Option<u64>,
-    /// The image it ran.
-    pub image_ref: Option<String>,
-    /// Fly's status word.
-    pub status: String,
-}
-
-/// The `result` of a `deploy` record (`DeployResult`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct DeployView {
-    /// The deploy strategy.
-    pub strategy: Option<String>,
-    /// The Fly account it deployed as (proves the login).
-    pub fly_user: Option<String>,
-    /// The release it created.
-    pub release: Option<ReleaseRefView>,
-    /// The rollback it ran by itself after a failure (`--rollback-on-failure`).
-    pub rolled_back: Option<RollbackView>,
-    /// Why it failed, if it did.
-    pub problems: Vec<String>,
-}
-
-/// The `result` of a `rollback` record (`RollbackResult`).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct RollbackView {
-    /// The release current before the rollback.
-    pub from: Option<ReleaseRefView>,
-    /// The image deployed.
-    pub to_image: Option<String>,
-    /// The release whose image was deployed.
-    pub to_version: Option<u64>,
-    /// Why it failed, if it did.
-    pub problems: Vec<String>,
-}
-
-impl RollbackView {
-    /// `release v11 (registry.fly.io/app:tag)`, or what is known of it.
-    pub fn target(&self) -> String {
-        match (self.to_version, &self.to_image) {
-            (Some(v), Some(image)) => format!("release v{v} ({image})"),
-            (Some(v), None) => format!("release v{v}"),
-            (None, Some(image)) => image.clone(),
-            (None, None) => "the previous release".to_string(),
-        }
-    }
-}
-
-/// A saved record with the file it came from.
+/// A saved record with its result decoded as a view.
 pub type Saved<T> = RunRecord<T>;
 
 /// The latest result of every task the report reads, for one environment, plus staging's
@@ -341,6 +54,11 @@ impl RecordSet {
         Ok(RecordSet {
             all: record::load_all(repo)?,
         })
+    }
+
+    /// Whether no task has saved a result yet.
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty()
     }
 
     /// The environment of the newest record, leaving out predeploy's `all`.
@@ -392,10 +110,18 @@ impl RecordSet {
         Ok(self.all_of(task, environment)?.into_iter().next())
     }
 
-    /// `predeploy` without `--env` checks every environment and is saved under `all`; the
-    /// newer of that and the environment's own run counts.
-    fn latest_predeploy(&self, environment: &str) -> anyhow::Result<Option<Saved<PredeployView>>> {
+    /// `predeploy` without `--env` checks every environment and is saved under `all`; it
+    /// skips env files that are absent, so it stands in only for environments without one
+    /// (`local`, `adhoc`). Deploy targets need their own `predeploy --env NAME` run.
+    fn latest_predeploy(
+        &self,
+        environment: &str,
+        deployable: bool,
+    ) -> anyhow::Result<Option<Saved<PredeployView>>> {
         let own = self.latest::<PredeployView>("predeploy", environment)?;
+        if deployable {
+            return Ok(own);
+        }
         let all = self.latest::<PredeployView>("predeploy", ALL_ENVIRONMENTS)?;
         Ok(match (own, all) {
             (Some(own), Some(all)) if all.started_at > own.started_at => Some(all),
@@ -403,10 +129,11 @@ impl RecordSet {
         })
     }
 
-    /// The results the report reads for `environment`.
-    pub fn results(&self, environment: &str) -> anyhow::Result<Results> {
+    /// The results the report reads for `environment` (`deployable`: it is in
+    /// `ops/deploy.toml`).
+    pub fn results(&self, environment: &str, deployable: bool) -> anyhow::Result<Results> {
         Ok(Results {
-            predeploy: self.latest_predeploy(environment)?,
+            predeploy: self.latest_predeploy(environment, deployable)?,
             smoke: self.latest("smoke", environment)?,
             overlap: self.latest("overlap", environment)?,
             secrets: self.latest("secrets", environment)?,
