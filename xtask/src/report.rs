@@ -42,6 +42,11 @@ pub const REPORTS_DIR: &str = "backend/docs/reports";
 /// with `--check`, 0 only for GO and 1 for NO-GO or INCOMPLETE; 2 when it could not run
 /// (no results at all, a corrupt record, a broken template).
 #[derive(Debug, Clone, Default, ClapArgs)]
+#[command(
+    after_help = "Exit codes: 0 = the report was written (its verdict is printed); with \
+    --check, 0 = GO and 1 = NO-GO or INCOMPLETE; 2 = it could not run (no results, a corrupt \
+    record, a broken template)."
+)]
 pub struct Args {
     /// The environment to report on [default: the environment of the newest saved result].
     #[arg(long, value_name = "NAME")]

@@ -13,6 +13,10 @@ use crate::verdict::Verdict;
 /// Options of `cargo xtask status`. It always exits 0 when it could read the results (it
 /// informs; gate CI on `cargo xtask report --check`), 2 when it could not.
 #[derive(Debug, Clone, Default, ClapArgs)]
+#[command(
+    after_help = "Exit codes: 0 whenever the results could be read (status informs; gate \
+    CI on `cargo xtask report --check`); 2 when they could not."
+)]
 pub struct Args {
     /// The environment [default: the environment of the newest saved result].
     #[arg(long, value_name = "NAME")]

@@ -9,12 +9,14 @@ use std::path::Path;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
-use serde_json::json;
+use xtask::deploy::DeployResult;
 use xtask::overlap::{Check, CleanupReport, OtherGroup, OverlapReport, RoundReport, RoundVerdict};
 use xtask::predeploy::{CheckOutcome, Evidence, PredeployReport};
 use xtask::record::{RunRecord, SCHEMA_VERSION};
 use xtask::repo::{GitState, Repo};
 use xtask::report::{self, Options, Overall, State};
+use xtask::rollback::{ReleaseRef, RollbackResult};
+use xtask::secrets::{SecretState, SecretsResult};
 use xtask::smoke::{
     self, BenchmarkReport, ErrorCounts, LatencySummary, LoadSettings, SmokeReport, ThresholdOutcome,
 };
@@ -384,31 +386,56 @@ fn overlap_report(violation: bool) -> (Verdict, OverlapReport) {
     (verdict, report)
 }
 
-fn deploy_result() -> serde_json::Value {
-    json!({
-        "app": "sist-cabanas-staging",
-        "strategy": "rolling",
-        "predeploy": "pass",
-        "fly_user": "ops@example.com",
-        "release": {"version": 12, "image_ref": "registry.fly.io/sist-cabanas-staging:deployment-01J", "status": "complete"},
-        "readiness": "pass",
-        "smoke": "pass",
-        "rollback_target": {"version": 11, "image_ref": "registry.fly.io/sist-cabanas-staging:deployment-01H", "status": "complete"},
-        "rollback_command": "cargo xtask rollback --env staging --to-version 11",
-        "rolled_back": null,
-        "problems": []
-    })
+fn release(version: u64, tag: &str) -> ReleaseRef {
+    ReleaseRef {
+        version,
+        image_ref: Some(format!("registry.fly.io/sist-cabanas-staging:{tag}")),
+        status: "complete".into(),
+    }
 }
 
-fn secrets_result() -> serde_json::Value {
-    json!({
-        "app": "sist-cabanas-staging",
-        "env_file": "env/.env.fly.staging",
-        "keys": [{"name": "JWT_SECRET", "present": true, "digest": "3f2a", "status": "Deployed"}],
-        "not_in_template": [],
-        "empty_not_sent": [],
-        "problems": []
-    })
+fn deploy_result() -> DeployResult {
+    DeployResult {
+        app: "sist-cabanas-staging".into(),
+        strategy: "rolling".into(),
+        predeploy: Verdict::Pass,
+        fly_user: Some("ops@example.com".into()),
+        release: Some(release(12, "deployment-01J")),
+        readiness: Some(Verdict::Pass),
+        smoke: Some(Verdict::Pass),
+        rollback_target: Some(release(11, "deployment-01H")),
+        rollback_command: Some("cargo xtask rollback --env staging --to-version 11".into()),
+        rolled_back: None,
+        problems: Vec::new(),
+    }
+}
+
+fn rollback_result() -> RollbackResult {
+    RollbackResult {
+        app: "sist-cabanas-staging".into(),
+        from: Some(release(12, "deployment-01J")),
+        to_image: Some("registry.fly.io/sist-cabanas-staging:deployment-01H".into()),
+        to_version: Some(11),
+        readiness: Some(Verdict::Pass),
+        smoke: Some(Verdict::Pass),
+        problems: Vec::new(),
+    }
+}
+
+fn secrets_result() -> SecretsResult {
+    SecretsResult {
+        app: "sist-cabanas-staging".into(),
+        env_file: "env/.env.fly.staging".into(),
+        keys: vec![SecretState {
+            name: "JWT_SECRET".into(),
+            present: true,
+            digest: Some("3f2a9c".into()),
+            status: Some("Deployed".into()),
+        }],
+        not_in_template: Vec::new(),
+        empty_not_sent: Vec::new(),
+        problems: Vec::new(),
+    }
 }
 
 /// What a scenario changes from the all-pass set.
@@ -588,7 +615,7 @@ fn results_from_before_the_last_deploy_are_stale() {
 #[test]
 fn a_rollback_after_the_deploy_is_no_go() {
     let f = staging(Scenario::default());
-    let rollback = json!({"app": "sist-cabanas-staging", "from": null, "to_image": "registry.fly.io/x:old", "to_version": 11, "readiness": "pass", "smoke": "pass", "problems": []});
+    let rollback = rollback_result();
     f.save(
         "rollback",
         "staging",
