@@ -46,6 +46,16 @@ macro_rules! with_pool {
     };
 }
 
+/// A copy of `migrator` that accepts migrations applied by a newer release.
+fn tolerant(migrator: &Migrator) -> Migrator {
+    let mut copy = Migrator {
+        migrations: migrator.migrations.clone(),
+        ..Migrator::DEFAULT
+    };
+    copy.set_ignore_missing(true);
+    copy
+}
+
 impl Db {
     /// Opens a pool with explicit sizes and timeouts. SQLite files are created if missing
     /// and run in WAL mode with a busy timeout and foreign keys on.
@@ -98,11 +108,13 @@ impl Db {
         }
     }
 
-    /// Applies every pending migration.
+    /// Applies every pending migration. Migrations newer than this binary are left alone, so
+    /// that a rollback (`fly deploy --image <previous>`, whose release command runs
+    /// `cabanas migrate`) works after a release that added one; migrations only ever add.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Self::Postgres(pool) => POSTGRES_MIGRATOR.run(pool).await,
-            Self::Sqlite(pool) => SQLITE_MIGRATOR.run(pool).await,
+            Self::Postgres(pool) => tolerant(&POSTGRES_MIGRATOR).run(pool).await,
+            Self::Sqlite(pool) => tolerant(&SQLITE_MIGRATOR).run(pool).await,
         }
         .context("running database migrations failed")
     }

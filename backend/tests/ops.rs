@@ -17,6 +17,7 @@ on_both_backends!(
     metrics_use_route_templates,
     availability_shows_dates_not_people,
     concurrent_pre_reserves_have_one_winner,
+    migrate_accepts_a_newer_release_migration,
 );
 
 async fn health_reports_the_database(backend: Backend) {
@@ -232,4 +233,35 @@ async fn postgres_with_pending_migrations_does_not_start() {
     db.migrate().await.unwrap();
     assert!(db.pending_migrations().await.unwrap().is_empty());
     assert!(backend::build_state(&config).await.is_ok());
+}
+
+/// A rollback runs the previous image's `cabanas migrate` against a database that a newer
+/// release already migrated: that must succeed and leave the service ready.
+async fn migrate_accepts_a_newer_release_migration(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, "migrate_newer").await else {
+        return;
+    };
+    const NEWER: &str = "INSERT INTO _sqlx_migrations \
+                         (version, description, success, checksum, execution_time) \
+                         VALUES (99990101000000, 'from a newer release', TRUE, $1, 1)";
+    match &app.state.db {
+        backend::db::Db::Postgres(pool) => sqlx::query(NEWER)
+            .bind(vec![0u8])
+            .execute(pool)
+            .await
+            .map(drop),
+        backend::db::Db::Sqlite(pool) => sqlx::query(NEWER)
+            .bind(vec![0u8])
+            .execute(pool)
+            .await
+            .map(drop),
+    }
+    .expect("recording a newer migration");
+    app.state
+        .db
+        .migrate()
+        .await
+        .expect("an older binary migrates after a newer one");
+    let (status, body) = app.get("/api/v1/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
 }
