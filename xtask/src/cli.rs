@@ -24,6 +24,17 @@ pub enum Command {
     Overlap(crate::overlap::Args),
     /// Run the workspace tests against a throwaway PostgreSQL cluster.
     Test(crate::test_suite::Args),
+    /// Stage an environment's secrets on its Fly app (via stdin) and confirm every key arrived.
+    Secrets(crate::secrets::Args),
+    /// Predeploy, deploy to Fly with health checks, wait for readiness, then smoke-test.
+    Deploy(crate::deploy::Args),
+    /// Deploy the last good release's image again, then wait for readiness and smoke-test.
+    Rollback(crate::rollback::Args),
+    /// Render the saved results into backend/docs/DEPLOYMENT_SUMMARY.md with the GO / NO-GO
+    /// verdict and the decision map (exit 0 when written; with --check, 1 unless GO).
+    Report(crate::report::Args),
+    /// Print where the deployment stands on the decision map and the one next command.
+    Status(crate::status::Args),
 }
 
 impl Cli {

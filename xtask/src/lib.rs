@@ -6,6 +6,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod deploy;
+pub mod flyctl;
 pub mod http;
 pub mod interrupt;
 pub mod local_service;
@@ -15,7 +17,11 @@ pub mod pgcluster;
 pub mod predeploy;
 pub mod record;
 pub mod repo;
+pub mod report;
+pub mod rollback;
+pub mod secrets;
 pub mod smoke;
+pub mod status;
 pub mod test_suite;
 pub mod verdict;
 
@@ -31,6 +37,11 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Smoke(args) => smoke::run(args),
         Command::Overlap(args) => overlap::run(args),
         Command::Test(args) => test_suite::run(args),
+        Command::Secrets(args) => secrets::run(args),
+        Command::Deploy(args) => deploy::run(args),
+        Command::Rollback(args) => rollback::run(args),
+        Command::Report(args) => report::run(args),
+        Command::Status(args) => status::run(args),
     };
     exit_code(outcome)
 }

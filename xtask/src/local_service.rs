@@ -125,7 +125,8 @@ impl LocalService {
             .build()?;
         let mut last = String::from("no answer yet");
         while Instant::now() < deadline {
-            match runtime.block_on(client.get(&ready).send()) {
+            // The request is built inside the runtime: reqwest arms its timeout on creation.
+            match runtime.block_on(async { client.get(&ready).send().await }) {
                 Ok(response) if response.status().is_success() => return Ok(()),
                 Ok(response) => last = format!("HTTP {}", response.status()),
                 Err(error) => last = error.without_url().to_string(),

@@ -21,13 +21,14 @@ impl Output {
         self.json
     }
 
-    /// Prints human text (stderr under `--json`).
+    /// Prints human text (stderr under `--json`). A closed pipe (`... | head`) is not an
+    /// error worth a panic: the text is dropped and the task carries on to its exit code.
     pub fn human(self, text: &str) {
-        if self.json {
-            eprint!("{text}");
+        let _ = if self.json {
+            std::io::stderr().lock().write_all(text.as_bytes())
         } else {
-            print!("{text}");
-        }
+            std::io::stdout().lock().write_all(text.as_bytes())
+        };
     }
 
     /// Prints a serialisable value as pretty JSON on stdout, when `--json` was given.
