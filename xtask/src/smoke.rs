@@ -142,14 +142,14 @@ async fn benchmark(
     bench: &BenchPlan,
     progress: bool,
 ) -> anyhow::Result<BenchmarkReport> {
-    let client = load::load_client(&bench.load)?;
+    let clients = load::load_clients(&bench.load)?;
     let mut endpoints = Vec::new();
     for endpoint in &bench.endpoints {
         let url = target.endpoint(&endpoint.path);
         let url =
             reqwest::Url::parse(&url).with_context(|| format!("`{url}` is not a valid URL"))?;
         let measurement =
-            load::measure_endpoint(&client, url, endpoint, &bench.load, progress).await;
+            load::measure_endpoint(&clients, url, endpoint, &bench.load, progress).await;
         endpoints.push(report::endpoint_report(
             endpoint,
             &measurement,

@@ -75,15 +75,19 @@ enum Outcome {
     Transport,
 }
 
-/// The client the load runs on: HTTP/1.1 only, so `concurrency` means connections, with a
-/// pool that keeps every one of them.
-pub fn load_client(load: &LoadSettings) -> anyhow::Result<Client> {
-    crate::http::client_builder(load.timeout())
-        .http1_only()
-        .tcp_nodelay(true)
-        .pool_max_idle_per_host(load.concurrency as usize)
-        .build()
-        .context("building the HTTP client for the benchmark")
+/// The clients the load runs on, one per worker: HTTP/1.1 only, so `concurrency` means
+/// connections, and no worker waits on another's connection pool lock.
+pub fn load_clients(load: &LoadSettings) -> anyhow::Result<Vec<Client>> {
+    (0..load.concurrency.max(1))
+        .map(|_| {
+            crate::http::client_builder(load.timeout())
+                .http1_only()
+                .tcp_nodelay(true)
+                .pool_max_idle_per_host(1)
+                .build()
+                .context("building the HTTP client for the benchmark")
+        })
+        .collect()
 }
 
 /// When a run stops.
@@ -94,7 +98,7 @@ enum Limit {
 }
 
 struct Worker {
-    client: Client,
+    clients: Vec<Client>,
     url: Url,
     endpoint: EndpointPlan,
     next: AtomicU64,
@@ -103,7 +107,7 @@ struct Worker {
 
 /// Sends the warm-up, then the measured load, to one endpoint.
 pub async fn measure_endpoint(
-    client: &Client,
+    clients: &[Client],
     url: Url,
     endpoint: &EndpointPlan,
     load: &LoadSettings,
@@ -111,7 +115,7 @@ pub async fn measure_endpoint(
 ) -> EndpointMeasurement {
     let concurrency = load.concurrency.max(1);
     if load.warmup > 0 {
-        let warmup = Arc::new(Worker::new(client, &url, endpoint));
+        let warmup = Arc::new(Worker::new(clients, &url, endpoint));
         run(
             &warmup,
             concurrency,
@@ -121,7 +125,7 @@ pub async fn measure_endpoint(
         )
         .await;
     }
-    let worker = Arc::new(Worker::new(client, &url, endpoint));
+    let worker = Arc::new(Worker::new(clients, &url, endpoint));
     let started = Instant::now();
     let limit = match (load.requests, load.duration_ms) {
         (Some(n), _) => Limit::Requests(n),
@@ -151,9 +155,9 @@ pub async fn measure_endpoint(
 }
 
 impl Worker {
-    fn new(client: &Client, url: &Url, endpoint: &EndpointPlan) -> Worker {
+    fn new(clients: &[Client], url: &Url, endpoint: &EndpointPlan) -> Worker {
         Worker {
-            client: client.clone(),
+            clients: clients.to_vec(),
             url: url.clone(),
             endpoint: endpoint.clone(),
             next: AtomicU64::new(0),
@@ -170,11 +174,11 @@ async fn run(
     started: Instant,
 ) -> EndpointMeasurement {
     let mut tasks = JoinSet::new();
-    for _ in 0..concurrency {
+    for slot in 0..concurrency as usize {
         let worker = Arc::clone(worker);
         match rate {
-            None => tasks.spawn(closed_worker(worker, limit)),
-            Some(rate) => tasks.spawn(open_worker(worker, limit, started, rate)),
+            None => tasks.spawn(closed_worker(worker, slot, limit)),
+            Some(rate) => tasks.spawn(open_worker(worker, slot, limit, started, rate)),
         };
     }
     let mut total = EndpointMeasurement::default();
@@ -187,7 +191,8 @@ async fn run(
     total
 }
 
-async fn closed_worker(worker: Arc<Worker>, limit: Limit) -> EndpointMeasurement {
+async fn closed_worker(worker: Arc<Worker>, slot: usize, limit: Limit) -> EndpointMeasurement {
+    let client = &worker.clients[slot % worker.clients.len()];
     let mut tally = EndpointMeasurement::default();
     loop {
         let go = match limit {
@@ -198,7 +203,7 @@ async fn closed_worker(worker: Arc<Worker>, limit: Limit) -> EndpointMeasurement
             break;
         }
         let sent = Instant::now();
-        let outcome = send(&worker.client, &worker.url).await;
+        let outcome = send(client, &worker.url).await;
         tally.record(outcome, sent.elapsed(), &worker.endpoint);
         worker.done.fetch_add(1, Ordering::Relaxed);
     }
@@ -207,10 +212,12 @@ async fn closed_worker(worker: Arc<Worker>, limit: Limit) -> EndpointMeasurement
 
 async fn open_worker(
     worker: Arc<Worker>,
+    slot: usize,
     limit: Limit,
     started: Instant,
     rate: f64,
 ) -> EndpointMeasurement {
+    let client = &worker.clients[slot % worker.clients.len()];
     let mut tally = EndpointMeasurement::default();
     loop {
         let index = worker.next.fetch_add(1, Ordering::Relaxed);
@@ -228,7 +235,7 @@ async fn open_worker(
         } else if now - intended > LATE_TOLERANCE {
             tally.late += 1;
         }
-        let outcome = send(&worker.client, &worker.url).await;
+        let outcome = send(client, &worker.url).await;
         tally.record(outcome, intended.elapsed(), &worker.endpoint);
         worker.done.fetch_add(1, Ordering::Relaxed);
     }
