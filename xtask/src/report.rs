@@ -123,6 +123,17 @@ pub fn context(
     let settings = config
         .as_ref()
         .and_then(|c| c.environments.get(&environment));
+    if settings.is_none() && !records.has_environment(&environment) {
+        let known: Vec<&str> = config
+            .iter()
+            .flat_map(|c| c.environments.keys().map(String::as_str))
+            .collect();
+        bail!(
+            "no environment `{environment}` in {CONFIG_PATH} and no results recorded under it; \
+             configured: {}",
+            known.join(", ")
+        );
+    }
     let results = records.results(&environment, settings.is_some())?;
     let staging = if environment == decision_map::STAGING {
         results.clone()

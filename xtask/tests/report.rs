@@ -2,482 +2,17 @@
 //! the verdict and decision-map logic end to end, HTML output, template overrides, and that no
 //! secret value from an env file ever reaches a report.
 //!
-//! The predeploy, smoke and overlap fixtures are built from those tasks' own public result
-//! types, so a change to what they save that the report's views cannot read fails here.
+//! The fixtures (`report_fixtures/`) are built from every task's own public result type, so a
+//! change to what a task saves that the report's views cannot read fails here.
+
+mod report_fixtures;
 
 use std::path::Path;
 
-use chrono::{DateTime, Duration, Utc};
-use serde::Serialize;
-use xtask::deploy::DeployResult;
-use xtask::overlap::{Check, CleanupReport, OtherGroup, OverlapReport, RoundReport, RoundVerdict};
-use xtask::predeploy::{CheckOutcome, Evidence, PredeployReport};
-use xtask::record::{RunRecord, SCHEMA_VERSION};
-use xtask::repo::{GitState, Repo};
+use chrono::Duration;
+use report_fixtures::*;
 use xtask::report::{self, Options, Overall, State};
-use xtask::rollback::{ReleaseRef, RollbackResult};
-use xtask::secrets::{SecretState, SecretsResult};
-use xtask::smoke::{
-    self, BenchmarkReport, ErrorCounts, LatencySummary, LoadSettings, SmokeReport, ThresholdOutcome,
-};
 use xtask::verdict::Verdict;
-
-const HEAD: &str = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678";
-const OLD: &str = "0badc0de0badc0de0badc0de0badc0de0badc0de";
-const CANARY: &str = "canary-7f3e9a1c-do-not-print-this-secret-value";
-
-fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z")
-        .unwrap()
-        .to_utc()
-}
-
-fn head() -> GitState {
-    GitState {
-        commit: HEAD.to_string(),
-        dirty: false,
-    }
-}
-
-const DEPLOY_TOML: &str = r#"
-[environments.staging]
-app = "sist-cabanas-staging"
-url = "https://sist-cabanas-staging.fly.dev"
-env_file = "env/.env.fly.staging"
-template = "env/.env.fly.staging.template"
-
-[environments.production]
-app = "sist-cabanas"
-url = "https://sist-cabanas.fly.dev"
-env_file = "env/.env.fly.production"
-template = "env/.env.fly.production.template"
-"#;
-
-const CHECKLIST: &str = "# Production readiness\n\n## Secrets\n\n- [x] JWT secret rotated\n- [ ] Admin emails reviewed\n\n## Operations\n\n- [x] Backups scheduled\n- [x] Alerts routed\n";
-
-struct Fixture {
-    _dir: tempfile::TempDir,
-    repo: Repo,
-}
-
-impl Fixture {
-    fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        std::fs::write(root.join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
-        std::fs::create_dir_all(root.join("ops")).unwrap();
-        std::fs::create_dir_all(root.join("env")).unwrap();
-        std::fs::write(root.join("ops/deploy.toml"), DEPLOY_TOML).unwrap();
-        std::fs::write(root.join("ops/PROD_READINESS_CHECKLIST.md"), CHECKLIST).unwrap();
-        std::fs::write(
-            root.join("env/.env.fly.staging"),
-            format!("DATABASE_URL=postgresql://app:{CANARY}@db/app\nJWT_SECRET={CANARY}\n"),
-        )
-        .unwrap();
-        let repo = Repo::at(root);
-        Fixture { _dir: dir, repo }
-    }
-
-    fn save<T: Serialize>(
-        &self,
-        task: &str,
-        env: &str,
-        commit: &str,
-        ago: Duration,
-        verdict: Verdict,
-        result: T,
-    ) {
-        RunRecord {
-            schema_version: SCHEMA_VERSION,
-            task: task.to_string(),
-            environment: env.to_string(),
-            git: Some(GitState {
-                commit: commit.to_string(),
-                dirty: false,
-            }),
-            started_at: now() - ago,
-            duration_ms: 1234,
-            tool_version: "0.1.0".to_string(),
-            verdict,
-            result,
-        }
-        .save(&self.repo)
-        .unwrap();
-    }
-
-    fn render(&self, env: &str) -> report::Rendered {
-        report::render(
-            &self.repo,
-            &Options {
-                env: Some(env.to_string()),
-            },
-            now(),
-            Some(&head()),
-        )
-        .unwrap()
-    }
-
-    fn path(&self, relative: &str) -> std::path::PathBuf {
-        self.repo.path(relative)
-    }
-}
-
-fn evidence(
-    verdict: Verdict,
-    path: Option<&str>,
-    line: Option<usize>,
-    message: &str,
-    fix: Option<&str>,
-) -> Evidence {
-    Evidence {
-        verdict,
-        path: path.map(str::to_string),
-        line,
-        message: message.to_string(),
-        fix: fix.map(str::to_string),
-    }
-}
-
-fn predeploy(env_filled: bool) -> (Verdict, PredeployReport) {
-    let env_check = if env_filled {
-        CheckOutcome {
-            id: "env_check".into(),
-            verifies: "the env file fills every variable of its template".into(),
-            verdict: Verdict::Pass,
-            evidence: vec![evidence(
-                Verdict::Pass,
-                Some("env/.env.fly.staging"),
-                None,
-                "12 of 12 variables filled (values not shown)",
-                None,
-            )],
-            fix: None,
-        }
-    } else {
-        let fix = "fill JWT_SECRET in env/.env.fly.staging (at least 32 random characters)";
-        CheckOutcome {
-            id: "env_check".into(),
-            verifies: "the env file fills every variable of its template".into(),
-            verdict: Verdict::Fail,
-            evidence: vec![evidence(
-                Verdict::Fail,
-                Some("env/.env.fly.staging"),
-                Some(2),
-                "JWT_SECRET is empty | template requires it",
-                Some(fix),
-            )],
-            fix: Some(fix.into()),
-        }
-    };
-    let fly_toml = CheckOutcome {
-        id: "fly_toml".into(),
-        verifies: "fly.toml checks /api/v1/readyz".into(),
-        verdict: Verdict::Pass,
-        evidence: vec![
-            evidence(
-                Verdict::Pass,
-                Some("fly.toml"),
-                Some(20),
-                "http check on /api/v1/readyz",
-                None,
-            ),
-            evidence(
-                Verdict::Pass,
-                Some("fly.toml"),
-                Some(8),
-                "internal_port 8080 matches PORT",
-                None,
-            ),
-        ],
-        fix: None,
-    };
-    let verdict = if env_filled {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
-    (
-        verdict,
-        PredeployReport {
-            environment: "staging".into(),
-            verdict,
-            checks: vec![env_check, fly_toml],
-        },
-    )
-}
-
-fn latency(p50: f64, p95: f64) -> LatencySummary {
-    LatencySummary {
-        count: 400,
-        min_ms: p50 / 2.0,
-        p50_ms: p50,
-        p90_ms: p95 * 0.9,
-        p95_ms: p95,
-        p99_ms: p95 * 1.5,
-        p99_9_ms: p95 * 2.0,
-        max_ms: p95 * 3.0,
-        mean_ms: p50 * 1.1,
-    }
-}
-
-fn threshold(metric: &str, measured: f64, limit: f64, unit: &str) -> ThresholdOutcome {
-    let verdict = if measured < limit {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
-    let relation = if measured < limit { "<" } else { ">=" };
-    ThresholdOutcome {
-        metric: metric.into(),
-        measured: Some(measured),
-        limit,
-        unit: unit.into(),
-        verdict,
-        evidence: format!("{metric} {measured} {unit} {relation} {limit} {unit}"),
-    }
-}
-
-fn endpoint(
-    name: &str,
-    path: &str,
-    p95: f64,
-    p95_limit: f64,
-    error_rate: f64,
-) -> smoke::EndpointReport {
-    let thresholds = vec![
-        threshold("p95 latency", p95, p95_limit, "ms"),
-        threshold("error rate", error_rate, 1.0, "%"),
-    ];
-    smoke::EndpointReport {
-        name: name.into(),
-        path: path.into(),
-        expect: Vec::new(),
-        requests: 400,
-        succeeded: 400 - (error_rate * 4.0) as u64,
-        errors: ErrorCounts::default(),
-        error_rate_pct: error_rate,
-        late: 0,
-        elapsed_ms: 2000.0,
-        throughput_rps: 200.0,
-        latency: latency(p95 / 3.0, p95),
-        success_latency: latency(p95 / 3.0, p95),
-        verdict: Verdict::combine(thresholds.iter().map(|t| t.verdict)),
-        thresholds,
-    }
-}
-
-fn smoke_report(breach: bool) -> (Verdict, SmokeReport) {
-    let check = |name: &str, verifies: &str, evidence: &str| smoke::CheckOutcome {
-        name: name.into(),
-        verifies: verifies.into(),
-        verdict: Verdict::Pass,
-        evidence: evidence.into(),
-        fix: None,
-    };
-    let checks = vec![
-        check(
-            "healthz",
-            "GET /api/v1/healthz answers 200 healthy",
-            "200 {\"status\":\"healthy\"}",
-        ),
-        check("readyz", "GET /api/v1/readyz answers 200", "200 in 12 ms"),
-    ];
-    let load = LoadSettings {
-        concurrency: 8,
-        rate: None,
-        requests: Some(400),
-        duration_ms: None,
-        warmup: 40,
-        timeout_ms: 10_000,
-    };
-    let accommodations_p95 = if breach { 4200.0 } else { 180.0 };
-    let endpoints = vec![
-        endpoint("healthz", "/api/v1/healthz", 42.0, 200.0, 0.0),
-        endpoint(
-            "accommodations",
-            "/api/v1/reservations/accommodations",
-            accommodations_p95,
-            3000.0,
-            0.25,
-        ),
-    ];
-    let report = SmokeReport::new(
-        "https://sist-cabanas-staging.fly.dev",
-        checks,
-        Some(BenchmarkReport::new(load, endpoints)),
-    );
-    (report.verdict, report)
-}
-
-fn round(number: u32, winners: &[&str], conflicts: usize, others: Vec<OtherGroup>) -> RoundReport {
-    let ok = winners.len() == 1 && others.is_empty();
-    let verdict = if ok { Verdict::Pass } else { Verdict::Fail };
-    let mut problems = Vec::new();
-    if winners.len() > 1 {
-        problems.push(format!(
-            "{} requests were accepted for the same dates (codes {}): the extra {} are double bookings",
-            winners.len(),
-            winners.join(", "),
-            winners.len() - 1
-        ));
-    }
-    for group in &others {
-        problems.push(format!(
-            "{} request(s) ended with {}",
-            group.count, group.label
-        ));
-    }
-    RoundReport {
-        round: number,
-        check_in: chrono::NaiveDate::from_ymd_opt(2027, 3, 1).unwrap(),
-        check_out: chrono::NaiveDate::from_ymd_opt(2027, 3, 4).unwrap(),
-        race: RoundVerdict {
-            verdict,
-            requests: winners.len() + conflicts + others.iter().map(|o| o.count).sum::<usize>(),
-            winners: winners.iter().map(|w| w.to_string()).collect(),
-            conflicts,
-            others,
-            problems,
-        },
-        winner_latency_ms: Some(35.0),
-        conflict_latency: None,
-        connect_ms: 20.0,
-        race_ms: 80.0,
-        round_ms: 300.0,
-        availability: Check::new(
-            "availability",
-            if ok { Verdict::Pass } else { Verdict::Fail },
-            "active bookings on the window",
-        ),
-        boundary: vec![Check::new(
-            "back_to_back",
-            Verdict::Pass,
-            "201 for a stay starting on the check-out day",
-        )],
-        cleanup: CleanupReport::default(),
-        verdict,
-    }
-}
-
-fn overlap_report(violation: bool) -> (Verdict, OverlapReport) {
-    let second = if violation {
-        let others = vec![OtherGroup {
-            label: "500 internal".into(),
-            count: 1,
-            requests: vec![7],
-            sample: "{\"error\":\"internal\"}".into(),
-        }];
-        round(2, &["CAB-2B", "CAB-2C"], 17, others)
-    } else {
-        round(2, &["CAB-2B"], 19, Vec::new())
-    };
-    let rounds = vec![round(1, &["CAB-1A"], 19, Vec::new()), second];
-    let verdict = Verdict::combine(rounds.iter().map(|r| r.verdict));
-    let report = OverlapReport {
-        run_id: "run-1".into(),
-        url: "https://sist-cabanas-staging.fly.dev".into(),
-        accommodation_id: 1,
-        concurrency: 20,
-        cleanup_enabled: true,
-        rounds,
-        leftovers: Vec::new(),
-        verdict,
-    };
-    (verdict, report)
-}
-
-fn release(version: u64, tag: &str) -> ReleaseRef {
-    ReleaseRef {
-        version,
-        image_ref: Some(format!("registry.fly.io/sist-cabanas-staging:{tag}")),
-        status: "complete".into(),
-    }
-}
-
-fn deploy_result() -> DeployResult {
-    DeployResult {
-        app: "sist-cabanas-staging".into(),
-        strategy: "rolling".into(),
-        predeploy: Verdict::Pass,
-        fly_user: Some("ops@example.com".into()),
-        release: Some(release(12, "deployment-01J")),
-        readiness: Some(Verdict::Pass),
-        smoke: Some(Verdict::Pass),
-        rollback_target: Some(release(11, "deployment-01H")),
-        rollback_command: Some("cargo xtask rollback --env staging --to-version 11".into()),
-        rolled_back: None,
-        problems: Vec::new(),
-    }
-}
-
-fn rollback_result() -> RollbackResult {
-    RollbackResult {
-        app: "sist-cabanas-staging".into(),
-        from: Some(release(12, "deployment-01J")),
-        to_image: Some("registry.fly.io/sist-cabanas-staging:deployment-01H".into()),
-        to_version: Some(11),
-        readiness: Some(Verdict::Pass),
-        smoke: Some(Verdict::Pass),
-        problems: Vec::new(),
-    }
-}
-
-fn secrets_result() -> SecretsResult {
-    SecretsResult {
-        app: "sist-cabanas-staging".into(),
-        env_file: "env/.env.fly.staging".into(),
-        keys: vec![SecretState {
-            name: "JWT_SECRET".into(),
-            present: true,
-            digest: Some("3f2a9c".into()),
-            status: Some("Deployed".into()),
-        }],
-        not_in_template: Vec::new(),
-        empty_not_sent: Vec::new(),
-        problems: Vec::new(),
-    }
-}
-
-/// What a scenario changes from the all-pass set.
-#[derive(Default, Clone, Copy)]
-struct Scenario {
-    failed_check: bool,
-    breach: bool,
-    violation: bool,
-    only_predeploy: bool,
-    commit_of_results: Option<&'static str>,
-}
-
-fn staging(s: Scenario) -> Fixture {
-    let f = Fixture::new();
-    let commit = s.commit_of_results.unwrap_or(HEAD);
-    let (v, p) = predeploy(!s.failed_check);
-    f.save("predeploy", "staging", commit, Duration::hours(3), v, p);
-    if s.only_predeploy {
-        return f;
-    }
-    f.save(
-        "secrets",
-        "staging",
-        commit,
-        Duration::hours(28),
-        Verdict::Pass,
-        secrets_result(),
-    );
-    f.save(
-        "deploy",
-        "staging",
-        commit,
-        Duration::hours(27),
-        Verdict::Pass,
-        deploy_result(),
-    );
-    let (v, r) = smoke_report(s.breach);
-    f.save("smoke", "staging", commit, Duration::hours(2), v, r);
-    let (v, r) = overlap_report(s.violation);
-    f.save("overlap", "staging", commit, Duration::minutes(90), v, r);
-    f
-}
 
 fn snapshot(name: &str, markdown: &str) {
     insta::with_settings!({
@@ -730,6 +265,20 @@ fn no_results_at_all_says_what_to_run() {
 }
 
 #[test]
+fn an_unknown_environment_is_an_error_listing_the_known_ones() {
+    let f = staging(Scenario::default());
+    let options = Options {
+        env: Some("prod".into()),
+    };
+    let error = format!(
+        "{:#}",
+        report::render(&f.repo, &options, now(), Some(&head())).unwrap_err()
+    );
+    assert!(error.contains("no environment `prod`"), "{error}");
+    assert!(error.contains("production, staging"), "{error}");
+}
+
+#[test]
 fn a_corrupt_record_is_named() {
     let f = staging(Scenario::default());
     std::fs::write(
@@ -762,6 +311,31 @@ fn html_is_a_standalone_page_with_the_tables() {
     assert!(html.contains("<th>Endpoint</th>"), "{html}");
     assert!(html.contains("Verdict: NO-GO"), "{html}");
     assert!(html.contains("type=\"checkbox\"") || !rendered.markdown.contains("- ["));
+    assert_balanced(&html);
+}
+
+#[test]
+fn markup_from_a_measured_service_is_shown_not_executed() {
+    let f = staging(Scenario::default());
+    let (_, mut smoke) = smoke_report(false);
+    smoke.checks[0].verdict = Verdict::Fail;
+    smoke.checks[0].evidence = "500 <script>alert(1)</script> | <img src=x>".into();
+    f.save(
+        "smoke",
+        "staging",
+        HEAD,
+        Duration::minutes(1),
+        Verdict::Fail,
+        smoke,
+    );
+    let rendered = f.render("staging");
+    let html = rendered.html();
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(!html.contains("<img"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
     assert_balanced(&html);
 }
 

@@ -58,6 +58,11 @@ impl RecordSet {
         })
     }
 
+    /// Whether any result was recorded under `environment`.
+    pub fn has_environment(&self, environment: &str) -> bool {
+        self.all.iter().any(|(_, r)| r.environment == environment)
+    }
+
     /// Whether no task has saved a result yet.
     pub fn is_empty(&self) -> bool {
         self.all.is_empty()
