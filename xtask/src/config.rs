@@ -146,9 +146,13 @@ impl DeployConfig {
     /// Reads and parses a config file.
     pub fn load_from(path: &Path) -> anyhow::Result<DeployConfig> {
         let text = std::fs::read_to_string(path).with_context(|| {
-            format!("reading {} (the deploy config; see docs/tasks.md)", path.display())
+            format!(
+                "reading {} (the deploy config; see docs/tasks.md)",
+                path.display()
+            )
         })?;
-        Self::parse(&text).with_context(|| format!("{} is not a valid deploy config", path.display()))
+        Self::parse(&text)
+            .with_context(|| format!("{} is not a valid deploy config", path.display()))
     }
 
     /// Parses config text; errors carry line and column.
@@ -263,7 +267,10 @@ template = "env/.env.fly.staging.template"
         assert_eq!(staging.environment, "staging");
         let adhoc = config.target(None, Some("http://127.0.0.1:9/")).unwrap();
         assert_eq!(adhoc.environment, "adhoc");
-        assert_eq!(adhoc.endpoint("/api/v1/healthz"), "http://127.0.0.1:9/api/v1/healthz");
+        assert_eq!(
+            adhoc.endpoint("/api/v1/healthz"),
+            "http://127.0.0.1:9/api/v1/healthz"
+        );
         assert!(config.target(None, None).is_err());
         let unknown = config.target(Some("prod"), None).unwrap_err().to_string();
         assert!(unknown.contains("known: staging"), "{unknown}");

@@ -57,7 +57,9 @@ pub fn append_step_summary(markdown: &str) -> anyhow::Result<()> {
     let Some(path) = std::env::var_os("GITHUB_STEP_SUMMARY").filter(|p| !p.is_empty()) else {
         return Ok(());
     };
-    let existing = std::fs::metadata(&path).map(|m| m.len() as usize).unwrap_or(0);
+    let existing = std::fs::metadata(&path)
+        .map(|m| m.len() as usize)
+        .unwrap_or(0);
     let text = fit_summary(markdown, STEP_SUMMARY_LIMIT.saturating_sub(existing));
     let mut file = std::fs::OpenOptions::new()
         .create(true)

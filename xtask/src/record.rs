@@ -107,7 +107,13 @@ fn save_in<T: Serialize>(dir: &Path, record: &RunRecord<T>) -> anyhow::Result<Pa
 
 fn sanitize(name: &str) -> String {
     name.chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect()
 }
 
@@ -121,15 +127,21 @@ pub fn load_all(repo: &Repo) -> anyhow::Result<Vec<(PathBuf, RunRecord<serde_jso
     };
     let mut records = Vec::new();
     for entry in entries {
-        let path = entry.with_context(|| format!("reading {}", dir.display()))?.path();
+        let path = entry
+            .with_context(|| format!("reading {}", dir.display()))?
+            .path();
         if path.extension().is_none_or(|ext| ext != "json") {
             continue;
         }
-        let text =
-            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-        let record: RunRecord<serde_json::Value> = serde_json::from_str(&text).with_context(|| {
-            format!("{} is not a result record; delete it or rerun its task", path.display())
-        })?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        let record: RunRecord<serde_json::Value> =
+            serde_json::from_str(&text).with_context(|| {
+                format!(
+                    "{} is not a result record; delete it or rerun its task",
+                    path.display()
+                )
+            })?;
         records.push((path, record));
     }
     records.sort_by(|a, b| a.1.started_at.cmp(&b.1.started_at).then(a.0.cmp(&b.0)));
@@ -187,14 +199,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repo::at(dir.path());
         for (value, env) in [(1, "staging"), (2, "staging"), (3, "local")] {
-            let mut record = RunClock::start("smoke").finish(&repo, env, Verdict::Pass, Sample { value });
+            let mut record =
+                RunClock::start("smoke").finish(&repo, env, Verdict::Pass, Sample { value });
             record.started_at += chrono::Duration::milliseconds(value as i64);
             record.save(&repo).unwrap();
         }
         let newest: RunRecord<Sample> = latest(&repo, "smoke", "staging").unwrap().unwrap();
         assert_eq!(newest.result, Sample { value: 2 });
         assert_eq!(newest.schema_version, SCHEMA_VERSION);
-        assert!(latest::<Sample>(&repo, "overlap", "staging").unwrap().is_none());
+        assert!(
+            latest::<Sample>(&repo, "overlap", "staging")
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(newest_environment(&repo).unwrap().as_deref(), Some("local"));
     }
 

@@ -64,7 +64,11 @@ impl Repo {
     pub fn git_state(&self) -> Option<GitState> {
         let sh = Shell::new().ok()?;
         sh.change_dir(&self.root);
-        let commit = cmd!(sh, "git rev-parse HEAD").quiet().ignore_stderr().read().ok()?;
+        let commit = cmd!(sh, "git rev-parse HEAD")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .ok()?;
         let status = cmd!(sh, "git status --porcelain")
             .quiet()
             .ignore_stderr()
@@ -103,7 +107,11 @@ mod tests {
         std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
         let member = dir.path().join("xtask/src");
         std::fs::create_dir_all(&member).unwrap();
-        std::fs::write(dir.path().join("xtask/Cargo.toml"), "[package]\nname = \"x\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("xtask/Cargo.toml"),
+            "[package]\nname = \"x\"\n",
+        )
+        .unwrap();
         let repo = Repo::discover_from(&member).unwrap();
         assert_eq!(repo.root(), dir.path());
     }

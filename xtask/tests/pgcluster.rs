@@ -19,17 +19,33 @@ fn cluster_starts_on_loopback_and_is_gone_after_drop() {
     let cluster = PgCluster::start(&binaries).expect("cluster starts");
     let url = cluster.url().to_string();
     assert!(url.starts_with("postgres://postgres@127.0.0.1:"), "{url}");
-    let port: u16 = url.rsplit(':').next().unwrap().split('/').next().unwrap().parse().unwrap();
+    let port: u16 = url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     TcpStream::connect(address).expect("the server accepts connections");
 
     let psql = binaries.dir().join("psql");
     if psql.is_file() {
         let output = std::process::Command::new(psql)
-            .args([url.as_str(), "-tAc", "CREATE EXTENSION btree_gist; SELECT 1"])
+            .args([
+                url.as_str(),
+                "-tAc",
+                "CREATE EXTENSION btree_gist; SELECT 1",
+            ])
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 
     drop(cluster);
