@@ -18,23 +18,25 @@ pub struct Cli {
 pub enum Command {
     /// Validate the repository and the environment files before a deploy.
     Predeploy(crate::predeploy::Args),
-    /// Check health and readiness, then benchmark latency against the thresholds.
-    Smoke(crate::smoke::Args),
-    /// Prove that exactly one of N concurrent bookings for the same dates wins.
-    Overlap(crate::overlap::Args),
-    /// Run the workspace tests against a throwaway PostgreSQL cluster.
-    Test(crate::test_suite::Args),
     /// Stage an environment's secrets on its Fly app (via stdin) and confirm every key arrived.
     Secrets(crate::secrets::Args),
     /// Predeploy, deploy to Fly with health checks, wait for readiness, then smoke-test.
     Deploy(crate::deploy::Args),
     /// Deploy the last good release's image again, then wait for readiness and smoke-test.
     Rollback(crate::rollback::Args),
+    /// Check health and readiness, then benchmark latency against the thresholds.
+    Smoke(crate::smoke::Args),
+    /// Prove that exactly one of N concurrent bookings for the same dates wins.
+    Overlap(crate::overlap::Args),
     /// Render the saved results into backend/docs/DEPLOYMENT_SUMMARY.md with the GO / NO-GO
     /// verdict and the decision map (exit 0 when written; with --check, 1 unless GO).
     Report(crate::report::Args),
     /// Print where the deployment stands on the decision map and the one next command.
     Status(crate::status::Args),
+    /// Run the whole pipeline locally: start the service, predeploy, smoke, overlap, report.
+    Rehearse(crate::rehearse::Args),
+    /// Run the workspace tests against a throwaway PostgreSQL cluster.
+    Test(crate::test_suite::Args),
 }
 
 impl Cli {

@@ -16,6 +16,7 @@ pub mod overlap;
 pub mod pgcluster;
 pub mod predeploy;
 pub mod record;
+pub mod rehearse;
 pub mod repo;
 pub mod report;
 pub mod rollback;
@@ -42,6 +43,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Rollback(args) => rollback::run(args),
         Command::Report(args) => report::run(args),
         Command::Status(args) => status::run(args),
+        Command::Rehearse(args) => rehearse::run(args),
     };
     exit_code(outcome)
 }

@@ -19,7 +19,7 @@ mod git_check;
 mod hygiene;
 mod migrations;
 mod outcome;
-mod render;
+pub(crate) mod render;
 mod text;
 
 use clap::Args as ClapArgs;

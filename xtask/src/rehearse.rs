@@ -1,0 +1,227 @@
+//! `cargo xtask rehearse`: the whole pipeline, locally, in one command. Builds and starts the
+//! service on a fresh database, runs predeploy, smoke, overlap and report against it as the
+//! environment `local`, and stops everything it started on every exit path.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::Args as ClapArgs;
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use serde::Serialize;
+
+use crate::config::{DeployConfig, Target};
+use crate::local_service::{LocalService, ServiceSettings, build_service};
+use crate::output::Output;
+use crate::pgcluster::{PgBinaries, PgCluster};
+use crate::record::{RunClock, RunRecord};
+use crate::repo::Repo;
+use crate::verdict::Verdict;
+use crate::{overlap, predeploy, report, smoke};
+
+/// The environment name the rehearsal's results are recorded under.
+pub const LOCAL_ENVIRONMENT: &str = "local";
+
+/// The admin address the local service allows (overlap cancels what it books with it).
+const ADMIN_EMAIL: &str = "rehearsal@cabanas.example";
+
+/// Options of `cargo xtask rehearse`.
+///
+/// Exit code: the report's verdict: 0 for GO, 1 for NO-GO or INCOMPLETE, 2 when the pipeline
+/// could not run (the service did not build or start).
+#[derive(Debug, ClapArgs)]
+pub struct Args {
+    /// Run the service on a throwaway PostgreSQL cluster instead of embedded SQLite.
+    #[arg(long)]
+    pub postgres: bool,
+    /// Leave the service running after the report, until Ctrl-C.
+    #[arg(long)]
+    pub keep_running: bool,
+    /// Concurrent bookings per overlap round.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub overlap_concurrency: usize,
+    /// Overlap rounds, each on fresh dates.
+    #[arg(long, default_value_t = 2, value_name = "K")]
+    pub overlap_rounds: u32,
+    /// Use this `cabanas` binary instead of building one.
+    #[arg(long, value_name = "PATH")]
+    pub service_bin: Option<PathBuf>,
+}
+
+/// One phase's outcome, as printed at the end.
+#[derive(Debug, Clone, Serialize)]
+pub struct PhaseOutcome {
+    /// `predeploy`, `smoke`, `overlap` or `report`.
+    pub phase: &'static str,
+    /// Its verdict.
+    pub verdict: Verdict,
+}
+
+/// Entry point.
+pub fn run(args: Args) -> anyhow::Result<Verdict> {
+    let repo = Repo::discover()?;
+    let config = DeployConfig::load(&repo)?;
+    let workdir = repo.path("target/xtask/rehearse");
+    if workdir.exists() {
+        std::fs::remove_dir_all(&workdir)
+            .with_context(|| format!("clearing {}", workdir.display()))?;
+    }
+    std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
+
+    let binary = match args.service_bin.clone() {
+        Some(path) if path.is_file() => path,
+        Some(path) => bail!("--service-bin {} is not a file", path.display()),
+        None => {
+            phase_line("build", "cargo build --package backend --bin cabanas");
+            build_service(&repo)?
+        }
+    };
+    let cluster = if args.postgres {
+        let binaries = PgBinaries::find()
+            .context("--postgres needs PostgreSQL server binaries (apt-get install postgresql)")?;
+        Some(PgCluster::start(&binaries)?)
+    } else {
+        None
+    };
+    let database_url = match &cluster {
+        Some(cluster) => cluster.url().to_string(),
+        None => format!("sqlite:{}?mode=rwc", workdir.join("cabanas.db").display()),
+    };
+    let jwt_secret: String = rand::rng()
+        .sample_iter(Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect();
+    let settings = ServiceSettings {
+        binary,
+        database_url,
+        jwt_secret: jwt_secret.clone(),
+        admin_email: ADMIN_EMAIL.to_string(),
+        log_file: workdir.join("service.log"),
+    };
+    let service = LocalService::start(&settings, Duration::from_secs(60))?;
+    phase_line(
+        "service",
+        &format!(
+            "ready at {} (pid {}, {}, log {})",
+            service.url(),
+            service.pid(),
+            if cluster.is_some() {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            },
+            settings.log_file.display()
+        ),
+    );
+
+    let target = Target::named(LOCAL_ENVIRONMENT, service.url())?;
+    let token = overlap::sign_admin_token(&jwt_secret, ADMIN_EMAIL, Utc::now())?;
+    let mut phases = vec![
+        PhaseOutcome {
+            phase: "predeploy",
+            verdict: run_predeploy(&repo)?,
+        },
+        PhaseOutcome {
+            phase: "smoke",
+            verdict: run_smoke(&repo, &config, &target)?,
+        },
+    ];
+    let mut plan = overlap::OverlapPlan::new(Some(token));
+    plan.concurrency = args.overlap_concurrency;
+    plan.rounds = args.overlap_rounds;
+    phases.push(PhaseOutcome {
+        phase: "overlap",
+        verdict: run_overlap(&repo, &target, &plan)?,
+    });
+
+    let now = Utc::now();
+    let options = report::Options {
+        env: Some(LOCAL_ENVIRONMENT.to_string()),
+    };
+    let rendered = report::render(&repo, &options, now, repo.git_state().as_ref())?;
+    let written = report::write(&rendered, repo.root(), now, false)?;
+    let go = matches!(rendered.overall, report::Overall::Go);
+    phases.push(PhaseOutcome {
+        phase: "report",
+        verdict: if go { Verdict::Pass } else { Verdict::Fail },
+    });
+
+    println!();
+    for phase in &phases {
+        println!("  {:<10} {}", phase.phase, phase.verdict);
+    }
+    for path in &written.paths {
+        println!("report: {}", path.display());
+    }
+    println!("verdict: {}", rendered.overall.label());
+    for reason in &rendered.context.verdict.reasons {
+        println!("  - {reason}");
+    }
+
+    if args.keep_running {
+        println!("service left running at {}; Ctrl-C stops it", service.url());
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    service.stop();
+    drop(cluster);
+    Ok(if go { Verdict::Pass } else { Verdict::Fail })
+}
+
+fn phase_line(phase: &str, text: &str) {
+    println!("==> {phase}: {text}");
+}
+
+fn save<T: Serialize>(repo: &Repo, record: &RunRecord<T>) -> anyhow::Result<()> {
+    let path = record.save(repo)?;
+    println!("    saved {}", path.display());
+    Ok(())
+}
+
+fn run_predeploy(repo: &Repo) -> anyhow::Result<Verdict> {
+    let clock = RunClock::start("predeploy");
+    let report = predeploy::evaluate(repo, &predeploy::Options::default())?;
+    let verdict = report.verdict;
+    Output::new(false).human(&predeploy::render::table(&report));
+    phase_line("predeploy", verdict.label());
+    save(
+        repo,
+        &clock.finish(repo, LOCAL_ENVIRONMENT, verdict, report),
+    )?;
+    Ok(verdict)
+}
+
+fn run_smoke(repo: &Repo, config: &DeployConfig, target: &Target) -> anyhow::Result<Verdict> {
+    let clock = RunClock::start("smoke");
+    let plan = smoke::SmokePlan::new(&config.smoke, &config.thresholds)?;
+    let report = crate::http::runtime()?.block_on(smoke::measure(target, &plan))?;
+    let verdict = report.verdict;
+    Output::new(false).human(&smoke::render::human(&report));
+    phase_line("smoke", verdict.label());
+    save(
+        repo,
+        &clock.finish(repo, LOCAL_ENVIRONMENT, verdict, report),
+    )?;
+    Ok(verdict)
+}
+
+fn run_overlap(
+    repo: &Repo,
+    target: &Target,
+    plan: &overlap::OverlapPlan,
+) -> anyhow::Result<Verdict> {
+    let clock = RunClock::start("overlap");
+    let report = crate::http::runtime()?.block_on(overlap::run_rounds(target, plan))?;
+    let verdict = report.verdict;
+    Output::new(false).human(&overlap::render_text(&report));
+    phase_line("overlap", verdict.label());
+    save(
+        repo,
+        &clock.finish(repo, LOCAL_ENVIRONMENT, verdict, report),
+    )?;
+    Ok(verdict)
+}
