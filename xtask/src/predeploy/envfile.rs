@@ -196,71 +196,6 @@ pub fn is_valid_key(key: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Why a value cannot be written so that `fly secrets import` reads it back unchanged.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodeError {
-    /// The key whose value cannot be encoded.
-    pub key: String,
-    /// Why, without the value.
-    pub message: String,
-}
-
-impl fmt::Display for EncodeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.key, self.message)
-    }
-}
-
-impl std::error::Error for EncodeError {}
-
-/// Writes entries in the syntax `fly secrets import` reads, such that [`parse_env_file`]
-/// (and fly) read back exactly these values. The text holds secrets, so it is returned as a
-/// [`SecretValue`]: feed it to fly's stdin, never to a log.
-pub fn encode_env_file<'a>(
-    entries: impl IntoIterator<Item = (&'a str, &'a SecretValue)>,
-) -> Result<SecretValue, EncodeError> {
-    let mut out = String::new();
-    for (key, value) in entries {
-        let fail = |message: &str| EncodeError {
-            key: key.to_string(),
-            message: message.to_string(),
-        };
-        if !is_valid_key(key) {
-            return Err(fail("is not a variable name"));
-        }
-        let value = value.expose();
-        if value.contains('\r') {
-            return Err(fail("contains a carriage return, which fly's reader drops"));
-        }
-        if value.contains('\n') {
-            // Multi-line: `"""` + first line, then the rest; the last line closes it.
-            let lines: Vec<&str> = value.split('\n').collect();
-            let (last, inner) = lines.split_last().expect("split yields at least one item");
-            if inner.iter().any(|l| l.ends_with(TRIPLE)) || last.ends_with(TRIPLE) {
-                return Err(fail(
-                    "has a line ending in \"\"\", which would end it early",
-                ));
-            }
-            if lines[0].starts_with(TRIPLE) || lines[0].starts_with(' ') {
-                return Err(fail(
-                    "starts with a space or \"\"\", which fly's reader strips",
-                ));
-            }
-            out.push_str(&format!("{key}={TRIPLE}{value}{TRIPLE}\n"));
-        } else if value.starts_with(' ') || value.starts_with(TRIPLE) {
-            return Err(fail(
-                "starts with a space or \"\"\", which fly's reader strips",
-            ));
-        } else if value.starts_with('"') && value.ends_with('"') && value.len() >= 2 {
-            // Quotes of their own: wrap once more so fly strips only ours.
-            out.push_str(&format!("{key}=\"{value}\"\n"));
-        } else {
-            out.push_str(&format!("{key}={value}\n"));
-        }
-    }
-    Ok(SecretValue(out))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,24 +272,5 @@ mod tests {
     fn secret_values_do_not_print() {
         let value = SecretValue::new("hunter2");
         assert_eq!(format!("{value} {value:?}"), "**** SecretValue(****)");
-    }
-
-    #[test]
-    fn encoding_round_trips() {
-        let pairs = [
-            ("PLAIN", SecretValue::new("a b=c#d")),
-            ("QUOTED", SecretValue::new("\"kept\"")),
-            ("MULTI", SecretValue::new("-----line one\nline two\n")),
-            ("EMPTY", SecretValue::new("")),
-        ];
-        let text = encode_env_file(pairs.iter().map(|(k, v)| (*k, v))).unwrap();
-        let back = parse_env_file(text.expose()).unwrap();
-        assert_eq!(back.len(), pairs.len());
-        for ((key, value), entry) in pairs.iter().zip(&back) {
-            assert_eq!(&entry.key, key);
-            assert_eq!(&entry.value, value, "{key}");
-        }
-        let bad = SecretValue::new(" leading");
-        assert!(encode_env_file([("K", &bad)]).is_err());
     }
 }

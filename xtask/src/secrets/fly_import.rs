@@ -179,6 +179,15 @@ mod tests {
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
         assert_eq!(decoded, expected, "encoded as:\n{text}");
+        // predeploy validates env files with its own strict reader; what the encoder writes
+        // must pass it with the same values.
+        let strict = crate::predeploy::envfile::parse_env_file(&text)
+            .unwrap_or_else(|problems| panic!("predeploy rejects the encoding: {problems:?}"));
+        let strict: Vec<(String, String)> = strict
+            .into_iter()
+            .map(|e| (e.key, e.value.expose().to_string()))
+            .collect();
+        assert_eq!(strict, expected, "predeploy reads the encoding differently");
     }
 
     #[test]
