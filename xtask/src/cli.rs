@@ -1,6 +1,8 @@
 //! The command-line definition. It lives in the library so that the `docs_commands` check can
 //! parse every `cargo xtask ...` line in the docs with the real CLI.
 
+use std::time::Duration;
+
 use clap::{Parser, Subcommand};
 
 /// Deploy workspace of sist-cabanas: validate, deploy, smoke-test and report on the service.
@@ -51,6 +53,29 @@ impl Cli {
             .chain(words.into_iter().map(Into::into));
         Cli::try_parse_from(argv)
     }
+}
+
+/// Parses a duration such as `500ms`, `10s`, `1.5s`, `2m` or `1h` (a number and a unit).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let hint = "expected a number and a unit, e.g. 500ms, 10s, 2m, 1h";
+    let value: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: {hint}"))?;
+    let factor = match unit.trim() {
+        "ms" => 0.001,
+        "s" => 1.0,
+        "m" => 60.0,
+        "h" => 3600.0,
+        "" => return Err(format!("`{text}` has no unit: {hint}")),
+        other => return Err(format!("unknown unit `{other}` in `{text}`: {hint}")),
+    };
+    Duration::try_from_secs_f64(value * factor)
+        .map_err(|_| format!("`{text}` is out of range: {hint}"))
 }
 
 #[cfg(test)]

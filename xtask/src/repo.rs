@@ -62,6 +62,14 @@ impl Repo {
 
     /// The commit checked out and whether the tree has uncommitted changes. `None` outside git.
     pub fn git_state(&self) -> Option<GitState> {
+        self.git_snapshot().map(|snapshot| GitState {
+            dirty: !snapshot.changed.is_empty(),
+            commit: snapshot.commit,
+        })
+    }
+
+    /// HEAD and the paths with uncommitted changes. `None` outside git or before a commit.
+    pub fn git_snapshot(&self) -> Option<GitSnapshot> {
         let sh = Shell::new().ok()?;
         sh.change_dir(&self.root);
         let commit = cmd!(sh, "git rev-parse HEAD")
@@ -74,11 +82,22 @@ impl Repo {
             .ignore_stderr()
             .read()
             .ok()?;
-        Some(GitState {
-            commit,
-            dirty: !status.trim().is_empty(),
-        })
+        // Porcelain lines are `XY path`; the path starts at the fourth character.
+        let changed = status
+            .lines()
+            .map(|line| line.get(3..).unwrap_or(line).to_string())
+            .collect();
+        Some(GitSnapshot { commit, changed })
     }
+}
+
+/// What git says about the working tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitSnapshot {
+    /// Full hash of HEAD.
+    pub commit: String,
+    /// Paths with uncommitted changes (modified, staged, untracked and not ignored).
+    pub changed: Vec<String>,
 }
 
 /// The commit a result measured.

@@ -55,19 +55,16 @@ fn parse_task(words: &[&str]) -> anyhow::Result<Command> {
 /// Parses a wait like `300`, `90s`, `5m` or `1h` into seconds.
 pub fn parse_wait(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
-    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
-        Some(at) => text.split_at(at),
-        None => (text, "s"),
+    // A bare number is seconds, as flyctl's own --wait-timeout reads it.
+    let duration = if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        Duration::from_secs(
+            text.parse()
+                .with_context(|| format!("`{text}` is not a duration; use e.g. 300, 90s or 5m"))?,
+        )
+    } else {
+        crate::cli::parse_duration(text).map_err(anyhow::Error::msg)?
     };
-    let number: u64 = digits
-        .parse()
-        .with_context(|| format!("`{text}` is not a duration; use e.g. 300, 90s or 5m"))?;
-    let seconds = match unit {
-        "s" => number,
-        "m" => number * 60,
-        "h" => number * 3600,
-        _ => bail!("`{text}` is not a duration; use e.g. 300, 90s or 5m"),
-    };
+    let seconds = duration.as_secs_f64().ceil() as u64;
     if seconds == 0 {
         bail!("a wait of 0 seconds cannot succeed; use e.g. 5m");
     }

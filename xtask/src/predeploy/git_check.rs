@@ -1,8 +1,6 @@
 //! `git`: the working tree is clean (a warning, a failure with `--strict`), so the deployed
 //! image is a commit someone can check out; the commit goes into the record.
 
-use xshell::{Shell, cmd};
-
 use super::Context;
 use super::outcome::{At, Check, CheckOutcome};
 
@@ -12,21 +10,8 @@ const SHOWN: usize = 5;
 pub(crate) fn check(cx: &Context) -> CheckOutcome {
     let mut check = Check::new("git", "the working tree is clean and HEAD is recorded");
     let strict = cx.options.strict;
-    let state = Shell::new().ok().and_then(|sh| {
-        sh.change_dir(cx.repo.root());
-        let head = cmd!(sh, "git rev-parse HEAD")
-            .quiet()
-            .ignore_stderr()
-            .read()
-            .ok()?;
-        let status = cmd!(sh, "git status --porcelain")
-            .quiet()
-            .ignore_stderr()
-            .read()
-            .ok()?;
-        Some((head, status))
-    });
-    let Some((head, status)) = state else {
+    let state = cx.repo.git_snapshot();
+    let Some(snapshot) = state else {
         check.fail_if(
             strict,
             At::none(),
@@ -35,8 +20,9 @@ pub(crate) fn check(cx: &Context) -> CheckOutcome {
         );
         return check.finish();
     };
+    let head = &snapshot.commit;
     let short = &head[..head.len().min(12)];
-    let dirty: Vec<&str> = status.lines().map(|l| l.get(3..).unwrap_or(l)).collect();
+    let dirty: Vec<&str> = snapshot.changed.iter().map(String::as_str).collect();
     if dirty.is_empty() {
         check.pass(At::none(), format!("clean at {short}"));
     } else {
