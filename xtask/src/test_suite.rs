@@ -69,10 +69,16 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     }
     // Converted to a std Command so that the test output streams through and the exit status
     // is ours to judge.
-    let status = run_to_completion(std::process::Command::from(command));
+    let outcome = run_to_completion(std::process::Command::from(command));
     drop(cluster);
-    let status = status.context("running `cargo test --workspace`")?;
-    if status.success() {
+    let (status, tally) = outcome.context("running `cargo test --workspace`")?;
+    // One closing line for the whole workspace: the last binary's own line (often a doc-test
+    // run of zero tests) says nothing about the run.
+    println!(
+        "xtask: {} passed, {} failed, {} skipped",
+        tally.passed, tally.failed, tally.ignored
+    );
+    if status.success() && tally.failed == 0 {
         Ok(Verdict::Pass)
     } else {
         eprintln!("cargo test --workspace failed ({status})");
@@ -80,14 +86,61 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     }
 }
 
-/// Runs the tests with inherited output; an interrupt stops them before the cluster goes.
+/// Test counts summed over every `test result:` line of a cargo test run.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// Tests that passed.
+    pub passed: u64,
+    /// Tests that failed.
+    pub failed: u64,
+    /// Tests marked `#[ignore]`.
+    pub ignored: u64,
+}
+
+impl Tally {
+    /// Adds the counts of a libtest summary line such as
+    /// `test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; ...`.
+    pub fn add_line(&mut self, line: &str) {
+        let Some(rest) = line.trim().strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(label), Some(count)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(count) = count.parse::<u64>() else {
+                continue;
+            };
+            match label {
+                "passed" => self.passed += count,
+                "failed" => self.failed += count,
+                "ignored" => self.ignored += count,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Runs the tests, echoing their output as it comes and tallying the summary lines; an
+/// interrupt stops them before the cluster goes.
 fn run_to_completion(
     mut command: std::process::Command,
-) -> std::io::Result<std::process::ExitStatus> {
-    let mut child = command.spawn()?;
+) -> std::io::Result<(std::process::ExitStatus, Tally)> {
+    use std::io::{BufRead, Write};
+    let mut child = command.stdout(std::process::Stdio::piped()).spawn()?;
     let pid = child.id();
     let _guard = interrupt::on_interrupt(move || interrupt::terminate(pid));
-    child.wait()
+    let mut tally = Tally::default();
+    if let Some(stdout) = child.stdout.take() {
+        let mut echo = std::io::stdout();
+        for line in std::io::BufReader::new(stdout).lines() {
+            let line = line?;
+            tally.add_line(&line);
+            let _ = writeln!(echo, "{line}");
+        }
+    }
+    Ok((child.wait()?, tally))
 }
 
 fn warn_skipping(reason: &str) {
@@ -96,4 +149,27 @@ fn warn_skipping(reason: &str) {
     eprintln!("The PostgreSQL tests (the exclusion constraint, the race on PostgreSQL)");
     eprintln!("will NOT run. Everything else runs.");
     eprintln!("==============================================================");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    #[test]
+    fn summary_lines_are_summed() {
+        let mut tally = Tally::default();
+        tally.add_line("test result: ok. 12 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; finished in 0.01s");
+        tally.add_line(
+            "test result: FAILED. 3 passed; 2 failed; 0 ignored; 0 measured; 5 filtered out",
+        );
+        tally.add_line("test passing_test ... ok");
+        assert_eq!(
+            tally,
+            Tally {
+                passed: 15,
+                failed: 2,
+                ignored: 1
+            }
+        );
+    }
 }
