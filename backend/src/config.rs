@@ -148,6 +148,8 @@ pub struct Config {
     pub database_max_connections: Option<u32>,
     /// `REQUEST_TIMEOUT_SECONDS`, default 15.
     pub request_timeout: Duration,
+    /// `HEALTH_CACHE_MS`, default 250: how long `healthz` reuses a database probe (0: never).
+    pub health_cache: Duration,
 }
 
 /// The shortest `JWT_SECRET` accepted, in bytes.
@@ -235,6 +237,12 @@ impl Config {
             15,
             "must be a whole number of seconds",
         )?;
+        let health_cache = parse_number::<u64>(
+            &get,
+            "HEALTH_CACHE_MS",
+            250,
+            "must be a whole number of milliseconds",
+        )?;
         Ok(Self {
             database_url,
             database_url_defaulted,
@@ -246,6 +254,7 @@ impl Config {
             expiry_sweep_interval: Duration::from_secs(sweep),
             database_max_connections,
             request_timeout: Duration::from_secs(timeout.max(1)),
+            health_cache: Duration::from_millis(health_cache),
         })
     }
 

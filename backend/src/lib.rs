@@ -8,6 +8,7 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod health_probe;
 pub mod http;
 pub mod pricing;
 pub mod store;
@@ -20,6 +21,8 @@ use anyhow::{Context, bail};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+
+use crate::health_probe::HealthProbe;
 
 pub use crate::auth::AdminAuth;
 pub use crate::config::Config;
@@ -42,6 +45,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Requests running longer answer 503 `timeout`.
     pub request_timeout: Duration,
+    /// The database probe `healthz` shares between requests.
+    pub health: Arc<HealthProbe>,
 }
 
 impl AppState {
@@ -59,6 +64,7 @@ impl AppState {
             codes: Arc::new(random_code),
             metrics: telemetry::prometheus(),
             request_timeout: config.request_timeout,
+            health: Arc::new(HealthProbe::new(config.health_cache)),
         }
     }
 }

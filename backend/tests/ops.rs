@@ -18,6 +18,7 @@ on_both_backends!(
     availability_shows_dates_not_people,
     concurrent_pre_reserves_have_one_winner,
     migrate_accepts_a_newer_release_migration,
+    health_probes_are_shared_while_fresh,
 );
 
 async fn health_reports_the_database(backend: Backend) {
@@ -264,4 +265,28 @@ async fn migrate_accepts_a_newer_release_migration(backend: Backend) {
         .expect("an older binary migrates after a newer one");
     let (status, body) = app.get("/api/v1/readyz").await;
     assert_eq!(status, StatusCode::OK, "{body}");
+}
+
+/// `healthz` shares one database probe between requests while it is fresh, and probes again
+/// once it is older than the configured age.
+async fn health_probes_are_shared_while_fresh(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, "health_probe").await else {
+        return;
+    };
+    let shared = backend::health_probe::HealthProbe::new(std::time::Duration::from_secs(60));
+    let first = shared.check(&app.state.db).await;
+    let second = shared.check(&app.state.db).await;
+    assert_eq!(first, second, "a fresh result is reused");
+
+    let uncached = backend::health_probe::HealthProbe::new(std::time::Duration::ZERO);
+    let first = uncached.check(&app.state.db).await;
+    let second = uncached.check(&app.state.db).await;
+    assert_ne!(first.at, second.at, "with no cache every check probes");
+
+    // Through HTTP with the default age: a lost database shows within that age.
+    app.state.db.close().await;
+    tokio::time::sleep(app.state.health.max_age() + std::time::Duration::from_millis(50)).await;
+    let (status, body) = app.get("/api/v1/healthz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["status"], "unhealthy");
 }

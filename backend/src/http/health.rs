@@ -1,7 +1,5 @@
 //! `GET /api/v1/healthz`, `GET /api/v1/readyz`, `GET /metrics`.
 
-use std::time::{Duration, Instant};
-
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -11,11 +9,7 @@ use serde_json::json;
 
 use crate::AppState;
 use crate::error::ApiError;
-
-/// A database answering slower than this makes the service `degraded`.
-const DEGRADED_AFTER: Duration = Duration::from_secs(1);
-/// A database not answering within this makes the service `unhealthy`.
-const UNHEALTHY_AFTER: Duration = Duration::from_secs(3);
+use crate::health_probe::UNHEALTHY_AFTER;
 
 /// Health, readiness and metrics routes.
 pub fn router() -> Router<AppState> {
@@ -28,22 +22,13 @@ pub fn router() -> Router<AppState> {
 /// `{status: healthy|degraded|unhealthy, checks: {database: {status, latency_ms}}}`;
 /// 503 when unhealthy.
 async fn healthz(State(state): State<AppState>) -> Response {
-    let started = Instant::now();
-    let outcome = tokio::time::timeout(UNHEALTHY_AFTER, state.db.ping()).await;
-    let latency = started.elapsed();
-    let (status, error) = match outcome {
-        Ok(Ok(())) if latency > DEGRADED_AFTER => ("degraded", None),
-        Ok(Ok(())) => ("healthy", None),
-        Ok(Err(err)) => {
-            tracing::warn!(error = %err, "health check: database error");
-            ("unhealthy", Some("the database returned an error"))
-        }
-        Err(_) => ("unhealthy", Some("the database did not answer in time")),
-    };
+    let probe = state.health.check(&state.db).await;
+    let (status, latency, error) = (probe.status, probe.latency, probe.error);
     let mut database = json!({
         "status": status,
         "latency_ms": latency.as_millis() as u64,
         "backend": state.db.backend_name(),
+        "checked_ms_ago": probe.at.elapsed().as_millis() as u64,
     });
     if let Some(error) = error {
         database["error"] = json!(error);
