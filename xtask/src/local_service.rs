@@ -39,12 +39,27 @@ pub struct LocalService {
 /// Builds the `cabanas` binary (debug profile) and returns its path.
 pub fn build_service(repo: &Repo) -> anyhow::Result<PathBuf> {
     let sh = Shell::new()?;
-    sh.change_dir(repo.root());
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    cmd!(sh, "{cargo} build --quiet --package backend --bin cabanas")
+    crate::repo::nested_cargo(&sh, repo)
+        .args([
+            "build",
+            "--quiet",
+            "--package",
+            "backend",
+            "--bin",
+            "cabanas",
+        ])
         .run()
         .context("building the service (cargo build --package backend --bin cabanas)")?;
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+    let binary = service_path(repo);
+    if !binary.is_file() {
+        bail!("the service was built but {} is missing", binary.display());
+    }
+    Ok(binary)
+}
+
+/// Where cargo puts the debug `cabanas` binary (`$CARGO_TARGET_DIR` respected).
+pub fn service_path(repo: &Repo) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|dir| {
             if dir.is_absolute() {
@@ -53,12 +68,9 @@ pub fn build_service(repo: &Repo) -> anyhow::Result<PathBuf> {
                 repo.path(dir)
             }
         })
-        .unwrap_or_else(|| repo.path("target"));
-    let binary = target_dir.join("debug").join("cabanas");
-    if !binary.is_file() {
-        bail!("the service was built but {} is missing", binary.display());
-    }
-    Ok(binary)
+        .unwrap_or_else(|| repo.path("target"))
+        .join("debug")
+        .join("cabanas")
 }
 
 impl LocalService {

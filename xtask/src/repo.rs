@@ -91,6 +91,44 @@ impl Repo {
     }
 }
 
+/// Variables `cargo run` and `cargo test` set for the program they start. A cargo started from
+/// that program inherits them, and build scripts that watch `CARGO_MANIFEST_DIR` (ring's) then
+/// rerun, rebuilding every crate above them, each time `cargo xtask` and a plain cargo alternate.
+const CARGO_CHILD_ENV: &[&str] = &[
+    "CARGO_MANIFEST_DIR",
+    "CARGO_MANIFEST_PATH",
+    "CARGO_PKG_AUTHORS",
+    "CARGO_PKG_DESCRIPTION",
+    "CARGO_PKG_HOMEPAGE",
+    "CARGO_PKG_LICENSE",
+    "CARGO_PKG_LICENSE_FILE",
+    "CARGO_PKG_NAME",
+    "CARGO_PKG_README",
+    "CARGO_PKG_REPOSITORY",
+    "CARGO_PKG_RUST_VERSION",
+    "CARGO_PKG_VERSION",
+    "CARGO_PKG_VERSION_MAJOR",
+    "CARGO_PKG_VERSION_MINOR",
+    "CARGO_PKG_VERSION_PATCH",
+    "CARGO_PKG_VERSION_PRE",
+    "CARGO_PRIMARY_PACKAGE",
+    "CARGO_CRATE_NAME",
+    "CARGO_BIN_NAME",
+    "CARGO_TARGET_TMPDIR",
+];
+
+/// A `cargo` command in the repository root (`$CARGO` when set), without the variables of an
+/// enclosing `cargo run`, so that nested builds reuse what the outer one built.
+pub fn nested_cargo<'a>(sh: &'a Shell, repo: &Repo) -> xshell::Cmd<'a> {
+    sh.change_dir(repo.root());
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
+    CARGO_CHILD_ENV
+        .iter()
+        .fold(cmd!(sh, "{cargo}"), |command, name| {
+            command.env_remove(name)
+        })
+}
+
 /// What git says about the working tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitSnapshot {

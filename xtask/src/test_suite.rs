@@ -3,7 +3,7 @@
 
 use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
-use xshell::{Shell, cmd};
+use xshell::Shell;
 
 use crate::interrupt;
 use crate::pgcluster::{PgBinaries, PgCluster};
@@ -58,10 +58,9 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     };
 
     let sh = Shell::new()?;
-    sh.change_dir(repo.root());
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let extra = &args.cargo_args;
-    let mut command = cmd!(sh, "{cargo} test --workspace {extra...}");
+    let mut command = crate::repo::nested_cargo(&sh, &repo)
+        .args(["test", "--workspace"])
+        .args(&args.cargo_args);
     if let Some(cluster) = &cluster {
         command = command.env("TEST_DATABASE_URL", cluster.url());
     } else {

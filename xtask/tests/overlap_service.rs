@@ -26,17 +26,7 @@ fn repo() -> Repo {
 /// builds it already).
 fn service_binary() -> PathBuf {
     let repo = repo();
-    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|dir| {
-            if dir.is_absolute() {
-                dir
-            } else {
-                repo.path(dir)
-            }
-        })
-        .unwrap_or_else(|| repo.path("target"));
-    let binary = target_dir.join("debug").join("cabanas");
+    let binary = xtask::local_service::service_path(&repo);
     if binary.is_file() {
         binary
     } else {

@@ -59,24 +59,8 @@ fn repository_copy() -> tempfile::TempDir {
 /// The service binary, built in this workspace's target directory.
 fn service_binary() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo)
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            "backend",
-            "--bin",
-            "cabanas",
-        ])
-        .current_dir(workspace)
-        .status()
-        .unwrap();
-    assert!(status.success(), "building the service");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace.join("target"));
-    target.join("debug").join("cabanas")
+    xtask::local_service::build_service(&xtask::repo::Repo::at(workspace))
+        .expect("building the service")
 }
 
 fn rehearse(copy: &Path, extra: &[&str]) -> Command {
