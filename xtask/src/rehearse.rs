@@ -143,6 +143,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     };
     let rendered = report::render(&repo, &options, now, repo.git_state().as_ref())?;
     let written = report::write(&rendered, repo.root(), now, false)?;
+    crate::output::append_step_summary(&rendered.markdown)?;
     let go = matches!(rendered.overall, report::Overall::Go);
     phases.push(PhaseOutcome {
         phase: "report",
