@@ -31,6 +31,18 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole service as a router, used by `main` and by the tests.
 pub fn app(state: AppState) -> Router {
+    let routes = Router::new()
+        .merge(health::router())
+        .merge(accommodations::router())
+        .merge(reservations::router());
+    with_middleware(routes, state)
+}
+
+/// Wraps routes in the middleware every route of the service shares: panics and timeouts
+/// become error responses, metrics by route template, request ids, tracing, the body limit,
+/// and JSON errors for unknown paths and methods. Public so tests can put routes that
+/// misbehave on purpose behind the same stack.
+pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     // Innermost first: a handler panic or timeout still becomes an error response that
     // the metrics layer counts under the route template.
     let per_route = ServiceBuilder::new()
@@ -55,10 +67,7 @@ pub fn app(state: AppState) -> Router {
             )
         });
 
-    Router::new()
-        .merge(health::router())
-        .merge(accommodations::router())
-        .merge(reservations::router())
+    routes
         .route_layer(per_route)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
