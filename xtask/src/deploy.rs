@@ -308,6 +308,37 @@ fn finish(
             .finish(repo, &args.env, verdict, result.clone())
             .save(repo)?;
         writeln!(out, "result saved to {}", path.display())?;
+        crate::output::append_step_summary(&summary_markdown(&args.env, verdict, &result))?;
     }
     Ok((verdict, result))
+}
+
+/// The deploy in a few lines for the CI job summary.
+fn summary_markdown(env: &str, verdict: Verdict, result: &DeployResult) -> String {
+    let shown = |value: Option<String>| value.unwrap_or_else(|| "-".to_string());
+    let release = result.release.as_ref();
+    crate::output::facts_markdown(
+        &format!("deploy {env} ({})", result.app),
+        verdict,
+        &[
+            ("strategy", result.strategy.clone()),
+            (
+                "release",
+                shown(release.map(|r| format!("v{} ({})", r.version, r.status))),
+            ),
+            ("image", shown(release.and_then(|r| r.image_ref.clone()))),
+            ("readiness", shown(result.readiness.map(|v| v.to_string()))),
+            ("smoke", shown(result.smoke.map(|v| v.to_string()))),
+            (
+                "rolled back",
+                if result.rolled_back.is_some() {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ),
+            ("rollback command", shown(result.rollback_command.clone())),
+        ],
+        &result.problems,
+    )
 }

@@ -4,6 +4,8 @@ use std::io::Write;
 
 use anyhow::Context;
 
+use crate::verdict::Verdict;
+
 /// Human text goes to stdout, or to stderr when `--json` owns stdout.
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
@@ -70,6 +72,26 @@ pub fn append_step_summary(markdown: &str) -> anyhow::Result<()> {
         .with_context(|| format!("writing GITHUB_STEP_SUMMARY ({})", path.to_string_lossy()))
 }
 
+/// A short Markdown summary of a task: a heading with the verdict, a two-column table of
+/// facts, and the problems as a list. For tasks whose full rendering lives in `report`.
+pub fn facts_markdown(
+    title: &str,
+    verdict: Verdict,
+    facts: &[(&str, String)],
+    problems: &[String],
+) -> String {
+    let mut text = format!("### {title}: {verdict}\n\n| | |\n| --- | --- |\n");
+    for (name, value) in facts {
+        let value = value.replace('|', "\\|").replace('\n', " ");
+        text.push_str(&format!("| {name} | {value} |\n"));
+    }
+    for problem in problems {
+        text.push_str(&format!("\n- {}", problem.replace('\n', " ")));
+    }
+    text.push('\n');
+    text
+}
+
 /// Cuts `markdown` to at most `budget` bytes, at a line boundary, saying that it did.
 pub fn fit_summary(markdown: &str, budget: usize) -> String {
     if markdown.len() <= budget {
@@ -94,6 +116,19 @@ pub fn fit_summary(markdown: &str, budget: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn facts_are_a_table_with_escaped_cells() {
+        let text = facts_markdown(
+            "deploy staging",
+            Verdict::Fail,
+            &[("image", "registry/app|x".to_string())],
+            &["not ready".to_string()],
+        );
+        assert!(text.starts_with("### deploy staging: FAIL\n"), "{text}");
+        assert!(text.contains("| image | registry/app\\|x |"), "{text}");
+        assert!(text.contains("\n- not ready"), "{text}");
+    }
 
     #[test]
     fn summary_within_budget_is_unchanged() {

@@ -13,6 +13,7 @@ mod dockerfile;
 mod dockerignore;
 mod docs_commands;
 mod env_check;
+mod env_rules;
 pub mod envfile;
 mod fly_toml;
 mod git_check;

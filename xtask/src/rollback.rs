@@ -296,6 +296,26 @@ fn finish(
             .finish(repo, &args.env, verdict, result.clone())
             .save(repo)?;
         writeln!(out, "result saved to {}", path.display())?;
+        let shown = |value: Option<String>| value.unwrap_or_else(|| "-".to_string());
+        let summary = crate::output::facts_markdown(
+            &format!("rollback {} ({})", args.env, result.app),
+            verdict,
+            &[
+                (
+                    "from",
+                    shown(result.from.as_ref().map(|r| format!("v{}", r.version))),
+                ),
+                (
+                    "to version",
+                    shown(result.to_version.map(|v| format!("v{v}"))),
+                ),
+                ("to image", shown(result.to_image.clone())),
+                ("readiness", shown(result.readiness.map(|v| v.to_string()))),
+                ("smoke", shown(result.smoke.map(|v| v.to_string()))),
+            ],
+            &result.problems,
+        );
+        crate::output::append_step_summary(&summary)?;
     }
     Ok((verdict, result))
 }

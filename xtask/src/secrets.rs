@@ -177,6 +177,26 @@ pub fn run_with(
         let record = clock.finish(repo, &args.env, verdict, result.clone());
         let path = record.save(repo)?;
         writeln!(out, "result saved to {}", path.display())?;
+        // Names and digests only, like everything this task prints.
+        let facts: Vec<(&str, String)> = result
+            .keys
+            .iter()
+            .map(|key| {
+                let state = match (&key.digest, key.present) {
+                    (Some(digest), true) => format!("present, digest {digest}"),
+                    (None, true) => "present".to_string(),
+                    (_, false) => "MISSING".to_string(),
+                };
+                (key.name.as_str(), state)
+            })
+            .collect();
+        let summary = crate::output::facts_markdown(
+            &format!("secrets {} ({})", args.env, result.app),
+            verdict,
+            &facts,
+            &result.problems,
+        );
+        crate::output::append_step_summary(&summary)?;
     }
     Ok((verdict, result))
 }

@@ -34,19 +34,24 @@ fn list_shapes(keys: &[&str]) -> [String; 3] {
     ]
 }
 
+/// Runs the task; the text returned is its stdout, stderr and CI step summary together.
 fn xtask(fixture: &Fixture, args: &[&str], flyctl: &str) -> (i32, String) {
+    let summary = fixture.fake_dir.join("step-summary.md");
+    let _ = std::fs::remove_file(&summary);
     let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
         .args(args)
         .current_dir(fixture.root())
+        .env("GITHUB_STEP_SUMMARY", &summary)
         .env("FLYCTL", flyctl)
         .env("FAKE_FLYCTL_DIR", &fixture.fake_dir)
         .env("FLY_API_TOKEN", "FlyV1 tok-must-stay-secret")
         .output()
         .unwrap();
     let text = format!(
-        "{}{}",
+        "{}{}{}",
         String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+        String::from_utf8_lossy(&output.stderr),
+        std::fs::read_to_string(&summary).unwrap_or_default()
     );
     (output.status.code().unwrap_or(-1), text)
 }
@@ -106,6 +111,11 @@ fn secrets_are_staged_on_stdin_and_read_back_exactly() {
     assert!(
         out.contains("d-JWT_SECRET") && out.contains("Staged"),
         "names and digests shown: {out}"
+    );
+    assert!(
+        out.contains("### secrets staging")
+            && out.contains("| JWT_SECRET | present, digest d-JWT_SECRET |"),
+        "the CI step summary lists the keys: {out}"
     );
     let record: xtask::record::RunRecord<xtask::secrets::SecretsResult> =
         xtask::record::latest(&fixture.repo(), "secrets", "staging")
