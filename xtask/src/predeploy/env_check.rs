@@ -177,11 +177,11 @@ fn check_entries(
             continue;
         };
         let value = entry.value.expose();
-        if entry.single_quoted {
+        if entry.hash_cut {
             check.warn(
                 at.clone(),
-                format!("{key} is in single quotes, which fly keeps as part of the value"),
-                "remove the quotes (or use double quotes)",
+                format!("{key} has a `#` that fly reads as the start of a comment, dropping the rest of the line"),
+                format!("wrap the value of {key} in double quotes if the `#` belongs to it"),
             );
         }
         if value.trim().is_empty() {

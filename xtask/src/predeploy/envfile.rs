@@ -1,24 +1,23 @@
 //! Env files in the syntax `fly secrets import` reads, parsed as data: never executed, never
 //! loaded into the process environment.
 //!
-//! The syntax, as flyctl's own parser (`internal/command/secrets/parser.go`) implements it:
+//! The syntax, as flyctl's current parser (`internal/command/secrets/parser.go`) reads it,
+//! implemented once in [`read_value`]:
 //!
-//! - one `NAME=VALUE` per line; the name is trimmed, the value is everything after the first
-//!   `=` with leading spaces removed and everything else kept literally: no escapes, no
-//!   variable expansion, trailing spaces kept;
-//! - blank lines and lines starting with `#` are ignored (a `#` later in a line is part of the
-//!   value);
-//! - a value wrapped in double quotes has them stripped; single quotes are *kept* by fly, so
-//!   [`EnvEntry::single_quoted`] lets a check warn about them;
-//! - a value starting with `"""` spans lines: it ends on the first line that ends with `"""`,
-//!   and the line breaks between are part of it.
+//! - one `NAME=VALUE` per line; the name is trimmed and leading spaces of the value dropped;
+//!   no escapes, no variable expansion;
+//! - blank lines and lines starting with `#` are ignored; a later `#` starts a comment when
+//!   the text before it holds an even number of `"` (so `"p#ss"` keeps its `#`, and
+//!   `p#ss` does not), and the spaces before the comment go with it;
+//! - a value wrapped in double quotes, or in single quotes, has them stripped;
+//! - `"""x"""` on one line is `x`; a value starting with `"""` otherwise spans lines: it ends
+//!   on the first line that ends with `"""`, and the line breaks between are part of it.
 //!
 //! Stricter than fly, because fly accepts these silently and then imports something else
 //! than the author meant: an `export ` prefix (fly would create a secret named
 //! `export NAME`), a name that is not `[A-Za-z_][A-Za-z0-9_]*`, a line without `=`, CRLF line
-//! endings, a multi-line value never closed, and `"""` opened and closed on one line (fly
-//! reads that as an unclosed multi-line value). Problems name the line and, when known, the
-//! key; they never contain a value.
+//! endings, a lone quote as the value (fly's parser crashes on it), and a multi-line value
+//! never closed. Problems name the line and, when known, the key; they never contain a value.
 
 use std::fmt;
 
@@ -59,8 +58,9 @@ pub struct EnvEntry {
     pub value: SecretValue,
     /// 1-based line where the entry starts.
     pub line: usize,
-    /// The value was written between single quotes, which fly keeps as part of it.
-    pub single_quoted: bool,
+    /// A `#` right after a character of the value started a comment there: fly drops the rest
+    /// of the line, which is rarely what the author meant (`p#ss` imports as `p`).
+    pub hash_cut: bool,
 }
 
 /// Why a line could not be read. Never holds a value.
@@ -75,6 +75,56 @@ pub struct EnvProblem {
 }
 
 const TRIPLE: &str = "\"\"\"";
+
+/// What fly makes of the text after `=` on a line that is not inside a multi-line value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueStart<'a> {
+    /// A complete value.
+    Complete {
+        /// The value as fly stores it.
+        value: &'a str,
+        /// A `#` glued to the value started a comment (see [`EnvEntry::hash_cut`]).
+        hash_cut: bool,
+    },
+    /// The first line of a multi-line value (without its opening `"""`).
+    Multiline(&'a str),
+    /// A lone `"` or `'`, on which fly's parser crashes.
+    LoneQuote,
+}
+
+/// Reads the text after the first `=` the way fly does (see the module docs).
+pub fn read_value(raw: &str) -> ValueStart<'_> {
+    let mut value = raw.trim_start_matches(' ');
+    let mut hash_cut = false;
+    if let Some(at) = value.find('#') {
+        let before = &value[..at];
+        if before.matches('"').count() % 2 == 0 {
+            hash_cut = before.ends_with(|c: char| !c.is_whitespace());
+            value = before.trim_end_matches(' ');
+        }
+    }
+    if value.len() >= 6 && value.starts_with(TRIPLE) && value.ends_with(TRIPLE) {
+        let inner = &value[3..value.len() - 3];
+        return ValueStart::Complete {
+            value: inner,
+            hash_cut,
+        };
+    }
+    if let Some(first) = value.strip_prefix(TRIPLE) {
+        return ValueStart::Multiline(first);
+    }
+    if value == "\"" || value == "'" {
+        return ValueStart::LoneQuote;
+    }
+    let unquoted = ['"', '\'']
+        .iter()
+        .find_map(|q| value.strip_prefix(*q).and_then(|v| v.strip_suffix(*q)))
+        .unwrap_or(value);
+    ValueStart::Complete {
+        value: unquoted,
+        hash_cut,
+    }
+}
 
 /// Parses env-file text (see the module docs for the syntax). Returns every entry in file
 /// order, or every problem found; duplicates are returned as entries (a check judges them).
@@ -105,7 +155,7 @@ pub fn parse_env_file(text: &str) -> Result<Vec<EnvEntry>, Vec<EnvProblem>> {
                     key,
                     value: SecretValue(value),
                     line: start,
-                    single_quoted: false,
+                    hash_cut: false,
                 });
             } else {
                 value.push_str(line);
@@ -146,32 +196,24 @@ pub fn parse_env_file(text: &str) -> Result<Vec<EnvEntry>, Vec<EnvProblem>> {
             });
             continue;
         }
-        let value = value.trim_start_matches(' ');
-        if let Some(first) = value.strip_prefix(TRIPLE) {
-            if first.ends_with(TRIPLE) {
-                problems.push(EnvProblem {
-                    line: number,
-                    key: Some(key.to_string()),
-                    message: "opens and closes `\"\"\"` on one line, which fly reads as an \
-                              unclosed multi-line value: use plain double quotes"
-                        .into(),
-                });
-                continue;
+        match read_value(value) {
+            ValueStart::Multiline(first) => {
+                open = Some((key.to_string(), number, format!("{first}\n")));
             }
-            open = Some((key.to_string(), number, format!("{first}\n")));
-            continue;
+            ValueStart::LoneQuote => problems.push(EnvProblem {
+                line: number,
+                key: Some(key.to_string()),
+                message: "is a lone quote, on which fly's import parser crashes: write `\"\"` \
+                          for an empty value"
+                    .into(),
+            }),
+            ValueStart::Complete { value, hash_cut } => entries.push(EnvEntry {
+                key: key.to_string(),
+                value: SecretValue(value.to_string()),
+                line: number,
+                hash_cut,
+            }),
         }
-        let single_quoted = value.len() >= 2 && value.starts_with('\'') && value.ends_with('\'');
-        let value = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-            Some(inner) => inner,
-            None => value,
-        };
-        entries.push(EnvEntry {
-            key: key.to_string(),
-            value: SecretValue(value.to_string()),
-            line: number,
-            single_quoted,
-        });
     }
     if let Some((key, start, _)) = open {
         problems.push(EnvProblem {
@@ -215,19 +257,28 @@ mod tests {
     #[test]
     fn reads_what_fly_reads() {
         let text = "# comment\n\nFOO=BAR\nSPACED = x y \nQ=\"quoted value\"\nS='single'\n\
-                    URL=postgres://a:b@h/d?x=1#frag\n";
+                    URL=postgres://a:b@h/d?x=1#frag\nNOTE=kept # a comment\nH=\"p#ss\"\n\
+                    T=\"\"\"one line\"\"\"\n";
         assert_eq!(
             values(text),
             vec![
                 v("FOO", "BAR", 3),
                 v("SPACED", "x y ", 4),
                 v("Q", "quoted value", 5),
-                v("S", "'single'", 6),
-                v("URL", "postgres://a:b@h/d?x=1#frag", 7),
+                v("S", "single", 6),
+                v("URL", "postgres://a:b@h/d?x=1", 7),
+                v("NOTE", "kept", 8),
+                v("H", "p#ss", 9),
+                v("T", "one line", 10),
             ]
         );
-        let entries = parse_env_file("S='single'\n").unwrap();
-        assert!(entries[0].single_quoted);
+        let entries = parse_env_file(text).unwrap();
+        let cut: Vec<&str> = entries
+            .iter()
+            .filter(|e| e.hash_cut)
+            .map(|e| e.key.as_str())
+            .collect();
+        assert_eq!(cut, ["URL"], "only a # glued to the value is flagged");
     }
 
     #[test]
@@ -260,12 +311,12 @@ mod tests {
     }
 
     #[test]
-    fn crlf_and_one_line_triple_quotes_are_problems() {
+    fn crlf_and_lone_quotes_are_problems() {
         let problems = parse_env_file("A=1\r\nB=2\n").unwrap_err();
         assert_eq!(problems[0].line, 1);
         assert!(problems[0].message.contains("CRLF"));
-        let problems = parse_env_file("A=\"\"\"x\"\"\"\n").unwrap_err();
-        assert!(problems[0].message.contains("one line"));
+        let problems = parse_env_file("A=\"\n").unwrap_err();
+        assert!(problems[0].message.contains("lone quote"));
     }
 
     #[test]

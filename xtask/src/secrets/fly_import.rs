@@ -1,12 +1,12 @@
 //! The text `flyctl secrets import` reads on stdin, both ways: an encoder that writes values
-//! so fly reads back exactly the same bytes, and a decoder that follows fly's parser (checked
-//! against superfly/flyctl `internal/command/secrets/parser.go`) to prove it.
+//! so fly reads back exactly the same bytes, and a decoder that follows fly's current parser
+//! (superfly/flyctl `internal/command/secrets/parser.go`; the value rules live in
+//! [`crate::predeploy::envfile::read_value`], shared with predeploy) to prove it.
 //!
-//! fly's rules, line by line: blank lines and lines starting with `#` are skipped; the line
-//! is cut at its first `=`; the name is trimmed; leading spaces of the value are dropped; a
-//! value starting with `"""` opens a multi-line value that ends at the first later line ending
-//! in `"""`; otherwise a value that starts and ends with `"` loses those two quotes. Nothing
-//! else is special: `#`, `=`, `'` and `\` inside a value are literal.
+//! The encoder writes every single-line value in double quotes, which every version of fly's
+//! parser strips exactly once, and refuses (naming the key) the few values no quoting carries:
+//! a `#` after an odd number of `"` (fly would start a comment there), a value starting with
+//! `""` (it would read as `"""`), `"""` inside a multi-line value, carriage returns and NULs.
 
 use anyhow::bail;
 
@@ -82,33 +82,39 @@ fn encode_one(name: &str, value: &str) -> anyhow::Result<String> {
                 "{name}: a multi-line value cannot contain \"\"\" (fly's import syntax ends the value there)"
             );
         }
+        let first_line = value.split('\n').next().unwrap_or_default();
+        refuse_comment_cut(name, &format!("{TRIPLE}{first_line}"))?;
         return Ok(format!("{name}={TRIPLE}{value}{TRIPLE}"));
     }
-    if value.starts_with(TRIPLE) {
+    // Always quoted: fly strips one pair of double quotes, so leading spaces, quotes of the
+    // value's own and trailing spaces all survive, under old and current parsers alike.
+    let quoted = format!("\"{value}\"");
+    if quoted.starts_with(TRIPLE) {
         bail!(
-            "{name}: a single-line value cannot start with \"\"\" (fly reads it as a multi-line value)"
+            "{name}: a value starting with a double quote followed by another (or a lone one) cannot be written so that fly reads it back unchanged"
         );
     }
-    // fly drops leading spaces and strips one pair of surrounding double quotes; other parsers
-    // trim trailing whitespace or treat a leading quote specially. Wrapping such values in
-    // double quotes makes fly read them back exactly.
-    let needs_quotes = value.starts_with(|c: char| c.is_whitespace() || c == '"' || c == '\'')
-        || value.ends_with(|c: char| c.is_whitespace() || c == '"');
-    if needs_quotes {
-        let quoted = format!("\"{value}\"");
-        if quoted.starts_with(TRIPLE) {
-            bail!(
-                "{name}: a value starting with two double quotes (or a lone one) cannot be written so that fly reads it back unchanged"
-            );
-        }
-        return Ok(format!("{name}={quoted}"));
+    refuse_comment_cut(name, &quoted)?;
+    Ok(format!("{name}={quoted}"))
+}
+
+/// fly cuts a line at a `#` preceded by an even number of `"`; refuse an encoding where that
+/// would happen inside the value.
+fn refuse_comment_cut(name: &str, encoded_first_line: &str) -> anyhow::Result<()> {
+    if let Some(at) = encoded_first_line.find('#')
+        && encoded_first_line[..at].matches('"').count() % 2 == 0
+    {
+        bail!(
+            "{name}: the value has a `#` after an odd number of double quotes, which fly reads as the start of a comment; no quoting carries it"
+        );
     }
-    Ok(format!("{name}={value}"))
+    Ok(())
 }
 
 /// Parses an import text the way `flyctl secrets import` does. A later entry of the same name
 /// wins, as in fly's map; all entries are returned in order so callers can spot duplicates.
 pub fn decode_fly_import(text: &str) -> anyhow::Result<Vec<ImportEntry>> {
+    use crate::predeploy::envfile::{ValueStart, read_value};
     let mut entries = Vec::new();
     let mut open: Option<ImportEntry> = None;
     // `lines` splits like Go's line scanner: at `\n`, dropping one `\r` before it.
@@ -126,30 +132,27 @@ pub fn decode_fly_import(text: &str) -> anyhow::Result<Vec<ImportEntry>> {
         if line.starts_with('#') || line.trim().is_empty() {
             continue;
         }
-        let Some((name, value)) = line.split_once('=') else {
+        let Some((name, raw)) = line.split_once('=') else {
             bail!("line {}: secrets must be NAME=VALUE pairs", index + 1);
         };
         let name = name.trim().to_string();
-        let value = value.trim_start_matches(' ');
         let entry = |value: &str| ImportEntry {
             name: name.clone(),
             value: value.to_string(),
             line: index + 1,
         };
-        if let Some(first) = value.strip_prefix(TRIPLE) {
-            let mut started = entry(first);
-            started.value.push('\n');
-            open = Some(started);
-        } else if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
-            entries.push(entry(&value[1..value.len() - 1]));
-        } else if value == "\"" {
+        match read_value(raw) {
+            ValueStart::Complete { value, .. } => entries.push(entry(value)),
+            ValueStart::Multiline(first) => {
+                let mut started = entry(first);
+                started.value.push('\n');
+                open = Some(started);
+            }
             // fly slices `value[1:0]` here and crashes; report it instead.
-            bail!(
-                "line {}: {name} is a lone double quote, which crashes fly's parser",
+            ValueStart::LoneQuote => bail!(
+                "line {}: {name} is a lone quote, which crashes fly's parser",
                 index + 1
-            );
-        } else {
-            entries.push(entry(value));
+            ),
         }
     }
     if let Some(entry) = open {
@@ -191,6 +194,28 @@ mod tests {
     }
 
     #[test]
+    fn decoder_follows_the_current_parser() {
+        let text = "A=p#ss\nB=\"p#ss\"\nC='single'\nD=\"\"\"one line\"\"\"\nE=kept # note\n";
+        let got: Vec<(String, String)> = decode_fly_import(text)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.name, e.value))
+            .collect();
+        let want = [
+            ("A", "p"),
+            ("B", "p#ss"),
+            ("C", "single"),
+            ("D", "one line"),
+            ("E", "kept"),
+        ];
+        let want: Vec<(String, String)> = want
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn decoder_follows_flys_parser_tests() {
         let text = "\n# comment\n\nFOO=BAR\nMULTILINE=\"\"\"SOMETHING\nANOTHER LINE\n\nENDSHERE\"\"\"\n\
                     TRAILERENV=what\nQ=\"BAR BAZ\"\nS = BAR\r\nC=BAR,BAZ\n";
@@ -221,6 +246,10 @@ mod tests {
                 "postgresql://app:p@ss=w#rd@db.internal:5432/cabanas?sslmode=require",
             ),
             ("HASH", "#starts-with-hash"),
+            ("GLUED_HASH", "p@ss#word"),
+            ("SPACED_HASH", "value # not a comment"),
+            ("QUOTED_HASH", "say \"hi\" #1"),
+            ("MULTI_HASH", "first#line\nsecond # line"),
             ("EQUALS", "=a=b="),
             ("QUOTED", "\"in quotes\""),
             ("HALF_QUOTED", "\"only at the start"),
@@ -248,6 +277,8 @@ mod tests {
             ("C", "\"\"two quotes then text\""),
             ("D", "carriage\rreturn"),
             ("E", "\""),
+            ("F", "odd\"quote#then hash"),
+            ("G", "x\"first line#cut\nsecond"),
         ] {
             let error = encode_for_fly_import([(name, value)])
                 .unwrap_err()

@@ -46,7 +46,7 @@ REDIS_URL=
 
 pub const ENV_FILE: &str = "\
 DATABASE_URL=postgresql://app:s3cr3t=pw%23x@db.internal:5432/cabanas?sslmode=require
-JWT_SECRET=Zq8#v=Lm\"2xR!pT7$kW9&yB4^nC6*dF1
+JWT_SECRET=\"Zq8#v=Lm\"2xR!pT7$kW9&yB4^nC6*dF1\"
 TLS_CERT=\"\"\"-----BEGIN CERTIFICATE-----
 MIIB#x=y+cert-body
 
