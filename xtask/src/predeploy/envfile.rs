@@ -98,7 +98,7 @@ pub fn read_value(raw: &str) -> ValueStart<'_> {
     let mut hash_cut = false;
     if let Some(at) = value.find('#') {
         let before = &value[..at];
-        if before.matches('"').count() % 2 == 0 {
+        if before.matches('"').count().is_multiple_of(2) {
             hash_cut = before.ends_with(|c: char| !c.is_whitespace());
             value = before.trim_end_matches(' ');
         }

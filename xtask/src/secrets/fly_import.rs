@@ -102,7 +102,10 @@ fn encode_one(name: &str, value: &str) -> anyhow::Result<String> {
 /// would happen inside the value.
 fn refuse_comment_cut(name: &str, encoded_first_line: &str) -> anyhow::Result<()> {
     if let Some(at) = encoded_first_line.find('#')
-        && encoded_first_line[..at].matches('"').count() % 2 == 0
+        && encoded_first_line[..at]
+            .matches('"')
+            .count()
+            .is_multiple_of(2)
     {
         bail!(
             "{name}: the value has a `#` after an odd number of double quotes, which fly reads as the start of a comment; no quoting carries it"
