@@ -136,6 +136,59 @@ pub fn overall(requirements: &[(&str, Requirement)]) -> Assessment {
     }
 }
 
+/// The decision-map steps that must be done for an environment's own GO. Local and ad-hoc
+/// runs: the four they have. Staging: the deploy and its checks, not the steps that lead on to
+/// production. Production: every step, the production gates included.
+pub fn required_for_go(step_id: &str, environment: &str, deployable: bool) -> bool {
+    const OWN: [&str; 5] = [
+        "predeploy",
+        "deploy",
+        "health",
+        "smoke_thresholds",
+        "overlap",
+    ];
+    const PRODUCTION_GATES: [&str; 3] =
+        ["staging_validated", "stability_24h", "production_checklist"];
+    OWN.contains(&step_id)
+        || (deployable
+            && environment == super::decision_map::PRODUCTION
+            && PRODUCTION_GATES.contains(&step_id))
+}
+
+/// Holds the verdict to the decision map, so the two cannot disagree: a GO whose required
+/// steps are not all done (a smoke run that skipped its benchmark, an overlap with nothing to
+/// race, a production gate still open) becomes INCOMPLETE, or NO-GO where a step failed.
+pub fn reconcile<'a>(
+    assessment: Assessment,
+    required: impl IntoIterator<Item = &'a super::decision_map::Step>,
+) -> Assessment {
+    use super::decision_map::State;
+    if assessment.overall != Overall::Go {
+        return assessment;
+    }
+    let mut failed = Vec::new();
+    let mut open = Vec::new();
+    for step in required {
+        let line = format!("{}: {} ({})", step.title, step.state.label(), step.evidence);
+        match step.state {
+            State::Done => {}
+            State::Failed => failed.push(line),
+            State::Pending | State::Unknown => open.push(line),
+        }
+    }
+    match (failed.is_empty(), open.is_empty()) {
+        (true, true) => assessment,
+        (false, _) => Assessment {
+            overall: Overall::NoGo,
+            reasons: failed.into_iter().chain(open).collect(),
+        },
+        (true, false) => Assessment {
+            overall: Overall::Incomplete,
+            reasons: open,
+        },
+    }
+}
+
 fn join_words(words: &[&str]) -> String {
     match words {
         [] => String::new(),
@@ -257,6 +310,54 @@ mod tests {
             verdict,
             failures: Vec::new(),
         }
+    }
+
+    fn step(
+        id: &'static str,
+        state: super::super::decision_map::State,
+    ) -> super::super::decision_map::Step {
+        super::super::decision_map::Step {
+            id,
+            title: id.to_string(),
+            state,
+            evidence: "from the fixture".into(),
+            command: None,
+        }
+    }
+
+    #[test]
+    fn a_go_is_held_to_the_required_map_steps() {
+        use super::super::decision_map::State;
+        let go = overall(&[("smoke", measured(Verdict::Pass))]);
+        let done = [
+            step("health", State::Done),
+            step("smoke_thresholds", State::Done),
+        ];
+        assert_eq!(reconcile(go.clone(), &done).overall, Overall::Go);
+        let skipped_bench = [
+            step("health", State::Done),
+            step("smoke_thresholds", State::Pending),
+        ];
+        let held = reconcile(go.clone(), &skipped_bench);
+        assert_eq!(held.overall, Overall::Incomplete);
+        assert!(
+            held.reasons[0].starts_with("smoke_thresholds: pending"),
+            "{:?}",
+            held.reasons
+        );
+        let failed = [step("overlap", State::Failed)];
+        assert_eq!(reconcile(go, &failed).overall, Overall::NoGo);
+    }
+
+    #[test]
+    fn production_gates_are_required_only_for_production() {
+        for gate in ["staging_validated", "stability_24h", "production_checklist"] {
+            assert!(required_for_go(gate, "production", true), "{gate}");
+            assert!(!required_for_go(gate, "staging", true), "{gate}");
+            assert!(!required_for_go(gate, "local", false), "{gate}");
+        }
+        assert!(required_for_go("smoke_thresholds", "local", false));
+        assert!(!required_for_go("fly_login", "staging", true));
     }
 
     #[test]

@@ -153,7 +153,12 @@ pub fn build(input: &Inputs) -> ReportContext {
             .and_then(|s| s.command.clone())
             .unwrap_or(fallback)
     };
-    let assessment: Assessment = assess::assess(r, input.deployable, head_commit);
+    let assessment: Assessment = assess::reconcile(
+        assess::assess(r, input.deployable, head_commit),
+        map.steps
+            .iter()
+            .filter(|step| assess::required_for_go(step.id, input.environment, input.deployable)),
+    );
 
     let predeploy = match &r.predeploy {
         None => Section::missing(command_of("predeploy", "cargo xtask predeploy".into())),

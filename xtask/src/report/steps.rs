@@ -273,7 +273,23 @@ pub(super) fn overlap(input: &MapInputs) -> Step {
 }
 
 pub(super) fn staging_validated(input: &MapInputs) -> Step {
-    let a = assess::assess(input.staging, true, input.head);
+    // Staging's own verdict, held to its own required steps (computed here rather than from
+    // staging's map, which contains this step).
+    let staging = MapInputs {
+        environment: STAGING,
+        deployable: true,
+        results: input.staging,
+        staging: input.staging,
+        ..*input
+    };
+    let own = [
+        predeploy(&staging),
+        deploy(&staging),
+        health(&staging),
+        thresholds(&staging),
+        overlap(&staging),
+    ];
+    let a = assess::reconcile(assess::assess(input.staging, true, input.head), &own);
     let state = match a.overall {
         Overall::Go => State::Done,
         Overall::NoGo => State::Failed,
