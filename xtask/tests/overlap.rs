@@ -277,6 +277,39 @@ async fn server_errors_fail_the_round_naming_the_requests() {
 }
 
 /// A directory that is a Cargo workspace of its own, so the binary records its result there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_admin_token_stops_the_run_before_anything_is_booked() {
+    let (url, fake) = start(Mode::Correct).await;
+    let mut plan = plan(10, 1);
+    plan.admin_token = Some(AdminToken::new("not-the-token"));
+    let error = run_rounds(&Target::adhoc(&url).unwrap(), &plan)
+        .await
+        .expect_err("a token the service refuses must stop the run");
+    assert!(
+        format!("{error:#}").contains("refused the admin token"),
+        "{error:#}"
+    );
+    assert_eq!(fake.bookings.lock().unwrap().len(), 0, "nothing was booked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_race_of_one_or_past_dates_cannot_run() {
+    let (url, fake) = start(Mode::Correct).await;
+    let target = Target::adhoc(&url).unwrap();
+    let error = run_rounds(&target, &plan(1, 1)).await.unwrap_err();
+    assert!(format!("{error:#}").contains("at least 2"), "{error:#}");
+    let mut past = plan(10, 1);
+    let day = |text: &str| text.parse::<chrono::NaiveDate>().unwrap();
+    past.stay = xtask::overlap::Stay::new(day("2020-01-01"), day("2020-01-03"));
+    let error = run_rounds(&target, &past).await.unwrap_err();
+    assert!(format!("{error:#}").contains("in the past"), "{error:#}");
+    assert_eq!(
+        fake.posts.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "nothing was sent"
+    );
+}
+
 fn scratch_workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();

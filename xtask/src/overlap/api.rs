@@ -287,6 +287,40 @@ pub async fn cancel(
     Err(format!("POST {url} answered {status}: {}", truncate(&body)))
 }
 
+/// Checks, before anything is booked, that the service accepts the admin token: cancelling a
+/// code that cannot exist must answer 404 (authorized, nothing there), not 401 or 403.
+/// Without this a bad token would only show after the run, with its bookings left active.
+pub async fn verify_admin_token(
+    client: &reqwest::Client,
+    target: &Target,
+    token: &str,
+) -> anyhow::Result<()> {
+    let url = target.endpoint("/api/v1/reservations/CB-TOKENCHECK/cancel");
+    let response = client
+        .post(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("POST {url}: {}", error_chain(&e)))?;
+    match response.status() {
+        reqwest::StatusCode::NOT_FOUND => Ok(()),
+        status @ (reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN) => {
+            anyhow::bail!(
+                "the service refused the admin token ({status}), so nothing this run books could \
+                 be cancelled: check JWT_SECRET and ADMIN_ALLOWED_EMAILS in the env file (or \
+                 CABANAS_ADMIN_TOKEN); nothing was booked"
+            )
+        }
+        status => {
+            let body = response.text().await.unwrap_or_default();
+            anyhow::bail!(
+                "checking the admin token: POST {url} answered {status}, expected 404: {}",
+                truncate(&body)
+            )
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

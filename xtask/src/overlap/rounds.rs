@@ -66,10 +66,26 @@ pub fn new_run_id() -> String {
 /// window, bad plan). Reservations created before an error are still cancelled, and the error
 /// names any that could not be.
 pub async fn run_rounds(target: &Target, plan: &OverlapPlan) -> anyhow::Result<OverlapReport> {
-    if plan.concurrency == 0 || plan.rounds == 0 {
-        bail!("--concurrency and --rounds must be at least 1");
+    if plan.concurrency < 2 {
+        bail!("--concurrency must be at least 2: with one request there is no race to judge");
+    }
+    if plan.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
+    let today = chrono::Utc::now().date_naive();
+    if let Some(stay) = plan.stay
+        && stay.check_in < today
+    {
+        bail!(
+            "--check-in {} is in the past (today is {today} UTC): the service refuses it, so \
+             the race would test nothing; pick future dates or leave them out",
+            stay.check_in
+        );
     }
     let client = crate::http::client(plan.timeout)?;
+    if let Some(token) = &plan.admin_token {
+        api::verify_admin_token(&client, target, token.expose()).await?;
+    }
     let accommodation_id = match plan.accommodation_id {
         Some(id) => id,
         None => api::first_accommodation(&client, target).await?,
