@@ -55,6 +55,9 @@ impl Cli {
     }
 }
 
+/// The longest duration a flag accepts.
+pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
+
 /// Parses a duration such as `500ms`, `10s`, `1.5s`, `2m` or `1h` (a number and a unit).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -74,8 +77,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" => return Err(format!("`{text}` has no unit: {hint}")),
         other => return Err(format!("unknown unit `{other}` in `{text}`: {hint}")),
     };
-    Duration::try_from_secs_f64(value * factor)
-        .map_err(|_| format!("`{text}` is out of range: {hint}"))
+    let duration = Duration::try_from_secs_f64(value * factor)
+        .map_err(|_| format!("`{text}` is out of range: {hint}"))?;
+    // Every wait, run and timeout a task takes is far shorter; longer is a typo, and deadlines
+    // computed from it must not overflow.
+    if duration > MAX_DURATION {
+        return Err(format!("`{text}` is longer than 30 days: {hint}"));
+    }
+    Ok(duration)
 }
 
 #[cfg(test)]

@@ -219,6 +219,16 @@ impl Target {
 pub fn normalize_url(url: &str) -> anyhow::Result<String> {
     let parsed = reqwest::Url::parse(url)
         .with_context(|| format!("`{url}` is not a URL; expected e.g. http://127.0.0.1:8080"))?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        // The URL is printed, recorded and rendered into reports: credentials in it would
+        // leak everywhere. Say so without repeating them.
+        bail!(
+            "the URL for {}://{} carries credentials (user:password@): remove them; the tasks \
+             need none, and a URL is printed and recorded",
+            parsed.scheme(),
+            parsed.host_str().unwrap_or("?")
+        );
+    }
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         bail!("`{url}` must be an http:// or https:// URL with a host");
     }
@@ -275,5 +285,13 @@ template = "env/.env.fly.staging.template"
         let unknown = config.target(Some("prod"), None).unwrap_err().to_string();
         assert!(unknown.contains("known: staging"), "{unknown}");
         assert!(config.target(None, Some("ftp://x")).is_err());
+        let leaky = config
+            .target(None, Some("http://admin:s3cretPW@127.0.0.1:9"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            leaky.contains("credentials") && !leaky.contains("s3cretPW"),
+            "{leaky}"
+        );
     }
 }

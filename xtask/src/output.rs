@@ -44,6 +44,12 @@ impl Output {
     }
 }
 
+/// Prints a line on stdout. A closed or full stdout (`... | head`, `> /dev/full`) drops the
+/// text instead of panicking as `println!` does; the task still ends with its own exit code.
+pub fn say(line: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 /// Whether colour may be used: a terminal, and `NO_COLOR` unset.
 pub fn color_enabled() -> bool {
     use std::io::IsTerminal;

@@ -150,20 +150,23 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         verdict: if go { Verdict::Pass } else { Verdict::Fail },
     });
 
-    println!();
+    crate::output::say(format_args!(""));
     for phase in &phases {
-        println!("  {:<10} {}", phase.phase, phase.verdict);
+        crate::output::say(format_args!("  {:<10} {}", phase.phase, phase.verdict));
     }
     for path in &written.paths {
-        println!("report: {}", path.display());
+        crate::output::say(format_args!("report: {}", path.display()));
     }
-    println!("verdict: {}", rendered.overall.label());
+    crate::output::say(format_args!("verdict: {}", rendered.overall.label()));
     for reason in &rendered.context.verdict.reasons {
-        println!("  - {reason}");
+        crate::output::say(format_args!("  - {reason}"));
     }
 
     if args.keep_running {
-        println!("service left running at {}; Ctrl-C stops it", service.url());
+        crate::output::say(format_args!(
+            "service left running at {}; Ctrl-C stops it",
+            service.url()
+        ));
         loop {
             std::thread::sleep(Duration::from_secs(3600));
         }
@@ -174,12 +177,12 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 }
 
 fn phase_line(phase: &str, text: &str) {
-    println!("==> {phase}: {text}");
+    crate::output::say(format_args!("==> {phase}: {text}"));
 }
 
 fn save<T: Serialize>(repo: &Repo, record: &RunRecord<T>) -> anyhow::Result<()> {
     let path = record.save(repo)?;
-    println!("    saved {}", path.display());
+    crate::output::say(format_args!("    saved {}", path.display()));
     Ok(())
 }
 

@@ -150,7 +150,12 @@ pub struct GitState {
 impl GitState {
     /// The short form shown in tables.
     pub fn short(&self) -> &str {
-        &self.commit[..self.commit.len().min(12)]
+        let end = self
+            .commit
+            .char_indices()
+            .nth(12)
+            .map_or(self.commit.len(), |(at, _)| at);
+        &self.commit[..end]
     }
 }
 

@@ -258,14 +258,18 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let written = write(&rendered, &root, now, args.html)?;
     crate::output::append_step_summary(&rendered.markdown)?;
     for path in &written.paths {
-        println!("wrote {}", path.display());
+        crate::output::say(format_args!("wrote {}", path.display()));
     }
-    println!("{}: {}", rendered.environment, rendered.overall.label());
+    crate::output::say(format_args!(
+        "{}: {}",
+        rendered.environment,
+        rendered.overall.label()
+    ));
     for reason in &rendered.context.verdict.reasons {
-        println!("  - {reason}");
+        crate::output::say(format_args!("  - {reason}"));
     }
     if let Some(command) = &rendered.context.map.next.command {
-        println!("next: {command}");
+        crate::output::say(format_args!("next: {command}"));
     }
     Ok(match (args.check, rendered.overall) {
         (false, _) | (true, Overall::Go) => Verdict::Pass,

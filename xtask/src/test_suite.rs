@@ -73,10 +73,10 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let (status, tally) = outcome.context("running `cargo test --workspace`")?;
     // One closing line for the whole workspace: the last binary's own line (often a doc-test
     // run of zero tests) says nothing about the run.
-    println!(
+    crate::output::say(format_args!(
         "xtask: {} passed, {} failed, {} skipped",
         tally.passed, tally.failed, tally.ignored
-    );
+    ));
     if status.success() && tally.failed == 0 {
         Ok(Verdict::Pass)
     } else {

@@ -53,8 +53,13 @@ pub fn age(at: DateTime<Utc>, now: DateTime<Utc>) -> String {
     }
 }
 
+/// The first 12 characters (records are data from disk: do not assume a hex hash).
 fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(12)]
+    let end = commit
+        .char_indices()
+        .nth(12)
+        .map_or(commit.len(), |(at, _)| at);
+    &commit[..end]
 }
 
 /// Whether `record` measured HEAD and, for network tasks, the release deployed now
