@@ -63,6 +63,26 @@ fn run_all_and_exit() {
     std::process::exit(EXIT_INTERRUPTED);
 }
 
+/// Stops a whole process group (a child started with its own group, and everything it
+/// started): TERM to the group, a short grace period for its leader, then KILL.
+pub fn terminate_group(leader: u32) {
+    let group = format!("-{leader}");
+    let signal_group = |signal: &str| {
+        if let Ok(sh) = Shell::new() {
+            let _ = cmd!(sh, "kill -{signal} -- {group}")
+                .quiet()
+                .ignore_stderr()
+                .run();
+        }
+    };
+    signal_group("TERM");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline && process_alive(leader) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    signal_group("KILL");
+}
+
 /// Sends `signal` (a name such as `TERM`) to a process, ignoring a process already gone.
 pub fn send_signal(pid: u32, signal: &str) {
     if let Ok(sh) = Shell::new() {

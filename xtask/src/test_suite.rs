@@ -127,9 +127,15 @@ fn run_to_completion(
     mut command: std::process::Command,
 ) -> std::io::Result<(std::process::ExitStatus, Tally)> {
     use std::io::{BufRead, Write};
-    let mut child = command.stdout(std::process::Stdio::piped()).spawn()?;
+    use std::os::unix::process::CommandExt;
+    // Its own process group: cargo does not pass signals on to the test binaries it runs, so
+    // an interrupt stops the whole group, or a test would outlive the cluster it uses.
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .process_group(0)
+        .spawn()?;
     let pid = child.id();
-    let _guard = interrupt::on_interrupt(move || interrupt::terminate(pid));
+    let _guard = interrupt::on_interrupt(move || interrupt::terminate_group(pid));
     let mut tally = Tally::default();
     if let Some(stdout) = child.stdout.take() {
         let mut echo = std::io::stdout();

@@ -1,4 +1,4 @@
-//! Ctrl-C during `cargo xtask test` stops the tests and the PostgreSQL cluster and deletes the
+//! An interrupt during `cargo xtask test` stops the tests and the PostgreSQL cluster and deletes the
 //! cluster's files: nothing is left behind.
 
 use std::io::{BufRead, BufReader};
