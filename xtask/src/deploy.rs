@@ -82,7 +82,13 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     } else {
         Box::new(std::io::stdout())
     };
-    let (verdict, result) = run_with(&repo, &args, flyctl, &TaskGates, &mut human)?;
+    let (verdict, result) = run_with(
+        &repo,
+        &args,
+        flyctl,
+        &TaskGates { json: args.json },
+        &mut human,
+    )?;
     Output::new(args.json).machine(&result)?;
     Ok(verdict)
 }

@@ -10,12 +10,25 @@ use crate::verdict::Verdict;
 #[derive(Debug, Clone, Copy)]
 pub struct Output {
     json: bool,
+    human_on_stderr: bool,
 }
 
 impl Output {
     /// `json`: the task prints its machine record on stdout.
     pub fn new(json: bool) -> Output {
-        Output { json }
+        Output {
+            json,
+            human_on_stderr: json,
+        }
+    }
+
+    /// For a task run inside another whose stdout carries JSON: human text on stderr, no
+    /// machine output of its own.
+    pub fn nested_in_json() -> Output {
+        Output {
+            json: false,
+            human_on_stderr: true,
+        }
     }
 
     /// Whether stdout carries JSON.
@@ -26,7 +39,7 @@ impl Output {
     /// Prints human text (stderr under `--json`). A closed pipe (`... | head`) is not an
     /// error worth a panic: the text is dropped and the task carries on to its exit code.
     pub fn human(self, text: &str) {
-        let _ = if self.json {
+        let _ = if self.human_on_stderr {
             std::io::stderr().lock().write_all(text.as_bytes())
         } else {
             std::io::stdout().lock().write_all(text.as_bytes())

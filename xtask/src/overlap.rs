@@ -126,10 +126,12 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let runtime = crate::http::runtime()?;
     let report = runtime.block_on(run_rounds(&target, &plan))?;
     out.human(&render::text(&report));
-    output::append_step_summary(&render::markdown(&report))?;
+    let summary = render::markdown(&report);
     let verdict = report.verdict;
     let record = clock.finish(&repo, &target.environment, verdict, report);
+    // Saved before anything else can fail: the measurement is the one thing not to lose.
     let path = record.save(&repo)?;
+    output::append_step_summary(&summary)?;
     out.human(&format!("result saved to {}\n", path.display()));
     out.machine(&record)?;
     Ok(verdict)

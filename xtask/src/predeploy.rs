@@ -133,8 +133,13 @@ pub fn evaluate(repo: &Repo, options: &Options) -> anyhow::Result<PredeployRepor
 /// Entry point: checks the repository containing the current directory, prints the table
 /// (and the record under `--json`), saves the record, and returns the overall verdict.
 pub fn run(args: Args) -> anyhow::Result<Verdict> {
-    let clock = RunClock::start("predeploy");
     let out = Output::new(args.json);
+    run_with_output(args, out)
+}
+
+/// [`run`] with the output chosen by the caller (a deploy under `--json` keeps stdout clean).
+pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
+    let clock = RunClock::start("predeploy");
     let repo = Repo::discover()?;
     let options = Options {
         env: args.env,
@@ -143,9 +148,10 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let report = evaluate(&repo, &options)?;
     let verdict = report.verdict;
     out.human(&render::table(&report));
-    output::append_step_summary(&render::markdown(&report))?;
+    let summary = render::markdown(&report);
     let record = clock.finish(&repo, &report.environment.clone(), verdict, report);
     let saved = record.save(&repo)?;
+    output::append_step_summary(&summary)?;
     out.machine(&record)?;
     let shown = saved.strip_prefix(repo.root()).unwrap_or(&saved);
     out.human(&format!("record: {}\n", shown.display()));

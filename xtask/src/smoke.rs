@@ -161,6 +161,12 @@ async fn benchmark(
 
 /// Entry point: resolves the target and the plan, measures, prints, saves the record.
 pub fn run(args: Args) -> anyhow::Result<Verdict> {
+    let out = Output::new(args.json);
+    run_with_output(args, out)
+}
+
+/// [`run`] with the output chosen by the caller (a deploy under `--json` keeps stdout clean).
+pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let config_path = repo.path(CONFIG_PATH);
     let config = if args.env.is_some() || config_path.exists() {
@@ -188,14 +194,15 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         plan.bench = None;
     }
 
-    let out = Output::new(args.json);
     let clock = RunClock::start(TASK);
     let report = crate::http::runtime()?.block_on(measure(&target, &plan))?;
     let verdict = report.verdict;
     out.human(&render::human(&report));
-    output::append_step_summary(&render::markdown(&report))?;
+    let summary = render::markdown(&report);
     let record = clock.finish(&repo, &target.environment, verdict, report);
+    // Saved before anything else can fail: the measurement is the one thing not to lose.
     let path = record.save(&repo)?;
+    output::append_step_summary(&summary)?;
     out.human(&format!(
         "saved {}\n",
         path.strip_prefix(repo.root()).unwrap_or(&path).display()

@@ -371,3 +371,32 @@ fn rollback_dry_run_runs_nothing() {
         "{out}"
     );
 }
+
+/// `deploy --json` keeps stdout for its JSON even though it runs predeploy (here failing on a
+/// fixture that is not a complete repository) through the real task.
+#[test]
+fn deploy_json_keeps_stdout_parseable() {
+    let fixture = Fixture::new("http://127.0.0.1:9");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["deploy", "--env", "staging", "--json"])
+        .current_dir(fixture.root())
+        .env("FLYCTL", env!("CARGO_BIN_EXE_fake-flyctl"))
+        .env("FAKE_FLYCTL_DIR", &fixture.fake_dir)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let result: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
+    assert_eq!(result["predeploy"], "fail", "{result}");
+    assert!(
+        stderr.contains("check"),
+        "predeploy's table went to stderr: {stderr}"
+    );
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        fixture.argvs().is_empty(),
+        "no flyctl call after a failed predeploy"
+    );
+}

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use crate::cli::{Cli, Command};
+use crate::output::Output;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
@@ -24,19 +25,32 @@ pub trait Gates {
 
 /// The real tasks, run through the real CLI so their flags stay the documented ones.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TaskGates;
+pub struct TaskGates {
+    /// The calling task prints JSON on stdout: the gates' tables go to stderr.
+    pub json: bool,
+}
+
+impl TaskGates {
+    fn output(&self) -> Output {
+        if self.json {
+            Output::nested_in_json()
+        } else {
+            Output::new(false)
+        }
+    }
+}
 
 impl Gates for TaskGates {
     fn predeploy(&self, _repo: &Repo, env: &str) -> anyhow::Result<Verdict> {
         match parse_task(&["predeploy", "--env", env])? {
-            Command::Predeploy(args) => crate::predeploy::run(args),
+            Command::Predeploy(args) => crate::predeploy::run_with_output(args, self.output()),
             _ => unreachable!("parsed as predeploy"),
         }
     }
 
     fn smoke(&self, _repo: &Repo, env: &str) -> anyhow::Result<Verdict> {
         match parse_task(&["smoke", "--env", env])? {
-            Command::Smoke(args) => crate::smoke::run(args),
+            Command::Smoke(args) => crate::smoke::run_with_output(args, self.output()),
             _ => unreachable!("parsed as smoke"),
         }
     }
