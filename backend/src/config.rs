@@ -80,29 +80,26 @@ impl DatabaseUrl {
 }
 
 /// Masks the password of `scheme://user:password@host/...` and drops any query string.
+///
+/// The userinfo ends at the *last* `@`: a password may hold `/`, `?`, `#` or `@`, and
+/// splitting at the first of those would print the rest of it.
 pub fn redact_url(url: &str) -> String {
-    let (base, had_query) = match url.split_once('?') {
-        Some((base, _)) => (base, true),
-        None => (url, false),
-    };
-    let mut out = match base.split_once("://") {
-        Some((scheme, rest)) => {
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            let (authority, path) = rest.split_at(authority_end);
-            match authority.rsplit_once('@') {
-                Some((userinfo, host)) => {
-                    let user = userinfo.split(':').next().unwrap_or("");
-                    format!("{scheme}://{user}:****@{host}{path}")
-                }
-                None => base.to_string(),
-            }
+    fn without_query(text: &str) -> String {
+        match text.split_once('?') {
+            Some((base, _)) => format!("{base}?****"),
+            None => text.to_string(),
         }
-        None => base.to_string(),
-    };
-    if had_query {
-        out.push_str("?****");
     }
-    out
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return without_query(url);
+    };
+    match rest.rsplit_once('@') {
+        Some((userinfo, host_and_path)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:****@{}", without_query(host_and_path))
+        }
+        None => format!("{scheme}://{}", without_query(rest)),
+    }
 }
 
 /// A configuration problem, naming the variable and the rule, never the value.
@@ -354,6 +351,18 @@ mod tests {
             "postgres://app:****@host:5432/db?****"
         );
         assert_eq!(redact_url("sqlite:cabanas.db"), "sqlite:cabanas.db");
+        for password in ["Sec/ret123", "Sec?ret123", "Sec#ret123", "S@c/r?t#1"] {
+            let url = format!("postgres://app:{password}@db.internal:5432/cabanas?sslmode=require");
+            let shown = redact_url(&url);
+            assert_eq!(
+                shown, "postgres://app:****@db.internal:5432/cabanas?****",
+                "{password}"
+            );
+        }
+        assert_eq!(
+            redact_url("postgres://db.internal/cabanas?password=x"),
+            "postgres://db.internal/cabanas?****"
+        );
     }
 
     #[test]
