@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use super::Context;
 use super::env_rules::{Rule, is_placeholder, nearest, validate};
-use super::envfile::{EnvEntry, parse_env_file};
+use super::envfile::{EnvEntry, parse_env_file, shown_key};
 use super::outcome::{At, Check, CheckOutcome};
 use super::text::{FileText, read_text};
 
@@ -156,11 +156,12 @@ fn check_entries(
     for entry in entries {
         let at = At::line(file, Some(entry.line));
         let key = entry.key.as_str();
+        let shown = shown_key(key, entry.line);
         if let Some(line) = first.insert(key, entry.line) {
             first.insert(key, line);
             check.fail(
                 at,
-                format!("{key} is defined again (first at line {line})"),
+                format!("{shown} is defined again (first at line {line})"),
                 "keep one definition: fly would import only the last",
             );
             continue;
@@ -171,7 +172,7 @@ fn check_entries(
                 .unwrap_or_default();
             check.warn(
                 at,
-                format!("{key} is not in the template{hint}"),
+                format!("{shown} is not in the template{hint}"),
                 "rename it to the template's key, or add it to the template with its rule",
             );
             continue;

@@ -231,6 +231,23 @@ pub fn parse_env_file(text: &str) -> Result<Vec<EnvEntry>, Vec<EnvProblem>> {
     }
 }
 
+/// How to name a key in output. A secret pasted on a line of its own after an empty `KEY=`
+/// parses as a key when it has `=` padding; printing such a "key" would print the secret. Keys
+/// that do not look like names (UPPER_CASE words, a short single word) are named by line only.
+pub fn shown_key(key: &str, line: usize) -> String {
+    let name_like = key.len() <= 64
+        && key.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        && (key.contains('_') || key.len() <= 16);
+    if name_like {
+        key.to_string()
+    } else {
+        format!("the key on line {line} (name not shown: it looks like a value)")
+    }
+}
+
 /// Whether `key` is a portable environment variable name.
 pub fn is_valid_key(key: &str) -> bool {
     let mut chars = key.chars();
@@ -317,6 +334,22 @@ mod tests {
         assert!(problems[0].message.contains("CRLF"));
         let problems = parse_env_file("A=\"\n").unwrap_err();
         assert!(problems[0].message.contains("lone quote"));
+    }
+
+    #[test]
+    fn keys_that_look_like_values_are_not_shown() {
+        assert_eq!(shown_key("JWT_SECRET_KEY", 3), "JWT_SECRET_KEY");
+        assert_eq!(shown_key("PORT", 3), "PORT");
+        for pasted in [
+            "Q2FuYXJ5U2VjcmV0VmFsdWUxMjM0NTY3ODkwYWJjZA",
+            "ABCDEF0123456789ABCDEF0123456789",
+        ] {
+            let shown = shown_key(pasted, 3);
+            assert!(
+                !shown.contains(pasted) && shown.contains("line 3"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

@@ -165,15 +165,17 @@ pub fn plan_from(env_file: &Path, env_text: &str, template: &[TemplateKey]) -> I
         if let Some(first) = by_name.insert(entry.key.as_str(), entry) {
             plan.problems.push(format!(
                 "{shown}:{}: {} is set again (first on line {}); keep one",
-                entry.line, entry.key, first.line
+                entry.line,
+                crate::predeploy::envfile::shown_key(&entry.key, entry.line),
+                first.line
             ));
         }
     }
     let known: BTreeSet<&str> = template.iter().map(|k| k.name.as_str()).collect();
     plan.not_in_template = by_name
-        .keys()
-        .filter(|k| !known.contains(*k))
-        .map(|k| k.to_string())
+        .iter()
+        .filter(|(k, _)| !known.contains(*k))
+        .map(|(k, entry)| crate::predeploy::envfile::shown_key(k, entry.line))
         .collect();
     for key in template {
         let filled = by_name
