@@ -62,10 +62,39 @@ impl Repo {
 
     /// The commit checked out and whether the tree has uncommitted changes. `None` outside git.
     pub fn git_state(&self) -> Option<GitState> {
-        self.git_snapshot().map(|snapshot| GitState {
-            dirty: !snapshot.changed.is_empty(),
+        let snapshot = self.git_snapshot()?;
+        let dirty = !snapshot.changed.is_empty();
+        Some(GitState {
+            tree: if dirty {
+                self.working_tree_hash()
+            } else {
+                None
+            },
+            dirty,
             commit: snapshot.commit,
         })
+    }
+
+    /// The git tree hash of the working tree as it is (tracked and untracked files, ignored
+    /// ones left out), written through a throwaway index so nothing of the user's changes.
+    /// Two identical dirty trees give the same hash, so a result measured on uncommitted
+    /// changes can be matched against the tree a report is made from.
+    fn working_tree_hash(&self) -> Option<String> {
+        let sh = Shell::new().ok()?;
+        sh.change_dir(&self.root);
+        let scratch = tempfile::tempdir().ok()?;
+        let index = scratch.path().join("index");
+        let _env = sh.push_env("GIT_INDEX_FILE", &index);
+        cmd!(sh, "git add --all")
+            .quiet()
+            .ignore_stderr()
+            .run()
+            .ok()?;
+        cmd!(sh, "git write-tree")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .ok()
     }
 
     /// HEAD and the paths with uncommitted changes. `None` outside git or before a commit.
@@ -145,9 +174,27 @@ pub struct GitState {
     pub commit: String,
     /// Whether the working tree had uncommitted changes.
     pub dirty: bool,
+    /// With uncommitted changes: the git tree hash of the working tree, which tells one dirty
+    /// state from another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<String>,
 }
 
 impl GitState {
+    /// What a result measured: the commit, and with uncommitted changes the exact tree too
+    /// (`<commit>+<tree>`; `+unknown` when that could not be read, which matches nothing).
+    pub fn identity(&self) -> String {
+        if self.dirty {
+            format!(
+                "{}+{}",
+                self.commit,
+                self.tree.as_deref().unwrap_or("unknown")
+            )
+        } else {
+            self.commit.clone()
+        }
+    }
+
     /// The short form shown in tables.
     pub fn short(&self) -> &str {
         let end = self
@@ -176,6 +223,47 @@ mod tests {
         .unwrap();
         let repo = Repo::discover_from(&member).unwrap();
         assert_eq!(repo.root(), dir.path());
+    }
+
+    #[test]
+    fn a_dirty_tree_is_identified_by_its_content() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let status = std::process::Command::new("git")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+                .args(args)
+                .current_dir(dir.path())
+                .status()
+                .unwrap();
+            assert!(status.success(), "git {args:?}");
+        };
+        git(&["init", "-q"]);
+        std::fs::write(dir.path().join("a.txt"), "one\n").unwrap();
+        git(&["add", "-A"]);
+        git(&["commit", "-qm", "first"]);
+        let repo = Repo::at(dir.path());
+        let clean = repo.git_state().unwrap();
+        assert_eq!(clean.identity(), clean.commit);
+
+        std::fs::write(dir.path().join("a.txt"), "two\n").unwrap();
+        let dirty = repo.git_state().unwrap();
+        assert!(dirty.dirty);
+        assert_ne!(dirty.identity(), clean.identity());
+        assert_eq!(
+            repo.git_state().unwrap().identity(),
+            dirty.identity(),
+            "same tree, same id"
+        );
+
+        std::fs::write(dir.path().join("a.txt"), "three\n").unwrap();
+        assert_ne!(repo.git_state().unwrap().identity(), dirty.identity());
+        // The user's own index is untouched.
+        let staged = std::process::Command::new("git")
+            .args(["diff", "--cached", "--name-only"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(staged.stdout.is_empty());
     }
 
     #[test]

@@ -131,7 +131,9 @@ pub struct ReadinessView {
 
 /// Builds the context.
 pub fn build(input: &Inputs) -> ReportContext {
-    let head_commit = input.head.map(|g| g.commit.as_str());
+    // Results are matched against the commit and, with uncommitted changes, the exact tree.
+    let head_identity = input.head.map(GitState::identity);
+    let head_commit = head_identity.as_deref();
     let r = input.results;
     let deployed = assess::deployed_at(r, input.deployable);
     let smoke_url = r.smoke.as_ref().and_then(|s| s.result.url.clone());

@@ -158,6 +158,7 @@ mod tests {
             git: Some(GitState {
                 commit: commit.into(),
                 dirty: false,
+                tree: None,
             }),
             started_at: now() - Duration::hours(hours_ago),
             duration_ms: 0,

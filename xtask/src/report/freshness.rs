@@ -69,11 +69,21 @@ pub fn freshness<T>(
     head: Option<&str>,
     deployed_at: Option<DateTime<Utc>>,
 ) -> Freshness {
-    let measured = record.git.as_ref().map(|g| g.commit.as_str());
-    match (measured, head) {
+    // `head` and the measured identity are `<commit>` or, with uncommitted changes,
+    // `<commit>+<tree>` (see `GitState::identity`).
+    let measured = record.git.as_ref().map(|g| g.identity());
+    let commit_of = |identity: &str| identity.split('+').next().unwrap_or_default().to_string();
+    match (measured.as_deref(), head) {
         (_, None) => return Freshness::Stale("HEAD unknown, not a git checkout".into()),
         (None, Some(_)) => return Freshness::Stale("no commit recorded".into()),
-        (Some(m), Some(h)) if m != h => return Freshness::Stale(format!("HEAD is {}", short(h))),
+        (Some(m), Some(h)) if commit_of(m) != commit_of(h) => {
+            return Freshness::Stale(format!("HEAD is {}", short(&commit_of(h))));
+        }
+        (Some(m), Some(h)) if m != h => {
+            return Freshness::Stale(
+                "the working tree differs from the one measured (uncommitted changes)".into(),
+            );
+        }
         _ => {}
     }
     if let Some(deployed_at) = deployed_at
@@ -121,6 +131,43 @@ pub fn provenance<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn measured(git: crate::repo::GitState) -> Saved<()> {
+        crate::record::RunRecord {
+            schema_version: crate::record::SCHEMA_VERSION,
+            task: "smoke".into(),
+            environment: "local".into(),
+            git: Some(git),
+            started_at: Utc::now(),
+            duration_ms: 1,
+            tool_version: "0".into(),
+            verdict: crate::verdict::Verdict::Pass,
+            result: (),
+        }
+    }
+
+    #[test]
+    fn uncommitted_changes_match_only_the_same_tree() {
+        let dirty = |tree: &str| crate::repo::GitState {
+            commit: "abc".into(),
+            dirty: true,
+            tree: Some(tree.into()),
+        };
+        let record = measured(dirty("t1"));
+        assert_eq!(freshness(&record, Some("abc+t1"), None), Freshness::Current);
+        let Freshness::Stale(why) = freshness(&record, Some("abc+t2"), None) else {
+            panic!("another dirty tree must be stale");
+        };
+        assert!(why.contains("working tree differs"), "{why}");
+        assert!(matches!(
+            freshness(&record, Some("abc"), None),
+            Freshness::Stale(_)
+        ));
+        let Freshness::Stale(why) = freshness(&record, Some("def+t1"), None) else {
+            panic!("another commit must be stale");
+        };
+        assert!(why.contains("HEAD is def"), "{why}");
+    }
 
     #[test]
     fn ages_read_like_a_person_wrote_them() {

@@ -31,6 +31,7 @@ pub fn head() -> GitState {
     GitState {
         commit: HEAD.to_string(),
         dirty: false,
+        tree: None,
     }
 }
 
@@ -89,6 +90,7 @@ impl Fixture {
             git: Some(GitState {
                 commit: commit.to_string(),
                 dirty: false,
+                tree: None,
             }),
             started_at: now() - ago,
             duration_ms: 1234,
