@@ -407,6 +407,24 @@ fn secret_hygiene_fails_on_a_committed_secret_and_an_open_mode() {
 }
 
 #[test]
+fn secret_hygiene_still_scans_an_env_file_with_a_malformed_line() {
+    let fixture = Fixture::valid();
+    let env = std::fs::read_to_string(fixture.root().join("env/.env.fly.staging")).unwrap();
+    fixture.write(
+        "env/.env.fly.staging",
+        &format!("{env}this line has no equals sign\n"),
+    );
+    fixture.chmod("env/.env.fly.staging", 0o600);
+    fixture.write("docs/notes.md", &format!("# notes\n\ntoken: {CANARY}\n"));
+    fixture.commit("leak");
+    assert_fails_at(
+        &fixture.evaluate(&all()),
+        "secret_hygiene",
+        "docs/notes.md:3",
+    );
+}
+
+#[test]
 fn secret_hygiene_fails_on_a_private_key_block() {
     let fixture = Fixture::valid();
     let block = format!(

@@ -103,7 +103,7 @@ fn rehearse_runs_the_pipeline_and_leaves_nothing_running() {
     }
     let summary = copy.path().join("backend/docs/DEPLOYMENT_SUMMARY.md");
     let text = std::fs::read_to_string(&summary).expect("the summary was written");
-    assert!(text.contains("GO"), "{text}");
+    assert!(text.contains("## Verdict: GO\n"), "{text}");
     assert!(text.contains("local"), "{text}");
     let dated = std::fs::read_dir(copy.path().join("backend/docs/reports"))
         .unwrap()

@@ -129,6 +129,17 @@ pub fn read_value(raw: &str) -> ValueStart<'_> {
 /// Parses env-file text (see the module docs for the syntax). Returns every entry in file
 /// order, or every problem found; duplicates are returned as entries (a check judges them).
 pub fn parse_env_file(text: &str) -> Result<Vec<EnvEntry>, Vec<EnvProblem>> {
+    let (entries, problems) = read_env_file(text);
+    if problems.is_empty() {
+        Ok(entries)
+    } else {
+        Err(problems)
+    }
+}
+
+/// Every entry that could be read, and every problem, together: for the secret-hygiene scan,
+/// which must look for the values of a file even when another of its lines is malformed.
+pub fn read_env_file(text: &str) -> (Vec<EnvEntry>, Vec<EnvProblem>) {
     let mut entries = Vec::new();
     let mut problems = Vec::new();
     // (key, first line, value so far)
@@ -224,11 +235,7 @@ pub fn parse_env_file(text: &str) -> Result<Vec<EnvEntry>, Vec<EnvProblem>> {
                 .into(),
         });
     }
-    if problems.is_empty() {
-        Ok(entries)
-    } else {
-        Err(problems)
-    }
+    (entries, problems)
 }
 
 /// How to name a key in output. A secret pasted on a line of its own after an empty `KEY=`

@@ -8,7 +8,7 @@ use xshell::{Shell, cmd};
 
 use super::Context;
 use super::env_check::parse_template;
-use super::envfile::parse_env_file;
+use super::envfile::read_env_file;
 use super::outcome::{At, Check, CheckOutcome};
 use super::text::{FileText, line_of_offset, read_text};
 use crate::repo::Repo;
@@ -113,7 +113,8 @@ pub(crate) fn check(cx: &Context, tracked: Option<&[String]>) -> CheckOutcome {
             }
             .unwrap_or_default();
             // Unknown keys count as secret: better a false alarm than a leak.
-            for entry in parse_env_file(&text).unwrap_or_default() {
+            // Read leniently: a malformed line elsewhere must not hide this file's secrets.
+            for entry in read_env_file(&text).0 {
                 let value = entry.value.expose().trim();
                 if value.len() >= MIN_SECRET_LEN && !secret_keys.contains(&entry.key) {
                     secrets.push((entry.key.clone(), file.clone(), value.to_string()));
