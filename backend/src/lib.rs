@@ -101,7 +101,8 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     Ok(AppState::new(db, config))
 }
 
-/// Runs [`expire_stale`] every `interval` until the task is aborted. Safe in every instance.
+/// Runs [`expire_stale`] and forgets idempotency keys past their retention every `interval`
+/// until the task is aborted. Safe in every instance.
 pub fn spawn_expiry_sweep(db: Db, interval: Duration) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(interval);
@@ -110,6 +111,11 @@ pub fn spawn_expiry_sweep(db: Db, interval: Duration) -> JoinHandle<()> {
             ticker.tick().await;
             if let Err(err) = expire_stale(&db).await {
                 tracing::warn!(error = %err, "expiry sweep failed; will retry");
+            }
+            match crate::store::idempotency::forget_old(&db, chrono::Utc::now()).await {
+                Ok(0) => {}
+                Ok(count) => tracing::info!(count, "forgot idempotency keys past retention"),
+                Err(err) => tracing::warn!(error = %err, "idempotency cleanup failed; will retry"),
             }
         }
     })

@@ -19,6 +19,7 @@ on_both_backends!(
     concurrent_pre_reserves_have_one_winner,
     migrate_accepts_a_newer_release_migration,
     health_probes_are_shared_while_fresh,
+    abandoned_idempotency_claims_are_taken_over,
 );
 
 async fn health_reports_the_database(backend: Backend) {
@@ -289,4 +290,63 @@ async fn health_probes_are_shared_while_fresh(backend: Backend) {
     let (status, body) = app.get("/api/v1/healthz").await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert_eq!(body["status"], "unhealthy");
+}
+
+/// A request cut off between claiming its idempotency key and storing the answer leaves a
+/// claim without a response; once older than the lease a retry takes it over instead of
+/// hearing "in progress" forever, and keys past retention are forgotten.
+async fn abandoned_idempotency_claims_are_taken_over(backend: Backend) {
+    use backend::store::idempotency::{Claim, claim, forget_old};
+    let Some(app) = TestApp::spawn(backend, "idem_takeover").await else {
+        return;
+    };
+    let db = &app.state.db;
+    let long_ago = chrono::Utc::now() - chrono::Duration::hours(1);
+    let first = claim(
+        db,
+        "key-1",
+        "{body}",
+        long_ago,
+        long_ago - chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(first, Claim::Acquired);
+
+    // Still within the lease: the first request may be running, so the retry waits.
+    let now = chrono::Utc::now();
+    let waiting = claim(
+        db,
+        "key-1",
+        "{body}",
+        now,
+        long_ago - chrono::Duration::minutes(1),
+    )
+    .await
+    .unwrap();
+    assert!(
+        matches!(waiting, Claim::Existing { response: None, .. }),
+        "{waiting:?}"
+    );
+    // Another body under the same key is never taken over.
+    let other = claim(db, "key-1", "{other}", now, now).await.unwrap();
+    assert!(matches!(other, Claim::Existing { .. }), "{other:?}");
+    // Past the lease: taken over, once.
+    assert_eq!(
+        claim(db, "key-1", "{body}", now, now).await.unwrap(),
+        Claim::Acquired
+    );
+    let again = claim(
+        db,
+        "key-1",
+        "{body}",
+        now,
+        now - chrono::Duration::seconds(1),
+    )
+    .await
+    .unwrap();
+    assert!(matches!(again, Claim::Existing { .. }), "{again:?}");
+
+    let later = now + backend::store::idempotency::RETENTION + chrono::Duration::minutes(1);
+    assert_eq!(forget_old(db, later).await.unwrap(), 1);
 }

@@ -209,8 +209,12 @@ pub async fn pre_reserve(
     let canonical = serde_json::to_string(&req)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("serialising request")))?;
     let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
+    // A first request still unanswered after the request timeout was cut off and never will.
+    let lease = chrono::Duration::from_std(state.request_timeout + Duration::from_secs(5))
+        .unwrap_or(chrono::Duration::minutes(1));
     loop {
-        match idempotency::claim(&state.db, &key, &canonical, now()).await? {
+        let now = now();
+        match idempotency::claim(&state.db, &key, &canonical, now, now - lease).await? {
             Claim::Existing { request_body, .. } if request_body != canonical => {
                 return Err(ApiError::IdempotencyKeyReused);
             }

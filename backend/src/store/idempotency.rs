@@ -21,13 +21,25 @@ pub enum Claim {
     },
 }
 
+/// How long answers are kept for replay; older keys are deleted by the sweep.
+pub const RETENTION: chrono::Duration = chrono::Duration::hours(24);
+
 /// Claims `key` for `request_body`, or reports who has it.
+///
+/// A claim still without a response and taken before `abandoned_before` belongs to a request
+/// that can no longer finish (it timed out, its client went away, it panicked: the handler was
+/// dropped between claim and complete), so it is taken over instead of answering "in
+/// progress" forever. The takeover is one conditional UPDATE, so one request wins it.
 pub async fn claim(
     db: &Db,
     key: &str,
     request_body: &str,
     now: DateTime<Utc>,
+    abandoned_before: DateTime<Utc>,
 ) -> Result<Claim, sqlx::Error> {
+    const TAKE_OVER: &str = "UPDATE idempotency_keys SET created_at = $2 \
+                             WHERE key = $1 AND response_status IS NULL AND created_at < $3 \
+                             AND request_body = $4";
     const INSERT: &str = "INSERT INTO idempotency_keys (key, request_body, created_at) \
                           VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING";
     const SELECT: &str = "SELECT request_body, response_status, response_body \
@@ -49,6 +61,24 @@ pub async fn claim(
         let row: Option<(String, Option<i32>, Option<String>)> = with_pool!(db, pool => {
             sqlx::query_as(SELECT).bind(key).fetch_optional(pool).await?
         });
+        if let Some((stored_body, None, _)) = &row
+            && stored_body == request_body
+        {
+            let taken = with_pool!(db, pool => {
+                sqlx::query(TAKE_OVER)
+                    .bind(key)
+                    .bind(now)
+                    .bind(abandoned_before)
+                    .bind(request_body)
+                    .execute(pool)
+                    .await?
+                    .rows_affected()
+            });
+            if taken == 1 {
+                tracing::warn!("taking over an idempotency key whose first request never finished");
+                return Ok(Claim::Acquired);
+            }
+        }
         if let Some((request_body, status, body)) = row {
             let response = match (status, body) {
                 (Some(status), Some(body)) => u16::try_from(status).ok().map(|s| (s, body)),
@@ -80,4 +110,13 @@ pub async fn release(db: &Db, key: &str) -> Result<(), sqlx::Error> {
     const SQL: &str = "DELETE FROM idempotency_keys WHERE key = $1 AND response_status IS NULL";
     with_pool!(db, pool => sqlx::query(SQL).bind(key).execute(pool).await.map(|_| ()))?;
     Ok(())
+}
+
+/// Deletes keys older than [`RETENTION`]; returns how many. Safe in every instance.
+pub async fn forget_old(db: &Db, now: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    const SQL: &str = "DELETE FROM idempotency_keys WHERE created_at < $1";
+    let cutoff = now - RETENTION;
+    Ok(with_pool!(db, pool => {
+        sqlx::query(SQL).bind(cutoff).execute(pool).await?.rows_affected()
+    }))
 }
