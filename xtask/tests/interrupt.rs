@@ -19,13 +19,16 @@ fn interrupting_the_test_task_leaves_nothing_running() {
         return;
     }
     let scratch = tempfile::tempdir().unwrap();
-    // A stand-in for cargo that records its pid and waits, so the interrupt lands mid-run.
+    // A stand-in for cargo that starts a "test binary" of its own and waits, so the interrupt
+    // lands mid-run; like cargo, it does not pass signals on to that child.
     let fake_cargo = scratch.path().join("cargo");
     let pid_file = scratch.path().join("cargo.pid");
+    let test_pid_file = scratch.path().join("test.pid");
     std::fs::write(
         &fake_cargo,
         format!(
-            "#!/bin/sh\necho $$ > {}\nexec sleep 120\n",
+            "#!/bin/sh\nsleep 120 &\necho $! > {}\necho $$ > {}\nwait\n",
+            test_pid_file.display(),
             pid_file.display()
         ),
     )
@@ -75,12 +78,21 @@ fn interrupting_the_test_task_leaves_nothing_running() {
         .unwrap();
     let data_dir = postmaster_data_dir(port).expect("a postmaster serves the cluster's port");
 
-    send_signal(task.id(), "INT");
+    let test_pid: u32 = std::fs::read_to_string(&test_pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+
+    // TERM to the task alone, as a CI cancel or `timeout` sends it (a terminal's Ctrl-C would
+    // reach every process of the foreground group anyway).
+    send_signal(task.id(), "TERM");
     let status = task.wait().unwrap();
-    assert_eq!(status.code(), Some(130), "exit status after Ctrl-C");
+    assert_eq!(status.code(), Some(130), "exit status after the interrupt");
+    assert!(!process_alive(cargo_pid), "cargo survived the interrupt");
     assert!(
-        !process_alive(cargo_pid),
-        "the test process survived the interrupt"
+        !process_alive(test_pid),
+        "the test binary survived the interrupt"
     );
     assert!(
         postmaster_data_dir(port).is_none(),
