@@ -4,10 +4,13 @@
 
 use std::time::Duration;
 
+mod common;
+
 use axum::Router;
 use axum::routing::get;
 use backend::config::DatabaseUrl;
 use backend::{Config, Db};
+use common::client;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -45,18 +48,8 @@ async fn serve_misbehaving_routes() -> (String, tempfile::TempDir, tokio::task::
     (base, dir, server)
 }
 
-fn client() -> reqwest::Client {
-    // reqwest is built without a default TLS provider; plain HTTP still needs one installed.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::new()
-}
-
 async fn get_json(url: &str) -> (StatusCode, Value) {
-    let response = client().get(url).send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"));
-    (status, body)
+    common::read(client().get(url).send().await.unwrap()).await
 }
 
 #[tokio::test]

@@ -31,6 +31,15 @@ impl Output {
         }
     }
 
+    /// The human stream as a writer, for tasks that pass it down to their steps.
+    pub fn human_writer(self) -> Box<dyn Write> {
+        if self.human_on_stderr {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        }
+    }
+
     /// Whether stdout carries JSON.
     pub fn json(self) -> bool {
         self.json

@@ -31,6 +31,7 @@ use crate::record::RunClock;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
+pub(crate) use env_check::parse_template;
 pub use outcome::{CheckOutcome, Evidence, PredeployReport};
 
 /// The environment name recorded when no `--env` was given.

@@ -71,11 +71,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let flyctl = Flyctl::from_env(args.dry_run)?;
     let output = Output::new(args.json);
-    let mut human: Box<dyn Write> = if args.json {
-        Box::new(std::io::stderr())
-    } else {
-        Box::new(std::io::stdout())
-    };
+    let mut human = Output::new(args.json).human_writer();
     let (verdict, result) = run_with(&repo, &args, flyctl, &mut human)?;
     output.machine(&result)?;
     Ok(verdict)

@@ -18,6 +18,8 @@ use super::text::{FileText, read_text};
 #[derive(Debug, Clone)]
 pub(crate) struct TemplateKey {
     pub(crate) required: bool,
+    /// Its line in the template.
+    pub(crate) line: usize,
     pub(crate) rule: Rule,
     /// The template's example value, which a filled file must not keep for secret keys.
     example: String,
@@ -59,7 +61,15 @@ pub(crate) fn parse_template(
         });
         match parsed {
             Some((required, rule)) => {
-                keys.insert(entry.key, TemplateKey { required, rule, example: entry.value.expose().to_string() });
+                keys.insert(
+                    entry.key,
+                    TemplateKey {
+                        required,
+                        line: entry.line,
+                        rule,
+                        example: entry.value.expose().to_string(),
+                    },
+                );
             }
             None => problems.push((
                 entry.line,

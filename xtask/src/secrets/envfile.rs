@@ -8,7 +8,6 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::fly_import::decode_fly_import;
 use crate::config::Environment;
 use crate::predeploy::envfile::{EnvEntry, parse_env_file};
 use crate::predeploy::{Options, evaluate};
@@ -57,26 +56,26 @@ pub struct TemplateKey {
     pub line: usize,
 }
 
-/// The keys of a template. A key is required when the comment block right above it contains
-/// `[required`.
+/// The keys of a template in file order, read by predeploy's template reader (each key's
+/// comment states `[required, RULE]` or `[optional, RULE]`).
 pub fn template_keys(text: &str) -> anyhow::Result<Vec<TemplateKey>> {
-    let entries = decode_fly_import(text)?;
-    let lines: Vec<&str> = text.lines().collect();
-    Ok(entries
+    let keys = crate::predeploy::parse_template(text).map_err(|problems| {
+        let lines: Vec<String> = problems
+            .iter()
+            .map(|(line, message)| format!("line {line}: {message}"))
+            .collect();
+        anyhow::anyhow!(lines.join("; "))
+    })?;
+    let mut keys: Vec<TemplateKey> = keys
         .into_iter()
-        .map(|entry| {
-            let required = lines[..entry.line - 1]
-                .iter()
-                .rev()
-                .take_while(|l| l.starts_with('#'))
-                .any(|l| l.contains("[required"));
-            TemplateKey {
-                name: entry.name,
-                required,
-                line: entry.line,
-            }
+        .map(|(name, key)| TemplateKey {
+            name,
+            required: key.required,
+            line: key.line,
         })
-        .collect())
+        .collect();
+    keys.sort_by_key(|key| key.line);
+    Ok(keys)
 }
 
 /// The failures and warnings of predeploy's `env` check for environment `env_name`, as
@@ -119,12 +118,8 @@ pub fn plan_import(repo: &Repo, environment: &Environment) -> anyhow::Result<Imp
     let template_path = repo.path(&environment.template);
     let template_text = std::fs::read_to_string(&template_path)
         .with_context(|| format!("reading the template {}", template_path.display()))?;
-    let template = template_keys(&template_text).with_context(|| {
-        format!(
-            "{} is not in fly's NAME=VALUE syntax",
-            template_path.display()
-        )
-    })?;
+    let template = template_keys(&template_text)
+        .with_context(|| format!("{} is not a valid template", template_path.display()))?;
     let env_path = repo.path(&environment.env_file);
     let env_text = match std::fs::read_to_string(&env_path) {
         Ok(text) => text,
