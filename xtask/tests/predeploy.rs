@@ -15,7 +15,12 @@ const FILLED: &str = "# staging secrets\n\
 DATABASE_URL=postgres://cabanas:pg-canary-pass-91@db.internal:5432/cabanas\n\
 JWT_SECRET=canary-7f3b9c2e-JWT-k8q4w1z6x5v0n3m2\n\
 ADMIN_ALLOWED_EMAILS=ana@example.org,bo@example.cl\n\
-PRE_RESERVATION_TTL_MINUTES=30\n";
+PRE_RESERVATION_TTL_MINUTES=30\n\
+MERCADOPAGO_ACCESS_TOKEN=APP_USR-4821-k3J9xQ2mP8vL4nR7tY1wE6uI0oA5\n\
+MERCADOPAGO_WEBHOOK_SECRET=9f2c7a1e5b3d8f0a6c4e2b9d7f1a3c5e\n\
+WHATSAPP_ACCESS_TOKEN=EAAGm0PX4ZCpsBAk3J9xQ2mP8vL4nR7tY1wE6\n\
+WHATSAPP_APP_SECRET=3b8e1f6a9c2d5e7f0a4b8c1d6e9f2a5b\n\
+WHATSAPP_BUSINESS_ACCOUNT_ID=102290129340398\n";
 
 struct Fixture {
     dir: tempfile::TempDir,
