@@ -293,6 +293,7 @@ on_both_backends!(
     bad_signatures_are_refused_and_write_nothing,
     without_mercadopago_there_is_no_payment_url_and_no_trust,
     whatsapp_messages_are_stored_once,
+    a_failed_checkout_still_holds_the_dates,
 );
 
 async fn paid_deposit_confirms_once(backend: Backend) {
@@ -542,6 +543,31 @@ async fn without_mercadopago_there_is_no_payment_url_and_no_trust(backend: Backe
         .get("/api/v1/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=&hub.challenge=1")
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// MercadoPago unreachable: the booking still succeeds, without `payment_url`, and the failure
+/// is counted.
+async fn a_failed_checkout_still_holds_the_dates(backend: Backend) {
+    logs();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let Some(app) = TestApp::spawn_with(backend, "failed_checkout", |config| {
+        config.integrations.mercadopago_access_token = Some(Secret::new(MP_TOKEN));
+        config.integrations.mercadopago_api_url = closed;
+    })
+    .await
+    else {
+        return;
+    };
+    let failed_before = metric(&app, "mercadopago_preferences_total{outcome=\"failed\"}").await;
+    let body = pre_reserve(&app, 14).await;
+    assert!(body.get("payment_url").is_none(), "{body}");
+    let code = body["code"].as_str().unwrap();
+    assert_eq!(status_of(&app, code).await, "pre_reserved");
+    let failed_after = metric(&app, "mercadopago_preferences_total{outcome=\"failed\"}").await;
+    assert!(failed_after >= failed_before + 1.0);
 }
 
 // ---------------------------------------------------------------- WhatsApp
