@@ -688,6 +688,38 @@ async fn whatsapp_messages_are_stored_once(backend: Backend) {
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
 }
 
+/// Every outcome is exported from start-up (so alerts can refer to it at zero), and refused
+/// signatures are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_webhook_outcome_is_a_metric() {
+    let Some(Loop { app, .. }) = spawn(Backend::Sqlite, "metrics", 30).await else {
+        return;
+    };
+    let labels = payments::PaymentOutcome::ALL
+        .iter()
+        .map(|o| o.as_str())
+        .chain(backend::http::webhooks::mercadopago::OTHER_OUTCOMES);
+    for outcome in labels {
+        metric(
+            &app,
+            &format!("mercadopago_notifications_total{{outcome=\"{outcome}\"}}"),
+        )
+        .await;
+    }
+    for outcome in ["accepted", "bad_signature", "unreadable"] {
+        metric(
+            &app,
+            &format!("whatsapp_notifications_total{{outcome=\"{outcome}\"}}"),
+        )
+        .await;
+    }
+    let refused = "mercadopago_notifications_total{outcome=\"bad_signature\"}";
+    let before = metric(&app, refused).await;
+    let (status, _) = notify_raw(&app, "1", None, Some("r")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(metric(&app, refused).await >= before + 1.0);
+}
+
 // ---------------------------------------------------------------- logs
 
 /// The whole loop, then the captured logs: they show the loop happened, and hold no secret,

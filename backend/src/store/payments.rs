@@ -63,7 +63,7 @@ impl PaymentOutcome {
     ];
 
     /// The stable name: stored in `payments.outcome` and used as the metric label.
-    pub const fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Confirmed => "confirmed",
             Self::Duplicate => "duplicate",

@@ -30,23 +30,9 @@ use crate::store::payments::{self, MERCADOPAGO, PaymentOutcome, ReportedPayment}
 /// The route.
 pub const PATH: &str = "/api/v1/webhooks/mercadopago";
 
-/// Outcome labels of `mercadopago_notifications_total` besides the [`PaymentOutcome`]s.
-const OTHER_OUTCOMES: [&str; 3] = ["bad_signature", "ignored", "fetch_failed"];
-
-/// Every label of `mercadopago_notifications_total`.
-pub const OUTCOME_LABELS: [&str; 11] = [
-    PaymentOutcome::ALL[0].as_str(),
-    PaymentOutcome::ALL[1].as_str(),
-    PaymentOutcome::ALL[2].as_str(),
-    PaymentOutcome::ALL[3].as_str(),
-    PaymentOutcome::ALL[4].as_str(),
-    PaymentOutcome::ALL[5].as_str(),
-    PaymentOutcome::ALL[6].as_str(),
-    PaymentOutcome::ALL[7].as_str(),
-    OTHER_OUTCOMES[0],
-    OTHER_OUTCOMES[1],
-    OTHER_OUTCOMES[2],
-];
+/// Outcome labels of `mercadopago_notifications_total` besides the [`PaymentOutcome`]s:
+/// refused signatures, notifications about other topics, and payments that could not be read.
+pub const OTHER_OUTCOMES: [&str; 3] = ["bad_signature", "ignored", "fetch_failed"];
 
 /// Why a notification's signature was refused. The label goes to logs; values never do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

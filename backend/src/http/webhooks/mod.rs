@@ -15,6 +15,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 use crate::AppState;
+use crate::store::payments::PaymentOutcome;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -103,7 +104,8 @@ pub fn register_metrics() {
     for outcome in ["created", "failed"] {
         counter!("mercadopago_preferences_total", "outcome" => outcome).increment(0);
     }
-    for outcome in mercadopago::OUTCOME_LABELS {
+    let payment_outcomes = PaymentOutcome::ALL.iter().map(|o| o.as_str());
+    for outcome in payment_outcomes.chain(mercadopago::OTHER_OUTCOMES) {
         counter!("mercadopago_notifications_total", "outcome" => outcome).increment(0);
     }
     for outcome in whatsapp::NOTIFICATION_OUTCOMES {
