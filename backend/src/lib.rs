@@ -47,6 +47,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// The database probe `healthz` shares between requests.
     pub health: Arc<HealthProbe>,
+    /// What `GET /api/v1/version` reports: build commit, image, machine, region.
+    pub identity: Arc<http::version::ServiceIdentity>,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             metrics: telemetry::prometheus(),
             request_timeout: config.request_timeout,
             health: Arc::new(HealthProbe::new(config.health_cache)),
+            identity: Arc::new(http::version::ServiceIdentity::from_env()),
         }
     }
 }

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod health;
 pub mod pre_reserve;
 pub mod reservations;
+pub mod version;
 
 use std::any::Any;
 
@@ -34,7 +35,8 @@ pub fn app(state: AppState) -> Router {
     let routes = Router::new()
         .merge(health::router())
         .merge(accommodations::router())
-        .merge(reservations::router());
+        .merge(reservations::router())
+        .merge(version::router());
     with_middleware(routes, state)
 }
 
