@@ -19,7 +19,8 @@ use xshell::{Shell, cmd};
 
 pub use deploy_command::DeployCommand;
 pub use json::{
-    Release, SecretInfo, current_release, parse_releases, parse_secrets_list, previous_good_release,
+    Machine, MachineCheck, Release, SecretInfo, current_release, parse_machines, parse_releases,
+    parse_secrets_list, previous_good_release, same_image,
 };
 pub use locate::locate;
 
@@ -36,6 +37,8 @@ pub struct Flyctl {
     program: PathBuf,
     shown_as: String,
     dry_run: bool,
+    /// Whether the binary was found (a dry run without flyctl cannot make read-only calls).
+    present: bool,
     workdir: Option<PathBuf>,
     hidden: Vec<String>,
     envs: Vec<(OsString, OsString)>,
@@ -119,7 +122,11 @@ impl Flyctl {
         let located = locate(std::env::var_os("FLYCTL"), std::env::var_os("PATH"));
         match located {
             Ok((program, shown_as)) => Ok(Flyctl::new(program, shown_as, dry_run)),
-            Err(_) if dry_run => Ok(Flyctl::new("flyctl".into(), "flyctl".into(), true)),
+            Err(_) if dry_run => {
+                let mut flyctl = Flyctl::new("flyctl".into(), "flyctl".into(), true);
+                flyctl.present = false;
+                Ok(flyctl)
+            }
             Err(error) => Err(error),
         }
     }
@@ -136,6 +143,7 @@ impl Flyctl {
             program,
             shown_as,
             dry_run,
+            present: true,
             workdir: None,
             hidden: Vec::new(),
             envs: Vec::new(),
@@ -209,11 +217,33 @@ impl Flyctl {
         invocation: &Invocation,
         out: &mut dyn Write,
     ) -> anyhow::Result<Option<String>> {
-        let shown = self.display(invocation);
         if self.dry_run {
-            writeln!(out, "would run: {shown}")?;
+            writeln!(out, "would run: {}", self.display(invocation))?;
             return Ok(None);
         }
+        self.run(invocation, out).map(Some)
+    }
+
+    /// Runs a command that changes nothing on Fly (releases, machines), in a dry run too:
+    /// a dry run shows what it would act on. `None` only in a dry run without flyctl.
+    pub fn read(
+        &self,
+        invocation: &Invocation,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<Option<String>> {
+        if self.dry_run && !self.present {
+            writeln!(
+                out,
+                "would run: {} (flyctl not found)",
+                self.display(invocation)
+            )?;
+            return Ok(None);
+        }
+        self.run(invocation, out).map(Some)
+    }
+
+    fn run(&self, invocation: &Invocation, out: &mut dyn Write) -> anyhow::Result<String> {
+        let shown = self.display(invocation);
         writeln!(out, "running: {shown}")?;
         let sh = Shell::new().context("starting a shell for flyctl")?;
         if let Some(dir) = &self.workdir {
@@ -233,7 +263,7 @@ impl Flyctl {
             .with_context(|| format!("starting `{shown}`; {INSTALL_HINT}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if output.status.success() {
-            return Ok(Some(stdout));
+            return Ok(stdout);
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
         let source = if stderr.trim().is_empty() {
@@ -255,11 +285,22 @@ impl Flyctl {
         Ok(stdout.map(|s| s.trim().to_string()))
     }
 
-    /// `flyctl releases --app APP --image --json`, newest first (`None` in a dry run).
+    /// `flyctl releases --app APP --image --json`, newest first. Read-only: it runs in a
+    /// dry run too (`None` only when a dry run has no flyctl).
     pub fn releases(&self, app: &str, out: &mut dyn Write) -> anyhow::Result<Option<Vec<Release>>> {
         let invocation = Invocation::new(["releases", "--app", app, "--image", "--json"]);
-        match self.call(&invocation, out)? {
+        match self.read(&invocation, out)? {
             Some(stdout) => Ok(Some(parse_releases(&stdout)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `flyctl machines list --app APP --json`, destroyed machines left out. Read-only like
+    /// [`Flyctl::releases`].
+    pub fn machines(&self, app: &str, out: &mut dyn Write) -> anyhow::Result<Option<Vec<Machine>>> {
+        let invocation = Invocation::new(["machines", "list", "--app", app, "--json"]);
+        match self.read(&invocation, out)? {
+            Some(stdout) => Ok(Some(parse_machines(&stdout)?)),
             None => Ok(None),
         }
     }

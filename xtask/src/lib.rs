@@ -17,6 +17,7 @@ pub mod pgcluster;
 pub mod predeploy;
 pub mod record;
 pub mod rehearse;
+pub mod release;
 pub mod repo;
 pub mod report;
 pub mod rollback;
