@@ -79,9 +79,55 @@ impl Fixture {
         write(root, "env/.env.fly.staging.template", TEMPLATE);
         write(root, "env/.env.fly.staging", ENV_FILE);
         write(root, "fly.toml", &format!("app = \"{APP}\"\n"));
+        write(
+            root,
+            ".gitignore",
+            "/target/\n/fake-flyctl/\n/env/.env.fly.staging\n",
+        );
         let fake_dir = root.join("fake-flyctl");
         std::fs::create_dir_all(fake_dir.join("responses")).unwrap();
-        Fixture { dir, fake_dir }
+        let fixture = Fixture { dir, fake_dir };
+        fixture.git(&["init", "--quiet", "--initial-branch=main"]);
+        fixture.commit("fixture");
+        fixture
+    }
+
+    /// Runs git in the fixture; panics when it fails.
+    pub fn git(&self, args: &[&str]) -> String {
+        let output = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=Fixture",
+                "-c",
+                "user.email=fixture@example.org",
+            ])
+            .args(args)
+            .current_dir(self.root())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Commits everything (an empty commit when nothing changed); returns the new HEAD.
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "--all"]);
+        self.git(&["commit", "--quiet", "--allow-empty", "-m", message]);
+        self.head()
+    }
+
+    /// The full HEAD commit.
+    pub fn head(&self) -> String {
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// Writes a file under the fixture's root.
+    pub fn write(&self, relative: &str, text: &str) {
+        write(self.root(), relative, text);
     }
 
     pub fn root(&self) -> &Path {
@@ -160,6 +206,21 @@ fn write(root: &Path, relative: &str, text: &str) {
     let path = root.join(relative);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
+}
+
+/// `machines list --json` in the Machines API's keys: `(id, image)`, started, checks passing.
+pub fn machines_json(machines: &[(&str, &str)]) -> String {
+    let list: Vec<serde_json::Value> = machines
+        .iter()
+        .map(|(id, image)| {
+            serde_json::json!({
+                "id": id, "name": format!("m-{id}"), "state": "started", "region": "scl",
+                "config": {"image": image},
+                "checks": [{"name": "servicecheck-00-http-8080", "status": "passing", "output": "OK"}],
+            })
+        })
+        .collect();
+    serde_json::to_string(&list).unwrap()
 }
 
 /// Releases JSON in flyctl's Go-style keys: `(version, status, image)`, newest first.
