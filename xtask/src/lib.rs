@@ -11,6 +11,7 @@ pub mod flyctl;
 pub mod http;
 pub mod interrupt;
 pub mod local_service;
+pub mod localfly;
 pub mod output;
 pub mod overlap;
 pub mod pgcluster;
