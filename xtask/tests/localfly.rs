@@ -1,0 +1,404 @@
+//! The local Fly itself: deploys bring up real machines serving the image's commit through
+//! the proxy, forced-instance routing reaches each machine, each fault fails the way flyctl
+//! does, nothing survives `local down`, and secret values travel on stdin only. Driven through
+//! `xtask::flyctl::Flyctl`, the product's own flyctl layer and JSON parsers.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::Value;
+use xtask::flyctl::{DeployCommand, Flyctl, parse_machines, parse_releases, parse_secrets_list};
+use xtask::interrupt::process_alive;
+use xtask::localfly::{FORCE_INSTANCE, Fault, LocalFly};
+use xtask::repo::Repo;
+use xtask::secrets::fly_import::encode_for_fly_import;
+
+const JWT: &str = "localfly-test-jwt-secret-0123456789-abcdef";
+
+fn repo() -> Repo {
+    Repo::discover_from(Path::new(env!("CARGO_MANIFEST_DIR"))).expect("the repository")
+}
+
+/// The `cabanas` binary, built once per test run.
+fn cabanas() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY
+        .get_or_init(|| xtask::local_service::build_service(&repo()).expect("building cabanas"))
+        .clone()
+}
+
+struct Harness {
+    fly: LocalFly,
+    flyctl: Flyctl,
+    url: String,
+    app: String,
+    db_dir: tempfile::TempDir,
+}
+
+/// A local Fly with one app of `machines` machines, its secrets staged (a SQLite database).
+fn harness(app: &str, machines: usize) -> Harness {
+    let fly = LocalFly::new(env!("CARGO_BIN_EXE_localfly"), cabanas()).unwrap();
+    let url = fly.create_app(app, machines).unwrap();
+    let flyctl = fly.flyctl().in_dir(repo().root());
+    let db_dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite:{}?mode=rwc", db_dir.path().join("app.db").display());
+    let payload =
+        encode_for_fly_import([("DATABASE_URL", database.as_str()), ("JWT_SECRET", JWT)]).unwrap();
+    let keys = vec!["DATABASE_URL".to_string(), "JWT_SECRET".to_string()];
+    flyctl
+        .secrets_import(app, payload, keys, &mut Vec::new())
+        .unwrap();
+    Harness {
+        fly,
+        flyctl,
+        url,
+        app: app.into(),
+        db_dir,
+    }
+}
+
+impl Harness {
+    fn deploy(&self, commit: &str, strategy: Option<&str>, wait: u64) -> anyhow::Result<()> {
+        let command = DeployCommand {
+            app: self.app.clone(),
+            config: "fly.toml".into(),
+            image: None,
+            strategy: strategy.map(String::from),
+            wait_timeout_secs: wait,
+            build_args: vec![("GIT_COMMIT".into(), commit.into())],
+            image_label: Some(commit.into()),
+        };
+        self.flyctl.deploy(&command, &mut Vec::new()).map(drop)
+    }
+
+    fn deploy_image(&self, image: &str) -> anyhow::Result<()> {
+        let command = DeployCommand {
+            app: self.app.clone(),
+            config: "fly.toml".into(),
+            image: Some(image.into()),
+            strategy: None,
+            wait_timeout_secs: 60,
+            build_args: Vec::new(),
+            image_label: None,
+        };
+        self.flyctl.deploy(&command, &mut Vec::new()).map(drop)
+    }
+
+    fn machines(&self) -> Vec<xtask::flyctl::Machine> {
+        self.flyctl
+            .machines(&self.app, &mut Vec::new())
+            .unwrap()
+            .unwrap()
+    }
+
+    fn releases(&self) -> Vec<xtask::flyctl::Release> {
+        self.flyctl
+            .releases(&self.app, &mut Vec::new())
+            .unwrap()
+            .unwrap()
+    }
+
+    /// `GET /api/v1/version` through the proxy, optionally forced to one machine.
+    fn version(&self, machine: Option<&str>) -> (u16, Value) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = xtask::http::client(std::time::Duration::from_secs(10)).unwrap();
+        runtime.block_on(async {
+            let mut request = client.get(format!("{}/api/v1/version", self.url));
+            if let Some(id) = machine {
+                request = request.header(FORCE_INSTANCE, id);
+            }
+            let response = request.send().await.expect("the proxy answers");
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    /// Each running machine's commit, asked through the proxy with fly-force-instance-id.
+    fn commits(&self) -> Vec<(String, String)> {
+        self.machines()
+            .iter()
+            .filter(|m| m.state == "started")
+            .map(|m| {
+                let (status, body) = self.version(Some(&m.id));
+                assert_eq!(status, 200, "machine {}: {body}", m.id);
+                assert_eq!(
+                    body["machine"],
+                    m.id.as_str(),
+                    "routed to the wrong machine"
+                );
+                (
+                    m.id.clone(),
+                    body["commit"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn failure_text(error: anyhow::Error) -> String {
+    format!("{error:#}")
+}
+
+#[test]
+fn a_deploy_serves_the_images_commit_on_every_machine() {
+    let h = harness("lf-serve", 2);
+    h.deploy("c0ffee1", None, 60).unwrap();
+
+    let machines = h.machines();
+    assert_eq!(machines.len(), 2);
+    let releases = h.releases();
+    assert_eq!(releases[0].version, 1);
+    assert!(releases[0].is_good(), "{:?}", releases[0]);
+    let image = releases[0].image_ref.clone().unwrap();
+    assert_eq!(image, "registry.fly.io/lf-serve:c0ffee1");
+    for machine in &machines {
+        assert_eq!(machine.state, "started");
+        assert_eq!(machine.image.as_deref(), Some(image.as_str()));
+        assert!(
+            machine.checks.iter().all(|c| c.status == "passing"),
+            "{machine:?}"
+        );
+        assert!(!machine.checks.is_empty());
+    }
+    let commits = h.commits();
+    assert_eq!(commits.len(), 2);
+    assert!(
+        commits.iter().all(|(_, commit)| commit == "c0ffee1"),
+        "{commits:?}"
+    );
+
+    // Round robin reaches both machines without forcing.
+    let seen: BTreeSet<String> = (0..4)
+        .map(|_| h.version(None).1["machine"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let (status, _) = h.version(Some("00000000000000"));
+    assert_eq!(
+        status, 503,
+        "an unknown forced instance is not served by another"
+    );
+
+    // A rolling update keeps the machines and changes what they run; an image redeploy goes
+    // back; bluegreen replaces the machines; immediate too, in place.
+    h.deploy("beef002", Some("rolling"), 60).unwrap();
+    let ids: BTreeSet<String> = machines.iter().map(|m| m.id.clone()).collect();
+    let after: BTreeSet<String> = h
+        .commits()
+        .into_iter()
+        .map(|(id, c)| {
+            assert_eq!(c, "beef002");
+            id
+        })
+        .collect();
+    assert_eq!(after, ids);
+    h.deploy_image(&image).unwrap();
+    assert!(h.commits().iter().all(|(_, c)| c == "c0ffee1"));
+    h.deploy("cafe003", Some("bluegreen"), 60).unwrap();
+    let green = h.commits();
+    assert_eq!(green.len(), 2);
+    assert!(
+        green
+            .iter()
+            .all(|(id, c)| c == "cafe003" && !ids.contains(id)),
+        "{green:?}"
+    );
+    h.deploy("dead004", Some("immediate"), 60).unwrap();
+    assert_eq!(h.releases()[0].version, 5);
+
+    let logs = h
+        .fly
+        .command()
+        .args(["logs", "--app", "lf-serve", "--no-tail"])
+        .output()
+        .unwrap();
+    assert!(logs.status.success());
+    assert!(String::from_utf8_lossy(&logs.stdout).contains("listening"));
+}
+
+#[test]
+fn a_binary_that_exits_at_start_fails_the_rolling_deploy() {
+    let h = harness("lf-crash", 2);
+    h.deploy("900d001", None, 60).unwrap();
+    let good = h.releases()[0].image_ref.clone().unwrap();
+    h.fly.fault("lf-crash", Fault::CrashAtStart).unwrap();
+    let error = failure_text(h.deploy("bad0002", None, 60).unwrap_err());
+    assert!(error.contains("exited while starting"), "{error}");
+
+    let releases = h.releases();
+    assert_eq!(releases[0].version, 2);
+    assert_eq!(releases[0].status, "failed");
+    // Rolling stops at the first machine: it is down on the new image, the other still
+    // serves the previous commit, and the proxy sends everything there.
+    let machines = h.machines();
+    let stopped: Vec<_> = machines.iter().filter(|m| m.state == "stopped").collect();
+    assert_eq!(stopped.len(), 1, "{machines:?}");
+    assert_eq!(
+        stopped[0].image.as_deref(),
+        Some("registry.fly.io/lf-crash:bad0002")
+    );
+    assert!(stopped[0].checks.iter().all(|c| c.status == "critical"));
+    for _ in 0..3 {
+        let (status, body) = h.version(None);
+        assert_eq!((status, body["commit"].as_str()), (200, Some("900d001")));
+    }
+    // Redeploying the previous image brings both machines back.
+    h.deploy_image(&good).unwrap();
+    let commits = h.commits();
+    assert_eq!(commits.len(), 2);
+    assert!(commits.iter().all(|(_, c)| c == "900d001"), "{commits:?}");
+}
+
+#[test]
+fn faults_fail_the_deploy_like_flyctl_and_leave_the_old_build_serving() {
+    let h = harness("lf-faults", 1);
+    h.deploy("900d001", None, 60).unwrap();
+    let pids = h.fly.pids();
+
+    // The release command fails: nothing is replaced.
+    h.fly
+        .fault("lf-faults", Fault::ReleaseCommandFails)
+        .unwrap();
+    let error = failure_text(h.deploy("bad0002", None, 60).unwrap_err());
+    assert!(error.contains("release command failed"), "{error}");
+    assert_eq!(h.releases()[0].status, "failed");
+    assert_eq!(h.fly.pids(), pids, "no machine was touched");
+    assert_eq!(h.commits()[0].1, "900d001");
+
+    // Checks never pass: flyctl gives up at --wait-timeout.
+    h.fly.fault("lf-faults", Fault::ChecksNeverPass).unwrap();
+    let error = failure_text(h.deploy("bad0003", None, 2).unwrap_err());
+    assert!(
+        error.contains("timeout reached waiting for health checks"),
+        "{error}"
+    );
+    let releases = h.releases();
+    assert_eq!(
+        (releases[0].version, releases[0].status.as_str()),
+        (3, "failed")
+    );
+    let machine = &h.machines()[0];
+    assert_eq!(
+        machine.image.as_deref(),
+        Some("registry.fly.io/lf-faults:bad0003")
+    );
+    assert!(
+        machine.checks.iter().all(|c| c.status == "critical"),
+        "{machine:?}"
+    );
+
+    // Exit 0 and no new release: nothing changed at all.
+    h.deploy_image("registry.fly.io/lf-faults:900d001").unwrap();
+    let before = h.releases();
+    h.fly.fault("lf-faults", Fault::NoRelease).unwrap();
+    h.deploy("quiet005", None, 60).expect("flyctl exits 0");
+    assert_eq!(h.releases(), before);
+    assert_eq!(h.commits()[0].1, "900d001");
+
+    // An image that was never built is refused.
+    let error = failure_text(
+        h.deploy_image("registry.fly.io/lf-faults:nope")
+            .unwrap_err(),
+    );
+    assert!(error.contains("image not found"), "{error}");
+}
+
+#[test]
+fn local_down_and_the_guard_leave_no_process() {
+    let h = harness("lf-down", 2);
+    h.deploy("900d001", None, 60).unwrap();
+    let pids = h.fly.pids();
+    assert_eq!(pids.len(), 3, "two machines and the proxy: {pids:?}");
+    assert!(pids.iter().all(|pid| process_alive(*pid)));
+    h.fly.down().unwrap();
+    let alive: Vec<_> = pids.iter().filter(|pid| process_alive(**pid)).collect();
+    assert!(alive.is_empty(), "still running: {alive:?}");
+
+    // Dropping the guard does the same.
+    let h = harness("lf-drop", 1);
+    h.deploy("900d001", None, 60).unwrap();
+    let pids = h.fly.pids();
+    assert_eq!(pids.len(), 2);
+    drop(h);
+    let alive: Vec<_> = pids.iter().filter(|pid| process_alive(**pid)).collect();
+    assert!(alive.is_empty(), "still running: {alive:?}");
+}
+
+#[test]
+fn secret_values_travel_on_stdin_only_and_list_shows_digests() {
+    let h = harness("lf-secrets", 1);
+    h.deploy("900d001", None, 60).unwrap();
+    let database = format!("{}", h.db_dir.path().join("app.db").display());
+    let calls = h.fly.calls().unwrap();
+    assert!(
+        calls.iter().any(|c| c.stdin.contains(JWT)),
+        "the import read the values"
+    );
+    for call in &calls {
+        let argv = call.argv.join(" ");
+        assert!(
+            !argv.contains(JWT) && !argv.contains(&database),
+            "secret in argv: {argv}"
+        );
+    }
+    let list = h
+        .flyctl
+        .secrets_list("lf-secrets", &mut Vec::new())
+        .unwrap()
+        .unwrap();
+    let names: Vec<&str> = list.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["DATABASE_URL", "JWT_SECRET"]);
+    assert!(
+        list.iter()
+            .all(|s| s.digest.is_some() && s.status.as_deref() == Some("Deployed"))
+    );
+    let raw = h
+        .fly
+        .command()
+        .args(["secrets", "list", "--app", "lf-secrets", "--json"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&raw.stdout);
+    assert!(!text.contains(JWT) && !text.contains(&database), "{text}");
+    assert_eq!(parse_secrets_list(&text).unwrap(), list);
+}
+
+#[test]
+fn releases_and_machines_json_parse_with_the_products_parsers() {
+    let fly = LocalFly::new(env!("CARGO_BIN_EXE_localfly"), "/nonexistent/cabanas").unwrap();
+    fly.create_app("lf-json", 1).unwrap();
+    let run = |args: &[&str]| {
+        let output = fly.command().args(args).output().unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, out, _) = run(&["releases", "--app", "lf-json", "--image", "--json"]);
+    assert_eq!(code, Some(0));
+    assert!(parse_releases(&out).unwrap().is_empty());
+    let (code, out, _) = run(&["machines", "list", "--app", "lf-json", "--json"]);
+    assert_eq!(code, Some(0));
+    assert!(parse_machines(&out).unwrap().is_empty());
+
+    // A build without a binary to pack fails and says which variable to set.
+    let (code, _, err) = run(&["deploy", "--app", "lf-json", "--config", "../fly.toml"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("/nonexistent/cabanas is not a file"), "{err}");
+    // Unknown commands and flags fail, naming them.
+    let (code, _, err) = run(&["frobnicate"]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("frobnicate"), "{err}");
+    let (code, _, err) = run(&[
+        "deploy", "--app", "lf-json", "--config", "fly.toml", "--detach",
+    ]);
+    assert_ne!(code, Some(0));
+    assert!(err.contains("--detach"), "{err}");
+    let (code, _, err) = run(&["releases", "--app", "nope", "--json"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("Could not find App \"nope\""), "{err}");
+}
