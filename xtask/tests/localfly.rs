@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -38,11 +39,18 @@ struct Harness {
 
 /// A local Fly with one app of `machines` machines, its secrets staged (a SQLite database).
 fn harness(app: &str, machines: usize) -> Harness {
+    harness_on(app, machines, None)
+}
+
+/// Like [`harness`], on the database `database` when given.
+fn harness_on(app: &str, machines: usize, database: Option<&str>) -> Harness {
     let fly = LocalFly::new(env!("CARGO_BIN_EXE_localfly"), cabanas()).unwrap();
     let url = fly.create_app(app, machines).unwrap();
     let flyctl = fly.flyctl().in_dir(repo().root());
     let db_dir = tempfile::tempdir().unwrap();
-    let database = format!("sqlite:{}?mode=rwc", db_dir.path().join("app.db").display());
+    let database = database
+        .map(String::from)
+        .unwrap_or_else(|| format!("sqlite:{}?mode=rwc", db_dir.path().join("app.db").display()));
     let payload =
         encode_for_fly_import([("DATABASE_URL", database.as_str()), ("JWT_SECRET", JWT)]).unwrap();
     let keys = vec!["DATABASE_URL".to_string(), "JWT_SECRET".to_string()];
@@ -110,6 +118,27 @@ impl Harness {
             let mut request = client.get(format!("{}/api/v1/version", self.url));
             if let Some(id) = machine {
                 request = request.header(FORCE_INSTANCE, id);
+            }
+            let response = request.send().await.expect("the proxy answers");
+            let status = response.status().as_u16();
+            (status, response.json().await.unwrap_or(Value::Null))
+        })
+    }
+
+    /// A request through the proxy to machine `machine`: `(status, JSON body)`.
+    fn call(&self, machine: &str, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = xtask::http::client(std::time::Duration::from_secs(10)).unwrap();
+        runtime.block_on(async {
+            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+            let mut request = client
+                .request(method, format!("{}{path}", self.url))
+                .header(FORCE_INSTANCE, machine);
+            if let Some(body) = body {
+                request = request.json(body);
             }
             let response = request.send().await.expect("the proxy answers");
             let status = response.status().as_u16();
@@ -401,4 +430,98 @@ fn releases_and_machines_json_parse_with_the_products_parsers() {
     let (code, _, err) = run(&["releases", "--app", "nope", "--json"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("Could not find App \"nope\""), "{err}");
+}
+
+/// Machines of one app share its database: a booking made through one machine is read, and
+/// its dates refused, through the other.
+fn machines_share_the_apps_database(database: Option<&str>) {
+    let h = harness_on("lf-shared", 2, database);
+    h.deploy("900d001", None, 60).unwrap();
+    let url = database.map(String::from).unwrap_or_else(|| {
+        format!(
+            "sqlite:{}?mode=rwc",
+            h.db_dir.path().join("app.db").display()
+        )
+    });
+    let seeded = Command::new(cabanas())
+        .arg("seed-demo")
+        .env("DATABASE_URL", &url)
+        .output()
+        .unwrap();
+    assert!(
+        seeded.status.success(),
+        "{}",
+        String::from_utf8_lossy(&seeded.stderr)
+    );
+    let ids: Vec<String> = h.machines().into_iter().map(|m| m.id).collect();
+    let (a, b) = (&ids[0], &ids[1]);
+
+    let (status, cabins) = h.call(a, "GET", "/api/v1/reservations/accommodations", None);
+    assert_eq!(status, 200, "{cabins}");
+    let cabin = cabins[0]["id"].as_i64().expect("a seeded cabin");
+    let booking = serde_json::json!({
+        "accommodation_id": cabin, "check_in": "2031-03-03", "check_out": "2031-03-05",
+        "guests": 2, "channel": "web", "contact_name": "Ana", "contact_phone": "+54 9 11 5555-0000",
+    });
+    let (status, made) = h.call(
+        a,
+        "POST",
+        "/api/v1/reservations/pre-reserve",
+        Some(&booking),
+    );
+    assert_eq!(status, 201, "{made}");
+    let code = made["code"].as_str().unwrap();
+    let (status, read) = h.call(b, "GET", &format!("/api/v1/reservations/{code}"), None);
+    assert_eq!(status, 200, "machine {b} reads what {a} wrote: {read}");
+    let (status, refused) = h.call(
+        b,
+        "POST",
+        "/api/v1/reservations/pre-reserve",
+        Some(&booking),
+    );
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (409, Some("date_overlap")),
+        "{refused}"
+    );
+}
+
+#[test]
+fn machines_share_a_sqlite_database() {
+    machines_share_the_apps_database(None);
+}
+
+#[test]
+fn machines_share_a_postgresql_database() {
+    let Some(server) = std::env::var("TEST_DATABASE_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set but TEST_DATABASE_URL is not: run through `cargo xtask test`"
+        );
+        eprintln!("\n*** SKIPPED localfly on PostgreSQL: TEST_DATABASE_URL is unset ***\n");
+        return;
+    };
+    let name = format!("localfly_{}", uuid::Uuid::new_v4().simple());
+    let mut url = reqwest::Url::parse(&server).expect("TEST_DATABASE_URL is a URL");
+    url.set_path(&format!("/{name}"));
+    psql(&server, &format!("CREATE DATABASE {name}"));
+    let outcome = std::panic::catch_unwind(|| machines_share_the_apps_database(Some(url.as_str())));
+    psql(
+        &server,
+        &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+    );
+    if let Err(panic) = outcome {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn psql(server: &str, sql: &str) {
+    let status = Command::new("psql")
+        .args([server, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .status()
+        .unwrap_or_else(|e| panic!("running psql: {e}"));
+    assert!(status.success(), "psql failed on `{sql}`");
 }
