@@ -132,9 +132,25 @@ pub fn run_with(
     gates: &dyn Gates,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, DeployResult)> {
-    let clock = RunClock::start("deploy");
     let config = DeployConfig::load(repo)?;
     let environment = config.environment(&args.env)?.clone();
+    execute(repo, args, &environment, flyctl, gates, true, out)
+}
+
+/// The deploy of `environment` (named `args.env`), for callers that hold the environment
+/// themselves (the rehearsal's local Fly). Saves the record when `record` is set and it is not
+/// a dry run.
+pub fn execute(
+    repo: &Repo,
+    args: &Args,
+    environment: &Environment,
+    flyctl: Flyctl,
+    gates: &dyn Gates,
+    record: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<(Verdict, DeployResult)> {
+    let clock = record.then(|| RunClock::start("deploy"));
+    let environment = environment.clone();
     let flyctl = flyctl.in_dir(repo.root()).with_dry_run(args.dry_run);
     let mut result = DeployResult {
         app: environment.app.clone(),
@@ -435,7 +451,7 @@ fn finish(
     repo: &Repo,
     args: &Args,
     flyctl: &Flyctl,
-    clock: RunClock,
+    clock: Option<RunClock>,
     result: DeployResult,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, DeployResult)> {
@@ -460,11 +476,13 @@ fn finish(
             "deploy of {} ({}): {verdict}{rolled_back}",
             result.app, args.env
         )?;
-        let path = clock
-            .finish(repo, &args.env, verdict, result.clone())
-            .save(repo)?;
-        writeln!(out, "result saved to {}", path.display())?;
-        crate::output::append_step_summary(&summary_markdown(&args.env, verdict, &result))?;
+        if let Some(clock) = clock {
+            let path = clock
+                .finish(repo, &args.env, verdict, result.clone())
+                .save(repo)?;
+            writeln!(out, "result saved to {}", path.display())?;
+            crate::output::append_step_summary(&summary_markdown(&args.env, verdict, &result))?;
+        }
     }
     Ok((verdict, result))
 }
