@@ -52,6 +52,9 @@ pub struct Args {
     /// Use this `cabanas` binary instead of building one.
     #[arg(long, value_name = "PATH")]
     pub service_bin: Option<PathBuf>,
+    /// Use this `localfly` binary (the local Fly) instead of building one.
+    #[arg(long, value_name = "PATH")]
+    pub localfly_bin: Option<PathBuf>,
     /// Skip the Fly half (secrets, deploy, smoke, overlap and a rollback drill against the
     /// local Fly on 2 machines).
     #[arg(long)]
@@ -153,6 +156,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     if !args.no_fly {
         let fly_settings = fly::FlySettings {
             binary: &binary,
+            localfly: args.localfly_bin.clone(),
             database_url: fly_database_url,
             jwt_secret: &jwt_secret,
             admin_email: ADMIN_EMAIL,

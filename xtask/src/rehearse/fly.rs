@@ -41,6 +41,8 @@ const DRILL_WAIT_SECS: u64 = 3;
 pub struct FlySettings<'a> {
     /// The `cabanas` binary images are made from.
     pub binary: &'a Path,
+    /// The `localfly` binary to use; built with cargo when `None`.
+    pub localfly: Option<std::path::PathBuf>,
     /// The database every machine shares.
     pub database_url: String,
     /// The JWT secret (goes to the machines through `secrets import`, on stdin).
@@ -76,9 +78,27 @@ pub fn rehearse(
     config: &DeployConfig,
     settings: &FlySettings,
 ) -> anyhow::Result<Vec<PhaseOutcome>> {
-    phase_line("fly", "building the local Fly (cargo build --bin localfly)");
-    let program = crate::localfly::build(repo)?;
+    let program = match &settings.localfly {
+        Some(path) if path.is_file() => path.clone(),
+        Some(path) => anyhow::bail!("--localfly-bin {} is not a file", path.display()),
+        None => {
+            phase_line("fly", "building the local Fly (cargo build --bin localfly)");
+            crate::localfly::build(repo)?
+        }
+    };
     let fly = LocalFly::new(program, settings.binary)?;
+    // Ctrl-C skips destructors: `local down` then stops the machines and the proxy.
+    let down = {
+        let program = fly.program().to_path_buf();
+        let dir = fly.dir().to_path_buf();
+        crate::interrupt::on_interrupt(move || {
+            let _ = std::process::Command::new(program)
+                .args(["local", "down"])
+                .env(crate::localfly::DIR_ENV, dir)
+                .stdin(std::process::Stdio::null())
+                .output();
+        })
+    };
     let url = fly.create_app(APP, MACHINES)?;
     phase_line(
         "fly",
@@ -177,8 +197,35 @@ pub fn rehearse(
         phase: "fly rollback",
         verdict: drill,
     });
+    let pids = fly.pids();
     drop(fly);
-    phase_line("fly", "local Fly stopped (machines and proxy)");
+    drop(down);
+    let alive: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|pid| crate::interrupt::process_alive(*pid))
+        .collect();
+    let shown: Vec<String> = pids.iter().map(u32::to_string).collect();
+    phase_line(
+        "fly",
+        &format!(
+            "local Fly stopped (pids {}){}",
+            shown.join(", "),
+            if alive.is_empty() {
+                String::new()
+            } else {
+                format!("; still running: {alive:?}")
+            }
+        ),
+    );
+    phases.push(PhaseOutcome {
+        phase: "fly teardown",
+        verdict: if alive.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+    });
     Ok(phases)
 }
 
@@ -202,7 +249,10 @@ fn seed(settings: &FlySettings) -> anyhow::Result<()> {
             );
         }
     }
-    phase_line("fly database", "migrated and seeded with the demo accommodations");
+    phase_line(
+        "fly database",
+        "migrated and seeded with the demo accommodations",
+    );
     Ok(())
 }
 
