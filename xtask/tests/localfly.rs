@@ -314,6 +314,13 @@ fn faults_fail_the_deploy_like_flyctl_and_leave_the_old_build_serving() {
         machine.image.as_deref(),
         Some("registry.fly.io/lf-faults:bad0003")
     );
+    let (status, body) = h.version(None);
+    assert_eq!(
+        status, 503,
+        "a machine failing its checks gets no traffic: {body}"
+    );
+    let (status, body) = h.version(Some(&machine.id));
+    assert_eq!((status, body["commit"].as_str()), (200, Some("bad0003")));
     assert!(
         machine.checks.iter().all(|c| c.status == "critical"),
         "{machine:?}"

@@ -264,6 +264,7 @@ fn replace_machines(
             for id in &green {
                 if let Some(m) = app.machines.get_mut(id) {
                     m.state = "started".into();
+                    m.healthy = failure.is_none();
                 }
             }
             for id in losers {
@@ -281,7 +282,9 @@ fn replace_machines(
                 if let Some(old) = app.machines.get_mut(id) {
                     machine::stop(old);
                 }
-                let started = machine::start(&app_dir, app, image, &fly.env, id)?;
+                let mut started = machine::start(&app_dir, app, image, &fly.env, id)?;
+                // Nobody waits on checks with this strategy: traffic goes at once.
+                started.healthy = true;
                 app.machines.insert(id.clone(), started);
             }
             dir.save(app)?;
@@ -306,6 +309,10 @@ fn replace_machines(
                 if let Err(failure) = waited {
                     bail!("failed to update machine {id}: {failure}");
                 }
+                if let Some(m) = app.machines.get_mut(id) {
+                    m.healthy = true;
+                }
+                dir.save(app)?;
                 println!("Machine {id} [app] update finished: success");
             }
         }

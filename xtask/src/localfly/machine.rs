@@ -84,6 +84,7 @@ pub fn start(
         state: "started".into(),
         image_ref: image.reference.clone(),
         port,
+        healthy: false,
         pid: Some(child.id()),
         log,
         created_at: now,

@@ -44,8 +44,10 @@
 //!   when `--wait-timeout` runs out, fail the deploy (exit 1, release `failed`) the way flyctl
 //!   does; machines already replaced keep the new image (roll back with `deploy --image`).
 //! - The app's URL is its proxy, `http://127.0.0.1:<port>` (printed by `create-app`):
-//!   round-robin over `started` machines whose process is alive, or only the machine named
-//!   by a `fly-force-instance-id` header (503 when that machine is not serving).
+//!   round-robin over `started` machines whose process is alive and whose checks passed
+//!   during their deploy (`immediate` does not wait, so its machines count as healthy at
+//!   once), or only the machine named by a `fly-force-instance-id` header, healthy or not
+//!   (503 when that machine is not running).
 //!
 //! # Faults
 //!

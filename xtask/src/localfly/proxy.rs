@@ -1,6 +1,7 @@
 //! The app's public address: a small round-robin HTTP proxy (a background `localfly local
-//! proxy` process) in front of the app's started machines. Like Fly's proxy it honours the
-//! `fly-force-instance-id` request header, sending the request to that machine only.
+//! proxy` process) in front of the app's started machines whose checks passed. Like Fly's
+//! proxy it honours the `fly-force-instance-id` request header, sending the request to that
+//! machine only (healthy or not, so a deploy can ask a failing machine what it runs).
 //!
 //! Built on axum (already compiled for the service, so it costs no build time) with reqwest
 //! forwarding: a catch-all handler re-reads the app's state on each request, so deploys that
@@ -63,25 +64,26 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         Ok(app) => app,
         Err(error) => return unavailable(format!("{error:#}")),
     };
-    let serving: Vec<_> = app
+    let running: Vec<_> = app
         .machines
         .values()
         .filter(|m| m.state == "started" && machine::alive(m))
         .collect();
+    let healthy: Vec<_> = running.iter().copied().filter(|m| m.healthy).collect();
     let forced = request
         .headers()
         .get(FORCE_INSTANCE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     let target = match &forced {
-        Some(id) => match serving.iter().find(|m| &m.id == id) {
+        Some(id) => match running.iter().find(|m| &m.id == id) {
             Some(m) => *m,
             None => return unavailable(format!("machine {id} of {} is not serving", app.name)),
         },
-        None if serving.is_empty() => {
-            return unavailable(format!("no machine of {} is serving", app.name));
+        None if healthy.is_empty() => {
+            return unavailable(format!("no healthy machine of {} is serving", app.name));
         }
-        None => serving[proxy.next.fetch_add(1, Ordering::Relaxed) % serving.len()],
+        None => healthy[proxy.next.fetch_add(1, Ordering::Relaxed) % healthy.len()],
     };
 
     let (parts, body) = request.into_parts();

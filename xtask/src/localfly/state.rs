@@ -104,6 +104,10 @@ pub struct Machine {
     pub image_ref: String,
     /// Its loopback port.
     pub port: u16,
+    /// Whether its checks passed since it started: the proxy balances only over healthy
+    /// machines, as Fly's does (a forced instance is reached either way).
+    #[serde(default)]
+    pub healthy: bool,
     /// Its process id (leader of its own process group).
     pub pid: Option<u32>,
     /// Its log file (stdout and stderr).
