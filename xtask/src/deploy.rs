@@ -52,6 +52,10 @@ pub struct Args {
     /// (e.g. 300, 90s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_wait)]
     pub wait_timeout: u64,
+    /// How long one `flyctl deploy` may run in all (build and rollout) before it is stopped
+    /// and counted as a failure (e.g. 30m).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_wait)]
+    pub deploy_timeout: u64,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -260,6 +264,7 @@ pub fn execute(
         wait_timeout_secs: args.wait_timeout,
         build_args: vec![(COMMIT_BUILD_ARG.to_string(), git.commit.clone())],
         image_label: Some(label),
+        time_limit: Some(Duration::from_secs(args.deploy_timeout)),
     };
     let timeout = Duration::from_secs(args.wait_timeout);
     if let Err(error) = flyctl.deploy(&deploy, out) {
@@ -430,6 +435,7 @@ fn handle_failed_release(
         commit: target.commit.as_deref(),
         newer_than,
         wait_timeout: args.wait_timeout,
+        deploy_timeout: args.deploy_timeout,
     };
     roll_back(repo, flyctl, gates, &plan, &mut rollback, out)?;
     for problem in &rollback.problems {

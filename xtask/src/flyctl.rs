@@ -13,6 +13,7 @@ mod locate;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use xshell::{Shell, cmd};
@@ -50,6 +51,7 @@ pub struct Invocation {
     /// The arguments after the program name.
     pub args: Vec<String>,
     stdin: Option<(String, Vec<String>)>,
+    time_limit: Option<Duration>,
 }
 
 impl std::fmt::Debug for Invocation {
@@ -68,7 +70,15 @@ impl Invocation {
         Invocation {
             args: args.into_iter().map(Into::into).collect(),
             stdin: None,
+            time_limit: None,
         }
+    }
+
+    /// Stops the command (its whole process group) when it runs longer than `limit`; the
+    /// call then fails like a non-zero exit. Only for commands without stdin.
+    pub fn with_time_limit(mut self, limit: Option<Duration>) -> Invocation {
+        self.time_limit = limit;
+        self
     }
 
     /// Adds a stdin payload carrying the values of `keys` (only the names are ever shown).
@@ -258,9 +268,22 @@ impl Flyctl {
         if let Some((payload, _)) = &invocation.stdin {
             command = command.stdin(payload.as_bytes());
         }
-        let output = command
-            .output()
-            .with_context(|| format!("starting `{shown}`; {INSTALL_HINT}"))?;
+        let output = match invocation.time_limit.filter(|_| invocation.stdin.is_none()) {
+            None => command.output().map_err(anyhow::Error::from),
+            Some(limit) => match run_bounded(std::process::Command::from(command), limit) {
+                Ok(Some(output)) => Ok(output),
+                Ok(None) => {
+                    return Err(FlyctlFailed {
+                        command: shown,
+                        status: format!("stopped: it did not finish within {}s", limit.as_secs()),
+                        stderr_tail: String::new(),
+                    }
+                    .into());
+                }
+                Err(error) => Err(anyhow::Error::from(error)),
+            },
+        }
+        .with_context(|| format!("starting `{shown}`; {INSTALL_HINT}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if output.status.success() {
             return Ok(stdout);
@@ -332,14 +355,79 @@ impl Flyctl {
         self.call(&invocation, out).map(drop)
     }
 
-    /// `flyctl deploy ...` as described by `deploy` (always waits for health checks).
+    /// `flyctl deploy ...` as described by `deploy` (always waits for health checks), stopped
+    /// when it outlives the command's time limit.
     pub fn deploy(
         &self,
         deploy: &DeployCommand,
         out: &mut dyn Write,
     ) -> anyhow::Result<Option<String>> {
-        self.call(&Invocation::new(deploy.args()), out)
+        let invocation = Invocation::new(deploy.args()).with_time_limit(deploy.time_limit);
+        self.call(&invocation, out)
     }
+}
+
+/// Runs `command` in its own process group with stdin closed; `None` (after stopping the
+/// whole group) when it outlives `limit`. Ctrl-C stops the group too: it is not in the
+/// terminal's foreground group, so it would not get the signal itself.
+fn run_bounded(
+    mut command: std::process::Command,
+    limit: Duration,
+) -> std::io::Result<Option<std::process::Output>> {
+    use std::io::Read;
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let _guard = crate::interrupt::on_interrupt(move || crate::interrupt::terminate_group(pid));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if started.elapsed() >= limit {
+            crate::interrupt::terminate_group(pid);
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    Ok(status.map(|status| std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }))
 }
 
 /// The last `lines` lines of `text`.

@@ -42,6 +42,10 @@ pub struct Args {
     /// (e.g. 300, 90s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_wait)]
     pub wait_timeout: u64,
+    /// How long one `flyctl deploy` may run in all (build and rollout) before it is stopped
+    /// and counted as a failure (e.g. 30m).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_wait)]
+    pub deploy_timeout: u64,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -152,6 +156,7 @@ pub fn run_with(
             .and_then(|s| s.releases.first())
             .map(|r| r.version),
         wait_timeout: args.wait_timeout,
+        deploy_timeout: args.deploy_timeout,
     };
     roll_back(repo, &flyctl, gates, &plan, &mut result, out)?;
     finish(repo, args, &flyctl, clock, result, out)

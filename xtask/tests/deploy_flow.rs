@@ -175,6 +175,28 @@ fn a_failing_flyctl_deploy_shows_its_stderr_tail_and_the_rollback_to_what_served
 }
 
 #[test]
+fn a_flyctl_deploy_that_outlives_its_time_limit_is_stopped_and_fails() {
+    let (_app, fixture) = deployable();
+    let hang = serde_json::json!({"stdout": "", "stderr": "", "exit": 0, "sleep_ms": 60_000});
+    std::fs::write(
+        fixture.fake_dir.join("responses/deploy.json"),
+        hang.to_string(),
+    )
+    .unwrap();
+    let gates = FakeGates::new(Verdict::Pass, &[]);
+    let (verdict, result, out) = deploy(&fixture, &gates, &["--deploy-timeout", "1s"]);
+    assert_eq!(verdict, Verdict::Fail, "{out}");
+    assert!(
+        result.problems[0].contains("stopped: it did not finish within 1s"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("cargo xtask rollback --env staging --to {IMG3}")),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_failing_read_before_the_deploy_deploys_nothing() {
     let (_app, fixture) = deployable();
     fixture.respond("machines-list", None, "", "Error: app not found\n", 1);

@@ -20,6 +20,9 @@ pub struct DeployCommand {
     pub build_args: Vec<(String, String)>,
     /// `--image-label`: the tag the built image gets (a build only).
     pub image_label: Option<String>,
+    /// How long the whole flyctl call may run (build and rollout) before it is stopped and
+    /// counted as failed; not part of the argv.
+    pub time_limit: Option<std::time::Duration>,
 }
 
 impl DeployCommand {
@@ -65,6 +68,7 @@ mod tests {
             wait_timeout_secs: 300,
             build_args: vec![("GIT_COMMIT".into(), "0123abc".into())],
             image_label: Some("0123abc".into()),
+            time_limit: None,
         };
         assert_eq!(
             deploy.args().join(" "),

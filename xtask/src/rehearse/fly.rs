@@ -34,6 +34,9 @@ const MACHINES: usize = 2;
 /// flyctl's `--wait-timeout` for the good deploy, and the bound of the proofs.
 const WAIT_SECS: u64 = 30;
 
+/// The bound of one local `flyctl deploy`, build and rollout.
+const DEPLOY_LIMIT_SECS: u64 = 120;
+
 /// The drill's wait: how long the failing release's checks get before flyctl gives up.
 const DRILL_WAIT_SECS: u64 = 3;
 
@@ -132,6 +135,7 @@ pub fn rehearse(
         strategy: "rolling".to_string(),
         rollback_on_failure: false,
         wait_timeout: WAIT_SECS,
+        deploy_timeout: DEPLOY_LIMIT_SECS,
         json: false,
     };
     let (deployed, result) = crate::deploy::execute(
@@ -332,6 +336,7 @@ fn rollback_drill(
         wait_timeout_secs: DRILL_WAIT_SECS,
         build_args: vec![("GIT_COMMIT".into(), format!("drill-{commit}"))],
         image_label: Some("rollback-drill".into()),
+        time_limit: Some(std::time::Duration::from_secs(DEPLOY_LIMIT_SECS)),
     };
     writeln!(
         out,
@@ -356,6 +361,7 @@ fn rollback_drill(
         commit: target.commit.as_deref(),
         newer_than,
         wait_timeout: WAIT_SECS,
+        deploy_timeout: DEPLOY_LIMIT_SECS,
     };
     roll_back(repo, flyctl, gates, &plan, &mut result, out)?;
     let proven = result

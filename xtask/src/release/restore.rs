@@ -86,6 +86,8 @@ pub struct RollbackPlan<'a> {
     pub newer_than: Option<u64>,
     /// flyctl's `--wait-timeout` and the bound of the verification and readiness polls.
     pub wait_timeout: u64,
+    /// How long the `flyctl deploy --image` may run in all before it is stopped.
+    pub deploy_timeout: u64,
 }
 
 /// The `flyctl deploy --image` that puts `image` back on the environment's app.
@@ -102,6 +104,7 @@ pub fn rollback_command(
         wait_timeout_secs: wait_timeout,
         build_args: Vec::new(),
         image_label: None,
+        time_limit: None,
     }
 }
 
@@ -118,7 +121,8 @@ pub fn roll_back(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let environment = plan.environment;
-    let command = rollback_command(environment, plan.image, plan.wait_timeout);
+    let mut command = rollback_command(environment, plan.image, plan.wait_timeout);
+    command.time_limit = Some(Duration::from_secs(plan.deploy_timeout));
     if let Err(error) = flyctl.deploy(&command, out) {
         match flyctl_failure(&error) {
             Some(failure) => {
