@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use super::cli::LocalCommand;
 use super::machine::{self, free_port, log_tail};
 use super::state::{App, StateDir};
-use crate::interrupt::{process_alive, terminate_group};
+use crate::interrupt::process_alive;
 
 /// Runs an admin command.
 pub fn run(dir: &StateDir, command: LocalCommand) -> anyhow::Result<()> {
@@ -81,6 +81,7 @@ pub fn create_app(
         .spawn()
         .context("starting the proxy")?;
     app.proxy_pid = Some(child.id());
+    app.proxy_started = machine::start_time(child.id());
     dir.save(&app)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -105,10 +106,7 @@ pub fn down(dir: &StateDir, name: &str) -> anyhow::Result<usize> {
         }
         machine::stop(machine);
     }
-    if let Some(pid) = app.proxy_pid.take()
-        && process_alive(pid)
-    {
-        terminate_group(pid);
+    if machine::stop_group(app.proxy_pid.take(), app.proxy_started.take()) {
         stopped += 1;
     }
     dir.save(&app)?;

@@ -169,9 +169,6 @@ fn secrets(dir: &StateDir, command: SecretsCommand, stdin: &str) -> anyhow::Resu
     match command {
         SecretsCommand::Import { app, stage } => {
             let mut app = dir.load(&app.app)?;
-            if !stage && !app.machines.is_empty() {
-                bail!("localfly applies secrets at the next deploy only: use --stage");
-            }
             let entries = crate::secrets::fly_import::decode_fly_import(stdin)?;
             if entries.is_empty() {
                 bail!("requires at least one SECRET=VALUE pair on stdin");
@@ -186,6 +183,10 @@ fn secrets(dir: &StateDir, command: SecretsCommand, stdin: &str) -> anyhow::Resu
                 app.secrets.insert(entry.name, secret);
             }
             dir.save(&app)?;
+            if !stage && !app.machines.is_empty() {
+                // Like flyctl: new values mean a new release and restarted machines.
+                deploy::restart_for_secrets(dir, &mut app)?;
+            }
             if stage {
                 println!(
                     "Secrets have been staged, but not set on VMs. Deploy or update machines in this app for the secrets to take effect."

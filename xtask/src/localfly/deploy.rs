@@ -64,14 +64,16 @@ pub fn run(dir: &StateDir, request: &DeployRequest) -> anyhow::Result<()> {
         return Ok(());
     }
     app.checks = fly.checks.clone();
+    app.fly_env = fly.env.clone();
     let version = app.push_release(&image.reference, "Deploy image", &strategy);
     for secret in app.secrets.values_mut() {
         secret.status = "Deployed".into();
     }
     dir.save(&app)?;
 
-    let result = release_command(dir, &mut app, &image, &fly)
-        .and_then(|()| replace_machines(dir, &mut app, &image, &fly, &strategy, request));
+    let result = release_command(dir, &mut app, &image, &fly).and_then(|()| {
+        replace_machines(dir, &mut app, &image, &fly, &strategy, request.wait_timeout)
+    });
     app.finish_release(version, if result.is_ok() { "complete" } else { "failed" });
     dir.save(&app)?;
     result?;
@@ -80,6 +82,30 @@ pub fn run(dir: &StateDir, request: &DeployRequest) -> anyhow::Result<()> {
         app.name
     );
     Ok(())
+}
+
+/// What `secrets import` without `--stage` does on an app with machines: a new release of
+/// the current image, its machines replaced one at a time with the new values, waiting on
+/// the checks of the last deploy.
+pub fn restart_for_secrets(dir: &StateDir, app: &mut App) -> anyhow::Result<()> {
+    let Some(current) = app.current_release().map(|r| r.image_ref.clone()) else {
+        return Ok(());
+    };
+    let image = find_image(app, &current)?;
+    let fly = FlyToml {
+        env: app.fly_env.clone(),
+        checks: app.checks.clone(),
+        ..FlyToml::default()
+    };
+    let version = app.push_release(&image.reference, "Update secrets", "rolling");
+    for secret in app.secrets.values_mut() {
+        secret.status = "Deployed".into();
+    }
+    dir.save(app)?;
+    let result = replace_machines(dir, app, &image, &fly, "rolling", Duration::from_secs(300));
+    app.finish_release(version, if result.is_ok() { "complete" } else { "failed" });
+    dir.save(app)?;
+    result
 }
 
 fn find_image(app: &App, reference: &str) -> anyhow::Result<Image> {
@@ -220,11 +246,11 @@ fn replace_machines(
     image: &Image,
     fly: &FlyToml,
     strategy: &str,
-    request: &DeployRequest,
+    wait_timeout: Duration,
 ) -> anyhow::Result<()> {
     let app_dir = dir.app_dir(&app.name);
     let prober = Prober::new(Duration::from_secs(5))?;
-    let deadline = Instant::now() + request.wait_timeout;
+    let deadline = Instant::now() + wait_timeout;
     let mut ids: Vec<String> = app.machines.keys().cloned().collect();
     while ids.len() < app.machine_count {
         ids.push(new_machine_id());

@@ -86,25 +86,51 @@ pub fn start(
         port,
         healthy: false,
         pid: Some(child.id()),
+        started: start_time(child.id()),
         log,
         created_at: now,
         updated_at: now,
     })
 }
 
+/// When process `pid` started, in clock ticks since boot (`/proc/<pid>/stat` field 22).
+/// With the pid it names one process for good: a pid the system reused for another process
+/// has another start time, so the local Fly never signals a process it did not start.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": fields after the command name start at field 3.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Whether `pid`, started at `started`, is still that running process.
+pub fn running(pid: Option<u32>, started: Option<u64>) -> bool {
+    match (pid, started) {
+        (Some(pid), Some(started)) => process_alive(pid) && start_time(pid) == Some(started),
+        _ => false,
+    }
+}
+
+/// Stops the process group led by `pid` if it is still the process started at `started`.
+/// Returns whether it was running.
+pub fn stop_group(pid: Option<u32>, started: Option<u64>) -> bool {
+    let was_running = running(pid, started);
+    if let (true, Some(pid)) = (was_running, pid) {
+        terminate_group(pid);
+    }
+    was_running
+}
+
 /// Whether the machine's process is running.
 pub fn alive(machine: &Machine) -> bool {
-    machine.pid.is_some_and(process_alive)
+    running(machine.pid, machine.started)
 }
 
 /// Stops the machine's whole process group (TERM, then KILL after a grace period).
 pub fn stop(machine: &mut Machine) {
-    if let Some(pid) = machine.pid.take()
-        && process_alive(pid)
-    {
-        terminate_group(pid);
-    }
+    stop_group(machine.pid.take(), machine.started.take());
     machine.state = "stopped".into();
+    machine.healthy = false;
     machine.updated_at = Utc::now();
 }
 

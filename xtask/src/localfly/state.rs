@@ -32,6 +32,9 @@ pub struct App {
     pub port: u16,
     /// The proxy's process id (its own process group).
     pub proxy_pid: Option<u32>,
+    /// When the proxy started (see [`super::machine::start_time`]).
+    #[serde(default)]
+    pub proxy_started: Option<u64>,
     /// Secrets by name. Values stay in this directory only; `secrets list` shows digests.
     pub secrets: BTreeMap<String, Secret>,
     /// Images by ref.
@@ -45,6 +48,9 @@ pub struct App {
     /// The health checks of the last deploy's fly.toml (what `machines list` reports).
     #[serde(default)]
     pub checks: Vec<super::machine::HttpCheck>,
+    /// The `[env]` of the last deploy's fly.toml (for restarts without a deploy).
+    #[serde(default)]
+    pub fly_env: BTreeMap<String, String>,
 }
 
 /// A secret value and whether the running machines have it yet.
@@ -110,6 +116,9 @@ pub struct Machine {
     pub healthy: bool,
     /// Its process id (leader of its own process group).
     pub pid: Option<u32>,
+    /// When that process started (see [`super::machine::start_time`]).
+    #[serde(default)]
+    pub started: Option<u64>,
     /// Its log file (stdout and stderr).
     pub log: PathBuf,
     /// When it was created.
