@@ -385,3 +385,35 @@ fn deploy_json_keeps_stdout_parseable() {
         "no flyctl call after a failed predeploy"
     );
 }
+
+/// The gates call predeploy and smoke with typed options: they must stay what the documented
+/// command lines parse to.
+#[test]
+fn the_gates_options_are_the_documented_command_lines() {
+    use xtask::cli::{Cli, Command};
+    use xtask::deploy::gates::{predeploy_args, smoke_args};
+    match Cli::try_parse_words(["predeploy", "--env", "staging"])
+        .unwrap()
+        .command
+    {
+        Command::Predeploy(parsed) => {
+            assert_eq!(
+                format!("{parsed:?}"),
+                format!("{:?}", predeploy_args("staging"))
+            )
+        }
+        other => panic!("parsed as {other:?}"),
+    }
+    match Cli::try_parse_words(["smoke", "--env", "staging"])
+        .unwrap()
+        .command
+    {
+        Command::Smoke(parsed) => {
+            assert_eq!(
+                format!("{parsed:?}"),
+                format!("{:?}", smoke_args("staging"))
+            )
+        }
+        other => panic!("parsed as {other:?}"),
+    }
+}

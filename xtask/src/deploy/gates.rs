@@ -1,17 +1,15 @@
-//! The real [`Gates`]: `predeploy` before a deploy and `smoke` after it, run exactly as
-//! `cargo xtask predeploy|smoke --env NAME` would. The seam itself and the readiness poll live
-//! in [`crate::release::gates`], shared with rollback.
+//! The real [`Gates`]: `predeploy` before a deploy and `smoke` after it, called as library
+//! functions with typed options equal to `cargo xtask predeploy|smoke --env NAME` (a test
+//! holds them to the CLI's parse). The seam itself and the readiness poll live in
+//! [`crate::release::gates`], shared with rollback.
 
-use anyhow::Context;
-
-use crate::cli::{Cli, Command};
 use crate::output::Output;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
 pub use crate::release::gates::{Gates, READYZ_PATH, parse_wait, wait_ready};
 
-/// The real tasks, run through the real CLI so their flags stay the documented ones.
+/// The real tasks, run as `cargo xtask predeploy|smoke --env NAME` runs them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TaskGates {
     /// The calling task prints JSON on stdout: the gates' tables go to stderr.
@@ -28,45 +26,42 @@ impl TaskGates {
     }
 }
 
+/// The options of `cargo xtask predeploy --env ENV`.
+pub fn predeploy_args(env: &str) -> crate::predeploy::Args {
+    crate::predeploy::Args {
+        env: Some(env.to_string()),
+        strict: false,
+        json: false,
+    }
+}
+
+/// The options of `cargo xtask smoke --env ENV`.
+pub fn smoke_args(env: &str) -> crate::smoke::Args {
+    crate::smoke::Args {
+        env: Some(env.to_string()),
+        url: None,
+        wait: None,
+        concurrency: None,
+        requests: None,
+        duration: None,
+        rate: None,
+        warmup: None,
+        timeout: None,
+        p95_ms: None,
+        max_error_rate: None,
+        endpoints: Vec::new(),
+        skip_bench: false,
+        skip_checks: false,
+        json: false,
+    }
+}
+
 impl Gates for TaskGates {
     fn predeploy(&self, _repo: &Repo, env: &str) -> anyhow::Result<Verdict> {
-        match parse_task(&["predeploy", "--env", env])? {
-            Command::Predeploy(args) => crate::predeploy::run_with_output(args, self.output()),
-            _ => unreachable!("parsed as predeploy"),
-        }
+        crate::predeploy::run_with_output(predeploy_args(env), self.output())
     }
 
     fn smoke(&self, _repo: &Repo, env: &str) -> anyhow::Result<Verdict> {
-        match parse_task(&["smoke", "--env", env])? {
-            Command::Smoke(args) => crate::smoke::run_with_output(args, self.output()),
-            _ => unreachable!("parsed as smoke"),
-        }
-    }
-}
-
-fn parse_task(words: &[&str]) -> anyhow::Result<Command> {
-    let cli = Cli::try_parse_words(words.iter().copied()).with_context(|| {
-        format!(
-            "`cargo xtask {}` is not a valid command line",
-            words.join(" ")
-        )
-    })?;
-    Ok(cli.command)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_real_gates_command_lines_parse() {
-        assert!(matches!(
-            parse_task(&["predeploy", "--env", "staging"]).unwrap(),
-            Command::Predeploy(_)
-        ));
-        assert!(matches!(
-            parse_task(&["smoke", "--env", "staging"]).unwrap(),
-            Command::Smoke(_)
-        ));
+        crate::smoke::run_with_output(smoke_args(env), self.output())
     }
 }
