@@ -1,14 +1,13 @@
-//! The local Fly itself: deploys bring up real machines serving the image's commit through
-//! the proxy, forced-instance routing reaches each machine, each fault fails the way flyctl
-//! does, nothing survives `local down`, and secret values travel on stdin only. Driven through
-//! `xtask::flyctl::Flyctl`, the product's own flyctl layer and JSON parsers.
+//! The local Fly itself, driven through the product's flyctl layer and JSON parsers: deploys
+//! serve the image's commit on every machine through the proxy, each fault fails the way
+//! flyctl does, nothing survives `local down`, and secret values travel on stdin only.
 
 mod localfly_support;
 
 use std::collections::BTreeSet;
 use std::process::Command;
 
-use localfly_support::{JWT, cabanas, failure_text, harness, harness_on};
+use localfly_support::{JWT, cabanas, failure_text, harness, harness_on, psql};
 use xtask::flyctl::{parse_machines, parse_releases, parse_secrets_list};
 use xtask::interrupt::process_alive;
 use xtask::localfly::{Fault, LocalFly};
@@ -78,6 +77,10 @@ fn a_deploy_serves_the_images_commit_on_every_machine() {
     );
     h.deploy("dead004", Some("immediate"), 60).unwrap();
     assert_eq!(h.releases()[0].version, 5);
+    h.deploy("feed005", Some("canary"), 60).unwrap();
+    let commits = h.commits();
+    assert_eq!(commits.len(), 2, "the canary is gone: {commits:?}");
+    assert!(commits.iter().all(|(_, c)| c == "feed005"), "{commits:?}");
 
     let logs = h
         .fly
@@ -138,6 +141,13 @@ fn faults_fail_the_deploy_like_flyctl_and_leave_the_old_build_serving() {
     assert_eq!(h.fly.pids(), pids, "no machine was touched");
     assert_eq!(h.commits()[0].1, "900d001");
 
+    // A canary that never passes its checks stops the deploy before any machine is touched.
+    h.fly.fault("lf-faults", Fault::ChecksNeverPass).unwrap();
+    let error = failure_text(h.deploy("bad0003c", Some("canary"), 2).unwrap_err());
+    assert!(error.contains("canary machine"), "{error}");
+    assert_eq!(h.fly.pids(), pids, "no machine was touched");
+    assert_eq!(h.machines().len(), 1, "the canary is gone");
+
     // Checks never pass: flyctl gives up at --wait-timeout.
     h.fly.fault("lf-faults", Fault::ChecksNeverPass).unwrap();
     let error = failure_text(h.deploy("bad0003", None, 2).unwrap_err());
@@ -148,7 +158,7 @@ fn faults_fail_the_deploy_like_flyctl_and_leave_the_old_build_serving() {
     let releases = h.releases();
     assert_eq!(
         (releases[0].version, releases[0].status.as_str()),
-        (3, "failed")
+        (4, "failed")
     );
     let machine = &h.machines()[0];
     assert_eq!(
@@ -387,12 +397,4 @@ fn machines_share_a_postgresql_database() {
     if let Err(panic) = outcome {
         std::panic::resume_unwind(panic);
     }
-}
-
-fn psql(server: &str, sql: &str) {
-    let status = Command::new("psql")
-        .args([server, "-v", "ON_ERROR_STOP=1", "-qc", sql])
-        .status()
-        .unwrap_or_else(|e| panic!("running psql: {e}"));
-    assert!(status.success(), "psql failed on `{sql}`");
 }

@@ -155,7 +155,7 @@ pub struct DeployArgs {
     /// Redeploy this known image instead of building.
     #[arg(short = 'i', long)]
     pub image: Option<String>,
-    /// rolling, immediate or bluegreen (default: fly.toml's, else rolling).
+    /// rolling, canary, bluegreen or immediate (default: fly.toml's, else rolling).
     #[arg(long)]
     pub strategy: Option<String>,
     /// How long to wait for machines to pass their checks (Go duration or seconds).

@@ -5,13 +5,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
 
 use super::fly_toml::{self, FlyToml};
-use super::machine::{self, Prober};
+use super::machine;
+use super::rollout;
 use super::state::{App, Fault, Image, StateDir, new_machine_id};
 
 /// The environment variable naming the `cabanas` binary a build "packs" into an image.
@@ -45,9 +46,10 @@ pub fn run(dir: &StateDir, request: &DeployRequest) -> anyhow::Result<()> {
         .clone()
         .or_else(|| fly.strategy.clone())
         .unwrap_or_else(|| "rolling".into());
-    if !matches!(strategy.as_str(), "rolling" | "immediate" | "bluegreen") {
+    if !rollout::STRATEGIES.contains(&strategy.as_str()) {
         bail!(
-            "localfly does not implement the `{strategy}` strategy (rolling, immediate, bluegreen)"
+            "unsupported deployment strategy `{strategy}` (localfly knows {})",
+            rollout::STRATEGIES.join(", ")
         );
     }
     let image = match &request.image {
@@ -72,7 +74,7 @@ pub fn run(dir: &StateDir, request: &DeployRequest) -> anyhow::Result<()> {
     dir.save(&app)?;
 
     let result = release_command(dir, &mut app, &image, &fly).and_then(|()| {
-        replace_machines(dir, &mut app, &image, &fly, &strategy, request.wait_timeout)
+        rollout::replace_machines(dir, &mut app, &image, &fly, &strategy, request.wait_timeout)
     });
     app.finish_release(version, if result.is_ok() { "complete" } else { "failed" });
     dir.save(&app)?;
@@ -102,7 +104,8 @@ pub fn restart_for_secrets(dir: &StateDir, app: &mut App) -> anyhow::Result<()> 
         secret.status = "Deployed".into();
     }
     dir.save(app)?;
-    let result = replace_machines(dir, app, &image, &fly, "rolling", Duration::from_secs(300));
+    let result =
+        rollout::replace_machines(dir, app, &image, &fly, "rolling", Duration::from_secs(300));
     app.finish_release(version, if result.is_ok() { "complete" } else { "failed" });
     dir.save(app)?;
     result
@@ -199,6 +202,8 @@ fn release_command(
         command.join(" ")
     );
     let mut env = machine::machine_env(app, image, &fly.env, &new_machine_id(), 0);
+    // Fly marks the release command's temporary machine this way.
+    env.insert("RELEASE_COMMAND".into(), "1".into());
     if app.take_fault(Fault::ReleaseCommandFails) {
         // A database the command cannot open: the real binary fails the real way.
         env.insert(
@@ -237,112 +242,6 @@ fn release_command(
         app.name,
         command.join(" ")
     );
-    Ok(())
-}
-
-fn replace_machines(
-    dir: &StateDir,
-    app: &mut App,
-    image: &Image,
-    fly: &FlyToml,
-    strategy: &str,
-    wait_timeout: Duration,
-) -> anyhow::Result<()> {
-    let app_dir = dir.app_dir(&app.name);
-    let prober = Prober::new(Duration::from_secs(5))?;
-    let deadline = Instant::now() + wait_timeout;
-    let mut ids: Vec<String> = app.machines.keys().cloned().collect();
-    while ids.len() < app.machine_count {
-        ids.push(new_machine_id());
-    }
-    println!(
-        "Updating existing machines in '{}' with {strategy} strategy",
-        app.name
-    );
-    match strategy {
-        "bluegreen" => {
-            let green: Vec<String> = (0..app.machine_count).map(|_| new_machine_id()).collect();
-            for id in &green {
-                let mut started = machine::start(&app_dir, app, image, &fly.env, id)?;
-                started.state = "created".into();
-                app.machines.insert(id.clone(), started);
-            }
-            dir.save(app)?;
-            let failure = green.iter().find_map(|id| {
-                prober
-                    .wait_passing(
-                        &app.machines[id],
-                        &fly.checks,
-                        image.checks_never_pass,
-                        deadline,
-                    )
-                    .err()
-            });
-            let losers: Vec<String> = if failure.is_some() {
-                green.clone()
-            } else {
-                app.machines
-                    .keys()
-                    .filter(|id| !green.contains(id))
-                    .cloned()
-                    .collect()
-            };
-            for id in &green {
-                if let Some(m) = app.machines.get_mut(id) {
-                    m.state = "started".into();
-                    m.healthy = failure.is_none();
-                }
-            }
-            for id in losers {
-                if let Some(mut old) = app.machines.remove(&id) {
-                    machine::stop(&mut old);
-                }
-            }
-            dir.save(app)?;
-            if let Some(failure) = failure {
-                bail!("failed to deploy green machines: {failure}");
-            }
-        }
-        "immediate" => {
-            for id in &ids {
-                if let Some(old) = app.machines.get_mut(id) {
-                    machine::stop(old);
-                }
-                let mut started = machine::start(&app_dir, app, image, &fly.env, id)?;
-                // Nobody waits on checks with this strategy: traffic goes at once.
-                started.healthy = true;
-                app.machines.insert(id.clone(), started);
-            }
-            dir.save(app)?;
-        }
-        _ => {
-            for id in &ids {
-                if let Some(old) = app.machines.get_mut(id) {
-                    old.state = "replacing".into();
-                    dir.save(app)?;
-                    let old = app.machines.get_mut(id).expect("present");
-                    machine::stop(old);
-                }
-                let started = machine::start(&app_dir, app, image, &fly.env, id)?;
-                app.machines.insert(id.clone(), started);
-                dir.save(app)?;
-                let waited = prober.wait_passing(
-                    &app.machines[id],
-                    &fly.checks,
-                    image.checks_never_pass,
-                    deadline,
-                );
-                if let Err(failure) = waited {
-                    bail!("failed to update machine {id}: {failure}");
-                }
-                if let Some(m) = app.machines.get_mut(id) {
-                    m.healthy = true;
-                }
-                dir.save(app)?;
-                println!("Machine {id} [app] update finished: success");
-            }
-        }
-    }
     Ok(())
 }
 

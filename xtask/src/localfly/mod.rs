@@ -19,6 +19,10 @@
 //! | `machines list --app A --json` | `id`, `state`, `region`, `config.image`, `image_ref{registry,repository,tag,digest}`, `checks[{name,status,output}]`, probed now |
 //! | `logs --app A --no-tail` | every machine's output |
 //!
+//! Every process (machine, proxy) is the leader of its own process group and is recorded
+//! with its pid and start time, so `local down` stops whole groups and never signals a pid
+//! the system has since given to another process.
+//!
 //! Anything else (a command, a flag) fails with a message naming it (clap, exit 2); a flyctl
 //! error prints `Error: ...` and exits 1. Every call is appended to `$LOCALFLY_DIR/calls.jsonl`
 //! as `{"argv": [...], "stdin": "...", "cwd": "...", "env": {"FLY_API_TOKEN": bool}}`, like
@@ -36,11 +40,15 @@
 //!   `FLY_REGION`, `FLY_IMAGE_REF`, `PORT` and `HOST=127.0.0.1`. All machines share the
 //!   database the `DATABASE_URL` secret names (a SQLite file or the throwaway PostgreSQL).
 //! - `deploy` makes the image (or finds `--image`, else fails `image not found`), creates a
-//!   release (`running`), runs fly.toml's `release_command` once with the image's binary,
-//!   then replaces the app's machines (`local create-app --machines N` of them): `rolling`
-//!   one at a time, each waiting until fly.toml's HTTP checks pass; `bluegreen` starts N new
-//!   machines, waits for all, then destroys the old ones (or the new ones on failure);
-//!   `immediate` replaces all without waiting. A machine that exits, or checks still failing
+//!   release (`running`), runs fly.toml's `release_command` once with the image's binary
+//!   (with `RELEASE_COMMAND=1`, as Fly sets it), then replaces the app's machines
+//!   (`local create-app --machines N` of them): `rolling` one at a time in place, each
+//!   waiting until fly.toml's HTTP checks pass; `canary` first proves the image on one extra
+//!   machine (destroyed afterwards), then rolls; `bluegreen` starts N new machines, waits for
+//!   all, then destroys the old ones (or the new ones on failure); `immediate` replaces all
+//!   without waiting.
+//! - `secrets import` without `--stage` on an app with machines makes a release of the
+//!   current image and replaces the machines one at a time, as flyctl does. A machine that exits, or checks still failing
 //!   when `--wait-timeout` runs out, fail the deploy (exit 1, release `failed`) the way flyctl
 //!   does; machines already replaced keep the new image (roll back with `deploy --image`).
 //! - The app's URL is its proxy, `http://127.0.0.1:<port>` (printed by `create-app`):
@@ -86,6 +94,7 @@ pub mod fly_toml;
 pub mod machine;
 pub mod output;
 pub mod proxy;
+pub mod rollout;
 pub mod state;
 
 use std::ffi::OsString;

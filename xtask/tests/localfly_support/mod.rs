@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
@@ -174,4 +175,13 @@ impl Harness {
 
 pub fn failure_text(error: anyhow::Error) -> String {
     format!("{error:#}")
+}
+
+/// Runs `sql` on the PostgreSQL server at `server`.
+pub fn psql(server: &str, sql: &str) {
+    let status = Command::new("psql")
+        .args([server, "-v", "ON_ERROR_STOP=1", "-qc", sql])
+        .status()
+        .unwrap_or_else(|e| panic!("running psql: {e}"));
+    assert!(status.success(), "psql failed on `{sql}`");
 }
