@@ -46,6 +46,7 @@ pub enum FlyCommand {
         json: bool,
     },
     /// Apps.
+    #[command(alias = "app")]
     Apps {
         /// The apps command.
         #[command(subcommand)]
@@ -71,6 +72,7 @@ pub enum FlyCommand {
         image: bool,
     },
     /// Machines.
+    #[command(aliases = ["machine", "m"])]
     Machines {
         /// The machines command.
         #[command(subcommand)]
@@ -103,6 +105,7 @@ pub enum AuthCommand {
 #[derive(Debug, Subcommand)]
 pub enum AppsCommand {
     /// Every app.
+    #[command(alias = "ls")]
     List {
         /// JSON output.
         #[arg(long, short = 'j')]
@@ -122,6 +125,7 @@ pub enum SecretsCommand {
         stage: bool,
     },
     /// Names and digests of the secrets, never values.
+    #[command(alias = "ls")]
     List {
         #[command(flatten)]
         app: AppFlag,
@@ -135,6 +139,7 @@ pub enum SecretsCommand {
 #[derive(Debug, Subcommand)]
 pub enum MachinesCommand {
     /// The app's machines, with their image and checks now.
+    #[command(alias = "ls")]
     List {
         #[command(flatten)]
         app: AppFlag,

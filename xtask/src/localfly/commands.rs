@@ -148,16 +148,8 @@ fn run(dir: &StateDir, cli: Cli, stdin: &str) -> anyhow::Result<()> {
                 bail!("localfly cannot follow logs: pass --no-tail");
             }
             let app = dir.load(&app.app)?;
-            for machine in app.machines.values() {
-                let text = std::fs::read_to_string(&machine.log).unwrap_or_default();
-                for line in text.lines() {
-                    println!(
-                        "{} app[{}] {} [info] {line}",
-                        machine.updated_at.to_rfc3339(),
-                        machine.id,
-                        app.region
-                    );
-                }
+            for line in output::logs(&app) {
+                println!("{line}");
             }
         }
         FlyCommand::Local { command } => admin::run(dir, command)?,

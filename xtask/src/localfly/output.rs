@@ -130,3 +130,25 @@ pub fn secrets(app: &App) -> Value {
             .collect(),
     )
 }
+
+/// `logs --no-tail`: every machine's output as flyctl prints it
+/// (`<time> app[<machine>] <region> [info] <line>`), ordered by time across machines. The
+/// time is the service's own JSON `timestamp` when the line has one.
+pub fn logs(app: &App) -> Vec<String> {
+    let mut lines: Vec<(String, String)> = Vec::new();
+    for machine in app.machines.values() {
+        let text = std::fs::read_to_string(&machine.log).unwrap_or_default();
+        let mut time = machine.created_at.to_rfc3339();
+        for line in text.lines() {
+            if let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(line)
+                && let Some(Value::String(stamp)) = fields.get("timestamp")
+            {
+                time = stamp.clone();
+            }
+            let shown = format!("{time} app[{}] {} [info] {line}", machine.id, app.region);
+            lines.push((time.clone(), shown));
+        }
+    }
+    lines.sort_by(|a, b| a.0.cmp(&b.0));
+    lines.into_iter().map(|(_, line)| line).collect()
+}
