@@ -70,6 +70,10 @@ fn stand(machines: usize) -> Stand {
 
 impl Stand {
     fn deploy(&self, smoke: &[Verdict], extra: &[&str]) -> (Verdict, DeployResult, String) {
+        self.deploy_with(FakeGates::new(Verdict::Pass, smoke), extra)
+    }
+
+    fn deploy_with(&self, gates: FakeGates, extra: &[&str]) -> (Verdict, DeployResult, String) {
         let mut words = vec!["deploy", "--env", "staging"];
         if !extra.contains(&"--wait-timeout") {
             words.extend(["--wait-timeout", "30s"]);
@@ -79,7 +83,6 @@ impl Stand {
             xtask::cli::Command::Deploy(args) => args,
             other => panic!("parsed as {other:?}"),
         };
-        let gates = FakeGates::new(Verdict::Pass, smoke);
         let mut out = Vec::new();
         let (verdict, result) = xtask::deploy::run_with(
             &self.fixture.repo(),
@@ -286,6 +289,47 @@ fn a_crash_at_start_with_rollback_on_failure_serves_the_previous_commit() {
         result.release
     );
     stand.assert_serves(&first, 2);
+    let record: xtask::record::RunRecord<DeployResult> =
+        xtask::record::latest(&stand.fixture.repo(), "deploy", "staging")
+            .unwrap()
+            .unwrap();
+    let saved = record.result;
+    assert_eq!(saved.before.unwrap().machines.len(), 2, "images before");
+    assert_eq!(saved.after.unwrap().machines.len(), 2, "images after");
+    assert_eq!(saved.rollback_image.as_deref(), Some(image.as_str()));
+    let rolled = saved.rolled_back.unwrap();
+    let evidence = rolled.verification.unwrap();
+    assert_eq!(
+        evidence.conditions.len(),
+        4,
+        "each condition with its evidence"
+    );
+    assert!(
+        evidence.conditions[3].evidence.contains(&first),
+        "{:?}",
+        evidence.conditions
+    );
+}
+
+#[test]
+fn smoke_that_cannot_run_counts_as_a_failure_and_rolls_back() {
+    let stand = stand(1);
+    let (first, _) = stand.deployed_then_new_commit();
+    let gates = FakeGates::new(Verdict::Pass, &[Verdict::Pass]);
+    gates.smoke_cannot_run.set(true);
+    let (verdict, result, out) = stand.deploy_with(gates, &["--rollback-on-failure"]);
+    assert_eq!(verdict, Verdict::Fail, "{out}");
+    assert!(
+        result
+            .problems
+            .iter()
+            .any(|p| p.contains("smoke could not run against the new release")),
+        "{out}"
+    );
+    let rolled = result.rolled_back.as_ref().unwrap();
+    assert!(rolled.problems.is_empty(), "{out}");
+    assert_eq!(rolled.smoke, Some(Verdict::Pass));
+    stand.assert_serves(&first, 1);
 }
 
 #[test]

@@ -281,6 +281,8 @@ pub fn start_app() -> App {
 /// Gates with chosen outcomes; records which ran.
 pub struct FakeGates {
     pub predeploy: Verdict,
+    /// When set, smoke cannot run (an error, as when its target is unreachable).
+    pub smoke_cannot_run: std::cell::Cell<bool>,
     pub smoke: RefCell<VecDeque<Verdict>>,
     pub ran: RefCell<Vec<String>>,
 }
@@ -289,6 +291,7 @@ impl FakeGates {
     pub fn new(predeploy: Verdict, smoke: &[Verdict]) -> FakeGates {
         FakeGates {
             predeploy,
+            smoke_cannot_run: std::cell::Cell::new(false),
             smoke: RefCell::new(smoke.iter().copied().collect()),
             ran: RefCell::new(Vec::new()),
         }
@@ -303,6 +306,9 @@ impl Gates for FakeGates {
 
     fn smoke(&self, _repo: &Repo, env: &str) -> anyhow::Result<Verdict> {
         self.ran.borrow_mut().push(format!("smoke --env {env}"));
+        if self.smoke_cannot_run.replace(false) {
+            anyhow::bail!("smoke could not start: the fake said so");
+        }
         Ok(self
             .smoke
             .borrow_mut()
