@@ -18,8 +18,16 @@ use super::{admin, output};
 /// The `localfly` binary's `main`.
 pub fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().skip(1).collect();
+    // Only `secrets import` reads stdin, as with flyctl: any other call returns at once even
+    // when its caller leaves stdin open.
+    let words: Vec<&str> = argv
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .take(2)
+        .collect();
     let mut stdin = String::new();
-    if !std::io::stdin().is_terminal() {
+    if words == ["secrets", "import"] && !std::io::stdin().is_terminal() {
         let _ = std::io::stdin().read_to_string(&mut stdin);
     }
     let dir = StateDir::from_env();

@@ -26,7 +26,8 @@
 //! Anything else (a command, a flag) fails with a message naming it (clap, exit 2); a flyctl
 //! error prints `Error: ...` and exits 1. Every call is appended to `$LOCALFLY_DIR/calls.jsonl`
 //! as `{"argv": [...], "stdin": "...", "cwd": "...", "env": {"FLY_API_TOKEN": bool}}`, like
-//! the recording fake's, so tests can assert that no secret value is in any argv.
+//! the recording fake's, so tests can assert that no secret value is in any argv. Only
+//! `secrets import` reads stdin (as with flyctl); every other call records it empty.
 //!
 //! # Images, machines, deploys
 //!
