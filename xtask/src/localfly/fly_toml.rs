@@ -54,15 +54,20 @@ pub fn read(path: &Path) -> anyhow::Result<FlyToml> {
         .unwrap_or_default();
 
     let mut checks = Vec::new();
-    let service_checks = value
-        .get("http_service")
+    let service = value.get("http_service");
+    let port = service
+        .and_then(|s| s.get("internal_port"))
+        .and_then(|p| p.as_integer())
+        .unwrap_or(8080);
+    let service_checks = service
         .and_then(|s| s.get("checks"))
         .and_then(|c| c.as_array());
     for (index, check) in service_checks.into_iter().flatten().enumerate() {
         let path = check.get("path").and_then(|p| p.as_str()).unwrap_or("/");
         checks.push(HttpCheck {
             path: path.into(),
-            name: format!("servicecheck-{index:02}-http"),
+            // Fly's name for a service check.
+            name: format!("servicecheck-{index:02}-http-{port}"),
         });
     }
     if let Some(named) = value.get("checks").and_then(|c| c.as_table()) {
@@ -99,6 +104,7 @@ mod tests {
         assert_eq!(fly.strategy.as_deref(), Some("rolling"));
         assert_eq!(fly.checks.len(), 1);
         assert_eq!(fly.checks[0].path, "/api/v1/readyz");
+        assert_eq!(fly.checks[0].name, "servicecheck-00-http-8080");
         assert_eq!(fly.env.get("PORT").map(String::as_str), Some("8080"));
     }
 }

@@ -231,3 +231,20 @@ impl Prober {
 pub fn log_tail(path: &Path, lines: usize) -> String {
     crate::flyctl::tail(&std::fs::read_to_string(path).unwrap_or_default(), lines)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_counts_as_ours_only_with_its_start_time() {
+        let me = std::process::id();
+        let started = start_time(me);
+        assert!(started.is_some(), "this process has a start time");
+        assert!(running(Some(me), started));
+        // The same pid with another start time is a reused pid: never ours.
+        assert!(!running(Some(me), started.map(|t| t + 1)));
+        assert!(!running(Some(me), None));
+        assert!(!running(None, started));
+    }
+}
