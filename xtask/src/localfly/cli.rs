@@ -231,3 +231,62 @@ pub enum LocalCommand {
         port: u16,
     },
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::flyctl::DeployCommand;
+
+    fn parses(args: &[String]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("localfly".to_string()).chain(args.iter().cloned()))
+    }
+
+    #[test]
+    fn every_deploy_argv_the_tasks_emit_is_understood() {
+        let mut deploy = DeployCommand {
+            app: "cabanas".into(),
+            config: "fly.toml".into(),
+            image: None,
+            strategy: Some("bluegreen".into()),
+            wait_timeout_secs: 120,
+            build_args: vec![("GIT_COMMIT".into(), "0123abc".into())],
+            image_label: Some("0123abc".into()),
+            time_limit: None,
+        };
+        let Ok(Cli {
+            command: FlyCommand::Deploy(args),
+        }) = parses(&deploy.args())
+        else {
+            panic!("not a deploy: {:?}", deploy.args());
+        };
+        assert_eq!(args.build_arg_map().unwrap()["GIT_COMMIT"], "0123abc");
+        assert_eq!(args.wait_timeout, "120s");
+        assert!(args.remote_only);
+        deploy.image = Some("registry.fly.io/cabanas:0123abc".into());
+        assert!(parses(&deploy.args()).is_ok(), "{:?}", deploy.args());
+    }
+
+    #[test]
+    fn the_read_calls_and_secrets_import_are_understood_and_unknown_flags_are_not() {
+        for line in [
+            "auth whoami",
+            "releases --app a --image --json",
+            "machines list --app a --json",
+            "secrets list --app a --json",
+            "secrets import --app a --stage",
+            "status --app a --json",
+            "logs --app a --no-tail",
+        ] {
+            let args: Vec<String> = line.split(' ').map(String::from).collect();
+            assert!(parses(&args).is_ok(), "{line}");
+        }
+        let detach: Vec<String> = "deploy --app a --config fly.toml --detach"
+            .split(' ')
+            .map(String::from)
+            .collect();
+        let error = parses(&detach).unwrap_err().to_string();
+        assert!(error.contains("--detach"), "{error}");
+    }
+}
