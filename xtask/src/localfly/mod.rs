@@ -60,11 +60,14 @@
 //!
 //! # Faults
 //!
-//! `localfly local fault --app A <fault>` makes the app's next deploy suffer it (once):
-//! `crash-at-start` (the new image's binary exits when asked to serve; the release command
-//! still works), `release-command-fails` (the real release command fails to open its
-//! database), `checks-never-pass` (the new image's checks answer 404 forever, so the deploy
-//! times out), `no-release` (deploy exits 0 having made no release and touched nothing).
+//! `localfly local fault --app A <fault>` queues a fault, used once:
+//! - `crash-at-start` and `checks-never-pass` are baked into the next *built* image: its
+//!   binary exits when asked to serve (the release command still works), or its checks answer
+//!   404 forever so the deploy times out. Redeploying that image with `--image` fails the same
+//!   way; an `--image` deploy of a good image neither suffers nor uses them.
+//! - `release-command-fails` (the real release command fails to open its database) and
+//!   `no-release` (deploy exits 0 having made no release and touched nothing) hit the next
+//!   deploy, built or `--image`.
 //!
 //! # Using it from a test
 //!
