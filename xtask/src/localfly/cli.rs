@@ -163,7 +163,7 @@ pub struct DeployArgs {
     /// rolling, canary, bluegreen or immediate (default: fly.toml's, else rolling).
     #[arg(long)]
     pub strategy: Option<String>,
-    /// How long to wait for machines to pass their checks (Go duration or seconds).
+    /// How long to wait for each machine to pass its checks (Go duration or seconds).
     #[arg(long, default_value = "5m0s")]
     pub wait_timeout: String,
     /// KEY=VALUE build arguments; each becomes an environment variable of the machines.

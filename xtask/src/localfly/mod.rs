@@ -47,11 +47,12 @@
 //!   waiting until fly.toml's HTTP checks pass; `canary` first proves the image on one extra
 //!   machine (destroyed afterwards), then rolls; `bluegreen` starts N new machines, waits for
 //!   all, then destroys the old ones (or the new ones on failure); `immediate` replaces all
-//!   without waiting.
+//!   without waiting. A machine that exits, or whose checks still fail when `--wait-timeout`
+//!   (a bound per machine, as in flyctl) runs out, fails the deploy (exit 1, release
+//!   `failed`) the way flyctl does; machines already replaced keep the new image (roll back
+//!   with `deploy --image`).
 //! - `secrets import` without `--stage` on an app with machines makes a release of the
-//!   current image and replaces the machines one at a time, as flyctl does. A machine that exits, or checks still failing
-//!   when `--wait-timeout` runs out, fail the deploy (exit 1, release `failed`) the way flyctl
-//!   does; machines already replaced keep the new image (roll back with `deploy --image`).
+//!   current image and replaces the machines one at a time, as flyctl does.
 //! - The app's URL is its proxy, `http://127.0.0.1:<port>` (printed by `create-app`):
 //!   round-robin over `started` machines whose process is alive and whose checks passed
 //!   during their deploy (`immediate` does not wait, so its machines count as healthy at

@@ -25,7 +25,8 @@ pub fn replace_machines(
 ) -> anyhow::Result<()> {
     let app_dir = dir.app_dir(&app.name);
     let prober = Prober::new(Duration::from_secs(5))?;
-    let deadline = Instant::now() + wait_timeout;
+    // Like flyctl's --wait-timeout: a bound for each machine, not for the whole rollout.
+    let deadline = || Instant::now() + wait_timeout;
     let mut ids: Vec<String> = app.machines.keys().cloned().collect();
     while ids.len() < app.machine_count {
         ids.push(new_machine_id());
@@ -49,7 +50,7 @@ pub fn replace_machines(
                         &app.machines[id],
                         &fly.checks,
                         image.checks_never_pass,
-                        deadline,
+                        deadline(),
                     )
                     .err()
             });
@@ -92,7 +93,7 @@ pub fn replace_machines(
         }
         _ => {
             if strategy == "canary" {
-                canary(dir, app, image, fly, &prober, deadline)?;
+                canary(dir, app, image, fly, &prober, deadline())?;
             }
             for id in &ids {
                 if let Some(old) = app.machines.get_mut(id) {
@@ -108,7 +109,7 @@ pub fn replace_machines(
                     &app.machines[id],
                     &fly.checks,
                     image.checks_never_pass,
-                    deadline,
+                    deadline(),
                 );
                 if let Err(failure) = waited {
                     bail!("failed to update machine {id}: {failure}");
