@@ -58,6 +58,9 @@ pub struct FlySettings<'a> {
 struct ProxyGates<'a> {
     config: &'a DeployConfig,
     url: String,
+    /// Run the latency benchmark too (the deploy's smoke); without it only the checks run
+    /// (health, readiness, metrics, the read path: the drill's smoke after its rollback).
+    bench: bool,
 }
 
 impl Gates for ProxyGates<'_> {
@@ -68,7 +71,10 @@ impl Gates for ProxyGates<'_> {
 
     fn smoke(&self, _repo: &Repo, _env: &str) -> anyhow::Result<Verdict> {
         let target = Target::named(FLY_ENVIRONMENT, &self.url)?;
-        let plan = smoke::SmokePlan::new(&self.config.smoke, &self.config.thresholds)?;
+        let mut plan = smoke::SmokePlan::new(&self.config.smoke, &self.config.thresholds)?;
+        if !self.bench {
+            plan.bench = None;
+        }
         let report = crate::http::runtime()?.block_on(smoke::measure(&target, &plan))?;
         Output::new(false).human(&smoke::render::human(&report));
         Ok(report.verdict)
@@ -118,6 +124,12 @@ pub fn rehearse(
     let gates = ProxyGates {
         config,
         url: url.clone(),
+        bench: true,
+    };
+    let drill_gates = ProxyGates {
+        config,
+        url: url.clone(),
+        bench: false,
     };
     let mut out = std::io::stderr();
     let mut phases = Vec::new();
@@ -195,7 +207,7 @@ pub fn rehearse(
         verdict: report.verdict,
     });
 
-    let drill = rollback_drill(repo, &fly, &flyctl, &environment, &gates, &mut out)?;
+    let drill = rollback_drill(repo, &fly, &flyctl, &environment, &drill_gates, &mut out)?;
     phase_line("fly rollback", drill.label());
     phases.push(PhaseOutcome {
         phase: "fly rollback",
