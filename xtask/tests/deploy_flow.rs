@@ -196,6 +196,60 @@ fn a_flyctl_deploy_that_outlives_its_time_limit_is_stopped_and_fails() {
     );
 }
 
+/// A release still `running` after flyctl returns is polled until it completes; the whole
+/// healthy path runs exactly these commands.
+#[test]
+fn a_healthy_deploy_polls_until_the_new_release_serves() {
+    let (app, fixture) = deployable();
+    *app.commit.lock().unwrap() = fixture.head();
+    let before = releases_json(&[(2, "complete", IMG2), (1, "complete", IMG1)]);
+    let running = releases_json(&[(3, "running", IMG3), (2, "complete", IMG2)]);
+    let done = releases_json(&[(3, "complete", IMG3), (2, "complete", IMG2)]);
+    fixture.respond("releases", Some(1), &before, "", 0);
+    fixture.respond("releases", Some(2), &running, "", 0);
+    fixture.respond("releases", None, &done, "", 0);
+    let old = machines_json(&[("m1", IMG2), ("m2", IMG2)]);
+    fixture.respond("machines-list", Some(1), &old, "", 0);
+    let gates = FakeGates::new(Verdict::Pass, &[Verdict::Pass]);
+    let (verdict, result, out) = deploy(&fixture, &gates, &[]);
+    assert_eq!(verdict, Verdict::Pass, "{out}");
+    let deploy_line = deploy_argv(&fixture, "rolling");
+    assert_eq!(
+        fixture.argvs(),
+        [
+            "auth whoami",
+            RELEASES_ARGV,
+            MACHINES_ARGV,
+            &deploy_line,
+            RELEASES_ARGV,
+            MACHINES_ARGV,
+            RELEASES_ARGV,
+            MACHINES_ARGV
+        ]
+    );
+    let verification = result.verification.as_ref().unwrap();
+    assert_eq!(verification.attempts, 2, "{out}");
+    let release = result.release.as_ref().unwrap();
+    assert_eq!((release.version, release.status.as_str()), (3, "complete"));
+    assert_eq!(result.rollback_image.as_deref(), Some(IMG2));
+    assert_eq!(result.rollback_target.as_ref().map(|r| r.version), Some(2));
+    assert_eq!(result.readiness, Some(Verdict::Pass));
+    assert_eq!(result.smoke, Some(Verdict::Pass));
+    for call in fixture.calls() {
+        assert_eq!(
+            call["env"]["FLY_API_TOKEN"], true,
+            "the token travels in the environment"
+        );
+    }
+    let record: xtask::record::RunRecord<xtask::deploy::DeployResult> =
+        xtask::record::latest(&fixture.repo(), "deploy", "staging")
+            .unwrap()
+            .unwrap();
+    assert_eq!(record.verdict, Verdict::Pass);
+    assert_eq!(record.result.release.unwrap().version, 3);
+    fixture.assert_no_secret(&out);
+}
+
 #[test]
 fn a_failing_read_before_the_deploy_deploys_nothing() {
     let (_app, fixture) = deployable();

@@ -239,16 +239,20 @@ pub fn releases_json(releases: &[(u64, &str, &str)]) -> String {
     serde_json::to_string(&list).unwrap()
 }
 
-/// The deployed app: readyz answers 200 while `ready` is set, else 503.
+/// The deployed app: readyz answers 200 while `ready` is set, else 503; `/api/v1/version`
+/// reports `commit` and, as the machine, the `fly-force-instance-id` the request carried.
 pub struct App {
     pub url: String,
     pub ready: Arc<AtomicBool>,
+    pub commit: Arc<std::sync::Mutex<String>>,
 }
 
 pub fn start_app() -> App {
-    use axum::{Router, http::StatusCode, routing::get};
+    use axum::{Json, Router, http::HeaderMap, http::StatusCode, routing::get};
     let ready = Arc::new(AtomicBool::new(true));
+    let commit = Arc::new(std::sync::Mutex::new("unknown".to_string()));
     let flag = ready.clone();
+    let reported = commit.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -258,24 +262,39 @@ pub fn start_app() -> App {
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let router = Router::new().route(
-                "/api/v1/readyz",
-                get(move || {
-                    let up = flag.load(Ordering::SeqCst);
-                    async move {
-                        if up {
-                            StatusCode::OK
-                        } else {
-                            StatusCode::SERVICE_UNAVAILABLE
-                        }
-                    }
-                }),
-            );
+            let router =
+                Router::new()
+                    .route(
+                        "/api/v1/readyz",
+                        get(move || {
+                            let up = flag.load(Ordering::SeqCst);
+                            async move {
+                                if up {
+                                    StatusCode::OK
+                                } else {
+                                    StatusCode::SERVICE_UNAVAILABLE
+                                }
+                            }
+                        }),
+                    )
+                    .route(
+                        "/api/v1/version",
+                        get(move |headers: HeaderMap| {
+                            let commit = reported.lock().unwrap().clone();
+                            let machine = headers
+                                .get("fly-force-instance-id")
+                                .and_then(|v| v.to_str().ok())
+                                .map(String::from);
+                            async move {
+                                Json(serde_json::json!({"commit": commit, "machine": machine}))
+                            }
+                        }),
+                    );
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, router).await.unwrap();
         });
     });
-    App { url, ready }
+    App { url, ready, commit }
 }
 
 /// Gates with chosen outcomes; records which ran.
