@@ -51,6 +51,8 @@ pub struct AppState {
     pub health: Arc<HealthProbe>,
     /// MercadoPago and WhatsApp: the API client and the webhook keys.
     pub integrations: Arc<integrations::Integrations>,
+    /// What `GET /api/v1/version` reports: build commit, image, machine, region.
+    pub identity: Arc<http::version::ServiceIdentity>,
 }
 
 impl AppState {
@@ -70,6 +72,7 @@ impl AppState {
             request_timeout: config.request_timeout,
             health: Arc::new(HealthProbe::new(config.health_cache)),
             integrations: Arc::new(integrations::Integrations::new(&config.integrations)),
+            identity: Arc::new(http::version::ServiceIdentity::from_env()),
         }
     }
 }

@@ -20,6 +20,7 @@ on_both_backends!(
     migrate_accepts_a_newer_release_migration,
     health_probes_are_shared_while_fresh,
     abandoned_idempotency_claims_are_taken_over,
+    version_names_the_build_and_the_machine,
 );
 
 async fn health_reports_the_database(backend: Backend) {
@@ -349,4 +350,68 @@ async fn abandoned_idempotency_claims_are_taken_over(backend: Backend) {
 
     let later = now + backend::store::idempotency::RETENTION + chrono::Duration::minutes(1);
     assert_eq!(forget_old(db, later).await.unwrap(), 1);
+}
+
+async fn version_names_the_build_and_the_machine(backend: Backend) {
+    use backend::http::version::{BUILD_COMMIT, ServiceIdentity};
+    let fly = [
+        ("GIT_COMMIT", "0123abcd"),
+        ("FLY_IMAGE_REF", "registry.fly.io/cabanas:deployment-01"),
+        ("FLY_MACHINE_ID", "e784079b449483"),
+        ("FLY_REGION", "scl"),
+    ];
+    let lookup = move |name: &str| {
+        fly.iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| (*value).to_owned())
+    };
+    let Some(app) = TestApp::spawn_with_state(
+        backend,
+        "version",
+        |_| {},
+        |state| {
+            state.identity = Arc::new(ServiceIdentity::from_lookup(lookup, chrono::Utc::now()));
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (status, body) = app.get("/api/v1/version").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(body["commit"], "0123abcd");
+    assert_eq!(body["image"], "registry.fly.io/cabanas:deployment-01");
+    assert_eq!(body["machine"], "e784079b449483");
+    assert_eq!(body["region"], "scl");
+    let started = body["started_at"].as_str().expect("started_at is a string");
+    chrono::DateTime::parse_from_rfc3339(started).expect("started_at is RFC 3339");
+    let keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys.len(),
+        6,
+        "version, commit, image, machine, region, started_at: {keys:?}"
+    );
+
+    // Off Fly: the baked commit and nulls.
+    let Some(app) = TestApp::spawn_with_state(
+        backend,
+        "version_off_fly",
+        |_| {},
+        |state| {
+            state.identity = Arc::new(ServiceIdentity::from_lookup(|_| None, chrono::Utc::now()));
+        },
+    )
+    .await
+    else {
+        return;
+    };
+    let (_, body) = app.get("/api/v1/version").await;
+    assert_eq!(body["commit"], BUILD_COMMIT);
+    assert!(body["image"].is_null() && body["machine"].is_null() && body["region"].is_null());
 }

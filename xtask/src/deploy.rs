@@ -1,26 +1,34 @@
-//! `cargo xtask deploy`: predeploy, then `flyctl deploy` with Fly's health checks (never
-//! `--detach`), then readiness and smoke against the environment. When the new release does
-//! not pass, it prints the exact rollback command, or rolls back itself with
-//! `--rollback-on-failure`.
+//! `cargo xtask deploy`: predeploy, then `flyctl deploy` building HEAD (labelled with its
+//! commit, never `--detach`), then the proof that the new build serves (a newer complete
+//! release, every machine on its image with passing checks, every machine's version endpoint
+//! reporting HEAD), readiness and smoke. Before flyctl runs it records what serves, so any
+//! failure after that point can go back to it: it prints the exact rollback command, or rolls
+//! back itself with `--rollback-on-failure`.
 
 pub mod gates;
 
 use std::io::Write;
 use std::time::Duration;
 
+use anyhow::anyhow;
 use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
-use crate::config::DeployConfig;
-use crate::flyctl::{
-    DeployCommand, Flyctl, current_release, failure_or_error, previous_good_release,
-};
+use crate::config::{DeployConfig, Environment};
+use crate::flyctl::{DeployCommand, Flyctl, failure_or_error};
 use crate::output::Output;
 use crate::record::RunClock;
+use crate::release::restore::{RollbackPlan, failed_conditions, rollback_command};
+use crate::release::{
+    Expected, ReleaseRef, RollbackResult, RollbackTarget, Snapshot, Verification, read_serving,
+    roll_back, rollback_target, verify,
+};
 use crate::repo::Repo;
-use crate::rollback::{ReleaseRef, RollbackResult, perform, rollback_command};
 use crate::verdict::Verdict;
 use gates::{Gates, TaskGates, parse_wait, wait_ready};
+
+/// The build argument that bakes the commit into the image (`ARG GIT_COMMIT` in the Dockerfile).
+pub const COMMIT_BUILD_ARG: &str = "GIT_COMMIT";
 
 /// Options of `cargo xtask deploy`.
 #[derive(Debug, Clone, ClapArgs)]
@@ -35,12 +43,19 @@ pub struct Args {
     #[arg(long, value_name = "S", default_value = "rolling",
           value_parser = ["rolling", "immediate", "canary", "bluegreen"])]
     pub strategy: String,
-    /// When the new release is not ready or fails smoke, deploy the last good image again.
+    /// On any failure once flyctl has started (flyctl fails or times out, the new build is not
+    /// proven to serve, readiness or smoke fails or cannot run), deploy the image that served
+    /// before again and prove it serves.
     #[arg(long)]
     pub rollback_on_failure: bool,
-    /// How long flyctl and the readiness poll may wait (e.g. 300, 90s, 5m).
+    /// How long flyctl, the proof that the build serves and the readiness poll may each wait
+    /// (e.g. 300, 90s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_wait)]
     pub wait_timeout: u64,
+    /// How long one `flyctl deploy` may run in all (build and rollout) before it is stopped
+    /// and counted as a failure (e.g. 30m).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_wait)]
+    pub deploy_timeout: u64,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -57,13 +72,14 @@ pub struct DeployResult {
     pub predeploy: Verdict,
     /// Who flyctl was logged in as.
     pub fly_user: Option<String>,
-    /// The release the deploy created (newest after it), when flyctl listed it.
+    /// The release serving after the deploy: the new one when it was proven to serve or
+    /// failed without a rollback, the rollback's when one ran and served.
     pub release: Option<ReleaseRef>,
     /// Whether readiness answered 200 in time (`None` when not reached).
     pub readiness: Option<Verdict>,
     /// The smoke verdict against the new release (`None` when not reached).
     pub smoke: Option<Verdict>,
-    /// The release to go back to when this one fails, if there is one.
+    /// The release that served before the deploy (what a failure goes back to), if any.
     pub rollback_target: Option<ReleaseRef>,
     /// The command that rolls back, printed when the release failed.
     pub rollback_command: Option<String>,
@@ -71,6 +87,28 @@ pub struct DeployResult {
     pub rolled_back: Option<RollbackResult>,
     /// Why the deploy failed, if it did (no secret in it).
     pub problems: Vec<String>,
+    /// The commit built and deployed (HEAD), passed as `--build-arg GIT_COMMIT`.
+    #[serde(default)]
+    pub commit: Option<String>,
+    /// The `--image-label` given to the built image (HEAD's short commit).
+    #[serde(default)]
+    pub image_label: Option<String>,
+    /// The image that served before the deploy, recorded before flyctl ran (`None` on a
+    /// first deploy).
+    #[serde(default)]
+    pub rollback_image: Option<String>,
+    /// The commit that served before the deploy, when the machines said or its tag names it.
+    #[serde(default)]
+    pub rollback_commit: Option<String>,
+    /// The app before flyctl ran: releases, machines, their images and commits.
+    #[serde(default)]
+    pub before: Option<Snapshot>,
+    /// The app after the deploy (before any rollback).
+    #[serde(default)]
+    pub after: Option<Snapshot>,
+    /// The proof that the new build serves, condition by condition.
+    #[serde(default)]
+    pub verification: Option<Verification>,
 }
 
 /// Entry point of `cargo xtask deploy`.
@@ -98,9 +136,25 @@ pub fn run_with(
     gates: &dyn Gates,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, DeployResult)> {
-    let clock = RunClock::start("deploy");
     let config = DeployConfig::load(repo)?;
     let environment = config.environment(&args.env)?.clone();
+    execute(repo, args, &environment, flyctl, gates, true, out)
+}
+
+/// The deploy of `environment` (named `args.env`), for callers that hold the environment
+/// themselves (the rehearsal's local Fly). Saves the record when `record` is set and it is not
+/// a dry run.
+pub fn execute(
+    repo: &Repo,
+    args: &Args,
+    environment: &Environment,
+    flyctl: Flyctl,
+    gates: &dyn Gates,
+    record: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<(Verdict, DeployResult)> {
+    let clock = record.then(|| RunClock::start("deploy"));
+    let environment = environment.clone();
     let flyctl = flyctl.in_dir(repo.root()).with_dry_run(args.dry_run);
     let mut result = DeployResult {
         app: environment.app.clone(),
@@ -114,6 +168,13 @@ pub fn run_with(
         rollback_command: None,
         rolled_back: None,
         problems: Vec::new(),
+        commit: None,
+        image_label: None,
+        rollback_image: None,
+        rollback_commit: None,
+        before: None,
+        after: None,
+        verification: None,
     };
 
     result.predeploy = gates.predeploy(repo, &args.env)?;
@@ -124,6 +185,23 @@ pub fn run_with(
         ));
         return finish(repo, args, &flyctl, clock, result, out);
     }
+
+    let git = repo.git_state().ok_or_else(|| {
+        anyhow!(
+            "{} has no git commit: deploy labels every image with the commit it builds; commit, then deploy",
+            repo.root().display()
+        )
+    })?;
+    if git.dirty {
+        writeln!(
+            out,
+            "warning: the working tree has uncommitted changes; flyctl builds the files on disk, labelled as {}",
+            git.short()
+        )?;
+    }
+    let label = short_commit(&git.commit).to_string();
+    result.commit = Some(git.commit.clone());
+    result.image_label = Some(label.clone());
 
     match flyctl.whoami(out) {
         Ok(user) => result.fly_user = user,
@@ -136,107 +214,194 @@ pub fn run_with(
         }
     }
 
+    // What serves now is the rollback target: recorded before flyctl changes anything.
+    let mut newer_than = None;
+    let mut target: Option<RollbackTarget> = None;
+    match read_serving(&flyctl, &environment.app, &environment.url, out)? {
+        Err(problem) => {
+            result.problems.push(format!(
+                "could not record what serves before deploying (nothing was deployed): {problem}"
+            ));
+            return finish(repo, args, &flyctl, clock, result, out);
+        }
+        Ok(None) => writeln!(
+            out,
+            "(dry run without flyctl: the rollback target is read at deploy time)"
+        )?,
+        Ok(Some(serving)) => {
+            newer_than = serving.releases.first().map(|r| r.version);
+            target = rollback_target(repo, &serving);
+            result.before = Some(serving.snapshot());
+            match &target {
+                Some(t) => writeln!(
+                    out,
+                    "serving before the deploy: {} (commit {}); a failure goes back to it",
+                    t.release
+                        .as_ref()
+                        .map(ReleaseRef::describe)
+                        .unwrap_or_else(|| t.image.clone()),
+                    t.commit.as_deref().unwrap_or("unknown")
+                )?,
+                None => writeln!(
+                    out,
+                    "first deploy of {}: nothing serves yet, so there is nothing to roll back to",
+                    environment.app
+                )?,
+            }
+        }
+    }
+    if let Some(t) = &target {
+        result.rollback_target = t.release.clone();
+        result.rollback_image = Some(t.image.clone());
+        result.rollback_commit = t.commit.clone();
+    }
+
     let deploy = DeployCommand {
         app: environment.app.clone(),
         config: environment.fly_config.clone(),
         image: None,
         strategy: Some(args.strategy.clone()),
         wait_timeout_secs: args.wait_timeout,
+        build_args: vec![(COMMIT_BUILD_ARG.to_string(), git.commit.clone())],
+        image_label: Some(label),
+        time_limit: Some(Duration::from_secs(args.deploy_timeout)),
     };
+    let timeout = Duration::from_secs(args.wait_timeout);
     if let Err(error) = flyctl.deploy(&deploy, out) {
         let failure = failure_or_error(error)?;
-        result.problems.push(format!(
-            "{failure}\nFly keeps the machines that passed; see `flyctl releases --app {} --image`, and `cargo xtask rollback --env {}` returns to the last good image",
-            environment.app, args.env
-        ));
+        result
+            .problems
+            .push(format!("flyctl deploy failed: {failure}"));
+        // What Fly left behind, for the record.
+        if let Ok(Ok(Some(serving))) = read_serving(
+            &flyctl,
+            &environment.app,
+            &environment.url,
+            &mut std::io::sink(),
+        ) {
+            result.after = Some(serving.snapshot());
+            result.release = serving.releases.first().map(ReleaseRef::from);
+        }
+        handle_failed_release(
+            repo,
+            args,
+            &environment,
+            &flyctl,
+            gates,
+            target.as_ref(),
+            &mut result,
+            out,
+        )?;
         return finish(repo, args, &flyctl, clock, result, out);
-    }
-
-    let releases = match flyctl.releases(&environment.app, out) {
-        Ok(releases) => releases,
-        Err(error) => {
-            let failure = failure_or_error(error)?;
-            result.problems.push(format!(
-                "the deploy ran, but listing its release failed: {failure}"
-            ));
-            return finish(repo, args, &flyctl, clock, result, out);
-        }
-    };
-    if let Some(releases) = &releases {
-        let current = current_release(releases);
-        result.release = current.map(ReleaseRef::from);
-        result.rollback_target = current
-            .and_then(|c| previous_good_release(releases, c))
-            .map(ReleaseRef::from);
-        if let Some(release) = &result.release {
-            let image = release
-                .image_ref
-                .as_deref()
-                .unwrap_or("(no image reported)");
-            writeln!(
-                out,
-                "release v{} ({}) runs {image}",
-                release.version, release.status
-            )?;
-        }
     }
 
     if flyctl.dry_run() {
         writeln!(
             out,
-            "would wait up to {}s for {}/api/v1/readyz, then run `cargo xtask smoke --env {}`",
-            args.wait_timeout, environment.url, args.env
+            "would verify for up to {}s that a release newer than {} is complete and every machine runs its image with passing checks and reports commit {}, wait for {}/api/v1/readyz, then run `cargo xtask smoke --env {}`",
+            args.wait_timeout,
+            newer_than
+                .map(|v| format!("v{v}"))
+                .unwrap_or_else(|| "none".into()),
+            git.commit,
+            environment.url,
+            args.env
         )?;
         return finish(repo, args, &flyctl, clock, result, out);
     }
 
-    let (ready, evidence) = wait_ready(
+    let expected = Expected {
+        newer_than,
+        image: None,
+        commit: Some(git.commit.clone()),
+    };
+    let verification = verify(
+        "the new build serves",
+        &flyctl,
+        &environment.app,
         &environment.url,
-        Duration::from_secs(args.wait_timeout),
+        &expected,
+        timeout,
         out,
     )?;
-    result.readiness = Some(ready);
-    if ready == Verdict::Fail {
-        result
-            .problems
-            .push(format!("the new release is not ready: {evidence}"));
-    } else {
-        let smoke = gates.smoke(repo, &args.env)?;
-        result.smoke = Some(smoke);
-        if smoke == Verdict::Fail {
-            result.problems.push(format!(
-                "smoke fails against the new release: see `cargo xtask smoke --env {}`",
-                args.env
-            ));
+    result.after = Some(verification.snapshot.clone());
+    result.release = verification
+        .release
+        .clone()
+        .or_else(|| verification.snapshot.newest().cloned());
+    let proven = verification.verdict == Verdict::Pass;
+    if !proven {
+        result.problems.push(format!(
+            "the new build is not proven to serve: {}",
+            failed_conditions(&verification)
+        ));
+    }
+    result.verification = Some(verification);
+
+    if proven {
+        let (ready, evidence) = wait_ready(&environment.url, timeout, out)?;
+        result.readiness = Some(ready);
+        if ready == Verdict::Fail {
+            result
+                .problems
+                .push(format!("the new release is not ready: {evidence}"));
+        } else {
+            match gates.smoke(repo, &args.env) {
+                Ok(smoke) => {
+                    result.smoke = Some(smoke);
+                    if smoke == Verdict::Fail {
+                        result.problems.push(format!(
+                            "smoke fails against the new release: see `cargo xtask smoke --env {}`",
+                            args.env
+                        ));
+                    }
+                }
+                Err(error) => result.problems.push(format!(
+                    "smoke could not run against the new release: {error:#}"
+                )),
+            }
         }
     }
     if !result.problems.is_empty() {
-        handle_failed_release(repo, args, &environment, &flyctl, gates, &mut result, out)?;
+        handle_failed_release(
+            repo,
+            args,
+            &environment,
+            &flyctl,
+            gates,
+            target.as_ref(),
+            &mut result,
+            out,
+        )?;
     }
     finish(repo, args, &flyctl, clock, result, out)
 }
 
+/// The short commit an image is labelled with (12 hex digits, as `git log --abbrev=12`).
+pub fn short_commit(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
 /// Prints how to roll back, or rolls back itself with `--rollback-on-failure`.
+#[allow(clippy::too_many_arguments)]
 fn handle_failed_release(
     repo: &Repo,
     args: &Args,
-    environment: &crate::config::Environment,
+    environment: &Environment,
     flyctl: &Flyctl,
     gates: &dyn Gates,
+    target: Option<&RollbackTarget>,
     result: &mut DeployResult,
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
-    let Some(image) = result
-        .rollback_target
-        .as_ref()
-        .and_then(|t| t.image_ref.clone())
-    else {
+    let Some(target) = target else {
         result.problems.push(format!(
-            "there is no earlier good release with another image to roll back to: fix forward, or run `cargo xtask rollback --env {} --to IMAGE_REF`",
+            "nothing served before this deploy, so there is nothing to roll back to: fix forward, or run `cargo xtask rollback --env {} --to IMAGE_REF`",
             args.env
         ));
         return Ok(());
     };
+    let image = target.image.clone();
     let xtask_line = format!("cargo xtask rollback --env {} --to {image}", args.env);
     let flyctl_line = flyctl.display(&crate::flyctl::Invocation::new(
         rollback_command(environment, &image, args.wait_timeout).args(),
@@ -245,33 +410,44 @@ fn handle_failed_release(
     if !args.rollback_on_failure {
         writeln!(
             out,
-            "\nto roll back to the last good release, run:\n    {xtask_line}\n(which runs: {flyctl_line})"
+            "\nto roll back to what served before, run:\n    {xtask_line}\n(which runs: {flyctl_line})"
         )?;
         return Ok(());
     }
     writeln!(out, "\nrolling back (--rollback-on-failure) to {image}")?;
-    let mut rollback = RollbackResult {
-        app: environment.app.clone(),
-        from: result.release.clone(),
-        to_image: Some(image.clone()),
-        to_version: result.rollback_target.as_ref().map(|t| t.version),
-        readiness: None,
-        smoke: None,
-        problems: Vec::new(),
-    };
-    perform(
-        repo,
-        &args.env,
+    let mut rollback = RollbackResult::new(&environment.app);
+    rollback.from = result.release.clone();
+    rollback.to_image = Some(image.clone());
+    rollback.to_version = target.release.as_ref().map(|r| r.version);
+    rollback.to_commit = target.commit.clone();
+    rollback.from_commit = result.commit.clone();
+    rollback.before = result.after.clone();
+    let newer_than = result
+        .after
+        .as_ref()
+        .and_then(Snapshot::newest)
+        .or_else(|| result.before.as_ref().and_then(Snapshot::newest))
+        .map(|r| r.version);
+    let plan = RollbackPlan {
+        env_name: &args.env,
         environment,
-        flyctl,
-        gates,
-        &image,
-        args.wait_timeout,
-        &mut rollback,
-        out,
-    )?;
+        image: &image,
+        commit: target.commit.as_deref(),
+        newer_than,
+        wait_timeout: args.wait_timeout,
+        deploy_timeout: args.deploy_timeout,
+    };
+    roll_back(repo, flyctl, gates, &plan, &mut rollback, out)?;
     for problem in &rollback.problems {
         result.problems.push(format!("rollback: {problem}"));
+    }
+    if let Some(served) = rollback
+        .verification
+        .as_ref()
+        .filter(|v| v.verdict == Verdict::Pass)
+        .and_then(|v| v.release.clone())
+    {
+        result.release = Some(served);
     }
     result.rolled_back = Some(rollback);
     Ok(())
@@ -281,7 +457,7 @@ fn finish(
     repo: &Repo,
     args: &Args,
     flyctl: &Flyctl,
-    clock: RunClock,
+    clock: Option<RunClock>,
     result: DeployResult,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, DeployResult)> {
@@ -306,11 +482,13 @@ fn finish(
             "deploy of {} ({}): {verdict}{rolled_back}",
             result.app, args.env
         )?;
-        let path = clock
-            .finish(repo, &args.env, verdict, result.clone())
-            .save(repo)?;
-        writeln!(out, "result saved to {}", path.display())?;
-        crate::output::append_step_summary(&summary_markdown(&args.env, verdict, &result))?;
+        if let Some(clock) = clock {
+            let path = clock
+                .finish(repo, &args.env, verdict, result.clone())
+                .save(repo)?;
+            writeln!(out, "result saved to {}", path.display())?;
+            crate::output::append_step_summary(&summary_markdown(&args.env, verdict, &result))?;
+        }
     }
     Ok((verdict, result))
 }
@@ -324,6 +502,11 @@ fn summary_markdown(env: &str, verdict: Verdict, result: &DeployResult) -> Strin
         verdict,
         &[
             ("strategy", result.strategy.clone()),
+            ("commit", shown(result.commit.clone())),
+            (
+                "proven to serve",
+                shown(result.verification.as_ref().map(|v| v.verdict.to_string())),
+            ),
             (
                 "release",
                 shown(release.map(|r| format!("v{} ({})", r.version, r.status))),

@@ -13,13 +13,15 @@ mod locate;
 use std::ffi::OsString;
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
 pub use deploy_command::DeployCommand;
 pub use json::{
-    Release, SecretInfo, current_release, parse_releases, parse_secrets_list, previous_good_release,
+    Machine, MachineCheck, Release, SecretInfo, current_release, parse_machines, parse_releases,
+    parse_secrets_list, previous_good_release, same_image,
 };
 pub use locate::locate;
 
@@ -36,6 +38,8 @@ pub struct Flyctl {
     program: PathBuf,
     shown_as: String,
     dry_run: bool,
+    /// Whether the binary was found (a dry run without flyctl cannot make read-only calls).
+    present: bool,
     workdir: Option<PathBuf>,
     hidden: Vec<String>,
     envs: Vec<(OsString, OsString)>,
@@ -47,6 +51,7 @@ pub struct Invocation {
     /// The arguments after the program name.
     pub args: Vec<String>,
     stdin: Option<(String, Vec<String>)>,
+    time_limit: Option<Duration>,
 }
 
 impl std::fmt::Debug for Invocation {
@@ -65,7 +70,15 @@ impl Invocation {
         Invocation {
             args: args.into_iter().map(Into::into).collect(),
             stdin: None,
+            time_limit: None,
         }
+    }
+
+    /// Stops the command (its whole process group) when it runs longer than `limit`; the
+    /// call then fails like a non-zero exit. Only for commands without stdin.
+    pub fn with_time_limit(mut self, limit: Option<Duration>) -> Invocation {
+        self.time_limit = limit;
+        self
     }
 
     /// Adds a stdin payload carrying the values of `keys` (only the names are ever shown).
@@ -119,7 +132,11 @@ impl Flyctl {
         let located = locate(std::env::var_os("FLYCTL"), std::env::var_os("PATH"));
         match located {
             Ok((program, shown_as)) => Ok(Flyctl::new(program, shown_as, dry_run)),
-            Err(_) if dry_run => Ok(Flyctl::new("flyctl".into(), "flyctl".into(), true)),
+            Err(_) if dry_run => {
+                let mut flyctl = Flyctl::new("flyctl".into(), "flyctl".into(), true);
+                flyctl.present = false;
+                Ok(flyctl)
+            }
             Err(error) => Err(error),
         }
     }
@@ -136,6 +153,7 @@ impl Flyctl {
             program,
             shown_as,
             dry_run,
+            present: true,
             workdir: None,
             hidden: Vec::new(),
             envs: Vec::new(),
@@ -209,11 +227,33 @@ impl Flyctl {
         invocation: &Invocation,
         out: &mut dyn Write,
     ) -> anyhow::Result<Option<String>> {
-        let shown = self.display(invocation);
         if self.dry_run {
-            writeln!(out, "would run: {shown}")?;
+            writeln!(out, "would run: {}", self.display(invocation))?;
             return Ok(None);
         }
+        self.run(invocation, out).map(Some)
+    }
+
+    /// Runs a command that changes nothing on Fly (releases, machines), in a dry run too:
+    /// a dry run shows what it would act on. `None` only in a dry run without flyctl.
+    pub fn read(
+        &self,
+        invocation: &Invocation,
+        out: &mut dyn Write,
+    ) -> anyhow::Result<Option<String>> {
+        if self.dry_run && !self.present {
+            writeln!(
+                out,
+                "would run: {} (flyctl not found)",
+                self.display(invocation)
+            )?;
+            return Ok(None);
+        }
+        self.run(invocation, out).map(Some)
+    }
+
+    fn run(&self, invocation: &Invocation, out: &mut dyn Write) -> anyhow::Result<String> {
+        let shown = self.display(invocation);
         writeln!(out, "running: {shown}")?;
         let sh = Shell::new().context("starting a shell for flyctl")?;
         if let Some(dir) = &self.workdir {
@@ -228,12 +268,25 @@ impl Flyctl {
         if let Some((payload, _)) = &invocation.stdin {
             command = command.stdin(payload.as_bytes());
         }
-        let output = command
-            .output()
-            .with_context(|| format!("starting `{shown}`; {INSTALL_HINT}"))?;
+        let output = match invocation.time_limit.filter(|_| invocation.stdin.is_none()) {
+            None => command.output().map_err(anyhow::Error::from),
+            Some(limit) => match run_bounded(std::process::Command::from(command), limit) {
+                Ok(Some(output)) => Ok(output),
+                Ok(None) => {
+                    return Err(FlyctlFailed {
+                        command: shown,
+                        status: format!("stopped: it did not finish within {}s", limit.as_secs()),
+                        stderr_tail: String::new(),
+                    }
+                    .into());
+                }
+                Err(error) => Err(anyhow::Error::from(error)),
+            },
+        }
+        .with_context(|| format!("starting `{shown}`; {INSTALL_HINT}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
         if output.status.success() {
-            return Ok(Some(stdout));
+            return Ok(stdout);
         }
         let stderr = String::from_utf8_lossy(&output.stderr);
         let source = if stderr.trim().is_empty() {
@@ -255,11 +308,22 @@ impl Flyctl {
         Ok(stdout.map(|s| s.trim().to_string()))
     }
 
-    /// `flyctl releases --app APP --image --json`, newest first (`None` in a dry run).
+    /// `flyctl releases --app APP --image --json`, newest first. Read-only: it runs in a
+    /// dry run too (`None` only when a dry run has no flyctl).
     pub fn releases(&self, app: &str, out: &mut dyn Write) -> anyhow::Result<Option<Vec<Release>>> {
         let invocation = Invocation::new(["releases", "--app", app, "--image", "--json"]);
-        match self.call(&invocation, out)? {
+        match self.read(&invocation, out)? {
             Some(stdout) => Ok(Some(parse_releases(&stdout)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `flyctl machines list --app APP --json`, destroyed machines left out. Read-only like
+    /// [`Flyctl::releases`].
+    pub fn machines(&self, app: &str, out: &mut dyn Write) -> anyhow::Result<Option<Vec<Machine>>> {
+        let invocation = Invocation::new(["machines", "list", "--app", app, "--json"]);
+        match self.read(&invocation, out)? {
+            Some(stdout) => Ok(Some(parse_machines(&stdout)?)),
             None => Ok(None),
         }
     }
@@ -291,14 +355,79 @@ impl Flyctl {
         self.call(&invocation, out).map(drop)
     }
 
-    /// `flyctl deploy ...` as described by `deploy` (always waits for health checks).
+    /// `flyctl deploy ...` as described by `deploy` (always waits for health checks), stopped
+    /// when it outlives the command's time limit.
     pub fn deploy(
         &self,
         deploy: &DeployCommand,
         out: &mut dyn Write,
     ) -> anyhow::Result<Option<String>> {
-        self.call(&Invocation::new(deploy.args()), out)
+        let invocation = Invocation::new(deploy.args()).with_time_limit(deploy.time_limit);
+        self.call(&invocation, out)
     }
+}
+
+/// Runs `command` in its own process group with stdin closed; `None` (after stopping the
+/// whole group) when it outlives `limit`. Ctrl-C stops the group too: it is not in the
+/// terminal's foreground group, so it would not get the signal itself.
+fn run_bounded(
+    mut command: std::process::Command,
+    limit: Duration,
+) -> std::io::Result<Option<std::process::Output>> {
+    use std::io::Read;
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        command.process_group(0);
+    }
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()?;
+    let pid = child.id();
+    let _guard = crate::interrupt::on_interrupt(move || crate::interrupt::terminate_group(pid));
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if started.elapsed() >= limit {
+            crate::interrupt::terminate_group(pid);
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = stdout.join().unwrap_or_default();
+    let stderr = stderr.join().unwrap_or_default();
+    Ok(status.map(|status| std::process::Output {
+        status,
+        stdout,
+        stderr,
+    }))
 }
 
 /// The last `lines` lines of `text`.

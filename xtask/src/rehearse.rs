@@ -1,6 +1,10 @@
 //! `cargo xtask rehearse`: the whole pipeline, locally, in one command. Builds and starts the
 //! service on a fresh database, runs predeploy, smoke, overlap and report against it as the
-//! environment `local`, and stops everything it started on every exit path.
+//! environment `local`, then the Fly half against the local Fly ([`fly`]: secrets, a deploy
+//! of HEAD proven on 2 machines, smoke, overlap through the proxy, a rollback drill), and
+//! stops everything it started on every exit path.
+
+mod fly;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -48,12 +52,19 @@ pub struct Args {
     /// Use this `cabanas` binary instead of building one.
     #[arg(long, value_name = "PATH")]
     pub service_bin: Option<PathBuf>,
+    /// Use this `localfly` binary (the local Fly) instead of building one.
+    #[arg(long, value_name = "PATH")]
+    pub localfly_bin: Option<PathBuf>,
+    /// Skip the Fly half (secrets, deploy, smoke, overlap and a rollback drill against the
+    /// local Fly on 2 machines).
+    #[arg(long)]
+    pub no_fly: bool,
 }
 
 /// One phase's outcome, as printed at the end.
 #[derive(Debug, Clone, Serialize)]
 pub struct PhaseOutcome {
-    /// `predeploy`, `smoke`, `overlap` or `report`.
+    /// `predeploy`, `smoke`, `overlap`, `report`, or a `fly ...` phase.
     pub phase: &'static str,
     /// Its verdict.
     pub verdict: Verdict,
@@ -94,8 +105,12 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         .take(48)
         .map(char::from)
         .collect();
+    let fly_database_url = match &cluster {
+        Some(cluster) => cluster.url().to_string(),
+        None => format!("sqlite:{}?mode=rwc", workdir.join("fly.db").display()),
+    };
     let settings = ServiceSettings {
-        binary,
+        binary: binary.clone(),
         database_url,
         jwt_secret: jwt_secret.clone(),
         admin_email: ADMIN_EMAIL.to_string(),
@@ -137,6 +152,18 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         verdict: run_overlap(&repo, &target, &plan)?,
     });
 
+    // The Fly half runs machines of its own, next to the service, on its own database.
+    if !args.no_fly {
+        let fly_settings = fly::FlySettings {
+            binary: &binary,
+            localfly: args.localfly_bin.clone(),
+            database_url: fly_database_url,
+            jwt_secret: &jwt_secret,
+            admin_email: ADMIN_EMAIL,
+        };
+        phases.extend(fly::rehearse(&repo, &config, &fly_settings)?);
+    }
+
     let now = Utc::now();
     let options = report::Options {
         env: Some(LOCAL_ENVIRONMENT.to_string()),
@@ -152,7 +179,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 
     crate::output::say(format_args!(""));
     for phase in &phases {
-        crate::output::say(format_args!("  {:<10} {}", phase.phase, phase.verdict));
+        crate::output::say(format_args!("  {:<13} {}", phase.phase, phase.verdict));
     }
     for path in &written.paths {
         crate::output::say(format_args!("report: {}", path.display()));
@@ -160,6 +187,17 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     crate::output::say(format_args!("verdict: {}", rendered.overall.label()));
     for reason in &rendered.context.verdict.reasons {
         crate::output::say(format_args!("  - {reason}"));
+    }
+    let fly_failed: Vec<&str> = phases
+        .iter()
+        .filter(|p| p.phase.starts_with("fly") && p.verdict == Verdict::Fail)
+        .map(|p| p.phase)
+        .collect();
+    if !fly_failed.is_empty() {
+        crate::output::say(format_args!(
+            "the Fly half failed: {} (exit 1)",
+            fly_failed.join(", ")
+        ));
     }
 
     if args.keep_running {
@@ -173,7 +211,11 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     }
     service.stop();
     drop(cluster);
-    Ok(if go { Verdict::Pass } else { Verdict::Fail })
+    Ok(if go && fly_failed.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    })
 }
 
 fn phase_line(phase: &str, text: &str) {

@@ -1,22 +1,26 @@
-//! `cargo xtask rollback`: puts the last good release's image back. Fly has no rollback
-//! command; its documented way is `fly releases --image` to find the previous image, then
-//! `fly deploy --image <ref>`. After the deploy the service must become ready and pass smoke.
+//! `cargo xtask rollback`: puts an earlier image back. Fly has no rollback command; its
+//! documented way is `fly releases --image` to find the previous image, then
+//! `fly deploy --image <ref>`. Afterwards the same proof as a deploy holds: a newer release
+//! running that image is complete, every machine runs it with passing checks and reports the
+//! image's commit, readiness answers and smoke passes. A rollback never reverts the schema:
+//! it names the migrations added since the target's commit.
 
 use std::io::Write;
-use std::time::Duration;
 
 use clap::Args as ClapArgs;
-use serde::{Deserialize, Serialize};
 
-use crate::config::{DeployConfig, Environment};
-use crate::deploy::gates::{Gates, TaskGates, parse_wait, wait_ready};
-use crate::flyctl::{
-    DeployCommand, Flyctl, Release, current_release, flyctl_failure, previous_good_release,
-};
+use crate::config::DeployConfig;
+use crate::deploy::gates::{Gates, TaskGates, parse_wait};
+use crate::flyctl::{Flyctl, Release, current_release, previous_good_release};
 use crate::output::Output;
 use crate::record::RunClock;
+use crate::release::restore::RollbackPlan;
+use crate::release::{VersionAnswer, commit_of_image, migrations_added, read_serving, roll_back};
 use crate::repo::Repo;
 use crate::verdict::Verdict;
+
+pub use crate::release::restore::rollback_command;
+pub use crate::release::{ReleaseRef, RollbackResult};
 
 /// Options of `cargo xtask rollback`.
 #[derive(Debug, Clone, ClapArgs)]
@@ -30,55 +34,21 @@ pub struct Args {
     /// Deploy the image of this release number instead of the last good release's.
     #[arg(long = "to-version", value_name = "N")]
     pub to_version: Option<u64>,
-    /// Print the flyctl commands without running any.
+    /// Make only the read-only calls (releases, machines, the version endpoint) and print the
+    /// image and commit it would deploy; deploy nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// How long flyctl and the readiness poll may wait (e.g. 300, 90s, 5m).
+    /// How long flyctl, the proof that the image serves and the readiness poll may each wait
+    /// (e.g. 300, 90s, 5m).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_wait)]
     pub wait_timeout: u64,
+    /// How long one `flyctl deploy` may run in all (build and rollout) before it is stopped
+    /// and counted as a failure (e.g. 30m).
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_wait)]
+    pub deploy_timeout: u64,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
-}
-
-/// A release, as recorded: its number and image.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReleaseRef {
-    /// Fly's release number.
-    pub version: u64,
-    /// The image it ran, when flyctl reported one.
-    pub image_ref: Option<String>,
-    /// Fly's status word for it.
-    pub status: String,
-}
-
-impl From<&Release> for ReleaseRef {
-    fn from(release: &Release) -> Self {
-        ReleaseRef {
-            version: release.version,
-            image_ref: release.image_ref.clone(),
-            status: release.status.clone(),
-        }
-    }
-}
-
-/// The saved result of a rollback (also embedded in a deploy that rolled back by itself).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct RollbackResult {
-    /// The Fly app.
-    pub app: String,
-    /// The release that was current before the rollback.
-    pub from: Option<ReleaseRef>,
-    /// The image deployed.
-    pub to_image: Option<String>,
-    /// The release number whose image was deployed, when known.
-    pub to_version: Option<u64>,
-    /// Whether readiness answered after the rollback (`None` when not reached).
-    pub readiness: Option<Verdict>,
-    /// The smoke verdict after the rollback (`None` when not reached).
-    pub smoke: Option<Verdict>,
-    /// Why it failed, if it did.
-    pub problems: Vec<String>,
 }
 
 /// Entry point of `cargo xtask rollback`.
@@ -109,47 +79,99 @@ pub fn run_with(
     let config = DeployConfig::load(repo)?;
     let environment = config.environment(&args.env)?.clone();
     let flyctl = flyctl.in_dir(repo.root()).with_dry_run(args.dry_run);
-    let mut result = RollbackResult {
-        app: environment.app.clone(),
-        from: None,
-        to_image: None,
-        to_version: None,
-        readiness: None,
-        smoke: None,
-        problems: Vec::new(),
-    };
+    let mut result = RollbackResult::new(&environment.app);
 
-    let releases = match flyctl.releases(&environment.app, out) {
-        Ok(releases) => releases,
-        Err(error) => match flyctl_failure(&error) {
-            Some(failure) => {
-                result.problems.push(failure.to_string());
-                return finish(repo, args, &flyctl, clock, result, out);
-            }
-            None => return Err(error),
-        },
+    let serving = match read_serving(&flyctl, &environment.app, &environment.url, out)? {
+        Ok(serving) => serving,
+        Err(problem) => {
+            result.problems.push(problem);
+            return finish(repo, args, &flyctl, clock, result, out);
+        }
     };
-    match choose_target(args, releases.as_deref(), &environment.app) {
-        Err(problem) => result.problems.push(problem),
-        Ok((from, image, version)) => {
-            result.from = from;
-            result.to_version = version;
-            writeln!(out, "rolling {} back to {image}", environment.app)?;
-            result.to_image = Some(image.clone());
-            perform(
-                repo,
-                &args.env,
-                &environment,
-                &flyctl,
-                gates,
-                &image,
-                args.wait_timeout,
-                &mut result,
+    let releases = serving.as_ref().map(|s| s.releases.as_slice());
+    let (from, image, version) = match choose_target(args, releases, &environment.app) {
+        Ok(chosen) => chosen,
+        Err(problem) => {
+            result.problems.push(problem);
+            return finish(repo, args, &flyctl, clock, result, out);
+        }
+    };
+    result.from = from;
+    result.to_version = version;
+    result.to_image = Some(image.clone());
+    result.before = serving.as_ref().map(|s| s.snapshot());
+    if serving.is_some() {
+        result.to_commit = commit_of_image(repo, &image);
+    }
+    result.from_commit = serving.as_ref().and_then(|s| common_commit(&s.answers));
+    writeln!(
+        out,
+        "rollback target of {}: {image}{} serving commit {}",
+        environment.app,
+        version
+            .map(|v| format!(" (release v{v})"))
+            .unwrap_or_default(),
+        result
+            .to_commit
+            .as_deref()
+            .unwrap_or("unknown (the image tag names no commit git knows)")
+    )?;
+    if let Some(current) = &result.from_commit {
+        writeln!(out, "serving now: commit {current}")?;
+    }
+    if let (Some(target), Some(current)) = (&result.to_commit, &result.from_commit) {
+        match migrations_added(repo, target, current) {
+            Some(added) if !added.is_empty() => {
+                writeln!(
+                    out,
+                    "warning: a rollback does not revert the schema; these migrations were added after {} and stay applied:",
+                    short(target)
+                )?;
+                for migration in &added {
+                    writeln!(out, "    {migration}")?;
+                }
+                writeln!(
+                    out,
+                    "the image being restored must work with them (migrations are meant to be backward compatible)"
+                )?;
+                result.migrations_not_reverted = added;
+            }
+            Some(_) => writeln!(out, "no migration was added between the two commits")?,
+            None => writeln!(
                 out,
-            )?;
+                "warning: git cannot compare {} with {}: check backend/migrations by hand, a rollback does not revert the schema",
+                short(target),
+                short(current)
+            )?,
         }
     }
+    let to_commit = result.to_commit.clone();
+    let plan = RollbackPlan {
+        env_name: &args.env,
+        environment: &environment,
+        image: &image,
+        commit: to_commit.as_deref(),
+        newer_than: serving
+            .as_ref()
+            .and_then(|s| s.releases.first())
+            .map(|r| r.version),
+        wait_timeout: args.wait_timeout,
+        deploy_timeout: args.deploy_timeout,
+    };
+    roll_back(repo, &flyctl, gates, &plan, &mut result, out)?;
     finish(repo, args, &flyctl, clock, result, out)
+}
+
+/// The commit every machine reported, when they agree.
+fn common_commit(answers: &[VersionAnswer]) -> Option<String> {
+    let commits: Vec<&str> = answers.iter().filter_map(|a| a.commit.as_deref()).collect();
+    let first = *commits.first()?;
+    (commits.len() == answers.len() && commits.iter().all(|c| *c == first) && first != "unknown")
+        .then(|| first.to_string())
+}
+
+fn short(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
 }
 
 /// Decides what to deploy: `(current release, image, its release number)`, or why nothing.
@@ -209,71 +231,6 @@ fn choose_target(
     }
 }
 
-/// Deploys `image`, waits for readiness and runs smoke, filling `result`. A failing flyctl
-/// call becomes a problem; anything that could not run is an error.
-#[allow(clippy::too_many_arguments)]
-pub fn perform(
-    repo: &Repo,
-    env_name: &str,
-    environment: &Environment,
-    flyctl: &Flyctl,
-    gates: &dyn Gates,
-    image: &str,
-    wait_timeout: u64,
-    result: &mut RollbackResult,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let command = rollback_command(environment, image, wait_timeout);
-    if let Err(error) = flyctl.deploy(&command, out) {
-        match flyctl_failure(&error) {
-            Some(failure) => {
-                result.problems.push(failure.to_string());
-                return Ok(());
-            }
-            None => return Err(error),
-        }
-    }
-    if flyctl.dry_run() {
-        writeln!(
-            out,
-            "would wait up to {wait_timeout}s for {}/api/v1/readyz, then run `cargo xtask smoke --env {env_name}`",
-            environment.url
-        )?;
-        return Ok(());
-    }
-    let (ready, evidence) = wait_ready(&environment.url, Duration::from_secs(wait_timeout), out)?;
-    result.readiness = Some(ready);
-    if ready == Verdict::Fail {
-        result
-            .problems
-            .push(format!("after the rollback, {evidence}"));
-        return Ok(());
-    }
-    let smoke = gates.smoke(repo, env_name)?;
-    result.smoke = Some(smoke);
-    if smoke == Verdict::Fail {
-        result.problems.push(format!(
-            "smoke fails after the rollback too: see `cargo xtask smoke --env {env_name}`"
-        ));
-    }
-    Ok(())
-}
-
-/// The `flyctl deploy --image` that puts `image` back on the environment's app.
-pub fn rollback_command(
-    environment: &Environment,
-    image: &str,
-    wait_timeout: u64,
-) -> DeployCommand {
-    DeployCommand {
-        app: environment.app.clone(),
-        config: environment.fly_config.clone(),
-        image: Some(image.to_string()),
-        strategy: None,
-        wait_timeout_secs: wait_timeout,
-    }
-}
-
 fn finish(
     repo: &Repo,
     args: &Args,
@@ -312,6 +269,11 @@ fn finish(
                     shown(result.to_version.map(|v| format!("v{v}"))),
                 ),
                 ("to image", shown(result.to_image.clone())),
+                ("to commit", shown(result.to_commit.clone())),
+                (
+                    "proven to serve",
+                    shown(result.verification.as_ref().map(|v| v.verdict.to_string())),
+                ),
                 ("readiness", shown(result.readiness.map(|v| v.to_string()))),
                 ("smoke", shown(result.smoke.map(|v| v.to_string()))),
             ],

@@ -1,4 +1,6 @@
-//! `deploy` and `rollback` against the recording fake flyctl and an in-process app.
+//! `deploy` and `rollback` against the recording fake flyctl: the exact argv, what happens
+//! before flyctl changes anything, and dry runs. What happens after a deploy (the proof that a
+//! build serves, rollbacks) is tested against the local Fly in `deploy_localfly.rs`.
 
 mod deploy_support;
 
@@ -8,8 +10,17 @@ use xtask::verdict::Verdict;
 const IMG1: &str = "registry.fly.io/cabanas-test:deployment-01";
 const IMG2: &str = "registry.fly.io/cabanas-test:deployment-02";
 const IMG3: &str = "registry.fly.io/cabanas-test:deployment-03";
-const DEPLOY_ARGV: &str = "deploy --remote-only --app cabanas-test --config fly.toml --strategy rolling --wait-timeout 5s";
 const RELEASES_ARGV: &str = "releases --app cabanas-test --image --json";
+const MACHINES_ARGV: &str = "machines list --app cabanas-test --json";
+
+/// The build deploy of `fixture`'s HEAD.
+fn deploy_argv(fixture: &Fixture, strategy: &str) -> String {
+    let head = fixture.head();
+    format!(
+        "deploy --remote-only --build-arg GIT_COMMIT={head} --image-label {} --app cabanas-test --config fly.toml --strategy {strategy} --wait-timeout 5s",
+        &head[..12]
+    )
+}
 
 fn deploy_args(extra: &[&str]) -> xtask::deploy::Args {
     let mut words = vec!["deploy", "--env", "staging"];
@@ -50,6 +61,13 @@ fn deployable() -> (App, Fixture) {
         (1, "complete", IMG1),
     ]);
     fixture.respond("releases", None, &releases, "", 0);
+    fixture.respond(
+        "machines-list",
+        None,
+        &machines_json(&[("m1", IMG3), ("m2", IMG3)]),
+        "",
+        0,
+    );
     (app, fixture)
 }
 
@@ -68,46 +86,6 @@ fn deploy(
     )
     .unwrap();
     (verdict, result, String::from_utf8(out).unwrap())
-}
-
-#[test]
-fn a_healthy_deploy_runs_the_exact_commands_and_records_the_release() {
-    let (_app, fixture) = deployable();
-    let gates = FakeGates::new(Verdict::Pass, &[Verdict::Pass]);
-    let (verdict, result, out) = deploy(&fixture, &gates, &[]);
-    assert_eq!(verdict, Verdict::Pass, "{out}");
-    assert_eq!(fixture.argvs(), ["auth whoami", DEPLOY_ARGV, RELEASES_ARGV]);
-    assert_eq!(
-        *gates.ran.borrow(),
-        ["predeploy --env staging", "smoke --env staging"]
-    );
-    let release = result.release.unwrap();
-    assert_eq!(
-        (release.version, release.image_ref.as_deref()),
-        (3, Some(IMG3))
-    );
-    assert_eq!(result.rollback_target.unwrap().version, 2);
-    assert_eq!(result.readiness, Some(Verdict::Pass));
-    for call in fixture.calls() {
-        assert_eq!(
-            call["env"]["FLY_API_TOKEN"], true,
-            "the token travels in the environment"
-        );
-        assert_eq!(
-            call["cwd"].as_str().unwrap(),
-            fixture.root().to_str().unwrap()
-        );
-    }
-    let record: xtask::record::RunRecord<xtask::deploy::DeployResult> =
-        xtask::record::latest(&fixture.repo(), "deploy", "staging")
-            .unwrap()
-            .unwrap();
-    assert_eq!(record.verdict, Verdict::Pass);
-    assert_eq!(
-        record.result.release.unwrap().image_ref.as_deref(),
-        Some(IMG3)
-    );
-    fixture.assert_no_secret(&out);
 }
 
 #[test]
@@ -146,7 +124,7 @@ fn not_logged_in_fails_with_the_login_hint_and_deploys_nothing() {
 }
 
 #[test]
-fn a_failing_flyctl_deploy_shows_the_command_and_its_stderr_tail() {
+fn a_failing_flyctl_deploy_shows_its_stderr_tail_and_the_rollback_to_what_served() {
     let (_app, fixture) = deployable();
     let noise: String = (1..=40).map(|i| format!("log line {i}\n")).collect();
     fixture.respond(
@@ -159,10 +137,22 @@ fn a_failing_flyctl_deploy_shows_the_command_and_its_stderr_tail() {
     let gates = FakeGates::new(Verdict::Pass, &[]);
     let (verdict, result, out) = deploy(&fixture, &gates, &[]);
     assert_eq!(verdict, Verdict::Fail);
-    assert_eq!(fixture.argvs(), ["auth whoami", DEPLOY_ARGV]);
+    let deploy_line = deploy_argv(&fixture, "rolling");
+    assert_eq!(
+        fixture.argvs(),
+        [
+            "auth whoami",
+            RELEASES_ARGV,
+            MACHINES_ARGV,
+            &deploy_line,
+            RELEASES_ARGV,
+            MACHINES_ARGV
+        ],
+        "what serves is read before flyctl deploys, and once more for the record"
+    );
     assert!(
         out.contains(&format!(
-            "`{} {DEPLOY_ARGV}` failed",
+            "`{} {deploy_line}` failed",
             env!("CARGO_BIN_EXE_fake-flyctl")
         )),
         "{out}"
@@ -171,99 +161,153 @@ fn a_failing_flyctl_deploy_shows_the_command_and_its_stderr_tail() {
         out.contains("health checks failing") && !out.contains("log line 5\n"),
         "{out}"
     );
-    assert!(result.problems[0].contains("cargo xtask rollback --env staging"));
+    let command = format!("cargo xtask rollback --env staging --to {IMG3}");
+    assert!(out.contains(&command), "{out}");
+    assert_eq!(result.rollback_command.as_deref(), Some(command.as_str()));
+    assert_eq!(result.rollback_image.as_deref(), Some(IMG3));
+    assert_eq!(result.rollback_target.as_ref().map(|r| r.version), Some(3));
+    let before = result.before.unwrap();
+    assert_eq!(before.machines.len(), 2);
+    assert_eq!(before.machines[0].image.as_deref(), Some(IMG3));
+    assert!(result.rolled_back.is_none(), "no rollback without the flag");
     assert!(gates.ran.borrow().iter().all(|g| !g.starts_with("smoke")));
+    fixture.assert_no_secret(&out);
 }
 
 #[test]
-fn a_smoke_failure_prints_the_exact_rollback_command() {
+fn a_flyctl_deploy_that_outlives_its_time_limit_is_stopped_and_fails() {
     let (_app, fixture) = deployable();
-    let gates = FakeGates::new(Verdict::Pass, &[Verdict::Fail]);
-    let (verdict, result, out) = deploy(&fixture, &gates, &[]);
-    assert_eq!(verdict, Verdict::Fail);
-    let command = format!("cargo xtask rollback --env staging --to {IMG2}");
-    assert!(out.contains(&command), "{out}");
+    let hang = serde_json::json!({"stdout": "", "stderr": "", "exit": 0, "sleep_ms": 60_000});
+    std::fs::write(
+        fixture.fake_dir.join("responses/deploy.json"),
+        hang.to_string(),
+    )
+    .unwrap();
+    let gates = FakeGates::new(Verdict::Pass, &[]);
+    let (verdict, result, out) = deploy(&fixture, &gates, &["--deploy-timeout", "1s"]);
+    assert_eq!(verdict, Verdict::Fail, "{out}");
     assert!(
-        out.contains(&format!(
-            "deploy --image {IMG2} --app cabanas-test --config fly.toml --wait-timeout 5s"
-        )),
+        result.problems[0].contains("stopped: it did not finish within 1s"),
         "{out}"
     );
-    assert_eq!(result.rollback_command.as_deref(), Some(command.as_str()));
-    assert_eq!(
-        fixture.argvs(),
-        ["auth whoami", DEPLOY_ARGV, RELEASES_ARGV],
-        "no rollback without the flag"
+    assert!(
+        out.contains(&format!("cargo xtask rollback --env staging --to {IMG3}")),
+        "{out}"
     );
-    assert!(result.rolled_back.is_none());
 }
 
+/// A release still `running` after flyctl returns is polled until it completes; the whole
+/// healthy path runs exactly these commands.
 #[test]
-fn a_smoke_failure_with_rollback_on_failure_redeploys_the_last_good_image() {
-    let (_app, fixture) = deployable();
-    let gates = FakeGates::new(Verdict::Pass, &[Verdict::Fail, Verdict::Pass]);
-    let (verdict, result, out) = deploy(&fixture, &gates, &["--rollback-on-failure"]);
-    assert_eq!(
-        verdict,
-        Verdict::Fail,
-        "the deploy itself failed even though the rollback worked"
-    );
+fn a_healthy_deploy_polls_until_the_new_release_serves() {
+    let (app, fixture) = deployable();
+    *app.commit.lock().unwrap() = fixture.head();
+    let before = releases_json(&[(2, "complete", IMG2), (1, "complete", IMG1)]);
+    let running = releases_json(&[(3, "running", IMG3), (2, "complete", IMG2)]);
+    let done = releases_json(&[(3, "complete", IMG3), (2, "complete", IMG2)]);
+    fixture.respond("releases", Some(1), &before, "", 0);
+    fixture.respond("releases", Some(2), &running, "", 0);
+    fixture.respond("releases", None, &done, "", 0);
+    let old = machines_json(&[("m1", IMG2), ("m2", IMG2)]);
+    fixture.respond("machines-list", Some(1), &old, "", 0);
+    let gates = FakeGates::new(Verdict::Pass, &[Verdict::Pass]);
+    let (verdict, result, out) = deploy(&fixture, &gates, &[]);
+    assert_eq!(verdict, Verdict::Pass, "{out}");
+    let deploy_line = deploy_argv(&fixture, "rolling");
     assert_eq!(
         fixture.argvs(),
         [
-            "auth whoami".to_string(),
-            DEPLOY_ARGV.to_string(),
-            RELEASES_ARGV.to_string(),
-            format!("deploy --image {IMG2} --app cabanas-test --config fly.toml --wait-timeout 5s"),
+            "auth whoami",
+            RELEASES_ARGV,
+            MACHINES_ARGV,
+            &deploy_line,
+            RELEASES_ARGV,
+            MACHINES_ARGV,
+            RELEASES_ARGV,
+            MACHINES_ARGV
         ]
     );
-    let rolled_back = result.rolled_back.unwrap();
-    assert_eq!(
-        (rolled_back.to_version, rolled_back.smoke),
-        (Some(2), Some(Verdict::Pass))
-    );
-    assert!(out.contains("(rolled back)"), "{out}");
+    let verification = result.verification.as_ref().unwrap();
+    assert_eq!(verification.attempts, 2, "{out}");
+    let release = result.release.as_ref().unwrap();
+    assert_eq!((release.version, release.status.as_str()), (3, "complete"));
+    assert_eq!(result.rollback_image.as_deref(), Some(IMG2));
+    assert_eq!(result.rollback_target.as_ref().map(|r| r.version), Some(2));
+    assert_eq!(result.readiness, Some(Verdict::Pass));
+    assert_eq!(result.smoke, Some(Verdict::Pass));
+    for call in fixture.calls() {
+        assert_eq!(
+            call["env"]["FLY_API_TOKEN"], true,
+            "the token travels in the environment"
+        );
+    }
     let record: xtask::record::RunRecord<xtask::deploy::DeployResult> =
         xtask::record::latest(&fixture.repo(), "deploy", "staging")
             .unwrap()
             .unwrap();
-    assert!(record.result.rolled_back.is_some());
+    assert_eq!(record.verdict, Verdict::Pass);
+    assert_eq!(record.result.release.unwrap().version, 3);
+    fixture.assert_no_secret(&out);
 }
 
 #[test]
-fn a_release_that_never_gets_ready_fails_without_running_smoke() {
-    let (app, fixture) = deployable();
-    app.ready.store(false, std::sync::atomic::Ordering::SeqCst);
+fn a_failing_read_before_the_deploy_deploys_nothing() {
+    let (_app, fixture) = deployable();
+    fixture.respond("machines-list", None, "", "Error: app not found\n", 1);
     let gates = FakeGates::new(Verdict::Pass, &[]);
-    let (verdict, result, out) = deploy(&fixture, &gates, &["--wait-timeout", "1s"]);
+    let (verdict, result, out) = deploy(&fixture, &gates, &["--rollback-on-failure"]);
     assert_eq!(verdict, Verdict::Fail);
-    assert_eq!(result.readiness, Some(Verdict::Fail));
-    assert!(out.contains("503"), "{out}");
+    assert_eq!(
+        fixture.argvs(),
+        ["auth whoami", RELEASES_ARGV, MACHINES_ARGV]
+    );
     assert!(
-        out.contains(&format!("cargo xtask rollback --env staging --to {IMG2}")),
+        result.problems[0].contains("could not record what serves before deploying"),
         "{out}"
     );
 }
 
 #[test]
-fn a_dry_run_prints_every_command_and_runs_none() {
+fn a_dry_run_reads_what_serves_and_changes_nothing() {
     let (_app, fixture) = deployable();
     let gates = FakeGates::new(Verdict::Pass, &[]);
-    let (verdict, _, out) = deploy(&fixture, &gates, &["--dry-run", "--strategy", "bluegreen"]);
-    assert_eq!(verdict, Verdict::Pass);
-    assert!(fixture.calls().is_empty());
+    let (verdict, result, out) =
+        deploy(&fixture, &gates, &["--dry-run", "--strategy", "bluegreen"]);
+    assert_eq!(verdict, Verdict::Pass, "{out}");
+    assert_eq!(
+        fixture.argvs(),
+        [RELEASES_ARGV, MACHINES_ARGV],
+        "only read-only calls run"
+    );
     assert!(
         out.contains("would run: ") && out.contains("auth whoami"),
         "{out}"
     );
+    assert!(out.contains(&deploy_argv(&fixture, "bluegreen")), "{out}");
     assert!(
-        out.contains(
-            "deploy --remote-only --app cabanas-test --config fly.toml --strategy bluegreen"
-        ),
+        out.contains(&format!("reports commit {}", fixture.head())),
         "{out}"
     );
-    assert!(out.contains(RELEASES_ARGV), "{out}");
+    assert_eq!(result.rollback_image.as_deref(), Some(IMG3));
     assert!(fixture.records().is_empty(), "a dry run records nothing");
+}
+
+#[test]
+fn a_deploy_outside_git_cannot_run() {
+    let (_app, fixture) = deployable();
+    std::fs::remove_dir_all(fixture.root().join(".git")).unwrap();
+    let gates = FakeGates::new(Verdict::Pass, &[]);
+    let error = xtask::deploy::run_with(
+        &fixture.repo(),
+        &deploy_args(&[]),
+        fixture.flyctl(false),
+        &gates,
+        &mut Vec::new(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("has no git commit"), "{error}");
+    assert!(fixture.calls().is_empty());
 }
 
 fn rollback(
@@ -293,45 +337,48 @@ fn rollback_skips_failed_and_same_image_releases() {
         (2, "complete", IMG2),
     ]);
     fixture.respond("releases", None, &releases, "", 0);
-    let gates = FakeGates::new(Verdict::Pass, &[Verdict::Pass]);
-    let (verdict, result, out) = rollback(&fixture, &gates, &[]);
+    let gates = FakeGates::new(Verdict::Pass, &[]);
+    let (verdict, result, out) = rollback(&fixture, &gates, &["--dry-run"]);
     assert_eq!(verdict, Verdict::Pass, "{out}");
-    assert_eq!(
-        fixture.argvs(),
-        [
-            RELEASES_ARGV.to_string(),
-            format!("deploy --image {IMG2} --app cabanas-test --config fly.toml --wait-timeout 5s")
-        ]
-    );
+    assert_eq!(fixture.argvs(), [RELEASES_ARGV, MACHINES_ARGV]);
     assert_eq!(result.from.unwrap().version, 5);
     assert_eq!(
         (result.to_version, result.to_image.as_deref()),
         (Some(2), Some(IMG2))
     );
-    let record: xtask::record::RunRecord<xtask::rollback::RollbackResult> =
-        xtask::record::latest(&fixture.repo(), "rollback", "staging")
-            .unwrap()
-            .unwrap();
-    assert_eq!(record.result.to_version, Some(2));
+    assert!(
+        out.contains(&format!(
+            "rollback target of cabanas-test: {IMG2} (release v2)"
+        )),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "would run: {} deploy --image {IMG2} --app cabanas-test --config fly.toml --wait-timeout 5s",
+            env!("CARGO_BIN_EXE_fake-flyctl")
+        )),
+        "{out}"
+    );
 }
 
 #[test]
 fn rollback_to_a_named_version_or_image() {
     let (_app, fixture) = deployable();
-    let gates = FakeGates::new(Verdict::Pass, &[Verdict::Pass, Verdict::Pass]);
-    let (verdict, result, _) = rollback(&fixture, &gates, &["--to-version", "1"]);
+    let gates = FakeGates::new(Verdict::Pass, &[]);
+    let (verdict, result, _) = rollback(&fixture, &gates, &["--dry-run", "--to-version", "1"]);
     assert_eq!(
         (verdict, result.to_image.as_deref()),
         (Verdict::Pass, Some(IMG1))
     );
-    let (verdict, result, _) = rollback(&fixture, &gates, &["--to", "registry.fly.io/other:7"]);
+    let (verdict, result, out) = rollback(
+        &fixture,
+        &gates,
+        &["--dry-run", "--to", "registry.fly.io/other:7"],
+    );
     assert_eq!((verdict, result.to_version), (Verdict::Pass, None));
     assert!(
-        fixture
-            .argvs()
-            .last()
-            .unwrap()
-            .starts_with("deploy --image registry.fly.io/other:7 ")
+        out.contains("deploy --image registry.fly.io/other:7 "),
+        "{out}"
     );
     let (verdict, result, _) = rollback(&fixture, &gates, &["--to-version", "9"]);
     assert_eq!(verdict, Verdict::Fail);
@@ -339,6 +386,11 @@ fn rollback_to_a_named_version_or_image() {
         result.problems[0].contains("v9 is not among"),
         "{:?}",
         result.problems
+    );
+    assert!(
+        fixture.argvs().iter().all(|a| !a.starts_with("deploy")),
+        "{:?}",
+        fixture.argvs()
     );
 }
 
@@ -355,21 +407,8 @@ fn rollback_without_a_previous_image_explains_and_deploys_nothing() {
     let gates = FakeGates::new(Verdict::Pass, &[]);
     let (verdict, _, out) = rollback(&fixture, &gates, &[]);
     assert_eq!(verdict, Verdict::Fail);
-    assert_eq!(fixture.argvs(), [RELEASES_ARGV]);
+    assert_eq!(fixture.argvs(), [RELEASES_ARGV, MACHINES_ARGV]);
     assert!(out.contains("nothing to roll back to"), "{out}");
-}
-
-#[test]
-fn rollback_dry_run_runs_nothing() {
-    let (_app, fixture) = deployable();
-    let gates = FakeGates::new(Verdict::Pass, &[]);
-    let (verdict, _, out) = rollback(&fixture, &gates, &["--dry-run"]);
-    assert_eq!(verdict, Verdict::Pass);
-    assert!(fixture.calls().is_empty());
-    assert!(
-        out.contains("deploy --image '<image of the last good release before the current one>'"),
-        "{out}"
-    );
 }
 
 /// `deploy --json` keeps stdout for its JSON even though it runs predeploy (here failing on a
@@ -399,4 +438,36 @@ fn deploy_json_keeps_stdout_parseable() {
         fixture.argvs().is_empty(),
         "no flyctl call after a failed predeploy"
     );
+}
+
+/// The gates call predeploy and smoke with typed options: they must stay what the documented
+/// command lines parse to.
+#[test]
+fn the_gates_options_are_the_documented_command_lines() {
+    use xtask::cli::{Cli, Command};
+    use xtask::deploy::gates::{predeploy_args, smoke_args};
+    match Cli::try_parse_words(["predeploy", "--env", "staging"])
+        .unwrap()
+        .command
+    {
+        Command::Predeploy(parsed) => {
+            assert_eq!(
+                format!("{parsed:?}"),
+                format!("{:?}", predeploy_args("staging"))
+            )
+        }
+        other => panic!("parsed as {other:?}"),
+    }
+    match Cli::try_parse_words(["smoke", "--env", "staging"])
+        .unwrap()
+        .command
+    {
+        Command::Smoke(parsed) => {
+            assert_eq!(
+                format!("{parsed:?}"),
+                format!("{:?}", smoke_args("staging"))
+            )
+        }
+        other => panic!("parsed as {other:?}"),
+    }
 }

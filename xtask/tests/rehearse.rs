@@ -69,6 +69,8 @@ fn rehearse(copy: &Path, extra: &[&str]) -> Command {
         .arg("rehearse")
         .arg("--service-bin")
         .arg(service_binary())
+        .arg("--localfly-bin")
+        .arg(env!("CARGO_BIN_EXE_localfly"))
         .args(["--overlap-concurrency", "20", "--overlap-rounds", "1"])
         .args(extra)
         .current_dir(copy)
@@ -98,8 +100,29 @@ fn rehearse_runs_the_pipeline_and_leaves_nothing_running() {
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     assert!(stdout.contains("verdict: GO"), "{stdout}");
-    for phase in ["==> predeploy:", "==> smoke: PASS", "==> overlap: PASS"] {
+    for phase in [
+        "==> predeploy:",
+        "==> smoke: PASS",
+        "==> overlap: PASS",
+        "==> fly secrets: PASS",
+        "==> fly deploy: PASS (HEAD ",
+        "proven on 2 machines: yes",
+        "==> fly overlap: PASS",
+        "==> fly rollback: PASS",
+    ] {
         assert!(stdout.contains(phase), "missing {phase}:\n{stdout}");
+    }
+    let stopped = stdout
+        .split("local Fly stopped (pids ")
+        .nth(1)
+        .expect("the local Fly's pids are printed");
+    let pids: Vec<u32> = stopped[..stopped.find(')').unwrap()]
+        .split(", ")
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 3, "2 machines and the proxy: {stdout}");
+    for pid in pids {
+        assert!(!process_alive(pid), "local Fly process {pid} survived");
     }
     let summary = copy.path().join("backend/docs/DEPLOYMENT_SUMMARY.md");
     let text = std::fs::read_to_string(&summary).expect("the summary was written");

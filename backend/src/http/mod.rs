@@ -7,6 +7,7 @@ pub mod health;
 pub mod pre_reserve;
 pub mod reservations;
 pub mod webhooks;
+pub mod version;
 
 use std::any::Any;
 
@@ -36,7 +37,8 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(accommodations::router())
         .merge(reservations::router())
-        .merge(webhooks::router());
+        .merge(webhooks::router())
+        .merge(version::router());
     with_middleware(routes, state)
 }
 

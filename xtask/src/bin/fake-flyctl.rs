@@ -3,7 +3,8 @@
 //! `FAKE_FLYCTL_DIR` names its directory. Each call appends one JSON line to `calls.jsonl`:
 //! `{"argv": [...], "stdin": "...", "cwd": "...", "env": {"FLY_API_TOKEN": true}}`. The answer
 //! comes from `responses/<key>.<n>.json` for the n-th call of that key (1-based), else
-//! `responses/<key>.json`: `{"stdout": "...", "stderr": "...", "exit": 0}`. The key is the
+//! `responses/<key>.json`: `{"stdout": "...", "stderr": "...", "exit": 0}`, plus an optional
+//! `"sleep_ms"` to wait before answering (a flyctl that hangs). The key is the
 //! leading words of argv before the first flag, joined with `-` (`secrets-import`,
 //! `releases`, `auth-whoami`, `deploy`). A missing answer exits 99, so a test notices a call
 //! it did not expect.
@@ -65,6 +66,9 @@ fn main() {
     };
     let response: serde_json::Value =
         serde_json::from_str(&text).expect("fake-flyctl: response is JSON");
+    if let Some(ms) = response["sleep_ms"].as_u64() {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     print!("{}", response["stdout"].as_str().unwrap_or(""));
     eprint!("{}", response["stderr"].as_str().unwrap_or(""));
     std::process::exit(response["exit"].as_i64().unwrap_or(0) as i32);

@@ -16,6 +16,13 @@ pub struct DeployCommand {
     pub strategy: Option<String>,
     /// `--wait-timeout`, in seconds.
     pub wait_timeout_secs: u64,
+    /// `--build-arg K=V` pairs (a build only; never a secret: they end up in the image).
+    pub build_args: Vec<(String, String)>,
+    /// `--image-label`: the tag the built image gets (a build only).
+    pub image_label: Option<String>,
+    /// How long the whole flyctl call may run (build and rollout) before it is stopped and
+    /// counted as failed; not part of the argv.
+    pub time_limit: Option<std::time::Duration>,
 }
 
 impl DeployCommand {
@@ -24,7 +31,15 @@ impl DeployCommand {
         let mut args = vec!["deploy".to_string()];
         match &self.image {
             Some(image) => args.extend(["--image".to_string(), image.clone()]),
-            None => args.push("--remote-only".to_string()),
+            None => {
+                args.push("--remote-only".to_string());
+                for (key, value) in &self.build_args {
+                    args.extend(["--build-arg".to_string(), format!("{key}={value}")]);
+                }
+                if let Some(label) = &self.image_label {
+                    args.extend(["--image-label".to_string(), label.clone()]);
+                }
+            }
         }
         args.extend(["--app".to_string(), self.app.clone()]);
         args.extend(["--config".to_string(), self.config.display().to_string()]);
@@ -51,10 +66,13 @@ mod tests {
             image: None,
             strategy: Some("rolling".into()),
             wait_timeout_secs: 300,
+            build_args: vec![("GIT_COMMIT".into(), "0123abc".into())],
+            image_label: Some("0123abc".into()),
+            time_limit: None,
         };
         assert_eq!(
             deploy.args().join(" "),
-            "deploy --remote-only --app sist-cabanas-staging --config fly.toml --strategy rolling --wait-timeout 300s"
+            "deploy --remote-only --build-arg GIT_COMMIT=0123abc --image-label 0123abc --app sist-cabanas-staging --config fly.toml --strategy rolling --wait-timeout 300s"
         );
         deploy.image = Some("registry.fly.io/x:1".into());
         deploy.strategy = None;

@@ -148,6 +148,128 @@ pub fn previous_good_release<'a>(
         .max_by_key(|r| r.version)
 }
 
+/// One Fly machine, from `flyctl machines list --json` (the Machines API's snake_case keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Machine {
+    /// The machine id (what `fly-force-instance-id` routes to).
+    pub id: String,
+    /// `started`, `stopped`, `replacing`, `destroyed`, ...
+    pub state: String,
+    /// The Fly region.
+    pub region: Option<String>,
+    /// The image it runs: `config.image`, else built from `image_ref`.
+    pub image: Option<String>,
+    /// Its health checks as Fly last saw them.
+    pub checks: Vec<MachineCheck>,
+}
+
+/// One health check of a machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineCheck {
+    /// The check's name (`servicecheck-00-http-8080`, ...).
+    pub name: String,
+    /// `passing`, `warning` or `critical`.
+    pub status: String,
+    /// Fly's last output of the check.
+    pub output: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawMachine {
+    id: String,
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    region: Option<String>,
+    #[serde(default)]
+    config: Option<RawMachineConfig>,
+    #[serde(default)]
+    image_ref: Option<RawImageRef>,
+    #[serde(default)]
+    checks: Option<Vec<RawCheck>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawMachineConfig {
+    #[serde(default)]
+    image: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawImageRef {
+    #[serde(default)]
+    registry: Option<String>,
+    #[serde(default)]
+    repository: Option<String>,
+    #[serde(default)]
+    tag: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawCheck {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    status: Option<String>,
+    #[serde(default)]
+    output: Option<String>,
+}
+
+/// Parses `flyctl machines list --json`. `null` (an app without machines) is an empty list;
+/// destroyed machines are left out (they serve nothing).
+pub fn parse_machines(json: &str) -> anyhow::Result<Vec<Machine>> {
+    let raw: Option<Vec<RawMachine>> = serde_json::from_str(json.trim()).context(
+        "`flyctl machines list --json` printed something that is not a list of machines",
+    )?;
+    let mut machines: Vec<Machine> = raw
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| {
+            let from_ref = m.image_ref.and_then(|r| {
+                let repository = r.repository.filter(|s| !s.is_empty())?;
+                let mut image = match r.registry.filter(|s| !s.is_empty()) {
+                    Some(registry) => format!("{registry}/{repository}"),
+                    None => repository,
+                };
+                if let Some(tag) = r.tag.filter(|s| !s.is_empty()) {
+                    image = format!("{image}:{tag}");
+                }
+                Some(image)
+            });
+            Machine {
+                id: m.id,
+                state: m.state.unwrap_or_default().to_ascii_lowercase(),
+                region: m.region.filter(|s| !s.is_empty()),
+                image: m
+                    .config
+                    .and_then(|c| c.image)
+                    .filter(|s| !s.is_empty())
+                    .or(from_ref),
+                checks: m
+                    .checks
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|c| MachineCheck {
+                        name: c.name.unwrap_or_default(),
+                        status: c.status.unwrap_or_default().to_ascii_lowercase(),
+                        output: c.output.filter(|s| !s.is_empty()),
+                    })
+                    .collect(),
+            }
+        })
+        .filter(|m| m.state != "destroyed" && m.state != "destroying")
+        .collect();
+    machines.sort_by(|a, b| a.id.cmp(&b.id));
+    Ok(machines)
+}
+
+/// Whether two image references name the same image: equal once a trailing `@sha256:...`
+/// digest is dropped (flyctl prints the digest in some places and not in others).
+pub fn same_image(a: &str, b: &str) -> bool {
+    let strip = |s: &str| s.split('@').next().unwrap_or(s).trim().to_string();
+    strip(a) == strip(b)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -228,5 +350,45 @@ mod tests {
         assert!(previous_good_release(&releases[4..], &releases[4]).is_none());
         let no_image = vec![release(2, "complete", "img:2"), release(1, "complete", "")];
         assert!(previous_good_release(&no_image, &no_image[0]).is_none());
+    }
+    #[test]
+    fn machines_with_config_image_or_image_ref() {
+        let json = r#"[
+          {"id":"148e","name":"a","state":"started","region":"gru","instance_id":"01J",
+           "image_ref":{"registry":"registry.fly.io","repository":"cabanas","tag":"abc1234",
+                        "digest":"sha256:00","labels":{}},
+           "config":{"image":"registry.fly.io/cabanas:abc1234","env":{}},
+           "checks":[{"name":"servicecheck-00-http-8080","status":"passing","output":"OK",
+                      "updated_at":"2026-11-01T10:00:00Z"}]},
+          {"id":"0a2b","state":"Stopped","region":"gru",
+           "image_ref":{"registry":"registry.fly.io","repository":"cabanas","tag":"deployment-1"},
+           "checks":null},
+          {"id":"ffff","state":"destroyed","config":{"image":"old"}}
+        ]"#;
+        let machines = parse_machines(json).unwrap();
+        assert_eq!(machines.len(), 2, "destroyed machines serve nothing");
+        assert_eq!(machines[0].id, "0a2b");
+        assert_eq!(machines[0].state, "stopped");
+        assert_eq!(
+            machines[0].image.as_deref(),
+            Some("registry.fly.io/cabanas:deployment-1")
+        );
+        assert!(machines[0].checks.is_empty());
+        assert_eq!(machines[1].checks[0].status, "passing");
+        assert_eq!(
+            machines[1].image.as_deref(),
+            Some("registry.fly.io/cabanas:abc1234")
+        );
+        assert!(parse_machines("null").unwrap().is_empty());
+        assert!(parse_machines("{\"id\":1}").is_err());
+    }
+
+    #[test]
+    fn images_compare_without_their_digest() {
+        assert!(same_image(
+            "registry.fly.io/a:t",
+            "registry.fly.io/a:t@sha256:99"
+        ));
+        assert!(!same_image("registry.fly.io/a:t", "registry.fly.io/a:u"));
     }
 }

@@ -79,9 +79,55 @@ impl Fixture {
         write(root, "env/.env.fly.staging.template", TEMPLATE);
         write(root, "env/.env.fly.staging", ENV_FILE);
         write(root, "fly.toml", &format!("app = \"{APP}\"\n"));
+        write(
+            root,
+            ".gitignore",
+            "/target/\n/fake-flyctl/\n/env/.env.fly.staging\n",
+        );
         let fake_dir = root.join("fake-flyctl");
         std::fs::create_dir_all(fake_dir.join("responses")).unwrap();
-        Fixture { dir, fake_dir }
+        let fixture = Fixture { dir, fake_dir };
+        fixture.git(&["init", "--quiet", "--initial-branch=main"]);
+        fixture.commit("fixture");
+        fixture
+    }
+
+    /// Runs git in the fixture; panics when it fails.
+    pub fn git(&self, args: &[&str]) -> String {
+        let output = std::process::Command::new("git")
+            .args([
+                "-c",
+                "user.name=Fixture",
+                "-c",
+                "user.email=fixture@example.org",
+            ])
+            .args(args)
+            .current_dir(self.root())
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Commits everything (an empty commit when nothing changed); returns the new HEAD.
+    pub fn commit(&self, message: &str) -> String {
+        self.git(&["add", "--all"]);
+        self.git(&["commit", "--quiet", "--allow-empty", "-m", message]);
+        self.head()
+    }
+
+    /// The full HEAD commit.
+    pub fn head(&self) -> String {
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// Writes a file under the fixture's root.
+    pub fn write(&self, relative: &str, text: &str) {
+        write(self.root(), relative, text);
     }
 
     pub fn root(&self) -> &Path {
@@ -162,6 +208,21 @@ fn write(root: &Path, relative: &str, text: &str) {
     std::fs::write(path, text).unwrap();
 }
 
+/// `machines list --json` in the Machines API's keys: `(id, image)`, started, checks passing.
+pub fn machines_json(machines: &[(&str, &str)]) -> String {
+    let list: Vec<serde_json::Value> = machines
+        .iter()
+        .map(|(id, image)| {
+            serde_json::json!({
+                "id": id, "name": format!("m-{id}"), "state": "started", "region": "scl",
+                "config": {"image": image},
+                "checks": [{"name": "servicecheck-00-http-8080", "status": "passing", "output": "OK"}],
+            })
+        })
+        .collect();
+    serde_json::to_string(&list).unwrap()
+}
+
 /// Releases JSON in flyctl's Go-style keys: `(version, status, image)`, newest first.
 pub fn releases_json(releases: &[(u64, &str, &str)]) -> String {
     let list: Vec<serde_json::Value> = releases
@@ -178,16 +239,20 @@ pub fn releases_json(releases: &[(u64, &str, &str)]) -> String {
     serde_json::to_string(&list).unwrap()
 }
 
-/// The deployed app: readyz answers 200 while `ready` is set, else 503.
+/// The deployed app: readyz answers 200 while `ready` is set, else 503; `/api/v1/version`
+/// reports `commit` and, as the machine, the `fly-force-instance-id` the request carried.
 pub struct App {
     pub url: String,
     pub ready: Arc<AtomicBool>,
+    pub commit: Arc<std::sync::Mutex<String>>,
 }
 
 pub fn start_app() -> App {
-    use axum::{Router, http::StatusCode, routing::get};
+    use axum::{Json, Router, http::HeaderMap, http::StatusCode, routing::get};
     let ready = Arc::new(AtomicBool::new(true));
+    let commit = Arc::new(std::sync::Mutex::new("unknown".to_string()));
     let flag = ready.clone();
+    let reported = commit.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -197,29 +262,46 @@ pub fn start_app() -> App {
             .build()
             .unwrap();
         runtime.block_on(async move {
-            let router = Router::new().route(
-                "/api/v1/readyz",
-                get(move || {
-                    let up = flag.load(Ordering::SeqCst);
-                    async move {
-                        if up {
-                            StatusCode::OK
-                        } else {
-                            StatusCode::SERVICE_UNAVAILABLE
-                        }
-                    }
-                }),
-            );
+            let router =
+                Router::new()
+                    .route(
+                        "/api/v1/readyz",
+                        get(move || {
+                            let up = flag.load(Ordering::SeqCst);
+                            async move {
+                                if up {
+                                    StatusCode::OK
+                                } else {
+                                    StatusCode::SERVICE_UNAVAILABLE
+                                }
+                            }
+                        }),
+                    )
+                    .route(
+                        "/api/v1/version",
+                        get(move |headers: HeaderMap| {
+                            let commit = reported.lock().unwrap().clone();
+                            let machine = headers
+                                .get("fly-force-instance-id")
+                                .and_then(|v| v.to_str().ok())
+                                .map(String::from);
+                            async move {
+                                Json(serde_json::json!({"commit": commit, "machine": machine}))
+                            }
+                        }),
+                    );
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             axum::serve(listener, router).await.unwrap();
         });
     });
-    App { url, ready }
+    App { url, ready, commit }
 }
 
 /// Gates with chosen outcomes; records which ran.
 pub struct FakeGates {
     pub predeploy: Verdict,
+    /// When set, smoke cannot run (an error, as when its target is unreachable).
+    pub smoke_cannot_run: std::cell::Cell<bool>,
     pub smoke: RefCell<VecDeque<Verdict>>,
     pub ran: RefCell<Vec<String>>,
 }
@@ -228,6 +310,7 @@ impl FakeGates {
     pub fn new(predeploy: Verdict, smoke: &[Verdict]) -> FakeGates {
         FakeGates {
             predeploy,
+            smoke_cannot_run: std::cell::Cell::new(false),
             smoke: RefCell::new(smoke.iter().copied().collect()),
             ran: RefCell::new(Vec::new()),
         }
@@ -242,6 +325,9 @@ impl Gates for FakeGates {
 
     fn smoke(&self, _repo: &Repo, env: &str) -> anyhow::Result<Verdict> {
         self.ran.borrow_mut().push(format!("smoke --env {env}"));
+        if self.smoke_cannot_run.replace(false) {
+            anyhow::bail!("smoke could not start: the fake said so");
+        }
         Ok(self
             .smoke
             .borrow_mut()

@@ -409,6 +409,13 @@ pub fn deploy_result() -> DeployResult {
         rollback_command: Some("cargo xtask rollback --env staging --to-version 11".into()),
         rolled_back: None,
         problems: Vec::new(),
+        commit: None,
+        image_label: None,
+        rollback_image: Some("registry.fly.io/sist-cabanas-staging:deployment-01H".into()),
+        rollback_commit: None,
+        before: None,
+        after: None,
+        verification: None,
     }
 }
 
@@ -421,6 +428,11 @@ pub fn rollback_result() -> RollbackResult {
         readiness: Some(Verdict::Pass),
         smoke: Some(Verdict::Pass),
         problems: Vec::new(),
+        from_commit: None,
+        to_commit: None,
+        before: None,
+        verification: None,
+        migrations_not_reverted: Vec::new(),
     }
 }
 

@@ -1,0 +1,114 @@
+//! `localfly local ...`: create an app (and start its proxy), queue a fault, stop everything.
+
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::cli::LocalCommand;
+use super::machine::{self, free_port, log_tail};
+use super::state::{App, StateDir};
+use crate::interrupt::process_alive;
+
+/// Runs an admin command.
+pub fn run(dir: &StateDir, command: LocalCommand) -> anyhow::Result<()> {
+    match command {
+        LocalCommand::CreateApp {
+            app,
+            machines,
+            port,
+            region,
+        } => {
+            let url = create_app(dir, &app.app, machines, port, &region)?;
+            println!("{url}");
+        }
+        LocalCommand::Fault { app, fault } => {
+            let mut app = dir.load(&app.app)?;
+            app.faults.push(fault);
+            dir.save(&app)?;
+        }
+        LocalCommand::Down { app } => {
+            let names = match app {
+                Some(app) => vec![app],
+                None => dir.app_names(),
+            };
+            let mut stopped = 0;
+            for name in names {
+                stopped += down(dir, &name)?;
+            }
+            println!("stopped {stopped} process group(s)");
+        }
+        LocalCommand::Proxy { app, port } => super::proxy::serve(dir.clone(), &app.app, port)?,
+    }
+    Ok(())
+}
+
+/// Creates `app` and starts its proxy on `port` (0: a free one); returns the app's URL.
+pub fn create_app(
+    dir: &StateDir,
+    name: &str,
+    machines: usize,
+    port: u16,
+    region: &str,
+) -> anyhow::Result<String> {
+    if dir.load(name).is_ok() {
+        bail!("app {name} already exists in {}", dir.root().display());
+    }
+    if machines == 0 {
+        bail!("--machines must be at least 1");
+    }
+    let port = if port == 0 { free_port()? } else { port };
+    let mut app = App {
+        name: name.into(),
+        region: region.into(),
+        machine_count: machines,
+        port,
+        ..App::default()
+    };
+    dir.save(&app)?;
+    let log = dir.app_dir(name).join("proxy.log");
+    let file =
+        std::fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+    let program = std::env::current_exe().context("finding the localfly binary")?;
+    let child = Command::new(program)
+        .args(["local", "proxy", "--app", name, "--port", &port.to_string()])
+        .env(super::state::DIR_ENV, dir.root())
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .process_group(0)
+        .spawn()
+        .context("starting the proxy")?;
+    app.proxy_pid = Some(child.id());
+    app.proxy_started = machine::start_time(child.id());
+    dir.save(&app)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if !process_alive(child.id()) || Instant::now() > deadline {
+            bail!(
+                "the proxy of {name} did not start on 127.0.0.1:{port}:\n{}",
+                log_tail(&log, 10)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(format!("http://127.0.0.1:{port}"))
+}
+
+/// Stops the app's machines and proxy; returns how many process groups were running.
+pub fn down(dir: &StateDir, name: &str) -> anyhow::Result<usize> {
+    let mut app = dir.load(name)?;
+    let mut stopped = 0;
+    for machine in app.machines.values_mut() {
+        if machine::alive(machine) {
+            stopped += 1;
+        }
+        machine::stop(machine);
+    }
+    if machine::stop_group(app.proxy_pid.take(), app.proxy_started.take()) {
+        stopped += 1;
+    }
+    dir.save(&app)?;
+    Ok(stopped)
+}

@@ -1,0 +1,250 @@
+//! Machines as processes: start a `cabanas serve` from an image on a free loopback port in
+//! its own process group, probe its health check over HTTP, stop its whole group.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::Utc;
+
+use super::state::{App, Image, Machine};
+use crate::interrupt::{process_alive, terminate_group};
+
+/// The environment a machine of `app` starts with: fly.toml's `[env]`, the image's build
+/// args (the Dockerfile's `ENV X=$X`), the app's secrets, then Fly's own variables.
+pub fn machine_env(
+    app: &App,
+    image: &Image,
+    fly_env: &BTreeMap<String, String>,
+    id: &str,
+    port: u16,
+) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::new();
+    if let Some(path) = std::env::var_os("PATH") {
+        env.insert("PATH".into(), path.to_string_lossy().into_owned());
+    }
+    env.extend(fly_env.clone());
+    env.extend(image.build_args.clone());
+    for (name, secret) in &app.secrets {
+        env.insert(name.clone(), secret.value.clone());
+    }
+    env.insert("FLY_APP_NAME".into(), app.name.clone());
+    env.insert("FLY_MACHINE_ID".into(), id.into());
+    env.insert("FLY_REGION".into(), app.region.clone());
+    env.insert("FLY_IMAGE_REF".into(), image.reference.clone());
+    env.insert("PORT".into(), port.to_string());
+    // Loopback only, whatever fly.toml says: nothing outside this host reaches a machine.
+    env.insert("HOST".into(), "127.0.0.1".into());
+    env
+}
+
+/// A free loopback port.
+pub fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .context("finding a free loopback port")?
+        .port())
+}
+
+/// Starts machine `id` of `app` from `image`, its output appended to `apps/<app>/logs/<id>.log`.
+pub fn start(
+    app_dir: &Path,
+    app: &App,
+    image: &Image,
+    fly_env: &BTreeMap<String, String>,
+    id: &str,
+) -> anyhow::Result<Machine> {
+    let port = free_port()?;
+    let logs = app_dir.join("logs");
+    std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    let log = logs.join(format!("{id}.log"));
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening {}", log.display()))?;
+    let child = Command::new(&image.binary)
+        .arg("serve")
+        .env_clear()
+        .envs(machine_env(app, image, fly_env, id, port))
+        .current_dir(app_dir)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .process_group(0)
+        .spawn()
+        .with_context(|| format!("starting machine {id} from {}", image.binary.display()))?;
+    let now = Utc::now();
+    Ok(Machine {
+        id: id.into(),
+        state: "started".into(),
+        image_ref: image.reference.clone(),
+        port,
+        healthy: false,
+        pid: Some(child.id()),
+        started: start_time(child.id()),
+        log,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// When process `pid` started, in clock ticks since boot (`/proc/<pid>/stat` field 22).
+/// With the pid it names one process for good: a pid the system reused for another process
+/// has another start time, so the local Fly never signals a process it did not start.
+pub fn start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // "pid (comm) state ppid ...": fields after the command name start at field 3.
+    let (_, rest) = stat.rsplit_once(") ")?;
+    rest.split_whitespace().nth(22 - 3)?.parse().ok()
+}
+
+/// Whether `pid`, started at `started`, is still that running process.
+pub fn running(pid: Option<u32>, started: Option<u64>) -> bool {
+    match (pid, started) {
+        (Some(pid), Some(started)) => process_alive(pid) && start_time(pid) == Some(started),
+        _ => false,
+    }
+}
+
+/// Stops the process group led by `pid` if it is still the process started at `started`.
+/// Returns whether it was running.
+pub fn stop_group(pid: Option<u32>, started: Option<u64>) -> bool {
+    let was_running = running(pid, started);
+    if let (true, Some(pid)) = (was_running, pid) {
+        terminate_group(pid);
+    }
+    was_running
+}
+
+/// Whether the machine's process is running.
+pub fn alive(machine: &Machine) -> bool {
+    running(machine.pid, machine.started)
+}
+
+/// Stops the machine's whole process group (TERM, then KILL after a grace period).
+pub fn stop(machine: &mut Machine) {
+    stop_group(machine.pid.take(), machine.started.take());
+    machine.state = "stopped".into();
+    machine.healthy = false;
+    machine.updated_at = Utc::now();
+}
+
+/// One HTTP health check, as fly.toml's `[[http_service.checks]]` describes it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HttpCheck {
+    /// The path probed, e.g. `/api/v1/readyz`.
+    pub path: String,
+    /// Fly's name for it.
+    pub name: String,
+}
+
+/// Probes checks over HTTP; one runtime and client per localfly call.
+pub struct Prober {
+    runtime: tokio::runtime::Runtime,
+    client: reqwest::Client,
+}
+
+impl Prober {
+    /// A prober whose requests give up after `timeout`.
+    pub fn new(timeout: Duration) -> anyhow::Result<Prober> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(Prober {
+            runtime,
+            client: crate::http::client(timeout)?,
+        })
+    }
+
+    /// `(passing, output)` of `check` on `machine` right now; a stopped machine is critical.
+    /// `broken` (an image whose checks never pass) probes a path that cannot answer 200.
+    pub fn probe(&self, machine: &Machine, check: &HttpCheck, broken: bool) -> (bool, String) {
+        if !alive(machine) {
+            return (false, "the machine is not running".into());
+        }
+        let path = if broken {
+            format!("{}/never-passes", check.path.trim_end_matches('/'))
+        } else {
+            check.path.clone()
+        };
+        let url = format!("http://127.0.0.1:{}{path}", machine.port);
+        let answer = self
+            .runtime
+            .block_on(async { self.client.get(&url).send().await });
+        match answer {
+            Ok(response) if response.status().is_success() => (
+                true,
+                format!("HTTP {} GET {}", response.status(), check.path),
+            ),
+            Ok(response) => (
+                false,
+                format!("HTTP {} GET {}", response.status(), check.path),
+            ),
+            Err(error) => (false, error.without_url().to_string()),
+        }
+    }
+
+    /// Waits until `machine` passes every check, up to `deadline`. The error says why not:
+    /// the process exited, or the checks still failed when time ran out.
+    pub fn wait_passing(
+        &self,
+        machine: &Machine,
+        checks: &[HttpCheck],
+        broken: bool,
+        deadline: Instant,
+    ) -> Result<(), String> {
+        loop {
+            if !alive(machine) {
+                return Err(format!(
+                    "machine {} exited while starting; its last output:\n{}",
+                    machine.id,
+                    log_tail(&machine.log, 8)
+                ));
+            }
+            let failing: Vec<String> = checks
+                .iter()
+                .map(|check| (check, self.probe(machine, check, broken)))
+                .filter(|(_, (passing, _))| !passing)
+                .map(|(check, (_, output))| format!("{}: {output}", check.name))
+                .collect();
+            if failing.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "timeout reached waiting for health checks to pass for machine {}: {}",
+                    machine.id,
+                    failing.join("; ")
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// The last `lines` lines of a log file.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    crate::flyctl::tail(&std::fs::read_to_string(path).unwrap_or_default(), lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_counts_as_ours_only_with_its_start_time() {
+        let me = std::process::id();
+        let started = start_time(me);
+        assert!(started.is_some(), "this process has a start time");
+        assert!(running(Some(me), started));
+        // The same pid with another start time is a reused pid: never ours.
+        assert!(!running(Some(me), started.map(|t| t + 1)));
+        assert!(!running(Some(me), None));
+        assert!(!running(None, started));
+    }
+}

@@ -1,0 +1,394 @@
+//! The Fly half of the rehearsal, against the local Fly (a test double of flyctl whose
+//! machines are real `cabanas` processes behind a round-robin proxy): secrets on stdin, a
+//! deploy of HEAD proven to serve on both machines, smoke and the overlap race through the
+//! proxy, and a rollback drill: a release whose checks never pass is rolled back and the
+//! previous commit serves again. Nothing here is recorded (the records describe real
+//! environments); everything started is stopped when the [`LocalFly`] guard drops.
+
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::Context;
+
+use super::{PhaseOutcome, phase_line};
+use crate::config::{DeployConfig, Environment, Target};
+use crate::flyctl::{DeployCommand, Flyctl};
+use crate::localfly::{Fault, LocalFly};
+use crate::output::Output;
+use crate::release::gates::Gates;
+use crate::release::restore::{RollbackPlan, failed_conditions};
+use crate::release::{RollbackResult, read_serving, roll_back, rollback_target};
+use crate::repo::Repo;
+use crate::verdict::Verdict;
+use crate::{overlap, smoke};
+
+/// The environment name the Fly half runs under (never recorded).
+const FLY_ENVIRONMENT: &str = "local-fly";
+
+/// The app the rehearsal creates on the local Fly.
+const APP: &str = "cabanas-rehearsal";
+
+/// Machines of the app: enough for the proxy to spread requests and for a rolling deploy.
+const MACHINES: usize = 2;
+
+/// flyctl's `--wait-timeout` for the good deploy, and the bound of the proofs.
+const WAIT_SECS: u64 = 30;
+
+/// The bound of one local `flyctl deploy`, build and rollout.
+const DEPLOY_LIMIT_SECS: u64 = 120;
+
+/// The drill's wait: how long the failing release's checks get before flyctl gives up.
+const DRILL_WAIT_SECS: u64 = 3;
+
+/// What the Fly half needs from the rehearsal.
+pub struct FlySettings<'a> {
+    /// The `cabanas` binary images are made from.
+    pub binary: &'a Path,
+    /// The `localfly` binary to use; built with cargo when `None`.
+    pub localfly: Option<std::path::PathBuf>,
+    /// The database every machine shares.
+    pub database_url: String,
+    /// The JWT secret (goes to the machines through `secrets import`, on stdin).
+    pub jwt_secret: &'a str,
+    /// The admin address the overlap cleanup signs for.
+    pub admin_email: &'a str,
+}
+
+/// Smoke through the local Fly's proxy, with the repository's plan; predeploy ran already.
+struct ProxyGates<'a> {
+    config: &'a DeployConfig,
+    url: String,
+    /// Run the latency benchmark too (the deploy's smoke); without it only the checks run
+    /// (health, readiness, metrics, the read path: the drill's smoke after its rollback).
+    bench: bool,
+}
+
+impl Gates for ProxyGates<'_> {
+    fn predeploy(&self, _repo: &Repo, _env: &str) -> anyhow::Result<Verdict> {
+        // The rehearsal ran predeploy as its first phase; a failure there is in the verdict.
+        Ok(Verdict::Pass)
+    }
+
+    fn smoke(&self, _repo: &Repo, _env: &str) -> anyhow::Result<Verdict> {
+        let target = Target::named(FLY_ENVIRONMENT, &self.url)?;
+        let mut plan = smoke::SmokePlan::new(&self.config.smoke, &self.config.thresholds)?;
+        if !self.bench {
+            plan.bench = None;
+        }
+        let report = crate::http::runtime()?.block_on(smoke::measure(&target, &plan))?;
+        Output::new(false).human(&smoke::render::human(&report));
+        Ok(report.verdict)
+    }
+}
+
+/// Runs the Fly half; returns its phases. The local Fly is stopped on every path.
+pub fn rehearse(
+    repo: &Repo,
+    config: &DeployConfig,
+    settings: &FlySettings,
+) -> anyhow::Result<Vec<PhaseOutcome>> {
+    let program = match &settings.localfly {
+        Some(path) if path.is_file() => path.clone(),
+        Some(path) => anyhow::bail!("--localfly-bin {} is not a file", path.display()),
+        None => {
+            phase_line("fly", "building the local Fly (cargo build --bin localfly)");
+            crate::localfly::build(repo)?
+        }
+    };
+    let fly = LocalFly::new(program, settings.binary)?;
+    // Ctrl-C skips destructors: `local down` then stops the machines and the proxy.
+    let down = {
+        let program = fly.program().to_path_buf();
+        let dir = fly.dir().to_path_buf();
+        crate::interrupt::on_interrupt(move || {
+            let _ = std::process::Command::new(program)
+                .args(["local", "down"])
+                .env(crate::localfly::DIR_ENV, dir)
+                .stdin(std::process::Stdio::null())
+                .output();
+        })
+    };
+    let url = fly.create_app(APP, MACHINES)?;
+    phase_line(
+        "fly",
+        &format!("local Fly app {APP} with {MACHINES} machines behind {url}"),
+    );
+    let flyctl = fly.flyctl().in_dir(repo.root());
+    let environment = Environment {
+        app: APP.to_string(),
+        url: url.clone(),
+        env_file: "env/.env.fly.local".into(),
+        template: "env/.env.fly.staging.template".into(),
+        fly_config: "fly.toml".into(),
+    };
+    let gates = ProxyGates {
+        config,
+        url: url.clone(),
+        bench: true,
+    };
+    let drill_gates = ProxyGates {
+        config,
+        url: url.clone(),
+        bench: false,
+    };
+    let mut out = std::io::stderr();
+    let mut phases = Vec::new();
+
+    seed(settings)?;
+    let secrets = stage_secrets(&flyctl, settings, &mut out)?;
+    phases.push(PhaseOutcome {
+        phase: "fly secrets",
+        verdict: secrets,
+    });
+
+    let args = crate::deploy::Args {
+        env: FLY_ENVIRONMENT.to_string(),
+        dry_run: false,
+        strategy: "rolling".to_string(),
+        rollback_on_failure: false,
+        wait_timeout: WAIT_SECS,
+        deploy_timeout: DEPLOY_LIMIT_SECS,
+        json: false,
+    };
+    let (deployed, result) = crate::deploy::execute(
+        repo,
+        &args,
+        &environment,
+        flyctl.clone(),
+        &gates,
+        false,
+        &mut out,
+    )?;
+    let proven = result
+        .verification
+        .as_ref()
+        .is_some_and(|v| v.verdict == Verdict::Pass);
+    phase_line(
+        "fly deploy",
+        &format!(
+            "{} (HEAD {} proven on {MACHINES} machines: {})",
+            deployed.label(),
+            result.image_label.as_deref().unwrap_or("?"),
+            if proven { "yes" } else { "no" }
+        ),
+    );
+    phases.push(PhaseOutcome {
+        phase: "fly deploy",
+        verdict: if proven { Verdict::Pass } else { Verdict::Fail },
+    });
+    phases.push(PhaseOutcome {
+        phase: "fly smoke",
+        verdict: result.smoke.unwrap_or(Verdict::Fail),
+    });
+    if !proven {
+        return Ok(phases);
+    }
+
+    let token = overlap::sign_admin_token(
+        settings.jwt_secret,
+        settings.admin_email,
+        chrono::Utc::now(),
+    )?;
+    let mut plan = overlap::OverlapPlan::new(Some(token));
+    plan.concurrency = 20;
+    plan.rounds = 1;
+    let target = Target::named(FLY_ENVIRONMENT, &url)?;
+    let report = crate::http::runtime()?.block_on(overlap::run_rounds(&target, &plan))?;
+    Output::new(false).human(&overlap::render_text(&report));
+    phase_line(
+        "fly overlap",
+        &format!(
+            "{} (through the proxy, round-robin over {MACHINES} machines)",
+            report.verdict.label()
+        ),
+    );
+    phases.push(PhaseOutcome {
+        phase: "fly overlap",
+        verdict: report.verdict,
+    });
+
+    let drill = rollback_drill(repo, &fly, &flyctl, &environment, &drill_gates, &mut out)?;
+    phase_line("fly rollback", drill.label());
+    phases.push(PhaseOutcome {
+        phase: "fly rollback",
+        verdict: drill,
+    });
+    let pids = fly.pids();
+    drop(fly);
+    drop(down);
+    let alive: Vec<u32> = pids
+        .iter()
+        .copied()
+        .filter(|pid| crate::interrupt::process_alive(*pid))
+        .collect();
+    let shown: Vec<String> = pids.iter().map(u32::to_string).collect();
+    phase_line(
+        "fly",
+        &format!(
+            "local Fly stopped (pids {}){}",
+            shown.join(", "),
+            if alive.is_empty() {
+                String::new()
+            } else {
+                format!("; still running: {alive:?}")
+            }
+        ),
+    );
+    phases.push(PhaseOutcome {
+        phase: "fly teardown",
+        verdict: if alive.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Fail
+        },
+    });
+    Ok(phases)
+}
+
+/// Migrates the Fly app's database and seeds the demo accommodations the overlap race books
+/// (the deploy's release command migrates too; seeding is the operator's job on Fly).
+fn seed(settings: &FlySettings) -> anyhow::Result<()> {
+    for step in ["migrate", "seed-demo"] {
+        let output = std::process::Command::new(settings.binary)
+            .arg(step)
+            .env("DATABASE_URL", &settings.database_url)
+            .env("JWT_SECRET", settings.jwt_secret)
+            .env("ADMIN_ALLOWED_EMAILS", settings.admin_email)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .with_context(|| format!("running {} {step}", settings.binary.display()))?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "`{} {step}` on the local Fly's database failed: {}",
+                settings.binary.display(),
+                crate::flyctl::tail(&String::from_utf8_lossy(&output.stderr), 5)
+            );
+        }
+    }
+    phase_line(
+        "fly database",
+        "migrated and seeded with the demo accommodations",
+    );
+    Ok(())
+}
+
+/// `secrets import --stage` on stdin, then `secrets list` must name every key.
+fn stage_secrets(
+    flyctl: &Flyctl,
+    settings: &FlySettings,
+    out: &mut dyn Write,
+) -> anyhow::Result<Verdict> {
+    let values = [
+        ("DATABASE_URL", settings.database_url.as_str()),
+        ("JWT_SECRET", settings.jwt_secret),
+        ("ADMIN_ALLOWED_EMAILS", settings.admin_email),
+    ];
+    let payload = crate::secrets::fly_import::encode_for_fly_import(values.iter().copied())
+        .context("encoding the rehearsal's secrets for flyctl secrets import")?;
+    let keys: Vec<String> = values.iter().map(|(k, _)| k.to_string()).collect();
+    let mut flyctl = flyctl.clone();
+    flyctl.hide_values(values.iter().map(|(_, v)| *v));
+    flyctl.secrets_import(APP, payload, keys.clone(), out)?;
+    let listed = flyctl.secrets_list(APP, out)?.unwrap_or_default();
+    let missing: Vec<&String> = keys
+        .iter()
+        .filter(|k| !listed.iter().any(|s| &s.name == *k))
+        .collect();
+    let verdict = if missing.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    phase_line(
+        "fly secrets",
+        &format!(
+            "{} ({} staged on stdin{})",
+            verdict.label(),
+            keys.join(", "),
+            if missing.is_empty() {
+                String::new()
+            } else {
+                format!("; missing after import: {missing:?}")
+            }
+        ),
+    );
+    Ok(verdict)
+}
+
+/// Records what serves, deploys a release whose checks never pass, and rolls back to the
+/// recorded image: passes when flyctl fails the bad release and the rollback is proven to
+/// serve the previous commit on every machine.
+fn rollback_drill(
+    repo: &Repo,
+    fly: &LocalFly,
+    flyctl: &Flyctl,
+    environment: &Environment,
+    gates: &dyn Gates,
+    out: &mut dyn Write,
+) -> anyhow::Result<Verdict> {
+    let serving = match read_serving(flyctl, APP, &environment.url, out)? {
+        Ok(Some(serving)) => serving,
+        Ok(None) => anyhow::bail!("the local Fly listed nothing"),
+        Err(problem) => {
+            writeln!(out, "rollback drill: {problem}")?;
+            return Ok(Verdict::Fail);
+        }
+    };
+    let Some(target) = rollback_target(repo, &serving) else {
+        writeln!(out, "rollback drill: nothing serves to roll back to")?;
+        return Ok(Verdict::Fail);
+    };
+    fly.fault(APP, Fault::ChecksNeverPass)?;
+    let commit = target.commit.clone().unwrap_or_else(|| "unknown".into());
+    let bad = DeployCommand {
+        app: APP.to_string(),
+        config: environment.fly_config.clone(),
+        image: None,
+        strategy: Some("rolling".into()),
+        wait_timeout_secs: DRILL_WAIT_SECS,
+        build_args: vec![("GIT_COMMIT".into(), format!("drill-{commit}"))],
+        image_label: Some("rollback-drill".into()),
+        time_limit: Some(std::time::Duration::from_secs(DEPLOY_LIMIT_SECS)),
+    };
+    writeln!(
+        out,
+        "rollback drill: deploying a release whose checks never pass"
+    )?;
+    if flyctl.deploy(&bad, out).is_ok() {
+        writeln!(
+            out,
+            "rollback drill: flyctl accepted a release whose checks never pass"
+        )?;
+        return Ok(Verdict::Fail);
+    }
+    let newer_than = match flyctl.releases(APP, &mut std::io::sink())? {
+        Some(releases) => releases.first().map(|r| r.version),
+        None => None,
+    };
+    let mut result = RollbackResult::new(APP);
+    let plan = RollbackPlan {
+        env_name: FLY_ENVIRONMENT,
+        environment,
+        image: &target.image,
+        commit: target.commit.as_deref(),
+        newer_than,
+        wait_timeout: WAIT_SECS,
+        deploy_timeout: DEPLOY_LIMIT_SECS,
+    };
+    roll_back(repo, flyctl, gates, &plan, &mut result, out)?;
+    let proven = result
+        .verification
+        .as_ref()
+        .is_some_and(|v| v.verdict == Verdict::Pass);
+    if let Some(verification) = result.verification.as_ref().filter(|_| !proven) {
+        writeln!(out, "rollback drill: {}", failed_conditions(verification))?;
+    }
+    for problem in &result.problems {
+        writeln!(out, "rollback drill: {problem}")?;
+    }
+    Ok(if proven && result.problems.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    })
+}

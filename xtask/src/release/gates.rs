@@ -1,0 +1,109 @@
+//! What a deploy or rollback is held to around flyctl: the other tasks ([`Gates`]:
+//! predeploy before, smoke after) and the readiness poll. The [`Gates`] seam lets tests decide
+//! the other tasks' outcomes; `crate::deploy::gates::TaskGates` runs the real ones.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use crate::repo::Repo;
+use crate::verdict::Verdict;
+
+/// Path polled until the new release answers 200.
+pub const READYZ_PATH: &str = "/api/v1/readyz";
+
+/// The other tasks a deploy runs.
+pub trait Gates {
+    /// The predeploy checks of environment `env` (`cargo xtask predeploy --env ENV`).
+    fn predeploy(&self, repo: &Repo, env: &str) -> anyhow::Result<Verdict>;
+    /// The smoke test against environment `env` (`cargo xtask smoke --env ENV`).
+    fn smoke(&self, repo: &Repo, env: &str) -> anyhow::Result<Verdict>;
+}
+
+/// Parses a wait like `300`, `90s`, `5m` or `1h` into seconds.
+pub fn parse_wait(text: &str) -> anyhow::Result<u64> {
+    let text = text.trim();
+    // A bare number is seconds, as flyctl's own --wait-timeout reads it.
+    let duration = if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+        Duration::from_secs(
+            text.parse()
+                .with_context(|| format!("`{text}` is not a duration; use e.g. 300, 90s or 5m"))?,
+        )
+    } else {
+        crate::cli::parse_duration(text).map_err(anyhow::Error::msg)?
+    };
+    let seconds = duration.as_secs_f64().ceil() as u64;
+    if seconds == 0 {
+        bail!("a wait of 0 seconds cannot succeed; use e.g. 5m");
+    }
+    Ok(seconds)
+}
+
+/// Polls `<base_url>/api/v1/readyz` until it answers 200 or `timeout` passes. `Fail` carries
+/// the last status or error seen.
+pub fn wait_ready(
+    base_url: &str,
+    timeout: Duration,
+    out: &mut dyn Write,
+) -> anyhow::Result<(Verdict, String)> {
+    let url = format!("{}{READYZ_PATH}", base_url.trim_end_matches('/'));
+    writeln!(
+        out,
+        "waiting up to {}s for {url} to answer 200",
+        timeout.as_secs()
+    )?;
+    let client = crate::http::client(Duration::from_secs(5).min(timeout))?;
+    let runtime = crate::http::runtime()?;
+    let started = Instant::now();
+    loop {
+        let last = match runtime.block_on(async { client.get(&url).send().await }) {
+            Ok(response) if response.status().is_success() => {
+                let evidence = format!(
+                    "{url} answered {} after {:.1}s",
+                    response.status(),
+                    started.elapsed().as_secs_f64()
+                );
+                writeln!(out, "ready: {evidence}")?;
+                return Ok((Verdict::Pass, evidence));
+            }
+            Ok(response) => format!("last answer {}", response.status()),
+            Err(error) => format!("last error: {error}"),
+        };
+        if started.elapsed() >= timeout {
+            let evidence = format!("{url} not ready after {}s ({last})", timeout.as_secs());
+            writeln!(out, "not ready: {evidence}")?;
+            return Ok((Verdict::Fail, evidence));
+        }
+        std::thread::sleep(
+            Duration::from_secs(2)
+                .min(timeout.saturating_sub(started.elapsed()))
+                .max(Duration::from_millis(100)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_parse_with_units() {
+        assert_eq!(parse_wait("300").unwrap(), 300);
+        assert_eq!(parse_wait("90s").unwrap(), 90);
+        assert_eq!(parse_wait("5m").unwrap(), 300);
+        assert_eq!(parse_wait("1h").unwrap(), 3600);
+        assert!(parse_wait("5 minutes").is_err());
+        assert!(parse_wait("0").is_err());
+        assert!(parse_wait("").is_err());
+    }
+
+    #[test]
+    fn an_unreachable_service_is_not_ready() {
+        let mut out = Vec::new();
+        let (verdict, evidence) =
+            wait_ready("http://127.0.0.1:9", Duration::from_secs(1), &mut out).unwrap();
+        assert_eq!(verdict, Verdict::Fail);
+        assert!(evidence.contains("not ready after 1s"), "{evidence}");
+    }
+}

@@ -1,0 +1,384 @@
+//! What `deploy` and `rollback` share: reading which release serves (releases, machines and
+//! what each machine's version endpoint says), choosing the rollback target before flyctl
+//! runs, proving that a build serves ([`verify`]), and rolling back ([`restore`]).
+//!
+//! Nothing here imports the tasks or the CLI: `deploy` and `rollback` are thin tasks over it.
+
+pub mod gates;
+pub mod restore;
+pub mod verify;
+
+use std::io::Write;
+
+use serde::{Deserialize, Serialize};
+use xshell::{Shell, cmd};
+
+use crate::flyctl::{Flyctl, Machine, Release, failure_or_error, same_image};
+use crate::repo::Repo;
+use crate::verdict::Verdict;
+
+pub use restore::{RollbackResult, roll_back};
+pub use verify::{Condition, Expected, Verification, VersionAnswer, verify};
+
+/// Path of the service's version endpoint (`{"version","commit","image","machine",...}`).
+pub const VERSION_PATH: &str = "/api/v1/version";
+
+/// The request header that makes Fly's proxy route a request to one machine.
+pub const FORCE_INSTANCE_HEADER: &str = "fly-force-instance-id";
+
+/// How many releases a snapshot keeps (newest first): enough to see what changed.
+const RELEASES_KEPT: usize = 5;
+
+/// A release, as recorded: its number and image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReleaseRef {
+    /// Fly's release number.
+    pub version: u64,
+    /// The image it ran, when flyctl reported one.
+    pub image_ref: Option<String>,
+    /// Fly's status word for it.
+    pub status: String,
+}
+
+impl From<&Release> for ReleaseRef {
+    fn from(release: &Release) -> Self {
+        ReleaseRef {
+            version: release.version,
+            image_ref: release.image_ref.clone(),
+            status: release.status.clone(),
+        }
+    }
+}
+
+impl ReleaseRef {
+    /// `v12 (complete, registry.fly.io/app:abc1234)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "v{} ({}, {})",
+            self.version,
+            self.status,
+            self.image_ref.as_deref().unwrap_or("no image reported")
+        )
+    }
+}
+
+/// One machine as seen at a moment: what flyctl says and what the machine itself answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MachineState {
+    /// The machine id.
+    pub id: String,
+    /// Fly's state word (`started`, `stopped`, ...).
+    pub state: String,
+    /// The image it runs.
+    pub image: Option<String>,
+    /// Its checks as `name: status`.
+    pub checks: Vec<String>,
+    /// The commit its version endpoint reported, when it answered.
+    pub commit: Option<String>,
+}
+
+/// The app at a moment: its newest releases and its machines.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The newest releases, newest first.
+    pub releases: Vec<ReleaseRef>,
+    /// Every machine that is not destroyed.
+    pub machines: Vec<MachineState>,
+}
+
+impl Snapshot {
+    /// The newest release, if the app has any.
+    pub fn newest(&self) -> Option<&ReleaseRef> {
+        self.releases.first()
+    }
+
+    /// Builds a snapshot from what flyctl and the machines said.
+    pub fn from_parts(
+        releases: &[Release],
+        machines: &[Machine],
+        answers: &[VersionAnswer],
+    ) -> Snapshot {
+        Snapshot {
+            releases: releases
+                .iter()
+                .take(RELEASES_KEPT)
+                .map(ReleaseRef::from)
+                .collect(),
+            machines: machines
+                .iter()
+                .map(|m| MachineState {
+                    id: m.id.clone(),
+                    state: m.state.clone(),
+                    image: m.image.clone(),
+                    checks: m
+                        .checks
+                        .iter()
+                        .map(|c| format!("{}: {}", c.name, c.status))
+                        .collect(),
+                    commit: answers
+                        .iter()
+                        .find(|a| a.machine_id == m.id)
+                        .and_then(|a| a.commit.clone()),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What serves before a deploy or rollback, read with read-only calls only.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    /// Every release flyctl listed, newest first.
+    pub releases: Vec<Release>,
+    /// Every machine.
+    pub machines: Vec<Machine>,
+    /// What each machine's version endpoint answered.
+    pub answers: Vec<VersionAnswer>,
+}
+
+impl Serving {
+    /// The recorded form.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::from_parts(&self.releases, &self.machines, &self.answers)
+    }
+}
+
+/// Reads what serves: `flyctl releases`, `flyctl machines list` and the version endpoint of
+/// each machine through `base_url`. `Ok(Err(problem))` when a flyctl call ran and failed;
+/// `Ok(Ok(None))` in a dry run without flyctl.
+pub fn read_serving(
+    flyctl: &Flyctl,
+    app: &str,
+    base_url: &str,
+    out: &mut dyn Write,
+) -> anyhow::Result<Result<Option<Serving>, String>> {
+    let releases = match flyctl.releases(app, out) {
+        Ok(Some(releases)) => releases,
+        Ok(None) => return Ok(Ok(None)),
+        Err(error) => return Ok(Err(failure_or_error(error)?.to_string())),
+    };
+    let machines = match flyctl.machines(app, out) {
+        Ok(Some(machines)) => machines,
+        Ok(None) => return Ok(Ok(None)),
+        Err(error) => return Ok(Err(failure_or_error(error)?.to_string())),
+    };
+    let answers = verify::ask_versions(base_url, &machines)?;
+    Ok(Ok(Some(Serving {
+        releases,
+        machines,
+        answers,
+    })))
+}
+
+/// What a failed deploy goes back to, chosen before flyctl runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RollbackTarget {
+    /// The release whose image it is, when a listed release ran it.
+    pub release: Option<ReleaseRef>,
+    /// The image to deploy again.
+    pub image: String,
+    /// The commit that image serves, when the machines said (or the image tag names it).
+    pub commit: Option<String>,
+}
+
+/// Chooses the rollback target from what serves now: the image every machine runs (what
+/// actually serves), else the newest complete release's image. `None` on a first deploy.
+pub fn rollback_target(repo: &Repo, serving: &Serving) -> Option<RollbackTarget> {
+    let running: Vec<&str> = serving
+        .machines
+        .iter()
+        .filter_map(|m| m.image.as_deref())
+        .collect();
+    let common = running
+        .first()
+        .filter(|first| running.iter().all(|i| same_image(i, first)))
+        .map(|i| i.to_string());
+    let image = match common {
+        Some(image) => image,
+        None => serving
+            .releases
+            .iter()
+            .find(|r| r.is_good() && r.image_ref.is_some())?
+            .image_ref
+            .clone()?,
+    };
+    let release = serving
+        .releases
+        .iter()
+        .filter(|r| r.is_good())
+        .find(|r| {
+            r.image_ref
+                .as_deref()
+                .is_some_and(|i| same_image(i, &image))
+        })
+        .map(ReleaseRef::from);
+    let reported: Vec<&str> = serving
+        .answers
+        .iter()
+        .filter_map(|a| a.commit.as_deref())
+        .filter(|c| *c != "unknown")
+        .collect();
+    let commit = match reported.first() {
+        Some(first) if reported.iter().all(|c| c == first) => Some(first.to_string()),
+        _ => commit_of_image(repo, &image),
+    };
+    Some(RollbackTarget {
+        release,
+        image,
+        commit,
+    })
+}
+
+/// The commit an image's tag names (`--image-label <short commit>`), when git knows it.
+pub fn commit_of_image(repo: &Repo, image: &str) -> Option<String> {
+    let without_digest = image.split('@').next()?;
+    let (_, tag) = without_digest.rsplit_once(':')?;
+    if tag.len() < 7 || tag.len() > 40 || !tag.chars().all(|c| c.is_ascii_hexdigit()) {
+        return None;
+    }
+    let sh = Shell::new().ok()?;
+    sh.change_dir(repo.root());
+    let spec = format!("{tag}^{{commit}}");
+    cmd!(sh, "git rev-parse --verify --quiet {spec}")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .ok()
+        .filter(|c| !c.is_empty())
+}
+
+/// Whether a reported commit is the expected one (either may be abbreviated, to 7+ digits).
+pub fn same_commit(reported: &str, expected: &str) -> bool {
+    let (a, b) = (reported.trim(), expected.trim());
+    a.len() >= 7 && b.len() >= 7 && (a.starts_with(b) || b.starts_with(a))
+}
+
+/// The migration files added between `older` and `newer` (`backend/migrations`): a rollback
+/// from `newer` to `older` keeps their schema changes. `None` when git cannot compare them.
+pub fn migrations_added(repo: &Repo, older: &str, newer: &str) -> Option<Vec<String>> {
+    let sh = Shell::new().ok()?;
+    sh.change_dir(repo.root());
+    let range = format!("{older}..{newer}");
+    let listed = cmd!(
+        sh,
+        "git diff --name-only --diff-filter=A {range} -- backend/migrations"
+    )
+    .quiet()
+    .ignore_stderr()
+    .read()
+    .ok()?;
+    Some(
+        listed
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(String::from)
+            .collect(),
+    )
+}
+
+/// `pass` / `FAIL` as the condition lists print them.
+fn mark(passed: bool) -> &'static str {
+    if passed { "ok  " } else { "FAIL" }
+}
+
+/// Prints a verification's conditions, one line each with its evidence.
+pub fn print_verification(verification: &Verification, out: &mut dyn Write) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "{}: {} after {} check(s) in {:.1}s",
+        verification.what,
+        if verification.verdict == Verdict::Pass {
+            "proven"
+        } else {
+            "NOT proven"
+        },
+        verification.attempts,
+        verification.seconds
+    )?;
+    for condition in &verification.conditions {
+        writeln!(
+            out,
+            "  {} {}: {}",
+            mark(condition.passed),
+            condition.name,
+            condition.evidence
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flyctl::{parse_machines, parse_releases};
+
+    fn serving(releases: &str, machines: &str, commits: &[(&str, &str)]) -> Serving {
+        Serving {
+            releases: parse_releases(releases).unwrap(),
+            machines: parse_machines(machines).unwrap(),
+            answers: commits
+                .iter()
+                .map(|(id, commit)| VersionAnswer {
+                    machine_id: id.to_string(),
+                    status: Some(200),
+                    commit: Some(commit.to_string()),
+                    machine: Some(id.to_string()),
+                    error: None,
+                })
+                .collect(),
+        }
+    }
+
+    const RELEASES: &str = r#"[
+      {"Version":3,"Status":"failed","ImageRef":"registry.fly.io/a:ccccccc"},
+      {"Version":2,"Status":"complete","ImageRef":"registry.fly.io/a:bbbbbbb"},
+      {"Version":1,"Status":"complete","ImageRef":"registry.fly.io/a:aaaaaaa"}]"#;
+
+    #[test]
+    fn the_target_is_what_every_machine_runs_with_the_commit_they_report() {
+        let repo = Repo::at(std::env::temp_dir());
+        let machines = r#"[{"id":"m1","state":"started","config":{"image":"registry.fly.io/a:aaaaaaa"}},
+                           {"id":"m2","state":"started","config":{"image":"registry.fly.io/a:aaaaaaa"}}]"#;
+        let s = serving(
+            RELEASES,
+            machines,
+            &[("m1", "a1b2c3d4"), ("m2", "a1b2c3d4")],
+        );
+        let target = rollback_target(&repo, &s).unwrap();
+        assert_eq!(target.image, "registry.fly.io/a:aaaaaaa");
+        assert_eq!(target.release.unwrap().version, 1);
+        assert_eq!(target.commit.as_deref(), Some("a1b2c3d4"));
+    }
+
+    #[test]
+    fn mixed_machines_fall_back_to_the_newest_complete_release() {
+        let repo = Repo::at(std::env::temp_dir());
+        let machines = r#"[{"id":"m1","state":"started","config":{"image":"registry.fly.io/a:aaaaaaa"}},
+                           {"id":"m2","state":"started","config":{"image":"registry.fly.io/a:bbbbbbb"}}]"#;
+        let s = serving(RELEASES, machines, &[("m1", "1111111"), ("m2", "2222222")]);
+        let target = rollback_target(&repo, &s).unwrap();
+        assert_eq!(target.image, "registry.fly.io/a:bbbbbbb");
+        assert_eq!(target.release.unwrap().version, 2);
+        assert_eq!(
+            target.commit, None,
+            "machines disagree and git knows no such tag"
+        );
+    }
+
+    #[test]
+    fn a_first_deploy_has_no_target() {
+        let repo = Repo::at(std::env::temp_dir());
+        assert!(rollback_target(&repo, &serving("[]", "[]", &[])).is_none());
+        assert!(rollback_target(&repo, &serving("null", "null", &[])).is_none());
+    }
+
+    #[test]
+    fn commits_match_by_prefix_of_at_least_seven() {
+        assert!(same_commit("0123456789abcdef", "0123456"));
+        assert!(same_commit("0123456", "0123456789abcdef"));
+        assert!(!same_commit("0123456789abcdef", "0123457"));
+        assert!(!same_commit("unknown", "0123456"));
+        assert!(!same_commit("0123", "0123"));
+    }
+}
