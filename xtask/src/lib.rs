@@ -16,6 +16,7 @@ pub mod overlap;
 pub mod pgcluster;
 pub mod predeploy;
 pub mod record;
+pub mod records;
 pub mod rehearse;
 pub mod repo;
 pub mod report;
@@ -44,6 +45,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Status(args) => status::run(args),
         Command::Rehearse(args) => rehearse::run(args),
+        Command::Records(args) => records::run(args),
     };
     exit_code(outcome)
 }

@@ -11,6 +11,7 @@ use std::path::Path;
 
 use chrono::Duration;
 use report_fixtures::*;
+use xtask::repo::GitState;
 use xtask::report::{self, Options, Overall, State};
 use xtask::verdict::Verdict;
 
@@ -110,28 +111,43 @@ fn report_stale_results_are_incomplete_never_go() {
     })
     .render("staging");
     assert_eq!(rendered.overall, Overall::Incomplete);
-    assert!(rendered.markdown.contains("HEAD is a1b2c3d4e5f6: stale"));
+    assert!(
+        rendered
+            .markdown
+            .contains("deployable inputs changed: their tree is now 7eea1b2c3d4e: stale")
+    );
     assert!(rendered.markdown.contains("**Warning:**"));
     snapshot("report_stale_results", &rendered.markdown);
 }
 
 #[test]
-fn results_from_before_the_last_deploy_are_stale() {
+fn results_measured_on_a_replaced_release_are_stale() {
     let f = staging(Scenario::default());
+    let mut next = deploy_result();
+    next.release = Some(release(13, "deployment-01K"));
     f.save(
         "deploy",
         "staging",
         HEAD,
         Duration::minutes(10),
         Verdict::Pass,
-        deploy_result(),
+        next,
     );
     let rendered = f.render("staging");
     assert_eq!(rendered.overall, Overall::Incomplete);
     assert!(
-        rendered
-            .markdown
-            .contains("before the last deploy at 2026-11-27 11:50 UTC: stale")
+        rendered.markdown.contains(
+            "another release has served since: the current one since 2026-11-27 11:50 UTC: stale"
+        ),
+        "{}",
+        rendered.markdown
+    );
+    assert!(
+        rendered.markdown.contains(
+            "against release v13, image registry.fly.io/sist-cabanas-staging:deployment-01K"
+        ),
+        "{}",
+        rendered.markdown
     );
     let stability = rendered
         .context
@@ -145,6 +161,65 @@ fn results_from_before_the_last_deploy_are_stale() {
         State::Pending,
         "a new deploy restarts the 24 h clock"
     );
+}
+
+#[test]
+fn a_deploy_that_left_the_same_release_serving_keeps_results_fresh() {
+    let f = staging(Scenario::default());
+    // A deploy that failed before replacing anything: v12 still serves.
+    let mut kept = deploy_result();
+    kept.problems = vec!["the build failed".into()];
+    f.save(
+        "deploy",
+        "staging",
+        HEAD,
+        Duration::minutes(10),
+        Verdict::Fail,
+        kept,
+    );
+    let rendered = f.render("staging");
+    let smoke = rendered.context.smoke.provenance.as_ref().unwrap();
+    assert!(!smoke.stale, "{}", smoke.note);
+    assert!(smoke.against.contains("release v12"), "{}", smoke.against);
+}
+
+#[test]
+fn a_docs_only_commit_keeps_local_results_fresh_and_a_backend_change_stales_them() {
+    let f = Fixture::new();
+    let (v, r) = smoke_report(false);
+    f.save("smoke", "local", HEAD, Duration::minutes(5), v, r);
+    let render_at = |head: &GitState| {
+        report::render(
+            &f.repo,
+            &Options {
+                env: Some("local".into()),
+            },
+            now(),
+            Some(head),
+        )
+        .unwrap()
+    };
+    // Another commit with the same deployable inputs (a README change).
+    let docs_commit = GitState {
+        commit: "d0c5d0c5d0c5".into(),
+        ..head()
+    };
+    let smoke = render_at(&docs_commit).context.smoke.provenance.unwrap();
+    assert!(!smoke.stale, "{}", smoke.note);
+    assert!(
+        smoke.note.contains("against deployable inputs tree"),
+        "{}",
+        smoke.note
+    );
+    // Another commit whose inputs differ (a backend/ change).
+    let backend_commit = GitState {
+        commit: "bacbacbacbac".into(),
+        inputs: Some(inputs_of("bacbacbacbac")),
+        ..head()
+    };
+    let smoke = render_at(&backend_commit).context.smoke.provenance.unwrap();
+    assert!(smoke.stale, "{}", smoke.note);
+    assert!(smoke.note.contains("deployable inputs"), "{}", smoke.note);
 }
 
 #[test]
@@ -217,6 +292,7 @@ fn production_map_gates_its_deploy_on_staging_and_the_checklist() {
         environment: rendered.context.environment.clone(),
         verdict: rendered.context.verdict.label.clone(),
         reasons: rendered.context.verdict.reasons.clone(),
+        warnings: rendered.context.verdict.warnings.clone(),
         map: rendered.context.map.clone(),
     });
     snapshot("status_production", &status);

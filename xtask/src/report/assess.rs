@@ -204,10 +204,14 @@ pub fn assess(results: &Results, deployable: bool, head: Option<&str>) -> Assess
     overall(&requirements(results, deployable, head))
 }
 
-/// The start of the deploy the network results must postdate.
+/// The time network results must postdate: since when the release serving now has been
+/// serving (a redeploy or failed deploy that left the same release keeps them fresh; a new
+/// release or a rollback stales them).
 pub fn deployed_at(results: &Results, deployable: bool) -> Option<DateTime<Utc>> {
     if deployable {
-        results.deploy.as_ref().map(|d| d.started_at)
+        results
+            .serving_since
+            .or_else(|| results.deploy.as_ref().map(|d| d.started_at))
     } else {
         None
     }

@@ -77,6 +77,24 @@ pub struct VerdictView {
     pub label: String,
     /// Why.
     pub reasons: Vec<String>,
+    /// WARN lines that do not change the verdict (records dated in the future).
+    pub warnings: Vec<String>,
+}
+
+/// The release network results of a deployed environment are measured against: what the
+/// newest deploy left serving (`release v12, image registry.fly.io/app:tag`).
+fn serving_release(results: &Results, deployable: bool) -> Option<String> {
+    if !deployable {
+        return None;
+    }
+    let release = results.deploy.as_ref()?.result.release.as_ref()?;
+    let version = release.version.map(|v| format!("v{v}"));
+    match (version, release.image_ref.as_deref()) {
+        (Some(v), Some(image)) => Some(format!("release {v}, image {image}")),
+        (Some(v), None) => Some(format!("release {v}")),
+        (None, Some(image)) => Some(format!("image {image}")),
+        (None, None) => None,
+    }
 }
 
 /// A section backed by one saved result.
@@ -136,6 +154,8 @@ pub fn build(input: &Inputs) -> ReportContext {
     let head_commit = head_identity.as_deref();
     let r = input.results;
     let deployed = assess::deployed_at(r, input.deployable);
+    let serving = serving_release(r, input.deployable);
+    let serving = serving.as_deref();
     let smoke_url = r.smoke.as_ref().and_then(|s| s.result.url.clone());
     let url = input.url.map(str::to_string).or(smoke_url);
     let map = decision_map::decision_map(&MapInputs {
@@ -167,7 +187,7 @@ pub fn build(input: &Inputs) -> ReportContext {
         Some(rec) => Section {
             present: true,
             command: command_of("predeploy", String::new()),
-            provenance: Some(assess::provenance(rec, input.now, head_commit, None)),
+            provenance: Some(assess::provenance(rec, input.now, head_commit, None, None)),
             data: Some(rec.result.checks.iter().map(check_row).collect()),
         },
     };
@@ -177,7 +197,13 @@ pub fn build(input: &Inputs) -> ReportContext {
         Some(rec) => Section {
             present: true,
             command: smoke_command,
-            provenance: Some(assess::provenance(rec, input.now, head_commit, deployed)),
+            provenance: Some(assess::provenance(
+                rec,
+                input.now,
+                head_commit,
+                deployed,
+                serving,
+            )),
             data: Some(SmokeData {
                 url: rec.result.url.clone().unwrap_or_default(),
                 checks: rec.result.checks.iter().map(check_row).collect(),
@@ -198,7 +224,13 @@ pub fn build(input: &Inputs) -> ReportContext {
         Some(rec) => Section {
             present: true,
             command: overlap_command,
-            provenance: Some(assess::provenance(rec, input.now, head_commit, deployed)),
+            provenance: Some(assess::provenance(
+                rec,
+                input.now,
+                head_commit,
+                deployed,
+                serving,
+            )),
             data: Some(overlap_data(&rec.result)),
         },
     };
@@ -210,7 +242,7 @@ pub fn build(input: &Inputs) -> ReportContext {
         (Some(rec), true) => Section {
             present: true,
             command: deploy_command,
-            provenance: Some(assess::provenance(rec, input.now, head_commit, None)),
+            provenance: Some(assess::provenance(rec, input.now, head_commit, None, None)),
             data: Some(DeployData {
                 release: rec
                     .result
@@ -244,6 +276,7 @@ pub fn build(input: &Inputs) -> ReportContext {
         verdict: VerdictView {
             label: assessment.overall.label().to_string(),
             reasons: assessment.reasons,
+            warnings: r.warnings.clone(),
         },
         map,
         predeploy,
