@@ -89,12 +89,15 @@ impl<T: Serialize> RunRecord<T> {
 
 fn save_in<T: Serialize>(dir: &Path, record: &RunRecord<T>) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Records from many machines meet on the shared ref, which keeps the first file of a
+    // name: time, task and process id alone can repeat across CI runners, a random part not.
+    let unique = uuid::Uuid::new_v4().simple().to_string();
     let name = format!(
         "{}-{}-{}-{}.json",
         record.started_at.format("%Y%m%dT%H%M%S%.3fZ"),
         record.task,
         sanitize(&record.environment),
-        std::process::id()
+        &unique[..12]
     );
     let path = dir.join(name);
     let text = serde_json::to_string_pretty(record).context("serialising the result record")?;
