@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod flyctl;
 pub mod http;
 pub mod interrupt;
+pub mod junit;
 pub mod local_service;
 pub mod output;
 pub mod overlap;

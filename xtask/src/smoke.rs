@@ -83,6 +83,10 @@ pub struct Args {
     /// Run the benchmark only, no checks (for comparing load generators).
     #[arg(long)]
     pub skip_checks: bool,
+    /// Also write the outcome as JUnit XML to PATH (one test case per check and per threshold of each endpoint), for CI test
+    /// reporters.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<std::path::PathBuf>,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -202,6 +206,9 @@ pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
     let record = clock.finish(&repo, &target.environment, verdict, report);
     // Saved before anything else can fail: the measurement is the one thing not to lose.
     let path = record.save(&repo)?;
+    if let Some(junit) = &args.junit {
+        crate::junit::smoke(&target.environment, &record.result).write(junit)?;
+    }
     output::append_step_summary(&summary)?;
     out.human(&format!(
         "saved {}\n",
