@@ -22,6 +22,9 @@ pub struct DeployConfig {
     /// What `smoke` measures.
     #[serde(default)]
     pub smoke: SmokeSettings,
+    /// What the report's history section compares.
+    #[serde(default)]
+    pub history: HistorySettings,
     /// Deploy targets by name (`staging`, `production`).
     pub environments: BTreeMap<String, Environment>,
 }
@@ -65,6 +68,29 @@ impl Default for Thresholds {
             p95_ms: 3000.0,
             error_rate_pct: 1.0,
             healthz_p95_ms: 200.0,
+        }
+    }
+}
+
+/// The report's history: how many runs it shows and what counts as a regression.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistorySettings {
+    /// Runs per task shown (newest first).
+    pub runs: usize,
+    /// A p95 latency or error rate above the previous run's by more than this many percent
+    /// is a WARN for that endpoint (and a race time, for overlap).
+    pub regression_pct: f64,
+    /// Latency rises smaller than this, in milliseconds, are noise, whatever the percentage.
+    pub regression_floor_ms: f64,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        HistorySettings {
+            runs: 10,
+            regression_pct: 20.0,
+            regression_floor_ms: 5.0,
         }
     }
 }

@@ -541,3 +541,112 @@ fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
 }
+
+/// Three smoke runs (the newest slower on one endpoint and failing more requests) and two
+/// overlap runs on local: the history section and its chart.
+fn history_fixture() -> Fixture {
+    let f = Fixture::new();
+    let runs = [(5, 150.0, 0.0), (4, 160.0, 0.25), (3, 240.0, 0.5)];
+    for (hours_ago, accommodations_p95, errors) in runs {
+        let (_, mut r) = smoke_report(false);
+        let bench = r.benchmark.as_mut().unwrap();
+        bench.endpoints[1] = endpoint(
+            "accommodations",
+            "/api/v1/reservations/accommodations",
+            accommodations_p95,
+            3000.0,
+            errors,
+        );
+        f.save(
+            "smoke",
+            "local",
+            HEAD,
+            Duration::hours(hours_ago),
+            r.verdict,
+            r,
+        );
+    }
+    for (hours_ago, race_ms) in [(4, 80.0), (2, 85.0)] {
+        let (v, mut r) = overlap_report(false);
+        for round in &mut r.rounds {
+            round.race_ms = race_ms;
+        }
+        f.save("overlap", "local", HEAD, Duration::hours(hours_ago), v, r);
+    }
+    f
+}
+
+#[test]
+fn history_shows_trends_and_warns_on_a_regression_per_endpoint() {
+    let f = history_fixture();
+    let rendered = report::render(
+        &f.repo,
+        &Options {
+            env: Some("local".into()),
+        },
+        now(),
+        Some(&head()),
+    )
+    .unwrap();
+    let history = &rendered.context.history;
+    let verdicts: Vec<(&str, &str)> = history
+        .endpoints
+        .iter()
+        .map(|e| (e.name.as_str(), e.verdict.as_str()))
+        .collect();
+    assert_eq!(verdicts, [("healthz", "OK"), ("accommodations", "WARN")]);
+    assert!(
+        rendered
+            .context
+            .verdict
+            .warnings
+            .iter()
+            .any(|w| w.contains("smoke accommodations: p95 240 ms against 160 ms")),
+        "{:?}",
+        rendered.context.verdict.warnings
+    );
+    assert!(
+        rendered
+            .markdown
+            .contains("> **WARN:** smoke accommodations")
+    );
+    let section = rendered
+        .markdown
+        .split("## History")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .unwrap();
+    snapshot("history_section", &format!("## History{section}"));
+}
+
+#[test]
+fn html_draws_the_trend_as_inline_svg_without_script() {
+    let f = history_fixture();
+    let rendered = report::render(
+        &f.repo,
+        &Options {
+            env: Some("local".into()),
+        },
+        now(),
+        Some(&head()),
+    )
+    .unwrap();
+    let chart = rendered
+        .chart
+        .clone()
+        .expect("a chart with benchmarked runs");
+    snapshot("history_chart_svg", &chart);
+    let html = rendered.html();
+    let at_heading = html.find("<h2>History</h2>").unwrap();
+    let at_chart = html.find("<svg").unwrap();
+    assert!(
+        at_chart > at_heading,
+        "the chart sits under the History heading"
+    );
+    assert!(!html.contains("<script"));
+    // Nothing fetched or run: the only URL is the SVG namespace.
+    assert!(!chart.contains("href"));
+    assert_eq!(chart.matches("http").count(), 1);
+    // Three points for each of two endpoints.
+    assert_eq!(chart.matches("<circle").count(), 6);
+}

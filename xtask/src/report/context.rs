@@ -68,6 +68,9 @@ pub struct ReportContext {
     pub deploy: Section<DeployData>,
     /// Production readiness.
     pub readiness: ReadinessView,
+    /// The last runs, trends and regressions (filled by `report::context`, which reads every
+    /// record; empty here).
+    pub history: super::history::HistoryData,
 }
 
 /// The overall verdict for templates.
@@ -208,6 +211,12 @@ pub fn build(input: &Inputs) -> ReportContext {
                 url: rec.result.url.clone().unwrap_or_default(),
                 checks: rec.result.checks.iter().map(check_row).collect(),
                 benchmarked: rec.result.benchmark.is_some(),
+                load: rec
+                    .result
+                    .benchmark
+                    .as_ref()
+                    .and_then(|b| b.load.as_ref())
+                    .map(|l| l.describe()),
                 endpoints: rec
                     .result
                     .benchmark
@@ -283,6 +292,7 @@ pub fn build(input: &Inputs) -> ReportContext {
         smoke,
         overlap,
         deploy,
+        history: Default::default(),
         readiness: ReadinessView {
             path: CHECKLIST_PATH.to_string(),
             checklist: input.checklist.cloned(),

@@ -127,6 +127,18 @@ impl RecordSet {
         Ok(self.ranked(task, environment)?.map(|(_, saved)| saved))
     }
 
+    /// The newest `limit` results of `task` in `environment`, newest first (for the history).
+    pub fn recent<T: DeserializeOwned>(
+        &self,
+        task: &str,
+        environment: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Saved<T>>> {
+        let mut all = self.all_of(task, environment)?;
+        all.truncate(limit);
+        Ok(all.into_iter().map(|(_, saved)| saved).collect())
+    }
+
     fn ranked<T: DeserializeOwned>(
         &self,
         task: &str,

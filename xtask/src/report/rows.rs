@@ -29,6 +29,8 @@ pub struct SmokeData {
     pub checks: Vec<CheckRow>,
     /// Whether the benchmark ran.
     pub benchmarked: bool,
+    /// The load it ran at (model, concurrency or rate, bound, warm-up), when recorded.
+    pub load: Option<String>,
     /// Per endpoint.
     pub endpoints: Vec<EndpointRow>,
 }
