@@ -186,7 +186,10 @@ pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
         },
     };
     let (settings, thresholds) = match &config {
-        Some(config) => (config.smoke.clone(), config.thresholds.clone()),
+        Some(config) => (
+            config.smoke.clone(),
+            config.thresholds_for(&target.environment),
+        ),
         None => (SmokeSettings::default(), Thresholds::default()),
     };
     let mut plan = SmokePlan::resolve(&settings, &thresholds, &overrides(&args))?;

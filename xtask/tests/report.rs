@@ -650,3 +650,33 @@ fn html_draws_the_trend_as_inline_svg_without_script() {
     // Three points for each of two endpoints.
     assert_eq!(chart.matches("<circle").count(), 6);
 }
+
+#[test]
+fn p99_and_max_limits_are_shown_beside_the_percentiles() {
+    let f = Fixture::new();
+    let (_, mut r) = smoke_report(false);
+    let endpoint = &mut r.benchmark.as_mut().unwrap().endpoints[0];
+    endpoint
+        .thresholds
+        .push(threshold("p99 latency", 63.0, 5000.0, "ms"));
+    endpoint
+        .thresholds
+        .push(threshold("max latency", 126.0, 100.0, "ms"));
+    f.save("smoke", "local", HEAD, Duration::minutes(5), r.verdict, r);
+    let rendered = report::render(
+        &f.repo,
+        &Options {
+            env: Some("local".into()),
+        },
+        now(),
+        Some(&head()),
+    )
+    .unwrap();
+    assert!(
+        rendered
+            .markdown
+            .contains("| 63.0 ms (< 5000 ms) | 126 ms (< 100 ms) |"),
+        "{}",
+        rendered.markdown
+    );
+}
