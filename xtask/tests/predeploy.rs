@@ -214,6 +214,23 @@ fn config_fails_on_an_incomplete_environment() {
 }
 
 #[test]
+fn config_fails_on_a_bad_environment_limit() {
+    let fixture = Fixture::valid();
+    fixture.edit(
+        "ops/deploy.toml",
+        "[environments.production.thresholds]\np99_ms = 5000.0",
+        "[environments.production.thresholds]\np99_ms = -1.0",
+    );
+    let check = assert_fails_at(&fixture.evaluate(&all()), "config", "ops/deploy.toml:65");
+    assert!(
+        check.evidence.iter().any(|e| e
+            .message
+            .contains("environments.production.thresholds.p99_ms")),
+        "{check:#?}"
+    );
+}
+
+#[test]
 fn fly_toml_fails_without_a_release_command_or_readiness_check() {
     let fixture = Fixture::valid();
     fixture.edit("fly.toml", "release_command = \"cabanas migrate\"", "");
