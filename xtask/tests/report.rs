@@ -680,3 +680,63 @@ fn p99_and_max_limits_are_shown_beside_the_percentiles() {
         rendered.markdown
     );
 }
+
+#[test]
+fn a_record_from_the_future_is_flagged_and_does_not_mask_a_fresh_failure() {
+    use xtask::record::{RunRecord, SCHEMA_VERSION};
+    let f = Fixture::new();
+    let save = |started_at: chrono::DateTime<chrono::Utc>, verdict: Verdict, breach: bool| {
+        let (_, result) = smoke_report(breach);
+        RunRecord {
+            schema_version: SCHEMA_VERSION,
+            task: "smoke".into(),
+            environment: "local".into(),
+            git: Some(head()),
+            started_at,
+            duration_ms: 1,
+            tool_version: "0.1.0".into(),
+            verdict,
+            result,
+        }
+        .save(&f.repo)
+        .unwrap()
+    };
+    // A PASS copied from a machine whose clock runs a year ahead, saved here an hour ago ...
+    let copied = save(
+        chrono::Utc::now() + Duration::days(365),
+        Verdict::Pass,
+        false,
+    );
+    std::fs::File::options()
+        .write(true)
+        .open(&copied)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
+    // ... then a failure measured here now.
+    save(chrono::Utc::now(), Verdict::Fail, true);
+    let rendered = report::render(
+        &f.repo,
+        &Options {
+            env: Some("local".into()),
+        },
+        chrono::Utc::now(),
+        Some(&head()),
+    )
+    .unwrap();
+    assert_eq!(
+        rendered.context.smoke.provenance.as_ref().unwrap().verdict,
+        "FAIL"
+    );
+    assert_eq!(rendered.overall, Overall::NoGo);
+    let warnings = &rendered.context.verdict.warnings;
+    assert!(
+        warnings.iter().any(|w| w.contains("claims to start at")),
+        "{warnings:?}"
+    );
+    assert!(
+        rendered
+            .markdown
+            .contains("> **WARN:** the smoke record for local")
+    );
+}
