@@ -740,3 +740,38 @@ fn a_record_from_the_future_is_flagged_and_does_not_mask_a_fresh_failure() {
             .contains("> **WARN:** the smoke record for local")
     );
 }
+
+#[test]
+fn smoke_that_saw_another_build_than_the_deploy_is_stale() {
+    let f = staging(Scenario::default());
+    let (v, mut r) = smoke_report(false);
+    r.served_version = xtask::smoke::report::ServedVersion::Answered {
+        body: serde_json::json!({"commit": "0ther0ther0ther"}),
+    };
+    f.save("smoke", "staging", HEAD, Duration::minutes(30), v, r);
+    let rendered = f.render("staging");
+    assert_eq!(rendered.overall, Overall::Incomplete);
+    assert!(
+        rendered
+            .context
+            .verdict
+            .reasons
+            .iter()
+            .any(|r| r.contains("version endpoint reported commit 0ther0ther0ther")),
+        "{:?}",
+        rendered.context.verdict.reasons
+    );
+    assert!(
+        rendered
+            .markdown
+            .contains("build served: the version endpoint reported commit 0ther0ther0ther")
+    );
+
+    // The same commit as the deploy confirms it.
+    let (v, mut r) = smoke_report(false);
+    r.served_version = xtask::smoke::report::ServedVersion::Answered {
+        body: serde_json::json!({"commit": HEAD}),
+    };
+    f.save("smoke", "staging", HEAD, Duration::minutes(20), v, r);
+    assert_eq!(f.render("staging").overall, Overall::Go);
+}

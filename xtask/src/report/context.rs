@@ -211,6 +211,7 @@ pub fn build(input: &Inputs) -> ReportContext {
                 url: rec.result.url.clone().unwrap_or_default(),
                 checks: rec.result.checks.iter().map(check_row).collect(),
                 benchmarked: rec.result.benchmark.is_some(),
+                served: rec.result.served_note(),
                 load: rec
                     .result
                     .benchmark

@@ -31,6 +31,8 @@ pub struct SmokeData {
     pub benchmarked: bool,
     /// The load it ran at (model, concurrency or rate, bound, warm-up), when recorded.
     pub load: Option<String>,
+    /// What the version endpoint said about the build that served.
+    pub served: String,
     /// Per endpoint.
     pub endpoints: Vec<EndpointRow>,
 }

@@ -89,6 +89,39 @@ pub struct SmokeView {
     pub checks: Vec<CheckView>,
     /// Phase 2, unless skipped.
     pub benchmark: Option<BenchmarkView>,
+    /// What the version endpoint answered (`{state, body | detail}`), when recorded.
+    pub served_version: Option<serde_json::Value>,
+}
+
+impl SmokeView {
+    /// The commit the service said it was built from, when its version endpoint said one.
+    pub fn served_commit(&self) -> Option<&str> {
+        self.served_version
+            .as_ref()?
+            .get("body")?
+            .get("commit")?
+            .as_str()
+    }
+
+    /// What the version endpoint told, for the report: `commit abc123`, `no version
+    /// endpoint`, or `not asked`.
+    pub fn served_note(&self) -> String {
+        let Some(served) = &self.served_version else {
+            return "not recorded".to_string();
+        };
+        match served.get("state").and_then(|s| s.as_str()) {
+            Some("answered") => match self.served_commit() {
+                Some(commit) => format!("the version endpoint reported commit {commit}"),
+                None => "the version endpoint answered without a commit".to_string(),
+            },
+            Some("no_endpoint") => "no version endpoint (404)".to_string(),
+            Some("unreadable") => format!(
+                "the version endpoint could not be read: {}",
+                served.get("detail").and_then(|d| d.as_str()).unwrap_or("")
+            ),
+            _ => "not asked".to_string(),
+        }
+    }
 }
 
 /// The smoke benchmark.
