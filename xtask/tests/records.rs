@@ -128,8 +128,12 @@ fn records_round_trip_through_a_bare_remote_without_touching_the_checkout() {
     let branches_before = git(a.root(), &["for-each-ref", "refs/heads"]);
     let head_before = git(a.root(), &["rev-parse", "HEAD"]);
 
+    // A half-written file is not a record: it stays local.
+    std::fs::write(a.runs_dir().join("broken.json"), "{").unwrap();
     let pushed = git_ref::push(&a, &place(), &SecretValues::default()).unwrap();
     assert_eq!(pushed.added, vec![first.clone(), second.clone()]);
+    assert_eq!(pushed.skipped, vec!["broken.json".to_string()]);
+    std::fs::remove_file(a.runs_dir().join("broken.json")).unwrap();
     assert_eq!(remote.shared(), vec![first.clone(), second.clone()]);
     // The checkout is as it was: no staged file, no branch, HEAD where it was.
     assert_eq!(git(a.root(), &["status", "--porcelain"]), status_before);

@@ -144,7 +144,8 @@ fn results_measured_on_a_replaced_release_are_stale() {
     );
     assert!(
         rendered.markdown.contains(
-            "against release v13, image registry.fly.io/sist-cabanas-staging:deployment-01K"
+            "against an earlier release (release v13, image \
+             registry.fly.io/sist-cabanas-staging:deployment-01K serves now)"
         ),
         "{}",
         rendered.markdown
@@ -236,6 +237,13 @@ fn a_rollback_after_the_deploy_is_no_go() {
     );
     let rendered = f.render("staging");
     assert_eq!(rendered.overall, Overall::NoGo);
+    let smoke = rendered.context.smoke.provenance.as_ref().unwrap();
+    assert!(smoke.stale, "{}", smoke.note);
+    assert_eq!(
+        smoke.against,
+        "against an earlier release (release v11, image \
+         registry.fly.io/sist-cabanas-staging:deployment-01H serves now)"
+    );
     assert!(
         rendered.markdown.contains("rolled back to release v11"),
         "{}",

@@ -54,6 +54,8 @@ pub struct Pushed {
     pub already_shared: usize,
     /// Records in which a secret value was masked before they left.
     pub masked: Vec<String>,
+    /// Local files that are not result records (named, not pushed).
+    pub skipped: Vec<String>,
     /// Attempts it took (more than one when another push came first).
     pub attempts: u32,
 }
@@ -269,6 +271,11 @@ pub fn push(repo: &Repo, place: &Place, secrets: &SecretValues) -> anyhow::Resul
             }
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("reading {}", path.display()))?;
+            // Only result records travel: a half-written or foreign file stays here.
+            if serde_json::from_str::<RunRecord<serde_json::Value>>(&text).is_err() {
+                outcome.skipped.push(name.clone());
+                continue;
+            }
             let (text, masked) = secrets.mask(&text);
             if masked {
                 outcome.masked.push(name.clone());

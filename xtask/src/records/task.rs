@@ -83,6 +83,12 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         Action::Push => {
             let secrets = SecretValues::of_checkout(&repo)?;
             let pushed = git_ref::push(&repo, &place, &secrets)?;
+            if !pushed.skipped.is_empty() {
+                output.human(&format!(
+                    "records push: not result records, left out: {}\n",
+                    pushed.skipped.join(", ")
+                ));
+            }
             output.human(&format!(
                 "records push: {} added to {} on {}, {} already there{}\n",
                 pushed.added.len(),
@@ -102,7 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
                 action: "push",
                 added: &pushed.added,
                 masked: &pushed.masked,
-                skipped: &[],
+                skipped: &pushed.skipped,
                 unchanged: pushed.already_shared,
             })?;
         }

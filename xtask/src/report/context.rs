@@ -90,9 +90,19 @@ fn serving_release(results: &Results, deployable: bool) -> Option<String> {
     if !deployable {
         return None;
     }
-    let release = results.deploy.as_ref()?.result.release.as_ref()?;
-    let version = release.version.map(|v| format!("v{v}"));
-    match (version, release.image_ref.as_deref()) {
+    let deploy = results.deploy.as_ref()?;
+    // A rollback after the deploy put another release in place.
+    let (version, image) = match &results.rollback {
+        Some(r) if r.started_at > deploy.started_at && super::records::passed(r.verdict) => {
+            (r.result.to_version, r.result.to_image.clone())
+        }
+        _ => {
+            let release = deploy.result.release.as_ref()?;
+            (release.version, release.image_ref.clone())
+        }
+    };
+    let version = version.map(|v| format!("v{v}"));
+    match (version, image.as_deref()) {
         (Some(v), Some(image)) => Some(format!("release {v}, image {image}")),
         (Some(v), None) => Some(format!("release {v}")),
         (None, Some(image)) => Some(format!("image {image}")),

@@ -147,8 +147,14 @@ pub fn provenance<T>(
         Some(c) => format!("at commit {c}"),
         None => "at an unknown commit".to_string(),
     };
-    let against = measured_against(record, release);
     let freshness = freshness(record, head, deployed_at);
+    let against = match (release, deployed_at) {
+        // Measured before the serving release took over: it measured an earlier one.
+        (Some(release), Some(since)) if record.started_at < since => {
+            format!("against an earlier release ({release} serves now)")
+        }
+        _ => measured_against(record, release),
+    };
     let note = match &freshness {
         Freshness::Current => format!("measured {age} {at}, {against} (current)"),
         Freshness::Stale(why) => format!("measured {age} {at}, {against} ({why}: stale)"),
