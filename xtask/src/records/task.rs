@@ -23,7 +23,8 @@ pub struct Args {
     /// The git remote (name or URL) that holds the records ref.
     #[arg(long, global = true, default_value = git_ref::DEFAULT_REMOTE, value_name = "REMOTE")]
     pub remote: String,
-    /// The ref on the remote that holds the records (one JSON file per run, append-only).
+    /// The ref on the remote that holds the records (one JSON file per run, append-only); a
+    /// bare name is a branch.
     #[arg(long = "ref", global = true, default_value = git_ref::DEFAULT_REF, value_name = "REF")]
     pub git_ref: String,
     /// Print what was done as JSON on stdout.
@@ -76,7 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let place = Place {
         remote: args.remote.clone(),
-        git_ref: args.git_ref.clone(),
+        git_ref: full_ref(&args.git_ref),
     };
     let output = Output::new(args.json);
     match args.action {
@@ -166,6 +167,15 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     Ok(Verdict::Pass)
 }
 
+/// A bare branch name means that branch: a push of a commit needs the full ref name.
+pub fn full_ref(name: &str) -> String {
+    if name.starts_with("refs/") {
+        name.to_string()
+    } else {
+        format!("refs/heads/{name}")
+    }
+}
+
 /// The local records, oldest first, with whether each is on the ref.
 pub fn list(repo: &Repo, place: &Place) -> anyhow::Result<Vec<Listed>> {
     let shared = git_ref::shared_names(repo, place)?;
@@ -191,4 +201,15 @@ pub fn list(repo: &Repo, place: &Place) -> anyhow::Result<Vec<Listed>> {
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_ref_name_is_a_branch() {
+        assert_eq!(full_ref("xtask-records"), "refs/heads/xtask-records");
+        assert_eq!(full_ref("refs/xtask/shared"), "refs/xtask/shared");
+    }
 }
