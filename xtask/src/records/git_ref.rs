@@ -309,27 +309,38 @@ pub fn pull(repo: &Repo, place: &Place) -> anyhow::Result<Pulled> {
     };
     let dir = repo.runs_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut wanted = Vec::new();
     for (blob, name) in git.records_on(&commit)? {
         if !is_record_name(&name) {
+            outcome.skipped.push(name);
+        } else if dir.join(&name).exists() {
+            outcome.already_local += 1;
+        } else {
+            wanted.push((blob, name));
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(outcome);
+    }
+    // One `git cat-file --batch` for all of them, not one process per record.
+    let ids: String = wanted.iter().map(|(blob, _)| format!("{blob}\n")).collect();
+    let batch = cmd!(git.sh, "git cat-file --batch")
+        .stdin(ids)
+        .quiet()
+        .output()
+        .with_context(|| format!("reading the records of {commit}"))?;
+    let mut rest: &[u8] = &batch.stdout;
+    for (blob, name) in wanted {
+        let (text, after) =
+            next_blob(rest).with_context(|| format!("reading {name} ({blob}) from {commit}"))?;
+        rest = after;
+        if serde_json::from_slice::<RunRecord<serde_json::Value>>(text).is_err() {
             outcome.skipped.push(name);
             continue;
         }
         let path = dir.join(&name);
-        if path.exists() {
-            outcome.already_local += 1;
-            continue;
-        }
-        let text = cmd!(git.sh, "git cat-file blob {blob}")
-            .quiet()
-            .read()
-            .with_context(|| format!("reading {name} from {commit}"))?;
-        if serde_json::from_str::<RunRecord<serde_json::Value>>(&text).is_err() {
-            outcome.skipped.push(name);
-            continue;
-        }
         let partial = dir.join(format!("{name}.partial"));
-        std::fs::write(&partial, &text)
-            .with_context(|| format!("writing {}", partial.display()))?;
+        std::fs::write(&partial, text).with_context(|| format!("writing {}", partial.display()))?;
         std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
         outcome.added.push(name);
     }
@@ -348,6 +359,27 @@ pub fn shared_names(repo: &Repo, place: &Place) -> anyhow::Result<Option<BTreeSe
             .map(|(_, name)| name)
             .collect(),
     ))
+}
+
+/// The content of the first object of `git cat-file --batch` output
+/// (`<id> <type> <size>\n<content>\n`) and what follows it.
+fn next_blob(output: &[u8]) -> anyhow::Result<(&[u8], &[u8])> {
+    let header_end = output
+        .iter()
+        .position(|b| *b == b'\n')
+        .context("git cat-file ended early")?;
+    let header = String::from_utf8_lossy(&output[..header_end]);
+    let size: usize = header
+        .rsplit(' ')
+        .next()
+        .and_then(|s| s.parse().ok())
+        .with_context(|| format!("git cat-file answered `{header}`"))?;
+    let start = header_end + 1;
+    let end = start + size;
+    if output.len() < end + 1 {
+        bail!("git cat-file ended early");
+    }
+    Ok((&output[start..end], &output[end + 1..]))
 }
 
 /// `(file name, path)` of each local record, sorted by name.
