@@ -39,6 +39,8 @@ pub enum Command {
     Rehearse(crate::rehearse::Args),
     /// Run the workspace tests against a throwaway PostgreSQL cluster.
     Test(crate::test_suite::Args),
+    /// Share result records through a git ref of the repository: push, pull or list them.
+    Records(crate::records::Args),
 }
 
 impl Cli {

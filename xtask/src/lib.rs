@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod flyctl;
 pub mod http;
 pub mod interrupt;
+pub mod junit;
 pub mod local_service;
 pub mod localfly;
 pub mod output;
@@ -17,6 +18,7 @@ pub mod overlap;
 pub mod pgcluster;
 pub mod predeploy;
 pub mod record;
+pub mod records;
 pub mod rehearse;
 pub mod release;
 pub mod repo;
@@ -46,6 +48,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Status(args) => status::run(args),
         Command::Rehearse(args) => rehearse::run(args),
+        Command::Records(args) => records::run(args),
     };
     exit_code(outcome)
 }

@@ -215,7 +215,24 @@ fn config_fails_on_an_incomplete_environment() {
         "template = \"env/.env.fly.production.template\"",
         "template = \"env/missing.template\"",
     );
-    assert_fails_at(&fixture.evaluate(&all()), "config", "ops/deploy.toml:46");
+    assert_fails_at(&fixture.evaluate(&all()), "config", "ops/deploy.toml:61");
+}
+
+#[test]
+fn config_fails_on_a_bad_environment_limit() {
+    let fixture = Fixture::valid();
+    fixture.edit(
+        "ops/deploy.toml",
+        "[environments.production.thresholds]\np99_ms = 5000.0",
+        "[environments.production.thresholds]\np99_ms = -1.0",
+    );
+    let check = assert_fails_at(&fixture.evaluate(&all()), "config", "ops/deploy.toml:65");
+    assert!(
+        check.evidence.iter().any(|e| e
+            .message
+            .contains("environments.production.thresholds.p99_ms")),
+        "{check:#?}"
+    );
 }
 
 #[test]
@@ -519,12 +536,12 @@ fn the_binary_exits_0_1_2_and_never_prints_the_canary() {
     fixture.edit(
         "ops/deploy.toml",
         "[thresholds]",
-        "[thresholds]\np99_ms = 1.0",
+        "[thresholds]\np42_ms = 1.0",
     );
     let (code, _, stderr) = fixture.run(&[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains("ops/deploy.toml:10") && stderr.contains("p99_ms"),
+        stderr.contains("ops/deploy.toml:10") && stderr.contains("p42_ms"),
         "{stderr}"
     );
 }

@@ -12,6 +12,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use xtask::config::{SmokeSettings, Target, Thresholds};
+use xtask::smoke::report::ServedVersion;
 use xtask::smoke::{self, EXPECTED_METRICS, Overrides, SmokePlan, SmokeReport};
 use xtask::verdict::Verdict;
 
@@ -172,6 +173,8 @@ async fn healthy_service_passes_every_check_and_threshold() {
     assert_eq!(report.verdict, Verdict::Pass, "{report:#?}");
     assert_eq!(report.checks.len(), 5);
     assert_eq!(check(&report, "webhooks"), Verdict::Pass);
+    // This service has no version endpoint: recorded as such, not as a failure.
+    assert_eq!(report.served_version, ServedVersion::NoEndpoint);
     let bench = report.benchmark.as_ref().unwrap();
     assert_eq!(bench.endpoints.len(), 2);
     for endpoint in &bench.endpoints {
@@ -478,4 +481,24 @@ async fn exit_codes_follow_the_verdict() {
     );
     assert_eq!(bad_flag.0, 2, "{}", bad_flag.2);
     assert!(bad_flag.2.contains("e.g. 500ms"), "{}", bad_flag.2);
+}
+
+#[tokio::test]
+async fn the_version_endpoint_answer_is_recorded() {
+    let router = service(Behaviour::Healthy).route(
+        "/api/v1/version",
+        get(|| async { axum::Json(serde_json::json!({"commit": "abc123", "version": "0.1.0"})) }),
+    );
+    let addr = serve(router).await;
+    let report = measure(
+        addr,
+        &small_plan(Overrides {
+            requests: Some(20),
+            ..Overrides::default()
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.served_version.commit(), Some("abc123"));
+    assert_eq!(report.verdict, Verdict::Pass);
 }
