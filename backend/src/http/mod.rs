@@ -6,8 +6,8 @@ pub mod extract;
 pub mod health;
 pub mod pre_reserve;
 pub mod reservations;
-pub mod webhooks;
 pub mod version;
+pub mod webhooks;
 
 use std::any::Any;
 
