@@ -164,6 +164,22 @@ impl Db {
     }
 }
 
+/// Runs a unit of database work to completion in its own task, independently of the
+/// caller: a request future dropped mid-way (client gone, request timeout) must not leave
+/// a transaction open, or a statement half-sent, on a connection the pool hands out next.
+pub async fn detached<T, F>(work: F) -> Result<T, sqlx::Error>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+{
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // Only when the runtime shuts down.
+        Err(_) => Err(sqlx::Error::PoolClosed),
+    }
+}
+
 /// What a failed write means for the caller.
 #[derive(Debug, PartialEq, Eq)]
 pub enum WriteFailure {

@@ -15,7 +15,7 @@ use crate::http::extract::ApiJson;
 use crate::http::reservations::ReservationView;
 use crate::pricing;
 use crate::store::idempotency::{self, Claim};
-use crate::store::reservations::{self, NewReservation};
+use crate::store::reservations::{self, NewReservation, Reservation, StoredAnswer};
 use crate::store::{accommodations, now};
 use crate::telemetry::channel_label;
 
@@ -140,7 +140,13 @@ fn bounded(field: &'static str, value: &str, max_chars: usize) -> Result<String,
 }
 
 /// Validates, prices and inserts one pre-reservation.
-async fn create(state: &AppState, req: PreReserveRequest) -> Result<ReservationView, ApiError> {
+/// With `answer`, the 201 is stored under its idempotency key in the reservation's own
+/// transaction.
+async fn create(
+    state: &AppState,
+    req: PreReserveRequest,
+    answer: Option<&StoredAnswer>,
+) -> Result<ReservationView, ApiError> {
     let now = now();
     let req = validate(req, now.date_naive())?;
     let accommodation = accommodations::find_active(&state.db, req.accommodation_id)
@@ -179,7 +185,7 @@ async fn create(state: &AppState, req: PreReserveRequest) -> Result<ReservationV
         deposit_cents: quote.deposit_cents,
         expires_at: now + state.pre_reservation_ttl,
     };
-    match reservations::insert(&state.db, &new, &state.codes, now).await {
+    match reservations::insert(&state.db, &new, &state.codes, now, answer).await {
         Ok(reservation) => {
             metrics::counter!("reservations_created_total", "channel" => channel_label(&reservation.channel))
                 .increment(1);
@@ -203,7 +209,7 @@ pub async fn pre_reserve(
     ApiJson(req): ApiJson<PreReserveRequest>,
 ) -> Result<Response, ApiError> {
     let Some(key) = idempotency_key(&headers)? else {
-        let view = create(&state, req).await?;
+        let view = create(&state, req, None).await?;
         return Ok((StatusCode::CREATED, axum::Json(view)).into_response());
     };
     let canonical = serde_json::to_string(&req)
@@ -231,8 +237,14 @@ pub async fn pre_reserve(
             Claim::Acquired => break,
         }
     }
-    let (status, body) = match create(&state, req).await {
-        Ok(view) => (StatusCode::CREATED, serde_json::json!(view)),
+    let answer = StoredAnswer {
+        key: key.clone(),
+        status: StatusCode::CREATED.as_u16(),
+        render: created_body,
+    };
+    let (status, body) = match create(&state, req, Some(&answer)).await {
+        // Stored together with the reservation; the body is rendered the same way.
+        Ok(view) => return Ok(json_response(StatusCode::CREATED, view_body(&view))),
         Err(err) if err.status().is_server_error() => {
             // Not an answer worth replaying: let a retry try again.
             if let Err(release_err) = idempotency::release(&state.db, &key).await {
@@ -245,6 +257,15 @@ pub async fn pre_reserve(
     let body = body.to_string();
     idempotency::complete(&state.db, &key, status.as_u16(), &body).await?;
     Ok(json_response(status, body))
+}
+
+/// The 201 body of a created reservation, as stored for replay.
+fn created_body(reservation: &Reservation) -> String {
+    view_body(&ReservationView::from(reservation.clone()))
+}
+
+fn view_body(view: &ReservationView) -> String {
+    serde_json::json!(view).to_string()
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
