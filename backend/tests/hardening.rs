@@ -104,3 +104,38 @@ async fn idempotent_retry_survives_a_failed_answer_write(backend: Backend) {
         .await;
     assert_eq!(days["bookings"].as_array().map(Vec::len), Some(1), "{days}");
 }
+
+/// A signed admin token with extra time claims (`nbf`, `iat`) relative to now.
+fn timed_token(claims: &[(&str, i64)]) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut body = serde_json::json!({ "email": common::ADMIN_EMAIL, "exp": now + 3600 });
+    for (name, offset) in claims {
+        body[*name] = serde_json::json!(now + offset);
+    }
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &body,
+        &jsonwebtoken::EncodingKey::from_secret(common::JWT_SECRET.as_bytes()),
+    )
+    .expect("encode token")
+}
+
+/// Issue #17 item 2: a token not valid yet (`nbf` ahead) or issued in the future (`iat`
+/// ahead) is refused, beyond the same 30 s leeway `exp` gets; within it, accepted.
+#[tokio::test]
+async fn tokens_from_the_future_are_refused() {
+    let Some(app) = TestApp::spawn(Backend::Sqlite, "jwt_times").await else {
+        return;
+    };
+    for (claims, expected) in [
+        (vec![("nbf", 3600)], StatusCode::UNAUTHORIZED),
+        (vec![("iat", 3600)], StatusCode::UNAUTHORIZED),
+        (vec![("nbf", 120), ("iat", -10)], StatusCode::UNAUTHORIZED),
+        (vec![("nbf", 10), ("iat", 10)], StatusCode::NOT_FOUND),
+        (vec![("nbf", -60), ("iat", -60)], StatusCode::NOT_FOUND),
+    ] {
+        let token = timed_token(&claims);
+        let (status, body) = app.admin("CB-NOSUCHONE", "confirm", Some(&token)).await;
+        assert_eq!(status, expected, "{claims:?}: {body}");
+    }
+}
