@@ -147,6 +147,35 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `HEALTH_CACHE_MS`, default 250: how long `healthz` reuses a database probe (0: never).
     pub health_cache: Duration,
+    /// `BOOKING_HORIZON_DAYS` (default 730) and `AVAILABILITY_PAST_DAYS` (default 365).
+    pub horizon: BookingHorizon,
+}
+
+/// The dates the business deals in, relative to today (UTC): stays must end within
+/// `future_days`, availability looks back at most `past_days`. Both at most
+/// [`BookingHorizon::MAX_DAYS`], which keeps every date the service stores or compares
+/// within years 0001-9999, where both databases agree on their order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BookingHorizon {
+    /// How far back availability may look, in days.
+    pub past_days: u32,
+    /// How far ahead a stay may end (and availability may look), in days.
+    pub future_days: u32,
+}
+
+impl BookingHorizon {
+    /// The largest horizon accepted either way: about 100 years.
+    pub const MAX_DAYS: u32 = 36_500;
+
+    /// The first day availability may show.
+    pub fn earliest(&self, today: chrono::NaiveDate) -> chrono::NaiveDate {
+        today - chrono::Duration::days(i64::from(self.past_days))
+    }
+
+    /// The last day a stay may end on (its check-out day).
+    pub fn latest(&self, today: chrono::NaiveDate) -> chrono::NaiveDate {
+        today + chrono::Duration::days(i64::from(self.future_days))
+    }
 }
 
 /// The shortest `JWT_SECRET` accepted, in bytes.
@@ -240,6 +269,21 @@ impl Config {
             250,
             "must be a whole number of milliseconds",
         )?;
+        let horizon_days = |var: &'static str, default: u32| {
+            parse_number::<u32>(&get, var, default, "must be a whole number of days").and_then(
+                |days| match days {
+                    1..=BookingHorizon::MAX_DAYS => Ok(days),
+                    _ => Err(ConfigError::invalid(
+                        var,
+                        format!("must be 1 to {} days", BookingHorizon::MAX_DAYS),
+                    )),
+                },
+            )
+        };
+        let horizon = BookingHorizon {
+            future_days: horizon_days("BOOKING_HORIZON_DAYS", 730)?,
+            past_days: horizon_days("AVAILABILITY_PAST_DAYS", 365)?,
+        };
         Ok(Self {
             database_url,
             database_url_defaulted,
@@ -252,6 +296,7 @@ impl Config {
             database_max_connections,
             request_timeout: Duration::from_secs(timeout.max(1)),
             health_cache: Duration::from_millis(health_cache),
+            horizon,
         })
     }
 
@@ -363,6 +408,21 @@ mod tests {
             redact_url("postgres://db.internal/cabanas?password=x"),
             "postgres://db.internal/cabanas?****"
         );
+    }
+
+    #[test]
+    fn the_booking_horizon_is_bounded() {
+        let config = parse(&[("BOOKING_HORIZON_DAYS", "90")]).unwrap();
+        assert_eq!(config.horizon.future_days, 90);
+        assert_eq!(config.horizon.past_days, 365);
+        for (var, value) in [
+            ("BOOKING_HORIZON_DAYS", "0"),
+            ("BOOKING_HORIZON_DAYS", "36501"),
+            ("AVAILABILITY_PAST_DAYS", "soon"),
+        ] {
+            let err = parse(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+        }
     }
 
     #[test]

@@ -47,6 +47,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// The database probe `healthz` shares between requests.
     pub health: Arc<HealthProbe>,
+    /// The dates the service accepts.
+    pub horizon: config::BookingHorizon,
 }
 
 impl AppState {
@@ -65,6 +67,7 @@ impl AppState {
             metrics: telemetry::prometheus(),
             request_timeout: config.request_timeout,
             health: Arc::new(HealthProbe::new(config.health_cache)),
+            horizon: config.horizon,
         }
     }
 }

@@ -6,7 +6,10 @@ mod common;
 use common::{Backend, TestApp, monday, plus};
 use reqwest::StatusCode;
 
-on_both_backends!(idempotent_retry_survives_a_failed_answer_write);
+on_both_backends!(
+    idempotent_retry_survives_a_failed_answer_write,
+    hostile_dates_and_text_are_422_naming_the_field,
+);
 
 /// Makes every write of a stored answer for `key` fail, the way a crash or a lost
 /// connection between the reservation and its answer would.
@@ -138,4 +141,92 @@ async fn tokens_from_the_future_are_refused() {
         let (status, body) = app.admin("CB-NOSUCHONE", "confirm", Some(&token)).await;
         assert_eq!(status, expected, "{claims:?}: {body}");
     }
+}
+
+/// Issue #17 item 4: dates the calendar accepts but the business does not, and control
+/// characters in text, are 422 naming the field, the same body on both databases.
+async fn hostile_dates_and_text_are_422_naming_the_field(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, "hostile_input").await else {
+        return;
+    };
+    let day = monday(4);
+    let horizon = app.state.horizon;
+    let today = chrono::Utc::now().date_naive();
+    let beyond = plus(today, i64::from(horizon.future_days) + 1);
+    let mut cases: Vec<(serde_json::Value, &str)> = Vec::new();
+    for (key, value) in [
+        ("contact_name", "Ana\u{0}"),
+        ("contact_name", "Ana\u{7}Pérez"),
+        ("contact_name", "Ana\nPérez"),
+        ("contact_phone", "+54 9 11 5555-0000\u{0}"),
+        ("contact_email", "ana@exam\u{0}ple.com"),
+        ("channel", "web\u{0}"),
+    ] {
+        let mut body = app.booking(day, plus(day, 2));
+        body[key] = serde_json::json!(value);
+        cases.push((body, key));
+    }
+    for (check_in, check_out) in [
+        ("9999-12-28", "+10000-01-02"),
+        ("+200000-01-01", "+200000-01-03"),
+    ] {
+        let mut body = app.booking(day, plus(day, 2));
+        body["check_in"] = serde_json::json!(check_in);
+        body["check_out"] = serde_json::json!(check_out);
+        cases.push((body, "check_out"));
+    }
+    cases.push((app.booking(plus(beyond, -2), beyond), "check_out"));
+    for (body, field) in cases {
+        let (status, answer) = app.pre_reserve(&body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {answer}");
+        assert_eq!(answer["error"], "validation_failed", "{body}");
+        assert_eq!(answer["field"], field, "{body}: {answer}");
+    }
+    // The last night within the horizon is still bookable.
+    let last = plus(today, i64::from(horizon.future_days));
+    let (status, answer) = app.pre_reserve(&app.booking(plus(last, -2), last)).await;
+    assert_eq!(status, StatusCode::CREATED, "{answer}");
+
+    let availability = |from: &str, to: &str| {
+        format!(
+            "/api/v1/accommodations/{}/availability?from={from}&to={to}",
+            app.cabin_id
+        )
+    };
+    let too_old = plus(today, -i64::from(horizon.past_days) - 1);
+    for (from, to, field) in [
+        ("-4714-01-01".to_owned(), "-4714-01-10".to_owned(), "from"),
+        (too_old.to_string(), plus(too_old, 3).to_string(), "from"),
+        ("9999-12-28".to_owned(), "%2B10000-01-02".to_owned(), "to"),
+        (plus(beyond, -3).to_string(), beyond.to_string(), "to"),
+    ] {
+        let (status, answer) = app.get(&availability(&from, &to)).await;
+        assert_eq!(
+            status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{from}..{to}: {answer}"
+        );
+        assert_eq!(answer["field"], field, "{from}..{to}: {answer}");
+    }
+    let (status, _) = app
+        .get(&availability(
+            &plus(last, -3).to_string(),
+            &last.to_string(),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // A control character in a reservation code is refused before the database sees it.
+    for path in [
+        "/api/v1/reservations/CB-%00ABC",
+        "/api/v1/reservations/CB-%07ABC",
+    ] {
+        let (status, answer) = app.get(path).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{path}: {answer}");
+        assert_eq!(answer["field"], "code", "{path}: {answer}");
+    }
+    let token = common::admin_token();
+    let (status, answer) = app.admin("CB-%00ABC", "cancel", Some(&token)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
+    assert_eq!(answer["field"], "code");
 }
