@@ -149,6 +149,14 @@ pub struct Config {
     pub health_cache: Duration,
     /// `BOOKING_HORIZON_DAYS` (default 730) and `AVAILABILITY_PAST_DAYS` (default 365).
     pub horizon: BookingHorizon,
+    /// `DATABASE_LOCK_TIMEOUT_MS`, default 3000: how long a write waits for a lock (SQLite's
+    /// busy timeout, PostgreSQL's `lock_timeout`) before answering 503 `unavailable`.
+    pub database_lock_timeout: Duration,
+    /// `DATABASE_STATEMENT_TIMEOUT_MS`, default 10000: PostgreSQL's `statement_timeout`.
+    pub database_statement_timeout: Duration,
+    /// `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS`, default 30000: PostgreSQL ends a session
+    /// left idle inside a transaction after this long, releasing its locks.
+    pub database_idle_in_transaction_timeout: Duration,
 }
 
 /// The dates the business deals in, relative to today (UTC): stays must end within
@@ -284,6 +292,20 @@ impl Config {
             future_days: horizon_days("BOOKING_HORIZON_DAYS", 730)?,
             past_days: horizon_days("AVAILABILITY_PAST_DAYS", 365)?,
         };
+        let millis = |var: &'static str, default: u64| {
+            parse_number::<u64>(&get, var, default, "must be a whole number of milliseconds")
+                .and_then(|ms| match ms {
+                    1..=3_600_000 => Ok(Duration::from_millis(ms)),
+                    _ => Err(ConfigError::invalid(
+                        var,
+                        "must be 1 to 3600000 milliseconds",
+                    )),
+                })
+        };
+        let database_lock_timeout = millis("DATABASE_LOCK_TIMEOUT_MS", 3_000)?;
+        let database_statement_timeout = millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?;
+        let database_idle_in_transaction_timeout =
+            millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000)?;
         Ok(Self {
             database_url,
             database_url_defaulted,
@@ -297,6 +319,9 @@ impl Config {
             request_timeout: Duration::from_secs(timeout.max(1)),
             health_cache: Duration::from_millis(health_cache),
             horizon,
+            database_lock_timeout,
+            database_statement_timeout,
+            database_idle_in_transaction_timeout,
         })
     }
 

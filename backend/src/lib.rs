@@ -13,6 +13,7 @@ pub mod http;
 pub mod pricing;
 pub mod store;
 pub mod telemetry;
+pub mod write_health;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +50,8 @@ pub struct AppState {
     pub health: Arc<HealthProbe>,
     /// The dates the service accepts.
     pub horizon: config::BookingHorizon,
+    /// Whether writes are failing, for `healthz` and `readyz`.
+    pub writes: Arc<write_health::WriteHealth>,
 }
 
 impl AppState {
@@ -68,6 +71,7 @@ impl AppState {
             request_timeout: config.request_timeout,
             health: Arc::new(HealthProbe::new(config.health_cache)),
             horizon: config.horizon,
+            writes: Arc::default(),
         }
     }
 }

@@ -9,6 +9,7 @@ use reqwest::StatusCode;
 on_both_backends!(
     idempotent_retry_survives_a_failed_answer_write,
     hostile_dates_and_text_are_422_naming_the_field,
+    a_held_write_lock_is_503_and_shows_in_health,
 );
 
 /// Makes every write of a stored answer for `key` fail, the way a crash or a lost
@@ -229,4 +230,96 @@ async fn hostile_dates_and_text_are_422_naming_the_field(backend: Backend) {
     let (status, answer) = app.admin("CB-%00ABC", "cancel", Some(&token)).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{answer}");
     assert_eq!(answer["field"], "code");
+}
+
+/// Holds the database's write lock (SQLite) or an exclusive lock on `reservations`
+/// (PostgreSQL) from another connection until the returned guard's task is told to stop.
+async fn hold_write_lock(app: &TestApp) -> tokio::sync::oneshot::Sender<()> {
+    use sqlx::Connection;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (locked, is_locked) = tokio::sync::oneshot::channel::<()>();
+    match &app.state.db {
+        backend::Db::Sqlite(pool) => {
+            let options = (*pool.connect_options()).clone();
+            tokio::spawn(async move {
+                let mut conn = sqlx::SqliteConnection::connect_with(&options)
+                    .await
+                    .unwrap();
+                sqlx::query("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                locked.send(()).unwrap();
+                let _ = stopped.await;
+                sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+            });
+        }
+        backend::Db::Postgres(pool) => {
+            let options = (*pool.connect_options()).clone();
+            tokio::spawn(async move {
+                let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
+                sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+                sqlx::query("LOCK TABLE reservations, idempotency_keys IN ACCESS EXCLUSIVE MODE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                locked.send(()).unwrap();
+                let _ = stopped.await;
+                sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+            });
+        }
+    }
+    is_locked.await.unwrap();
+    stop
+}
+
+/// Issue #17 item 5: a write that cannot get its lock in time is a transient failure:
+/// 503 `unavailable` with `Retry-After`, never 500; health reports the failing write path
+/// (503) until a write succeeds again.
+async fn a_held_write_lock_is_503_and_shows_in_health(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, "write_lock", |config| {
+        config.database_lock_timeout = std::time::Duration::from_millis(300);
+    })
+    .await
+    else {
+        return;
+    };
+    let day = monday(20);
+    let (status, body) = app.get("/api/v1/healthz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let stop = hold_write_lock(&app).await;
+    let response = app
+        .client
+        .post(app.url("/api/v1/reservations/pre-reserve"))
+        .json(&app.booking(day, plus(day, 2)))
+        .send()
+        .await
+        .unwrap();
+    let retry_after = response.headers().get("retry-after").cloned();
+    let (status, body) = common::read(response).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "unavailable", "{body}");
+    assert!(retry_after.is_some(), "a 503 says when to retry");
+    let (status, health) = app.get("/api/v1/healthz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{health}");
+    assert_eq!(health["checks"]["writes"]["status"], "failing", "{health}");
+    let (status, ready) = app.get("/api/v1/readyz").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{ready}");
+
+    stop.send(()).unwrap();
+    // The lock holder rolls back; the next write succeeds and health recovers.
+    let mut created = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..50 {
+        let (status, _) = app.pre_reserve(&app.booking(day, plus(day, 2))).await;
+        created = status;
+        if status == StatusCode::CREATED {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(created, StatusCode::CREATED);
+    let (status, health) = app.get("/api/v1/healthz").await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["checks"]["writes"]["status"], "ok", "{health}");
 }

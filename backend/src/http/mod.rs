@@ -47,6 +47,10 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     // the metrics layer counts under the route template.
     let per_route = ServiceBuilder::new()
         .layer(middleware::from_fn(track_http))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::write_health::track_writes,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
 
