@@ -323,3 +323,159 @@ async fn a_held_write_lock_is_503_and_shows_in_health(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{health}");
     assert_eq!(health["checks"]["writes"]["status"], "ok", "{health}");
 }
+
+/// Issue #17 item 6: requests dropped at random points under load (as when clients go away
+/// or time out), against a slow database, never leave a pooled PostgreSQL session inside a
+/// transaction, and the expiry sweep's work is visible to another connection afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancelled_requests_leak_no_transaction() {
+    use rand::Rng;
+    use sqlx::Connection;
+    use tower::ServiceExt;
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        return;
+    };
+    let server = reqwest::Url::parse(&server).expect("TEST_DATABASE_URL is a URL");
+    let upstream = format!(
+        "{}:{}",
+        server.host_str().expect("host"),
+        server.port().unwrap_or(5432)
+    );
+    let proxy = slow_proxy(upstream).await;
+    let Some(app) = TestApp::spawn_with(Backend::Postgres, "cancelled", |config| {
+        // A slow database widens every window in which a request can be cut off.
+        let mut url = reqwest::Url::parse(config.database_url.expose()).unwrap();
+        url.set_host(Some("127.0.0.1")).unwrap();
+        url.set_port(Some(proxy)).unwrap();
+        config.database_url = backend::config::DatabaseUrl::parse(url.as_str()).unwrap();
+        config.database_max_connections = Some(3);
+        // Every hold is past its time at once, so the sweep has work to do.
+        config.pre_reservation_ttl_minutes = 0;
+    })
+    .await
+    else {
+        return;
+    };
+    let backend::Db::Postgres(pool) = app.state.db.clone() else {
+        unreachable!()
+    };
+    // One hold committed before the storm, past its time at once: the sweep must expire it.
+    let (status, _) = app
+        .pre_reserve(&app.booking(monday(1), plus(monday(1), 1)))
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    let router = backend::app(app.state.clone());
+    let options = (*pool.connect_options()).clone();
+    let mut observer = sqlx::PgConnection::connect_with(&options).await.unwrap();
+    // Rounds of concurrent requests, each dropped after a random time: some before the
+    // database, some inside a transaction, some after it. After each round, once the
+    // service's sessions are quiet, none may be left inside a transaction.
+    for round in 0..15_i64 {
+        let mut tasks = Vec::new();
+        for i in 0..20_i64 {
+            let router = router.clone();
+            let day = plus(monday(2), (round * 20 + i) * 2 % 600);
+            let body = app.booking(day, plus(day, 1)).to_string();
+            let key = (i % 2 == 0).then(|| format!("cut-{round}-{i}"));
+            let cut_after = std::time::Duration::from_micros(rand::rng().random_range(0..150_000));
+            tasks.push(tokio::spawn(async move {
+                let mut request = axum::http::Request::post("/api/v1/reservations/pre-reserve")
+                    .header("content-type", "application/json");
+                if let Some(key) = key {
+                    request = request.header("idempotency-key", key);
+                }
+                let request = request.body(axum::body::Body::from(body)).unwrap();
+                // Dropping the future is what a gone client or a request timeout does.
+                let _ = tokio::time::timeout(cut_after, router.oneshot(request)).await;
+            }));
+        }
+        for task in tasks {
+            task.await.unwrap();
+        }
+        let states = quiet_session_states(&mut observer).await;
+        assert!(
+            !states.iter().any(|s| s
+                .as_deref()
+                .is_some_and(|s| s.starts_with("idle in transaction"))),
+            "round {round}: a session of the service is idle in transaction: {states:?}"
+        );
+    }
+
+    // The sweep, on whichever pooled connections it gets, commits its own work.
+    for _ in 0..6 {
+        backend::expire_stale(&app.state.db).await.unwrap();
+    }
+    let (expired, pending): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE status = 'expired'), \
+                count(*) FILTER (WHERE status = 'pre_reserved') FROM reservations",
+    )
+    .fetch_one(&mut observer)
+    .await
+    .unwrap();
+    assert!(
+        expired >= 1,
+        "the sweep's expiries are visible to another connection"
+    );
+    assert_eq!(
+        pending, 0,
+        "expired holds are visible to another connection"
+    );
+}
+
+/// The states of the other sessions on the current database, once none is running a
+/// statement or inside a transaction (work the service still finishes after a request was
+/// cut off takes milliseconds), or after 10 s (a leaked transaction stays open for the
+/// 30 s of `idle_in_transaction_session_timeout`).
+async fn quiet_session_states(observer: &mut sqlx::PgConnection) -> Vec<Option<String>> {
+    const STATES: &str = "SELECT state FROM pg_stat_activity \
+                          WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    let mut states: Vec<Option<String>> = Vec::new();
+    for _ in 0..200 {
+        states = sqlx::query_scalar(STATES)
+            .fetch_all(&mut *observer)
+            .await
+            .unwrap();
+        if states.iter().all(|s| s.as_deref() == Some("idle")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    states
+}
+
+/// A TCP proxy to `upstream` that delays every chunk the server sends by 10 ms: a database
+/// under load. Returns its port on 127.0.0.1.
+async fn slow_proxy(upstream: String) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                    let _ = server_write.shutdown().await;
+                });
+                let mut buffer = vec![0_u8; 64 * 1024];
+                loop {
+                    let n = match server_read.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    if client_write.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}

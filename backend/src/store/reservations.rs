@@ -302,14 +302,23 @@ fn not_found(code: &str) -> ApiError {
 /// Returns how many changed.
 ///
 /// One idempotent UPDATE, so every instance can run it at once: a row changes status
-/// exactly once, whichever instance gets it.
+/// exactly once, whichever instance gets it. It runs in its own task and its own explicit
+/// transaction that it commits, so its expiries become visible to every connection even on
+/// a pooled connection some cut-off request left inside a transaction.
 pub async fn expire_stale(db: &Db) -> Result<u64, sqlx::Error> {
     const SQL: &str = "UPDATE reservations SET status = 'expired', updated_at = $1 \
                        WHERE status = 'pre_reserved' AND expires_at <= $1";
     let now = super::now();
-    let count = with_pool!(db, pool => {
-        sqlx::query(SQL).bind(now).execute(pool).await?.rows_affected()
-    });
+    let db = db.clone();
+    let count = crate::db::detached(async move {
+        with_pool!(&db, pool => {
+            let mut tx = pool.begin().await?;
+            let count = sqlx::query(SQL).bind(now).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(count)
+        })
+    })
+    .await?;
     if count > 0 {
         metrics::counter!("prereservations_expired_total").increment(count);
         tracing::info!(count, "expired stale pre-reservations");
