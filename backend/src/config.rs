@@ -157,6 +157,9 @@ pub struct Config {
     /// `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS`, default 30000: PostgreSQL ends a session
     /// left idle inside a transaction after this long, releasing its locks.
     pub database_idle_in_transaction_timeout: Duration,
+    /// `HTTP_HEADER_READ_TIMEOUT_SECONDS` (10), `HTTP_IDLE_TIMEOUT_SECONDS` (60) and
+    /// `HTTP_MAX_CONNECTIONS` (1024).
+    pub http_limits: crate::http::server::ConnectionLimits,
 }
 
 /// The dates the business deals in, relative to today (UTC): stays must end within
@@ -306,6 +309,31 @@ impl Config {
         let database_statement_timeout = millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?;
         let database_idle_in_transaction_timeout =
             millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000)?;
+        let seconds = |var: &'static str, default: u64| {
+            parse_number::<u64>(&get, var, default, "must be a whole number of seconds").and_then(
+                |secs| match secs {
+                    1..=86_400 => Ok(Duration::from_secs(secs)),
+                    _ => Err(ConfigError::invalid(var, "must be 1 to 86400 seconds")),
+                },
+            )
+        };
+        let max_connections = parse_number::<usize>(
+            &get,
+            "HTTP_MAX_CONNECTIONS",
+            1024,
+            "must be a whole number of connections",
+        )?;
+        if max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "HTTP_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        let http_limits = crate::http::server::ConnectionLimits {
+            header_read_timeout: seconds("HTTP_HEADER_READ_TIMEOUT_SECONDS", 10)?,
+            idle_timeout: seconds("HTTP_IDLE_TIMEOUT_SECONDS", 60)?,
+            max_connections,
+        };
         Ok(Self {
             database_url,
             database_url_defaulted,
@@ -322,6 +350,7 @@ impl Config {
             database_lock_timeout,
             database_statement_timeout,
             database_idle_in_transaction_timeout,
+            http_limits,
         })
     }
 

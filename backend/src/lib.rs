@@ -139,10 +139,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (check HOST and PORT)"))?;
     tracing::info!(%addr, backend = db.backend_name(), "listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(http::shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    let drain = config.request_timeout + Duration::from_secs(1);
+    http::server::serve(
+        listener,
+        app(state),
+        config.http_limits,
+        http::shutdown_signal(),
+        drain,
+    )
+    .await;
     sweep.abort();
     db.close().await;
     tracing::info!("stopped");

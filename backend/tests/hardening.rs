@@ -479,3 +479,80 @@ async fn slow_proxy(upstream: String) -> u16 {
     });
     port
 }
+
+/// Reads until the server closes the connection; false if it is still open after `guard`
+/// (a guard against hanging, not a measure of speed).
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, guard: std::time::Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buffer = [0_u8; 4096];
+    let until_closed = async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(guard, until_closed).await.is_ok()
+}
+
+/// Issue #17 item 3: clients that never finish their headers, or sit idle, are closed, and
+/// with more of them than the connection limit, health and readiness still answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_and_idle_clients_cannot_starve_health() {
+    use tokio::io::AsyncWriteExt;
+    let Some(app) = TestApp::spawn(Backend::Sqlite, "slow_clients").await else {
+        return;
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = backend::http::server::ConnectionLimits {
+        header_read_timeout: std::time::Duration::from_secs(1),
+        idle_timeout: std::time::Duration::from_secs(2),
+        max_connections: 16,
+    };
+    tokio::spawn(backend::http::server::serve(
+        listener,
+        backend::app(app.state.clone()),
+        limits,
+        std::future::pending(),
+        std::time::Duration::from_secs(1),
+    ));
+    let guard = std::time::Duration::from_secs(30);
+
+    // Far more half-sent requests than the server takes connections.
+    let mut slow = Vec::new();
+    for _ in 0..48 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream
+            .write_all(b"GET /api/v1/healthz HTTP/1.1\r\nHost: cabanas\r\n")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    let client = common::client();
+    for path in ["/api/v1/healthz", "/api/v1/readyz"] {
+        let response = client
+            .get(format!("http://{addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+    }
+    for (i, stream) in slow.iter_mut().enumerate() {
+        assert!(
+            closed_by_server(stream, guard).await,
+            "half-sent request {i} is still open"
+        );
+    }
+
+    // A keep-alive connection left idle after its request is closed too.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /api/v1/healthz HTTP/1.1\r\nHost: cabanas\r\n\r\n")
+        .await
+        .unwrap();
+    assert!(
+        closed_by_server(&mut idle, guard).await,
+        "idle keep-alive is still open"
+    );
+}

@@ -6,6 +6,7 @@ pub mod extract;
 pub mod health;
 pub mod pre_reserve;
 pub mod reservations;
+pub mod server;
 
 use std::any::Any;
 
