@@ -1,5 +1,7 @@
 //! Admin authentication: `Authorization: Bearer <JWT>`, HS256 with `JWT_SECRET`, an
-//! `email` claim listed in `ADMIN_ALLOWED_EMAILS`, `exp` required and checked.
+//! `email` claim listed in `ADMIN_ALLOWED_EMAILS`, `exp` required and checked, and `nbf`
+//! (not before) and `iat` (issued at), when present, not in the future; all three with the
+//! same leeway for clock skew.
 //!
 //! Without `JWT_SECRET` the admin routes are disabled and answer 401 to every request.
 
@@ -21,9 +23,15 @@ pub struct AdminAuth {
     validation: Validation,
 }
 
+/// Clock skew tolerated on `exp`, `nbf` and `iat`, in seconds.
+const LEEWAY_SECS: u64 = 30;
+
 #[derive(Debug, Deserialize)]
 struct Claims {
     email: String,
+    /// Issued at (seconds since the epoch); a token from the future is refused.
+    #[serde(default)]
+    iat: Option<i64>,
 }
 
 impl AdminAuth {
@@ -31,7 +39,8 @@ impl AdminAuth {
     pub fn new(secret: Option<&Secret>, allowed_emails: Vec<String>) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.set_required_spec_claims(&["exp"]);
-        validation.leeway = 30;
+        validation.validate_nbf = true;
+        validation.leeway = LEEWAY_SECS;
         Self {
             key: secret.map(|s| DecodingKey::from_secret(s.expose().as_bytes())),
             allowed_emails,
@@ -65,11 +74,21 @@ impl AdminAuth {
                 let why = match err.kind() {
                     ErrorKind::ExpiredSignature => "the token has expired",
                     ErrorKind::InvalidSignature => "the token signature is invalid",
+                    ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)",
                     _ => "the token is invalid",
                 };
                 ApiError::Unauthorized(why.into())
             })?
             .claims;
+        let now = chrono::Utc::now().timestamp();
+        if claims
+            .iat
+            .is_some_and(|iat| iat > now.saturating_add(LEEWAY_SECS as i64))
+        {
+            return Err(ApiError::Unauthorized(
+                "the token was issued in the future (iat)".into(),
+            ));
+        }
         let email = claims.email.trim().to_ascii_lowercase();
         if self.allowed_emails.contains(&email) {
             Ok(email)

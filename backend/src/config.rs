@@ -149,6 +149,46 @@ pub struct Config {
     pub health_cache: Duration,
     /// MercadoPago and WhatsApp settings (all optional).
     pub integrations: crate::integrations::IntegrationsConfig,
+    /// `BOOKING_HORIZON_DAYS` (default 730) and `AVAILABILITY_PAST_DAYS` (default 365).
+    pub horizon: BookingHorizon,
+    /// `DATABASE_LOCK_TIMEOUT_MS`, default 3000: how long a write waits for a lock (SQLite's
+    /// busy timeout, PostgreSQL's `lock_timeout`) before answering 503 `unavailable`.
+    pub database_lock_timeout: Duration,
+    /// `DATABASE_STATEMENT_TIMEOUT_MS`, default 10000: PostgreSQL's `statement_timeout`.
+    pub database_statement_timeout: Duration,
+    /// `DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS`, default 30000: PostgreSQL ends a session
+    /// left idle inside a transaction after this long, releasing its locks.
+    pub database_idle_in_transaction_timeout: Duration,
+    /// `HTTP_HEADER_READ_TIMEOUT_SECONDS` (10), `HTTP_IDLE_TIMEOUT_SECONDS` (60) and
+    /// `HTTP_MAX_CONNECTIONS` (1024).
+    pub http_limits: crate::http::server::ConnectionLimits,
+}
+
+/// The dates the business deals in, relative to today (UTC): stays must end within
+/// `future_days`, availability looks back at most `past_days`. Both at most
+/// [`BookingHorizon::MAX_DAYS`], which keeps every date the service stores or compares
+/// within years 0001-9999, where both databases agree on their order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BookingHorizon {
+    /// How far back availability may look, in days.
+    pub past_days: u32,
+    /// How far ahead a stay may end (and availability may look), in days.
+    pub future_days: u32,
+}
+
+impl BookingHorizon {
+    /// The largest horizon accepted either way: about 100 years.
+    pub const MAX_DAYS: u32 = 36_500;
+
+    /// The first day availability may show.
+    pub fn earliest(&self, today: chrono::NaiveDate) -> chrono::NaiveDate {
+        today - chrono::Duration::days(i64::from(self.past_days))
+    }
+
+    /// The last day a stay may end on (its check-out day).
+    pub fn latest(&self, today: chrono::NaiveDate) -> chrono::NaiveDate {
+        today + chrono::Duration::days(i64::from(self.future_days))
+    }
 }
 
 /// The shortest `JWT_SECRET` accepted, in bytes.
@@ -242,6 +282,60 @@ impl Config {
             250,
             "must be a whole number of milliseconds",
         )?;
+        let horizon_days = |var: &'static str, default: u32| {
+            parse_number::<u32>(&get, var, default, "must be a whole number of days").and_then(
+                |days| match days {
+                    1..=BookingHorizon::MAX_DAYS => Ok(days),
+                    _ => Err(ConfigError::invalid(
+                        var,
+                        format!("must be 1 to {} days", BookingHorizon::MAX_DAYS),
+                    )),
+                },
+            )
+        };
+        let horizon = BookingHorizon {
+            future_days: horizon_days("BOOKING_HORIZON_DAYS", 730)?,
+            past_days: horizon_days("AVAILABILITY_PAST_DAYS", 365)?,
+        };
+        let millis = |var: &'static str, default: u64| {
+            parse_number::<u64>(&get, var, default, "must be a whole number of milliseconds")
+                .and_then(|ms| match ms {
+                    1..=3_600_000 => Ok(Duration::from_millis(ms)),
+                    _ => Err(ConfigError::invalid(
+                        var,
+                        "must be 1 to 3600000 milliseconds",
+                    )),
+                })
+        };
+        let database_lock_timeout = millis("DATABASE_LOCK_TIMEOUT_MS", 3_000)?;
+        let database_statement_timeout = millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?;
+        let database_idle_in_transaction_timeout =
+            millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000)?;
+        let seconds = |var: &'static str, default: u64| {
+            parse_number::<u64>(&get, var, default, "must be a whole number of seconds").and_then(
+                |secs| match secs {
+                    1..=86_400 => Ok(Duration::from_secs(secs)),
+                    _ => Err(ConfigError::invalid(var, "must be 1 to 86400 seconds")),
+                },
+            )
+        };
+        let max_connections = parse_number::<usize>(
+            &get,
+            "HTTP_MAX_CONNECTIONS",
+            1024,
+            "must be a whole number of connections",
+        )?;
+        if max_connections == 0 {
+            return Err(ConfigError::invalid(
+                "HTTP_MAX_CONNECTIONS",
+                "must be at least 1",
+            ));
+        }
+        let http_limits = crate::http::server::ConnectionLimits {
+            header_read_timeout: seconds("HTTP_HEADER_READ_TIMEOUT_SECONDS", 10)?,
+            idle_timeout: seconds("HTTP_IDLE_TIMEOUT_SECONDS", 60)?,
+            max_connections,
+        };
         Ok(Self {
             database_url,
             database_url_defaulted,
@@ -255,6 +349,11 @@ impl Config {
             request_timeout: Duration::from_secs(timeout.max(1)),
             health_cache: Duration::from_millis(health_cache),
             integrations: crate::integrations::IntegrationsConfig::from_lookup(&get)?,
+            horizon,
+            database_lock_timeout,
+            database_statement_timeout,
+            database_idle_in_transaction_timeout,
+            http_limits,
         })
     }
 
@@ -366,6 +465,21 @@ mod tests {
             redact_url("postgres://db.internal/cabanas?password=x"),
             "postgres://db.internal/cabanas?****"
         );
+    }
+
+    #[test]
+    fn the_booking_horizon_is_bounded() {
+        let config = parse(&[("BOOKING_HORIZON_DAYS", "90")]).unwrap();
+        assert_eq!(config.horizon.future_days, 90);
+        assert_eq!(config.horizon.past_days, 365);
+        for (var, value) in [
+            ("BOOKING_HORIZON_DAYS", "0"),
+            ("BOOKING_HORIZON_DAYS", "36501"),
+            ("AVAILABILITY_PAST_DAYS", "soon"),
+        ] {
+            let err = parse(&[(var, value)]).unwrap_err();
+            assert_eq!(err.var, var, "{value}");
+        }
     }
 
     #[test]

@@ -23,8 +23,6 @@ pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
 /// How long a request waits for a pooled connection before answering 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long SQLite waits on a locked database before giving up (SQLITE_BUSY).
-const SQLITE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connection pool to one of the two supported databases.
 #[derive(Clone, Debug)]
@@ -58,13 +56,27 @@ fn tolerant(migrator: &Migrator) -> Migrator {
 
 impl Db {
     /// Opens a pool with explicit sizes and timeouts. SQLite files are created if missing
-    /// and run in WAL mode with a busy timeout and foreign keys on.
+    /// and run in WAL mode with a busy timeout and foreign keys on. PostgreSQL sessions get
+    /// a lock timeout, a statement timeout and an idle-in-transaction timeout, so no
+    /// session can hold locks for long whatever happens to the request that opened it.
     pub async fn connect(config: &Config) -> anyhow::Result<Self> {
         let redacted = config.database_url.redacted();
         match &config.database_url {
             DatabaseUrl::Postgres(url) => {
+                let millis = |d: Duration| format!("{}ms", d.as_millis());
                 let options = PgConnectOptions::from_str(url.expose())
-                    .context("DATABASE_URL is not a valid PostgreSQL URL")?;
+                    .context("DATABASE_URL is not a valid PostgreSQL URL")?
+                    .options([
+                        ("lock_timeout", millis(config.database_lock_timeout)),
+                        (
+                            "statement_timeout",
+                            millis(config.database_statement_timeout),
+                        ),
+                        (
+                            "idle_in_transaction_session_timeout",
+                            millis(config.database_idle_in_transaction_timeout),
+                        ),
+                    ]);
                 let pool = PgPoolOptions::new()
                     .max_connections(config.database_max_connections.unwrap_or(10))
                     .min_connections(0)
@@ -80,7 +92,7 @@ impl Db {
                     .create_if_missing(true)
                     .journal_mode(SqliteJournalMode::Wal)
                     .synchronous(SqliteSynchronous::Normal)
-                    .busy_timeout(SQLITE_BUSY_TIMEOUT)
+                    .busy_timeout(config.database_lock_timeout)
                     .foreign_keys(true);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(config.database_max_connections.unwrap_or(5))
@@ -164,6 +176,22 @@ impl Db {
     }
 }
 
+/// Runs a unit of database work to completion in its own task, independently of the
+/// caller: a request future dropped mid-way (client gone, request timeout) must not leave
+/// a transaction open, or a statement half-sent, on a connection the pool hands out next.
+pub async fn detached<T, F>(work: F) -> Result<T, sqlx::Error>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+{
+    match tokio::spawn(work).await {
+        Ok(result) => result,
+        Err(err) if err.is_panic() => std::panic::resume_unwind(err.into_panic()),
+        // Only when the runtime shuts down.
+        Err(_) => Err(sqlx::Error::PoolClosed),
+    }
+}
+
 /// What a failed write means for the caller.
 #[derive(Debug, PartialEq, Eq)]
 pub enum WriteFailure {
@@ -172,8 +200,13 @@ pub enum WriteFailure {
     DateOverlap,
     /// A UNIQUE constraint refused the row (SQLSTATE 23505 / SQLite UNIQUE failed).
     UniqueViolation,
-    /// A transient conflict worth retrying: deadlock, serialization failure, SQLITE_BUSY.
+    /// A transient conflict worth retrying at once: deadlock, serialization failure, a
+    /// stale SQLite snapshot.
     Transient,
+    /// The database is not able to serve writes right now (connection lost or refused,
+    /// lock or statement timeout, disk full, SQLite still busy after its busy timeout):
+    /// answered 503 with `Retry-After`.
+    Unavailable,
     /// Anything else.
     Other,
 }
@@ -181,7 +214,14 @@ pub enum WriteFailure {
 /// Reads a database error into a [`WriteFailure`].
 pub fn classify(err: &sqlx::Error) -> WriteFailure {
     let Some(db_err) = err.as_database_error() else {
-        return WriteFailure::Other;
+        return match err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed => WriteFailure::Unavailable,
+            _ => WriteFailure::Other,
+        };
     };
     let code = db_err.code().map(|c| c.into_owned()).unwrap_or_default();
     if code == "23P01" && db_err.constraint() == Some("reservations_no_overlap") {
@@ -197,11 +237,28 @@ pub fn classify(err: &sqlx::Error) -> WriteFailure {
     if code == "40P01" || code == "40001" {
         return WriteFailure::Transient;
     }
-    // SQLite primary result codes BUSY (5) and LOCKED (6), possibly extended.
-    if let Ok(n) = code.parse::<i32>()
-        && matches!(n & 0xff, 5 | 6)
+    // PostgreSQL: connection exceptions (08), shutdown or restart (57P01-57P03), statement
+    // timeout (57014), lock timeout (55P03), idle-in-transaction timeout (25P03),
+    // insufficient resources such as a full disk (53), I/O error (58030).
+    if code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code.as_str(),
+            "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "25P03" | "58030"
+        )
     {
-        return WriteFailure::Transient;
+        return WriteFailure::Unavailable;
+    }
+    if let Ok(n) = code.parse::<i32>() {
+        // SQLite: BUSY_SNAPSHOT (517) needs a new transaction, not a wait.
+        if n == 517 {
+            return WriteFailure::Transient;
+        }
+        // SQLite primary codes: BUSY (5) and LOCKED (6) after the busy timeout, IOERR (10),
+        // FULL (13), CANTOPEN (14).
+        if matches!(n & 0xff, 5 | 6 | 10 | 13 | 14) {
+            return WriteFailure::Unavailable;
+        }
     }
     WriteFailure::Other
 }

@@ -67,6 +67,10 @@ pub enum ApiError {
     /// 503 `unavailable`: a dependency (the database) is not answering.
     #[error("{0}")]
     Unavailable(String),
+    /// 503 `unavailable`: the database failed transiently (connection lost, lock or
+    /// statement timeout, disk full); retrying later may succeed.
+    #[error("the database is temporarily unavailable; retry shortly")]
+    DatabaseUnavailable,
     /// 500 `internal`: logged, never shown.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -98,7 +102,9 @@ impl ApiError {
             | Self::IdempotencyInProgress => StatusCode::CONFLICT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
-            Self::Timeout | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Timeout | Self::Unavailable(_) | Self::DatabaseUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -122,7 +128,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::Timeout => "timeout",
-            Self::Unavailable(_) => "unavailable",
+            Self::Unavailable(_) | Self::DatabaseUnavailable => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -144,13 +150,23 @@ impl ApiError {
     }
 }
 
+/// Seconds a client is told to wait before retrying a 503.
+pub const RETRY_AFTER_SECS: u64 = 2;
+
+/// Marks a response whose request failed on transient database trouble, so the write-path
+/// health ([`crate::write_health`]) can see it.
+#[derive(Debug, Clone, Copy)]
+pub struct DatabaseTrouble;
+
 impl From<sqlx::Error> for ApiError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                Self::Unavailable("the database is not available".into())
+        use crate::db::{WriteFailure, classify};
+        match classify(&err) {
+            WriteFailure::Unavailable | WriteFailure::Transient => {
+                tracing::warn!(error = %err, "transient database error");
+                Self::DatabaseUnavailable
             }
-            other => Self::Internal(anyhow::Error::new(other).context("database query failed")),
+            _ => Self::Internal(anyhow::Error::new(err).context("database query failed")),
         }
     }
 }
@@ -167,6 +183,14 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if self.status() == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_SECS));
+        }
+        if matches!(self, Self::DatabaseUnavailable) {
+            response.extensions_mut().insert(DatabaseTrouble);
         }
         response
     }

@@ -15,6 +15,7 @@ pub mod mercadopago;
 pub mod pricing;
 pub mod store;
 pub mod telemetry;
+pub mod write_health;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -53,6 +54,10 @@ pub struct AppState {
     pub integrations: Arc<integrations::Integrations>,
     /// What `GET /api/v1/version` reports: build commit, image, machine, region.
     pub identity: Arc<http::version::ServiceIdentity>,
+    /// The dates the service accepts.
+    pub horizon: config::BookingHorizon,
+    /// Whether writes are failing, for `healthz` and `readyz`.
+    pub writes: Arc<write_health::WriteHealth>,
 }
 
 impl AppState {
@@ -73,6 +78,8 @@ impl AppState {
             health: Arc::new(HealthProbe::new(config.health_cache)),
             integrations: Arc::new(integrations::Integrations::new(&config.integrations)),
             identity: Arc::new(http::version::ServiceIdentity::from_env()),
+            horizon: config.horizon,
+            writes: Arc::default(),
         }
     }
 }
@@ -142,10 +149,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (check HOST and PORT)"))?;
     tracing::info!(%addr, backend = db.backend_name(), "listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(http::shutdown_signal())
-        .await
-        .context("the HTTP server failed")?;
+    let drain = config.request_timeout + Duration::from_secs(1);
+    http::server::serve(
+        listener,
+        app(state),
+        config.http_limits,
+        http::shutdown_signal(),
+        drain,
+    )
+    .await;
     sweep.abort();
     db.close().await;
     tracing::info!("stopped");

@@ -55,10 +55,16 @@ pub fn init_tracing() {
     }
 }
 
+/// How often the recorder's upkeep runs (drains histogram samples into their summaries).
+pub const METRICS_UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide Prometheus handle.
 ///
 /// A metrics recorder can be installed only once per process, and tests start many apps
-/// in one process, so it is installed on first use and shared.
+/// in one process, so it is installed on first use and shared. Installed this way the
+/// recorder has no upkeep of its own: histogram samples pile up until a scrape renders
+/// them (about 18 bytes per request while nothing scrapes `/metrics`). A thread, not a
+/// task, runs the upkeep, so it outlives any one runtime.
 pub fn prometheus() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -77,6 +83,18 @@ pub fn prometheus() -> PrometheusHandle {
                 }
             };
             register_metrics();
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(METRICS_UPKEEP_INTERVAL);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(err) = spawned {
+                tracing::warn!(error = %err, "metrics upkeep not started; memory grows until /metrics is scraped");
+            }
             handle
         })
         .clone()

@@ -150,8 +150,10 @@ async fn availability_shows_dates_not_people(backend: Backend) {
     assert_eq!(body["field"], "to");
     let (status, body) = app
         .get(&format!(
-            "/api/v1/accommodations/{}/availability?from=2030-01-01&to=2030-01-05",
-            app.inactive_id
+            "/api/v1/accommodations/{}/availability?from={}&to={}",
+            app.inactive_id,
+            monday(4),
+            plus(monday(4), 4)
         ))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "{body}");

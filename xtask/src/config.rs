@@ -212,12 +212,14 @@ impl DeployConfig {
 
     /// Reads and parses a config file.
     pub fn load_from(path: &Path) -> anyhow::Result<DeployConfig> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "reading {} (the deploy config; see docs/tasks.md)",
-                path.display()
-            )
-        })?;
+        let text = crate::files::read_text_capped(path, crate::files::CONFIG_LIMIT).with_context(
+            || {
+                format!(
+                    "reading {} (the deploy config; see docs/tasks.md)",
+                    path.display()
+                )
+            },
+        )?;
         Self::parse(&text)
             .with_context(|| format!("{} is not a valid deploy config", path.display()))
     }

@@ -184,13 +184,18 @@ impl Flyctl {
         self.dry_run
     }
 
-    /// Masks these values (and each of their lines) wherever flyctl output is shown.
+    /// Masks these values (and each of their lines) wherever flyctl output is shown, in
+    /// every form an error message may echo them: raw, JSON-escaped, Go-quoted and
+    /// shell-quoted (see [`echoed_forms`]).
     pub fn hide_values<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) {
         for value in values {
             for piece in std::iter::once(value).chain(value.lines()) {
-                // Very short values would mask ordinary words; they cannot be told apart anyway.
-                if piece.trim().len() >= 4 && !self.hidden.iter().any(|h| h == piece) {
-                    self.hidden.push(piece.to_string());
+                for form in echoed_forms(piece) {
+                    // Very short values would mask ordinary words; they cannot be told apart
+                    // anyway.
+                    if form.trim().len() >= 4 && !self.hidden.contains(&form) {
+                        self.hidden.push(form);
+                    }
                 }
             }
         }
@@ -437,6 +442,58 @@ pub fn tail(text: &str, lines: usize) -> String {
 }
 
 /// Quotes `word` for a POSIX shell when it needs it.
+/// The forms in which output may quote `value`: as it is; JSON-escaped (serde, and Go's
+/// `encoding/json`, which also escapes `<`, `>`, `&`, U+2028 and U+2029); Go-quoted
+/// (`strconv.Quote`, `%q`); shell-quoted in single quotes and inside double quotes.
+/// Without their surrounding quotes, so a form is found inside a longer quoted string too.
+pub fn echoed_forms(value: &str) -> Vec<String> {
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let json = json
+        .strip_prefix('"')
+        .and_then(|j| j.strip_suffix('"'))
+        .unwrap_or(&json)
+        .to_string();
+    let mut go_json = String::new();
+    for c in json.chars() {
+        match c {
+            '<' => go_json.push_str(r"\u003c"),
+            '>' => go_json.push_str(r"\u003e"),
+            '&' => go_json.push_str(r"\u0026"),
+            '\u{2028}' => go_json.push_str(r"\u2028"),
+            '\u{2029}' => go_json.push_str(r"\u2029"),
+            c => go_json.push(c),
+        }
+    }
+    let mut go = String::new();
+    for c in value.chars() {
+        match c {
+            '\x07' => go.push_str(r"\a"),
+            '\x08' => go.push_str(r"\b"),
+            '\x0c' => go.push_str(r"\f"),
+            '\n' => go.push_str(r"\n"),
+            '\r' => go.push_str(r"\r"),
+            '\t' => go.push_str(r"\t"),
+            '\x0b' => go.push_str(r"\v"),
+            '\\' => go.push_str(r"\\"),
+            '"' => go.push_str("\\\""),
+            c if c.is_ascii_control() => go.push_str(&format!("\\x{:02x}", c as u32)),
+            c => go.push(c),
+        }
+    }
+    let single = value.replace('\'', r"'\''");
+    let mut double = String::new();
+    for c in value.chars() {
+        if matches!(c, '\\' | '"' | '$' | '`') {
+            double.push('\\');
+        }
+        double.push(c);
+    }
+    let mut forms = vec![value.to_string(), json, go_json, go, single, double];
+    forms.sort();
+    forms.dedup();
+    forms
+}
+
 pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word
@@ -473,6 +530,36 @@ mod tests {
         assert_eq!(fly.mask("bad s3cr3t-value here"), "bad **** here");
         assert_eq!(fly.mask("invalid: line two"), "invalid: ****");
         assert_eq!(fly.mask("ab stays"), "ab stays");
+    }
+
+    /// Issue #17 item 10: flyctl (written in Go) may echo a payload JSON-escaped (with or
+    /// without Go's HTML escaping), Go-quoted (`%q`) or shell-quoted; each form is masked.
+    #[test]
+    fn masking_hides_escaped_echoes_of_a_value() {
+        let mut fly = Flyctl::at("flyctl", false);
+        let value = "pa\"ss\\wo'rd\n<&>$x\ttail";
+        fly.hide_values([value]);
+        let echoes = [
+            // JSON (serde, Go's encoding/json without and with HTML escaping).
+            r#"{"value":"pa\"ss\\wo'rd\n<&>$x\ttail"}"#,
+            r#"{"value":"pa\"ss\\wo'rd\n\u003c\u0026\u003e$x\ttail"}"#,
+            // Go's strconv.Quote / %q.
+            r#"invalid value "pa\"ss\\wo'rd\n<&>$x\ttail""#,
+            // POSIX shell, single and double quotes.
+            r#"run: X='pa"ss\wo'\''rd
+<&>$x	tail'"#,
+            r#"run: X="pa\"ss\\wo'rd
+<&>\$x	tail""#,
+        ];
+        for echo in echoes {
+            let masked = fly.mask(echo);
+            for fragment in ["ss\\wo", "ss\\\\wo", "$x", "tail", "rd\\n"] {
+                assert!(
+                    !masked.contains(fragment),
+                    "{fragment:?} left in {masked:?} (from {echo:?})"
+                );
+            }
+        }
     }
 
     #[test]

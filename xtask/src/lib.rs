@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod files;
 pub mod flyctl;
 pub mod http;
 pub mod interrupt;

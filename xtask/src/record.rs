@@ -167,7 +167,7 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<Loaded>> {
         if path.extension().is_none_or(|ext| ext != "json") {
             continue;
         }
-        let text = std::fs::read_to_string(&path)
+        let text = crate::files::read_text_capped(&path, crate::files::RECORD_LIMIT)
             .with_context(|| format!("reading {}", path.display()))?;
         let record: RunRecord<serde_json::Value> =
             serde_json::from_str(&text).with_context(|| {

@@ -25,7 +25,7 @@ impl Repo {
         let mut found = None;
         for dir in start.ancestors() {
             let manifest = dir.join("Cargo.toml");
-            if let Ok(text) = std::fs::read_to_string(&manifest)
+            if let Ok(text) = crate::files::read_text_capped(&manifest, crate::files::CONFIG_LIMIT)
                 && text.lines().any(|line| line.trim() == "[workspace]")
             {
                 found = Some(dir.to_path_buf());

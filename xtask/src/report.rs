@@ -145,11 +145,14 @@ pub fn context(
         records.results(decision_map::STAGING, true)?
     };
     let checklist_path = repo.path(CHECKLIST_PATH);
-    let checklist = match std::fs::read_to_string(&checklist_path) {
-        Ok(text) => Some(checklist::parse(&text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", checklist_path.display())),
-    };
+    let checklist =
+        match crate::files::read_text_capped(&checklist_path, crate::files::CONFIG_LIMIT) {
+            Ok(text) => Some(checklist::parse(&text)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(e).with_context(|| format!("reading {}", checklist_path.display()));
+            }
+        };
     let history_settings = config
         .as_ref()
         .map(|c| c.history.clone())

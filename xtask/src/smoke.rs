@@ -87,6 +87,11 @@ pub struct Args {
     /// reporters.
     #[arg(long, value_name = "PATH")]
     pub junit: Option<std::path::PathBuf>,
+    /// End the whole run, failed, after this long, e.g. 5m (default 15m). Against a target
+    /// that never answers the run ends much sooner: the benchmark is skipped when every
+    /// check timed out, and stopped when its first batch of requests times out.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub deadline: Option<Duration>,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -111,6 +116,7 @@ impl SmokePlan {
             timeout: bench.load.timeout(),
             bench: Some(bench),
             progress: false,
+            deadline: plan::DEFAULT_DEADLINE,
         })
     }
 }
@@ -120,7 +126,40 @@ impl SmokePlan {
 /// Returns an error only when the run cannot happen: the first health check cannot connect
 /// (refused, DNS), or no HTTP client can be built. Everything else, including a readiness wait
 /// that runs out, is a verdict in the report. A failed wait skips the rest.
+///
+/// The run ends at `plan.deadline` with a failed `deadline` check.
 pub async fn measure(target: &Target, plan: &SmokePlan) -> anyhow::Result<SmokeReport> {
+    match tokio::time::timeout(plan.deadline, measure_until_done(target, plan)).await {
+        Ok(report) => report,
+        Err(_) => Ok(SmokeReport::new(
+            &target.url,
+            vec![CheckOutcome {
+                name: "deadline".into(),
+                verifies: format!(
+                    "the run ends within its deadline of {}",
+                    humantime(plan.deadline)
+                ),
+                verdict: Verdict::Fail,
+                evidence: format!(
+                    "stopped after {}: the target is not answering in time",
+                    humantime(plan.deadline)
+                ),
+                fix: Some(
+                    "check that the service answers (fly status, fly logs); raise --deadline \
+                     for a longer benchmark"
+                        .into(),
+                ),
+            }],
+            None,
+        )),
+    }
+}
+
+fn humantime(duration: Duration) -> String {
+    format!("{}s", duration.as_secs_f64())
+}
+
+async fn measure_until_done(target: &Target, plan: &SmokePlan) -> anyhow::Result<SmokeReport> {
     let client = crate::http::client(plan.timeout)?;
     let mut outcomes = Vec::new();
     if let Some(wait) = plan.wait {
@@ -132,12 +171,41 @@ pub async fn measure(target: &Target, plan: &SmokePlan) -> anyhow::Result<SmokeR
         }
     }
     let mut served = report::ServedVersion::NotAsked;
+    let mut bench = plan.bench.as_ref();
     if plan.checks {
-        outcomes.extend(checks::run_checks(&client, target).await?);
-        served = served_version(&client, target).await;
+        let checked = checks::run_checks(&client, target).await?;
+        let all_timed_out = checked.iter().all(checks::timed_out);
+        outcomes.extend(checked);
+        if !all_timed_out {
+            served = served_version(&client, target).await;
+        }
+        if bench.is_some() && all_timed_out {
+            bench = None;
+            outcomes.push(CheckOutcome {
+                name: "benchmark".into(),
+                verifies: "the benchmark runs against a target that answers".into(),
+                verdict: Verdict::Fail,
+                evidence: "skipped: every check timed out, the target accepts connections \
+                           but does not answer"
+                    .into(),
+                fix: Some("check that the service answers (fly status, fly logs)".into()),
+            });
+        }
     }
-    let benchmark = match &plan.bench {
-        Some(bench) => Some(benchmark(target, bench, plan.progress).await?),
+    let benchmark = match bench {
+        Some(bench) => {
+            let (report, stopped) = benchmark(target, bench, plan.progress).await?;
+            if let Some(path) = stopped {
+                outcomes.push(CheckOutcome {
+                    name: "benchmark".into(),
+                    verifies: "the benchmark runs against a target that answers".into(),
+                    verdict: Verdict::Fail,
+                    evidence: format!("stopped: the first batch of requests to {path} timed out"),
+                    fix: Some("check that the service answers (fly status, fly logs)".into()),
+                });
+            }
+            Some(report)
+        }
         None => None,
     };
     let mut report = SmokeReport::new(&target.url, outcomes, benchmark);
@@ -187,13 +255,16 @@ async fn served_version(client: &reqwest::Client, target: &Target) -> report::Se
 /// The service's version endpoint.
 pub const VERSION_PATH: &str = "/api/v1/version";
 
+/// The benchmark report, and the path of the endpoint whose first batch timed out (which
+/// ends the benchmark there).
 async fn benchmark(
     target: &Target,
     bench: &BenchPlan,
     progress: bool,
-) -> anyhow::Result<BenchmarkReport> {
+) -> anyhow::Result<(BenchmarkReport, Option<String>)> {
     let clients = load::load_clients(&bench.load)?;
     let mut endpoints = Vec::new();
+    let mut stopped = None;
     for endpoint in &bench.endpoints {
         let url = target.endpoint(&endpoint.path);
         let url =
@@ -205,8 +276,12 @@ async fn benchmark(
             &measurement,
             bench.error_rate_pct,
         ));
+        if measurement.first_batch_timed_out {
+            stopped = Some(endpoint.path.clone());
+            break;
+        }
     }
-    Ok(BenchmarkReport::new(bench.load.clone(), endpoints))
+    Ok((BenchmarkReport::new(bench.load.clone(), endpoints), stopped))
 }
 
 /// Entry point: resolves the target and the plan, measures, prints, saves the record.
@@ -240,6 +315,7 @@ pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
     };
     let mut plan = SmokePlan::resolve(&settings, &thresholds, &overrides(&args))?;
     plan.wait = args.wait;
+    plan.deadline = args.deadline.unwrap_or(plan::DEFAULT_DEADLINE);
     plan.checks = !args.skip_checks;
     // indicatif draws nothing off a terminal; checking here also keeps the ticker task away.
     plan.progress = std::io::IsTerminal::is_terminal(&std::io::stderr());

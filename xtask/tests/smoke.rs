@@ -337,8 +337,14 @@ async fn a_hanging_service_times_out() {
         "{:?}",
         report.checks[0]
     );
-    let endpoint = &report.benchmark.as_ref().unwrap().endpoints[0];
-    assert_eq!(endpoint.errors.timeout, 8, "{:?}", endpoint.errors);
+    // Every check timed out: the benchmark is skipped, and the report says so.
+    assert!(report.benchmark.is_none());
+    assert!(
+        report
+            .checks
+            .iter()
+            .any(|c| c.name == "benchmark" && c.verdict == Verdict::Fail)
+    );
 }
 
 #[tokio::test]

@@ -91,6 +91,25 @@ async fn availability(
     ApiPath(id): ApiPath<i64>,
     ApiQuery(window): ApiQuery<Window>,
 ) -> Result<Json<Availability>, ApiError> {
+    let today = crate::store::now().date_naive();
+    if window.from < state.horizon.earliest(today) {
+        return Err(ApiError::validation(
+            "from",
+            format!(
+                "from may be at most {} days before today",
+                state.horizon.past_days
+            ),
+        ));
+    }
+    if window.to > state.horizon.latest(today) {
+        return Err(ApiError::validation(
+            "to",
+            format!(
+                "to may be at most {} days after today",
+                state.horizon.future_days
+            ),
+        ));
+    }
     if window.to <= window.from {
         return Err(ApiError::validation("to", "to must be after from"));
     }

@@ -19,8 +19,8 @@ pub fn router() -> Router<AppState> {
         .route("/metrics", get(metrics))
 }
 
-/// `{status: healthy|degraded|unhealthy, checks: {database: {status, latency_ms}}}`;
-/// 503 when unhealthy.
+/// `{status: healthy|degraded|unhealthy, checks: {database: {status, latency_ms},
+/// writes: {status: ok|failing}}}`; 503 when unhealthy, which failing writes make it.
 async fn healthz(State(state): State<AppState>) -> Response {
     let probe = state.health.check(&state.db).await;
     let (status, latency, error) = (probe.status, probe.latency, probe.error);
@@ -33,17 +33,37 @@ async fn healthz(State(state): State<AppState>) -> Response {
     if let Some(error) = error {
         database["error"] = json!(error);
     }
+    let failing = state.writes.failing_for();
+    let writes = match failing {
+        Some(age) => json!({
+            "status": "failing",
+            "error": "the latest write failed on a transient database error",
+            "failed_ms_ago": age.as_millis() as u64,
+        }),
+        None => json!({ "status": "ok" }),
+    };
+    let status = if failing.is_some() {
+        "unhealthy"
+    } else {
+        status
+    };
     let code = if status == "unhealthy" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
-    let body = json!({ "status": status, "checks": { "database": database } });
+    let body = json!({ "status": status, "checks": { "database": database, "writes": writes } });
     (code, Json(body)).into_response()
 }
 
-/// 200 only when the database answers and every migration is applied.
+/// 200 only when the database answers, every migration is applied and writes are not
+/// failing.
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+    if state.writes.failing_for().is_some() {
+        return Err(ApiError::Unavailable(
+            "writes to the database are failing".into(),
+        ));
+    }
     let pending = tokio::time::timeout(UNHEALTHY_AFTER, state.db.pending_migrations())
         .await
         .map_err(|_| ApiError::Unavailable("the database did not answer in time".into()))?
@@ -59,7 +79,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
     }
     Ok(Json(json!({
         "status": "ready",
-        "checks": { "database": "ok", "migrations": "ok" },
+        "checks": { "database": "ok", "migrations": "ok", "writes": "ok" },
     })))
 }
 

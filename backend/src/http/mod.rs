@@ -8,6 +8,7 @@ pub mod pre_reserve;
 pub mod reservations;
 pub mod version;
 pub mod webhooks;
+pub mod server;
 
 use std::any::Any;
 
@@ -51,6 +52,10 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     // the metrics layer counts under the route template.
     let per_route = ServiceBuilder::new()
         .layer(middleware::from_fn(track_http))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::write_health::track_writes,
+        ))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(middleware::from_fn_with_state(state.clone(), timeout));
 

@@ -10,12 +10,13 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::AppState;
+use crate::config::BookingHorizon;
 use crate::error::ApiError;
 use crate::http::extract::ApiJson;
 use crate::http::reservations::ReservationView;
 use crate::pricing;
 use crate::store::idempotency::{self, Claim};
-use crate::store::reservations::{self, NewReservation};
+use crate::store::reservations::{self, NewReservation, Reservation, StoredAnswer};
 use crate::store::{accommodations, now};
 use crate::telemetry::channel_label;
 
@@ -50,10 +51,11 @@ pub struct PreReserveRequest {
 }
 
 /// Checks the rules that need no database; trims and normalises text fields.
-/// "The past" is judged in UTC.
+/// "The past" and the horizon are judged in UTC.
 pub fn validate(
     mut req: PreReserveRequest,
     today: NaiveDate,
+    horizon: BookingHorizon,
 ) -> Result<PreReserveRequest, ApiError> {
     if req.check_out <= req.check_in {
         return Err(ApiError::validation(
@@ -67,6 +69,15 @@ pub fn validate(
             "check_in must not be in the past",
         ));
     }
+    if req.check_out > horizon.latest(today) {
+        return Err(ApiError::validation(
+            "check_out",
+            format!(
+                "stays must end within {} days from today",
+                horizon.future_days
+            ),
+        ));
+    }
     if (req.check_out - req.check_in).num_days() > MAX_NIGHTS {
         return Err(ApiError::validation(
             "check_out",
@@ -76,6 +87,7 @@ pub fn validate(
     if req.guests < 1 {
         return Err(ApiError::validation("guests", "guests must be at least 1"));
     }
+    reject_control_characters("channel", &req.channel)?;
     req.channel = req.channel.trim().to_ascii_lowercase();
     let channel_ok = !req.channel.is_empty()
         && req.channel.len() <= 32
@@ -122,7 +134,20 @@ pub fn validate(
     Ok(req)
 }
 
+/// Refuses text holding control characters (NUL, escapes, line breaks): PostgreSQL cannot
+/// store NUL at all, and none of them belong in a name, phone, email or code.
+pub fn reject_control_characters(field: &'static str, value: &str) -> Result<(), ApiError> {
+    if value.chars().any(char::is_control) {
+        return Err(ApiError::validation(
+            field,
+            format!("{field} must not contain control characters"),
+        ));
+    }
+    Ok(())
+}
+
 fn bounded(field: &'static str, value: &str, max_chars: usize) -> Result<String, ApiError> {
+    reject_control_characters(field, value)?;
     let value = value.trim();
     if value.is_empty() {
         return Err(ApiError::validation(
@@ -140,9 +165,15 @@ fn bounded(field: &'static str, value: &str, max_chars: usize) -> Result<String,
 }
 
 /// Validates, prices and inserts one pre-reservation.
-async fn create(state: &AppState, req: PreReserveRequest) -> Result<ReservationView, ApiError> {
+/// With `answer`, the 201 is stored under its idempotency key in the reservation's own
+/// transaction.
+async fn create(
+    state: &AppState,
+    req: PreReserveRequest,
+    answer: Option<&StoredAnswer>,
+) -> Result<ReservationView, ApiError> {
     let now = now();
-    let req = validate(req, now.date_naive())?;
+    let req = validate(req, now.date_naive(), state.horizon)?;
     let accommodation = accommodations::find_active(&state.db, req.accommodation_id)
         .await?
         .ok_or_else(|| {
@@ -179,7 +210,7 @@ async fn create(state: &AppState, req: PreReserveRequest) -> Result<ReservationV
         deposit_cents: quote.deposit_cents,
         expires_at: now + state.pre_reservation_ttl,
     };
-    match reservations::insert(&state.db, &new, &state.codes, now).await {
+    match reservations::insert(&state.db, &new, &state.codes, now, answer).await {
         Ok(reservation) => {
             metrics::counter!("reservations_created_total", "channel" => channel_label(&reservation.channel))
                 .increment(1);
@@ -234,7 +265,7 @@ pub async fn pre_reserve(
     ApiJson(req): ApiJson<PreReserveRequest>,
 ) -> Result<Response, ApiError> {
     let Some(key) = idempotency_key(&headers)? else {
-        let view = create(&state, req).await?;
+        let view = create(&state, req, None).await?;
         return Ok((StatusCode::CREATED, axum::Json(view)).into_response());
     };
     let canonical = serde_json::to_string(&req)
@@ -262,8 +293,14 @@ pub async fn pre_reserve(
             Claim::Acquired => break,
         }
     }
-    let (status, body) = match create(&state, req).await {
-        Ok(view) => (StatusCode::CREATED, serde_json::json!(view)),
+    let answer = StoredAnswer {
+        key: key.clone(),
+        status: StatusCode::CREATED.as_u16(),
+        render: created_body,
+    };
+    let (status, body) = match create(&state, req, Some(&answer)).await {
+        // Stored together with the reservation; the body is rendered the same way.
+        Ok(view) => return Ok(json_response(StatusCode::CREATED, view_body(&view))),
         Err(err) if err.status().is_server_error() => {
             // Not an answer worth replaying: let a retry try again.
             if let Err(release_err) = idempotency::release(&state.db, &key).await {
@@ -276,6 +313,15 @@ pub async fn pre_reserve(
     let body = body.to_string();
     idempotency::complete(&state.db, &key, status.as_u16(), &body).await?;
     Ok(json_response(status, body))
+}
+
+/// The 201 body of a created reservation, as stored for replay.
+fn created_body(reservation: &Reservation) -> String {
+    view_body(&ReservationView::from(reservation.clone()))
+}
+
+fn view_body(view: &ReservationView) -> String {
+    serde_json::json!(view).to_string()
 }
 
 fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
@@ -323,6 +369,11 @@ fn replay(status: u16, body: String) -> Response {
 mod tests {
     use super::*;
 
+    const HORIZON: BookingHorizon = BookingHorizon {
+        past_days: 365,
+        future_days: 730,
+    };
+
     fn request() -> PreReserveRequest {
         PreReserveRequest {
             accommodation_id: 1,
@@ -338,15 +389,15 @@ mod tests {
 
     #[test]
     fn a_good_request_is_normalised() {
-        let req = validate(request(), "2030-01-01".parse().unwrap()).unwrap();
+        let req = validate(request(), "2030-01-01".parse().unwrap(), HORIZON).unwrap();
         assert_eq!(req.channel, "web");
         assert_eq!(req.contact_name, "Ana");
     }
 
     #[test]
     fn check_in_today_is_allowed_but_yesterday_is_not() {
-        assert!(validate(request(), "2030-01-10".parse().unwrap()).is_ok());
-        let err = validate(request(), "2030-01-11".parse().unwrap()).unwrap_err();
+        assert!(validate(request(), "2030-01-10".parse().unwrap(), HORIZON).is_ok());
+        let err = validate(request(), "2030-01-11".parse().unwrap(), HORIZON).unwrap_err();
         assert!(matches!(
             err,
             ApiError::Validation {

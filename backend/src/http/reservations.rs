@@ -87,6 +87,7 @@ fn checked_code(code: &str) -> Result<&str, ApiError> {
             "no reservation has this code".to_owned(),
         ));
     }
+    crate::http::pre_reserve::reject_control_characters("code", code)?;
     Ok(code)
 }
 

@@ -121,69 +121,37 @@ macro_rules! columns {
     };
 }
 
-/// Inserts a pre-reservation under a fresh code.
+/// The idempotent answer stored in the same transaction as the reservation it describes,
+/// so that a crash or a failed write can never leave one without the other.
+#[derive(Clone)]
+pub struct StoredAnswer {
+    /// The claimed `Idempotency-Key`.
+    pub key: String,
+    /// The HTTP status to replay.
+    pub status: u16,
+    /// Renders the body to replay from the inserted reservation.
+    pub render: fn(&Reservation) -> String,
+}
+
+/// Inserts a pre-reservation under a fresh code, and with it, in the same transaction,
+/// the idempotent `answer` when there is one.
 ///
 /// The database decides overlaps: its refusal becomes [`ApiError::DateOverlap`]. A code
-/// that is already taken is retried with a new code, never reported as an overlap.
+/// that is already taken is retried with a new code, never reported as an overlap. Each
+/// attempt runs to completion in its own task, so a request cut off mid-way never leaves
+/// a transaction open on a pooled connection.
 pub async fn insert(
     db: &Db,
     new: &NewReservation,
     codes: &CodeGenerator,
     now: DateTime<Utc>,
+    answer: Option<&StoredAnswer>,
 ) -> Result<Reservation, ApiError> {
-    const SQL: &str = concat!(
-        "INSERT INTO reservations (code, accommodation_id, check_in, check_out, guests, \
-         channel, contact_name, contact_phone, contact_email, status, total_price_cents, \
-         deposit_cents, expires_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13) \
-         RETURNING ",
-        columns!()
-    );
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let code = codes();
-        // Binds the insert's parameters to a query for either database.
-        macro_rules! insert_query {
-            () => {
-                sqlx::query_as::<_, Reservation>(SQL)
-                    .bind(&code)
-                    .bind(new.accommodation_id)
-                    .bind(new.check_in)
-                    .bind(new.check_out)
-                    .bind(new.guests)
-                    .bind(&new.channel)
-                    .bind(&new.contact_name)
-                    .bind(&new.contact_phone)
-                    .bind(&new.contact_email)
-                    .bind(new.total_price_cents)
-                    .bind(new.deposit_cents)
-                    .bind(new.expires_at)
-                    .bind(now)
-            };
-        }
-        let result = match db {
-            // Concurrent inserts that collide on the exclusion constraint wait on each other's
-            // index entries and deadlock under load (1000 at once gave hundreds of deadlocks
-            // and 503s). A per-accommodation advisory lock makes them queue instead; the
-            // constraint still decides the overlap.
-            Db::Postgres(pool) => {
-                async {
-                    let mut tx = pool.begin().await?;
-                    sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                        .bind(new.accommodation_id)
-                        .execute(&mut *tx)
-                        .await?;
-                    let reservation = insert_query!().fetch_one(&mut *tx).await?;
-                    tx.commit().await?;
-                    Ok(reservation)
-                }
-                .await
-            }
-            // SQLite serialises writers itself.
-            Db::Sqlite(pool) => insert_query!().fetch_one(pool).await,
-        };
-        let err = match result {
+        let work = insert_once(db.clone(), new.clone(), codes(), now, answer.cloned());
+        let err = match crate::db::detached(work).await {
             Ok(reservation) => return Ok(reservation),
             Err(err) => err,
         };
@@ -203,6 +171,66 @@ pub async fn insert(
             _ => return Err(err.into()),
         }
     }
+}
+
+/// One insert attempt in one transaction.
+async fn insert_once(
+    db: Db,
+    new: NewReservation,
+    code: String,
+    now: DateTime<Utc>,
+    answer: Option<StoredAnswer>,
+) -> Result<Reservation, sqlx::Error> {
+    const SQL: &str = concat!(
+        "INSERT INTO reservations (code, accommodation_id, check_in, check_out, guests, \
+         channel, contact_name, contact_phone, contact_email, status, total_price_cents, \
+         deposit_cents, expires_at, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13) \
+         RETURNING ",
+        columns!()
+    );
+    const ANSWER: &str = "UPDATE idempotency_keys SET response_status = $2, response_body = $3 \
+                          WHERE key = $1";
+    with_pool!(&db, pool => {
+        let mut tx = pool.begin().await?;
+        if matches!(db, Db::Postgres(_)) {
+            // Concurrent inserts that collide on the exclusion constraint wait on each
+            // other's index entries and deadlock under load (1000 at once gave hundreds of
+            // deadlocks and 503s). A per-accommodation advisory lock makes them queue
+            // instead; the constraint still decides the overlap. (SQLite serialises
+            // writers itself.)
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(new.accommodation_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let reservation = sqlx::query_as::<_, Reservation>(SQL)
+            .bind(&code)
+            .bind(new.accommodation_id)
+            .bind(new.check_in)
+            .bind(new.check_out)
+            .bind(new.guests)
+            .bind(&new.channel)
+            .bind(&new.contact_name)
+            .bind(&new.contact_phone)
+            .bind(&new.contact_email)
+            .bind(new.total_price_cents)
+            .bind(new.deposit_cents)
+            .bind(new.expires_at)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        if let Some(answer) = &answer {
+            sqlx::query(ANSWER)
+                .bind(&answer.key)
+                .bind(i32::from(answer.status))
+                .bind((answer.render)(&reservation))
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(reservation)
+    })
 }
 
 /// The reservation with this code.
@@ -274,14 +302,23 @@ fn not_found(code: &str) -> ApiError {
 /// Returns how many changed.
 ///
 /// One idempotent UPDATE, so every instance can run it at once: a row changes status
-/// exactly once, whichever instance gets it.
+/// exactly once, whichever instance gets it. It runs in its own task and its own explicit
+/// transaction that it commits, so its expiries become visible to every connection even on
+/// a pooled connection some cut-off request left inside a transaction.
 pub async fn expire_stale(db: &Db) -> Result<u64, sqlx::Error> {
     const SQL: &str = "UPDATE reservations SET status = 'expired', updated_at = $1 \
                        WHERE status = 'pre_reserved' AND expires_at <= $1";
     let now = super::now();
-    let count = with_pool!(db, pool => {
-        sqlx::query(SQL).bind(now).execute(pool).await?.rows_affected()
-    });
+    let db = db.clone();
+    let count = crate::db::detached(async move {
+        with_pool!(&db, pool => {
+            let mut tx = pool.begin().await?;
+            let count = sqlx::query(SQL).bind(now).execute(&mut *tx).await?.rows_affected();
+            tx.commit().await?;
+            Ok(count)
+        })
+    })
+    .await?;
     if count > 0 {
         metrics::counter!("prereservations_expired_total").increment(count);
         tracing::info!(count, "expired stale pre-reservations");

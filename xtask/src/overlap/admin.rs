@@ -71,7 +71,7 @@ pub fn sign(
 /// Signs a token from an env file's `JWT_SECRET` and first `ADMIN_ALLOWED_EMAILS` address.
 /// Errors name the file and the variable, never a value.
 pub fn token_from_env_file(path: &Path) -> anyhow::Result<AdminToken> {
-    let text = std::fs::read_to_string(path).with_context(|| {
+    let text = crate::files::read_text_capped(path, crate::files::CONFIG_LIMIT).with_context(|| {
         format!(
             "reading {} for JWT_SECRET (cleanup needs an admin token): fill it from its template, \
              or pass --admin-token, or --no-cleanup to leave the bookings behind",

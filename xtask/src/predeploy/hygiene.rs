@@ -168,7 +168,7 @@ fn scan_tracked(
         if std::fs::metadata(&full).map_or(true, |m| !m.is_file() || m.len() > MAX_SCANNED_BYTES) {
             continue;
         }
-        let Ok(bytes) = std::fs::read(&full) else {
+        let Ok(bytes) = crate::files::read_capped(&full, MAX_SCANNED_BYTES) else {
             continue;
         };
         if bytes.contains(&0) {

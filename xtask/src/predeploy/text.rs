@@ -16,7 +16,7 @@ pub(crate) enum FileText {
 
 /// Reads `path` as text. Binary files (a NUL byte) and invalid UTF-8 are `Unreadable`.
 pub(crate) fn read_text(path: &Path) -> FileText {
-    match std::fs::read(path) {
+    match crate::files::read_capped(path, crate::files::CONFIG_LIMIT) {
         Ok(bytes) => {
             if bytes.contains(&0) {
                 return FileText::Unreadable("is a binary file, expected text".into());

@@ -95,7 +95,9 @@ impl RecordSet {
             if r.task != task || r.environment != environment || is_dry_run(&r.result) {
                 continue;
             }
-            let result: T = serde_json::from_value(r.result.clone()).with_context(|| {
+            let mut value = r.result.clone();
+            cut_long_text(&mut value, path);
+            let result: T = serde_json::from_value(value).with_context(|| {
                 format!(
                     "{} was written by another version of the {task} task; rerun it",
                     path.display()
@@ -255,9 +257,70 @@ pub fn passed(verdict: Verdict) -> bool {
 }
 
 /// Dry runs measure nothing about the environment; the map ignores them.
+/// The most characters a report copies from one text of a record.
+pub const REPORT_TEXT_LIMIT: usize = 2000;
+
+/// Cuts every text in a record's result longer than [`REPORT_TEXT_LIMIT`] characters, with a
+/// note saying how much was cut and where the whole text is, so a huge record (a copied
+/// file, a runaway error message) cannot flood a report.
+pub fn cut_long_text(value: &mut serde_json::Value, record: &std::path::Path) {
+    match value {
+        serde_json::Value::String(text) => {
+            let total = text.chars().count();
+            if total > REPORT_TEXT_LIMIT {
+                let kept: String = text.chars().take(REPORT_TEXT_LIMIT).collect();
+                *text = format!(
+                    "{kept} … [cut: {} more characters; the whole text is in {}]",
+                    total - REPORT_TEXT_LIMIT,
+                    record.display()
+                );
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for item in items {
+                cut_long_text(item, record);
+            }
+        }
+        serde_json::Value::Object(fields) => {
+            for field in fields.values_mut() {
+                cut_long_text(field, record);
+            }
+        }
+        _ => {}
+    }
+}
+
 fn is_dry_run(result: &serde_json::Value) -> bool {
     result
         .get("dry_run")
         .and_then(|v| v.as_bool())
         .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_texts_are_cut_with_a_note() {
+        let huge = "x".repeat(REPORT_TEXT_LIMIT + 500);
+        let mut value = serde_json::json!({
+            "problems": [huge.clone(), "short"],
+            "nested": { "detail": huge },
+        });
+        cut_long_text(&mut value, std::path::Path::new("runs/smoke.json"));
+        let problem = value["problems"][0].as_str().unwrap();
+        assert!(problem.starts_with(&"x".repeat(REPORT_TEXT_LIMIT)));
+        assert!(
+            problem.ends_with("[cut: 500 more characters; the whole text is in runs/smoke.json]"),
+            "{problem}"
+        );
+        assert_eq!(value["problems"][1], "short");
+        assert!(
+            value["nested"]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("[cut: 500")
+        );
+    }
 }

@@ -71,7 +71,7 @@ fn load(overrides: Option<&Path>, name: &str) -> Result<Option<String>, Error> {
         && !name.contains(['/', '\\'])
     {
         let path = dir.join(name);
-        match std::fs::read_to_string(&path) {
+        match crate::files::read_text_capped(&path, crate::files::CONFIG_LIMIT) {
             Ok(text) => return Ok(Some(text)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => {

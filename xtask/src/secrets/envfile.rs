@@ -116,12 +116,12 @@ pub fn predeploy_env_findings(
 /// Reads the environment's template and env file and decides what to send.
 pub fn plan_import(repo: &Repo, environment: &Environment) -> anyhow::Result<ImportPlan> {
     let template_path = repo.path(&environment.template);
-    let template_text = std::fs::read_to_string(&template_path)
+    let template_text = crate::files::read_text_capped(&template_path, crate::files::CONFIG_LIMIT)
         .with_context(|| format!("reading the template {}", template_path.display()))?;
     let template = template_keys(&template_text)
         .with_context(|| format!("{} is not a valid template", template_path.display()))?;
     let env_path = repo.path(&environment.env_file);
-    let env_text = match std::fs::read_to_string(&env_path) {
+    let env_text = match crate::files::read_text_capped(&env_path, crate::files::CONFIG_LIMIT) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(ImportPlan {

@@ -95,6 +95,11 @@ fn failed(error: &reqwest::Error) -> Fetched {
     }
 }
 
+/// Whether a check failed because its request timed out (no answer at all).
+pub fn timed_out(check: &CheckOutcome) -> bool {
+    check.verdict == Verdict::Fail && check.evidence.starts_with("timed out")
+}
+
 /// The error with its sources (`connection refused` lives several levels down).
 fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();

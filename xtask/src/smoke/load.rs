@@ -37,6 +37,8 @@ pub struct EndpointMeasurement {
     pub late: u64,
     /// Wall time of the measured part.
     pub elapsed: Duration,
+    /// The first batch (one request per connection) all timed out, so no more were sent.
+    pub first_batch_timed_out: bool,
 }
 
 impl EndpointMeasurement {
@@ -103,6 +105,10 @@ struct Worker {
     endpoint: EndpointPlan,
     next: AtomicU64,
     done: AtomicU64,
+    /// One request per connection: when all of them time out, the target is not answering.
+    first_batch: u64,
+    first_batch_timeouts: AtomicU64,
+    stopped: std::sync::atomic::AtomicBool,
 }
 
 /// Sends the warm-up, then the measured load, to one endpoint.
@@ -115,17 +121,24 @@ pub async fn measure_endpoint(
 ) -> EndpointMeasurement {
     let concurrency = load.concurrency.max(1);
     if load.warmup > 0 {
-        let warmup = Arc::new(Worker::new(clients, &url, endpoint));
-        run(
+        let warmup = Arc::new(Worker::new(clients, &url, endpoint, concurrency));
+        let started = Instant::now();
+        let mut warmed = run(
             &warmup,
             concurrency,
             None,
             Limit::Requests(load.warmup),
-            Instant::now(),
+            started,
         )
         .await;
+        if warmup.is_stopped() {
+            // Nothing answers: the warm-up's timeouts are the whole measurement.
+            warmed.elapsed = started.elapsed();
+            warmed.first_batch_timed_out = true;
+            return warmed;
+        }
     }
-    let worker = Arc::new(Worker::new(clients, &url, endpoint));
+    let worker = Arc::new(Worker::new(clients, &url, endpoint, concurrency));
     let started = Instant::now();
     let limit = match (load.requests, load.duration_ms) {
         (Some(n), _) => Limit::Requests(n),
@@ -145,6 +158,7 @@ pub async fn measure_endpoint(
     });
     let mut measurement = run(&worker, concurrency, load.rate, limit, started).await;
     measurement.elapsed = started.elapsed();
+    measurement.first_batch_timed_out = worker.is_stopped();
     if let Some(ticker) = ticker {
         ticker.abort();
     }
@@ -155,14 +169,32 @@ pub async fn measure_endpoint(
 }
 
 impl Worker {
-    fn new(clients: &[Client], url: &Url, endpoint: &EndpointPlan) -> Worker {
+    fn new(clients: &[Client], url: &Url, endpoint: &EndpointPlan, first_batch: u32) -> Worker {
         Worker {
             clients: clients.to_vec(),
             url: url.clone(),
             endpoint: endpoint.clone(),
             next: AtomicU64::new(0),
             done: AtomicU64::new(0),
+            first_batch: u64::from(first_batch.max(1)),
+            first_batch_timeouts: AtomicU64::new(0),
+            stopped: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Counts a finished request; stops the run when the whole first batch timed out.
+    fn finished(&self, outcome: &Outcome) {
+        let index = self.done.fetch_add(1, Ordering::Relaxed);
+        if index < self.first_batch
+            && matches!(outcome, Outcome::Timeout)
+            && self.first_batch_timeouts.fetch_add(1, Ordering::Relaxed) + 1 == self.first_batch
+        {
+            self.stopped.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Relaxed)
     }
 }
 
@@ -199,13 +231,13 @@ async fn closed_worker(worker: Arc<Worker>, slot: usize, limit: Limit) -> Endpoi
             Limit::Requests(n) => worker.next.fetch_add(1, Ordering::Relaxed) < n,
             Limit::Until(deadline) => Instant::now() < deadline,
         };
-        if !go {
+        if !go || worker.is_stopped() {
             break;
         }
         let sent = Instant::now();
         let outcome = send(client, &worker.url).await;
+        worker.finished(&outcome);
         tally.record(outcome, sent.elapsed(), &worker.endpoint);
-        worker.done.fetch_add(1, Ordering::Relaxed);
     }
     tally
 }
@@ -226,7 +258,7 @@ async fn open_worker(
             Limit::Requests(n) => index < n,
             Limit::Until(deadline) => intended < deadline,
         };
-        if !go {
+        if !go || worker.is_stopped() {
             break;
         }
         let now = Instant::now();
@@ -236,8 +268,8 @@ async fn open_worker(
             tally.late += 1;
         }
         let outcome = send(client, &worker.url).await;
+        worker.finished(&outcome);
         tally.record(outcome, intended.elapsed(), &worker.endpoint);
-        worker.done.fetch_add(1, Ordering::Relaxed);
     }
     tally
 }

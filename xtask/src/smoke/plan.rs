@@ -21,7 +21,12 @@ pub struct SmokePlan {
     pub bench: Option<BenchPlan>,
     /// Draw progress bars on stderr while loading (only sensible on a terminal).
     pub progress: bool,
+    /// The whole run (wait, checks, benchmark) ends, failed, after this long.
+    pub deadline: Duration,
 }
+
+/// The default `--deadline`: far above any configured run, far below a hung one.
+pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(15 * 60);
 
 /// The benchmark: how load is generated and what each endpoint is held against.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -1,0 +1,68 @@
+//! The write path's health: whether the last write failed on transient database trouble.
+//!
+//! A database can answer `SELECT 1` while every write fails (a held SQLite write lock, a full
+//! disk, a lock timeout), so `healthz` and `readyz` also report what the latest write met.
+//! A failure is reported until a later write succeeds or [`WRITE_FAILURE_WINDOW`] passes
+//! without another failure.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::http::Method;
+use axum::middleware::Next;
+use axum::response::Response;
+
+use crate::AppState;
+use crate::error::DatabaseTrouble;
+
+/// How long a write failure keeps the service reported as failing writes.
+pub const WRITE_FAILURE_WINDOW: Duration = Duration::from_secs(30);
+
+/// The outcome of the latest write.
+#[derive(Debug, Default)]
+pub struct WriteHealth {
+    last_failure: Mutex<Option<Instant>>,
+}
+
+impl WriteHealth {
+    /// A write failed on transient database trouble.
+    pub fn failed(&self) {
+        *self.lock() = Some(Instant::now());
+    }
+
+    /// A write reached the database and got an answer.
+    pub fn succeeded(&self) {
+        *self.lock() = None;
+    }
+
+    /// How long ago the latest write failed, when it did so within the window and no write
+    /// has succeeded since.
+    pub fn failing_for(&self) -> Option<Duration> {
+        self.lock()
+            .map(|at| at.elapsed())
+            .filter(|age| *age < WRITE_FAILURE_WINDOW)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Instant>> {
+        self.last_failure.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Middleware: records the outcome of every write request (any method but GET, HEAD and
+/// OPTIONS). A 503 from database trouble is a failure; any answer below 500 a success.
+pub async fn track_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let write = !matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    );
+    let response = next.run(request).await;
+    if write {
+        if response.extensions().get::<DatabaseTrouble>().is_some() {
+            state.writes.failed();
+        } else if !response.status().is_server_error() {
+            state.writes.succeeded();
+        }
+    }
+    response
+}
