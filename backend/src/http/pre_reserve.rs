@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::http::extract::ApiJson;
+use crate::http::openapi::ErrorBody;
 use crate::http::reservations::ReservationView;
 use crate::pricing;
 use crate::store::idempotency::{self, Claim};
@@ -27,7 +28,7 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 const IN_PROGRESS_WAIT: Duration = Duration::from_secs(5);
 
 /// The pre-reserve request body. Unknown fields are rejected.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreReserveRequest {
     /// The accommodation to book.
@@ -228,6 +229,27 @@ async fn deposit_checkout(
 /// The handler. Without `Idempotency-Key` it just creates; with one, the first request
 /// claims the key in the database and stores its answer, and retries with the same body
 /// get that answer back (marked `idempotent-replayed: true`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/reservations/pre-reserve",
+    tag = "reservations",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a retry with the same key and body gets the first answer back (1-255 visible ASCII characters)"),
+    ),
+    request_body = PreReserveRequest,
+    responses(
+        (status = 201, description = "Pre-reserved: the dates are held until `expires_at`", body = ReservationView),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 404, description = "No active accommodation has this id", body = ErrorBody),
+        (status = 409, description = "`date_overlap`: the dates collide with an active reservation; `idempotency_in_progress`", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not declared as application/json", body = ErrorBody),
+        (status = 422, description = "A field breaks a rule, the body has the wrong shape, or the Idempotency-Key is malformed or was used with another body", body = ErrorBody),
+        (status = 429, description = "Too many requests from this client; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
+        (status = 503, description = "The database is not available", body = ErrorBody),
+    )
+)]
 pub async fn pre_reserve(
     State(state): State<AppState>,
     headers: HeaderMap,
