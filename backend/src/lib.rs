@@ -51,6 +51,10 @@ pub struct AppState {
     pub health: Arc<HealthProbe>,
     /// MercadoPago and WhatsApp: the API client and the webhook keys.
     pub integrations: Arc<integrations::Integrations>,
+    /// Per-client request counts for the rate-limited routes.
+    pub rate_limiter: Arc<http::edge::RateLimiter>,
+    /// CORS origins and the rate limit.
+    pub edge: http::edge::EdgeConfig,
 }
 
 impl AppState {
@@ -70,6 +74,10 @@ impl AppState {
             request_timeout: config.request_timeout,
             health: Arc::new(HealthProbe::new(config.health_cache)),
             integrations: Arc::new(integrations::Integrations::new(&config.integrations)),
+            rate_limiter: Arc::new(http::edge::RateLimiter::new(
+                config.edge.rate_limit_per_minute,
+            )),
+            edge: config.edge.clone(),
         }
     }
 }
@@ -139,7 +147,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {addr} (check HOST and PORT)"))?;
     tracing::info!(%addr, backend = db.backend_name(), "listening");
-    axum::serve(listener, app(state))
+    let service = app(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service)
         .with_graceful_shutdown(http::shutdown_signal())
         .await
         .context("the HTTP server failed")?;
