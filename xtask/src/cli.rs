@@ -39,6 +39,12 @@ pub enum Command {
     Rehearse(crate::rehearse::Args),
     /// Run the workspace tests against a throwaway PostgreSQL cluster.
     Test(crate::test_suite::Args),
+    /// Print a short-lived admin token (HS256) for an environment, e.g. to confirm or cancel
+    /// a reservation by hand; only the token is printed.
+    AdminToken(crate::admin_token::Args),
+    /// Fuzz the API against its OpenAPI document with Schemathesis, on a local service or a
+    /// given URL (exit 1 on a server error or a contract violation).
+    Fuzz(crate::fuzz::Args),
 }
 
 impl Cli {

@@ -4,10 +4,12 @@
 //! result value, saves it as a [`record::RunRecord`] under `target/xtask/runs/`, and prints it.
 //! Exit codes are the same everywhere: 0 pass, 1 a check failed, 2 the task could not run.
 
+pub mod admin_token;
 pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod flyctl;
+pub mod fuzz;
 pub mod http;
 pub mod interrupt;
 pub mod local_service;
@@ -44,6 +46,8 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Status(args) => status::run(args),
         Command::Rehearse(args) => rehearse::run(args),
+        Command::AdminToken(args) => admin_token::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
     };
     exit_code(outcome)
 }

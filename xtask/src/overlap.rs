@@ -14,7 +14,7 @@
 //! Layout: [`run_rounds`] measures and returns an [`OverlapReport`]; `render` turns a report
 //! into text; [`run`] wires flags, the record and the output together.
 
-mod admin;
+pub mod admin;
 mod api;
 mod judge;
 mod ledger;

@@ -28,6 +28,10 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 const IN_PROGRESS_WAIT: Duration = Duration::from_secs(5);
 
 /// The pre-reserve request body. Unknown fields are rejected.
+///
+/// The schema's patterns only describe what the service refuses for sure (a request that breaks
+/// them is always rejected); the service checks more (lengths after trimming, the capacity,
+/// dates in the past).
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreReserveRequest {
@@ -38,15 +42,20 @@ pub struct PreReserveRequest {
     /// Departure day, `YYYY-MM-DD`.
     pub check_out: NaiveDate,
     /// Number of guests, 1 to the accommodation's capacity.
+    #[schema(minimum = 1)]
     pub guests: i32,
-    /// Booking channel, e.g. `web` or `whatsapp`.
+    /// Booking channel, e.g. `web` or `whatsapp` (letters, digits, `_`, `-`; case-insensitive).
+    #[schema(pattern = "^\\s*[A-Za-z0-9_-]{1,32}\\s*$")]
     pub channel: String,
     /// Guest name.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub contact_name: String,
-    /// Guest phone.
+    /// Guest phone: at least 6 digits; spaces, `+`, `-`, `(`, `)` and `.` allowed.
+    #[schema(pattern = "^\\s*[ +().-]*([0-9][ +().-]*){6,}\\s*$")]
     pub contact_phone: String,
     /// Guest email.
     #[serde(default)]
+    #[schema(pattern = "^\\s*[^@\\s]+@[^@\\s]*\\.[^@\\s]*\\s*$")]
     pub contact_email: Option<String>,
 }
 
