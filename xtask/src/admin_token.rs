@@ -32,6 +32,7 @@ pub struct Args {
 
 /// Prints the token on stdout.
 pub fn run(args: Args) -> anyhow::Result<Verdict> {
+    check_ttl(args.ttl)?;
     let repo = Repo::discover()?;
     let config = DeployConfig::load(&repo)?;
     let env_file = repo.path(&config.environment(&args.env)?.env_file);
@@ -53,12 +54,7 @@ pub fn mint(
     ttl: Duration,
     now: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<AdminToken> {
-    if ttl > MAX_TTL {
-        bail!("--ttl is longer than a day: admin tokens are short-lived; mint another later");
-    }
-    if ttl < Duration::from_secs(1) {
-        bail!("--ttl must be at least 1s");
-    }
+    check_ttl(ttl)?;
     let settings = admin_settings(env_file, "then run admin-token again")?;
     let email = match email {
         None => settings.emails[0].clone(),
@@ -80,6 +76,16 @@ pub fn mint(
     };
     let lifetime = i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX);
     sign_for(settings.jwt_secret.expose(), &email, now, lifetime)
+}
+
+fn check_ttl(ttl: Duration) -> anyhow::Result<()> {
+    if ttl > MAX_TTL {
+        bail!("--ttl is longer than a day: admin tokens are short-lived; mint another later");
+    }
+    if ttl < Duration::from_secs(1) {
+        bail!("--ttl must be at least 1s");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
