@@ -122,7 +122,7 @@ pub fn run_schemathesis(
     eprintln!("fuzz: {} run {document}", schemathesis.display());
     let status = cmd!(
         sh,
-        "{schemathesis} --config-file {config} run {document} --url {base} --checks {CHECKS} --max-examples {max_examples} --seed {seed} --phases examples,coverage,fuzzing --workers 2 --request-timeout 10 --no-color --report junit --report-junit-path {junit}"
+        "{schemathesis} --config-file {config} run {document} --url {base} --checks {CHECKS} --max-examples {max_examples} --seed {seed} --phases examples,coverage,fuzzing --workers 2 --request-timeout 10 --generation-database none --no-color --report junit --report-junit-path {junit}"
     )
     .env("SCHEMATHESIS_HOOKS", "")
     .env(TOKEN_ENV, token.map_or("", AdminToken::expose))
