@@ -109,10 +109,16 @@ pub fn run_schemathesis(
 ) -> anyhow::Result<Verdict> {
     let sh = Shell::new()?;
     let config = workdir.join("schemathesis.toml");
-    let config_text = match token {
+    let mut config_text = match token {
         Some(_) => format!("headers = {{ Authorization = \"Bearer ${{{TOKEN_ENV}}}\" }}\n"),
         None => String::new(),
     };
+    // Its crash cache goes under target/, not into whatever directory it was started from.
+    let cache = workdir.join("cache");
+    config_text.push_str(&format!(
+        "[cache]\ndirectory = {:?}\n",
+        cache.display().to_string()
+    ));
     std::fs::write(&config, config_text)
         .with_context(|| format!("writing {}", config.display()))?;
     let document = format!("{base}{OPENAPI_PATH}");
