@@ -147,6 +147,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `HEALTH_CACHE_MS`, default 250: how long `healthz` reuses a database probe (0: never).
     pub health_cache: Duration,
+    /// `RATE_LIMIT_PER_MINUTE` and `ALLOWED_ORIGINS`.
+    pub edge: crate::http::edge::EdgeConfig,
     /// MercadoPago and WhatsApp settings (all optional).
     pub integrations: crate::integrations::IntegrationsConfig,
     /// `BOOKING_HORIZON_DAYS` (default 730) and `AVAILABILITY_PAST_DAYS` (default 365).
@@ -348,6 +350,7 @@ impl Config {
             database_max_connections,
             request_timeout: Duration::from_secs(timeout.max(1)),
             health_cache: Duration::from_millis(health_cache),
+            edge: crate::http::edge::EdgeConfig::from_lookup(&get)?,
             integrations: crate::integrations::IntegrationsConfig::from_lookup(&get)?,
             horizon,
             database_lock_timeout,

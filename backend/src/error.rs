@@ -61,6 +61,9 @@ pub enum ApiError {
     /// 403 `forbidden`: a valid token whose email is not an admin.
     #[error("this account is not allowed to manage reservations")]
     Forbidden,
+    /// 429 `rate_limited`: this client made too many requests this minute.
+    #[error("too many requests from this client; retry after the time in Retry-After")]
+    TooManyRequests,
     /// 503 `timeout`: the request took longer than the server allows.
     #[error("the request took too long to process")]
     Timeout,
@@ -102,6 +105,7 @@ impl ApiError {
             | Self::IdempotencyInProgress => StatusCode::CONFLICT,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             Self::Timeout | Self::Unavailable(_) | Self::DatabaseUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -127,6 +131,7 @@ impl ApiError {
             Self::IdempotencyKeyReused => "idempotency_key_reused",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden => "forbidden",
+            Self::TooManyRequests => "rate_limited",
             Self::Timeout => "timeout",
             Self::Unavailable(_) | Self::DatabaseUnavailable => "unavailable",
             Self::Internal(_) => "internal",

@@ -58,6 +58,10 @@ pub struct AppState {
     pub horizon: config::BookingHorizon,
     /// Whether writes are failing, for `healthz` and `readyz`.
     pub writes: Arc<write_health::WriteHealth>,
+    /// Per-client request counts for the rate-limited routes.
+    pub rate_limiter: Arc<http::edge::RateLimiter>,
+    /// CORS origins and the rate limit.
+    pub edge: http::edge::EdgeConfig,
 }
 
 impl AppState {
@@ -80,6 +84,10 @@ impl AppState {
             identity: Arc::new(http::version::ServiceIdentity::from_env()),
             horizon: config.horizon,
             writes: Arc::default(),
+            rate_limiter: Arc::new(http::edge::RateLimiter::new(
+                config.edge.rate_limit_per_minute,
+            )),
+            edge: config.edge.clone(),
         }
     }
 }

@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 /// Every metric the service exports; each appears in `/metrics` from startup.
-pub const METRIC_NAMES: [&str; 7] = [
+pub const METRIC_NAMES: [&str; 8] = [
     "http_requests_total",
     "http_request_duration_seconds",
     "reservations_created_total",
@@ -19,6 +19,7 @@ pub const METRIC_NAMES: [&str; 7] = [
     "reservations_confirmed_total",
     "reservations_cancelled_total",
     "prereservations_expired_total",
+    "http_rate_limited_total",
 ];
 
 /// Booking channels reported as metric labels; any other channel is labelled `other`,
@@ -137,6 +138,13 @@ fn register_metrics() {
     counter!("reservations_confirmed_total").increment(0);
     counter!("reservations_cancelled_total").increment(0);
     counter!("prereservations_expired_total").increment(0);
+    describe_counter!(
+        "http_rate_limited_total",
+        "Requests answered 429 by the per-client rate limit, by route"
+    );
+    for route in crate::http::edge::RATE_LIMITED_ROUTES {
+        counter!("http_rate_limited_total", "route" => route).increment(0);
+    }
     crate::http::webhooks::register_metrics();
 }
 

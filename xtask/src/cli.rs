@@ -41,6 +41,12 @@ pub enum Command {
     Test(crate::test_suite::Args),
     /// Share result records through a git ref of the repository: push, pull or list them.
     Records(crate::records::Args),
+    /// Print a short-lived admin token (HS256) for an environment, e.g. to confirm or cancel
+    /// a reservation by hand; only the token is printed.
+    AdminToken(crate::admin_token::Args),
+    /// Fuzz the API against its OpenAPI document with Schemathesis, on a local service or a
+    /// given URL (exit 1 on a server error or a contract violation).
+    Fuzz(crate::fuzz::Args),
 }
 
 impl Cli {

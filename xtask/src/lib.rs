@@ -4,11 +4,13 @@
 //! result value, saves it as a [`record::RunRecord`] under `target/xtask/runs/`, and prints it.
 //! Exit codes are the same everywhere: 0 pass, 1 a check failed, 2 the task could not run.
 
+pub mod admin_token;
 pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod files;
 pub mod flyctl;
+pub mod fuzz;
 pub mod http;
 pub mod interrupt;
 pub mod junit;
@@ -50,6 +52,8 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Rehearse(args) => rehearse::run(args),
         Command::Records(args) => records::run(args),
+        Command::AdminToken(args) => admin_token::run(args),
+        Command::Fuzz(args) => fuzz::run(args),
     };
     exit_code(outcome)
 }

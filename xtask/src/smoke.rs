@@ -12,6 +12,7 @@
 //! and rollback tasks call [`measure`] after a deploy; `report` renders saved records.
 
 pub mod checks;
+pub mod contract;
 pub mod load;
 pub mod plan;
 pub mod render;

@@ -30,6 +30,37 @@ enum Behaviour {
     Slow(Duration),
     /// 404 for every path (a wrong base URL).
     NotFound,
+    /// Healthy, but healthz answers a body its own document does not allow.
+    OffContract,
+}
+
+/// The fake service's OpenAPI document: the smoke-visible routes, as the real one words them.
+fn document() -> serde_json::Value {
+    let json = |schema: serde_json::Value| serde_json::json!({ "description": "-", "content": { "application/json": { "schema": schema } } });
+    let error = json(serde_json::json!({ "$ref": "#/components/schemas/ErrorBody" }));
+    serde_json::json!({
+        "openapi": "3.1.0",
+        "info": { "title": "fake", "version": "1" },
+        "paths": {
+            "/api/v1/healthz": { "get": { "responses": { "200": json(serde_json::json!({
+                "type": "object", "required": ["status", "checks"],
+                "properties": { "status": { "type": "string" }, "checks": { "type": "object" } }
+            })) } } },
+            "/api/v1/readyz": { "get": { "responses": { "200": json(serde_json::json!({
+                "type": "object", "required": ["status"]
+            })), "503": error.clone() } } },
+            "/api/v1/reservations/accommodations": { "get": { "responses": { "200": json(serde_json::json!({
+                "type": "array", "items": { "type": "object", "required": ["id"],
+                    "properties": { "id": { "type": "integer" }, "name": { "type": "string" } } }
+            })) } } },
+            "/api/v1/webhooks/mercadopago": { "post": { "responses": { "401": error.clone() } } },
+            "/api/v1/webhooks/whatsapp": { "post": { "responses": { "401": error } } }
+        },
+        "components": { "schemas": { "ErrorBody": {
+            "type": "object", "required": ["error", "detail"],
+            "properties": { "error": { "type": "string" }, "detail": { "type": "string" } }
+        } } }
+    })
 }
 
 async fn serve(router: Router) -> SocketAddr {
@@ -41,15 +72,23 @@ async fn serve(router: Router) -> SocketAddr {
 
 fn service(behaviour: Behaviour) -> Router {
     let counter = Arc::new(AtomicU64::new(0));
+    let off_contract = matches!(behaviour, Behaviour::OffContract);
     let routes = Router::new()
         .route(
             "/api/v1/healthz",
-            get(|| async {
+            get(move || async move {
+                if off_contract {
+                    return axum::Json(serde_json::json!({ "status": "healthy" }));
+                }
                 axum::Json(serde_json::json!({
                     "status": "healthy",
                     "checks": {"database": {"status": "healthy", "latency_ms": 1}}
                 }))
             }),
+        )
+        .route(
+            "/api/v1/openapi.json",
+            get(|| async { axum::Json(document()) }),
         )
         .route(
             "/api/v1/readyz",
@@ -69,7 +108,8 @@ fn service(behaviour: Behaviour) -> Router {
         let signed =
             headers.contains_key("x-signature") || headers.contains_key("x-hub-signature-256");
         assert!(!signed, "smoke must send its webhook probes unsigned");
-        webhook_status
+        let body = serde_json::json!({ "error": "unauthorized", "detail": "no signature" });
+        (webhook_status, axum::Json(body))
     });
     let routes = match behaviour {
         Behaviour::NoWebhooks => routes,
@@ -78,7 +118,10 @@ fn service(behaviour: Behaviour) -> Router {
             .route("/api/v1/webhooks/whatsapp", webhook),
     };
     match behaviour {
-        Behaviour::Healthy | Behaviour::UnsignedWebhooksAccepted | Behaviour::NoWebhooks => routes,
+        Behaviour::Healthy
+        | Behaviour::UnsignedWebhooksAccepted
+        | Behaviour::NoWebhooks
+        | Behaviour::OffContract => routes,
         Behaviour::NotFound => Router::new(),
         Behaviour::FailEvery(n) => routes.layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
@@ -171,10 +214,11 @@ async fn healthy_service_passes_every_check_and_threshold() {
         .await
         .unwrap();
     assert_eq!(report.verdict, Verdict::Pass, "{report:#?}");
-    assert_eq!(report.checks.len(), 5);
+    assert_eq!(report.checks.len(), 6);
     assert_eq!(check(&report, "webhooks"), Verdict::Pass);
     // This service has no version endpoint: recorded as such, not as a failure.
     assert_eq!(report.served_version, ServedVersion::NoEndpoint);
+    assert_eq!(check(&report, "contract"), Verdict::Pass);
     let bench = report.benchmark.as_ref().unwrap();
     assert_eq!(bench.endpoints.len(), 2);
     for endpoint in &bench.endpoints {
@@ -193,6 +237,29 @@ async fn healthy_service_passes_every_check_and_threshold() {
     let again = back.benchmark.unwrap();
     assert_eq!(again.endpoints[1].thresholds.len(), 2);
     assert_eq!(again.endpoints[1].latency.count, 200);
+}
+
+#[tokio::test]
+async fn an_answer_off_its_document_fails_the_contract_check() {
+    let addr = serve(service(Behaviour::OffContract)).await;
+    let report = measure(addr, &small_plan(Overrides::default()))
+        .await
+        .unwrap();
+    assert_eq!(
+        check(&report, "healthz"),
+        Verdict::Pass,
+        "healthz alone cannot see it"
+    );
+    let contract = report.checks.iter().find(|c| c.name == "contract").unwrap();
+    assert_eq!(contract.verdict, Verdict::Fail);
+    assert!(
+        contract
+            .evidence
+            .contains("GET /api/v1/healthz 200: $: the required field `checks` is missing"),
+        "{}",
+        contract.evidence
+    );
+    assert_eq!(report.verdict, Verdict::Fail);
 }
 
 #[tokio::test]

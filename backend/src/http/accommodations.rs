@@ -1,15 +1,18 @@
 //! `GET /api/v1/reservations/accommodations` and
 //! `GET /api/v1/accommodations/{id}/availability?from=&to=`.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::http::extract::{ApiPath, ApiQuery};
+use crate::http::openapi::ErrorBody;
 use crate::pricing::{BASIS_POINTS, format_cents, weekend_night_cents};
 use crate::store::accommodations::{self, Accommodation};
 use crate::store::reservations::{self, Booking};
@@ -18,17 +21,14 @@ use crate::store::reservations::{self, Booking};
 pub const MAX_AVAILABILITY_DAYS: i64 = 366;
 
 /// Accommodation routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/reservations/accommodations", get(list))
-        .route(
-            "/api/v1/accommodations/{id}/availability",
-            get(availability),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(availability))
 }
 
 /// An accommodation as the API shows it. Money is a decimal string.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct AccommodationView {
     id: i64,
     slug: String,
@@ -65,20 +65,33 @@ fn format_multiplier(bp: i64) -> String {
     s
 }
 
+/// The active accommodations.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reservations/accommodations",
+    tag = "reservations",
+    responses(
+        (status = 200, description = "Active accommodations", body = Vec<AccommodationView>),
+        (status = 503, description = "The database is not available", body = ErrorBody),
+    )
+)]
 async fn list(State(state): State<AppState>) -> Result<Json<Vec<AccommodationView>>, ApiError> {
     let all = accommodations::list_active(&state.db).await?;
     Ok(Json(all.into_iter().map(Into::into).collect()))
 }
 
 /// `?from=YYYY-MM-DD&to=YYYY-MM-DD`, a half-open window.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 struct Window {
+    /// First day of the window, `YYYY-MM-DD`.
     from: NaiveDate,
+    /// Day after the window, `YYYY-MM-DD`; after `from`, at most 366 days later.
     to: NaiveDate,
 }
 
 /// Active bookings intersecting the window: dates and status only, no personal data.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct Availability {
     accommodation_id: i64,
     from: NaiveDate,
@@ -86,6 +99,20 @@ struct Availability {
     bookings: Vec<Booking>,
 }
 
+/// The active bookings of one accommodation within a window.
+#[utoipa::path(
+    get,
+    path = "/api/v1/accommodations/{id}/availability",
+    tag = "reservations",
+    params(("id" = i64, Path, description = "Accommodation id"), Window),
+    responses(
+        (status = 200, description = "Bookings within the window", body = Availability),
+        (status = 400, description = "A path or query parameter is not well formed", body = ErrorBody),
+        (status = 404, description = "No active accommodation has this id", body = ErrorBody),
+        (status = 422, description = "The window is empty or too long", body = ErrorBody),
+        (status = 503, description = "The database is not available", body = ErrorBody),
+    )
+)]
 async fn availability(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<i64>,

@@ -1,26 +1,82 @@
 //! `GET /api/v1/healthz`, `GET /api/v1/readyz`, `GET /metrics`.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::ApiError;
 use crate::health_probe::UNHEALTHY_AFTER;
+use crate::http::openapi::ErrorBody;
 
 /// Health, readiness and metrics routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/healthz", get(healthz))
-        .route("/api/v1/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+/// The body of `healthz` (documentation only; the handler builds it as JSON).
+#[derive(Serialize, ToSchema)]
+struct HealthReport {
+    /// `healthy`, `degraded` (slow database) or `unhealthy`.
+    #[schema(pattern = "^(healthy|degraded|unhealthy)$")]
+    status: String,
+    checks: HealthChecks,
+}
+
+#[derive(Serialize, ToSchema)]
+struct HealthChecks {
+    database: DatabaseCheck,
+}
+
+#[derive(Serialize, ToSchema)]
+struct DatabaseCheck {
+    /// `healthy`, `degraded` or `unhealthy`.
+    status: String,
+    /// How long the probe took.
+    latency_ms: u64,
+    /// `postgres` or `sqlite`.
+    backend: String,
+    /// The age of the shared probe result.
+    checked_ms_ago: u64,
+    /// Why the database is unhealthy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// The body of `readyz`.
+#[derive(Serialize, ToSchema)]
+struct Readiness {
+    /// Always `ready`.
+    status: String,
+    checks: ReadinessChecks,
+}
+
+#[derive(Serialize, ToSchema)]
+struct ReadinessChecks {
+    database: String,
+    migrations: String,
 }
 
 /// `{status: healthy|degraded|unhealthy, checks: {database: {status, latency_ms},
 /// writes: {status: ok|failing}}}`; 503 when unhealthy, which failing writes make it.
+#[utoipa::path(
+    get,
+    path = "/api/v1/healthz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Healthy or degraded", body = HealthReport),
+        (status = 503, description = "Unhealthy: the database does not answer or writes are failing", body = HealthReport),
+    )
+)]
 async fn healthz(State(state): State<AppState>) -> Response {
     let probe = state.health.check(&state.db).await;
     let (status, latency, error) = (probe.status, probe.latency, probe.error);
@@ -58,6 +114,15 @@ async fn healthz(State(state): State<AppState>) -> Response {
 
 /// 200 only when the database answers, every migration is applied and writes are not
 /// failing.
+#[utoipa::path(
+    get,
+    path = "/api/v1/readyz",
+    tag = "health",
+    responses(
+        (status = 200, description = "Ready to serve", body = Readiness),
+        (status = 503, description = "The database does not answer, migrations are pending or writes are failing", body = ErrorBody),
+    )
+)]
 async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
     if state.writes.failing_for().is_some() {
         return Err(ApiError::Unavailable(
@@ -84,6 +149,14 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>
 }
 
 /// Prometheus text exposition.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "health",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String),
+    )
+)]
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
         [(

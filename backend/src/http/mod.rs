@@ -2,13 +2,15 @@
 //! every route shares.
 
 pub mod accommodations;
+pub mod edge;
 pub mod extract;
 pub mod health;
+pub mod openapi;
 pub mod pre_reserve;
 pub mod reservations;
+pub mod server;
 pub mod version;
 pub mod webhooks;
-pub mod server;
 
 use std::any::Any;
 
@@ -34,12 +36,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The whole service as a router, used by `main` and by the tests.
 pub fn app(state: AppState) -> Router {
-    let routes = Router::new()
-        .merge(health::router())
-        .merge(accommodations::router())
-        .merge(reservations::router())
-        .merge(webhooks::router())
-        .merge(version::router());
+    let (routes, _document) = openapi::documented_routes().split_for_parts();
     with_middleware(routes, state)
 }
 
@@ -52,6 +49,10 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     // the metrics layer counts under the route template.
     let per_route = ServiceBuilder::new()
         .layer(middleware::from_fn(track_http))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            edge::rate_limit,
+        ))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::write_health::track_writes,
@@ -81,6 +82,7 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(edge::cors(&state.edge))
         .layer(
             ServiceBuilder::new()
                 .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))

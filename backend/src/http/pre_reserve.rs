@@ -13,6 +13,7 @@ use crate::AppState;
 use crate::config::BookingHorizon;
 use crate::error::ApiError;
 use crate::http::extract::ApiJson;
+use crate::http::openapi::ErrorBody;
 use crate::http::reservations::ReservationView;
 use crate::pricing;
 use crate::store::idempotency::{self, Claim};
@@ -28,7 +29,11 @@ pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 const IN_PROGRESS_WAIT: Duration = Duration::from_secs(5);
 
 /// The pre-reserve request body. Unknown fields are rejected.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+///
+/// The schema's patterns only describe what the service refuses for sure (a request that breaks
+/// them is always rejected); the service checks more (lengths after trimming, the capacity,
+/// dates in the past).
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PreReserveRequest {
     /// The accommodation to book.
@@ -38,15 +43,20 @@ pub struct PreReserveRequest {
     /// Departure day, `YYYY-MM-DD`.
     pub check_out: NaiveDate,
     /// Number of guests, 1 to the accommodation's capacity.
+    #[schema(minimum = 1)]
     pub guests: i32,
-    /// Booking channel, e.g. `web` or `whatsapp`.
+    /// Booking channel, e.g. `web` or `whatsapp` (letters, digits, `_`, `-`; case-insensitive).
+    #[schema(pattern = "^\\s*[A-Za-z0-9_-]{1,32}\\s*$")]
     pub channel: String,
     /// Guest name.
+    #[schema(min_length = 1, pattern = "\\S")]
     pub contact_name: String,
-    /// Guest phone.
+    /// Guest phone: at least 6 digits; spaces, `+`, `-`, `(`, `)` and `.` allowed.
+    #[schema(pattern = "^\\s*[ +().-]*([0-9][ +().-]*){6,}\\s*$")]
     pub contact_phone: String,
     /// Guest email.
     #[serde(default)]
+    #[schema(pattern = "^\\s*[^@\\s]+@[^@\\s]*\\.[^@\\s]*\\s*$")]
     pub contact_email: Option<String>,
 }
 
@@ -259,6 +269,27 @@ async fn deposit_checkout(
 /// The handler. Without `Idempotency-Key` it just creates; with one, the first request
 /// claims the key in the database and stores its answer, and retries with the same body
 /// get that answer back (marked `idempotent-replayed: true`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/reservations/pre-reserve",
+    tag = "reservations",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a retry with the same key and body gets the first answer back (1-255 visible ASCII characters)"),
+    ),
+    request_body = PreReserveRequest,
+    responses(
+        (status = 201, description = "Pre-reserved: the dates are held until `expires_at`", body = ReservationView),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 404, description = "No active accommodation has this id", body = ErrorBody),
+        (status = 409, description = "`date_overlap`: the dates collide with an active reservation; `idempotency_in_progress`", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "The body is not declared as application/json", body = ErrorBody),
+        (status = 422, description = "A field breaks a rule, the body has the wrong shape, or the Idempotency-Key is malformed or was used with another body", body = ErrorBody),
+        (status = 429, description = "Too many requests from this client; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
+        (status = 503, description = "The database is not available", body = ErrorBody),
+    )
+)]
 pub async fn pre_reserve(
     State(state): State<AppState>,
     headers: HeaderMap,

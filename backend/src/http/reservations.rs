@@ -1,15 +1,19 @@
 //! Reservation routes: pre-reserve, look up, and the admin confirm and cancel.
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::auth::Admin;
 use crate::error::ApiError;
 use crate::http::extract::ApiPath;
+use crate::http::openapi::ErrorBody;
+use crate::http::pre_reserve::__path_pre_reserve;
 use crate::http::pre_reserve::pre_reserve;
 use crate::pricing::format_cents;
 use crate::store::now;
@@ -19,17 +23,17 @@ use crate::store::reservations::{self, Reservation};
 const MAX_CODE_LEN: usize = 64;
 
 /// Reservation routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/reservations/pre-reserve", post(pre_reserve))
-        .route("/api/v1/reservations/{code}", get(show))
-        .route("/api/v1/reservations/{code}/confirm", post(confirm))
-        .route("/api/v1/reservations/{code}/cancel", post(cancel))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(pre_reserve))
+        .routes(routes!(show))
+        .routes(routes!(confirm))
+        .routes(routes!(cancel))
 }
 
 /// A reservation as the API shows it: the 201 body of pre-reserve and the body of
 /// look-up, confirm and cancel. Contact details are not echoed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ReservationView {
     /// Public code.
     pub code: String,
@@ -91,6 +95,19 @@ fn checked_code(code: &str) -> Result<&str, ApiError> {
     Ok(code)
 }
 
+/// A reservation by its code.
+#[utoipa::path(
+    get,
+    path = "/api/v1/reservations/{code}",
+    tag = "reservations",
+    params(("code" = String, Path, description = "Reservation code, e.g. CB-7K2M9QXA")),
+    responses(
+        (status = 200, description = "The reservation", body = ReservationView),
+        (status = 400, description = "The path is not well formed", body = ErrorBody),
+        (status = 404, description = "No reservation has this code", body = ErrorBody),
+        (status = 503, description = "The database is not available", body = ErrorBody),
+    )
+)]
 async fn show(
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
@@ -102,6 +119,23 @@ async fn show(
     Ok(Json(reservation.into()))
 }
 
+/// Confirms a pre-reservation (admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/reservations/{code}/confirm",
+    tag = "admin",
+    params(("code" = String, Path, description = "Reservation code")),
+    security(("admin_bearer" = [])),
+    responses(
+        (status = 200, description = "The reservation after the action", body = ReservationView),
+        (status = 400, description = "The path is not well formed", body = ErrorBody),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = ErrorBody),
+        (status = 403, description = "The token's email is not an admin", body = ErrorBody),
+        (status = 404, description = "No reservation has this code", body = ErrorBody),
+        (status = 409, description = "The reservation's status does not allow this (`invalid_state`, `expired`)", body = ErrorBody),
+        (status = 503, description = "The database is not available", body = ErrorBody),
+    )
+)]
 async fn confirm(
     State(state): State<AppState>,
     admin: Admin,
@@ -114,6 +148,23 @@ async fn confirm(
     Ok(Json(reservation.into()))
 }
 
+/// Cancels a pre-reserved or confirmed reservation (admin).
+#[utoipa::path(
+    post,
+    path = "/api/v1/reservations/{code}/cancel",
+    tag = "admin",
+    params(("code" = String, Path, description = "Reservation code")),
+    security(("admin_bearer" = [])),
+    responses(
+        (status = 200, description = "The reservation after the action", body = ReservationView),
+        (status = 400, description = "The path is not well formed", body = ErrorBody),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = ErrorBody),
+        (status = 403, description = "The token's email is not an admin", body = ErrorBody),
+        (status = 404, description = "No reservation has this code", body = ErrorBody),
+        (status = 409, description = "The reservation's status does not allow this (`invalid_state`, `expired`)", body = ErrorBody),
+        (status = 503, description = "The database is not available", body = ErrorBody),
+    )
+)]
 async fn cancel(
     State(state): State<AppState>,
     admin: Admin,

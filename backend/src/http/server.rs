@@ -177,11 +177,19 @@ async fn connection(
     mut stop: watch::Receiver<bool>,
 ) {
     let counted = tracked.clone();
+    // The rate limiter keys on the peer address when no `Fly-Client-IP` names the client.
+    let peer = stream.peer_addr().ok();
     let service = hyper::service::service_fn(move |request: hyper::Request<_>| {
         let in_flight = InFlight::enter(&counted);
         let app = app.clone();
+        let mut request = request.map(axum::body::Body::new);
+        if let Some(peer) = peer {
+            request
+                .extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+        }
         async move {
-            let response = app.oneshot(request.map(axum::body::Body::new)).await;
+            let response = app.oneshot(request).await;
             drop(in_flight);
             response
         }

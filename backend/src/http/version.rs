@@ -2,11 +2,13 @@
 //! prove the new build serves on every machine (Fly routes a request to one machine when it
 //! carries `fly-force-instance-id`).
 
+use axum::Json;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 
@@ -15,7 +17,7 @@ use crate::AppState;
 pub const BUILD_COMMIT: &str = env!("CABANAS_GIT_COMMIT");
 
 /// What `GET /api/v1/version` answers. Fields that are not known are `null`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ServiceIdentity {
     /// The crate version.
     pub version: String,
@@ -53,10 +55,17 @@ impl ServiceIdentity {
 }
 
 /// The version route.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/api/v1/version", get(version))
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(version))
 }
 
+/// Which build answers and where it runs: crate version, commit, image, machine, region.
+#[utoipa::path(
+    get,
+    path = "/api/v1/version",
+    tag = "health",
+    responses((status = 200, description = "The build and the machine that answered", body = ServiceIdentity))
+)]
 async fn version(State(state): State<AppState>) -> Json<ServiceIdentity> {
     Json(state.identity.as_ref().clone())
 }

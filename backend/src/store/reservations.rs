@@ -86,7 +86,7 @@ pub struct NewReservation {
 }
 
 /// A booking as availability shows it: dates and status, no personal data.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct Booking {
     /// First night.
     pub check_in: NaiveDate,

@@ -121,7 +121,8 @@ impl TestApp {
         let addr = listener.local_addr().expect("local addr");
         let app = backend::app(state.clone());
         let server = tokio::spawn(async move {
-            axum::serve(listener, app).await.expect("server");
+            let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            axum::serve(listener, service).await.expect("server");
         });
         Some(Self {
             base: format!("http://{addr}"),

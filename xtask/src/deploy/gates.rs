@@ -55,6 +55,7 @@ pub fn smoke_args(env: &str) -> crate::smoke::Args {
         skip_checks: false,
         json: false,
         junit: None,
+        deadline: None,
     }
 }
 

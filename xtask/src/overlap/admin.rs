@@ -49,18 +49,29 @@ struct Claims<'a> {
     exp: i64,
 }
 
-/// Signs a short-lived admin token for `email` with `secret` (HS256).
+/// Signs a short-lived admin token for `email` with `secret` (HS256), valid for
+/// [`TOKEN_LIFETIME_SECS`].
 pub fn sign(
     secret: &str,
     email: &str,
     now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<AdminToken> {
+    sign_for(secret, email, now, TOKEN_LIFETIME_SECS)
+}
+
+/// Signs an admin token for `email` with `secret` (HS256), valid for `lifetime_secs`.
+pub fn sign_for(
+    secret: &str,
+    email: &str,
+    now: chrono::DateTime<chrono::Utc>,
+    lifetime_secs: i64,
 ) -> anyhow::Result<AdminToken> {
     let iat = now.timestamp();
     let claims = Claims {
         email,
         sub: email,
         iat,
-        exp: iat + TOKEN_LIFETIME_SECS,
+        exp: iat + lifetime_secs,
     };
     let key = jsonwebtoken::EncodingKey::from_secret(secret.as_bytes());
     let token = jsonwebtoken::encode(&jsonwebtoken::Header::default(), &claims, &key)
@@ -68,16 +79,24 @@ pub fn sign(
     Ok(AdminToken(token))
 }
 
-/// Signs a token from an env file's `JWT_SECRET` and first `ADMIN_ALLOWED_EMAILS` address.
-/// Errors name the file and the variable, never a value.
-pub fn token_from_env_file(path: &Path) -> anyhow::Result<AdminToken> {
-    let text = crate::files::read_text_capped(path, crate::files::CONFIG_LIMIT).with_context(|| {
-        format!(
-            "reading {} for JWT_SECRET (cleanup needs an admin token): fill it from its template, \
-             or pass --admin-token, or --no-cleanup to leave the bookings behind",
-            path.display()
-        )
-    })?;
+/// What signing needs from an env file: `JWT_SECRET` and the `ADMIN_ALLOWED_EMAILS` list.
+pub struct AdminSettings {
+    /// `JWT_SECRET` (shown nowhere; [`AdminToken`] wraps it to keep it out of `Debug`).
+    pub jwt_secret: AdminToken,
+    /// `ADMIN_ALLOWED_EMAILS`, trimmed, in file order.
+    pub emails: Vec<String>,
+}
+
+/// Reads `JWT_SECRET` and `ADMIN_ALLOWED_EMAILS` from an env file. `remedy` ends each error
+/// with what the caller can do instead. Errors name the file and the variable, never a value.
+pub fn admin_settings(path: &Path, remedy: &str) -> anyhow::Result<AdminSettings> {
+    let text =
+        crate::files::read_text_capped(path, crate::files::CONFIG_LIMIT).with_context(|| {
+            format!(
+                "reading {} for JWT_SECRET: fill it from its template, {remedy}",
+                path.display()
+            )
+        })?;
     let entries = parse_env_file(&text).map_err(|problems| {
         let lines: Vec<String> = problems
             .iter()
@@ -96,23 +115,42 @@ pub fn token_from_env_file(path: &Path) -> anyhow::Result<AdminToken> {
     };
     let Some(secret) = value("JWT_SECRET") else {
         bail!(
-            "{} has no JWT_SECRET: fill it (at least 32 random characters), or pass --admin-token",
+            "{} has no JWT_SECRET: fill it (at least 32 random characters), {remedy}",
             path.display()
         );
     };
-    let email = value("ADMIN_ALLOWED_EMAILS").and_then(|list| {
-        list.split(',')
-            .map(str::trim)
-            .find(|e| e.contains('@'))
-            .map(str::to_string)
-    });
-    let Some(email) = email else {
+    let emails: Vec<String> = value("ADMIN_ALLOWED_EMAILS")
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|e| e.contains('@'))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if emails.is_empty() {
         bail!(
-            "{} has no address in ADMIN_ALLOWED_EMAILS: add the admin's email, or pass --admin-token",
+            "{} has no address in ADMIN_ALLOWED_EMAILS: add the admin's email, {remedy}",
             path.display()
         );
-    };
-    sign(&secret, &email, chrono::Utc::now())
+    }
+    Ok(AdminSettings {
+        jwt_secret: AdminToken(secret),
+        emails,
+    })
+}
+
+/// Signs a token from an env file's `JWT_SECRET` and first `ADMIN_ALLOWED_EMAILS` address.
+pub fn token_from_env_file(path: &Path) -> anyhow::Result<AdminToken> {
+    let settings = admin_settings(
+        path,
+        "or pass --admin-token, or --no-cleanup to leave the bookings behind",
+    )?;
+    sign(
+        settings.jwt_secret.expose(),
+        &settings.emails[0],
+        chrono::Utc::now(),
+    )
 }
 
 #[cfg(test)]

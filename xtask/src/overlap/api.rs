@@ -218,14 +218,23 @@ pub async fn find_free_window(
     )
 }
 
-/// Sends one pre-reserve with its own `Idempotency-Key` and classifies the answer.
-pub async fn pre_reserve(client: &reqwest::Client, target: &Target, body: &PreReserve) -> Outcome {
-    let response = client
+/// Sends one pre-reserve with its own `Idempotency-Key` and classifies the answer. With the
+/// admin token, the service's per-client rate limit does not apply, so a race of N requests
+/// from one machine is judged on 201/409 only.
+pub async fn pre_reserve(
+    client: &reqwest::Client,
+    target: &Target,
+    body: &PreReserve,
+    token: Option<&str>,
+) -> Outcome {
+    let mut request = client
         .post(target.endpoint(PRE_RESERVE_PATH))
         .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
-        .json(body)
-        .send()
-        .await;
+        .json(body);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await;
     read_outcome(response).await
 }
 

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use tokio::sync::{mpsc, watch};
 
+use super::admin::AdminToken;
 use super::api::{self, HEALTHZ_PATH, PreReserve};
 use super::judge::{Outcome, RequestOutcome};
 use super::ledger::Recorder;
@@ -29,7 +30,8 @@ pub struct RaceResult {
     pub race_ms: f64,
 }
 
-/// Sends `concurrency` copies of `body`, each with its own `Idempotency-Key`, released
+/// Sends `concurrency` copies of `body`, each with its own `Idempotency-Key` (and the admin
+/// token, when there is one, so the rate limit does not apply), released
 /// together once every connection is open. Every code handed out goes to `recorder` at once.
 pub async fn race(
     target: &Target,
@@ -37,6 +39,7 @@ pub async fn race(
     concurrency: usize,
     timeout: Duration,
     recorder: &Recorder,
+    token: Option<&AdminToken>,
 ) -> anyhow::Result<RaceResult> {
     if concurrency == 0 {
         bail!("--concurrency must be at least 1");
@@ -55,6 +58,7 @@ pub async fn race(
         let ready = ready_tx.clone();
         let mut release = release_rx.clone();
         let recorder = recorder.clone();
+        let token = token.cloned();
         racers.push(tokio::spawn(async move {
             // A failed warm-up is not fatal: the POST opens its own connection and its
             // outcome (likely the same transport error) is what gets judged.
@@ -75,7 +79,13 @@ pub async fn race(
                     outcome: Outcome::transport("not sent: the run was interrupted"),
                 };
             };
-            let outcome = api::pre_reserve(&client, &target, &body).await;
+            let outcome = api::pre_reserve(
+                &client,
+                &target,
+                &body,
+                token.as_ref().map(AdminToken::expose),
+            )
+            .await;
             if let Outcome::Created { code } = &outcome {
                 recorder.record(code);
             }

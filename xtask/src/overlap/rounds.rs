@@ -208,6 +208,7 @@ async fn measure_round(
         plan.concurrency,
         plan.timeout,
         &ledger.recorder(),
+        plan.admin_token.as_ref(),
     )
     .await?;
     let verdict = judge_round(&raced.outcomes);
@@ -270,6 +271,7 @@ async fn measure_round(
                 client,
                 target,
                 &PreReserve::new(accommodation_id, probe, &plan.run_id),
+                plan.admin_token.as_ref().map(AdminToken::expose),
             )
             .await;
             if let Outcome::Created { code } = &outcome {

@@ -17,6 +17,8 @@ pub(crate) enum Rule {
     Emails,
     /// A whole number.
     Integer,
+    /// Comma-separated browser origins, `https://host[:port]` without a path.
+    Origins,
     /// Any text.
     Text,
 }
@@ -30,6 +32,7 @@ impl Rule {
             "secret-32" => Rule::Secret32,
             "emails" => Rule::Emails,
             "integer" => Rule::Integer,
+            "origins" => Rule::Origins,
             "text" => Rule::Text,
             _ => return None,
         })
@@ -91,7 +94,37 @@ pub(crate) fn validate(rule: Rule, value: &str) -> Result<(), String> {
             .map(drop)
             .map_err(|_| "is not a whole number".into()),
         Rule::Text => Ok(()),
+        Rule::Origins => {
+            let bad: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .enumerate()
+                .filter(|(_, origin)| !is_origin(origin))
+                .map(|(i, _)| (i + 1).to_string())
+                .collect();
+            if bad.is_empty() {
+                Ok(())
+            } else {
+                Err(format!(
+                    "entry {} is not an origin like https://book.example.com (no path)",
+                    bad.join(", ")
+                ))
+            }
+        }
     }
+}
+
+/// `https://host[:port]`, optionally with a trailing `/`, and nothing after the host.
+fn is_origin(text: &str) -> bool {
+    reqwest::Url::parse(text).is_ok_and(|url| {
+        url.scheme() == "https"
+            && url.host_str().is_some_and(|h| !h.is_empty())
+            && url.path() == "/"
+            && url.query().is_none()
+            && url.username().is_empty()
+            && !text.trim_end_matches('/').ends_with(':')
+            && text.matches('/').count() <= 3
+    })
 }
 
 fn check_url(value: &str, schemes: &[&str], needs_database: bool) -> Result<(), String> {
@@ -168,6 +201,17 @@ fn distance(a: &str, b: &str) -> usize {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn origins_are_https_hosts_without_paths() {
+        use super::{Rule, validate};
+        assert!(validate(Rule::Origins, "https://book.example.com").is_ok());
+        assert!(validate(Rule::Origins, "https://a.example, https://b.example:8443/").is_ok());
+        let error = validate(Rule::Origins, "https://a.example,http://b.example").unwrap_err();
+        assert!(error.contains("entry 2"), "{error}");
+        assert!(validate(Rule::Origins, "https://a.example/app").is_err());
+        assert!(validate(Rule::Origins, "a.example").is_err());
+    }
+
     use super::*;
 
     #[test]

@@ -33,7 +33,11 @@ pub const EXPECTED_METRICS: &[&str] = &[
     "prereservations_expired_total",
 ];
 
+/// The OpenAPI document the answers are checked against.
+pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+
 /// What one GET returned, or why it did not.
+#[derive(Clone)]
 enum Fetched {
     Answer {
         status: u16,
@@ -115,7 +119,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Runs the five checks. A connection failure on the first one means the target cannot be
+/// Runs the six checks. A connection failure on the first one means the target cannot be
 /// reached: that is an error (exit 2) naming the URL and the reason, not a failed check.
 pub async fn run_checks(client: &Client, target: &Target) -> anyhow::Result<Vec<CheckOutcome>> {
     let healthz_url = target.endpoint(HEALTHZ_PATH);
@@ -130,22 +134,113 @@ pub async fn run_checks(client: &Client, target: &Target) -> anyhow::Result<Vec<
             target.url
         );
     }
+    let readyz = fetch(client, &target.endpoint(READYZ_PATH)).await;
+    let accommodations = fetch(client, &target.endpoint(ACCOMMODATIONS_PATH)).await;
+    let mercadopago = post_unsigned(client, &target.endpoint(WEBHOOK_PATHS[0])).await;
+    let whatsapp = post_unsigned(client, &target.endpoint(WEBHOOK_PATHS[1])).await;
+    let document = fetch(client, &target.endpoint(OPENAPI_PATH)).await;
+    let contract = check_contract(
+        document,
+        &[
+            ("GET", HEALTHZ_PATH, &healthz),
+            ("GET", READYZ_PATH, &readyz),
+            ("GET", ACCOMMODATIONS_PATH, &accommodations),
+            ("POST", WEBHOOK_PATHS[0], &mercadopago),
+            ("POST", WEBHOOK_PATHS[1], &whatsapp),
+        ],
+    );
     Ok(vec![
         check_healthz(healthz),
-        check_readyz(fetch(client, &target.endpoint(READYZ_PATH)).await),
+        check_readyz(readyz),
         check_metrics(fetch(client, &target.endpoint(METRICS_PATH)).await),
-        check_accommodations(fetch(client, &target.endpoint(ACCOMMODATIONS_PATH)).await),
+        check_accommodations(accommodations),
         check_webhooks(vec![
-            (
-                WEBHOOK_PATHS[0],
-                post_unsigned(client, &target.endpoint(WEBHOOK_PATHS[0])).await,
-            ),
-            (
-                WEBHOOK_PATHS[1],
-                post_unsigned(client, &target.endpoint(WEBHOOK_PATHS[1])).await,
-            ),
+            (WEBHOOK_PATHS[0], mercadopago),
+            (WEBHOOK_PATHS[1], whatsapp),
         ]),
+        contract,
     ])
+}
+
+/// The statuses and JSON bodies of the other checks' answers match the service's own OpenAPI
+/// document. Answers that could not be fetched are left to their own checks.
+fn check_contract(document: Fetched, answers: &[(&str, &str, &Fetched)]) -> CheckOutcome {
+    let verifies = format!(
+        "the answers checked above have the statuses and bodies documented at {OPENAPI_PATH}"
+    );
+    let parsed = match document {
+        Fetched::Failed { reason, .. } => Err(reason),
+        Fetched::Answer {
+            status: 200, body, ..
+        } => serde_json::from_str::<serde_json::Value>(&body)
+            .map_err(|e| format!("200 but not JSON ({e}): {}", excerpt(&body))),
+        Fetched::Answer { status, body, .. } => Err(format!("{status}: {}", excerpt(&body))),
+    };
+    let document = parsed.and_then(|document| {
+        if document["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1"))
+        {
+            Ok(document)
+        } else {
+            Err(format!(
+                "not an OpenAPI 3.1 document (openapi: {})",
+                document["openapi"]
+            ))
+        }
+    });
+    let document = match document {
+        Ok(document) => document,
+        Err(error) => {
+            return outcome(
+                "contract",
+                verifies,
+                Verdict::Fail,
+                format!("GET {OPENAPI_PATH}: {error}"),
+                Some("deploy a build that serves its OpenAPI 3.1 document"),
+            );
+        }
+    };
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (method, path, fetched) in answers {
+        let Fetched::Answer { status, body, .. } = fetched else {
+            continue;
+        };
+        checked += 1;
+        match super::contract::response_schema(&document, method, path, *status) {
+            Err(problem) => problems.push(problem),
+            Ok(None) => {}
+            Ok(Some(schema)) => match serde_json::from_str::<serde_json::Value>(body) {
+                Err(_) => problems.push(format!(
+                    "{method} {path} {status}: the document promises JSON, got {}",
+                    excerpt(body)
+                )),
+                Ok(value) => {
+                    for problem in super::contract::validate(&document, schema, &value) {
+                        problems.push(format!("{method} {path} {status}: {problem}"));
+                    }
+                }
+            },
+        }
+    }
+    let (verdict, evidence) = if problems.is_empty() {
+        (
+            Verdict::Pass,
+            format!("{checked} answers match the document"),
+        )
+    } else {
+        (Verdict::Fail, problems.join("; "))
+    };
+    outcome(
+        "contract",
+        verifies,
+        verdict,
+        evidence,
+        Some(
+            "the service answers differently from its own document: fix the handler or its #[utoipa::path]",
+        ),
+    )
 }
 
 fn outcome(

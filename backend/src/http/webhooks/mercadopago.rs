@@ -24,8 +24,16 @@ use super::{hmac_sha256_matches, refuse};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::http::extract::ApiQuery;
+use crate::http::openapi::ErrorBody;
 use crate::store::now;
 use crate::store::payments::{self, MERCADOPAGO, PaymentOutcome, ReportedPayment};
+
+/// The 200 body: what the notification led to.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct NotificationOutcome {
+    /// A payment outcome (e.g. `confirmed`, `duplicate`) or `ignored`.
+    pub outcome: String,
+}
 
 /// The route.
 pub const PATH: &str = "/api/v1/webhooks/mercadopago";
@@ -134,6 +142,27 @@ pub fn verify_signature(
 /// Answers 200 for every trusted notification it has dealt with (including ones it ignores,
 /// late payments and unknown codes), so that MercadoPago stops retrying; 503 when the payment
 /// could not be read, so that it retries.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/mercadopago",
+    tag = "webhooks",
+    params(
+        ("data.id" = Option<String>, Query, description = "The notified resource (a payment id)"),
+        ("type" = Option<String>, Query, description = "The notification topic, e.g. `payment`"),
+        ("topic" = Option<String>, Query, description = "The topic in the older notification format"),
+        ("x-signature" = Option<String>, Header, description = "`ts=<unix time>,v1=<hex HMAC-SHA256>` over the manifest, keyed by MERCADOPAGO_WEBHOOK_SECRET"),
+        ("x-request-id" = Option<String>, Header, description = "Part of the signed manifest"),
+    ),
+    request_body(content = Object, description = "The notification as MercadoPago sends it; only `type` is read", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Handled (including ignored topics and unknown codes)", body = NotificationOutcome),
+        (status = 400, description = "A query parameter is not well formed", body = ErrorBody),
+        (status = 401, description = "The signature is missing, invalid or too old", body = ErrorBody),
+        (status = 429, description = "Too many requests from this client; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
+        (status = 503, description = "The payment could not be read from MercadoPago; retried later", body = ErrorBody),
+    )
+)]
 pub async fn notify(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,

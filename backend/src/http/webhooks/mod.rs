@@ -6,13 +6,13 @@
 pub mod mercadopago;
 pub mod whatsapp;
 
-use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 use sha2::Sha256;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::store::payments::PaymentOutcome;
@@ -20,13 +20,10 @@ use crate::store::payments::PaymentOutcome;
 type HmacSha256 = Hmac<Sha256>;
 
 /// Webhook routes.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route(mercadopago::PATH, post(mercadopago::notify))
-        .route(
-            whatsapp::PATH,
-            axum::routing::get(whatsapp::handshake).post(whatsapp::notify),
-        )
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(mercadopago::notify))
+        .routes(routes!(whatsapp::handshake, whatsapp::notify))
 }
 
 /// Whether `signature_hex` is the HMAC-SHA256 of `message` under `key`. The comparison runs

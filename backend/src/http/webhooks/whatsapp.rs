@@ -20,8 +20,18 @@ use super::{constant_time_eq, hmac_sha256_matches, refuse};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::http::extract::ApiQuery;
+use crate::http::openapi::ErrorBody;
 use crate::store::messages::{self, InboundMessage};
 use crate::store::now;
+
+/// The 200 body of a delivery.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct DeliveryOutcome {
+    /// Messages stored for the first time.
+    pub stored: u64,
+    /// Messages already stored by an earlier delivery.
+    pub duplicates: u64,
+}
 
 /// The route.
 pub const PATH: &str = "/api/v1/webhooks/whatsapp";
@@ -76,6 +86,23 @@ pub fn verify_signature(
 }
 
 /// `GET`: the subscription handshake.
+#[utoipa::path(
+    get,
+    path = "/api/v1/webhooks/whatsapp",
+    tag = "webhooks",
+    params(
+        ("hub.mode" = Option<String>, Query, description = "`subscribe`"),
+        ("hub.verify_token" = Option<String>, Query, description = "Must equal WHATSAPP_VERIFY_TOKEN"),
+        ("hub.challenge" = Option<String>, Query, description = "Echoed back on success (1-256 visible ASCII characters)"),
+    ),
+    responses(
+        (status = 200, description = "The challenge, echoed", content_type = "text/plain", body = String),
+        (status = 400, description = "A query parameter is not well formed", body = ErrorBody),
+        (status = 403, description = "The handshake does not match the verify token", body = ErrorBody),
+        (status = 429, description = "Too many requests from this client; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
+    )
+)]
 pub async fn handshake(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
@@ -177,6 +204,23 @@ fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundM
 
 /// `POST`: a signed delivery. 401 without a valid signature (nothing stored or logged from
 /// it), 400 when a signed body is not a WhatsApp notification, else 200 once stored.
+#[utoipa::path(
+    post,
+    path = "/api/v1/webhooks/whatsapp",
+    tag = "webhooks",
+    params(
+        ("x-hub-signature-256" = Option<String>, Header, description = "`sha256=<hex HMAC-SHA256 of the body>` keyed by WHATSAPP_APP_SECRET"),
+    ),
+    request_body(content = Object, description = "A WhatsApp Cloud API notification", content_type = "application/json"),
+    responses(
+        (status = 200, description = "Stored", body = DeliveryOutcome),
+        (status = 400, description = "A signed body is not a WhatsApp notification", body = ErrorBody),
+        (status = 401, description = "The signature is missing or invalid", body = ErrorBody),
+        (status = 429, description = "Too many requests from this client; see Retry-After", body = ErrorBody,
+            headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
+        (status = 503, description = "The database is not available", body = ErrorBody),
+    )
+)]
 pub async fn notify(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -1,0 +1,241 @@
+//! What the service does at its edge, before a handler runs: a per-client rate limit on the
+//! routes anyone can hit with writes (pre-reserve and the webhooks), and CORS.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+use crate::AppState;
+use crate::config::ConfigError;
+use crate::error::ApiError;
+use crate::http::webhooks::{mercadopago, whatsapp};
+
+/// The route templates the rate limit applies to. Health, readiness, metrics and reads are
+/// never limited.
+pub const RATE_LIMITED_ROUTES: [&str; 3] = [
+    "/api/v1/reservations/pre-reserve",
+    mercadopago::PATH,
+    whatsapp::PATH,
+];
+
+/// The header Fly's proxy sets to the address of the client it serves.
+pub const CLIENT_IP_HEADER: &str = "fly-client-ip";
+
+/// The default of `RATE_LIMIT_PER_MINUTE`.
+pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 100;
+
+/// The length of one rate-limit window.
+const WINDOW: Duration = Duration::from_secs(60);
+
+/// Past this many tracked clients, windows that have ended are forgotten.
+const PRUNE_ABOVE: usize = 10_000;
+
+/// `RATE_LIMIT_PER_MINUTE` and `ALLOWED_ORIGINS`.
+#[derive(Clone, Debug)]
+pub struct EdgeConfig {
+    /// Requests a client may make to a limited route per minute; 0 turns the limit off.
+    pub rate_limit_per_minute: u32,
+    /// Origins allowed by CORS (`scheme://host[:port]`); empty allows none.
+    pub allowed_origins: Vec<String>,
+}
+
+impl EdgeConfig {
+    /// Reads the two variables through the same lookup as the rest of the configuration.
+    pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let rate_limit_per_minute = match get("RATE_LIMIT_PER_MINUTE") {
+            Some(v) => v.trim().parse().map_err(|_| ConfigError {
+                var: "RATE_LIMIT_PER_MINUTE",
+                reason: "must be a whole number of requests (0 turns the limit off)".into(),
+            })?,
+            None => DEFAULT_RATE_LIMIT_PER_MINUTE,
+        };
+        let allowed_origins: Vec<String> = get("ALLOWED_ORIGINS")
+            .map(|list| {
+                list.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(bad) = allowed_origins.iter().position(|o| {
+            !(o.starts_with("https://") || o.starts_with("http://"))
+                || HeaderValue::from_str(o).is_err()
+        }) {
+            return Err(ConfigError {
+                var: "ALLOWED_ORIGINS",
+                reason: format!(
+                    "entry {} is not an origin like https://example.com (comma-separated)",
+                    bad + 1
+                ),
+            });
+        }
+        Ok(Self {
+            rate_limit_per_minute,
+            allowed_origins,
+        })
+    }
+}
+
+/// A fixed one-minute window per client, kept in memory (per instance).
+#[derive(Debug)]
+pub struct RateLimiter {
+    per_window: u32,
+    windows: Mutex<HashMap<String, (Instant, u32)>>,
+}
+
+impl RateLimiter {
+    /// A limiter allowing `per_minute` requests per client per minute (0: unlimited).
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_window: per_minute,
+            windows: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts one request of `client` at `now`; `Err(wait)` when it is over the limit, with
+    /// the time until its window ends.
+    pub fn check(&self, client: &str, now: Instant) -> Result<(), Duration> {
+        if self.per_window == 0 {
+            return Ok(());
+        }
+        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
+        if windows.len() > PRUNE_ABOVE {
+            windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
+        }
+        let (start, count) = windows.entry(client.to_owned()).or_insert((now, 0));
+        if now.duration_since(*start) >= WINDOW {
+            *start = now;
+            *count = 0;
+        }
+        if *count >= self.per_window {
+            return Err(WINDOW.saturating_sub(now.duration_since(*start)));
+        }
+        *count += 1;
+        Ok(())
+    }
+}
+
+/// Who a request comes from: `Fly-Client-IP` behind Fly's proxy, else the peer address.
+fn client_of(request: &Request) -> String {
+    if let Some(ip) = request
+        .headers()
+        .get(CLIENT_IP_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+    {
+        return ip.to_owned();
+    }
+    request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())
+}
+
+/// The middleware: limits [`RATE_LIMITED_ROUTES`], except for requests carrying a valid
+/// admin token (operators and the overlap proof must not be throttled).
+pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|path| RATE_LIMITED_ROUTES.iter().find(|r| **r == path.as_str()));
+    let Some(&route) = route else {
+        return next.run(request).await;
+    };
+    let authorization = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if authorization.is_some() && state.auth.verify(authorization).is_ok() {
+        return next.run(request).await;
+    }
+    match state
+        .rate_limiter
+        .check(&client_of(&request), Instant::now())
+    {
+        Ok(()) => next.run(request).await,
+        Err(wait) => {
+            metrics::counter!("http_rate_limited_total", "route" => route).increment(1);
+            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            let mut response = ApiError::TooManyRequests.into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            response
+        }
+    }
+}
+
+/// CORS for the configured origins: preflights are answered; other origins get no CORS
+/// headers, so browsers refuse them.
+pub fn cors(config: &EdgeConfig) -> CorsLayer {
+    let origins: Vec<HeaderValue> = config
+        .allowed_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST])
+        .allow_headers([
+            header::CONTENT_TYPE,
+            header::AUTHORIZATION,
+            HeaderName::from_static("idempotency-key"),
+        ])
+        .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+        .max_age(Duration::from_secs(600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_request_past_the_limit_waits_for_its_window() {
+        let limiter = RateLimiter::new(3);
+        let t0 = Instant::now();
+        for _ in 0..3 {
+            assert!(limiter.check("a", t0).is_ok());
+        }
+        let wait = limiter
+            .check("a", t0 + Duration::from_secs(20))
+            .unwrap_err();
+        assert_eq!(wait, Duration::from_secs(40));
+        assert!(
+            limiter.check("b", t0).is_ok(),
+            "other clients are unaffected"
+        );
+        assert!(limiter.check("a", t0 + WINDOW).is_ok(), "a new window");
+    }
+
+    #[test]
+    fn zero_turns_the_limit_off() {
+        let limiter = RateLimiter::new(0);
+        let t0 = Instant::now();
+        assert!((0..1000).all(|_| limiter.check("a", t0).is_ok()));
+    }
+
+    #[test]
+    fn origins_are_validated() {
+        let parse = |v: &str| {
+            let v = v.to_owned();
+            EdgeConfig::from_lookup(&move |k: &str| (k == "ALLOWED_ORIGINS").then(|| v.clone()))
+        };
+        let ok = parse("https://a.example, http://localhost:3000/").unwrap();
+        assert_eq!(
+            ok.allowed_origins,
+            ["https://a.example", "http://localhost:3000"]
+        );
+        assert_eq!(ok.rate_limit_per_minute, DEFAULT_RATE_LIMIT_PER_MINUTE);
+        let err = parse("https://a.example,example.com").unwrap_err();
+        assert_eq!(err.var, "ALLOWED_ORIGINS");
+        assert!(err.reason.contains("entry 2"), "{}", err.reason);
+    }
+}
