@@ -105,6 +105,7 @@ fn checked_code(code: &str) -> Result<&str, ApiError> {
         (status = 200, description = "The reservation", body = ReservationView),
         (status = 400, description = "The path is not well formed", body = ErrorBody),
         (status = 404, description = "No reservation has this code", body = ErrorBody),
+        (status = 422, description = "The code holds control characters (`validation_failed`, field `code`)", body = ErrorBody),
         (status = 503, description = "The database is not available", body = ErrorBody),
     )
 )]
@@ -132,6 +133,7 @@ async fn show(
         (status = 401, description = "No bearer token, or an invalid or expired one", body = ErrorBody),
         (status = 403, description = "The token's email is not an admin", body = ErrorBody),
         (status = 404, description = "No reservation has this code", body = ErrorBody),
+        (status = 422, description = "The code holds control characters (`validation_failed`, field `code`)", body = ErrorBody),
         (status = 409, description = "The reservation's status does not allow this (`invalid_state`, `expired`)", body = ErrorBody),
         (status = 503, description = "The database is not available", body = ErrorBody),
     )
@@ -161,6 +163,7 @@ async fn confirm(
         (status = 401, description = "No bearer token, or an invalid or expired one", body = ErrorBody),
         (status = 403, description = "The token's email is not an admin", body = ErrorBody),
         (status = 404, description = "No reservation has this code", body = ErrorBody),
+        (status = 422, description = "The code holds control characters (`validation_failed`, field `code`)", body = ErrorBody),
         (status = 409, description = "The reservation's status does not allow this (`invalid_state`, `expired`)", body = ErrorBody),
         (status = 503, description = "The database is not available", body = ErrorBody),
     )
