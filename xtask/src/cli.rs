@@ -37,6 +37,9 @@ pub enum Command {
     Status(crate::status::Args),
     /// Run the whole pipeline locally: start the service, predeploy, smoke, overlap, report.
     Rehearse(crate::rehearse::Args),
+    /// Sample a running service for a bounded time (health, version, metrics, log lines) and
+    /// save a stability record with every breach.
+    Watch(crate::watch::Args),
     /// Run the workspace tests against a throwaway PostgreSQL cluster.
     Test(crate::test_suite::Args),
 }

@@ -27,6 +27,7 @@ pub mod smoke;
 pub mod status;
 pub mod test_suite;
 pub mod verdict;
+pub mod watch;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Status(args) => status::run(args),
         Command::Rehearse(args) => rehearse::run(args),
+        Command::Watch(args) => watch::run(args),
     };
     exit_code(outcome)
 }
