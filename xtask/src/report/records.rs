@@ -43,6 +43,8 @@ pub struct Results {
     pub deploy: Option<Saved<DeployView>>,
     /// `rollback`.
     pub rollback: Option<Saved<RollbackView>>,
+    /// Every `watch` run, newest first (the 24-hour gate reads them all).
+    pub watches: Vec<Saved<super::stability::WatchView>>,
 }
 
 /// Every saved record of every task, read once.
@@ -146,6 +148,7 @@ impl RecordSet {
             secrets: self.latest("secrets", environment)?,
             deploy: self.latest("deploy", environment)?,
             rollback: self.latest("rollback", environment)?,
+            watches: self.all_of("watch", environment)?,
         })
     }
 }
