@@ -16,6 +16,7 @@ pub mod output;
 pub mod overlap;
 pub mod pgcluster;
 pub mod predeploy;
+pub mod promote;
 pub mod record;
 pub mod rehearse;
 pub mod release;
@@ -48,6 +49,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Rehearse(args) => rehearse::run(args),
         Command::Watch(args) => watch::run(args),
+        Command::Promote(args) => promote::run(args),
     };
     exit_code(outcome)
 }
