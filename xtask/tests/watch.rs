@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
@@ -354,4 +354,58 @@ fn xtask_watch(url: &str) -> (i32, String) {
         output.status.code().unwrap(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
     )
+}
+
+/// Ctrl-C in the middle of a long watch saves what was seen: exit 130, one record marked
+/// interrupted, holding the samples taken so far.
+#[test]
+fn an_interrupt_saves_the_samples_taken_so_far() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let service = runtime.block_on(Service::start(
+        "127.0.0.1:0".parse().unwrap(),
+        "abc1234",
+        "2026-12-01T09:59:00Z",
+    ));
+    let url = format!("http://{}", service.addr);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
+    let task = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["watch", "--url", &url, "--for", "10m", "--every", "50ms"])
+        .current_dir(dir.path())
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Interrupt once the service has seen three samples' probes (an event, not a timer; the
+    // bound only keeps a broken run from hanging the suite).
+    let seen = || {
+        service
+            .world
+            .lock()
+            .unwrap()
+            .counts
+            .iter()
+            .filter(|((route, _), _)| route == "/api/v1/readyz")
+            .map(|(_, n)| *n)
+            .sum::<u64>()
+    };
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while seen() < 3 && std::time::Instant::now() < give_up {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    xtask::interrupt::send_signal(task.id(), "INT");
+    let output = task.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130));
+    let records: Vec<PathBuf> = std::fs::read_dir(dir.path().join("target/xtask/runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&records[0]).unwrap()).unwrap();
+    let result = &record["result"];
+    assert_eq!(result["interrupted"], true);
+    let samples = result["samples"].as_array().unwrap().len();
+    assert!(samples >= 2, "{samples} samples");
+    assert!(samples < result["planned_samples"].as_u64().unwrap() as usize);
 }

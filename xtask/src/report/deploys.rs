@@ -177,6 +177,7 @@ mod tests {
             .iter()
             .map(|h| SampleView {
                 at: deployed + Duration::hours(*h) + Duration::minutes(5),
+                build: None,
             })
             .collect();
         Results {

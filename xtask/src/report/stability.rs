@@ -32,11 +32,22 @@ pub struct WatchView {
     pub stats: WatchStatsView,
 }
 
-/// A sample's time.
+/// A sample's time and the build it saw.
 #[derive(Debug, Clone, Deserialize)]
 pub struct SampleView {
     /// When it was taken.
     pub at: DateTime<Utc>,
+    /// What the version endpoint said, when it answered.
+    #[serde(default)]
+    pub build: Option<BuildView>,
+}
+
+/// The build a sample saw.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct BuildView {
+    /// The image the machine runs, when on Fly.
+    pub image: Option<String>,
 }
 
 /// The breaches of a watch record.
@@ -134,6 +145,11 @@ pub fn gate(
     let mut breaches: Vec<BreachView> = Vec::new();
     for record in watches {
         for sample in &record.result.samples {
+            // A sample of another build says nothing about this release.
+            let seen = sample.build.as_ref().and_then(|b| b.image.as_deref());
+            if image.is_some() && seen.is_some() && seen != image {
+                continue;
+            }
             if let Some(hour) = hour_of(sample.at) {
                 watched[hour] = true;
             }
@@ -287,6 +303,7 @@ mod tests {
                     .iter()
                     .map(|h| SampleView {
                         at: t(*h as f64 + 0.25),
+                        build: None,
                     })
                     .collect(),
                 stats: WatchStatsView { breaches },
@@ -368,6 +385,20 @@ mod tests {
         assert_eq!(gate.coverage_pct, 0.0);
         assert_eq!(gate.hours[0], Cell::Gap);
         assert_eq!(gate.hours[5], Cell::Future);
+    }
+
+    #[test]
+    fn samples_of_another_build_do_not_cover_the_release() {
+        let all: Vec<usize> = (0..24).collect();
+        let mut record = watch(&all, vec![]);
+        for sample in record.result.samples.iter_mut().take(5) {
+            sample.build = Some(BuildView {
+                image: Some("registry.fly.io/app:v1".into()),
+            });
+        }
+        let gate = gate(t(0.0), IMAGE, &[record], t(25.0), 90.0);
+        assert_eq!(gate.coverage_pct, 19.0 * 100.0 / 24.0);
+        assert_eq!(gate.state, State::Failed, "{}", gate.evidence);
     }
 
     #[test]

@@ -522,7 +522,8 @@ pub fn watch_result(
             readyz: probe.clone(),
             build: Some(Build {
                 commit: HEAD.into(),
-                image: Some("registry.fly.io/sist-cabanas-staging:a1b2c3d".into()),
+                // The image the fixture's staging deploy released.
+                image: release(12, "deployment-01J").image_ref,
                 machine: Some("m1".into()),
                 started_at: Some("2026-11-26T09:00:00Z".into()),
             }),
