@@ -54,7 +54,9 @@ struct Stand {
     data: tempfile::TempDir,
 }
 
-fn stand() -> Stand {
+/// `broken_staging`: staging's image is built with checks that never pass (its own deploy
+/// fails, but the image exists and can be promoted by mistake of the evidence).
+fn stand(broken_staging: bool) -> Stand {
     let fly = LocalFly::new(env!("CARGO_BIN_EXE_localfly"), service_binary()).unwrap();
     let data = tempfile::tempdir().unwrap();
     let fly_toml = workspace().path("fly.toml");
@@ -69,26 +71,30 @@ fn stand() -> Stand {
             db.display()
         );
         let keys = ["DATABASE_URL", "JWT_SECRET", "ADMIN_ALLOWED_EMAILS"].map(String::from);
+        let broken = broken_staging && app == STAGING_APP;
+        if broken {
+            fly.fault(app, xtask::localfly::Fault::ChecksNeverPass)
+                .unwrap();
+        }
         let flyctl = fly.flyctl();
         flyctl
             .secrets_import(app, payload, keys.to_vec(), &mut std::io::sink())
             .unwrap();
         let label = &commit[..12];
-        flyctl
-            .deploy(
-                &DeployCommand {
-                    app: app.into(),
-                    config: fly_toml.clone(),
-                    image: None,
-                    strategy: None,
-                    wait_timeout_secs: 60,
-                    build_args: vec![("GIT_COMMIT".into(), commit.into())],
-                    image_label: Some(label.into()),
-                    time_limit: None,
-                },
-                &mut std::io::sink(),
-            )
-            .unwrap();
+        let deployed = flyctl.deploy(
+            &DeployCommand {
+                app: app.into(),
+                config: fly_toml.clone(),
+                image: None,
+                strategy: None,
+                wait_timeout_secs: if broken { 1 } else { 60 },
+                build_args: vec![("GIT_COMMIT".into(), commit.into())],
+                image_label: Some(label.into()),
+                time_limit: None,
+            },
+            &mut std::io::sink(),
+        );
+        assert_eq!(deployed.is_ok(), !broken, "{deployed:?}");
         images.push(format!("registry.fly.io/{app}:{label}"));
     }
     Stand {
@@ -116,10 +122,17 @@ impl Stand {
     }
 
     fn promote(&self, repo: &Repo, evidence: &StagingEvidence) -> (Verdict, String) {
-        let args = match xtask::cli::Cli::try_parse_words(["promote", "--wait-timeout", "60s"])
-            .unwrap()
-            .command
-        {
+        self.promote_with(repo, evidence, &["--wait-timeout", "60s"])
+    }
+
+    fn promote_with(
+        &self,
+        repo: &Repo,
+        evidence: &StagingEvidence,
+        flags: &[&str],
+    ) -> (Verdict, String) {
+        let words = std::iter::once("promote").chain(flags.iter().copied());
+        let args = match xtask::cli::Cli::try_parse_words(words).unwrap().command {
             xtask::cli::Command::Promote(args) => args,
             other => panic!("parsed as {other:?}"),
         };
@@ -161,7 +174,7 @@ const COMPLETE_CHECKLIST: &str = "# Production readiness\n\n## Secrets\n\n- [x] 
 
 #[test]
 fn promote_refuses_without_go_or_a_complete_checklist_then_deploys_the_staging_image() {
-    let stand = stand();
+    let stand = stand(false);
     assert_eq!(stand.production_commit(), OLD_COMMIT);
     let before = stand.production_deploys().len();
 
@@ -237,4 +250,78 @@ fn promote_refuses_without_go_or_a_complete_checklist_then_deploys_the_staging_i
         "the refusal and the promotion are both recorded"
     );
     drop(stand.data);
+}
+
+/// Staging evidence that holds, with the given image.
+fn holding_evidence(image: &str) -> (report_fixtures::Fixture, StagingEvidence) {
+    let go = staging(Scenario::default());
+    std::fs::write(
+        go.repo.path("ops/PROD_READINESS_CHECKLIST.md"),
+        COMPLETE_CHECKLIST,
+    )
+    .unwrap();
+    let mut evidence = StagingEvidence::from_report(&go.render("staging"));
+    evidence.image = Some(image.to_string());
+    (go, evidence)
+}
+
+#[test]
+fn a_promoted_image_that_does_not_serve_is_rolled_back() {
+    let stand = stand(true);
+    let (go, evidence) = holding_evidence(&stand.staging_image);
+    stand.configure(go.repo.root());
+    let (verdict, out) = stand.promote_with(&go.repo, &evidence, &["--wait-timeout", "5s"]);
+    assert_eq!(verdict, Verdict::Fail, "{out}");
+    assert!(out.contains("rolling back production to"), "{out}");
+    assert_eq!(
+        stand.production_commit(),
+        OLD_COMMIT,
+        "the old build serves again"
+    );
+}
+
+#[test]
+fn a_dry_run_checks_everything_and_deploys_nothing() {
+    let stand = stand(false);
+    let (go, evidence) = holding_evidence(&stand.staging_image);
+    stand.configure(go.repo.root());
+    let before = stand.production_deploys().len();
+    let (verdict, out) = stand.promote_with(&go.repo, &evidence, &["--dry-run"]);
+    assert_eq!(verdict, Verdict::Pass, "{out}");
+    assert!(
+        out.contains("would run:") && out.contains("--image"),
+        "{out}"
+    );
+    assert_eq!(stand.production_deploys().len(), before);
+    assert!(
+        !go.repo
+            .path("target/xtask/runs")
+            .read_dir()
+            .unwrap()
+            .any(|e| e.unwrap().file_name().to_string_lossy().contains("promote"))
+    );
+}
+
+#[test]
+fn blue_green_prerequisites_are_checked_before_flyctl_runs() {
+    let stand = stand(false);
+    let (go, evidence) = holding_evidence(&stand.staging_image);
+    stand.configure(go.repo.root());
+    let fly_toml = std::fs::read_to_string(go.repo.path("fly.toml")).unwrap();
+    let without_checks = fly_toml.replace("[[http_service.checks]]", "[http_service.unused]");
+    std::fs::write(
+        go.repo.path("fly.toml"),
+        format!("{without_checks}\n[mounts]\nsource = \"data\"\ndestination = \"/data\"\n"),
+    )
+    .unwrap();
+    let before = stand.production_deploys().len();
+    let (verdict, out) = stand.promote(&go.repo, &evidence);
+    assert_eq!(verdict, Verdict::Fail, "{out}");
+    assert!(out.contains("defines no health checks"), "{out}");
+    assert!(out.contains("mounts a volume"), "{out}");
+    assert_eq!(
+        stand.production_deploys().len(),
+        before,
+        "nothing deployed: {out}"
+    );
 }
