@@ -409,3 +409,47 @@ fn an_interrupt_saves_the_samples_taken_so_far() {
     assert!(samples >= 2, "{samples} samples");
     assert!(samples < result["planned_samples"].as_u64().unwrap() as usize);
 }
+
+/// flyctl failing to read the logs (not logged in) is said in the record and the summary,
+/// and is no breach of the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_that_cannot_be_read_are_reported_not_hidden() {
+    struct Still;
+    impl Pacer for Still {
+        async fn wait(&mut self, index: usize) -> DateTime<Utc> {
+            at(index)
+        }
+    }
+    let service = Service::start(
+        "127.0.0.1:0".parse().unwrap(),
+        "abc1234",
+        "2026-12-01T09:59:00Z",
+    )
+    .await;
+    let url = format!("http://{}", service.addr);
+    let fly_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(fly_dir.path().join("responses")).unwrap();
+    let refusal = serde_json::json!({"stdout": "", "stderr": "Error: not logged in", "exit": 1});
+    std::fs::write(
+        fly_dir.path().join("responses/logs.json"),
+        refusal.to_string(),
+    )
+    .unwrap();
+    let flyctl = Flyctl::at(env!("CARGO_BIN_EXE_fake-flyctl"), false)
+        .with_env("FAKE_FLYCTL_DIR", fly_dir.path());
+    let logs = LogSource::new(flyctl, "cabanas-test", 3);
+    let target = xtask::config::Target::named("staging", &url).unwrap();
+    let mut sampler = Sampler::new(target, std::time::Duration::from_secs(5), Some(logs)).unwrap();
+    let plan = plan(2);
+    let samples = observe(&mut sampler, &plan, &mut Still, |_| {}).await;
+    let record = StabilityRecord::new(&url, Some("cabanas-test"), &plan, samples, false);
+    assert!(record.samples.iter().all(|s| s.logs.is_none()));
+    assert!(
+        record.stats.breaches.is_empty(),
+        "{:#?}",
+        record.stats.breaches
+    );
+    let text = xtask::watch::render::human(&record);
+    assert!(text.contains("not read from cabanas-test"), "{text}");
+    assert!(text.contains("not logged in"), "{text}");
+}

@@ -61,15 +61,28 @@ fn facts(record: &StabilityRecord) -> Vec<(&'static str, String)> {
             ),
         ),
         ("requests", format!("{requests} ({errors} answered 5xx)")),
-        (
-            "log lines",
-            match &record.app {
-                Some(app) => format!("{} error/panic lines ({app})", stats.log_lines),
-                None => "not read (no Fly app)".to_string(),
-            },
-        ),
+        ("log lines", log_fact(record)),
         ("breaches", stats.breaches.len().to_string()),
     ]
+}
+
+/// How many error/panic lines were counted, or why the logs were not read.
+fn log_fact(record: &StabilityRecord) -> String {
+    let Some(app) = &record.app else {
+        return "not read (no Fly app: --url)".to_string();
+    };
+    let read = record.samples.iter().filter(|s| s.logs.is_some()).count();
+    let failed = record.samples.iter().find_map(|s| s.logs_error.as_deref());
+    match (read, failed) {
+        (0, Some(error)) => format!("not read from {app}: {error}"),
+        (_, Some(error)) => format!(
+            "{} error/panic lines ({app}; {} of {} reads failed, e.g. {error})",
+            record.stats.log_lines,
+            record.samples.len() - read,
+            record.samples.len()
+        ),
+        _ => format!("{} error/panic lines ({app})", record.stats.log_lines),
+    }
 }
 
 fn breach_lines(record: &StabilityRecord) -> Vec<String> {
