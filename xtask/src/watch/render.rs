@@ -19,8 +19,17 @@ fn ms(value: Option<f64>) -> String {
 /// The facts shown in both renderings.
 fn facts(record: &StabilityRecord) -> Vec<(&'static str, String)> {
     let stats = &record.stats;
-    let requests: f64 = stats.routes.values().map(|r| r.requests).sum();
-    let errors: f64 = stats.routes.values().map(|r| r.server_errors).sum();
+    // A fold from +0: an empty f64 sum is -0, which would print as "-0".
+    let requests = stats.routes.values().fold(0.0, |sum, r| sum + r.requests);
+    let errors = stats
+        .routes
+        .values()
+        .fold(0.0, |sum, r| sum + r.server_errors);
+    let scraped = record
+        .samples
+        .iter()
+        .filter(|s| s.metrics.is_some())
+        .count();
     vec![
         ("url", record.url.clone()),
         (
@@ -60,7 +69,19 @@ fn facts(record: &StabilityRecord) -> Vec<(&'static str, String)> {
                 ms(stats.probe_max_ms)
             ),
         ),
-        ("requests", format!("{requests} ({errors} answered 5xx)")),
+        (
+            "requests",
+            match (
+                scraped,
+                record
+                    .samples
+                    .iter()
+                    .find_map(|s| s.metrics_error.as_deref()),
+            ) {
+                (0, Some(error)) => format!("metrics not read: {error}"),
+                _ => format!("{requests} ({errors} answered 5xx)"),
+            },
+        ),
         ("log lines", log_fact(record)),
         ("breaches", stats.breaches.len().to_string()),
     ]
