@@ -147,6 +147,8 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `HEALTH_CACHE_MS`, default 250: how long `healthz` reuses a database probe (0: never).
     pub health_cache: Duration,
+    /// MercadoPago and WhatsApp settings (all optional).
+    pub integrations: crate::integrations::IntegrationsConfig,
 }
 
 /// The shortest `JWT_SECRET` accepted, in bytes.
@@ -252,6 +254,7 @@ impl Config {
             database_max_connections,
             request_timeout: Duration::from_secs(timeout.max(1)),
             health_cache: Duration::from_millis(health_cache),
+            integrations: crate::integrations::IntegrationsConfig::from_lookup(&get)?,
         })
     }
 

@@ -10,6 +10,8 @@ pub mod db;
 pub mod error;
 pub mod health_probe;
 pub mod http;
+pub mod integrations;
+pub mod mercadopago;
 pub mod pricing;
 pub mod store;
 pub mod telemetry;
@@ -47,6 +49,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// The database probe `healthz` shares between requests.
     pub health: Arc<HealthProbe>,
+    /// MercadoPago and WhatsApp: the API client and the webhook keys.
+    pub integrations: Arc<integrations::Integrations>,
     /// What `GET /api/v1/version` reports: build commit, image, machine, region.
     pub identity: Arc<http::version::ServiceIdentity>,
 }
@@ -67,6 +71,7 @@ impl AppState {
             metrics: telemetry::prometheus(),
             request_timeout: config.request_timeout,
             health: Arc::new(HealthProbe::new(config.health_cache)),
+            integrations: Arc::new(integrations::Integrations::new(&config.integrations)),
             identity: Arc::new(http::version::ServiceIdentity::from_env()),
         }
     }
@@ -101,7 +106,9 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     } else if config.admin_emails.is_empty() {
         tracing::warn!("ADMIN_ALLOWED_EMAILS is empty: admin routes answer 403 to every token");
     }
-    Ok(AppState::new(db, config))
+    let state = AppState::new(db, config);
+    state.integrations.log_missing();
+    Ok(state)
 }
 
 /// Runs [`expire_stale`] and forgets idempotency keys past their retention every `interval`

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// sist-cabanas reservation service. Configured from the environment:
-/// DATABASE_URL, HOST, PORT, JWT_SECRET, ADMIN_ALLOWED_EMAILS, PRE_RESERVATION_TTL_MINUTES.
+/// DATABASE_URL, HOST, PORT, JWT_SECRET, ADMIN_ALLOWED_EMAILS, PRE_RESERVATION_TTL_MINUTES,
+/// MERCADOPAGO_ACCESS_TOKEN, MERCADOPAGO_WEBHOOK_SECRET, MERCADOPAGO_API_URL,
+/// WEBHOOK_TOLERANCE_SECONDS, WHATSAPP_APP_SECRET, WHATSAPP_VERIFY_TOKEN.
 #[derive(Debug, Parser)]
 #[command(name = "cabanas", version)]
 struct Cli {

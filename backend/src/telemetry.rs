@@ -119,6 +119,7 @@ fn register_metrics() {
     counter!("reservations_confirmed_total").increment(0);
     counter!("reservations_cancelled_total").increment(0);
     counter!("prereservations_expired_total").increment(0);
+    crate::http::webhooks::register_metrics();
 }
 
 /// The metric label for a booking channel.

@@ -45,6 +45,8 @@ pub enum Command {
     Watch(crate::watch::Args),
     /// Run the workspace tests against a throwaway PostgreSQL cluster.
     Test(crate::test_suite::Args),
+    /// Share result records through a git ref of the repository: push, pull or list them.
+    Records(crate::records::Args),
 }
 
 impl Cli {

@@ -22,6 +22,9 @@ pub struct DeployConfig {
     /// What `smoke` measures.
     #[serde(default)]
     pub smoke: SmokeSettings,
+    /// What the report's history section compares.
+    #[serde(default)]
+    pub history: HistorySettings,
     /// What `watch` holds a running service to, and the 24-hour gate built on it.
     #[serde(default)]
     pub watch: WatchSettings,
@@ -44,6 +47,26 @@ pub struct Environment {
     /// The Fly config deployed to this environment.
     #[serde(default = "default_fly_config")]
     pub fly_config: PathBuf,
+    /// Limits of this environment that differ from `[thresholds]` (production may be
+    /// stricter): `[environments.production.thresholds]`.
+    #[serde(default)]
+    pub thresholds: ThresholdOverrides,
+}
+
+/// An environment's own limits; each one set replaces the `[thresholds]` value.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdOverrides {
+    /// See [`Thresholds::p95_ms`].
+    pub p95_ms: Option<f64>,
+    /// See [`Thresholds::error_rate_pct`].
+    pub error_rate_pct: Option<f64>,
+    /// See [`Thresholds::healthz_p95_ms`].
+    pub healthz_p95_ms: Option<f64>,
+    /// See [`Thresholds::p99_ms`].
+    pub p99_ms: Option<f64>,
+    /// See [`Thresholds::max_ms`].
+    pub max_ms: Option<f64>,
 }
 
 fn default_fly_config() -> PathBuf {
@@ -60,6 +83,25 @@ pub struct Thresholds {
     pub error_rate_pct: f64,
     /// Upper limit for the 95th percentile latency of the health endpoint, in milliseconds.
     pub healthz_p95_ms: f64,
+    /// Upper limit for the 99th percentile latency of every endpoint, in milliseconds
+    /// (unchecked when absent).
+    pub p99_ms: Option<f64>,
+    /// Upper limit for the slowest request of every endpoint, in milliseconds (unchecked when
+    /// absent).
+    pub max_ms: Option<f64>,
+}
+
+impl Thresholds {
+    /// These limits with an environment's own applied on top.
+    pub fn with(&self, own: &ThresholdOverrides) -> Thresholds {
+        Thresholds {
+            p95_ms: own.p95_ms.unwrap_or(self.p95_ms),
+            error_rate_pct: own.error_rate_pct.unwrap_or(self.error_rate_pct),
+            healthz_p95_ms: own.healthz_p95_ms.unwrap_or(self.healthz_p95_ms),
+            p99_ms: own.p99_ms.or(self.p99_ms),
+            max_ms: own.max_ms.or(self.max_ms),
+        }
+    }
 }
 
 impl Default for Thresholds {
@@ -68,6 +110,31 @@ impl Default for Thresholds {
             p95_ms: 3000.0,
             error_rate_pct: 1.0,
             healthz_p95_ms: 200.0,
+            p99_ms: None,
+            max_ms: None,
+        }
+    }
+}
+
+/// The report's history: how many runs it shows and what counts as a regression.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HistorySettings {
+    /// Runs per task shown (newest first).
+    pub runs: usize,
+    /// A p95 latency or error rate above the previous run's by more than this many percent
+    /// is a WARN for that endpoint (and a race time, for overlap).
+    pub regression_pct: f64,
+    /// Latency rises smaller than this, in milliseconds, are noise, whatever the percentage.
+    pub regression_floor_ms: f64,
+}
+
+impl Default for HistorySettings {
+    fn default() -> Self {
+        HistorySettings {
+            runs: 10,
+            regression_pct: 20.0,
+            regression_floor_ms: 5.0,
         }
     }
 }
@@ -190,6 +257,15 @@ impl DeployConfig {
         Ok(toml::from_str(text)?)
     }
 
+    /// The limits `smoke` holds `environment` to: `[thresholds]` with the environment's own
+    /// `[environments.NAME.thresholds]` on top (ad-hoc and local targets get `[thresholds]`).
+    pub fn thresholds_for(&self, environment: &str) -> Thresholds {
+        match self.environments.get(environment) {
+            Some(settings) => self.thresholds.with(&settings.thresholds),
+            None => self.thresholds.clone(),
+        }
+    }
+
     /// The named environment, or an error listing the known ones.
     pub fn environment(&self, name: &str) -> anyhow::Result<&Environment> {
         self.environments.get(name).with_context(|| {
@@ -293,9 +369,9 @@ template = "env/.env.fly.staging.template"
 
     #[test]
     fn unknown_keys_are_named_with_their_line() {
-        let text = VALID.replace("p95_ms = 2500.0", "p95_ms = 2500.0\np99_ms = 1.0");
+        let text = VALID.replace("p95_ms = 2500.0", "p95_ms = 2500.0\np42_ms = 1.0");
         let error = format!("{:#}", DeployConfig::parse(&text).unwrap_err());
-        assert!(error.contains("p99_ms"), "{error}");
+        assert!(error.contains("p42_ms"), "{error}");
         assert!(error.contains("line 4"), "{error}");
     }
 
@@ -323,5 +399,49 @@ template = "env/.env.fly.staging.template"
             leaky.contains("credentials") && !leaky.contains("s3cretPW"),
             "{leaky}"
         );
+    }
+
+    #[test]
+    fn an_environment_may_set_stricter_limits_with_p99_and_max() {
+        let config = DeployConfig::parse(
+            r#"
+[thresholds]
+p95_ms = 3000.0
+p99_ms = 5000.0
+
+[environments.staging]
+app = "a-staging"
+url = "https://a-staging.fly.dev"
+env_file = "env/.env.fly.staging"
+template = "env/.env.fly.staging.template"
+
+[environments.production]
+app = "a"
+url = "https://a.fly.dev"
+env_file = "env/.env.fly.production"
+template = "env/.env.fly.production.template"
+[environments.production.thresholds]
+p95_ms = 1500.0
+max_ms = 4000.0
+"#,
+        )
+        .unwrap();
+        let staging = config.thresholds_for("staging");
+        assert_eq!(
+            (staging.p95_ms, staging.p99_ms, staging.max_ms),
+            (3000.0, Some(5000.0), None)
+        );
+        let production = config.thresholds_for("production");
+        assert_eq!(
+            (production.p95_ms, production.p99_ms, production.max_ms),
+            (1500.0, Some(5000.0), Some(4000.0))
+        );
+        assert_eq!(production.error_rate_pct, 1.0);
+        assert_eq!(config.thresholds_for("adhoc"), config.thresholds);
+        let typo = DeployConfig::parse(
+            "[environments.production]\napp = \"a\"\nurl = \"https://a.fly.dev\"\n\
+             env_file = \"e\"\ntemplate = \"t\"\n[environments.production.thresholds]\np59_ms = 1.0\n",
+        );
+        assert!(format!("{:#}", typo.unwrap_err()).contains("p59_ms"));
     }
 }

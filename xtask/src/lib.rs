@@ -10,6 +10,7 @@ pub mod deploy;
 pub mod flyctl;
 pub mod http;
 pub mod interrupt;
+pub mod junit;
 pub mod local_service;
 pub mod localfly;
 pub mod output;
@@ -18,6 +19,7 @@ pub mod pgcluster;
 pub mod predeploy;
 pub mod promote;
 pub mod record;
+pub mod records;
 pub mod rehearse;
 pub mod release;
 pub mod repo;
@@ -48,6 +50,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Report(args) => report::run(args),
         Command::Status(args) => status::run(args),
         Command::Rehearse(args) => rehearse::run(args),
+        Command::Records(args) => records::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Promote(args) => promote::run(args),
     };

@@ -96,6 +96,10 @@ pub struct Args {
     /// Per-request timeout in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub timeout_secs: u64,
+    /// Also write the outcome as JUnit XML to PATH (one test case per race and probe of each round), for CI test
+    /// reporters.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<std::path::PathBuf>,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -131,6 +135,9 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let record = clock.finish(&repo, &target.environment, verdict, report);
     // Saved before anything else can fail: the measurement is the one thing not to lose.
     let path = record.save(&repo)?;
+    if let Some(junit) = &args.junit {
+        crate::junit::overlap(&target.environment, &record.result).write(junit)?;
+    }
     output::append_step_summary(&summary)?;
     out.human(&format!("result saved to {}\n", path.display()));
     out.machine(&record)?;

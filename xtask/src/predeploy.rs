@@ -46,6 +46,10 @@ pub struct Args {
     /// Fail, not just warn, on a dirty working tree (use before production and in CI).
     #[arg(long)]
     pub strict: bool,
+    /// Also write the outcome as JUnit XML to PATH (one test case per check), for CI test
+    /// reporters.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<std::path::PathBuf>,
     /// Print the result record as JSON on stdout; the table goes to stderr.
     #[arg(long)]
     pub json: bool,
@@ -141,6 +145,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 /// [`run`] with the output chosen by the caller (a deploy under `--json` keeps stdout clean).
 pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
     let clock = RunClock::start("predeploy");
+    let args_junit = args.junit.clone();
     let repo = Repo::discover()?;
     let options = Options {
         env: args.env,
@@ -152,6 +157,9 @@ pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
     let summary = render::markdown(&report);
     let record = clock.finish(&repo, &report.environment.clone(), verdict, report);
     let saved = record.save(&repo)?;
+    if let Some(path) = &args_junit {
+        crate::junit::predeploy(&record.result).write(path)?;
+    }
     output::append_step_summary(&summary)?;
     out.machine(&record)?;
     let shown = saved.strip_prefix(repo.root()).unwrap_or(&saved);

@@ -89,12 +89,15 @@ impl<T: Serialize> RunRecord<T> {
 
 fn save_in<T: Serialize>(dir: &Path, record: &RunRecord<T>) -> anyhow::Result<PathBuf> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    // Records from many machines meet on the shared ref, which keeps the first file of a
+    // name: time, task and process id alone can repeat across CI runners, a random part not.
+    let unique = uuid::Uuid::new_v4().simple().to_string();
     let name = format!(
         "{}-{}-{}-{}.json",
         record.started_at.format("%Y%m%dT%H%M%S%.3fZ"),
         record.task,
         sanitize(&record.environment),
-        std::process::id()
+        &unique[..12]
     );
     let path = dir.join(name);
     let text = serde_json::to_string_pretty(record).context("serialising the result record")?;
@@ -117,10 +120,41 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-/// Every saved record, oldest first, with its path. Unreadable files are reported, not hidden.
-pub fn load_all(repo: &Repo) -> anyhow::Result<Vec<(PathBuf, RunRecord<serde_json::Value>)>> {
-    let dir = repo.runs_dir();
-    let entries = match std::fs::read_dir(&dir) {
+/// A saved record as read from disk, with when this machine saved it.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// The file.
+    pub path: PathBuf,
+    /// The record, its result undecoded.
+    pub record: RunRecord<serde_json::Value>,
+    /// When this machine wrote the file (its modification time): the one clock a copied
+    /// record or another machine's skew cannot move forward.
+    pub saved_at: DateTime<Utc>,
+}
+
+impl Loaded {
+    /// Whether the record claims to have started after this machine saved it (beyond
+    /// [`crate::records::order::CLOCK_TOLERANCE`]): a skewed clock or a copied file.
+    pub fn from_future(&self) -> bool {
+        crate::records::order::from_future(self.record.started_at, self.saved_at)
+    }
+
+    /// Where the record ranks among runs: its claimed start, but never later than when this
+    /// machine saved it, so a record dated in the future cannot outrank a newer run.
+    pub fn rank(&self) -> DateTime<Utc> {
+        crate::records::order::rank(self.record.started_at, self.saved_at)
+    }
+}
+
+/// Every saved record, oldest first (by [`Loaded::rank`]), with its path. Unreadable files
+/// are reported, not hidden.
+pub fn load_all(repo: &Repo) -> anyhow::Result<Vec<Loaded>> {
+    load_dir(&repo.runs_dir())
+}
+
+/// Like [`load_all`], for any directory of records.
+pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<Loaded>> {
+    let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
@@ -142,9 +176,22 @@ pub fn load_all(repo: &Repo) -> anyhow::Result<Vec<(PathBuf, RunRecord<serde_jso
                     path.display()
                 )
             })?;
-        records.push((path, record));
+        let saved_at = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .map(DateTime::<Utc>::from)
+            .with_context(|| format!("reading the modification time of {}", path.display()))?;
+        records.push(Loaded {
+            path,
+            record,
+            saved_at,
+        });
     }
-    records.sort_by(|a, b| a.1.started_at.cmp(&b.1.started_at).then(a.0.cmp(&b.0)));
+    records.sort_by(|a, b| {
+        a.rank()
+            .cmp(&b.rank())
+            .then(a.saved_at.cmp(&b.saved_at))
+            .then(a.path.cmp(&b.path))
+    });
     Ok(records)
 }
 
@@ -157,8 +204,8 @@ pub fn latest<T: DeserializeOwned>(
     let newest = load_all(repo)?
         .into_iter()
         .rev()
-        .find(|(_, r)| r.task == task && r.environment == environment);
-    let Some((path, record)) = newest else {
+        .find(|l| l.record.task == task && l.record.environment == environment);
+    let Some(Loaded { path, record, .. }) = newest else {
         return Ok(None);
     };
     let result: T = serde_json::from_value(record.result).with_context(|| {
@@ -182,7 +229,7 @@ pub fn latest<T: DeserializeOwned>(
 
 /// The environment of the newest saved record, if any: the default of `report` and `status`.
 pub fn newest_environment(repo: &Repo) -> anyhow::Result<Option<String>> {
-    Ok(load_all(repo)?.pop().map(|(_, r)| r.environment))
+    Ok(load_all(repo)?.pop().map(|l| l.record.environment))
 }
 
 #[cfg(test)]
@@ -213,6 +260,39 @@ mod tests {
                 .is_none()
         );
         assert_eq!(newest_environment(&repo).unwrap().as_deref(), Some("local"));
+    }
+
+    #[test]
+    fn a_record_dated_in_the_future_does_not_mask_a_newer_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::at(dir.path());
+        // A PASS copied from a machine whose clock runs a year ahead, saved an hour ago.
+        let mut copied =
+            RunClock::start("smoke").finish(&repo, "staging", Verdict::Pass, Sample { value: 1 });
+        copied.started_at += chrono::Duration::days(365);
+        let copied_path = copied.save(&repo).unwrap();
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&copied_path)
+            .unwrap()
+            .set_modified(an_hour_ago)
+            .unwrap();
+        // Then a fresh failure here.
+        RunClock::start("smoke")
+            .finish(&repo, "staging", Verdict::Fail, Sample { value: 2 })
+            .save(&repo)
+            .unwrap();
+        let newest: RunRecord<Sample> = latest(&repo, "smoke", "staging").unwrap().unwrap();
+        assert_eq!(newest.verdict, Verdict::Fail);
+        assert_eq!(newest.result, Sample { value: 2 });
+        let flagged: Vec<_> = load_all(&repo)
+            .unwrap()
+            .into_iter()
+            .filter(Loaded::from_future)
+            .map(|l| l.path)
+            .collect();
+        assert_eq!(flagged, vec![copied_path]);
     }
 
     #[test]

@@ -65,6 +65,7 @@ impl Repo {
         let snapshot = self.git_snapshot()?;
         let dirty = !snapshot.changed.is_empty();
         Some(GitState {
+            inputs: crate::records::inputs::inputs_tree(&self.root),
             tree: if dirty {
                 self.working_tree_hash()
             } else {
@@ -167,6 +168,9 @@ pub struct GitSnapshot {
     pub changed: Vec<String>,
 }
 
+/// How [`GitState::identity`] marks an identity made of the deployable inputs' tree.
+pub const INPUTS_PREFIX: &str = "inputs:";
+
 /// The commit a result measured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GitState {
@@ -178,13 +182,20 @@ pub struct GitState {
     /// state from another.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<String>,
+    /// The git tree hash of the deployable inputs (see `records::inputs`): what a local or
+    /// ad-hoc result measured. Absent in records written before it was tracked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
 }
 
 impl GitState {
-    /// What a result measured: the commit, and with uncommitted changes the exact tree too
+    /// What a result measured: the tree of the deployable inputs (`inputs:<tree>`) when it
+    /// was recorded; else the commit, and with uncommitted changes the exact tree too
     /// (`<commit>+<tree>`; `+unknown` when that could not be read, which matches nothing).
     pub fn identity(&self) -> String {
-        if self.dirty {
+        if let Some(inputs) = &self.inputs {
+            format!("{INPUTS_PREFIX}{inputs}")
+        } else if self.dirty {
             format!(
                 "{}+{}",
                 self.commit,
@@ -225,38 +236,58 @@ mod tests {
         assert_eq!(repo.root(), dir.path());
     }
 
-    #[test]
-    fn a_dirty_tree_is_identified_by_its_content() {
-        let dir = tempfile::tempdir().unwrap();
-        let git = |args: &[&str]| {
+    fn git_in(dir: &Path) -> impl Fn(&[&str]) + '_ {
+        move |args: &[&str]| {
             let status = std::process::Command::new("git")
                 .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
                 .args(args)
-                .current_dir(dir.path())
+                .current_dir(dir)
                 .status()
                 .unwrap();
             assert!(status.success(), "git {args:?}");
-        };
+        }
+    }
+
+    #[test]
+    fn a_result_is_identified_by_the_deployable_inputs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = git_in(dir.path());
         git(&["init", "-q"]);
-        std::fs::write(dir.path().join("a.txt"), "one\n").unwrap();
+        std::fs::create_dir_all(dir.path().join("backend/src")).unwrap();
+        std::fs::write(dir.path().join("backend/src/lib.rs"), "// one\n").unwrap();
+        std::fs::write(dir.path().join("README.md"), "one\n").unwrap();
         git(&["add", "-A"]);
         git(&["commit", "-qm", "first"]);
         let repo = Repo::at(dir.path());
-        let clean = repo.git_state().unwrap();
-        assert_eq!(clean.identity(), clean.commit);
+        let first = repo.git_state().unwrap();
+        assert!(first.inputs.is_some());
 
-        std::fs::write(dir.path().join("a.txt"), "two\n").unwrap();
-        let dirty = repo.git_state().unwrap();
-        assert!(dirty.dirty);
-        assert_ne!(dirty.identity(), clean.identity());
+        // A docs-only change, uncommitted and then committed: same inputs, same identity.
+        std::fs::write(dir.path().join("README.md"), "two\n").unwrap();
+        let docs_dirty = repo.git_state().unwrap();
+        assert!(docs_dirty.dirty);
+        assert_eq!(docs_dirty.identity(), first.identity());
+        git(&["commit", "-qam", "docs"]);
+        let docs = repo.git_state().unwrap();
+        assert_ne!(docs.commit, first.commit);
+        assert_eq!(docs.identity(), first.identity());
+
+        // A backend change stales it, committed or not, and the same content gives the same id.
+        std::fs::write(dir.path().join("backend/src/lib.rs"), "// two\n").unwrap();
+        let backend_dirty = repo.git_state().unwrap();
+        assert_ne!(backend_dirty.identity(), first.identity());
+        git(&["commit", "-qam", "backend"]);
         assert_eq!(
             repo.git_state().unwrap().identity(),
-            dirty.identity(),
-            "same tree, same id"
+            backend_dirty.identity()
         );
 
-        std::fs::write(dir.path().join("a.txt"), "three\n").unwrap();
-        assert_ne!(repo.git_state().unwrap().identity(), dirty.identity());
+        // Each listed input counts, even one created later.
+        std::fs::write(dir.path().join("fly.toml"), "app = \"x\"\n").unwrap();
+        assert_ne!(
+            repo.git_state().unwrap().identity(),
+            backend_dirty.identity()
+        );
         // The user's own index is untouched.
         let staged = std::process::Command::new("git")
             .args(["diff", "--cached", "--name-only"])
@@ -264,6 +295,23 @@ mod tests {
             .output()
             .unwrap();
         assert!(staged.stdout.is_empty());
+    }
+
+    #[test]
+    fn without_inputs_a_dirty_tree_is_identified_by_its_content() {
+        let dirty = |tree: &str| GitState {
+            commit: "abc".into(),
+            dirty: true,
+            tree: Some(tree.into()),
+            inputs: None,
+        };
+        assert_eq!(dirty("t1").identity(), "abc+t1");
+        assert_ne!(dirty("t1").identity(), dirty("t2").identity());
+        let with_inputs = GitState {
+            inputs: Some("i1".into()),
+            ..dirty("t1")
+        };
+        assert_eq!(with_inputs.identity(), "inputs:i1");
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod context;
 mod decision_map;
 mod deploys;
 mod freshness;
+mod history;
 mod html;
 mod records;
 mod rows;
@@ -82,14 +83,17 @@ pub struct Rendered {
     pub context: ReportContext,
     /// The Markdown.
     pub markdown: String,
+    /// The history chart (inline SVG) for the HTML page, when there is a benchmarked run.
+    pub chart: Option<String>,
 }
 
 impl Rendered {
     /// The report as a standalone HTML page.
     pub fn html(&self) -> String {
-        let page = html::page(
+        let page = html::page_with_chart(
             &format!("Deployment summary: {}", self.environment),
             &self.markdown,
+            self.chart.as_deref(),
         );
         // The Markdown marks where the timeline goes; the page draws it there as SVG.
         match &self.context.stability {
@@ -153,7 +157,16 @@ pub fn context(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(e).with_context(|| format!("reading {}", checklist_path.display())),
     };
-    Ok(context::build(&context::Inputs {
+    let history_settings = config
+        .as_ref()
+        .map(|c| c.history.clone())
+        .unwrap_or_default();
+    let history = history::history(
+        &records.recent("smoke", &environment, history_settings.runs)?,
+        &records.recent("overlap", &environment, history_settings.runs)?,
+        &history_settings,
+    );
+    let mut built = context::build(&context::Inputs {
         environment: &environment,
         app: settings.map(|s| s.app.as_str()),
         url: settings.map(|s| s.url.as_str()),
@@ -168,7 +181,13 @@ pub fn context(
             .map_or(WatchSettings::default().coverage_pct, |c| {
                 c.watch.coverage_pct
             }),
-    }))
+    });
+    built
+        .verdict
+        .warnings
+        .extend(history.warnings.iter().cloned());
+    built.history = history;
+    Ok(built)
 }
 
 /// Renders the report of an environment with the templates (embedded, or overridden from
@@ -193,6 +212,7 @@ pub fn render(
     Ok(Rendered {
         environment: context.environment.clone(),
         overall,
+        chart: history::chart(&context.history),
         context,
         markdown,
     })

@@ -83,6 +83,10 @@ pub struct Args {
     /// Run the benchmark only, no checks (for comparing load generators).
     #[arg(long)]
     pub skip_checks: bool,
+    /// Also write the outcome as JUnit XML to PATH (one test case per check and per threshold of each endpoint), for CI test
+    /// reporters.
+    #[arg(long, value_name = "PATH")]
+    pub junit: Option<std::path::PathBuf>,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -127,15 +131,61 @@ pub async fn measure(target: &Target, plan: &SmokePlan) -> anyhow::Result<SmokeR
             return Ok(SmokeReport::new(&target.url, outcomes, None));
         }
     }
+    let mut served = report::ServedVersion::NotAsked;
     if plan.checks {
         outcomes.extend(checks::run_checks(&client, target).await?);
+        served = served_version(&client, target).await;
     }
     let benchmark = match &plan.bench {
         Some(bench) => Some(benchmark(target, bench, plan.progress).await?),
         None => None,
     };
-    Ok(SmokeReport::new(&target.url, outcomes, benchmark))
+    let mut report = SmokeReport::new(&target.url, outcomes, benchmark);
+    report.served_version = served;
+    Ok(report)
 }
+
+/// The version endpoint's answer: which build is serving. 404 means the service has none.
+async fn served_version(client: &reqwest::Client, target: &Target) -> report::ServedVersion {
+    use report::ServedVersion;
+    /// A version answer is a few fields; more is not one.
+    const LARGEST: usize = 16 * 1024;
+    let url = target.endpoint(VERSION_PATH);
+    let response = match client.get(&url).send().await {
+        Ok(response) => response,
+        Err(e) => {
+            return ServedVersion::Unreadable {
+                detail: format!("GET {VERSION_PATH}: {e}"),
+            };
+        }
+    };
+    let status = response.status().as_u16();
+    if status == 404 {
+        return ServedVersion::NoEndpoint;
+    }
+    if status != 200 {
+        return ServedVersion::Unreadable {
+            detail: format!("GET {VERSION_PATH} answered {status}"),
+        };
+    }
+    match response.bytes().await {
+        Ok(bytes) if bytes.len() > LARGEST => ServedVersion::Unreadable {
+            detail: format!("GET {VERSION_PATH} answered {} bytes", bytes.len()),
+        },
+        Ok(bytes) => match serde_json::from_slice(&bytes) {
+            Ok(body) => ServedVersion::Answered { body },
+            Err(_) => ServedVersion::Unreadable {
+                detail: format!("GET {VERSION_PATH} answered something other than JSON"),
+            },
+        },
+        Err(e) => ServedVersion::Unreadable {
+            detail: format!("GET {VERSION_PATH}: {e}"),
+        },
+    }
+}
+
+/// The service's version endpoint.
+pub const VERSION_PATH: &str = "/api/v1/version";
 
 async fn benchmark(
     target: &Target,
@@ -182,7 +232,10 @@ pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
         },
     };
     let (settings, thresholds) = match &config {
-        Some(config) => (config.smoke.clone(), config.thresholds.clone()),
+        Some(config) => (
+            config.smoke.clone(),
+            config.thresholds_for(&target.environment),
+        ),
         None => (SmokeSettings::default(), Thresholds::default()),
     };
     let mut plan = SmokePlan::resolve(&settings, &thresholds, &overrides(&args))?;
@@ -202,6 +255,9 @@ pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
     let record = clock.finish(&repo, &target.environment, verdict, report);
     // Saved before anything else can fail: the measurement is the one thing not to lose.
     let path = record.save(&repo)?;
+    if let Some(junit) = &args.junit {
+        crate::junit::smoke(&target.environment, &record.result).write(junit)?;
+    }
     output::append_step_summary(&summary)?;
     out.human(&format!(
         "saved {}\n",

@@ -35,6 +35,8 @@ pub struct Status {
     pub verdict: String,
     /// Why.
     pub reasons: Vec<String>,
+    /// WARN lines that do not change the verdict (records dated in the future).
+    pub warnings: Vec<String>,
     /// The decision map, with the next action.
     pub map: DecisionMap,
 }
@@ -44,6 +46,9 @@ pub fn human(status: &Status) -> String {
     let mut text = format!("{}: {}\n", status.environment, status.verdict);
     for reason in &status.reasons {
         text.push_str(&format!("  - {reason}\n"));
+    }
+    for warning in &status.warnings {
+        text.push_str(&format!("  WARN: {warning}\n"));
     }
     text.push_str(&format!(
         "\nDecision map ({} of {} done):\n",
@@ -80,6 +85,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         environment: context.environment,
         verdict: context.verdict.label,
         reasons: context.verdict.reasons,
+        warnings: context.verdict.warnings,
         map: context.map,
     };
     let output = Output::new(args.json);

@@ -101,7 +101,10 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         },
     };
     let (thresholds, settings) = match &config {
-        Some(config) => (config.thresholds.clone(), config.watch.clone()),
+        Some(config) => (
+            config.thresholds_for(&target.environment),
+            config.watch.clone(),
+        ),
         None => (Thresholds::default(), WatchSettings::default()),
     };
     let every = match args.every {

@@ -15,7 +15,12 @@ const FILLED: &str = "# staging secrets\n\
 DATABASE_URL=postgres://cabanas:pg-canary-pass-91@db.internal:5432/cabanas\n\
 JWT_SECRET=canary-7f3b9c2e-JWT-k8q4w1z6x5v0n3m2\n\
 ADMIN_ALLOWED_EMAILS=ana@example.org,bo@example.cl\n\
-PRE_RESERVATION_TTL_MINUTES=30\n";
+PRE_RESERVATION_TTL_MINUTES=30\n\
+MERCADOPAGO_ACCESS_TOKEN=APP_USR-4821-k3J9xQ2mP8vL4nR7tY1wE6uI0oA5\n\
+MERCADOPAGO_WEBHOOK_SECRET=9f2c7a1e5b3d8f0a6c4e2b9d7f1a3c5e\n\
+WHATSAPP_ACCESS_TOKEN=EAAGm0PX4ZCpsBAk3J9xQ2mP8vL4nR7tY1wE6\n\
+WHATSAPP_APP_SECRET=3b8e1f6a9c2d5e7f0a4b8c1d6e9f2a5b\n\
+WHATSAPP_BUSINESS_ACCOUNT_ID=102290129340398\n";
 
 struct Fixture {
     dir: tempfile::TempDir,
@@ -210,7 +215,24 @@ fn config_fails_on_an_incomplete_environment() {
         "template = \"env/.env.fly.production.template\"",
         "template = \"env/missing.template\"",
     );
-    assert_fails_at(&fixture.evaluate(&all()), "config", "ops/deploy.toml:46");
+    assert_fails_at(&fixture.evaluate(&all()), "config", "ops/deploy.toml:61");
+}
+
+#[test]
+fn config_fails_on_a_bad_environment_limit() {
+    let fixture = Fixture::valid();
+    fixture.edit(
+        "ops/deploy.toml",
+        "[environments.production.thresholds]\np99_ms = 5000.0",
+        "[environments.production.thresholds]\np99_ms = -1.0",
+    );
+    let check = assert_fails_at(&fixture.evaluate(&all()), "config", "ops/deploy.toml:65");
+    assert!(
+        check.evidence.iter().any(|e| e
+            .message
+            .contains("environments.production.thresholds.p99_ms")),
+        "{check:#?}"
+    );
 }
 
 #[test]
@@ -514,12 +536,12 @@ fn the_binary_exits_0_1_2_and_never_prints_the_canary() {
     fixture.edit(
         "ops/deploy.toml",
         "[thresholds]",
-        "[thresholds]\np99_ms = 1.0",
+        "[thresholds]\np42_ms = 1.0",
     );
     let (code, _, stderr) = fixture.run(&[]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
-        stderr.contains("ops/deploy.toml:10") && stderr.contains("p99_ms"),
+        stderr.contains("ops/deploy.toml:10") && stderr.contains("p42_ms"),
         "{stderr}"
     );
 }

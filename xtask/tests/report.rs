@@ -11,6 +11,7 @@ use std::path::Path;
 
 use chrono::Duration;
 use report_fixtures::*;
+use xtask::repo::GitState;
 use xtask::report::{self, Options, Overall, State};
 use xtask::verdict::Verdict;
 
@@ -110,28 +111,44 @@ fn report_stale_results_are_incomplete_never_go() {
     })
     .render("staging");
     assert_eq!(rendered.overall, Overall::Incomplete);
-    assert!(rendered.markdown.contains("HEAD is a1b2c3d4e5f6: stale"));
+    assert!(
+        rendered
+            .markdown
+            .contains("deployable inputs changed: their tree is now 7eea1b2c3d4e: stale")
+    );
     assert!(rendered.markdown.contains("**Warning:**"));
     snapshot("report_stale_results", &rendered.markdown);
 }
 
 #[test]
-fn results_from_before_the_last_deploy_are_stale() {
+fn results_measured_on_a_replaced_release_are_stale() {
     let f = staging(Scenario::default());
+    let mut next = deploy_result();
+    next.release = Some(release(13, "deployment-01K"));
     f.save(
         "deploy",
         "staging",
         HEAD,
         Duration::minutes(10),
         Verdict::Pass,
-        deploy_result(),
+        next,
     );
     let rendered = f.render("staging");
     assert_eq!(rendered.overall, Overall::Incomplete);
     assert!(
-        rendered
-            .markdown
-            .contains("before the last deploy at 2026-11-27 11:50 UTC: stale")
+        rendered.markdown.contains(
+            "another release has served since: the current one since 2026-11-27 11:50 UTC: stale"
+        ),
+        "{}",
+        rendered.markdown
+    );
+    assert!(
+        rendered.markdown.contains(
+            "against an earlier release (release v13, image \
+             registry.fly.io/sist-cabanas-staging:deployment-01K serves now)"
+        ),
+        "{}",
+        rendered.markdown
     );
     let stability = rendered
         .context
@@ -148,6 +165,65 @@ fn results_from_before_the_last_deploy_are_stale() {
 }
 
 #[test]
+fn a_deploy_that_left_the_same_release_serving_keeps_results_fresh() {
+    let f = staging(Scenario::default());
+    // A deploy that failed before replacing anything: v12 still serves.
+    let mut kept = deploy_result();
+    kept.problems = vec!["the build failed".into()];
+    f.save(
+        "deploy",
+        "staging",
+        HEAD,
+        Duration::minutes(10),
+        Verdict::Fail,
+        kept,
+    );
+    let rendered = f.render("staging");
+    let smoke = rendered.context.smoke.provenance.as_ref().unwrap();
+    assert!(!smoke.stale, "{}", smoke.note);
+    assert!(smoke.against.contains("release v12"), "{}", smoke.against);
+}
+
+#[test]
+fn a_docs_only_commit_keeps_local_results_fresh_and_a_backend_change_stales_them() {
+    let f = Fixture::new();
+    let (v, r) = smoke_report(false);
+    f.save("smoke", "local", HEAD, Duration::minutes(5), v, r);
+    let render_at = |head: &GitState| {
+        report::render(
+            &f.repo,
+            &Options {
+                env: Some("local".into()),
+            },
+            now(),
+            Some(head),
+        )
+        .unwrap()
+    };
+    // Another commit with the same deployable inputs (a README change).
+    let docs_commit = GitState {
+        commit: "d0c5d0c5d0c5".into(),
+        ..head()
+    };
+    let smoke = render_at(&docs_commit).context.smoke.provenance.unwrap();
+    assert!(!smoke.stale, "{}", smoke.note);
+    assert!(
+        smoke.note.contains("against deployable inputs tree"),
+        "{}",
+        smoke.note
+    );
+    // Another commit whose inputs differ (a backend/ change).
+    let backend_commit = GitState {
+        commit: "bacbacbacbac".into(),
+        inputs: Some(inputs_of("bacbacbacbac")),
+        ..head()
+    };
+    let smoke = render_at(&backend_commit).context.smoke.provenance.unwrap();
+    assert!(smoke.stale, "{}", smoke.note);
+    assert!(smoke.note.contains("deployable inputs"), "{}", smoke.note);
+}
+
+#[test]
 fn a_rollback_after_the_deploy_is_no_go() {
     let f = staging(Scenario::default());
     let rollback = rollback_result();
@@ -161,6 +237,13 @@ fn a_rollback_after_the_deploy_is_no_go() {
     );
     let rendered = f.render("staging");
     assert_eq!(rendered.overall, Overall::NoGo);
+    let smoke = rendered.context.smoke.provenance.as_ref().unwrap();
+    assert!(smoke.stale, "{}", smoke.note);
+    assert_eq!(
+        smoke.against,
+        "against an earlier release (release v11, image \
+         registry.fly.io/sist-cabanas-staging:deployment-01H serves now)"
+    );
     assert!(
         rendered.markdown.contains("rolled back to release v11"),
         "{}",
@@ -217,6 +300,7 @@ fn production_map_gates_its_deploy_on_staging_and_the_checklist() {
         environment: rendered.context.environment.clone(),
         verdict: rendered.context.verdict.label.clone(),
         reasons: rendered.context.verdict.reasons.clone(),
+        warnings: rendered.context.verdict.warnings.clone(),
         map: rendered.context.map.clone(),
     });
     snapshot("status_production", &status);
@@ -464,6 +548,240 @@ fn an_unknown_variable_in_a_template_names_it_and_the_line() {
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
+}
+
+/// Three smoke runs (the newest slower on one endpoint and failing more requests) and two
+/// overlap runs on local: the history section and its chart.
+fn history_fixture() -> Fixture {
+    let f = Fixture::new();
+    let runs = [(5, 150.0, 0.0), (4, 160.0, 0.25), (3, 240.0, 0.5)];
+    for (hours_ago, accommodations_p95, errors) in runs {
+        let (_, mut r) = smoke_report(false);
+        let bench = r.benchmark.as_mut().unwrap();
+        bench.endpoints[1] = endpoint(
+            "accommodations",
+            "/api/v1/reservations/accommodations",
+            accommodations_p95,
+            3000.0,
+            errors,
+        );
+        f.save(
+            "smoke",
+            "local",
+            HEAD,
+            Duration::hours(hours_ago),
+            r.verdict,
+            r,
+        );
+    }
+    for (hours_ago, race_ms) in [(4, 80.0), (2, 85.0)] {
+        let (v, mut r) = overlap_report(false);
+        for round in &mut r.rounds {
+            round.race_ms = race_ms;
+        }
+        f.save("overlap", "local", HEAD, Duration::hours(hours_ago), v, r);
+    }
+    f
+}
+
+#[test]
+fn history_shows_trends_and_warns_on_a_regression_per_endpoint() {
+    let f = history_fixture();
+    let rendered = report::render(
+        &f.repo,
+        &Options {
+            env: Some("local".into()),
+        },
+        now(),
+        Some(&head()),
+    )
+    .unwrap();
+    let history = &rendered.context.history;
+    let verdicts: Vec<(&str, &str)> = history
+        .endpoints
+        .iter()
+        .map(|e| (e.name.as_str(), e.verdict.as_str()))
+        .collect();
+    assert_eq!(verdicts, [("healthz", "OK"), ("accommodations", "WARN")]);
+    assert!(
+        rendered
+            .context
+            .verdict
+            .warnings
+            .iter()
+            .any(|w| w.contains("smoke accommodations: p95 240 ms against 160 ms")),
+        "{:?}",
+        rendered.context.verdict.warnings
+    );
+    assert!(
+        rendered
+            .markdown
+            .contains("> **WARN:** smoke accommodations")
+    );
+    let section = rendered
+        .markdown
+        .split("## History")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .unwrap();
+    snapshot("history_section", &format!("## History{section}"));
+}
+
+#[test]
+fn html_draws_the_trend_as_inline_svg_without_script() {
+    let f = history_fixture();
+    let rendered = report::render(
+        &f.repo,
+        &Options {
+            env: Some("local".into()),
+        },
+        now(),
+        Some(&head()),
+    )
+    .unwrap();
+    let chart = rendered
+        .chart
+        .clone()
+        .expect("a chart with benchmarked runs");
+    snapshot("history_chart_svg", &chart);
+    let html = rendered.html();
+    let at_heading = html.find("<h2>History</h2>").unwrap();
+    let at_chart = html.find("<svg").unwrap();
+    assert!(
+        at_chart > at_heading,
+        "the chart sits under the History heading"
+    );
+    assert!(!html.contains("<script"));
+    // Nothing fetched or run: the only URL is the SVG namespace.
+    assert!(!chart.contains("href"));
+    assert_eq!(chart.matches("http").count(), 1);
+    // Three points for each of two endpoints.
+    assert_eq!(chart.matches("<circle").count(), 6);
+}
+
+#[test]
+fn p99_and_max_limits_are_shown_beside_the_percentiles() {
+    let f = Fixture::new();
+    let (_, mut r) = smoke_report(false);
+    let endpoint = &mut r.benchmark.as_mut().unwrap().endpoints[0];
+    endpoint
+        .thresholds
+        .push(threshold("p99 latency", 63.0, 5000.0, "ms"));
+    endpoint
+        .thresholds
+        .push(threshold("max latency", 126.0, 100.0, "ms"));
+    f.save("smoke", "local", HEAD, Duration::minutes(5), r.verdict, r);
+    let rendered = report::render(
+        &f.repo,
+        &Options {
+            env: Some("local".into()),
+        },
+        now(),
+        Some(&head()),
+    )
+    .unwrap();
+    assert!(
+        rendered
+            .markdown
+            .contains("| 63.0 ms (< 5000 ms) | 126 ms (< 100 ms) |"),
+        "{}",
+        rendered.markdown
+    );
+}
+
+#[test]
+fn a_record_from_the_future_is_flagged_and_does_not_mask_a_fresh_failure() {
+    use xtask::record::{RunRecord, SCHEMA_VERSION};
+    let f = Fixture::new();
+    let save = |started_at: chrono::DateTime<chrono::Utc>, verdict: Verdict, breach: bool| {
+        let (_, result) = smoke_report(breach);
+        RunRecord {
+            schema_version: SCHEMA_VERSION,
+            task: "smoke".into(),
+            environment: "local".into(),
+            git: Some(head()),
+            started_at,
+            duration_ms: 1,
+            tool_version: "0.1.0".into(),
+            verdict,
+            result,
+        }
+        .save(&f.repo)
+        .unwrap()
+    };
+    // A PASS copied from a machine whose clock runs a year ahead, saved here an hour ago ...
+    let copied = save(
+        chrono::Utc::now() + Duration::days(365),
+        Verdict::Pass,
+        false,
+    );
+    std::fs::File::options()
+        .write(true)
+        .open(&copied)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
+    // ... then a failure measured here now.
+    save(chrono::Utc::now(), Verdict::Fail, true);
+    let rendered = report::render(
+        &f.repo,
+        &Options {
+            env: Some("local".into()),
+        },
+        chrono::Utc::now(),
+        Some(&head()),
+    )
+    .unwrap();
+    assert_eq!(
+        rendered.context.smoke.provenance.as_ref().unwrap().verdict,
+        "FAIL"
+    );
+    assert_eq!(rendered.overall, Overall::NoGo);
+    let warnings = &rendered.context.verdict.warnings;
+    assert!(
+        warnings.iter().any(|w| w.contains("claims to start at")),
+        "{warnings:?}"
+    );
+    assert!(
+        rendered
+            .markdown
+            .contains("> **WARN:** the smoke record for local")
+    );
+}
+
+#[test]
+fn smoke_that_saw_another_build_than_the_deploy_is_stale() {
+    let f = staging(Scenario::default());
+    let (v, mut r) = smoke_report(false);
+    r.served_version = xtask::smoke::report::ServedVersion::Answered {
+        body: serde_json::json!({"commit": "0ther0ther0ther"}),
+    };
+    f.save("smoke", "staging", HEAD, Duration::minutes(30), v, r);
+    let rendered = f.render("staging");
+    assert_eq!(rendered.overall, Overall::Incomplete);
+    assert!(
+        rendered
+            .context
+            .verdict
+            .reasons
+            .iter()
+            .any(|r| r.contains("version endpoint reported commit 0ther0ther0ther")),
+        "{:?}",
+        rendered.context.verdict.reasons
+    );
+    assert!(
+        rendered
+            .markdown
+            .contains("build served: the version endpoint reported commit 0ther0ther0ther")
+    );
+
+    // The same commit as the deploy confirms it.
+    let (v, mut r) = smoke_report(false);
+    r.served_version = xtask::smoke::report::ServedVersion::Answered {
+        body: serde_json::json!({"commit": HEAD}),
+    };
+    f.save("smoke", "staging", HEAD, Duration::minutes(20), v, r);
+    assert_eq!(f.render("staging").overall, Overall::Go);
 }
 
 /// The 24-hour gate on a release deployed 20 h ago and watched for its first 10 hours, with

@@ -10,8 +10,9 @@ use std::time::Duration;
 use axum::Router;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use xtask::config::{SmokeSettings, Target, Thresholds};
+use xtask::smoke::report::ServedVersion;
 use xtask::smoke::{self, EXPECTED_METRICS, Overrides, SmokePlan, SmokeReport};
 use xtask::verdict::Verdict;
 
@@ -19,6 +20,10 @@ use xtask::verdict::Verdict;
 #[derive(Clone, Copy, Debug)]
 enum Behaviour {
     Healthy,
+    /// Healthy, but the webhooks accept unsigned requests.
+    UnsignedWebhooksAccepted,
+    /// Healthy, but built before the webhooks existed.
+    NoWebhooks,
     /// Every n-th request answers 500.
     FailEvery(u64),
     /// Every answer takes this long.
@@ -55,8 +60,25 @@ fn service(behaviour: Behaviour) -> Router {
             "/api/v1/reservations/accommodations",
             get(|| async { axum::Json(serde_json::json!([{"id": 1, "name": "Cabaña 1"}])) }),
         );
+    let webhook_status = match behaviour {
+        Behaviour::UnsignedWebhooksAccepted => StatusCode::OK,
+        _ => StatusCode::UNAUTHORIZED,
+    };
+    let webhook = post(move |headers: axum::http::HeaderMap| async move {
+        // The real service refuses these because they carry no signature.
+        let signed =
+            headers.contains_key("x-signature") || headers.contains_key("x-hub-signature-256");
+        assert!(!signed, "smoke must send its webhook probes unsigned");
+        webhook_status
+    });
+    let routes = match behaviour {
+        Behaviour::NoWebhooks => routes,
+        _ => routes
+            .route("/api/v1/webhooks/mercadopago", webhook.clone())
+            .route("/api/v1/webhooks/whatsapp", webhook),
+    };
     match behaviour {
-        Behaviour::Healthy => routes,
+        Behaviour::Healthy | Behaviour::UnsignedWebhooksAccepted | Behaviour::NoWebhooks => routes,
         Behaviour::NotFound => Router::new(),
         Behaviour::FailEvery(n) => routes.layer(axum::middleware::from_fn(
             move |request: axum::extract::Request, next: axum::middleware::Next| {
@@ -149,7 +171,10 @@ async fn healthy_service_passes_every_check_and_threshold() {
         .await
         .unwrap();
     assert_eq!(report.verdict, Verdict::Pass, "{report:#?}");
-    assert_eq!(report.checks.len(), 4);
+    assert_eq!(report.checks.len(), 5);
+    assert_eq!(check(&report, "webhooks"), Verdict::Pass);
+    // This service has no version endpoint: recorded as such, not as a failure.
+    assert_eq!(report.served_version, ServedVersion::NoEndpoint);
     let bench = report.benchmark.as_ref().unwrap();
     assert_eq!(bench.endpoints.len(), 2);
     for endpoint in &bench.endpoints {
@@ -168,6 +193,42 @@ async fn healthy_service_passes_every_check_and_threshold() {
     let again = back.benchmark.unwrap();
     assert_eq!(again.endpoints[1].thresholds.len(), 2);
     assert_eq!(again.endpoints[1].latency.count, 200);
+}
+
+#[tokio::test]
+async fn webhooks_that_accept_unsigned_requests_fail_the_smoke() {
+    let addr = serve(service(Behaviour::UnsignedWebhooksAccepted)).await;
+    let report = measure(addr, &small_plan(Overrides::default()))
+        .await
+        .unwrap();
+    assert_eq!(report.verdict, Verdict::Fail);
+    let webhooks = report.checks.iter().find(|c| c.name == "webhooks").unwrap();
+    assert_eq!(webhooks.verdict, Verdict::Fail);
+    assert!(
+        webhooks.evidence.contains("signature checking is off"),
+        "{}",
+        webhooks.evidence
+    );
+    assert!(webhooks.fix.as_deref().unwrap().contains("unsigned"));
+    // Everything else about the service is fine.
+    assert_eq!(check(&report, "healthz"), Verdict::Pass);
+}
+
+#[tokio::test]
+async fn a_build_without_webhooks_fails_the_smoke() {
+    let addr = serve(service(Behaviour::NoWebhooks)).await;
+    let report = measure(addr, &small_plan(Overrides::default()))
+        .await
+        .unwrap();
+    let webhooks = report.checks.iter().find(|c| c.name == "webhooks").unwrap();
+    assert_eq!(webhooks.verdict, Verdict::Fail);
+    assert!(
+        webhooks
+            .evidence
+            .contains("/api/v1/webhooks/whatsapp: 404, expected 401"),
+        "{}",
+        webhooks.evidence
+    );
 }
 
 #[tokio::test]
@@ -420,4 +481,24 @@ async fn exit_codes_follow_the_verdict() {
     );
     assert_eq!(bad_flag.0, 2, "{}", bad_flag.2);
     assert!(bad_flag.2.contains("e.g. 500ms"), "{}", bad_flag.2);
+}
+
+#[tokio::test]
+async fn the_version_endpoint_answer_is_recorded() {
+    let router = service(Behaviour::Healthy).route(
+        "/api/v1/version",
+        get(|| async { axum::Json(serde_json::json!({"commit": "abc123", "version": "0.1.0"})) }),
+    );
+    let addr = serve(router).await;
+    let report = measure(
+        addr,
+        &small_plan(Overrides {
+            requests: Some(20),
+            ..Overrides::default()
+        }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.served_version.commit(), Some("abc123"));
+    assert_eq!(report.verdict, Verdict::Pass);
 }

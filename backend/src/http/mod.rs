@@ -7,6 +7,7 @@ pub mod health;
 pub mod pre_reserve;
 pub mod reservations;
 pub mod version;
+pub mod webhooks;
 
 use std::any::Any;
 
@@ -36,6 +37,7 @@ pub fn app(state: AppState) -> Router {
         .merge(health::router())
         .merge(accommodations::router())
         .merge(reservations::router())
+        .merge(webhooks::router())
         .merge(version::router());
     with_middleware(routes, state)
 }

@@ -184,13 +184,44 @@ async fn create(state: &AppState, req: PreReserveRequest) -> Result<ReservationV
             metrics::counter!("reservations_created_total", "channel" => channel_label(&reservation.channel))
                 .increment(1);
             tracing::info!(code = %reservation.code, accommodation_id = new.accommodation_id, "pre-reservation created");
-            Ok(ReservationView::from(reservation))
+            let payment_url = deposit_checkout(state, &reservation).await;
+            let mut view = ReservationView::from(reservation);
+            view.payment_url = payment_url;
+            Ok(view)
         }
         Err(ApiError::DateOverlap) => {
             metrics::counter!("reservations_date_overlap_total").increment(1);
             Err(ApiError::DateOverlap)
         }
         Err(err) => Err(err),
+    }
+}
+
+/// The MercadoPago checkout URL of a new reservation's deposit, when MercadoPago is
+/// configured. A failure leaves the reservation without one (an admin can still confirm it)
+/// rather than failing a booking whose dates are already held.
+async fn deposit_checkout(
+    state: &AppState,
+    reservation: &reservations::Reservation,
+) -> Option<String> {
+    let client = state.integrations.mercadopago.as_ref()?;
+    match client
+        .create_deposit_preference(
+            &reservation.code,
+            reservation.deposit_cents,
+            reservation.expires_at,
+        )
+        .await
+    {
+        Ok(preference) => {
+            metrics::counter!("mercadopago_preferences_total", "outcome" => "created").increment(1);
+            Some(preference.init_point)
+        }
+        Err(err) => {
+            metrics::counter!("mercadopago_preferences_total", "outcome" => "failed").increment(1);
+            tracing::warn!(code = %reservation.code, error = %err, "no deposit checkout for a pre-reservation");
+            None
+        }
     }
 }
 

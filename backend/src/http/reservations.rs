@@ -55,6 +55,10 @@ pub struct ReservationView {
     pub expires_at: DateTime<Utc>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Where the guest pays the deposit (MercadoPago checkout); only in the 201 body of
+    /// pre-reserve, and only when MercadoPago is configured and answered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payment_url: Option<String>,
 }
 
 impl From<Reservation> for ReservationView {
@@ -72,6 +76,7 @@ impl From<Reservation> for ReservationView {
             channel: r.channel,
             expires_at: r.expires_at,
             created_at: r.created_at,
+            payment_url: None,
         }
     }
 }

@@ -2,6 +2,8 @@
 
 pub mod accommodations;
 pub mod idempotency;
+pub mod messages;
+pub mod payments;
 pub mod reservations;
 
 use chrono::{DateTime, SubsecRound, Utc};

@@ -32,6 +32,7 @@ pub fn predeploy_args(env: &str) -> crate::predeploy::Args {
         env: Some(env.to_string()),
         strict: false,
         json: false,
+        junit: None,
     }
 }
 
@@ -53,6 +54,7 @@ pub fn smoke_args(env: &str) -> crate::smoke::Args {
         skip_bench: false,
         skip_checks: false,
         json: false,
+        junit: None,
     }
 }
 

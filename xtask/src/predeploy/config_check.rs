@@ -93,17 +93,40 @@ pub(crate) fn check(cx: &Context) -> CheckOutcome {
         }
     }
     let limits = &config.thresholds;
-    for (key, value) in [
-        ("p95_ms", limits.p95_ms),
-        ("error_rate_pct", limits.error_rate_pct),
-        ("healthz_p95_ms", limits.healthz_p95_ms),
-    ] {
-        if !(value.is_finite() && value > 0.0) {
-            check.fail(
-                At::line(CONFIG_PATH, toml_key_line(text, "thresholds", 0, key)),
-                format!("thresholds.{key} must be a positive number"),
-                "use the defaults: p95_ms = 3000, error_rate_pct = 1, healthz_p95_ms = 200",
-            );
+    let mut limit_tables = vec![(
+        "thresholds".to_string(),
+        vec![
+            ("p95_ms", Some(limits.p95_ms)),
+            ("error_rate_pct", Some(limits.error_rate_pct)),
+            ("healthz_p95_ms", Some(limits.healthz_p95_ms)),
+            ("p99_ms", limits.p99_ms),
+            ("max_ms", limits.max_ms),
+        ],
+    )];
+    for (name, env) in &config.environments {
+        let own = &env.thresholds;
+        limit_tables.push((
+            format!("environments.{name}.thresholds"),
+            vec![
+                ("p95_ms", own.p95_ms),
+                ("error_rate_pct", own.error_rate_pct),
+                ("healthz_p95_ms", own.healthz_p95_ms),
+                ("p99_ms", own.p99_ms),
+                ("max_ms", own.max_ms),
+            ],
+        ));
+    }
+    for (table, values) in &limit_tables {
+        for (key, value) in values {
+            if let Some(value) = value
+                && !(value.is_finite() && *value > 0.0)
+            {
+                check.fail(
+                    At::line(CONFIG_PATH, toml_key_line(text, table, 0, key)),
+                    format!("{table}.{key} must be a positive number"),
+                    "use the defaults: p95_ms = 3000, error_rate_pct = 1, healthz_p95_ms = 200",
+                );
+            }
         }
     }
     for (index, endpoint) in config.smoke.endpoints.iter().enumerate() {

@@ -73,7 +73,7 @@ pub(crate) fn parse_template(
             }
             None => problems.push((
                 entry.line,
-                format!("{}: the comment above it must start with [required, RULE] or [optional, RULE] (RULE: postgres-url, redis-url, secret-32, emails, integer, text)", entry.key),
+                format!("{}: the comment above it must start with [required, RULE] or [optional, RULE] (RULE: postgres-url, redis-url, https-url, secret-32, emails, integer, text)", entry.key),
             )),
         }
     }
@@ -251,8 +251,19 @@ mod tests {
     fn templates_state_each_rule() {
         let keys = parse_template(include_str!("../../../env/.env.fly.staging.template")).unwrap();
         assert!(keys["DATABASE_URL"].required);
-        assert_eq!(keys["REDIS_URL"].rule, Rule::RedisUrl);
-        assert!(!keys["REDIS_URL"].required);
+        assert!(!keys.contains_key("REDIS_URL"), "the service uses no cache");
+        for required in [
+            "MERCADOPAGO_ACCESS_TOKEN",
+            "MERCADOPAGO_WEBHOOK_SECRET",
+            "WHATSAPP_ACCESS_TOKEN",
+            "WHATSAPP_APP_SECRET",
+            "WHATSAPP_BUSINESS_ACCOUNT_ID",
+        ] {
+            assert!(keys[required].required, "{required}");
+        }
+        assert_eq!(keys["WHATSAPP_BUSINESS_ACCOUNT_ID"].rule, Rule::Integer);
+        assert_eq!(keys["MERCADOPAGO_API_URL"].rule, Rule::HttpsUrl);
+        assert!(!keys["WHATSAPP_VERIFY_TOKEN"].required);
         let problems = parse_template("# no rule here\nA=1\n").unwrap_err();
         assert_eq!(problems[0].0, 2);
     }

@@ -9,6 +9,8 @@ pub(crate) enum Rule {
     PostgresUrl,
     /// `redis://` or `rediss://` with a host.
     RedisUrl,
+    /// `https://` with a host.
+    HttpsUrl,
     /// At least 32 characters, not a repeated pattern.
     Secret32,
     /// Comma-separated email addresses.
@@ -24,6 +26,7 @@ impl Rule {
         Some(match name {
             "postgres-url" => Rule::PostgresUrl,
             "redis-url" => Rule::RedisUrl,
+            "https-url" => Rule::HttpsUrl,
             "secret-32" => Rule::Secret32,
             "emails" => Rule::Emails,
             "integer" => Rule::Integer,
@@ -53,6 +56,7 @@ pub(crate) fn validate(rule: Rule, value: &str) -> Result<(), String> {
     match rule {
         Rule::PostgresUrl => check_url(value, &["postgres", "postgresql"], true),
         Rule::RedisUrl => check_url(value, &["redis", "rediss"], false),
+        Rule::HttpsUrl => check_url(value, &["https"], false),
         Rule::Secret32 => {
             if value.chars().count() < 32 {
                 Err("is shorter than 32 characters: use e.g. `openssl rand -base64 48`".into())
@@ -174,6 +178,8 @@ mod tests {
         assert!(validate(Rule::PostgresUrl, "mysql://u:p@h/d").is_err());
         assert!(validate(Rule::RedisUrl, "rediss://default:x@fly-x.upstash.io:6379").is_ok());
         assert!(validate(Rule::RedisUrl, "http://h").is_err());
+        assert!(validate(Rule::HttpsUrl, "https://api.mercadopago.com").is_ok());
+        assert!(validate(Rule::HttpsUrl, "http://api.mercadopago.com").is_err());
         assert!(validate(Rule::Secret32, "k3J9xQ2mP8vL4nR7tY1wE6uI0oA5sD2f").is_ok());
         assert!(validate(Rule::Secret32, &"ab".repeat(20)).is_err());
         assert!(validate(Rule::Secret32, "short").is_err());

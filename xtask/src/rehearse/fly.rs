@@ -120,6 +120,7 @@ pub fn rehearse(
         env_file: "env/.env.fly.local".into(),
         template: "env/.env.fly.staging.template".into(),
         fly_config: "fly.toml".into(),
+        thresholds: Default::default(),
     };
     let gates = ProxyGates {
         config,

@@ -204,10 +204,14 @@ pub fn assess(results: &Results, deployable: bool, head: Option<&str>) -> Assess
     overall(&requirements(results, deployable, head))
 }
 
-/// The start of the deploy the network results must postdate.
+/// The time network results must postdate: since when the release serving now has been
+/// serving (a redeploy or failed deploy that left the same release keeps them fresh; a new
+/// release or a rollback stales them).
 pub fn deployed_at(results: &Results, deployable: bool) -> Option<DateTime<Utc>> {
     if deployable {
-        results.deploy.as_ref().map(|d| d.started_at)
+        results
+            .serving_since
+            .or_else(|| results.deploy.as_ref().map(|d| d.started_at))
     } else {
         None
     }
@@ -238,15 +242,38 @@ pub fn requirements(
         }
         list.push(("deploy", deploy));
     }
-    list.push((
-        "smoke",
-        requirement(results.smoke.as_ref(), head, deployed, smoke_failures),
-    ));
+    let mut smoke = requirement(results.smoke.as_ref(), head, deployed, smoke_failures);
+    if deployable
+        && let (Requirement::Measured { verdict, .. }, Some(why)) =
+            (&smoke, served_another_build(results))
+    {
+        smoke = Requirement::Stale {
+            verdict: *verdict,
+            why,
+        };
+    }
+    list.push(("smoke", smoke));
     list.push((
         "overlap",
         requirement(results.overlap.as_ref(), head, deployed, overlap_failures),
     ));
     list
+}
+
+/// When smoke's version endpoint answer names another commit than the last deploy recorded:
+/// it measured another build than the one deployed.
+pub fn served_another_build(results: &Results) -> Option<String> {
+    let served = results.smoke.as_ref()?.result.served_commit()?;
+    let deployed = &results.deploy.as_ref()?.git.as_ref()?.commit;
+    let same = !served.is_empty()
+        && (deployed.starts_with(served) || served.starts_with(deployed.as_str()));
+    (!same).then(|| {
+        format!(
+            "the service's version endpoint reported commit {served}, but the last deploy \
+             recorded {}",
+            deployed.chars().take(12).collect::<String>()
+        )
+    })
 }
 
 fn predeploy_failures(r: &Saved<super::records::PredeployView>) -> Vec<String> {

@@ -72,6 +72,9 @@ pub struct ReportContext {
     pub deploy: Section<DeployData>,
     /// Production readiness.
     pub readiness: ReadinessView,
+    /// The last runs, trends and regressions (filled by `report::context`, which reads every
+    /// record; empty here).
+    pub history: super::history::HistoryData,
     /// The 24-hour gate of the release serving on staging, when there is one to judge.
     pub stability: Option<StabilityView>,
 }
@@ -140,6 +143,34 @@ pub struct VerdictView {
     pub label: String,
     /// Why.
     pub reasons: Vec<String>,
+    /// WARN lines that do not change the verdict (records dated in the future).
+    pub warnings: Vec<String>,
+}
+
+/// The release network results of a deployed environment are measured against: what the
+/// newest deploy left serving (`release v12, image registry.fly.io/app:tag`).
+fn serving_release(results: &Results, deployable: bool) -> Option<String> {
+    if !deployable {
+        return None;
+    }
+    let deploy = results.deploy.as_ref()?;
+    // A rollback after the deploy put another release in place.
+    let (version, image) = match &results.rollback {
+        Some(r) if r.started_at > deploy.started_at && super::records::passed(r.verdict) => {
+            (r.result.to_version, r.result.to_image.clone())
+        }
+        _ => {
+            let release = deploy.result.release.as_ref()?;
+            (release.version, release.image_ref.clone())
+        }
+    };
+    let version = version.map(|v| format!("v{v}"));
+    match (version, image.as_deref()) {
+        (Some(v), Some(image)) => Some(format!("release {v}, image {image}")),
+        (Some(v), None) => Some(format!("release {v}")),
+        (None, Some(image)) => Some(format!("image {image}")),
+        (None, None) => None,
+    }
 }
 
 /// A section backed by one saved result.
@@ -199,6 +230,8 @@ pub fn build(input: &Inputs) -> ReportContext {
     let head_commit = head_identity.as_deref();
     let r = input.results;
     let deployed = assess::deployed_at(r, input.deployable);
+    let serving = serving_release(r, input.deployable);
+    let serving = serving.as_deref();
     let smoke_url = r.smoke.as_ref().and_then(|s| s.result.url.clone());
     let url = input.url.map(str::to_string).or(smoke_url);
     let map = decision_map::decision_map(&MapInputs {
@@ -231,7 +264,7 @@ pub fn build(input: &Inputs) -> ReportContext {
         Some(rec) => Section {
             present: true,
             command: command_of("predeploy", String::new()),
-            provenance: Some(assess::provenance(rec, input.now, head_commit, None)),
+            provenance: Some(assess::provenance(rec, input.now, head_commit, None, None)),
             data: Some(rec.result.checks.iter().map(check_row).collect()),
         },
     };
@@ -241,11 +274,24 @@ pub fn build(input: &Inputs) -> ReportContext {
         Some(rec) => Section {
             present: true,
             command: smoke_command,
-            provenance: Some(assess::provenance(rec, input.now, head_commit, deployed)),
+            provenance: Some(assess::provenance(
+                rec,
+                input.now,
+                head_commit,
+                deployed,
+                serving,
+            )),
             data: Some(SmokeData {
                 url: rec.result.url.clone().unwrap_or_default(),
                 checks: rec.result.checks.iter().map(check_row).collect(),
                 benchmarked: rec.result.benchmark.is_some(),
+                served: rec.result.served_note(),
+                load: rec
+                    .result
+                    .benchmark
+                    .as_ref()
+                    .and_then(|b| b.load.as_ref())
+                    .map(|l| l.describe()),
                 endpoints: rec
                     .result
                     .benchmark
@@ -262,7 +308,13 @@ pub fn build(input: &Inputs) -> ReportContext {
         Some(rec) => Section {
             present: true,
             command: overlap_command,
-            provenance: Some(assess::provenance(rec, input.now, head_commit, deployed)),
+            provenance: Some(assess::provenance(
+                rec,
+                input.now,
+                head_commit,
+                deployed,
+                serving,
+            )),
             data: Some(overlap_data(&rec.result)),
         },
     };
@@ -274,7 +326,7 @@ pub fn build(input: &Inputs) -> ReportContext {
         (Some(rec), true) => Section {
             present: true,
             command: deploy_command,
-            provenance: Some(assess::provenance(rec, input.now, head_commit, None)),
+            provenance: Some(assess::provenance(rec, input.now, head_commit, None, None)),
             data: Some(DeployData {
                 release: rec
                     .result
@@ -308,12 +360,14 @@ pub fn build(input: &Inputs) -> ReportContext {
         verdict: VerdictView {
             label: assessment.overall.label().to_string(),
             reasons: assessment.reasons,
+            warnings: r.warnings.clone(),
         },
         map,
         predeploy,
         smoke,
         overlap,
         deploy,
+        history: Default::default(),
         readiness: ReadinessView {
             path: CHECKLIST_PATH.to_string(),
             checklist: input.checklist.cloned(),

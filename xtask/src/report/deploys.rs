@@ -160,6 +160,7 @@ mod tests {
                 commit: commit.into(),
                 dirty: false,
                 tree: None,
+                inputs: None,
             }),
             started_at: now() - Duration::hours(hours_ago),
             duration_ms: 0,

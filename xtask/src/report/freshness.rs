@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::records::Saved;
+use crate::repo::INPUTS_PREFIX;
 
 /// Whether a result describes what is checked out (and deployed) now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,7 +29,10 @@ pub struct Provenance {
     pub dirty: bool,
     /// Whether the result measured something other than HEAD (or the current release).
     pub stale: bool,
-    /// `measured 3 h ago at commit abc123 (HEAD is def456: stale)`.
+    /// What it was measured against: `against release v12 (image ...)` or
+    /// `against deployable inputs tree 1a2b3c4d5e6f`.
+    pub against: String,
+    /// `measured 3 h ago at commit abc123, against ... (HEAD is def456: stale)`.
     pub note: String,
     /// The task's verdict label.
     pub verdict: String,
@@ -62,20 +66,45 @@ fn short(commit: &str) -> &str {
     &commit[..end]
 }
 
-/// Whether `record` measured HEAD and, for network tasks, the release deployed now
-/// (`deployed_at`: start of the last deploy, when there is one).
+/// Whether `record` measured what is checked out (the deployable inputs' tree, or for older
+/// records the commit) and, for network tasks, the release serving now (`deployed_at`: since
+/// when it has been serving, when there is a deploy).
 pub fn freshness<T>(
     record: &Saved<T>,
     head: Option<&str>,
     deployed_at: Option<DateTime<Utc>>,
 ) -> Freshness {
-    // `head` and the measured identity are `<commit>` or, with uncommitted changes,
-    // `<commit>+<tree>` (see `GitState::identity`).
+    // `head` and the measured identity are `inputs:<tree>`, or for records written before
+    // the inputs were tracked `<commit>` / `<commit>+<tree>` (see `GitState::identity`).
+    // A network result of a deployed environment measured a release, not the checkout: it
+    // stays fresh while that release serves, whatever was committed since (the deploy's own
+    // result goes stale with the inputs, which keeps the verdict from GO).
+    if let Some(deployed_at) = deployed_at {
+        if record.started_at < deployed_at {
+            return Freshness::Stale(format!(
+                "another release has served since: the current one since {}",
+                timestamp(deployed_at)
+            ));
+        }
+        return Freshness::Current;
+    }
     let measured = record.git.as_ref().map(|g| g.identity());
     let commit_of = |identity: &str| identity.split('+').next().unwrap_or_default().to_string();
+    let by_inputs = |identity: &str| identity.starts_with(INPUTS_PREFIX);
     match (measured.as_deref(), head) {
         (_, None) => return Freshness::Stale("HEAD unknown, not a git checkout".into()),
         (None, Some(_)) => return Freshness::Stale("no commit recorded".into()),
+        (Some(m), Some(h)) if m != h && by_inputs(h) && !by_inputs(m) => {
+            return Freshness::Stale(
+                "recorded before the deployable inputs were tracked".to_string(),
+            );
+        }
+        (Some(m), Some(h)) if m != h && by_inputs(m) => {
+            return Freshness::Stale(format!(
+                "deployable inputs changed: their tree is now {}",
+                short(h.trim_start_matches(INPUTS_PREFIX))
+            ));
+        }
         (Some(m), Some(h)) if commit_of(m) != commit_of(h) => {
             return Freshness::Stale(format!("HEAD is {}", short(&commit_of(h))));
         }
@@ -86,23 +115,29 @@ pub fn freshness<T>(
         }
         _ => {}
     }
-    if let Some(deployed_at) = deployed_at
-        && record.started_at < deployed_at
-    {
-        return Freshness::Stale(format!(
-            "before the last deploy at {}",
-            timestamp(deployed_at)
-        ));
-    }
     Freshness::Current
 }
 
-/// The provenance line of a section.
+/// What a result was measured against, for its section: the serving release for network
+/// results of a deployed environment (`release`), else the deployable inputs' tree.
+fn measured_against<T>(record: &Saved<T>, release: Option<&str>) -> String {
+    if let Some(release) = release {
+        return format!("against {release}");
+    }
+    match record.git.as_ref().and_then(|g| g.inputs.as_deref()) {
+        Some(tree) => format!("against deployable inputs tree {}", short(tree)),
+        None => "against the whole commit (no inputs tree recorded)".to_string(),
+    }
+}
+
+/// The provenance line of a section. `release`: for network results of a deployed
+/// environment, the release they measured (`release v12, image ...`).
 pub fn provenance<T>(
     record: &Saved<T>,
     now: DateTime<Utc>,
     head: Option<&str>,
     deployed_at: Option<DateTime<Utc>>,
+    release: Option<&str>,
 ) -> Provenance {
     let commit = record.git.as_ref().map(|g| short(&g.commit).to_string());
     let dirty = record.git.as_ref().is_some_and(|g| g.dirty);
@@ -113,9 +148,16 @@ pub fn provenance<T>(
         None => "at an unknown commit".to_string(),
     };
     let freshness = freshness(record, head, deployed_at);
+    let against = match (release, deployed_at) {
+        // Measured before the serving release took over: it measured an earlier one.
+        (Some(release), Some(since)) if record.started_at < since => {
+            format!("against an earlier release ({release} serves now)")
+        }
+        _ => measured_against(record, release),
+    };
     let note = match &freshness {
-        Freshness::Current => format!("measured {age} {at} (HEAD)"),
-        Freshness::Stale(why) => format!("measured {age} {at} ({why}: stale)"),
+        Freshness::Current => format!("measured {age} {at}, {against} (current)"),
+        Freshness::Stale(why) => format!("measured {age} {at}, {against} ({why}: stale)"),
     };
     Provenance {
         started_at: timestamp(record.started_at),
@@ -123,6 +165,7 @@ pub fn provenance<T>(
         commit,
         dirty,
         stale: freshness != Freshness::Current,
+        against,
         note,
         verdict: record.verdict.label().to_string(),
     }
@@ -152,6 +195,7 @@ mod tests {
             commit: "abc".into(),
             dirty: true,
             tree: Some(tree.into()),
+            inputs: None,
         };
         let record = measured(dirty("t1"));
         assert_eq!(freshness(&record, Some("abc+t1"), None), Freshness::Current);

@@ -11,9 +11,8 @@
 //! `xtask/tests/report.rs` builds its fixtures from the tasks' own result types, so a change
 //! to what a task saves that these views cannot read fails there.
 
-use std::path::PathBuf;
-
 use anyhow::Context;
+use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 
 pub use super::views::*;
@@ -43,13 +42,19 @@ pub struct Results {
     pub deploy: Option<Saved<DeployView>>,
     /// `rollback`.
     pub rollback: Option<Saved<RollbackView>>,
+    /// Since when the release serving now has been serving: the start of the first deploy or
+    /// rollback in the newest unbroken run of ones that left the same release (version and
+    /// image) serving. Network results measured before it measured another release.
+    pub serving_since: Option<DateTime<Utc>>,
+    /// Records of this environment that claim to have started after this machine saved them.
+    pub warnings: Vec<String>,
     /// Every `watch` run, newest first (the 24-hour gate reads them all).
     pub watches: Vec<Saved<super::stability::WatchView>>,
 }
 
 /// Every saved record of every task, read once.
 pub struct RecordSet {
-    all: Vec<(PathBuf, RunRecord<serde_json::Value>)>,
+    all: Vec<record::Loaded>,
 }
 
 impl RecordSet {
@@ -62,7 +67,7 @@ impl RecordSet {
 
     /// Whether any result was recorded under `environment`.
     pub fn has_environment(&self, environment: &str) -> bool {
-        self.all.iter().any(|(_, r)| r.environment == environment)
+        self.all.iter().any(|l| l.record.environment == environment)
     }
 
     /// Whether no task has saved a result yet.
@@ -75,18 +80,20 @@ impl RecordSet {
         self.all
             .iter()
             .rev()
-            .map(|(_, r)| r.environment.as_str())
+            .map(|l| l.record.environment.as_str())
             .find(|env| *env != ALL_ENVIRONMENTS)
     }
 
-    /// Decoded records of `task` in `environment`, newest first, skipping dry runs.
+    /// Decoded records of `task` in `environment`, newest first, skipping dry runs, each with
+    /// its rank (see [`record::Loaded::rank`]).
     fn all_of<T: DeserializeOwned>(
         &self,
         task: &str,
         environment: &str,
-    ) -> anyhow::Result<Vec<Saved<T>>> {
+    ) -> anyhow::Result<Vec<(DateTime<Utc>, Saved<T>)>> {
         let mut found = Vec::new();
-        for (path, r) in self.all.iter().rev() {
+        for loaded in self.all.iter().rev() {
+            let (path, r) = (&loaded.path, &loaded.record);
             if r.task != task || r.environment != environment || is_dry_run(&r.result) {
                 continue;
             }
@@ -96,17 +103,20 @@ impl RecordSet {
                     path.display()
                 )
             })?;
-            found.push(RunRecord {
-                schema_version: r.schema_version,
-                task: r.task.clone(),
-                environment: r.environment.clone(),
-                git: r.git.clone(),
-                started_at: r.started_at,
-                duration_ms: r.duration_ms,
-                tool_version: r.tool_version.clone(),
-                verdict: r.verdict,
-                result,
-            });
+            found.push((
+                loaded.rank(),
+                RunRecord {
+                    schema_version: r.schema_version,
+                    task: r.task.clone(),
+                    environment: r.environment.clone(),
+                    git: r.git.clone(),
+                    started_at: r.started_at,
+                    duration_ms: r.duration_ms,
+                    tool_version: r.tool_version.clone(),
+                    verdict: r.verdict,
+                    result,
+                },
+            ));
         }
         Ok(found)
     }
@@ -116,6 +126,26 @@ impl RecordSet {
         task: &str,
         environment: &str,
     ) -> anyhow::Result<Option<Saved<T>>> {
+        Ok(self.ranked(task, environment)?.map(|(_, saved)| saved))
+    }
+
+    /// The newest `limit` results of `task` in `environment`, newest first (for the history).
+    pub fn recent<T: DeserializeOwned>(
+        &self,
+        task: &str,
+        environment: &str,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Saved<T>>> {
+        let mut all = self.all_of(task, environment)?;
+        all.truncate(limit);
+        Ok(all.into_iter().map(|(_, saved)| saved).collect())
+    }
+
+    fn ranked<T: DeserializeOwned>(
+        &self,
+        task: &str,
+        environment: &str,
+    ) -> anyhow::Result<Option<(DateTime<Utc>, Saved<T>)>> {
         Ok(self.all_of(task, environment)?.into_iter().next())
     }
 
@@ -127,14 +157,14 @@ impl RecordSet {
         environment: &str,
         deployable: bool,
     ) -> anyhow::Result<Option<Saved<PredeployView>>> {
-        let own = self.latest::<PredeployView>("predeploy", environment)?;
+        let own = self.ranked::<PredeployView>("predeploy", environment)?;
         if deployable {
-            return Ok(own);
+            return Ok(own.map(|(_, saved)| saved));
         }
-        let all = self.latest::<PredeployView>("predeploy", ALL_ENVIRONMENTS)?;
+        let all = self.ranked::<PredeployView>("predeploy", ALL_ENVIRONMENTS)?;
         Ok(match (own, all) {
-            (Some(own), Some(all)) if all.started_at > own.started_at => Some(all),
-            (own, all) => own.or(all),
+            (Some(own), Some(all)) if all.0 > own.0 => Some(all.1),
+            (own, all) => own.or(all).map(|(_, saved)| saved),
         })
     }
 
@@ -148,10 +178,83 @@ impl RecordSet {
             secrets: self.latest("secrets", environment)?,
             deploy: self.latest("deploy", environment)?,
             rollback: self.latest("rollback", environment)?,
-            watches: self.all_of("watch", environment)?,
+            serving_since: if deployable {
+                self.serving_since(environment)?
+            } else {
+                None
+            },
+            warnings: self.warnings(environment),
+            watches: self
+                .all_of("watch", environment)?
+                .into_iter()
+                .map(|(_, record)| record)
+                .collect(),
         })
     }
+
+    /// See [`Results::serving_since`]. A deploy or rollback that recorded no release is taken
+    /// as a change of release (the old rule: results must postdate the last deploy).
+    fn serving_since(&self, environment: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+        // Newest first: (start, the release left serving).
+        let mut changes: Vec<(DateTime<Utc>, Option<ServingRelease>)> = self
+            .all_of::<DeployView>("deploy", environment)?
+            .into_iter()
+            .map(|(rank, d)| {
+                let release = d.result.release.map(|r| (r.version, r.image_ref));
+                (rank, release.filter(|(v, i)| v.is_some() || i.is_some()))
+            })
+            .collect();
+        for (rank, r) in self.all_of::<RollbackView>("rollback", environment)? {
+            if passed(r.verdict) {
+                let release = (r.result.to_version, r.result.to_image);
+                let known = release.0.is_some() || release.1.is_some();
+                changes.push((rank, known.then_some(release)));
+            }
+        }
+        changes.sort_by_key(|change| std::cmp::Reverse(change.0));
+        let Some((mut since, serving)) = changes.first().cloned() else {
+            return Ok(None);
+        };
+        if serving.is_some() {
+            for (started, release) in &changes[1..] {
+                if *release != serving {
+                    break;
+                }
+                since = *started;
+            }
+        }
+        Ok(Some(since))
+    }
+
+    /// Warnings about the records of `environment` (and predeploy's `all`) that claim to
+    /// have started after this machine saved them.
+    pub fn warnings(&self, environment: &str) -> Vec<String> {
+        self.all
+            .iter()
+            .filter(|l| {
+                (l.record.environment == environment || l.record.environment == ALL_ENVIRONMENTS)
+                    && l.from_future()
+            })
+            .map(|l| {
+                let file = l
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                crate::records::order::future_warning(
+                    &l.record.task,
+                    &l.record.environment,
+                    l.record.started_at,
+                    l.saved_at,
+                    &file,
+                )
+            })
+            .collect()
+    }
 }
+
+/// A release as deploy and rollback record it: Fly version and image reference.
+type ServingRelease = (Option<u64>, Option<String>);
 
 /// Whether a task verdict lets a deployment proceed (pass, or warn: fine with a look).
 pub fn passed(verdict: Verdict) -> bool {

@@ -29,6 +29,10 @@ pub struct SmokeData {
     pub checks: Vec<CheckRow>,
     /// Whether the benchmark ran.
     pub benchmarked: bool,
+    /// The load it ran at (model, concurrency or rate, bound, warm-up), when recorded.
+    pub load: Option<String>,
+    /// What the version endpoint said about the build that served.
+    pub served: String,
     /// Per endpoint.
     pub endpoints: Vec<EndpointRow>,
 }
@@ -54,8 +58,12 @@ pub struct EndpointRow {
     pub p95_limit_ms: Option<f64>,
     /// 99th percentile.
     pub p99_ms: f64,
+    /// p99 limit, when the environment sets one.
+    pub p99_limit_ms: Option<f64>,
     /// Slowest.
     pub max_ms: f64,
+    /// Limit for the slowest request, when the environment sets one.
+    pub max_limit_ms: Option<f64>,
     /// The endpoint's verdict.
     pub verdict: String,
 }
@@ -190,7 +198,9 @@ pub(super) fn endpoint_row(e: &EndpointView) -> EndpointRow {
         p95_ms: e.latency.p95_ms,
         p95_limit_ms: limit("p95"),
         p99_ms: e.latency.p99_ms,
+        p99_limit_ms: limit("p99"),
         max_ms: e.latency.max_ms,
+        max_limit_ms: limit("max"),
         verdict: e.verdict.map(|v| v.label()).unwrap_or("FAIL").to_string(),
     }
 }

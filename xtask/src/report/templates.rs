@@ -36,6 +36,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         "overlap.md.j2",
         include_str!("../../templates/overlap.md.j2"),
     ),
+    (
+        "history.md.j2",
+        include_str!("../../templates/history.md.j2"),
+    ),
     ("deploy.md.j2", include_str!("../../templates/deploy.md.j2")),
     (
         "readiness.md.j2",

@@ -89,16 +89,86 @@ pub struct SmokeView {
     pub checks: Vec<CheckView>,
     /// Phase 2, unless skipped.
     pub benchmark: Option<BenchmarkView>,
+    /// What the version endpoint answered (`{state, body | detail}`), when recorded.
+    pub served_version: Option<serde_json::Value>,
+}
+
+impl SmokeView {
+    /// The commit the service said it was built from, when its version endpoint said one.
+    pub fn served_commit(&self) -> Option<&str> {
+        self.served_version
+            .as_ref()?
+            .get("body")?
+            .get("commit")?
+            .as_str()
+    }
+
+    /// What the version endpoint told, for the report: `commit abc123`, `no version
+    /// endpoint`, or `not asked`.
+    pub fn served_note(&self) -> String {
+        let Some(served) = &self.served_version else {
+            return "not recorded".to_string();
+        };
+        match served.get("state").and_then(|s| s.as_str()) {
+            Some("answered") => match self.served_commit() {
+                Some(commit) => format!("the version endpoint reported commit {commit}"),
+                None => "the version endpoint answered without a commit".to_string(),
+            },
+            Some("no_endpoint") => "no version endpoint (404)".to_string(),
+            Some("unreadable") => format!(
+                "the version endpoint could not be read: {}",
+                served.get("detail").and_then(|d| d.as_str()).unwrap_or("")
+            ),
+            _ => "not asked".to_string(),
+        }
+    }
 }
 
 /// The smoke benchmark.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct BenchmarkView {
+    /// The load the figures were measured at.
+    pub load: Option<LoadView>,
     /// One result per endpoint.
     pub endpoints: Vec<EndpointView>,
     /// The benchmark's verdict.
     pub verdict: Option<Verdict>,
+}
+
+/// How smoke generated its load (`LoadSettings`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LoadView {
+    /// Connections (closed model) or the bound on requests in flight (open model).
+    pub concurrency: u32,
+    /// Open model: requests per second per endpoint.
+    pub rate: Option<f64>,
+    /// Measured requests per endpoint, when bounded by count.
+    pub requests: Option<u64>,
+    /// Measured time per endpoint, when bounded by time.
+    pub duration_ms: Option<u64>,
+    /// Requests sent first and left out.
+    pub warmup: u64,
+}
+
+impl LoadView {
+    /// `closed model, 8 connections, 400 requests per endpoint (40 warm-up)`.
+    pub fn describe(&self) -> String {
+        let model = match self.rate {
+            Some(rate) => format!(
+                "open model, {rate} requests/s per endpoint, at most {} in flight",
+                self.concurrency
+            ),
+            None => format!("closed model, {} connections", self.concurrency),
+        };
+        let bound = match (self.requests, self.duration_ms) {
+            (Some(n), _) => format!("{n} requests per endpoint"),
+            (None, Some(ms)) => format!("{} s per endpoint", ms as f64 / 1000.0),
+            (None, None) => "unbounded".to_string(),
+        };
+        format!("{model}, {bound} ({} warm-up)", self.warmup)
+    }
 }
 
 /// One benchmarked endpoint.
@@ -173,6 +243,8 @@ pub struct RoundView {
     pub verdict: Option<Verdict>,
     /// The race.
     pub race: RaceView,
+    /// From the release of the requests to the last answer, in milliseconds.
+    pub race_ms: f64,
     /// Availability after the race.
     pub availability: Option<ProbeView>,
     /// The boundary probes.

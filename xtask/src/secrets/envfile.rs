@@ -232,6 +232,55 @@ mod tests {
     }
 
     #[test]
+    fn the_real_templates_send_the_payment_and_whatsapp_keys() {
+        let filled = "DATABASE_URL=postgres://u:pw@db.internal/cabanas\n\
+            JWT_SECRET=k3J9xQ2mP8vL4nR7tY1wE6uI0oA5sD2f\n\
+            ADMIN_ALLOWED_EMAILS=ana@example.org\n\
+            MERCADOPAGO_ACCESS_TOKEN=APP_USR-4821-k3J9xQ2mP8vL4nR7tY1wE6uI0oA5\n\
+            MERCADOPAGO_WEBHOOK_SECRET=9f2c7a1e5b3d8f0a6c4e2b9d7f1a3c5e\n\
+            MERCADOPAGO_API_URL=\n\
+            WHATSAPP_ACCESS_TOKEN=EAAGm0PX4ZCpsBAk3J9xQ2mP8vL4nR7tY1wE6\n\
+            WHATSAPP_APP_SECRET=3b8e1f6a9c2d5e7f0a4b8c1d6e9f2a5b\n\
+            WHATSAPP_BUSINESS_ACCOUNT_ID=102290129340398\n\
+            WHATSAPP_VERIFY_TOKEN=\n";
+        for template in [
+            include_str!("../../../env/.env.fly.staging.template"),
+            include_str!("../../../env/.env.fly.production.template"),
+        ] {
+            let keys = template_keys(template).unwrap();
+            let plan = plan_from(Path::new("env/.env.x"), filled, &keys);
+            assert!(plan.problems.is_empty(), "{:?}", plan.problems);
+            for key in [
+                "MERCADOPAGO_ACCESS_TOKEN",
+                "MERCADOPAGO_WEBHOOK_SECRET",
+                "WHATSAPP_ACCESS_TOKEN",
+                "WHATSAPP_APP_SECRET",
+                "WHATSAPP_BUSINESS_ACCOUNT_ID",
+            ] {
+                assert!(plan.keys().iter().any(|k| k == key), "{key} is sent");
+            }
+            assert!(
+                plan.empty_not_sent
+                    .contains(&"WHATSAPP_VERIFY_TOKEN".to_string())
+            );
+            // A file without them cannot be sent: they are required.
+            let without = filled
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("MERCADOPAGO_WEBHOOK_SECRET"))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let plan = plan_from(Path::new("env/.env.x"), &without, &keys);
+            assert!(
+                plan.problems
+                    .iter()
+                    .any(|p| p.contains("MERCADOPAGO_WEBHOOK_SECRET is required")),
+                "{:?}",
+                plan.problems
+            );
+        }
+    }
+
+    #[test]
     fn missing_required_placeholders_and_duplicates_are_problems() {
         let template = template_keys(TEMPLATE).unwrap();
         let plan = plan_from(Path::new("e"), "TTL=1\nTTL=2\n", &template);

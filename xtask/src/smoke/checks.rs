@@ -1,5 +1,5 @@
 //! Phase 1: the service answers its health, readiness, metrics and read-path routes as the
-//! service contract says. Each check is data with its evidence; all run, then the verdict.
+//! service contract says, and its webhooks refuse unsigned requests. Each check is data with its evidence; all run, then the verdict.
 
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,9 @@ pub const READYZ_PATH: &str = "/api/v1/readyz";
 pub const METRICS_PATH: &str = "/metrics";
 /// The read path checked for a JSON array.
 pub const ACCOMMODATIONS_PATH: &str = "/api/v1/reservations/accommodations";
+
+/// The webhook routes: each must refuse a request without a signature (401).
+pub const WEBHOOK_PATHS: [&str; 2] = ["/api/v1/webhooks/mercadopago", "/api/v1/webhooks/whatsapp"];
 
 /// Metric families the service must expose on `/metrics`.
 pub const EXPECTED_METRICS: &[&str] = &[
@@ -44,7 +47,20 @@ enum Fetched {
 }
 
 async fn fetch(client: &Client, url: &str) -> Fetched {
-    let response = match client.get(url).send().await {
+    read_answer(client.get(url).send().await).await
+}
+
+/// POSTs a notification-shaped JSON body with no signature header.
+async fn post_unsigned(client: &Client, url: &str) -> Fetched {
+    let request = client
+        .post(format!("{url}?data.id=smoke-check&type=payment"))
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(r#"{"type":"payment","data":{"id":"smoke-check"},"entry":[]}"#);
+    read_answer(request.send().await).await
+}
+
+async fn read_answer(sent: Result<reqwest::Response, reqwest::Error>) -> Fetched {
+    let response = match sent {
         Ok(response) => response,
         Err(error) => return failed(&error),
     };
@@ -94,7 +110,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// Runs the four checks. A connection failure on the first one means the target cannot be
+/// Runs the five checks. A connection failure on the first one means the target cannot be
 /// reached: that is an error (exit 2) naming the URL and the reason, not a failed check.
 pub async fn run_checks(client: &Client, target: &Target) -> anyhow::Result<Vec<CheckOutcome>> {
     let healthz_url = target.endpoint(HEALTHZ_PATH);
@@ -114,6 +130,16 @@ pub async fn run_checks(client: &Client, target: &Target) -> anyhow::Result<Vec<
         check_readyz(fetch(client, &target.endpoint(READYZ_PATH)).await),
         check_metrics(fetch(client, &target.endpoint(METRICS_PATH)).await),
         check_accommodations(fetch(client, &target.endpoint(ACCOMMODATIONS_PATH)).await),
+        check_webhooks(vec![
+            (
+                WEBHOOK_PATHS[0],
+                post_unsigned(client, &target.endpoint(WEBHOOK_PATHS[0])).await,
+            ),
+            (
+                WEBHOOK_PATHS[1],
+                post_unsigned(client, &target.endpoint(WEBHOOK_PATHS[1])).await,
+            ),
+        ]),
     ])
 }
 
@@ -264,6 +290,50 @@ fn check_accommodations(fetched: Fetched) -> CheckOutcome {
     };
     let fix = Some("check the base URL and the database (are the accommodations seeded?)");
     outcome("accommodations", verifies, verdict, evidence, fix)
+}
+
+/// Each webhook must answer 401 to an unsigned POST. A 2xx means anyone can forge payment
+/// confirmations or messages; anything else means the route is missing or broken.
+fn check_webhooks(answers: Vec<(&str, Fetched)>) -> CheckOutcome {
+    let verifies = format!(
+        "POST {} without a signature answers 401",
+        WEBHOOK_PATHS.join(" and ")
+    );
+    let mut verdict = Verdict::Pass;
+    let mut evidence = Vec::new();
+    let mut fix = "deploy a build that serves the webhooks (issue #15) and check the route";
+    for (path, fetched) in answers {
+        match fetched {
+            Fetched::Failed { reason, .. } => {
+                verdict = Verdict::Fail;
+                evidence.push(format!("{path}: {reason}"));
+            }
+            Fetched::Answer { status: 401, .. } => evidence.push(format!("{path}: 401")),
+            Fetched::Answer { status, body, .. } if (200..300).contains(&status) => {
+                verdict = Verdict::Fail;
+                fix = "signature checking is off: the service must refuse unsigned webhooks \
+                       (check MERCADOPAGO_WEBHOOK_SECRET / WHATSAPP_APP_SECRET handling)";
+                evidence.push(format!(
+                    "{path}: {status} to an unsigned request, signature checking is off: {}",
+                    excerpt(&body)
+                ));
+            }
+            Fetched::Answer { status, body, .. } => {
+                verdict = Verdict::Fail;
+                evidence.push(format!(
+                    "{path}: {status}, expected 401: {}",
+                    excerpt(&body)
+                ));
+            }
+        }
+    }
+    outcome(
+        "webhooks",
+        verifies,
+        verdict,
+        evidence.join("; "),
+        Some(fix),
+    )
 }
 
 /// Whether a body looks like Prometheus text exposition: a text content type, and every sample

@@ -79,6 +79,12 @@ pub struct EndpointPlan {
     pub expect: Vec<u16>,
     /// The p95 latency limit in milliseconds (strictly below passes).
     pub p95_ms: f64,
+    /// The p99 latency limit in milliseconds, when one is set.
+    #[serde(default)]
+    pub p99_ms: Option<f64>,
+    /// The limit for the slowest request in milliseconds, when one is set.
+    #[serde(default)]
+    pub max_ms: Option<f64>,
 }
 
 impl EndpointPlan {
@@ -188,6 +194,8 @@ impl BenchPlan {
                 };
                 EndpointPlan {
                     p95_ms: overrides.p95_ms.or(e.p95_ms).unwrap_or(default_p95),
+                    p99_ms: thresholds.p99_ms,
+                    max_ms: thresholds.max_ms,
                     name: e.name,
                     path: e.path,
                     expect: e.expect,
@@ -341,6 +349,8 @@ mod tests {
             path: "/x".into(),
             expect: vec![],
             p95_ms: 1.0,
+            p99_ms: None,
+            max_ms: None,
         };
         assert!(endpoint.is_success(204));
         assert!(!endpoint.is_success(404) && !endpoint.is_success(429));

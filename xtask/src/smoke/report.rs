@@ -21,6 +21,41 @@ pub struct SmokeReport {
     pub benchmark: Option<BenchmarkReport>,
     /// Overall: any failed check or threshold fails.
     pub verdict: Verdict,
+    /// What `GET /api/v1/version` answered (which build served the run).
+    #[serde(default)]
+    pub served_version: ServedVersion,
+}
+
+/// What the service's version endpoint answered during a smoke run. It informs the report's
+/// freshness (the build that served) and never changes the smoke verdict.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ServedVersion {
+    /// Not asked (checks skipped).
+    #[default]
+    NotAsked,
+    /// 404: the service has no version endpoint.
+    NoEndpoint,
+    /// 200 with a JSON body.
+    Answered {
+        /// The body as the service sent it.
+        body: serde_json::Value,
+    },
+    /// Anything else: another status, a body that is not JSON, a transport error.
+    Unreadable {
+        /// What happened.
+        detail: String,
+    },
+}
+
+impl ServedVersion {
+    /// The commit the service says it was built from, when it says one.
+    pub fn commit(&self) -> Option<&str> {
+        match self {
+            ServedVersion::Answered { body } => body.get("commit").and_then(|c| c.as_str()),
+            _ => None,
+        }
+    }
 }
 
 impl SmokeReport {
@@ -41,6 +76,7 @@ impl SmokeReport {
             checks,
             benchmark,
             verdict,
+            served_version: ServedVersion::NotAsked,
         }
     }
 

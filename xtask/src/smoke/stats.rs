@@ -205,34 +205,7 @@ pub fn evaluate(
     attempted: u64,
     error_rate_limit_pct: f64,
 ) -> Vec<ThresholdOutcome> {
-    let p95 = if latency.count == 0 {
-        ThresholdOutcome {
-            metric: "p95 latency".into(),
-            measured: None,
-            limit: endpoint.p95_ms,
-            unit: "ms".into(),
-            verdict: Verdict::Fail,
-            evidence: format!(
-                "no request completed (limit {} ms)",
-                fmt_num(endpoint.p95_ms)
-            ),
-        }
-    } else {
-        let pass = latency.p95_ms < endpoint.p95_ms;
-        ThresholdOutcome {
-            metric: "p95 latency".into(),
-            measured: Some(latency.p95_ms),
-            limit: endpoint.p95_ms,
-            unit: "ms".into(),
-            verdict: if pass { Verdict::Pass } else { Verdict::Fail },
-            evidence: format!(
-                "p95 {} ms {} {} ms",
-                fmt_num(latency.p95_ms),
-                if pass { "<" } else { ">=" },
-                fmt_num(endpoint.p95_ms)
-            ),
-        }
-    };
+    let p95 = latency_limit("p95", latency.count, latency.p95_ms, endpoint.p95_ms);
     let rate = error_rate(errors, attempted);
     let error = match rate {
         None => ThresholdOutcome {
@@ -263,7 +236,45 @@ pub fn evaluate(
             }
         }
     };
-    vec![p95, error]
+    let mut outcomes = vec![p95, error];
+    // p99 and the slowest request, where the environment sets a limit on them.
+    for (label, measured, limit) in [
+        ("p99", latency.p99_ms, endpoint.p99_ms),
+        ("max", latency.max_ms, endpoint.max_ms),
+    ] {
+        if let Some(limit) = limit {
+            outcomes.push(latency_limit(label, latency.count, measured, limit));
+        }
+    }
+    outcomes
+}
+
+/// `<label> latency` held strictly below `limit`; nothing measured fails.
+fn latency_limit(label: &str, count: u64, measured: f64, limit: f64) -> ThresholdOutcome {
+    if count == 0 {
+        return ThresholdOutcome {
+            metric: format!("{label} latency"),
+            measured: None,
+            limit,
+            unit: "ms".into(),
+            verdict: Verdict::Fail,
+            evidence: format!("no request completed (limit {} ms)", fmt_num(limit)),
+        };
+    }
+    let pass = measured < limit;
+    ThresholdOutcome {
+        metric: format!("{label} latency"),
+        measured: Some(measured),
+        limit,
+        unit: "ms".into(),
+        verdict: if pass { Verdict::Pass } else { Verdict::Fail },
+        evidence: format!(
+            "{label} {} ms {} {} ms",
+            fmt_num(measured),
+            if pass { "<" } else { ">=" },
+            fmt_num(limit)
+        ),
+    }
 }
 
 /// A figure with as many decimals as it needs to be read: `1.23`, `45.6`, `3000`.
@@ -332,6 +343,8 @@ mod tests {
             path: "/x".into(),
             expect: vec![],
             p95_ms: 200.0,
+            p99_ms: None,
+            max_ms: None,
         };
         let outcomes = evaluate(&endpoint, &s, &ErrorCounts::default(), 0, 1.0);
         assert!(
@@ -391,6 +404,8 @@ mod tests {
             path: "/x".into(),
             expect: vec![],
             p95_ms: 100.0,
+            p99_ms: None,
+            max_ms: None,
         };
         let fast = LatencySummary {
             count: 100,
@@ -411,5 +426,36 @@ mod tests {
         assert_eq!(bad[1].measured, Some(1.0));
         let zero_limit = evaluate(&endpoint, &fast, &ErrorCounts::default(), 100, 0.0);
         assert_eq!(zero_limit[1].verdict, Verdict::Pass);
+    }
+
+    #[test]
+    fn p99_and_max_are_held_only_where_a_limit_is_set() {
+        let mut endpoint = EndpointPlan {
+            name: "x".into(),
+            path: "/x".into(),
+            expect: vec![],
+            p95_ms: 100.0,
+            p99_ms: None,
+            max_ms: None,
+        };
+        let measured = LatencySummary {
+            count: 100,
+            p95_ms: 50.0,
+            p99_ms: 150.0,
+            max_ms: 900.0,
+            ..LatencySummary::default()
+        };
+        let none = evaluate(&endpoint, &measured, &ErrorCounts::default(), 100, 1.0);
+        assert_eq!(none.len(), 2);
+        endpoint.p99_ms = Some(200.0);
+        endpoint.max_ms = Some(500.0);
+        let held = evaluate(&endpoint, &measured, &ErrorCounts::default(), 100, 1.0);
+        let by_metric = |m: &str| held.iter().find(|o| o.metric == m).unwrap().verdict;
+        assert_eq!(by_metric("p99 latency"), Verdict::Pass);
+        assert_eq!(by_metric("max latency"), Verdict::Fail);
+        assert!(
+            held.iter().any(|o| o.evidence == "max 900 ms >= 500 ms"),
+            "{held:?}"
+        );
     }
 }

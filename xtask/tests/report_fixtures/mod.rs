@@ -32,7 +32,14 @@ pub fn head() -> GitState {
         commit: HEAD.to_string(),
         dirty: false,
         tree: None,
+        inputs: Some(inputs_of(HEAD)),
     }
+}
+
+/// The deployable inputs' tree a fixture commit is taken to have (one per commit, so another
+/// commit means changed inputs).
+pub fn inputs_of(commit: &str) -> String {
+    format!("7ee{commit}")
 }
 
 pub const DEPLOY_TOML: &str = r#"
@@ -91,6 +98,7 @@ impl Fixture {
                 commit: commit.to_string(),
                 dirty: false,
                 tree: None,
+                inputs: Some(inputs_of(commit)),
             }),
             started_at: now() - ago,
             duration_ms: 1234,

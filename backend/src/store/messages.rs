@@ -1,0 +1,52 @@
+//! The `whatsapp_messages` table: inbound WhatsApp messages, stored once per message id.
+
+use chrono::{DateTime, Utc};
+
+use crate::db::Db;
+use crate::with_pool;
+
+/// An inbound message as the WhatsApp Cloud API delivers it.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct InboundMessage {
+    /// WhatsApp's message id (`wamid....`).
+    pub message_id: String,
+    /// The sender's WhatsApp number.
+    pub sender: String,
+    /// `text`, `image`, `location`, ...
+    pub message_type: String,
+    /// The text of a text message; `None` for other types.
+    pub body: Option<String>,
+    /// When the guest sent it.
+    pub sent_at: DateTime<Utc>,
+}
+
+/// Stores `message` unless its id is already stored; returns whether it was new.
+pub async fn store_inbound(
+    db: &Db,
+    message: &InboundMessage,
+    now: DateTime<Utc>,
+) -> Result<bool, sqlx::Error> {
+    const SQL: &str = "INSERT INTO whatsapp_messages \
+                       (message_id, sender, message_type, body, sent_at, received_at) \
+                       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (message_id) DO NOTHING";
+    let inserted = with_pool!(db, pool => {
+        sqlx::query(SQL)
+            .bind(&message.message_id)
+            .bind(&message.sender)
+            .bind(&message.message_type)
+            .bind(&message.body)
+            .bind(message.sent_at)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(inserted == 1)
+}
+
+/// Every stored message, oldest first.
+pub async fn all(db: &Db) -> Result<Vec<InboundMessage>, sqlx::Error> {
+    const SQL: &str = "SELECT message_id, sender, message_type, body, sent_at \
+                       FROM whatsapp_messages ORDER BY id";
+    with_pool!(db, pool => sqlx::query_as::<_, InboundMessage>(SQL).fetch_all(pool).await)
+}

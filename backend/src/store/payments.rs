@@ -1,0 +1,227 @@
+//! The `payments` table and the deposit rule: an approved payment whose external reference
+//! is a pre-reserved code, and whose amount covers the deposit, confirms the reservation.
+//!
+//! Every payment MercadoPago tells us about is recorded with what happened to it, whatever
+//! the outcome, so a late or short payment can be refunded or settled by hand.
+
+use chrono::{DateTime, Utc};
+
+use crate::error::ApiError;
+use crate::store::reservations::{CONFIRMED, EXPIRED, PRE_RESERVED};
+use crate::with_pool;
+
+/// The provider name stored with MercadoPago payments.
+pub const MERCADOPAGO: &str = "mercadopago";
+
+/// A payment as the provider reported it.
+#[derive(Debug, Clone)]
+pub struct ReportedPayment {
+    /// The provider's payment id.
+    pub provider_payment_id: String,
+    /// The provider's status (`approved`, `pending`, ...).
+    pub status: String,
+    /// The reservation code the payment is for, if it names one.
+    pub reservation_code: Option<String>,
+    /// The amount paid, in cents.
+    pub amount_cents: i64,
+    /// ISO currency code.
+    pub currency: Option<String>,
+}
+
+/// What a payment notification did. Each is a metric label and the stored `outcome`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentOutcome {
+    /// The payment confirmed its pre-reservation.
+    Confirmed,
+    /// This payment had already confirmed the reservation (a repeated notification).
+    Duplicate,
+    /// The reservation was already confirmed some other way (an admin, another payment).
+    AlreadyConfirmed,
+    /// Approved, but less than the deposit: the reservation stays pre-reserved.
+    Underpaid,
+    /// Approved after the pre-reservation expired: recorded, the reservation stays expired.
+    AfterExpiry,
+    /// Approved for a reservation that was cancelled: recorded only.
+    ReservationCancelled,
+    /// The external reference names no reservation.
+    UnknownReservation,
+    /// Not (yet) approved: pending, rejected, refunded, ...
+    NotApproved,
+}
+
+impl PaymentOutcome {
+    /// Every outcome, for registering metrics.
+    pub const ALL: [PaymentOutcome; 8] = [
+        Self::Confirmed,
+        Self::Duplicate,
+        Self::AlreadyConfirmed,
+        Self::Underpaid,
+        Self::AfterExpiry,
+        Self::ReservationCancelled,
+        Self::UnknownReservation,
+        Self::NotApproved,
+    ];
+
+    /// The stable name: stored in `payments.outcome` and used as the metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::Duplicate => "duplicate",
+            Self::AlreadyConfirmed => "already_confirmed",
+            Self::Underpaid => "underpaid",
+            Self::AfterExpiry => "after_expiry",
+            Self::ReservationCancelled => "reservation_cancelled",
+            Self::UnknownReservation => "unknown_reservation",
+            Self::NotApproved => "not_approved",
+        }
+    }
+}
+
+/// A stored payment, as tests and admins read it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct StoredPayment {
+    /// `mercadopago`.
+    pub provider: String,
+    /// The provider's payment id.
+    pub provider_payment_id: String,
+    /// The reservation code it named.
+    pub reservation_code: Option<String>,
+    /// The provider's last reported status.
+    pub provider_status: String,
+    /// Amount in cents.
+    pub amount_cents: i64,
+    /// What the service did (a [`PaymentOutcome`] name).
+    pub outcome: String,
+}
+
+/// Records `payment` and applies the deposit rule, in one transaction.
+///
+/// Idempotent: the conditional update that confirms runs at most once per reservation, and
+/// a repeated notification of a payment that already confirmed reports `Duplicate`.
+pub async fn record_payment(
+    db: &crate::db::Db,
+    provider: &str,
+    payment: &ReportedPayment,
+    now: DateTime<Utc>,
+) -> Result<PaymentOutcome, ApiError> {
+    // The write comes first: it takes SQLite's write lock (no lock upgrade later) and, on
+    // PostgreSQL, locks the payment row so that repeated notifications queue. RETURNING
+    // gives the outcome stored before this notification ('received' for a new row).
+    const UPSERT: &str = "INSERT INTO payments (provider, provider_payment_id, reservation_code, \
+         provider_status, amount_cents, currency, received_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+         ON CONFLICT (provider, provider_payment_id) DO UPDATE SET \
+         provider_status = excluded.provider_status, amount_cents = excluded.amount_cents, \
+         reservation_code = excluded.reservation_code, currency = excluded.currency, \
+         updated_at = excluded.updated_at \
+         RETURNING outcome";
+    const FIND: &str = "SELECT id, status, deposit_cents, expires_at FROM reservations \
+                        WHERE code = $1";
+    const CONFIRM: &str = "UPDATE reservations SET status = 'confirmed', updated_at = $2 \
+                           WHERE id = $1 AND status = 'pre_reserved' AND expires_at > $2";
+    const EXPIRE: &str = "UPDATE reservations SET status = 'expired', updated_at = $2 \
+                          WHERE id = $1 AND status = 'pre_reserved' AND expires_at <= $2";
+    const SET_OUTCOME: &str = "UPDATE payments SET outcome = $3 \
+                               WHERE provider = $1 AND provider_payment_id = $2";
+
+    let (outcome, expired) = with_pool!(db, pool => {
+        let mut tx = pool.begin().await?;
+        let previous: String = sqlx::query_scalar(UPSERT)
+            .bind(provider)
+            .bind(&payment.provider_payment_id)
+            .bind(&payment.reservation_code)
+            .bind(&payment.status)
+            .bind(payment.amount_cents)
+            .bind(&payment.currency)
+            .bind(now)
+            .fetch_one(&mut *tx)
+            .await?;
+        let reservation: Option<(i64, String, i64, DateTime<Utc>)> =
+            match &payment.reservation_code {
+                Some(code) => sqlx::query_as(FIND).bind(code).fetch_optional(&mut *tx).await?,
+                None => None,
+            };
+        let mut expired = 0;
+        let outcome = match reservation {
+            _ if payment.status != "approved" => PaymentOutcome::NotApproved,
+            None => PaymentOutcome::UnknownReservation,
+            Some((_, status, _, _)) if status == CONFIRMED => {
+                if previous == PaymentOutcome::Confirmed.as_str()
+                    || previous == PaymentOutcome::Duplicate.as_str()
+                {
+                    PaymentOutcome::Duplicate
+                } else {
+                    PaymentOutcome::AlreadyConfirmed
+                }
+            }
+            Some((_, status, _, _)) if status == EXPIRED => PaymentOutcome::AfterExpiry,
+            Some((_, status, _, _)) if status != PRE_RESERVED => {
+                PaymentOutcome::ReservationCancelled
+            }
+            Some((id, _, _, expires_at)) if expires_at <= now => {
+                // Expired by time, not yet by the sweep: record the expiry now.
+                expired = sqlx::query(EXPIRE)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                PaymentOutcome::AfterExpiry
+            }
+            Some((_, _, deposit_cents, _)) if payment.amount_cents < deposit_cents => {
+                PaymentOutcome::Underpaid
+            }
+            Some((id, _, _, _)) => {
+                let confirmed = sqlx::query(CONFIRM)
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if confirmed == 1 {
+                    PaymentOutcome::Confirmed
+                } else {
+                    PaymentOutcome::AlreadyConfirmed
+                }
+            }
+        };
+        // A repeated notification keeps the row's first meaningful outcome readable.
+        let stored = if outcome == PaymentOutcome::Duplicate {
+            PaymentOutcome::Confirmed
+        } else {
+            outcome
+        };
+        sqlx::query(SET_OUTCOME)
+            .bind(provider)
+            .bind(&payment.provider_payment_id)
+            .bind(stored.as_str())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        (outcome, expired)
+    });
+    if expired > 0 {
+        metrics::counter!("prereservations_expired_total").increment(expired);
+    }
+    Ok(outcome)
+}
+
+/// The payments recorded for a reservation code, oldest first.
+pub async fn for_reservation(
+    db: &crate::db::Db,
+    code: &str,
+) -> Result<Vec<StoredPayment>, sqlx::Error> {
+    const SQL: &str = "SELECT provider, provider_payment_id, reservation_code, provider_status, \
+                       amount_cents, outcome FROM payments WHERE reservation_code = $1 \
+                       ORDER BY id";
+    with_pool!(db, pool => {
+        sqlx::query_as::<_, StoredPayment>(SQL).bind(code).fetch_all(pool).await
+    })
+}
+
+/// How many payments are recorded in all (bad signatures must leave this unchanged).
+pub async fn count(db: &crate::db::Db) -> Result<i64, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM payments").fetch_one(pool).await
+    })
+}

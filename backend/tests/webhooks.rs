@@ -1,0 +1,770 @@
+//! The booking loop through HTTP, on SQLite and PostgreSQL, against a fake MercadoPago on
+//! loopback: pre-reserve (with a deposit checkout), a signed payment notification, confirmed.
+//! Plus duplicates, underpayment, late payment, unknown codes, refused signatures, the
+//! WhatsApp webhook, and a check that logs carry no secret and no contact detail.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode as AxumStatus};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use backend::config::Secret;
+use backend::http::webhooks::hmac_sha256_hex;
+use backend::store::{messages, payments};
+use common::{Backend, TestApp, monday, plus, read};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const MP_TOKEN: &str = "APP_USR-test-token-7f3a9c1e5b";
+const MP_SECRET: &str = "mp-webhook-secret-4d8e2b6a0c";
+const WA_SECRET: &str = "wa-app-secret-9b1d5f3e7a";
+const WA_VERIFY: &str = "wa-verify-token-2c6e0a4f8b";
+/// Contact details the pre-reservations and messages carry; they must never be logged.
+const CONTACT_DETAILS: [&str; 5] = [
+    "5555-0000",
+    "Ana Pérez",
+    "ana@example.com",
+    "5491177770000",
+    "quiero reservar la cabaña",
+];
+
+// ---------------------------------------------------------------- log capture
+
+/// Everything the service logs in this test binary, as JSON lines.
+fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .json()
+            .with_current_span(true)
+            .with_writer(move || SharedBuffer(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        buffer
+    })
+}
+
+struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn captured_logs() -> String {
+    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
+}
+
+// ---------------------------------------------------------------- fake MercadoPago
+
+/// A fake MercadoPago API: records checkout requests, serves the payments a test puts in.
+#[derive(Default)]
+struct FakeMercadoPago {
+    /// `(Authorization header, body)` of each `POST /checkout/preferences`.
+    preferences: Mutex<Vec<(String, Value)>>,
+    /// Payment bodies by id.
+    payments: Mutex<HashMap<String, Value>>,
+    /// How many times a payment was read.
+    payment_reads: AtomicUsize,
+    /// Authorization headers of payment reads.
+    read_auth: Mutex<Vec<String>>,
+}
+
+impl FakeMercadoPago {
+    fn put_payment(&self, id: &str, status: &str, code: &str, amount: f64) {
+        self.payments.lock().unwrap().insert(
+            id.to_owned(),
+            json!({
+                "id": id.parse::<u64>().map(Value::from).unwrap_or(Value::from(id)),
+                "status": status,
+                "external_reference": code,
+                "transaction_amount": amount,
+                "currency_id": "ARS",
+            }),
+        );
+    }
+}
+
+fn auth(headers: &HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+async fn serve_fake() -> (String, Arc<FakeMercadoPago>) {
+    let fake = Arc::new(FakeMercadoPago::default());
+    let router = Router::new()
+        .route(
+            "/checkout/preferences",
+            post(
+                |State(fake): State<Arc<FakeMercadoPago>>,
+                 headers: HeaderMap,
+                 Json(body): Json<Value>| async move {
+                    let code = body["external_reference"].as_str().unwrap_or("").to_owned();
+                    fake.preferences
+                        .lock()
+                        .unwrap()
+                        .push((auth(&headers), body));
+                    (
+                        AxumStatus::CREATED,
+                        Json(json!({
+                            "id": format!("pref-{code}"),
+                            "init_point": format!("https://mp.example/checkout/{code}"),
+                        })),
+                    )
+                },
+            ),
+        )
+        .route(
+            "/v1/payments/{id}",
+            get(
+                |State(fake): State<Arc<FakeMercadoPago>>,
+                 headers: HeaderMap,
+                 Path(id): Path<String>| async move {
+                    fake.payment_reads.fetch_add(1, Ordering::SeqCst);
+                    fake.read_auth.lock().unwrap().push(auth(&headers));
+                    match fake.payments.lock().unwrap().get(&id) {
+                        Some(body) => (AxumStatus::OK, Json(body.clone())),
+                        None => (AxumStatus::NOT_FOUND, Json(json!({"message": "not found"}))),
+                    }
+                },
+            ),
+        )
+        .with_state(fake.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    (format!("http://{addr}"), fake)
+}
+
+// ---------------------------------------------------------------- helpers
+
+struct Loop {
+    app: TestApp,
+    fake: Arc<FakeMercadoPago>,
+}
+
+/// An app with MercadoPago and WhatsApp configured against the fake.
+async fn spawn(backend: Backend, test: &str, ttl_minutes: u32) -> Option<Loop> {
+    logs();
+    let (mp_url, fake) = serve_fake().await;
+    let app = TestApp::spawn_with(backend, test, |config| {
+        config.pre_reservation_ttl_minutes = ttl_minutes;
+        let integrations = &mut config.integrations;
+        integrations.mercadopago_access_token = Some(Secret::new(MP_TOKEN));
+        integrations.mercadopago_webhook_secret = Some(Secret::new(MP_SECRET));
+        integrations.mercadopago_api_url = mp_url;
+        integrations.whatsapp_app_secret = Some(Secret::new(WA_SECRET));
+        integrations.whatsapp_verify_token = Some(Secret::new(WA_VERIFY));
+    })
+    .await?;
+    Some(Loop { app, fake })
+}
+
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// `x-signature` for a notification about `data_id`, signed at `ts` with `secret`.
+fn mp_signature(data_id: &str, request_id: &str, ts: i64, secret: &str) -> String {
+    let manifest = format!("id:{data_id};request-id:{request_id};ts:{ts};");
+    format!(
+        "ts={ts},v1={}",
+        hmac_sha256_hex(secret.as_bytes(), manifest.as_bytes())
+    )
+}
+
+/// Sends a payment notification with optional `x-signature` and `x-request-id`.
+async fn notify_raw(
+    app: &TestApp,
+    data_id: &str,
+    signature: Option<String>,
+    request_id: Option<&str>,
+) -> (StatusCode, Value) {
+    send_notification(&app.client, &app.base, data_id, signature, request_id).await
+}
+
+async fn send_notification(
+    client: &reqwest::Client,
+    base: &str,
+    data_id: &str,
+    signature: Option<String>,
+    request_id: Option<&str>,
+) -> (StatusCode, Value) {
+    let mut request = client
+        .post(format!(
+            "{base}/api/v1/webhooks/mercadopago?data.id={data_id}&type=payment"
+        ))
+        .json(&json!({
+            "action": "payment.updated",
+            "type": "payment",
+            "data": { "id": data_id },
+        }));
+    if let Some(signature) = signature {
+        request = request.header("x-signature", signature);
+    }
+    if let Some(request_id) = request_id {
+        request = request.header("x-request-id", request_id);
+    }
+    read(request.send().await.unwrap()).await
+}
+
+/// Sends a correctly signed payment notification.
+async fn notify(app: &TestApp, data_id: &str) -> (StatusCode, Value) {
+    signed_notification(&app.client, &app.base, data_id).await
+}
+
+async fn signed_notification(
+    client: &reqwest::Client,
+    base: &str,
+    data_id: &str,
+) -> (StatusCode, Value) {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let signature = mp_signature(data_id, &request_id, unix_now(), MP_SECRET);
+    send_notification(client, base, data_id, Some(signature), Some(&request_id)).await
+}
+
+/// Pre-reserves a week from a Monday `weeks` ahead; returns the 201 body.
+async fn pre_reserve(app: &TestApp, weeks: i64) -> Value {
+    let day = monday(weeks);
+    let (status, body) = app.pre_reserve(&app.booking(day, plus(day, 2))).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    body
+}
+
+fn deposit(body: &Value) -> f64 {
+    body["deposit_amount"].as_str().unwrap().parse().unwrap()
+}
+
+async fn status_of(app: &TestApp, code: &str) -> String {
+    let (status, body) = app.get(&format!("/api/v1/reservations/{code}")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body["status"].as_str().unwrap().to_owned()
+}
+
+async fn stored_outcomes(app: &TestApp, code: &str) -> Vec<String> {
+    payments::for_reservation(&app.state.db, code)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.outcome)
+        .collect()
+}
+
+/// The value of one Prometheus sample line, e.g. `name{outcome="confirmed"}`.
+async fn metric(app: &TestApp, sample: &str) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {sample} in /metrics"))
+}
+
+// ---------------------------------------------------------------- scenarios
+
+on_both_backends!(
+    paid_deposit_confirms_once,
+    underpayment_keeps_the_hold,
+    payment_after_expiry_is_recorded_and_stays_expired,
+    payment_for_an_unknown_code_is_recorded,
+    bad_signatures_are_refused_and_write_nothing,
+    without_mercadopago_there_is_no_payment_url_and_no_trust,
+    whatsapp_messages_are_stored_once,
+    a_failed_checkout_still_holds_the_dates,
+);
+
+async fn paid_deposit_confirms_once(backend: Backend) {
+    let Some(Loop { app, fake }) = spawn(backend, "paid_deposit", 30).await else {
+        return;
+    };
+    let body = pre_reserve(&app, 8).await;
+    let code = body["code"].as_str().unwrap();
+    assert_eq!(
+        body["payment_url"],
+        format!("https://mp.example/checkout/{code}")
+    );
+
+    // The checkout is for the deposit of this reservation, expiring with it.
+    let preferences = fake.preferences.lock().unwrap().clone();
+    assert_eq!(preferences.len(), 1);
+    let (authorization, preference) = &preferences[0];
+    assert_eq!(authorization, &format!("Bearer {MP_TOKEN}"));
+    assert_eq!(preference["external_reference"], code);
+    assert_eq!(preference["items"][0]["unit_price"], deposit(&body));
+    assert_eq!(preference["items"][0]["quantity"], 1);
+    let expires: chrono::DateTime<chrono::Utc> = preference["expiration_date_to"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let held_until: chrono::DateTime<chrono::Utc> =
+        body["expires_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(expires, held_until);
+
+    let confirmed_before = metric(
+        &app,
+        "mercadopago_notifications_total{outcome=\"confirmed\"}",
+    )
+    .await;
+    fake.put_payment("1001", "approved", code, deposit(&body));
+    let (status, answer) = notify(&app, "1001").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "confirmed");
+    assert_eq!(status_of(&app, code).await, "confirmed");
+    assert_eq!(
+        fake.read_auth.lock().unwrap().as_slice(),
+        [format!("Bearer {MP_TOKEN}")]
+    );
+    assert!(
+        metric(
+            &app,
+            "mercadopago_notifications_total{outcome=\"confirmed\"}"
+        )
+        .await
+            >= confirmed_before + 1.0
+    );
+
+    // MercadoPago repeats notifications: each is answered 200 and changes nothing.
+    for _ in 0..2 {
+        let (status, answer) = notify(&app, "1001").await;
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["outcome"], "duplicate");
+    }
+    assert_eq!(status_of(&app, code).await, "confirmed");
+    assert_eq!(stored_outcomes(&app, code).await, ["confirmed"]);
+
+    // Several at once still confirm nothing twice and store one row.
+    let at_once: Vec<_> = (0..6)
+        .map(|_| {
+            let (client, base) = (app.client.clone(), app.base.clone());
+            tokio::spawn(async move { signed_notification(&client, &base, "1001").await })
+        })
+        .collect();
+    for handle in at_once {
+        let (status, answer) = handle.await.unwrap();
+        assert_eq!(status, StatusCode::OK, "{answer}");
+        assert_eq!(answer["outcome"], "duplicate");
+    }
+    assert_eq!(stored_outcomes(&app, code).await, ["confirmed"]);
+
+    // A second, separate payment for a confirmed reservation is recorded, not applied.
+    fake.put_payment("1002", "approved", code, deposit(&body));
+    let (_, answer) = notify(&app, "1002").await;
+    assert_eq!(answer["outcome"], "already_confirmed");
+    assert_eq!(
+        stored_outcomes(&app, code).await,
+        ["confirmed", "already_confirmed"]
+    );
+}
+
+async fn underpayment_keeps_the_hold(backend: Backend) {
+    let Some(Loop { app, fake }) = spawn(backend, "underpayment", 30).await else {
+        return;
+    };
+    let body = pre_reserve(&app, 9).await;
+    let code = body["code"].as_str().unwrap();
+    fake.put_payment("2001", "approved", code, deposit(&body) - 0.01);
+    let (status, answer) = notify(&app, "2001").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "underpaid");
+    assert_eq!(status_of(&app, code).await, "pre_reserved");
+    assert_eq!(stored_outcomes(&app, code).await, ["underpaid"]);
+
+    // A pending payment of the full amount does not confirm either; its approval does.
+    fake.put_payment("2002", "pending", code, deposit(&body));
+    let (_, answer) = notify(&app, "2002").await;
+    assert_eq!(answer["outcome"], "not_approved");
+    assert_eq!(status_of(&app, code).await, "pre_reserved");
+    fake.put_payment("2002", "approved", code, deposit(&body));
+    let (_, answer) = notify(&app, "2002").await;
+    assert_eq!(answer["outcome"], "confirmed");
+    assert_eq!(status_of(&app, code).await, "confirmed");
+    assert_eq!(
+        stored_outcomes(&app, code).await,
+        ["underpaid", "confirmed"]
+    );
+}
+
+async fn payment_after_expiry_is_recorded_and_stays_expired(backend: Backend) {
+    // A time to live of zero: the hold has expired by the time the payment arrives.
+    let Some(Loop { app, fake }) = spawn(backend, "after_expiry", 0).await else {
+        return;
+    };
+    let body = pre_reserve(&app, 10).await;
+    let code = body["code"].as_str().unwrap();
+    fake.put_payment("3001", "approved", code, deposit(&body));
+    let (status, answer) = notify(&app, "3001").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "after_expiry");
+    assert_eq!(status_of(&app, code).await, "expired");
+    assert_eq!(stored_outcomes(&app, code).await, ["after_expiry"]);
+
+    // Once the sweep has marked it too, a repeat is still recorded as late.
+    backend::expire_stale(&app.state.db).await.unwrap();
+    let (_, answer) = notify(&app, "3001").await;
+    assert_eq!(answer["outcome"], "after_expiry");
+    assert_eq!(status_of(&app, code).await, "expired");
+}
+
+async fn payment_for_an_unknown_code_is_recorded(backend: Backend) {
+    let Some(Loop { app, fake }) = spawn(backend, "unknown_code", 30).await else {
+        return;
+    };
+    fake.put_payment("4001", "approved", "CB-NOSUCHONE", 100.0);
+    let (status, answer) = notify(&app, "4001").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "unknown_reservation");
+    assert_eq!(
+        stored_outcomes(&app, "CB-NOSUCHONE").await,
+        ["unknown_reservation"]
+    );
+
+    // A payment MercadoPago does not know is its problem to retry: 503, nothing stored.
+    let (status, answer) = notify(&app, "4999").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(payments::count(&app.state.db).await.unwrap(), 1);
+
+    // Notifications about other topics are acknowledged and ignored.
+    let request_id = "req-merchant-order";
+    let signature = mp_signature("5001", request_id, unix_now(), MP_SECRET);
+    let response = app
+        .client
+        .post(app.url("/api/v1/webhooks/mercadopago?data.id=5001&type=merchant_order"))
+        .header("x-signature", signature)
+        .header("x-request-id", request_id)
+        .send()
+        .await
+        .unwrap();
+    let (status, answer) = read(response).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "ignored");
+    assert_eq!(fake.payment_reads.load(Ordering::SeqCst), 2);
+}
+
+async fn bad_signatures_are_refused_and_write_nothing(backend: Backend) {
+    let Some(Loop { app, fake }) = spawn(backend, "bad_signatures", 30).await else {
+        return;
+    };
+    let body = pre_reserve(&app, 11).await;
+    let code = body["code"].as_str().unwrap();
+    fake.put_payment("6001", "approved", code, deposit(&body));
+
+    let now = unix_now();
+    let rid = "req-6001";
+    let cases = [
+        ("unsigned", None, Some(rid)),
+        (
+            "wrong secret",
+            Some(mp_signature("6001", rid, now, "not-the-secret")),
+            Some(rid),
+        ),
+        (
+            "signed for another payment",
+            Some(mp_signature("6002", rid, now, MP_SECRET)),
+            Some(rid),
+        ),
+        (
+            "signed for another request id",
+            Some(mp_signature("6001", "req-other", now, MP_SECRET)),
+            Some(rid),
+        ),
+        (
+            "stale timestamp",
+            Some(mp_signature("6001", rid, now - 301, MP_SECRET)),
+            Some(rid),
+        ),
+        (
+            "future timestamp",
+            Some(mp_signature("6001", rid, now + 3600, MP_SECRET)),
+            Some(rid),
+        ),
+        (
+            "no x-request-id",
+            Some(mp_signature("6001", rid, now, MP_SECRET)),
+            None,
+        ),
+        ("garbage", Some("v1=abc".to_owned()), Some(rid)),
+    ];
+    for (case, signature, request_id) in cases {
+        let (status, answer) = notify_raw(&app, "6001", signature, request_id).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{case}: {answer}");
+        assert_eq!(answer["error"], "unauthorized", "{case}");
+    }
+    assert_eq!(payments::count(&app.state.db).await.unwrap(), 0);
+    assert_eq!(fake.payment_reads.load(Ordering::SeqCst), 0);
+    assert_eq!(status_of(&app, code).await, "pre_reserved");
+
+    // The same notification, signed properly, goes through.
+    let (status, answer) = notify(&app, "6001").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "confirmed");
+}
+
+async fn without_mercadopago_there_is_no_payment_url_and_no_trust(backend: Backend) {
+    logs();
+    let Some(app) = TestApp::spawn(backend, "no_mercadopago").await else {
+        return;
+    };
+    let body = pre_reserve(&app, 12).await;
+    assert!(body.get("payment_url").is_none(), "{body}");
+    assert_eq!(body["status"], "pre_reserved");
+
+    // No secret configured: even a "signed" notification is refused.
+    let rid = "req-1";
+    let signature = mp_signature("1", rid, unix_now(), "");
+    let (status, _) = notify_raw(&app, "1", Some(signature), Some(rid)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = wa_post(&app, &wa_delivery("wamid.none", "hola"), Some("")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = app
+        .get("/api/v1/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token=&hub.challenge=1")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}
+
+/// MercadoPago unreachable: the booking still succeeds, without `payment_url`, and the failure
+/// is counted.
+async fn a_failed_checkout_still_holds_the_dates(backend: Backend) {
+    logs();
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let Some(app) = TestApp::spawn_with(backend, "failed_checkout", |config| {
+        config.integrations.mercadopago_access_token = Some(Secret::new(MP_TOKEN));
+        config.integrations.mercadopago_api_url = closed;
+    })
+    .await
+    else {
+        return;
+    };
+    let failed_before = metric(&app, "mercadopago_preferences_total{outcome=\"failed\"}").await;
+    let body = pre_reserve(&app, 14).await;
+    assert!(body.get("payment_url").is_none(), "{body}");
+    let code = body["code"].as_str().unwrap();
+    assert_eq!(status_of(&app, code).await, "pre_reserved");
+    let failed_after = metric(&app, "mercadopago_preferences_total{outcome=\"failed\"}").await;
+    assert!(failed_after >= failed_before + 1.0);
+}
+
+// ---------------------------------------------------------------- WhatsApp
+
+fn wa_delivery(message_id: &str, text: &str) -> String {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "102290129340398",
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "contacts": [{"profile": {"name": "Ana Pérez"}, "wa_id": "5491177770000"}],
+                    "messages": [{
+                        "from": "5491177770000",
+                        "id": message_id,
+                        "timestamp": "1764640000",
+                        "type": "text",
+                        "text": {"body": text},
+                    }],
+                },
+            }],
+        }],
+    })
+    .to_string()
+}
+
+/// POSTs a delivery; `secret` signs it (`None`: no signature header).
+async fn wa_post(app: &TestApp, body: &str, secret: Option<&str>) -> (StatusCode, Value) {
+    let mut request = app
+        .client
+        .post(app.url("/api/v1/webhooks/whatsapp"))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(secret) = secret {
+        request = request.header(
+            "x-hub-signature-256",
+            format!(
+                "sha256={}",
+                hmac_sha256_hex(secret.as_bytes(), body.as_bytes())
+            ),
+        );
+    }
+    read(request.send().await.unwrap()).await
+}
+
+async fn whatsapp_messages_are_stored_once(backend: Backend) {
+    let Some(Loop { app, .. }) = spawn(backend, "whatsapp", 30).await else {
+        return;
+    };
+    // The handshake echoes the challenge only for the right token and mode.
+    let response = app
+        .client
+        .get(app.url(&format!(
+            "/api/v1/webhooks/whatsapp?hub.mode=subscribe&hub.verify_token={WA_VERIFY}&hub.challenge=1158201444"
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "1158201444");
+    for query in [
+        "hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1",
+        &format!("hub.mode=unsubscribe&hub.verify_token={WA_VERIFY}&hub.challenge=1"),
+        &format!("hub.mode=subscribe&hub.verify_token={WA_VERIFY}"),
+        "",
+    ] {
+        let (status, body) = app.get(&format!("/api/v1/webhooks/whatsapp?{query}")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{query}: {body}");
+    }
+
+    let delivery = wa_delivery("wamid.HBgN1", "quiero reservar la cabaña");
+    // Unsigned, wrongly signed, or tampered: 401 and nothing stored.
+    let (status, _) = wa_post(&app, &delivery, None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = wa_post(&app, &delivery, Some("not-the-app-secret")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let signature = format!(
+        "sha256={}",
+        hmac_sha256_hex(WA_SECRET.as_bytes(), delivery.as_bytes())
+    );
+    let tampered = delivery.replace("cabaña", "cabañas");
+    let response = app
+        .client
+        .post(app.url("/api/v1/webhooks/whatsapp"))
+        .header("x-hub-signature-256", signature)
+        .body(tampered)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(messages::all(&app.state.db).await.unwrap().is_empty());
+
+    // Signed: stored; delivered again: stored once.
+    let (status, body) = wa_post(&app, &delivery, Some(WA_SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["stored"], 1);
+    let (status, body) = wa_post(&app, &delivery, Some(WA_SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["stored"], 0);
+    assert_eq!(body["duplicates"], 1);
+    let stored = messages::all(&app.state.db).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].message_id, "wamid.HBgN1");
+    assert_eq!(stored[0].sender, "5491177770000");
+    assert_eq!(stored[0].body.as_deref(), Some("quiero reservar la cabaña"));
+    assert_eq!(stored[0].sent_at.timestamp(), 1_764_640_000);
+
+    // Status updates carry no messages: acknowledged, nothing stored.
+    let statuses =
+        json!({"entry": [{"changes": [{"value": {"statuses": [{"id": "wamid.X"}]}}]}]}).to_string();
+    let (status, body) = wa_post(&app, &statuses, Some(WA_SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["stored"], 0);
+    // A signed body that is not a notification is a 400, not a 500.
+    let (status, body) = wa_post(&app, "not json", Some(WA_SECRET)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+/// Every outcome is exported from start-up (so alerts can refer to it at zero), and refused
+/// signatures are counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_webhook_outcome_is_a_metric() {
+    let Some(Loop { app, .. }) = spawn(Backend::Sqlite, "metrics", 30).await else {
+        return;
+    };
+    let labels = payments::PaymentOutcome::ALL
+        .iter()
+        .map(|o| o.as_str())
+        .chain(backend::http::webhooks::mercadopago::OTHER_OUTCOMES);
+    for outcome in labels {
+        metric(
+            &app,
+            &format!("mercadopago_notifications_total{{outcome=\"{outcome}\"}}"),
+        )
+        .await;
+    }
+    for outcome in ["accepted", "bad_signature", "unreadable"] {
+        metric(
+            &app,
+            &format!("whatsapp_notifications_total{{outcome=\"{outcome}\"}}"),
+        )
+        .await;
+    }
+    let refused = "mercadopago_notifications_total{outcome=\"bad_signature\"}";
+    let before = metric(&app, refused).await;
+    let (status, _) = notify_raw(&app, "1", None, Some("r")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(metric(&app, refused).await >= before + 1.0);
+}
+
+// ---------------------------------------------------------------- logs
+
+/// The whole loop, then the captured logs: they show the loop happened, and hold no secret,
+/// no signature and no contact detail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn logs_hold_no_secret_and_no_contact_detail() {
+    let Some(Loop { app, fake }) = spawn(Backend::Sqlite, "logs", 30).await else {
+        return;
+    };
+    let body = pre_reserve(&app, 13).await;
+    let code = body["code"].as_str().unwrap();
+    fake.put_payment("7001", "approved", code, deposit(&body));
+    let request_id = "req-7001";
+    let signature = mp_signature("7001", request_id, unix_now(), MP_SECRET);
+    let signature_hex = signature.split("v1=").nth(1).unwrap().to_owned();
+    let (status, _) = notify_raw(&app, "7001", Some(signature), Some(request_id)).await;
+    assert_eq!(status, StatusCode::OK);
+    let bad = mp_signature("7001", request_id, unix_now(), "wrong");
+    let (status, _) = notify_raw(&app, "7001", Some(bad), Some(request_id)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let delivery = wa_delivery("wamid.LOG1", "quiero reservar la cabaña");
+    let (status, _) = wa_post(&app, &delivery, Some(WA_SECRET)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = wa_post(&app, &delivery, Some("wrong")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let logs = captured_logs();
+    // The capture works: the loop's events are there.
+    for expected in [
+        "pre-reservation created",
+        "MercadoPago payment notification handled",
+        "refused a MercadoPago notification",
+        "WhatsApp delivery handled",
+        "refused a WhatsApp delivery",
+        code,
+    ] {
+        assert!(logs.contains(expected), "expected {expected:?} in the logs");
+    }
+    for secret in [MP_TOKEN, MP_SECRET, WA_SECRET, WA_VERIFY, &signature_hex] {
+        assert!(
+            !logs.contains(secret),
+            "a secret or signature is in the logs"
+        );
+    }
+    for detail in CONTACT_DETAILS {
+        assert!(!logs.contains(detail), "{detail:?} is in the logs");
+    }
+}

@@ -1,0 +1,270 @@
+//! JUnit XML for CI test reporters (`--junit PATH` on predeploy, smoke and overlap): one test
+//! case per check or threshold, a `<failure>` with the message for each that failed, a
+//! `<skipped>` for each that was skipped. Warnings pass, with their message in `system-out`.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::overlap::OverlapReport;
+use crate::predeploy::{CheckOutcome, PredeployReport};
+use crate::smoke::SmokeReport;
+use crate::verdict::Verdict;
+
+/// One test case.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Case {
+    /// Groups cases in reporters: `predeploy`, `smoke.checks`, `smoke.thresholds`, ...
+    pub classname: String,
+    /// The check or threshold.
+    pub name: String,
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// What was found (the failure message for a failure).
+    pub message: String,
+}
+
+/// A suite: one task run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Suite {
+    /// The task and environment, `smoke (staging)`.
+    pub name: String,
+    /// Its cases.
+    pub cases: Vec<Case>,
+}
+
+impl Suite {
+    /// The suite as a JUnit XML document.
+    pub fn to_xml(&self) -> String {
+        let count = |v: Verdict| self.cases.iter().filter(|c| c.verdict == v).count();
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+        let _ = writeln!(
+            xml,
+            "<testsuites tests=\"{}\" failures=\"{}\" skipped=\"{}\">",
+            self.cases.len(),
+            count(Verdict::Fail),
+            count(Verdict::Skip)
+        );
+        let _ = writeln!(
+            xml,
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\">",
+            escape(&self.name),
+            self.cases.len(),
+            count(Verdict::Fail),
+            count(Verdict::Skip)
+        );
+        for case in &self.cases {
+            let _ = write!(
+                xml,
+                "    <testcase classname=\"{}\" name=\"{}\"",
+                escape(&case.classname),
+                escape(&case.name)
+            );
+            let message = escape(&case.message);
+            match case.verdict {
+                Verdict::Pass if case.message.is_empty() => xml.push_str("/>\n"),
+                Verdict::Pass => {
+                    let _ = writeln!(
+                        xml,
+                        ">\n      <system-out>{message}</system-out>\n    </testcase>"
+                    );
+                }
+                Verdict::Warn => {
+                    let _ = writeln!(
+                        xml,
+                        ">\n      <system-out>WARN: {message}</system-out>\n    </testcase>"
+                    );
+                }
+                Verdict::Skip => {
+                    let _ = writeln!(
+                        xml,
+                        ">\n      <skipped message=\"{message}\"/>\n    </testcase>"
+                    );
+                }
+                Verdict::Fail => {
+                    let _ = writeln!(
+                        xml,
+                        ">\n      <failure message=\"{message}\">{message}</failure>\n    </testcase>"
+                    );
+                }
+            }
+        }
+        xml.push_str("  </testsuite>\n</testsuites>\n");
+        xml
+    }
+
+    /// Writes the XML to `path`, creating its directory.
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating {} for --junit", dir.display()))?;
+        }
+        std::fs::write(path, self.to_xml())
+            .with_context(|| format!("writing the JUnit report {}", path.display()))
+    }
+}
+
+/// Escapes text for XML attributes and content, dropping characters XML 1.0 cannot hold.
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\t' | '\r' => out.push(' '),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A predeploy-style check as a case: its findings (failures first) and the fix.
+fn check_case(classname: &str, check: &CheckOutcome) -> Case {
+    let mut lines: Vec<String> = check
+        .evidence
+        .iter()
+        .filter(|e| e.verdict == check.verdict || check.verdict == Verdict::Pass)
+        .map(|e| match (&e.path, e.line) {
+            (Some(path), Some(line)) => format!("{path}:{line}: {}", e.message),
+            (Some(path), None) => format!("{path}: {}", e.message),
+            _ => e.message.clone(),
+        })
+        .collect();
+    if check.verdict != Verdict::Pass
+        && let Some(fix) = &check.fix
+    {
+        lines.push(format!("fix: {fix}"));
+    }
+    Case {
+        classname: classname.to_string(),
+        name: format!("{}: {}", check.id, check.verifies),
+        verdict: check.verdict,
+        message: lines.join("\n"),
+    }
+}
+
+/// The cases of a predeploy run.
+pub fn predeploy(report: &PredeployReport) -> Suite {
+    Suite {
+        name: format!("predeploy ({})", report.environment),
+        cases: report
+            .checks
+            .iter()
+            .map(|c| check_case("predeploy", c))
+            .collect(),
+    }
+}
+
+/// The cases of a smoke run: each check, then each threshold of each endpoint.
+pub fn smoke(environment: &str, report: &SmokeReport) -> Suite {
+    let mut cases: Vec<Case> = report
+        .checks
+        .iter()
+        .map(|c| Case {
+            classname: "smoke.checks".into(),
+            name: format!("{}: {}", c.name, c.verifies),
+            verdict: c.verdict,
+            message: match (&c.fix, c.verdict) {
+                (Some(fix), Verdict::Fail | Verdict::Warn) => format!("{}\nfix: {fix}", c.evidence),
+                _ => c.evidence.clone(),
+            },
+        })
+        .collect();
+    match &report.benchmark {
+        None => cases.push(Case {
+            classname: "smoke.thresholds".into(),
+            name: "benchmark".into(),
+            verdict: Verdict::Skip,
+            message: "the benchmark did not run, so no threshold was measured".into(),
+        }),
+        Some(bench) => {
+            for endpoint in &bench.endpoints {
+                for threshold in &endpoint.thresholds {
+                    cases.push(Case {
+                        classname: "smoke.thresholds".into(),
+                        name: format!("{} {}: {}", endpoint.name, endpoint.path, threshold.metric),
+                        verdict: threshold.verdict,
+                        message: threshold.evidence.clone(),
+                    });
+                }
+            }
+        }
+    }
+    Suite {
+        name: format!("smoke ({environment})"),
+        cases,
+    }
+}
+
+/// The cases of an overlap run: per round the race, the availability probe and each boundary
+/// probe, then the cleanup.
+pub fn overlap(environment: &str, report: &OverlapReport) -> Suite {
+    let mut cases = Vec::new();
+    for round in &report.rounds {
+        let class = format!("overlap.round{}", round.round);
+        let race = &round.race;
+        cases.push(Case {
+            classname: class.clone(),
+            name: format!(
+                "exactly one of {} concurrent bookings wins ({} to {})",
+                race.requests, round.check_in, round.check_out
+            ),
+            verdict: race.verdict,
+            message: if race.problems.is_empty() {
+                format!(
+                    "{} winner(s), {} date_overlap conflict(s)",
+                    race.winners.len(),
+                    race.conflicts
+                )
+            } else {
+                race.problems.join("\n")
+            },
+        });
+        for check in std::iter::once(&round.availability).chain(&round.boundary) {
+            cases.push(Case {
+                classname: class.clone(),
+                name: check.name.clone(),
+                verdict: check.verdict,
+                message: check.detail.clone(),
+            });
+        }
+    }
+    cases.push(Case {
+        classname: "overlap".into(),
+        name: "cleanup: nothing created is left active".into(),
+        // The task holds leftovers to a WARN: the guarantee was still proven.
+        verdict: if report.leftovers.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Warn
+        },
+        message: if report.leftovers.is_empty() {
+            String::new()
+        } else {
+            format!("left active: {}", report.leftovers.join(", "))
+        },
+    });
+    Suite {
+        name: format!("overlap ({environment})"),
+        cases,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_escaped_and_control_characters_dropped() {
+        assert_eq!(
+            escape("a<b>&\"c'\u{0}\nd"),
+            "a&lt;b&gt;&amp;&quot;c&apos;&#10;d"
+        );
+    }
+}

@@ -1,0 +1,60 @@
+//! The deployable inputs: the files whose content decides what a build of the service is and
+//! how it is deployed. A local or ad-hoc result stays fresh while their tree is unchanged, so
+//! a commit touching only docs, README, report templates or CI files keeps it fresh.
+
+use std::path::Path;
+
+use xshell::{Shell, cmd};
+
+/// The one list of deployable inputs, relative to the repository root (directories whole).
+pub const DEPLOYABLE_INPUTS: &[&str] = &[
+    "backend",
+    "Cargo.toml",
+    "Cargo.lock",
+    "backend/Dockerfile",
+    "fly.toml",
+    "ops/deploy.toml",
+];
+
+/// `backend/, Cargo.toml, ...` for messages.
+pub fn listed() -> String {
+    DEPLOYABLE_INPUTS
+        .iter()
+        .map(|p| {
+            if *p == "backend" {
+                "backend/".to_string()
+            } else {
+                p.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The git tree hash of the deployable inputs as they are in the working tree (committed or
+/// not; git-ignored files left out), written through a throwaway index so the user's index
+/// and work tree are untouched. `None` outside git.
+pub fn inputs_tree(root: &Path) -> Option<String> {
+    let sh = Shell::new().ok()?;
+    sh.change_dir(root);
+    let scratch = tempfile::tempdir().ok()?;
+    let _index = sh.push_env("GIT_INDEX_FILE", scratch.path().join("index"));
+    // `git add` refuses a pathspec that matches nothing; an absent input is simply empty.
+    let present: Vec<&str> = DEPLOYABLE_INPUTS
+        .iter()
+        .copied()
+        .filter(|p| root.join(p).exists())
+        .collect();
+    if !present.is_empty() {
+        cmd!(sh, "git add --all -- {present...}")
+            .quiet()
+            .ignore_stderr()
+            .run()
+            .ok()?;
+    }
+    cmd!(sh, "git write-tree")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .ok()
+}

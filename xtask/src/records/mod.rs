@@ -1,0 +1,11 @@
+//! The record store: the local runs directory, the git ref records travel on
+//! (`cargo xtask records push|pull|list`), what a result was measured against (the
+//! deployable inputs or the serving release), and which run is newer.
+
+pub mod git_ref;
+pub mod inputs;
+pub mod order;
+pub mod redact;
+pub mod task;
+
+pub use task::{Args, run};

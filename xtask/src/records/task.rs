@@ -1,0 +1,215 @@
+//! `cargo xtask records push|pull|list`: share result records through a git ref of the
+//! repository, so CI, teammates and a reviewer's fresh clone read the same evidence.
+
+use clap::{Args as ClapArgs, Subcommand};
+use serde::Serialize;
+
+use super::git_ref::{self, Place};
+use super::redact::SecretValues;
+use crate::output::Output;
+use crate::record;
+use crate::repo::Repo;
+use crate::verdict::Verdict;
+
+/// Options of `cargo xtask records`.
+#[derive(Debug, Clone, ClapArgs)]
+#[command(
+    after_help = "Exit codes: 0 = done; 2 = it could not run (remote unreachable, push \
+    rejected after retries, unreadable records). A failed push keeps every local record."
+)]
+pub struct Args {
+    #[command(subcommand)]
+    pub action: Action,
+    /// The git remote (name or URL) that holds the records ref.
+    #[arg(long, global = true, default_value = git_ref::DEFAULT_REMOTE, value_name = "REMOTE")]
+    pub remote: String,
+    /// The ref on the remote that holds the records (one JSON file per run, append-only); a
+    /// bare name is a branch.
+    #[arg(long = "ref", global = true, default_value = git_ref::DEFAULT_REF, value_name = "REF")]
+    pub git_ref: String,
+    /// Print what was done as JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// What to do with the records.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Action {
+    /// Add every local record the remote ref lacks (secret values masked), retrying when
+    /// another push came first.
+    Push,
+    /// Copy every record of the remote ref that is not local yet into target/xtask/runs/.
+    Pull,
+    /// List the local records, newest last, and whether each is on the ref (as last fetched).
+    List,
+}
+
+/// One line of `records list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    /// File name.
+    pub file: String,
+    /// Task.
+    pub task: String,
+    /// Environment.
+    pub environment: String,
+    /// Verdict label.
+    pub verdict: String,
+    /// Claimed start (RFC 3339).
+    pub started_at: String,
+    /// Whether it claims to start after this machine saved it.
+    pub from_future: bool,
+    /// On the ref as last fetched or pushed (`None`: never fetched here).
+    pub shared: Option<bool>,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    action: &'a str,
+    added: &'a [String],
+    masked: &'a [String],
+    skipped: &'a [String],
+    unchanged: usize,
+}
+
+/// Entry point of `cargo xtask records`.
+pub fn run(args: Args) -> anyhow::Result<Verdict> {
+    let repo = Repo::discover()?;
+    let place = Place {
+        remote: args.remote.clone(),
+        git_ref: full_ref(&args.git_ref),
+    };
+    let output = Output::new(args.json);
+    match args.action {
+        Action::Push => {
+            let secrets = SecretValues::of_checkout(&repo)?;
+            let pushed = git_ref::push(&repo, &place, &secrets)?;
+            if !pushed.skipped.is_empty() {
+                output.human(&format!(
+                    "records push: not result records, left out: {}\n",
+                    pushed.skipped.join(", ")
+                ));
+            }
+            output.human(&format!(
+                "records push: {} added to {} on {}, {} already there{}\n",
+                pushed.added.len(),
+                place.git_ref,
+                place.remote,
+                pushed.already_shared,
+                if pushed.masked.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; secret values masked in {} (fix the task that recorded them)",
+                        pushed.masked.join(", ")
+                    )
+                }
+            ));
+            output.machine(&Summary {
+                action: "push",
+                added: &pushed.added,
+                masked: &pushed.masked,
+                skipped: &pushed.skipped,
+                unchanged: pushed.already_shared,
+            })?;
+        }
+        Action::Pull => {
+            let pulled = git_ref::pull(&repo, &place)?;
+            output.human(&format!(
+                "records pull: {} new from {} on {}, {} already here{}\n",
+                pulled.added.len(),
+                place.git_ref,
+                place.remote,
+                pulled.already_local,
+                if pulled.skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; skipped (not result records): {}",
+                        pulled.skipped.join(", ")
+                    )
+                }
+            ));
+            output.machine(&Summary {
+                action: "pull",
+                added: &pulled.added,
+                masked: &[],
+                skipped: &pulled.skipped,
+                unchanged: pulled.already_local,
+            })?;
+        }
+        Action::List => {
+            let listed = list(&repo, &place)?;
+            let mut text = String::new();
+            for l in &listed {
+                let shared = match l.shared {
+                    Some(true) => "shared",
+                    Some(false) => "local only",
+                    None => "not fetched",
+                };
+                let warn = if l.from_future {
+                    "  WARN: dated in the future"
+                } else {
+                    ""
+                };
+                text.push_str(&format!(
+                    "{}  {:<10} {:<11} {:<5} {:<11} {}{warn}\n",
+                    l.started_at, l.task, l.environment, l.verdict, shared, l.file
+                ));
+            }
+            if listed.is_empty() {
+                text.push_str("no records yet: run a task, or `cargo xtask records pull`\n");
+            }
+            output.human(&text);
+            output.machine(&listed)?;
+        }
+    }
+    Ok(Verdict::Pass)
+}
+
+/// A bare branch name means that branch: a push of a commit needs the full ref name.
+pub fn full_ref(name: &str) -> String {
+    if name.starts_with("refs/") {
+        name.to_string()
+    } else {
+        format!("refs/heads/{name}")
+    }
+}
+
+/// The local records, oldest first, with whether each is on the ref.
+pub fn list(repo: &Repo, place: &Place) -> anyhow::Result<Vec<Listed>> {
+    let shared = git_ref::shared_names(repo, place)?;
+    Ok(record::load_all(repo)?
+        .into_iter()
+        .map(|l| {
+            let file = l
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            Listed {
+                shared: shared.as_ref().map(|s| s.contains(&file)),
+                from_future: l.from_future(),
+                file,
+                task: l.record.task,
+                environment: l.record.environment,
+                verdict: l.record.verdict.label().to_string(),
+                started_at: l
+                    .record
+                    .started_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            }
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bare_ref_name_is_a_branch() {
+        assert_eq!(full_ref("xtask-records"), "refs/heads/xtask-records");
+        assert_eq!(full_ref("refs/xtask/shared"), "refs/xtask/shared");
+    }
+}
