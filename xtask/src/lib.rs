@@ -20,6 +20,7 @@ pub mod output;
 pub mod overlap;
 pub mod pgcluster;
 pub mod predeploy;
+pub mod promote;
 pub mod record;
 pub mod records;
 pub mod rehearse;
@@ -32,6 +33,7 @@ pub mod smoke;
 pub mod status;
 pub mod test_suite;
 pub mod verdict;
+pub mod watch;
 
 use std::process::ExitCode;
 
@@ -54,6 +56,8 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Records(args) => records::run(args),
         Command::AdminToken(args) => admin_token::run(args),
         Command::Fuzz(args) => fuzz::run(args),
+        Command::Watch(args) => watch::run(args),
+        Command::Promote(args) => promote::run(args),
     };
     exit_code(outcome)
 }
