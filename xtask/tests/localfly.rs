@@ -240,8 +240,11 @@ fn machines_share_the_apps_database(database: Option<&str>) {
     let (status, cabins) = h.call(a, "GET", "/api/v1/reservations/accommodations", None);
     assert_eq!(status, 200, "{cabins}");
     let cabin = cabins[0]["id"].as_i64().expect("a seeded cabin");
+    // Within the service's booking horizon, whatever today is.
+    let check_in = chrono::Utc::now().date_naive() + chrono::Days::new(60);
+    let check_out = check_in + chrono::Days::new(2);
     let booking = serde_json::json!({
-        "accommodation_id": cabin, "check_in": "2031-03-03", "check_out": "2031-03-05",
+        "accommodation_id": cabin, "check_in": check_in.to_string(), "check_out": check_out.to_string(),
         "guests": 2, "channel": "web", "contact_name": "Ana", "contact_phone": "+54 9 11 5555-0000",
     });
     let (status, made) = h.call(
