@@ -175,8 +175,8 @@ async fn measure_until_done(target: &Target, plan: &SmokePlan) -> anyhow::Result
     let mut bench = plan.bench.as_ref();
     if plan.checks {
         let checked = checks::run_checks(&client, target).await?;
-        let all_timed_out = checked.iter().all(checks::timed_out);
-        outcomes.extend(checked);
+        let all_timed_out = checked.silent;
+        outcomes.extend(checked.outcomes);
         if !all_timed_out {
             served = served_version(&client, target).await;
         }

@@ -50,6 +50,13 @@ enum Fetched {
     },
 }
 
+impl Fetched {
+    /// No answer at all: the request timed out.
+    fn timed_out(&self) -> bool {
+        matches!(self, Fetched::Failed { reason, .. } if reason.starts_with("timed out"))
+    }
+}
+
 async fn fetch(client: &Client, url: &str) -> Fetched {
     read_answer(client.get(url).send().await).await
 }
@@ -99,9 +106,13 @@ fn failed(error: &reqwest::Error) -> Fetched {
     }
 }
 
-/// Whether a check failed because its request timed out (no answer at all).
-pub fn timed_out(check: &CheckOutcome) -> bool {
-    check.verdict == Verdict::Fail && check.evidence.starts_with("timed out")
+/// The checks' outcomes, and whether the target left every one of their requests unanswered.
+pub struct CheckRun {
+    /// One outcome per check, in the order they are shown.
+    pub outcomes: Vec<CheckOutcome>,
+    /// Every request the checks made timed out: the target accepts connections but does not
+    /// answer, so a benchmark would only measure timeouts.
+    pub silent: bool,
 }
 
 /// The error with its sources (`connection refused` lives several levels down).
@@ -121,7 +132,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 /// Runs the six checks. A connection failure on the first one means the target cannot be
 /// reached: that is an error (exit 2) naming the URL and the reason, not a failed check.
-pub async fn run_checks(client: &Client, target: &Target) -> anyhow::Result<Vec<CheckOutcome>> {
+pub async fn run_checks(client: &Client, target: &Target) -> anyhow::Result<CheckRun> {
     let healthz_url = target.endpoint(HEALTHZ_PATH);
     let healthz = fetch(client, &healthz_url).await;
     if let Fetched::Failed {
@@ -139,6 +150,18 @@ pub async fn run_checks(client: &Client, target: &Target) -> anyhow::Result<Vec<
     let mercadopago = post_unsigned(client, &target.endpoint(WEBHOOK_PATHS[0])).await;
     let whatsapp = post_unsigned(client, &target.endpoint(WEBHOOK_PATHS[1])).await;
     let document = fetch(client, &target.endpoint(OPENAPI_PATH)).await;
+    let metrics = fetch(client, &target.endpoint(METRICS_PATH)).await;
+    let silent = [
+        &healthz,
+        &readyz,
+        &accommodations,
+        &mercadopago,
+        &whatsapp,
+        &document,
+        &metrics,
+    ]
+    .iter()
+    .all(|fetched| fetched.timed_out());
     let contract = check_contract(
         document,
         &[
@@ -149,17 +172,18 @@ pub async fn run_checks(client: &Client, target: &Target) -> anyhow::Result<Vec<
             ("POST", WEBHOOK_PATHS[1], &whatsapp),
         ],
     );
-    Ok(vec![
+    let outcomes = vec![
         check_healthz(healthz),
         check_readyz(readyz),
-        check_metrics(fetch(client, &target.endpoint(METRICS_PATH)).await),
+        check_metrics(metrics),
         check_accommodations(accommodations),
         check_webhooks(vec![
             (WEBHOOK_PATHS[0], mercadopago),
             (WEBHOOK_PATHS[1], whatsapp),
         ]),
         contract,
-    ])
+    ];
+    Ok(CheckRun { outcomes, silent })
 }
 
 /// The statuses and JSON bodies of the other checks' answers match the service's own OpenAPI
