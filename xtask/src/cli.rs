@@ -35,6 +35,9 @@ pub enum Command {
     Report(crate::report::Args),
     /// Print where the deployment stands on the decision map and the one next command.
     Status(crate::status::Args),
+    /// Walk the decision map for staging in order (predeploy, Fly, secrets, deploy, smoke,
+    /// overlap), skipping fresh steps and resuming at the last failure.
+    Staging(crate::staging::Args),
     /// Run the whole pipeline locally: start the service, predeploy, smoke, overlap, report.
     Rehearse(crate::rehearse::Args),
     /// Run the workspace tests against a throwaway PostgreSQL cluster.

@@ -29,6 +29,7 @@ pub mod report;
 pub mod rollback;
 pub mod secrets;
 pub mod smoke;
+pub mod staging;
 pub mod status;
 pub mod test_suite;
 pub mod verdict;
@@ -54,6 +55,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Records(args) => records::run(args),
         Command::AdminToken(args) => admin_token::run(args),
         Command::Fuzz(args) => fuzz::run(args),
+        Command::Staging(args) => staging::run(args),
     };
     exit_code(outcome)
 }
