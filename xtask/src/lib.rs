@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod files;
+pub mod finish;
 pub mod flyctl;
 pub mod fuzz;
 pub mod http;

@@ -40,7 +40,7 @@ pub use report::{Check, CleanupFailure, CleanupReport, OverlapReport, RoundRepor
 pub use rounds::{OverlapPlan, new_run_id, run_rounds};
 
 use crate::config::{DeployConfig, Target};
-use crate::output::{self, Output};
+use crate::output::Output;
 use crate::record::RunClock;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
@@ -129,18 +129,20 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let clock = RunClock::start("overlap");
     let runtime = crate::http::runtime()?;
     let report = runtime.block_on(run_rounds(&target, &plan))?;
-    out.human(&render::text(&report));
+    let human = render::text(&report);
     let summary = render::markdown(&report);
     let verdict = report.verdict;
     let record = clock.finish(&repo, &target.environment, verdict, report);
-    // Saved before anything else can fail: the measurement is the one thing not to lose.
-    let path = record.save(&repo)?;
+    let ending = crate::finish::Ending {
+        human: &human,
+        summary: &summary,
+        save: true,
+        json: out.json(),
+    };
+    crate::finish::finish(&repo, &record, ending, &mut out.human_writer())?;
     if let Some(junit) = &args.junit {
         crate::junit::overlap(&target.environment, &record.result).write(junit)?;
     }
-    output::append_step_summary(&summary)?;
-    out.human(&format!("result saved to {}\n", path.display()));
-    out.machine(&record)?;
     Ok(verdict)
 }
 

@@ -367,3 +367,65 @@ fn a_full_run_reaches_staging_ready_a_second_skips_everything_and_a_smoke_failur
     assert_eq!(deploys(&fly), 1, "no second deploy");
     assert_eq!(map_status(&fixture)["verdict"], "GO");
 }
+
+/// Under `--json` every measuring task prints the record it saved: the same shape for all,
+/// byte for byte the file named on its `record:` line.
+#[test]
+fn every_measuring_task_prints_its_saved_record_under_json() {
+    let (fly, fixture) = full_stand();
+    let keys = [
+        "schema_version",
+        "task",
+        "environment",
+        "git",
+        "started_at",
+        "duration_ms",
+        "tool_version",
+        "verdict",
+        "result",
+    ];
+    let tasks: [&[&str]; 6] = [
+        &["predeploy", "--env", "staging"],
+        &["secrets", "--env", "staging"],
+        &["deploy", "--env", "staging", "--wait-timeout", "30s"],
+        &["smoke", "--env", "staging"],
+        &["overlap", "--env", "staging", "--mutating"],
+        &["rollback", "--env", "staging", "--wait-timeout", "30s"],
+    ];
+    for words in tasks {
+        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .args(words)
+            .arg("--json")
+            .current_dir(fixture.root())
+            .envs(fly.env())
+            .env_remove("GITHUB_STEP_SUMMARY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let record: serde_json::Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("{words:?}: stdout is not JSON ({e}): {stdout}\n{stderr}"));
+        let mut found: Vec<&str> = record
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        found.sort_unstable();
+        let mut expected = keys.to_vec();
+        expected.sort_unstable();
+        assert_eq!(found, expected, "{words:?}");
+        assert_eq!(record["task"], words[0], "{words:?}");
+        assert_eq!(record["environment"], "staging", "{words:?}");
+        let saved = stderr
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix("record: "))
+            .unwrap_or_else(|| panic!("{words:?}: no record line: {stderr}"));
+        let file: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture.root().join(saved)).unwrap())
+                .unwrap();
+        assert_eq!(file, record, "{words:?}: stdout is the saved record");
+    }
+}
