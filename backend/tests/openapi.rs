@@ -130,9 +130,9 @@ async fn every_documented_operation_is_routed() {
             operations += 1;
         }
     }
-    // healthz, readyz, metrics, openapi, accommodations, availability, pre-reserve, show,
-    // confirm, cancel, and the two webhooks (three operations).
-    assert_eq!(operations, 13, "{:#}", doc["paths"]);
+    // healthz, readyz, metrics, openapi, version, accommodations, availability, pre-reserve,
+    // show, confirm, cancel, and the two webhooks (three operations).
+    assert_eq!(operations, 14, "{:#}", doc["paths"]);
 }
 
 /// A route added with axum's own `Router::route` would serve without being documented;

@@ -40,6 +40,12 @@ pub enum Command {
     Staging(crate::staging::Args),
     /// Run the whole pipeline locally: start the service, predeploy, smoke, overlap, report.
     Rehearse(crate::rehearse::Args),
+    /// Deploy to production the exact image staging verified, once staging is GO, the 24-hour
+    /// gate holds and the production checklist is complete (blue-green, rollback on failure).
+    Promote(crate::promote::Args),
+    /// Sample a running service for a bounded time (health, version, metrics, log lines) and
+    /// save a stability record with every breach.
+    Watch(crate::watch::Args),
     /// Run the workspace tests against a throwaway PostgreSQL cluster.
     Test(crate::test_suite::Args),
     /// Share result records through a git ref of the repository: push, pull or list them.

@@ -25,6 +25,9 @@ pub struct DeployConfig {
     /// What the report's history section compares.
     #[serde(default)]
     pub history: HistorySettings,
+    /// What `watch` holds a running service to, and the 24-hour gate built on it.
+    #[serde(default)]
+    pub watch: WatchSettings,
     /// Deploy targets by name (`staging`, `production`).
     pub environments: BTreeMap<String, Environment>,
 }
@@ -132,6 +135,33 @@ impl Default for HistorySettings {
             runs: 10,
             regression_pct: 20.0,
             regression_floor_ms: 5.0,
+        }
+    }
+}
+
+/// `watch`'s sampling and limits, and the 24-hour stability gate (`[watch]`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchSettings {
+    /// Seconds between two samples when `--every` is not given.
+    pub every_secs: f64,
+    /// Lowest availability (share of samples whose healthz and readyz answered 2xx) that
+    /// is not a breach, in percent.
+    pub availability_floor_pct: f64,
+    /// Share of the hours since a staging deploy that watch runs must cover for the
+    /// 24-hour gate to pass, in percent.
+    pub coverage_pct: f64,
+    /// Error or panic log lines kept (masked) per run; all are counted.
+    pub log_lines_kept: usize,
+}
+
+impl Default for WatchSettings {
+    fn default() -> Self {
+        WatchSettings {
+            every_secs: 30.0,
+            availability_floor_pct: 99.0,
+            coverage_pct: 90.0,
+            log_lines_kept: 5,
         }
     }
 }

@@ -21,6 +21,7 @@ pub mod output;
 pub mod overlap;
 pub mod pgcluster;
 pub mod predeploy;
+pub mod promote;
 pub mod record;
 pub mod records;
 pub mod rehearse;
@@ -34,6 +35,7 @@ pub mod staging;
 pub mod status;
 pub mod test_suite;
 pub mod verdict;
+pub mod watch;
 
 use std::process::ExitCode;
 
@@ -57,6 +59,8 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::AdminToken(args) => admin_token::run(args),
         Command::Fuzz(args) => fuzz::run(args),
         Command::Staging(args) => staging::run(args),
+        Command::Watch(args) => watch::run(args),
+        Command::Promote(args) => promote::run(args),
     };
     exit_code(outcome)
 }

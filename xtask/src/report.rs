@@ -12,6 +12,7 @@ mod history;
 mod html;
 mod records;
 mod rows;
+mod stability;
 mod steps;
 mod templates;
 mod views;
@@ -26,9 +27,10 @@ pub use assess::{Assessment, Overall, Provenance};
 pub use checklist::{CHECKLIST_PATH, Checklist};
 pub use context::ReportContext;
 pub use decision_map::{DecisionMap, Next, State, Step};
+pub use stability::{Cell, StabilityGate, WatchView};
 pub use templates::{OVERRIDE_DIR, REPORT_TEMPLATE};
 
-use crate::config::{CONFIG_PATH, DeployConfig};
+use crate::config::{CONFIG_PATH, DeployConfig, WatchSettings};
 use crate::repo::{GitState, Repo};
 use crate::verdict::Verdict;
 
@@ -88,11 +90,16 @@ pub struct Rendered {
 impl Rendered {
     /// The report as a standalone HTML page.
     pub fn html(&self) -> String {
-        html::page_with_chart(
+        let page = html::page_with_chart(
             &format!("Deployment summary: {}", self.environment),
             &self.markdown,
             self.chart.as_deref(),
-        )
+        );
+        // The Markdown marks where the timeline goes; the page draws it there as SVG.
+        match &self.context.stability {
+            Some(view) => page.replacen(stability::SVG_MARKER, &view.svg, 1),
+            None => page,
+        }
     }
 }
 
@@ -172,6 +179,11 @@ pub fn context(
         checklist: checklist.as_ref(),
         now,
         head,
+        watch_coverage_pct: config
+            .as_ref()
+            .map_or(WatchSettings::default().coverage_pct, |c| {
+                c.watch.coverage_pct
+            }),
     });
     built
         .verdict

@@ -552,3 +552,38 @@ fn the_project_repository_passes() {
     let report = evaluate(&repo, &Options::default()).unwrap();
     assert!(failures(&report).is_empty(), "{:#?}", failures(&report));
 }
+
+#[test]
+fn fly_toml_fails_on_a_volume_for_blue_green_production_and_warns_without_metrics() {
+    let fixture = Fixture::valid();
+    let report = fixture.evaluate(&all());
+    let check = report.check("fly_toml").unwrap();
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.verdict == Verdict::Pass && e.message.contains("[metrics]")),
+        "{check:#?}"
+    );
+    fixture.edit("fly.toml", "path = \"/metrics\"", "");
+    fixture.edit(
+        "fly.toml",
+        "[http_service]\n",
+        "[mounts]\nsource = \"data\"\ndestination = \"/data\"\n\n[http_service]\n",
+    );
+    let check = assert_fails_at(&fixture.evaluate(&all()), "fly_toml", "fly.toml:");
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.verdict == Verdict::Fail && e.message.contains("blue-green")),
+        "{check:#?}"
+    );
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.verdict == Verdict::Warn && e.message.contains("does not scrape")),
+        "{check:#?}"
+    );
+}

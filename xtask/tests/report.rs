@@ -783,3 +783,56 @@ fn smoke_that_saw_another_build_than_the_deploy_is_stale() {
     f.save("smoke", "staging", HEAD, Duration::minutes(20), v, r);
     assert_eq!(f.render("staging").overall, Overall::Go);
 }
+
+/// The 24-hour gate on a release deployed 20 h ago and watched for its first 10 hours, with
+/// a panic in hour 3: the breach fails the gate and is listed; the hours since are gaps and
+/// the rest is still ahead. The HTML page draws the same hours as an SVG.
+#[test]
+fn stability_timeline_shows_breaches_gaps_and_hours_ahead() {
+    let f = staging(Scenario {
+        unwatched: true,
+        ..Default::default()
+    });
+    f.save(
+        "deploy",
+        "staging",
+        HEAD,
+        Duration::hours(20),
+        Verdict::Pass,
+        deploy_result(),
+    );
+    for hour in 0..10 {
+        let ago = Duration::hours(20) - Duration::minutes(10) - Duration::hours(hour);
+        let panic = (hour == 3).then_some(5);
+        let (v, r) = watch_result(now() - ago, panic);
+        f.save("watch", "staging", HEAD, ago, v, r);
+    }
+    let rendered = f.render("staging");
+    let step = rendered
+        .context
+        .map
+        .steps
+        .iter()
+        .find(|s| s.id == "stability_24h")
+        .unwrap();
+    assert_eq!(step.state, State::Failed, "{}", step.evidence);
+    assert!(
+        step.evidence.contains("2026-11-26 19:15 UTC"),
+        "{}",
+        step.evidence
+    );
+    let start = rendered.markdown.find("### Staging: 24 hours").unwrap();
+    let end = rendered.markdown[start..]
+        .find("\n## ")
+        .map_or(rendered.markdown.len(), |e| start + e);
+    snapshot("stability_timeline", &rendered.markdown[start..end]);
+
+    let html = rendered.html();
+    assert_eq!(html.matches("<rect").count(), 24, "one cell per hour");
+    assert!(html.contains("#cf222e"), "the breach hour is drawn red");
+    assert!(
+        !html.contains("stability-timeline"),
+        "the marker became the SVG"
+    );
+    assert!(!html.contains("<script"));
+}

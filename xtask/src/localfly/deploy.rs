@@ -53,7 +53,10 @@ pub fn run(dir: &StateDir, request: &DeployRequest) -> anyhow::Result<()> {
         );
     }
     let image = match &request.image {
-        Some(reference) => find_image(&app, reference)?,
+        Some(reference) => find_image(&app, reference).or_else(|error| {
+            // Fly's registry is the organisation's: production deploys staging's image.
+            find_in_other_apps(dir, &app.name, reference).ok_or(error)
+        })?,
         None => build_image(dir, &mut app, request)?,
     };
     println!("image: {}", image.reference);
@@ -119,6 +122,15 @@ fn find_image(app: &App, reference: &str) -> anyhow::Result<Image> {
         .with_context(|| {
             format!("failed to fetch an image or build from source: image not found: {reference}")
         })
+}
+
+/// An image another app of the organisation built, as `flyctl deploy --image` finds it.
+fn find_in_other_apps(dir: &StateDir, own: &str, reference: &str) -> Option<Image> {
+    dir.app_names()
+        .iter()
+        .filter(|name| name.as_str() != own)
+        .filter_map(|name| dir.load(name).ok())
+        .find_map(|other| find_image(&other, reference).ok())
 }
 
 /// `ref` without a trailing `@sha256:...` digest.

@@ -183,6 +183,27 @@ fn check_config(
     );
     check_readiness(check, path, text, http);
 
+    // `cargo xtask promote` deploys production blue-green, which cannot move volumes.
+    if environments.iter().any(|(env, _)| env == "production") && table.contains_key("mounts") {
+        check.fail(
+            at("mounts", 0, ""),
+            "mounts a volume, and production is promoted blue-green, which cannot move volumes",
+            "keep state in the database (DATABASE_URL), not on a volume; or promote with \
+             `cargo xtask promote --strategy rolling`",
+        );
+    }
+    // Fly scrapes /metrics only when [metrics] says where; the alert rules need it.
+    match str_at(section("metrics"), "path") {
+        Some(metrics) if metrics == "/metrics" => {
+            check.pass(at("metrics", 0, "path"), "Fly scrapes /metrics ([metrics])")
+        }
+        _ => check.warn(
+            At::line(path, toml_key_line(text, "metrics", 0, "")),
+            "no [metrics] path = \"/metrics\": Fly does not scrape the service",
+            "add [metrics] with port = the internal port and path = \"/metrics\"",
+        ),
+    }
+
     let deploy = section("deploy");
     match str_at(deploy, "strategy") {
         Some(s) if STRATEGIES.contains(&s.as_str()) => check.pass(

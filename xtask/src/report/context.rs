@@ -7,9 +7,11 @@ use serde::Serialize;
 use super::assess::{self, Assessment, Provenance};
 use super::checklist::{CHECKLIST_PATH, Checklist};
 use super::decision_map::{self, DecisionMap, MapInputs};
+use super::deploys::stability_gate;
 use super::records::Results;
 use super::rows::{CheckRow, OverlapData, SmokeData};
 use super::rows::{check_row, endpoint_row, overlap_data};
+use super::stability::{self, SVG_MARKER};
 use crate::repo::GitState;
 
 /// Everything a report is built from.
@@ -33,6 +35,8 @@ pub struct Inputs<'a> {
     pub now: DateTime<Utc>,
     /// What is checked out.
     pub head: Option<&'a GitState>,
+    /// Share of the 24 h since staging's deploy that watch runs must cover, in percent.
+    pub watch_coverage_pct: f64,
 }
 
 /// The context every template sees.
@@ -71,6 +75,65 @@ pub struct ReportContext {
     /// The last runs, trends and regressions (filled by `report::context`, which reads every
     /// record; empty here).
     pub history: super::history::HistoryData,
+    /// The 24-hour gate of the release serving on staging, when there is one to judge.
+    pub stability: Option<StabilityView>,
+}
+
+/// The 24-hour gate for templates: the timeline and every breach.
+#[derive(Debug, Clone, Serialize)]
+pub struct StabilityView {
+    /// When the window starts (the deploy), `YYYY-MM-DD HH:MM UTC`.
+    pub since: String,
+    /// Covered hours, in percent.
+    pub coverage_pct: String,
+    /// Coverage required, in percent.
+    pub required_pct: String,
+    /// The gate's state and why.
+    pub state: String,
+    /// The hourly cells as a Markdown table.
+    pub timeline: String,
+    /// The same as an SVG, for the HTML page (drawn where [`SVG_MARKER`] stands).
+    pub svg: String,
+    /// The marker the template puts where the SVG goes.
+    pub svg_marker: String,
+    /// Every breach in the window.
+    pub breaches: Vec<BreachRow>,
+}
+
+/// One breach for templates.
+#[derive(Debug, Clone, Serialize)]
+pub struct BreachRow {
+    /// When, `YYYY-MM-DD HH:MM:SS UTC`.
+    pub at: String,
+    /// Its kind.
+    pub kind: String,
+    /// What was seen.
+    pub detail: String,
+}
+
+fn stability_view(input: &Inputs, head: Option<&str>) -> Option<StabilityView> {
+    if !input.deployable {
+        return None;
+    }
+    let gate = stability_gate(input.staging, input.now, head, input.watch_coverage_pct).ok()?;
+    Some(StabilityView {
+        since: assess::timestamp(gate.since),
+        coverage_pct: format!("{:.0}", gate.coverage_pct),
+        required_pct: format!("{}", gate.required_pct),
+        state: gate.state.label().to_string(),
+        timeline: stability::markdown(&gate),
+        svg: stability::svg(&gate),
+        svg_marker: SVG_MARKER.to_string(),
+        breaches: gate
+            .breaches
+            .iter()
+            .map(|b| BreachRow {
+                at: b.at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
+                kind: b.kind.clone(),
+                detail: b.detail.clone(),
+            })
+            .collect(),
+    })
 }
 
 /// The overall verdict for templates.
@@ -180,6 +243,7 @@ pub fn build(input: &Inputs) -> ReportContext {
         url: url.as_deref(),
         now: input.now,
         head: head_commit,
+        watch_coverage_pct: input.watch_coverage_pct,
     });
     let command_of = |id: &str, fallback: String| {
         map.steps
@@ -308,5 +372,6 @@ pub fn build(input: &Inputs) -> ReportContext {
             path: CHECKLIST_PATH.to_string(),
             checklist: input.checklist.cloned(),
         },
+        stability: stability_view(input, head_commit),
     }
 }

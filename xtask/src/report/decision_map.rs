@@ -110,6 +110,9 @@ pub struct MapInputs<'a> {
     pub now: DateTime<Utc>,
     /// The commit checked out.
     pub head: Option<&'a str>,
+    /// Share of the 24 h since staging's deploy that watch runs must cover (`[watch]
+    /// coverage_pct` in `ops/deploy.toml`).
+    pub watch_coverage_pct: f64,
 }
 
 /// Computes the map.
@@ -201,6 +204,7 @@ mod tests {
                 .unwrap()
                 .to_utc(),
             head: Some("abc"),
+            watch_coverage_pct: 90.0,
         })
     }
 

@@ -1,11 +1,12 @@
 //! What the deploy records say: whether the last deploy was rolled back, the release line,
 //! and the 24 h stability rule for staging.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 
 use super::assess::{self, Freshness, timestamp};
 use super::decision_map::{MapInputs, STABILITY_HOURS, STAGING, State, Step};
 use super::records::{DeployView, ReleaseRefView, Results, Saved, passed};
+use super::stability::{StabilityGate, gate};
 use super::steps::step;
 
 pub fn rolled_back(r: &Results) -> Option<String> {
@@ -58,81 +59,80 @@ pub fn release_line(d: &Saved<DeployView>) -> String {
 pub(super) fn stability(input: &MapInputs) -> Step {
     let s = input.staging;
     let title = format!("Staging stable for {STABILITY_HOURS} h");
-    let smoke = Some(format!("cargo xtask smoke --env {STAGING}"));
-    let (state, evidence) = stability_state(s, input.now, input.head);
+    let watch = Some(format!("cargo xtask watch --env {STAGING} --for 10m"));
+    let (state, evidence) = stability_state(s, input.now, input.head, input.watch_coverage_pct);
     let needs_deploy = s.deploy.as_ref().is_none_or(|d| {
         !passed(d.verdict) || assess::freshness(d, input.head, None) != Freshness::Current
     }) || rolled_back(s).is_some();
     let command = if state == State::Pending && needs_deploy {
         Some(format!("cargo xtask deploy --env {STAGING}"))
     } else {
-        smoke
+        watch
     };
     step("stability_24h", title, state, evidence, command)
 }
 
-/// Done when the last staging deploy shipped HEAD and passed at least 24 h ago, nothing
-/// rolled it back, and the newest smoke run passed and started at least 24 h after that
-/// deploy: the release production would get has served for a day and still meets the
-/// thresholds. A newer deploy restarts the clock.
-pub fn stability_state(s: &Results, now: DateTime<Utc>, head: Option<&str>) -> (State, String) {
+/// Done when the last staging deploy shipped HEAD and passed, nothing rolled it back, and
+/// the 24-hour gate holds for it: `watch` runs covered at least `coverage_pct` of the 24 h
+/// since the deploy, with no breach (see [`stability`](super::stability)). A newer deploy
+/// restarts the clock.
+pub fn stability_state(
+    s: &Results,
+    now: DateTime<Utc>,
+    head: Option<&str>,
+    coverage_pct: f64,
+) -> (State, String) {
+    match stability_gate(s, now, head, coverage_pct) {
+        Ok(gate) if gate.state == State::Pending => (
+            gate.state,
+            format!(
+                "deployed {} ({}); {}",
+                timestamp(gate.since),
+                assess::age(gate.since, now),
+                gate.evidence
+            ),
+        ),
+        Ok(gate) => (gate.state, gate.evidence),
+        Err(pending) => pending,
+    }
+}
+
+/// The gate of the release serving on staging, or why there is no release to judge.
+pub fn stability_gate(
+    s: &Results,
+    now: DateTime<Utc>,
+    head: Option<&str>,
+    coverage_pct: f64,
+) -> Result<StabilityGate, (State, String)> {
     let Some(d) = s.deploy.as_ref() else {
-        return (State::Pending, "no staging deploy recorded yet".into());
+        return Err((State::Pending, "no staging deploy recorded yet".into()));
     };
     if !passed(d.verdict) {
-        return (
+        return Err((
             State::Pending,
             "the last staging deploy did not pass".into(),
-        );
+        ));
     }
     if rolled_back(s).is_some() {
-        return (
+        return Err((
             State::Pending,
             "the last staging deploy was rolled back".into(),
-        );
+        ));
     }
     if let Freshness::Stale(why) = assess::freshness(d, head, None) {
-        return (
-            State::Pending,
-            format!("staging does not run HEAD ({why}): deploy it, then wait {STABILITY_HOURS} h"),
-        );
-    }
-    let due = d.started_at + Duration::hours(STABILITY_HOURS);
-    if now < due {
-        return (
+        return Err((
             State::Pending,
             format!(
-                "deployed {} ({}); run smoke again after {}",
-                timestamp(d.started_at),
-                assess::age(d.started_at, now),
-                timestamp(due)
+                "staging does not run HEAD ({why}): deploy it, then watch it {STABILITY_HOURS} h"
             ),
-        );
+        ));
     }
-    match s.smoke.as_ref() {
-        Some(smoke) if smoke.started_at >= due && passed(smoke.verdict) => (
-            State::Done,
-            format!(
-                "deployed {}, smoke passed {} later",
-                timestamp(d.started_at),
-                assess::age(d.started_at, smoke.started_at).trim_end_matches(" ago")
-            ),
-        ),
-        Some(smoke) if smoke.started_at >= due => (
-            State::Failed,
-            format!(
-                "smoke failed at {}, {STABILITY_HOURS} h after the deploy",
-                timestamp(smoke.started_at)
-            ),
-        ),
-        _ => (
-            State::Pending,
-            format!(
-                "deployed {}: {STABILITY_HOURS} h have passed; run smoke now",
-                timestamp(d.started_at)
-            ),
-        ),
-    }
+    let image = d
+        .result
+        .release
+        .as_ref()
+        .and_then(|r| r.image_ref.as_deref());
+    Ok(gate(d.started_at, image, &s.watches, now, coverage_pct))
 }
 
 #[cfg(test)]
@@ -141,6 +141,7 @@ mod tests {
     use crate::record::RunRecord;
     use crate::repo::GitState;
     use crate::verdict::Verdict;
+    use chrono::Duration;
 
     const HEAD: &str = "abcdef0123456789";
 
@@ -169,7 +170,17 @@ mod tests {
         }
     }
 
-    fn staging(deployed_hours_ago: i64, smoke: Option<(i64, Verdict)>) -> Results {
+    /// Staging deployed `deployed_hours_ago`, watched once in each of the given hours since.
+    fn staging(deployed_hours_ago: i64, watched_hours: &[i64]) -> Results {
+        use super::super::stability::{SampleView, WatchView};
+        let deployed = now() - Duration::hours(deployed_hours_ago);
+        let samples = watched_hours
+            .iter()
+            .map(|h| SampleView {
+                at: deployed + Duration::hours(*h) + Duration::minutes(5),
+                build: None,
+            })
+            .collect();
         Results {
             deploy: Some(saved(
                 deployed_hours_ago,
@@ -177,43 +188,55 @@ mod tests {
                 Verdict::Pass,
                 DeployView::default(),
             )),
-            smoke: smoke.map(|(ago, v)| saved(ago, HEAD, v, Default::default())),
+            watches: vec![saved(
+                1,
+                HEAD,
+                Verdict::Pass,
+                WatchView {
+                    samples,
+                    ..WatchView::default()
+                },
+            )],
             ..Results::default()
         }
     }
 
     #[test]
-    fn stability_needs_a_day_since_the_deploy_and_a_smoke_pass_after_it() {
-        let state = |r: &Results| stability_state(r, now(), Some(HEAD)).0;
+    fn stability_needs_a_day_of_watching_since_the_deploy() {
+        let state = |r: &Results| stability_state(r, now(), Some(HEAD), 90.0).0;
+        let day: Vec<i64> = (0..24).collect();
         assert_eq!(state(&Results::default()), State::Pending);
         assert_eq!(
-            state(&staging(5, Some((1, Verdict::Pass)))),
+            state(&staging(5, &[0, 1, 2, 3])),
             State::Pending,
             "too early"
         );
+        assert_eq!(state(&staging(30, &day)), State::Done);
         assert_eq!(
-            state(&staging(30, Some((10, Verdict::Pass)))),
-            State::Pending,
-            "smoke before the day was up"
+            state(&staging(30, &day[..12])),
+            State::Failed,
+            "half a day watched"
         );
-        assert_eq!(state(&staging(30, Some((2, Verdict::Pass)))), State::Done);
-        assert_eq!(state(&staging(30, Some((2, Verdict::Fail)))), State::Failed);
-        assert_eq!(state(&staging(30, None)), State::Pending);
+        assert_eq!(state(&staging(30, &[])), State::Failed, "never watched");
     }
 
     #[test]
     fn stability_counts_only_a_deploy_of_head_that_was_not_rolled_back() {
-        let mut r = staging(30, Some((2, Verdict::Pass)));
-        assert_eq!(stability_state(&r, now(), Some("0ther")).0, State::Pending);
+        let day: Vec<i64> = (0..24).collect();
+        let mut r = staging(30, &day);
+        assert_eq!(
+            stability_state(&r, now(), Some("0ther"), 90.0).0,
+            State::Pending
+        );
         r.rollback = Some(saved(1, HEAD, Verdict::Pass, Default::default()));
-        let (state, evidence) = stability_state(&r, now(), Some(HEAD));
+        let (state, evidence) = stability_state(&r, now(), Some(HEAD), 90.0);
         assert_eq!(state, State::Pending);
         assert!(evidence.contains("rolled back"), "{evidence}");
     }
 
     #[test]
     fn a_deploy_that_rolled_back_by_itself_says_to_what() {
-        let mut r = staging(3, None);
+        let mut r = staging(3, &[]);
         r.deploy.as_mut().unwrap().result.rolled_back = Some(super::super::records::RollbackView {
             to_version: Some(11),
             ..Default::default()

@@ -48,6 +48,8 @@ pub struct Results {
     pub serving_since: Option<DateTime<Utc>>,
     /// Records of this environment that claim to have started after this machine saved them.
     pub warnings: Vec<String>,
+    /// Every `watch` run, newest first (the 24-hour gate reads them all).
+    pub watches: Vec<Saved<super::stability::WatchView>>,
 }
 
 /// Every saved record of every task, read once.
@@ -184,6 +186,11 @@ impl RecordSet {
                 None
             },
             warnings: self.warnings(environment),
+            watches: self
+                .all_of("watch", environment)?
+                .into_iter()
+                .map(|(_, record)| record)
+                .collect(),
         })
     }
 

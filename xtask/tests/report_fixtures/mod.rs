@@ -468,6 +468,8 @@ pub struct Scenario {
     pub violation: bool,
     pub only_predeploy: bool,
     pub commit_of_results: Option<&'static str>,
+    /// No watch runs after the deploy (the 24-hour gate has nothing to count).
+    pub unwatched: bool,
 }
 
 pub fn staging(s: Scenario) -> Fixture {
@@ -494,9 +496,72 @@ pub fn staging(s: Scenario) -> Fixture {
         Verdict::Pass,
         deploy_result(),
     );
+    // An hourly 10-minute watch over the 24 h since the deploy (27 h ago).
+    for hour in (0..24).filter(|_| !s.unwatched) {
+        let ago = Duration::hours(27) - Duration::minutes(10) - Duration::hours(hour);
+        let (v, r) = watch_result(now() - ago, None);
+        f.save("watch", "staging", commit, ago, v, r);
+    }
     let (v, r) = smoke_report(s.breach);
     f.save("smoke", "staging", commit, Duration::hours(2), v, r);
     let (v, r) = overlap_report(s.violation);
     f.save("overlap", "staging", commit, Duration::minutes(90), v, r);
     f
+}
+
+/// A 10-minute watch started `at` (3 samples), healthy unless `panic_at_minute` puts a panic
+/// line in the logs at that minute.
+pub fn watch_result(
+    at: DateTime<Utc>,
+    panic_at_minute: Option<i64>,
+) -> (Verdict, xtask::watch::StabilityRecord) {
+    use xtask::watch::logs::LogFindings;
+    use xtask::watch::sample::{Build, Probe, Sample};
+    let probe = Probe {
+        status: Some(200),
+        latency_ms: 12.0,
+        error: None,
+    };
+    let samples = [0, 5, 10]
+        .into_iter()
+        .map(|minute| Sample {
+            at: at + Duration::minutes(minute),
+            healthz: probe.clone(),
+            readyz: probe.clone(),
+            build: Some(Build {
+                commit: HEAD.into(),
+                // The image the fixture's staging deploy released.
+                image: release(12, "deployment-01J").image_ref,
+                machine: Some("m1".into()),
+                started_at: Some("2026-11-26T09:00:00Z".into()),
+            }),
+            metrics: None,
+            metrics_error: None,
+            logs: Some(LogFindings {
+                errors: 0,
+                panics: u64::from(panic_at_minute == Some(minute)),
+                kept: Vec::new(),
+            }),
+            logs_error: None,
+        })
+        .collect();
+    let plan = xtask::watch::WatchPlan::new(
+        std::time::Duration::from_secs(600),
+        std::time::Duration::from_secs(300),
+        xtask::watch::Limits {
+            availability_floor_pct: 99.0,
+            error_rate_pct: 1.0,
+            p95_ms: 3000.0,
+        },
+        5,
+    )
+    .unwrap();
+    let record = xtask::watch::StabilityRecord::new(
+        "https://sist-cabanas-staging.fly.dev",
+        Some("sist-cabanas-staging"),
+        &plan,
+        samples,
+        false,
+    );
+    (record.verdict(), record)
 }

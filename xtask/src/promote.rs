@@ -1,0 +1,475 @@
+//! `cargo xtask promote`: deploys to production the exact image staging verified
+//! (`flyctl deploy --image <staging image ref> --app <production app>`), never a rebuild.
+//!
+//! It refuses (exit 1, naming what is missing) unless staging's report is GO, the 24-hour
+//! gate holds for the staging release, the production checklist is complete, and staging's
+//! deploy recorded the image it serves. Production's prerequisites for the blue-green default
+//! are checked before flyctl runs: HTTP checks defined, no volumes, at least one machine.
+//! Then, as `deploy` does, through the shared release module: what serves is recorded first,
+//! the image is proven to serve (releases, machines, each machine's version endpoint),
+//! readiness and smoke run, and any failure rolls back to what served before.
+
+use std::io::Write;
+use std::time::Duration;
+
+use clap::Args as ClapArgs;
+use serde::{Deserialize, Serialize};
+
+use crate::config::{DeployConfig, Environment};
+use crate::deploy::gates::{Gates, TaskGates, parse_wait, wait_ready};
+use crate::flyctl::{DeployCommand, Flyctl, failure_or_error};
+use crate::output::Output;
+use crate::record::RunClock;
+use crate::release::restore::{RollbackPlan, failed_conditions};
+use crate::release::{
+    Expected, ReleaseRef, RollbackResult, Snapshot, Verification, read_serving, roll_back,
+    rollback_target, verify,
+};
+use crate::repo::Repo;
+use crate::report::{self, CHECKLIST_PATH, Overall, State};
+use crate::verdict::Verdict;
+
+/// The task name in run records.
+pub const TASK: &str = "promote";
+/// The environment whose verified image is promoted.
+pub const FROM: &str = "staging";
+/// The environment promoted to.
+pub const TO: &str = "production";
+
+/// Options of `cargo xtask promote`.
+#[derive(Debug, Clone, ClapArgs)]
+pub struct Args {
+    /// Check every precondition and print the flyctl command without running it.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Fly's deploy strategy for production (blue-green: the new machines serve only once
+    /// all pass their checks).
+    #[arg(long, value_name = "S", default_value = "bluegreen",
+          value_parser = ["bluegreen", "rolling", "canary"])]
+    pub strategy: String,
+    /// How long flyctl, the proof that the image serves and the readiness poll may each wait.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_wait)]
+    pub wait_timeout: u64,
+    /// How long one `flyctl deploy` may run in all before it is stopped and counted a failure.
+    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_wait)]
+    pub deploy_timeout: u64,
+    /// Print the result record as JSON on stdout (human text goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What staging's saved results say about the release to promote.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StagingEvidence {
+    /// Staging's report verdict (`GO`, `NO-GO`, `INCOMPLETE`) and why.
+    pub verdict: String,
+    /// The reasons behind a verdict other than GO.
+    pub reasons: Vec<String>,
+    /// The 24-hour gate: holds, and why.
+    pub stability_holds: bool,
+    /// The gate's evidence.
+    pub stability: String,
+    /// Whether the production checklist is complete, and what is open.
+    pub checklist_complete: bool,
+    /// The checklist step's evidence.
+    pub checklist: String,
+    /// The image staging's deploy recorded (the one verified there).
+    pub image: Option<String>,
+}
+
+impl StagingEvidence {
+    /// Reads the evidence from staging's rendered report.
+    pub fn from_report(rendered: &report::Rendered) -> StagingEvidence {
+        let step = |id: &str| {
+            rendered
+                .context
+                .map
+                .steps
+                .iter()
+                .find(|s| s.id == id)
+                .map(|s| (s.state == State::Done, s.evidence.clone()))
+                .unwrap_or((false, format!("no `{id}` step in staging's decision map")))
+        };
+        let (stability_holds, stability) = step("stability_24h");
+        let (checklist_complete, checklist) = step("production_checklist");
+        StagingEvidence {
+            verdict: rendered.context.verdict.label.clone(),
+            reasons: rendered.context.verdict.reasons.clone(),
+            stability_holds,
+            stability,
+            checklist_complete,
+            checklist,
+            image: rendered
+                .context
+                .deploy
+                .data
+                .as_ref()
+                .and_then(|d| d.image.clone()),
+        }
+        .with_go(rendered.overall == Overall::Go)
+    }
+
+    fn with_go(mut self, go: bool) -> StagingEvidence {
+        if go {
+            self.verdict = "GO".into();
+        }
+        self
+    }
+
+    /// Everything that is missing for a promotion, each naming the fix.
+    pub fn missing(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        if self.verdict != "GO" {
+            missing.push(format!(
+                "staging's verdict is {}, not GO ({}): see `cargo xtask report --env {FROM}`",
+                self.verdict,
+                self.reasons.join("; ")
+            ));
+        }
+        if !self.stability_holds {
+            missing.push(format!(
+                "the 24-hour gate does not hold for the staging release: {}",
+                self.stability
+            ));
+        }
+        if !self.checklist_complete {
+            missing.push(format!(
+                "the production checklist ({CHECKLIST_PATH}) is not complete: {}",
+                self.checklist
+            ));
+        }
+        if self.image.is_none() {
+            missing.push(format!(
+                "staging's deploy recorded no image ref to promote: deploy staging with \
+                 `cargo xtask deploy --env {FROM}`"
+            ));
+        }
+        missing
+    }
+}
+
+/// The saved result of a promotion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromoteResult {
+    /// The production app.
+    pub app: String,
+    /// The image promoted (staging's).
+    pub image: Option<String>,
+    /// The strategy passed to flyctl.
+    pub strategy: String,
+    /// Whether it was a dry run (not recorded).
+    pub dry_run: bool,
+    /// What staging's results said.
+    pub staging: StagingEvidence,
+    /// Preconditions that were missing: the promotion was refused before flyctl ran.
+    pub refused: Vec<String>,
+    /// The release serving after the promotion.
+    pub release: Option<ReleaseRef>,
+    /// What served before (what a failure goes back to).
+    pub rollback_target: Option<ReleaseRef>,
+    /// The app before flyctl ran.
+    pub before: Option<Snapshot>,
+    /// The proof that the image serves on production.
+    pub verification: Option<Verification>,
+    /// Readiness after the deploy.
+    pub readiness: Option<Verdict>,
+    /// Smoke against production after the deploy.
+    pub smoke: Option<Verdict>,
+    /// The rollback run after a failure.
+    pub rolled_back: Option<RollbackResult>,
+    /// What failed after flyctl started.
+    pub problems: Vec<String>,
+}
+
+/// Production's prerequisites for the deploy, from its fly config and its machines.
+pub fn prerequisites(
+    repo: &Repo,
+    environment: &Environment,
+    machines: Option<usize>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let path = repo.path(&environment.fly_config);
+    let config: toml::Value = match std::fs::read_to_string(&path)
+        .map_err(|e| e.to_string())
+        .and_then(|text| toml::from_str(&text).map_err(|e| e.to_string()))
+    {
+        Ok(config) => config,
+        Err(error) => {
+            return vec![format!("cannot read {}: {error}", path.display())];
+        }
+    };
+    let has = |table: &str, key: &str| {
+        config
+            .get(table)
+            .and_then(|t| t.get(key))
+            .and_then(|v| v.as_array())
+            .is_some_and(|a| !a.is_empty())
+    };
+    let top_checks = config
+        .get("checks")
+        .and_then(|c| c.as_table())
+        .is_some_and(|t| !t.is_empty());
+    if !has("http_service", "checks") && !top_checks {
+        problems.push(format!(
+            "{} defines no health checks ([[http_service.checks]]): blue-green needs them to \
+             know when the new machines serve",
+            path.display()
+        ));
+    }
+    if config.get("mounts").is_some() {
+        problems.push(format!(
+            "{} mounts a volume ([mounts]): blue-green cannot move volumes; use --strategy rolling",
+            path.display()
+        ));
+    }
+    if machines == Some(0) {
+        problems.push(format!(
+            "{} has no machine: deploy it once with `cargo xtask deploy --env {TO}` first",
+            environment.app
+        ));
+    }
+    problems
+}
+
+/// Entry point of `cargo xtask promote`.
+pub fn run(args: Args) -> anyhow::Result<Verdict> {
+    let repo = Repo::discover()?;
+    let rendered = report::render(
+        &repo,
+        &report::Options {
+            env: Some(FROM.to_string()),
+        },
+        chrono::Utc::now(),
+        repo.git_state().as_ref(),
+    )?;
+    let evidence = StagingEvidence::from_report(&rendered);
+    let flyctl = Flyctl::from_env(args.dry_run)?;
+    let mut human = Output::new(args.json).human_writer();
+    let (verdict, result) = run_with(
+        &repo,
+        &args,
+        &evidence,
+        flyctl,
+        &TaskGates { json: args.json },
+        &mut human,
+    )?;
+    Output::new(args.json).machine(&result)?;
+    Ok(verdict)
+}
+
+/// Promotes on `repo` given staging's evidence; saves the record unless it is a dry run.
+pub fn run_with(
+    repo: &Repo,
+    args: &Args,
+    evidence: &StagingEvidence,
+    flyctl: Flyctl,
+    gates: &dyn Gates,
+    out: &mut dyn Write,
+) -> anyhow::Result<(Verdict, PromoteResult)> {
+    let clock = RunClock::start(TASK);
+    let config = DeployConfig::load(repo)?;
+    let environment = config.environment(TO)?.clone();
+    let flyctl = flyctl.in_dir(repo.root()).with_dry_run(args.dry_run);
+    let mut result = PromoteResult {
+        app: environment.app.clone(),
+        image: evidence.image.clone(),
+        strategy: args.strategy.clone(),
+        dry_run: args.dry_run,
+        staging: evidence.clone(),
+        refused: evidence.missing(),
+        release: None,
+        rollback_target: None,
+        before: None,
+        verification: None,
+        readiness: None,
+        smoke: None,
+        rolled_back: None,
+        problems: Vec::new(),
+    };
+    if !result.refused.is_empty() {
+        return finish(repo, clock, result, out);
+    }
+    let image = evidence.image.clone().unwrap_or_default();
+
+    // What serves now: the rollback target, and the machine count blue-green needs.
+    let serving = match read_serving(&flyctl, &environment.app, &environment.url, out)? {
+        Err(problem) => {
+            result.refused.push(format!(
+                "could not read what serves on {} (nothing was deployed): {problem}",
+                environment.app
+            ));
+            return finish(repo, clock, result, out);
+        }
+        Ok(serving) => serving,
+    };
+    let machines = serving.as_ref().map(|s| s.machines.len());
+    result
+        .refused
+        .extend(prerequisites(repo, &environment, machines));
+    if !result.refused.is_empty() {
+        return finish(repo, clock, result, out);
+    }
+    let target = serving.as_ref().and_then(|s| rollback_target(repo, s));
+    let newer_than = serving
+        .as_ref()
+        .and_then(|s| s.releases.first())
+        .map(|r| r.version);
+    result.before = serving.as_ref().map(|s| s.snapshot());
+    result.rollback_target = target.as_ref().and_then(|t| t.release.clone());
+
+    let command = DeployCommand {
+        app: environment.app.clone(),
+        config: environment.fly_config.clone(),
+        image: Some(image.clone()),
+        strategy: Some(args.strategy.clone()),
+        wait_timeout_secs: args.wait_timeout,
+        build_args: Vec::new(),
+        image_label: None,
+        time_limit: Some(Duration::from_secs(args.deploy_timeout)),
+    };
+    writeln!(
+        out,
+        "promoting {image} (verified on {FROM}) to {}",
+        environment.app
+    )?;
+    if let Err(error) = flyctl.deploy(&command, out) {
+        let failure = failure_or_error(error)?;
+        result
+            .problems
+            .push(format!("flyctl deploy failed: {failure}"));
+    } else if flyctl.dry_run() {
+        writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
+        return Ok((Verdict::Pass, result));
+    } else {
+        let timeout = Duration::from_secs(args.wait_timeout);
+        let expected = Expected {
+            newer_than,
+            image: Some(image.clone()),
+            commit: None,
+        };
+        let verification = verify(
+            "the staging image serves on production",
+            &flyctl,
+            &environment.app,
+            &environment.url,
+            &expected,
+            timeout,
+            out,
+        )?;
+        result.release = verification
+            .release
+            .clone()
+            .or_else(|| verification.snapshot.newest().cloned());
+        if verification.verdict == Verdict::Pass {
+            let (ready, evidence) = wait_ready(&environment.url, timeout, out)?;
+            result.readiness = Some(ready);
+            if ready == Verdict::Fail {
+                result
+                    .problems
+                    .push(format!("production is not ready: {evidence}"));
+            } else {
+                match gates.smoke(repo, TO) {
+                    Ok(smoke) => {
+                        result.smoke = Some(smoke);
+                        if smoke == Verdict::Fail {
+                            result.problems.push(format!(
+                                "smoke fails on production: see `cargo xtask smoke --env {TO}`"
+                            ));
+                        }
+                    }
+                    Err(error) => result
+                        .problems
+                        .push(format!("smoke could not run on production: {error:#}")),
+                }
+            }
+        } else {
+            result.problems.push(format!(
+                "the staging image is not proven to serve on production: {}",
+                failed_conditions(&verification)
+            ));
+        }
+        result.verification = Some(verification);
+    }
+    if !result.problems.is_empty() {
+        match &target {
+            None => result.problems.push(
+                "nothing served on production before, so there is nothing to roll back to"
+                    .to_string(),
+            ),
+            Some(target) => {
+                writeln!(out, "\nrolling back production to {}", target.image)?;
+                let mut rollback = RollbackResult::new(&environment.app);
+                rollback.from = result.release.clone();
+                rollback.to_image = Some(target.image.clone());
+                rollback.to_version = target.release.as_ref().map(|r| r.version);
+                rollback.to_commit = target.commit.clone();
+                let plan = RollbackPlan {
+                    env_name: TO,
+                    environment: &environment,
+                    image: &target.image,
+                    commit: target.commit.as_deref(),
+                    newer_than: result.release.as_ref().map(|r| r.version).or(newer_than),
+                    wait_timeout: args.wait_timeout,
+                    deploy_timeout: args.deploy_timeout,
+                };
+                roll_back(repo, &flyctl, gates, &plan, &mut rollback, out)?;
+                for problem in &rollback.problems {
+                    result.problems.push(format!("rollback: {problem}"));
+                }
+                result.rolled_back = Some(rollback);
+            }
+        }
+    }
+    finish(repo, clock, result, out)
+}
+
+fn finish(
+    repo: &Repo,
+    clock: RunClock,
+    result: PromoteResult,
+    out: &mut dyn Write,
+) -> anyhow::Result<(Verdict, PromoteResult)> {
+    let verdict = if result.refused.is_empty() && result.problems.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    for missing in &result.refused {
+        writeln!(out, "refused: {missing}")?;
+    }
+    for problem in &result.problems {
+        writeln!(out, "problem: {problem}")?;
+    }
+    if result.dry_run {
+        writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
+        return Ok((verdict, result));
+    }
+    writeln!(out, "promote to {} ({TO}): {verdict}", result.app)?;
+    let summary = crate::output::facts_markdown(
+        &format!("promote to {TO} ({})", result.app),
+        verdict,
+        &[
+            ("image", result.image.clone().unwrap_or_else(|| "-".into())),
+            ("strategy", result.strategy.clone()),
+            (
+                "rolled back",
+                if result.rolled_back.is_some() {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+            ),
+        ],
+        &result
+            .refused
+            .iter()
+            .chain(&result.problems)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let path = clock.finish(repo, TO, verdict, result.clone()).save(repo)?;
+    writeln!(out, "result saved to {}", path.display())?;
+    crate::output::append_step_summary(&summary)?;
+    Ok((verdict, result))
+}

@@ -1,0 +1,254 @@
+//! One sample: the probes, the version, the metrics scrape and the new log lines at one
+//! moment. The time is an input: the caller says when the sample is taken.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::logs::{LogCursor, LogFindings};
+use super::scrape::{self, MetricsScrape};
+use crate::config::Target;
+use crate::flyctl::{Flyctl, Invocation};
+
+/// Path of the liveness probe.
+pub const HEALTHZ_PATH: &str = "/api/v1/healthz";
+/// Path of the readiness probe.
+pub const READYZ_PATH: &str = "/api/v1/readyz";
+/// Path of the metrics scrape.
+pub const METRICS_PATH: &str = "/metrics";
+
+/// One HTTP probe.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    /// The status, when it answered.
+    pub status: Option<u16>,
+    /// Time to the response headers, in milliseconds.
+    pub latency_ms: f64,
+    /// Why it did not answer (refused, timeout).
+    pub error: Option<String>,
+}
+
+impl Probe {
+    /// Answered 2xx.
+    pub fn ok(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+/// The build serving, as the version endpoint told it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    /// The git commit of the build.
+    pub commit: String,
+    /// The image the machine runs, when on Fly.
+    pub image: Option<String>,
+    /// The machine that answered.
+    pub machine: Option<String>,
+    /// When that process started serving.
+    pub started_at: Option<String>,
+}
+
+impl Build {
+    /// What identifies the build (not the process): the image, else the commit.
+    pub fn identity(&self) -> &str {
+        self.image.as_deref().unwrap_or(&self.commit)
+    }
+}
+
+/// Everything seen at one moment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sample {
+    /// When the sample was taken.
+    pub at: DateTime<Utc>,
+    /// `GET /api/v1/healthz`.
+    pub healthz: Probe,
+    /// `GET /api/v1/readyz`.
+    pub readyz: Probe,
+    /// `GET /api/v1/version`; `None` when the service has no such route (404).
+    pub build: Option<Build>,
+    /// The scrape of `/metrics`, when it could be read.
+    pub metrics: Option<MetricsScrape>,
+    /// Why the scrape could not be read.
+    pub metrics_error: Option<String>,
+    /// Error and panic log lines since the previous sample; `None` without flyctl.
+    pub logs: Option<LogFindings>,
+    /// Why the logs could not be read.
+    pub logs_error: Option<String>,
+}
+
+impl Sample {
+    /// The service answered both probes with 2xx.
+    pub fn available(&self) -> bool {
+        self.healthz.ok() && self.readyz.ok()
+    }
+}
+
+/// Where the log lines come from: the app on Fly, read with `flyctl logs --no-tail`.
+pub struct LogSource {
+    /// The flyctl to run (its masking hides the env file's values).
+    pub flyctl: Flyctl,
+    /// The Fly app.
+    pub app: String,
+    /// Lines kept per sample.
+    pub keep: usize,
+    cursor: LogCursor,
+}
+
+impl LogSource {
+    /// Reads `app`'s logs through `flyctl`.
+    pub fn new(flyctl: Flyctl, app: &str, keep: usize) -> LogSource {
+        LogSource {
+            flyctl,
+            app: app.to_string(),
+            keep,
+            cursor: LogCursor::default(),
+        }
+    }
+
+    /// The lines new since the previous read. The first read only marks what is there: lines
+    /// older than the watch are not its business.
+    fn read(&mut self, first: bool) -> Result<LogFindings, String> {
+        let invocation = Invocation::new(["logs", "--app", &self.app, "--no-tail"])
+            .with_time_limit(Some(Duration::from_secs(60)));
+        let output = self
+            .flyctl
+            .read(&invocation, &mut std::io::sink())
+            .map_err(|error| format!("{error:#}"))?
+            .unwrap_or_default();
+        let flyctl = &self.flyctl;
+        let findings = self
+            .cursor
+            .advance(&output, self.keep, |line| flyctl.mask(line));
+        Ok(if first {
+            LogFindings::default()
+        } else {
+            findings
+        })
+    }
+}
+
+/// Takes samples of one target.
+pub struct Sampler {
+    client: reqwest::Client,
+    target: Target,
+    logs: Option<LogSource>,
+    taken: usize,
+}
+
+impl Sampler {
+    /// A sampler of `target`, reading logs from `logs` when given.
+    pub fn new(
+        target: Target,
+        timeout: Duration,
+        logs: Option<LogSource>,
+    ) -> anyhow::Result<Sampler> {
+        Ok(Sampler {
+            client: crate::http::client(timeout)?,
+            target,
+            logs,
+            taken: 0,
+        })
+    }
+
+    /// Takes one sample, recorded as taken `at`.
+    pub async fn sample(&mut self, at: DateTime<Utc>) -> Sample {
+        let healthz = self.probe(HEALTHZ_PATH).await.0;
+        let readyz = self.probe(READYZ_PATH).await.0;
+        let build = self.build().await;
+        let (metrics, metrics_error) = match self.metrics().await {
+            Ok(metrics) => (Some(metrics), None),
+            Err(error) => (None, Some(error)),
+        };
+        let first = self.taken == 0;
+        let (logs, logs_error) = match self.logs.as_mut() {
+            None => (None, None),
+            Some(source) => match source.read(first) {
+                Ok(findings) => (Some(findings), None),
+                Err(error) => (None, Some(error)),
+            },
+        };
+        self.taken += 1;
+        Sample {
+            at,
+            healthz,
+            readyz,
+            build,
+            metrics,
+            metrics_error,
+            logs,
+            logs_error,
+        }
+    }
+
+    async fn probe(&self, path: &str) -> (Probe, Option<reqwest::Response>) {
+        let started = Instant::now();
+        let result = self.client.get(self.target.endpoint(path)).send().await;
+        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+        match result {
+            Ok(response) => (
+                Probe {
+                    status: Some(response.status().as_u16()),
+                    latency_ms,
+                    error: None,
+                },
+                Some(response),
+            ),
+            Err(error) => (
+                Probe {
+                    status: None,
+                    latency_ms,
+                    error: Some(describe(&error)),
+                },
+                None,
+            ),
+        }
+    }
+
+    async fn build(&self) -> Option<Build> {
+        #[derive(Deserialize)]
+        struct Body {
+            commit: String,
+            #[serde(default)]
+            image: Option<String>,
+            #[serde(default)]
+            machine: Option<String>,
+            #[serde(default)]
+            started_at: Option<String>,
+        }
+        let (probe, response) = self.probe(crate::release::VERSION_PATH).await;
+        let response = response.filter(|_| probe.ok())?;
+        let body: Body = response.json().await.ok()?;
+        Some(Build {
+            commit: body.commit,
+            image: body.image,
+            machine: body.machine,
+            started_at: body.started_at,
+        })
+    }
+
+    async fn metrics(&self) -> Result<MetricsScrape, String> {
+        let url = self.target.endpoint(METRICS_PATH);
+        let (probe, response) = self.probe(METRICS_PATH).await;
+        let response = match (response, probe.status) {
+            (Some(response), _) if probe.ok() => response,
+            (_, Some(status)) => return Err(format!("GET {url} answered {status}")),
+            _ => return Err(format!("GET {url}: {}", probe.error.unwrap_or_default())),
+        };
+        let text = response
+            .text()
+            .await
+            .map_err(|error| format!("reading {url}: {}", describe(&error)))?;
+        scrape::parse(&text).map_err(|error| format!("{url}: {error:#}"))
+    }
+}
+
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".to_string()
+    } else if error.is_connect() {
+        "could not connect".to_string()
+    } else {
+        error.to_string()
+    }
+}
