@@ -384,13 +384,16 @@ fn every_measuring_task_prints_its_saved_record_under_json() {
         "verdict",
         "result",
     ];
-    let tasks: [&[&str]; 6] = [
+    let tasks: [&[&str]; 7] = [
         &["predeploy", "--env", "staging"],
         &["secrets", "--env", "staging"],
         &["deploy", "--env", "staging", "--wait-timeout", "30s"],
         &["smoke", "--env", "staging"],
         &["overlap", "--env", "staging", "--mutating"],
         &["rollback", "--env", "staging", "--wait-timeout", "30s"],
+        &[
+            "watch", "--env", "staging", "--for", "1s", "--every", "500ms",
+        ],
     ];
     for words in tasks {
         let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
