@@ -68,7 +68,8 @@ pub fn overlap_args(env: &str) -> crate::overlap::Args {
         admin_token: None,
         env_file: None,
         no_cleanup: false,
-        timeout_secs: 30,
+        timeout: std::time::Duration::from_secs(30),
+        timeout_secs: None,
         junit: None,
         json: false,
     }
