@@ -215,6 +215,8 @@ pub fn walk(
         verdict: Verdict::Pass,
     };
     let mut started = args.from.is_none();
+    // Tasks run (or, in a dry run, planned): smoke backs two steps and runs once.
+    let mut taken: Vec<Task> = Vec::new();
     let ids: Vec<&'static str> = map.steps.iter().map(|s| s.id).collect();
     for id in ids {
         let Some(task) = Task::for_step(id) else {
@@ -226,7 +228,7 @@ pub fn walk(
             skip(out, &mut summary, id, "before --from")?;
             continue;
         }
-        if summary.ran.iter().any(|(t, _)| *t == task) {
+        if taken.contains(&task) {
             continue; // health and thresholds are one smoke run
         }
         // Recomputed before every step: the step before may have changed it.
@@ -239,6 +241,7 @@ pub fn walk(
             skip(out, &mut summary, id, &why)?;
             continue;
         }
+        taken.push(task);
         if args.dry_run {
             writeln!(
                 out,
@@ -622,6 +625,11 @@ mod tests {
         let out = String::from_utf8(out).unwrap();
         assert_eq!(world.ran(), [], "{out}");
         assert!(out.contains("would run deploy (pending)"), "{out}");
+        assert!(out.contains("would run health (pending)"), "{out}");
+        assert!(
+            !out.contains("would run smoke_thresholds"),
+            "one smoke run: {out}"
+        );
         assert!(!out.contains("report:"), "{out}");
     }
 }
