@@ -35,6 +35,9 @@ pub enum Command {
     Report(crate::report::Args),
     /// Print where the deployment stands on the decision map and the one next command.
     Status(crate::status::Args),
+    /// Walk the decision map for staging in order (predeploy, Fly, secrets, deploy, smoke,
+    /// overlap), skipping fresh steps and resuming at the last failure.
+    Staging(crate::staging::Args),
     /// Run the whole pipeline locally: start the service, predeploy, smoke, overlap, report.
     Rehearse(crate::rehearse::Args),
     /// Deploy to production the exact image staging verified, once staging is GO, the 24-hour
@@ -101,6 +104,25 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(duration)
 }
 
+/// The warning for a duration written the old way, as a bare number of seconds (`300`):
+/// still accepted for one release, to be written with its unit (`300s`).
+pub fn bare_seconds_warning(text: &str) -> Option<String> {
+    let text = text.trim();
+    (!text.is_empty() && text.chars().all(|c| c.is_ascii_digit())).then(|| {
+        format!(
+            "warning: duration `{text}` without a unit is read as seconds; this spelling will \
+             go away: write `{text}s` (durations are a number and a unit: 500ms, 30s, 5m, 1h)"
+        )
+    })
+}
+
+/// Prints the warning for an old flag or spelling on stderr (never on stdout, which `--json`
+/// owns).
+pub fn warn_old_spelling(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{message}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -109,6 +131,42 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn bare_seconds_are_the_old_spelling_and_units_are_the_new_one() {
+        let warning = bare_seconds_warning("300").unwrap();
+        assert!(warning.contains("write `300s`"), "{warning}");
+        assert_eq!(bare_seconds_warning("300s"), None);
+        assert_eq!(bare_seconds_warning("5m"), None);
+        assert_eq!(bare_seconds_warning(""), None);
+    }
+
+    #[test]
+    fn old_duration_spellings_parse_to_the_same_values_as_the_new_ones() {
+        let parse = |words: &str| Cli::try_parse_words(words.split_whitespace()).map(|c| c.command);
+        let (Ok(Command::Overlap(old)), Ok(Command::Overlap(new))) = (
+            parse("overlap --url http://127.0.0.1:9 --timeout-secs 5"),
+            parse("overlap --url http://127.0.0.1:9 --timeout 5s"),
+        ) else {
+            panic!("overlap's timeout spellings must parse")
+        };
+        assert_eq!(
+            crate::overlap::request_timeout(&old),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            crate::overlap::request_timeout(&new),
+            Duration::from_secs(5)
+        );
+        assert!(parse("overlap --url http://127.0.0.1:9 --timeout 5s --timeout-secs 5").is_err());
+        let (Ok(Command::Deploy(old)), Ok(Command::Deploy(new))) = (
+            parse("deploy --env staging --wait-timeout 300"),
+            parse("deploy --env staging --wait-timeout 5m"),
+        ) else {
+            panic!("deploy's wait spellings must parse")
+        };
+        assert_eq!((old.wait_timeout, new.wait_timeout), (300, 300));
     }
 
     #[test]

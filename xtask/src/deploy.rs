@@ -116,14 +116,13 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let flyctl = Flyctl::from_env(args.dry_run)?;
     let mut human = Output::new(args.json).human_writer();
-    let (verdict, result) = run_with(
+    let (verdict, _) = run_with(
         &repo,
         &args,
         flyctl,
         &TaskGates { json: args.json },
         &mut human,
     )?;
-    Output::new(args.json).machine(&result)?;
     Ok(verdict)
 }
 
@@ -482,14 +481,23 @@ fn finish(
             "deploy of {} ({}): {verdict}{rolled_back}",
             result.app, args.env
         )?;
-        if let Some(clock) = clock {
-            let path = clock
-                .finish(repo, &args.env, verdict, result.clone())
-                .save(repo)?;
-            writeln!(out, "result saved to {}", path.display())?;
-            crate::output::append_step_summary(&summary_markdown(&args.env, verdict, &result))?;
-        }
     }
+    // Unrecorded runs (a dry run, the rehearsal's local Fly) still print the record's shape.
+    let record_it = clock.is_some();
+    let record = clock.unwrap_or_else(|| RunClock::start("deploy")).finish(
+        repo,
+        &args.env,
+        verdict,
+        result.clone(),
+    );
+    let summary = summary_markdown(&args.env, verdict, &result);
+    let ending = crate::finish::Ending {
+        human: "",
+        summary: &summary,
+        save: record_it && !flyctl.dry_run(),
+        json: args.json,
+    };
+    crate::finish::finish(repo, &record, ending, out)?;
     Ok((verdict, result))
 }
 

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod deploy;
 pub mod files;
+pub mod finish;
 pub mod flyctl;
 pub mod fuzz;
 pub mod http;
@@ -30,6 +31,7 @@ pub mod report;
 pub mod rollback;
 pub mod secrets;
 pub mod smoke;
+pub mod staging;
 pub mod status;
 pub mod test_suite;
 pub mod verdict;
@@ -56,6 +58,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Records(args) => records::run(args),
         Command::AdminToken(args) => admin_token::run(args),
         Command::Fuzz(args) => fuzz::run(args),
+        Command::Staging(args) => staging::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Promote(args) => promote::run(args),
     };

@@ -40,7 +40,7 @@ pub use report::{Check, CleanupFailure, CleanupReport, OverlapReport, RoundRepor
 pub use rounds::{OverlapPlan, new_run_id, run_rounds};
 
 use crate::config::{DeployConfig, Target};
-use crate::output::{self, Output};
+use crate::output::Output;
 use crate::record::RunClock;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
@@ -93,9 +93,13 @@ pub struct Args {
     /// Leave the created reservations active (the verdict is then at best WARN).
     #[arg(long)]
     pub no_cleanup: bool,
-    /// Per-request timeout in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
-    pub timeout_secs: u64,
+    /// Per-request timeout (e.g. 30s, 2m).
+    #[arg(long, value_name = "DURATION", default_value = "30s",
+          value_parser = crate::cli::parse_duration)]
+    pub timeout: Duration,
+    /// Old spelling of --timeout in whole seconds: accepted with a warning for one release.
+    #[arg(long, value_name = "SECS", hide = true, conflicts_with = "timeout")]
+    pub timeout_secs: Option<u64>,
     /// Also write the outcome as JUnit XML to PATH (one test case per race and probe of each round), for CI test
     /// reporters.
     #[arg(long, value_name = "PATH")]
@@ -103,6 +107,20 @@ pub struct Args {
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
+}
+
+/// The per-request timeout: `--timeout`, or the old `--timeout-secs` with a warning.
+pub fn request_timeout(args: &Args) -> Duration {
+    match args.timeout_secs {
+        Some(secs) => {
+            crate::cli::warn_old_spelling(&format!(
+                "warning: --timeout-secs is the old spelling and will go away: write \
+                 --timeout {secs}s"
+            ));
+            Duration::from_secs(secs.max(1))
+        }
+        None => args.timeout.max(Duration::from_millis(1)),
+    }
 }
 
 /// Whether mutating tasks are allowed by the flag or by `RUN_MUTATING=1`.
@@ -129,18 +147,20 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let clock = RunClock::start("overlap");
     let runtime = crate::http::runtime()?;
     let report = runtime.block_on(run_rounds(&target, &plan))?;
-    out.human(&render::text(&report));
+    let human = render::text(&report);
     let summary = render::markdown(&report);
     let verdict = report.verdict;
     let record = clock.finish(&repo, &target.environment, verdict, report);
-    // Saved before anything else can fail: the measurement is the one thing not to lose.
-    let path = record.save(&repo)?;
+    let ending = crate::finish::Ending {
+        human: &human,
+        summary: &summary,
+        save: true,
+        json: out.json(),
+    };
+    crate::finish::finish(&repo, &record, ending, &mut out.human_writer())?;
     if let Some(junit) = &args.junit {
         crate::junit::overlap(&target.environment, &record.result).write(junit)?;
     }
-    output::append_step_summary(&summary)?;
-    out.human(&format!("result saved to {}\n", path.display()));
-    out.machine(&record)?;
     Ok(verdict)
 }
 
@@ -196,7 +216,7 @@ fn plan_from(args: &Args, repo: &Repo, target: &Target) -> anyhow::Result<Overla
         stay,
         nights: args.nights,
         admin_token,
-        timeout: Duration::from_secs(args.timeout_secs.max(1)),
+        timeout: request_timeout(args),
         run_id: new_run_id(),
     })
 }

@@ -26,7 +26,7 @@ mod text;
 use clap::Args as ClapArgs;
 
 use crate::config::{CONFIG_PATH, DeployConfig, Environment};
-use crate::output::{self, Output};
+use crate::output::Output;
 use crate::record::RunClock;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
@@ -153,16 +153,18 @@ pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
     };
     let report = evaluate(&repo, &options)?;
     let verdict = report.verdict;
-    out.human(&render::table(&report));
+    let human = render::table(&report);
     let summary = render::markdown(&report);
     let record = clock.finish(&repo, &report.environment.clone(), verdict, report);
-    let saved = record.save(&repo)?;
+    let ending = crate::finish::Ending {
+        human: &human,
+        summary: &summary,
+        save: true,
+        json: out.json(),
+    };
+    crate::finish::finish(&repo, &record, ending, &mut out.human_writer())?;
     if let Some(path) = &args_junit {
         crate::junit::predeploy(&record.result).write(path)?;
     }
-    output::append_step_summary(&summary)?;
-    out.machine(&record)?;
-    let shown = saved.strip_prefix(repo.root()).unwrap_or(&saved);
-    out.human(&format!("record: {}\n", shown.display()));
     Ok(verdict)
 }

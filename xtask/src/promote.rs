@@ -245,7 +245,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let evidence = StagingEvidence::from_report(&rendered);
     let flyctl = Flyctl::from_env(args.dry_run)?;
     let mut human = Output::new(args.json).human_writer();
-    let (verdict, result) = run_with(
+    let (verdict, _) = run_with(
         &repo,
         &args,
         &evidence,
@@ -253,7 +253,6 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         &TaskGates { json: args.json },
         &mut human,
     )?;
-    Output::new(args.json).machine(&result)?;
     Ok(verdict)
 }
 
@@ -287,7 +286,7 @@ pub fn run_with(
         problems: Vec::new(),
     };
     if !result.refused.is_empty() {
-        return finish(repo, clock, result, out);
+        return finish(repo, clock, result, args.json, out);
     }
     let image = evidence.image.clone().unwrap_or_default();
 
@@ -298,7 +297,7 @@ pub fn run_with(
                 "could not read what serves on {} (nothing was deployed): {problem}",
                 environment.app
             ));
-            return finish(repo, clock, result, out);
+            return finish(repo, clock, result, args.json, out);
         }
         Ok(serving) => serving,
     };
@@ -307,7 +306,7 @@ pub fn run_with(
         .refused
         .extend(prerequisites(repo, &environment, machines));
     if !result.refused.is_empty() {
-        return finish(repo, clock, result, out);
+        return finish(repo, clock, result, args.json, out);
     }
     let target = serving.as_ref().and_then(|s| rollback_target(repo, s));
     let newer_than = serving
@@ -420,13 +419,14 @@ pub fn run_with(
             }
         }
     }
-    finish(repo, clock, result, out)
+    finish(repo, clock, result, args.json, out)
 }
 
 fn finish(
     repo: &Repo,
     clock: RunClock,
     result: PromoteResult,
+    json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, PromoteResult)> {
     let verdict = if result.refused.is_empty() && result.problems.is_empty() {
@@ -442,9 +442,9 @@ fn finish(
     }
     if result.dry_run {
         writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
-        return Ok((verdict, result));
+    } else {
+        writeln!(out, "promote to {} ({TO}): {verdict}", result.app)?;
     }
-    writeln!(out, "promote to {} ({TO}): {verdict}", result.app)?;
     let summary = crate::output::facts_markdown(
         &format!("promote to {TO} ({})", result.app),
         verdict,
@@ -468,8 +468,13 @@ fn finish(
             .cloned()
             .collect::<Vec<_>>(),
     );
-    let path = clock.finish(repo, TO, verdict, result.clone()).save(repo)?;
-    writeln!(out, "result saved to {}", path.display())?;
-    crate::output::append_step_summary(&summary)?;
+    let record = clock.finish(repo, TO, verdict, result.clone());
+    let ending = crate::finish::Ending {
+        human: "",
+        summary: &summary,
+        save: !result.dry_run,
+        json,
+    };
+    crate::finish::finish(repo, &record, ending, out)?;
     Ok((verdict, result))
 }

@@ -18,7 +18,6 @@ use serde::Serialize;
 
 use crate::config::{DeployConfig, Target};
 use crate::local_service::{LocalService, ServiceSettings, build_service};
-use crate::output::Output;
 use crate::pgcluster::{PgBinaries, PgCluster};
 use crate::record::{RunClock, RunRecord};
 use crate::repo::Repo;
@@ -222,9 +221,21 @@ fn phase_line(phase: &str, text: &str) {
     crate::output::say(format_args!("==> {phase}: {text}"));
 }
 
-fn save<T: Serialize>(repo: &Repo, record: &RunRecord<T>) -> anyhow::Result<()> {
-    let path = record.save(repo)?;
-    crate::output::say(format_args!("    saved {}", path.display()));
+/// Ends a phase the way the task ends: its text, its record saved, its CI summary.
+fn save<T: Serialize>(
+    repo: &Repo,
+    record: &RunRecord<T>,
+    human: &str,
+    summary: &str,
+) -> anyhow::Result<()> {
+    let ending = crate::finish::Ending {
+        human,
+        summary,
+        save: true,
+        json: false,
+    };
+    crate::finish::finish(repo, record, ending, &mut std::io::stdout())?;
+    phase_line(&record.task, record.verdict.label());
     Ok(())
 }
 
@@ -232,12 +243,10 @@ fn run_predeploy(repo: &Repo) -> anyhow::Result<Verdict> {
     let clock = RunClock::start("predeploy");
     let report = predeploy::evaluate(repo, &predeploy::Options::default())?;
     let verdict = report.verdict;
-    Output::new(false).human(&predeploy::render::table(&report));
-    phase_line("predeploy", verdict.label());
-    save(
-        repo,
-        &clock.finish(repo, LOCAL_ENVIRONMENT, verdict, report),
-    )?;
+    let human = predeploy::render::table(&report);
+    let summary = predeploy::render::markdown(&report);
+    let record = clock.finish(repo, LOCAL_ENVIRONMENT, verdict, report);
+    save(repo, &record, &human, &summary)?;
     Ok(verdict)
 }
 
@@ -246,12 +255,10 @@ fn run_smoke(repo: &Repo, config: &DeployConfig, target: &Target) -> anyhow::Res
     let plan = smoke::SmokePlan::new(&config.smoke, &config.thresholds)?;
     let report = crate::http::runtime()?.block_on(smoke::measure(target, &plan))?;
     let verdict = report.verdict;
-    Output::new(false).human(&smoke::render::human(&report));
-    phase_line("smoke", verdict.label());
-    save(
-        repo,
-        &clock.finish(repo, LOCAL_ENVIRONMENT, verdict, report),
-    )?;
+    let human = smoke::render::human(&report);
+    let summary = smoke::render::markdown(&report);
+    let record = clock.finish(repo, LOCAL_ENVIRONMENT, verdict, report);
+    save(repo, &record, &human, &summary)?;
     Ok(verdict)
 }
 
@@ -263,11 +270,9 @@ fn run_overlap(
     let clock = RunClock::start("overlap");
     let report = crate::http::runtime()?.block_on(overlap::run_rounds(target, plan))?;
     let verdict = report.verdict;
-    Output::new(false).human(&overlap::render_text(&report));
-    phase_line("overlap", verdict.label());
-    save(
-        repo,
-        &clock.finish(repo, LOCAL_ENVIRONMENT, verdict, report),
-    )?;
+    let human = overlap::render_text(&report);
+    let summary = overlap::render_markdown(&report);
+    let record = clock.finish(repo, LOCAL_ENVIRONMENT, verdict, report);
+    save(repo, &record, &human, &summary)?;
     Ok(verdict)
 }

@@ -56,14 +56,13 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let flyctl = Flyctl::from_env(args.dry_run)?;
     let mut human = Output::new(args.json).human_writer();
-    let (verdict, result) = run_with(
+    let (verdict, _) = run_with(
         &repo,
         &args,
         flyctl,
         &TaskGates { json: args.json },
         &mut human,
     )?;
-    Output::new(args.json).machine(&result)?;
     Ok(verdict)
 }
 
@@ -251,10 +250,8 @@ fn finish(
         writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
     } else {
         writeln!(out, "rollback of {}: {verdict}", result.app)?;
-        let path = clock
-            .finish(repo, &args.env, verdict, result.clone())
-            .save(repo)?;
-        writeln!(out, "result saved to {}", path.display())?;
+    }
+    {
         let shown = |value: Option<String>| value.unwrap_or_else(|| "-".to_string());
         let summary = crate::output::facts_markdown(
             &format!("rollback {} ({})", args.env, result.app),
@@ -279,7 +276,14 @@ fn finish(
             ],
             &result.problems,
         );
-        crate::output::append_step_summary(&summary)?;
+        let record = clock.finish(repo, &args.env, verdict, result.clone());
+        let ending = crate::finish::Ending {
+            human: "",
+            summary: &summary,
+            save: !flyctl.dry_run(),
+            json: args.json,
+        };
+        crate::finish::finish(repo, &record, ending, out)?;
     }
     Ok((verdict, result))
 }

@@ -70,10 +70,8 @@ pub struct SecretState {
 pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let flyctl = Flyctl::from_env(args.dry_run)?;
-    let output = Output::new(args.json);
     let mut human = Output::new(args.json).human_writer();
-    let (verdict, result) = run_with(&repo, &args, flyctl, &mut human)?;
-    output.machine(&result)?;
+    let (verdict, _) = run_with(&repo, &args, flyctl, &mut human)?;
     Ok(verdict)
 }
 
@@ -169,10 +167,7 @@ pub fn run_with(
         Verdict::Fail
     };
     print_summary(&result, verdict, flyctl.dry_run(), out)?;
-    if !flyctl.dry_run() {
-        let record = clock.finish(repo, &args.env, verdict, result.clone());
-        let path = record.save(repo)?;
-        writeln!(out, "result saved to {}", path.display())?;
+    {
         // Names and digests only, like everything this task prints.
         let facts: Vec<(&str, String)> = result
             .keys
@@ -192,7 +187,14 @@ pub fn run_with(
             &facts,
             &result.problems,
         );
-        crate::output::append_step_summary(&summary)?;
+        let record = clock.finish(repo, &args.env, verdict, result.clone());
+        let ending = crate::finish::Ending {
+            human: "",
+            summary: &summary,
+            save: !flyctl.dry_run(),
+            json: args.json,
+        };
+        crate::finish::finish(repo, &record, ending, out)?;
     }
     Ok((verdict, result))
 }

@@ -25,7 +25,7 @@ use anyhow::{Context, bail};
 use clap::Args as ClapArgs;
 
 use crate::config::{CONFIG_PATH, DeployConfig, SmokeSettings, Target, Thresholds};
-use crate::output::{self, Output};
+use crate::output::Output;
 use crate::record::RunClock;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
@@ -327,20 +327,19 @@ pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
     let clock = RunClock::start(TASK);
     let report = crate::http::runtime()?.block_on(measure(&target, &plan))?;
     let verdict = report.verdict;
-    out.human(&render::human(&report));
+    let human = render::human(&report);
     let summary = render::markdown(&report);
     let record = clock.finish(&repo, &target.environment, verdict, report);
-    // Saved before anything else can fail: the measurement is the one thing not to lose.
-    let path = record.save(&repo)?;
+    let ending = crate::finish::Ending {
+        human: &human,
+        summary: &summary,
+        save: true,
+        json: out.json(),
+    };
+    crate::finish::finish(&repo, &record, ending, &mut out.human_writer())?;
     if let Some(junit) = &args.junit {
         crate::junit::smoke(&target.environment, &record.result).write(junit)?;
     }
-    output::append_step_summary(&summary)?;
-    out.human(&format!(
-        "saved {}\n",
-        path.strip_prefix(repo.root()).unwrap_or(&path).display()
-    ));
-    out.machine(&record)?;
     Ok(verdict)
 }
 

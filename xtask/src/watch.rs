@@ -25,7 +25,7 @@ use clap::Args as ClapArgs;
 use crate::cli::parse_duration;
 use crate::config::{CONFIG_PATH, DeployConfig, Target, Thresholds, WatchSettings};
 use crate::flyctl::Flyctl;
-use crate::output::{self, Output};
+use crate::output::Output;
 use crate::record::RunClock;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
@@ -141,16 +141,16 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
             let samples = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
             let record = StabilityRecord::new(&url, app.as_deref(), &plan, samples, interrupted);
             let verdict = record.verdict();
-            out.human(&render::human(&record));
+            let human = render::human(&record);
             let summary = render::markdown(&record);
             let run = clock.finish(&repo, &environment, verdict, record);
-            let path = run.save(&repo)?;
-            output::append_step_summary(&summary)?;
-            out.human(&format!(
-                "saved {}\n",
-                path.strip_prefix(repo.root()).unwrap_or(&path).display()
-            ));
-            out.machine(&run)?;
+            let ending = crate::finish::Ending {
+                human: &human,
+                summary: &summary,
+                save: true,
+                json: out.json(),
+            };
+            crate::finish::finish(&repo, &run, ending, &mut out.human_writer())?;
             Ok(verdict)
         }
     };

@@ -426,9 +426,11 @@ fn deploy_json_keeps_stdout_parseable() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);
-    let result: serde_json::Value = serde_json::from_str(&stdout)
+    let record: serde_json::Value = serde_json::from_str(&stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON ({e}):\n{stdout}\nstderr:\n{stderr}"));
-    assert_eq!(result["predeploy"], "fail", "{result}");
+    assert_eq!(record["task"], "deploy", "{record}");
+    assert_eq!(record["verdict"], "fail", "{record}");
+    assert_eq!(record["result"]["predeploy"], "fail", "{record}");
     assert!(
         stderr.contains("check"),
         "predeploy's table went to stderr: {stderr}"

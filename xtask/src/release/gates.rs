@@ -24,11 +24,13 @@ pub trait Gates {
 /// Parses a wait like `300`, `90s`, `5m` or `1h` into seconds.
 pub fn parse_wait(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();
-    // A bare number is seconds, as flyctl's own --wait-timeout reads it.
-    let duration = if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
+    // A bare number is seconds, as flyctl's own --wait-timeout reads it: the old spelling,
+    // accepted with a warning.
+    let duration = if let Some(warning) = crate::cli::bare_seconds_warning(text) {
+        crate::cli::warn_old_spelling(&warning);
         Duration::from_secs(
             text.parse()
-                .with_context(|| format!("`{text}` is not a duration; use e.g. 300, 90s or 5m"))?,
+                .with_context(|| format!("`{text}` is not a duration; use e.g. 90s or 5m"))?,
         )
     } else {
         crate::cli::parse_duration(text).map_err(anyhow::Error::msg)?

@@ -1,0 +1,635 @@
+//! `cargo xtask staging`: the decision map's steps for `staging`, run in order as one
+//! resumable command. The position comes from the saved results exactly as `status` computes
+//! it ([`crate::report::context`]): a step whose passing record is still fresh is skipped,
+//! so a run that stopped at a failure resumes there. Tasks are called through their library
+//! functions with typed options ([`tasks`]); the Fly step is [`fly::check`].
+
+pub mod fly;
+pub mod tasks;
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+use anyhow::bail;
+use clap::Args as ClapArgs;
+
+use crate::report::{DecisionMap, State, Step};
+use crate::verdict::Verdict;
+
+/// The environment this command walks.
+pub const ENVIRONMENT: &str = "staging";
+
+/// Options of `cargo xtask staging`.
+#[derive(Debug, Clone, Default, ClapArgs)]
+#[command(
+    after_help = "Steps: predeploy, fly_login, secrets_loaded, deploy, health, \
+    smoke_thresholds, overlap (the decision map's ids). Exit codes: 0 every step passed or was \
+    fresh; 1 a step failed (run again to resume there); 2 could not run, or a mutating step \
+    needed an answer: without a terminal pass --yes."
+)]
+pub struct Args {
+    /// Answer yes before each mutating step (secrets, deploy, overlap), e.g. in CI.
+    #[arg(long)]
+    pub yes: bool,
+    /// Start at this step of the map (e.g. `deploy`), running it even when it is fresh.
+    #[arg(long, value_name = "STEP")]
+    pub from: Option<String>,
+    /// Print which steps would run and which are skipped (and why), calling nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// A task the staging run calls for a step of the map.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Task {
+    /// `cargo xtask predeploy --env staging`.
+    Predeploy,
+    /// `flyctl auth whoami` and `flyctl status --json --app A`.
+    Fly,
+    /// `cargo xtask secrets --env staging`.
+    Secrets,
+    /// `cargo xtask deploy --env staging`.
+    Deploy,
+    /// `cargo xtask smoke --env staging` (health and thresholds).
+    Smoke,
+    /// `cargo xtask overlap --env staging --mutating`.
+    Overlap,
+}
+
+impl Task {
+    /// The task that advances the map step `id`; `None` for steps no command runs (staging
+    /// validated, stability, the checklist).
+    pub fn for_step(id: &str) -> Option<Task> {
+        Some(match id {
+            "predeploy" => Task::Predeploy,
+            "fly_login" => Task::Fly,
+            "secrets_loaded" => Task::Secrets,
+            "deploy" => Task::Deploy,
+            "health" | "smoke_thresholds" => Task::Smoke,
+            "overlap" => Task::Overlap,
+            _ => return None,
+        })
+    }
+
+    /// Whether it changes the environment (and so is asked about first).
+    pub fn mutating(self) -> bool {
+        matches!(self, Task::Secrets | Task::Deploy | Task::Overlap)
+    }
+
+    /// Its name in the output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Task::Predeploy => "predeploy",
+            Task::Fly => "fly",
+            Task::Secrets => "secrets",
+            Task::Deploy => "deploy",
+            Task::Smoke => "smoke",
+            Task::Overlap => "overlap",
+        }
+    }
+}
+
+/// What a task reported back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// Its verdict.
+    pub verdict: Verdict,
+    /// Lines of evidence or fix to print when it failed (no secret in them).
+    pub notes: Vec<String>,
+    /// The command that rolls back, after a deploy.
+    pub rollback: Option<String>,
+}
+
+impl Outcome {
+    /// A verdict without notes.
+    pub fn of(verdict: Verdict) -> Outcome {
+        Outcome {
+            verdict,
+            notes: Vec::new(),
+            rollback: None,
+        }
+    }
+}
+
+/// The seam between the run and the world: the map and the tasks.
+pub trait Tasks {
+    /// The staging map as `status --env staging` computes it now.
+    fn position(&self) -> anyhow::Result<DecisionMap>;
+    /// Runs one task.
+    fn run(&self, task: Task) -> anyhow::Result<Outcome>;
+    /// Writes the report; returns the paths written.
+    fn report(&self) -> anyhow::Result<Vec<PathBuf>>;
+}
+
+/// How a mutating step is confirmed.
+pub trait Confirm {
+    /// `Ok(true)` to go ahead, `Ok(false)` when declined, an error when nobody can answer.
+    fn confirm(&mut self, question: &str) -> anyhow::Result<bool>;
+}
+
+/// Asks on the terminal; `--yes` answers for CI; without either it refuses (exit 2).
+pub struct Terminal {
+    /// `--yes`.
+    pub yes: bool,
+    /// Whether stdin is a terminal.
+    pub interactive: bool,
+}
+
+impl Terminal {
+    /// From the process' stdin.
+    pub fn new(yes: bool) -> Terminal {
+        Terminal {
+            yes,
+            interactive: std::io::IsTerminal::is_terminal(&std::io::stdin()),
+        }
+    }
+}
+
+impl Confirm for Terminal {
+    fn confirm(&mut self, question: &str) -> anyhow::Result<bool> {
+        if self.yes {
+            return Ok(true);
+        }
+        if !self.interactive {
+            bail!(
+                "{question}: no terminal to ask on; pass --yes to answer for CI (nothing was run)"
+            );
+        }
+        eprint!("{question} [y/N] ");
+        std::io::stderr().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        Ok(matches!(
+            answer.trim().to_ascii_lowercase().as_str(),
+            "y" | "yes"
+        ))
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSummary {
+    /// The tasks run, in order, with their verdicts.
+    pub ran: Vec<(Task, Verdict)>,
+    /// The steps skipped, with why.
+    pub skipped: Vec<(String, String)>,
+    /// The verdict: `Fail` when a step failed or was declined.
+    pub verdict: Verdict,
+}
+
+/// Entry point of `cargo xtask staging`.
+pub fn run(args: Args) -> anyhow::Result<Verdict> {
+    let repo = crate::repo::Repo::discover()?;
+    let tasks = tasks::Real::new(repo, args.dry_run)?;
+    let mut confirm = Terminal::new(args.yes);
+    let mut out = std::io::stderr();
+    Ok(walk(&args, &tasks, &mut confirm, &mut out)?.verdict)
+}
+
+/// Walks the map: skips fresh steps, runs the rest, stops at the first failure; ends with the
+/// position and the report path.
+pub fn walk(
+    args: &Args,
+    tasks: &dyn Tasks,
+    confirm: &mut dyn Confirm,
+    out: &mut dyn Write,
+) -> anyhow::Result<RunSummary> {
+    let map = tasks.position()?;
+    if let Some(from) = &args.from
+        && !map
+            .steps
+            .iter()
+            .any(|s| s.id == from && Task::for_step(s.id).is_some())
+    {
+        let known: Vec<&str> = map
+            .steps
+            .iter()
+            .filter(|s| Task::for_step(s.id).is_some())
+            .map(|s| s.id)
+            .collect();
+        bail!("--from {from}: no such step; steps: {}", known.join(", "));
+    }
+    let mut summary = RunSummary {
+        ran: Vec::new(),
+        skipped: Vec::new(),
+        verdict: Verdict::Pass,
+    };
+    let mut started = args.from.is_none();
+    // Tasks run (or, in a dry run, planned): smoke backs two steps and runs once.
+    let mut taken: Vec<Task> = Vec::new();
+    let ids: Vec<&'static str> = map.steps.iter().map(|s| s.id).collect();
+    for id in ids {
+        let Some(task) = Task::for_step(id) else {
+            continue;
+        };
+        let forced = args.from.as_deref() == Some(id);
+        started |= forced;
+        if !started {
+            skip(out, &mut summary, id, "before --from")?;
+            continue;
+        }
+        if taken.contains(&task) {
+            continue; // health and thresholds are one smoke run
+        }
+        // Recomputed before every step: the step before may have changed it.
+        let map = tasks.position()?;
+        let Some(step) = map.steps.iter().find(|s| s.id == id) else {
+            continue;
+        };
+        if step.state == State::Done && !forced && !smoke_pending(&map, task) {
+            let why = format!("fresh: {}", step.evidence);
+            skip(out, &mut summary, id, &why)?;
+            continue;
+        }
+        taken.push(task);
+        if args.dry_run {
+            writeln!(
+                out,
+                "would run {id} ({}): {}",
+                step.state.label(),
+                step.command.as_deref().unwrap_or(task.name())
+            )?;
+            continue;
+        }
+        if task.mutating() {
+            let question = format!(
+                "run {} on {ENVIRONMENT} ({})?",
+                task.name(),
+                step.command.as_deref().unwrap_or(task.name())
+            );
+            if !confirm.confirm(&question)? {
+                writeln!(
+                    out,
+                    "{id}: declined; nothing was run. Run again to resume here."
+                )?;
+                summary.verdict = Verdict::Fail;
+                break;
+            }
+        }
+        writeln!(out, "==> {id}: {}", step.title)?;
+        let outcome = tasks.run(task)?;
+        summary.ran.push((task, outcome.verdict));
+        if outcome.verdict == Verdict::Fail {
+            stopped(out, tasks, step, &outcome)?;
+            summary.verdict = Verdict::Fail;
+            break;
+        }
+    }
+    let map = tasks.position()?;
+    position(out, &map)?;
+    if !args.dry_run {
+        for path in tasks.report()? {
+            writeln!(out, "report: {}", path.display())?;
+        }
+    }
+    Ok(summary)
+}
+
+/// Smoke backs two steps: run it when either is not done.
+fn smoke_pending(map: &DecisionMap, task: Task) -> bool {
+    task == Task::Smoke
+        && map
+            .steps
+            .iter()
+            .any(|s| Task::for_step(s.id) == Some(Task::Smoke) && s.state != State::Done)
+}
+
+fn skip(out: &mut dyn Write, summary: &mut RunSummary, id: &str, why: &str) -> anyhow::Result<()> {
+    writeln!(out, "skip {id}: {why}")?;
+    summary.skipped.push((id.to_string(), why.to_string()));
+    Ok(())
+}
+
+fn stopped(
+    out: &mut dyn Write,
+    tasks: &dyn Tasks,
+    step: &Step,
+    outcome: &Outcome,
+) -> anyhow::Result<()> {
+    writeln!(out, "\nSTOPPED at {}: {} failed", step.id, step.title)?;
+    for note in &outcome.notes {
+        writeln!(out, "  {note}")?;
+    }
+    // The evidence as the map reads it now from the saved record.
+    if let Ok(map) = tasks.position()
+        && let Some(now) = map.steps.iter().find(|s| s.id == step.id)
+    {
+        writeln!(out, "  evidence: {}", now.evidence)?;
+    }
+    if let Some(command) = &step.command {
+        writeln!(out, "  fix, then run it alone: {command}")?;
+    }
+    if let Some(rollback) = &outcome.rollback {
+        writeln!(out, "  roll back: {rollback}")?;
+    }
+    writeln!(
+        out,
+        "  then `cargo xtask staging` resumes at {} (exit 1)",
+        step.id
+    )?;
+    Ok(())
+}
+
+fn position(out: &mut dyn Write, map: &DecisionMap) -> anyhow::Result<()> {
+    writeln!(
+        out,
+        "\nposition ({}): {} of {} steps done",
+        map.environment,
+        map.done,
+        map.steps.len()
+    )?;
+    writeln!(out, "next: {}", map.next.action)?;
+    if let Some(command) = &map.next.command {
+        writeln!(out, "  {command}")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    use super::*;
+    use crate::report::Next;
+
+    const IDS: [&str; 10] = [
+        "predeploy",
+        "fly_login",
+        "secrets_loaded",
+        "deploy",
+        "health",
+        "smoke_thresholds",
+        "overlap",
+        "staging_validated",
+        "stability",
+        "production_checklist",
+    ];
+
+    /// The saved results, as the map reads them: a state per step; tasks update it like their
+    /// records would.
+    struct World {
+        states: RefCell<HashMap<&'static str, State>>,
+        verdicts: RefCell<HashMap<&'static str, Verdict>>,
+        ran: RefCell<Vec<Task>>,
+    }
+
+    impl World {
+        fn new() -> World {
+            World {
+                states: RefCell::new(IDS.iter().map(|id| (*id, State::Pending)).collect()),
+                verdicts: RefCell::new(HashMap::new()),
+                ran: RefCell::new(Vec::new()),
+            }
+        }
+
+        fn outcome_of(&self, task: Task, verdict: Verdict) {
+            self.verdicts.borrow_mut().insert(task.name(), verdict);
+        }
+
+        fn ran(&self) -> Vec<Task> {
+            self.ran.take()
+        }
+    }
+
+    impl Tasks for World {
+        fn position(&self) -> anyhow::Result<DecisionMap> {
+            let states = self.states.borrow();
+            let steps: Vec<Step> = IDS
+                .iter()
+                .map(|id| Step {
+                    id,
+                    title: format!("title of {id}"),
+                    state: states[id],
+                    evidence: format!("{id} is {}", states[id].label()),
+                    command: Some(format!("cargo xtask {id} --env staging")),
+                })
+                .collect();
+            let done = steps.iter().filter(|s| s.state == State::Done).count();
+            let next = steps
+                .iter()
+                .find(|s| s.state != State::Done)
+                .map(|s| s.id)
+                .unwrap_or("all");
+            Ok(DecisionMap {
+                environment: ENVIRONMENT.into(),
+                steps,
+                done,
+                next: Next {
+                    step: next.into(),
+                    command: None,
+                    action: format!("next is {next}"),
+                },
+            })
+        }
+
+        fn run(&self, task: Task) -> anyhow::Result<Outcome> {
+            self.ran.borrow_mut().push(task);
+            let verdict = self
+                .verdicts
+                .borrow()
+                .get(task.name())
+                .copied()
+                .unwrap_or(Verdict::Pass);
+            let state = if verdict == Verdict::Fail {
+                State::Failed
+            } else {
+                State::Done
+            };
+            let mut states = self.states.borrow_mut();
+            for id in IDS {
+                if Task::for_step(id) == Some(task) {
+                    states.insert(id, state);
+                }
+            }
+            if task == Task::Overlap && state == State::Done {
+                states.insert("staging_validated", State::Done);
+            }
+            Ok(Outcome {
+                verdict,
+                notes: vec![format!("{} said no", task.name())],
+                rollback: (task == Task::Deploy)
+                    .then(|| "cargo xtask rollback --env staging".into()),
+            })
+        }
+
+        fn report(&self) -> anyhow::Result<Vec<PathBuf>> {
+            Ok(vec![PathBuf::from("backend/docs/DEPLOYMENT_SUMMARY.md")])
+        }
+    }
+
+    /// Answers as scripted and remembers the questions.
+    struct Answers {
+        answers: Vec<bool>,
+        asked: Vec<String>,
+    }
+
+    impl Confirm for Answers {
+        fn confirm(&mut self, question: &str) -> anyhow::Result<bool> {
+            self.asked.push(question.to_string());
+            Ok(if self.answers.is_empty() {
+                true
+            } else {
+                self.answers.remove(0)
+            })
+        }
+    }
+
+    fn walk_with(world: &World, args: &Args, confirm: &mut dyn Confirm) -> (RunSummary, String) {
+        let mut out = Vec::new();
+        let summary = walk(args, world, confirm, &mut out).unwrap();
+        (summary, String::from_utf8(out).unwrap())
+    }
+
+    fn yes() -> Terminal {
+        Terminal {
+            yes: true,
+            interactive: false,
+        }
+    }
+
+    const ALL: [Task; 6] = [
+        Task::Predeploy,
+        Task::Fly,
+        Task::Secrets,
+        Task::Deploy,
+        Task::Smoke,
+        Task::Overlap,
+    ];
+
+    #[test]
+    fn a_full_run_runs_each_task_once_in_order_and_ends_with_the_position_and_report() {
+        let world = World::new();
+        let (summary, out) = walk_with(&world, &Args::default(), &mut yes());
+        assert_eq!(summary.verdict, Verdict::Pass, "{out}");
+        assert_eq!(
+            world.ran(),
+            ALL,
+            "smoke runs once for health and thresholds"
+        );
+        assert!(out.contains("8 of 10 steps done"), "{out}");
+        assert!(out.contains("next is stability"), "{out}");
+        assert!(
+            out.contains("report: backend/docs/DEPLOYMENT_SUMMARY.md"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_second_full_run_skips_every_fresh_step_and_says_why() {
+        let world = World::new();
+        walk_with(&world, &Args::default(), &mut yes());
+        world.ran();
+        let (summary, out) = walk_with(&world, &Args::default(), &mut yes());
+        assert_eq!(summary.verdict, Verdict::Pass);
+        assert_eq!(world.ran(), [], "{out}");
+        assert_eq!(summary.skipped.len(), 7, "{out}");
+        assert!(out.contains("skip deploy: fresh: deploy is done"), "{out}");
+    }
+
+    #[test]
+    fn a_smoke_failure_stops_with_fix_evidence_rollback_and_the_next_run_resumes_at_smoke() {
+        let world = World::new();
+        world.outcome_of(Task::Smoke, Verdict::Fail);
+        let (summary, out) = walk_with(&world, &Args::default(), &mut yes());
+        assert_eq!(summary.verdict, Verdict::Fail);
+        assert_eq!(&world.ran()[..], &ALL[..5], "overlap never runs: {out}");
+        assert!(out.contains("STOPPED at health"), "{out}");
+        assert!(out.contains("smoke said no"), "{out}");
+        assert!(out.contains("evidence: health is FAILED"), "{out}");
+        assert!(
+            out.contains("fix, then run it alone: cargo xtask health"),
+            "{out}"
+        );
+
+        world.outcome_of(Task::Smoke, Verdict::Pass);
+        let (summary, out) = walk_with(&world, &Args::default(), &mut yes());
+        assert_eq!(summary.verdict, Verdict::Pass, "{out}");
+        assert_eq!(world.ran(), [Task::Smoke, Task::Overlap], "{out}");
+        assert!(out.contains("skip deploy: fresh"), "{out}");
+    }
+
+    #[test]
+    fn a_failed_deploy_prints_the_rollback_command() {
+        let world = World::new();
+        world.outcome_of(Task::Deploy, Verdict::Fail);
+        let (_, out) = walk_with(&world, &Args::default(), &mut yes());
+        assert!(
+            out.contains("roll back: cargo xtask rollback --env staging"),
+            "{out}"
+        );
+        assert!(out.contains("resumes at deploy"), "{out}");
+    }
+
+    #[test]
+    fn without_a_terminal_or_yes_it_refuses_before_the_first_mutating_task() {
+        let world = World::new();
+        let mut nobody = Terminal {
+            yes: false,
+            interactive: false,
+        };
+        let error = walk(&Args::default(), &world, &mut nobody, &mut Vec::new()).unwrap_err();
+        assert!(format!("{error:#}").contains("--yes"), "{error:#}");
+        assert_eq!(world.ran(), [Task::Predeploy, Task::Fly]);
+    }
+
+    #[test]
+    fn each_mutating_step_is_asked_about_and_a_no_stops_the_run() {
+        let world = World::new();
+        let mut answers = Answers {
+            answers: vec![true, false],
+            asked: Vec::new(),
+        };
+        let (summary, out) = walk_with(&world, &Args::default(), &mut answers);
+        assert_eq!(summary.verdict, Verdict::Fail);
+        assert_eq!(answers.asked.len(), 2, "{:?}", answers.asked);
+        assert!(answers.asked[0].starts_with("run secrets"));
+        assert!(answers.asked[1].starts_with("run deploy"));
+        assert_eq!(world.ran(), [Task::Predeploy, Task::Fly, Task::Secrets]);
+        assert!(out.contains("deploy: declined"), "{out}");
+    }
+
+    #[test]
+    fn from_starts_at_the_step_and_reruns_it_even_when_fresh() {
+        let world = World::new();
+        walk_with(&world, &Args::default(), &mut yes());
+        world.ran();
+        let args = Args {
+            from: Some("deploy".into()),
+            ..Args::default()
+        };
+        let (_, out) = walk_with(&world, &args, &mut yes());
+        assert_eq!(world.ran(), [Task::Deploy], "{out}");
+        assert!(out.contains("skip predeploy: before --from"), "{out}");
+        let bad = Args {
+            from: Some("stability".into()),
+            ..Args::default()
+        };
+        let error = walk(&bad, &world, &mut yes(), &mut Vec::new()).unwrap_err();
+        assert!(format!("{error}").contains("no such step"), "{error}");
+    }
+
+    #[test]
+    fn a_dry_run_calls_nothing_and_asks_nothing() {
+        let world = World::new();
+        let mut nobody = Terminal {
+            yes: false,
+            interactive: false,
+        };
+        let args = Args {
+            dry_run: true,
+            ..Args::default()
+        };
+        let mut out = Vec::new();
+        walk(&args, &world, &mut nobody, &mut out).unwrap();
+        let out = String::from_utf8(out).unwrap();
+        assert_eq!(world.ran(), [], "{out}");
+        assert!(out.contains("would run deploy (pending)"), "{out}");
+        assert!(out.contains("would run health (pending)"), "{out}");
+        assert!(
+            !out.contains("would run smoke_thresholds"),
+            "one smoke run: {out}"
+        );
+        assert!(!out.contains("report:"), "{out}");
+    }
+}
