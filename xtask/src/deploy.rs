@@ -25,7 +25,7 @@ use crate::release::{
 };
 use crate::repo::Repo;
 use crate::verdict::Verdict;
-use gates::{Gates, TaskGates, parse_wait, wait_ready};
+use gates::{Gates, TaskGates, parse_wait, ready_and_smoke};
 
 /// The build argument that bakes the commit into the image (`ARG GIT_COMMIT` in the Dockerfile).
 pub const COMMIT_BUILD_ARG: &str = "GIT_COMMIT";
@@ -198,7 +198,7 @@ pub fn execute(
             git.short()
         )?;
     }
-    let label = short_commit(&git.commit).to_string();
+    let label = crate::release::short_commit(&git.commit).to_string();
     result.commit = Some(git.commit.clone());
     result.image_label = Some(label.clone());
 
@@ -338,28 +338,18 @@ pub fn execute(
     result.verification = Some(verification);
 
     if proven {
-        let (ready, evidence) = wait_ready(&environment.url, timeout, out)?;
-        result.readiness = Some(ready);
-        if ready == Verdict::Fail {
-            result
-                .problems
-                .push(format!("the new release is not ready: {evidence}"));
-        } else {
-            match gates.smoke(repo, &args.env) {
-                Ok(smoke) => {
-                    result.smoke = Some(smoke);
-                    if smoke == Verdict::Fail {
-                        result.problems.push(format!(
-                            "smoke fails against the new release: see `cargo xtask smoke --env {}`",
-                            args.env
-                        ));
-                    }
-                }
-                Err(error) => result.problems.push(format!(
-                    "smoke could not run against the new release: {error:#}"
-                )),
-            }
-        }
+        let after = ready_and_smoke(
+            repo,
+            gates,
+            &args.env,
+            &environment.url,
+            "the new release",
+            timeout,
+            out,
+        )?;
+        result.readiness = Some(after.readiness);
+        result.smoke = after.smoke;
+        result.problems.extend(after.problem);
     }
     if !result.problems.is_empty() {
         handle_failed_release(
@@ -374,11 +364,6 @@ pub fn execute(
         )?;
     }
     finish(repo, args, &flyctl, clock, result, out)
-}
-
-/// The short commit an image is labelled with (12 hex digits, as `git log --abbrev=12`).
-pub fn short_commit(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
 }
 
 /// Prints how to roll back, or rolls back itself with `--rollback-on-failure`.

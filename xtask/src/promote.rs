@@ -16,7 +16,7 @@ use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DeployConfig, Environment};
-use crate::deploy::gates::{Gates, TaskGates, parse_wait, wait_ready};
+use crate::deploy::gates::{Gates, TaskGates, parse_wait, ready_and_smoke};
 use crate::flyctl::{DeployCommand, Flyctl, failure_or_error};
 use crate::output::Output;
 use crate::record::RunClock;
@@ -360,27 +360,18 @@ pub fn run_with(
             .clone()
             .or_else(|| verification.snapshot.newest().cloned());
         if verification.verdict == Verdict::Pass {
-            let (ready, evidence) = wait_ready(&environment.url, timeout, out)?;
-            result.readiness = Some(ready);
-            if ready == Verdict::Fail {
-                result
-                    .problems
-                    .push(format!("production is not ready: {evidence}"));
-            } else {
-                match gates.smoke(repo, TO) {
-                    Ok(smoke) => {
-                        result.smoke = Some(smoke);
-                        if smoke == Verdict::Fail {
-                            result.problems.push(format!(
-                                "smoke fails on production: see `cargo xtask smoke --env {TO}`"
-                            ));
-                        }
-                    }
-                    Err(error) => result
-                        .problems
-                        .push(format!("smoke could not run on production: {error:#}")),
-                }
-            }
+            let after = ready_and_smoke(
+                repo,
+                gates,
+                TO,
+                &environment.url,
+                "production",
+                timeout,
+                out,
+            )?;
+            result.readiness = Some(after.readiness);
+            result.smoke = after.smoke;
+            result.problems.extend(after.problem);
         } else {
             result.problems.push(format!(
                 "the staging image is not proven to serve on production: {}",

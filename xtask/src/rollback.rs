@@ -15,7 +15,9 @@ use crate::flyctl::{Flyctl, Release, current_release, previous_good_release};
 use crate::output::Output;
 use crate::record::RunClock;
 use crate::release::restore::RollbackPlan;
-use crate::release::{VersionAnswer, commit_of_image, migrations_added, read_serving, roll_back};
+use crate::release::{
+    VersionAnswer, commit_of_image, migrations_added, read_serving, roll_back, short_commit,
+};
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
@@ -124,7 +126,7 @@ pub fn run_with(
                 writeln!(
                     out,
                     "warning: a rollback does not revert the schema; these migrations were added after {} and stay applied:",
-                    short(target)
+                    short_commit(target)
                 )?;
                 for migration in &added {
                     writeln!(out, "    {migration}")?;
@@ -139,8 +141,8 @@ pub fn run_with(
             None => writeln!(
                 out,
                 "warning: git cannot compare {} with {}: check backend/migrations by hand, a rollback does not revert the schema",
-                short(target),
-                short(current)
+                short_commit(target),
+                short_commit(current)
             )?,
         }
     }
@@ -167,10 +169,6 @@ fn common_commit(answers: &[VersionAnswer]) -> Option<String> {
     let first = *commits.first()?;
     (commits.len() == answers.len() && commits.iter().all(|c| *c == first) && first != "unknown")
         .then(|| first.to_string())
-}
-
-fn short(commit: &str) -> &str {
-    commit.get(..12).unwrap_or(commit)
 }
 
 /// Decides what to deploy: `(current release, image, its release number)`, or why nothing.

@@ -7,7 +7,7 @@ use crate::output::Output;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
-pub use crate::release::gates::{Gates, READYZ_PATH, parse_wait, wait_ready};
+pub use crate::release::gates::{Gates, READYZ_PATH, parse_wait, ready_and_smoke, wait_ready};
 
 /// The real tasks, run as `cargo xtask predeploy|smoke --env NAME` runs them.
 #[derive(Debug, Clone, Copy, Default)]

@@ -21,6 +21,57 @@ pub trait Gates {
     fn smoke(&self, repo: &Repo, env: &str) -> anyhow::Result<Verdict>;
 }
 
+/// What a release answered once it was proven to serve: readiness, then smoke.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AfterServing {
+    /// Whether readiness answered 200 in time.
+    pub readiness: Verdict,
+    /// The smoke verdict (`None` when readiness failed or smoke could not run).
+    pub smoke: Option<Verdict>,
+    /// Why the release fails, if it does.
+    pub problem: Option<String>,
+}
+
+/// Polls readiness at `url`, then runs smoke against `env`. `subject` names what was deployed
+/// in the problem ("the new release", "production", "the rollback"). Deploy, promote and
+/// rollback all hold a serving release to this.
+pub fn ready_and_smoke(
+    repo: &Repo,
+    gates: &dyn Gates,
+    env: &str,
+    url: &str,
+    subject: &str,
+    timeout: Duration,
+    out: &mut dyn Write,
+) -> anyhow::Result<AfterServing> {
+    let (readiness, evidence) = wait_ready(url, timeout, out)?;
+    if readiness == Verdict::Fail {
+        return Ok(AfterServing {
+            readiness,
+            smoke: None,
+            problem: Some(format!("{subject} is not ready: {evidence}")),
+        });
+    }
+    let (smoke, problem) = match gates.smoke(repo, env) {
+        Ok(Verdict::Fail) => (
+            Some(Verdict::Fail),
+            Some(format!(
+                "smoke fails against {subject}: see `cargo xtask smoke --env {env}`"
+            )),
+        ),
+        Ok(smoke) => (Some(smoke), None),
+        Err(error) => (
+            None,
+            Some(format!("smoke could not run against {subject}: {error:#}")),
+        ),
+    };
+    Ok(AfterServing {
+        readiness,
+        smoke,
+        problem,
+    })
+}
+
 /// Parses a wait like `300`, `90s`, `5m` or `1h` into seconds.
 pub fn parse_wait(text: &str) -> anyhow::Result<u64> {
     let text = text.trim();

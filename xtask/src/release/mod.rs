@@ -29,6 +29,11 @@ pub const FORCE_INSTANCE_HEADER: &str = "fly-force-instance-id";
 /// How many releases a snapshot keeps (newest first): enough to see what changed.
 const RELEASES_KEPT: usize = 5;
 
+/// The short commit an image is labelled with (12 hex digits, as `git log --abbrev=12`).
+pub fn short_commit(commit: &str) -> &str {
+    commit.get(..12).unwrap_or(commit)
+}
+
 /// A release, as recorded: its number and image.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReleaseRef {

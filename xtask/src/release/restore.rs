@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::gates::{Gates, wait_ready};
+use super::gates::{Gates, ready_and_smoke};
 use super::verify::{Expected, Verification, verify};
 use super::{ReleaseRef, Snapshot};
 use crate::config::Environment;
@@ -178,28 +178,18 @@ pub fn roll_back(
     if !proven {
         return Ok(());
     }
-    let (ready, evidence) = wait_ready(&environment.url, timeout, out)?;
-    result.readiness = Some(ready);
-    if ready == Verdict::Fail {
-        result
-            .problems
-            .push(format!("after the rollback, {evidence}"));
-        return Ok(());
-    }
-    match gates.smoke(repo, plan.env_name) {
-        Ok(smoke) => {
-            result.smoke = Some(smoke);
-            if smoke == Verdict::Fail {
-                result.problems.push(format!(
-                    "smoke fails after the rollback too: see `cargo xtask smoke --env {}`",
-                    plan.env_name
-                ));
-            }
-        }
-        Err(error) => result
-            .problems
-            .push(format!("smoke could not run after the rollback: {error:#}")),
-    }
+    let after = ready_and_smoke(
+        repo,
+        gates,
+        plan.env_name,
+        &environment.url,
+        "the rollback",
+        timeout,
+        out,
+    )?;
+    result.readiness = Some(after.readiness);
+    result.smoke = after.smoke;
+    result.problems.extend(after.problem);
     Ok(())
 }
 
