@@ -403,7 +403,7 @@ fn markup_from_a_measured_service_is_shown_not_executed() {
     let f = staging(Scenario::default());
     let (_, mut smoke) = smoke_report(false);
     smoke.checks[0].verdict = Verdict::Fail;
-    smoke.checks[0].evidence = "500 <script>alert(1)</script> | <img src=x>".into();
+    smoke.checks[0].evidence[0].message = "500 <script>alert(1)</script> | <img src=x>".into();
     f.save(
         "smoke",
         "staging",
@@ -835,4 +835,50 @@ fn stability_timeline_shows_breaches_gaps_and_hours_ahead() {
         "the marker became the SVG"
     );
     assert!(!html.contains("<script"));
+}
+
+#[test]
+fn a_record_from_before_the_shared_check_layout_is_left_out_and_named() {
+    use xtask::record::RunRecord;
+    let f = Fixture::new();
+    // A smoke record as written before every check shared one layout: `name` and one
+    // sentence of evidence. A PASS in that shape must not be read (by guessing) as this
+    // environment's smoke result.
+    let old = serde_json::json!({
+        "url": "http://127.0.0.1:8080",
+        "checks": [{"name": "healthz", "verifies": "GET /api/v1/healthz answers 200",
+                    "verdict": "pass", "evidence": "200 healthy", "fix": null}],
+        "benchmark": null,
+        "verdict": "pass",
+    });
+    RunRecord {
+        schema_version: 1,
+        task: "smoke".into(),
+        environment: "local".into(),
+        git: Some(head()),
+        started_at: chrono::Utc::now(),
+        duration_ms: 1,
+        tool_version: "0.1.0".into(),
+        verdict: Verdict::Pass,
+        result: old,
+    }
+    .save(&f.repo)
+    .unwrap();
+    let rendered = report::render(
+        &f.repo,
+        &Options {
+            env: Some("local".into()),
+        },
+        chrono::Utc::now(),
+        Some(&head()),
+    )
+    .unwrap();
+    assert!(rendered.context.smoke.provenance.is_none());
+    let warnings = &rendered.context.verdict.warnings;
+    assert!(
+        warnings.iter().any(
+            |w| w.contains("1 record(s) of smoke were written before checks shared one layout")
+        ),
+        "{warnings:?}"
+    );
 }

@@ -94,7 +94,11 @@ impl RecordSet {
         let mut found = Vec::new();
         for loaded in self.all.iter().rev() {
             let (path, r) = (&loaded.path, &loaded.record);
-            if r.task != task || r.environment != environment || is_dry_run(&r.result) {
+            if r.task != task
+                || r.environment != environment
+                || is_dry_run(&r.result)
+                || older_check_layout(r)
+            {
                 continue;
             }
             let mut value = r.result.clone();
@@ -231,28 +235,62 @@ impl RecordSet {
     /// Warnings about the records of `environment` (and predeploy's `all`) that claim to
     /// have started after this machine saved them.
     pub fn warnings(&self, environment: &str) -> Vec<String> {
-        self.all
+        let of_environment = |l: &&record::Loaded| {
+            l.record.environment == environment || l.record.environment == ALL_ENVIRONMENTS
+        };
+        let older: Vec<&str> = self
+            .all
             .iter()
-            .filter(|l| {
-                (l.record.environment == environment || l.record.environment == ALL_ENVIRONMENTS)
-                    && l.from_future()
-            })
-            .map(|l| {
-                let file = l
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                crate::records::order::future_warning(
-                    &l.record.task,
-                    &l.record.environment,
-                    l.record.started_at,
-                    l.saved_at,
-                    &file,
-                )
-            })
-            .collect()
+            .filter(of_environment)
+            .filter(|l| older_check_layout(&l.record))
+            .map(|l| l.record.task.as_str())
+            .collect();
+        let mut warnings = Vec::new();
+        if !older.is_empty() {
+            let mut tasks = older.clone();
+            tasks.sort_unstable();
+            tasks.dedup();
+            warnings.push(format!(
+                "{} record(s) of {} were written before checks shared one layout (schema {}) \
+                 and are not read: rerun those tasks",
+                older.len(),
+                tasks.join(", "),
+                CHECK_LAYOUT_SINCE
+            ));
+        }
+        warnings.extend(
+            self.all
+                .iter()
+                .filter(of_environment)
+                .filter(|l| l.from_future())
+                .map(|l| {
+                    let file = l
+                        .path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    crate::records::order::future_warning(
+                        &l.record.task,
+                        &l.record.environment,
+                        l.record.started_at,
+                        l.saved_at,
+                        &file,
+                    )
+                }),
+        );
+        warnings
     }
+}
+
+/// The record layout from which every check (predeploy's, smoke's checks and thresholds,
+/// overlap's probes) is a `CheckResult`.
+pub const CHECK_LAYOUT_SINCE: u32 = 2;
+
+/// Whether a record's checks predate the shared layout. Such records are left out (and
+/// named in the warnings) rather than read by guessing their shape.
+fn older_check_layout(record: &RunRecord<serde_json::Value>) -> bool {
+    record.schema_version < CHECK_LAYOUT_SINCE
+        && matches!(record.task.as_str(), "predeploy" | "smoke" | "overlap")
 }
 
 /// A release as deploy and rollback record it: Fly version and image reference.

@@ -73,7 +73,7 @@ pub(super) fn predeploy(input: &MapInputs) -> Step {
             .checks
             .iter()
             .filter(|c| c.verdict() == Verdict::Fail)
-            .map(|c| c.label())
+            .map(|c| c.id.as_str())
             .collect();
         if !failed.is_empty() {
             evidence = format!("{evidence}: {}", failed.join(", "));
@@ -178,7 +178,7 @@ pub(super) fn health(input: &MapInputs) -> Step {
         let failed: Vec<&str> = checks
             .iter()
             .filter(|c| c.verdict() == Verdict::Fail)
-            .map(|c| c.label())
+            .map(|c| c.id.as_str())
             .collect();
         (state, evidence) = if checks.is_empty() {
             (
@@ -220,8 +220,8 @@ pub(super) fn thresholds(input: &MapInputs) -> Step {
                     .flat_map(|e| {
                         e.thresholds
                             .iter()
-                            .filter(|t| t.verdict == Some(Verdict::Fail))
-                            .map(move |t| format!("{}: {}", e.name, t.evidence))
+                            .filter(|t| t.check.verdict() == Verdict::Fail)
+                            .map(move |t| format!("{}: {}", e.name, t.check.summary()))
                     })
                     .collect();
                 let failed = b.verdict == Some(Verdict::Fail)
