@@ -882,3 +882,61 @@ fn a_record_from_before_the_shared_check_layout_is_left_out_and_named() {
         "{warnings:?}"
     );
 }
+
+#[test]
+fn secrets_go_stale_when_the_env_file_changes_after_they_were_sent() {
+    use xtask::secrets::sent::SentFingerprint;
+    let f = staging(Scenario::default());
+    let root = f.repo.root().to_path_buf();
+    std::fs::write(
+        root.join("env/.env.fly.staging.template"),
+        "# [required, postgres-url] db\nDATABASE_URL=<postgres-url>\n\
+         # [required, secret-32] key\nJWT_SECRET=<at-least-32-random-characters>\n",
+    )
+    .unwrap();
+    let entries = vec![
+        (
+            "DATABASE_URL".to_string(),
+            format!("postgresql://app:{CANARY}@db/app"),
+        ),
+        ("JWT_SECRET".to_string(), CANARY.to_string()),
+    ];
+    let mut sent = secrets_result();
+    sent.sent = Some(SentFingerprint::of(&entries));
+    f.save(
+        "secrets",
+        "staging",
+        HEAD,
+        Duration::minutes(30),
+        Verdict::Pass,
+        sent,
+    );
+    let secrets_step = |f: &Fixture| {
+        let rendered = f.render("staging");
+        let step = rendered
+            .context
+            .map
+            .steps
+            .iter()
+            .find(|s| s.id == "secrets_loaded")
+            .unwrap()
+            .clone();
+        (step.state, step.evidence, rendered.markdown)
+    };
+    let (state, evidence, _) = secrets_step(&f);
+    assert_eq!(state, State::Done, "{evidence}");
+
+    // One value changed in the env file: what Fly holds is no longer the file's.
+    std::fs::write(
+        root.join("env/.env.fly.staging"),
+        format!("DATABASE_URL=postgresql://app:{CANARY}@db/app\nJWT_SECRET={CANARY}-rotated\n"),
+    )
+    .unwrap();
+    let (state, evidence, markdown) = secrets_step(&f);
+    assert_eq!(state, State::Pending, "{evidence}");
+    assert!(
+        evidence.contains("env/.env.fly.staging changed since its values were sent"),
+        "{evidence}"
+    );
+    assert!(!markdown.contains(CANARY), "no value reaches the report");
+}

@@ -38,6 +38,10 @@ pub struct Results {
     pub overlap: Option<Saved<OverlapView>>,
     /// `secrets` (dry runs are not recorded).
     pub secrets: Option<Saved<SecretsView>>,
+    /// Why the secrets on Fly are no longer the env file's, when they are not: the file's
+    /// values differ from the digest `secrets` recorded. Filled by the caller that knows the
+    /// environment's files ([`Results::compare_secrets`]).
+    pub secrets_changed: Option<String>,
     /// `deploy`.
     pub deploy: Option<Saved<DeployView>>,
     /// `rollback`.
@@ -50,6 +54,29 @@ pub struct Results {
     pub warnings: Vec<String>,
     /// Every `watch` run, newest first (the 24-hour gate reads them all).
     pub watches: Vec<Saved<super::stability::WatchView>>,
+}
+
+impl Results {
+    /// Compares the latest `secrets` run's digest with what the env file would send now.
+    /// Nothing to compare (no digest recorded, env file absent or not readable on this
+    /// machine) leaves the result as recorded.
+    pub fn compare_secrets(&mut self, repo: &Repo, environment: &crate::config::Environment) {
+        let Some(sent) = self.secrets.as_ref().and_then(|s| s.result.sent.as_ref()) else {
+            return;
+        };
+        let Ok(plan) = crate::secrets::envfile::plan_import(repo, environment) else {
+            return;
+        };
+        if !plan.problems.is_empty() && plan.entries.is_empty() {
+            return;
+        }
+        if !crate::secrets::sent::same_as_sent(&sent.salt, &sent.sha256, &plan.entries) {
+            self.secrets_changed = Some(format!(
+                "{} changed since its values were sent",
+                environment.env_file.display()
+            ));
+        }
+    }
 }
 
 /// Every saved record of every task, read once.
@@ -182,6 +209,7 @@ impl RecordSet {
             smoke: self.latest("smoke", environment)?,
             overlap: self.latest("overlap", environment)?,
             secrets: self.latest("secrets", environment)?,
+            secrets_changed: None,
             deploy: self.latest("deploy", environment)?,
             rollback: self.latest("rollback", environment)?,
             serving_since: if deployable {

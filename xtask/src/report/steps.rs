@@ -122,7 +122,8 @@ pub(super) fn fly_login(input: &MapInputs) -> Step {
 }
 
 pub(super) fn secrets(input: &MapInputs) -> Step {
-    let (state, evidence) = from_record(input.results.secrets.as_ref(), None, "secrets");
+    let changed = input.results.secrets_changed.clone().map(Freshness::Stale);
+    let (state, evidence) = from_record(input.results.secrets.as_ref(), changed, "secrets");
     step(
         "secrets_loaded",
         "Secrets loaded into the Fly app",

@@ -289,6 +289,18 @@ pub struct SecretsView {
     pub keys: Vec<SecretKeyView>,
     /// Why it failed, if it did.
     pub problems: Vec<String>,
+    /// The salted digest of what was sent (`secrets::sent`), when recorded.
+    pub sent: Option<SentView>,
+}
+
+/// The salted digest of the keys and values a `secrets` run sent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SentView {
+    /// The salt, hex.
+    pub salt: String,
+    /// The digest, hex.
+    pub sha256: String,
 }
 
 /// One secret key as Fly reports it.

@@ -457,6 +457,7 @@ pub fn secrets_result() -> SecretsResult {
         not_in_template: Vec::new(),
         empty_not_sent: Vec::new(),
         problems: Vec::new(),
+        sent: None,
     }
 }
 
