@@ -56,6 +56,8 @@ pub struct AppState {
     pub identity: Arc<http::version::ServiceIdentity>,
     /// The dates the service accepts.
     pub horizon: config::BookingHorizon,
+    /// The active accommodations, served from memory for a bounded age.
+    pub accommodations: Arc<store::accommodations::AccommodationCache>,
     /// Whether writes are failing, for `healthz` and `readyz`.
     pub writes: Arc<write_health::WriteHealth>,
     /// Per-client request counts for the rate-limited routes.
@@ -83,6 +85,9 @@ impl AppState {
             integrations: Arc::new(integrations::Integrations::new(&config.integrations)),
             identity: Arc::new(http::version::ServiceIdentity::from_env()),
             horizon: config.horizon,
+            accommodations: Arc::new(store::accommodations::AccommodationCache::new(
+                config.accommodations_cache,
+            )),
             writes: Arc::default(),
             rate_limiter: Arc::new(http::edge::RateLimiter::new(
                 config.edge.rate_limit_per_minute,
