@@ -13,17 +13,20 @@ pub mod version;
 pub mod webhooks;
 
 use std::any::Any;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use axum::Router;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::body::HttpBody;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use tower::ServiceBuilder;
+use tower::{Layer, Service, ServiceBuilder};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
@@ -60,7 +63,9 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     // rate limit, write health, the timeout), with a panic inside it still becoming an
     // error response that the metrics count under the route template.
     let per_route = ServiceBuilder::new()
-        .layer(middleware::from_fn_with_state(state.clone(), per_route))
+        .layer(PerRouteLayer {
+            state: state.clone(),
+        })
         .layer(CatchPanicLayer::custom(panic_response));
 
     let request_id = REQUEST_ID;
@@ -107,26 +112,78 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
 /// The middleware of every matched route, outermost first: `http_requests_total` and
 /// `http_request_duration_seconds` by route template (never the raw path), the per-client
 /// rate limit of the limited routes, the write-path health, and the request timeout.
-async fn per_route(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = request.method().clone();
-    let route = request.extensions().get::<MatchedPath>().cloned();
-    let route = route.as_ref().map_or("unmatched", MatchedPath::as_str);
-    let response = match edge::rate_limit(&state, route, &request) {
-        Some(limited) => limited,
-        None => match tokio::time::timeout(state.request_timeout, next.run(request)).await {
-            Ok(response) => response,
-            Err(_) => ApiError::Timeout.into_response(),
-        },
-    };
-    crate::write_health::record_write(&state.writes, &method, &response);
-    HttpMetrics::global().record(
-        route,
-        &method,
-        response.status().as_u16(),
-        started.elapsed(),
-    );
-    response
+/// A plain tower service rather than `from_fn`: one allocation per request instead of a
+/// boxed copy of the route and of the next layer.
+#[derive(Clone)]
+struct PerRouteLayer {
+    state: AppState,
+}
+
+impl<S> Layer<S> for PerRouteLayer {
+    type Service = PerRoute<S>;
+
+    fn layer(&self, inner: S) -> PerRoute<S> {
+        PerRoute {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+struct PerRoute<S> {
+    inner: S,
+    state: AppState,
+}
+
+impl<S, B> Service<Request> for PerRoute<S>
+where
+    S: Service<Request, Response = axum::http::Response<B>, Error = Infallible>,
+    S::Future: Send + 'static,
+    B: HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        let started = Instant::now();
+        let method = request.method().clone();
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let limited = edge::rate_limit(
+            &self.state,
+            route.as_ref().map_or("unmatched", MatchedPath::as_str),
+            &request,
+        );
+        let handled = match limited {
+            Some(limited) => Err(limited),
+            None => Ok(self.inner.call(request)),
+        };
+        let state = self.state.clone();
+        Box::pin(async move {
+            let response = match handled {
+                Err(limited) => limited,
+                Ok(handled) => match tokio::time::timeout(state.request_timeout, handled).await {
+                    Ok(Ok(response)) => response.map(axum::body::Body::new),
+                    Ok(Err(never)) => match never {},
+                    Err(_) => ApiError::Timeout.into_response(),
+                },
+            };
+            crate::write_health::record_write(&state.writes, &method, &response);
+            HttpMetrics::global().record(
+                route.as_ref().map_or("unmatched", MatchedPath::as_str),
+                &method,
+                response.status().as_u16(),
+                started.elapsed(),
+            );
+            Ok(response)
+        })
+    }
 }
 
 /// Request ids without a system call per request: 32 hex digits, a random per-process
