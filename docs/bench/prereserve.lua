@@ -1,8 +1,9 @@
 -- wrk script: non-conflicting pre-reserves against the service, one request per booking.
 --
 -- How the benchmark runs it (the service started with RATE_LIMIT_PER_MINUTE=0, so the
--- per-client limit does not answer 429, and BOOKING_HORIZON_DAYS=36500, so there are enough
--- nights to book; on PostgreSQL after docs/bench/prereserve-setup.sql, with
+-- per-client limit does not answer 429, BOOKING_HORIZON_DAYS=36500, so there are enough
+-- nights to book, and on PostgreSQL DATABASE_MAX_CONNECTIONS=32, the connections pgbench's
+-- `-c 32` gets (the default pool is 10); after docs/bench/prereserve-setup.sql, with
 -- `TRUNCATE reservations, idempotency_keys;` between runs):
 --
 --   CABINS=<n> wrk -t2 -c32 -d<secs>s -s docs/bench/prereserve.lua <service url>
