@@ -14,6 +14,7 @@ pub mod webhooks;
 
 use std::any::Any;
 use std::convert::Infallible;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -27,7 +28,6 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service, ServiceBuilder};
-use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -62,11 +62,9 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
     // One middleware for what every matched route shares (metrics by route template, the
     // rate limit, write health, the timeout), with a panic inside it still becoming an
     // error response that the metrics count under the route template.
-    let per_route = ServiceBuilder::new()
-        .layer(PerRouteLayer {
-            state: state.clone(),
-        })
-        .layer(CatchPanicLayer::custom(panic_response));
+    let per_route = PerRouteLayer {
+        state: state.clone(),
+    };
 
     let request_id = REQUEST_ID;
     let tracing = TraceLayer::new_for_http()
@@ -111,7 +109,8 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
 
 /// The middleware of every matched route, outermost first: `http_requests_total` and
 /// `http_request_duration_seconds` by route template (never the raw path), the per-client
-/// rate limit of the limited routes, the write-path health, and the request timeout.
+/// rate limit of the limited routes, the write-path health, the request timeout, and a
+/// handler panic turned into a 500.
 /// A plain tower service rather than `from_fn`: one allocation per request instead of a
 /// boxed copy of the route and of the next layer.
 #[derive(Clone)]
@@ -168,11 +167,25 @@ where
         Box::pin(async move {
             let response = match handled {
                 Err(limited) => limited,
-                Ok(handled) => match tokio::time::timeout(state.request_timeout, handled).await {
-                    Ok(Ok(response)) => response.map(axum::body::Body::new),
-                    Ok(Err(never)) => match never {},
-                    Err(_) => ApiError::Timeout.into_response(),
-                },
+                Ok(handled) => {
+                    // A panic in the handler becomes a 500, still counted under its route.
+                    let mut handled = std::pin::pin!(handled);
+                    let caught = std::future::poll_fn(|cx| {
+                        match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                            handled.as_mut().poll(cx)
+                        })) {
+                            Ok(Poll::Pending) => Poll::Pending,
+                            Ok(Poll::Ready(result)) => Poll::Ready(Ok(result)),
+                            Err(panic) => Poll::Ready(Err(panic)),
+                        }
+                    });
+                    match tokio::time::timeout(state.request_timeout, caught).await {
+                        Ok(Ok(Ok(response))) => response.map(axum::body::Body::new),
+                        Ok(Ok(Err(never))) => match never {},
+                        Ok(Err(panic)) => panic_response(panic),
+                        Err(_) => ApiError::Timeout.into_response(),
+                    }
+                }
             };
             crate::write_health::record_write(&state.writes, &method, &response);
             HttpMetrics::global().record(
