@@ -147,6 +147,10 @@ pub struct Config {
     pub request_timeout: Duration,
     /// `HEALTH_CACHE_MS`, default 250: how long `healthz` reuses a database probe (0: never).
     pub health_cache: Duration,
+    /// `ACCOMMODATIONS_CACHE_MS`, default 1000: how long the active accommodations are served
+    /// from memory before they are read again, so how long a change made by another instance
+    /// or directly in the database may take to show (0: read every time).
+    pub accommodations_cache: Duration,
     /// `RATE_LIMIT_PER_MINUTE` and `ALLOWED_ORIGINS`.
     pub edge: crate::http::edge::EdgeConfig,
     /// MercadoPago and WhatsApp settings (all optional).
@@ -284,6 +288,12 @@ impl Config {
             250,
             "must be a whole number of milliseconds",
         )?;
+        let accommodations_cache = parse_number::<u64>(
+            &get,
+            "ACCOMMODATIONS_CACHE_MS",
+            1000,
+            "must be a whole number of milliseconds",
+        )?;
         let horizon_days = |var: &'static str, default: u32| {
             parse_number::<u32>(&get, var, default, "must be a whole number of days").and_then(
                 |days| match days {
@@ -350,6 +360,7 @@ impl Config {
             database_max_connections,
             request_timeout: Duration::from_secs(timeout.max(1)),
             health_cache: Duration::from_millis(health_cache),
+            accommodations_cache: Duration::from_millis(accommodations_cache),
             edge: crate::http::edge::EdgeConfig::from_lookup(&get)?,
             integrations: crate::integrations::IntegrationsConfig::from_lookup(&get)?,
             horizon,

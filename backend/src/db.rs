@@ -24,6 +24,9 @@ pub static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 /// How long a request waits for a pooled connection before answering 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// A pooled PostgreSQL connection idle at least this long is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 /// A connection pool to one of the two supported databases.
 #[derive(Clone, Debug)]
 pub enum Db {
@@ -80,6 +83,18 @@ impl Db {
                 let pool = PgPoolOptions::new()
                     .max_connections(config.database_max_connections.unwrap_or(10))
                     .min_connections(0)
+                    // A ping on every acquire would double the round trips of a one-statement
+                    // booking; only a connection idle long enough to have been dropped by the
+                    // server or a proxy is checked before use.
+                    .test_before_acquire(false)
+                    .before_acquire(|conn, meta| {
+                        Box::pin(async move {
+                            if meta.idle_for >= PING_IF_IDLE_FOR {
+                                sqlx::Connection::ping(conn).await?;
+                            }
+                            Ok(true)
+                        })
+                    })
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await

@@ -1,12 +1,14 @@
-//! The database probe behind `healthz`, shared by concurrent requests.
+//! The database probes behind `healthz` and `readyz`, shared by concurrent requests.
 //!
 //! Health endpoints are polled by load balancers, monitors and benchmarks; one database round
 //! trip per request would let them load the database in proportion to their rate. Concurrent
-//! requests share one in-flight probe, and a result younger than [`HealthProbe::max_age`] is
-//! reused, so the database sees at most a few probes a second however often `healthz` is hit,
-//! and a failure still shows within that age.
+//! requests share one in-flight probe, and a result younger than the probe's maximum age
+//! (`HEALTH_CACHE_MS`) is reused, so the database sees at most a few probes a second however
+//! often `healthz` and `readyz` are hit, and a failure still shows within that age.
 
+use std::future::Future;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::db::Db;
@@ -29,31 +31,37 @@ pub struct ProbeResult {
     pub at: Instant,
 }
 
-/// Coalesces database probes: one in flight at a time, results reused while fresh.
-#[derive(Debug)]
-pub struct HealthProbe {
-    max_age: Duration,
-    last: Mutex<Option<ProbeResult>>,
-    refresh: tokio::sync::Mutex<()>,
+/// What one readiness check found: ready, or why not (in words safe to show).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadinessResult {
+    /// `None` when the database answers and every migration is applied.
+    pub problem: Option<String>,
+    /// When the check finished.
+    pub at: Instant,
 }
 
-impl HealthProbe {
-    /// A probe whose results are reused for `max_age` (zero: every request probes).
-    pub fn new(max_age: Duration) -> Self {
+/// One value shared while fresh: one refresh in flight at a time, counted.
+#[derive(Debug)]
+struct Shared<T> {
+    max_age: Duration,
+    last: Mutex<Option<(Instant, T)>>,
+    refresh: tokio::sync::Mutex<()>,
+    refreshes: AtomicU64,
+}
+
+impl<T: Clone> Shared<T> {
+    fn new(max_age: Duration) -> Self {
         Self {
             max_age,
             last: Mutex::new(None),
             refresh: tokio::sync::Mutex::new(()),
+            refreshes: AtomicU64::new(0),
         }
     }
 
-    /// How long a result is reused.
-    pub fn max_age(&self) -> Duration {
-        self.max_age
-    }
-
-    /// The newest result if it is fresh, else a new probe (shared with concurrent callers).
-    pub async fn check(&self, db: &Db) -> ProbeResult {
+    /// The newest value if fresh, else a new one from `refresh` (shared with concurrent
+    /// callers).
+    async fn get<F: Future<Output = T>>(&self, refresh: impl FnOnce() -> F) -> T {
         if let Some(fresh) = self.fresh() {
             return fresh;
         }
@@ -62,16 +70,60 @@ impl HealthProbe {
         if let Some(fresh) = self.fresh() {
             return fresh;
         }
-        let result = probe(db).await;
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) = Some(result.clone());
-        result
+        self.refreshes.fetch_add(1, Ordering::Relaxed);
+        let value = refresh().await;
+        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((Instant::now(), value.clone()));
+        value
     }
 
-    fn fresh(&self) -> Option<ProbeResult> {
+    fn fresh(&self) -> Option<T> {
         let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
         last.as_ref()
-            .filter(|result| result.at.elapsed() < self.max_age)
-            .cloned()
+            .filter(|(at, _)| at.elapsed() < self.max_age)
+            .map(|(_, value)| value.clone())
+    }
+}
+
+/// Coalesces database probes: one in flight at a time, results reused while fresh.
+#[derive(Debug)]
+pub struct HealthProbe {
+    health: Shared<ProbeResult>,
+    readiness: Shared<ReadinessResult>,
+}
+
+impl HealthProbe {
+    /// A probe whose results are reused for `max_age` (zero: every request probes).
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            health: Shared::new(max_age),
+            readiness: Shared::new(max_age),
+        }
+    }
+
+    /// How long a result is reused.
+    pub fn max_age(&self) -> Duration {
+        self.health.max_age
+    }
+
+    /// The newest `healthz` result if it is fresh, else a new probe (shared with concurrent
+    /// callers).
+    pub async fn check(&self, db: &Db) -> ProbeResult {
+        self.health.get(|| probe(db)).await
+    }
+
+    /// The newest `readyz` result (database answers, migrations applied) if it is fresh,
+    /// else a new check (shared with concurrent callers).
+    pub async fn readiness(&self, db: &Db) -> ReadinessResult {
+        self.readiness.get(|| check_readiness(db)).await
+    }
+
+    /// How many times `healthz` and `readyz` went to the database, in that order.
+    pub fn database_checks(&self) -> (u64, u64) {
+        (
+            self.health.refreshes.load(Ordering::Relaxed),
+            self.readiness.refreshes.load(Ordering::Relaxed),
+        )
     }
 }
 
@@ -92,6 +144,25 @@ async fn probe(db: &Db) -> ProbeResult {
         status,
         latency,
         error,
+        at: Instant::now(),
+    }
+}
+
+async fn check_readiness(db: &Db) -> ReadinessResult {
+    let problem = match tokio::time::timeout(UNHEALTHY_AFTER, db.pending_migrations()).await {
+        Err(_) => Some("the database did not answer in time".to_owned()),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness check: database error");
+            Some("the database is not answering".to_owned())
+        }
+        Ok(Ok(pending)) if !pending.is_empty() => Some(format!(
+            "{} database migration(s) pending: run `cabanas migrate`",
+            pending.len()
+        )),
+        Ok(Ok(_)) => None,
+    };
+    ReadinessResult {
+        problem,
         at: Instant::now(),
     }
 }

@@ -33,9 +33,29 @@ pub use crate::db::Db;
 pub use crate::http::app;
 pub use crate::store::reservations::{CodeGenerator, expire_stale, random_code};
 
-/// What every handler shares. Cheap to clone.
+/// What every handler shares: one reference-counted [`Services`], so cloning it per request
+/// (every `State` extractor does) costs one atomic increment, not one per field. Reads go
+/// through `Deref`; `DerefMut` (for tests adjusting a state before serving) copies on write.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Services>);
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut Services {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// The fields of [`AppState`].
+#[derive(Clone)]
+pub struct Services {
     /// The database pool.
     pub db: Db,
     /// Admin token verification.
@@ -56,6 +76,8 @@ pub struct AppState {
     pub identity: Arc<http::version::ServiceIdentity>,
     /// The dates the service accepts.
     pub horizon: config::BookingHorizon,
+    /// The active accommodations, served from memory for a bounded age.
+    pub accommodations: Arc<store::accommodations::AccommodationCache>,
     /// Whether writes are failing, for `healthz` and `readyz`.
     pub writes: Arc<write_health::WriteHealth>,
     /// Per-client request counts for the rate-limited routes.
@@ -67,7 +89,7 @@ pub struct AppState {
 impl AppState {
     /// State over an already-migrated database.
     pub fn new(db: Db, config: &Config) -> Self {
-        Self {
+        Self(Arc::new(Services {
             db,
             auth: Arc::new(AdminAuth::new(
                 config.jwt_secret.as_ref(),
@@ -83,12 +105,15 @@ impl AppState {
             integrations: Arc::new(integrations::Integrations::new(&config.integrations)),
             identity: Arc::new(http::version::ServiceIdentity::from_env()),
             horizon: config.horizon,
+            accommodations: Arc::new(store::accommodations::AccommodationCache::new(
+                config.accommodations_cache,
+            )),
             writes: Arc::default(),
             rate_limiter: Arc::new(http::edge::RateLimiter::new(
                 config.edge.rate_limit_per_minute,
             )),
             edge: config.edge.clone(),
-        }
+        }))
     }
 }
 

@@ -1,12 +1,12 @@
 //! Logs and metrics.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::sync::OnceLock;
-use std::time::Instant;
+use std::sync::{OnceLock, RwLock};
+use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::Method;
+use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
@@ -49,6 +49,8 @@ pub fn init_tracing() {
             .json()
             .flatten_event(true)
             .with_current_span(true)
+            // The request span is the only one; the list would repeat it on every line.
+            .with_span_list(false)
             .try_init()
     };
     if result.is_err() {
@@ -157,21 +159,69 @@ pub fn channel_label(channel: &str) -> &'static str {
         .unwrap_or("other")
 }
 
-/// Middleware recording `http_requests_total` and `http_request_duration_seconds`,
-/// labelled with the route template (`/api/v1/reservations/{code}`), never the raw path.
-pub async fn track_http(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned())
-        .unwrap_or_else(|| "unmatched".to_owned());
-    let method = request.method().to_string();
-    let started = Instant::now();
-    let response = next.run(request).await;
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total", "method" => method, "route" => route.clone(), "status" => status)
-        .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    response
+/// The handles of `http_requests_total` and `http_request_duration_seconds`, per route
+/// template, method and status: registered once, then reused, so recording a request
+/// allocates no label strings and takes no registry lookup.
+#[derive(Default)]
+pub struct HttpMetrics {
+    routes: RwLock<HashMap<String, RouteMetrics>>,
+}
+
+struct RouteMetrics {
+    duration: Histogram,
+    requests: RwLock<Vec<(Method, u16, Counter)>>,
+}
+
+impl HttpMetrics {
+    /// The process-wide instance (the recorder is process-wide too).
+    pub fn global() -> &'static HttpMetrics {
+        static METRICS: OnceLock<HttpMetrics> = OnceLock::new();
+        METRICS.get_or_init(HttpMetrics::default)
+    }
+
+    /// Records one request of `route` (a route template, never a raw path).
+    pub fn record(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
+        {
+            let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(metrics) = routes.get(route) {
+                metrics.record(route, method, status, elapsed);
+                return;
+            }
+        }
+        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
+        let metrics = routes
+            .entry(route.to_owned())
+            .or_insert_with(|| RouteMetrics {
+                duration: metrics::histogram!("http_request_duration_seconds", "route" => route.to_owned()),
+                requests: RwLock::default(),
+            });
+        metrics.record(route, method, status, elapsed);
+    }
+}
+
+impl RouteMetrics {
+    fn record(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
+        self.duration.record(elapsed.as_secs_f64());
+        {
+            let requests = self.requests.read().unwrap_or_else(|p| p.into_inner());
+            if let Some((_, _, counter)) = requests
+                .iter()
+                .find(|(m, s, _)| m == method && *s == status)
+            {
+                counter.increment(1);
+                return;
+            }
+        }
+        let counter = metrics::counter!(
+            "http_requests_total",
+            "method" => method.to_string(),
+            "route" => route.to_owned(),
+            "status" => status.to_string()
+        );
+        counter.increment(1);
+        self.requests
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((method.clone(), status, counter));
+    }
 }

@@ -8,12 +8,9 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
 use axum::http::Method;
-use axum::middleware::Next;
 use axum::response::Response;
 
-use crate::AppState;
 use crate::error::DatabaseTrouble;
 
 /// How long a write failure keeps the service reported as failing writes.
@@ -49,20 +46,15 @@ impl WriteHealth {
     }
 }
 
-/// Middleware: records the outcome of every write request (any method but GET, HEAD and
-/// OPTIONS). A 503 from database trouble is a failure; any answer below 500 a success.
-pub async fn track_writes(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let write = !matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    );
-    let response = next.run(request).await;
-    if write {
-        if response.extensions().get::<DatabaseTrouble>().is_some() {
-            state.writes.failed();
-        } else if !response.status().is_server_error() {
-            state.writes.succeeded();
-        }
+/// Records the outcome of a write request (any method but GET, HEAD and OPTIONS): a 503 from
+/// database trouble is a failure; any answer below 500 a success.
+pub fn record_write(writes: &WriteHealth, method: &Method, response: &Response) {
+    if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS) {
+        return;
     }
-    response
+    if response.extensions().get::<DatabaseTrouble>().is_some() {
+        writes.failed();
+    } else if !response.status().is_server_error() {
+        writes.succeeded();
+    }
 }

@@ -3,6 +3,8 @@
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -14,7 +16,7 @@ use crate::error::ApiError;
 use crate::http::extract::{ApiPath, ApiQuery};
 use crate::http::openapi::ErrorBody;
 use crate::pricing::{BASIS_POINTS, format_cents, weekend_night_cents};
-use crate::store::accommodations::{self, Accommodation};
+use crate::store::accommodations::Accommodation;
 use crate::store::reservations::{self, Booking};
 
 /// The longest window availability answers for, in days.
@@ -75,9 +77,14 @@ fn format_multiplier(bp: i64) -> String {
         (status = 503, description = "The database is not available", body = ErrorBody),
     )
 )]
-async fn list(State(state): State<AppState>) -> Result<Json<Vec<AccommodationView>>, ApiError> {
-    let all = accommodations::list_active(&state.db).await?;
-    Ok(Json(all.into_iter().map(Into::into).collect()))
+async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let snapshot = state.accommodations.snapshot(&state.db).await?;
+    let body = snapshot.rendered(|active| {
+        let views: Vec<AccommodationView> = active.iter().cloned().map(Into::into).collect();
+        // Serialising plain strings and numbers cannot fail.
+        serde_json::to_vec(&views).unwrap_or_default().into()
+    });
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `?from=YYYY-MM-DD&to=YYYY-MM-DD`, a half-open window.
@@ -146,7 +153,9 @@ async fn availability(
             format!("the window may span at most {MAX_AVAILABILITY_DAYS} days"),
         ));
     }
-    accommodations::find_active(&state.db, id)
+    state
+        .accommodations
+        .find_active(&state.db, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no active accommodation has id {id}")))?;
     let bookings = reservations::bookings_between(&state.db, id, window.from, window.to).await?;

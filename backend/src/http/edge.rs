@@ -6,9 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, Request};
 use axum::http::{HeaderName, HeaderValue, Method, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
@@ -139,38 +138,29 @@ fn client_of(request: &Request) -> String {
         .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())
 }
 
-/// The middleware: limits [`RATE_LIMITED_ROUTES`], except for requests carrying a valid
-/// admin token (operators and the overlap proof must not be throttled).
-pub async fn rate_limit(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .and_then(|path| RATE_LIMITED_ROUTES.iter().find(|r| **r == path.as_str()));
-    let Some(&route) = route else {
-        return next.run(request).await;
-    };
+/// The rate limit: `None` lets the request through, `Some` is the 429 to answer instead.
+/// Limits [`RATE_LIMITED_ROUTES`] (by `route`, the matched template), except for requests
+/// carrying a valid admin token (operators and the overlap proof must not be throttled).
+pub fn rate_limit(state: &AppState, route: &str, request: &Request) -> Option<Response> {
+    let &route = RATE_LIMITED_ROUTES.iter().find(|r| **r == route)?;
     let authorization = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if authorization.is_some() && state.auth.verify(authorization).is_ok() {
-        return next.run(request).await;
+        return None;
     }
-    match state
+    let wait = state
         .rate_limiter
-        .check(&client_of(&request), Instant::now())
-    {
-        Ok(()) => next.run(request).await,
-        Err(wait) => {
-            metrics::counter!("http_rate_limited_total", "route" => route).increment(1);
-            let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            let mut response = ApiError::TooManyRequests.into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
-            response
-        }
-    }
+        .check(&client_of(request), Instant::now())
+        .err()?;
+    metrics::counter!("http_rate_limited_total", "route" => route).increment(1);
+    let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    let mut response = ApiError::TooManyRequests.into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+    Some(response)
 }
 
 /// CORS for the configured origins: preflights are answered; other origins get no CORS

@@ -5,14 +5,12 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
-use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::health_probe::UNHEALTHY_AFTER;
 use crate::http::openapi::ErrorBody;
 
 /// Health, readiness and metrics routes.
@@ -79,37 +77,74 @@ struct ReadinessChecks {
 )]
 async fn healthz(State(state): State<AppState>) -> Response {
     let probe = state.health.check(&state.db).await;
-    let (status, latency, error) = (probe.status, probe.latency, probe.error);
-    let mut database = json!({
-        "status": status,
-        "latency_ms": latency.as_millis() as u64,
-        "backend": state.db.backend_name(),
-        "checked_ms_ago": probe.at.elapsed().as_millis() as u64,
-    });
-    if let Some(error) = error {
-        database["error"] = json!(error);
-    }
     let failing = state.writes.failing_for();
-    let writes = match failing {
-        Some(age) => json!({
-            "status": "failing",
-            "error": "the latest write failed on a transient database error",
-            "failed_ms_ago": age.as_millis() as u64,
-        }),
-        None => json!({ "status": "ok" }),
-    };
     let status = if failing.is_some() {
         "unhealthy"
     } else {
-        status
+        probe.status
     };
     let code = if status == "unhealthy" {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
-    let body = json!({ "status": status, "checks": { "database": database, "writes": writes } });
+    let body = HealthBody {
+        status,
+        checks: HealthBodyChecks {
+            database: DatabaseBody {
+                status: probe.status,
+                latency_ms: probe.latency.as_millis() as u64,
+                backend: state.db.backend_name(),
+                checked_ms_ago: probe.at.elapsed().as_millis() as u64,
+                error: probe.error,
+            },
+            writes: match failing {
+                Some(age) => WritesBody {
+                    status: "failing",
+                    error: Some("the latest write failed on a transient database error"),
+                    failed_ms_ago: Some(age.as_millis() as u64),
+                },
+                None => WritesBody {
+                    status: "ok",
+                    error: None,
+                    failed_ms_ago: None,
+                },
+            },
+        },
+    };
     (code, Json(body)).into_response()
+}
+
+/// What `healthz` writes: borrowed strings, serialised straight to the body.
+#[derive(Serialize)]
+struct HealthBody {
+    status: &'static str,
+    checks: HealthBodyChecks,
+}
+
+#[derive(Serialize)]
+struct HealthBodyChecks {
+    database: DatabaseBody,
+    writes: WritesBody,
+}
+
+#[derive(Serialize)]
+struct DatabaseBody {
+    status: &'static str,
+    latency_ms: u64,
+    backend: &'static str,
+    checked_ms_ago: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+}
+
+#[derive(Serialize)]
+struct WritesBody {
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failed_ms_ago: Option<u64>,
 }
 
 /// 200 only when the database answers, every migration is applied and writes are not
@@ -123,29 +158,19 @@ async fn healthz(State(state): State<AppState>) -> Response {
         (status = 503, description = "The database does not answer, migrations are pending or writes are failing", body = ErrorBody),
     )
 )]
-async fn readyz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
+    // Not cached: a failing write shows at once.
     if state.writes.failing_for().is_some() {
         return Err(ApiError::Unavailable(
             "writes to the database are failing".into(),
         ));
     }
-    let pending = tokio::time::timeout(UNHEALTHY_AFTER, state.db.pending_migrations())
-        .await
-        .map_err(|_| ApiError::Unavailable("the database did not answer in time".into()))?
-        .map_err(|err| {
-            tracing::warn!(error = %err, "readiness check: database error");
-            ApiError::Unavailable("the database is not answering".into())
-        })?;
-    if !pending.is_empty() {
-        return Err(ApiError::Unavailable(format!(
-            "{} database migration(s) pending: run `cabanas migrate`",
-            pending.len()
-        )));
+    if let Some(problem) = state.health.readiness(&state.db).await.problem {
+        return Err(ApiError::Unavailable(problem));
     }
-    Ok(Json(json!({
-        "status": "ready",
-        "checks": { "database": "ok", "migrations": "ok", "writes": "ok" },
-    })))
+    const READY: &str =
+        r#"{"status":"ready","checks":{"database":"ok","migrations":"ok","writes":"ok"}}"#;
+    Ok(([(header::CONTENT_TYPE, "application/json")], READY).into_response())
 }
 
 /// Prometheus text exposition.

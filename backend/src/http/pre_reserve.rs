@@ -17,8 +17,8 @@ use crate::http::openapi::ErrorBody;
 use crate::http::reservations::ReservationView;
 use crate::pricing;
 use crate::store::idempotency::{self, Claim};
+use crate::store::now;
 use crate::store::reservations::{self, NewReservation, Reservation, StoredAnswer};
-use crate::store::{accommodations, now};
 use crate::telemetry::channel_label;
 
 /// The longest stay accepted, in nights.
@@ -184,7 +184,9 @@ async fn create(
 ) -> Result<ReservationView, ApiError> {
     let now = now();
     let req = validate(req, now.date_naive(), state.horizon)?;
-    let accommodation = accommodations::find_active(&state.db, req.accommodation_id)
+    let accommodation = state
+        .accommodations
+        .find_active(&state.db, req.accommodation_id)
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(

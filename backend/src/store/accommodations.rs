@@ -1,5 +1,10 @@
 //! The `accommodations` table.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
 use serde::Serialize;
 
 use crate::db::Db;
@@ -110,4 +115,141 @@ pub async fn seed_demo(db: &Db) -> Result<usize, sqlx::Error> {
         }
     }
     Ok(created)
+}
+
+/// The active accommodations, kept in memory: they change rarely (seeding, an operator's
+/// SQL) and are read by every listing, availability query and pre-reserve.
+///
+/// A snapshot is reused while younger than its maximum age (`ACCOMMODATIONS_CACHE_MS`,
+/// default 1000 ms), measured from when its query started, so a change made by another
+/// instance or directly in the database shows within that age. A change made through
+/// [`AccommodationCache::insert_or_get`] shows at once. Concurrent requests share one
+/// query; a zero age turns the cache off. Reservations (and so availability) are never
+/// cached.
+#[derive(Debug)]
+pub struct AccommodationCache {
+    max_age: Duration,
+    current: Mutex<Current>,
+    refresh: tokio::sync::Mutex<()>,
+    loads: AtomicU64,
+}
+
+#[derive(Debug, Default)]
+struct Current {
+    snapshot: Option<(Instant, Arc<CatalogSnapshot>)>,
+    /// Bumped by every invalidation, so a query that started before one is not kept.
+    generation: u64,
+}
+
+/// The active accommodations at one moment, and what is rendered from them.
+#[derive(Debug)]
+pub struct CatalogSnapshot {
+    /// Active accommodations by id.
+    pub active: Vec<Accommodation>,
+    rendered: OnceLock<Bytes>,
+}
+
+impl CatalogSnapshot {
+    /// The accommodation `id` if it is active.
+    pub fn find(&self, id: i64) -> Option<&Accommodation> {
+        self.active
+            .binary_search_by_key(&id, |a| a.id)
+            .ok()
+            .map(|i| &self.active[i])
+    }
+
+    /// A rendering of the list (the JSON body of the listing), made once per snapshot.
+    pub fn rendered(&self, render: impl FnOnce(&[Accommodation]) -> Bytes) -> Bytes {
+        self.rendered.get_or_init(|| render(&self.active)).clone()
+    }
+}
+
+impl AccommodationCache {
+    /// A cache keeping snapshots for `max_age` (zero: every read queries).
+    pub fn new(max_age: Duration) -> Self {
+        Self {
+            max_age,
+            current: Mutex::new(Current::default()),
+            refresh: tokio::sync::Mutex::new(()),
+            loads: AtomicU64::new(0),
+        }
+    }
+
+    /// How long a snapshot is reused.
+    pub fn max_age(&self) -> Duration {
+        self.max_age
+    }
+
+    /// How many times the cache queried the database.
+    pub fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
+    }
+
+    /// The active accommodations, from memory while fresh.
+    pub async fn snapshot(&self, db: &Db) -> Result<Arc<CatalogSnapshot>, sqlx::Error> {
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
+        }
+        if self.max_age.is_zero() {
+            return self.load(db).await.map(|(_, _, snapshot)| snapshot);
+        }
+        let _single_flight = self.refresh.lock().await;
+        if let Some(fresh) = self.fresh() {
+            return Ok(fresh);
+        }
+        let (started, generation, snapshot) = self.load(db).await?;
+        let mut current = self.lock();
+        if current.generation == generation {
+            current.snapshot = Some((started, snapshot.clone()));
+        }
+        Ok(snapshot)
+    }
+
+    /// The accommodation `id` if it exists and is active.
+    pub async fn find_active(
+        &self,
+        db: &Db,
+        id: i64,
+    ) -> Result<Option<Accommodation>, sqlx::Error> {
+        Ok(self.snapshot(db).await?.find(id).cloned())
+    }
+
+    /// [`insert_or_get`], then forgets the snapshot so this instance sees the change at once.
+    pub async fn insert_or_get(&self, db: &Db, new: &NewAccommodation) -> Result<i64, sqlx::Error> {
+        let result = insert_or_get(db, new).await;
+        self.invalidate();
+        result
+    }
+
+    /// Forgets the snapshot: the next read queries the database.
+    pub fn invalidate(&self) {
+        let mut current = self.lock();
+        current.generation += 1;
+        current.snapshot = None;
+    }
+
+    async fn load(&self, db: &Db) -> Result<(Instant, u64, Arc<CatalogSnapshot>), sqlx::Error> {
+        let generation = self.lock().generation;
+        let started = Instant::now();
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        let active = list_active(db).await?;
+        let snapshot = Arc::new(CatalogSnapshot {
+            active,
+            rendered: OnceLock::new(),
+        });
+        Ok((started, generation, snapshot))
+    }
+
+    fn fresh(&self) -> Option<Arc<CatalogSnapshot>> {
+        let current = self.lock();
+        current
+            .snapshot
+            .as_ref()
+            .filter(|(started, _)| started.elapsed() < self.max_age)
+            .map(|(_, snapshot)| snapshot.clone())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
+        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }

@@ -173,7 +173,40 @@ pub async fn insert(
     }
 }
 
-/// One insert attempt in one transaction.
+/// The columns of an insert, in the order of its parameters `$1`..`$13`.
+macro_rules! insert_values {
+    () => {
+        "INSERT INTO reservations (code, accommodation_id, check_in, check_out, guests, \
+         channel, contact_name, contact_phone, contact_email, status, total_price_cents, \
+         deposit_cents, expires_at, created_at, updated_at) "
+    };
+}
+
+/// PostgreSQL, one statement and one commit per booking: the per-accommodation advisory lock
+/// is taken before the row is inserted (the insert reads its one row from `lock`), and both
+/// end with the statement's own transaction. docs/bench/prereserve.pgbench runs this
+/// statement for the database's ceiling.
+const INSERT_LOCKED: &str = concat!(
+    "WITH lock AS (SELECT pg_advisory_xact_lock($2)) ",
+    insert_values!(),
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13 \
+     FROM lock RETURNING ",
+    columns!()
+);
+
+/// [`INSERT_LOCKED`] that also stores the idempotent answer (`$14` status, `$15` body) under
+/// its key (`$16`), still one statement: the answer and the reservation commit together.
+const INSERT_LOCKED_ANSWERED: &str = concat!(
+    "WITH lock AS (SELECT pg_advisory_xact_lock($2)), inserted AS (",
+    insert_values!(),
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13 \
+     FROM lock RETURNING ",
+    columns!(),
+    "), answered AS (UPDATE idempotency_keys SET response_status = $14, response_body = $15 \
+     WHERE key = $16 AND EXISTS (SELECT 1 FROM inserted)) SELECT * FROM inserted"
+);
+
+/// One insert attempt: one statement on PostgreSQL, one transaction on SQLite.
 async fn insert_once(
     db: Db,
     new: NewReservation,
@@ -182,55 +215,84 @@ async fn insert_once(
     answer: Option<StoredAnswer>,
 ) -> Result<Reservation, sqlx::Error> {
     const SQL: &str = concat!(
-        "INSERT INTO reservations (code, accommodation_id, check_in, check_out, guests, \
-         channel, contact_name, contact_phone, contact_email, status, total_price_cents, \
-         deposit_cents, expires_at, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13) \
+        insert_values!(),
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13) \
          RETURNING ",
         columns!()
     );
     const ANSWER: &str = "UPDATE idempotency_keys SET response_status = $2, response_body = $3 \
                           WHERE key = $1";
-    with_pool!(&db, pool => {
-        let mut tx = pool.begin().await?;
-        if matches!(db, Db::Postgres(_)) {
-            // Concurrent inserts that collide on the exclusion constraint wait on each
-            // other's index entries and deadlock under load (1000 at once gave hundreds of
-            // deadlocks and 503s). A per-accommodation advisory lock makes them queue
-            // instead; the constraint still decides the overlap. (SQLite serialises
-            // writers itself.)
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+    // One list of the 13 insert parameters for every statement and both databases.
+    macro_rules! bound {
+        ($sql:expr) => {
+            sqlx::query_as::<_, Reservation>($sql)
+                .bind(&code)
                 .bind(new.accommodation_id)
-                .execute(&mut *tx)
-                .await?;
+                .bind(new.check_in)
+                .bind(new.check_out)
+                .bind(new.guests)
+                .bind(&new.channel)
+                .bind(&new.contact_name)
+                .bind(&new.contact_phone)
+                .bind(&new.contact_email)
+                .bind(new.total_price_cents)
+                .bind(new.deposit_cents)
+                .bind(new.expires_at)
+                .bind(now)
+        };
+    }
+    match &db {
+        // Concurrent inserts that collide on the exclusion constraint wait on each other's
+        // index entries and deadlock under load (1000 at once gave hundreds of deadlocks and
+        // 503s). The per-accommodation advisory lock makes them queue instead; the constraint
+        // still decides the overlap.
+        Db::Postgres(pool) => match &answer {
+            None => bound!(INSERT_LOCKED).fetch_one(pool).await,
+            Some(answer) => {
+                // The answer is rendered from the row about to be inserted: every column it
+                // shows is known before the insert.
+                let expected = Reservation {
+                    id: 0,
+                    code: code.clone(),
+                    accommodation_id: new.accommodation_id,
+                    check_in: new.check_in,
+                    check_out: new.check_out,
+                    guests: new.guests,
+                    channel: new.channel.clone(),
+                    contact_name: new.contact_name.clone(),
+                    contact_phone: new.contact_phone.clone(),
+                    contact_email: new.contact_email.clone(),
+                    status: PRE_RESERVED.to_owned(),
+                    total_price_cents: new.total_price_cents,
+                    deposit_cents: new.deposit_cents,
+                    expires_at: new.expires_at,
+                    created_at: now,
+                    updated_at: now,
+                };
+                bound!(INSERT_LOCKED_ANSWERED)
+                    .bind(i32::from(answer.status))
+                    .bind((answer.render)(&expected))
+                    .bind(&answer.key)
+                    .fetch_one(pool)
+                    .await
+            }
+        },
+        // SQLite serialises writers itself; the answer goes in the same transaction.
+        Db::Sqlite(pool) => {
+            let mut tx = pool.begin().await?;
+            let reservation = bound!(SQL).fetch_one(&mut *tx).await?;
+            if let Some(answer) = &answer {
+                sqlx::query(ANSWER)
+                    .bind(&answer.key)
+                    .bind(i32::from(answer.status))
+                    .bind((answer.render)(&reservation))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(reservation)
         }
-        let reservation = sqlx::query_as::<_, Reservation>(SQL)
-            .bind(&code)
-            .bind(new.accommodation_id)
-            .bind(new.check_in)
-            .bind(new.check_out)
-            .bind(new.guests)
-            .bind(&new.channel)
-            .bind(&new.contact_name)
-            .bind(&new.contact_phone)
-            .bind(&new.contact_email)
-            .bind(new.total_price_cents)
-            .bind(new.deposit_cents)
-            .bind(new.expires_at)
-            .bind(now)
-            .fetch_one(&mut *tx)
-            .await?;
-        if let Some(answer) = &answer {
-            sqlx::query(ANSWER)
-                .bind(&answer.key)
-                .bind(i32::from(answer.status))
-                .bind((answer.render)(&reservation))
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(reservation)
-    })
+    }
 }
 
 /// The reservation with this code.
