@@ -249,6 +249,40 @@ pub fn evaluate(
     outcomes
 }
 
+/// The metric name of the open model's late-send limit.
+pub const LATE_SENDS: &str = "late sends";
+
+/// Open model: the share of the schedule sent late (or never), held at or below
+/// [`super::load::MAX_LATE_SHARE_PCT`]. Above it the generator could not keep the rate.
+pub fn late_sends(late: u64, scheduled: u64) -> ThresholdOutcome {
+    let limit = super::load::MAX_LATE_SHARE_PCT;
+    let share = if scheduled == 0 {
+        0.0
+    } else {
+        late as f64 * 100.0 / scheduled as f64
+    };
+    let pass = share <= limit;
+    ThresholdOutcome {
+        metric: LATE_SENDS.into(),
+        measured: Some(share),
+        limit,
+        unit: "%".into(),
+        verdict: if pass { Verdict::Pass } else { Verdict::Fail },
+        evidence: format!(
+            "{late} of {scheduled} sent more than {} ms late or not at all ({} % {} {} %){}",
+            super::load::LATE_TOLERANCE.as_millis(),
+            fmt_num(share),
+            if pass { "<=" } else { ">" },
+            fmt_num(limit),
+            if pass {
+                ""
+            } else {
+                ": the generator could not keep the rate"
+            }
+        ),
+    }
+}
+
 /// `<label> latency` held strictly below `limit`; nothing measured fails.
 fn latency_limit(label: &str, count: u64, measured: f64, limit: f64) -> ThresholdOutcome {
     if count == 0 {
