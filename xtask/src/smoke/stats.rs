@@ -492,4 +492,20 @@ mod tests {
             "{held:?}"
         );
     }
+
+    #[test]
+    fn late_sends_above_the_share_mean_the_rate_was_not_kept() {
+        let kept = late_sends(10, 1000);
+        assert_eq!(kept.verdict, Verdict::Pass, "{kept:?}");
+        assert!(!kept.evidence.contains("could not keep"), "{kept:?}");
+        let behind = late_sends(11, 1000);
+        assert_eq!(behind.verdict, Verdict::Fail, "{behind:?}");
+        assert!(
+            behind
+                .evidence
+                .contains("the generator could not keep the rate"),
+            "{behind:?}"
+        );
+        assert_eq!(late_sends(0, 0).verdict, Verdict::Pass);
+    }
 }
