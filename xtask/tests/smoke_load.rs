@@ -33,7 +33,7 @@ fn mixed_service() -> Router {
         get(move || {
             let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
             async move {
-                if n % 3 == 0 {
+                if n.is_multiple_of(3) {
                     (
                         StatusCode::SERVICE_UNAVAILABLE,
                         [(header::CONNECTION, "close")],

@@ -155,7 +155,8 @@ impl Phase {
         schedule.tickets.acquire().await.ok()?.forget();
         let index = self.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
-        let over = matches!(self.limit, Limit::For(d) if now.saturating_duration_since(started) >= d);
+        let over =
+            matches!(self.limit, Limit::For(d) if now.saturating_duration_since(started) >= d);
         if index >= schedule.total || self.is_stopped() || over {
             return None;
         }
@@ -195,7 +196,11 @@ pub async fn measure_endpoint(
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(concurrency as usize);
-    let warmup = Arc::new(Phase::new(endpoint, Limit::Requests(load.warmup), concurrency));
+    let warmup = Arc::new(Phase::new(
+        endpoint,
+        Limit::Requests(load.warmup),
+        concurrency,
+    ));
     let mut measured = Phase::new(
         endpoint,
         match (load.requests, load.duration_ms) {
@@ -214,7 +219,9 @@ pub async fn measure_endpoint(
     }
     let measured = Arc::new(measured);
     // Every load thread and the pacer pass this gate together once the warm-up is over.
-    let gate = Arc::new(Barrier::new(threads + usize::from(measured.schedule.is_some())));
+    let gate = Arc::new(Barrier::new(
+        threads + usize::from(measured.schedule.is_some()),
+    ));
     if let Some(schedule) = &measured.schedule {
         pacer::spawn(
             Arc::clone(schedule),

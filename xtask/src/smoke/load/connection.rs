@@ -84,7 +84,9 @@ impl Destination {
                 }
             }
             "https" => Kind::Tls { url: url.clone() },
-            other => anyhow::bail!("`{url}`: the load generator speaks http and https, not {other}"),
+            other => {
+                anyhow::bail!("`{url}`: the load generator speaks http and https, not {other}")
+            }
         };
         Ok(Destination { kind, timeout })
     }
@@ -259,4 +261,3 @@ fn classify(error: &reqwest::Error) -> Outcome {
         Outcome::Transport
     }
 }
-
