@@ -392,3 +392,119 @@ fn plan(
         commands,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools(oha: Result<PathBuf, String>) -> Tools {
+        Tools {
+            oha,
+            wrk: Ok("/usr/bin/wrk".into()),
+            pgbench: Err("pgbench not installed: `apt-get install postgresql-client`".into()),
+            psql: Err("psql not installed".into()),
+        }
+    }
+
+    fn inputs<'a>(tools: &'a Tools, root: &'a Path) -> Inputs<'a> {
+        Inputs {
+            xtask: root.join("target/release/xtask"),
+            tools,
+            root,
+            duration: Duration::from_millis(2500),
+            high_rate: 15_000.0,
+            hello_missing: Some("backend/examples/hello.rs is missing".into()),
+        }
+    }
+
+    fn targets() -> Targets {
+        Targets {
+            service: "http://127.0.0.1:40123".into(),
+            hello: None,
+            database: None,
+        }
+    }
+
+    #[test]
+    fn a_missing_peer_is_named_with_its_install_command_and_not_run() {
+        let missing = "oha not installed: `cargo install oha --locked`".to_string();
+        let tools = tools(Err(missing.clone()));
+        let root = Path::new("/repo");
+        let planned = comparisons(&["healthz".into()], &targets(), &inputs(&tools, root));
+        assert_eq!(planned.len(), 1);
+        let healthz = &planned[0];
+        let labels: Vec<&str> = healthz
+            .comparison
+            .contestants
+            .iter()
+            .map(|c| c.label.as_str())
+            .collect();
+        assert_eq!(labels, ["xtask smoke", "oha", "wrk"]);
+        assert_eq!(healthz.comparison.contestants[1].missing, Some(missing));
+        assert!(healthz.commands[1].is_none());
+        assert!(healthz.commands[0].is_some() && healthz.commands[2].is_some());
+    }
+
+    #[test]
+    fn commands_are_shown_with_placeholders_and_whole_seconds() {
+        let tools = tools(Ok("/root/.cargo/bin/oha".into()));
+        let root = Path::new("/repo");
+        let planned = comparisons(&[], &targets(), &inputs(&tools, root));
+        let ids: Vec<&str> = planned.iter().map(|p| p.comparison.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["healthz", "open", "service"],
+            "prereserve needs --postgres"
+        );
+        let shown: Vec<&str> = planned[0]
+            .comparison
+            .contestants
+            .iter()
+            .map(|c| c.command.as_str())
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "target/release/xtask smoke --url $SERVICE --skip-checks --endpoint /api/v1/healthz --concurrency 50 --duration 3s --json",
+                "oha -z 3s -c 50 --no-tui --output-format json $SERVICE/api/v1/healthz",
+                "wrk -t2 -c50 -d3s --latency $SERVICE/api/v1/healthz",
+            ]
+        );
+        let service = &planned[2].comparison;
+        assert_eq!(
+            service.contestants[1].missing.as_deref(),
+            Some("backend/examples/hello.rs is missing")
+        );
+    }
+
+    #[test]
+    fn prereserve_runs_the_contract_commands_and_empties_the_tables_first() {
+        let mut tools = tools(Ok("/root/.cargo/bin/oha".into()));
+        tools.pgbench = Ok("/usr/bin/pgbench".into());
+        let root = Path::new("/repo");
+        let targets = Targets {
+            database: Some("postgres://postgres@127.0.0.1:5999/postgres".into()),
+            ..targets()
+        };
+        let planned = comparisons(&["prereserve".into()], &targets, &inputs(&tools, root));
+        let shown: Vec<&str> = planned[0]
+            .comparison
+            .contestants
+            .iter()
+            .map(|c| c.command.as_str())
+            .collect();
+        assert_eq!(
+            shown[..2],
+            [
+                "pgbench -n -c 32 -j 2 -T 3 -D cabins=3 -f docs/bench/prereserve.pgbench $DATABASE_URL",
+                "CABINS=3 wrk -t2 -c32 -d3s --latency -s docs/bench/prereserve.lua $SERVICE",
+            ]
+        );
+        assert!(
+            planned[0]
+                .commands
+                .iter()
+                .all(|c| c.as_ref().is_some_and(|c| c.reset_bookings))
+        );
+    }
+}
