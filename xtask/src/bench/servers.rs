@@ -60,8 +60,8 @@ impl Binaries {
         for binary in [&self.cabanas, &self.xtask] {
             if !binary.is_file() {
                 bail!(
-                    "{} is missing: build it with `cargo build --release -p backend --bin cabanas \
-                     -p xtask` (or run without --no-build)",
+                    "{} is missing: build it with `cargo build --release -p backend -p xtask \
+                     --bin cabanas --bin xtask` (or run without --no-build)",
                     binary.display()
                 );
             }
@@ -70,7 +70,8 @@ impl Binaries {
     }
 }
 
-/// `cargo build --release -p backend --bin cabanas --example hello -p xtask`.
+/// `cargo build --release -p backend -p xtask --bin cabanas --bin xtask --example hello`
+/// (target flags apply to every package named, so each binary is named).
 pub fn build(repo: &Repo, with_hello: bool) -> anyhow::Result<()> {
     let sh = Shell::new()?;
     let hello: &[&str] = if with_hello {
@@ -79,11 +80,14 @@ pub fn build(repo: &Repo, with_hello: bool) -> anyhow::Result<()> {
         &[]
     };
     crate::repo::nested_cargo(&sh, repo)
-        .args(["build", "--release", "-p", "backend", "--bin", "cabanas"])
+        .args(["build", "--release", "-p", "backend", "-p", "xtask"])
+        .args(["--bin", "cabanas", "--bin", "xtask"])
         .args(hello)
-        .args(["-p", "xtask"])
         .run()
-        .context("building the release binaries (cargo build --release -p backend --bin cabanas --example hello -p xtask)")
+        .context(
+            "building the release binaries \
+             (cargo build --release -p backend -p xtask --bin cabanas --bin xtask --example hello)",
+        )
 }
 
 /// The running targets; dropping it stops the service, the bare server and the database.
