@@ -86,7 +86,7 @@ pub fn run_measured(
         .with_context(|| format!("starting {}", program.display()))?;
     let pid = child.id();
     let _guard = crate::interrupt::on_interrupt(move || crate::interrupt::terminate(pid));
-    let (status, usage) = wait4(pid)?;
+    let (status, usage, high_water) = wait4(pid)?;
     let read = |path: &PathBuf| std::fs::read_to_string(path).unwrap_or_default();
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ok(Finished {
@@ -94,28 +94,56 @@ pub fn run_measured(
         stderr: read(&stderr_path),
         exit: libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status)),
         cpu_s: seconds(usage.ru_utime) + seconds(usage.ru_stime),
-        // Linux reports ru_maxrss in KiB.
-        max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        // ru_maxrss is no use here: Linux carries the parent's resident size at exec into the
+        // child's, so every small client would show this process's size.
+        max_rss_kib: high_water,
     })
 }
 
-fn wait4(pid: u32) -> anyhow::Result<(libc::c_int, libc::rusage)> {
+/// Waits for `pid` while sampling its peak resident memory (`VmHWM`, the high-water mark of
+/// the memory its program has had since exec) every few milliseconds; returns the exit status,
+/// the rusage (CPU times), and the last peak seen in KiB.
+fn wait4(pid: u32) -> anyhow::Result<(libc::c_int, libc::rusage, u64)> {
+    const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+    let status_file = format!("/proc/{pid}/status");
     let pid = libc::pid_t::try_from(pid).context("process id out of range")?;
     let mut status: libc::c_int = 0;
     // SAFETY: rusage is plain data; all-zero is a valid value for the kernel to overwrite.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let mut high_water = 0;
     loop {
+        if let Some(kib) = std::fs::read_to_string(&status_file)
+            .ok()
+            .as_deref()
+            .and_then(vm_hwm_kib)
+        {
+            high_water = high_water.max(kib);
+        }
         // SAFETY: pid is our own child, not yet reaped (std's Child is never waited on);
         // status and usage point to live locals.
-        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
         if reaped == pid {
-            return Ok((status, usage));
+            return Ok((status, usage, high_water));
         }
-        let error = std::io::Error::last_os_error();
-        if error.kind() != std::io::ErrorKind::Interrupted {
-            bail!("waiting for process {pid}: {error}");
+        if reaped < 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::Interrupted {
+                bail!("waiting for process {pid}: {error}");
+            }
         }
+        std::thread::sleep(SAMPLE_EVERY);
     }
+}
+
+/// `VmHWM:     9876 kB` from /proc/PID/status.
+fn vm_hwm_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// `xtask smoke --json`: the saved record's first endpoint.
@@ -373,6 +401,41 @@ mod tests {
         assert_eq!(finished.stdout, "out\n");
         assert_eq!(finished.stderr, "err\n");
         assert_eq!(finished.exit, Some(3));
-        assert!(finished.max_rss_kib > 0, "{finished:?}");
+    }
+
+    #[test]
+    fn peak_memory_is_the_childs_own() {
+        let dir = tempfile::tempdir().unwrap();
+        // Holds about 64 MiB resident for a moment, far above this process's own size.
+        let finished = run_measured(
+            Path::new("/bin/sh"),
+            &[
+                "-c".into(),
+                "x=$(head -c 67108864 /dev/zero | tr '\\0' a); sleep 0.2".into(),
+            ],
+            &[],
+            dir.path(),
+            dir.path(),
+            "big",
+        )
+        .unwrap();
+        assert!(finished.max_rss_kib > 32 * 1024, "{finished:?}");
+        // A tiny program reports its own size, not the spawning process's.
+        let own = vm_hwm_kib(&std::fs::read_to_string("/proc/self/status").unwrap()).unwrap();
+        let small = run_measured(
+            Path::new("/bin/sleep"),
+            &["0.1".into()],
+            &[],
+            dir.path(),
+            dir.path(),
+            "small",
+        )
+        .unwrap();
+        assert!(
+            small.max_rss_kib > 0 && small.max_rss_kib < own,
+            "{small:?}, this process {own} KiB"
+        );
+        assert_eq!(vm_hwm_kib("Name:\tx\nVmHWM:\t    9876 kB\n"), Some(9876));
+        assert_eq!(vm_hwm_kib("Name:\tx\n"), None);
     }
 }
