@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::overlap::OverlapReport;
-use crate::predeploy::{CheckOutcome, PredeployReport};
+use crate::predeploy::{CheckResult, PredeployReport};
 use crate::smoke::SmokeReport;
 use crate::verdict::Verdict;
 
@@ -124,8 +124,8 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// A predeploy-style check as a case: its findings (failures first) and the fix.
-fn check_case(classname: &str, check: &CheckOutcome) -> Case {
+/// A check of any task as a case: its findings (those carrying its verdict) and the fix.
+fn check_case(classname: &str, check: &CheckResult) -> Case {
     let mut lines: Vec<String> = check
         .evidence
         .iter()
@@ -166,15 +166,7 @@ pub fn smoke(environment: &str, report: &SmokeReport) -> Suite {
     let mut cases: Vec<Case> = report
         .checks
         .iter()
-        .map(|c| Case {
-            classname: "smoke.checks".into(),
-            name: format!("{}: {}", c.name, c.verifies),
-            verdict: c.verdict,
-            message: match (&c.fix, c.verdict) {
-                (Some(fix), Verdict::Fail | Verdict::Warn) => format!("{}\nfix: {fix}", c.evidence),
-                _ => c.evidence.clone(),
-            },
-        })
+        .map(|c| check_case("smoke.checks", c))
         .collect();
     match &report.benchmark {
         None => cases.push(Case {
@@ -186,12 +178,9 @@ pub fn smoke(environment: &str, report: &SmokeReport) -> Suite {
         Some(bench) => {
             for endpoint in &bench.endpoints {
                 for threshold in &endpoint.thresholds {
-                    cases.push(Case {
-                        classname: "smoke.thresholds".into(),
-                        name: format!("{} {}: {}", endpoint.name, endpoint.path, threshold.metric),
-                        verdict: threshold.verdict,
-                        message: threshold.evidence.clone(),
-                    });
+                    let mut case = check_case("smoke.thresholds", &threshold.check);
+                    case.name = format!("{} {}", endpoint.name, case.name);
+                    cases.push(case);
                 }
             }
         }
@@ -227,12 +216,7 @@ pub fn overlap(environment: &str, report: &OverlapReport) -> Suite {
             },
         });
         for check in std::iter::once(&round.availability).chain(&round.boundary) {
-            cases.push(Case {
-                classname: class.clone(),
-                name: check.name.clone(),
-                verdict: check.verdict,
-                message: check.detail.clone(),
-            });
+            cases.push(check_case(&class, check));
         }
     }
     cases.push(Case {

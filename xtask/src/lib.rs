@@ -6,6 +6,7 @@
 
 pub mod admin_token;
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod config;
 pub mod deploy;

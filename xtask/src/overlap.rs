@@ -36,7 +36,7 @@ pub use judge::{
     DATE_OVERLAP, LatencySummary, OtherGroup, Outcome, RequestOutcome, RoundVerdict, judge_round,
 };
 pub use render::{markdown as render_markdown, text as render_text};
-pub use report::{Check, CleanupFailure, CleanupReport, OverlapReport, RoundReport};
+pub use report::{Check, CleanupFailure, CleanupReport, OverlapReport, RoundReport, probe};
 pub use rounds::{OverlapPlan, new_run_id, run_rounds};
 
 use crate::config::{DeployConfig, Target};

@@ -32,7 +32,7 @@ use crate::repo::Repo;
 use crate::verdict::Verdict;
 
 pub(crate) use env_check::parse_template;
-pub use outcome::{CheckOutcome, Evidence, PredeployReport};
+pub use outcome::{CheckResult, Evidence, PredeployReport};
 
 /// The environment name recorded when no `--env` was given.
 pub const ALL_ENVIRONMENTS: &str = "all";

@@ -12,7 +12,7 @@ use crate::repo::{GitState, Repo};
 use crate::verdict::Verdict;
 
 /// Version of the record layout; bumped when a field changes meaning.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The environment name recorded for runs given `--url` without `--env`.
 pub const ADHOC_ENVIRONMENT: &str = "adhoc";

@@ -145,7 +145,10 @@ pub fn context(
             known.join(", ")
         );
     }
-    let results = records.results(&environment, settings.is_some())?;
+    let mut results = records.results(&environment, settings.is_some())?;
+    if let Some(settings) = settings {
+        results.compare_secrets(repo, settings);
+    }
     let staging = if environment == decision_map::STAGING {
         results.clone()
     } else {

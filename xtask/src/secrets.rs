@@ -5,6 +5,7 @@
 
 pub mod envfile;
 pub mod fly_import;
+pub mod sent;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -51,6 +52,10 @@ pub struct SecretsResult {
     pub empty_not_sent: Vec<String>,
     /// Why the run failed, if it did (no secret value in it).
     pub problems: Vec<String>,
+    /// A salted digest of every key and value sent (never a value), so that a later change
+    /// to the env file shows as stale; absent when nothing was sent.
+    #[serde(default)]
+    pub sent: Option<sent::SentFingerprint>,
 }
 
 /// One sent key as Fly reports it after the import.
@@ -94,6 +99,7 @@ pub fn run_with(
         not_in_template: Vec::new(),
         empty_not_sent: Vec::new(),
         problems: Vec::new(),
+        sent: None,
     };
 
     // predeploy's env check first: it knows every rule of the template.
@@ -138,7 +144,10 @@ pub fn run_with(
                 let outcome =
                     import_and_confirm(&flyctl, &environment.app, payload, plan.keys(), out);
                 match outcome {
-                    Ok(keys) => result.keys = keys,
+                    Ok(keys) => {
+                        result.keys = keys;
+                        result.sent = Some(sent::SentFingerprint::of(&plan.entries));
+                    }
                     Err(error) => match flyctl_failure(&error) {
                         Some(failure) => result.problems.push(failure.to_string()),
                         None => return Err(error),

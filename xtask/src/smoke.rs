@@ -32,7 +32,7 @@ use crate::verdict::Verdict;
 
 pub use checks::EXPECTED_METRICS;
 pub use plan::{BenchPlan, EndpointPlan, LoadSettings, Overrides, SmokePlan, parse_duration};
-pub use report::{BenchmarkReport, CheckOutcome, EndpointReport, SmokeReport};
+pub use report::{BenchmarkReport, CheckResult, EndpointReport, SmokeReport};
 pub use stats::{ErrorCounts, LatencySummary, ThresholdOutcome};
 
 /// The task name in run records.
@@ -134,23 +134,23 @@ pub async fn measure(target: &Target, plan: &SmokePlan) -> anyhow::Result<SmokeR
         Ok(report) => report,
         Err(_) => Ok(SmokeReport::new(
             &target.url,
-            vec![CheckOutcome {
-                name: "deadline".into(),
-                verifies: format!(
+            vec![CheckResult::observed(
+                "deadline",
+                format!(
                     "the run ends within its deadline of {}",
                     humantime(plan.deadline)
                 ),
-                verdict: Verdict::Fail,
-                evidence: format!(
+                Verdict::Fail,
+                format!(
                     "stopped after {}: the target is not answering in time",
                     humantime(plan.deadline)
                 ),
-                fix: Some(
+                Some(
                     "check that the service answers (fly status, fly logs); raise --deadline \
                      for a longer benchmark"
                         .into(),
                 ),
-            }],
+            )],
             None,
         )),
     }
@@ -182,28 +182,27 @@ async fn measure_until_done(target: &Target, plan: &SmokePlan) -> anyhow::Result
         }
         if bench.is_some() && all_timed_out {
             bench = None;
-            outcomes.push(CheckOutcome {
-                name: "benchmark".into(),
-                verifies: "the benchmark runs against a target that answers".into(),
-                verdict: Verdict::Fail,
-                evidence: "skipped: every check timed out, the target accepts connections \
-                           but does not answer"
-                    .into(),
-                fix: Some("check that the service answers (fly status, fly logs)".into()),
-            });
+            outcomes.push(CheckResult::observed(
+                "benchmark",
+                "the benchmark runs against a target that answers",
+                Verdict::Fail,
+                "skipped: every check timed out, the target accepts connections \
+                           but does not answer",
+                Some("check that the service answers (fly status, fly logs)".into()),
+            ));
         }
     }
     let benchmark = match bench {
         Some(bench) => {
             let (report, stopped) = benchmark(target, bench, plan.progress).await?;
             if let Some(path) = stopped {
-                outcomes.push(CheckOutcome {
-                    name: "benchmark".into(),
-                    verifies: "the benchmark runs against a target that answers".into(),
-                    verdict: Verdict::Fail,
-                    evidence: format!("stopped: the first batch of requests to {path} timed out"),
-                    fix: Some("check that the service answers (fly status, fly logs)".into()),
-                });
+                outcomes.push(CheckResult::observed(
+                    "benchmark",
+                    "the benchmark runs against a target that answers",
+                    Verdict::Fail,
+                    format!("stopped: the first batch of requests to {path} timed out"),
+                    Some("check that the service answers (fly status, fly logs)".into()),
+                ));
             }
             Some(report)
         }

@@ -192,8 +192,19 @@ fn fuzz_fails_on_a_contract_violation() {
         max_examples: 2,
         seed: 1,
         service_bin: None,
+        json: false,
     };
-    let verdict =
+    let (verdict, result) =
         xtask::fuzz::run_schemathesis(&schemathesis, &base, None, &args, dir.path()).unwrap();
     assert_eq!(verdict, Verdict::Fail);
+    let count = result
+        .checks
+        .iter()
+        .find(|c| c.id == "GET /count")
+        .unwrap_or_else(|| panic!("one check per operation: {:?}", result.checks));
+    assert_eq!(count.verdict, Verdict::Fail, "{count:?}");
+    assert!(
+        count.fix.as_deref().unwrap().contains("--seed 1"),
+        "{count:?}"
+    );
 }

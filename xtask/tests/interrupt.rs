@@ -58,15 +58,20 @@ fn interrupting_the_test_task_leaves_nothing_running() {
         line.clear();
     }
     let url = url.expect("the cluster started");
+    // The shell creates the file before `echo` writes to it: wait for a whole pid, not for
+    // the file (a loaded machine shows the empty file in between).
     let deadline = Instant::now() + Duration::from_secs(30);
-    while !pid_file.exists() && Instant::now() < deadline {
+    let cargo_pid: u32 = loop {
+        let read = std::fs::read_to_string(&pid_file).unwrap_or_default();
+        if let Ok(pid) = read.trim().parse() {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fake cargo never wrote its pid"
+        );
         std::thread::sleep(Duration::from_millis(50));
-    }
-    let cargo_pid: u32 = std::fs::read_to_string(&pid_file)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    };
     let port: u16 = url
         .rsplit(':')
         .next()

@@ -130,7 +130,8 @@ fn an_overlap_violation_fails_its_round_with_the_problems() {
 fn markup_in_evidence_stays_text() {
     let (_, mut report) = smoke_report(false);
     report.checks[0].verdict = xtask::verdict::Verdict::Fail;
-    report.checks[0].evidence = "500 <html>&\"'\u{1}</html>\nline two".into();
+    report.checks[0].evidence[0].verdict = xtask::verdict::Verdict::Fail;
+    report.checks[0].evidence[0].message = "500 <html>&\"'\u{1}</html>\nline two".into();
     let parsed = parse(&junit::smoke("staging", &report).to_xml());
     let message = parsed.cases[0].2.as_deref().unwrap();
     assert!(

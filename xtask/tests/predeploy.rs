@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use xtask::predeploy::{CheckOutcome, Options, PredeployReport, evaluate};
+use xtask::predeploy::{CheckResult, Options, PredeployReport, evaluate};
 use xtask::repo::Repo;
 use xtask::verdict::Verdict;
 
@@ -155,7 +155,7 @@ fn all() -> Options {
 }
 
 /// Asserts the check failed and blames `location` (a `path:line` or `path` prefix).
-fn assert_fails_at(report: &PredeployReport, id: &str, location: &str) -> CheckOutcome {
+fn assert_fails_at(report: &PredeployReport, id: &str, location: &str) -> CheckResult {
     let check = report
         .check(id)
         .unwrap_or_else(|| panic!("no check {id}"))
@@ -173,7 +173,7 @@ fn assert_fails_at(report: &PredeployReport, id: &str, location: &str) -> CheckO
     check
 }
 
-fn failures(report: &PredeployReport) -> Vec<&CheckOutcome> {
+fn failures(report: &PredeployReport) -> Vec<&CheckResult> {
     report
         .checks
         .iter()

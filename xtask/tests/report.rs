@@ -403,7 +403,7 @@ fn markup_from_a_measured_service_is_shown_not_executed() {
     let f = staging(Scenario::default());
     let (_, mut smoke) = smoke_report(false);
     smoke.checks[0].verdict = Verdict::Fail;
-    smoke.checks[0].evidence = "500 <script>alert(1)</script> | <img src=x>".into();
+    smoke.checks[0].evidence[0].message = "500 <script>alert(1)</script> | <img src=x>".into();
     f.save(
         "smoke",
         "staging",
@@ -835,4 +835,108 @@ fn stability_timeline_shows_breaches_gaps_and_hours_ahead() {
         "the marker became the SVG"
     );
     assert!(!html.contains("<script"));
+}
+
+#[test]
+fn a_record_from_before_the_shared_check_layout_is_left_out_and_named() {
+    use xtask::record::RunRecord;
+    let f = Fixture::new();
+    // A smoke record as written before every check shared one layout: `name` and one
+    // sentence of evidence. A PASS in that shape must not be read (by guessing) as this
+    // environment's smoke result.
+    let old = serde_json::json!({
+        "url": "http://127.0.0.1:8080",
+        "checks": [{"name": "healthz", "verifies": "GET /api/v1/healthz answers 200",
+                    "verdict": "pass", "evidence": "200 healthy", "fix": null}],
+        "benchmark": null,
+        "verdict": "pass",
+    });
+    RunRecord {
+        schema_version: 1,
+        task: "smoke".into(),
+        environment: "local".into(),
+        git: Some(head()),
+        started_at: chrono::Utc::now(),
+        duration_ms: 1,
+        tool_version: "0.1.0".into(),
+        verdict: Verdict::Pass,
+        result: old,
+    }
+    .save(&f.repo)
+    .unwrap();
+    let rendered = report::render(
+        &f.repo,
+        &Options {
+            env: Some("local".into()),
+        },
+        chrono::Utc::now(),
+        Some(&head()),
+    )
+    .unwrap();
+    assert!(rendered.context.smoke.provenance.is_none());
+    let warnings = &rendered.context.verdict.warnings;
+    assert!(
+        warnings.iter().any(
+            |w| w.contains("1 record(s) of smoke were written before checks shared one layout")
+        ),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn secrets_go_stale_when_the_env_file_changes_after_they_were_sent() {
+    use xtask::secrets::sent::SentFingerprint;
+    let f = staging(Scenario::default());
+    let root = f.repo.root().to_path_buf();
+    std::fs::write(
+        root.join("env/.env.fly.staging.template"),
+        "# [required, postgres-url] db\nDATABASE_URL=<postgres-url>\n\
+         # [required, secret-32] key\nJWT_SECRET=<at-least-32-random-characters>\n",
+    )
+    .unwrap();
+    let entries = vec![
+        (
+            "DATABASE_URL".to_string(),
+            format!("postgresql://app:{CANARY}@db/app"),
+        ),
+        ("JWT_SECRET".to_string(), CANARY.to_string()),
+    ];
+    let mut sent = secrets_result();
+    sent.sent = Some(SentFingerprint::of(&entries));
+    f.save(
+        "secrets",
+        "staging",
+        HEAD,
+        Duration::minutes(30),
+        Verdict::Pass,
+        sent,
+    );
+    let secrets_step = |f: &Fixture| {
+        let rendered = f.render("staging");
+        let step = rendered
+            .context
+            .map
+            .steps
+            .iter()
+            .find(|s| s.id == "secrets_loaded")
+            .unwrap()
+            .clone();
+        (step.state, step.evidence, rendered.markdown)
+    };
+    let (state, evidence, _) = secrets_step(&f);
+    assert_eq!(state, State::Done, "{evidence}");
+
+    // One value changed in the env file: what Fly holds is no longer the file's.
+    std::fs::write(
+        root.join("env/.env.fly.staging"),
+        format!("DATABASE_URL=postgresql://app:{CANARY}@db/app\nJWT_SECRET={CANARY}-rotated\n"),
+    )
+    .unwrap();
+    let (state, evidence, markdown) = secrets_step(&f);
+    assert_eq!(state, State::Pending, "{evidence}");
+    assert!(
+        evidence.contains("env/.env.fly.staging changed since its values were sent"),
+        "{evidence}"
+    );
+    assert!(!markdown.contains(CANARY), "no value reaches the report");
 }

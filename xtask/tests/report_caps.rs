@@ -12,7 +12,7 @@ fn a_huge_record_text_is_cut_in_the_report_with_a_note() {
     let fixture = staging(Scenario::default());
     let (_, mut smoke) = smoke_report(false);
     smoke.checks[0].verdict = Verdict::Fail;
-    smoke.checks[0].evidence = format!("503 {}", "x".repeat(2_000_000));
+    smoke.checks[0].evidence[0].message = format!("503 {}", "x".repeat(2_000_000));
     smoke.verdict = Verdict::Fail;
     fixture.save(
         "smoke",

@@ -199,12 +199,7 @@ async fn measure(addr: SocketAddr, plan: &SmokePlan) -> anyhow::Result<SmokeRepo
 }
 
 fn check(report: &SmokeReport, name: &str) -> Verdict {
-    report
-        .checks
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap()
-        .verdict
+    report.checks.iter().find(|c| c.id == name).unwrap().verdict
 }
 
 #[tokio::test]
@@ -250,14 +245,14 @@ async fn an_answer_off_its_document_fails_the_contract_check() {
         Verdict::Pass,
         "healthz alone cannot see it"
     );
-    let contract = report.checks.iter().find(|c| c.name == "contract").unwrap();
+    let contract = report.checks.iter().find(|c| c.id == "contract").unwrap();
     assert_eq!(contract.verdict, Verdict::Fail);
     assert!(
         contract
-            .evidence
+            .summary()
             .contains("GET /api/v1/healthz 200: $: the required field `checks` is missing"),
         "{}",
-        contract.evidence
+        contract.summary()
     );
     assert_eq!(report.verdict, Verdict::Fail);
 }
@@ -269,12 +264,12 @@ async fn webhooks_that_accept_unsigned_requests_fail_the_smoke() {
         .await
         .unwrap();
     assert_eq!(report.verdict, Verdict::Fail);
-    let webhooks = report.checks.iter().find(|c| c.name == "webhooks").unwrap();
+    let webhooks = report.checks.iter().find(|c| c.id == "webhooks").unwrap();
     assert_eq!(webhooks.verdict, Verdict::Fail);
     assert!(
-        webhooks.evidence.contains("signature checking is off"),
+        webhooks.summary().contains("signature checking is off"),
         "{}",
-        webhooks.evidence
+        webhooks.summary()
     );
     assert!(webhooks.fix.as_deref().unwrap().contains("unsigned"));
     // Everything else about the service is fine.
@@ -287,14 +282,14 @@ async fn a_build_without_webhooks_fails_the_smoke() {
     let report = measure(addr, &small_plan(Overrides::default()))
         .await
         .unwrap();
-    let webhooks = report.checks.iter().find(|c| c.name == "webhooks").unwrap();
+    let webhooks = report.checks.iter().find(|c| c.id == "webhooks").unwrap();
     assert_eq!(webhooks.verdict, Verdict::Fail);
     assert!(
         webhooks
-            .evidence
+            .summary()
             .contains("/api/v1/webhooks/whatsapp: 404, expected 401"),
         "{}",
-        webhooks.evidence
+        webhooks.summary()
     );
 }
 
@@ -312,7 +307,7 @@ async fn a_share_of_500s_fails_on_the_error_rate() {
     assert!((15..=25).contains(&errors_500), "{:?}", endpoint.errors);
     let error_rate = &endpoint.thresholds[1];
     assert_eq!(
-        (error_rate.metric.as_str(), error_rate.verdict),
+        (error_rate.metric(), error_rate.verdict()),
         ("error rate", Verdict::Fail)
     );
     // Latency covers every answered request, the 500s included.
@@ -333,11 +328,11 @@ async fn a_slow_service_fails_on_p95() {
     for endpoint in &report.benchmark.as_ref().unwrap().endpoints {
         let p95 = &endpoint.thresholds[0];
         assert_eq!(
-            (p95.metric.as_str(), p95.verdict),
+            (p95.metric(), p95.verdict()),
             ("p95 latency", Verdict::Fail)
         );
         assert!(p95.measured.unwrap() >= 30.0, "{p95:?}");
-        assert_eq!(endpoint.thresholds[1].verdict, Verdict::Pass);
+        assert_eq!(endpoint.thresholds[1].verdict(), Verdict::Pass);
     }
 }
 
@@ -381,7 +376,8 @@ async fn dropped_connections_are_transport_errors() {
         assert_eq!(endpoint.latency.count, 0);
         assert!(
             endpoint.thresholds[0]
-                .evidence
+                .check
+                .summary()
                 .contains("no request completed")
         );
     }
@@ -400,7 +396,7 @@ async fn a_hanging_service_times_out() {
     let report = measure(addr, &plan).await.unwrap();
     assert_eq!(report.verdict, Verdict::Fail);
     assert!(
-        report.checks[0].evidence.contains("timed out"),
+        report.checks[0].summary().contains("timed out"),
         "{:?}",
         report.checks[0]
     );
@@ -410,7 +406,7 @@ async fn a_hanging_service_times_out() {
         report
             .checks
             .iter()
-            .any(|c| c.name == "benchmark" && c.verdict == Verdict::Fail)
+            .any(|c| c.id == "benchmark" && c.verdict == Verdict::Fail)
     );
 }
 
@@ -450,7 +446,7 @@ async fn wait_names_the_last_status_when_time_runs_out() {
     assert_eq!(report.checks.len(), 1, "a failed wait skips the rest");
     assert!(
         report.checks[0]
-            .evidence
+            .summary()
             .contains("503: migrations pending"),
         "{:?}",
         report.checks[0]

@@ -59,7 +59,7 @@ async fn every_check_timed_out_skips_the_benchmark() {
         report
             .checks
             .iter()
-            .any(|c| c.name == "benchmark" && c.evidence.contains("timed out")),
+            .any(|c| c.id == "benchmark" && c.summary().contains("timed out")),
         "the report says why the benchmark was skipped: {:?}",
         report.checks
     );
@@ -102,7 +102,7 @@ async fn the_deadline_ends_the_run_with_a_failure() {
         report
             .checks
             .iter()
-            .any(|c| c.name == "deadline" && c.verdict == Verdict::Fail),
+            .any(|c| c.id == "deadline" && c.verdict == Verdict::Fail),
         "{:?}",
         report.checks
     );

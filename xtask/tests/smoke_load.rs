@@ -152,7 +152,7 @@ async fn the_open_model_records_its_schedule_and_holds_late_sends_to_a_limit() {
     let late = e
         .thresholds
         .iter()
-        .find(|t| t.metric == "late sends")
+        .find(|t| t.metric() == "late sends")
         .expect("the open model holds its late sends to a limit");
     assert_eq!(late.limit, xtask::smoke::load::MAX_LATE_SHARE_PCT);
 }

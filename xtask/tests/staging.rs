@@ -384,18 +384,33 @@ fn every_measuring_task_prints_its_saved_record_under_json() {
         "verdict",
         "result",
     ];
-    let tasks: [&[&str]; 7] = [
-        &["predeploy", "--env", "staging"],
-        &["secrets", "--env", "staging"],
-        &["deploy", "--env", "staging", "--wait-timeout", "30s"],
-        &["smoke", "--env", "staging"],
-        &["overlap", "--env", "staging", "--mutating"],
-        &["rollback", "--env", "staging", "--wait-timeout", "30s"],
-        &[
-            "watch", "--env", "staging", "--for", "1s", "--every", "500ms",
-        ],
+    // promote runs last: refused (staging has no 24-hour watch), it still saves and prints
+    // its record, under production.
+    let tasks: [(&[&str], &str); 8] = [
+        (&["predeploy", "--env", "staging"], "staging"),
+        (&["secrets", "--env", "staging"], "staging"),
+        (
+            &["deploy", "--env", "staging", "--wait-timeout", "30s"],
+            "staging",
+        ),
+        (&["smoke", "--env", "staging"], "staging"),
+        (&["overlap", "--env", "staging", "--mutating"], "staging"),
+        (
+            &["rollback", "--env", "staging", "--wait-timeout", "30s"],
+            "staging",
+        ),
+        (
+            &[
+                "watch", "--env", "staging", "--for", "1s", "--every", "500ms",
+            ],
+            "staging",
+        ),
+        (&["promote"], "production"),
     ];
-    for words in tasks {
+    for (words, environment) in tasks {
+        if words[0] == "promote" {
+            add_production(&fixture);
+        }
         let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args(words)
             .arg("--json")
@@ -420,7 +435,7 @@ fn every_measuring_task_prints_its_saved_record_under_json() {
         expected.sort_unstable();
         assert_eq!(found, expected, "{words:?}");
         assert_eq!(record["task"], words[0], "{words:?}");
-        assert_eq!(record["environment"], "staging", "{words:?}");
+        assert_eq!(record["environment"], environment, "{words:?}");
         let saved = stderr
             .lines()
             .rev()
@@ -431,4 +446,18 @@ fn every_measuring_task_prints_its_saved_record_under_json() {
                 .unwrap();
         assert_eq!(file, record, "{words:?}: stdout is the saved record");
     }
+}
+
+/// Gives the fixture a production environment, committed so the tree stays clean. A refused
+/// promote calls no flyctl, so an app name is all it needs.
+fn add_production(fixture: &Fixture) {
+    let deploy_toml = fixture.root().join("ops/deploy.toml");
+    let mut toml = std::fs::read_to_string(&deploy_toml).unwrap();
+    toml.push_str(
+        "\n[environments.production]\napp = \"cabanas-production\"\n\
+         url = \"http://127.0.0.1:9\"\nenv_file = \"env/.env.fly.production\"\n\
+         template = \"env/.env.fly.production.template\"\n",
+    );
+    std::fs::write(&deploy_toml, toml).unwrap();
+    fixture.commit("production");
 }

@@ -95,8 +95,8 @@ pub fn text(report: &OverlapReport) -> String {
                 out,
                 "  {:<4} {}: {}",
                 check.verdict.label(),
-                check.name,
-                check.detail
+                check.id,
+                check.summary()
             );
         }
         for problem in &round.race.problems {

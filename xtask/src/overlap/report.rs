@@ -5,6 +5,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::judge::{LatencySummary, RoundVerdict};
+use crate::check::CheckResult;
 use crate::verdict::Verdict;
 
 /// Everything one `cargo xtask overlap` run measured.
@@ -60,26 +61,29 @@ pub struct RoundReport {
     pub verdict: Verdict,
 }
 
-/// A check after the race, with what it saw.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Check {
-    /// Short name (`availability`, `back_to_back`, `overlap_by_one_night`).
-    pub name: String,
-    /// Its verdict.
-    pub verdict: Verdict,
-    /// What it saw, in a sentence.
-    pub detail: String,
-}
+/// A check after the race (`availability`, `back_to_back`, `overlap_by_one_night`, or the
+/// skipped `boundary`): the shared check shape, so the report reads it like any other.
+pub type Check = CheckResult;
 
-impl Check {
-    /// A check with the given verdict.
-    pub fn new(name: &str, verdict: Verdict, detail: impl Into<String>) -> Check {
-        Check {
-            name: name.to_string(),
-            verdict,
-            detail: detail.into(),
+/// A probe's check with what it saw; `verifies` and the fix follow from its name.
+pub fn probe(name: &str, verdict: Verdict, detail: impl Into<String>) -> Check {
+    let verifies = match name {
+        "availability" => {
+            "after the race, availability shows exactly one active booking on the raced stay"
         }
-    }
+        "back_to_back" => "a stay starting on the winner's check-out day is accepted (201)",
+        "overlap_by_one_night" => {
+            "a stay overlapping the winner by one night is refused (409 date_overlap)"
+        }
+        _ => "the boundary probes run against a winner",
+    };
+    let fix = (verdict == Verdict::Fail).then(|| {
+        "the database must refuse overlapping stays and accept touching ones: check the \
+         exclusion constraint on reservations (cargo xtask predeploy, migrations check) and \
+         the half-open [check_in, check_out) range it uses"
+            .to_string()
+    });
+    CheckResult::observed(name, verifies, verdict, detail, fix)
 }
 
 /// The reservations a round created and what happened when cancelling them.
@@ -110,7 +114,7 @@ impl RoundReport {
         let mut problems = self.race.problems.clone();
         for check in std::iter::once(&self.availability).chain(&self.boundary) {
             if check.verdict == Verdict::Fail {
-                problems.push(format!("{}: {}", check.name, check.detail));
+                problems.push(format!("{}: {}", check.id, check.summary()));
             }
         }
         for failure in &self.cleanup.failed {

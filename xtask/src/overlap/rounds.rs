@@ -9,7 +9,9 @@ use super::api::{self, PreReserve, Stay};
 use super::judge::{LatencySummary, Outcome, judge_round};
 use super::ledger::Ledger;
 use super::race::race;
-use super::report::{Check, CleanupFailure, CleanupReport, OverlapReport, RoundReport};
+use super::report::{
+    Check, CleanupFailure, CleanupReport, OverlapReport, RoundReport, probe as checked,
+};
 use crate::config::Target;
 use crate::verdict::Verdict;
 
@@ -231,12 +233,12 @@ async fn measure_round(
         .await
         .context("reading availability after the race")?;
     let availability = match active.as_slice() {
-        [one] if one.check_in == stay.check_in && one.check_out == stay.check_out => Check::new(
+        [one] if one.check_in == stay.check_in && one.check_out == stay.check_out => checked(
             "availability",
             Verdict::Pass,
             format!("exactly one active booking covers {stay} ({})", one.status),
         ),
-        bookings => Check::new(
+        bookings => checked(
             "availability",
             Verdict::Fail,
             format!(
@@ -252,7 +254,7 @@ async fn measure_round(
     };
 
     let boundary = if verdict.winners.is_empty() {
-        vec![Check::new(
+        vec![checked(
             "boundary",
             Verdict::Skip,
             "no winner to probe against",
@@ -306,17 +308,17 @@ async fn measure_round(
 /// `date_overlap`.
 fn judge_probe(name: &str, probe: Stay, should_win: bool, outcome: &Outcome) -> Check {
     match (should_win, outcome) {
-        (true, Outcome::Created { code }) => Check::new(
+        (true, Outcome::Created { code }) => checked(
             name,
             Verdict::Pass,
             format!("{probe} was accepted ({code})"),
         ),
-        (false, Outcome::DateOverlap) => Check::new(
+        (false, Outcome::DateOverlap) => checked(
             name,
             Verdict::Pass,
             format!("{probe} was refused with 409 date_overlap"),
         ),
-        (true, other) => Check::new(
+        (true, other) => checked(
             name,
             Verdict::Fail,
             format!(
@@ -324,7 +326,7 @@ fn judge_probe(name: &str, probe: Stay, should_win: bool, outcome: &Outcome) -> 
                 describe(other)
             ),
         ),
-        (false, other) => Check::new(
+        (false, other) => checked(
             name,
             Verdict::Fail,
             format!(

@@ -2,14 +2,14 @@
 //! test` (directly, or through `.ci/run` when that script runs it). None at all is a warning.
 
 use super::Context;
-use super::outcome::{At, Check, CheckOutcome};
+use super::outcome::{At, Check, CheckResult};
 use super::text::{FileText, read_text};
 
 const WORKFLOWS: &str = ".github/workflows";
 const CI_SCRIPT: &str = ".ci/run";
 const TEST_COMMAND: &str = "cargo xtask test";
 
-pub(crate) fn check(cx: &Context) -> CheckOutcome {
+pub(crate) fn check(cx: &Context) -> CheckResult {
     let mut check = Check::new("ci", "a CI workflow runs `cargo xtask test`");
     let mut workflows: Vec<String> = std::fs::read_dir(cx.repo.path(WORKFLOWS))
         .map(|entries| {

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 
 use super::Context;
 use super::fly_toml;
-use super::outcome::{At, Check, CheckOutcome};
+use super::outcome::{At, Check, CheckResult};
 use super::text::{FileText, first_crlf_line, read_text};
 
 /// One instruction, continuation lines joined.
@@ -140,7 +140,7 @@ pub(crate) fn env_port(cx: &Context, relative: &str) -> Option<(String, usize)> 
         .map(|(_, v, line)| (v, line))
 }
 
-pub(crate) fn check(cx: &Context) -> CheckOutcome {
+pub(crate) fn check(cx: &Context) -> CheckResult {
     let mut check = Check::new(
         "dockerfile",
         "the Dockerfile builds `cabanas`, runs it as a non-root USER and EXPOSEs internal_port; \

@@ -5,13 +5,13 @@
 use clap::error::ErrorKind;
 
 use super::Context;
-use super::outcome::{At, Check, CheckOutcome};
+use super::outcome::{At, Check, CheckResult};
 use super::text::{FileText, read_text};
 use crate::cli::Cli;
 
 const PREFIX: &str = "cargo xtask";
 
-pub(crate) fn check(cx: &Context) -> CheckOutcome {
+pub(crate) fn check(cx: &Context) -> CheckResult {
     let mut check = Check::new(
         "docs_commands",
         "every `cargo xtask ...` line in README.md, docs/ and ops/ parses with the real CLI",

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use super::Context;
 use super::env_rules::{Rule, is_placeholder, nearest, validate};
 use super::envfile::{EnvEntry, parse_env_file, shown_key};
-use super::outcome::{At, Check, CheckOutcome};
+use super::outcome::{At, Check, CheckResult};
 use super::text::{FileText, read_text};
 
 /// One key of a template.
@@ -84,7 +84,7 @@ pub(crate) fn parse_template(
     }
 }
 
-pub(crate) fn check(cx: &Context) -> CheckOutcome {
+pub(crate) fn check(cx: &Context) -> CheckResult {
     let mut check = Check::new(
         "env",
         "each filled env file has every required key, valid by its template's rule, with no \

@@ -14,7 +14,7 @@ use toml::{Table, Value};
 
 use super::Context;
 use super::dockerfile;
-use super::outcome::{At, Check, CheckOutcome};
+use super::outcome::{At, Check, CheckResult};
 use super::text::{FileText, read_text, toml_error, toml_key_line};
 
 /// The readiness path Fly's checks must probe (DESIGN section 4).
@@ -69,7 +69,7 @@ pub(crate) fn configs(cx: &Context) -> BTreeMap<String, Vec<(String, String)>> {
     configs
 }
 
-pub(crate) fn check(cx: &Context) -> CheckOutcome {
+pub(crate) fn check(cx: &Context) -> CheckResult {
     let mut check = Check::new(
         "fly_toml",
         "fly.toml names the app and region, builds an existing Dockerfile, serves the container \

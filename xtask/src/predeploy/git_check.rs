@@ -2,12 +2,12 @@
 //! image is a commit someone can check out; the commit goes into the record.
 
 use super::Context;
-use super::outcome::{At, Check, CheckOutcome};
+use super::outcome::{At, Check, CheckResult};
 
 /// Dirty paths listed in the evidence; the rest are counted.
 const SHOWN: usize = 5;
 
-pub(crate) fn check(cx: &Context) -> CheckOutcome {
+pub(crate) fn check(cx: &Context) -> CheckResult {
     let mut check = Check::new("git", "the working tree is clean and HEAD is recorded");
     let strict = cx.options.strict;
     let state = cx.repo.git_snapshot();

@@ -9,7 +9,7 @@ use xshell::{Shell, cmd};
 use super::Context;
 use super::env_check::parse_template;
 use super::envfile::read_env_file;
-use super::outcome::{At, Check, CheckOutcome};
+use super::outcome::{At, Check, CheckResult};
 use super::text::{FileText, line_of_offset, read_text};
 use crate::repo::Repo;
 
@@ -53,7 +53,7 @@ fn ignored(repo: &Repo, paths: &[String]) -> Option<BTreeSet<String>> {
     Some(output.lines().map(str::to_string).collect())
 }
 
-pub(crate) fn check(cx: &Context, tracked: Option<&[String]>) -> CheckOutcome {
+pub(crate) fn check(cx: &Context, tracked: Option<&[String]>) -> CheckResult {
     let mut check = Check::new(
         "secret_hygiene",
         "filled env files are ignored, untracked and private; no tracked file holds one of \

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use super::Context;
-use super::outcome::{At, Check, CheckOutcome};
+use super::outcome::{At, Check, CheckResult};
 use super::text::{FileText, read_text};
 
 const POSTGRES_DIR: &str = "backend/migrations/postgres";
@@ -118,7 +118,7 @@ struct Migration {
     text: String,
 }
 
-pub(crate) fn check(cx: &Context) -> CheckOutcome {
+pub(crate) fn check(cx: &Context) -> CheckResult {
     let mut check = Check::new(
         "migrations",
         "PostgreSQL and SQLite migrations are present and ordered, create the overlap guarantee \

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::check::{CheckResult, Evidence};
 use crate::verdict::Verdict;
 
 /// Everything one `predeploy` run found. Saved as the `result` of the run record, so the
@@ -13,54 +14,13 @@ pub struct PredeployReport {
     /// The overall verdict: any failed check fails.
     pub verdict: Verdict,
     /// Every check, in a fixed order, each run to the end.
-    pub checks: Vec<CheckOutcome>,
+    pub checks: Vec<CheckResult>,
 }
 
 impl PredeployReport {
     /// The check with this id.
-    pub fn check(&self, id: &str) -> Option<&CheckOutcome> {
+    pub fn check(&self, id: &str) -> Option<&CheckResult> {
         self.checks.iter().find(|c| c.id == id)
-    }
-}
-
-/// One check: what it verified, the verdict, the evidence and the fix.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckOutcome {
-    /// Stable id, e.g. `fly_toml`.
-    pub id: String,
-    /// What it verifies, in one sentence.
-    pub verifies: String,
-    /// The worst verdict of its evidence.
-    pub verdict: Verdict,
-    /// What was found, each with the place it was found.
-    pub evidence: Vec<Evidence>,
-    /// How to fix the failures (or warnings), when there are any.
-    pub fix: Option<String>,
-}
-
-/// One finding of a check.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Evidence {
-    /// This finding's verdict.
-    pub verdict: Verdict,
-    /// Repository-relative path, `/`-separated.
-    pub path: Option<String>,
-    /// 1-based line in `path`.
-    pub line: Option<usize>,
-    /// What was found. Never holds a secret value.
-    pub message: String,
-    /// How to fix it, for failures and warnings.
-    pub fix: Option<String>,
-}
-
-impl Evidence {
-    /// `path:line`, `path`, or empty.
-    pub fn location(&self) -> String {
-        match (&self.path, self.line) {
-            (Some(path), Some(line)) => format!("{path}:{line}"),
-            (Some(path), None) => path.clone(),
-            _ => String::new(),
-        }
     }
 }
 
@@ -179,7 +139,7 @@ impl Check {
     }
 
     /// The outcome: the worst verdict, and the fixes of the worst findings.
-    pub(crate) fn finish(self) -> CheckOutcome {
+    pub(crate) fn finish(self) -> CheckResult {
         let verdict = if self.evidence.is_empty() {
             Verdict::Pass
         } else {
@@ -193,7 +153,7 @@ impl Check {
                 fixes.push(fix);
             }
         }
-        CheckOutcome {
+        CheckResult {
             id: self.id.to_string(),
             verifies: self.verifies.to_string(),
             verdict,

@@ -282,8 +282,8 @@ fn predeploy_failures(r: &Saved<super::records::PredeployView>) -> Vec<String> {
         .iter()
         .filter(|c| c.verdict() == Verdict::Fail)
         .map(|c| match &c.fix {
-            Some(fix) => format!("check {} failed (fix: {fix})", c.label()),
-            None => format!("check {} failed", c.label()),
+            Some(fix) => format!("check {} failed (fix: {fix})", c.id),
+            None => format!("check {} failed", c.id),
         })
         .collect()
 }
@@ -294,17 +294,19 @@ fn smoke_failures(r: &Saved<super::records::SmokeView>) -> Vec<String> {
         .checks
         .iter()
         .filter(|c| c.verdict() == Verdict::Fail)
-        .map(|c| format!("check {} failed", c.label()))
+        .map(|c| format!("check {} failed", c.id))
         .collect();
     for e in r.result.benchmark.iter().flat_map(|b| &b.endpoints) {
         for t in e
             .thresholds
             .iter()
-            .filter(|t| t.verdict == Some(Verdict::Fail))
+            .filter(|t| t.check.verdict() == Verdict::Fail)
         {
             lines.push(format!(
                 "{} {} over its limit ({})",
-                e.name, t.metric, t.evidence
+                e.name,
+                t.check.id,
+                t.check.summary()
             ));
         }
     }

@@ -38,6 +38,10 @@ pub struct Results {
     pub overlap: Option<Saved<OverlapView>>,
     /// `secrets` (dry runs are not recorded).
     pub secrets: Option<Saved<SecretsView>>,
+    /// Why the secrets on Fly are no longer the env file's, when they are not: the file's
+    /// values differ from the digest `secrets` recorded. Filled by the caller that knows the
+    /// environment's files ([`Results::compare_secrets`]).
+    pub secrets_changed: Option<String>,
     /// `deploy`.
     pub deploy: Option<Saved<DeployView>>,
     /// `rollback`.
@@ -50,6 +54,29 @@ pub struct Results {
     pub warnings: Vec<String>,
     /// Every `watch` run, newest first (the 24-hour gate reads them all).
     pub watches: Vec<Saved<super::stability::WatchView>>,
+}
+
+impl Results {
+    /// Compares the latest `secrets` run's digest with what the env file would send now.
+    /// Nothing to compare (no digest recorded, env file absent or not readable on this
+    /// machine) leaves the result as recorded.
+    pub fn compare_secrets(&mut self, repo: &Repo, environment: &crate::config::Environment) {
+        let Some(sent) = self.secrets.as_ref().and_then(|s| s.result.sent.as_ref()) else {
+            return;
+        };
+        let Ok(plan) = crate::secrets::envfile::plan_import(repo, environment) else {
+            return;
+        };
+        if !plan.problems.is_empty() && plan.entries.is_empty() {
+            return;
+        }
+        if !crate::secrets::sent::same_as_sent(&sent.salt, &sent.sha256, &plan.entries) {
+            self.secrets_changed = Some(format!(
+                "{} changed since its values were sent",
+                environment.env_file.display()
+            ));
+        }
+    }
 }
 
 /// Every saved record of every task, read once.
@@ -94,7 +121,11 @@ impl RecordSet {
         let mut found = Vec::new();
         for loaded in self.all.iter().rev() {
             let (path, r) = (&loaded.path, &loaded.record);
-            if r.task != task || r.environment != environment || is_dry_run(&r.result) {
+            if r.task != task
+                || r.environment != environment
+                || is_dry_run(&r.result)
+                || older_check_layout(r)
+            {
                 continue;
             }
             let mut value = r.result.clone();
@@ -178,6 +209,7 @@ impl RecordSet {
             smoke: self.latest("smoke", environment)?,
             overlap: self.latest("overlap", environment)?,
             secrets: self.latest("secrets", environment)?,
+            secrets_changed: None,
             deploy: self.latest("deploy", environment)?,
             rollback: self.latest("rollback", environment)?,
             serving_since: if deployable {
@@ -231,28 +263,62 @@ impl RecordSet {
     /// Warnings about the records of `environment` (and predeploy's `all`) that claim to
     /// have started after this machine saved them.
     pub fn warnings(&self, environment: &str) -> Vec<String> {
-        self.all
+        let of_environment = |l: &&record::Loaded| {
+            l.record.environment == environment || l.record.environment == ALL_ENVIRONMENTS
+        };
+        let older: Vec<&str> = self
+            .all
             .iter()
-            .filter(|l| {
-                (l.record.environment == environment || l.record.environment == ALL_ENVIRONMENTS)
-                    && l.from_future()
-            })
-            .map(|l| {
-                let file = l
-                    .path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                crate::records::order::future_warning(
-                    &l.record.task,
-                    &l.record.environment,
-                    l.record.started_at,
-                    l.saved_at,
-                    &file,
-                )
-            })
-            .collect()
+            .filter(of_environment)
+            .filter(|l| older_check_layout(&l.record))
+            .map(|l| l.record.task.as_str())
+            .collect();
+        let mut warnings = Vec::new();
+        if !older.is_empty() {
+            let mut tasks = older.clone();
+            tasks.sort_unstable();
+            tasks.dedup();
+            warnings.push(format!(
+                "{} record(s) of {} were written before checks shared one layout (schema {}) \
+                 and are not read: rerun those tasks",
+                older.len(),
+                tasks.join(", "),
+                CHECK_LAYOUT_SINCE
+            ));
+        }
+        warnings.extend(
+            self.all
+                .iter()
+                .filter(of_environment)
+                .filter(|l| l.from_future())
+                .map(|l| {
+                    let file = l
+                        .path
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    crate::records::order::future_warning(
+                        &l.record.task,
+                        &l.record.environment,
+                        l.record.started_at,
+                        l.saved_at,
+                        &file,
+                    )
+                }),
+        );
+        warnings
     }
+}
+
+/// The record layout from which every check (predeploy's, smoke's checks and thresholds,
+/// overlap's probes) is a `CheckResult`.
+pub const CHECK_LAYOUT_SINCE: u32 = 2;
+
+/// Whether a record's checks predate the shared layout. Such records are left out (and
+/// named in the warnings) rather than read by guessing their shape.
+fn older_check_layout(record: &RunRecord<serde_json::Value>) -> bool {
+    record.schema_version < CHECK_LAYOUT_SINCE
+        && matches!(record.task.as_str(), "predeploy" | "smoke" | "overlap")
 }
 
 /// A release as deploy and rollback record it: Fly version and image reference.

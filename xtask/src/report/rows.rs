@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use super::records::{CheckView, EndpointView, EvidenceView, OverlapView};
+use super::records::{CheckView, EndpointView, OverlapView};
 use crate::verdict::Verdict;
 
 /// One check row (predeploy or smoke).
@@ -112,7 +112,9 @@ pub(super) fn overlap_data(overlap: &OverlapView) -> OverlapData {
                 if probe.verdict.is_none_or(|v| v == Verdict::Fail) {
                     problems.push(format!(
                         "round {}: {}: {}",
-                        round.round, probe.name, probe.detail
+                        round.round,
+                        probe.id,
+                        probe.summary()
                     ));
                 }
             }
@@ -146,34 +148,9 @@ pub(super) fn overlap_data(overlap: &OverlapView) -> OverlapData {
 }
 
 pub(super) fn check_row(check: &CheckView) -> CheckRow {
-    let evidence = match &check.evidence {
-        EvidenceView::Text(text) => text.clone(),
-        EvidenceView::Findings(findings) => {
-            let worth_a_look: Vec<String> = findings
-                .iter()
-                .filter(|f| f.verdict.is_some_and(|v| v != Verdict::Pass))
-                .map(|f| {
-                    let at = match (&f.path, f.line) {
-                        (Some(p), Some(l)) => format!("{p}:{l}: "),
-                        (Some(p), None) => format!("{p}: "),
-                        _ => String::new(),
-                    };
-                    format!("{at}{}", f.message)
-                })
-                .collect();
-            if worth_a_look.is_empty() {
-                match findings.len() {
-                    0 => String::new(),
-                    1 => findings[0].message.clone(),
-                    n => format!("{} (+{} more)", findings[0].message, n - 1),
-                }
-            } else {
-                worth_a_look.join("\n")
-            }
-        }
-    };
+    let evidence = check.summary();
     CheckRow {
-        name: check.label().to_string(),
+        name: check.id.clone(),
         verifies: check.verifies.clone(),
         verdict: check.verdict().label().to_string(),
         evidence,
@@ -185,7 +162,7 @@ pub(super) fn endpoint_row(e: &EndpointView) -> EndpointRow {
     let limit = |needle: &str| {
         e.thresholds
             .iter()
-            .find(|t| t.metric.contains(needle))
+            .find(|t| t.check.id.contains(needle))
             .map(|t| t.limit)
     };
     EndpointRow {

@@ -73,7 +73,7 @@ pub(super) fn predeploy(input: &MapInputs) -> Step {
             .checks
             .iter()
             .filter(|c| c.verdict() == Verdict::Fail)
-            .map(|c| c.label())
+            .map(|c| c.id.as_str())
             .collect();
         if !failed.is_empty() {
             evidence = format!("{evidence}: {}", failed.join(", "));
@@ -122,7 +122,8 @@ pub(super) fn fly_login(input: &MapInputs) -> Step {
 }
 
 pub(super) fn secrets(input: &MapInputs) -> Step {
-    let (state, evidence) = from_record(input.results.secrets.as_ref(), None, "secrets");
+    let changed = input.results.secrets_changed.clone().map(Freshness::Stale);
+    let (state, evidence) = from_record(input.results.secrets.as_ref(), changed, "secrets");
     step(
         "secrets_loaded",
         "Secrets loaded into the Fly app",
@@ -178,7 +179,7 @@ pub(super) fn health(input: &MapInputs) -> Step {
         let failed: Vec<&str> = checks
             .iter()
             .filter(|c| c.verdict() == Verdict::Fail)
-            .map(|c| c.label())
+            .map(|c| c.id.as_str())
             .collect();
         (state, evidence) = if checks.is_empty() {
             (
@@ -220,8 +221,8 @@ pub(super) fn thresholds(input: &MapInputs) -> Step {
                     .flat_map(|e| {
                         e.thresholds
                             .iter()
-                            .filter(|t| t.verdict == Some(Verdict::Fail))
-                            .map(move |t| format!("{}: {}", e.name, t.evidence))
+                            .filter(|t| t.check.verdict() == Verdict::Fail)
+                            .map(move |t| format!("{}: {}", e.name, t.check.summary()))
                     })
                     .collect();
                 let failed = b.verdict == Some(Verdict::Fail)

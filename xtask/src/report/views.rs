@@ -7,57 +7,50 @@ use serde::Deserialize;
 
 use crate::verdict::Verdict;
 
-/// One item of a task with a verdict: a predeploy check or a smoke check.
+/// One check of any task (`crate::check::CheckResult`): a predeploy check, a smoke check or
+/// threshold, an overlap probe. Every task saves this one shape.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct CheckView {
-    /// Stable id (predeploy).
+    /// Stable id.
     pub id: String,
-    /// Short name (smoke).
-    pub name: String,
     /// What it verifies.
     pub verifies: String,
     /// Its verdict; absent reads as a failure, so that a drifted record never passes.
     pub verdict: Option<Verdict>,
-    /// Findings: a list (predeploy) or one sentence (smoke).
-    pub evidence: EvidenceView,
+    /// Findings with their places.
+    pub evidence: Vec<FindingView>,
     /// How to fix it.
     pub fix: Option<String>,
 }
 
 impl CheckView {
-    /// The id, or the name when the task gives no id.
-    pub fn label(&self) -> &str {
-        if self.id.is_empty() {
-            &self.name
-        } else {
-            &self.id
-        }
-    }
-
     /// The verdict, a failure when the record did not say.
     pub fn verdict(&self) -> Verdict {
         self.verdict.unwrap_or(Verdict::Fail)
     }
-}
 
-/// The evidence of a check: predeploy saves findings, smoke one sentence.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum EvidenceView {
-    /// One sentence.
-    Text(String),
-    /// Findings with their places.
-    Findings(Vec<FindingView>),
-}
-
-impl Default for EvidenceView {
-    fn default() -> Self {
-        EvidenceView::Text(String::new())
+    /// The findings worth a look (not passes), each with its place; when all passed, the
+    /// first finding and how many more there are.
+    pub fn summary(&self) -> String {
+        let worth_a_look: Vec<String> = self
+            .evidence
+            .iter()
+            .filter(|f| f.verdict.is_some_and(|v| v != Verdict::Pass))
+            .map(FindingView::located)
+            .collect();
+        if !worth_a_look.is_empty() {
+            return worth_a_look.join("\n");
+        }
+        match self.evidence.as_slice() {
+            [] => String::new(),
+            [one] => one.message.clone(),
+            [first, rest @ ..] => format!("{} (+{} more)", first.message, rest.len()),
+        }
     }
 }
 
-/// One predeploy finding.
+/// One finding of a check.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct FindingView {
@@ -69,6 +62,17 @@ pub struct FindingView {
     pub line: Option<usize>,
     /// What was found.
     pub message: String,
+}
+
+impl FindingView {
+    /// `path:line: message`, or the message alone.
+    pub fn located(&self) -> String {
+        match (&self.path, self.line) {
+            (Some(p), Some(l)) => format!("{p}:{l}: {}", self.message),
+            (Some(p), None) => format!("{p}: {}", self.message),
+            _ => self.message.clone(),
+        }
+    }
 }
 
 /// The `result` of a `predeploy` record.
@@ -205,20 +209,17 @@ pub struct LatencyView {
     pub max_ms: f64,
 }
 
-/// One limit held against one measured value.
+/// One limit held against one measured value: a check plus the numbers it compared.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct ThresholdView {
-    /// `p95 latency` or `error rate`.
-    pub metric: String,
+    /// The check; its id is what is limited (`p95 latency`, `error rate`).
+    #[serde(flatten)]
+    pub check: CheckView,
     /// The limit.
     pub limit: f64,
     /// `ms` or `%`.
     pub unit: String,
-    /// Its verdict.
-    pub verdict: Option<Verdict>,
-    /// One sentence.
-    pub evidence: String,
 }
 
 /// The `result` of an `overlap` record (`OverlapReport`).
@@ -246,9 +247,9 @@ pub struct RoundView {
     /// From the release of the requests to the last answer, in milliseconds.
     pub race_ms: f64,
     /// Availability after the race.
-    pub availability: Option<ProbeView>,
+    pub availability: Option<CheckView>,
     /// The boundary probes.
-    pub boundary: Vec<ProbeView>,
+    pub boundary: Vec<CheckView>,
 }
 
 /// The verdict on one race.
@@ -267,18 +268,6 @@ pub struct RaceView {
     pub others: Vec<OtherView>,
     /// What broke the rule.
     pub problems: Vec<String>,
-}
-
-/// A check after a race.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct ProbeView {
-    /// Short name.
-    pub name: String,
-    /// Its verdict.
-    pub verdict: Option<Verdict>,
-    /// What it saw.
-    pub detail: String,
 }
 
 /// Requests of a race that ended in the same unexpected way.
@@ -300,6 +289,18 @@ pub struct SecretsView {
     pub keys: Vec<SecretKeyView>,
     /// Why it failed, if it did.
     pub problems: Vec<String>,
+    /// The salted digest of what was sent (`secrets::sent`), when recorded.
+    pub sent: Option<SentView>,
+}
+
+/// The salted digest of the keys and values a `secrets` run sent.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct SentView {
+    /// The salt, hex.
+    pub salt: String,
+    /// The digest, hex.
+    pub sha256: String,
 }
 
 /// One secret key as Fly reports it.

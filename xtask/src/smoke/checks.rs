@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use reqwest::Client;
 
-use super::report::CheckOutcome;
+use crate::check::CheckResult;
 use crate::config::Target;
 use crate::verdict::Verdict;
 
@@ -109,7 +109,7 @@ fn failed(error: &reqwest::Error) -> Fetched {
 /// The checks' outcomes, and whether the target left every one of their requests unanswered.
 pub struct CheckRun {
     /// One outcome per check, in the order they are shown.
-    pub outcomes: Vec<CheckOutcome>,
+    pub outcomes: Vec<CheckResult>,
     /// Every request the checks made timed out: the target accepts connections but does not
     /// answer, so a benchmark would only measure timeouts.
     pub silent: bool,
@@ -188,7 +188,7 @@ pub async fn run_checks(client: &Client, target: &Target) -> anyhow::Result<Chec
 
 /// The statuses and JSON bodies of the other checks' answers match the service's own OpenAPI
 /// document. Answers that could not be fetched are left to their own checks.
-fn check_contract(document: Fetched, answers: &[(&str, &str, &Fetched)]) -> CheckOutcome {
+fn check_contract(document: Fetched, answers: &[(&str, &str, &Fetched)]) -> CheckResult {
     let verifies = format!(
         "the answers checked above have the statuses and bodies documented at {OPENAPI_PATH}"
     );
@@ -273,18 +273,13 @@ fn outcome(
     verdict: Verdict,
     evidence: String,
     fix: Option<&str>,
-) -> CheckOutcome {
-    CheckOutcome {
-        name: name.into(),
-        verifies,
-        verdict,
-        evidence,
-        fix: if verdict == Verdict::Pass {
-            None
-        } else {
-            fix.map(String::from)
-        },
-    }
+) -> CheckResult {
+    let fix = if verdict == Verdict::Pass {
+        None
+    } else {
+        fix.map(String::from)
+    };
+    CheckResult::observed(name, verifies, verdict, evidence, fix)
 }
 
 fn excerpt(body: &str) -> String {
@@ -295,7 +290,7 @@ fn excerpt(body: &str) -> String {
     }
 }
 
-fn check_healthz(fetched: Fetched) -> CheckOutcome {
+fn check_healthz(fetched: Fetched) -> CheckResult {
     let verifies = format!("GET {HEALTHZ_PATH} answers 200 with status healthy");
     let fix =
         Some("read the service logs (fly logs); healthz reports each dependency under `checks`");
@@ -330,7 +325,7 @@ fn check_healthz(fetched: Fetched) -> CheckOutcome {
     outcome("healthz", verifies, verdict, evidence, fix)
 }
 
-fn check_readyz(fetched: Fetched) -> CheckOutcome {
+fn check_readyz(fetched: Fetched) -> CheckResult {
     let verifies = format!("GET {READYZ_PATH} answers 200");
     let (verdict, evidence) = match fetched {
         Fetched::Failed { reason, .. } => (Verdict::Fail, reason),
@@ -347,7 +342,7 @@ fn check_readyz(fetched: Fetched) -> CheckOutcome {
     outcome("readyz", verifies, verdict, evidence, fix)
 }
 
-fn check_metrics(fetched: Fetched) -> CheckOutcome {
+fn check_metrics(fetched: Fetched) -> CheckResult {
     let verifies =
         format!("GET {METRICS_PATH} answers 200 with Prometheus text naming the service's metrics");
     let fix = Some(
@@ -394,7 +389,7 @@ fn check_metrics(fetched: Fetched) -> CheckOutcome {
     outcome("metrics", verifies, verdict, evidence, fix)
 }
 
-fn check_accommodations(fetched: Fetched) -> CheckOutcome {
+fn check_accommodations(fetched: Fetched) -> CheckResult {
     let verifies = format!("GET {ACCOMMODATIONS_PATH} answers 200 with a JSON array");
     let (verdict, evidence) = match fetched {
         Fetched::Failed { reason, .. } => (Verdict::Fail, reason),
@@ -418,7 +413,7 @@ fn check_accommodations(fetched: Fetched) -> CheckOutcome {
 
 /// Each webhook must answer 401 to an unsigned POST. A 2xx means anyone can forge payment
 /// confirmations or messages; anything else means the route is missing or broken.
-fn check_webhooks(answers: Vec<(&str, Fetched)>) -> CheckOutcome {
+fn check_webhooks(answers: Vec<(&str, Fetched)>) -> CheckResult {
     let verifies = format!(
         "POST {} without a signature answers 401",
         WEBHOOK_PATHS.join(" and ")
@@ -505,7 +500,7 @@ pub fn missing_metrics<'a>(body: &str, expected: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// Polls readiness until it answers 200 or `wait` runs out, saying on stderr what it waits for.
-pub async fn wait_ready(client: &Client, target: &Target, wait: Duration) -> CheckOutcome {
+pub async fn wait_ready(client: &Client, target: &Target, wait: Duration) -> CheckResult {
     let url = target.endpoint(READYZ_PATH);
     let verifies = format!(
         "GET {READYZ_PATH} answers 200 within {}",

@@ -18,8 +18,8 @@ pub fn human(report: &SmokeReport) -> String {
                 out,
                 "  {:<5} {:<15} {}",
                 check.verdict.label(),
-                check.name,
-                check.evidence
+                check.id,
+                check.summary()
             );
             if let Some(fix) = &check.fix {
                 let _ = writeln!(out, "  {:<5} {:<15} fix: {fix}", "", "");
@@ -89,10 +89,10 @@ pub fn human(report: &SmokeReport) -> String {
                 let _ = writeln!(
                     out,
                     "  {:<5} {:<15} {:<12} {}",
-                    t.verdict.label(),
+                    t.verdict().label(),
                     e.name,
-                    t.metric,
-                    t.evidence
+                    t.metric(),
+                    t.check.summary()
                 );
             }
         }
@@ -157,9 +157,9 @@ pub fn markdown(report: &SmokeReport) -> String {
             let _ = writeln!(
                 out,
                 "| {} | {} | {} |",
-                cell(&c.name),
+                cell(&c.id),
                 c.verdict,
-                cell(&c.evidence)
+                cell(&c.summary())
             );
         }
         out.push('\n');
@@ -182,7 +182,7 @@ fn endpoint_row(e: &EndpointReport) -> String {
     let thresholds: Vec<String> = e
         .thresholds
         .iter()
-        .map(|t| format!("{} {}", t.verdict, t.evidence))
+        .map(|t| format!("{} {}", t.verdict(), t.check.summary()))
         .collect();
     format!(
         "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::load::EndpointMeasurement;
 use super::plan::{EndpointPlan, LoadSettings};
 use super::stats::{self, ErrorCounts, LatencySummary, ThresholdOutcome};
+pub use crate::check::CheckResult;
 use crate::verdict::Verdict;
 
 /// Everything one smoke run found. This is the `result` of the `smoke` run record.
@@ -16,7 +17,7 @@ pub struct SmokeReport {
     /// The base URL measured.
     pub url: String,
     /// Phase 1: the readiness wait (when asked for) and the checks, in the order they ran.
-    pub checks: Vec<CheckOutcome>,
+    pub checks: Vec<CheckResult>,
     /// Phase 2, unless skipped with `--skip-bench`.
     pub benchmark: Option<BenchmarkReport>,
     /// Overall: any failed check or threshold fails.
@@ -62,7 +63,7 @@ impl SmokeReport {
     /// Assembles a report and computes its overall verdict.
     pub fn new(
         url: &str,
-        checks: Vec<CheckOutcome>,
+        checks: Vec<CheckResult>,
         benchmark: Option<BenchmarkReport>,
     ) -> SmokeReport {
         let verdict = Verdict::combine(
@@ -86,15 +87,20 @@ impl SmokeReport {
             .checks
             .iter()
             .filter(|c| c.verdict == Verdict::Fail)
-            .map(|c| format!("{}: {}", c.name, c.evidence))
+            .map(|c| format!("{}: {}", c.id, c.summary()))
             .collect();
         for endpoint in self.benchmark.iter().flat_map(|b| &b.endpoints) {
             for t in endpoint
                 .thresholds
                 .iter()
-                .filter(|t| t.verdict == Verdict::Fail)
+                .filter(|t| t.verdict() == Verdict::Fail)
             {
-                lines.push(format!("{} {}: {}", endpoint.name, t.metric, t.evidence));
+                lines.push(format!(
+                    "{} {}: {}",
+                    endpoint.name,
+                    t.metric(),
+                    t.check.summary()
+                ));
             }
         }
         lines
@@ -111,25 +117,10 @@ impl BenchmarkReport {
             .filter(|e| {
                 e.thresholds
                     .iter()
-                    .any(|t| t.metric == stats::LATE_SENDS && t.verdict == Verdict::Fail)
+                    .any(|t| t.metric() == stats::LATE_SENDS && t.verdict() == Verdict::Fail)
             })
             .collect()
     }
-}
-
-/// One phase 1 check: what it verifies, what it saw, and what to do when it fails.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct CheckOutcome {
-    /// Short name: `healthz`, `readyz`, `metrics`, `accommodations`, `wait`.
-    pub name: String,
-    /// What it verifies, e.g. `GET /api/v1/readyz answers 200`.
-    pub verifies: String,
-    /// Pass, warn (healthz degraded) or fail.
-    pub verdict: Verdict,
-    /// What was observed: status, body excerpt, missing names.
-    pub evidence: String,
-    /// What to do about a failure or warning.
-    pub fix: Option<String>,
 }
 
 /// Phase 2: the load settings used and one result per endpoint.
@@ -217,9 +208,13 @@ pub fn endpoint_report(
     );
     let mut thresholds = thresholds;
     if measurement.scheduled > 0 {
-        thresholds.push(stats::late_sends(measurement.late, measurement.scheduled));
+        thresholds.push(stats::late_sends(
+            plan,
+            measurement.late,
+            measurement.scheduled,
+        ));
     }
-    let verdict = Verdict::combine(thresholds.iter().map(|t| t.verdict));
+    let verdict = Verdict::combine(thresholds.iter().map(|t| t.verdict()));
     EndpointReport {
         name: plan.name.clone(),
         path: plan.path.clone(),

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use super::plan::EndpointPlan;
+use crate::check::CheckResult;
 use crate::verdict::Verdict;
 
 /// Highest latency the histogram tracks exactly: 60 s, in microseconds. Longer ones saturate.
@@ -178,21 +179,65 @@ pub fn throughput(requests: u64, elapsed: Duration) -> f64 {
     }
 }
 
-/// One limit held against one measured value.
+/// One limit held against one measured value: a check (id `p95 latency`, `error rate`, ...)
+/// with the numbers it compared.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThresholdOutcome {
-    /// What is limited: `p95 latency` or `error rate`.
-    pub metric: String,
+    /// The check: id is what is limited, the evidence one sentence (`p95 1.20 ms < 200 ms`).
+    #[serde(flatten)]
+    pub check: CheckResult,
     /// The measured value, in `unit`; `None` when nothing was measured (always a failure).
     pub measured: Option<f64>,
     /// The limit, in `unit`; the value must be strictly below it.
     pub limit: f64,
     /// `ms` or `%`.
     pub unit: String,
-    /// Pass when strictly below the limit.
-    pub verdict: Verdict,
-    /// One sentence for tables: `p95 1.20 ms < 200 ms`.
-    pub evidence: String,
+}
+
+impl ThresholdOutcome {
+    fn new(
+        metric: &str,
+        endpoint: &EndpointPlan,
+        measured: Option<f64>,
+        (limit, unit): (f64, &str),
+        pass: bool,
+        evidence: String,
+    ) -> ThresholdOutcome {
+        let verdict = if pass { Verdict::Pass } else { Verdict::Fail };
+        let fix = (!pass).then(|| {
+            format!(
+                "find what slows or fails {} (service logs, /metrics); if the limit is wrong \
+                 for this environment, change [thresholds] in ops/deploy.toml",
+                endpoint.path
+            )
+        });
+        ThresholdOutcome {
+            check: CheckResult::observed(
+                metric,
+                format!(
+                    "{metric} of {} stays below {} {unit}",
+                    endpoint.path,
+                    fmt_num(limit)
+                ),
+                verdict,
+                evidence,
+                fix,
+            ),
+            measured,
+            limit,
+            unit: unit.to_string(),
+        }
+    }
+
+    /// What is limited: `p95 latency`, `error rate`, ...
+    pub fn metric(&self) -> &str {
+        &self.check.id
+    }
+
+    /// Pass when the measured value is strictly below the limit.
+    pub fn verdict(&self) -> Verdict {
+        self.check.verdict
+    }
 }
 
 /// Holds the p95 latency (over every answered request) and the error rate against the
@@ -205,35 +250,42 @@ pub fn evaluate(
     attempted: u64,
     error_rate_limit_pct: f64,
 ) -> Vec<ThresholdOutcome> {
-    let p95 = latency_limit("p95", latency.count, latency.p95_ms, endpoint.p95_ms);
+    let p95 = latency_limit(
+        endpoint,
+        "p95",
+        latency.count,
+        latency.p95_ms,
+        endpoint.p95_ms,
+    );
     let rate = error_rate(errors, attempted);
     let error = match rate {
-        None => ThresholdOutcome {
-            metric: "error rate".into(),
-            measured: None,
-            limit: error_rate_limit_pct,
-            unit: "%".into(),
-            verdict: Verdict::Fail,
-            evidence: "no request was sent".into(),
-        },
+        None => ThresholdOutcome::new(
+            "error rate",
+            endpoint,
+            None,
+            (error_rate_limit_pct, "%"),
+            false,
+            "no request was sent".into(),
+        ),
         Some(rate) => {
             let pass =
                 rate < error_rate_limit_pct || (error_rate_limit_pct == 0.0 && errors.total() == 0);
-            ThresholdOutcome {
-                metric: "error rate".into(),
-                measured: Some(rate),
-                limit: error_rate_limit_pct,
-                unit: "%".into(),
-                verdict: if pass { Verdict::Pass } else { Verdict::Fail },
-                evidence: format!(
-                    "{} % {} {} % ({} of {attempted}: {})",
-                    fmt_num(rate),
-                    if pass { "<" } else { ">=" },
-                    fmt_num(error_rate_limit_pct),
-                    errors.total(),
-                    errors.describe()
-                ),
-            }
+            let evidence = format!(
+                "{} % {} {} % ({} of {attempted}: {})",
+                fmt_num(rate),
+                if pass { "<" } else { ">=" },
+                fmt_num(error_rate_limit_pct),
+                errors.total(),
+                errors.describe()
+            );
+            ThresholdOutcome::new(
+                "error rate",
+                endpoint,
+                Some(rate),
+                (error_rate_limit_pct, "%"),
+                pass,
+                evidence,
+            )
         }
     };
     let mut outcomes = vec![p95, error];
@@ -243,7 +295,13 @@ pub fn evaluate(
         ("max", latency.max_ms, endpoint.max_ms),
     ] {
         if let Some(limit) = limit {
-            outcomes.push(latency_limit(label, latency.count, measured, limit));
+            outcomes.push(latency_limit(
+                endpoint,
+                label,
+                latency.count,
+                measured,
+                limit,
+            ));
         }
     }
     outcomes
@@ -254,7 +312,7 @@ pub const LATE_SENDS: &str = "late sends";
 
 /// Open model: the share of the schedule sent late (or never), held at or below
 /// [`super::load::MAX_LATE_SHARE_PCT`]. Above it the generator could not keep the rate.
-pub fn late_sends(late: u64, scheduled: u64) -> ThresholdOutcome {
+pub fn late_sends(endpoint: &EndpointPlan, late: u64, scheduled: u64) -> ThresholdOutcome {
     let limit = super::load::MAX_LATE_SHARE_PCT;
     let share = if scheduled == 0 {
         0.0
@@ -262,53 +320,69 @@ pub fn late_sends(late: u64, scheduled: u64) -> ThresholdOutcome {
         late as f64 * 100.0 / scheduled as f64
     };
     let pass = share <= limit;
+    let evidence = format!(
+        "{late} of {scheduled} sent more than {} ms late or not at all ({} % {} {} %){}",
+        super::load::LATE_TOLERANCE.as_millis(),
+        fmt_num(share),
+        if pass { "<=" } else { ">" },
+        fmt_num(limit),
+        if pass {
+            ""
+        } else {
+            ": the generator could not keep the rate"
+        }
+    );
+    let fix = (!pass).then(|| {
+        "lower --rate to what the target sustains, or raise --concurrency when every \
+         connection was busy; the latencies of this run are partly the generator's"
+            .to_string()
+    });
     ThresholdOutcome {
-        metric: LATE_SENDS.into(),
+        check: CheckResult::observed(
+            LATE_SENDS,
+            format!(
+                "the generator sends the requests to {} on schedule (at most {} % late)",
+                endpoint.path,
+                fmt_num(limit)
+            ),
+            if pass { Verdict::Pass } else { Verdict::Fail },
+            evidence,
+            fix,
+        ),
         measured: Some(share),
         limit,
         unit: "%".into(),
-        verdict: if pass { Verdict::Pass } else { Verdict::Fail },
-        evidence: format!(
-            "{late} of {scheduled} sent more than {} ms late or not at all ({} % {} {} %){}",
-            super::load::LATE_TOLERANCE.as_millis(),
-            fmt_num(share),
-            if pass { "<=" } else { ">" },
-            fmt_num(limit),
-            if pass {
-                ""
-            } else {
-                ": the generator could not keep the rate"
-            }
-        ),
     }
 }
 
 /// `<label> latency` held strictly below `limit`; nothing measured fails.
-fn latency_limit(label: &str, count: u64, measured: f64, limit: f64) -> ThresholdOutcome {
+fn latency_limit(
+    endpoint: &EndpointPlan,
+    label: &str,
+    count: u64,
+    measured: f64,
+    limit: f64,
+) -> ThresholdOutcome {
+    let metric = format!("{label} latency");
     if count == 0 {
-        return ThresholdOutcome {
-            metric: format!("{label} latency"),
-            measured: None,
-            limit,
-            unit: "ms".into(),
-            verdict: Verdict::Fail,
-            evidence: format!("no request completed (limit {} ms)", fmt_num(limit)),
-        };
+        let evidence = format!("no request completed (limit {} ms)", fmt_num(limit));
+        return ThresholdOutcome::new(&metric, endpoint, None, (limit, "ms"), false, evidence);
     }
     let pass = measured < limit;
-    ThresholdOutcome {
-        metric: format!("{label} latency"),
-        measured: Some(measured),
-        limit,
-        unit: "ms".into(),
-        verdict: if pass { Verdict::Pass } else { Verdict::Fail },
-        evidence: format!(
-            "{label} {} ms {} {} ms",
-            fmt_num(measured),
-            if pass { "<" } else { ">=" },
-            fmt_num(limit)
-        ),
-    }
+    let evidence = format!(
+        "{label} {} ms {} {} ms",
+        fmt_num(measured),
+        if pass { "<" } else { ">=" },
+        fmt_num(limit)
+    );
+    ThresholdOutcome::new(
+        &metric,
+        endpoint,
+        Some(measured),
+        (limit, "ms"),
+        pass,
+        evidence,
+    )
 }
 
 /// A figure with as many decimals as it needs to be read: `1.23`, `45.6`, `3000`.
@@ -382,10 +456,10 @@ mod tests {
         };
         let outcomes = evaluate(&endpoint, &s, &ErrorCounts::default(), 0, 1.0);
         assert!(
-            outcomes.iter().all(|o| o.verdict == Verdict::Fail),
+            outcomes.iter().all(|o| o.verdict() == Verdict::Fail),
             "{outcomes:?}"
         );
-        assert!(outcomes[0].evidence.contains("no request completed"));
+        assert!(outcomes[0].check.summary().contains("no request completed"));
     }
 
     #[test]
@@ -454,12 +528,12 @@ mod tests {
         let mut one_error = ErrorCounts::default();
         one_error.status.insert(500, 1);
         let ok = evaluate(&endpoint, &fast, &ErrorCounts::default(), 100, 1.0);
-        assert!(ok.iter().all(|o| o.verdict == Verdict::Pass), "{ok:?}");
+        assert!(ok.iter().all(|o| o.verdict() == Verdict::Pass), "{ok:?}");
         let bad = evaluate(&endpoint, &slow, &one_error, 100, 1.0);
-        assert!(bad.iter().all(|o| o.verdict == Verdict::Fail), "{bad:?}");
+        assert!(bad.iter().all(|o| o.verdict() == Verdict::Fail), "{bad:?}");
         assert_eq!(bad[1].measured, Some(1.0));
         let zero_limit = evaluate(&endpoint, &fast, &ErrorCounts::default(), 100, 0.0);
-        assert_eq!(zero_limit[1].verdict, Verdict::Pass);
+        assert_eq!(zero_limit[1].verdict(), Verdict::Pass);
     }
 
     #[test]
@@ -484,28 +558,40 @@ mod tests {
         endpoint.p99_ms = Some(200.0);
         endpoint.max_ms = Some(500.0);
         let held = evaluate(&endpoint, &measured, &ErrorCounts::default(), 100, 1.0);
-        let by_metric = |m: &str| held.iter().find(|o| o.metric == m).unwrap().verdict;
+        let by_metric = |m: &str| held.iter().find(|o| o.metric() == m).unwrap().verdict();
         assert_eq!(by_metric("p99 latency"), Verdict::Pass);
         assert_eq!(by_metric("max latency"), Verdict::Fail);
         assert!(
-            held.iter().any(|o| o.evidence == "max 900 ms >= 500 ms"),
+            held.iter()
+                .any(|o| o.check.summary() == "max 900 ms >= 500 ms"),
             "{held:?}"
         );
     }
 
     #[test]
     fn late_sends_above_the_share_mean_the_rate_was_not_kept() {
-        let kept = late_sends(10, 1000);
-        assert_eq!(kept.verdict, Verdict::Pass, "{kept:?}");
-        assert!(!kept.evidence.contains("could not keep"), "{kept:?}");
-        let behind = late_sends(11, 1000);
-        assert_eq!(behind.verdict, Verdict::Fail, "{behind:?}");
+        let endpoint = EndpointPlan {
+            name: "healthz".into(),
+            path: "/api/v1/healthz".into(),
+            expect: vec![],
+            p95_ms: 200.0,
+            p99_ms: None,
+            max_ms: None,
+        };
+        let kept = late_sends(&endpoint, 10, 1000);
+        assert_eq!(kept.verdict(), Verdict::Pass, "{kept:?}");
+        assert!(!kept.check.summary().contains("could not keep"), "{kept:?}");
+        let behind = late_sends(&endpoint, 11, 1000);
+        assert_eq!(behind.verdict(), Verdict::Fail, "{behind:?}");
+        assert_eq!(behind.metric(), LATE_SENDS);
         assert!(
             behind
-                .evidence
+                .check
+                .summary()
                 .contains("the generator could not keep the rate"),
             "{behind:?}"
         );
-        assert_eq!(late_sends(0, 0).verdict, Verdict::Pass);
+        assert!(behind.check.fix.is_some());
+        assert_eq!(late_sends(&endpoint, 0, 0).verdict(), Verdict::Pass);
     }
 }

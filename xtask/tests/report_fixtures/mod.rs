@@ -5,8 +5,8 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use xtask::deploy::DeployResult;
-use xtask::overlap::{Check, CleanupReport, OtherGroup, OverlapReport, RoundReport, RoundVerdict};
-use xtask::predeploy::{CheckOutcome, Evidence, PredeployReport};
+use xtask::overlap::{CleanupReport, OtherGroup, OverlapReport, RoundReport, RoundVerdict, probe};
+use xtask::predeploy::{CheckResult, Evidence, PredeployReport};
 use xtask::record::{RunRecord, SCHEMA_VERSION};
 use xtask::repo::{GitState, Repo};
 use xtask::report::{self, Options};
@@ -145,7 +145,7 @@ pub fn evidence(
 
 pub fn predeploy(env_filled: bool) -> (Verdict, PredeployReport) {
     let env_check = if env_filled {
-        CheckOutcome {
+        CheckResult {
             id: "env_check".into(),
             verifies: "the env file fills every variable of its template".into(),
             verdict: Verdict::Pass,
@@ -160,7 +160,7 @@ pub fn predeploy(env_filled: bool) -> (Verdict, PredeployReport) {
         }
     } else {
         let fix = "fill JWT_SECRET in env/.env.fly.staging (at least 32 random characters)";
-        CheckOutcome {
+        CheckResult {
             id: "env_check".into(),
             verifies: "the env file fills every variable of its template".into(),
             verdict: Verdict::Fail,
@@ -174,7 +174,7 @@ pub fn predeploy(env_filled: bool) -> (Verdict, PredeployReport) {
             fix: Some(fix.into()),
         }
     };
-    let fly_toml = CheckOutcome {
+    let fly_toml = CheckResult {
         id: "fly_toml".into(),
         verifies: "fly.toml checks /api/v1/readyz".into(),
         verdict: Verdict::Pass,
@@ -233,12 +233,16 @@ pub fn threshold(metric: &str, measured: f64, limit: f64, unit: &str) -> Thresho
     };
     let relation = if measured < limit { "<" } else { ">=" };
     ThresholdOutcome {
-        metric: metric.into(),
+        check: CheckResult::observed(
+            metric,
+            format!("{metric} stays below {limit} {unit}"),
+            verdict,
+            format!("{metric} {measured} {unit} {relation} {limit} {unit}"),
+            None,
+        ),
         measured: Some(measured),
         limit,
         unit: unit.into(),
-        verdict,
-        evidence: format!("{metric} {measured} {unit} {relation} {limit} {unit}"),
     }
 }
 
@@ -267,18 +271,14 @@ pub fn endpoint(
         throughput_rps: 200.0,
         latency: latency(p95 / 3.0, p95),
         success_latency: latency(p95 / 3.0, p95),
-        verdict: Verdict::combine(thresholds.iter().map(|t| t.verdict)),
+        verdict: Verdict::combine(thresholds.iter().map(|t| t.verdict())),
         thresholds,
     }
 }
 
 pub fn smoke_report(breach: bool) -> (Verdict, SmokeReport) {
-    let check = |name: &str, verifies: &str, evidence: &str| smoke::CheckOutcome {
-        name: name.into(),
-        verifies: verifies.into(),
-        verdict: Verdict::Pass,
-        evidence: evidence.into(),
-        fix: None,
+    let check = |name: &str, verifies: &str, evidence: &str| {
+        CheckResult::observed(name, verifies, Verdict::Pass, evidence, None)
     };
     let checks = vec![
         check(
@@ -355,12 +355,12 @@ pub fn round(
         connect_ms: 20.0,
         race_ms: 80.0,
         round_ms: 300.0,
-        availability: Check::new(
+        availability: probe(
             "availability",
             if ok { Verdict::Pass } else { Verdict::Fail },
             "active bookings on the window",
         ),
-        boundary: vec![Check::new(
+        boundary: vec![probe(
             "back_to_back",
             Verdict::Pass,
             "201 for a stay starting on the check-out day",
@@ -458,6 +458,7 @@ pub fn secrets_result() -> SecretsResult {
         not_in_template: Vec::new(),
         empty_not_sent: Vec::new(),
         problems: Vec::new(),
+        sent: None,
     }
 }
 
