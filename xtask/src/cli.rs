@@ -56,6 +56,10 @@ pub enum Command {
     /// Fuzz the API against its OpenAPI document with Schemathesis, on a local service or a
     /// given URL (exit 1 on a server error or a contract violation).
     Fuzz(crate::fuzz::Args),
+    /// Benchmark the release build side by side: smoke's load generator against oha and wrk,
+    /// the service's routes against a bare server, pre-reserve against the pgbench ceiling
+    /// (--postgres); prints Markdown tables of min/median/max ratios (exit 0 once measured).
+    Bench(crate::bench::Args),
 }
 
 impl Cli {

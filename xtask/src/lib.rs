@@ -5,6 +5,7 @@
 //! Exit codes are the same everywhere: 0 pass, 1 a check failed, 2 the task could not run.
 
 pub mod admin_token;
+pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod config;
@@ -62,6 +63,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Staging(args) => staging::run(args),
         Command::Watch(args) => watch::run(args),
         Command::Promote(args) => promote::run(args),
+        Command::Bench(args) => bench::run(args),
     };
     exit_code(outcome)
 }

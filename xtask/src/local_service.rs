@@ -80,6 +80,16 @@ impl LocalService {
         settings: &ServiceSettings,
         ready_within: Duration,
     ) -> anyhow::Result<LocalService> {
+        LocalService::start_with_env(settings, &[], ready_within)
+    }
+
+    /// [`LocalService::start`] with more environment for `serve` (later entries win, so
+    /// `RUST_LOG` can be lowered for a benchmark).
+    pub fn start_with_env(
+        settings: &ServiceSettings,
+        env: &[(&str, &str)],
+        ready_within: Duration,
+    ) -> anyhow::Result<LocalService> {
         let sh = Shell::new()?;
         let binary = &settings.binary;
         for step in ["migrate", "seed-demo"] {
@@ -94,11 +104,13 @@ impl LocalService {
             .port();
         let log = File::create(&settings.log_file)
             .with_context(|| format!("creating {}", settings.log_file.display()))?;
-        let mut command = std::process::Command::from(
+        let serve = env.iter().fold(
             service_command(&sh, settings, "serve")
                 .env("HOST", "127.0.0.1")
                 .env("PORT", port.to_string()),
+            |serve, (key, value)| serve.env(key, value),
         );
+        let mut command = std::process::Command::from(serve);
         command
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -62,6 +62,15 @@ impl PgBinaries {
     }
 }
 
+/// Whether the cluster flushes its commits to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `fsync`, `synchronous_commit` and `full_page_writes` off: fast, lost on a crash.
+    Off,
+    /// PostgreSQL's defaults (fsync on).
+    On,
+}
+
 /// A running throwaway cluster. Dropping it stops the server and deletes its files.
 #[derive(Debug)]
 pub struct PgCluster {
@@ -113,8 +122,15 @@ impl Control {
 }
 
 impl PgCluster {
-    /// Initialises and starts a cluster on a free loopback port.
+    /// Initialises and starts a cluster on a free loopback port, without durability (fsync
+    /// off): the data is thrown away, and tests run faster.
     pub fn start(binaries: &PgBinaries) -> anyhow::Result<PgCluster> {
+        PgCluster::start_with(binaries, Durability::Off)
+    }
+
+    /// Initialises and starts a cluster with the given durability. Benchmarks use
+    /// [`Durability::On`] (PostgreSQL's defaults), so commits cost what they cost in production.
+    pub fn start_with(binaries: &PgBinaries, durability: Durability) -> anyhow::Result<PgCluster> {
         let sh = Shell::new()?;
         let dir = tempfile::Builder::new()
             .prefix("cabanas-pg-")
@@ -144,9 +160,12 @@ impl PgCluster {
         .with_context(|| format!("initdb failed ({})", initdb.display()))?;
 
         let port = free_port()?;
+        let durability = match durability {
+            Durability::Off => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off ",
+            Durability::On => "",
+        };
         let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} -c fsync=off -c synchronous_commit=off \
-             -c full_page_writes=off -c max_connections=400",
+            "-c listen_addresses=127.0.0.1 -p {port} -k {} {durability}-c max_connections=400",
             socket_dir.display()
         );
         let control = Control {

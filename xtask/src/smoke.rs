@@ -262,15 +262,13 @@ async fn benchmark(
     bench: &BenchPlan,
     progress: bool,
 ) -> anyhow::Result<(BenchmarkReport, Option<String>)> {
-    let clients = load::load_clients(&bench.load)?;
     let mut endpoints = Vec::new();
     let mut stopped = None;
     for endpoint in &bench.endpoints {
         let url = target.endpoint(&endpoint.path);
         let url =
             reqwest::Url::parse(&url).with_context(|| format!("`{url}` is not a valid URL"))?;
-        let measurement =
-            load::measure_endpoint(&clients, url, endpoint, &bench.load, progress).await;
+        let measurement = load::measure_endpoint(&url, endpoint, &bench.load, progress).await?;
         endpoints.push(report::endpoint_report(
             endpoint,
             &measurement,
@@ -326,6 +324,7 @@ pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
     let clock = RunClock::start(TASK);
     let report = crate::http::runtime()?.block_on(measure(&target, &plan))?;
     let verdict = report.verdict;
+    let rate_not_kept = rate_not_kept(&report);
     let human = render::human(&report);
     let summary = render::markdown(&report);
     let record = clock.finish(&repo, &target.environment, verdict, report);
@@ -339,7 +338,41 @@ pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
     if let Some(junit) = &args.junit {
         crate::junit::smoke(&target.environment, &record.result).write(junit)?;
     }
+    if let Some(shortfall) = rate_not_kept {
+        // The latencies include the generator's own delay: not a measurement of the target.
+        bail!("{shortfall}");
+    }
     Ok(verdict)
+}
+
+/// The "could not keep the rate" message when the open model fell behind its schedule.
+fn rate_not_kept(report: &SmokeReport) -> Option<String> {
+    let bench = report.benchmark.as_ref()?;
+    let rate = bench.load.rate?;
+    let behind: Vec<String> = bench
+        .rate_not_kept()
+        .iter()
+        .map(|e| {
+            format!(
+                "{}: {} of {} late, achieved {} req/s",
+                e.path,
+                e.late,
+                e.scheduled,
+                stats::fmt_num(e.throughput_rps)
+            )
+        })
+        .collect();
+    (!behind.is_empty()).then(|| {
+        format!(
+            "the generator could not keep the rate of {} req/s (more than {} % of the requests \
+             sent over {} ms late or not at all; {}); its latencies would be the generator's \
+             own: lower --rate, or raise --concurrency if every connection was busy",
+            stats::fmt_num(rate),
+            stats::fmt_num(load::MAX_LATE_SHARE_PCT),
+            load::LATE_TOLERANCE.as_millis(),
+            behind.join("; ")
+        )
+    })
 }
 
 fn overrides(args: &Args) -> Overrides {

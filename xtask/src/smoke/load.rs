@@ -1,26 +1,46 @@
-//! The load generator. It only counts: per-worker histograms and error counters, merged at the
-//! end into a plain [`EndpointMeasurement`]. Figures and verdicts come from `stats`.
+//! The load generator. It only counts: per-connection histograms and error counters, merged
+//! at the end into a plain [`EndpointMeasurement`]. Figures and verdicts come from `stats`.
 //!
-//! Closed model: `concurrency` workers, each sending its next request as soon as the previous
-//! one ends; latency runs from send to the last body byte. Open model (`rate`): request `i` is
-//! due at `start + i / rate`; a worker (at most `concurrency` in flight) waits for that time,
-//! sends, and the latency runs from the *intended* time, so a stalled server cannot hide its
-//! queueing delay by slowing the sender down (no coordinated omission, as in wrk2).
+//! The connections run on their own threads, one single-threaded tokio runtime per core (at
+//! most one per connection), like wrk's `-t`: no work stealing, no cross-thread wake-ups per
+//! request. Each connection sends its requests one after another (HTTP/1.1, see
+//! [`connection`]); the warm-up runs on the same connections, then every thread starts the
+//! measured part together.
+//!
+//! Closed model: each connection sends its next request as soon as the previous one ends;
+//! latency runs from send to the last body byte. Open model (`rate`): request `i` is due at
+//! `start + i / rate`; the [`pacer`] thread releases it on time to an idle connection (at most
+//! `concurrency` in flight), and the latency runs from the *intended* time, so a stalled
+//! server cannot hide its queueing delay by slowing the sender down (no coordinated omission,
+//! as in wrk2). A request sent more than [`LATE_TOLERANCE`] after its time is late; when more
+//! than [`MAX_LATE_SHARE_PCT`] of the schedule is late the generator did not keep the rate,
+//! and the run says so instead of reporting latencies the generator caused.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+mod connection;
+mod pacer;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use reqwest::{Client, Url};
+use reqwest::Url;
 use tokio::task::JoinSet;
+
+pub use connection::Outcome;
+use connection::{Connection, Destination};
+use pacer::Schedule;
 
 use super::plan::{EndpointPlan, LoadSettings};
 use super::stats::{ErrorCounts, LatencyHistogram};
 
 /// Open model: a request sent later than this after its intended time counts as late.
 pub const LATE_TOLERANCE: Duration = Duration::from_millis(10);
+
+/// Open model: the share of the schedule, in percent, that may be late (or never sent before
+/// the end) before the run is declared one where the generator could not keep the rate.
+pub const MAX_LATE_SHARE_PCT: f64 = 1.0;
 
 /// What the load generator counted for one endpoint (warm-up excluded).
 #[derive(Debug, Clone, Default)]
@@ -33,8 +53,11 @@ pub struct EndpointMeasurement {
     pub succeeded: u64,
     /// Failed requests by kind.
     pub errors: ErrorCounts,
-    /// Open model: requests sent later than [`LATE_TOLERANCE`] after their intended time.
+    /// Open model: requests sent later than [`LATE_TOLERANCE`] after their intended time, plus
+    /// those due before the end and never sent.
     pub late: u64,
+    /// Open model: requests the schedule held (0 in the closed model).
+    pub scheduled: u64,
     /// Wall time of the measured part.
     pub elapsed: Duration,
     /// The first batch (one request per connection) all timed out, so no more were sent.
@@ -48,6 +71,11 @@ impl EndpointMeasurement {
         self.succeeded += other.succeeded;
         self.errors.merge(&other.errors);
         self.late += other.late;
+    }
+
+    /// Requests sent and ended (answered or failed).
+    pub fn sent(&self) -> u64 {
+        self.succeeded + self.errors.total()
     }
 
     fn record(&mut self, outcome: Outcome, latency: Duration, endpoint: &EndpointPlan) {
@@ -68,121 +96,78 @@ impl EndpointMeasurement {
     }
 }
 
-/// How one request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Status(u16),
-    Connect,
-    Timeout,
-    Transport,
-}
-
-/// The clients the load runs on, one per worker: HTTP/1.1 only, so `concurrency` means
-/// connections, and no worker waits on another's connection pool lock.
-pub fn load_clients(load: &LoadSettings) -> anyhow::Result<Vec<Client>> {
-    (0..load.concurrency.max(1))
-        .map(|_| {
-            crate::http::client_builder(load.timeout())
-                .http1_only()
-                .tcp_nodelay(true)
-                .pool_max_idle_per_host(1)
-                .build()
-                .context("building the HTTP client for the benchmark")
-        })
-        .collect()
-}
-
-/// When a run stops.
+/// When a phase stops.
 #[derive(Debug, Clone, Copy)]
 enum Limit {
     Requests(u64),
-    Until(Instant),
+    For(Duration),
 }
 
-struct Worker {
-    clients: Vec<Client>,
-    url: Url,
+/// One phase (warm-up or measured), shared by every connection and the pacer.
+struct Phase {
     endpoint: EndpointPlan,
+    limit: Limit,
+    /// Open model only.
+    schedule: Option<Arc<Schedule>>,
+    /// Set once, by the first thread past the start gate.
+    started: Arc<OnceLock<Instant>>,
     next: AtomicU64,
     done: AtomicU64,
     /// One request per connection: when all of them time out, the target is not answering.
     first_batch: u64,
     first_batch_timeouts: AtomicU64,
-    stopped: std::sync::atomic::AtomicBool,
+    stopped: Arc<AtomicBool>,
 }
 
-/// Sends the warm-up, then the measured load, to one endpoint.
-pub async fn measure_endpoint(
-    clients: &[Client],
-    url: Url,
-    endpoint: &EndpointPlan,
-    load: &LoadSettings,
-    show_progress: bool,
-) -> EndpointMeasurement {
-    let concurrency = load.concurrency.max(1);
-    if load.warmup > 0 {
-        let warmup = Arc::new(Worker::new(clients, &url, endpoint, concurrency));
-        let started = Instant::now();
-        let mut warmed = run(
-            &warmup,
-            concurrency,
-            None,
-            Limit::Requests(load.warmup),
-            started,
-        )
-        .await;
-        if warmup.is_stopped() {
-            // Nothing answers: the warm-up's timeouts are the whole measurement.
-            warmed.elapsed = started.elapsed();
-            warmed.first_batch_timed_out = true;
-            return warmed;
-        }
-    }
-    let worker = Arc::new(Worker::new(clients, &url, endpoint, concurrency));
-    let started = Instant::now();
-    let limit = match (load.requests, load.duration_ms) {
-        (Some(n), _) => Limit::Requests(n),
-        (None, Some(ms)) => Limit::Until(started + Duration::from_millis(ms)),
-        (None, None) => Limit::Requests(0),
-    };
-    let bar = show_progress.then(|| progress_bar(&endpoint.name, load));
-    let ticker = bar.clone().map(|bar| {
-        let worker = Arc::clone(&worker);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_millis(100));
-            loop {
-                tick.tick().await;
-                bar.set_position(worker.done.load(Ordering::Relaxed));
-            }
-        })
-    });
-    let mut measurement = run(&worker, concurrency, load.rate, limit, started).await;
-    measurement.elapsed = started.elapsed();
-    measurement.first_batch_timed_out = worker.is_stopped();
-    if let Some(ticker) = ticker {
-        ticker.abort();
-    }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    measurement
-}
-
-impl Worker {
-    fn new(clients: &[Client], url: &Url, endpoint: &EndpointPlan, first_batch: u32) -> Worker {
-        Worker {
-            clients: clients.to_vec(),
-            url: url.clone(),
+impl Phase {
+    fn new(endpoint: &EndpointPlan, limit: Limit, connections: u32) -> Phase {
+        Phase {
             endpoint: endpoint.clone(),
+            limit,
+            schedule: None,
+            started: Arc::new(OnceLock::new()),
             next: AtomicU64::new(0),
             done: AtomicU64::new(0),
-            first_batch: u64::from(first_batch.max(1)),
+            first_batch: u64::from(connections.max(1)),
             first_batch_timeouts: AtomicU64::new(0),
-            stopped: std::sync::atomic::AtomicBool::new(false),
+            stopped: Arc::new(AtomicBool::new(false)),
         }
     }
 
-    /// Counts a finished request; stops the run when the whole first batch timed out.
+    fn start(&self) -> Instant {
+        *self.started.get_or_init(Instant::now)
+    }
+
+    /// The next request this connection may send, with the instant its latency counts from;
+    /// `None` when the phase is over. The open model also says whether the send is late.
+    async fn claim(&self) -> Option<(Instant, bool)> {
+        if self.is_stopped() {
+            return None;
+        }
+        let started = self.start();
+        let Some(schedule) = &self.schedule else {
+            let go = match self.limit {
+                Limit::Requests(n) => self.next.fetch_add(1, Ordering::Relaxed) < n,
+                Limit::For(d) => started.elapsed() < d,
+            };
+            return go.then(|| (Instant::now(), false));
+        };
+        schedule.tickets.acquire().await.ok()?.forget();
+        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
+        let over =
+            matches!(self.limit, Limit::For(d) if now.saturating_duration_since(started) >= d);
+        if index >= schedule.total || self.is_stopped() || over {
+            return None;
+        }
+        let intended = schedule.due(started, index);
+        Some((
+            intended,
+            now.saturating_duration_since(intended) > LATE_TOLERANCE,
+        ))
+    }
+
+    /// Counts a finished request; stops the phase when the whole first batch timed out.
     fn finished(&self, outcome: &Outcome) {
         let index = self.done.fetch_add(1, Ordering::Relaxed);
         if index < self.first_batch
@@ -198,106 +183,217 @@ impl Worker {
     }
 }
 
-async fn run(
-    worker: &Arc<Worker>,
-    concurrency: u32,
-    rate: Option<f64>,
-    limit: Limit,
-    started: Instant,
-) -> EndpointMeasurement {
-    let mut tasks = JoinSet::new();
-    for slot in 0..concurrency as usize {
-        let worker = Arc::clone(worker);
-        match rate {
-            None => tasks.spawn(closed_worker(worker, slot, limit)),
-            Some(rate) => tasks.spawn(open_worker(worker, slot, limit, started, rate)),
+/// Sends the warm-up, then the measured load, to one endpoint. Fails only when the load
+/// cannot start (an unusable URL, no thread or runtime to run on).
+pub async fn measure_endpoint(
+    url: &Url,
+    endpoint: &EndpointPlan,
+    load: &LoadSettings,
+    show_progress: bool,
+) -> anyhow::Result<EndpointMeasurement> {
+    let destination = Destination::new(url, load.timeout())?;
+    let concurrency = load.concurrency.max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(concurrency as usize);
+    let warmup = Arc::new(Phase::new(
+        endpoint,
+        Limit::Requests(load.warmup),
+        concurrency,
+    ));
+    let mut measured = Phase::new(
+        endpoint,
+        match (load.requests, load.duration_ms) {
+            (Some(n), _) => Limit::Requests(n),
+            (None, Some(ms)) => Limit::For(Duration::from_millis(ms)),
+            (None, None) => Limit::Requests(0),
+        },
+        concurrency,
+    );
+    if let Some(rate) = load.rate {
+        let total = match measured.limit {
+            Limit::Requests(n) => n,
+            Limit::For(d) => (d.as_secs_f64() * rate).ceil() as u64,
         };
+        measured.schedule = Some(Arc::new(Schedule::new(rate, total)));
     }
+    let measured = Arc::new(measured);
+    // Every load thread and the pacer pass this gate together once the warm-up is over.
+    let gate = Arc::new(Barrier::new(
+        threads + usize::from(measured.schedule.is_some()),
+    ));
+    if let Some(schedule) = &measured.schedule {
+        pacer::spawn(
+            Arc::clone(schedule),
+            Arc::clone(&measured.started),
+            Arc::clone(&gate),
+            concurrency as usize,
+            Arc::clone(&measured.stopped),
+        )
+        .context("starting the load generator's pacer thread")?;
+    }
+    let mut results = Vec::new();
+    for thread in 0..threads {
+        // Connections are dealt round-robin: thread t drives t, t + threads, ...
+        let connections = (thread..concurrency as usize).step_by(threads).count();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (destination, warmup, measured, gate) = (
+            destination.clone(),
+            Arc::clone(&warmup),
+            Arc::clone(&measured),
+            Arc::clone(&gate),
+        );
+        std::thread::Builder::new()
+            .name(format!("load-{thread}"))
+            .spawn(move || {
+                let result = load_thread(&destination, connections, &warmup, &measured, &gate);
+                let _ = tx.send(result);
+            })
+            .context("starting a load generator thread")?;
+        results.push(rx);
+    }
+    let bar = show_progress.then(|| progress_bar(&endpoint.name, load));
+    let ticker = bar.clone().map(|bar| {
+        let measured = Arc::clone(&measured);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(100));
+            loop {
+                tick.tick().await;
+                bar.set_position(measured.done.load(Ordering::Relaxed));
+            }
+        })
+    });
+    let mut warm = EndpointMeasurement::default();
+    let mut total = EndpointMeasurement::default();
+    let mut ended = None::<Instant>;
+    let mut failure = None;
+    for rx in results {
+        // A thread only drops its result on a bug; its counts are lost, the others still stand.
+        match rx.await {
+            Ok(Ok(part)) => {
+                warm.merge(&part.warmup);
+                total.merge(&part.measured);
+                ended = ended.max(Some(part.ended));
+            }
+            Ok(Err(error)) => failure = Some(error),
+            Err(_) => {}
+        }
+    }
+    if let Some(ticker) = ticker {
+        ticker.abort();
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    if warmup.is_stopped() {
+        // Nothing answers: the warm-up's timeouts are the whole measurement.
+        warm.elapsed = warmup
+            .started
+            .get()
+            .zip(ended)
+            .map_or(Duration::ZERO, |(s, e)| e.saturating_duration_since(*s));
+        warm.first_batch_timed_out = true;
+        return Ok(warm);
+    }
+    let started = measured.started.get().copied();
+    total.elapsed = started
+        .zip(ended)
+        .map_or(Duration::ZERO, |(s, e)| e.saturating_duration_since(s));
+    total.first_batch_timed_out = measured.is_stopped();
+    if let Some(schedule) = &measured.schedule {
+        total.scheduled = schedule.total;
+        total.late += schedule.total.saturating_sub(total.sent());
+    }
+    Ok(total)
+}
+
+/// What one load thread counted.
+struct ThreadTally {
+    warmup: EndpointMeasurement,
+    measured: EndpointMeasurement,
+    ended: Instant,
+}
+
+/// One load thread: its own single-threaded runtime, `connections` connections, the warm-up,
+/// the start gate, the measured part. Always passes the gate, even when it cannot run, so the
+/// other threads are never left waiting.
+fn load_thread(
+    destination: &Destination,
+    connections: usize,
+    warmup: &Arc<Phase>,
+    measured: &Arc<Phase>,
+    gate: &Barrier,
+) -> anyhow::Result<ThreadTally> {
+    let prepared = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting a load generator runtime")
+        .and_then(|runtime| {
+            let connections = (0..connections)
+                .map(|_| destination.connection())
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok((runtime, connections))
+        });
+    let (runtime, connections) = match prepared {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            measured.stopped.store(true, Ordering::Relaxed);
+            gate.wait();
+            return Err(error);
+        }
+    };
+    let (connections, warm) = runtime.block_on(run_phase(connections, warmup));
+    if warmup.is_stopped() {
+        measured.stopped.store(true, Ordering::Relaxed);
+    }
+    gate.wait();
+    let (_, tally) = runtime.block_on(run_phase(connections, measured));
+    Ok(ThreadTally {
+        warmup: warm,
+        measured: tally,
+        ended: Instant::now(),
+    })
+}
+
+/// Runs every connection through one phase; hands the connections back for the next.
+async fn run_phase(
+    connections: Vec<Connection>,
+    phase: &Arc<Phase>,
+) -> (Vec<Connection>, EndpointMeasurement) {
+    let mut tasks = JoinSet::new();
+    for mut connection in connections {
+        let phase = Arc::clone(phase);
+        tasks.spawn(async move {
+            let tally = drive(&mut connection, &phase).await;
+            (connection, tally)
+        });
+    }
+    let mut kept = Vec::new();
     let mut total = EndpointMeasurement::default();
     while let Some(joined) = tasks.join_next().await {
-        // A worker only panics on a bug; its counts are lost, the others still stand.
-        if let Ok(part) = joined {
-            total.merge(&part);
+        if let Ok((connection, tally)) = joined {
+            total.merge(&tally);
+            kept.push(connection);
         }
     }
-    total
+    (kept, total)
 }
 
-async fn closed_worker(worker: Arc<Worker>, slot: usize, limit: Limit) -> EndpointMeasurement {
-    let client = &worker.clients[slot % worker.clients.len()];
+/// One connection's loop: claim a request, send it, count it.
+async fn drive(connection: &mut Connection, phase: &Phase) -> EndpointMeasurement {
     let mut tally = EndpointMeasurement::default();
-    loop {
-        let go = match limit {
-            Limit::Requests(n) => worker.next.fetch_add(1, Ordering::Relaxed) < n,
-            Limit::Until(deadline) => Instant::now() < deadline,
-        };
-        if !go || worker.is_stopped() {
-            break;
-        }
-        let sent = Instant::now();
-        let outcome = send(client, &worker.url).await;
-        worker.finished(&outcome);
-        tally.record(outcome, sent.elapsed(), &worker.endpoint);
-    }
-    tally
-}
-
-async fn open_worker(
-    worker: Arc<Worker>,
-    slot: usize,
-    limit: Limit,
-    started: Instant,
-    rate: f64,
-) -> EndpointMeasurement {
-    let client = &worker.clients[slot % worker.clients.len()];
-    let mut tally = EndpointMeasurement::default();
-    loop {
-        let index = worker.next.fetch_add(1, Ordering::Relaxed);
-        let intended = started + Duration::from_secs_f64(index as f64 / rate);
-        let go = match limit {
-            Limit::Requests(n) => index < n,
-            Limit::Until(deadline) => intended < deadline,
-        };
-        if !go || worker.is_stopped() {
-            break;
-        }
-        let now = Instant::now();
-        if intended > now {
-            tokio::time::sleep_until(intended.into()).await;
-        } else if now - intended > LATE_TOLERANCE {
+    while let Some((counted_from, late)) = phase.claim().await {
+        if late {
             tally.late += 1;
         }
-        let outcome = send(client, &worker.url).await;
-        worker.finished(&outcome);
-        tally.record(outcome, intended.elapsed(), &worker.endpoint);
+        let outcome = connection.send().await;
+        phase.finished(&outcome);
+        tally.record(outcome, counted_from.elapsed(), &phase.endpoint);
     }
     tally
-}
-
-/// One GET, body read to the end (latency includes the whole answer; the connection is reused).
-async fn send(client: &Client, url: &Url) -> Outcome {
-    let mut response = match client.get(url.clone()).send().await {
-        Ok(response) => response,
-        Err(error) => return classify(&error),
-    };
-    let status = response.status().as_u16();
-    loop {
-        match response.chunk().await {
-            Ok(Some(_)) => {}
-            Ok(None) => return Outcome::Status(status),
-            Err(error) => return classify(&error),
-        }
-    }
-}
-
-fn classify(error: &reqwest::Error) -> Outcome {
-    if error.is_timeout() {
-        Outcome::Timeout
-    } else if error.is_connect() {
-        Outcome::Connect
-    } else {
-        Outcome::Transport
-    }
 }
 
 fn progress_bar(name: &str, load: &LoadSettings) -> ProgressBar {

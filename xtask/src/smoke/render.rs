@@ -67,16 +67,21 @@ pub fn human(report: &SmokeReport) -> String {
                 latency_cells(&e.success_latency)
             );
         }
-        for e in bench
-            .endpoints
-            .iter()
-            .filter(|e| e.errors.total() > 0 || e.late > 0)
-        {
-            let _ = write!(out, "  errors {}: {}", e.name, e.errors.describe());
-            if e.late > 0 {
-                let _ = write!(out, "; {} sent late (every slot busy)", e.late);
+        for e in bench.endpoints.iter().filter(|e| e.errors.total() > 0) {
+            let _ = writeln!(out, "  errors {}: {}", e.name, e.errors.describe());
+        }
+        if let Some(rate) = bench.load.rate {
+            for e in &bench.endpoints {
+                let _ = writeln!(
+                    out,
+                    "  rate {}: achieved {} of {} req/s; {} of {} scheduled sent late or not at all",
+                    e.name,
+                    fmt_num(e.throughput_rps),
+                    fmt_num(rate),
+                    e.late,
+                    e.scheduled
+                );
             }
-            out.push('\n');
         }
         let _ = writeln!(out, "\nThresholds");
         for e in &bench.endpoints {

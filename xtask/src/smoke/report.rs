@@ -107,6 +107,22 @@ impl SmokeReport {
     }
 }
 
+impl BenchmarkReport {
+    /// The endpoints where the generator could not keep the open model's rate: more than
+    /// [`super::load::MAX_LATE_SHARE_PCT`] of the schedule late. Their latencies are partly
+    /// the generator's, so the run cannot stand as a measurement.
+    pub fn rate_not_kept(&self) -> Vec<&EndpointReport> {
+        self.endpoints
+            .iter()
+            .filter(|e| {
+                e.thresholds
+                    .iter()
+                    .any(|t| t.metric() == stats::LATE_SENDS && t.verdict() == Verdict::Fail)
+            })
+            .collect()
+    }
+}
+
 /// Phase 2: the load settings used and one result per endpoint.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BenchmarkReport {
@@ -152,9 +168,14 @@ pub struct EndpointReport {
     /// Failed share in percent (0 when nothing was sent; the threshold fails that case).
     pub error_rate_pct: f64,
     /// Open model: requests sent more than [`super::load::LATE_TOLERANCE`] after their
-    /// intended time because every slot was busy (their latency still counts from the intended
-    /// time). Always 0 in the closed model.
+    /// intended time (every connection busy, or the generator itself behind; their latency
+    /// still counts from the intended time), plus those due before the end and never sent.
+    /// Always 0 in the closed model.
     pub late: u64,
+    /// Open model: requests the schedule held (`rate` × duration, or `--requests`); 0 in the
+    /// closed model. `throughput_rps` is the rate achieved.
+    #[serde(default)]
+    pub scheduled: u64,
     /// Measured wall time in milliseconds.
     pub elapsed_ms: f64,
     /// Requests ended (answered or failed) per second of measured time.
@@ -185,6 +206,14 @@ pub fn endpoint_report(
         requests,
         error_rate_limit_pct,
     );
+    let mut thresholds = thresholds;
+    if measurement.scheduled > 0 {
+        thresholds.push(stats::late_sends(
+            plan,
+            measurement.late,
+            measurement.scheduled,
+        ));
+    }
     let verdict = Verdict::combine(thresholds.iter().map(|t| t.verdict()));
     EndpointReport {
         name: plan.name.clone(),
@@ -195,6 +224,7 @@ pub fn endpoint_report(
         errors: measurement.errors.clone(),
         error_rate_pct: stats::error_rate(&measurement.errors, requests).unwrap_or(0.0),
         late: measurement.late,
+        scheduled: measurement.scheduled,
         elapsed_ms: millis(measurement.elapsed),
         throughput_rps: stats::throughput(requests, measurement.elapsed),
         latency,

@@ -307,6 +307,54 @@ pub fn evaluate(
     outcomes
 }
 
+/// The metric name of the open model's late-send limit.
+pub const LATE_SENDS: &str = "late sends";
+
+/// Open model: the share of the schedule sent late (or never), held at or below
+/// [`super::load::MAX_LATE_SHARE_PCT`]. Above it the generator could not keep the rate.
+pub fn late_sends(endpoint: &EndpointPlan, late: u64, scheduled: u64) -> ThresholdOutcome {
+    let limit = super::load::MAX_LATE_SHARE_PCT;
+    let share = if scheduled == 0 {
+        0.0
+    } else {
+        late as f64 * 100.0 / scheduled as f64
+    };
+    let pass = share <= limit;
+    let evidence = format!(
+        "{late} of {scheduled} sent more than {} ms late or not at all ({} % {} {} %){}",
+        super::load::LATE_TOLERANCE.as_millis(),
+        fmt_num(share),
+        if pass { "<=" } else { ">" },
+        fmt_num(limit),
+        if pass {
+            ""
+        } else {
+            ": the generator could not keep the rate"
+        }
+    );
+    let fix = (!pass).then(|| {
+        "lower --rate to what the target sustains, or raise --concurrency when every \
+         connection was busy; the latencies of this run are partly the generator's"
+            .to_string()
+    });
+    ThresholdOutcome {
+        check: CheckResult::observed(
+            LATE_SENDS,
+            format!(
+                "the generator sends the requests to {} on schedule (at most {} % late)",
+                endpoint.path,
+                fmt_num(limit)
+            ),
+            if pass { Verdict::Pass } else { Verdict::Fail },
+            evidence,
+            fix,
+        ),
+        measured: Some(share),
+        limit,
+        unit: "%".into(),
+    }
+}
+
 /// `<label> latency` held strictly below `limit`; nothing measured fails.
 fn latency_limit(
     endpoint: &EndpointPlan,
@@ -518,5 +566,32 @@ mod tests {
                 .any(|o| o.check.summary() == "max 900 ms >= 500 ms"),
             "{held:?}"
         );
+    }
+
+    #[test]
+    fn late_sends_above_the_share_mean_the_rate_was_not_kept() {
+        let endpoint = EndpointPlan {
+            name: "healthz".into(),
+            path: "/api/v1/healthz".into(),
+            expect: vec![],
+            p95_ms: 200.0,
+            p99_ms: None,
+            max_ms: None,
+        };
+        let kept = late_sends(&endpoint, 10, 1000);
+        assert_eq!(kept.verdict(), Verdict::Pass, "{kept:?}");
+        assert!(!kept.check.summary().contains("could not keep"), "{kept:?}");
+        let behind = late_sends(&endpoint, 11, 1000);
+        assert_eq!(behind.verdict(), Verdict::Fail, "{behind:?}");
+        assert_eq!(behind.metric(), LATE_SENDS);
+        assert!(
+            behind
+                .check
+                .summary()
+                .contains("the generator could not keep the rate"),
+            "{behind:?}"
+        );
+        assert!(behind.check.fix.is_some());
+        assert_eq!(late_sends(&endpoint, 0, 0).verdict(), Verdict::Pass);
     }
 }

@@ -266,6 +266,7 @@ pub fn endpoint(
         errors: ErrorCounts::default(),
         error_rate_pct: error_rate,
         late: 0,
+        scheduled: 0,
         elapsed_ms: 2000.0,
         throughput_rps: 200.0,
         latency: latency(p95 / 3.0, p95),

@@ -1,0 +1,510 @@
+//! The comparisons `cargo xtask bench` runs: which clients, with which exact commands, and
+//! which same-round ratios each one reports.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::client::{self, ClientRun};
+use super::machine::Tools;
+use super::results::{Comparison, Contestant, Metric, RatioSpec};
+
+/// The comparisons `--only` accepts.
+pub const NAMES: [&str; 4] = ["healthz", "open", "service", "prereserve"];
+
+/// Connections of the closed-model and service comparisons.
+pub const CONNECTIONS: u32 = 50;
+/// The open model's low rate, where the generator's own pacing would show in the p50.
+pub const LOW_RATE: f64 = 500.0;
+/// Clients of the pre-reserve comparison (the pgbench ceiling and wrk against the service).
+pub const PRERESERVE_CLIENTS: u32 = 32;
+
+/// The targets the comparisons load.
+#[derive(Debug, Clone)]
+pub struct Targets {
+    /// `cabanas serve`, e.g. `http://127.0.0.1:40123`.
+    pub service: String,
+    /// The bare `hello` example, when it was built.
+    pub hello: Option<String>,
+    /// The PostgreSQL URL the service uses (with `--postgres`).
+    pub database: Option<String>,
+}
+
+/// What one comparison needs to run its clients.
+#[derive(Debug, Clone)]
+pub struct Inputs<'a> {
+    /// The release `xtask` binary (smoke).
+    pub xtask: PathBuf,
+    /// The peer tools.
+    pub tools: &'a Tools,
+    /// The repository root (for `docs/bench/*`).
+    pub root: &'a Path,
+    /// Each client run's length.
+    pub duration: Duration,
+    /// The open model's high rate.
+    pub high_rate: f64,
+    /// Why the bare server is absent, when it is.
+    pub hello_missing: Option<String>,
+}
+
+/// A comparison with how to run each of its clients.
+pub struct Planned {
+    /// The result, filled round by round.
+    pub comparison: Comparison,
+    /// One entry per contestant, same order.
+    pub commands: Vec<Option<ClientCommand>>,
+}
+
+/// How to run one client.
+pub struct ClientCommand {
+    /// The executable.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Extra environment.
+    pub env: Vec<(&'static str, String)>,
+    /// Reads its figures from stdout.
+    pub parse: fn(&str) -> anyhow::Result<ClientRun>,
+    /// Empty the booking tables first (pre-reserve runs).
+    pub reset_bookings: bool,
+}
+
+impl ClientCommand {
+    fn shown(&self) -> String {
+        let env: Vec<String> = self
+            .env
+            .iter()
+            .map(|(key, value)| format!("{key}={value} "))
+            .collect();
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        let program = self.program.file_name().map_or_else(
+            || self.program.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        let program = if program == "xtask" {
+            "target/release/xtask".to_string()
+        } else {
+            program
+        };
+        format!("{}{program} {}", env.concat(), args.join(" "))
+    }
+}
+
+fn words(text: &str) -> Vec<OsString> {
+    text.split_whitespace().map(OsString::from).collect()
+}
+
+fn secs(duration: Duration) -> u64 {
+    duration.as_secs_f64().ceil().max(1.0) as u64
+}
+
+/// One contestant: its row and its command, or the reason it cannot run.
+fn entry(
+    label: &str,
+    tool: &Result<PathBuf, String>,
+    build: impl FnOnce(PathBuf) -> ClientCommand,
+) -> (Contestant, Option<ClientCommand>) {
+    match tool {
+        Ok(path) => {
+            let command = build(path.clone());
+            (
+                Contestant {
+                    label: label.into(),
+                    command: command.shown(),
+                    missing: None,
+                    runs: Vec::new(),
+                },
+                Some(command),
+            )
+        }
+        Err(missing) => (
+            Contestant {
+                label: label.into(),
+                command: String::new(),
+                missing: Some(missing.clone()),
+                runs: Vec::new(),
+            },
+            None,
+        ),
+    }
+}
+
+fn smoke(xtask: &Path, url: &str, extra: &str, d: Duration) -> ClientCommand {
+    let mut args = words(&format!(
+        "smoke --url {url} --skip-checks --endpoint /api/v1/healthz --concurrency {CONNECTIONS} --duration {}s",
+        secs(d)
+    ));
+    args.extend(words(extra));
+    args.push("--json".into());
+    ClientCommand {
+        program: xtask.to_path_buf(),
+        args,
+        env: Vec::new(),
+        parse: client::parse_smoke,
+        reset_bookings: false,
+    }
+}
+
+fn oha(program: PathBuf, url: &str, extra: &str, d: Duration) -> ClientCommand {
+    let mut args = words(&format!(
+        "-z {}s -c {CONNECTIONS} --no-tui --output-format json",
+        secs(d)
+    ));
+    args.extend(words(extra));
+    args.push(format!("{url}/api/v1/healthz").into());
+    ClientCommand {
+        program,
+        args,
+        env: Vec::new(),
+        parse: client::parse_oha,
+        reset_bookings: false,
+    }
+}
+
+fn wrk(program: PathBuf, url: &str, connections: u32, d: Duration) -> ClientCommand {
+    ClientCommand {
+        program,
+        args: words(&format!(
+            "-t2 -c{connections} -d{}s --latency {url}",
+            secs(d)
+        )),
+        env: Vec::new(),
+        parse: client::parse_wrk,
+        reset_bookings: false,
+    }
+}
+
+/// The comparisons named in `only` (all when empty) that can run with these targets.
+pub fn comparisons(only: &[String], targets: &Targets, inputs: &Inputs) -> Vec<Planned> {
+    let wanted = |name: &str| only.is_empty() || only.iter().any(|o| o == name);
+    let mut planned = Vec::new();
+    let (d, url, tools) = (inputs.duration, targets.service.as_str(), inputs.tools);
+    let ours = Ok(inputs.xtask.clone());
+    if wanted("healthz") {
+        let rows = vec![
+            entry("xtask smoke", &ours, |p| smoke(&p, url, "", d)),
+            entry("oha", &tools.oha, |p| oha(p, url, "", d)),
+            entry("wrk", &tools.wrk, |p| {
+                wrk(p, &format!("{url}/api/v1/healthz"), CONNECTIONS, d)
+            }),
+        ];
+        planned.push(plan(
+            "healthz",
+            "Closed model: 50 connections on healthz",
+            "Each client keeps 50 connections busy against `cabanas serve`'s healthz. On a \
+             machine with few cores the client shares the CPU with the service, so a leaner \
+             client leaves more for the service.",
+            rows,
+            vec![
+                ratio("smoke / oha", 0, 1, Metric::Rps),
+                ratio("smoke / wrk", 0, 2, Metric::Rps),
+                ratio("smoke / oha", 0, 1, Metric::CpuPer100k),
+                ratio("smoke / wrk", 0, 2, Metric::CpuPer100k),
+            ],
+        ));
+    }
+    if wanted("open") {
+        let (low, high) = (LOW_RATE, inputs.high_rate);
+        let rows = vec![
+            entry(&format!("xtask smoke, {low} req/s"), &ours, |p| {
+                smoke(&p, url, &format!("--rate {low}"), d)
+            }),
+            entry(&format!("oha, {low} req/s"), &tools.oha, |p| {
+                oha(p, url, &format!("-q {low} --latency-correction"), d)
+            }),
+            entry(&format!("xtask smoke, {high} req/s"), &ours, |p| {
+                smoke(&p, url, &format!("--rate {high}"), d)
+            }),
+            entry(&format!("oha, {high} req/s"), &tools.oha, |p| {
+                oha(p, url, &format!("-q {high} --latency-correction"), d)
+            }),
+        ];
+        let mut added = ratio("smoke - oha at the low rate", 0, 1, Metric::P50);
+        added.difference = true;
+        planned.push(plan(
+            "open",
+            "Open model: healthz at a fixed rate",
+            "Requests are due at fixed times and latency counts from the intended time, so a \
+             generator that sends late inflates every figure. At the low rate the p50 shows the \
+             pacing's own delay; at the high rate, late sends and the achieved rate show whether \
+             the generator kept up (smoke exits 2 when more than 1 % is late).",
+            rows,
+            vec![
+                added,
+                ratio("smoke / oha at the high rate", 2, 3, Metric::Rps),
+            ],
+        ));
+    }
+    if wanted("service") {
+        let hello = match (&targets.hello, &inputs.hello_missing) {
+            (Some(hello), _) => tools.wrk.clone().map(|p| (p, hello.clone())),
+            (None, missing) => Err(missing.clone().unwrap_or_else(|| "not built".into())),
+        };
+        let rows = vec![
+            entry("cabanas healthz", &tools.wrk, |p| {
+                wrk(p, &format!("{url}/api/v1/healthz"), CONNECTIONS, d)
+            }),
+            entry(
+                "bare axum hello healthz",
+                &hello.as_ref().map(|(p, _)| p.clone()).map_err(Clone::clone),
+                |p| {
+                    let base = hello.as_ref().map(|(_, u)| u.as_str()).unwrap_or_default();
+                    wrk(p, &format!("{base}/api/v1/healthz"), CONNECTIONS, d)
+                },
+            ),
+            entry("cabanas readyz", &tools.wrk, |p| {
+                wrk(p, &format!("{url}/api/v1/readyz"), CONNECTIONS, d)
+            }),
+            entry("cabanas accommodations", &tools.wrk, |p| {
+                wrk(
+                    p,
+                    &format!("{url}/api/v1/reservations/accommodations"),
+                    CONNECTIONS,
+                    d,
+                )
+            }),
+        ];
+        planned.push(plan(
+            "service",
+            "The service: routes against a bare server (wrk, 50 connections)",
+            "`target/release/examples/hello` is a bare axum server built with the same crates: \
+             healthz / bare is what the middleware stack and the handler cost. readyz and the \
+             accommodations list are compared with healthz.",
+            rows,
+            vec![
+                ratio("healthz / bare", 0, 1, Metric::Rps),
+                ratio("readyz / healthz", 2, 0, Metric::Rps),
+                ratio("accommodations / healthz", 3, 0, Metric::Rps),
+            ],
+        ));
+    }
+    if wanted("prereserve")
+        && let Some(database) = &targets.database
+    {
+        planned.push(prereserve(url, database, inputs));
+    }
+    for p in &mut planned {
+        for k in &mut p.comparison.contestants {
+            k.command = placeholders(&k.command, targets, inputs.root);
+        }
+    }
+    planned
+}
+
+/// A command as the docs show it: the run's ports and paths replaced by names a reader sets.
+fn placeholders(command: &str, targets: &Targets, root: &Path) -> String {
+    let mut shown = command.replace(&format!("{}/", root.display()), "");
+    if let Some(database) = &targets.database {
+        shown = shown.replace(database.as_str(), "$DATABASE_URL");
+    }
+    if let Some(hello) = &targets.hello {
+        shown = shown.replace(hello.as_str(), "$HELLO");
+    }
+    shown.replace(targets.service.as_str(), "$SERVICE")
+}
+
+fn prereserve(url: &str, database: &str, inputs: &Inputs) -> Planned {
+    let (d, tools) = (inputs.duration, inputs.tools);
+    let script = |name: &str| inputs.root.join("docs/bench").join(name);
+    let mut rows = Vec::new();
+    for cabins in [3, 30] {
+        rows.push(entry(
+            &format!("pgbench ceiling, {cabins} cabins"),
+            &tools.pgbench,
+            |program| ClientCommand {
+                program,
+                args: [
+                    words(&format!(
+                        "-n -c {PRERESERVE_CLIENTS} -j 2 -T {} -D cabins={cabins} -f",
+                        secs(d)
+                    )),
+                    vec![script("prereserve.pgbench").into(), database.into()],
+                ]
+                .concat(),
+                env: Vec::new(),
+                parse: client::parse_pgbench,
+                reset_bookings: true,
+            },
+        ));
+        rows.push(entry(
+            &format!("service pre-reserve, {cabins} cabins"),
+            &tools.wrk,
+            |program| ClientCommand {
+                program,
+                args: [
+                    words(&format!(
+                        "-t2 -c{PRERESERVE_CLIENTS} -d{}s --latency -s",
+                        secs(d)
+                    )),
+                    vec![script("prereserve.lua").into(), url.into()],
+                ]
+                .concat(),
+                env: vec![("CABINS", cabins.to_string())],
+                parse: client::parse_wrk,
+                reset_bookings: true,
+            },
+        ));
+    }
+    plan(
+        "prereserve",
+        "Pre-reserve on PostgreSQL (fsync on) against the pgbench ceiling",
+        "pgbench runs the statements the service runs per booking (docs/bench/prereserve.pgbench) \
+         straight against the database with 32 clients; wrk books through the service with 32 \
+         connections (docs/bench/prereserve.lua). The booking tables are emptied before each run.",
+        rows,
+        vec![
+            ratio("service / pgbench, 3 cabins", 1, 0, Metric::Rps),
+            ratio("service / pgbench, 30 cabins", 3, 2, Metric::Rps),
+        ],
+    )
+}
+
+fn ratio(label: &str, numerator: usize, denominator: usize, metric: Metric) -> RatioSpec {
+    RatioSpec {
+        label: label.into(),
+        numerator,
+        denominator,
+        metric,
+        difference: false,
+    }
+}
+
+fn plan(
+    id: &str,
+    title: &str,
+    about: &str,
+    rows: Vec<(Contestant, Option<ClientCommand>)>,
+    ratios: Vec<RatioSpec>,
+) -> Planned {
+    let (contestants, commands) = rows.into_iter().unzip();
+    Planned {
+        comparison: Comparison {
+            id: id.into(),
+            title: title.into(),
+            about: about.into(),
+            contestants,
+            ratios,
+        },
+        commands,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools(oha: Result<PathBuf, String>) -> Tools {
+        Tools {
+            oha,
+            wrk: Ok("/usr/bin/wrk".into()),
+            pgbench: Err("pgbench not installed: `apt-get install postgresql-client`".into()),
+            psql: Err("psql not installed".into()),
+        }
+    }
+
+    fn inputs<'a>(tools: &'a Tools, root: &'a Path) -> Inputs<'a> {
+        Inputs {
+            xtask: root.join("target/release/xtask"),
+            tools,
+            root,
+            duration: Duration::from_millis(2500),
+            high_rate: 15_000.0,
+            hello_missing: Some("backend/examples/hello.rs is missing".into()),
+        }
+    }
+
+    fn targets() -> Targets {
+        Targets {
+            service: "http://127.0.0.1:40123".into(),
+            hello: None,
+            database: None,
+        }
+    }
+
+    #[test]
+    fn a_missing_peer_is_named_with_its_install_command_and_not_run() {
+        let missing = "oha not installed: `cargo install oha --locked`".to_string();
+        let tools = tools(Err(missing.clone()));
+        let root = Path::new("/repo");
+        let planned = comparisons(&["healthz".into()], &targets(), &inputs(&tools, root));
+        assert_eq!(planned.len(), 1);
+        let healthz = &planned[0];
+        let labels: Vec<&str> = healthz
+            .comparison
+            .contestants
+            .iter()
+            .map(|c| c.label.as_str())
+            .collect();
+        assert_eq!(labels, ["xtask smoke", "oha", "wrk"]);
+        assert_eq!(healthz.comparison.contestants[1].missing, Some(missing));
+        assert!(healthz.commands[1].is_none());
+        assert!(healthz.commands[0].is_some() && healthz.commands[2].is_some());
+    }
+
+    #[test]
+    fn commands_are_shown_with_placeholders_and_whole_seconds() {
+        let tools = tools(Ok("/root/.cargo/bin/oha".into()));
+        let root = Path::new("/repo");
+        let planned = comparisons(&[], &targets(), &inputs(&tools, root));
+        let ids: Vec<&str> = planned.iter().map(|p| p.comparison.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            ["healthz", "open", "service"],
+            "prereserve needs --postgres"
+        );
+        let shown: Vec<&str> = planned[0]
+            .comparison
+            .contestants
+            .iter()
+            .map(|c| c.command.as_str())
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "target/release/xtask smoke --url $SERVICE --skip-checks --endpoint /api/v1/healthz --concurrency 50 --duration 3s --json",
+                "oha -z 3s -c 50 --no-tui --output-format json $SERVICE/api/v1/healthz",
+                "wrk -t2 -c50 -d3s --latency $SERVICE/api/v1/healthz",
+            ]
+        );
+        let service = &planned[2].comparison;
+        assert_eq!(
+            service.contestants[1].missing.as_deref(),
+            Some("backend/examples/hello.rs is missing")
+        );
+    }
+
+    #[test]
+    fn prereserve_runs_the_contract_commands_and_empties_the_tables_first() {
+        let mut tools = tools(Ok("/root/.cargo/bin/oha".into()));
+        tools.pgbench = Ok("/usr/bin/pgbench".into());
+        let root = Path::new("/repo");
+        let targets = Targets {
+            database: Some("postgres://postgres@127.0.0.1:5999/postgres".into()),
+            ..targets()
+        };
+        let planned = comparisons(&["prereserve".into()], &targets, &inputs(&tools, root));
+        let shown: Vec<&str> = planned[0]
+            .comparison
+            .contestants
+            .iter()
+            .map(|c| c.command.as_str())
+            .collect();
+        assert_eq!(
+            shown[..2],
+            [
+                "pgbench -n -c 32 -j 2 -T 3 -D cabins=3 -f docs/bench/prereserve.pgbench $DATABASE_URL",
+                "CABINS=3 wrk -t2 -c32 -d3s --latency -s docs/bench/prereserve.lua $SERVICE",
+            ]
+        );
+        assert!(
+            planned[0]
+                .commands
+                .iter()
+                .all(|c| c.as_ref().is_some_and(|c| c.reset_bookings))
+        );
+    }
+}

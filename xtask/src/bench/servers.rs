@@ -1,0 +1,282 @@
+//! What the benchmark loads: the release build, `cabanas serve` (SQLite, or PostgreSQL with
+//! fsync on), the bare `hello` example, and the pre-reserve database setup.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use rand::Rng;
+use rand::distr::Alphanumeric;
+use xshell::{Shell, cmd};
+
+use super::machine::Tools;
+use super::plan::Targets;
+use crate::interrupt::{self, CleanupGuard};
+use crate::local_service::{LocalService, ServiceSettings};
+use crate::pgcluster::{Durability, PgBinaries, PgCluster};
+use crate::repo::Repo;
+
+/// The bare server's source; the service comparison names it when it is absent.
+const HELLO_SOURCE: &str = "backend/examples/hello.rs";
+
+/// The release binaries the benchmark runs.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// `target/release/cabanas`.
+    pub cabanas: PathBuf,
+    /// `target/release/examples/hello`.
+    pub hello: PathBuf,
+    /// `target/release/xtask`.
+    pub xtask: PathBuf,
+    /// Whether `backend/examples/hello.rs` exists (else the bare server is left out).
+    pub hello_source_exists: bool,
+}
+
+impl Binaries {
+    /// Where cargo puts the release binaries (`$CARGO_TARGET_DIR` respected).
+    pub fn locate(repo: &Repo) -> Binaries {
+        let target = std::env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .map(|dir| {
+                if dir.is_absolute() {
+                    dir
+                } else {
+                    repo.path(dir)
+                }
+            })
+            .unwrap_or_else(|| repo.path("target"))
+            .join("release");
+        Binaries {
+            cabanas: target.join("cabanas"),
+            hello: target.join("examples").join("hello"),
+            xtask: target.join("xtask"),
+            hello_source_exists: repo.path(HELLO_SOURCE).is_file(),
+        }
+    }
+
+    /// Fails, naming the build command, when a binary the benchmark needs is missing.
+    pub fn check(&self) -> anyhow::Result<()> {
+        for binary in [&self.cabanas, &self.xtask] {
+            if !binary.is_file() {
+                bail!(
+                    "{} is missing: build it with `cargo build --release -p backend -p xtask \
+                     --bin cabanas --bin xtask` (or run without --no-build)",
+                    binary.display()
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `cargo build --release -p backend -p xtask --bin cabanas --bin xtask --example hello`
+/// (target flags apply to every package named, so each binary is named).
+pub fn build(repo: &Repo, with_hello: bool) -> anyhow::Result<()> {
+    let sh = Shell::new()?;
+    let hello: &[&str] = if with_hello {
+        &["--example", "hello"]
+    } else {
+        &[]
+    };
+    crate::repo::nested_cargo(&sh, repo)
+        .args(["build", "--release", "-p", "backend", "-p", "xtask"])
+        .args(["--bin", "cabanas", "--bin", "xtask"])
+        .args(hello)
+        .run()
+        .context(
+            "building the release binaries \
+             (cargo build --release -p backend -p xtask --bin cabanas --bin xtask --example hello)",
+        )
+}
+
+/// The running targets; dropping it stops the service, the bare server and the database.
+pub struct Running {
+    /// Where each target listens.
+    pub targets: Targets,
+    /// Why the bare server is not running, when it is not.
+    pub hello_missing: Option<String>,
+    psql: Option<PathBuf>,
+    // Dropped in field order: servers first, then the database they use.
+    _hello: Option<BareServer>,
+    _service: LocalService,
+    _cluster: Option<PgCluster>,
+}
+
+impl Running {
+    /// Empties the tables pre-reserve fills (named in docs/bench/prereserve-setup.sql), so
+    /// every run starts from the same state.
+    pub fn reset_bookings(&self) -> anyhow::Result<()> {
+        let (Some(psql), Some(url)) = (&self.psql, &self.targets.database) else {
+            return Ok(());
+        };
+        let sh = Shell::new()?;
+        cmd!(
+            sh,
+            "{psql} -q -v ON_ERROR_STOP=1 -c 'TRUNCATE reservations, idempotency_keys;' {url}"
+        )
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .context("emptying the booking tables between pre-reserve runs (psql)")
+    }
+}
+
+/// Starts the database (with `postgres`), the service and the bare server.
+pub fn start(
+    repo: &Repo,
+    binaries: &Binaries,
+    tools: &Tools,
+    postgres: bool,
+    out: &Path,
+) -> anyhow::Result<Running> {
+    let secret: String = rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect();
+    let (cluster, database_url) = if postgres {
+        let pg = PgBinaries::find().context(
+            "--postgres needs the PostgreSQL server binaries (initdb, pg_ctl, postgres): \
+             apt-get install postgresql, or set PG_BIN_DIR",
+        )?;
+        let cluster = PgCluster::start_with(&pg, Durability::On)?;
+        let url = cluster.url().to_string();
+        (Some(cluster), url)
+    } else {
+        let db = out.join("cabanas.db");
+        (None, format!("sqlite:{}?mode=rwc", db.display()))
+    };
+    let settings = ServiceSettings {
+        binary: binaries.cabanas.clone(),
+        database_url: database_url.clone(),
+        jwt_secret: secret,
+        admin_email: "bench@example.com".into(),
+        log_file: out.join("service.log"),
+    };
+    let psql = if postgres {
+        let psql = tools.psql.clone().map_err(anyhow::Error::msg)?;
+        prepare_prereserve(repo, &settings, &psql)?;
+        Some(psql)
+    } else {
+        None
+    };
+    let service = LocalService::start_with_env(
+        &settings,
+        &[
+            ("RUST_LOG", "warn"),
+            // The per-client limiter would answer 429 to every load client.
+            ("RATE_LIMIT_PER_MINUTE", "0"),
+            // Enough nights that non-conflicting bookings never run out.
+            ("BOOKING_HORIZON_DAYS", "36500"),
+        ],
+        Duration::from_secs(60),
+    )?;
+    let (hello, hello_missing) = if !binaries.hello_source_exists {
+        (None, Some(format!("{HELLO_SOURCE} is missing")))
+    } else if !binaries.hello.is_file() {
+        (
+            None,
+            Some(format!(
+                "{} is not built: `cargo build --release -p backend --example hello`",
+                binaries.hello.display()
+            )),
+        )
+    } else {
+        (Some(BareServer::start(&binaries.hello, out)?), None)
+    };
+    Ok(Running {
+        targets: Targets {
+            service: service.url().to_string(),
+            hello: hello.as_ref().map(|h| h.url.clone()),
+            database: postgres.then_some(database_url),
+        },
+        hello_missing,
+        psql,
+        _hello: hello,
+        _service: service,
+        _cluster: cluster,
+    })
+}
+
+/// Migrates, seeds and runs docs/bench/prereserve-setup.sql before the service starts, so
+/// the service sees accommodations 1..30 from its first request.
+fn prepare_prereserve(repo: &Repo, settings: &ServiceSettings, psql: &Path) -> anyhow::Result<()> {
+    let sh = Shell::new()?;
+    let binary = &settings.binary;
+    for step in ["migrate", "seed-demo"] {
+        cmd!(sh, "{binary} {step}")
+            .env("DATABASE_URL", &settings.database_url)
+            .env("JWT_SECRET", &settings.jwt_secret)
+            .env("ADMIN_ALLOWED_EMAILS", &settings.admin_email)
+            .env("RUST_LOG", "warn")
+            .quiet()
+            .ignore_stdout()
+            .run()
+            .with_context(|| format!("`{} {step}` failed", binary.display()))?;
+    }
+    let setup = repo.path("docs/bench/prereserve-setup.sql");
+    if !setup.is_file() {
+        bail!(
+            "{} is missing: the pre-reserve comparison needs it",
+            setup.display()
+        );
+    }
+    let url = &settings.database_url;
+    cmd!(sh, "{psql} -q -v ON_ERROR_STOP=1 -f {setup} {url}")
+        .quiet()
+        .ignore_stdout()
+        .run()
+        .with_context(|| format!("running {} (psql)", setup.display()))
+}
+
+/// The bare `hello` example on a free loopback port.
+struct BareServer {
+    child: Child,
+    url: String,
+    _interrupt: CleanupGuard,
+}
+
+impl BareServer {
+    fn start(binary: &Path, out: &Path) -> anyhow::Result<BareServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .context("finding a free port")?
+            .port();
+        let log = std::fs::File::create(out.join("hello.log"))
+            .with_context(|| format!("creating {}", out.join("hello.log").display()))?;
+        let child = Command::new(binary)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting {}", binary.display()))?;
+        let pid = child.id();
+        let server = BareServer {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _interrupt: interrupt::on_interrupt(move || interrupt::terminate(pid)),
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(server);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        bail!(
+            "{} did not listen on 127.0.0.1:{port} within 20 s; its log: {}",
+            binary.display(),
+            out.join("hello.log").display()
+        )
+    }
+}
+
+impl Drop for BareServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
