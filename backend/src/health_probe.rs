@@ -7,7 +7,7 @@
 //! often `healthz` and `readyz` are hit, and a failure still shows within that age.
 
 use std::future::Future;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,7 @@ pub struct ReadinessResult {
 #[derive(Debug)]
 struct Shared<T> {
     max_age: Duration,
-    last: Mutex<Option<(Instant, T)>>,
+    last: RwLock<Option<(Instant, T)>>,
     refresh: tokio::sync::Mutex<()>,
     refreshes: AtomicU64,
 }
@@ -53,7 +53,7 @@ impl<T: Clone> Shared<T> {
     fn new(max_age: Duration) -> Self {
         Self {
             max_age,
-            last: Mutex::new(None),
+            last: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
             refreshes: AtomicU64::new(0),
         }
@@ -72,13 +72,13 @@ impl<T: Clone> Shared<T> {
         }
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         let value = refresh().await;
-        *self.last.lock().unwrap_or_else(|p| p.into_inner()) =
+        *self.last.write().unwrap_or_else(|p| p.into_inner()) =
             Some((Instant::now(), value.clone()));
         value
     }
 
     fn fresh(&self) -> Option<T> {
-        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let last = self.last.read().unwrap_or_else(|p| p.into_inner());
         last.as_ref()
             .filter(|(at, _)| at.elapsed() < self.max_age)
             .map(|(_, value)| value.clone())

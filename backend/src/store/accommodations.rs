@@ -1,7 +1,7 @@
 //! The `accommodations` table.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
@@ -129,7 +129,7 @@ pub async fn seed_demo(db: &Db) -> Result<usize, sqlx::Error> {
 #[derive(Debug)]
 pub struct AccommodationCache {
     max_age: Duration,
-    current: Mutex<Current>,
+    current: RwLock<Current>,
     refresh: tokio::sync::Mutex<()>,
     loads: AtomicU64,
 }
@@ -169,7 +169,7 @@ impl AccommodationCache {
     pub fn new(max_age: Duration) -> Self {
         Self {
             max_age,
-            current: Mutex::new(Current::default()),
+            current: RwLock::new(Current::default()),
             refresh: tokio::sync::Mutex::new(()),
             loads: AtomicU64::new(0),
         }
@@ -198,7 +198,7 @@ impl AccommodationCache {
             return Ok(fresh);
         }
         let (started, generation, snapshot) = self.load(db).await?;
-        let mut current = self.lock();
+        let mut current = self.write();
         if current.generation == generation {
             current.snapshot = Some((started, snapshot.clone()));
         }
@@ -223,13 +223,13 @@ impl AccommodationCache {
 
     /// Forgets the snapshot: the next read queries the database.
     pub fn invalidate(&self) {
-        let mut current = self.lock();
+        let mut current = self.write();
         current.generation += 1;
         current.snapshot = None;
     }
 
     async fn load(&self, db: &Db) -> Result<(Instant, u64, Arc<CatalogSnapshot>), sqlx::Error> {
-        let generation = self.lock().generation;
+        let generation = self.read().generation;
         let started = Instant::now();
         self.loads.fetch_add(1, Ordering::Relaxed);
         let active = list_active(db).await?;
@@ -241,7 +241,7 @@ impl AccommodationCache {
     }
 
     fn fresh(&self) -> Option<Arc<CatalogSnapshot>> {
-        let current = self.lock();
+        let current = self.read();
         current
             .snapshot
             .as_ref()
@@ -249,7 +249,11 @@ impl AccommodationCache {
             .map(|(_, snapshot)| snapshot.clone())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Current> {
-        self.current.lock().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Current> {
+        self.current.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Current> {
+        self.current.write().unwrap_or_else(|p| p.into_inner())
     }
 }
