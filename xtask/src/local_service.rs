@@ -59,18 +59,17 @@ pub fn build_service(repo: &Repo) -> anyhow::Result<PathBuf> {
 
 /// Where cargo puts the debug `cabanas` binary (`$CARGO_TARGET_DIR` respected).
 pub fn service_path(repo: &Repo) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .map(|dir| {
-            if dir.is_absolute() {
-                dir
-            } else {
-                repo.path(dir)
-            }
-        })
-        .unwrap_or_else(|| repo.path("target"))
-        .join("debug")
-        .join("cabanas")
+    target_dir(repo).join("debug").join("cabanas")
+}
+
+/// cargo's target directory: `$CARGO_TARGET_DIR` (relative to the workspace when relative),
+/// else `target/`.
+pub fn target_dir(repo: &Repo) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from) {
+        Some(dir) if dir.is_absolute() => dir,
+        Some(dir) => repo.path(dir),
+        None => repo.path("target"),
+    }
 }
 
 impl LocalService {

@@ -319,7 +319,7 @@ fn prereserve(url: &str, database: &str, inputs: &Inputs) -> Planned {
                 program,
                 args: [
                     words(&format!(
-                        "-n -c {PRERESERVE_CLIENTS} -j 2 -T {} -D cabins={cabins} -f",
+                        "-n -M prepared -c {PRERESERVE_CLIENTS} -j 2 -T {} -D cabins={cabins} -f",
                         secs(d)
                     )),
                     vec![script("prereserve.pgbench").into(), database.into()],
@@ -496,7 +496,7 @@ mod tests {
         assert_eq!(
             shown[..2],
             [
-                "pgbench -n -c 32 -j 2 -T 3 -D cabins=3 -f docs/bench/prereserve.pgbench $DATABASE_URL",
+                "pgbench -n -M prepared -c 32 -j 2 -T 3 -D cabins=3 -f docs/bench/prereserve.pgbench $DATABASE_URL",
                 "CABINS=3 wrk -t2 -c32 -d3s --latency -s docs/bench/prereserve.lua $SERVICE",
             ]
         );

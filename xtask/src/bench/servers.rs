@@ -36,17 +36,7 @@ pub struct Binaries {
 impl Binaries {
     /// Where cargo puts the release binaries (`$CARGO_TARGET_DIR` respected).
     pub fn locate(repo: &Repo) -> Binaries {
-        let target = std::env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .map(|dir| {
-                if dir.is_absolute() {
-                    dir
-                } else {
-                    repo.path(dir)
-                }
-            })
-            .unwrap_or_else(|| repo.path("target"))
-            .join("release");
+        let target = crate::local_service::target_dir(repo).join("release");
         Binaries {
             cabanas: target.join("cabanas"),
             hello: target.join("examples").join("hello"),
