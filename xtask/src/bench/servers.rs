@@ -151,17 +151,20 @@ pub fn start(
     } else {
         None
     };
-    let service = LocalService::start_with_env(
-        &settings,
-        &[
-            ("RUST_LOG", "warn"),
-            // The per-client limiter would answer 429 to every load client.
-            ("RATE_LIMIT_PER_MINUTE", "0"),
-            // Enough nights that non-conflicting bookings never run out.
-            ("BOOKING_HORIZON_DAYS", "36500"),
-        ],
-        Duration::from_secs(60),
-    )?;
+    let clients = super::plan::PRERESERVE_CLIENTS.to_string();
+    let mut env = vec![
+        ("RUST_LOG", "warn"),
+        // The per-client limiter would answer 429 to every load client.
+        ("RATE_LIMIT_PER_MINUTE", "0"),
+        // Enough nights that non-conflicting bookings never run out.
+        ("BOOKING_HORIZON_DAYS", "36500"),
+    ];
+    if postgres {
+        // As many database connections as pgbench's ceiling gets, so the comparison is of
+        // the work per booking and not of the pool size (the default is 10).
+        env.push(("DATABASE_MAX_CONNECTIONS", clients.as_str()));
+    }
+    let service = LocalService::start_with_env(&settings, &env, Duration::from_secs(60))?;
     let (hello, hello_missing) = if !binaries.hello_source_exists {
         (None, Some(format!("{HELLO_SOURCE} is missing")))
     } else if !binaries.hello.is_file() {
