@@ -723,15 +723,7 @@ fn a_record_from_the_future_is_flagged_and_does_not_mask_a_fresh_failure() {
         .unwrap();
     // ... then a failure measured here now.
     save(chrono::Utc::now(), Verdict::Fail, true);
-    let rendered = report::render(
-        &f.repo,
-        &Options {
-            env: Some("local".into()),
-        },
-        chrono::Utc::now(),
-        Some(&head()),
-    )
-    .unwrap();
+    let rendered = f.render_at("local", chrono::Utc::now());
     assert_eq!(
         rendered.context.smoke.provenance.as_ref().unwrap().verdict,
         "FAIL"
@@ -864,15 +856,7 @@ fn a_record_from_before_the_shared_check_layout_is_left_out_and_named() {
     }
     .save(&f.repo)
     .unwrap();
-    let rendered = report::render(
-        &f.repo,
-        &Options {
-            env: Some("local".into()),
-        },
-        chrono::Utc::now(),
-        Some(&head()),
-    )
-    .unwrap();
+    let rendered = f.render_at("local", chrono::Utc::now());
     assert!(rendered.context.smoke.provenance.is_none());
     let warnings = &rendered.context.verdict.warnings;
     assert!(

@@ -111,12 +111,17 @@ impl Fixture {
     }
 
     pub fn render(&self, env: &str) -> report::Rendered {
+        self.render_at(env, now())
+    }
+
+    /// The report as of `at` (records saved with the real clock need the real clock).
+    pub fn render_at(&self, env: &str, at: DateTime<Utc>) -> report::Rendered {
         report::render(
             &self.repo,
             &Options {
                 env: Some(env.to_string()),
             },
-            now(),
+            at,
             Some(&head()),
         )
         .unwrap()
