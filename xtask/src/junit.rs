@@ -7,8 +7,9 @@ use std::path::Path;
 
 use anyhow::Context;
 
+use crate::check::{CheckResult, Evidence};
 use crate::overlap::OverlapReport;
-use crate::predeploy::{CheckResult, PredeployReport};
+use crate::predeploy::PredeployReport;
 use crate::smoke::SmokeReport;
 use crate::verdict::Verdict;
 
@@ -130,11 +131,7 @@ fn check_case(classname: &str, check: &CheckResult) -> Case {
         .evidence
         .iter()
         .filter(|e| e.verdict == check.verdict || check.verdict == Verdict::Pass)
-        .map(|e| match (&e.path, e.line) {
-            (Some(path), Some(line)) => format!("{path}:{line}: {}", e.message),
-            (Some(path), None) => format!("{path}: {}", e.message),
-            _ => e.message.clone(),
-        })
+        .map(Evidence::located)
         .collect();
     if check.verdict != Verdict::Pass
         && let Some(fix) = &check.fix
