@@ -4,8 +4,11 @@
 //! (`$1` placeholders, `RETURNING`, `ON CONFLICT`) and run on either pool through
 //! [`with_pool!`](crate::with_pool).
 
+pub mod warm;
+
 use std::collections::BTreeSet;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -31,7 +34,7 @@ const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 pub enum Db {
     /// PostgreSQL: production, several instances.
-    Postgres(PgPool),
+    Postgres(Pg),
     /// SQLite: the embedded single-node default.
     Sqlite(SqlitePool),
 }
@@ -41,10 +44,40 @@ pub enum Db {
 macro_rules! with_pool {
     ($db:expr, $pool:ident => $body:expr) => {
         match $db {
-            $crate::db::Db::Postgres($pool) => $body,
+            $crate::db::Db::Postgres(pg) => {
+                let $pool = pg.pool();
+                $body
+            }
             $crate::db::Db::Sqlite($pool) => $body,
         }
     };
+}
+
+/// A PostgreSQL pool and the warm connections bookings hand to each other
+/// ([`warm`]).
+#[derive(Clone, Debug)]
+pub struct Pg {
+    pool: PgPool,
+    warm: Arc<warm::Warm>,
+}
+
+impl Pg {
+    /// Wraps `pool`; bookings may keep up to [`warm::budget`] of its connections warm.
+    pub fn new(pool: PgPool) -> Self {
+        let budget = warm::budget(pool.options().get_max_connections());
+        let warm = warm::Warm::new(pool.clone(), budget);
+        Self { pool, warm }
+    }
+
+    /// The pool, for every statement but a booking's.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The warm connections, for bookings.
+    pub fn warm(&self) -> &Arc<warm::Warm> {
+        &self.warm
+    }
 }
 
 /// A copy of `migrator` that accepts migrations applied by a newer release.
@@ -99,7 +132,7 @@ impl Db {
                     .connect_with(options)
                     .await
                     .with_context(|| format!("cannot connect to PostgreSQL at {redacted}"))?;
-                Ok(Self::Postgres(pool))
+                Ok(Self::Postgres(Pg::new(pool)))
             }
             DatabaseUrl::Sqlite(url) => {
                 let options = SqliteConnectOptions::from_str(url.expose())
@@ -140,7 +173,7 @@ impl Db {
     /// `cabanas migrate`) works after a release that added one; migrations only ever add.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self {
-            Self::Postgres(pool) => tolerant(&POSTGRES_MIGRATOR).run(pool).await,
+            Self::Postgres(pg) => tolerant(&POSTGRES_MIGRATOR).run(pg.pool()).await,
             Self::Sqlite(pool) => tolerant(&SQLITE_MIGRATOR).run(pool).await,
         }
         .context("running database migrations failed")
@@ -149,9 +182,9 @@ impl Db {
     /// Versions the binary knows that the database has not successfully applied.
     pub async fn pending_migrations(&self) -> Result<Vec<i64>, sqlx::Error> {
         let table_exists: bool = match self {
-            Self::Postgres(pool) => {
+            Self::Postgres(pg) => {
                 sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-                    .fetch_one(pool)
+                    .fetch_one(pg.pool())
                     .await?
             }
             Self::Sqlite(pool) => {
@@ -187,6 +220,9 @@ impl Db {
 
     /// Closes the pool; later queries fail with `PoolClosed`.
     pub async fn close(&self) {
+        if let Self::Postgres(pg) = self {
+            pg.warm.drain();
+        }
         with_pool!(self, pool => pool.close().await)
     }
 }

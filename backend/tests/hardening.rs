@@ -27,7 +27,8 @@ async fn break_answer_writes(app: &TestApp, key: &str) {
                 .await
                 .unwrap();
         }
-        backend::Db::Postgres(pool) => {
+        backend::Db::Postgres(pg) => {
+            let pool = pg.pool();
             let function = format!(
                 "CREATE FUNCTION fault_answer() RETURNS trigger LANGUAGE plpgsql AS $$ \
                  BEGIN IF NEW.key = '{key}' AND NEW.response_status IS NOT NULL THEN \
@@ -254,7 +255,8 @@ async fn hold_write_lock(app: &TestApp) -> tokio::sync::oneshot::Sender<()> {
                 sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
             });
         }
-        backend::Db::Postgres(pool) => {
+        backend::Db::Postgres(pg) => {
+            let pool = pg.pool();
             let options = (*pool.connect_options()).clone();
             tokio::spawn(async move {
                 let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
@@ -356,9 +358,10 @@ async fn cancelled_requests_leak_no_transaction() {
     else {
         return;
     };
-    let backend::Db::Postgres(pool) = app.state.db.clone() else {
+    let backend::Db::Postgres(pg) = app.state.db.clone() else {
         unreachable!()
     };
+    let pool = pg.pool();
     // One hold committed before the storm, past its time at once: the sweep must expire it.
     let (status, _) = app
         .pre_reserve(&app.booking(monday(1), plus(monday(1), 1)))

@@ -253,9 +253,9 @@ async fn migrate_accepts_a_newer_release_migration(backend: Backend) {
                          (version, description, success, checksum, execution_time) \
                          VALUES (99990101000000, 'from a newer release', TRUE, $1, 1)";
     match &app.state.db {
-        backend::db::Db::Postgres(pool) => sqlx::query(NEWER)
+        backend::db::Db::Postgres(pg) => sqlx::query(NEWER)
             .bind(vec![0u8])
-            .execute(pool)
+            .execute(pg.pool())
             .await
             .map(drop),
         backend::db::Db::Sqlite(pool) => sqlx::query(NEWER)

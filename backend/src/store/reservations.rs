@@ -246,37 +246,43 @@ async fn insert_once(
         // index entries and deadlock under load (1000 at once gave hundreds of deadlocks and
         // 503s). The per-accommodation advisory lock makes them queue instead; the constraint
         // still decides the overlap.
-        Db::Postgres(pool) => match &answer {
-            None => bound!(INSERT_LOCKED).fetch_one(pool).await,
-            Some(answer) => {
-                // The answer is rendered from the row about to be inserted: every column it
-                // shows is known before the insert.
-                let expected = Reservation {
-                    id: 0,
-                    code: code.clone(),
-                    accommodation_id: new.accommodation_id,
-                    check_in: new.check_in,
-                    check_out: new.check_out,
-                    guests: new.guests,
-                    channel: new.channel.clone(),
-                    contact_name: new.contact_name.clone(),
-                    contact_phone: new.contact_phone.clone(),
-                    contact_email: new.contact_email.clone(),
-                    status: PRE_RESERVED.to_owned(),
-                    total_price_cents: new.total_price_cents,
-                    deposit_cents: new.deposit_cents,
-                    expires_at: new.expires_at,
-                    created_at: now,
-                    updated_at: now,
-                };
-                bound!(INSERT_LOCKED_ANSWERED)
-                    .bind(i32::from(answer.status))
-                    .bind((answer.render)(&expected))
-                    .bind(&answer.key)
-                    .fetch_one(pool)
-                    .await
-            }
-        },
+        // One statement on a warm connection: no ping when it goes back (see `db::warm`).
+        Db::Postgres(pg) => {
+            let mut lease = pg.warm().lease().await?;
+            let outcome = match &answer {
+                None => bound!(INSERT_LOCKED).fetch_one(lease.conn()).await,
+                Some(answer) => {
+                    // The answer is rendered from the row about to be inserted: every column it
+                    // shows is known before the insert.
+                    let expected = Reservation {
+                        id: 0,
+                        code: code.clone(),
+                        accommodation_id: new.accommodation_id,
+                        check_in: new.check_in,
+                        check_out: new.check_out,
+                        guests: new.guests,
+                        channel: new.channel.clone(),
+                        contact_name: new.contact_name.clone(),
+                        contact_phone: new.contact_phone.clone(),
+                        contact_email: new.contact_email.clone(),
+                        status: PRE_RESERVED.to_owned(),
+                        total_price_cents: new.total_price_cents,
+                        deposit_cents: new.deposit_cents,
+                        expires_at: new.expires_at,
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    bound!(INSERT_LOCKED_ANSWERED)
+                        .bind(i32::from(answer.status))
+                        .bind((answer.render)(&expected))
+                        .bind(&answer.key)
+                        .fetch_one(lease.conn())
+                        .await
+                }
+            };
+            lease.finish(&outcome);
+            outcome
+        }
         // SQLite serialises writers itself; the answer goes in the same transaction.
         Db::Sqlite(pool) => {
             let mut tx = pool.begin().await?;
