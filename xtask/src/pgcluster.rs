@@ -211,6 +211,13 @@ impl PgCluster {
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// The postmaster's process id (the first line of `postmaster.pid`): every backend of
+    /// the cluster runs under it.
+    pub fn postmaster_pid(&self) -> Option<u32> {
+        let text = std::fs::read_to_string(self.control.data.join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok()
+    }
 }
 
 impl Drop for PgCluster {

@@ -30,6 +30,13 @@ pub struct ClientRun {
     pub cpu_s: f64,
     /// The client's peak resident memory in KiB.
     pub max_rss_kib: u64,
+    /// CPU seconds the server it ran against (the service or the bare server) used during
+    /// the run; `None` for a client of the database alone.
+    #[serde(default)]
+    pub server_cpu_s: Option<f64>,
+    /// CPU seconds the whole PostgreSQL cluster used during the run (with `--postgres`).
+    #[serde(default)]
+    pub database_cpu_s: Option<f64>,
     /// The client's exit code (`None` when a signal ended it).
     pub exit: Option<i32>,
 }
@@ -37,7 +44,29 @@ pub struct ClientRun {
 impl ClientRun {
     /// Client CPU seconds per 100,000 requests; `None` when nothing completed.
     pub fn cpu_per_100k(&self) -> Option<f64> {
-        (self.requests > 0).then(|| self.cpu_s * 100_000.0 / self.requests as f64)
+        self.per_100k(Some(self.cpu_s))
+    }
+
+    /// Server CPU seconds per 100,000 requests.
+    pub fn server_cpu_per_100k(&self) -> Option<f64> {
+        self.per_100k(self.server_cpu_s)
+    }
+
+    /// Database CPU seconds per 100,000 requests.
+    pub fn database_cpu_per_100k(&self) -> Option<f64> {
+        self.per_100k(self.database_cpu_s)
+    }
+
+    /// Client, server and database CPU seconds per 100,000 requests: on a machine where all
+    /// three share the cores, what one request costs the machine.
+    pub fn all_cpu_per_100k(&self) -> Option<f64> {
+        let all =
+            self.cpu_s + self.server_cpu_s.unwrap_or(0.0) + self.database_cpu_s.unwrap_or(0.0);
+        self.per_100k(Some(all))
+    }
+
+    fn per_100k(&self, seconds: Option<f64>) -> Option<f64> {
+        (self.requests > 0).then(|| seconds.map(|s| s * 100_000.0 / self.requests as f64))?
     }
 }
 

@@ -12,6 +12,7 @@
 //! measured, 2 when it could not run (build failed, service did not start, bad flags).
 
 pub mod client;
+pub mod cpu;
 pub mod machine;
 pub mod plan;
 pub mod render;
@@ -121,19 +122,28 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
                     running.reset_bookings()?;
                 }
                 let stem = format!("{}-{index}-round{round}", p.comparison.id);
-                let outcome = match client::run_measured(
+                let servers_before = running.server_cpu();
+                let finished = client::run_measured(
                     &command.program,
                     &command.args,
                     &command.env,
                     scratch.path(),
                     &out,
                     &stem,
-                ) {
+                );
+                let servers = servers_before.until(&running.server_cpu());
+                let outcome = match finished {
                     Ok(finished) => match (command.parse)(&finished.stdout) {
                         Ok(mut run) => {
                             run.cpu_s = finished.cpu_s;
                             run.max_rss_kib = finished.max_rss_kib;
                             run.exit = finished.exit;
+                            run.server_cpu_s = match command.server {
+                                plan::Server::Service => servers.service,
+                                plan::Server::Hello => servers.hello,
+                                plan::Server::Database => None,
+                            };
+                            run.database_cpu_s = servers.database;
                             RunOutcome::Measured(run)
                         }
                         Err(error) => RunOutcome::Failed {

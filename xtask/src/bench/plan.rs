@@ -67,6 +67,19 @@ pub struct ClientCommand {
     pub parse: fn(&str) -> anyhow::Result<ClientRun>,
     /// Empty the booking tables first (pre-reserve runs).
     pub reset_bookings: bool,
+    /// The server whose CPU the run is charged with.
+    pub server: Server,
+}
+
+/// Which of the running servers a client talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Server {
+    /// `cabanas serve`.
+    Service,
+    /// The bare `hello` example.
+    Hello,
+    /// None: the client talks to the database itself (pgbench).
+    Database,
 }
 
 impl ClientCommand {
@@ -146,6 +159,7 @@ fn smoke(xtask: &Path, url: &str, extra: &str, d: Duration) -> ClientCommand {
         env: Vec::new(),
         parse: client::parse_smoke,
         reset_bookings: false,
+        server: Server::Service,
     }
 }
 
@@ -162,19 +176,21 @@ fn oha(program: PathBuf, url: &str, extra: &str, d: Duration) -> ClientCommand {
         env: Vec::new(),
         parse: client::parse_oha,
         reset_bookings: false,
+        server: Server::Service,
     }
 }
 
-fn wrk(program: PathBuf, url: &str, connections: u32, d: Duration) -> ClientCommand {
+fn wrk(program: PathBuf, url: &str, server: Server, d: Duration) -> ClientCommand {
     ClientCommand {
         program,
         args: words(&format!(
-            "-t2 -c{connections} -d{}s --latency {url}",
+            "-t2 -c{CONNECTIONS} -d{}s --latency {url}",
             secs(d)
         )),
         env: Vec::new(),
         parse: client::parse_wrk,
         reset_bookings: false,
+        server,
     }
 }
 
@@ -189,7 +205,7 @@ pub fn comparisons(only: &[String], targets: &Targets, inputs: &Inputs) -> Vec<P
             entry("xtask smoke", &ours, |p| smoke(&p, url, "", d)),
             entry("oha", &tools.oha, |p| oha(p, url, "", d)),
             entry("wrk", &tools.wrk, |p| {
-                wrk(p, &format!("{url}/api/v1/healthz"), CONNECTIONS, d)
+                wrk(p, &format!("{url}/api/v1/healthz"), Server::Service, d)
             }),
         ];
         planned.push(plan(
@@ -246,24 +262,24 @@ pub fn comparisons(only: &[String], targets: &Targets, inputs: &Inputs) -> Vec<P
         };
         let rows = vec![
             entry("cabanas healthz", &tools.wrk, |p| {
-                wrk(p, &format!("{url}/api/v1/healthz"), CONNECTIONS, d)
+                wrk(p, &format!("{url}/api/v1/healthz"), Server::Service, d)
             }),
             entry(
                 "bare axum hello healthz",
                 &hello.as_ref().map(|(p, _)| p.clone()).map_err(Clone::clone),
                 |p| {
                     let base = hello.as_ref().map(|(_, u)| u.as_str()).unwrap_or_default();
-                    wrk(p, &format!("{base}/api/v1/healthz"), CONNECTIONS, d)
+                    wrk(p, &format!("{base}/api/v1/healthz"), Server::Hello, d)
                 },
             ),
             entry("cabanas readyz", &tools.wrk, |p| {
-                wrk(p, &format!("{url}/api/v1/readyz"), CONNECTIONS, d)
+                wrk(p, &format!("{url}/api/v1/readyz"), Server::Service, d)
             }),
             entry("cabanas accommodations", &tools.wrk, |p| {
                 wrk(
                     p,
                     &format!("{url}/api/v1/reservations/accommodations"),
-                    CONNECTIONS,
+                    Server::Service,
                     d,
                 )
             }),
@@ -277,6 +293,7 @@ pub fn comparisons(only: &[String], targets: &Targets, inputs: &Inputs) -> Vec<P
             rows,
             vec![
                 ratio("healthz / bare", 0, 1, Metric::Rps),
+                ratio("healthz / bare", 0, 1, Metric::ServerCpuPer100k),
                 ratio("readyz / healthz", 2, 0, Metric::Rps),
                 ratio("accommodations / healthz", 3, 0, Metric::Rps),
             ],
@@ -328,6 +345,7 @@ fn prereserve(url: &str, database: &str, inputs: &Inputs) -> Planned {
                 env: Vec::new(),
                 parse: client::parse_pgbench,
                 reset_bookings: true,
+                server: Server::Database,
             },
         ));
         rows.push(entry(
@@ -346,6 +364,7 @@ fn prereserve(url: &str, database: &str, inputs: &Inputs) -> Planned {
                 env: vec![("CABINS", cabins.to_string())],
                 parse: client::parse_wrk,
                 reset_bookings: true,
+                server: Server::Service,
             },
         ));
     }
@@ -354,11 +373,21 @@ fn prereserve(url: &str, database: &str, inputs: &Inputs) -> Planned {
         "Pre-reserve on PostgreSQL (fsync on) against the pgbench ceiling",
         "pgbench runs the statements the service runs per booking (docs/bench/prereserve.pgbench) \
          straight against the database with 32 clients; wrk books through the service with 32 \
-         connections (docs/bench/prereserve.lua). The booking tables are emptied before each run.",
+         connections (docs/bench/prereserve.lua). The booking tables are emptied before each run. \
+         Client, service and database share the machine's cores: where the database has no idle \
+         time left, the req/s ratio follows the inverse of the CPU-per-booking ratio of all \
+         processes, the service's hop (HTTP in, a second client of the database) included.",
         rows,
         vec![
             ratio("service / pgbench, 3 cabins", 1, 0, Metric::Rps),
             ratio("service / pgbench, 30 cabins", 3, 2, Metric::Rps),
+            ratio("service / pgbench, 30 cabins", 3, 2, Metric::AllCpuPer100k),
+            ratio(
+                "service / pgbench, 30 cabins",
+                3,
+                2,
+                Metric::DatabaseCpuPer100k,
+            ),
         ],
     )
 }

@@ -43,23 +43,37 @@ pub fn markdown(result: &BenchResult) -> String {
 
 fn comparison_section(out: &mut String, c: &Comparison) {
     let _ = writeln!(out, "### {}\n\n{}\n", c.title, c.about);
-    let open = c
-        .contestants
-        .iter()
-        .flat_map(|k| k.runs.iter().filter_map(RunOutcome::measured))
-        .any(|r| r.scheduled.is_some());
-    let _ = write!(
-        out,
-        "| client | req/s | p50 ms | p99 ms | CPU s per 100k requests | max RSS MB | errors |"
-    );
-    let _ = writeln!(out, "{}", if open { " late / scheduled |" } else { "" });
-    let _ = writeln!(
-        out,
-        "| --- | --- | --- | --- | --- | --- | --- |{}",
-        if open { " --- |" } else { "" }
-    );
+    let runs = || {
+        c.contestants
+            .iter()
+            .flat_map(|k| k.runs.iter().filter_map(RunOutcome::measured))
+    };
+    let columns = Columns {
+        open: runs().any(|r| r.scheduled.is_some()),
+        server: runs().any(|r| r.server_cpu_s.is_some()),
+        database: runs().any(|r| r.database_cpu_s.is_some()),
+    };
+    let mut header = vec![
+        "client",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "client CPU s per 100k requests",
+    ];
+    if columns.server {
+        header.push("server CPU s per 100k");
+    }
+    if columns.database {
+        header.push("database CPU s per 100k");
+    }
+    header.extend(["max RSS MB", "errors"]);
+    if columns.open {
+        header.push("late / scheduled");
+    }
+    let _ = writeln!(out, "| {} |", header.join(" | "));
+    let _ = writeln!(out, "|{}", " --- |".repeat(header.len()));
     for k in &c.contestants {
-        let _ = writeln!(out, "{}", row(k, open));
+        let _ = writeln!(out, "{}", row(k, columns));
     }
     let ratios: Vec<String> = c
         .ratios
@@ -114,36 +128,52 @@ fn comparison_section(out: &mut String, c: &Comparison) {
     }
 }
 
-fn row(k: &Contestant, open: bool) -> String {
+/// The optional columns of a comparison's table.
+#[derive(Debug, Clone, Copy)]
+struct Columns {
+    /// Late sends (open-model runs).
+    open: bool,
+    /// Server CPU.
+    server: bool,
+    /// Database CPU.
+    database: bool,
+}
+
+fn row(k: &Contestant, columns: Columns) -> String {
+    let mut cells = vec![cell(&k.label)];
     if let Some(missing) = &k.missing {
-        let blank = if open { 7 } else { 6 };
-        return format!(
-            "| {} | {}{} |",
-            cell(&k.label),
-            cell(missing),
-            " | -".repeat(blank - 1)
-        );
+        cells.push(cell(missing));
+    } else {
+        cells.extend([
+            figure(k.spread(Metric::Rps)),
+            figure(k.spread(Metric::P50)),
+            figure(k.spread(Metric::P99)),
+            figure(k.spread(Metric::CpuPer100k)),
+        ]);
+        if columns.server {
+            cells.push(figure(k.spread(Metric::ServerCpuPer100k)));
+        }
+        if columns.database {
+            cells.push(figure(k.spread(Metric::DatabaseCpuPer100k)));
+        }
+        let mb = |r: &super::client::ClientRun| Some(r.max_rss_kib as f64 / 1024.0);
+        let errors = |r: &super::client::ClientRun| Some(r.errors as f64);
+        cells.extend([figure(k.spread_of(mb)), count(k.spread_of(errors))]);
+        if columns.open {
+            let late = |r: &super::client::ClientRun| r.late.map(|n| n as f64);
+            let scheduled = |r: &super::client::ClientRun| r.scheduled.map(|n| n as f64);
+            cells.push(match (k.spread_of(late), k.spread_of(scheduled)) {
+                (Some(late), Some(scheduled)) => {
+                    format!("{} / {}", count(Some(late)), num(scheduled.median))
+                }
+                _ => "-".into(),
+            });
+        }
     }
-    let mb = |r: &super::client::ClientRun| Some(r.max_rss_kib as f64 / 1024.0);
-    let errors = |r: &super::client::ClientRun| Some(r.errors as f64);
-    let mut cells = vec![
-        cell(&k.label),
-        figure(k.spread(Metric::Rps)),
-        figure(k.spread(Metric::P50)),
-        figure(k.spread(Metric::P99)),
-        figure(k.spread(Metric::CpuPer100k)),
-        figure(k.spread_of(mb)),
-        count(k.spread_of(errors)),
-    ];
-    if open {
-        let late = |r: &super::client::ClientRun| r.late.map(|n| n as f64);
-        let scheduled = |r: &super::client::ClientRun| r.scheduled.map(|n| n as f64);
-        cells.push(match (k.spread_of(late), k.spread_of(scheduled)) {
-            (Some(late), Some(scheduled)) => {
-                format!("{} / {}", count(Some(late)), num(scheduled.median))
-            }
-            _ => "-".into(),
-        });
+    let width =
+        7 + usize::from(columns.server) + usize::from(columns.database) + usize::from(columns.open);
+    while cells.len() < width {
+        cells.push("-".into());
     }
     format!("| {} |", cells.join(" | "))
 }
@@ -246,6 +276,8 @@ mod tests {
             scheduled: late.map(|_| 5000),
             cpu_s,
             max_rss_kib: 30 * 1024,
+            server_cpu_s: Some(cpu_s * 2.0),
+            database_cpu_s: None,
             exit: Some(0),
         })
     }

@@ -86,6 +86,12 @@ pub enum Metric {
     P99,
     /// Client CPU seconds per 100k requests.
     CpuPer100k,
+    /// Server CPU seconds per 100k requests.
+    ServerCpuPer100k,
+    /// Database CPU seconds per 100k requests.
+    DatabaseCpuPer100k,
+    /// Client, server and database CPU seconds per 100k requests.
+    AllCpuPer100k,
 }
 
 impl Metric {
@@ -96,6 +102,9 @@ impl Metric {
             Metric::P50 => run.p50_ms,
             Metric::P99 => run.p99_ms,
             Metric::CpuPer100k => run.cpu_per_100k(),
+            Metric::ServerCpuPer100k => run.server_cpu_per_100k(),
+            Metric::DatabaseCpuPer100k => run.database_cpu_per_100k(),
+            Metric::AllCpuPer100k => run.all_cpu_per_100k(),
         }
     }
 
@@ -106,6 +115,9 @@ impl Metric {
             Metric::P50 => "p50",
             Metric::P99 => "p99",
             Metric::CpuPer100k => "client CPU per request",
+            Metric::ServerCpuPer100k => "server CPU per request",
+            Metric::DatabaseCpuPer100k => "database CPU per request",
+            Metric::AllCpuPer100k => "CPU per request, all processes",
         }
     }
 }

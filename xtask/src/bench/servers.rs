@@ -88,12 +88,48 @@ pub struct Running {
     pub hello_missing: Option<String>,
     psql: Option<PathBuf>,
     // Dropped in field order: servers first, then the database they use.
-    _hello: Option<BareServer>,
-    _service: LocalService,
-    _cluster: Option<PgCluster>,
+    hello: Option<BareServer>,
+    service: LocalService,
+    cluster: Option<PgCluster>,
+}
+
+/// CPU seconds used so far by each server: the service, the bare server, the database.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerCpu {
+    pub service: Option<f64>,
+    pub hello: Option<f64>,
+    pub database: Option<f64>,
+}
+
+impl ServerCpu {
+    /// What each server used between `self` and `later`.
+    pub fn until(&self, later: &ServerCpu) -> ServerCpu {
+        let spent = |a: Option<f64>, b: Option<f64>| Some((b? - a?).max(0.0));
+        ServerCpu {
+            service: spent(self.service, later.service),
+            hello: spent(self.hello, later.hello),
+            database: spent(self.database, later.database),
+        }
+    }
 }
 
 impl Running {
+    /// Reads the CPU time each server has used so far.
+    pub fn server_cpu(&self) -> ServerCpu {
+        ServerCpu {
+            service: super::cpu::process_seconds(self.service.pid()),
+            hello: self
+                .hello
+                .as_ref()
+                .and_then(|h| super::cpu::process_seconds(h.child.id())),
+            database: self
+                .cluster
+                .as_ref()
+                .and_then(PgCluster::postmaster_pid)
+                .and_then(super::cpu::tree_seconds),
+        }
+    }
+
     /// Empties the tables pre-reserve fills (named in docs/bench/prereserve-setup.sql), so
     /// every run starts from the same state.
     pub fn reset_bookings(&self) -> anyhow::Result<()> {
@@ -186,9 +222,9 @@ pub fn start(
         },
         hello_missing,
         psql,
-        _hello: hello,
-        _service: service,
-        _cluster: cluster,
+        hello,
+        service,
+        cluster,
     })
 }
 
