@@ -65,7 +65,7 @@ impl Pg {
     /// Wraps `pool`; bookings may keep up to [`warm::budget`] of its connections warm.
     pub fn new(pool: PgPool) -> Self {
         let budget = warm::budget(pool.options().get_max_connections());
-        let warm = warm::Warm::new(pool.clone(), budget);
+        let warm = warm::Warm::new(pool.clone(), budget, warm::ROTATE_AFTER);
         Self { pool, warm }
     }
 

@@ -7,6 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use backend::db::Pg;
+use backend::db::warm::Warm;
 use common::{Backend, TestApp, monday, plus};
 use reqwest::StatusCode;
 
@@ -161,4 +162,51 @@ async fn closing_the_database_does_not_wait_for_warm_connections() {
         .await
         .expect("closing the pool waited on a warm connection");
     assert_eq!(pg(&app).warm().parked(), 0);
+}
+
+/// The backend process behind a leased connection.
+async fn backend_pid(warm: &std::sync::Arc<Warm>) -> i32 {
+    let mut lease = warm.lease().await.unwrap();
+    let outcome = sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+        .fetch_one(lease.conn())
+        .await;
+    lease.finish(&outcome);
+    outcome.unwrap()
+}
+
+#[tokio::test]
+async fn the_next_statement_runs_on_the_warm_connection_until_it_is_due_back() {
+    let Some(url) = common::fresh_postgres_database("warm_rotation").await else {
+        return;
+    };
+    let pool = || async {
+        sqlx::postgres::PgPoolOptions::new()
+            .max_connections(4)
+            .connect(&url)
+            .await
+            .unwrap()
+    };
+    let warm = Warm::new(pool().await, 3, Duration::from_secs(3600));
+    let first = backend_pid(&warm).await;
+    for _ in 0..5 {
+        assert_eq!(
+            backend_pid(&warm).await,
+            first,
+            "the same session, kept warm"
+        );
+    }
+    assert_eq!(warm.parked(), 1);
+
+    // Due back at once: every statement still runs, and its connection goes back through
+    // the pool instead of staying warm.
+    let rotating = Warm::new(pool().await, 3, Duration::ZERO);
+    backend_pid(&rotating).await;
+    backend_pid(&rotating).await;
+    assert_eq!(rotating.parked(), 0);
+
+    // A statement that failed on the connection itself does not keep it warm either.
+    let lease = warm.lease().await.unwrap();
+    let broken: Result<i32, sqlx::Error> = Err(sqlx::Error::Io(std::io::Error::other("cut")));
+    lease.finish(&broken);
+    assert_eq!(warm.parked(), 0);
 }

@@ -18,6 +18,9 @@
 //! - A warm connection unused for [`PING_IF_IDLE_FOR`](super::PING_IF_IDLE_FOR) is pinged
 //!   before reuse (as the pool does) and handed back to the pool by a sweep, so an idle
 //!   service keeps no connections out of the pool's reach.
+//! - A connection goes back through the pool at least every [`ROTATE_AFTER`] however busy
+//!   it is, so the pool's own checks (its ping, the connection's maximum lifetime) still
+//!   run on it.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -27,6 +30,9 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::{PING_IF_IDLE_FOR, WriteFailure, classify};
+
+/// The longest a connection stays warm, from the booking that took it from the pool.
+pub const ROTATE_AFTER: Duration = Duration::from_secs(60);
 
 /// How many of a pool's `max` connections bookings may hold at once: all but an eighth
 /// (at least one), which stays with the other queries.
@@ -40,7 +46,10 @@ pub fn budget(max: u32) -> usize {
 struct Parked {
     conn: PoolConnection<Postgres>,
     permit: OwnedSemaphorePermit,
+    /// When it went back here.
     since: Instant,
+    /// When a booking took it from the pool.
+    warm_since: Instant,
 }
 
 /// The warm connections of one pool.
@@ -48,6 +57,7 @@ struct Parked {
 pub struct Warm {
     pool: PgPool,
     budget: Arc<Semaphore>,
+    rotate_after: Duration,
     parked: Mutex<Vec<Parked>>,
 }
 
@@ -55,16 +65,19 @@ pub struct Warm {
 pub struct Lease {
     conn: PoolConnection<Postgres>,
     permit: Option<OwnedSemaphorePermit>,
+    warm_since: Instant,
     home: Arc<Warm>,
 }
 
 impl Warm {
     /// Warm connections over `pool`, with at most `budget` of its connections held by
-    /// bookings. Starts the sweep that hands idle ones back to the pool.
-    pub fn new(pool: PgPool, budget: usize) -> Arc<Self> {
+    /// bookings, each warm for at most `rotate_after` ([`ROTATE_AFTER`] in the service).
+    /// Starts the sweep that hands idle ones back to the pool.
+    pub fn new(pool: PgPool, budget: usize, rotate_after: Duration) -> Arc<Self> {
         let warm = Arc::new(Self {
             pool,
             budget: Arc::new(Semaphore::new(budget)),
+            rotate_after,
             parked: Mutex::new(Vec::new()),
         });
         tokio::spawn(sweep(Arc::downgrade(&warm), PING_IF_IDLE_FOR));
@@ -76,18 +89,18 @@ impl Warm {
     /// connection, released through sqlx as usual.
     pub async fn lease(self: &Arc<Self>) -> Result<Lease, sqlx::Error> {
         let parked = self.lock().pop();
-        let (conn, permit) = match parked {
+        let (conn, permit, warm_since) = match parked {
             Some(mut parked) => {
                 if parked.since.elapsed() >= PING_IF_IDLE_FOR {
                     if let Err(err) = parked.conn.ping().await {
                         tracing::debug!(error = %err, "a warm connection failed its ping");
                         drop(parked.conn);
-                        (self.pool.acquire().await?, parked.permit)
+                        (self.pool.acquire().await?, parked.permit, Instant::now())
                     } else {
-                        (parked.conn, parked.permit)
+                        (parked.conn, parked.permit, parked.warm_since)
                     }
                 } else {
-                    (parked.conn, parked.permit)
+                    (parked.conn, parked.permit, parked.warm_since)
                 }
             }
             None => {
@@ -96,6 +109,7 @@ impl Warm {
                 return Ok(Lease {
                     conn,
                     permit,
+                    warm_since: Instant::now(),
                     home: Arc::clone(self),
                 });
             }
@@ -103,6 +117,7 @@ impl Warm {
         Ok(Lease {
             conn,
             permit: Some(permit),
+            warm_since,
             home: Arc::clone(self),
         })
     }
@@ -148,7 +163,12 @@ impl Lease {
     /// Gives the connection back after its statement returned `outcome`: warm when the
     /// statement completed or was refused at statement level, else through sqlx's check.
     pub fn finish<T>(self, outcome: &Result<T, sqlx::Error>) {
-        let Lease { conn, permit, home } = self;
+        let Lease {
+            conn,
+            permit,
+            warm_since,
+            home,
+        } = self;
         let Some(permit) = permit else { return };
         let reusable = match outcome {
             Ok(_) => true,
@@ -157,11 +177,13 @@ impl Lease {
                 WriteFailure::DateOverlap | WriteFailure::UniqueViolation | WriteFailure::Transient
             ),
         };
-        if reusable && !conn.is_in_transaction() && !home.pool.is_closed() {
+        let rotate = warm_since.elapsed() >= home.rotate_after;
+        if reusable && !rotate && !conn.is_in_transaction() && !home.pool.is_closed() {
             home.lock().push(Parked {
                 conn,
                 permit,
                 since: Instant::now(),
+                warm_since,
             });
         }
     }
