@@ -7,9 +7,8 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::AppState;
 use crate::config::ConfigError;
@@ -163,24 +162,10 @@ pub fn rate_limit(state: &AppState, route: &str, request: &Request) -> Option<Re
     Some(response)
 }
 
-/// CORS for the configured origins: preflights are answered; other origins get no CORS
-/// headers, so browsers refuse them.
-pub fn cors(config: &EdgeConfig) -> CorsLayer {
-    let origins: Vec<HeaderValue> = config
-        .allowed_origins
-        .iter()
-        .filter_map(|o| HeaderValue::from_str(o).ok())
-        .collect();
-    CorsLayer::new()
-        .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST])
-        .allow_headers([
-            header::CONTENT_TYPE,
-            header::AUTHORIZATION,
-            HeaderName::from_static("idempotency-key"),
-        ])
-        .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
-        .max_age(Duration::from_secs(600))
+/// CORS for the configured origins ([`super::cors`]): preflights are answered; other origins
+/// get no CORS headers, so browsers refuse them.
+pub fn cors(config: &EdgeConfig) -> super::cors::CorsLayer {
+    super::cors::CorsLayer::new(config.allowed_origins.iter().map(String::as_str))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 //! every route shares.
 
 pub mod accommodations;
+pub mod cors;
 pub mod edge;
 pub mod extract;
 pub mod health;
