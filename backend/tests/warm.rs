@@ -27,6 +27,17 @@ async fn postgres_app(test: &str, max_connections: u32) -> Option<TestApp> {
     .await
 }
 
+/// An app on PostgreSQL with one booking made: its connection is now warm.
+async fn after_one_booking(test: &str) -> Option<TestApp> {
+    let app = postgres_app(test, 10).await?;
+    let (status, body) = app
+        .pre_reserve(&app.booking(monday(1), plus(monday(1), 1)))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(pg(&app).warm().parked(), 1);
+    Some(app)
+}
+
 /// Waits until `done` holds, for at most `limit`.
 async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -64,14 +75,9 @@ async fn a_completed_or_refused_booking_keeps_its_connection_warm() {
 
 #[tokio::test]
 async fn a_warm_connection_the_server_dropped_is_replaced_after_a_ping() {
-    let Some(app) = postgres_app("warm_dropped", 10).await else {
+    let Some(app) = after_one_booking("warm_dropped").await else {
         return;
     };
-    let (status, body) = app
-        .pre_reserve(&app.booking(monday(1), plus(monday(1), 1)))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(pg(&app).warm().parked(), 1);
 
     // Every session of the service ends, the way a database restart or a proxy's idle
     // timeout ends them.
@@ -95,14 +101,9 @@ async fn a_warm_connection_the_server_dropped_is_replaced_after_a_ping() {
 
 #[tokio::test]
 async fn idle_warm_connections_go_back_to_the_pool() {
-    let Some(app) = postgres_app("warm_idle", 10).await else {
+    let Some(app) = after_one_booking("warm_idle").await else {
         return;
     };
-    let (status, body) = app
-        .pre_reserve(&app.booking(monday(1), plus(monday(1), 1)))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(pg(&app).warm().parked(), 1);
     assert!(
         eventually(Duration::from_secs(5), || pg(&app).warm().parked() == 0).await,
         "a warm connection idle for seconds was not handed back"
@@ -149,14 +150,9 @@ async fn bookings_leave_connections_for_the_other_queries() {
 
 #[tokio::test]
 async fn closing_the_database_does_not_wait_for_warm_connections() {
-    let Some(app) = postgres_app("warm_close", 10).await else {
+    let Some(app) = after_one_booking("warm_close").await else {
         return;
     };
-    let (status, body) = app
-        .pre_reserve(&app.booking(monday(1), plus(monday(1), 1)))
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    assert_eq!(pg(&app).warm().parked(), 1);
     // A closing pool waits for every connection it lent out; a warm one is lent out.
     tokio::time::timeout(Duration::from_secs(10), app.state.db.close())
         .await
