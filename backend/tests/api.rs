@@ -15,6 +15,7 @@ on_both_backends!(
     overlap_is_refused_and_back_to_back_allowed,
     expiry_frees_the_dates,
     idempotent_retries_replay,
+    simultaneous_requests_with_one_key_book_once,
     each_validation_rule_names_its_field,
     malformed_requests_are_4xx,
     code_collisions_are_retried_not_overlaps,
@@ -155,6 +156,90 @@ async fn idempotent_retries_replay(backend: Backend) {
     let (status, reused) = common::read(send("key-1", changed).await).await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(reused["error"], "idempotency_key_reused");
+}
+
+/// The same keyed request sent many times at once (a client retrying before its first
+/// answer came back): one reservation, and every answer is that reservation's 201.
+async fn simultaneous_requests_with_one_key_book_once(backend: Backend) {
+    let Some(app) = TestApp::spawn(backend, "idem_burst").await else {
+        return;
+    };
+    let day = monday(16);
+    let body = app.booking(day, plus(day, 3));
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..12 {
+        let request = app
+            .client
+            .post(app.url("/api/v1/reservations/pre-reserve"))
+            .header("Idempotency-Key", "burst-key")
+            .json(&body)
+            .send();
+        burst.spawn(async move { common::read(request.await.unwrap()).await });
+    }
+    let mut codes = std::collections::BTreeSet::new();
+    while let Some(answer) = burst.join_next().await {
+        let (status, answer) = answer.unwrap();
+        assert_eq!(status, StatusCode::CREATED, "{answer}");
+        codes.insert(answer["code"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(codes.len(), 1, "{codes:?}");
+    let (_, days) = app
+        .get(&format!(
+            "/api/v1/accommodations/{}/availability?from={}&to={}",
+            app.cabin_id,
+            day,
+            plus(day, 3)
+        ))
+        .await;
+    assert_eq!(days["bookings"].as_array().map(Vec::len), Some(1), "{days}");
+}
+
+/// PostgreSQL: a first request with a key claims it, books and stores its answer in one
+/// statement: one transaction writes, where claiming first took two.
+#[tokio::test]
+async fn a_first_keyed_booking_commits_once_on_postgres() {
+    let Some(app) = TestApp::spawn(Backend::Postgres, "idem_one_commit").await else {
+        return;
+    };
+    let backend::Db::Postgres(pg) = &app.state.db else {
+        unreachable!()
+    };
+    // Transaction ids go to transactions that write, in order; this session's own two
+    // readings take one each. Nothing else writes in a test app.
+    let mut observer = pg.pool().acquire().await.unwrap();
+    let xid = "SELECT txid_current()";
+    let before: i64 = sqlx::query_scalar(xid)
+        .fetch_one(&mut *observer)
+        .await
+        .unwrap();
+    let day = monday(18);
+    let (status, created) = common::read(
+        app.client
+            .post(app.url("/api/v1/reservations/pre-reserve"))
+            .header("Idempotency-Key", "one-commit")
+            .json(&app.booking(day, plus(day, 1)))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let after: i64 = sqlx::query_scalar(xid)
+        .fetch_one(&mut *observer)
+        .await
+        .unwrap();
+    assert_eq!(
+        after - before - 1,
+        1,
+        "transactions that wrote for the booking"
+    );
+
+    let stored: Option<i32> =
+        sqlx::query_scalar("SELECT response_status FROM idempotency_keys WHERE key = 'one-commit'")
+            .fetch_one(&mut *observer)
+            .await
+            .unwrap();
+    assert_eq!(stored, Some(201));
 }
 
 async fn each_validation_rule_names_its_field(backend: Backend) {

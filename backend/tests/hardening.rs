@@ -39,7 +39,9 @@ async fn break_answer_writes(app: &TestApp, key: &str) {
                 .await
                 .unwrap();
             sqlx::query(
-                "CREATE TRIGGER fault_answer BEFORE UPDATE ON idempotency_keys \
+                // A first request writes its key and answer in one INSERT; a claimed key gets
+                // its answer by UPDATE.
+                "CREATE TRIGGER fault_answer BEFORE INSERT OR UPDATE ON idempotency_keys \
                  FOR EACH ROW EXECUTE FUNCTION fault_answer()",
             )
             .execute(pool)

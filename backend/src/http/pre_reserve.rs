@@ -176,12 +176,12 @@ fn bounded(field: &'static str, value: &str, max_chars: usize) -> Result<String,
 
 /// Validates, prices and inserts one pre-reservation.
 /// With `answer`, the 201 is stored under its idempotency key in the reservation's own
-/// transaction.
+/// transaction. `None` when `answer` was to claim its key and another request has it.
 async fn create(
     state: &AppState,
     req: PreReserveRequest,
     answer: Option<&StoredAnswer>,
-) -> Result<ReservationView, ApiError> {
+) -> Result<Option<ReservationView>, ApiError> {
     let now = now();
     let req = validate(req, now.date_naive(), state.horizon)?;
     let accommodation = state
@@ -223,14 +223,15 @@ async fn create(
         expires_at: now + state.pre_reservation_ttl,
     };
     match reservations::insert(&state.db, &new, &state.codes, now, answer).await {
-        Ok(reservation) => {
+        Ok(None) => Ok(None),
+        Ok(Some(reservation)) => {
             metrics::counter!("reservations_created_total", "channel" => channel_label(&reservation.channel))
                 .increment(1);
             tracing::info!(code = %reservation.code, accommodation_id = new.accommodation_id, "pre-reservation created");
             let payment_url = deposit_checkout(state, &reservation).await;
             let mut view = ReservationView::from(reservation);
             view.payment_url = payment_url;
-            Ok(view)
+            Ok(Some(view))
         }
         Err(ApiError::DateOverlap) => {
             metrics::counter!("reservations_date_overlap_total").increment(1);
@@ -298,11 +299,34 @@ pub async fn pre_reserve(
     ApiJson(req): ApiJson<PreReserveRequest>,
 ) -> Result<Response, ApiError> {
     let Some(key) = idempotency_key(&headers)? else {
-        let view = create(&state, req, None).await?;
+        let view = create(&state, req, None).await?.ok_or_else(|| {
+            ApiError::Internal(anyhow::anyhow!(
+                "a booking without a key found its key taken"
+            ))
+        })?;
         return Ok((StatusCode::CREATED, axum::Json(view)).into_response());
     };
     let canonical = serde_json::to_string(&req)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("serialising request")))?;
+    // PostgreSQL: a key nobody holds is claimed by the statement that books, one commit in
+    // all. When the key is taken, or the booking is refused, the request goes the long way:
+    // claim (or wait for, or replay) the key, then store the refusal under it.
+    let mut refused = None;
+    if matches!(state.db, crate::Db::Postgres(_)) {
+        let answer = StoredAnswer {
+            key: key.clone(),
+            status: StatusCode::CREATED.as_u16(),
+            render: created_body,
+            claim: Some(canonical.clone()),
+        };
+        match create(&state, req.clone(), Some(&answer)).await {
+            Ok(Some(view)) => return Ok(json_response(StatusCode::CREATED, view_body(&view))),
+            Ok(None) => {}
+            // Nothing was stored: a retry tries again.
+            Err(err) if err.status().is_server_error() => return Err(err),
+            Err(err) => refused = Some(err),
+        }
+    }
     let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
     // A first request still unanswered after the request timeout was cut off and never will.
     let lease = chrono::Duration::from_std(state.request_timeout + Duration::from_secs(5))
@@ -330,10 +354,20 @@ pub async fn pre_reserve(
         key: key.clone(),
         status: StatusCode::CREATED.as_u16(),
         render: created_body,
+        claim: None,
     };
-    let (status, body) = match create(&state, req, Some(&answer)).await {
+    let outcome = match refused {
+        Some(err) => Err(err),
+        None => create(&state, req, Some(&answer)).await,
+    };
+    let (status, body) = match outcome {
         // Stored together with the reservation; the body is rendered the same way.
-        Ok(view) => return Ok(json_response(StatusCode::CREATED, view_body(&view))),
+        Ok(Some(view)) => return Ok(json_response(StatusCode::CREATED, view_body(&view))),
+        Ok(None) => {
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "a claimed idempotency key was reported taken"
+            )));
+        }
         Err(err) if err.status().is_server_error() => {
             // Not an answer worth replaying: let a retry try again.
             if let Err(release_err) = idempotency::release(&state.db, &key).await {

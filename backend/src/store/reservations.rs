@@ -131,6 +131,10 @@ pub struct StoredAnswer {
     pub status: u16,
     /// Renders the body to replay from the inserted reservation.
     pub render: fn(&Reservation) -> String,
+    /// PostgreSQL: the canonical request to claim the key with, in the same statement that
+    /// inserts the reservation and its answer, so a first request commits once. `None`: the
+    /// caller already holds the key (and SQLite always claims it first).
+    pub claim: Option<String>,
 }
 
 /// Inserts a pre-reservation under a fresh code, and with it, in the same transaction,
@@ -140,13 +144,16 @@ pub struct StoredAnswer {
 /// that is already taken is retried with a new code, never reported as an overlap. Each
 /// attempt runs to completion in its own task, so a request cut off mid-way never leaves
 /// a transaction open on a pooled connection.
+///
+/// `None` only when `answer` claims its key ([`StoredAnswer::claim`]) and the key is
+/// already there: nothing was written, and the caller goes through the key's owner.
 pub async fn insert(
     db: &Db,
     new: &NewReservation,
     codes: &CodeGenerator,
     now: DateTime<Utc>,
     answer: Option<&StoredAnswer>,
-) -> Result<Reservation, ApiError> {
+) -> Result<Option<Reservation>, ApiError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -206,14 +213,31 @@ const INSERT_LOCKED_ANSWERED: &str = concat!(
      WHERE key = $16 AND EXISTS (SELECT 1 FROM inserted)) SELECT * FROM inserted"
 );
 
-/// One insert attempt: one statement on PostgreSQL, one transaction on SQLite.
+/// [`INSERT_LOCKED_ANSWERED`] for a key nobody holds yet: the key (`$16`) is claimed for
+/// the canonical request (`$17`) with its answer already in it, the lock taken and the
+/// reservation inserted, all in one statement and one commit. When the key exists (held,
+/// answered, or being inserted by a concurrent request, whose commit this waits for) the
+/// claim returns no row, nothing else happens, and the statement returns no row.
+const INSERT_LOCKED_CLAIMING: &str = concat!(
+    "WITH claimed AS (INSERT INTO idempotency_keys \
+     (key, request_body, created_at, response_status, response_body) \
+     VALUES ($16, $17, $13, $14, $15) ON CONFLICT (key) DO NOTHING RETURNING key), \
+     lock AS (SELECT pg_advisory_xact_lock($2) FROM claimed) ",
+    insert_values!(),
+    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13 \
+     FROM lock RETURNING ",
+    columns!()
+);
+
+/// One insert attempt: one statement on PostgreSQL, one transaction on SQLite. `None`
+/// when a claiming answer found its key taken.
 async fn insert_once(
     db: Db,
     new: NewReservation,
     code: String,
     now: DateTime<Utc>,
     answer: Option<StoredAnswer>,
-) -> Result<Reservation, sqlx::Error> {
+) -> Result<Option<Reservation>, sqlx::Error> {
     const SQL: &str = concat!(
         insert_values!(),
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13) \
@@ -250,7 +274,10 @@ async fn insert_once(
         Db::Postgres(pg) => {
             let mut lease = pg.warm().lease().await?;
             let outcome = match &answer {
-                None => bound!(INSERT_LOCKED).fetch_one(lease.conn()).await,
+                None => bound!(INSERT_LOCKED)
+                    .fetch_one(lease.conn())
+                    .await
+                    .map(Some),
                 Some(answer) => {
                     // The answer is rendered from the row about to be inserted: every column it
                     // shows is known before the insert.
@@ -272,12 +299,19 @@ async fn insert_once(
                         created_at: now,
                         updated_at: now,
                     };
-                    bound!(INSERT_LOCKED_ANSWERED)
-                        .bind(i32::from(answer.status))
-                        .bind((answer.render)(&expected))
-                        .bind(&answer.key)
-                        .fetch_one(lease.conn())
-                        .await
+                    let query = bound!(match answer.claim {
+                        Some(_) => INSERT_LOCKED_CLAIMING,
+                        None => INSERT_LOCKED_ANSWERED,
+                    })
+                    .bind(i32::from(answer.status))
+                    .bind((answer.render)(&expected))
+                    .bind(&answer.key);
+                    match &answer.claim {
+                        Some(request_body) => {
+                            query.bind(request_body).fetch_optional(lease.conn()).await
+                        }
+                        None => query.fetch_one(lease.conn()).await.map(Some),
+                    }
                 }
             };
             lease.finish(&outcome);
@@ -296,7 +330,7 @@ async fn insert_once(
                     .await?;
             }
             tx.commit().await?;
-            Ok(reservation)
+            Ok(Some(reservation))
         }
     }
 }
