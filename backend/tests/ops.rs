@@ -211,15 +211,7 @@ async fn concurrent_pre_reserves_have_one_winner(backend: Backend) {
     }
     assert_eq!((created, overlaps), (1, N - 1));
 
-    let (_, body) = app
-        .get(&format!(
-            "/api/v1/accommodations/{}/availability?from={}&to={}",
-            app.cabin_id,
-            day,
-            plus(day, 3)
-        ))
-        .await;
-    assert_eq!(body["bookings"].as_array().unwrap().len(), 1);
+    assert_eq!(app.bookings_on(day, plus(day, 3)).await, 1);
 }
 
 /// `serve` on PostgreSQL refuses to start while migrations are pending.

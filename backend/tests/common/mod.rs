@@ -146,6 +146,17 @@ impl TestApp {
         read(response).await
     }
 
+    /// How many bookings of the test cabin the availability route shows in `[from, to)`.
+    pub async fn bookings_on(&self, from: NaiveDate, to: NaiveDate) -> usize {
+        let path = format!(
+            "/api/v1/accommodations/{}/availability?from={from}&to={to}",
+            self.cabin_id
+        );
+        let (status, body) = self.get(&path).await;
+        assert_eq!(status, StatusCode::OK, "{path}: {body}");
+        body["bookings"].as_array().map_or(0, Vec::len)
+    }
+
     /// POST JSON to pre-reserve.
     pub async fn pre_reserve(&self, body: &Value) -> (StatusCode, Value) {
         let response = self
