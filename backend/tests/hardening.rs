@@ -17,15 +17,22 @@ on_both_backends!(
 async fn break_answer_writes(app: &TestApp, key: &str) {
     match &app.state.db {
         backend::Db::Sqlite(pool) => {
-            let sql = format!(
-                "CREATE TRIGGER fault_answer BEFORE UPDATE OF response_status ON idempotency_keys \
-                 WHEN NEW.key = '{key}' AND NEW.response_status IS NOT NULL \
-                 BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
-            );
-            sqlx::query(sqlx::AssertSqlSafe(sql))
-                .execute(pool)
-                .await
-                .unwrap();
+            // A first request writes its key and answer in one INSERT; a claimed key gets
+            // its answer by UPDATE.
+            for (name, event) in [
+                ("fault_answer", "UPDATE OF response_status"),
+                ("fault_answer_insert", "INSERT"),
+            ] {
+                let sql = format!(
+                    "CREATE TRIGGER {name} BEFORE {event} ON idempotency_keys \
+                     WHEN NEW.key = '{key}' AND NEW.response_status IS NOT NULL \
+                     BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+                );
+                sqlx::query(sqlx::AssertSqlSafe(sql))
+                    .execute(pool)
+                    .await
+                    .unwrap();
+            }
         }
         backend::Db::Postgres(pg) => {
             let pool = pg.pool();
@@ -52,15 +59,19 @@ async fn break_answer_writes(app: &TestApp, key: &str) {
 }
 
 async fn repair_answer_writes(app: &TestApp) {
-    let sql = "DROP TRIGGER fault_answer";
-    backend::with_pool!(&app.state.db, pool => {
-        let sql = if matches!(app.state.db, backend::Db::Postgres(_)) {
-            "DROP TRIGGER fault_answer ON idempotency_keys"
-        } else {
-            sql
-        };
-        sqlx::query(sql).execute(pool).await.unwrap();
-    });
+    let drops: &[&str] = if matches!(app.state.db, backend::Db::Postgres(_)) {
+        &["DROP TRIGGER fault_answer ON idempotency_keys"]
+    } else {
+        &[
+            "DROP TRIGGER fault_answer",
+            "DROP TRIGGER fault_answer_insert",
+        ]
+    };
+    for sql in drops {
+        backend::with_pool!(&app.state.db, pool => {
+            sqlx::query(*sql).execute(pool).await.unwrap();
+        });
+    }
 }
 
 /// Issue #17 item 1: the reservation and its stored answer commit together, so when the

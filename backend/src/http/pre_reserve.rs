@@ -308,25 +308,22 @@ pub async fn pre_reserve(
     };
     let canonical = serde_json::to_string(&req)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("serialising request")))?;
-    // PostgreSQL: a key nobody holds is claimed by the statement that books, one commit in
-    // all. When the key is taken, or the booking is refused, the request goes the long way:
-    // claim (or wait for, or replay) the key, then store the refusal under it.
-    let mut refused = None;
-    if matches!(state.db, crate::Db::Postgres(_)) {
-        let answer = StoredAnswer {
-            key: key.clone(),
-            status: StatusCode::CREATED.as_u16(),
-            render: created_body,
-            claim: Some(canonical.clone()),
-        };
-        match create(&state, req.clone(), Some(&answer)).await {
-            Ok(Some(view)) => return Ok(json_response(StatusCode::CREATED, view_body(&view))),
-            Ok(None) => {}
-            // Nothing was stored: a retry tries again.
-            Err(err) if err.status().is_server_error() => return Err(err),
-            Err(err) => refused = Some(err),
-        }
-    }
+    // A key nobody holds is claimed by the transaction that books, one commit in all. When
+    // the key is taken, or the booking is refused, the request goes the long way: claim (or
+    // wait for, or replay) the key, then store the refusal under it.
+    let first = StoredAnswer {
+        key: key.clone(),
+        status: StatusCode::CREATED.as_u16(),
+        render: created_body,
+        claim: Some(canonical.clone()),
+    };
+    let refused = match create(&state, req.clone(), Some(&first)).await {
+        Ok(Some(view)) => return Ok(json_response(StatusCode::CREATED, view_body(&view))),
+        Ok(None) => None,
+        // Nothing was stored: a retry tries again.
+        Err(err) if err.status().is_server_error() => return Err(err),
+        Err(err) => Some(err),
+    };
     let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
     // A first request still unanswered after the request timeout was cut off and never will.
     let lease = chrono::Duration::from_std(state.request_timeout + Duration::from_secs(5))

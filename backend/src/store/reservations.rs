@@ -131,9 +131,9 @@ pub struct StoredAnswer {
     pub status: u16,
     /// Renders the body to replay from the inserted reservation.
     pub render: fn(&Reservation) -> String,
-    /// PostgreSQL: the canonical request to claim the key with, in the same statement that
-    /// inserts the reservation and its answer, so a first request commits once. `None`: the
-    /// caller already holds the key (and SQLite always claims it first).
+    /// The canonical request to claim the key with, in the transaction that inserts the
+    /// reservation and its answer (one statement on PostgreSQL), so a first request commits
+    /// once. `None`: the caller already holds the key.
     pub claim: Option<String>,
 }
 
@@ -246,6 +246,9 @@ async fn insert_once(
     );
     const ANSWER: &str = "UPDATE idempotency_keys SET response_status = $2, response_body = $3 \
                           WHERE key = $1";
+    const CLAIM_ANSWERED: &str = "INSERT INTO idempotency_keys \
+                                  (key, response_status, response_body, request_body, created_at) \
+                                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING";
     // One list of the 13 insert parameters for every statement and both databases.
     macro_rules! bound {
         ($sql:expr) => {
@@ -322,12 +325,21 @@ async fn insert_once(
             let mut tx = pool.begin().await?;
             let reservation = bound!(SQL).fetch_one(&mut *tx).await?;
             if let Some(answer) = &answer {
-                sqlx::query(ANSWER)
+                let query = sqlx::query(answer.claim.as_ref().map_or(ANSWER, |_| CLAIM_ANSWERED))
                     .bind(&answer.key)
                     .bind(i32::from(answer.status))
-                    .bind((answer.render)(&reservation))
-                    .execute(&mut *tx)
-                    .await?;
+                    .bind((answer.render)(&reservation));
+                let written = match &answer.claim {
+                    Some(request_body) => query.bind(request_body).bind(now),
+                    None => query,
+                }
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if written == 0 && answer.claim.is_some() {
+                    // The key is taken: dropping the transaction takes the booking back.
+                    return Ok(None);
+                }
             }
             tx.commit().await?;
             Ok(Some(reservation))
