@@ -84,9 +84,7 @@ impl StagingEvidence {
             rendered
                 .context
                 .map
-                .steps
-                .iter()
-                .find(|s| s.id == id)
+                .step(id)
                 .map(|s| (s.state == State::Done, s.evidence.clone()))
                 .unwrap_or((false, format!("no `{id}` step in staging's decision map")))
         };

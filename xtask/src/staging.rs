@@ -233,7 +233,7 @@ pub fn walk(
         }
         // Recomputed before every step: the step before may have changed it.
         let map = tasks.position()?;
-        let Some(step) = map.steps.iter().find(|s| s.id == id) else {
+        let Some(step) = map.step(id) else {
             continue;
         };
         if step.state == State::Done && !forced && !smoke_pending(&map, task) {
@@ -312,7 +312,7 @@ fn stopped(
     }
     // The evidence as the map reads it now from the saved record.
     if let Ok(map) = tasks.position()
-        && let Some(now) = map.steps.iter().find(|s| s.id == step.id)
+        && let Some(now) = map.step(step.id)
     {
         writeln!(out, "  evidence: {}", now.evidence)?;
     }

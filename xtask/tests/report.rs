@@ -150,13 +150,7 @@ fn results_measured_on_a_replaced_release_are_stale() {
         "{}",
         rendered.markdown
     );
-    let stability = rendered
-        .context
-        .map
-        .steps
-        .iter()
-        .find(|s| s.id == "stability_24h")
-        .unwrap();
+    let stability = rendered.context.map.step("stability_24h").unwrap();
     assert_eq!(
         stability.state,
         State::Pending,
@@ -282,16 +276,7 @@ fn production_map_gates_its_deploy_on_staging_and_the_checklist() {
             "overlap"
         ]
     );
-    let state = |id: &str| {
-        rendered
-            .context
-            .map
-            .steps
-            .iter()
-            .find(|s| s.id == id)
-            .unwrap()
-            .state
-    };
+    let state = |id: &str| rendered.context.map.step(id).unwrap().state;
     assert_eq!(state("staging_validated"), State::Done);
     assert_eq!(state("stability_24h"), State::Done);
     assert_eq!(rendered.context.map.next.step, "production_checklist");
@@ -800,13 +785,7 @@ fn stability_timeline_shows_breaches_gaps_and_hours_ahead() {
         f.save("watch", "staging", HEAD, ago, v, r);
     }
     let rendered = f.render("staging");
-    let step = rendered
-        .context
-        .map
-        .steps
-        .iter()
-        .find(|s| s.id == "stability_24h")
-        .unwrap();
+    let step = rendered.context.map.step("stability_24h").unwrap();
     assert_eq!(step.state, State::Failed, "{}", step.evidence);
     assert!(
         step.evidence.contains("2026-11-26 19:15 UTC"),
@@ -897,14 +876,7 @@ fn secrets_go_stale_when_the_env_file_changes_after_they_were_sent() {
     );
     let secrets_step = |f: &Fixture| {
         let rendered = f.render("staging");
-        let step = rendered
-            .context
-            .map
-            .steps
-            .iter()
-            .find(|s| s.id == "secrets_loaded")
-            .unwrap()
-            .clone();
+        let step = rendered.context.map.step("secrets_loaded").unwrap().clone();
         (step.state, step.evidence, rendered.markdown)
     };
     let (state, evidence, _) = secrets_step(&f);

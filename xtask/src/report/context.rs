@@ -246,9 +246,7 @@ pub fn build(input: &Inputs) -> ReportContext {
         watch_coverage_pct: input.watch_coverage_pct,
     });
     let command_of = |id: &str, fallback: String| {
-        map.steps
-            .iter()
-            .find(|s| s.id == id)
+        map.step(id)
             .and_then(|s| s.command.clone())
             .unwrap_or(fallback)
     };

@@ -91,6 +91,13 @@ pub struct DecisionMap {
     pub next: Next,
 }
 
+impl DecisionMap {
+    /// The step `id`, when the map has it.
+    pub fn step(&self, id: &str) -> Option<&Step> {
+        self.steps.iter().find(|s| s.id == id)
+    }
+}
+
 /// Everything the map is computed from.
 #[derive(Debug, Clone, Copy)]
 pub struct MapInputs<'a> {
@@ -218,11 +225,7 @@ mod tests {
             staging.next.command.as_deref(),
             Some("cargo xtask predeploy --env staging")
         );
-        let checklist = staging
-            .steps
-            .iter()
-            .find(|s| s.id == "production_checklist")
-            .unwrap();
+        let checklist = staging.step("production_checklist").unwrap();
         assert_eq!(
             checklist.state,
             State::Unknown,
