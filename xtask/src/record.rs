@@ -133,6 +133,14 @@ pub struct Loaded {
 }
 
 impl Loaded {
+    /// The file's name, as records are listed and shared by it.
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
     /// Whether the record claims to have started after this machine saved it (beyond
     /// [`crate::records::order::CLOCK_TOLERANCE`]): a skewed clock or a copied file.
     pub fn from_future(&self) -> bool {

@@ -182,11 +182,7 @@ pub fn list(repo: &Repo, place: &Place) -> anyhow::Result<Vec<Listed>> {
     Ok(record::load_all(repo)?
         .into_iter()
         .map(|l| {
-            let file = l
-                .path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let file = l.file_name();
             Listed {
                 shared: shared.as_ref().map(|s| s.contains(&file)),
                 from_future: l.from_future(),

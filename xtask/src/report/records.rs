@@ -292,17 +292,12 @@ impl RecordSet {
                 .filter(of_environment)
                 .filter(|l| l.from_future())
                 .map(|l| {
-                    let file = l
-                        .path
-                        .file_name()
-                        .map(|n| n.to_string_lossy().into_owned())
-                        .unwrap_or_default();
                     crate::records::order::future_warning(
                         &l.record.task,
                         &l.record.environment,
                         l.record.started_at,
                         l.saved_at,
-                        &file,
+                        &l.file_name(),
                     )
                 }),
         );
