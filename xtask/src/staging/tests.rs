@@ -15,7 +15,7 @@ const IDS: [&str; 10] = [
     "smoke_thresholds",
     "overlap",
     "staging_validated",
-    "stability",
+    "stability_24h",
     "production_checklist",
 ];
 
@@ -160,7 +160,7 @@ fn a_full_run_runs_each_task_once_in_order_and_ends_with_the_position_and_report
         "smoke runs once for health and thresholds"
     );
     assert!(out.contains("8 of 10 steps done"), "{out}");
-    assert!(out.contains("next is stability"), "{out}");
+    assert!(out.contains("next is stability_24h"), "{out}");
     assert!(
         out.contains("report: backend/docs/DEPLOYMENT_SUMMARY.md"),
         "{out}"
@@ -254,7 +254,7 @@ fn from_starts_at_the_step_and_reruns_it_even_when_fresh() {
     assert_eq!(world.ran(), [Task::Deploy], "{out}");
     assert!(out.contains("skip predeploy: before --from"), "{out}");
     let bad = Args {
-        from: Some("stability".into()),
+        from: Some("stability_24h".into()),
         ..Args::default()
     };
     let error = walk(&bad, &world, &mut yes(), &mut Vec::new()).unwrap_err();
