@@ -128,6 +128,7 @@ impl Db {
                             Ok(true)
                         })
                     })
+                    .after_release(|conn, _meta| Box::pin(released_outside_transaction(conn)))
                     .acquire_timeout(ACQUIRE_TIMEOUT)
                     .connect_with(options)
                     .await
@@ -241,6 +242,59 @@ where
         // Only when the runtime shuts down.
         Err(_) => Err(sqlx::Error::PoolClosed),
     }
+}
+
+/// Opens a transaction on `pool` and hands it to `work`, inside [`detached`]: the only way
+/// the service opens a transaction (`clippy.toml` disallows `begin` everywhere else).
+///
+/// Why it must be detached: sqlx counts a transaction as open only once `BEGIN` has
+/// answered. A request future dropped while `BEGIN` is on the wire (client gone, the
+/// service's request timeout) leaves the server inside a transaction that sqlx believes
+/// closed, and the connection goes back to the pool. Every later statement on it then runs
+/// inside that transaction and is rolled back when `idle_in_transaction_session_timeout`
+/// ends the session: writes answered 201 and 200 are lost. Run to completion in its own
+/// task, a unit of work is never cut off in the middle.
+///
+/// `work` owns the transaction: it commits (`tx.commit()`) what it wants kept; dropping the
+/// transaction without a commit rolls it back.
+pub async fn transaction<DB, T, F, Fut>(pool: &sqlx::Pool<DB>, work: F) -> Result<T, sqlx::Error>
+where
+    DB: sqlx::Database,
+    T: Send + 'static,
+    F: FnOnce(sqlx::Transaction<'static, DB>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<T, sqlx::Error>> + Send + 'static,
+{
+    let pool = pool.clone();
+    detached(async move {
+        #[allow(clippy::disallowed_methods)] // the one place a transaction begins
+        let tx = pool.begin().await?;
+        work(tx).await
+    })
+    .await
+}
+
+/// The release check of every pooled PostgreSQL connection: `false` (the pool closes it,
+/// and the server rolls back whatever it held) when the session is inside a transaction.
+///
+/// sqlx counts a transaction from `BEGIN`'s answer on, so a connection whose `BEGIN` was
+/// cut off comes back looking idle while the server holds a transaction open; handed out
+/// again, every write on it would be lost with the session. [`transaction`] makes that cut
+/// impossible in this crate; this check keeps such a connection from ever being reused
+/// whatever the cause. One simple-protocol statement: in an implicit transaction `now()`
+/// (the transaction's start) is the statement's own receipt time, inside an explicit one
+/// it is the earlier `BEGIN`'s.
+async fn released_outside_transaction(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    use sqlx::Row;
+    let row = sqlx::raw_sql("SELECT now() = statement_timestamp()")
+        .fetch_one(&mut *conn)
+        .await?;
+    let outside: bool = row.try_get(0)?;
+    if !outside {
+        metrics::counter!("db_connections_discarded_total", "reason" => "in_transaction")
+            .increment(1);
+        tracing::warn!("a pooled connection came back inside a transaction; closing it");
+    }
+    Ok(outside)
 }
 
 /// What a failed write means for the caller.

@@ -144,6 +144,11 @@ fn register_metrics() {
         "http_rate_limited_total",
         "Requests answered 429 by the per-client rate limit, by route"
     );
+    describe_counter!(
+        "db_connections_discarded_total",
+        "Pooled PostgreSQL connections closed on release because they were inside a transaction"
+    );
+    counter!("db_connections_discarded_total", "reason" => "in_transaction").increment(0);
     for route in crate::http::edge::RATE_LIMITED_ROUTES {
         counter!("http_rate_limited_total", "route" => route).increment(0);
     }

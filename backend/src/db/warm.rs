@@ -18,6 +18,11 @@
 //! - A warm connection unused for [`PING_IF_IDLE_FOR`](super::PING_IF_IDLE_FOR) is pinged
 //!   before reuse (as the pool does) and handed back to the pool by a sweep, so an idle
 //!   service keeps no connections out of the pool's reach.
+//! - No warm connection is inside a transaction: one enters from the pool, whose release
+//!   check ([`released_outside_transaction`](super::released_outside_transaction)) closes any
+//!   connection that came back inside one, and stays only after a booking, a single
+//!   statement in its own implicit transaction, ran to completion on it. Transactions are
+//!   opened only by [`transaction`](super::transaction), which is never cut off mid-way.
 //! - A connection goes back through the pool at least every [`ROTATE_AFTER`] however busy
 //!   it is, so the pool's own checks (its ping, the connection's maximum lifetime) still
 //!   run on it.

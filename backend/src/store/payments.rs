@@ -124,8 +124,14 @@ pub async fn record_payment(
     const SET_OUTCOME: &str = "UPDATE payments SET outcome = $3 \
                                WHERE provider = $1 AND provider_payment_id = $2";
 
+    let provider = provider.to_owned();
+    let payment = payment.clone();
+    // One unit of work in its own task: a notification cut off mid-way (MercadoPago gave
+    // up, the request timeout) must not leave its transaction open on a pooled connection.
     let (outcome, expired) = with_pool!(db, pool => {
-        let mut tx = pool.begin().await?;
+        crate::db::transaction(pool, move |mut tx| async move {
+        let provider = provider.as_str();
+        let payment = &payment;
         let previous: String = sqlx::query_scalar(UPSERT)
             .bind(provider)
             .bind(&payment.provider_payment_id)
@@ -198,7 +204,9 @@ pub async fn record_payment(
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
-        (outcome, expired)
+        Ok((outcome, expired))
+        })
+        .await?
     });
     if expired > 0 {
         metrics::counter!("prereservations_expired_total").increment(expired);

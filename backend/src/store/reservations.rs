@@ -322,27 +322,30 @@ async fn insert_once(
         }
         // SQLite serialises writers itself; the answer goes in the same transaction.
         Db::Sqlite(pool) => {
-            let mut tx = pool.begin().await?;
-            let reservation = bound!(SQL).fetch_one(&mut *tx).await?;
-            if let Some(answer) = &answer {
-                let query = sqlx::query(answer.claim.as_ref().map_or(ANSWER, |_| CLAIM_ANSWERED))
-                    .bind(&answer.key)
-                    .bind(i32::from(answer.status))
-                    .bind((answer.render)(&reservation));
-                let written = match &answer.claim {
-                    Some(request_body) => query.bind(request_body).bind(now),
-                    None => query,
+            crate::db::transaction(pool, move |mut tx| async move {
+                let reservation = bound!(SQL).fetch_one(&mut *tx).await?;
+                if let Some(answer) = &answer {
+                    let query =
+                        sqlx::query(answer.claim.as_ref().map_or(ANSWER, |_| CLAIM_ANSWERED))
+                            .bind(&answer.key)
+                            .bind(i32::from(answer.status))
+                            .bind((answer.render)(&reservation));
+                    let written = match &answer.claim {
+                        Some(request_body) => query.bind(request_body).bind(now),
+                        None => query,
+                    }
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if written == 0 && answer.claim.is_some() {
+                        // The key is taken: dropping the transaction takes the booking back.
+                        return Ok(None);
+                    }
                 }
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if written == 0 && answer.claim.is_some() {
-                    // The key is taken: dropping the transaction takes the booking back.
-                    return Ok(None);
-                }
-            }
-            tx.commit().await?;
-            Ok(Some(reservation))
+                tx.commit().await?;
+                Ok(Some(reservation))
+            })
+            .await
         }
     }
 }
@@ -423,16 +426,14 @@ pub async fn expire_stale(db: &Db) -> Result<u64, sqlx::Error> {
     const SQL: &str = "UPDATE reservations SET status = 'expired', updated_at = $1 \
                        WHERE status = 'pre_reserved' AND expires_at <= $1";
     let now = super::now();
-    let db = db.clone();
-    let count = crate::db::detached(async move {
-        with_pool!(&db, pool => {
-            let mut tx = pool.begin().await?;
+    let count = with_pool!(db, pool => {
+        crate::db::transaction(pool, move |mut tx| async move {
             let count = sqlx::query(SQL).bind(now).execute(&mut *tx).await?.rows_affected();
             tx.commit().await?;
             Ok(count)
         })
-    })
-    .await?;
+        .await?
+    });
     if count > 0 {
         metrics::counter!("prereservations_expired_total").increment(count);
         tracing::info!(count, "expired stale pre-reservations");

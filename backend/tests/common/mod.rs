@@ -293,3 +293,60 @@ pub async fn fresh_postgres_database(test: &str) -> Option<String> {
     url.set_path(&format!("/{name}"));
     Some(url.to_string())
 }
+
+/// The states of the other sessions on the current database, once none is running a
+/// statement or inside a transaction (work the service still finishes after a request was
+/// cut off takes milliseconds), or after 10 s (a leaked transaction stays open for the
+/// 30 s of `idle_in_transaction_session_timeout`).
+pub async fn quiet_session_states(observer: &mut sqlx::PgConnection) -> Vec<Option<String>> {
+    const STATES: &str = "SELECT state FROM pg_stat_activity \
+                          WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    let mut states: Vec<Option<String>> = Vec::new();
+    for _ in 0..200 {
+        states = sqlx::query_scalar(STATES)
+            .fetch_all(&mut *observer)
+            .await
+            .unwrap();
+        if states.iter().all(|s| s.as_deref() == Some("idle")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    states
+}
+
+/// A TCP proxy to `upstream` that delays every chunk the server sends by 10 ms: a database
+/// under load. Returns its port on 127.0.0.1.
+pub async fn slow_proxy(upstream: String) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let (mut client_read, mut client_write) = client.into_split();
+                let (mut server_read, mut server_write) = server.into_split();
+                tokio::spawn(async move {
+                    let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+                    let _ = server_write.shutdown().await;
+                });
+                let mut buffer = vec![0_u8; 64 * 1024];
+                loop {
+                    let n = match server_read.read(&mut buffer).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => n,
+                    };
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    if client_write.write_all(&buffer[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
