@@ -19,6 +19,7 @@ pub mod interrupt;
 pub mod junit;
 pub mod local_service;
 pub mod localfly;
+pub mod masking;
 pub mod output;
 pub mod overlap;
 pub mod pgcluster;

@@ -228,70 +228,113 @@ fn two_concurrent_pushes_lose_nothing() {
     assert_eq!(local_names(&c), expected);
 }
 
-#[test]
-fn canary_secrets_never_reach_the_ref() {
-    const CANARY: &str = "canary-5b1d-do-not-share-this";
-    let remote = Remote::new();
-    let a = remote.clone("a");
-    std::fs::create_dir_all(a.path("ops")).unwrap();
-    std::fs::create_dir_all(a.path("env")).unwrap();
+/// A checkout whose filled staging env file holds `values` (NAME=VALUE lines as written).
+fn with_env_file(repo: &Repo, lines: &str) {
+    std::fs::create_dir_all(repo.path("ops")).unwrap();
+    std::fs::create_dir_all(repo.path("env")).unwrap();
     std::fs::write(
-        a.path("ops/deploy.toml"),
+        repo.path("ops/deploy.toml"),
         "[environments.staging]\napp = \"app-staging\"\nurl = \"https://app-staging.fly.dev\"\n\
          env_file = \"env/.env.fly.staging\"\ntemplate = \"env/.env.fly.staging.template\"\n",
     )
     .unwrap();
-    std::fs::write(
-        a.path("env/.env.fly.staging"),
-        format!("DATABASE_URL=postgresql://app:{CANARY}@db/app\nJWT_SECRET=\"{CANARY}\\\"q\"\n"),
-    )
-    .unwrap();
-    // A record that echoes the secrets, raw and JSON-escaped (a quote inside the value).
-    let leaky = record(
-        &a,
-        "secrets",
-        "staging",
-        serde_json::json!({
-            "problems": [
-                format!("flyctl said: postgresql://app:{CANARY}@db/app"),
-                format!("payload {CANARY}\"q"),
-            ]
-        }),
-    );
-    let clean = record(&a, "smoke", "staging", serde_json::json!({"n": 1}));
-    let secrets = SecretValues::of_checkout(&a).unwrap();
-    let pushed = git_ref::push(&a, &place(), &secrets).unwrap();
-    assert_eq!(pushed.masked, vec![leaky.clone()]);
-    assert_eq!(remote.shared(), {
-        let mut names = vec![leaky.clone(), clean];
-        names.sort();
-        names
-    });
-    // Every object reachable from the ref: no canary anywhere.
+    std::fs::write(repo.path("env/.env.fly.staging"), lines).unwrap();
+}
+
+/// Every object reachable from the remote's records ref holds none of `fragment`.
+fn assert_ref_lacks(remote: &Remote, fragment: &str) {
     let objects = git(
         &remote.url(),
         &["rev-list", "--objects", "refs/heads/xtask-records"],
     );
     for object in objects.lines().filter_map(|l| l.split(' ').next()) {
         let content = git(&remote.url(), &["cat-file", "-p", object]);
-        assert!(!content.contains("canary-5b1d"), "{object}: {content}");
+        assert!(!content.contains(fragment), "{object}: {content}");
     }
-    // What was pushed is still a record, with the secrets masked.
-    let shared = git(
-        &remote.url(),
-        &["show", &format!("refs/heads/xtask-records:runs/{leaky}")],
+}
+
+#[test]
+fn records_holding_a_secret_in_any_echoed_form_are_refused() {
+    // A space, `$` and `"`: bash's printf %q and Go's %q both escape it.
+    const CANARY: &str = r#"canary-5b1d do"not$share"#;
+    let remote = Remote::new();
+    let a = remote.clone("a");
+    with_env_file(
+        &a,
+        &format!("DATABASE_URL=postgresql://app:pw-0x9@db/app\nJWT_SECRET='{CANARY}'\n"),
     );
-    let value: serde_json::Value = serde_json::from_str(&shared).unwrap();
-    assert_eq!(
-        value["result"]["problems"][0].as_str(),
-        Some("flyctl said: ****")
+    let every_char_u: String = CANARY
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let echoes = [
+        // bash: printf '%q' "$JWT_SECRET"
+        r#"retry with canary-5b1d\ do\"not\$share"#.to_string(),
+        // Go: fmt.Sprintf("%q", secret)
+        r#"invalid value "canary-5b1d do\"not$share""#.to_string(),
+        // JSON with every character as \uXXXX.
+        format!("payload {{\"jwt\":\"{every_char_u}\"}}"),
+        // The raw database URL.
+        "connecting to postgresql://app:pw-0x9@db/app".to_string(),
+    ];
+    let leaky: Vec<String> = echoes
+        .iter()
+        .map(|echo| {
+            record(
+                &a,
+                "secrets",
+                "staging",
+                serde_json::json!({ "problems": [echo] }),
+            )
+        })
+        .collect();
+    let clean = record(&a, "smoke", "staging", serde_json::json!({"n": 1}));
+
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["records", "push"])
+        .current_dir(a.root())
+        .output()
+        .unwrap();
+    let stderr = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
-    // The local copy is left as the task wrote it.
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for name in &leaky {
+        assert!(
+            stderr.contains(&format!("refused target/xtask/runs/{name}")),
+            "{name} not named: {stderr}"
+        );
+    }
     assert!(
-        std::fs::read_to_string(a.runs_dir().join(&leaky))
-            .unwrap()
-            .contains(CANARY)
+        stderr.contains("JWT_SECRET in env/.env.fly.staging"),
+        "{stderr}"
     );
+    assert!(
+        stderr.contains("DATABASE_URL in env/.env.fly.staging"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("canary-5b1d"),
+        "no secret in the message: {stderr}"
+    );
+    assert_eq!(remote.shared(), vec![clean], "only the clean record left");
+    assert_ref_lacks(&remote, "canary-5b1d");
+    assert_ref_lacks(&remote, "\\u0063\\u0061\\u006e");
+    assert_ref_lacks(&remote, "pw-0x9");
+
+    // The library says the same, and the local copies are left as the tasks wrote them.
+    let secrets = SecretValues::of_checkout(&a).unwrap();
+    let pushed = git_ref::push(&a, &place(), &secrets).unwrap();
+    let refused: Vec<&String> = pushed.refused.iter().map(|(f, _)| f).collect();
+    let mut expected: Vec<&String> = leaky.iter().collect();
+    expected.sort();
+    assert_eq!(refused, expected);
+    assert!(pushed.added.is_empty());
+    for name in &leaky {
+        assert!(a.runs_dir().join(name).exists());
+    }
 }
 
 #[test]
