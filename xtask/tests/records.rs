@@ -393,3 +393,84 @@ fn a_fresh_clone_after_pull_reaches_the_same_verdict() {
         Some(true)
     );
 }
+
+/// Puts `files` (name, bytes) under `runs/` on the remote's records ref, as a hostile or
+/// broken pusher could, without going through `records push`.
+fn put_on_ref(remote: &Remote, files: &[(&str, Vec<u8>)]) {
+    let scratch = remote.dir.path().join("hostile");
+    std::fs::create_dir_all(scratch.join("runs")).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(scratch.join("runs").join(name), bytes).unwrap();
+    }
+    git(&scratch, &["init", "-q"]);
+    git(&scratch, &["add", "-A"]);
+    git(&scratch, &["commit", "-qm", "records"]);
+    let url = remote.url();
+    git(
+        &scratch,
+        &[
+            "push",
+            "-q",
+            url.to_str().unwrap(),
+            "HEAD:refs/heads/xtask-records",
+        ],
+    );
+}
+
+/// A record over the read cap, or not a record at all, is skipped and named by pull, so
+/// `report` and `status` keep working after it.
+#[test]
+fn pull_skips_and_names_oversize_and_malformed_records() {
+    let remote = Remote::new();
+    let a = remote.clone("a");
+    let good_name = record(&a, "smoke", "local", serde_json::json!({"n": 1}));
+    let good = std::fs::read(a.runs_dir().join(&good_name)).unwrap();
+    // A valid record padded past the cap (it compresses to almost nothing in git).
+    let mut big: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    big["result"]["padding"] = "x".repeat(xtask::files::RECORD_LIMIT as usize).into();
+    let big = serde_json::to_vec(&big).unwrap();
+    let wrong_schema = br#"{"schema_version": 2, "task": "smoke"}"#.to_vec();
+    put_on_ref(
+        &remote,
+        &[
+            (good_name.as_str(), good),
+            ("20300101T000000.000Z-smoke-local-big.json", big),
+            ("20300101T000000.000Z-smoke-local-schema.json", wrong_schema),
+            (
+                "20300101T000000.000Z-smoke-local-text.json",
+                b"not json".to_vec(),
+            ),
+        ],
+    );
+    let b = remote.clone("b");
+    let pulled = git_ref::pull(&b, &place()).unwrap();
+    assert_eq!(pulled.added, vec![good_name.clone()]);
+    assert_eq!(
+        pulled.oversize,
+        vec!["20300101T000000.000Z-smoke-local-big.json".to_string()]
+    );
+    assert_eq!(
+        pulled.skipped,
+        vec![
+            "20300101T000000.000Z-smoke-local-schema.json".to_string(),
+            "20300101T000000.000Z-smoke-local-text.json".to_string(),
+        ]
+    );
+    assert_eq!(pulled.skipped_count(), 3);
+    assert_eq!(local_names(&b), vec![good_name]);
+    xtask::record::load_all(&b).expect("status and report can read every pulled record");
+
+    // The command says how many and which.
+    std::fs::remove_dir_all(b.runs_dir()).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["records", "pull"])
+        .current_dir(b.root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("skipped 3"), "{stdout}");
+    assert!(stdout.contains("larger than the 16 MiB"), "{stdout}");
+    assert!(stdout.contains("smoke-local-big.json"), "{stdout}");
+    assert!(stdout.contains("smoke-local-text.json"), "{stdout}");
+}
