@@ -113,6 +113,12 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         }
         Action::Pull => {
             let pulled = git_ref::pull(&repo, &place)?;
+            // The arrival is the first sighting here, whatever the records claim.
+            let arrived = chrono::Utc::now();
+            super::seen::note(
+                &repo.runs_dir(),
+                pulled.added.iter().map(|name| (name.clone(), arrived)),
+            )?;
             output.human(&format!(
                 "records pull: {} new from {} on {}, {} already here{}\n",
                 pulled.added.len(),
