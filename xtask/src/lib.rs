@@ -10,6 +10,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod escape;
 pub mod files;
 pub mod finish;
 pub mod flyctl;
