@@ -41,7 +41,7 @@ pub struct Flyctl {
     /// Whether the binary was found (a dry run without flyctl cannot make read-only calls).
     present: bool,
     workdir: Option<PathBuf>,
-    hidden: Vec<String>,
+    hidden: crate::masking::Masker,
     envs: Vec<(OsString, OsString)>,
 }
 
@@ -155,7 +155,7 @@ impl Flyctl {
             dry_run,
             present: true,
             workdir: None,
-            hidden: Vec::new(),
+            hidden: crate::masking::Masker::default(),
             envs: Vec::new(),
         }
     }
@@ -185,31 +185,18 @@ impl Flyctl {
     }
 
     /// Masks these values (and each of their lines) wherever flyctl output is shown, in
-    /// every form an error message may echo them: raw, JSON-escaped, Go-quoted and
-    /// shell-quoted (see [`echoed_forms`]).
+    /// every form an error message may echo them: raw, JSON-escaped, Go-quoted, shell-quoted
+    /// and bash `printf %q` (see [`crate::masking::forms`]).
     pub fn hide_values<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) {
         for value in values {
-            for piece in std::iter::once(value).chain(value.lines()) {
-                for form in echoed_forms(piece) {
-                    // Very short values would mask ordinary words; they cannot be told apart
-                    // anyway.
-                    if form.trim().len() >= 4 && !self.hidden.contains(&form) {
-                        self.hidden.push(form);
-                    }
-                }
-            }
+            // Very short values would mask ordinary words; they cannot be told apart anyway.
+            self.hidden.add(value, "a secret given to flyctl", 4);
         }
-        // Longest first, so a value is masked whole before any of its lines.
-        self.hidden.sort_by_key(|h| std::cmp::Reverse(h.len()));
     }
 
     /// `text` with every hidden value replaced by `****`.
     pub fn mask(&self, text: &str) -> String {
-        let mut masked = text.to_string();
-        for value in &self.hidden {
-            masked = masked.replace(value.as_str(), "****");
-        }
-        masked
+        self.hidden.mask(text).0
     }
 
     /// The command as a copy-pasteable shell line; stdin shows key names only.
@@ -442,58 +429,6 @@ pub fn tail(text: &str, lines: usize) -> String {
 }
 
 /// Quotes `word` for a POSIX shell when it needs it.
-/// The forms in which output may quote `value`: as it is; JSON-escaped (serde, and Go's
-/// `encoding/json`, which also escapes `<`, `>`, `&`, U+2028 and U+2029); Go-quoted
-/// (`strconv.Quote`, `%q`); shell-quoted in single quotes and inside double quotes.
-/// Without their surrounding quotes, so a form is found inside a longer quoted string too.
-pub fn echoed_forms(value: &str) -> Vec<String> {
-    let json = serde_json::to_string(value).unwrap_or_default();
-    let json = json
-        .strip_prefix('"')
-        .and_then(|j| j.strip_suffix('"'))
-        .unwrap_or(&json)
-        .to_string();
-    let mut go_json = String::new();
-    for c in json.chars() {
-        match c {
-            '<' => go_json.push_str(r"\u003c"),
-            '>' => go_json.push_str(r"\u003e"),
-            '&' => go_json.push_str(r"\u0026"),
-            '\u{2028}' => go_json.push_str(r"\u2028"),
-            '\u{2029}' => go_json.push_str(r"\u2029"),
-            c => go_json.push(c),
-        }
-    }
-    let mut go = String::new();
-    for c in value.chars() {
-        match c {
-            '\x07' => go.push_str(r"\a"),
-            '\x08' => go.push_str(r"\b"),
-            '\x0c' => go.push_str(r"\f"),
-            '\n' => go.push_str(r"\n"),
-            '\r' => go.push_str(r"\r"),
-            '\t' => go.push_str(r"\t"),
-            '\x0b' => go.push_str(r"\v"),
-            '\\' => go.push_str(r"\\"),
-            '"' => go.push_str("\\\""),
-            c if c.is_ascii_control() => go.push_str(&format!("\\x{:02x}", c as u32)),
-            c => go.push(c),
-        }
-    }
-    let single = value.replace('\'', r"'\''");
-    let mut double = String::new();
-    for c in value.chars() {
-        if matches!(c, '\\' | '"' | '$' | '`') {
-            double.push('\\');
-        }
-        double.push(c);
-    }
-    let mut forms = vec![value.to_string(), json, go_json, go, single, double];
-    forms.sort();
-    forms.dedup();
-    forms
-}
-
 pub fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
         && word
@@ -560,6 +495,27 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// bash's `printf %q`, Go's `%q` of control characters and `\uXXXX` escapes of a value.
+    #[test]
+    fn masking_hides_printf_q_go_controls_and_u_escapes() {
+        let mut fly = Flyctl::at("flyctl", false);
+        fly.hide_values(["tok en\x01$end"]);
+        for echo in [
+            r"retry with $'tok en\001$end'",
+            r#"invalid "tok en\x01$end""#,
+            r#"{"v":"\u0074\u006f\u006b\u0020\u0065\u006e\u0001\u0024\u0065\u006e\u0064"}"#,
+            r#"{"v":"tok en\u0001$end"}"#,
+        ] {
+            let masked = fly.mask(echo);
+            assert!(!masked.contains("en\\"), "{masked} (from {echo})");
+            assert!(!masked.contains("\\u0065\\u006e"), "{masked} (from {echo})");
+        }
+        let mut fly = Flyctl::at("flyctl", false);
+        fly.hide_values(["a b$c;d"]);
+        assert_eq!(fly.mask(r"set a\ b\$c\;d"), "set ****");
+        assert!(!format!("{fly:?}").contains("b$c"), "Debug shows no secret");
     }
 
     #[test]

@@ -108,13 +108,17 @@ pub fn facts_markdown(
     facts: &[(&str, String)],
     problems: &[String],
 ) -> String {
-    let mut text = format!("### {title}: {verdict}\n\n| | |\n| --- | --- |\n");
+    use crate::escape::markdown_inline;
+    let mut text = format!(
+        "### {}: {verdict}\n\n| | |\n| --- | --- |\n",
+        markdown_inline(title)
+    );
     for (name, value) in facts {
-        let value = value.replace('|', "\\|").replace('\n', " ");
+        let (name, value) = (markdown_inline(name), markdown_inline(value));
         text.push_str(&format!("| {name} | {value} |\n"));
     }
     for problem in problems {
-        text.push_str(&format!("\n- {}", problem.replace('\n', " ")));
+        text.push_str(&format!("\n- {}", markdown_inline(problem)));
     }
     text.push('\n');
     text

@@ -127,9 +127,11 @@ pub struct Loaded {
     pub path: PathBuf,
     /// The record, its result undecoded.
     pub record: RunRecord<serde_json::Value>,
-    /// When this machine wrote the file (its modification time): the one clock a copied
-    /// record or another machine's skew cannot move forward.
+    /// The file's modification time, as the file system says (a copy may carry it along).
     pub saved_at: DateTime<Utc>,
+    /// When this machine first saw the record (see [`crate::records::seen`]): never later
+    /// than the file time, nor than the moment it was first loaded or pulled here.
+    pub first_seen: DateTime<Utc>,
 }
 
 impl Loaded {
@@ -141,16 +143,18 @@ impl Loaded {
             .unwrap_or_default()
     }
 
-    /// Whether the record claims to have started after this machine saved it (beyond
+    /// Whether the record claims to have started after this machine first saw it (beyond
     /// [`crate::records::order::CLOCK_TOLERANCE`]): a skewed clock or a copied file.
+    /// A file time after the first sighting counts too: the file was copied with its time.
     pub fn from_future(&self) -> bool {
-        crate::records::order::from_future(self.record.started_at, self.saved_at)
+        crate::records::order::from_future(self.record.started_at, self.first_seen)
+            || crate::records::order::from_future(self.saved_at, self.first_seen)
     }
 
     /// Where the record ranks among runs: its claimed start, but never later than when this
-    /// machine saved it, so a record dated in the future cannot outrank a newer run.
+    /// machine first saw it, so a record dated in the future cannot outrank a newer run.
     pub fn rank(&self) -> DateTime<Utc> {
-        crate::records::order::rank(self.record.started_at, self.saved_at)
+        crate::records::order::rank(self.record.started_at, self.first_seen)
     }
 }
 
@@ -192,8 +196,10 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<Loaded>> {
             path,
             record,
             saved_at,
+            first_seen: saved_at,
         });
     }
+    note_first_sightings(dir, &mut records);
     records.sort_by(|a, b| {
         a.rank()
             .cmp(&b.rank())
@@ -201,6 +207,27 @@ pub fn load_dir(dir: &Path) -> anyhow::Result<Vec<Loaded>> {
             .then(a.path.cmp(&b.path))
     });
     Ok(records)
+}
+
+/// Sets each record's [`Loaded::first_seen`] from the ledger of `dir`, noting the records it
+/// lacks at the time they are first seen now. Noting is best effort: a read-only checkout
+/// still ranks by file time, capped at now.
+fn note_first_sightings(dir: &Path, records: &mut [Loaded]) {
+    use crate::records::seen;
+    let ledger = seen::read(dir);
+    let now = Utc::now();
+    let mut unseen = Vec::new();
+    for loaded in records.iter_mut() {
+        let name = loaded.file_name();
+        let noted = ledger.get(&name).copied();
+        loaded.first_seen = seen::first_seen(noted, loaded.saved_at, now);
+        if noted.is_none() {
+            unseen.push((name, loaded.first_seen));
+        }
+    }
+    if !unseen.is_empty() {
+        let _ = seen::note(dir, unseen);
+    }
 }
 
 /// The newest record of `task` for `environment`, with its result decoded as `T`.
@@ -301,6 +328,38 @@ mod tests {
             .map(|l| l.path)
             .collect();
         assert_eq!(flagged, vec![copied_path]);
+    }
+
+    /// A record whose claimed start and file time are both a year ahead (copied with its
+    /// time, or written under a clock since corrected) ranks at its first sighting here.
+    #[test]
+    fn a_record_and_file_both_dated_in_the_future_do_not_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = Repo::at(dir.path());
+        let mut copied =
+            RunClock::start("smoke").finish(&repo, "staging", Verdict::Pass, Sample { value: 1 });
+        copied.started_at += chrono::Duration::days(365);
+        let copied_path = copied.save(&repo).unwrap();
+        let next_year = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86400);
+        std::fs::File::options()
+            .write(true)
+            .open(&copied_path)
+            .unwrap()
+            .set_modified(next_year)
+            .unwrap();
+        // `status` sees it first; then a run here fails.
+        let seen = load_all(&repo).unwrap();
+        assert!(seen[0].from_future(), "flagged as dated in the future");
+        RunClock::start("smoke")
+            .finish(&repo, "staging", Verdict::Fail, Sample { value: 2 })
+            .save(&repo)
+            .unwrap();
+        let newest: RunRecord<Sample> = latest(&repo, "smoke", "staging").unwrap().unwrap();
+        assert_eq!(newest.verdict, Verdict::Fail);
+        // Still so on every later load: the first sighting is kept.
+        let all = load_all(&repo).unwrap();
+        assert_eq!(all.last().map(|l| l.record.verdict), Some(Verdict::Fail));
+        assert_eq!(all.iter().filter(|l| l.from_future()).count(), 1);
     }
 
     #[test]

@@ -228,70 +228,113 @@ fn two_concurrent_pushes_lose_nothing() {
     assert_eq!(local_names(&c), expected);
 }
 
-#[test]
-fn canary_secrets_never_reach_the_ref() {
-    const CANARY: &str = "canary-5b1d-do-not-share-this";
-    let remote = Remote::new();
-    let a = remote.clone("a");
-    std::fs::create_dir_all(a.path("ops")).unwrap();
-    std::fs::create_dir_all(a.path("env")).unwrap();
+/// A checkout whose filled staging env file holds `values` (NAME=VALUE lines as written).
+fn with_env_file(repo: &Repo, lines: &str) {
+    std::fs::create_dir_all(repo.path("ops")).unwrap();
+    std::fs::create_dir_all(repo.path("env")).unwrap();
     std::fs::write(
-        a.path("ops/deploy.toml"),
+        repo.path("ops/deploy.toml"),
         "[environments.staging]\napp = \"app-staging\"\nurl = \"https://app-staging.fly.dev\"\n\
          env_file = \"env/.env.fly.staging\"\ntemplate = \"env/.env.fly.staging.template\"\n",
     )
     .unwrap();
-    std::fs::write(
-        a.path("env/.env.fly.staging"),
-        format!("DATABASE_URL=postgresql://app:{CANARY}@db/app\nJWT_SECRET=\"{CANARY}\\\"q\"\n"),
-    )
-    .unwrap();
-    // A record that echoes the secrets, raw and JSON-escaped (a quote inside the value).
-    let leaky = record(
-        &a,
-        "secrets",
-        "staging",
-        serde_json::json!({
-            "problems": [
-                format!("flyctl said: postgresql://app:{CANARY}@db/app"),
-                format!("payload {CANARY}\"q"),
-            ]
-        }),
-    );
-    let clean = record(&a, "smoke", "staging", serde_json::json!({"n": 1}));
-    let secrets = SecretValues::of_checkout(&a).unwrap();
-    let pushed = git_ref::push(&a, &place(), &secrets).unwrap();
-    assert_eq!(pushed.masked, vec![leaky.clone()]);
-    assert_eq!(remote.shared(), {
-        let mut names = vec![leaky.clone(), clean];
-        names.sort();
-        names
-    });
-    // Every object reachable from the ref: no canary anywhere.
+    std::fs::write(repo.path("env/.env.fly.staging"), lines).unwrap();
+}
+
+/// Every object reachable from the remote's records ref holds none of `fragment`.
+fn assert_ref_lacks(remote: &Remote, fragment: &str) {
     let objects = git(
         &remote.url(),
         &["rev-list", "--objects", "refs/heads/xtask-records"],
     );
     for object in objects.lines().filter_map(|l| l.split(' ').next()) {
         let content = git(&remote.url(), &["cat-file", "-p", object]);
-        assert!(!content.contains("canary-5b1d"), "{object}: {content}");
+        assert!(!content.contains(fragment), "{object}: {content}");
     }
-    // What was pushed is still a record, with the secrets masked.
-    let shared = git(
-        &remote.url(),
-        &["show", &format!("refs/heads/xtask-records:runs/{leaky}")],
+}
+
+#[test]
+fn records_holding_a_secret_in_any_echoed_form_are_refused() {
+    // A space, `$` and `"`: bash's printf %q and Go's %q both escape it.
+    const CANARY: &str = r#"canary-5b1d do"not$share"#;
+    let remote = Remote::new();
+    let a = remote.clone("a");
+    with_env_file(
+        &a,
+        &format!("DATABASE_URL=postgresql://app:pw-0x9@db/app\nJWT_SECRET='{CANARY}'\n"),
     );
-    let value: serde_json::Value = serde_json::from_str(&shared).unwrap();
-    assert_eq!(
-        value["result"]["problems"][0].as_str(),
-        Some("flyctl said: ****")
+    let every_char_u: String = CANARY
+        .chars()
+        .map(|c| format!("\\u{:04x}", c as u32))
+        .collect();
+    let echoes = [
+        // bash: printf '%q' "$JWT_SECRET"
+        r#"retry with canary-5b1d\ do\"not\$share"#.to_string(),
+        // Go: fmt.Sprintf("%q", secret)
+        r#"invalid value "canary-5b1d do\"not$share""#.to_string(),
+        // JSON with every character as \uXXXX.
+        format!("payload {{\"jwt\":\"{every_char_u}\"}}"),
+        // The raw database URL.
+        "connecting to postgresql://app:pw-0x9@db/app".to_string(),
+    ];
+    let leaky: Vec<String> = echoes
+        .iter()
+        .map(|echo| {
+            record(
+                &a,
+                "secrets",
+                "staging",
+                serde_json::json!({ "problems": [echo] }),
+            )
+        })
+        .collect();
+    let clean = record(&a, "smoke", "staging", serde_json::json!({"n": 1}));
+
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["records", "push"])
+        .current_dir(a.root())
+        .output()
+        .unwrap();
+    let stderr = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
     );
-    // The local copy is left as the task wrote it.
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    for name in &leaky {
+        assert!(
+            stderr.contains(&format!("refused target/xtask/runs/{name}")),
+            "{name} not named: {stderr}"
+        );
+    }
     assert!(
-        std::fs::read_to_string(a.runs_dir().join(&leaky))
-            .unwrap()
-            .contains(CANARY)
+        stderr.contains("JWT_SECRET in env/.env.fly.staging"),
+        "{stderr}"
     );
+    assert!(
+        stderr.contains("DATABASE_URL in env/.env.fly.staging"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("canary-5b1d"),
+        "no secret in the message: {stderr}"
+    );
+    assert_eq!(remote.shared(), vec![clean], "only the clean record left");
+    assert_ref_lacks(&remote, "canary-5b1d");
+    assert_ref_lacks(&remote, "\\u0063\\u0061\\u006e");
+    assert_ref_lacks(&remote, "pw-0x9");
+
+    // The library says the same, and the local copies are left as the tasks wrote them.
+    let secrets = SecretValues::of_checkout(&a).unwrap();
+    let pushed = git_ref::push(&a, &place(), &secrets).unwrap();
+    let refused: Vec<&String> = pushed.refused.iter().map(|(f, _)| f).collect();
+    let mut expected: Vec<&String> = leaky.iter().collect();
+    expected.sort();
+    assert_eq!(refused, expected);
+    assert!(pushed.added.is_empty());
+    for name in &leaky {
+        assert!(a.runs_dir().join(name).exists());
+    }
 }
 
 #[test]
@@ -349,4 +392,85 @@ fn a_fresh_clone_after_pull_reaches_the_same_verdict() {
         backend.smoke.provenance.as_ref().map(|p| p.stale),
         Some(true)
     );
+}
+
+/// Puts `files` (name, bytes) under `runs/` on the remote's records ref, as a hostile or
+/// broken pusher could, without going through `records push`.
+fn put_on_ref(remote: &Remote, files: &[(&str, Vec<u8>)]) {
+    let scratch = remote.dir.path().join("hostile");
+    std::fs::create_dir_all(scratch.join("runs")).unwrap();
+    for (name, bytes) in files {
+        std::fs::write(scratch.join("runs").join(name), bytes).unwrap();
+    }
+    git(&scratch, &["init", "-q"]);
+    git(&scratch, &["add", "-A"]);
+    git(&scratch, &["commit", "-qm", "records"]);
+    let url = remote.url();
+    git(
+        &scratch,
+        &[
+            "push",
+            "-q",
+            url.to_str().unwrap(),
+            "HEAD:refs/heads/xtask-records",
+        ],
+    );
+}
+
+/// A record over the read cap, or not a record at all, is skipped and named by pull, so
+/// `report` and `status` keep working after it.
+#[test]
+fn pull_skips_and_names_oversize_and_malformed_records() {
+    let remote = Remote::new();
+    let a = remote.clone("a");
+    let good_name = record(&a, "smoke", "local", serde_json::json!({"n": 1}));
+    let good = std::fs::read(a.runs_dir().join(&good_name)).unwrap();
+    // A valid record padded past the cap (it compresses to almost nothing in git).
+    let mut big: serde_json::Value = serde_json::from_slice(&good).unwrap();
+    big["result"]["padding"] = "x".repeat(xtask::files::RECORD_LIMIT as usize).into();
+    let big = serde_json::to_vec(&big).unwrap();
+    let wrong_schema = br#"{"schema_version": 2, "task": "smoke"}"#.to_vec();
+    put_on_ref(
+        &remote,
+        &[
+            (good_name.as_str(), good),
+            ("20300101T000000.000Z-smoke-local-big.json", big),
+            ("20300101T000000.000Z-smoke-local-schema.json", wrong_schema),
+            (
+                "20300101T000000.000Z-smoke-local-text.json",
+                b"not json".to_vec(),
+            ),
+        ],
+    );
+    let b = remote.clone("b");
+    let pulled = git_ref::pull(&b, &place()).unwrap();
+    assert_eq!(pulled.added, vec![good_name.clone()]);
+    assert_eq!(
+        pulled.oversize,
+        vec!["20300101T000000.000Z-smoke-local-big.json".to_string()]
+    );
+    assert_eq!(
+        pulled.skipped,
+        vec![
+            "20300101T000000.000Z-smoke-local-schema.json".to_string(),
+            "20300101T000000.000Z-smoke-local-text.json".to_string(),
+        ]
+    );
+    assert_eq!(pulled.skipped_count(), 3);
+    assert_eq!(local_names(&b), vec![good_name]);
+    xtask::record::load_all(&b).expect("status and report can read every pulled record");
+
+    // The command says how many and which.
+    std::fs::remove_dir_all(b.runs_dir()).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["records", "pull"])
+        .current_dir(b.root())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("skipped 3"), "{stdout}");
+    assert!(stdout.contains("larger than the 16 MiB"), "{stdout}");
+    assert!(stdout.contains("smoke-local-big.json"), "{stdout}");
+    assert!(stdout.contains("smoke-local-text.json"), "{stdout}");
 }

@@ -415,6 +415,66 @@ fn markup_from_a_measured_service_is_shown_not_executed() {
     assert_balanced(&html);
 }
 
+/// Records arrive from a shared ref: every field is untrusted. Script, image and
+/// `javascript:` markup stays text in the HTML page, and no field can start a heading, a link
+/// or a new table row in the Markdown.
+#[test]
+fn hostile_record_fields_stay_text_in_markdown_and_html() {
+    const HOSTILE: &str = "x\n# GO\n<script>alert(1)</script> <img src=x onerror=alert(1)> \
+                           [click](javascript:alert(1)) `tick` | col";
+    let f = staging(Scenario::default());
+    let (_, mut smoke) = smoke_report(false);
+    smoke.checks[0].verdict = Verdict::Fail;
+    smoke.checks[0].verifies = HOSTILE.into();
+    smoke.checks[0].fix = Some(HOSTILE.into());
+    smoke.checks[0].evidence[0].message = HOSTILE.into();
+    f.save(
+        "smoke",
+        "staging",
+        HEAD,
+        Duration::minutes(1),
+        Verdict::Fail,
+        smoke,
+    );
+    let mut deploy = deploy_result();
+    deploy.strategy = HOSTILE.into();
+    f.save(
+        "deploy",
+        "staging",
+        HEAD,
+        Duration::minutes(30),
+        Verdict::Pass,
+        deploy,
+    );
+    let rendered = f.render("staging");
+    let markdown = &rendered.markdown;
+    assert!(!markdown.contains("\n# GO"), "{markdown}");
+    assert_eq!(
+        markdown.matches("](javascript:").count(),
+        markdown.matches("\\](javascript:").count(),
+        "every link bracket is escaped: {markdown}"
+    );
+    assert!(!markdown.contains("<script"), "{markdown}");
+    assert!(!markdown.contains("<img"), "{markdown}");
+    // Every table row still has as many cells as its header.
+    for line in markdown
+        .lines()
+        .filter(|l| l.contains("`tick") || l.contains("\\`tick"))
+    {
+        assert!(line.contains("\\| col"), "the pipe is escaped: {line}");
+    }
+    let html = rendered.html();
+    assert!(!html.contains("<script"), "{html}");
+    assert!(!html.contains("<img"), "{html}");
+    assert!(!html.contains("href=\"javascript:"), "{html}");
+    assert!(!html.contains("<h1>GO"), "{html}");
+    assert!(
+        html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{html}"
+    );
+    assert_balanced(&html);
+}
+
 /// Every opened element is closed in order (void elements aside): the page parses.
 fn assert_balanced(html: &str) {
     const VOID: &[&str] = &["meta", "br", "hr", "img", "input", "link"];

@@ -52,8 +52,8 @@ pub struct Pushed {
     pub added: Vec<String>,
     /// Local records the ref already held.
     pub already_shared: usize,
-    /// Records in which a secret value was masked before they left.
-    pub masked: Vec<String>,
+    /// Records left here because they hold a secret value: (file, where the value is from).
+    pub refused: Vec<(String, String)>,
     /// Local files that are not result records (named, not pushed).
     pub skipped: Vec<String>,
     /// Attempts it took (more than one when another push came first).
@@ -69,6 +69,16 @@ pub struct Pulled {
     pub already_local: usize,
     /// Files on the ref that were not result records (named, skipped).
     pub skipped: Vec<String>,
+    /// Records on the ref larger than [`crate::files::RECORD_LIMIT`] (named, skipped): a
+    /// local file that size would stop every `status` and `report`.
+    pub oversize: Vec<String>,
+}
+
+impl Pulled {
+    /// How many files of the ref were left out, for whatever reason.
+    pub fn skipped_count(&self) -> usize {
+        self.skipped.len() + self.oversize.len()
+    }
 }
 
 /// Whether `name` may be a record file: a plain file name ending in `.json`.
@@ -162,6 +172,34 @@ impl<'a> Git<'a> {
             .collect())
     }
 
+    /// `wanted` (blob, name) without the blobs larger than a record may be, whose names go to
+    /// `oversize`: sizes come from `git cat-file --batch-check`, so none is read.
+    fn within_record_limit(
+        &self,
+        wanted: Vec<(String, String)>,
+        oversize: &mut Vec<String>,
+    ) -> anyhow::Result<Vec<(String, String)>> {
+        if wanted.is_empty() {
+            return Ok(wanted);
+        }
+        let ids: String = wanted.iter().map(|(blob, _)| format!("{blob}\n")).collect();
+        let sizes = cmd!(self.sh, "git cat-file --batch-check")
+            .stdin(ids)
+            .quiet()
+            .read()
+            .context("reading the sizes of the records on the ref")?;
+        let mut kept = Vec::new();
+        for ((blob, name), line) in wanted.into_iter().zip(sizes.lines()) {
+            // `<id> <type> <size>`
+            let size: Option<u64> = line.rsplit(' ').next().and_then(|s| s.parse().ok());
+            match size {
+                Some(size) if size <= crate::files::RECORD_LIMIT => kept.push((blob, name)),
+                _ => oversize.push(name),
+            }
+        }
+        Ok(kept)
+    }
+
     /// One attempt: builds a commit on `parent` adding `new` (name, text) and pushes it.
     /// `Ok(false)` when another push came first.
     fn try_push(
@@ -243,8 +281,9 @@ impl<'a> Git<'a> {
     }
 }
 
-/// Pushes every local record the ref lacks, masking known secret values first. Retries when
-/// another push came first. The local records are never changed or removed.
+/// Pushes every local record the ref lacks, except those holding a known secret value (in any
+/// form [`SecretValues`] knows), which are named in [`Pushed::refused`]. Retries when another
+/// push came first. The local records are never changed or removed.
 pub fn push(repo: &Repo, place: &Place, secrets: &SecretValues) -> anyhow::Result<Pushed> {
     let git = Git::new(repo, place)?;
     let local = local_records(repo)?;
@@ -276,9 +315,11 @@ pub fn push(repo: &Repo, place: &Place, secrets: &SecretValues) -> anyhow::Resul
                 outcome.skipped.push(name.clone());
                 continue;
             }
-            let (text, masked) = secrets.mask(&text);
-            if masked {
-                outcome.masked.push(name.clone());
+            // A secret in any echoed form keeps the record here: masking it would share a
+            // record that still says where the secret was and how long it is.
+            if let Some(origin) = secrets.found_in_record(&text) {
+                outcome.refused.push((name.clone(), origin.to_string()));
+                continue;
             }
             outcome.added.push(name.clone());
             new.push((name.clone(), text));
@@ -319,6 +360,7 @@ pub fn pull(repo: &Repo, place: &Place) -> anyhow::Result<Pulled> {
             wanted.push((blob, name));
         }
     }
+    let wanted = git.within_record_limit(wanted, &mut outcome.oversize)?;
     if wanted.is_empty() {
         return Ok(outcome);
     }

@@ -6,6 +6,7 @@ pub mod git_ref;
 pub mod inputs;
 pub mod order;
 pub mod redact;
+pub mod seen;
 pub mod task;
 
 pub use task::{Args, run};

@@ -1,8 +1,8 @@
 //! Which run is newer. A record's `started_at` is what the machine that ran it claimed; a
 //! copied record or a skewed clock can claim a start in the future, and ordering by that
 //! alone lets one stale PASS mask every later failure. So records rank by their claimed start
-//! but never later than when this machine saved them, and those that claim to have started
-//! after they were saved are flagged.
+//! but never later than when this machine first saw them ([`super::seen`]), and those that
+//! claim to have started, or whose file claims to have been written, after that are flagged.
 
 use chrono::{DateTime, Duration, Utc};
 
@@ -25,15 +25,16 @@ pub fn future_warning(
     task: &str,
     environment: &str,
     started_at: DateTime<Utc>,
-    saved_at: DateTime<Utc>,
+    first_seen: DateTime<Utc>,
     file: &str,
 ) -> String {
     format!(
-        "the {task} record for {environment} in {file} claims to start at {} but was saved \
-         here at {}: a skewed clock or a copied record; it is ranked by when it was saved \
-         (check the clock of the machine that ran it, or delete the file)",
+        "the {task} record for {environment} in {file} is dated in the future (it claims to \
+         start at {}) but was first seen here at {}: a skewed clock or a copied record; it is \
+         ranked by when it was first seen (check the clock of the machine that ran it, or \
+         delete the file)",
         started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        saved_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        first_seen.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
     )
 }
 

@@ -1,11 +1,13 @@
-//! Records travel to a shared ref, so before one leaves this machine every secret value this
-//! checkout knows (the filled env files of `ops/deploy.toml`, the Fly token in the
-//! environment) is masked in it, in its raw and JSON-escaped forms. Tasks already keep
+//! Records travel to a shared ref, so before one leaves this machine it is searched for every
+//! secret value this checkout knows (the filled env files of `ops/deploy.toml`, the Fly token
+//! in the environment), in every form the masker knows (raw, JSON, Go `%q`, shell and bash
+//! `printf %q` quoting, `\uXXXX` escapes; see [`crate::masking::forms`]). Tasks already keep
 //! secrets out of what they record; this is the last gate before the records are shared.
 
 use anyhow::Context;
 
 use crate::config::{CONFIG_PATH, DeployConfig};
+use crate::masking::Masker;
 use crate::predeploy::envfile::read_env_file;
 use crate::repo::Repo;
 
@@ -16,16 +18,10 @@ const SECRET_VARIABLES: &[&str] = &["FLY_API_TOKEN", "FLY_ACCESS_TOKEN"];
 /// apart from them anyway.
 const SHORTEST_MASKED: usize = 6;
 
-/// The secret values to keep out of shared records.
-#[derive(Default)]
+/// The secret values to keep out of shared records. Its `Debug` shows counts only.
+#[derive(Debug, Default)]
 pub struct SecretValues {
-    values: Vec<String>,
-}
-
-impl std::fmt::Debug for SecretValues {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SecretValues({} values)", self.values.len())
-    }
+    masker: Masker,
 }
 
 impl SecretValues {
@@ -51,12 +47,15 @@ impl SecretValues {
                     }
                 };
                 let (entries, _) = read_env_file(&text);
-                secrets.add(entries.iter().map(|e| e.value.expose()));
+                for entry in &entries {
+                    let origin = format!("{} in {}", entry.key, environment.env_file.display());
+                    secrets.add_from(entry.value.expose(), &origin);
+                }
             }
         }
         for name in SECRET_VARIABLES {
             if let Ok(value) = std::env::var(name) {
-                secrets.add([value.as_str()]);
+                secrets.add_from(&value, &format!("{name} in the environment"));
             }
         }
         Ok(secrets)
@@ -65,36 +64,49 @@ impl SecretValues {
     /// Adds values (and each of their lines, for multi-line values).
     pub fn add<'a>(&mut self, values: impl IntoIterator<Item = &'a str>) {
         for value in values {
-            for piece in std::iter::once(value).chain(value.lines()) {
-                let piece = piece.trim();
-                if piece.len() < SHORTEST_MASKED {
-                    continue;
-                }
-                // A record is JSON: the value may appear escaped.
-                let escaped = serde_json::to_string(piece).unwrap_or_default();
-                let escaped = escaped.trim_matches('"').to_string();
-                for form in [piece.to_string(), escaped] {
-                    if !self.values.contains(&form) {
-                        self.values.push(form);
-                    }
-                }
-            }
+            self.add_from(value, "a secret value");
         }
-        // Longest first, so a value is masked whole before any of its lines.
-        self.values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    }
+
+    /// Adds one value, saying where it came from (`JWT_SECRET in env/.env.fly.staging`).
+    pub fn add_from(&mut self, value: &str, origin: &str) {
+        self.masker.add(value, origin, SHORTEST_MASKED);
     }
 
     /// `text` with every value replaced by `****`, and whether anything was.
     pub fn mask(&self, text: &str) -> (String, bool) {
-        let mut masked = text.to_string();
-        let mut changed = false;
-        for value in &self.values {
-            if masked.contains(value.as_str()) {
-                masked = masked.replace(value.as_str(), "****");
-                changed = true;
+        self.masker.mask(text)
+    }
+
+    /// Where the first secret value found in a record's text came from, if it holds any. The
+    /// text is searched as it is and, when it is JSON, string by string as decoded, so a
+    /// record written with other escapes than serde's is searched too.
+    pub fn found_in_record(&self, text: &str) -> Option<&str> {
+        if self.masker.is_empty() {
+            return None;
+        }
+        if let Some(origin) = self.masker.find(text) {
+            return Some(origin);
+        }
+        let value: serde_json::Value = serde_json::from_str(text).ok()?;
+        let mut strings = Vec::new();
+        collect_strings(&value, &mut strings);
+        strings.into_iter().find_map(|s| self.masker.find(s))
+    }
+}
+
+/// Every string (keys too) inside a JSON value.
+fn collect_strings<'a>(value: &'a serde_json::Value, into: &mut Vec<&'a str>) {
+    match value {
+        serde_json::Value::String(s) => into.push(s),
+        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_strings(i, into)),
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                into.push(key);
+                collect_strings(item, into);
             }
         }
-        (masked, changed)
+        _ => {}
     }
 }
 
@@ -113,5 +125,22 @@ mod tests {
         assert!(masked.contains("short"), "short values are left: {masked}");
         let (raw, _) = secrets.mask("raw pa\"ss\\word-123");
         assert_eq!(raw, "raw ****");
+    }
+
+    /// A record written by another encoder (every character as `\uXXXX` at the record
+    /// layer) is searched as decoded too, and the finding names where the value came from.
+    #[test]
+    fn a_secret_is_found_in_any_form_and_named() {
+        let mut secrets = SecretValues::default();
+        secrets.add_from("tok\nen-9", "JWT_SECRET in env/.env.fly.staging");
+        let printf_q = serde_json::json!({ "error": "retry: $'tok\\nen-9'" }).to_string();
+        assert_eq!(
+            secrets.found_in_record(&printf_q),
+            Some("JWT_SECRET in env/.env.fly.staging")
+        );
+        // Only the first character escaped: no echoed form, found once decoded.
+        let foreign = "{\"error\": \"\\u0074ok\\nen-9\"}";
+        assert!(secrets.found_in_record(foreign).is_some(), "{foreign}");
+        assert_eq!(secrets.found_in_record("{\"error\": \"tok en-9\"}"), None);
     }
 }

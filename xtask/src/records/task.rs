@@ -14,7 +14,8 @@ use crate::verdict::Verdict;
 /// Options of `cargo xtask records`.
 #[derive(Debug, Clone, ClapArgs)]
 #[command(
-    after_help = "Exit codes: 0 = done; 2 = it could not run (remote unreachable, push \
+    after_help = "Exit codes: 0 = done; 1 = a push left a record here because it holds a \
+    secret value; 2 = it could not run (remote unreachable, push \
     rejected after retries, unreadable records). A failed push keeps every local record."
 )]
 pub struct Args {
@@ -35,8 +36,8 @@ pub struct Args {
 /// What to do with the records.
 #[derive(Debug, Clone, Subcommand)]
 pub enum Action {
-    /// Add every local record the remote ref lacks (secret values masked), retrying when
-    /// another push came first.
+    /// Add every local record the remote ref lacks, retrying when another push came first. A
+    /// record holding a value of a filled env file (in any echoed form) stays here: exit 1.
     Push,
     /// Copy every record of the remote ref that is not local yet into target/xtask/runs/.
     Pull,
@@ -67,7 +68,7 @@ pub struct Listed {
 struct Summary<'a> {
     action: &'a str,
     added: &'a [String],
-    masked: &'a [String],
+    refused: &'a [String],
     skipped: &'a [String],
     unchanged: usize,
 }
@@ -91,50 +92,52 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
                 ));
             }
             output.human(&format!(
-                "records push: {} added to {} on {}, {} already there{}\n",
+                "records push: {} added to {} on {}, {} already there\n",
                 pushed.added.len(),
                 place.git_ref,
                 place.remote,
                 pushed.already_shared,
-                if pushed.masked.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; secret values masked in {} (fix the task that recorded them)",
-                        pushed.masked.join(", ")
-                    )
-                }
             ));
+            output.human(&refusals(&repo, &pushed.refused));
+            let refused: Vec<String> = pushed.refused.iter().map(|(f, _)| f.clone()).collect();
             output.machine(&Summary {
                 action: "push",
                 added: &pushed.added,
-                masked: &pushed.masked,
+                refused: &refused,
                 skipped: &pushed.skipped,
                 unchanged: pushed.already_shared,
             })?;
+            if !refused.is_empty() {
+                return Ok(Verdict::Fail);
+            }
         }
         Action::Pull => {
             let pulled = git_ref::pull(&repo, &place)?;
+            // The arrival is the first sighting here, whatever the records claim.
+            let arrived = chrono::Utc::now();
+            super::seen::note(
+                &repo.runs_dir(),
+                pulled.added.iter().map(|name| (name.clone(), arrived)),
+            )?;
             output.human(&format!(
                 "records pull: {} new from {} on {}, {} already here{}\n",
                 pulled.added.len(),
                 place.git_ref,
                 place.remote,
                 pulled.already_local,
-                if pulled.skipped.is_empty() {
-                    String::new()
-                } else {
-                    format!(
-                        "; skipped (not result records): {}",
-                        pulled.skipped.join(", ")
-                    )
-                }
+                pull_skips(&pulled),
             ));
+            let skipped: Vec<String> = pulled
+                .skipped
+                .iter()
+                .chain(&pulled.oversize)
+                .cloned()
+                .collect();
             output.machine(&Summary {
                 action: "pull",
                 added: &pulled.added,
-                masked: &[],
-                skipped: &pulled.skipped,
+                refused: &[],
+                skipped: &skipped,
                 unchanged: pulled.already_local,
             })?;
         }
@@ -165,6 +168,42 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         }
     }
     Ok(Verdict::Pass)
+}
+
+/// The message for records a push left here because they hold a secret value.
+fn refusals(repo: &Repo, refused: &[(String, String)]) -> String {
+    let runs = repo.runs_dir();
+    let runs = runs.strip_prefix(repo.root()).unwrap_or(&runs);
+    refused
+        .iter()
+        .map(|(file, origin)| {
+            format!(
+                "records push: refused {}: it holds the value of {origin} (raw or escaped); it \
+                 stays local. Fix the task that recorded it, delete the file, and rotate the \
+                 secret if the record was copied anywhere\n",
+                runs.join(file).display()
+            )
+        })
+        .collect()
+}
+
+/// `; skipped 2: ...` for a pull that left files of the ref out, naming them and why.
+fn pull_skips(pulled: &git_ref::Pulled) -> String {
+    if pulled.skipped_count() == 0 {
+        return String::new();
+    }
+    let mut why = Vec::new();
+    if !pulled.skipped.is_empty() {
+        why.push(format!("not result records: {}", pulled.skipped.join(", ")));
+    }
+    if !pulled.oversize.is_empty() {
+        why.push(format!(
+            "larger than the {} MiB a record may be: {}",
+            crate::files::RECORD_LIMIT / (1024 * 1024),
+            pulled.oversize.join(", ")
+        ));
+    }
+    format!("; skipped {} ({})", pulled.skipped_count(), why.join("; "))
 }
 
 /// A bare branch name means that branch: a push of a commit needs the full ref name.

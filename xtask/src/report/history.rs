@@ -388,10 +388,7 @@ pub fn chart(history: &HistoryData) -> Option<String> {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    crate::escape::html(text)
 }
 
 #[cfg(test)]

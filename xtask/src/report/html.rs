@@ -1,7 +1,7 @@
 //! A report as a standalone HTML page: pulldown-cmark with tables and task lists, wrapped in
 //! a minimal page with inline CSS so it opens anywhere without assets.
 
-use pulldown_cmark::{Options, Parser, html};
+use pulldown_cmark::{CowStr, Event, Options, Parser, Tag, TagEnd, html};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;\
 padding:0 1rem;line-height:1.45;color:#1b1f24}table{border-collapse:collapse;margin:1rem 0}\
@@ -19,7 +19,10 @@ pub fn page_with_chart(title: &str, markdown: &str, chart: Option<&str>) -> Stri
     let options =
         Options::ENABLE_TABLES | Options::ENABLE_TASKLISTS | Options::ENABLE_STRIKETHROUGH;
     let mut body = String::with_capacity(markdown.len() * 2);
-    html::push_html(&mut body, Parser::new_ext(markdown, options));
+    html::push_html(
+        &mut body,
+        untrusted_markup_as_text(Parser::new_ext(markdown, options)),
+    );
     if let Some(chart) = chart {
         let figure = format!("<figure class=\"history-chart\">\n{chart}</figure>\n");
         match body.find(HISTORY_HEADING) {
@@ -36,10 +39,44 @@ pub fn page_with_chart(title: &str, markdown: &str, chart: Option<&str>) -> Stri
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    crate::escape::html(text)
+}
+
+/// The report's Markdown holds record fields, and records come from a shared ref: whatever
+/// escaping a template forgot, no tag but the `<br>` of table cells reaches the page (any
+/// other HTML is shown as text), and only http(s) links and images are kept (a
+/// `javascript:` or `data:` link becomes its text).
+fn untrusted_markup_as_text<'a>(
+    events: impl Iterator<Item = Event<'a>>,
+) -> impl Iterator<Item = Event<'a>> {
+    let mut dropped_links = Vec::new();
+    events.filter_map(move |event| match event {
+        Event::Html(markup) | Event::InlineHtml(markup) => {
+            if matches!(markup.trim(), "<br>" | "<br/>" | "<br />") {
+                Some(Event::InlineHtml(CowStr::Borrowed("<br>")))
+            } else if markup.trim() == super::stability::SVG_MARKER {
+                // Where the report draws the stability timeline, replaced after rendering.
+                Some(Event::Html(CowStr::Borrowed(super::stability::SVG_MARKER)))
+            } else {
+                Some(Event::Text(markup))
+            }
+        }
+        Event::Start(Tag::Link { ref dest_url, .. } | Tag::Image { ref dest_url, .. }) => {
+            let safe = is_http(dest_url);
+            dropped_links.push(!safe);
+            safe.then_some(event)
+        }
+        Event::End(TagEnd::Link | TagEnd::Image) => {
+            let dropped = dropped_links.pop().unwrap_or(false);
+            (!dropped).then_some(event)
+        }
+        event => Some(event),
+    })
+}
+
+fn is_http(url: &str) -> bool {
+    let url = url.trim().to_ascii_lowercase();
+    url.starts_with("https://") || url.starts_with("http://")
 }
 
 #[cfg(test)]
@@ -56,5 +93,24 @@ mod tests {
         assert!(page.contains("<table>"), "{page}");
         assert!(page.contains("type=\"checkbox\""), "{page}");
         assert!(page.contains("<title>a &lt;b&gt;</title>"), "{page}");
+    }
+
+    /// Markup a template let through unescaped still reaches the page as text only.
+    #[test]
+    fn raw_html_and_non_http_links_become_text() {
+        let markdown = "<script>alert(1)</script>\n\n| a |\n| --- |\n| x<br>y <img src=x onerror=alert(1)> |\n\n\
+             [go](javascript:alert(1)) [ok](https://fly.io) ![i](data:image/png;base64,AA)\n";
+        let page = page_with_chart("t", markdown, None);
+        assert!(!page.contains("<script"), "{page}");
+        assert!(!page.contains("<img src=x"), "{page}");
+        assert!(!page.contains("javascript:"), "{page}");
+        assert!(!page.contains("data:image"), "{page}");
+        assert!(page.contains("&lt;script&gt;"), "{page}");
+        assert!(page.contains("x<br>y"), "{page}");
+        assert!(page.contains("<a href=\"https://fly.io\">ok</a>"), "{page}");
+        assert!(
+            page.contains("<p>go <a"),
+            "the link became its text: {page}"
+        );
     }
 }

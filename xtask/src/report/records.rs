@@ -296,7 +296,7 @@ impl RecordSet {
                         &l.record.task,
                         &l.record.environment,
                         l.record.started_at,
-                        l.saved_at,
+                        l.first_seen,
                         &l.file_name(),
                     )
                 }),

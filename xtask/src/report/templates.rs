@@ -121,31 +121,13 @@ fn describe(error: Error) -> anyhow::Error {
     anyhow::anyhow!(text)
 }
 
-/// Makes a value safe inside a Markdown table cell: `|` escaped, line breaks as `<br>`,
-/// and a `<` that could open an HTML tag written as `&lt;` (so `p95 < 200 ms` stays readable).
+/// Makes a value safe as inline Markdown, in a table cell or in a sentence (see
+/// [`crate::escape::markdown_inline`]): every record-derived field goes through it.
 pub fn cell(value: Value) -> String {
-    let text = if value.is_none() || value.is_undefined() {
-        String::new()
-    } else {
-        value.to_string()
-    };
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.trim().chars().peekable();
-    while let Some(c) = chars.next() {
-        match c {
-            '|' => out.push_str("\\|"),
-            '\r' => {}
-            '\n' => out.push_str("<br>"),
-            '<' if chars
-                .peek()
-                .is_some_and(|n| n.is_ascii_alphabetic() || matches!(n, '/' | '!' | '?')) =>
-            {
-                out.push_str("&lt;")
-            }
-            _ => out.push(c),
-        }
+    if value.is_none() || value.is_undefined() {
+        return String::new();
     }
-    out
+    crate::escape::markdown_inline(&value.to_string())
 }
 
 /// `1234.5` → `1234.5 ms`; whole and small numbers keep a readable precision.
