@@ -56,6 +56,10 @@ pub struct Args {
     /// and counted as a failure (e.g. 30m).
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_wait)]
     pub deploy_timeout: u64,
+    /// Also prove machines Fly stopped for idleness: ask each for its version, which starts it
+    /// (without it a stopped machine counts as updated when its config names the new image).
+    #[arg(long)]
+    pub wake: bool,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -313,6 +317,7 @@ pub fn execute(
         newer_than,
         image: None,
         commit: Some(git.commit.clone()),
+        wake: args.wake,
     };
     let verification = verify(
         "the new build serves",

@@ -343,6 +343,7 @@ pub fn run_with(
             newer_than,
             image: Some(image.clone()),
             commit: None,
+            wake: false,
         };
         let verification = verify(
             "the staging image serves on production",

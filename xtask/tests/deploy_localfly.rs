@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use deploy_support::{APP, FakeGates, Fixture};
 use xtask::deploy::DeployResult;
 use xtask::localfly::{Fault, LocalFly};
-use xtask::release::verify::ask_versions;
+use xtask::release::verify::{ask_versions, machines_to_ask};
 use xtask::repo::Repo;
 use xtask::rollback::RollbackResult;
 use xtask::verdict::Verdict;
@@ -131,7 +131,7 @@ impl Stand {
         (first, image)
     }
 
-    /// The commit each machine reports through the proxy, by machine id.
+    /// The commit each started machine reports through the proxy, by machine id.
     fn served(&self) -> Vec<(String, Option<String>)> {
         let machines = self
             .fly
@@ -139,7 +139,7 @@ impl Stand {
             .machines(APP, &mut std::io::sink())
             .unwrap()
             .unwrap();
-        ask_versions(&self.url, &machines)
+        ask_versions(&self.url, &machines_to_ask(&machines, false))
             .unwrap()
             .into_iter()
             .map(|a| {
@@ -456,4 +456,82 @@ fn rollback_dry_run_names_the_image_and_commit_then_the_real_one_restores_it() {
     assert_eq!(result.to_image.as_deref(), Some(image.as_str()));
     assert_eq!(result.from_commit.as_deref(), Some(second.as_str()));
     stand.assert_serves(&first, 2);
+}
+
+/// Real Fly with `auto_stop_machines = "stop"` (the project's fly.toml): a quiet app has
+/// stopped machines, and `fly deploy` updates them without starting them. The proof holds,
+/// says how many were stopped, and nothing is rolled back.
+#[test]
+fn a_deploy_on_an_app_with_a_stopped_machine_passes_and_is_not_rolled_back() {
+    let stand = stand(2);
+    let (_, _) = stand.deployed_then_new_commit();
+    let stopped = stand.fly.stop_machine(APP).unwrap();
+    let head = stand.fixture.head();
+    let (verdict, result, out) = stand.deploy(&[Verdict::Pass], &["--rollback-on-failure"]);
+    assert_eq!(verdict, Verdict::Pass, "{out}");
+    assert!(result.rolled_back.is_none(), "{out}");
+    let verification = result.verification.as_ref().unwrap();
+    let checks = verification
+        .conditions
+        .iter()
+        .find(|c| c.name == "machine checks pass")
+        .unwrap();
+    assert!(
+        checks.evidence.contains("1 stopped by Fly") && checks.evidence.contains(&stopped),
+        "{checks:?}"
+    );
+    // The stopped machine's config names the new image; the started one serves HEAD.
+    let app = stand.fly.app(APP).unwrap();
+    let image = result.release.as_ref().unwrap().image_ref.clone().unwrap();
+    assert_eq!(app.machines[&stopped].state, "stopped");
+    assert!(xtask::flyctl::same_image(
+        &app.machines[&stopped].image_ref,
+        &image
+    ));
+    stand.assert_serves(&head, 1);
+}
+
+/// `fly machines list` also lists machines deploy does not manage (a leftover
+/// release-command machine, `fly machine run`); they keep the old image and must not fail
+/// "every machine runs the image".
+#[test]
+fn machines_deploy_does_not_manage_do_not_fail_the_proof() {
+    let stand = stand(1);
+    let (_, _) = stand.deployed_then_new_commit();
+    let leftover = stand
+        .fly
+        .add_machine(APP, xtask::localfly::MachineKind::ReleaseCommand)
+        .unwrap();
+    let run = stand
+        .fly
+        .add_machine(APP, xtask::localfly::MachineKind::MachineRun)
+        .unwrap();
+    let head = stand.fixture.head();
+    let (verdict, result, out) = stand.deploy(&[Verdict::Pass], &["--rollback-on-failure"]);
+    assert_eq!(verdict, Verdict::Pass, "{out}");
+    assert!(result.rolled_back.is_none(), "{out}");
+    let images = result
+        .verification
+        .as_ref()
+        .unwrap()
+        .conditions
+        .iter()
+        .find(|c| c.name == "machines run its image")
+        .unwrap()
+        .clone();
+    assert!(
+        images
+            .evidence
+            .contains(&format!("{leftover} (fly_app_release_command)"))
+            && images.evidence.contains(&run),
+        "{images:?}"
+    );
+    // Deploy left them alone, on the image they had.
+    let app = stand.fly.app(APP).unwrap();
+    let new_image = result.release.as_ref().unwrap().image_ref.clone().unwrap();
+    assert!(!xtask::flyctl::same_image(
+        &app.machines[&leftover].image_ref,
+        &new_image
+    ));
+    stand.assert_serves(&head, 1);
 }

@@ -161,6 +161,41 @@ pub struct Machine {
     pub image: Option<String>,
     /// Its health checks as Fly last saw them.
     pub checks: Vec<MachineCheck>,
+    /// Whether `fly deploy` manages it: an Apps v2 machine (`fly_platform_version = v2` in
+    /// its metadata) that is not a release-command or console machine. flyctl deploys and
+    /// lists only those (fly-go `flaps/flaps_machines.go`, `ListFlyAppsMachines`); a leftover
+    /// release-command machine, a `fly console` or a `fly machine run` machine is not part of
+    /// the release and keeps whatever image it had.
+    #[serde(default = "managed_by_default")]
+    pub managed: bool,
+    /// Its process group (`fly_process_group`: `app`, `fly_app_release_command`, ...).
+    #[serde(default)]
+    pub process_group: Option<String>,
+}
+
+fn managed_by_default() -> bool {
+    true
+}
+
+/// fly-go `machine_types.go`: the metadata keys and values flyctl reads.
+const PLATFORM_VERSION_KEY: &str = "fly_platform_version";
+const PROCESS_GROUP_KEY: &str = "fly_process_group";
+const PLATFORM_V2: &str = "v2";
+const RELEASE_COMMAND_GROUP: &str = "fly_app_release_command";
+const CONSOLE_GROUP: &str = "fly_app_console";
+
+impl Machine {
+    /// Whether it is started (serving, or able to).
+    pub fn is_started(&self) -> bool {
+        self.state == "started"
+    }
+
+    /// Whether Fly stopped or suspended it (auto-stop, or by hand): `fly deploy` updates
+    /// such a machine's config and leaves it stopped (flyctl
+    /// `internal/command/deploy/machines_launchinput.go`, `shouldSkipLaunch`).
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.state.as_str(), "stopped" | "suspended")
+    }
 }
 
 /// One health check of a machine.
@@ -193,6 +228,8 @@ struct RawMachine {
 struct RawMachineConfig {
     #[serde(default)]
     image: Option<String>,
+    #[serde(default)]
+    metadata: Option<std::collections::BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,6 +240,8 @@ struct RawImageRef {
     repository: Option<String>,
     #[serde(default)]
     tag: Option<String>,
+    #[serde(default)]
+    digest: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -225,6 +264,11 @@ pub fn parse_machines(json: &str) -> anyhow::Result<Vec<Machine>> {
         .unwrap_or_default()
         .into_iter()
         .map(|m| {
+            let digest = m
+                .image_ref
+                .as_ref()
+                .and_then(|r| r.digest.clone())
+                .filter(|d| !d.is_empty());
             let from_ref = m.image_ref.and_then(|r| {
                 let repository = r.repository.filter(|s| !s.is_empty())?;
                 let mut image = match r.registry.filter(|s| !s.is_empty()) {
@@ -236,15 +280,36 @@ pub fn parse_machines(json: &str) -> anyhow::Result<Vec<Machine>> {
                 }
                 Some(image)
             });
+            let metadata = m
+                .config
+                .as_ref()
+                .and_then(|c| c.metadata.clone())
+                .unwrap_or_default();
+            let process_group = metadata.get(PROCESS_GROUP_KEY).cloned();
+            let managed = metadata.get(PLATFORM_VERSION_KEY).map(String::as_str)
+                == Some(PLATFORM_V2)
+                && !matches!(
+                    process_group.as_deref(),
+                    Some(RELEASE_COMMAND_GROUP | CONSOLE_GROUP)
+                );
+            // The digest goes with the reference, so a release named by digest alone still
+            // compares equal to the tag the machine was deployed with.
+            let image = m
+                .config
+                .and_then(|c| c.image)
+                .filter(|s| !s.is_empty())
+                .or(from_ref)
+                .map(|image| match &digest {
+                    Some(digest) if !image.contains('@') => format!("{image}@{digest}"),
+                    _ => image,
+                });
             Machine {
                 id: m.id,
                 state: m.state.unwrap_or_default().to_ascii_lowercase(),
                 region: m.region.filter(|s| !s.is_empty()),
-                image: m
-                    .config
-                    .and_then(|c| c.image)
-                    .filter(|s| !s.is_empty())
-                    .or(from_ref),
+                image,
+                managed,
+                process_group,
                 checks: m
                     .checks
                     .unwrap_or_default()
@@ -263,11 +328,50 @@ pub fn parse_machines(json: &str) -> anyhow::Result<Vec<Machine>> {
     Ok(machines)
 }
 
-/// Whether two image references name the same image: equal once a trailing `@sha256:...`
-/// digest is dropped (flyctl prints the digest in some places and not in others).
+/// Whether two image references name the same image. flyctl prints the digest in some
+/// places and not in others, and a release can name its image by digest alone
+/// (`registry.fly.io/app@sha256:...`): the repositories must match, then the tags when both
+/// have one, else the digests when both have one. A tag on one side and only a digest on the
+/// other cannot be compared: not the same.
 pub fn same_image(a: &str, b: &str) -> bool {
-    let strip = |s: &str| s.split('@').next().unwrap_or(s).trim().to_string();
-    strip(a) == strip(b)
+    let (a, b) = (ImageName::parse(a), ImageName::parse(b));
+    if a.repository != b.repository {
+        return false;
+    }
+    match ((a.tag, b.tag), (a.digest, b.digest)) {
+        ((Some(x), Some(y)), _) => x == y,
+        (_, (Some(x), Some(y))) => x == y,
+        ((None, None), (None, None)) => true,
+        _ => false,
+    }
+}
+
+/// An image reference taken apart: `repository[:tag][@digest]`.
+struct ImageName<'a> {
+    repository: &'a str,
+    tag: Option<&'a str>,
+    digest: Option<&'a str>,
+}
+
+impl<'a> ImageName<'a> {
+    fn parse(reference: &'a str) -> ImageName<'a> {
+        let reference = reference.trim();
+        let (name, digest) = match reference.split_once('@') {
+            Some((name, digest)) => (name, Some(digest)),
+            None => (reference, None),
+        };
+        // A colon after the last slash is a tag; one before it is a registry's port.
+        let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+        let (repository, tag) = match name[last_slash..].rfind(':') {
+            Some(i) => (&name[..last_slash + i], Some(&name[last_slash + i + 1..])),
+            None => (name, None),
+        };
+        ImageName {
+            repository,
+            tag,
+            digest,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -357,7 +461,7 @@ mod tests {
           {"id":"148e","name":"a","state":"started","region":"gru","instance_id":"01J",
            "image_ref":{"registry":"registry.fly.io","repository":"cabanas","tag":"abc1234",
                         "digest":"sha256:00","labels":{}},
-           "config":{"image":"registry.fly.io/cabanas:abc1234","env":{}},
+           "config":{"image":"registry.fly.io/cabanas:abc1234","env":{},"metadata":{"fly_platform_version":"v2","fly_process_group":"app"}},
            "checks":[{"name":"servicecheck-00-http-8080","status":"passing","output":"OK",
                       "updated_at":"2026-11-01T10:00:00Z"}]},
           {"id":"0a2b","state":"Stopped","region":"gru",
@@ -375,12 +479,58 @@ mod tests {
         );
         assert!(machines[0].checks.is_empty());
         assert_eq!(machines[1].checks[0].status, "passing");
+        // The digest travels with the reference.
         assert_eq!(
             machines[1].image.as_deref(),
-            Some("registry.fly.io/cabanas:abc1234")
+            Some("registry.fly.io/cabanas:abc1234@sha256:00")
         );
+        assert!(machines[1].managed && !machines[0].managed);
         assert!(parse_machines("null").unwrap().is_empty());
         assert!(parse_machines("{\"id\":1}").is_err());
+    }
+
+    #[test]
+    fn only_apps_v2_machines_outside_release_command_and_console_are_managed() {
+        let machine = |metadata: &str| {
+            let json = format!(
+                r#"[{{"id":"m","state":"stopped","config":{{"image":"i:1","metadata":{metadata}}}}}]"#
+            );
+            parse_machines(&json).unwrap().remove(0)
+        };
+        let app = machine(r#"{"fly_platform_version":"v2","fly_process_group":"app"}"#);
+        assert!(app.managed);
+        assert_eq!(app.process_group.as_deref(), Some("app"));
+        let release_command = machine(
+            r#"{"fly_platform_version":"v2","fly_process_group":"fly_app_release_command"}"#,
+        );
+        assert!(!release_command.managed);
+        let console =
+            machine(r#"{"fly_platform_version":"v2","fly_process_group":"fly_app_console"}"#);
+        assert!(!console.managed);
+        // `fly machine run`: no platform version.
+        assert!(!machine(r#"{}"#).managed);
+        assert!(app.is_stopped() && !app.is_started());
+    }
+
+    #[test]
+    fn image_refs_compare_by_tag_else_by_digest() {
+        let tagged = "registry.fly.io/a:deployment-01@sha256:abc";
+        assert!(same_image(tagged, "registry.fly.io/a:deployment-01"));
+        assert!(same_image("registry.fly.io/a@sha256:abc", tagged));
+        assert!(!same_image("registry.fly.io/a@sha256:def", tagged));
+        assert!(!same_image("registry.fly.io/a:deployment-02", tagged));
+        assert!(!same_image("registry.fly.io/b:deployment-01", tagged));
+        // A tag on one side and only a digest on the other cannot be compared.
+        assert!(!same_image(
+            "registry.fly.io/a@sha256:abc",
+            "registry.fly.io/a:deployment-01"
+        ));
+        // A registry port is not a tag.
+        assert!(same_image(
+            "localhost:5000/a:1",
+            "localhost:5000/a:1@sha256:x"
+        ));
+        assert!(!same_image("localhost:5000/a", "localhost:5000/a:1"));
     }
 
     #[test]

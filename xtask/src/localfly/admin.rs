@@ -39,9 +39,75 @@ pub fn run(dir: &StateDir, command: LocalCommand) -> anyhow::Result<()> {
             }
             println!("stopped {stopped} process group(s)");
         }
+        LocalCommand::StopMachine { app, machine } => {
+            let id = stop_machine(dir, &app.app, machine.as_deref())?;
+            println!("stopped machine {id}");
+        }
+        LocalCommand::AddMachine { app, kind } => {
+            let id = add_machine(dir, &app.app, kind)?;
+            println!("added machine {id}");
+        }
         LocalCommand::Proxy { app, port } => super::proxy::serve(dir.clone(), &app.app, port)?,
     }
     Ok(())
+}
+
+/// Stops `id` (or the first started machine deploy manages), as auto-stop does.
+fn stop_machine(dir: &StateDir, name: &str, id: Option<&str>) -> anyhow::Result<String> {
+    let mut app = dir.load(name)?;
+    let id = match id {
+        Some(id) => id.to_string(),
+        None => app
+            .machines
+            .values()
+            .find(|m| m.managed() && m.state == "started")
+            .map(|m| m.id.clone())
+            .with_context(|| format!("app {name} has no started machine to stop"))?,
+    };
+    let machine = app
+        .machines
+        .get_mut(&id)
+        .with_context(|| format!("app {name} has no machine {id}"))?;
+    machine::stop(machine);
+    machine.state = "stopped".into();
+    machine.healthy = false;
+    machine.updated_at = chrono::Utc::now();
+    dir.save(&app)?;
+    Ok(id)
+}
+
+/// Adds a stopped machine of `kind` on the app's current image.
+fn add_machine(
+    dir: &StateDir,
+    name: &str,
+    kind: super::state::MachineKind,
+) -> anyhow::Result<String> {
+    let mut app = dir.load(name)?;
+    let image_ref = app
+        .current_release()
+        .map(|r| r.image_ref.clone())
+        .with_context(|| format!("app {name} has no release yet: deploy it first"))?;
+    let id = super::state::new_machine_id();
+    let now = chrono::Utc::now();
+    let log = dir.app_dir(name).join("logs").join(format!("{id}.log"));
+    app.machines.insert(
+        id.clone(),
+        super::state::Machine {
+            id: id.clone(),
+            state: "stopped".into(),
+            image_ref,
+            port: 0,
+            healthy: false,
+            pid: None,
+            started: None,
+            log,
+            created_at: now,
+            updated_at: now,
+            kind,
+        },
+    );
+    dir.save(&app)?;
+    Ok(id)
 }
 
 /// Creates `app` and starts its proxy on `port` (0: a free one); returns the app's URL.

@@ -215,6 +215,24 @@ pub enum LocalCommand {
         #[arg(value_enum)]
         fault: Fault,
     },
+    /// Stop a started machine as Fly's auto-stop does when it sits idle: its process ends,
+    /// it stays in the app as `stopped`, and the next deploy updates it without starting it.
+    StopMachine {
+        #[command(flatten)]
+        app: AppFlag,
+        /// The machine (default: the first started one, by id).
+        #[arg(long)]
+        machine: Option<String>,
+    },
+    /// Add a machine deploy does not manage (a leftover release-command machine, a console,
+    /// a `fly machine run`), stopped, on the image the app serves now.
+    AddMachine {
+        #[command(flatten)]
+        app: AppFlag,
+        /// What kind of machine.
+        #[arg(long, value_enum)]
+        kind: super::state::MachineKind,
+    },
     /// Stop every process the local Fly started (machines and proxies).
     Down {
         /// Only this app.

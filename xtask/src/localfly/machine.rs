@@ -90,6 +90,7 @@ pub fn start(
         log,
         created_at: now,
         updated_at: now,
+        kind: super::state::MachineKind::App,
     })
 }
 

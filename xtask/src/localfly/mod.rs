@@ -110,7 +110,7 @@ use anyhow::{Context, bail};
 
 pub use deploy::CABANAS_BIN_ENV;
 pub use proxy::FORCE_INSTANCE;
-pub use state::{App, DIR_ENV, Fault, StateDir};
+pub use state::{App, DIR_ENV, Fault, MachineKind, StateDir};
 
 use crate::flyctl::Flyctl;
 use crate::repo::Repo;
@@ -223,6 +223,29 @@ impl LocalFly {
             name.as_str().unwrap_or_default(),
         ])
         .map(drop)
+    }
+
+    /// Stops one started machine of `app` as Fly's auto-stop does; returns its id.
+    pub fn stop_machine(&self, app: &str) -> anyhow::Result<String> {
+        let out = self.run(&["local", "stop-machine", "--app", app])?;
+        Ok(out
+            .trim()
+            .trim_start_matches("stopped machine ")
+            .to_string())
+    }
+
+    /// Adds a stopped machine of `kind` that deploy does not manage; returns its id.
+    pub fn add_machine(&self, app: &str, kind: MachineKind) -> anyhow::Result<String> {
+        let name = serde_json::to_value(kind)?;
+        let out = self.run(&[
+            "local",
+            "add-machine",
+            "--app",
+            app,
+            "--kind",
+            name.as_str().unwrap_or_default(),
+        ])?;
+        Ok(out.trim().trim_start_matches("added machine ").to_string())
     }
 
     /// The app's state now (machines with ports and pids, releases, images).

@@ -79,7 +79,7 @@ pub fn machine(app: &App, machine: &Machine, prober: &Prober) -> Value {
         },
         "config": {
             "image": machine.image_ref,
-            "metadata": { "fly_platform_version": "v2", "fly_process_group": "app" },
+            "metadata": machine.kind.metadata(),
         },
         "checks": checks,
         "created_at": machine.created_at,

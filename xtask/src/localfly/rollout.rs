@@ -27,7 +27,14 @@ pub fn replace_machines(
     let prober = Prober::new(Duration::from_secs(5))?;
     // Like flyctl's --wait-timeout: a bound for each machine, not for the whole rollout.
     let deadline = || Instant::now() + wait_timeout;
-    let mut ids: Vec<String> = app.machines.keys().cloned().collect();
+    // Only the app's own machines are part of a release; a leftover release-command machine,
+    // a console or a `fly machine run` keeps its image (fly-go `ListFlyAppsMachines`).
+    let mut ids: Vec<String> = app
+        .machines
+        .values()
+        .filter(|m| m.managed())
+        .map(|m| m.id.clone())
+        .collect();
     while ids.len() < app.machine_count {
         ids.push(new_machine_id());
     }
@@ -58,9 +65,9 @@ pub fn replace_machines(
                 green.clone()
             } else {
                 app.machines
-                    .keys()
-                    .filter(|id| !green.contains(id))
-                    .cloned()
+                    .values()
+                    .filter(|m| m.managed() && !green.contains(&m.id))
+                    .map(|m| m.id.clone())
                     .collect()
             };
             for id in &green {
@@ -96,6 +103,19 @@ pub fn replace_machines(
                 canary(dir, app, image, fly, &prober, deadline())?;
             }
             for id in &ids {
+                if let Some(old) = app.machines.get_mut(id)
+                    && old.state == "stopped"
+                    && !machine::alive(old)
+                {
+                    // flyctl `internal/command/deploy/machines_launchinput.go`,
+                    // `shouldSkipLaunch`: a machine Fly stopped is updated to the new image and
+                    // left stopped; its checks are not waited on.
+                    old.image_ref = image.reference.clone();
+                    old.updated_at = chrono::Utc::now();
+                    dir.save(app)?;
+                    println!("Machine {id} [app] is stopped: updated without starting it");
+                    continue;
+                }
                 if let Some(old) = app.machines.get_mut(id) {
                     old.state = "replacing".into();
                     dir.save(app)?;

@@ -125,6 +125,50 @@ pub struct Machine {
     pub created_at: DateTime<Utc>,
     /// When it last changed.
     pub updated_at: DateTime<Utc>,
+    /// What kind of machine it is: one `deploy` manages, or one it leaves alone.
+    #[serde(default)]
+    pub kind: MachineKind,
+}
+
+impl Machine {
+    /// Whether `deploy` replaces it (fly-go `flaps/flaps_machines.go`, `ListFlyAppsMachines`).
+    pub fn managed(&self) -> bool {
+        self.kind == MachineKind::App
+    }
+}
+
+/// The kinds of machine an app lists. Only `app` machines are part of a release; the others
+/// are what real apps accumulate beside them and keep their image through every deploy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum MachineKind {
+    /// A machine of the app's `app` process group.
+    #[default]
+    App,
+    /// A leftover release-command machine (`fly_process_group = fly_app_release_command`).
+    ReleaseCommand,
+    /// A `fly console` machine (`fly_process_group = fly_app_console`).
+    Console,
+    /// A `fly machine run` machine: no `fly_platform_version` in its metadata.
+    MachineRun,
+}
+
+impl MachineKind {
+    /// Its config metadata as `machines list --json` shows it (fly-go `machine_types.go`).
+    pub fn metadata(self) -> serde_json::Value {
+        match self {
+            Self::App => {
+                serde_json::json!({"fly_platform_version": "v2", "fly_process_group": "app"})
+            }
+            Self::ReleaseCommand => serde_json::json!({
+                "fly_platform_version": "v2", "fly_process_group": "fly_app_release_command"
+            }),
+            Self::Console => serde_json::json!({
+                "fly_platform_version": "v2", "fly_process_group": "fly_app_console"
+            }),
+            Self::MachineRun => serde_json::json!({}),
+        }
+    }
 }
 
 /// A fault the next deploy suffers.

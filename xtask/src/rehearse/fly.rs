@@ -149,6 +149,7 @@ pub fn rehearse(
         rollback_on_failure: false,
         wait_timeout: WAIT_SECS,
         deploy_timeout: DEPLOY_LIMIT_SECS,
+        wake: false,
         json: false,
     };
     let (deployed, result) = crate::deploy::execute(

@@ -167,7 +167,7 @@ pub fn read_serving(
         Ok(None) => return Ok(Ok(None)),
         Err(error) => return Ok(Err(failure_or_error(error)?.to_string())),
     };
-    let answers = verify::ask_versions(base_url, &machines)?;
+    let answers = verify::ask_versions(base_url, &verify::machines_to_ask(&machines, false))?;
     Ok(Ok(Some(Serving {
         releases,
         machines,
@@ -192,6 +192,7 @@ pub fn rollback_target(repo: &Repo, serving: &Serving) -> Option<RollbackTarget>
     let running: Vec<&str> = serving
         .machines
         .iter()
+        .filter(|m| m.managed)
         .filter_map(|m| m.image.as_deref())
         .collect();
     let common = running
@@ -343,8 +344,8 @@ mod tests {
     #[test]
     fn the_target_is_what_every_machine_runs_with_the_commit_they_report() {
         let repo = Repo::at(std::env::temp_dir());
-        let machines = r#"[{"id":"m1","state":"started","config":{"image":"registry.fly.io/a:aaaaaaa"}},
-                           {"id":"m2","state":"started","config":{"image":"registry.fly.io/a:aaaaaaa"}}]"#;
+        let machines = r#"[{"id":"m1","state":"started","config":{"image":"registry.fly.io/a:aaaaaaa","metadata":{"fly_platform_version":"v2","fly_process_group":"app"}}},
+                           {"id":"m2","state":"started","config":{"image":"registry.fly.io/a:aaaaaaa","metadata":{"fly_platform_version":"v2","fly_process_group":"app"}}}]"#;
         let s = serving(
             RELEASES,
             machines,
@@ -359,8 +360,8 @@ mod tests {
     #[test]
     fn mixed_machines_fall_back_to_the_newest_complete_release() {
         let repo = Repo::at(std::env::temp_dir());
-        let machines = r#"[{"id":"m1","state":"started","config":{"image":"registry.fly.io/a:aaaaaaa"}},
-                           {"id":"m2","state":"started","config":{"image":"registry.fly.io/a:bbbbbbb"}}]"#;
+        let machines = r#"[{"id":"m1","state":"started","config":{"image":"registry.fly.io/a:aaaaaaa","metadata":{"fly_platform_version":"v2","fly_process_group":"app"}}},
+                           {"id":"m2","state":"started","config":{"image":"registry.fly.io/a:bbbbbbb","metadata":{"fly_platform_version":"v2","fly_process_group":"app"}}}]"#;
         let s = serving(RELEASES, machines, &[("m1", "1111111"), ("m2", "2222222")]);
         let target = rollback_target(&repo, &s).unwrap();
         assert_eq!(target.image, "registry.fly.io/a:bbbbbbb");

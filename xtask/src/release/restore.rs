@@ -155,6 +155,7 @@ pub fn roll_back(
         newer_than: plan.newer_than,
         image: Some(plan.image.to_string()),
         commit: plan.commit.map(String::from),
+        wake: false,
     };
     let timeout = Duration::from_secs(plan.wait_timeout);
     let verification = verify(

@@ -2,10 +2,20 @@
 //!
 //! 1. a release newer than the one recorded before is complete (and, for a rollback, runs the
 //!    image deployed);
-//! 2. every machine of the app runs that release's image;
-//! 3. every machine is started with every check passing;
+//! 2. every machine deploy manages runs that release's image;
+//! 3. every started machine passes every check;
 //! 4. `GET /api/v1/version`, sent through the app URL with `fly-force-instance-id: <id>` for
-//!    each machine, is answered by that machine and reports the expected commit.
+//!    each started machine, is answered by that machine and reports the expected commit.
+//!
+//! As real Fly behaves:
+//! - Machines `fly deploy` does not manage (a leftover release-command machine, `fly console`,
+//!   `fly machine run`) are left out and named in the evidence (fly-go
+//!   `flaps/flaps_machines.go`, `ListFlyAppsMachines`).
+//! - A machine Fly stopped for idleness (`auto_stop_machines`) is updated by `fly deploy` to the
+//!   new image and left stopped, its checks skipped (flyctl
+//!   `internal/command/deploy/machines_launchinput.go`, `shouldSkipLaunch`): its config naming
+//!   the new image is what proves it updated. With `wake`, each is asked for its version too,
+//!   which makes Fly's proxy start it (`auto_start_machines`), so it is proven like the rest.
 //!
 //! Polled with a bound; the verdict names each condition with its evidence.
 
@@ -33,6 +43,21 @@ pub struct Expected {
     pub image: Option<String>,
     /// The commit every machine must report (`None`: only that each machine answers).
     pub commit: Option<String>,
+    /// Ask stopped machines for their version too, which starts them (`--wake`).
+    #[serde(default)]
+    pub wake: bool,
+}
+
+/// The machines a verification asks for their version: the started ones deploy manages, and
+/// with `wake` the stopped ones too.
+pub fn machines_to_ask<'a>(
+    machines: impl IntoIterator<Item = &'a Machine>,
+    wake: bool,
+) -> Vec<&'a Machine> {
+    machines
+        .into_iter()
+        .filter(|m| m.managed && (m.is_started() || (wake && m.is_stopped())))
+        .collect()
 }
 
 /// One condition of "serving", with what was seen.
@@ -93,7 +118,7 @@ struct VersionBody {
 
 /// Asks `GET <base_url>/api/v1/version` once per machine, routed to it by
 /// `fly-force-instance-id`. Network errors become answers with an `error`.
-pub fn ask_versions(base_url: &str, machines: &[Machine]) -> anyhow::Result<Vec<VersionAnswer>> {
+pub fn ask_versions(base_url: &str, machines: &[&Machine]) -> anyhow::Result<Vec<VersionAnswer>> {
     if machines.is_empty() {
         return Ok(Vec::new());
     }
@@ -193,6 +218,29 @@ pub fn judge(
         evidence,
     });
 
+    let (machines, unmanaged): (Vec<&Machine>, Vec<&Machine>) =
+        machines.iter().partition(|m| m.managed);
+    let left_out = if unmanaged.is_empty() {
+        String::new()
+    } else {
+        let named: Vec<String> = unmanaged
+            .iter()
+            .map(|m| {
+                format!(
+                    "{} ({})",
+                    m.id,
+                    m.process_group
+                        .as_deref()
+                        .unwrap_or("not an Apps v2 machine")
+                )
+            })
+            .collect();
+        format!(
+            "; left out {} machine(s) deploy does not manage: {}",
+            unmanaged.len(),
+            named.join(", ")
+        )
+    };
     let want_image = candidate
         .and_then(|r| r.image_ref.clone())
         .or_else(|| expected.image.clone());
@@ -217,10 +265,13 @@ pub fn judge(
             if wrong.is_empty() {
                 (
                     true,
-                    format!("all {} machine(s) run {want}", machines.len()),
+                    format!("all {} machine(s) run {want}{left_out}", machines.len()),
                 )
             } else {
-                (false, format!("want {want}: {}", wrong.join("; ")))
+                (
+                    false,
+                    format!("want {want}: {}{left_out}", wrong.join("; ")),
+                )
             }
         }
     };
@@ -230,7 +281,19 @@ pub fn judge(
         evidence,
     });
 
-    let unhealthy: Vec<String> = machines
+    let (started, stopped): (Vec<&Machine>, Vec<&Machine>) =
+        machines.iter().partition(|m| !m.is_stopped());
+    let stopped_note = if stopped.is_empty() {
+        String::new()
+    } else {
+        let ids: Vec<&str> = stopped.iter().map(|m| m.id.as_str()).collect();
+        format!(
+            "; {} stopped by Fly (auto-stop), updated without starting: {}",
+            stopped.len(),
+            ids.join(", ")
+        )
+    };
+    let unhealthy: Vec<String> = started
         .iter()
         .filter_map(|m| {
             let failing: Vec<String> = m
@@ -251,25 +314,28 @@ pub fn judge(
             })
         })
         .collect();
-    let checks = machines.iter().map(|m| m.checks.len()).sum::<usize>();
+    let checks = started.iter().map(|m| m.checks.len()).sum::<usize>();
     conditions.push(Condition {
         name: "machine checks pass".into(),
-        passed: !machines.is_empty() && unhealthy.is_empty(),
+        passed: !started.is_empty() && unhealthy.is_empty(),
         evidence: if machines.is_empty() {
             "the app has no machines".into()
+        } else if started.is_empty() {
+            format!("no machine is started{stopped_note}: run with --wake to start and prove them")
         } else if unhealthy.is_empty() {
             format!(
-                "all {} machine(s) started, {checks} check(s) passing",
-                machines.len()
+                "all {} started machine(s) pass, {checks} check(s) passing{stopped_note}",
+                started.len()
             )
         } else {
-            unhealthy.join("; ")
+            format!("{}{stopped_note}", unhealthy.join("; "))
         },
     });
 
     let mut wrong = Vec::new();
     let mut seen = Vec::new();
-    for machine in machines {
+    let asked = machines_to_ask(machines.iter().copied(), expected.wake);
+    for machine in asked.iter().copied() {
         let answer = answers.iter().find(|a| a.machine_id == machine.id);
         match answer {
             None => wrong.push(format!("{} was not asked", machine.id)),
@@ -298,11 +364,15 @@ pub fn judge(
         }
     }
     let name = "version endpoint reports the commit".to_string();
-    conditions.push(if machines.is_empty() {
+    conditions.push(if asked.is_empty() {
         Condition {
             name,
             passed: false,
-            evidence: "the app has no machines to ask".into(),
+            evidence: if machines.is_empty() {
+                "the app has no machines to ask".into()
+            } else {
+                "no machine is started to ask: run with --wake to start and ask them".into()
+            },
         }
     } else if wrong.is_empty() {
         let prefix = match &expected.commit {
@@ -405,7 +475,7 @@ fn poll(
         Ok(machines) => machines.unwrap_or_default(),
         Err(error) => return Ok(Err(failure_or_error(error)?.to_string())),
     };
-    let answers = ask_versions(base_url, &machines)?;
+    let answers = ask_versions(base_url, &machines_to_ask(&machines, expected.wake))?;
     let (conditions, release) = judge(expected, &releases, &machines, &answers);
     let snapshot = Snapshot::from_parts(&releases, &machines, &answers);
     Ok(Ok((conditions, release, snapshot)))
@@ -431,7 +501,8 @@ mod tests {
         let json: Vec<serde_json::Value> = list
             .iter()
             .map(|(id, state, image, check)| {
-                serde_json::json!({"id": id, "state": state, "config": {"image": image},
+                serde_json::json!({"id": id, "state": state, "config": {"image": image,
+                    "metadata": {"fly_platform_version": "v2", "fly_process_group": "app"}},
                     "checks": [{"name": "servicecheck-00-http-8080", "status": check,
                                 "output": "GET /api/v1/readyz: 503"}]})
             })
@@ -456,6 +527,7 @@ mod tests {
             newer_than: Some(1),
             image: None,
             commit: Some("2222222abc".into()),
+            wake: false,
         }
     }
 
@@ -553,6 +625,7 @@ mod tests {
             newer_than: Some(2),
             image: Some(IMG_OLD.into()),
             commit: None,
+            wake: false,
         };
         let (conditions, _) = judge(
             &rollback,

@@ -49,6 +49,7 @@ pub fn deploy_args(env: &str) -> crate::deploy::Args {
         rollback_on_failure: false,
         wait_timeout: 300,
         deploy_timeout: 1800,
+        wake: false,
         json: false,
     }
 }

@@ -215,7 +215,8 @@ pub fn machines_json(machines: &[(&str, &str)]) -> String {
         .map(|(id, image)| {
             serde_json::json!({
                 "id": id, "name": format!("m-{id}"), "state": "started", "region": "scl",
-                "config": {"image": image},
+                "config": {"image": image,
+                           "metadata": {"fly_platform_version": "v2", "fly_process_group": "app"}},
                 "checks": [{"name": "servicecheck-00-http-8080", "status": "passing", "output": "OK"}],
             })
         })
