@@ -146,6 +146,7 @@ pub fn verify_signature(
 #[utoipa::path(
     post,
     path = "/api/v1/webhooks/mercadopago",
+    operation_id = "mercadopago_notification",
     tag = "webhooks",
     params(
         ("data.id" = Option<String>, Query, description = "The notified resource (a payment id)"),

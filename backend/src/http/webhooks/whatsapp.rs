@@ -90,6 +90,7 @@ pub fn verify_signature(
 #[utoipa::path(
     get,
     path = "/api/v1/webhooks/whatsapp",
+    operation_id = "whatsapp_subscription",
     tag = "webhooks",
     params(
         ("hub.mode" = Option<String>, Query, description = "`subscribe`"),
@@ -212,6 +213,7 @@ fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundM
 #[utoipa::path(
     post,
     path = "/api/v1/webhooks/whatsapp",
+    operation_id = "whatsapp_message",
     tag = "webhooks",
     params(
         ("x-hub-signature-256" = Option<String>, Header, description = "`sha256=<hex HMAC-SHA256 of the body>` keyed by WHATSAPP_APP_SECRET"),
