@@ -52,7 +52,7 @@ async fn the_101st_request_in_a_minute_is_429_for_that_client_only() {
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["error"], "rate_limited");
 
-    // The webhooks are limited too, from the same per-client budget.
+    // Unsigned webhook requests are limited too, from the same per-client budget.
     let webhook = app
         .client
         .post(app.url(backend::http::webhooks::whatsapp::PATH))

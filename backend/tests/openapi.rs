@@ -182,3 +182,49 @@ fn the_library_document_lists_the_webhooks() {
     }
     assert!(doc["paths"][backend::http::webhooks::whatsapp::PATH]["get"].is_object());
 }
+
+/// Client generators name a function after each `operationId`, and validators refuse a
+/// document where two operations share one: every operation has its own id, in snake_case,
+/// saying what it does (not a handler's bare name such as `notify`, which both webhooks had).
+#[test]
+fn every_operation_has_a_unique_descriptive_id() {
+    const BARE_HANDLER_NAMES: [&str; 10] = [
+        "list",
+        "show",
+        "notify",
+        "document",
+        "handshake",
+        "confirm",
+        "cancel",
+        "availability",
+        "metrics",
+        "version",
+    ];
+    let doc = serde_json::to_value(backend::http::openapi::document_value()).unwrap();
+    let mut seen: std::collections::BTreeMap<String, String> = Default::default();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let operation = format!("{method} {path}");
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{operation} has no operationId"));
+            assert!(
+                !id.is_empty()
+                    && id.starts_with(|c: char| c.is_ascii_lowercase())
+                    && id
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{operation}: operationId {id:?} is not snake_case"
+            );
+            assert!(
+                !BARE_HANDLER_NAMES.contains(&id),
+                "{operation}: operationId {id:?} is a bare handler name; set \
+                 `operation_id = \"...\"` in its #[utoipa::path]"
+            );
+            if let Some(other) = seen.insert(id.to_owned(), operation.clone()) {
+                panic!("operationId {id:?} is used by both {other} and {operation}");
+            }
+        }
+    }
+    assert_eq!(seen.len(), 14, "{seen:?}");
+}

@@ -5,26 +5,21 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::io::Write;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode as AxumStatus};
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use backend::config::Secret;
 use backend::http::webhooks::hmac_sha256_hex;
 use backend::store::{messages, payments};
-use common::{Backend, TestApp, monday, plus, read};
+use common::webhooks::{
+    Loop, MP_SECRET, MP_TOKEN, WA_SECRET, WA_VERIFY, deposit, mp_signature, notify, notify_raw,
+    pre_reserve, signed_notification, unix_now, wa_delivery, wa_post,
+};
+use common::{Backend, TestApp, read};
 use reqwest::StatusCode;
-use serde_json::{Value, json};
+use serde_json::json;
 
-const MP_TOKEN: &str = "APP_USR-test-token-7f3a9c1e5b";
-const MP_SECRET: &str = "mp-webhook-secret-4d8e2b6a0c";
-const WA_SECRET: &str = "wa-app-secret-9b1d5f3e7a";
-const WA_VERIFY: &str = "wa-verify-token-2c6e0a4f8b";
 /// Contact details the pre-reservations and messages carry; they must never be logged.
 const CONTACT_DETAILS: [&str; 5] = [
     "5555-0000",
@@ -69,187 +64,12 @@ fn captured_logs() -> String {
     String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
 }
 
-// ---------------------------------------------------------------- fake MercadoPago
-
-/// A fake MercadoPago API: records checkout requests, serves the payments a test puts in.
-#[derive(Default)]
-struct FakeMercadoPago {
-    /// `(Authorization header, body)` of each `POST /checkout/preferences`.
-    preferences: Mutex<Vec<(String, Value)>>,
-    /// Payment bodies by id.
-    payments: Mutex<HashMap<String, Value>>,
-    /// How many times a payment was read.
-    payment_reads: AtomicUsize,
-    /// Authorization headers of payment reads.
-    read_auth: Mutex<Vec<String>>,
-}
-
-impl FakeMercadoPago {
-    fn put_payment(&self, id: &str, status: &str, code: &str, amount: f64) {
-        self.payments.lock().unwrap().insert(
-            id.to_owned(),
-            json!({
-                "id": id.parse::<u64>().map(Value::from).unwrap_or(Value::from(id)),
-                "status": status,
-                "external_reference": code,
-                "transaction_amount": amount,
-                "currency_id": "ARS",
-            }),
-        );
-    }
-}
-
-fn auth(headers: &HeaderMap) -> String {
-    headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
-
-async fn serve_fake() -> (String, Arc<FakeMercadoPago>) {
-    let fake = Arc::new(FakeMercadoPago::default());
-    let router = Router::new()
-        .route(
-            "/checkout/preferences",
-            post(
-                |State(fake): State<Arc<FakeMercadoPago>>,
-                 headers: HeaderMap,
-                 Json(body): Json<Value>| async move {
-                    let code = body["external_reference"].as_str().unwrap_or("").to_owned();
-                    fake.preferences
-                        .lock()
-                        .unwrap()
-                        .push((auth(&headers), body));
-                    (
-                        AxumStatus::CREATED,
-                        Json(json!({
-                            "id": format!("pref-{code}"),
-                            "init_point": format!("https://mp.example/checkout/{code}"),
-                        })),
-                    )
-                },
-            ),
-        )
-        .route(
-            "/v1/payments/{id}",
-            get(
-                |State(fake): State<Arc<FakeMercadoPago>>,
-                 headers: HeaderMap,
-                 Path(id): Path<String>| async move {
-                    fake.payment_reads.fetch_add(1, Ordering::SeqCst);
-                    fake.read_auth.lock().unwrap().push(auth(&headers));
-                    match fake.payments.lock().unwrap().get(&id) {
-                        Some(body) => (AxumStatus::OK, Json(body.clone())),
-                        None => (AxumStatus::NOT_FOUND, Json(json!({"message": "not found"}))),
-                    }
-                },
-            ),
-        )
-        .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (format!("http://{addr}"), fake)
-}
-
 // ---------------------------------------------------------------- helpers
 
-struct Loop {
-    app: TestApp,
-    fake: Arc<FakeMercadoPago>,
-}
-
-/// An app with MercadoPago and WhatsApp configured against the fake.
+/// [`common::webhooks::spawn`] with this binary's log capture installed first.
 async fn spawn(backend: Backend, test: &str, ttl_minutes: u32) -> Option<Loop> {
     logs();
-    let (mp_url, fake) = serve_fake().await;
-    let app = TestApp::spawn_with(backend, test, |config| {
-        config.pre_reservation_ttl_minutes = ttl_minutes;
-        let integrations = &mut config.integrations;
-        integrations.mercadopago_access_token = Some(Secret::new(MP_TOKEN));
-        integrations.mercadopago_webhook_secret = Some(Secret::new(MP_SECRET));
-        integrations.mercadopago_api_url = mp_url;
-        integrations.whatsapp_app_secret = Some(Secret::new(WA_SECRET));
-        integrations.whatsapp_verify_token = Some(Secret::new(WA_VERIFY));
-    })
-    .await?;
-    Some(Loop { app, fake })
-}
-
-fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
-/// `x-signature` for a notification about `data_id`, signed at `ts` with `secret`.
-fn mp_signature(data_id: &str, request_id: &str, ts: i64, secret: &str) -> String {
-    let manifest = format!("id:{data_id};request-id:{request_id};ts:{ts};");
-    format!(
-        "ts={ts},v1={}",
-        hmac_sha256_hex(secret.as_bytes(), manifest.as_bytes())
-    )
-}
-
-/// Sends a payment notification with optional `x-signature` and `x-request-id`.
-async fn notify_raw(
-    app: &TestApp,
-    data_id: &str,
-    signature: Option<String>,
-    request_id: Option<&str>,
-) -> (StatusCode, Value) {
-    send_notification(&app.client, &app.base, data_id, signature, request_id).await
-}
-
-async fn send_notification(
-    client: &reqwest::Client,
-    base: &str,
-    data_id: &str,
-    signature: Option<String>,
-    request_id: Option<&str>,
-) -> (StatusCode, Value) {
-    let mut request = client
-        .post(format!(
-            "{base}/api/v1/webhooks/mercadopago?data.id={data_id}&type=payment"
-        ))
-        .json(&json!({
-            "action": "payment.updated",
-            "type": "payment",
-            "data": { "id": data_id },
-        }));
-    if let Some(signature) = signature {
-        request = request.header("x-signature", signature);
-    }
-    if let Some(request_id) = request_id {
-        request = request.header("x-request-id", request_id);
-    }
-    read(request.send().await.unwrap()).await
-}
-
-/// Sends a correctly signed payment notification.
-async fn notify(app: &TestApp, data_id: &str) -> (StatusCode, Value) {
-    signed_notification(&app.client, &app.base, data_id).await
-}
-
-async fn signed_notification(
-    client: &reqwest::Client,
-    base: &str,
-    data_id: &str,
-) -> (StatusCode, Value) {
-    let request_id = uuid::Uuid::new_v4().to_string();
-    let signature = mp_signature(data_id, &request_id, unix_now(), MP_SECRET);
-    send_notification(client, base, data_id, Some(signature), Some(&request_id)).await
-}
-
-/// Pre-reserves a week from a Monday `weeks` ahead; returns the 201 body.
-async fn pre_reserve(app: &TestApp, weeks: i64) -> Value {
-    let day = monday(weeks);
-    let (status, body) = app.pre_reserve(&app.booking(day, plus(day, 2))).await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    body
-}
-
-fn deposit(body: &Value) -> f64 {
-    body["deposit_amount"].as_str().unwrap().parse().unwrap()
+    common::webhooks::spawn(backend, test, ttl_minutes).await
 }
 
 async fn status_of(app: &TestApp, code: &str) -> String {
@@ -571,49 +391,6 @@ async fn a_failed_checkout_still_holds_the_dates(backend: Backend) {
 }
 
 // ---------------------------------------------------------------- WhatsApp
-
-fn wa_delivery(message_id: &str, text: &str) -> String {
-    json!({
-        "object": "whatsapp_business_account",
-        "entry": [{
-            "id": "102290129340398",
-            "changes": [{
-                "field": "messages",
-                "value": {
-                    "messaging_product": "whatsapp",
-                    "contacts": [{"profile": {"name": "Ana Pérez"}, "wa_id": "5491177770000"}],
-                    "messages": [{
-                        "from": "5491177770000",
-                        "id": message_id,
-                        "timestamp": "1764640000",
-                        "type": "text",
-                        "text": {"body": text},
-                    }],
-                },
-            }],
-        }],
-    })
-    .to_string()
-}
-
-/// POSTs a delivery; `secret` signs it (`None`: no signature header).
-async fn wa_post(app: &TestApp, body: &str, secret: Option<&str>) -> (StatusCode, Value) {
-    let mut request = app
-        .client
-        .post(app.url("/api/v1/webhooks/whatsapp"))
-        .header("content-type", "application/json")
-        .body(body.to_owned());
-    if let Some(secret) = secret {
-        request = request.header(
-            "x-hub-signature-256",
-            format!(
-                "sha256={}",
-                hmac_sha256_hex(secret.as_bytes(), body.as_bytes())
-            ),
-        );
-    }
-    read(request.send().await.unwrap()).await
-}
 
 async fn whatsapp_messages_are_stored_once(backend: Backend) {
     let Some(Loop { app, .. }) = spawn(backend, "whatsapp", 30).await else {

@@ -71,6 +71,7 @@ fn format_multiplier(bp: i64) -> String {
 #[utoipa::path(
     get,
     path = "/api/v1/reservations/accommodations",
+    operation_id = "list_accommodations",
     tag = "reservations",
     responses(
         (status = 200, description = "Active accommodations", body = Vec<AccommodationView>),
@@ -110,6 +111,7 @@ struct Availability {
 #[utoipa::path(
     get,
     path = "/api/v1/accommodations/{id}/availability",
+    operation_id = "get_availability",
     tag = "reservations",
     params(("id" = i64, Path, description = "Accommodation id"), Window),
     responses(

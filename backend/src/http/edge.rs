@@ -1,13 +1,14 @@
-//! What the service does at its edge, before a handler runs: a per-client rate limit on the
-//! routes anyone can hit with writes (pre-reserve and the webhooks), and CORS.
+//! What the service does at its edge, before a handler runs: a per-client rate limit on
+//! pre-reserve (and, through the webhook handlers, on webhook requests that fail their
+//! signature check), and CORS.
 
-use std::collections::HashMap;
+use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderValue, header};
+use axum::extract::{ConnectInfo, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
@@ -15,25 +16,24 @@ use crate::config::ConfigError;
 use crate::error::ApiError;
 use crate::http::webhooks::{mercadopago, whatsapp};
 
-/// The route templates the rate limit applies to. Health, readiness, metrics and reads are
-/// never limited.
-pub const RATE_LIMITED_ROUTES: [&str; 3] = [
-    "/api/v1/reservations/pre-reserve",
-    mercadopago::PATH,
-    whatsapp::PATH,
-];
+pub use super::rate_limit::{MAX_KEY_BYTES, RateLimiter};
+
+/// The route templates whose requests can be answered 429. Health, readiness, metrics and
+/// reads are never limited.
+pub const RATE_LIMITED_ROUTES: [&str; 3] = [PRE_RESERVE, mercadopago::PATH, whatsapp::PATH];
+
+/// Limited before the handler runs, whoever sends them (except an admin).
+const LIMITED_BEFORE_HANDLER: [&str; 1] = [PRE_RESERVE];
+
+/// The webhooks are limited by their handlers, only when a request fails its signature check
+/// ([`limit_unauthenticated`]): webhooks authenticate by signature, not by address.
+const PRE_RESERVE: &str = "/api/v1/reservations/pre-reserve";
 
 /// The header Fly's proxy sets to the address of the client it serves.
 pub const CLIENT_IP_HEADER: &str = "fly-client-ip";
 
 /// The default of `RATE_LIMIT_PER_MINUTE`.
 pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 100;
-
-/// The length of one rate-limit window.
-const WINDOW: Duration = Duration::from_secs(60);
-
-/// Past this many tracked clients, windows that have ended are forgotten.
-const PRUNE_ABOVE: usize = 10_000;
 
 /// `RATE_LIMIT_PER_MINUTE` and `ALLOWED_ORIGINS`.
 #[derive(Clone, Debug)]
@@ -81,78 +81,82 @@ impl EdgeConfig {
     }
 }
 
-/// A fixed one-minute window per client, kept in memory (per instance).
-#[derive(Debug)]
-pub struct RateLimiter {
-    per_window: u32,
-    windows: Mutex<HashMap<String, (Instant, u32)>>,
-}
-
-impl RateLimiter {
-    /// A limiter allowing `per_minute` requests per client per minute (0: unlimited).
-    pub fn new(per_minute: u32) -> Self {
-        Self {
-            per_window: per_minute,
-            windows: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Counts one request of `client` at `now`; `Err(wait)` when it is over the limit, with
-    /// the time until its window ends.
-    pub fn check(&self, client: &str, now: Instant) -> Result<(), Duration> {
-        if self.per_window == 0 {
-            return Ok(());
-        }
-        let mut windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        if windows.len() > PRUNE_ABOVE {
-            windows.retain(|_, (start, _)| now.duration_since(*start) < WINDOW);
-        }
-        let (start, count) = windows.entry(client.to_owned()).or_insert((now, 0));
-        if now.duration_since(*start) >= WINDOW {
-            *start = now;
-            *count = 0;
-        }
-        if *count >= self.per_window {
-            return Err(WINDOW.saturating_sub(now.duration_since(*start)));
-        }
-        *count += 1;
-        Ok(())
-    }
-}
-
 /// Who a request comes from: `Fly-Client-IP` behind Fly's proxy, else the peer address.
-fn client_of(request: &Request) -> String {
-    if let Some(ip) = request
-        .headers()
+/// At most [`MAX_KEY_BYTES`] of the header are kept (only those tell clients apart).
+fn client_of(headers: &HeaderMap, extensions: &Extensions) -> String {
+    if let Some(ip) = headers
         .get(CLIENT_IP_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|v| !v.is_empty())
     {
-        return ip.to_owned();
+        // `to_str` accepts visible ASCII only, so every byte offset is a character boundary.
+        return ip[..ip.len().min(MAX_KEY_BYTES)].to_owned();
     }
-    request
-        .extensions()
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map_or_else(|| "unknown".to_owned(), |info| info.0.ip().to_string())
 }
 
-/// The rate limit: `None` lets the request through, `Some` is the 429 to answer instead.
-/// Limits [`RATE_LIMITED_ROUTES`] (by `route`, the matched template), except for requests
-/// carrying a valid admin token (operators and the overlap proof must not be throttled).
-pub fn rate_limit(state: &AppState, route: &str, request: &Request) -> Option<Response> {
-    let &route = RATE_LIMITED_ROUTES.iter().find(|r| **r == route)?;
-    let authorization = request
-        .headers()
+/// The client a request comes from, as the rate limit keys it (see [`client_of`]), for
+/// handlers that limit requests themselves (the webhooks, after their signature check).
+#[derive(Debug, Clone)]
+pub struct Client {
+    key: String,
+    /// The request carries a valid admin token, which passes every limit.
+    admin: bool,
+}
+
+impl FromRequestParts<AppState> for Client {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Infallible> {
+        Ok(Self {
+            key: client_of(&parts.headers, &parts.extensions),
+            admin: is_admin(state, &parts.headers),
+        })
+    }
+}
+
+/// Whether the request carries a valid admin token (operators and the overlap proof must not
+/// be throttled).
+fn is_admin(state: &AppState, headers: &HeaderMap) -> bool {
+    let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    if authorization.is_some() && state.auth.verify(authorization).is_ok() {
+    authorization.is_some() && state.auth.verify(authorization).is_ok()
+}
+
+/// The rate limit of the routes limited before their handler runs ([`LIMITED_BEFORE_HANDLER`],
+/// by `route`, the matched template): `None` lets the request through, `Some` is the 429 to
+/// answer instead. A valid admin token passes.
+pub fn rate_limit(state: &AppState, route: &str, request: &Request) -> Option<Response> {
+    let &route = LIMITED_BEFORE_HANDLER.iter().find(|r| **r == route)?;
+    if is_admin(state, request.headers()) {
         return None;
     }
-    let wait = state
-        .rate_limiter
-        .check(&client_of(request), Instant::now())
-        .err()?;
+    let client = client_of(request.headers(), request.extensions());
+    limit(state, route, &client)
+}
+
+/// Counts an unauthenticated request to a webhook (no signature, a bad one, a failed
+/// handshake) against `client`'s budget: `Some` is the 429 to answer instead of refusing it
+/// outright. Correctly signed deliveries never come here: they are not limited, since they
+/// arrive from the few addresses of MercadoPago and Meta, as many as the business brings.
+/// A valid admin token passes, as on pre-reserve.
+pub fn limit_unauthenticated(
+    state: &AppState,
+    route: &'static str,
+    client: &Client,
+) -> Option<Response> {
+    if client.admin {
+        return None;
+    }
+    limit(state, route, &client.key)
+}
+
+fn limit(state: &AppState, route: &'static str, client: &str) -> Option<Response> {
+    let wait = state.rate_limiter.check(client, Instant::now()).err()?;
     metrics::counter!("http_rate_limited_total", "route" => route).increment(1);
     let seconds = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut response = ApiError::TooManyRequests.into_response();
@@ -171,31 +175,6 @@ pub fn cors(config: &EdgeConfig) -> super::cors::CorsLayer {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_request_past_the_limit_waits_for_its_window() {
-        let limiter = RateLimiter::new(3);
-        let t0 = Instant::now();
-        for _ in 0..3 {
-            assert!(limiter.check("a", t0).is_ok());
-        }
-        let wait = limiter
-            .check("a", t0 + Duration::from_secs(20))
-            .unwrap_err();
-        assert_eq!(wait, Duration::from_secs(40));
-        assert!(
-            limiter.check("b", t0).is_ok(),
-            "other clients are unaffected"
-        );
-        assert!(limiter.check("a", t0 + WINDOW).is_ok(), "a new window");
-    }
-
-    #[test]
-    fn zero_turns_the_limit_off() {
-        let limiter = RateLimiter::new(0);
-        let t0 = Instant::now();
-        assert!((0..1000).all(|_| limiter.check("a", t0).is_ok()));
-    }
 
     #[test]
     fn origins_are_validated() {

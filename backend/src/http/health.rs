@@ -69,6 +69,7 @@ struct ReadinessChecks {
 #[utoipa::path(
     get,
     path = "/api/v1/healthz",
+    operation_id = "healthz",
     tag = "health",
     responses(
         (status = 200, description = "Healthy or degraded", body = HealthReport),
@@ -152,6 +153,7 @@ struct WritesBody {
 #[utoipa::path(
     get,
     path = "/api/v1/readyz",
+    operation_id = "readyz",
     tag = "health",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
@@ -177,6 +179,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {
 #[utoipa::path(
     get,
     path = "/metrics",
+    operation_id = "prometheus_metrics",
     tag = "health",
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String),

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod health;
 pub mod openapi;
 pub mod pre_reserve;
+pub mod rate_limit;
 pub mod reservations;
 pub mod server;
 pub mod version;

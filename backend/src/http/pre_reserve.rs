@@ -275,6 +275,7 @@ async fn deposit_checkout(
 #[utoipa::path(
     post,
     path = "/api/v1/reservations/pre-reserve",
+    operation_id = "pre_reserve",
     tag = "reservations",
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "Makes retries safe: a retry with the same key and body gets the first answer back (1-255 visible ASCII characters)"),

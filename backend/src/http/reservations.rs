@@ -99,6 +99,7 @@ fn checked_code(code: &str) -> Result<&str, ApiError> {
 #[utoipa::path(
     get,
     path = "/api/v1/reservations/{code}",
+    operation_id = "get_reservation",
     tag = "reservations",
     params(("code" = String, Path, description = "Reservation code, e.g. CB-7K2M9QXA")),
     responses(
@@ -124,6 +125,7 @@ async fn show(
 #[utoipa::path(
     post,
     path = "/api/v1/reservations/{code}/confirm",
+    operation_id = "confirm_reservation",
     tag = "admin",
     params(("code" = String, Path, description = "Reservation code")),
     security(("admin_bearer" = [])),
@@ -154,6 +156,7 @@ async fn confirm(
 #[utoipa::path(
     post,
     path = "/api/v1/reservations/{code}/cancel",
+    operation_id = "cancel_reservation",
     tag = "admin",
     params(("code" = String, Path, description = "Reservation code")),
     security(("admin_bearer" = [])),

@@ -63,6 +63,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(
     get,
     path = "/api/v1/version",
+    operation_id = "get_version",
     tag = "health",
     responses((status = 200, description = "The build and the machine that answered", body = ServiceIdentity))
 )]

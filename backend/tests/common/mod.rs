@@ -2,6 +2,8 @@
 //! file, or a new database on the PostgreSQL server at `TEST_DATABASE_URL`) and talks HTTP.
 #![allow(dead_code)]
 
+pub mod webhooks;
+
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use backend::config::DatabaseUrl;

@@ -23,6 +23,7 @@ use serde_json::json;
 use super::{hmac_sha256_matches, refuse};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::http::edge::{self, Client};
 use crate::http::extract::ApiQuery;
 use crate::http::openapi::ErrorBody;
 use crate::store::now;
@@ -145,6 +146,7 @@ pub fn verify_signature(
 #[utoipa::path(
     post,
     path = "/api/v1/webhooks/mercadopago",
+    operation_id = "mercadopago_notification",
     tag = "webhooks",
     params(
         ("data.id" = Option<String>, Query, description = "The notified resource (a payment id)"),
@@ -158,13 +160,14 @@ pub fn verify_signature(
         (status = 200, description = "Handled (including ignored topics and unknown codes)", body = NotificationOutcome),
         (status = 400, description = "A query parameter is not well formed", body = ErrorBody),
         (status = 401, description = "The signature is missing, invalid or too old", body = ErrorBody),
-        (status = 429, description = "Too many requests from this client; see Retry-After", body = ErrorBody,
+        (status = 429, description = "Too many unsigned or badly signed requests from this client; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
         (status = 503, description = "The payment could not be read from MercadoPago; retried later", body = ErrorBody),
     )
 )]
 pub async fn notify(
     State(state): State<AppState>,
+    client: Client,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
     headers: HeaderMap,
     body: Bytes,
@@ -185,6 +188,9 @@ pub async fn notify(
     };
     if let Err(reason) = verified {
         count("bad_signature");
+        if let Some(limited) = edge::limit_unauthenticated(&state, PATH, &client) {
+            return Ok(limited);
+        }
         tracing::warn!(
             reason = reason.label(),
             "refused a MercadoPago notification"

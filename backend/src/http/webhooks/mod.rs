@@ -1,7 +1,10 @@
 //! Notifications from outside services: MercadoPago payments and WhatsApp messages.
 //!
 //! Both are signed with HMAC-SHA256. A request is trusted only after its signature checks
-//! out; until then nothing is written and nothing from it (body, headers) is logged.
+//! out; until then nothing is written and nothing from it (body, headers) is logged. The
+//! signature, not the address, is what the rate limit looks at: a signed delivery is never
+//! limited, while one that fails the check spends its sender's budget
+//! ([`crate::http::edge::limit_unauthenticated`]).
 
 pub mod mercadopago;
 pub mod whatsapp;

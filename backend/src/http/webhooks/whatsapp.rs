@@ -19,6 +19,7 @@ use serde_json::json;
 use super::{constant_time_eq, hmac_sha256_matches, refuse};
 use crate::AppState;
 use crate::error::ApiError;
+use crate::http::edge::{self, Client};
 use crate::http::extract::ApiQuery;
 use crate::http::openapi::ErrorBody;
 use crate::store::messages::{self, InboundMessage};
@@ -89,6 +90,7 @@ pub fn verify_signature(
 #[utoipa::path(
     get,
     path = "/api/v1/webhooks/whatsapp",
+    operation_id = "whatsapp_subscription",
     tag = "webhooks",
     params(
         ("hub.mode" = Option<String>, Query, description = "`subscribe`"),
@@ -99,12 +101,13 @@ pub fn verify_signature(
         (status = 200, description = "The challenge, echoed", content_type = "text/plain", body = String),
         (status = 400, description = "A query parameter is not well formed", body = ErrorBody),
         (status = 403, description = "The handshake does not match the verify token", body = ErrorBody),
-        (status = 429, description = "Too many requests from this client; see Retry-After", body = ErrorBody,
+        (status = 429, description = "Too many unauthenticated requests from this client; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
     )
 )]
 pub async fn handshake(
     State(state): State<AppState>,
+    client: Client,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
 ) -> Response {
     let expected = state.integrations.whatsapp_verify_token.as_ref();
@@ -129,6 +132,9 @@ pub async fn handshake(
                 .into_response()
         }
         _ => {
+            if let Some(limited) = edge::limit_unauthenticated(&state, PATH, &client) {
+                return limited;
+            }
             tracing::warn!("refused a WhatsApp subscription handshake");
             refuse(
                 StatusCode::FORBIDDEN,
@@ -207,6 +213,7 @@ fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundM
 #[utoipa::path(
     post,
     path = "/api/v1/webhooks/whatsapp",
+    operation_id = "whatsapp_message",
     tag = "webhooks",
     params(
         ("x-hub-signature-256" = Option<String>, Header, description = "`sha256=<hex HMAC-SHA256 of the body>` keyed by WHATSAPP_APP_SECRET"),
@@ -216,13 +223,14 @@ fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundM
         (status = 200, description = "Stored", body = DeliveryOutcome),
         (status = 400, description = "A signed body is not a WhatsApp notification", body = ErrorBody),
         (status = 401, description = "The signature is missing or invalid", body = ErrorBody),
-        (status = 429, description = "Too many requests from this client; see Retry-After", body = ErrorBody,
+        (status = 429, description = "Too many unauthenticated requests from this client; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
         (status = 503, description = "The database is not available", body = ErrorBody),
     )
 )]
 pub async fn notify(
     State(state): State<AppState>,
+    client: Client,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -235,6 +243,9 @@ pub async fn notify(
     };
     if let Err(reason) = verified {
         count("bad_signature");
+        if let Some(limited) = edge::limit_unauthenticated(&state, PATH, &client) {
+            return Ok(limited);
+        }
         tracing::warn!(reason = reason.label(), "refused a WhatsApp delivery");
         return Ok(refuse(
             StatusCode::UNAUTHORIZED,
