@@ -474,6 +474,63 @@ fn git_warns_on_a_dirty_tree_and_fails_with_strict() {
     assert!(check.evidence[0].message.contains("scratch.txt"));
 }
 
+/// A code fence left open swaps code and prose from there on: the docs check names the
+/// fence's line, in a copy of the real task reference.
+#[test]
+fn docs_commands_fail_on_a_fence_left_open_in_the_task_reference() {
+    let tasks = include_str!("../../docs/tasks.md");
+    let opener_line = |text: &str, command: &str| {
+        let at = text.find(command).unwrap();
+        text[..at].lines().count() - 1
+    };
+    let fixture = Fixture::valid();
+    fixture.write("docs/tasks.md", tasks);
+    fixture.commit("the task reference");
+    let report = fixture.evaluate(&all());
+    assert_eq!(
+        report.check("docs_commands").unwrap().verdict,
+        Verdict::Pass,
+        "{report:#?}"
+    );
+
+    // The closing fence of one section dropped: the block runs into the next section's.
+    let admin = "cargo xtask admin-token --env production --email ops@example.org --ttl 5m\n";
+    let open = tasks.replacen(&format!("{admin}```\n"), admin, 1);
+    assert_ne!(open, tasks, "docs/tasks.md has no admin-token example");
+    fixture.write("docs/tasks.md", &open);
+    let line = opener_line(&open, admin);
+    let check = assert_fails_at(
+        &fixture.evaluate(&all()),
+        "docs_commands",
+        &format!("docs/tasks.md:{line}"),
+    );
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.message.contains("not closed")),
+        "{check:#?}"
+    );
+
+    // The last closing fence dropped: the block runs to the end of the document.
+    let trimmed = tasks.trim_end().strip_suffix("```").unwrap();
+    fixture.write("docs/tasks.md", trimmed);
+    let last = trimmed.rfind("```").unwrap();
+    let line = trimmed[..last].lines().count() + 1;
+    let check = assert_fails_at(
+        &fixture.evaluate(&all()),
+        "docs_commands",
+        &format!("docs/tasks.md:{line}"),
+    );
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.message.contains("end of the document")),
+        "{check:#?}"
+    );
+}
+
 #[test]
 fn docs_commands_fail_on_a_command_that_does_not_exist() {
     let fixture = Fixture::valid();
