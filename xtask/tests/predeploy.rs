@@ -458,6 +458,54 @@ fn secret_hygiene_fails_on_a_private_key_block() {
     assert_fails_at(&fixture.evaluate(&all()), "secret_hygiene", "ops/key.pem:2");
 }
 
+/// An env file copied from its template and not filled yet holds placeholders, which the
+/// committed template holds too: the `env` check fails them, but they are no secret.
+#[test]
+fn secret_hygiene_ignores_the_templates_placeholders() {
+    let fixture = Fixture::valid();
+    // A secret key whose template value is an example, not the `<...>` form.
+    let example = "# [optional, redis-url] cache\nREDIS_URL=redis://cache.example:6379/0\n";
+    let template = include_str!("../../env/.env.fly.staging.template");
+    fixture.write(
+        "env/.env.fly.staging.template",
+        &format!("{template}\n{example}"),
+    );
+    fixture.commit("a redis example");
+    fixture.write("env/.env.fly.staging", &format!("{template}\n{example}"));
+    fixture.chmod("env/.env.fly.staging", 0o600);
+    let report = fixture.evaluate(&all());
+    let hygiene = report.check("secret_hygiene").unwrap();
+    assert_eq!(hygiene.verdict, Verdict::Pass, "{hygiene:#?}");
+    assert_fails_at(&report, "env", "env/.env.fly.staging");
+
+    // A real value is still found wherever it is committed.
+    fixture.write(
+        "docs/notes.md",
+        "redis://cache.example:6379/0 and <postgres-url>\n",
+    );
+    fixture.edit(
+        "env/.env.fly.staging.template",
+        "REDIS_URL=redis://cache.example:6379/0",
+        "REDIS_URL=",
+    );
+    fixture.commit("a leak");
+    let check = assert_fails_at(
+        &fixture.evaluate(&all()),
+        "secret_hygiene",
+        "docs/notes.md:1",
+    );
+    let found: Vec<&str> = check
+        .evidence
+        .iter()
+        .filter(|e| e.verdict == Verdict::Fail)
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(
+        found,
+        ["holds the value of REDIS_URL from env/.env.fly.staging"]
+    );
+}
+
 #[test]
 fn git_warns_on_a_dirty_tree_and_fails_with_strict() {
     let fixture = Fixture::valid();
