@@ -658,6 +658,54 @@ fn the_project_repository_passes() {
     assert!(failures(&report).is_empty(), "{:#?}", failures(&report));
 }
 
+/// A clean checkout (the repository's files as committed, no filled env file yet) passes
+/// without a warning: a WARN must mean something can go wrong.
+#[test]
+fn a_clean_checkout_passes_without_a_warning() {
+    let fixture = Fixture::valid();
+    std::fs::remove_file(fixture.root().join("env/.env.fly.staging")).unwrap();
+    let report = fixture.evaluate(&all());
+    // The env files are not filled yet: that check has nothing to look at (SKIP).
+    let warned: Vec<&CheckResult> = report
+        .checks
+        .iter()
+        .filter(|c| !matches!(c.verdict, Verdict::Pass | Verdict::Skip))
+        .collect();
+    assert!(warned.is_empty(), "{warned:#?}");
+    assert_eq!(report.verdict, Verdict::Pass);
+}
+
+/// fly.toml's app is what a bare `fly` command uses (the tasks pass --app): it warns when
+/// that lands on production or on an app no environment names.
+#[test]
+fn fly_toml_warns_when_a_bare_fly_command_lands_on_production_or_nowhere() {
+    let fixture = Fixture::valid();
+    let app_warning = |fixture: &Fixture| {
+        let report = fixture.evaluate(&all());
+        let check = report.check("fly_toml").unwrap().clone();
+        assert_eq!(check.verdict, Verdict::Warn, "{check:#?}");
+        check
+            .evidence
+            .iter()
+            .find(|e| e.verdict == Verdict::Warn && e.location() == "fly.toml:5")
+            .unwrap_or_else(|| panic!("{check:#?}"))
+            .message
+            .clone()
+    };
+    fixture.edit(
+        "fly.toml",
+        "app = \"sist-cabanas-staging\"",
+        "app = \"sist-cabanas\"",
+    );
+    assert!(app_warning(&fixture).contains("production"));
+    fixture.edit(
+        "fly.toml",
+        "app = \"sist-cabanas\"",
+        "app = \"sist-cabanas-stagign\"",
+    );
+    assert!(app_warning(&fixture).contains("no app of ops/deploy.toml"));
+}
+
 #[test]
 fn fly_toml_fails_on_a_volume_for_blue_green_production_and_warns_without_metrics() {
     let fixture = Fixture::valid();
