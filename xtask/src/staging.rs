@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::Args as ClapArgs;
 
-use crate::report::{DecisionMap, State, Step};
+use crate::report::{DecisionMap, Next, State, Step};
 use crate::verdict::Verdict;
 
 /// The environment this command walks.
@@ -98,6 +98,9 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// The command that rolls back, after a deploy.
     pub rollback: Option<String>,
+    /// The commands that fix this failure, in order, when the task knows them better than
+    /// the step's own command (a missing Fly app is created, not logged in to).
+    pub fix: Vec<String>,
 }
 
 impl Outcome {
@@ -107,6 +110,7 @@ impl Outcome {
             verdict,
             notes: Vec::new(),
             rollback: None,
+            fix: Vec::new(),
         }
     }
 }
@@ -215,6 +219,8 @@ pub fn walk(
         verdict: Verdict::Pass,
     };
     let mut started = args.from.is_none();
+    // The step that failed in this run, and what it said: the records may not know it.
+    let mut failed: Option<(Step, Outcome)> = None;
     // Tasks run (or, in a dry run, planned): smoke backs two steps and runs once.
     let mut taken: Vec<Task> = Vec::new();
     let ids: Vec<&'static str> = map.steps.iter().map(|s| s.id).collect();
@@ -272,10 +278,14 @@ pub fn walk(
         if outcome.verdict == Verdict::Fail {
             stopped(out, tasks, step, &outcome)?;
             summary.verdict = Verdict::Fail;
+            failed = Some((step.clone(), outcome));
             break;
         }
     }
-    let map = tasks.position()?;
+    let mut map = tasks.position()?;
+    if let Some((step, outcome)) = &failed {
+        map = stopped_at(map, step, outcome);
+    }
     position(out, &map)?;
     if !args.dry_run {
         for path in tasks.report()? {
@@ -310,13 +320,20 @@ fn stopped(
     for note in &outcome.notes {
         writeln!(out, "  {note}")?;
     }
-    // The evidence as the map reads it now from the saved record.
+    // The evidence as the map reads it now from the saved record, when there is one that
+    // saw the failure (the Fly step saves none: older records would speak of a success).
     if let Ok(map) = tasks.position()
         && let Some(now) = map.step(step.id)
+        && now.state == State::Failed
     {
         writeln!(out, "  evidence: {}", now.evidence)?;
     }
-    if let Some(command) = &step.command {
+    if !outcome.fix.is_empty() {
+        writeln!(out, "  fix:")?;
+        for command in &outcome.fix {
+            writeln!(out, "    {command}")?;
+        }
+    } else if let Some(command) = &step.command {
         writeln!(out, "  fix, then run it alone: {command}")?;
     }
     if let Some(rollback) = &outcome.rollback {
@@ -328,6 +345,45 @@ fn stopped(
         step.id
     )?;
     Ok(())
+}
+
+/// The map after `step` failed in this run: the step is failed whatever older records say
+/// (the Fly step saves none, so they may call it done), no step after it counts as done while
+/// it fails, and the next action is the first step not done (the failed one, or one before
+/// it that `--from` skipped).
+fn stopped_at(mut map: DecisionMap, step: &Step, outcome: &Outcome) -> DecisionMap {
+    let Some(index) = map.steps.iter().position(|s| s.id == step.id) else {
+        return map;
+    };
+    let failed = &mut map.steps[index];
+    if failed.state != State::Failed {
+        failed.state = State::Failed;
+        failed.evidence = match outcome.notes.first() {
+            Some(note) => format!("failed in this run: {note}"),
+            None => "failed in this run".to_string(),
+        };
+    }
+    if !outcome.fix.is_empty() {
+        failed.command = Some(outcome.fix.join(" && "));
+    }
+    let id = failed.id;
+    for later in &mut map.steps[index + 1..] {
+        if later.state == State::Done {
+            later.state = State::Unknown;
+            later.evidence = format!("not proven while {id} fails ({})", later.evidence);
+        }
+    }
+    let next = map.steps[..=index]
+        .iter()
+        .find(|s| s.state != State::Done)
+        .unwrap_or(&map.steps[index]);
+    map.next = Next {
+        step: next.id.to_string(),
+        command: next.command.clone(),
+        action: format!("{} ({}): {}", next.title, next.state.label(), next.evidence),
+    };
+    map.done = map.steps.iter().filter(|s| s.state == State::Done).count();
+    map
 }
 
 fn position(out: &mut dyn Write, map: &DecisionMap) -> anyhow::Result<()> {

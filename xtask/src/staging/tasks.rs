@@ -101,6 +101,7 @@ impl Tasks for Real {
                     verdict,
                     notes: result.problems,
                     rollback: None,
+                    fix: Vec::new(),
                 }
             }
             Task::Deploy => {
@@ -117,6 +118,7 @@ impl Tasks for Real {
                     verdict,
                     notes: result.problems,
                     rollback: result.rollback_command,
+                    fix: Vec::new(),
                 }
             }
             Task::Smoke => Outcome::of(crate::smoke::run_with_output(
