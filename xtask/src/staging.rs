@@ -5,6 +5,7 @@
 //! functions with typed options ([`tasks`]); the Fly step is [`fly::check`].
 
 pub mod fly;
+mod position;
 pub mod tasks;
 
 use std::io::{BufRead, Write};
@@ -13,8 +14,9 @@ use std::path::PathBuf;
 use anyhow::bail;
 use clap::Args as ClapArgs;
 
-use crate::report::{DecisionMap, Next, State, Step};
+use crate::report::{DecisionMap, State, Step};
 use crate::verdict::Verdict;
+use position::{position, stopped_at};
 
 /// The environment this command walks.
 pub const ENVIRONMENT: &str = "staging";
@@ -344,60 +346,6 @@ fn stopped(
         "  then `cargo xtask staging` resumes at {} (exit 1)",
         step.id
     )?;
-    Ok(())
-}
-
-/// The map after `step` failed in this run: the step is failed whatever older records say
-/// (the Fly step saves none, so they may call it done), no step after it counts as done while
-/// it fails, and the next action is the first step not done (the failed one, or one before
-/// it that `--from` skipped).
-fn stopped_at(mut map: DecisionMap, step: &Step, outcome: &Outcome) -> DecisionMap {
-    let Some(index) = map.steps.iter().position(|s| s.id == step.id) else {
-        return map;
-    };
-    let failed = &mut map.steps[index];
-    if failed.state != State::Failed {
-        failed.state = State::Failed;
-        failed.evidence = match outcome.notes.first() {
-            Some(note) => format!("failed in this run: {note}"),
-            None => "failed in this run".to_string(),
-        };
-    }
-    if !outcome.fix.is_empty() {
-        failed.command = Some(outcome.fix.join(" && "));
-    }
-    let id = failed.id;
-    for later in &mut map.steps[index + 1..] {
-        if later.state == State::Done {
-            later.state = State::Unknown;
-            later.evidence = format!("not proven while {id} fails ({})", later.evidence);
-        }
-    }
-    let next = map.steps[..=index]
-        .iter()
-        .find(|s| s.state != State::Done)
-        .unwrap_or(&map.steps[index]);
-    map.next = Next {
-        step: next.id.to_string(),
-        command: next.command.clone(),
-        action: format!("{} ({}): {}", next.title, next.state.label(), next.evidence),
-    };
-    map.done = map.steps.iter().filter(|s| s.state == State::Done).count();
-    map
-}
-
-fn position(out: &mut dyn Write, map: &DecisionMap) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "\nposition ({}): {} of {} steps done",
-        map.environment,
-        map.done,
-        map.steps.len()
-    )?;
-    writeln!(out, "next: {}", map.next.action)?;
-    if let Some(command) = &map.next.command {
-        writeln!(out, "  {command}")?;
-    }
     Ok(())
 }
 
