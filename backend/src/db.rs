@@ -4,6 +4,7 @@
 //! (`$1` placeholders, `RETURNING`, `ON CONFLICT`) and run on either pool through
 //! [`with_pool!`](crate::with_pool).
 
+pub mod overlap_guard;
 pub mod warm;
 
 use std::collections::BTreeSet;

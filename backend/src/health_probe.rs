@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::db::Db;
+use crate::db::overlap_guard::overlap_guard_problem;
 
 /// A database answering slower than this makes the service `degraded`.
 pub const DEGRADED_AFTER: Duration = Duration::from_secs(1);
@@ -34,7 +35,8 @@ pub struct ProbeResult {
 /// What one readiness check found: ready, or why not (in words safe to show).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadinessResult {
-    /// `None` when the database answers and every migration is applied.
+    /// `None` when the database answers, every migration is applied and the overlap
+    /// guarantee is in place.
     pub problem: Option<String>,
     /// When the check finished.
     pub at: Instant,
@@ -148,18 +150,27 @@ async fn probe(db: &Db) -> ProbeResult {
     }
 }
 
+/// What makes the database not ready, if anything: it does not answer, a migration is
+/// pending, or the overlap guarantee is gone (`crate::db::overlap_guard`).
 async fn check_readiness(db: &Db) -> ReadinessResult {
-    let problem = match tokio::time::timeout(UNHEALTHY_AFTER, db.pending_migrations()).await {
+    let checks = async {
+        let pending = db.pending_migrations().await?;
+        if !pending.is_empty() {
+            return Ok(Some(format!(
+                "{} database migration(s) pending: run `cabanas migrate`",
+                pending.len()
+            )));
+        }
+        let missing = db.missing_overlap_guard().await?;
+        Ok::<_, sqlx::Error>((!missing.is_empty()).then(|| overlap_guard_problem(db, &missing)))
+    };
+    let problem = match tokio::time::timeout(UNHEALTHY_AFTER, checks).await {
         Err(_) => Some("the database did not answer in time".to_owned()),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check: database error");
             Some("the database is not answering".to_owned())
         }
-        Ok(Ok(pending)) if !pending.is_empty() => Some(format!(
-            "{} database migration(s) pending: run `cabanas migrate`",
-            pending.len()
-        )),
-        Ok(Ok(_)) => None,
+        Ok(Ok(problem)) => problem,
     };
     ReadinessResult {
         problem,

@@ -138,6 +138,17 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
             }
         }
     }
+    // Serving without the database's overlap guarantee would let double bookings through.
+    let missing = db
+        .missing_overlap_guard()
+        .await
+        .context("cannot read the overlap guarantee of the database")?;
+    if !missing.is_empty() {
+        bail!(
+            "{}",
+            db::overlap_guard::overlap_guard_problem(&db, &missing)
+        );
+    }
     if !config.admin_emails.is_empty() && config.jwt_secret.is_none() {
         tracing::warn!("ADMIN_ALLOWED_EMAILS is set but JWT_SECRET is not");
     }

@@ -13,6 +13,7 @@ on_both_backends!(
     readyz_shares_one_database_check,
     readyz_shows_pending_migrations_and_a_lost_database,
     failing_writes_show_in_readyz_at_once,
+    a_dropped_overlap_guarantee_shows_in_readyz_and_stops_a_start,
     accommodations_are_served_from_memory_while_fresh,
     a_change_made_in_the_database_shows_after_the_age,
     availability_is_never_served_from_memory,
@@ -89,6 +90,60 @@ async fn readyz_shows_pending_migrations_and_a_lost_database(backend: Backend) {
     );
     let (_, readiness_checks) = app.state.health.database_checks();
     assert_eq!(readiness_checks, 3, "with age zero every request checks");
+}
+
+/// A database that lost the overlap guarantee (PostgreSQL's exclusion constraint, one of
+/// SQLite's triggers) is not ready: once the cached check has aged, `readyz` answers 503
+/// naming it, and the service refuses to start on it.
+async fn a_dropped_overlap_guarantee_shows_in_readyz_and_stops_a_start(backend: Backend) {
+    const AGE: Duration = Duration::from_millis(200);
+    let mut config = None;
+    let Some(app) = TestApp::spawn_with(backend, "readyz_overlap_guard", |c| {
+        c.health_cache = AGE;
+        config = Some(c.clone());
+    })
+    .await
+    else {
+        return;
+    };
+    let (status, body) = app.get("/api/v1/readyz").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    execute(
+        &app,
+        match backend {
+            Backend::Postgres => "ALTER TABLE reservations DROP CONSTRAINT reservations_no_overlap",
+            Backend::Sqlite => "DROP TRIGGER reservations_no_overlap_update",
+        },
+    )
+    .await;
+    // The check is reused for AGE: poll, bounded well past it.
+    let deadline = std::time::Instant::now() + AGE + Duration::from_secs(10);
+    let (status, body) = loop {
+        let (status, body) = app.get("/api/v1/readyz").await;
+        if status != StatusCode::OK || std::time::Instant::now() > deadline {
+            break (status, body);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["error"], "unavailable", "{body}");
+    let detail = body["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains("reservations_no_overlap is missing"),
+        "{body}"
+    );
+    if backend == Backend::Sqlite {
+        assert!(detail.contains("reservations_no_overlap_update"), "{body}");
+        assert!(!detail.contains("reservations_no_overlap_insert"), "{body}");
+    }
+    let error = match backend::build_state(&config.expect("the test config")).await {
+        Ok(_) => panic!("the service started without the overlap guarantee"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(
+        error.contains("reservations_no_overlap is missing"),
+        "{error}"
+    );
 }
 
 /// A write failing on the database shows in `readyz` and `healthz` at once, even while their

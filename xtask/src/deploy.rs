@@ -36,7 +36,8 @@ pub struct Args {
     /// The environment from ops/deploy.toml to deploy (e.g. staging).
     #[arg(long = "env", value_name = "NAME")]
     pub env: String,
-    /// Print the flyctl commands without running any (predeploy still runs: it changes nothing).
+    /// Print the flyctl commands without running any, and save no record (predeploy still
+    /// checks, unrecorded).
     #[arg(long)]
     pub dry_run: bool,
     /// Fly's deploy strategy.
@@ -180,7 +181,8 @@ pub fn execute(
         verification: None,
     };
 
-    result.predeploy = gates.predeploy(repo, &args.env)?;
+    // A dry run saves nothing, the predeploy it runs included.
+    result.predeploy = gates.predeploy(repo, &args.env, clock.is_some() && !flyctl.dry_run())?;
     if result.predeploy == Verdict::Fail {
         result.problems.push(format!(
             "predeploy failed: fix what `cargo xtask predeploy --env {}` lists, then deploy again",

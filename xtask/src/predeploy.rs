@@ -144,6 +144,12 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 
 /// [`run`] with the output chosen by the caller (a deploy under `--json` keeps stdout clean).
 pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
+    check_with_output(args, out, true)
+}
+
+/// [`run_with_output`], saving the record only when `save` is set: a deploy's dry run checks
+/// and prints, and records nothing.
+pub fn check_with_output(args: Args, out: Output, save: bool) -> anyhow::Result<Verdict> {
     let clock = RunClock::start("predeploy");
     let args_junit = args.junit.clone();
     let repo = Repo::discover()?;
@@ -159,7 +165,7 @@ pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
     let ending = crate::finish::Ending {
         human: &human,
         summary: &summary,
-        save: true,
+        save,
         json: out.json(),
     };
     crate::finish::finish(&repo, &record, ending, &mut out.human_writer())?;

@@ -5,6 +5,7 @@
 //! functions with typed options ([`tasks`]); the Fly step is [`fly::check`].
 
 pub mod fly;
+mod position;
 pub mod tasks;
 
 use std::io::{BufRead, Write};
@@ -15,6 +16,7 @@ use clap::Args as ClapArgs;
 
 use crate::report::{DecisionMap, State, Step};
 use crate::verdict::Verdict;
+use position::{position, stopped_at};
 
 /// The environment this command walks.
 pub const ENVIRONMENT: &str = "staging";
@@ -98,6 +100,9 @@ pub struct Outcome {
     pub notes: Vec<String>,
     /// The command that rolls back, after a deploy.
     pub rollback: Option<String>,
+    /// The commands that fix this failure, in order, when the task knows them better than
+    /// the step's own command (a missing Fly app is created, not logged in to).
+    pub fix: Vec<String>,
 }
 
 impl Outcome {
@@ -107,6 +112,7 @@ impl Outcome {
             verdict,
             notes: Vec::new(),
             rollback: None,
+            fix: Vec::new(),
         }
     }
 }
@@ -215,6 +221,8 @@ pub fn walk(
         verdict: Verdict::Pass,
     };
     let mut started = args.from.is_none();
+    // The step that failed in this run, and what it said: the records may not know it.
+    let mut failed: Option<(Step, Outcome)> = None;
     // Tasks run (or, in a dry run, planned): smoke backs two steps and runs once.
     let mut taken: Vec<Task> = Vec::new();
     let ids: Vec<&'static str> = map.steps.iter().map(|s| s.id).collect();
@@ -272,10 +280,14 @@ pub fn walk(
         if outcome.verdict == Verdict::Fail {
             stopped(out, tasks, step, &outcome)?;
             summary.verdict = Verdict::Fail;
+            failed = Some((step.clone(), outcome));
             break;
         }
     }
-    let map = tasks.position()?;
+    let mut map = tasks.position()?;
+    if let Some((step, outcome)) = &failed {
+        map = stopped_at(map, step, outcome);
+    }
     position(out, &map)?;
     if !args.dry_run {
         for path in tasks.report()? {
@@ -310,13 +322,20 @@ fn stopped(
     for note in &outcome.notes {
         writeln!(out, "  {note}")?;
     }
-    // The evidence as the map reads it now from the saved record.
+    // The evidence as the map reads it now from the saved record, when there is one that
+    // saw the failure (the Fly step saves none: older records would speak of a success).
     if let Ok(map) = tasks.position()
         && let Some(now) = map.step(step.id)
+        && now.state == State::Failed
     {
         writeln!(out, "  evidence: {}", now.evidence)?;
     }
-    if let Some(command) = &step.command {
+    if !outcome.fix.is_empty() {
+        writeln!(out, "  fix:")?;
+        for command in &outcome.fix {
+            writeln!(out, "    {command}")?;
+        }
+    } else if let Some(command) = &step.command {
         writeln!(out, "  fix, then run it alone: {command}")?;
     }
     if let Some(rollback) = &outcome.rollback {
@@ -327,21 +346,6 @@ fn stopped(
         "  then `cargo xtask staging` resumes at {} (exit 1)",
         step.id
     )?;
-    Ok(())
-}
-
-fn position(out: &mut dyn Write, map: &DecisionMap) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "\nposition ({}): {} of {} steps done",
-        map.environment,
-        map.done,
-        map.steps.len()
-    )?;
-    writeln!(out, "next: {}", map.next.action)?;
-    if let Some(command) = &map.next.command {
-        writeln!(out, "  {command}")?;
-    }
     Ok(())
 }
 

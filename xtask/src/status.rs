@@ -10,13 +10,17 @@ use crate::repo::Repo;
 use crate::report::{self, DecisionMap};
 use crate::verdict::Verdict;
 
-/// Options of `cargo xtask status`. It always exits 0 when it could read the results (it
-/// informs; gate CI on `cargo xtask report --check`), 2 when it could not.
+/// The exit codes of `status`, as `--help` prints them; the docs quote this sentence (a test
+/// holds them to it).
+pub const EXIT_CODES: &str = "Exit codes: 0 once the saved results were read, whatever the \
+    verdict (status informs; gate CI on `cargo xtask report --check`); 2 when they cannot be: \
+    no results yet and no --env (a fresh checkout: run `cargo xtask predeploy` first), an \
+    environment neither in ops/deploy.toml nor in any result, an unreadable ops/deploy.toml or \
+    record.";
+
+/// Options of `cargo xtask status`; see [`EXIT_CODES`].
 #[derive(Debug, Clone, Default, ClapArgs)]
-#[command(
-    after_help = "Exit codes: 0 whenever the results could be read (status informs; gate \
-    CI on `cargo xtask report --check`); 2 when they could not."
-)]
+#[command(after_help = EXIT_CODES)]
 pub struct Args {
     /// The environment [default: the environment of the newest saved result].
     #[arg(long, value_name = "NAME")]
@@ -92,4 +96,30 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     output.human(&human(&status));
     output.machine(&status)?;
     Ok(Verdict::Pass)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EXIT_CODES;
+
+    /// Where the docs describe `status`, they state its exit codes as `--help` does, word for
+    /// word (line breaks aside).
+    #[test]
+    fn the_docs_state_the_exit_codes_of_the_help() {
+        let words = |text: &str| text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let docs = [
+            (
+                "ops/DEPLOYMENT_DECISION_MAP.md",
+                include_str!("../../ops/DEPLOYMENT_DECISION_MAP.md"),
+            ),
+            ("docs/tasks.md", include_str!("../../docs/tasks.md")),
+        ];
+        for (path, text) in docs {
+            assert!(
+                words(text).contains(&words(EXIT_CODES)),
+                "{path} does not state status's exit codes as `cargo xtask status --help` \
+                 does: {EXIT_CODES}"
+            );
+        }
+    }
 }

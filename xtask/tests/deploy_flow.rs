@@ -442,6 +442,33 @@ fn deploy_json_keeps_stdout_parseable() {
     );
 }
 
+/// A dry run records nothing, not even the predeploy it runs through the real task: a saved
+/// predeploy would advance step 1 of the decision map.
+#[test]
+fn a_dry_run_through_the_real_predeploy_records_nothing() {
+    let fixture = Fixture::new("http://127.0.0.1:9");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["deploy", "--env", "staging", "--dry-run"])
+        .current_dir(fixture.root())
+        .env("FLYCTL", env!("CARGO_BIN_EXE_fake-flyctl"))
+        .env("FAKE_FLYCTL_DIR", &fixture.fake_dir)
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(text.contains("check"), "predeploy ran: {text}");
+    assert!(
+        text.contains("nothing was deployed and nothing recorded"),
+        "{text}"
+    );
+    assert_eq!(fixture.records(), "", "a dry run saved a record: {text}");
+    assert!(fixture.argvs().is_empty(), "{:?}", fixture.argvs());
+}
+
 /// The gates call predeploy and smoke with typed options: they must stay what the documented
 /// command lines parse to.
 #[test]

@@ -458,6 +458,54 @@ fn secret_hygiene_fails_on_a_private_key_block() {
     assert_fails_at(&fixture.evaluate(&all()), "secret_hygiene", "ops/key.pem:2");
 }
 
+/// An env file copied from its template and not filled yet holds placeholders, which the
+/// committed template holds too: the `env` check fails them, but they are no secret.
+#[test]
+fn secret_hygiene_ignores_the_templates_placeholders() {
+    let fixture = Fixture::valid();
+    // A secret key whose template value is an example, not the `<...>` form.
+    let example = "# [optional, redis-url] cache\nREDIS_URL=redis://cache.example:6379/0\n";
+    let template = include_str!("../../env/.env.fly.staging.template");
+    fixture.write(
+        "env/.env.fly.staging.template",
+        &format!("{template}\n{example}"),
+    );
+    fixture.commit("a redis example");
+    fixture.write("env/.env.fly.staging", &format!("{template}\n{example}"));
+    fixture.chmod("env/.env.fly.staging", 0o600);
+    let report = fixture.evaluate(&all());
+    let hygiene = report.check("secret_hygiene").unwrap();
+    assert_eq!(hygiene.verdict, Verdict::Pass, "{hygiene:#?}");
+    assert_fails_at(&report, "env", "env/.env.fly.staging");
+
+    // A real value is still found wherever it is committed.
+    fixture.write(
+        "docs/notes.md",
+        "redis://cache.example:6379/0 and <postgres-url>\n",
+    );
+    fixture.edit(
+        "env/.env.fly.staging.template",
+        "REDIS_URL=redis://cache.example:6379/0",
+        "REDIS_URL=",
+    );
+    fixture.commit("a leak");
+    let check = assert_fails_at(
+        &fixture.evaluate(&all()),
+        "secret_hygiene",
+        "docs/notes.md:1",
+    );
+    let found: Vec<&str> = check
+        .evidence
+        .iter()
+        .filter(|e| e.verdict == Verdict::Fail)
+        .map(|e| e.message.as_str())
+        .collect();
+    assert_eq!(
+        found,
+        ["holds the value of REDIS_URL from env/.env.fly.staging"]
+    );
+}
+
 #[test]
 fn git_warns_on_a_dirty_tree_and_fails_with_strict() {
     let fixture = Fixture::valid();
@@ -472,6 +520,63 @@ fn git_warns_on_a_dirty_tree_and_fails_with_strict() {
     let check = strict.check("git").unwrap();
     assert_eq!(check.verdict, Verdict::Fail);
     assert!(check.evidence[0].message.contains("scratch.txt"));
+}
+
+/// A code fence left open swaps code and prose from there on: the docs check names the
+/// fence's line, in a copy of the real task reference.
+#[test]
+fn docs_commands_fail_on_a_fence_left_open_in_the_task_reference() {
+    let tasks = include_str!("../../docs/tasks.md");
+    let opener_line = |text: &str, command: &str| {
+        let at = text.find(command).unwrap();
+        text[..at].lines().count() - 1
+    };
+    let fixture = Fixture::valid();
+    fixture.write("docs/tasks.md", tasks);
+    fixture.commit("the task reference");
+    let report = fixture.evaluate(&all());
+    assert_eq!(
+        report.check("docs_commands").unwrap().verdict,
+        Verdict::Pass,
+        "{report:#?}"
+    );
+
+    // The closing fence of one section dropped: the block runs into the next section's.
+    let admin = "cargo xtask admin-token --env production --email ops@example.org --ttl 5m\n";
+    let open = tasks.replacen(&format!("{admin}```\n"), admin, 1);
+    assert_ne!(open, tasks, "docs/tasks.md has no admin-token example");
+    fixture.write("docs/tasks.md", &open);
+    let line = opener_line(&open, admin);
+    let check = assert_fails_at(
+        &fixture.evaluate(&all()),
+        "docs_commands",
+        &format!("docs/tasks.md:{line}"),
+    );
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.message.contains("not closed")),
+        "{check:#?}"
+    );
+
+    // The last closing fence dropped: the block runs to the end of the document.
+    let trimmed = tasks.trim_end().strip_suffix("```").unwrap();
+    fixture.write("docs/tasks.md", trimmed);
+    let last = trimmed.rfind("```").unwrap();
+    let line = trimmed[..last].lines().count() + 1;
+    let check = assert_fails_at(
+        &fixture.evaluate(&all()),
+        "docs_commands",
+        &format!("docs/tasks.md:{line}"),
+    );
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.message.contains("end of the document")),
+        "{check:#?}"
+    );
 }
 
 #[test]
@@ -551,6 +656,54 @@ fn the_project_repository_passes() {
     let repo = Repo::discover_from(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
     let report = evaluate(&repo, &Options::default()).unwrap();
     assert!(failures(&report).is_empty(), "{:#?}", failures(&report));
+}
+
+/// A clean checkout (the repository's files as committed, no filled env file yet) passes
+/// without a warning: a WARN must mean something can go wrong.
+#[test]
+fn a_clean_checkout_passes_without_a_warning() {
+    let fixture = Fixture::valid();
+    std::fs::remove_file(fixture.root().join("env/.env.fly.staging")).unwrap();
+    let report = fixture.evaluate(&all());
+    // The env files are not filled yet: that check has nothing to look at (SKIP).
+    let warned: Vec<&CheckResult> = report
+        .checks
+        .iter()
+        .filter(|c| !matches!(c.verdict, Verdict::Pass | Verdict::Skip))
+        .collect();
+    assert!(warned.is_empty(), "{warned:#?}");
+    assert_eq!(report.verdict, Verdict::Pass);
+}
+
+/// fly.toml's app is what a bare `fly` command uses (the tasks pass --app): it warns when
+/// that lands on production or on an app no environment names.
+#[test]
+fn fly_toml_warns_when_a_bare_fly_command_lands_on_production_or_nowhere() {
+    let fixture = Fixture::valid();
+    let app_warning = |fixture: &Fixture| {
+        let report = fixture.evaluate(&all());
+        let check = report.check("fly_toml").unwrap().clone();
+        assert_eq!(check.verdict, Verdict::Warn, "{check:#?}");
+        check
+            .evidence
+            .iter()
+            .find(|e| e.verdict == Verdict::Warn && e.location() == "fly.toml:5")
+            .unwrap_or_else(|| panic!("{check:#?}"))
+            .message
+            .clone()
+    };
+    fixture.edit(
+        "fly.toml",
+        "app = \"sist-cabanas-staging\"",
+        "app = \"sist-cabanas\"",
+    );
+    assert!(app_warning(&fixture).contains("production"));
+    fixture.edit(
+        "fly.toml",
+        "app = \"sist-cabanas\"",
+        "app = \"sist-cabanas-stagign\"",
+    );
+    assert!(app_warning(&fixture).contains("no app of ops/deploy.toml"));
 }
 
 #[test]

@@ -38,7 +38,7 @@ fn service_binary() -> PathBuf {
 struct Gates;
 
 impl xtask::release::gates::Gates for Gates {
-    fn predeploy(&self, _repo: &Repo, _env: &str) -> anyhow::Result<Verdict> {
+    fn predeploy(&self, _repo: &Repo, _env: &str, _record: bool) -> anyhow::Result<Verdict> {
         Ok(Verdict::Pass)
     }
     fn smoke(&self, _repo: &Repo, _env: &str) -> anyhow::Result<Verdict> {

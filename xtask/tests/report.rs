@@ -333,6 +333,29 @@ fn no_results_at_all_says_what_to_run() {
     );
 }
 
+/// `status` on a fresh checkout cannot reach any result without `--env`: exit 2, saying what
+/// to run; naming the environment, it reads the (empty) results and informs: exit 0.
+#[test]
+fn status_exits_2_without_results_to_read_and_0_once_it_reads_them() {
+    let f = Fixture::new();
+    let status = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
+            .arg("status")
+            .args(args)
+            .current_dir(f.repo.root())
+            .output()
+            .unwrap()
+    };
+    let fresh = status(&[]);
+    let stderr = String::from_utf8_lossy(&fresh.stderr);
+    assert_eq!(fresh.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no results yet"), "{stderr}");
+    let named = status(&["--env", "staging"]);
+    let stdout = String::from_utf8_lossy(&named.stdout);
+    assert_eq!(named.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("staging: INCOMPLETE"), "{stdout}");
+}
+
 #[test]
 fn an_unknown_environment_is_an_error_listing_the_known_ones() {
     let f = staging(Scenario::default());

@@ -71,6 +71,57 @@ fn a_missing_app_fails_the_fly_step_with_the_commands_that_create_it() {
     );
 }
 
+/// Over records that call the Fly step done, a missing app stops the run at the Fly step
+/// with the commands that create the app (not a login), and the position is at that step.
+#[test]
+fn a_missing_app_stops_at_the_fly_step_with_its_fix_and_the_position_there() {
+    let (fly, fixture) = stand();
+    // A secrets run reaches Fly: the map calls the login done from then on.
+    let secrets = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["secrets", "--env", "staging"])
+        .current_dir(fixture.root())
+        .envs(fly.env())
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&secrets.stderr);
+    assert_eq!(secrets.status.code(), Some(0), "{stderr}");
+    // Staging now names an app Fly does not have.
+    let deploy_toml = fixture.root().join("ops/deploy.toml");
+    let toml = std::fs::read_to_string(&deploy_toml).unwrap();
+    std::fs::write(
+        &deploy_toml,
+        toml.replace(&format!("app = \"{APP}\""), "app = \"cabanas-gone\""),
+    )
+    .unwrap();
+    fixture.commit("staging moves to a new app");
+    assert_eq!(state_of(&map_status(&fixture), "fly_login"), "done");
+
+    let output = staging(&fly, &fixture)
+        .args(["--yes", "--from", "fly_login"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    assert!(out.contains("STOPPED at fly_login"), "{out}");
+    assert!(
+        out.contains("  fix:\n    fly apps create cabanas-gone\n"),
+        "{out}"
+    );
+    assert!(!out.contains("run it alone: fly auth"), "{out}");
+    // Nothing counts as done past a failed Fly step; predeploy, skipped by --from, is next.
+    assert!(
+        out.contains("position (staging): 0 of 10 steps done"),
+        "{out}"
+    );
+    assert!(
+        out.contains("next: Env file filled, predeploy checks pass (pending)"),
+        "{out}"
+    );
+}
+
 /// A fixture repository whose staging app is on the local Fly.
 fn stand() -> (LocalFly, Fixture) {
     let fly = local_fly();

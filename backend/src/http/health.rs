@@ -148,8 +148,8 @@ struct WritesBody {
     failed_ms_ago: Option<u64>,
 }
 
-/// 200 only when the database answers, every migration is applied and writes are not
-/// failing.
+/// 200 only when the database answers, every migration is applied, the overlap guarantee
+/// (`reservations_no_overlap`) is in place and writes are not failing.
 #[utoipa::path(
     get,
     path = "/api/v1/readyz",
@@ -157,7 +157,7 @@ struct WritesBody {
     tag = "health",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
-        (status = 503, description = "The database does not answer, migrations are pending or writes are failing", body = ErrorBody),
+        (status = 503, description = "The database does not answer, migrations are pending, the overlap guarantee is missing or writes are failing", body = ErrorBody),
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Result<Response, ApiError> {

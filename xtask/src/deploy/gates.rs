@@ -60,8 +60,8 @@ pub fn smoke_args(env: &str) -> crate::smoke::Args {
 }
 
 impl Gates for TaskGates {
-    fn predeploy(&self, _repo: &Repo, env: &str) -> anyhow::Result<Verdict> {
-        crate::predeploy::run_with_output(predeploy_args(env), self.output())
+    fn predeploy(&self, _repo: &Repo, env: &str, record: bool) -> anyhow::Result<Verdict> {
+        crate::predeploy::check_with_output(predeploy_args(env), self.output(), record)
     }
 
     fn smoke(&self, _repo: &Repo, env: &str) -> anyhow::Result<Verdict> {

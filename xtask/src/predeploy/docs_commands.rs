@@ -1,8 +1,14 @@
 //! `docs_commands`: every `cargo xtask ...` command in `README.md`, `docs/` and `ops/`
 //! (in code blocks and inline code) parses with the real CLI definition, so the docs never
 //! promise a task or flag that does not exist.
+//!
+//! Markdown is read with pulldown-cmark, so code is what a renderer shows as code. A code
+//! fence that is not closed where its author meant fails the check: from there on a renderer
+//! swaps code and prose, and the commands in the swallowed part are no longer what a reader
+//! sees (nor what this check would find).
 
 use clap::error::ErrorKind;
+use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag};
 
 use super::Context;
 use super::outcome::{At, Check, CheckResult};
@@ -48,7 +54,17 @@ pub(crate) fn check(cx: &Context) -> CheckResult {
                 continue;
             }
         };
-        for (line, command) in commands(&text, path.ends_with(".md")) {
+        let markdown = path.ends_with(".md");
+        if markdown {
+            for (line, why) in markdown_code(&text).broken_fences {
+                check.fail(
+                    At::line(path, Some(line)),
+                    format!("this code fence {why}"),
+                    "close the code block with a line of the same fence (```) after its last line",
+                );
+            }
+        }
+        for (line, command) in commands(&text, markdown) {
             checked += 1;
             if let Err(why) = parses(&command) {
                 check.fail(
@@ -72,40 +88,107 @@ pub(crate) fn check(cx: &Context) -> CheckResult {
 }
 
 /// The documented commands of a file, as `(line, words after "cargo xtask")`. In Markdown,
-/// only code (fenced blocks and inline spans) counts; in other files, comment lines do too.
+/// only code (code blocks and inline spans) counts; in other files, comment lines do too.
 fn commands(text: &str, markdown: bool) -> Vec<(usize, Vec<String>)> {
-    let mut found = Vec::new();
-    let mut fence: Option<&str> = None;
-    for (index, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if markdown {
-            for marker in ["```", "~~~"] {
-                if trimmed.starts_with(marker) {
-                    fence = if fence == Some(marker) {
-                        None
-                    } else if fence.is_none() {
-                        Some(marker)
-                    } else {
-                        fence
-                    };
+    let snippets: Vec<(usize, String)> = if markdown {
+        markdown_code(text).snippets
+    } else {
+        text.lines()
+            .enumerate()
+            .map(|(index, line)| (index + 1, line.to_string()))
+            .collect()
+    };
+    snippets
+        .into_iter()
+        .filter_map(|(line, snippet)| command_words(&snippet).map(|words| (line, words)))
+        .collect()
+}
+
+/// The code of a Markdown text as a CommonMark renderer shows it.
+#[derive(Debug, Default)]
+struct MarkdownCode {
+    /// `(line, text)`: each line of a code block, each inline code span.
+    snippets: Vec<(usize, String)>,
+    /// `(line of the opening fence, what is wrong)` for fences not closed where meant.
+    broken_fences: Vec<(usize, String)>,
+}
+
+fn markdown_code(text: &str) -> MarkdownCode {
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let line_of = |offset: usize| line_starts.partition_point(|&start| start <= offset);
+    let mut code = MarkdownCode::default();
+    for (event, range) in Parser::new_ext(text, Options::empty()).into_offset_iter() {
+        match event {
+            Event::Code(span) => code.snippets.push((line_of(range.start), span.to_string())),
+            Event::Start(Tag::CodeBlock(kind)) => {
+                let first = line_of(range.start);
+                let lines: Vec<&str> = text[range].lines().collect();
+                match kind {
+                    CodeBlockKind::Indented => code.snippets.extend(
+                        lines
+                            .iter()
+                            .enumerate()
+                            .map(|(i, line)| (first + i, line.to_string())),
+                    ),
+                    CodeBlockKind::Fenced(_) => fenced_block(&mut code, first, &lines),
                 }
             }
-            if trimmed.starts_with("```") || trimmed.starts_with("~~~") {
-                continue;
-            }
-        }
-        let snippets: Vec<&str> = if !markdown || fence.is_some() {
-            vec![line]
-        } else {
-            line.split('`').skip(1).step_by(2).collect()
-        };
-        for snippet in snippets {
-            if let Some(words) = command_words(snippet) {
-                found.push((index + 1, words));
-            }
+            _ => {}
         }
     }
-    found
+    code
+}
+
+/// A fenced block's lines (from its opening fence on): its code, and whether it closes where
+/// its author meant. A block that reaches the end of its container without a closing fence
+/// (CommonMark then runs it to the end of the document) was never closed. A line inside it
+/// made of the same fence plus an info string (```` ```sh ````) cannot close it, yet only an
+/// author who forgot the closing fence writes it there.
+fn fenced_block(code: &mut MarkdownCode, first: usize, lines: &[&str]) {
+    // Blockquote markers and indentation come before the fence itself.
+    fn fence_text(line: &str) -> &str {
+        line.trim_start_matches(|c: char| c.is_whitespace() || c == '>')
+    }
+    let Some(opener) = lines.first().map(|l| fence_text(l)) else {
+        return;
+    };
+    let Some(marker) = opener.chars().next() else {
+        return;
+    };
+    let length = opener.chars().take_while(|&c| c == marker).count();
+    let run = |line: &str| {
+        fence_text(line)
+            .chars()
+            .take_while(|&c| c == marker)
+            .count()
+    };
+    let closed = lines.len() > 1 && {
+        let last = fence_text(lines[lines.len() - 1]).trim_end();
+        run(last) >= length && last.chars().all(|c| c == marker)
+    };
+    let body = &lines[1..if closed { lines.len() - 1 } else { lines.len() }];
+    for (i, line) in body.iter().enumerate() {
+        let at = first + 1 + i;
+        let rest = fence_text(line)[run(line) * marker.len_utf8()..].trim();
+        if run(line) >= length && !rest.is_empty() {
+            code.broken_fences.push((
+                first,
+                format!(
+                    "is not closed before line {at}, which opens another code block: \
+                     everything from here renders with code and prose swapped"
+                ),
+            ));
+        }
+        code.snippets.push((at, line.to_string()));
+    }
+    if !closed {
+        code.broken_fences.push((
+            first,
+            "is never closed: the code block runs to the end of the document".to_string(),
+        ));
+    }
 }
 
 /// The words after `cargo xtask` in a shell-like line: quotes honoured, a leading `$ ` and
@@ -224,6 +307,27 @@ mod tests {
                 (4, words(&["predeploy", "--env", "staging"]))
             ]
         );
+    }
+
+    #[test]
+    fn a_fence_not_closed_where_meant_is_named_by_its_line() {
+        let closed = "# t\n\n```sh\ncargo xtask test\n```\n\n~~~\ncargo xtask status\n~~~\n";
+        let code = markdown_code(closed);
+        assert!(code.broken_fences.is_empty(), "{code:?}");
+        let open_to_the_end = "# t\n\n```sh\ncargo xtask test\n\nprose\n";
+        let code = markdown_code(open_to_the_end);
+        assert_eq!(code.broken_fences.len(), 1, "{code:?}");
+        assert_eq!(code.broken_fences[0].0, 3);
+        assert!(code.broken_fences[0].1.contains("end of the document"));
+        let runs_into_the_next =
+            "```sh\ncargo xtask test\n## next\n\n```sh\ncargo xtask status\n```\n";
+        let code = markdown_code(runs_into_the_next);
+        assert_eq!(code.broken_fences.len(), 1, "{code:?}");
+        assert_eq!(code.broken_fences[0].0, 1);
+        assert!(code.broken_fences[0].1.contains("line 5"), "{code:?}");
+        // A longer fence around a shorter one is an example of Markdown, not a mistake.
+        let nested = "````md\n```sh\ncargo xtask test\n```\n````\n";
+        assert!(markdown_code(nested).broken_fences.is_empty());
     }
 
     #[test]

@@ -25,6 +25,13 @@ pub(crate) struct TemplateKey {
     example: String,
 }
 
+impl TemplateKey {
+    /// The template's own value for the key (its example or placeholder).
+    pub(crate) fn example(&self) -> &str {
+        self.example.trim()
+    }
+}
+
 /// Reads a template into its keys, or problems (`line`, message).
 pub(crate) fn parse_template(
     text: &str,

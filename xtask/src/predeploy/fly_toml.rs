@@ -2,10 +2,15 @@
 //! its app, a region, an existing Dockerfile, the container's port, a readiness check with
 //! timings, a known deploy strategy and a release command that migrates.
 //!
-//! One `fly.toml` serves both environments, so its `app` can match only one of them. The
-//! deploy task always passes `--app` from `ops/deploy.toml`, which overrides the file; a
-//! mismatch is therefore a warning (a bare `fly deploy` would hit the file's app), while a
-//! missing `app` fails, because then a bare `fly deploy` has no target at all.
+//! One `fly.toml` serves both environments, so its `app` can match only one of them. Every
+//! flyctl call the tasks make passes `--app` from `ops/deploy.toml` (`deploy`, `rollback`,
+//! `promote` also `--config`), and `-a` overrides the file's app
+//! (<https://fly.io/docs/apps/deploy/>: "Use `fly deploy -a <app-name>` to override the app
+//! name given in fly.toml"), so the file's app only matters to a bare `fly` command typed by a
+//! person. That goes wrong only when the file names the production app (a bare `fly deploy`
+//! ships to production) or no app of `ops/deploy.toml` at all (a typo, a stale name): those
+//! warn. A file naming another environment's app passes. A missing `app` fails, because then a
+//! bare `fly deploy` has no target at all.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,6 +21,7 @@ use super::Context;
 use super::dockerfile;
 use super::outcome::{At, Check, CheckResult};
 use super::text::{FileText, read_text, toml_error, toml_key_line};
+use crate::config::CONFIG_PATH;
 
 /// The readiness path Fly's checks must probe (DESIGN section 4).
 pub(crate) const READINESS_PATH: &str = "/api/v1/readyz";
@@ -128,22 +134,7 @@ fn check_config(
             "has no `app`",
             "set app = \"<staging app>\" so that a bare `fly deploy` has a target",
         ),
-        Some(app) => {
-            for (env, expected) in environments {
-                if &app == expected {
-                    check.pass(at("", 0, "app"), format!("app `{app}` is the {env} app"));
-                } else {
-                    check.warn(
-                        at("", 0, "app"),
-                        format!("app `{app}` is not the {env} app `{expected}`"),
-                        format!(
-                            "fine when deploying with `cargo xtask deploy --env {env}` (it passes \
-                             --app {expected}); a bare `fly deploy` would deploy to `{app}`"
-                        ),
-                    );
-                }
-            }
-        }
+        Some(app) => check_app(cx, check, at("", 0, "app"), &app, environments),
     }
     match str_at(table, "primary_region") {
         Some(region) => check.pass(
@@ -256,6 +247,54 @@ fn check_config(
             format!("auto_stop_machines = {flag} is the legacy boolean form"),
             "use \"stop\", \"suspend\" or \"off\"",
         );
+    }
+}
+
+/// The file's `app` is the default of a bare `fly` command; the tasks always pass `--app`.
+fn check_app(
+    cx: &Context,
+    check: &mut Check,
+    at: At,
+    app: &str,
+    environments: &[(String, String)],
+) {
+    let owner = cx
+        .config
+        .environments
+        .iter()
+        .find(|(_, env)| env.app == app)
+        .map(|(name, _)| name.as_str());
+    let others: Vec<String> = environments
+        .iter()
+        .filter(|(_, expected)| expected != app)
+        .map(|(env, expected)| format!("{env} (`{expected}`)"))
+        .collect();
+    let passed_explicitly = if others.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; the tasks pass --app for {}, which overrides it",
+            others.join(", ")
+        )
+    };
+    match owner {
+        Some("production") => check.warn(
+            at,
+            format!("app `{app}` is the production app: a bare `fly deploy` ships to production"),
+            "set app to the staging app, so that a command without --app lands on staging",
+        ),
+        Some(env) => check.pass(
+            at,
+            format!("app `{app}` is the {env} app, the default of a bare `fly` command{passed_explicitly}"),
+        ),
+        None => check.warn(
+            at,
+            format!(
+                "app `{app}` is no app of {CONFIG_PATH}: a bare `fly deploy` would deploy to it"
+            ),
+            "set app to the staging app from ops/deploy.toml (the tasks pass --app, but a \
+             person typing `fly` does not)",
+        ),
     }
 }
 

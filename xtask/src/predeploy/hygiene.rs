@@ -102,13 +102,8 @@ pub(crate) fn check(cx: &Context, tracked: Option<&[String]>) -> CheckResult {
         }
         if let FileText::Text(text) = read_text(&cx.repo.path(file)) {
             check_mode(cx, &mut check, file);
-            let secret_keys = match read_text(&cx.repo.path(template)) {
-                FileText::Text(t) => parse_template(&t).ok().map(|keys| {
-                    keys.into_iter()
-                        .filter(|(_, k)| !k.rule.is_secret())
-                        .map(|(name, _)| name)
-                        .collect::<BTreeSet<_>>()
-                }),
+            let keys = match read_text(&cx.repo.path(template)) {
+                FileText::Text(t) => parse_template(&t).ok(),
                 _ => None,
             }
             .unwrap_or_default();
@@ -116,9 +111,16 @@ pub(crate) fn check(cx: &Context, tracked: Option<&[String]>) -> CheckResult {
             // Read leniently: a malformed line elsewhere must not hide this file's secrets.
             for entry in read_env_file(&text).0 {
                 let value = entry.value.expose().trim();
-                if value.len() >= MIN_SECRET_LEN && !secret_keys.contains(&entry.key) {
-                    secrets.push((entry.key.clone(), file.clone(), value.to_string()));
+                let spec = keys.get(&entry.key);
+                if value.len() < MIN_SECRET_LEN || spec.is_some_and(|k| !k.rule.is_secret()) {
+                    continue;
                 }
+                // A placeholder left from the template is no secret (the `env` check fails
+                // it): the committed template holds it by design.
+                if is_template_placeholder(value) || spec.is_some_and(|k| k.example() == value) {
+                    continue;
+                }
+                secrets.push((entry.key.clone(), file.clone(), value.to_string()));
             }
         }
     }
@@ -135,6 +137,13 @@ pub(crate) fn check(cx: &Context, tracked: Option<&[String]>) -> CheckResult {
         );
     }
     check.finish()
+}
+
+/// The `<...>` form the templates use for values to fill in (`<postgres-url>`).
+fn is_template_placeholder(value: &str) -> bool {
+    value.starts_with('<')
+        && value.ends_with('>')
+        && !value[1..value.len() - 1].contains(['<', '>'])
 }
 
 #[cfg(unix)]

@@ -64,7 +64,7 @@ struct ProxyGates<'a> {
 }
 
 impl Gates for ProxyGates<'_> {
-    fn predeploy(&self, _repo: &Repo, _env: &str) -> anyhow::Result<Verdict> {
+    fn predeploy(&self, _repo: &Repo, _env: &str, _record: bool) -> anyhow::Result<Verdict> {
         // The rehearsal ran predeploy as its first phase; a failure there is in the verdict.
         Ok(Verdict::Pass)
     }

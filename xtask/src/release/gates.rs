@@ -15,8 +15,10 @@ pub const READYZ_PATH: &str = "/api/v1/readyz";
 
 /// The other tasks a deploy runs.
 pub trait Gates {
-    /// The predeploy checks of environment `env` (`cargo xtask predeploy --env ENV`).
-    fn predeploy(&self, repo: &Repo, env: &str) -> anyhow::Result<Verdict>;
+    /// The predeploy checks of environment `env` (`cargo xtask predeploy --env ENV`); their
+    /// record is saved only when `record` is set (a dry run records nothing: a saved predeploy
+    /// would advance the decision map).
+    fn predeploy(&self, repo: &Repo, env: &str, record: bool) -> anyhow::Result<Verdict>;
     /// The smoke test against environment `env` (`cargo xtask smoke --env ENV`).
     fn smoke(&self, repo: &Repo, env: &str) -> anyhow::Result<Verdict>;
 }

@@ -35,6 +35,7 @@ pub fn check(flyctl: &Flyctl, app: &str, out: &mut dyn Write) -> anyhow::Result<
                         .to_string(),
                 ],
                 rollback: None,
+                fix: vec!["fly auth login".to_string()],
             });
         }
     };
@@ -62,6 +63,7 @@ pub fn check(flyctl: &Flyctl, app: &str, out: &mut dyn Write) -> anyhow::Result<
                 verdict: Verdict::Fail,
                 notes,
                 rollback: None,
+                fix: create_commands(app),
             })
         }
     }

@@ -102,6 +102,7 @@ impl Tasks for Real {
                     verdict,
                     notes: result.problems,
                     rollback: None,
+                    fix: Vec::new(),
                 }
             }
             Task::Deploy => {
@@ -118,6 +119,7 @@ impl Tasks for Real {
                     verdict,
                     notes: result.problems,
                     rollback: result.rollback_command,
+                    fix: Vec::new(),
                 }
             }
             Task::Smoke => Outcome::of(crate::smoke::run_with_output(

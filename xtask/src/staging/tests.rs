@@ -24,6 +24,7 @@ const IDS: [&str; 10] = [
 struct World {
     states: RefCell<HashMap<&'static str, State>>,
     verdicts: RefCell<HashMap<&'static str, Verdict>>,
+    fixes: RefCell<HashMap<&'static str, Vec<String>>>,
     ran: RefCell<Vec<Task>>,
 }
 
@@ -32,12 +33,18 @@ impl World {
         World {
             states: RefCell::new(IDS.iter().map(|id| (*id, State::Pending)).collect()),
             verdicts: RefCell::new(HashMap::new()),
+            fixes: RefCell::new(HashMap::new()),
             ran: RefCell::new(Vec::new()),
         }
     }
 
     fn outcome_of(&self, task: Task, verdict: Verdict) {
         self.verdicts.borrow_mut().insert(task.name(), verdict);
+    }
+
+    fn fix_of(&self, task: Task, fix: &[&str]) {
+        let fix = fix.iter().map(|c| c.to_string()).collect();
+        self.fixes.borrow_mut().insert(task.name(), fix);
     }
 
     fn ran(&self) -> Vec<Task> {
@@ -90,7 +97,9 @@ impl Tasks for World {
             State::Done
         };
         let mut states = self.states.borrow_mut();
-        for id in IDS {
+        // The Fly check saves no record: a failure leaves the map as the older records say.
+        let recorded = !(task == Task::Fly && verdict == Verdict::Fail);
+        for id in IDS.into_iter().filter(|_| recorded) {
             if Task::for_step(id) == Some(task) {
                 states.insert(id, state);
             }
@@ -102,6 +111,12 @@ impl Tasks for World {
             verdict,
             notes: vec![format!("{} said no", task.name())],
             rollback: (task == Task::Deploy).then(|| "cargo xtask rollback --env staging".into()),
+            fix: self
+                .fixes
+                .borrow()
+                .get(task.name())
+                .cloned()
+                .unwrap_or_default(),
         })
     }
 
@@ -283,4 +298,44 @@ fn a_dry_run_calls_nothing_and_asks_nothing() {
         "one smoke run: {out}"
     );
     assert!(!out.contains("report:"), "{out}");
+}
+
+#[test]
+fn a_failed_fly_step_over_old_records_prints_its_own_fix_and_the_position_there() {
+    let world = World::new();
+    walk_with(&world, &Args::default(), &mut yes());
+    for id in IDS {
+        world.states.borrow_mut().insert(id, State::Done);
+    }
+    world.ran();
+    world.outcome_of(Task::Fly, Verdict::Fail);
+    world.fix_of(
+        Task::Fly,
+        &["fly apps create x", "fly postgres create --name x-db"],
+    );
+    let args = Args {
+        from: Some("fly_login".into()),
+        ..Args::default()
+    };
+    let (summary, out) = walk_with(&world, &args, &mut yes());
+    assert_eq!(summary.verdict, Verdict::Fail);
+    assert_eq!(world.ran(), [Task::Fly], "{out}");
+    assert!(
+        out.contains("  fix:\n    fly apps create x\n    fly postgres create --name x-db\n"),
+        "{out}"
+    );
+    assert!(!out.contains("run it alone"), "{out}");
+    assert!(!out.contains("evidence: fly_login is done"), "{out}");
+    assert!(
+        out.contains("position (staging): 1 of 10 steps done"),
+        "{out}"
+    );
+    assert!(
+        out.contains("next: title of fly_login (FAILED): failed in this run: fly said no\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("  fly apps create x && fly postgres create --name x-db\n"),
+        "{out}"
+    );
 }

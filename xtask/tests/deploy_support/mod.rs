@@ -319,7 +319,7 @@ impl FakeGates {
 }
 
 impl Gates for FakeGates {
-    fn predeploy(&self, _repo: &Repo, env: &str) -> anyhow::Result<Verdict> {
+    fn predeploy(&self, _repo: &Repo, env: &str, _record: bool) -> anyhow::Result<Verdict> {
         self.ran.borrow_mut().push(format!("predeploy --env {env}"));
         Ok(self.predeploy)
     }
