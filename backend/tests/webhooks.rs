@@ -85,17 +85,30 @@ struct FakeMercadoPago {
 }
 
 impl FakeMercadoPago {
+    /// A payment in pesos, the currency the checkout charges.
     fn put_payment(&self, id: &str, status: &str, code: &str, amount: f64) {
-        self.payments.lock().unwrap().insert(
-            id.to_owned(),
-            json!({
-                "id": id.parse::<u64>().map(Value::from).unwrap_or(Value::from(id)),
-                "status": status,
-                "external_reference": code,
-                "transaction_amount": amount,
-                "currency_id": "ARS",
-            }),
-        );
+        self.put_payment_in(id, status, code, amount, Some("ARS"));
+    }
+
+    /// A payment in `currency` (`None`: the field is absent).
+    fn put_payment_in(
+        &self,
+        id: &str,
+        status: &str,
+        code: &str,
+        amount: f64,
+        currency: Option<&str>,
+    ) {
+        let mut body = json!({
+            "id": id.parse::<u64>().map(Value::from).unwrap_or(Value::from(id)),
+            "status": status,
+            "external_reference": code,
+            "transaction_amount": amount,
+        });
+        if let Some(currency) = currency {
+            body["currency_id"] = Value::from(currency);
+        }
+        self.payments.lock().unwrap().insert(id.to_owned(), body);
     }
 }
 
@@ -288,6 +301,7 @@ async fn metric(app: &TestApp, sample: &str) -> f64 {
 on_both_backends!(
     paid_deposit_confirms_once,
     underpayment_keeps_the_hold,
+    the_deposit_amount_in_another_currency_does_not_confirm,
     payment_after_expiry_is_recorded_and_stays_expired,
     payment_for_an_unknown_code_is_recorded,
     bad_signatures_are_refused_and_write_nothing,
@@ -406,6 +420,48 @@ async fn underpayment_keeps_the_hold(backend: Backend) {
         stored_outcomes(&app, code).await,
         ["underpaid", "confirmed"]
     );
+}
+
+/// 222.00 USD is not a 222.00 ARS deposit, and neither is a payment of no stated currency:
+/// each is recorded as `wrong_currency` and counted; the hold stays until a peso payment.
+async fn the_deposit_amount_in_another_currency_does_not_confirm(backend: Backend) {
+    let Some(Loop { app, fake }) = spawn(backend, "wrong_currency", 30).await else {
+        return;
+    };
+    let body = pre_reserve(&app, 15).await;
+    let code = body["code"].as_str().unwrap();
+    let sample = "mercadopago_notifications_total{outcome=\"wrong_currency\"}";
+    let before = metric(&app, sample).await;
+    let cases = [("8001", Some("USD")), ("8002", Some("XYZ")), ("8003", None)];
+    for (id, currency) in cases {
+        fake.put_payment_in(id, "approved", code, deposit(&body), currency);
+        let (status, answer) = notify(&app, id).await;
+        assert_eq!(status, StatusCode::OK, "{currency:?}: {answer}");
+        assert_eq!(answer["outcome"], "wrong_currency", "{currency:?}");
+        assert_eq!(status_of(&app, code).await, "pre_reserved", "{currency:?}");
+    }
+    let stored = payments::for_reservation(&app.state.db, code)
+        .await
+        .unwrap();
+    let seen: Vec<_> = stored
+        .iter()
+        .map(|p| (p.outcome.as_str(), p.currency.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("wrong_currency", Some("USD")),
+            ("wrong_currency", Some("XYZ")),
+            ("wrong_currency", None)
+        ]
+    );
+    assert!(metric(&app, sample).await >= before + 3.0);
+
+    // The deposit in pesos still confirms.
+    fake.put_payment("8004", "approved", code, deposit(&body));
+    let (_, answer) = notify(&app, "8004").await;
+    assert_eq!(answer["outcome"], "confirmed");
+    assert_eq!(status_of(&app, code).await, "confirmed");
 }
 
 async fn payment_after_expiry_is_recorded_and_stays_expired(backend: Backend) {

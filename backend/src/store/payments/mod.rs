@@ -1,13 +1,16 @@
-//! The `payments` table and the deposit rule: an approved payment whose external reference
-//! is a pre-reserved code, and whose amount covers the deposit, confirms the reservation.
+//! The `payments` table and the deposit rule ([`rule::decide`]): an approved payment whose
+//! external reference is a pre-reserved code, in the deposit's currency (ARS) and covering
+//! its amount, confirms the reservation.
 //!
 //! Every payment MercadoPago tells us about is recorded with what happened to it, whatever
 //! the outcome, so a late or short payment can be refunded or settled by hand.
 
+pub mod rule;
+
 use chrono::{DateTime, Utc};
 
+use self::rule::{Action, HeldReservation};
 use crate::error::ApiError;
-use crate::store::reservations::{CONFIRMED, EXPIRED, PRE_RESERVED};
 use crate::with_pool;
 
 /// The provider name stored with MercadoPago payments.
@@ -39,6 +42,9 @@ pub enum PaymentOutcome {
     AlreadyConfirmed,
     /// Approved, but less than the deposit: the reservation stays pre-reserved.
     Underpaid,
+    /// Approved, but not in the currency the deposit is charged in (or in none): the
+    /// reservation stays pre-reserved and an admin settles the payment by hand.
+    WrongCurrency,
     /// Approved after the pre-reservation expired: recorded, the reservation stays expired.
     AfterExpiry,
     /// Approved for a reservation that was cancelled: recorded only.
@@ -51,11 +57,12 @@ pub enum PaymentOutcome {
 
 impl PaymentOutcome {
     /// Every outcome, for registering metrics.
-    pub const ALL: [PaymentOutcome; 8] = [
+    pub const ALL: [PaymentOutcome; 9] = [
         Self::Confirmed,
         Self::Duplicate,
         Self::AlreadyConfirmed,
         Self::Underpaid,
+        Self::WrongCurrency,
         Self::AfterExpiry,
         Self::ReservationCancelled,
         Self::UnknownReservation,
@@ -69,6 +76,7 @@ impl PaymentOutcome {
             Self::Duplicate => "duplicate",
             Self::AlreadyConfirmed => "already_confirmed",
             Self::Underpaid => "underpaid",
+            Self::WrongCurrency => "wrong_currency",
             Self::AfterExpiry => "after_expiry",
             Self::ReservationCancelled => "reservation_cancelled",
             Self::UnknownReservation => "unknown_reservation",
@@ -90,6 +98,8 @@ pub struct StoredPayment {
     pub provider_status: String,
     /// Amount in cents.
     pub amount_cents: i64,
+    /// ISO currency code, as reported.
+    pub currency: Option<String>,
     /// What the service did (a [`PaymentOutcome`] name).
     pub outcome: String,
 }
@@ -147,50 +157,36 @@ pub async fn record_payment(
                 Some(code) => sqlx::query_as(FIND).bind(code).fetch_optional(&mut *tx).await?,
                 None => None,
             };
+        let held = reservation.map(|(id, status, deposit_cents, expires_at)| HeldReservation {
+            id,
+            status,
+            deposit_cents,
+            expires_at,
+        });
+        let (mut outcome, action) = rule::decide(payment, &previous, held.as_ref(), now);
         let mut expired = 0;
-        let outcome = match reservation {
-            _ if payment.status != "approved" => PaymentOutcome::NotApproved,
-            None => PaymentOutcome::UnknownReservation,
-            Some((_, status, _, _)) if status == CONFIRMED => {
-                if previous == PaymentOutcome::Confirmed.as_str()
-                    || previous == PaymentOutcome::Duplicate.as_str()
-                {
-                    PaymentOutcome::Duplicate
-                } else {
-                    PaymentOutcome::AlreadyConfirmed
-                }
-            }
-            Some((_, status, _, _)) if status == EXPIRED => PaymentOutcome::AfterExpiry,
-            Some((_, status, _, _)) if status != PRE_RESERVED => {
-                PaymentOutcome::ReservationCancelled
-            }
-            Some((id, _, _, expires_at)) if expires_at <= now => {
-                // Expired by time, not yet by the sweep: record the expiry now.
+        match action {
+            Action::None => {}
+            Action::Expire(id) => {
                 expired = sqlx::query(EXPIRE)
                     .bind(id)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                PaymentOutcome::AfterExpiry
             }
-            Some((_, _, deposit_cents, _)) if payment.amount_cents < deposit_cents => {
-                PaymentOutcome::Underpaid
-            }
-            Some((id, _, _, _)) => {
+            Action::Confirm(id) => {
                 let confirmed = sqlx::query(CONFIRM)
                     .bind(id)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                if confirmed == 1 {
-                    PaymentOutcome::Confirmed
-                } else {
-                    PaymentOutcome::AlreadyConfirmed
+                if confirmed != 1 {
+                    outcome = PaymentOutcome::AlreadyConfirmed;
                 }
             }
-        };
+        }
         // A repeated notification keeps the row's first meaningful outcome readable.
         let stored = if outcome == PaymentOutcome::Duplicate {
             PaymentOutcome::Confirmed
@@ -220,7 +216,7 @@ pub async fn for_reservation(
     code: &str,
 ) -> Result<Vec<StoredPayment>, sqlx::Error> {
     const SQL: &str = "SELECT provider, provider_payment_id, reservation_code, provider_status, \
-                       amount_cents, outcome FROM payments WHERE reservation_code = $1 \
+                       amount_cents, currency, outcome FROM payments WHERE reservation_code = $1 \
                        ORDER BY id";
     with_pool!(db, pool => {
         sqlx::query_as::<_, StoredPayment>(SQL).bind(code).fetch_all(pool).await
