@@ -302,6 +302,7 @@ on_both_backends!(
     paid_deposit_confirms_once,
     underpayment_keeps_the_hold,
     the_deposit_amount_in_another_currency_does_not_confirm,
+    a_refunded_or_charged_back_deposit_flags_the_stay_and_keeps_its_history,
     payment_after_expiry_is_recorded_and_stays_expired,
     payment_for_an_unknown_code_is_recorded,
     bad_signatures_are_refused_and_write_nothing,
@@ -462,6 +463,69 @@ async fn the_deposit_amount_in_another_currency_does_not_confirm(backend: Backen
     let (_, answer) = notify(&app, "8004").await;
     assert_eq!(answer["outcome"], "confirmed");
     assert_eq!(status_of(&app, code).await, "confirmed");
+}
+
+/// The deposit that confirmed a stay goes back to the payer: the stay stays confirmed and is
+/// flagged for an admin, once; the payment keeps `confirmed` as its outcome, its current
+/// status, and every delivery in an append-only history.
+async fn a_refunded_or_charged_back_deposit_flags_the_stay_and_keeps_its_history(backend: Backend) {
+    let Some(Loop { app, fake }) = spawn(backend, "refunds", 30).await else {
+        return;
+    };
+    let sample = "mercadopago_notifications_total{outcome=\"refunded_after_confirm\"}";
+    let before = metric(&app, sample).await;
+    for (weeks, id, reversal) in [(16, "9001", "refunded"), (17, "9002", "charged_back")] {
+        let body = pre_reserve(&app, weeks).await;
+        let code = body["code"].as_str().unwrap();
+        fake.put_payment(id, "approved", code, deposit(&body));
+        let (_, answer) = notify(&app, id).await;
+        assert_eq!(answer["outcome"], "confirmed");
+
+        fake.put_payment(id, reversal, code, deposit(&body));
+        let (status, answer) = notify(&app, id).await;
+        assert_eq!(status, StatusCode::OK, "{reversal}: {answer}");
+        assert_eq!(answer["outcome"], "refunded_after_confirm", "{reversal}");
+        assert_eq!(status_of(&app, code).await, "confirmed", "{reversal}");
+        let flag = payments::payment_flag(&app.state.db, code).await.unwrap();
+        assert_eq!(flag.as_deref(), Some(reversal));
+        // MercadoPago repeats the notification: nothing more happens.
+        let (_, answer) = notify(&app, id).await;
+        assert_eq!(answer["outcome"], "duplicate", "{reversal}");
+
+        let stored = payments::for_reservation(&app.state.db, code)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].outcome, "confirmed", "{reversal}");
+        assert_eq!(stored[0].provider_status, reversal);
+        let history: Vec<_> = payments::history(&app.state.db, code)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.provider_status, e.outcome))
+            .collect();
+        let pair = |status: &str, outcome: &str| (status.to_owned(), outcome.to_owned());
+        assert_eq!(
+            history,
+            [
+                pair("approved", "confirmed"),
+                pair(reversal, "refunded_after_confirm"),
+                pair(reversal, "duplicate"),
+            ]
+        );
+    }
+    assert!(metric(&app, sample).await >= before + 2.0);
+
+    // The history cannot be edited.
+    for statement in [
+        "UPDATE payment_events SET outcome = 'confirmed'",
+        "DELETE FROM payment_events",
+    ] {
+        let result = backend::with_pool!(&app.state.db, pool => {
+            sqlx::query(statement).execute(pool).await.map(|_| ())
+        });
+        assert!(result.is_err(), "{statement} succeeded");
+    }
 }
 
 async fn payment_after_expiry_is_recorded_and_stays_expired(backend: Backend) {

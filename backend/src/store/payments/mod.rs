@@ -53,11 +53,14 @@ pub enum PaymentOutcome {
     UnknownReservation,
     /// Not (yet) approved: pending, rejected, refunded, ...
     NotApproved,
+    /// The deposit that confirmed the reservation was refunded or charged back: the stay
+    /// stays confirmed and is flagged for an admin (see [`rule::decide`] for why).
+    RefundedAfterConfirm,
 }
 
 impl PaymentOutcome {
     /// Every outcome, for registering metrics.
-    pub const ALL: [PaymentOutcome; 9] = [
+    pub const ALL: [PaymentOutcome; 10] = [
         Self::Confirmed,
         Self::Duplicate,
         Self::AlreadyConfirmed,
@@ -67,6 +70,7 @@ impl PaymentOutcome {
         Self::ReservationCancelled,
         Self::UnknownReservation,
         Self::NotApproved,
+        Self::RefundedAfterConfirm,
     ];
 
     /// The stable name: stored in `payments.outcome` and used as the metric label.
@@ -81,6 +85,7 @@ impl PaymentOutcome {
             Self::ReservationCancelled => "reservation_cancelled",
             Self::UnknownReservation => "unknown_reservation",
             Self::NotApproved => "not_approved",
+            Self::RefundedAfterConfirm => "refunded_after_confirm",
         }
     }
 }
@@ -104,10 +109,18 @@ pub struct StoredPayment {
     pub outcome: String,
 }
 
-/// Records `payment` and applies the deposit rule, in one transaction.
+/// Records `payment` and applies the deposit rule, in one transaction: the `payments` row
+/// (the payment's current state), one `payment_events` row (this delivery, append-only),
+/// and what the rule does to the reservation.
 ///
-/// Idempotent: the conditional update that confirms runs at most once per reservation, and
-/// a repeated notification of a payment that already confirmed reports `Duplicate`.
+/// The `payments` row keeps its first meaningful outcome: only `received` and
+/// `not_approved` (nothing decided yet) are ever replaced, so a confirming payment stays
+/// `confirmed` through its repeats and a later refund; each delivery's own outcome is in
+/// `payment_events`.
+///
+/// Idempotent: the conditional updates that confirm and flag run at most once per
+/// reservation, and a repeated notification of a payment that already confirmed (or whose
+/// refund already flagged the stay) reports `Duplicate`.
 pub async fn record_payment(
     db: &crate::db::Db,
     provider: &str,
@@ -125,14 +138,20 @@ pub async fn record_payment(
          reservation_code = excluded.reservation_code, currency = excluded.currency, \
          updated_at = excluded.updated_at \
          RETURNING outcome";
-    const FIND: &str = "SELECT id, status, deposit_cents, expires_at FROM reservations \
-                        WHERE code = $1";
+    const FIND: &str = "SELECT id, status, deposit_cents, expires_at, payment_flag \
+                        FROM reservations WHERE code = $1";
     const CONFIRM: &str = "UPDATE reservations SET status = 'confirmed', updated_at = $2 \
                            WHERE id = $1 AND status = 'pre_reserved' AND expires_at > $2";
     const EXPIRE: &str = "UPDATE reservations SET status = 'expired', updated_at = $2 \
                           WHERE id = $1 AND status = 'pre_reserved' AND expires_at <= $2";
+    const FLAG: &str = "UPDATE reservations SET payment_flag = $2, updated_at = $3 \
+                        WHERE id = $1 AND status = 'confirmed' AND payment_flag IS NULL";
     const SET_OUTCOME: &str = "UPDATE payments SET outcome = $3 \
-                               WHERE provider = $1 AND provider_payment_id = $2";
+                               WHERE provider = $1 AND provider_payment_id = $2 \
+                               AND outcome IN ('received', 'not_approved')";
+    const EVENT: &str = "INSERT INTO payment_events (provider, provider_payment_id, \
+         reservation_code, provider_status, amount_cents, currency, outcome, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
     let provider = provider.to_owned();
     let payment = payment.clone();
@@ -152,16 +171,19 @@ pub async fn record_payment(
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-        let reservation: Option<(i64, String, i64, DateTime<Utc>)> =
+        let reservation: Option<(i64, String, i64, DateTime<Utc>, Option<String>)> =
             match &payment.reservation_code {
                 Some(code) => sqlx::query_as(FIND).bind(code).fetch_optional(&mut *tx).await?,
                 None => None,
             };
-        let held = reservation.map(|(id, status, deposit_cents, expires_at)| HeldReservation {
-            id,
-            status,
-            deposit_cents,
-            expires_at,
+        let held = reservation.map(|(id, status, deposit_cents, expires_at, payment_flag)| {
+            HeldReservation {
+                id,
+                status,
+                deposit_cents,
+                expires_at,
+                payment_flag,
+            }
         });
         let (mut outcome, action) = rule::decide(payment, &previous, held.as_ref(), now);
         let mut expired = 0;
@@ -186,17 +208,34 @@ pub async fn record_payment(
                     outcome = PaymentOutcome::AlreadyConfirmed;
                 }
             }
+            Action::Flag { id, flag } => {
+                let flagged = sqlx::query(FLAG)
+                    .bind(id)
+                    .bind(flag)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if flagged != 1 {
+                    outcome = PaymentOutcome::Duplicate;
+                }
+            }
         }
-        // A repeated notification keeps the row's first meaningful outcome readable.
-        let stored = if outcome == PaymentOutcome::Duplicate {
-            PaymentOutcome::Confirmed
-        } else {
-            outcome
-        };
         sqlx::query(SET_OUTCOME)
             .bind(provider)
             .bind(&payment.provider_payment_id)
-            .bind(stored.as_str())
+            .bind(outcome.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(EVENT)
+            .bind(provider)
+            .bind(&payment.provider_payment_id)
+            .bind(&payment.reservation_code)
+            .bind(&payment.status)
+            .bind(payment.amount_cents)
+            .bind(&payment.currency)
+            .bind(outcome.as_str())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -221,6 +260,40 @@ pub async fn for_reservation(
     with_pool!(db, pool => {
         sqlx::query_as::<_, StoredPayment>(SQL).bind(code).fetch_all(pool).await
     })
+}
+
+/// One delivery of a payment, as `payment_events` keeps it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PaymentEvent {
+    /// The provider's payment id.
+    pub provider_payment_id: String,
+    /// The provider's status in this delivery.
+    pub provider_status: String,
+    /// Amount in cents, as reported in this delivery.
+    pub amount_cents: i64,
+    /// ISO currency code, as reported in this delivery.
+    pub currency: Option<String>,
+    /// What this delivery led to (a [`PaymentOutcome`] name).
+    pub outcome: String,
+}
+
+/// Every delivery about payments for a reservation code, oldest first.
+pub async fn history(db: &crate::db::Db, code: &str) -> Result<Vec<PaymentEvent>, sqlx::Error> {
+    const SQL: &str = "SELECT provider_payment_id, provider_status, amount_cents, currency, \
+                       outcome FROM payment_events WHERE reservation_code = $1 ORDER BY id";
+    with_pool!(db, pool => {
+        sqlx::query_as::<_, PaymentEvent>(SQL).bind(code).fetch_all(pool).await
+    })
+}
+
+/// The reservation's payment flag (`refunded`, `charged_back`): set when the deposit that
+/// confirmed it went back to the payer. `None` for an unflagged or unknown reservation.
+pub async fn payment_flag(db: &crate::db::Db, code: &str) -> Result<Option<String>, sqlx::Error> {
+    const SQL: &str = "SELECT payment_flag FROM reservations WHERE code = $1";
+    let flag: Option<Option<String>> = with_pool!(db, pool => {
+        sqlx::query_scalar(SQL).bind(code).fetch_optional(pool).await?
+    });
+    Ok(flag.flatten())
 }
 
 /// How many payments are recorded in all (bad signatures must leave this unchanged).

@@ -19,6 +19,8 @@ pub struct HeldReservation {
     pub deposit_cents: i64,
     /// When a pre-reservation stops holding the dates.
     pub expires_at: DateTime<Utc>,
+    /// Set once the deposit that confirmed it was refunded or charged back.
+    pub payment_flag: Option<String>,
 }
 
 /// What the store must write besides recording the payment.
@@ -31,10 +33,34 @@ pub enum Action {
     Confirm(i64),
     /// Mark the pre-reservation expired (its time ran out before the sweep saw it).
     Expire(i64),
+    /// Flag the confirmed reservation for an admin: its deposit was refunded or charged
+    /// back (`flag` is the provider status). Conditional too: set at most once.
+    Flag {
+        /// The reservation.
+        id: i64,
+        /// `refunded` or `charged_back`.
+        flag: &'static str,
+    },
 }
+
+/// MercadoPago's statuses for money that went back to the payer: refunded by the seller, or
+/// charged back by the card issuer. The statuses a payment can take are listed at
+/// <https://www.mercadopago.com.mx/developers/en/docs/checkout-api-payments/response-handling/query-results>
+/// (`approved`, `pending`, `authorized`, `in_process`, `in_mediation`, `rejected`,
+/// `cancelled`, `refunded`, `charged_back`).
+pub const REVERSED_STATUSES: [&str; 2] = ["refunded", "charged_back"];
 
 /// The rule. `previous_outcome` is the outcome stored for this payment before this
 /// notification (`received` for a payment never seen).
+///
+/// A refund or chargeback of the deposit that confirmed a reservation does not cancel the
+/// stay: it flags the reservation (`payment_flag`) and reports `refunded_after_confirm`, and
+/// an admin decides. Why not cancel: a refund is most often the owner's own doing (the guest
+/// paid the deposit another way, or the stay was moved), a chargeback can still be disputed
+/// and won, and a cancelled reservation cannot be confirmed again, while its dates would be
+/// free for someone else to book at once. Leaving the dates held costs at worst an empty
+/// cabin an admin can release; cancelling by mistake costs a guest who arrives to a cabin
+/// given to someone else.
 ///
 /// The deposit is charged in [`CURRENCY`] (the checkout's `currency_id`), so only a payment
 /// in that currency, of at least the deposit's amount, confirms: 222.00 USD is not 222.00 ARS,
@@ -46,6 +72,22 @@ pub fn decide(
     now: DateTime<Utc>,
 ) -> (PaymentOutcome, Action) {
     let outcome = |o| (o, Action::None);
+    let reversal = REVERSED_STATUSES
+        .into_iter()
+        .find(|status| payment.status == *status);
+    if let (Some(flag), Some(held)) = (reversal, reservation) {
+        // Only the payment that confirmed the stay paid for it; other payments' refunds
+        // (a second payment, an underpayment) are settled money, not a lost deposit.
+        if previous_outcome == PaymentOutcome::Confirmed.as_str() && held.status == CONFIRMED {
+            return match held.payment_flag {
+                Some(_) => outcome(PaymentOutcome::Duplicate),
+                None => (
+                    PaymentOutcome::RefundedAfterConfirm,
+                    Action::Flag { id: held.id, flag },
+                ),
+            };
+        }
+    }
     if payment.status != "approved" {
         return outcome(PaymentOutcome::NotApproved);
     }
@@ -107,6 +149,7 @@ mod tests {
             status: status.into(),
             deposit_cents: DEPOSIT,
             expires_at: at(2_000),
+            payment_flag: None,
         }
     }
 
@@ -197,6 +240,54 @@ mod tests {
         assert_eq!(
             decide(&payment, "received", Some(&held(PRE_RESERVED)), at(2_000)),
             (PaymentOutcome::AfterExpiry, Action::Expire(7))
+        );
+    }
+
+    #[test]
+    fn a_refund_or_chargeback_of_the_confirming_deposit_flags_the_stay_once() {
+        for status in REVERSED_STATUSES {
+            let payment = paid(status, DEPOSIT, Some("ARS"));
+            assert_eq!(
+                decide(&payment, "confirmed", Some(&held(CONFIRMED)), at(1_000)),
+                (
+                    PaymentOutcome::RefundedAfterConfirm,
+                    Action::Flag {
+                        id: 7,
+                        flag: status
+                    }
+                ),
+                "{status}"
+            );
+            let flagged = HeldReservation {
+                payment_flag: Some(status.into()),
+                ..held(CONFIRMED)
+            };
+            assert_eq!(
+                run(&payment, "confirmed", &flagged),
+                PaymentOutcome::Duplicate
+            );
+        }
+    }
+
+    #[test]
+    fn refunds_of_payments_that_confirmed_nothing_are_not_approved() {
+        let refunded = paid("refunded", DEPOSIT, Some("ARS"));
+        // A second payment for a confirmed stay, an underpayment, a payment for a stay an
+        // admin has since cancelled.
+        for (previous, status) in [
+            ("already_confirmed", CONFIRMED),
+            ("underpaid", PRE_RESERVED),
+            ("confirmed", CANCELLED),
+        ] {
+            assert_eq!(
+                run(&refunded, previous, &held(status)),
+                PaymentOutcome::NotApproved,
+                "{previous} {status}"
+            );
+        }
+        assert_eq!(
+            decide(&refunded, "confirmed", None, at(1_000)).0,
+            PaymentOutcome::NotApproved
         );
     }
 }
