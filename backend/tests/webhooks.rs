@@ -308,6 +308,7 @@ on_both_backends!(
     bad_signatures_are_refused_and_write_nothing,
     without_mercadopago_there_is_no_payment_url_and_no_trust,
     whatsapp_messages_are_stored_once,
+    control_characters_in_webhooks_are_never_unavailable,
     a_failed_checkout_still_holds_the_dates,
 );
 
@@ -806,6 +807,88 @@ async fn whatsapp_messages_are_stored_once(backend: Backend) {
     // A signed body that is not a notification is a 400, not a 500.
     let (status, body) = wa_post(&app, "not json", Some(WA_SECRET)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+/// `healthz`'s body, asserting it answers 200.
+async fn healthy(app: &TestApp) -> Value {
+    let (status, health) = app.get("/api/v1/healthz").await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["checks"]["writes"]["status"], "ok", "{health}");
+    health
+}
+
+/// A NUL in a WhatsApp text, or control characters in a MercadoPago payment, are input, not
+/// a database outage: never a 503 (which the sender retries for days), never a health
+/// failure; the message and the payment are stored with the characters made visible.
+async fn control_characters_in_webhooks_are_never_unavailable(backend: Backend) {
+    let Some(Loop { app, fake }) = spawn(backend, "control_characters", 30).await else {
+        return;
+    };
+    let delivery = wa_delivery("wamid.NUL1", "hola\u{0}cabaña\nsegunda línea");
+    let (status, body) = wa_post(&app, &delivery, Some(WA_SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["stored"], 1);
+    let stored = messages::all(&app.state.db).await.unwrap();
+    assert_eq!(
+        stored[0].body.as_deref(),
+        Some("hola\u{fffd}cabaña\nsegunda línea")
+    );
+    healthy(&app).await;
+    // A sender with a control character is not a WhatsApp message: 400, nothing stored.
+    let odd_sender = wa_delivery("wamid.NUL2", "hola")
+        .replace("\"from\":\"5491177770000\"", "\"from\":\"549\\u0000\"");
+    assert!(odd_sender.contains("549\\u0000"), "{odd_sender}");
+    let (status, body) = wa_post(&app, &odd_sender, Some(WA_SECRET)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    healthy(&app).await;
+
+    let booking = pre_reserve(&app, 18).await;
+    let code = booking["code"].as_str().unwrap();
+    let with_nul = format!("{code}\u{0}");
+    fake.put_payment_in(
+        "9101",
+        "approved",
+        &with_nul,
+        deposit(&booking),
+        Some("AR\u{0}S"),
+    );
+    let (status, answer) = notify(&app, "9101").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "unknown_reservation");
+    let written_out = format!("{code}\\u{{0000}}");
+    let stored = payments::for_reservation(&app.state.db, &written_out)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].currency.as_deref(), Some("AR\\u{0000}S"));
+    assert_eq!(status_of(&app, code).await, "pre_reserved");
+    healthy(&app).await;
+}
+
+/// SQLSTATE 22021 (a NUL in text) is bad input, not "database busy": the classification
+/// goes by the database that raised the error, not by the code read as a number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nul_refused_by_postgres_is_not_unavailable() {
+    use sqlx::Connection;
+    let Some(url) = common::fresh_postgres_database("nul_classify").await else {
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("CREATE TEMP TABLE notes (body TEXT)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+        .bind("a\u{0}b")
+        .execute(&mut conn)
+        .await
+        .expect_err("PostgreSQL stores no NUL in text");
+    let code = err.as_database_error().and_then(|e| e.code());
+    assert_eq!(code.as_deref(), Some("22021"), "{err}");
+    assert_eq!(
+        backend::db::classify(&err),
+        backend::db::WriteFailure::Other
+    );
 }
 
 /// Every outcome is exported from start-up (so alerts can refer to it at zero), and refused

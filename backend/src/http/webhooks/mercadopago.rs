@@ -20,7 +20,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{hmac_sha256_matches, refuse};
+use super::{escape_controls, hmac_sha256_matches, refuse};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::http::extract::ApiQuery;
@@ -227,13 +227,13 @@ pub async fn notify(
             ));
         }
     };
-    let reported = ReportedPayment {
-        provider_payment_id: payment.id,
-        status: payment.status,
-        reservation_code: payment.external_reference,
-        amount_cents: payment.amount_cents,
-        currency: payment.currency,
-    };
+    let reported = reported_payment(payment);
+    if reported.escaped {
+        tracing::warn!(
+            "a MercadoPago payment carried control characters; recorded with them written out"
+        );
+    }
+    let reported = reported.payment;
     let outcome = payments::record_payment(&state.db, MERCADOPAGO, &reported, now()).await?;
     count(outcome.as_str());
     if outcome == PaymentOutcome::Confirmed {
@@ -247,6 +247,38 @@ pub async fn notify(
         "MercadoPago payment notification handled"
     );
     Ok(answer(outcome.as_str()))
+}
+
+/// A payment read from MercadoPago, ready for the store.
+struct Reported {
+    payment: ReportedPayment,
+    /// Whether a field held control characters (written out by [`escape_controls`]).
+    escaped: bool,
+}
+
+/// The payment as the store records it, with control characters in its text fields written
+/// out. Such a payment is recorded and acknowledged, not refused: the money may have moved,
+/// so the cashier needs its row, while a refusal would only make MercadoPago retry and then
+/// give up with nothing recorded. Written out, the fields match nothing the rule accepts (no
+/// reservation code, status or currency holds a control character): the payment is
+/// `unknown_reservation`, `not_approved` or `wrong_currency`, never `confirmed`.
+fn reported_payment(payment: crate::mercadopago::Payment) -> Reported {
+    let mut escaped = false;
+    let mut clean = |text: String| match escape_controls(&text) {
+        Some(written_out) => {
+            escaped = true;
+            written_out
+        }
+        None => text,
+    };
+    let payment = ReportedPayment {
+        provider_payment_id: clean(payment.id),
+        status: clean(payment.status),
+        reservation_code: payment.external_reference.map(&mut clean),
+        amount_cents: payment.amount_cents,
+        currency: payment.currency.map(&mut clean),
+    };
+    Reported { payment, escaped }
 }
 
 fn count(outcome: &'static str) {

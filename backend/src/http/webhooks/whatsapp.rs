@@ -181,13 +181,28 @@ struct Text {
 }
 
 /// Reads the inbound messages of a delivery (status updates carry none).
+///
+/// A message id, sender or type holding a control character is not one WhatsApp sends: the
+/// delivery is unreadable (400). A text keeps its line breaks and tabs (people type them);
+/// a NUL, which PostgreSQL cannot store, becomes U+FFFD, so the message is stored and
+/// acknowledged rather than refused and redelivered by Meta for days.
 fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundMessage>, ()> {
     let notification: Notification = serde_json::from_slice(body).map_err(drop)?;
-    Ok(notification
+    let messages: Vec<Message> = notification
         .entry
         .into_iter()
         .flat_map(|e| e.changes)
         .flat_map(|c| c.value.messages)
+        .collect();
+    let has_control = |text: &str| text.chars().any(char::is_control);
+    let unreadable = messages.iter().any(|m| {
+        has_control(&m.id) || has_control(&m.from) || m.kind.as_deref().is_some_and(has_control)
+    });
+    if unreadable {
+        return Err(());
+    }
+    Ok(messages
+        .into_iter()
         .map(|m| InboundMessage {
             sent_at: m
                 .timestamp
@@ -195,7 +210,7 @@ fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundM
                 .and_then(|t| DateTime::from_timestamp(t, 0))
                 .unwrap_or(received),
             message_type: m.kind.unwrap_or_else(|| "unknown".into()),
-            body: m.text.map(|t| t.body),
+            body: m.text.map(|t| t.body.replace('\0', "\u{fffd}")),
             message_id: m.id,
             sender: m.from,
         })
@@ -344,5 +359,19 @@ mod tests {
         assert_eq!(messages[1].message_type, "image");
         assert_eq!(messages[1].body, None);
         assert!(inbound_messages(b"not json", received).is_err());
+    }
+
+    #[test]
+    fn a_nul_in_a_text_is_replaced_and_control_characters_in_ids_are_unreadable() {
+        let received = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let text = br#"{"entry":[{"changes":[{"value":{"messages":[
+            {"id":"wamid.A","from":"5491155550000","type":"text","text":{"body":"a\u0000b\nc"}}
+          ]}}]}]}"#;
+        let messages = inbound_messages(text, received).unwrap();
+        assert_eq!(messages[0].body.as_deref(), Some("a\u{fffd}b\nc"));
+        let id = br#"{"entry":[{"changes":[{"value":{"messages":[
+            {"id":"wamid.\u0000","from":"5491155550000","type":"text"}
+          ]}}]}]}"#;
+        assert!(inbound_messages(id, received).is_err());
     }
 }
