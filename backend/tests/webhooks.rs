@@ -309,6 +309,7 @@ on_both_backends!(
     without_mercadopago_there_is_no_payment_url_and_no_trust,
     whatsapp_messages_are_stored_once,
     control_characters_in_webhooks_are_never_unavailable,
+    an_oversized_payment_answer_is_refused,
     a_failed_checkout_still_holds_the_dates,
 );
 
@@ -863,6 +864,27 @@ async fn control_characters_in_webhooks_are_never_unavailable(backend: Backend) 
     assert_eq!(stored[0].currency.as_deref(), Some("AR\\u{0000}S"));
     assert_eq!(status_of(&app, code).await, "pre_reserved");
     healthy(&app).await;
+}
+
+/// A payment answer larger than the cap is not read whole: 503 `unavailable` (MercadoPago
+/// retries), counted as `fetch_failed`, nothing recorded.
+async fn an_oversized_payment_answer_is_refused(backend: Backend) {
+    let Some(Loop { app, fake }) = spawn(backend, "oversized_payment", 30).await else {
+        return;
+    };
+    let booking = pre_reserve(&app, 19).await;
+    let code = booking["code"].as_str().unwrap();
+    fake.put_payment("9201", "approved", code, deposit(&booking));
+    let padding = "x".repeat(backend::mercadopago::MAX_PAYMENT_BYTES);
+    fake.payments.lock().unwrap().get_mut("9201").unwrap()["description"] = Value::from(padding);
+    let sample = "mercadopago_notifications_total{outcome=\"fetch_failed\"}";
+    let before = metric(&app, sample).await;
+    let (status, answer) = notify(&app, "9201").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["error"], "unavailable");
+    assert!(metric(&app, sample).await >= before + 1.0);
+    assert_eq!(payments::count(&app.state.db).await.unwrap(), 0);
+    assert_eq!(status_of(&app, code).await, "pre_reserved");
 }
 
 /// SQLSTATE 22021 (a NUL in text) is bad input, not "database busy": the classification
