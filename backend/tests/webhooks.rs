@@ -887,6 +887,38 @@ async fn an_oversized_payment_answer_is_refused(backend: Backend) {
     assert_eq!(status_of(&app, code).await, "pre_reserved");
 }
 
+/// Bodies over the limit answer the API's JSON error, on both webhooks, before any
+/// signature is looked at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_webhook_bodies_answer_a_json_413() {
+    let Some(Loop { app, .. }) = spawn(Backend::Sqlite, "oversized_bodies", 30).await else {
+        return;
+    };
+    let body = "x".repeat(backend::http::MAX_BODY_BYTES + 1);
+    for path in [
+        "/api/v1/webhooks/mercadopago?data.id=1&type=payment",
+        "/api/v1/webhooks/whatsapp",
+    ] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let (status, answer) = read(response).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        assert_eq!(content_type, "application/json", "{path}");
+        assert_eq!(answer["error"], "payload_too_large", "{path}: {answer}");
+        assert!(answer["detail"].is_string(), "{path}: {answer}");
+    }
+}
+
 /// SQLSTATE 22021 (a NUL in text) is bad input, not "database busy": the classification
 /// goes by the database that raised the error, not by the code read as a number.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,7 +22,7 @@ use serde_json::json;
 use super::{escape_controls, hmac_sha256_matches, refuse};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::http::extract::ApiQuery;
+use crate::http::extract::{ApiBytes, ApiQuery};
 use crate::http::openapi::ErrorBody;
 use crate::store::now;
 use crate::store::payments::{self, MERCADOPAGO, PaymentOutcome, ReportedPayment};
@@ -158,6 +157,7 @@ pub fn verify_signature(
         (status = 200, description = "Handled (including ignored topics and unknown codes)", body = NotificationOutcome),
         (status = 400, description = "A query parameter is not well formed", body = ErrorBody),
         (status = 401, description = "The signature is missing, invalid or too old", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB (`payload_too_large`)", body = ErrorBody),
         (status = 429, description = "Too many requests from this client; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
         (status = 503, description = "The payment could not be read from MercadoPago; retried later", body = ErrorBody),
@@ -167,7 +167,7 @@ pub async fn notify(
     State(state): State<AppState>,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let data_id = query.get("data.id").map(String::as_str);

@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -19,7 +18,7 @@ use serde_json::json;
 use super::{constant_time_eq, hmac_sha256_matches, refuse};
 use crate::AppState;
 use crate::error::ApiError;
-use crate::http::extract::ApiQuery;
+use crate::http::extract::{ApiBytes, ApiQuery};
 use crate::http::openapi::ErrorBody;
 use crate::store::messages::{self, InboundMessage};
 use crate::store::now;
@@ -231,6 +230,7 @@ fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundM
         (status = 200, description = "Stored", body = DeliveryOutcome),
         (status = 400, description = "A signed body is not a WhatsApp notification", body = ErrorBody),
         (status = 401, description = "The signature is missing or invalid", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB (`payload_too_large`)", body = ErrorBody),
         (status = 429, description = "Too many requests from this client; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
         (status = 503, description = "The database is not available", body = ErrorBody),
@@ -239,7 +239,7 @@ fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundM
 pub async fn notify(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
     let signature = headers
         .get("x-hub-signature-256")
