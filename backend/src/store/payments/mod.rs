@@ -171,20 +171,10 @@ pub async fn record_payment(
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-        let reservation: Option<(i64, String, i64, DateTime<Utc>, Option<String>)> =
-            match &payment.reservation_code {
-                Some(code) => sqlx::query_as(FIND).bind(code).fetch_optional(&mut *tx).await?,
-                None => None,
-            };
-        let held = reservation.map(|(id, status, deposit_cents, expires_at, payment_flag)| {
-            HeldReservation {
-                id,
-                status,
-                deposit_cents,
-                expires_at,
-                payment_flag,
-            }
-        });
+        let held: Option<HeldReservation> = match &payment.reservation_code {
+            Some(code) => sqlx::query_as(FIND).bind(code).fetch_optional(&mut *tx).await?,
+            None => None,
+        };
         let (mut outcome, action) = rule::decide(payment, &previous, held.as_ref(), now);
         let mut expired = 0;
         match action {

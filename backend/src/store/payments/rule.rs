@@ -9,7 +9,7 @@ use crate::mercadopago::CURRENCY;
 use crate::store::reservations::{CONFIRMED, EXPIRED, PRE_RESERVED};
 
 /// The reservation a payment names, as the store holds it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HeldReservation {
     /// Primary key.
     pub id: i64,
