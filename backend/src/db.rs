@@ -317,7 +317,10 @@ pub enum WriteFailure {
     Other,
 }
 
-/// Reads a database error into a [`WriteFailure`].
+/// Reads a database error into a [`WriteFailure`], by the database that raised it:
+/// PostgreSQL reports five-character SQLSTATEs, SQLite numeric result codes, and reading one
+/// as the other misleads (SQLSTATE `22021`, a NUL in text, parsed as a number and masked
+/// like an extended SQLite code is 5, `SQLITE_BUSY`).
 pub fn classify(err: &sqlx::Error) -> WriteFailure {
     let Some(db_err) = err.as_database_error() else {
         return match err {
@@ -329,42 +332,64 @@ pub fn classify(err: &sqlx::Error) -> WriteFailure {
             _ => WriteFailure::Other,
         };
     };
-    let code = db_err.code().map(|c| c.into_owned()).unwrap_or_default();
-    if code == "23P01" && db_err.constraint() == Some("reservations_no_overlap") {
+    if let Some(pg) = db_err.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        classify_sqlstate(pg.code(), pg.constraint())
+    } else if let Some(sqlite) = db_err.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+        classify_sqlite(sqlite)
+    } else {
+        WriteFailure::Other
+    }
+}
+
+/// PostgreSQL, by SQLSTATE (<https://www.postgresql.org/docs/current/errcodes-appendix.html>).
+fn classify_sqlstate(code: &str, constraint: Option<&str>) -> WriteFailure {
+    if code == "23P01" && constraint == Some("reservations_no_overlap") {
         return WriteFailure::DateOverlap;
     }
-    if db_err.message() == "date_overlap" {
-        return WriteFailure::DateOverlap;
-    }
-    if db_err.is_unique_violation() {
+    if code == "23505" {
         return WriteFailure::UniqueViolation;
     }
-    // PostgreSQL: deadlock_detected, serialization_failure.
+    // deadlock_detected, serialization_failure.
     if code == "40P01" || code == "40001" {
         return WriteFailure::Transient;
     }
-    // PostgreSQL: connection exceptions (08), shutdown or restart (57P01-57P03), statement
-    // timeout (57014), lock timeout (55P03), idle-in-transaction timeout (25P03),
-    // insufficient resources such as a full disk (53), I/O error (58030).
+    // Connection exceptions (08), shutdown or restart (57P01-57P03), statement timeout
+    // (57014), lock timeout (55P03), idle-in-transaction timeout (25P03), insufficient
+    // resources such as a full disk (53), I/O error (58030).
     if code.starts_with("08")
         || code.starts_with("53")
         || matches!(
-            code.as_str(),
+            code,
             "57P01" | "57P02" | "57P03" | "57014" | "55P03" | "25P03" | "58030"
         )
     {
         return WriteFailure::Unavailable;
     }
-    if let Ok(n) = code.parse::<i32>() {
-        // SQLite: BUSY_SNAPSHOT (517) needs a new transaction, not a wait.
-        if n == 517 {
-            return WriteFailure::Transient;
-        }
-        // SQLite primary codes: BUSY (5) and LOCKED (6) after the busy timeout, IOERR (10),
-        // FULL (13), CANTOPEN (14).
-        if matches!(n & 0xff, 5 | 6 | 10 | 13 | 14) {
-            return WriteFailure::Unavailable;
-        }
+    // Everything else, data exceptions (22, such as 22021 for a NUL in text) included, is
+    // about the statement, not the database's health: retrying cannot help.
+    WriteFailure::Other
+}
+
+/// SQLite, by result code (<https://www.sqlite.org/rescode.html>).
+fn classify_sqlite(err: &sqlx::sqlite::SqliteError) -> WriteFailure {
+    use sqlx::error::DatabaseError;
+    if err.message() == "date_overlap" {
+        return WriteFailure::DateOverlap;
+    }
+    if err.is_unique_violation() {
+        return WriteFailure::UniqueViolation;
+    }
+    let Some(n) = err.code().and_then(|c| c.parse::<i32>().ok()) else {
+        return WriteFailure::Other;
+    };
+    // BUSY_SNAPSHOT (517) needs a new transaction, not a wait.
+    if n == 517 {
+        return WriteFailure::Transient;
+    }
+    // Primary codes: BUSY (5) and LOCKED (6) after the busy timeout, IOERR (10), FULL (13),
+    // CANTOPEN (14).
+    if matches!(n & 0xff, 5 | 6 | 10 | 13 | 14) {
+        return WriteFailure::Unavailable;
     }
     WriteFailure::Other
 }

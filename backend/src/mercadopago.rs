@@ -14,6 +14,9 @@ use crate::config::Secret;
 
 /// The currency deposits are charged in (the cabins are in Argentina).
 pub const CURRENCY: &str = "ARS";
+/// The largest payment body read. A payment's JSON is a few KB; without a cap, five
+/// notifications answered with 200 MB each would hold 1 GB in memory at once.
+pub const MAX_PAYMENT_BYTES: usize = 64 * 1024;
 /// How long one API call may take; below the service's request timeout.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -140,10 +143,19 @@ impl MercadoPago {
             .send()
             .await
             .map_err(|e| call_failed(&url, &e))?;
-        let response = check_status(&url, response)?;
-        let body: PaymentBody = response
-            .json()
-            .await
+        let mut response = check_status(&url, response)?;
+        // Read chunk by chunk so that no more than the cap (plus one chunk) is ever held,
+        // whatever Content-Length says or omits.
+        let mut bytes = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| call_failed(&url, &e))? {
+            if bytes.len() + chunk.len() > MAX_PAYMENT_BYTES {
+                return Err(MercadoPagoError(format!(
+                    "{url} answered more than {MAX_PAYMENT_BYTES} bytes, too large for a payment"
+                )));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        let body: PaymentBody = serde_json::from_slice(&bytes)
             .map_err(|e| MercadoPagoError(format!("{url} answered an unreadable payment: {e}")))?;
         let id = match body.id {
             serde_json::Value::String(s) => s,

@@ -18,7 +18,7 @@ use common::webhooks::{
 };
 use common::{Backend, TestApp, read};
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 
 /// Contact details the pre-reservations and messages carry; they must never be logged.
 const CONTACT_DETAILS: [&str; 5] = [
@@ -108,11 +108,15 @@ async fn metric(app: &TestApp, sample: &str) -> f64 {
 on_both_backends!(
     paid_deposit_confirms_once,
     underpayment_keeps_the_hold,
+    the_deposit_amount_in_another_currency_does_not_confirm,
+    a_refunded_or_charged_back_deposit_flags_the_stay_and_keeps_its_history,
     payment_after_expiry_is_recorded_and_stays_expired,
     payment_for_an_unknown_code_is_recorded,
     bad_signatures_are_refused_and_write_nothing,
     without_mercadopago_there_is_no_payment_url_and_no_trust,
     whatsapp_messages_are_stored_once,
+    control_characters_in_webhooks_are_never_unavailable,
+    an_oversized_payment_answer_is_refused,
     a_failed_checkout_still_holds_the_dates,
 );
 
@@ -226,6 +230,111 @@ async fn underpayment_keeps_the_hold(backend: Backend) {
         stored_outcomes(&app, code).await,
         ["underpaid", "confirmed"]
     );
+}
+
+/// 222.00 USD is not a 222.00 ARS deposit, and neither is a payment of no stated currency:
+/// each is recorded as `wrong_currency` and counted; the hold stays until a peso payment.
+async fn the_deposit_amount_in_another_currency_does_not_confirm(backend: Backend) {
+    let Some(Loop { app, fake }) = spawn(backend, "wrong_currency", 30).await else {
+        return;
+    };
+    let body = pre_reserve(&app, 15).await;
+    let code = body["code"].as_str().unwrap();
+    let sample = "mercadopago_notifications_total{outcome=\"wrong_currency\"}";
+    let before = metric(&app, sample).await;
+    let cases = [("8001", Some("USD")), ("8002", Some("XYZ")), ("8003", None)];
+    for (id, currency) in cases {
+        fake.put_payment_in(id, "approved", code, deposit(&body), currency);
+        let (status, answer) = notify(&app, id).await;
+        assert_eq!(status, StatusCode::OK, "{currency:?}: {answer}");
+        assert_eq!(answer["outcome"], "wrong_currency", "{currency:?}");
+        assert_eq!(status_of(&app, code).await, "pre_reserved", "{currency:?}");
+    }
+    let stored = payments::for_reservation(&app.state.db, code)
+        .await
+        .unwrap();
+    let seen: Vec<_> = stored
+        .iter()
+        .map(|p| (p.outcome.as_str(), p.currency.as_deref()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("wrong_currency", Some("USD")),
+            ("wrong_currency", Some("XYZ")),
+            ("wrong_currency", None)
+        ]
+    );
+    assert!(metric(&app, sample).await >= before + 3.0);
+
+    // The deposit in pesos still confirms.
+    fake.put_payment("8004", "approved", code, deposit(&body));
+    let (_, answer) = notify(&app, "8004").await;
+    assert_eq!(answer["outcome"], "confirmed");
+    assert_eq!(status_of(&app, code).await, "confirmed");
+}
+
+/// The deposit that confirmed a stay goes back to the payer: the stay stays confirmed and is
+/// flagged for an admin, once; the payment keeps `confirmed` as its outcome, its current
+/// status, and every delivery in an append-only history.
+async fn a_refunded_or_charged_back_deposit_flags_the_stay_and_keeps_its_history(backend: Backend) {
+    let Some(Loop { app, fake }) = spawn(backend, "refunds", 30).await else {
+        return;
+    };
+    let sample = "mercadopago_notifications_total{outcome=\"refunded_after_confirm\"}";
+    let before = metric(&app, sample).await;
+    for (weeks, id, reversal) in [(16, "9001", "refunded"), (17, "9002", "charged_back")] {
+        let body = pre_reserve(&app, weeks).await;
+        let code = body["code"].as_str().unwrap();
+        fake.put_payment(id, "approved", code, deposit(&body));
+        let (_, answer) = notify(&app, id).await;
+        assert_eq!(answer["outcome"], "confirmed");
+
+        fake.put_payment(id, reversal, code, deposit(&body));
+        let (status, answer) = notify(&app, id).await;
+        assert_eq!(status, StatusCode::OK, "{reversal}: {answer}");
+        assert_eq!(answer["outcome"], "refunded_after_confirm", "{reversal}");
+        assert_eq!(status_of(&app, code).await, "confirmed", "{reversal}");
+        let flag = payments::payment_flag(&app.state.db, code).await.unwrap();
+        assert_eq!(flag.as_deref(), Some(reversal));
+        // MercadoPago repeats the notification: nothing more happens.
+        let (_, answer) = notify(&app, id).await;
+        assert_eq!(answer["outcome"], "duplicate", "{reversal}");
+
+        let stored = payments::for_reservation(&app.state.db, code)
+            .await
+            .unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].outcome, "confirmed", "{reversal}");
+        assert_eq!(stored[0].provider_status, reversal);
+        let history: Vec<_> = payments::history(&app.state.db, code)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.provider_status, e.outcome))
+            .collect();
+        let pair = |status: &str, outcome: &str| (status.to_owned(), outcome.to_owned());
+        assert_eq!(
+            history,
+            [
+                pair("approved", "confirmed"),
+                pair(reversal, "refunded_after_confirm"),
+                pair(reversal, "duplicate"),
+            ]
+        );
+    }
+    assert!(metric(&app, sample).await >= before + 2.0);
+
+    // The history cannot be edited.
+    for statement in [
+        "UPDATE payment_events SET outcome = 'confirmed'",
+        "DELETE FROM payment_events",
+    ] {
+        let result = backend::with_pool!(&app.state.db, pool => {
+            sqlx::query(statement).execute(pool).await.map(|_| ())
+        });
+        assert!(result.is_err(), "{statement} succeeded");
+    }
 }
 
 async fn payment_after_expiry_is_recorded_and_stays_expired(backend: Backend) {
@@ -463,6 +572,141 @@ async fn whatsapp_messages_are_stored_once(backend: Backend) {
     // A signed body that is not a notification is a 400, not a 500.
     let (status, body) = wa_post(&app, "not json", Some(WA_SECRET)).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+}
+
+/// `healthz`'s body, asserting it answers 200.
+async fn healthy(app: &TestApp) -> Value {
+    let (status, health) = app.get("/api/v1/healthz").await;
+    assert_eq!(status, StatusCode::OK, "{health}");
+    assert_eq!(health["checks"]["writes"]["status"], "ok", "{health}");
+    health
+}
+
+/// A NUL in a WhatsApp text, or control characters in a MercadoPago payment, are input, not
+/// a database outage: never a 503 (which the sender retries for days), never a health
+/// failure; the message and the payment are stored with the characters made visible.
+async fn control_characters_in_webhooks_are_never_unavailable(backend: Backend) {
+    let Some(Loop { app, fake }) = spawn(backend, "control_characters", 30).await else {
+        return;
+    };
+    let delivery = wa_delivery("wamid.NUL1", "hola\u{0}cabaña\nsegunda línea");
+    let (status, body) = wa_post(&app, &delivery, Some(WA_SECRET)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["stored"], 1);
+    let stored = messages::all(&app.state.db).await.unwrap();
+    assert_eq!(
+        stored[0].body.as_deref(),
+        Some("hola\u{fffd}cabaña\nsegunda línea")
+    );
+    healthy(&app).await;
+    // A sender with a control character is not a WhatsApp message: 400, nothing stored.
+    let odd_sender = wa_delivery("wamid.NUL2", "hola")
+        .replace("\"from\":\"5491177770000\"", "\"from\":\"549\\u0000\"");
+    assert!(odd_sender.contains("549\\u0000"), "{odd_sender}");
+    let (status, body) = wa_post(&app, &odd_sender, Some(WA_SECRET)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    healthy(&app).await;
+
+    let booking = pre_reserve(&app, 18).await;
+    let code = booking["code"].as_str().unwrap();
+    let with_nul = format!("{code}\u{0}");
+    fake.put_payment_in(
+        "9101",
+        "approved",
+        &with_nul,
+        deposit(&booking),
+        Some("AR\u{0}S"),
+    );
+    let (status, answer) = notify(&app, "9101").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(answer["outcome"], "unknown_reservation");
+    let written_out = format!("{code}\\u{{0000}}");
+    let stored = payments::for_reservation(&app.state.db, &written_out)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].currency.as_deref(), Some("AR\\u{0000}S"));
+    assert_eq!(status_of(&app, code).await, "pre_reserved");
+    healthy(&app).await;
+}
+
+/// A payment answer larger than the cap is not read whole: 503 `unavailable` (MercadoPago
+/// retries), counted as `fetch_failed`, nothing recorded.
+async fn an_oversized_payment_answer_is_refused(backend: Backend) {
+    let Some(Loop { app, fake }) = spawn(backend, "oversized_payment", 30).await else {
+        return;
+    };
+    let booking = pre_reserve(&app, 19).await;
+    let code = booking["code"].as_str().unwrap();
+    fake.put_payment("9201", "approved", code, deposit(&booking));
+    let padding = "x".repeat(backend::mercadopago::MAX_PAYMENT_BYTES);
+    fake.payments.lock().unwrap().get_mut("9201").unwrap()["description"] = Value::from(padding);
+    let sample = "mercadopago_notifications_total{outcome=\"fetch_failed\"}";
+    let before = metric(&app, sample).await;
+    let (status, answer) = notify(&app, "9201").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{answer}");
+    assert_eq!(answer["error"], "unavailable");
+    assert!(metric(&app, sample).await >= before + 1.0);
+    assert_eq!(payments::count(&app.state.db).await.unwrap(), 0);
+    assert_eq!(status_of(&app, code).await, "pre_reserved");
+}
+
+/// Bodies over the limit answer the API's JSON error, on both webhooks, before any
+/// signature is looked at.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oversized_webhook_bodies_answer_a_json_413() {
+    let Some(Loop { app, .. }) = spawn(Backend::Sqlite, "oversized_bodies", 30).await else {
+        return;
+    };
+    let body = "x".repeat(backend::http::MAX_BODY_BYTES + 1);
+    for path in [
+        "/api/v1/webhooks/mercadopago?data.id=1&type=payment",
+        "/api/v1/webhooks/whatsapp",
+    ] {
+        let response = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let (status, answer) = read(response).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{path}");
+        assert_eq!(content_type, "application/json", "{path}");
+        assert_eq!(answer["error"], "payload_too_large", "{path}: {answer}");
+        assert!(answer["detail"].is_string(), "{path}: {answer}");
+    }
+}
+
+/// SQLSTATE 22021 (a NUL in text) is bad input, not "database busy": the classification
+/// goes by the database that raised the error, not by the code read as a number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_nul_refused_by_postgres_is_not_unavailable() {
+    use sqlx::Connection;
+    let Some(url) = common::fresh_postgres_database("nul_classify").await else {
+        return;
+    };
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("CREATE TEMP TABLE notes (body TEXT)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let err = sqlx::query("INSERT INTO notes (body) VALUES ($1)")
+        .bind("a\u{0}b")
+        .execute(&mut conn)
+        .await
+        .expect_err("PostgreSQL stores no NUL in text");
+    let code = err.as_database_error().and_then(|e| e.code());
+    assert_eq!(code.as_deref(), Some("22021"), "{err}");
+    assert_eq!(
+        backend::db::classify(&err),
+        backend::db::WriteFailure::Other
+    );
 }
 
 /// Every outcome is exported from start-up (so alerts can refer to it at zero), and refused

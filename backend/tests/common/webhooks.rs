@@ -39,18 +39,31 @@ pub struct FakeMercadoPago {
 }
 
 impl FakeMercadoPago {
-    /// Serves a payment: its status, the reservation code it pays and its amount.
+    /// Serves a payment in pesos, the currency the checkout charges: its status, the
+    /// reservation code it pays and its amount.
     pub fn put_payment(&self, id: &str, status: &str, code: &str, amount: f64) {
-        self.payments.lock().unwrap().insert(
-            id.to_owned(),
-            json!({
-                "id": id.parse::<u64>().map(Value::from).unwrap_or(Value::from(id)),
-                "status": status,
-                "external_reference": code,
-                "transaction_amount": amount,
-                "currency_id": "ARS",
-            }),
-        );
+        self.put_payment_in(id, status, code, amount, Some("ARS"));
+    }
+
+    /// A payment in `currency` (`None`: the field is absent).
+    pub fn put_payment_in(
+        &self,
+        id: &str,
+        status: &str,
+        code: &str,
+        amount: f64,
+        currency: Option<&str>,
+    ) {
+        let mut body = json!({
+            "id": id.parse::<u64>().map(Value::from).unwrap_or(Value::from(id)),
+            "status": status,
+            "external_reference": code,
+            "transaction_amount": amount,
+        });
+        if let Some(currency) = currency {
+            body["currency_id"] = Value::from(currency);
+        }
+        self.payments.lock().unwrap().insert(id.to_owned(), body);
     }
 }
 

@@ -13,18 +13,17 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{hmac_sha256_matches, refuse};
+use super::{escape_controls, hmac_sha256_matches, refuse};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::http::edge::{self, Client};
-use crate::http::extract::ApiQuery;
+use crate::http::extract::{ApiBytes, ApiQuery};
 use crate::http::openapi::ErrorBody;
 use crate::store::now;
 use crate::store::payments::{self, MERCADOPAGO, PaymentOutcome, ReportedPayment};
@@ -160,6 +159,7 @@ pub fn verify_signature(
         (status = 200, description = "Handled (including ignored topics and unknown codes)", body = NotificationOutcome),
         (status = 400, description = "A query parameter is not well formed", body = ErrorBody),
         (status = 401, description = "The signature is missing, invalid or too old", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB (`payload_too_large`)", body = ErrorBody),
         (status = 429, description = "Too many unsigned or badly signed requests from this client; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
         (status = 503, description = "The payment could not be read from MercadoPago; retried later", body = ErrorBody),
@@ -170,7 +170,7 @@ pub async fn notify(
     client: Client,
     ApiQuery(query): ApiQuery<HashMap<String, String>>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let data_id = query.get("data.id").map(String::as_str);
@@ -233,13 +233,13 @@ pub async fn notify(
             ));
         }
     };
-    let reported = ReportedPayment {
-        provider_payment_id: payment.id,
-        status: payment.status,
-        reservation_code: payment.external_reference,
-        amount_cents: payment.amount_cents,
-        currency: payment.currency,
-    };
+    let reported = reported_payment(payment);
+    if reported.escaped {
+        tracing::warn!(
+            "a MercadoPago payment carried control characters; recorded with them written out"
+        );
+    }
+    let reported = reported.payment;
     let outcome = payments::record_payment(&state.db, MERCADOPAGO, &reported, now()).await?;
     count(outcome.as_str());
     if outcome == PaymentOutcome::Confirmed {
@@ -253,6 +253,38 @@ pub async fn notify(
         "MercadoPago payment notification handled"
     );
     Ok(answer(outcome.as_str()))
+}
+
+/// A payment read from MercadoPago, ready for the store.
+struct Reported {
+    payment: ReportedPayment,
+    /// Whether a field held control characters (written out by [`escape_controls`]).
+    escaped: bool,
+}
+
+/// The payment as the store records it, with control characters in its text fields written
+/// out. Such a payment is recorded and acknowledged, not refused: the money may have moved,
+/// so the cashier needs its row, while a refusal would only make MercadoPago retry and then
+/// give up with nothing recorded. Written out, the fields match nothing the rule accepts (no
+/// reservation code, status or currency holds a control character): the payment is
+/// `unknown_reservation`, `not_approved` or `wrong_currency`, never `confirmed`.
+fn reported_payment(payment: crate::mercadopago::Payment) -> Reported {
+    let mut escaped = false;
+    let mut clean = |text: String| match escape_controls(&text) {
+        Some(written_out) => {
+            escaped = true;
+            written_out
+        }
+        None => text,
+    };
+    let payment = ReportedPayment {
+        provider_payment_id: clean(payment.id),
+        status: clean(payment.status),
+        reservation_code: payment.external_reference.map(&mut clean),
+        amount_cents: payment.amount_cents,
+        currency: payment.currency.map(&mut clean),
+    };
+    Reported { payment, escaped }
 }
 
 fn count(outcome: &'static str) {

@@ -64,6 +64,26 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
         .collect()
 }
 
+/// `text` with every control character written out as `\u{…}`, so that a field from an
+/// outside service can be stored (PostgreSQL refuses NUL in text) and read by a person;
+/// `None` when there is none to write out.
+pub fn escape_controls(text: &str) -> Option<String> {
+    if !text.chars().any(char::is_control) {
+        return None;
+    }
+    Some(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    format!("\\u{{{:04x}}}", u32::from(c))
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
 /// Equality that takes the same time wherever the inputs differ (for shared tokens).
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -137,6 +157,16 @@ mod tests {
         assert!(!hmac_sha256_matches(key, message, &expected[..62]));
         assert!(!hmac_sha256_matches(key, message, "zz"));
         assert!(!hmac_sha256_matches(key, message, ""));
+    }
+
+    #[test]
+    fn control_characters_are_written_out() {
+        assert_eq!(escape_controls("CB-ABC123"), None);
+        assert_eq!(escape_controls("señá"), None);
+        assert_eq!(
+            escape_controls("CB-\0ABC\n").as_deref(),
+            Some("CB-\\u{0000}ABC\\u{000a}")
+        );
     }
 
     #[test]

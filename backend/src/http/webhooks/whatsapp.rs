@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -20,7 +19,7 @@ use super::{constant_time_eq, hmac_sha256_matches, refuse};
 use crate::AppState;
 use crate::error::ApiError;
 use crate::http::edge::{self, Client};
-use crate::http::extract::ApiQuery;
+use crate::http::extract::{ApiBytes, ApiQuery};
 use crate::http::openapi::ErrorBody;
 use crate::store::messages::{self, InboundMessage};
 use crate::store::now;
@@ -187,13 +186,28 @@ struct Text {
 }
 
 /// Reads the inbound messages of a delivery (status updates carry none).
+///
+/// A message id, sender or type holding a control character is not one WhatsApp sends: the
+/// delivery is unreadable (400). A text keeps its line breaks and tabs (people type them);
+/// a NUL, which PostgreSQL cannot store, becomes U+FFFD, so the message is stored and
+/// acknowledged rather than refused and redelivered by Meta for days.
 fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundMessage>, ()> {
     let notification: Notification = serde_json::from_slice(body).map_err(drop)?;
-    Ok(notification
+    let messages: Vec<Message> = notification
         .entry
         .into_iter()
         .flat_map(|e| e.changes)
         .flat_map(|c| c.value.messages)
+        .collect();
+    let has_control = |text: &str| text.chars().any(char::is_control);
+    let unreadable = messages.iter().any(|m| {
+        has_control(&m.id) || has_control(&m.from) || m.kind.as_deref().is_some_and(has_control)
+    });
+    if unreadable {
+        return Err(());
+    }
+    Ok(messages
+        .into_iter()
         .map(|m| InboundMessage {
             sent_at: m
                 .timestamp
@@ -201,7 +215,7 @@ fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundM
                 .and_then(|t| DateTime::from_timestamp(t, 0))
                 .unwrap_or(received),
             message_type: m.kind.unwrap_or_else(|| "unknown".into()),
-            body: m.text.map(|t| t.body),
+            body: m.text.map(|t| t.body.replace('\0', "\u{fffd}")),
             message_id: m.id,
             sender: m.from,
         })
@@ -223,6 +237,7 @@ fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundM
         (status = 200, description = "Stored", body = DeliveryOutcome),
         (status = 400, description = "A signed body is not a WhatsApp notification", body = ErrorBody),
         (status = 401, description = "The signature is missing or invalid", body = ErrorBody),
+        (status = 413, description = "The body is larger than 64 KiB (`payload_too_large`)", body = ErrorBody),
         (status = 429, description = "Too many unauthenticated requests from this client; see Retry-After", body = ErrorBody,
             headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
         (status = 503, description = "The database is not available", body = ErrorBody),
@@ -232,7 +247,7 @@ pub async fn notify(
     State(state): State<AppState>,
     client: Client,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Result<Response, ApiError> {
     let signature = headers
         .get("x-hub-signature-256")
@@ -355,5 +370,19 @@ mod tests {
         assert_eq!(messages[1].message_type, "image");
         assert_eq!(messages[1].body, None);
         assert!(inbound_messages(b"not json", received).is_err());
+    }
+
+    #[test]
+    fn a_nul_in_a_text_is_replaced_and_control_characters_in_ids_are_unreadable() {
+        let received = DateTime::from_timestamp(1_800_000_000, 0).unwrap();
+        let text = br#"{"entry":[{"changes":[{"value":{"messages":[
+            {"id":"wamid.A","from":"5491155550000","type":"text","text":{"body":"a\u0000b\nc"}}
+          ]}}]}]}"#;
+        let messages = inbound_messages(text, received).unwrap();
+        assert_eq!(messages[0].body.as_deref(), Some("a\u{fffd}b\nc"));
+        let id = br#"{"entry":[{"changes":[{"value":{"messages":[
+            {"id":"wamid.\u0000","from":"5491155550000","type":"text"}
+          ]}}]}]}"#;
+        assert!(inbound_messages(id, received).is_err());
     }
 }

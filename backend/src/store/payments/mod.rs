@@ -1,13 +1,16 @@
-//! The `payments` table and the deposit rule: an approved payment whose external reference
-//! is a pre-reserved code, and whose amount covers the deposit, confirms the reservation.
+//! The `payments` table and the deposit rule ([`rule::decide`]): an approved payment whose
+//! external reference is a pre-reserved code, in the deposit's currency (ARS) and covering
+//! its amount, confirms the reservation.
 //!
 //! Every payment MercadoPago tells us about is recorded with what happened to it, whatever
 //! the outcome, so a late or short payment can be refunded or settled by hand.
 
+pub mod rule;
+
 use chrono::{DateTime, Utc};
 
+use self::rule::{Action, HeldReservation};
 use crate::error::ApiError;
-use crate::store::reservations::{CONFIRMED, EXPIRED, PRE_RESERVED};
 use crate::with_pool;
 
 /// The provider name stored with MercadoPago payments.
@@ -39,6 +42,9 @@ pub enum PaymentOutcome {
     AlreadyConfirmed,
     /// Approved, but less than the deposit: the reservation stays pre-reserved.
     Underpaid,
+    /// Approved, but not in the currency the deposit is charged in (or in none): the
+    /// reservation stays pre-reserved and an admin settles the payment by hand.
+    WrongCurrency,
     /// Approved after the pre-reservation expired: recorded, the reservation stays expired.
     AfterExpiry,
     /// Approved for a reservation that was cancelled: recorded only.
@@ -47,19 +53,24 @@ pub enum PaymentOutcome {
     UnknownReservation,
     /// Not (yet) approved: pending, rejected, refunded, ...
     NotApproved,
+    /// The deposit that confirmed the reservation was refunded or charged back: the stay
+    /// stays confirmed and is flagged for an admin (see [`rule::decide`] for why).
+    RefundedAfterConfirm,
 }
 
 impl PaymentOutcome {
     /// Every outcome, for registering metrics.
-    pub const ALL: [PaymentOutcome; 8] = [
+    pub const ALL: [PaymentOutcome; 10] = [
         Self::Confirmed,
         Self::Duplicate,
         Self::AlreadyConfirmed,
         Self::Underpaid,
+        Self::WrongCurrency,
         Self::AfterExpiry,
         Self::ReservationCancelled,
         Self::UnknownReservation,
         Self::NotApproved,
+        Self::RefundedAfterConfirm,
     ];
 
     /// The stable name: stored in `payments.outcome` and used as the metric label.
@@ -69,10 +80,12 @@ impl PaymentOutcome {
             Self::Duplicate => "duplicate",
             Self::AlreadyConfirmed => "already_confirmed",
             Self::Underpaid => "underpaid",
+            Self::WrongCurrency => "wrong_currency",
             Self::AfterExpiry => "after_expiry",
             Self::ReservationCancelled => "reservation_cancelled",
             Self::UnknownReservation => "unknown_reservation",
             Self::NotApproved => "not_approved",
+            Self::RefundedAfterConfirm => "refunded_after_confirm",
         }
     }
 }
@@ -90,14 +103,24 @@ pub struct StoredPayment {
     pub provider_status: String,
     /// Amount in cents.
     pub amount_cents: i64,
+    /// ISO currency code, as reported.
+    pub currency: Option<String>,
     /// What the service did (a [`PaymentOutcome`] name).
     pub outcome: String,
 }
 
-/// Records `payment` and applies the deposit rule, in one transaction.
+/// Records `payment` and applies the deposit rule, in one transaction: the `payments` row
+/// (the payment's current state), one `payment_events` row (this delivery, append-only),
+/// and what the rule does to the reservation.
 ///
-/// Idempotent: the conditional update that confirms runs at most once per reservation, and
-/// a repeated notification of a payment that already confirmed reports `Duplicate`.
+/// The `payments` row keeps its first meaningful outcome: only `received` and
+/// `not_approved` (nothing decided yet) are ever replaced, so a confirming payment stays
+/// `confirmed` through its repeats and a later refund; each delivery's own outcome is in
+/// `payment_events`.
+///
+/// Idempotent: the conditional updates that confirm and flag run at most once per
+/// reservation, and a repeated notification of a payment that already confirmed (or whose
+/// refund already flagged the stay) reports `Duplicate`.
 pub async fn record_payment(
     db: &crate::db::Db,
     provider: &str,
@@ -115,14 +138,20 @@ pub async fn record_payment(
          reservation_code = excluded.reservation_code, currency = excluded.currency, \
          updated_at = excluded.updated_at \
          RETURNING outcome";
-    const FIND: &str = "SELECT id, status, deposit_cents, expires_at FROM reservations \
-                        WHERE code = $1";
+    const FIND: &str = "SELECT id, status, deposit_cents, expires_at, payment_flag \
+                        FROM reservations WHERE code = $1";
     const CONFIRM: &str = "UPDATE reservations SET status = 'confirmed', updated_at = $2 \
                            WHERE id = $1 AND status = 'pre_reserved' AND expires_at > $2";
     const EXPIRE: &str = "UPDATE reservations SET status = 'expired', updated_at = $2 \
                           WHERE id = $1 AND status = 'pre_reserved' AND expires_at <= $2";
+    const FLAG: &str = "UPDATE reservations SET payment_flag = $2, updated_at = $3 \
+                        WHERE id = $1 AND status = 'confirmed' AND payment_flag IS NULL";
     const SET_OUTCOME: &str = "UPDATE payments SET outcome = $3 \
-                               WHERE provider = $1 AND provider_payment_id = $2";
+                               WHERE provider = $1 AND provider_payment_id = $2 \
+                               AND outcome IN ('received', 'not_approved')";
+    const EVENT: &str = "INSERT INTO payment_events (provider, provider_payment_id, \
+         reservation_code, provider_status, amount_cents, currency, outcome, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
 
     let provider = provider.to_owned();
     let payment = payment.clone();
@@ -142,65 +171,61 @@ pub async fn record_payment(
             .bind(now)
             .fetch_one(&mut *tx)
             .await?;
-        let reservation: Option<(i64, String, i64, DateTime<Utc>)> =
-            match &payment.reservation_code {
-                Some(code) => sqlx::query_as(FIND).bind(code).fetch_optional(&mut *tx).await?,
-                None => None,
-            };
+        let held: Option<HeldReservation> = match &payment.reservation_code {
+            Some(code) => sqlx::query_as(FIND).bind(code).fetch_optional(&mut *tx).await?,
+            None => None,
+        };
+        let (mut outcome, action) = rule::decide(payment, &previous, held.as_ref(), now);
         let mut expired = 0;
-        let outcome = match reservation {
-            _ if payment.status != "approved" => PaymentOutcome::NotApproved,
-            None => PaymentOutcome::UnknownReservation,
-            Some((_, status, _, _)) if status == CONFIRMED => {
-                if previous == PaymentOutcome::Confirmed.as_str()
-                    || previous == PaymentOutcome::Duplicate.as_str()
-                {
-                    PaymentOutcome::Duplicate
-                } else {
-                    PaymentOutcome::AlreadyConfirmed
-                }
-            }
-            Some((_, status, _, _)) if status == EXPIRED => PaymentOutcome::AfterExpiry,
-            Some((_, status, _, _)) if status != PRE_RESERVED => {
-                PaymentOutcome::ReservationCancelled
-            }
-            Some((id, _, _, expires_at)) if expires_at <= now => {
-                // Expired by time, not yet by the sweep: record the expiry now.
+        match action {
+            Action::None => {}
+            Action::Expire(id) => {
                 expired = sqlx::query(EXPIRE)
                     .bind(id)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                PaymentOutcome::AfterExpiry
             }
-            Some((_, _, deposit_cents, _)) if payment.amount_cents < deposit_cents => {
-                PaymentOutcome::Underpaid
-            }
-            Some((id, _, _, _)) => {
+            Action::Confirm(id) => {
                 let confirmed = sqlx::query(CONFIRM)
                     .bind(id)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                if confirmed == 1 {
-                    PaymentOutcome::Confirmed
-                } else {
-                    PaymentOutcome::AlreadyConfirmed
+                if confirmed != 1 {
+                    outcome = PaymentOutcome::AlreadyConfirmed;
                 }
             }
-        };
-        // A repeated notification keeps the row's first meaningful outcome readable.
-        let stored = if outcome == PaymentOutcome::Duplicate {
-            PaymentOutcome::Confirmed
-        } else {
-            outcome
-        };
+            Action::Flag { id, flag } => {
+                let flagged = sqlx::query(FLAG)
+                    .bind(id)
+                    .bind(flag)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                if flagged != 1 {
+                    outcome = PaymentOutcome::Duplicate;
+                }
+            }
+        }
         sqlx::query(SET_OUTCOME)
             .bind(provider)
             .bind(&payment.provider_payment_id)
-            .bind(stored.as_str())
+            .bind(outcome.as_str())
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(EVENT)
+            .bind(provider)
+            .bind(&payment.provider_payment_id)
+            .bind(&payment.reservation_code)
+            .bind(&payment.status)
+            .bind(payment.amount_cents)
+            .bind(&payment.currency)
+            .bind(outcome.as_str())
+            .bind(now)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -220,11 +245,45 @@ pub async fn for_reservation(
     code: &str,
 ) -> Result<Vec<StoredPayment>, sqlx::Error> {
     const SQL: &str = "SELECT provider, provider_payment_id, reservation_code, provider_status, \
-                       amount_cents, outcome FROM payments WHERE reservation_code = $1 \
+                       amount_cents, currency, outcome FROM payments WHERE reservation_code = $1 \
                        ORDER BY id";
     with_pool!(db, pool => {
         sqlx::query_as::<_, StoredPayment>(SQL).bind(code).fetch_all(pool).await
     })
+}
+
+/// One delivery of a payment, as `payment_events` keeps it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct PaymentEvent {
+    /// The provider's payment id.
+    pub provider_payment_id: String,
+    /// The provider's status in this delivery.
+    pub provider_status: String,
+    /// Amount in cents, as reported in this delivery.
+    pub amount_cents: i64,
+    /// ISO currency code, as reported in this delivery.
+    pub currency: Option<String>,
+    /// What this delivery led to (a [`PaymentOutcome`] name).
+    pub outcome: String,
+}
+
+/// Every delivery about payments for a reservation code, oldest first.
+pub async fn history(db: &crate::db::Db, code: &str) -> Result<Vec<PaymentEvent>, sqlx::Error> {
+    const SQL: &str = "SELECT provider_payment_id, provider_status, amount_cents, currency, \
+                       outcome FROM payment_events WHERE reservation_code = $1 ORDER BY id";
+    with_pool!(db, pool => {
+        sqlx::query_as::<_, PaymentEvent>(SQL).bind(code).fetch_all(pool).await
+    })
+}
+
+/// The reservation's payment flag (`refunded`, `charged_back`): set when the deposit that
+/// confirmed it went back to the payer. `None` for an unflagged or unknown reservation.
+pub async fn payment_flag(db: &crate::db::Db, code: &str) -> Result<Option<String>, sqlx::Error> {
+    const SQL: &str = "SELECT payment_flag FROM reservations WHERE code = $1";
+    let flag: Option<Option<String>> = with_pool!(db, pool => {
+        sqlx::query_scalar(SQL).bind(code).fetch_optional(pool).await?
+    });
+    Ok(flag.flatten())
 }
 
 /// How many payments are recorded in all (bad signatures must leave this unchanged).
