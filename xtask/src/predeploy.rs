@@ -22,6 +22,7 @@ mod migrations;
 mod outcome;
 pub(crate) mod render;
 mod text;
+mod workflow_lint;
 
 use clap::Args as ClapArgs;
 
@@ -33,6 +34,7 @@ use crate::verdict::Verdict;
 
 pub(crate) use env_check::parse_template;
 pub use outcome::{CheckResult, Evidence, PredeployReport};
+pub use workflow_lint::{ACTIONLINT_ENV, WorkflowLinters, ZIZMOR_ENV};
 
 /// The environment name recorded when no `--env` was given.
 pub const ALL_ENVIRONMENTS: &str = "all";
@@ -63,6 +65,9 @@ pub struct Options {
     pub env: Option<String>,
     /// Turn warnings about the working tree into failures.
     pub strict: bool,
+    /// The workflow linters the `ci` check runs; `None`: found as
+    /// [`WorkflowLinters::from_environment`] says.
+    pub workflow_linters: Option<WorkflowLinters>,
 }
 
 /// What every check may look at.
@@ -156,6 +161,7 @@ pub fn check_with_output(args: Args, out: Output, save: bool) -> anyhow::Result<
     let options = Options {
         env: args.env,
         strict: args.strict,
+        workflow_linters: None,
     };
     let report = evaluate(&repo, &options)?;
     let verdict = report.verdict;

@@ -20,6 +20,7 @@ use crate::deploy::gates::{Gates, TaskGates, parse_wait, ready_and_smoke};
 use crate::flyctl::{DeployCommand, Flyctl, failure_or_error};
 use crate::output::Output;
 use crate::record::RunClock;
+use crate::records::screen::Trust;
 use crate::release::restore::{RollbackPlan, failed_conditions};
 use crate::release::{
     Expected, ReleaseRef, RollbackResult, Snapshot, Verification, read_serving, roll_back,
@@ -75,6 +76,10 @@ pub struct StagingEvidence {
     pub checklist: String,
     /// The image staging's deploy recorded (the one verified there).
     pub image: Option<String>,
+    /// The records left out because CI did not sign them or their signature fails, named
+    /// (`records::signature`).
+    #[serde(default)]
+    pub ignored_records: Vec<String>,
 }
 
 impl StagingEvidence {
@@ -103,6 +108,7 @@ impl StagingEvidence {
                 .data
                 .as_ref()
                 .and_then(|d| d.image.clone()),
+            ignored_records: rendered.context.provenance.warnings(),
         }
         .with_go(rendered.overall == Overall::Go)
     }
@@ -232,11 +238,14 @@ pub fn prerequisites(
 /// Entry point of `cargo xtask promote`.
 pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
-    let rendered = report::render(
+    // Production is promoted only on evidence CI signed (`RECORDS_SIGNING_KEY`): a record
+    // anyone with push access could have written does not count.
+    let rendered = report::render_trusting(
         &repo,
         &report::Options {
             env: Some(FROM.to_string()),
         },
+        &Trust::from_env(true)?,
         chrono::Utc::now(),
         repo.git_state().as_ref(),
     )?;
@@ -424,6 +433,9 @@ fn finish(
     } else {
         Verdict::Fail
     };
+    for ignored in &result.staging.ignored_records {
+        writeln!(out, "ignored: {ignored}")?;
+    }
     for missing in &result.refused {
         writeln!(out, "refused: {missing}")?;
     }

@@ -31,6 +31,7 @@ pub use stability::{Cell, StabilityGate, WatchView};
 pub use templates::{OVERRIDE_DIR, REPORT_TEMPLATE};
 
 use crate::config::{CONFIG_PATH, DeployConfig, WatchSettings};
+use crate::records::screen::Trust;
 use crate::repo::{GitState, Repo};
 use crate::verdict::Verdict;
 
@@ -111,7 +112,20 @@ pub fn context(
     now: DateTime<Utc>,
     head: Option<&GitState>,
 ) -> anyhow::Result<ReportContext> {
-    let records = records::RecordSet::load(repo)?;
+    context_trusting(repo, options, &Trust::default(), now, head)
+}
+
+/// [`context`] from the records `trust` allows: a record whose signature fails is never used
+/// (a WARN names it); under `trust.signed_only` only records CI signed count, the others are
+/// named, and a failing signature or a missing key makes the verdict NO-GO.
+pub fn context_trusting(
+    repo: &Repo,
+    options: &Options,
+    trust: &Trust,
+    now: DateTime<Utc>,
+    head: Option<&GitState>,
+) -> anyhow::Result<ReportContext> {
+    let (records, screened) = records::RecordSet::load_screened(repo, trust)?;
     let environment = match &options.env {
         Some(env) => env.clone(),
         None => match records.newest_environment() {
@@ -192,7 +206,13 @@ pub fn context(
         .verdict
         .warnings
         .extend(history.warnings.iter().cloned());
+    built.verdict.warnings.extend(screened.warnings());
+    if let Some(reason) = screened.blocking() {
+        built.verdict.label = Overall::NoGo.label().to_string();
+        built.verdict.reasons.push(reason);
+    }
     built.history = history;
+    built.provenance = screened;
     Ok(built)
 }
 
@@ -204,7 +224,18 @@ pub fn render(
     now: DateTime<Utc>,
     head: Option<&GitState>,
 ) -> anyhow::Result<Rendered> {
-    let context = context(repo, options, now, head)?;
+    render_trusting(repo, options, &Trust::default(), now, head)
+}
+
+/// [`render`] from the records `trust` allows (see [`context_trusting`]).
+pub fn render_trusting(
+    repo: &Repo,
+    options: &Options,
+    trust: &Trust,
+    now: DateTime<Utc>,
+    head: Option<&GitState>,
+) -> anyhow::Result<Rendered> {
+    let context = context_trusting(repo, options, trust, now, head)?;
     let env = templates::environment(Some(repo.path(OVERRIDE_DIR)));
     let value = templates::to_value(
         serde_json::to_value(&context).context("serialising the report context")?,
@@ -281,11 +312,16 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let now = Utc::now();
     let head = repo.git_state();
-    let rendered = render(
+    // Production's gate counts only what CI signed; every report leaves out a record whose
+    // signature fails.
+    let gates_production = args.check && args.env.as_deref() == Some(decision_map::PRODUCTION);
+    let trust = Trust::from_env(gates_production)?;
+    let rendered = render_trusting(
         &repo,
         &Options {
             env: args.env.clone(),
         },
+        &trust,
         now,
         head.as_ref(),
     )?;
@@ -305,6 +341,9 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     ));
     for reason in &rendered.context.verdict.reasons {
         crate::output::say(format_args!("  - {reason}"));
+    }
+    for warning in &rendered.context.provenance.warnings() {
+        crate::output::say(format_args!("  WARN: {warning}"));
     }
     if let Some(command) = &rendered.context.map.next.command {
         crate::output::say(format_args!("next: {command}"));

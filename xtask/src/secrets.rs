@@ -1,7 +1,11 @@
 //! `cargo xtask secrets`: stages an environment's secrets on its Fly app. It checks the env
 //! file against its template, sends the template's keys to `flyctl secrets import --stage` on
 //! stdin (so they apply at the next deploy, without a restart now), then confirms with
-//! `flyctl secrets list --json` that every key arrived. Only names and digests are printed.
+//! `flyctl secrets list --json` that every key arrived. Only names and whether each arrived
+//! are printed and recorded: Fly's per-value digest is left out, because a short unkeyed
+//! digest of a low-entropy value (an email list, a port, a short token) is reversed by
+//! hashing guesses. What changed is told by the salted fingerprint of the whole set
+//! ([`sent`]), which includes a 32-character random secret and so cannot be guessed.
 
 pub mod envfile;
 pub mod fly_import;
@@ -37,7 +41,8 @@ pub struct Args {
     pub json: bool,
 }
 
-/// The saved result of a `secrets` run: names and digests, never a value.
+/// The saved result of a `secrets` run: names and whether each arrived, never a value or a
+/// per-value digest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SecretsResult {
     /// The Fly app the secrets were staged on.
@@ -63,10 +68,10 @@ pub struct SecretsResult {
 pub struct SecretState {
     /// The key.
     pub name: String,
-    /// Whether `flyctl secrets list` shows it.
+    /// Whether `flyctl secrets list` shows it after the import. (Fly's digest of the value is
+    /// not kept: see the module's documentation. Records written before say `digest`; it is
+    /// ignored when read.)
     pub present: bool,
-    /// Fly's digest of the value.
-    pub digest: Option<String>,
     /// Fly's status (`Staged`, `Deployed`) in flyctl versions that report one.
     pub status: Option<String>,
 }
@@ -177,15 +182,15 @@ pub fn run_with(
     };
     print_summary(&result, verdict, flyctl.dry_run(), out)?;
     {
-        // Names and digests only, like everything this task prints.
+        // Names and whether each arrived only, like everything this task prints.
         let facts: Vec<(&str, String)> = result
             .keys
             .iter()
             .map(|key| {
-                let state = match (&key.digest, key.present) {
-                    (Some(digest), true) => format!("present, digest {digest}"),
-                    (None, true) => "present".to_string(),
-                    (_, false) => "MISSING".to_string(),
+                let state = match (key.present, &key.status) {
+                    (true, Some(status)) => format!("present ({status})"),
+                    (true, None) => "present".to_string(),
+                    (false, _) => "MISSING".to_string(),
                 };
                 (key.name.as_str(), state)
             })
@@ -225,7 +230,6 @@ fn import_and_confirm(
             let seen = by_name.get(name.as_str());
             SecretState {
                 present: seen.is_some(),
-                digest: seen.and_then(|s| s.digest.clone()),
                 status: seen.and_then(|s| s.status.clone()),
                 name,
             }
@@ -240,17 +244,14 @@ fn print_summary(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     if !result.keys.is_empty() && !dry_run {
-        writeln!(out, "\n{:<32} {:<18} status", "secret", "digest")?;
+        writeln!(out, "\n{:<32} {:<10} status", "secret", "on Fly")?;
         for key in &result.keys {
-            let digest = key
-                .digest
-                .as_deref()
-                .unwrap_or(if key.present { "-" } else { "MISSING" });
+            let arrived = if key.present { "present" } else { "MISSING" };
             writeln!(
                 out,
-                "{:<32} {:<18} {}",
+                "{:<32} {:<10} {}",
                 key.name,
-                digest,
+                arrived,
                 key.status.as_deref().unwrap_or("-")
             )?;
         }
@@ -264,4 +265,17 @@ fn print_summary(
         writeln!(out, "secrets for {}: {verdict}", result.app).context("writing the summary")?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_written_with_fly_digests_still_reads_and_drops_them() {
+        let old = r#"{"name":"JWT_SECRET","present":true,"digest":"3f2a9c0d1e2b4a5c","status":"Deployed"}"#;
+        let state: SecretState = serde_json::from_str(old).unwrap();
+        assert!(state.present);
+        assert!(!serde_json::to_string(&state).unwrap().contains("digest"));
+    }
 }

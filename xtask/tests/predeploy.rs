@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use xtask::predeploy::{CheckResult, Options, PredeployReport, evaluate};
+use xtask::predeploy::{
+    ACTIONLINT_ENV, CheckResult, Options, PredeployReport, WorkflowLinters, ZIZMOR_ENV, evaluate,
+};
 use xtask::repo::Repo;
 use xtask::verdict::Verdict;
 
@@ -24,6 +26,19 @@ WHATSAPP_BUSINESS_ACCOUNT_ID=102290129340398\n";
 
 struct Fixture {
     dir: tempfile::TempDir,
+    /// Workflow linters that find nothing (the `ci` check's own tests are in
+    /// tests/workflow_lint.rs), outside the repository so they leave its tree clean.
+    tools: tempfile::TempDir,
+}
+
+/// An executable shell script `name` in `dir`.
+#[cfg(unix)]
+fn fake_tool(dir: &Path, name: &str, script: &str) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
 }
 
 impl Fixture {
@@ -31,7 +46,10 @@ impl Fixture {
     fn valid() -> Fixture {
         let fixture = Fixture {
             dir: tempfile::tempdir().unwrap(),
+            tools: tempfile::tempdir().unwrap(),
         };
+        fake_tool(fixture.tools.path(), "zizmor", "echo '[]'");
+        fake_tool(fixture.tools.path(), "actionlint", "exit 0");
         let files: &[(&str, &str)] = &[
             ("Cargo.toml", "[workspace]\nmembers = []\n"),
             (".gitignore", include_str!("../../.gitignore")),
@@ -122,8 +140,20 @@ impl Fixture {
         self.git(&["commit", "-q", "--allow-empty", "-m", message]);
     }
 
+    fn linters(&self) -> WorkflowLinters {
+        WorkflowLinters {
+            zizmor: Some(self.tools.path().join("zizmor")),
+            actionlint: Some(self.tools.path().join("actionlint")),
+            required: true,
+        }
+    }
+
     fn evaluate(&self, options: &Options) -> PredeployReport {
-        evaluate(&Repo::at(self.root()), options).unwrap()
+        let mut options = options.clone();
+        options
+            .workflow_linters
+            .get_or_insert_with(|| self.linters());
+        evaluate(&Repo::at(self.root()), &options).unwrap()
     }
 
     /// Runs the built binary with `predeploy --json` and returns (exit code, stdout, stderr).
@@ -134,6 +164,8 @@ impl Fixture {
             .args(extra)
             .current_dir(self.root())
             .env_remove("GITHUB_STEP_SUMMARY")
+            .env(ZIZMOR_ENV, self.tools.path().join("zizmor"))
+            .env(ACTIONLINT_ENV, self.tools.path().join("actionlint"))
             .output()
             .unwrap();
         (
@@ -187,6 +219,7 @@ fn the_valid_fixture_passes_every_check() {
     let report = fixture.evaluate(&Options {
         env: Some("staging".into()),
         strict: true,
+        workflow_linters: None,
     });
     assert!(failures(&report).is_empty(), "{report:#?}");
     assert_eq!(report.verdict, Verdict::Pass, "{report:#?}");
@@ -388,6 +421,7 @@ fn env_requires_the_selected_environment_file() {
     let report = fixture.evaluate(&Options {
         env: Some("production".into()),
         strict: false,
+        workflow_linters: None,
     });
     assert_fails_at(&report, "env", "env/.env.fly.production");
     assert!(
@@ -395,7 +429,8 @@ fn env_requires_the_selected_environment_file() {
             &Repo::at(fixture.root()),
             &Options {
                 env: Some("nope".into()),
-                strict: false
+                strict: false,
+                workflow_linters: None,
             }
         )
         .is_err()
@@ -516,6 +551,7 @@ fn git_warns_on_a_dirty_tree_and_fails_with_strict() {
     let strict = fixture.evaluate(&Options {
         env: None,
         strict: true,
+        workflow_linters: None,
     });
     let check = strict.check("git").unwrap();
     assert_eq!(check.verdict, Verdict::Fail);

@@ -1,16 +1,21 @@
 //! `ci`: a workflow under `.github/workflows/` runs the README's test command, `cargo xtask
-//! test` (directly, or through `.ci/run` when that script runs it). None at all is a warning.
+//! test` (directly, or through `.ci/run` when that script runs it), and zizmor and actionlint
+//! find nothing in the workflows ([`super::workflow_lint`]). No workflow at all is a warning.
 
 use super::Context;
 use super::outcome::{At, Check, CheckResult};
 use super::text::{FileText, read_text};
+use super::workflow_lint::{self, WorkflowLinters};
 
 const WORKFLOWS: &str = ".github/workflows";
 const CI_SCRIPT: &str = ".ci/run";
 const TEST_COMMAND: &str = "cargo xtask test";
 
 pub(crate) fn check(cx: &Context) -> CheckResult {
-    let mut check = Check::new("ci", "a CI workflow runs `cargo xtask test`");
+    let mut check = Check::new(
+        "ci",
+        "a CI workflow runs `cargo xtask test`; zizmor and actionlint find nothing in the workflows",
+    );
     let mut workflows: Vec<String> = std::fs::read_dir(cx.repo.path(WORKFLOWS))
         .map(|entries| {
             entries
@@ -52,7 +57,7 @@ pub(crate) fn check(cx: &Context) -> CheckResult {
                 At::line(path, Some(index + 1)),
                 format!("runs {TEST_COMMAND}"),
             );
-            return check.finish();
+            return audited(check, cx);
         }
     }
     check.fail(
@@ -60,6 +65,16 @@ pub(crate) fn check(cx: &Context) -> CheckResult {
         format!("no workflow runs `{TEST_COMMAND}`"),
         format!("add a step `run: {TEST_COMMAND}` (or `run: {CI_SCRIPT}`)"),
     );
+    audited(check, cx)
+}
+
+/// `check` with the workflow linters' findings added.
+fn audited(mut check: Check, cx: &Context) -> CheckResult {
+    let linters = match &cx.options.workflow_linters {
+        Some(linters) => linters.clone(),
+        None => WorkflowLinters::from_environment(),
+    };
+    workflow_lint::audit(&mut check, cx.repo, &linters);
     check.finish()
 }
 

@@ -12,6 +12,7 @@ use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
 use super::redact::SecretValues;
+use super::signature::{self, Signer};
 use crate::record::RunRecord;
 use crate::repo::Repo;
 
@@ -58,6 +59,8 @@ pub struct Pushed {
     pub skipped: Vec<String>,
     /// Attempts it took (more than one when another push came first).
     pub attempts: u32,
+    /// Records added with a signature beside them (`records::signature`).
+    pub signed: usize,
 }
 
 /// What a pull did.
@@ -72,6 +75,8 @@ pub struct Pulled {
     /// Records on the ref larger than [`crate::files::RECORD_LIMIT`] (named, skipped): a
     /// local file that size would stop every `status` and `report`.
     pub oversize: Vec<String>,
+    /// Signatures (`<record>.sig`) written beside the records.
+    pub signatures: Vec<String>,
 }
 
 impl Pulled {
@@ -285,6 +290,17 @@ impl<'a> Git<'a> {
 /// form [`SecretValues`] knows), which are named in [`Pushed::refused`]. Retries when another
 /// push came first. The local records are never changed or removed.
 pub fn push(repo: &Repo, place: &Place, secrets: &SecretValues) -> anyhow::Result<Pushed> {
+    push_signed(repo, place, secrets, None)
+}
+
+/// [`push`], adding beside each record a signature of the exact bytes pushed when `signer` is
+/// given (CI).
+pub fn push_signed(
+    repo: &Repo,
+    place: &Place,
+    secrets: &SecretValues,
+    signer: Option<&Signer>,
+) -> anyhow::Result<Pushed> {
     let git = Git::new(repo, place)?;
     let local = local_records(repo)?;
     let scratch = tempfile::tempdir().context("creating a scratch directory")?;
@@ -322,6 +338,10 @@ pub fn push(repo: &Repo, place: &Place, secrets: &SecretValues) -> anyhow::Resul
                 continue;
             }
             outcome.added.push(name.clone());
+            if let Some(signer) = signer {
+                new.push(signer.sign(name, text.as_bytes()));
+                outcome.signed += 1;
+            }
             new.push((name.clone(), text));
         }
         if new.is_empty() || git.try_push(parent.as_deref(), &new, scratch.path())? {
@@ -352,10 +372,11 @@ pub fn pull(repo: &Repo, place: &Place) -> anyhow::Result<Pulled> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut wanted = Vec::new();
     for (blob, name) in git.records_on(&commit)? {
-        if !is_record_name(&name) {
+        let sidecar = signature::record_of_sidecar(&name).is_some();
+        if !is_record_name(&name) && !sidecar {
             outcome.skipped.push(name);
         } else if dir.join(&name).exists() {
-            outcome.already_local += 1;
+            outcome.already_local += usize::from(!sidecar);
         } else {
             wanted.push((blob, name));
         }
@@ -376,7 +397,13 @@ pub fn pull(repo: &Repo, place: &Place) -> anyhow::Result<Pulled> {
         let (text, after) =
             next_blob(rest).with_context(|| format!("reading {name} ({blob}) from {commit}"))?;
         rest = after;
-        if serde_json::from_slice::<RunRecord<serde_json::Value>>(text).is_err() {
+        let sidecar = signature::record_of_sidecar(&name).is_some();
+        let readable = if sidecar {
+            serde_json::from_slice::<signature::Signature>(text).is_ok()
+        } else {
+            serde_json::from_slice::<RunRecord<serde_json::Value>>(text).is_ok()
+        };
+        if !readable {
             outcome.skipped.push(name);
             continue;
         }
@@ -384,7 +411,11 @@ pub fn pull(repo: &Repo, place: &Place) -> anyhow::Result<Pulled> {
         let partial = dir.join(format!("{name}.partial"));
         std::fs::write(&partial, text).with_context(|| format!("writing {}", partial.display()))?;
         std::fs::rename(&partial, &path).with_context(|| format!("writing {}", path.display()))?;
-        outcome.added.push(name);
+        if sidecar {
+            outcome.signatures.push(name);
+        } else {
+            outcome.added.push(name);
+        }
     }
     Ok(outcome)
 }

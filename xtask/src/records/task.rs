@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use super::git_ref::{self, Place};
 use super::redact::SecretValues;
+use super::signature::{self, Signer, SigningKey, Tally};
 use crate::output::Output;
 use crate::record;
 use crate::repo::Repo;
@@ -62,6 +63,9 @@ pub struct Listed {
     pub from_future: bool,
     /// On the ref as last fetched or pushed (`None`: never fetched here).
     pub shared: Option<bool>,
+    /// Who made it, as its signature tells: `local`, `CI (deploy run 7)`, ... (see
+    /// [`signature::Provenance::label`]; checked when `RECORDS_SIGNING_KEY` is set).
+    pub provenance: String,
 }
 
 #[derive(Serialize)]
@@ -71,6 +75,18 @@ struct Summary<'a> {
     refused: &'a [String],
     skipped: &'a [String],
     unchanged: usize,
+    /// Push: how many were signed. Pull: the signatures of the records pulled.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signatures: Option<Signatures>,
+}
+
+#[derive(Serialize)]
+struct Signatures {
+    /// Whether `RECORDS_SIGNING_KEY` was set.
+    key: bool,
+    signed: usize,
+    #[serde(flatten)]
+    tally: Option<Tally>,
 }
 
 /// Entry point of `cargo xtask records`.
@@ -84,7 +100,8 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     match args.action {
         Action::Push => {
             let secrets = SecretValues::of_checkout(&repo)?;
-            let pushed = git_ref::push(&repo, &place, &secrets)?;
+            let signer = Signer::from_env()?;
+            let pushed = git_ref::push_signed(&repo, &place, &secrets, signer.as_ref())?;
             if !pushed.skipped.is_empty() {
                 output.human(&format!(
                     "records push: not result records, left out: {}\n",
@@ -92,10 +109,14 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
                 ));
             }
             output.human(&format!(
-                "records push: {} added to {} on {}, {} already there\n",
+                "records push: {} added to {} on {} ({}), {} already there\n",
                 pushed.added.len(),
                 place.git_ref,
                 place.remote,
+                match &signer {
+                    Some(signer) => format!("signed as {}", signer.by.describe()),
+                    None => format!("unsigned: {} is not set", signature::KEY_ENV),
+                },
                 pushed.already_shared,
             ));
             output.human(&refusals(&repo, &pushed.refused));
@@ -106,12 +127,18 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
                 refused: &refused,
                 skipped: &pushed.skipped,
                 unchanged: pushed.already_shared,
+                signatures: Some(Signatures {
+                    key: signer.is_some(),
+                    signed: pushed.signed,
+                    tally: None,
+                }),
             })?;
             if !refused.is_empty() {
                 return Ok(Verdict::Fail);
             }
         }
         Action::Pull => {
+            let key = SigningKey::from_env()?;
             let pulled = git_ref::pull(&repo, &place)?;
             // The arrival is the first sighting here, whatever the records claim.
             let arrived = chrono::Utc::now();
@@ -119,6 +146,11 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
                 &repo.runs_dir(),
                 pulled.added.iter().map(|name| (name.clone(), arrived)),
             )?;
+            let mut tally = Tally::default();
+            for name in &pulled.added {
+                let provenance = signature::provenance(key.as_ref(), &repo.runs_dir().join(name));
+                tally.count(name, &provenance);
+            }
             output.human(&format!(
                 "records pull: {} new from {} on {}, {} already here{}\n",
                 pulled.added.len(),
@@ -139,7 +171,16 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
                 refused: &[],
                 skipped: &skipped,
                 unchanged: pulled.already_local,
+                signatures: Some(Signatures {
+                    key: key.is_some(),
+                    signed: pulled.signatures.len(),
+                    tally: Some(tally.clone()),
+                }),
             })?;
+            output.human(&pull_signatures(key.is_some(), &tally));
+            if !tally.failed.is_empty() {
+                return Ok(Verdict::Warn);
+            }
         }
         Action::List => {
             let listed = list(&repo, &place)?;
@@ -156,8 +197,8 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
                     ""
                 };
                 text.push_str(&format!(
-                    "{}  {:<10} {:<11} {:<5} {:<11} {}{warn}\n",
-                    l.started_at, l.task, l.environment, l.verdict, shared, l.file
+                    "{}  {:<10} {:<11} {:<5} {:<11} {}  {}{warn}\n",
+                    l.started_at, l.task, l.environment, l.verdict, shared, l.file, l.provenance
                 ));
             }
             if listed.is_empty() {
@@ -206,6 +247,41 @@ fn pull_skips(pulled: &git_ref::Pulled) -> String {
     format!("; skipped {} ({})", pulled.skipped_count(), why.join("; "))
 }
 
+/// The signature line of `records pull`: how many of the records pulled CI signed (and
+/// verify), how many are local runs, and every one whose signature fails, by file.
+fn pull_signatures(key: bool, tally: &Tally) -> String {
+    let mut text = if key {
+        format!(
+            "records pull: signatures: {} verified, {} unsigned (local runs), {} failed{}\n",
+            tally.verified,
+            tally.unsigned,
+            tally.failed.len(),
+            if tally.unverified > 0 {
+                format!(
+                    ", {} signed with another key (before a rotation)",
+                    tally.unverified
+                )
+            } else {
+                String::new()
+            }
+        )
+    } else {
+        format!(
+            "records pull: signatures not checked ({} is not set): {} signed, {} unsigned \
+             (local runs)\n",
+            signature::KEY_ENV,
+            tally.unverified,
+            tally.unsigned
+        )
+    };
+    for (file, why) in &tally.failed {
+        text.push_str(&format!(
+            "records pull: WARN: {file}: {why}; it is never used as CI's evidence\n"
+        ));
+    }
+    text
+}
+
 /// A bare branch name means that branch: a push of a commit needs the full ref name.
 pub fn full_ref(name: &str) -> String {
     if name.starts_with("refs/") {
@@ -215,14 +291,16 @@ pub fn full_ref(name: &str) -> String {
     }
 }
 
-/// The local records, oldest first, with whether each is on the ref.
+/// The local records, oldest first, with whether each is on the ref and who made it.
 pub fn list(repo: &Repo, place: &Place) -> anyhow::Result<Vec<Listed>> {
     let shared = git_ref::shared_names(repo, place)?;
+    let key = SigningKey::from_env()?;
     Ok(record::load_all(repo)?
         .into_iter()
         .map(|l| {
             let file = l.file_name();
             Listed {
+                provenance: signature::provenance(key.as_ref(), &l.path).label(),
                 shared: shared.as_ref().map(|s| s.contains(&file)),
                 from_future: l.from_future(),
                 file,

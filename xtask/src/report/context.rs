@@ -77,6 +77,9 @@ pub struct ReportContext {
     pub history: super::history::HistoryData,
     /// The 24-hour gate of the release serving on staging, when there is one to judge.
     pub stability: Option<StabilityView>,
+    /// Which records were used by their signatures, and which were left out
+    /// (`records::signature`).
+    pub provenance: crate::records::screen::Screened,
 }
 
 /// The 24-hour gate for templates: the timeline and every breach.
@@ -371,5 +374,6 @@ pub fn build(input: &Inputs) -> ReportContext {
             checklist: input.checklist.cloned(),
         },
         stability: stability_view(input, head_commit),
+        provenance: Default::default(),
     }
 }

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 
 pub use super::views::*;
 use crate::record::{self, RunRecord};
+use crate::records::screen::{Screened, Trust};
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
@@ -85,11 +86,12 @@ pub struct RecordSet {
 }
 
 impl RecordSet {
-    /// Reads `target/xtask/runs/`. A corrupt file is an error naming it.
-    pub fn load(repo: &Repo) -> anyhow::Result<RecordSet> {
-        Ok(RecordSet {
-            all: record::load_all(repo)?,
-        })
+    /// Reads `target/xtask/runs/`, keeping only the records `trust` allows (see
+    /// `records::signature`); what was left out is in the [`Screened`]. A corrupt file is an
+    /// error naming it.
+    pub fn load_screened(repo: &Repo, trust: &Trust) -> anyhow::Result<(RecordSet, Screened)> {
+        let (all, screened) = crate::records::screen::screen(record::load_all(repo)?, trust);
+        Ok((RecordSet { all }, screened))
     }
 
     /// Whether any result was recorded under `environment`.

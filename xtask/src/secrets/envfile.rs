@@ -87,6 +87,8 @@ pub fn predeploy_env_findings(
     let options = Options {
         env: Some(env_name.to_string()),
         strict: false,
+        // Only the `env` check is read here: no workflow linter needs to run.
+        workflow_linters: Some(crate::predeploy::WorkflowLinters::default()),
     };
     let report = evaluate(repo, &options)?;
     let Some(check) = report.check("env") else {

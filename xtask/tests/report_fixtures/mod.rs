@@ -457,7 +457,6 @@ pub fn secrets_result() -> SecretsResult {
         keys: vec![SecretState {
             name: "JWT_SECRET".into(),
             present: true,
-            digest: Some("3f2a9c".into()),
             status: Some("Deployed".into()),
         }],
         not_in_template: Vec::new(),
