@@ -59,6 +59,16 @@
 //!   once), or only the machine named by a `fly-force-instance-id` header, healthy or not
 //!   (503 when that machine is not running).
 //!
+//! # Machines as real apps have them
+//!
+//! - `local stop-machine --app A [--machine ID]` stops a machine as Fly's auto-stop does: it
+//!   stays listed as `stopped`, and a rolling deploy updates its image without starting it
+//!   (flyctl's `shouldSkipLaunch`).
+//! - `local add-machine --app A --kind release-command|console|machine-run` adds a stopped
+//!   machine deploy does not manage, on the image the app serves now, with Fly's metadata for
+//!   that kind; deploys leave it alone. `docs/architecture.md` lists which flyctl behaviours
+//!   are modelled and which are not.
+//!
 //! # Faults
 //!
 //! `localfly local fault --app A <fault>` queues a fault, used once:
