@@ -474,3 +474,36 @@ fn pull_skips_and_names_oversize_and_malformed_records() {
     assert!(stdout.contains("smoke-local-big.json"), "{stdout}");
     assert!(stdout.contains("smoke-local-text.json"), "{stdout}");
 }
+
+/// The key CI signs records with is a secret like the Fly token: a record that echoes it is
+/// refused, and nothing of it reaches the shared ref.
+#[test]
+fn a_record_holding_the_signing_key_is_refused() {
+    const KEY: &str = "records-signing-key-0f3c9a7e5b1d2468ace0";
+    let remote = Remote::new();
+    let a = remote.clone("a");
+    let leaky = record(
+        &a,
+        "smoke",
+        "staging",
+        serde_json::json!({ "problems": [format!("signed with {KEY}")] }),
+    );
+    let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["records", "push"])
+        .current_dir(a.root())
+        .env("RECORDS_SIGNING_KEY", KEY)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("refused target/xtask/runs/{leaky}"))
+            && text.contains("RECORDS_SIGNING_KEY in the environment"),
+        "{text}"
+    );
+    assert!(!text.contains(KEY), "the key was printed: {text}");
+}

@@ -1,6 +1,6 @@
 //! Records travel to a shared ref, so before one leaves this machine it is searched for every
 //! secret value this checkout knows (the filled env files of `ops/deploy.toml`, the Fly token
-//! in the environment), in every form the masker knows (raw, JSON, Go `%q`, shell and bash
+//! and the records signing key in the environment), in every form the masker knows (raw, JSON, Go `%q`, shell and bash
 //! `printf %q` quoting, `\uXXXX` escapes; see [`crate::masking::forms`]). Tasks already keep
 //! secrets out of what they record; this is the last gate before the records are shared.
 
@@ -12,7 +12,11 @@ use crate::predeploy::envfile::read_env_file;
 use crate::repo::Repo;
 
 /// Process variables whose values are secrets wherever they appear.
-const SECRET_VARIABLES: &[&str] = &["FLY_API_TOKEN", "FLY_ACCESS_TOKEN"];
+const SECRET_VARIABLES: &[&str] = &[
+    "FLY_API_TOKEN",
+    "FLY_ACCESS_TOKEN",
+    super::signature::KEY_ENV,
+];
 
 /// Values shorter than this would mask ordinary words (`true`, `5432`); they cannot be told
 /// apart from them anyway.
