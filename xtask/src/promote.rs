@@ -312,6 +312,15 @@ pub fn run_with(
     result
         .refused
         .extend(prerequisites(repo, &environment, machines));
+    if args.strategy == "bluegreen"
+        && let Some(serving) = &serving
+        && let Some(mixed) = crate::release::mixed_images(&serving.machines)
+    {
+        result.refused.push(format!(
+            "{} runs more than one image ({mixed}): flyctl's blue-green refuses such an app              (\"found multiple image versions\"). Bring every machine to one image first:              `cargo xtask rollback --env {TO}` to the image that served, or              `cargo xtask promote --strategy rolling`",
+            environment.app
+        ));
+    }
     if !result.refused.is_empty() {
         return finish(repo, clock, result, args.json, out);
     }

@@ -172,6 +172,25 @@ fn common_commit(answers: &[VersionAnswer]) -> Option<String> {
 }
 
 /// Decides what to deploy: `(current release, image, its release number)`, or why nothing.
+/// How many releases `fly releases` lists: the newest 25 (flyctl
+/// `internal/command/apps/releases.go`, `GetAppReleasesMachines(ctx, app, "", 25)`).
+pub const RELEASE_WINDOW: usize = 25;
+
+/// Why `--to-version N` cannot be used: the release is older than what flyctl lists, or does
+/// not exist.
+fn release_outside_window(n: u64, app: &str, releases: &[Release]) -> String {
+    let oldest = releases.iter().map(|r| r.version).min();
+    match oldest {
+        Some(oldest) if n < oldest && releases.len() >= RELEASE_WINDOW => format!(
+            "release v{n} of {app} is older than the {RELEASE_WINDOW} newest releases, the only              ones `fly releases` lists (the oldest listed is v{oldest}): give its image with              --to IMAGE_REF instead (a record of the deploy that made it names it)"
+        ),
+        _ => format!(
+            "release v{n} is not among the {} releases of {app} that flyctl lists; give --to              IMAGE_REF instead",
+            releases.len()
+        ),
+    }
+}
+
 /// Without the list (a dry run) the image is a placeholder naming what would be looked up.
 fn choose_target(
     args: &Args,
@@ -202,10 +221,7 @@ fn choose_target(
             None if release.is_some() => Err(format!(
                 "release v{n} of {app} has no image reference to deploy; pick another with --to-version or give --to IMAGE_REF"
             )),
-            None => Err(format!(
-                "release v{n} is not among the last {} releases of {app} that flyctl lists; give --to IMAGE_REF instead",
-                releases.len()
-            )),
+            None => Err(release_outside_window(n, app, releases)),
         };
     }
     let Some(current) = current else {
@@ -284,4 +300,34 @@ fn finish(
         crate::finish::finish(repo, &record, ending, out)?;
     }
     Ok((verdict, result))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flyctl::parse_releases;
+
+    fn releases(versions: std::ops::RangeInclusive<u64>) -> Vec<Release> {
+        let json: Vec<serde_json::Value> = versions
+            .map(|v| {
+                serde_json::json!({"Version": v, "Status": "complete",
+                                   "ImageRef": format!("registry.fly.io/a:{v:07}")})
+            })
+            .collect();
+        parse_releases(&serde_json::to_string(&json).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_version_older_than_the_window_is_named_as_such() {
+        let window = releases(16..=40);
+        let text = release_outside_window(3, "a", &window);
+        assert!(
+            text.contains("older than the 25 newest releases") && text.contains("v16"),
+            "{text}"
+        );
+        // A short history: the release simply is not there.
+        let short = releases(1..=4);
+        let text = release_outside_window(9, "a", &short);
+        assert!(text.contains("is not among the 4 releases"), "{text}");
+    }
 }

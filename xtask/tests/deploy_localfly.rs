@@ -500,11 +500,11 @@ fn machines_deploy_does_not_manage_do_not_fail_the_proof() {
     let (_, _) = stand.deployed_then_new_commit();
     let leftover = stand
         .fly
-        .add_machine(APP, xtask::localfly::MachineKind::ReleaseCommand)
+        .add_machine(APP, xtask::localfly::MachineKind::ReleaseCommand, None)
         .unwrap();
     let run = stand
         .fly
-        .add_machine(APP, xtask::localfly::MachineKind::MachineRun)
+        .add_machine(APP, xtask::localfly::MachineKind::MachineRun, None)
         .unwrap();
     let head = stand.fixture.head();
     let (verdict, result, out) = stand.deploy(&[Verdict::Pass], &["--rollback-on-failure"]);

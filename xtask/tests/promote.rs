@@ -325,3 +325,34 @@ fn blue_green_prerequisites_are_checked_before_flyctl_runs() {
         "nothing deployed: {out}"
     );
 }
+
+/// A rolling deploy that failed half way leaves production on two images; flyctl's blue-green
+/// refuses such an app, so promote says so (and what to do) before any release is made.
+#[test]
+fn promote_refuses_an_app_on_mixed_images_before_flyctl_runs() {
+    let stand = stand(false);
+    let (go, evidence) = holding_evidence(&stand.staging_image);
+    stand.configure(go.repo.root());
+    let left_behind = stand
+        .fly
+        .add_machine(
+            PRODUCTION_APP,
+            xtask::localfly::MachineKind::App,
+            Some("registry.fly.io/cabanas-production:0ldhalfrolled"),
+        )
+        .unwrap();
+    let before = stand.production_deploys().len();
+    let (verdict, out) = stand.promote(&go.repo, &evidence);
+    assert_eq!(verdict, Verdict::Fail, "{out}");
+    assert!(
+        out.contains("runs more than one image")
+            && out.contains(&left_behind)
+            && out.contains("cargo xtask rollback --env production"),
+        "{out}"
+    );
+    assert_eq!(
+        stand.production_deploys().len(),
+        before,
+        "nothing deployed: {out}"
+    );
+}

@@ -43,8 +43,8 @@ pub fn run(dir: &StateDir, command: LocalCommand) -> anyhow::Result<()> {
             let id = stop_machine(dir, &app.app, machine.as_deref())?;
             println!("stopped machine {id}");
         }
-        LocalCommand::AddMachine { app, kind } => {
-            let id = add_machine(dir, &app.app, kind)?;
+        LocalCommand::AddMachine { app, kind, image } => {
+            let id = add_machine(dir, &app.app, kind, image)?;
             println!("added machine {id}");
         }
         LocalCommand::Proxy { app, port } => super::proxy::serve(dir.clone(), &app.app, port)?,
@@ -76,17 +76,21 @@ fn stop_machine(dir: &StateDir, name: &str, id: Option<&str>) -> anyhow::Result<
     Ok(id)
 }
 
-/// Adds a stopped machine of `kind` on the app's current image.
+/// Adds a stopped machine of `kind` on `image` (default: the app's current image).
 fn add_machine(
     dir: &StateDir,
     name: &str,
     kind: super::state::MachineKind,
+    image: Option<String>,
 ) -> anyhow::Result<String> {
     let mut app = dir.load(name)?;
-    let image_ref = app
-        .current_release()
-        .map(|r| r.image_ref.clone())
-        .with_context(|| format!("app {name} has no release yet: deploy it first"))?;
+    let image_ref = match image {
+        Some(image) => image,
+        None => app
+            .current_release()
+            .map(|r| r.image_ref.clone())
+            .with_context(|| format!("app {name} has no release yet: deploy it first"))?,
+    };
     let id = super::state::new_machine_id();
     let now = chrono::Utc::now();
     let log = dir.app_dir(name).join("logs").join(format!("{id}.log"));

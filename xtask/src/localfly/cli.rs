@@ -224,14 +224,18 @@ pub enum LocalCommand {
         #[arg(long)]
         machine: Option<String>,
     },
-    /// Add a machine deploy does not manage (a leftover release-command machine, a console,
-    /// a `fly machine run`), stopped, on the image the app serves now.
+    /// Add a stopped machine: one deploy does not manage (a leftover release-command machine,
+    /// a console, a `fly machine run`), or an app machine left on another image.
     AddMachine {
         #[command(flatten)]
         app: AppFlag,
-        /// What kind of machine.
+        /// What kind of machine (`app`: one deploy manages, as a half-finished rollout
+        /// leaves behind).
         #[arg(long, value_enum)]
         kind: super::state::MachineKind,
+        /// Its image (default: the image the app serves now).
+        #[arg(long)]
+        image: Option<String>,
     },
     /// Stop every process the local Fly started (machines and proxies).
     Down {

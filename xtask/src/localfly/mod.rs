@@ -64,9 +64,10 @@
 //! - `local stop-machine --app A [--machine ID]` stops a machine as Fly's auto-stop does: it
 //!   stays listed as `stopped`, and a rolling deploy updates its image without starting it
 //!   (flyctl's `shouldSkipLaunch`).
-//! - `local add-machine --app A --kind release-command|console|machine-run` adds a stopped
-//!   machine deploy does not manage, on the image the app serves now, with Fly's metadata for
-//!   that kind; deploys leave it alone. `docs/architecture.md` lists which flyctl behaviours
+//! - `local add-machine --app A --kind release-command|console|machine-run [--image REF]` adds
+//!   a stopped machine deploy does not manage, with Fly's metadata for that kind; deploys
+//!   leave it alone. `--kind app --image REF` adds an app machine left on another image, as a
+//!   rolling deploy that failed half way leaves one. `docs/architecture.md` lists which flyctl behaviours
 //!   are modelled and which are not.
 //!
 //! # Faults
@@ -244,17 +245,27 @@ impl LocalFly {
             .to_string())
     }
 
-    /// Adds a stopped machine of `kind` that deploy does not manage; returns its id.
-    pub fn add_machine(&self, app: &str, kind: MachineKind) -> anyhow::Result<String> {
+    /// Adds a stopped machine of `kind` (on `image`, else the app's current one); returns
+    /// its id.
+    pub fn add_machine(
+        &self,
+        app: &str,
+        kind: MachineKind,
+        image: Option<&str>,
+    ) -> anyhow::Result<String> {
         let name = serde_json::to_value(kind)?;
-        let out = self.run(&[
+        let mut args = vec![
             "local",
             "add-machine",
             "--app",
             app,
             "--kind",
             name.as_str().unwrap_or_default(),
-        ])?;
+        ];
+        if let Some(image) = image {
+            args.extend(["--image", image]);
+        }
+        let out = self.run(&args)?;
         Ok(out.trim().trim_start_matches("added machine ").to_string())
     }
 

@@ -235,6 +235,34 @@ pub fn rollback_target(repo: &Repo, serving: &Serving) -> Option<RollbackTarget>
     })
 }
 
+/// The images the machines deploy manages run, when there is more than one: `image (ids),
+/// image (ids)`. A rolling deploy that failed half way leaves an app so, and flyctl's
+/// blue-green then refuses it (flyctl `internal/command/deploy/strategy_bluegreen.go`,
+/// `DetectMultipleImageVersions`). Machines whose image Fly did not report are left out, as
+/// flyctl leaves out machines on unreachable hosts.
+pub fn mixed_images(machines: &[Machine]) -> Option<String> {
+    let mut images: Vec<(String, Vec<&str>)> = Vec::new();
+    for machine in machines.iter().filter(|m| m.managed) {
+        let Some(image) = machine.image.as_deref() else {
+            continue;
+        };
+        match images
+            .iter_mut()
+            .find(|(known, _)| same_image(known, image))
+        {
+            Some((_, ids)) => ids.push(&machine.id),
+            None => images.push((image.to_string(), vec![&machine.id])),
+        }
+    }
+    (images.len() > 1).then(|| {
+        images
+            .iter()
+            .map(|(image, ids)| format!("{image} on {}", ids.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
+    })
+}
+
 /// The commit an image's tag names (`--image-label <short commit>`), when git knows it.
 pub fn commit_of_image(repo: &Repo, image: &str) -> Option<String> {
     let without_digest = image.split('@').next()?;
@@ -334,6 +362,35 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn mixed_images_are_named_and_unmanaged_machines_do_not_count() {
+        let machine = |id: &str, image: &str, group: &str| {
+            format!(
+                r#"{{"id":"{id}","state":"started","config":{{"image":"{image}",
+                   "metadata":{{"fly_platform_version":"v2","fly_process_group":"{group}"}}}}}}"#
+            )
+        };
+        let list =
+            |machines: &[String]| parse_machines(&format!("[{}]", machines.join(","))).unwrap();
+        let one_image = list(&[
+            machine("m1", "registry.fly.io/a:aaaaaaa", "app"),
+            machine("m2", "registry.fly.io/a:aaaaaaa@sha256:01", "app"),
+            // A leftover release-command machine on an older image is not deploy's business.
+            machine("r1", "registry.fly.io/a:0000000", "fly_app_release_command"),
+        ]);
+        assert_eq!(mixed_images(&one_image), None);
+        let half_rolled = list(&[
+            machine("m1", "registry.fly.io/a:aaaaaaa", "app"),
+            machine("m2", "registry.fly.io/a:bbbbbbb", "app"),
+        ]);
+        let mixed = mixed_images(&half_rolled).unwrap();
+        assert!(
+            mixed.contains("registry.fly.io/a:aaaaaaa on m1")
+                && mixed.contains("registry.fly.io/a:bbbbbbb on m2"),
+            "{mixed}"
+        );
     }
 
     const RELEASES: &str = r#"[
