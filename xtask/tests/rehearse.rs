@@ -120,7 +120,13 @@ fn rehearse_runs_the_pipeline_and_leaves_nothing_running() {
         .split(", ")
         .map(|p| p.parse().unwrap())
         .collect();
-    assert_eq!(pids.len(), 3, "2 machines and the proxy: {stdout}");
+    // One of the 2 machines was stopped before the rollback drill, as Fly's auto-stop leaves
+    // a quiet app, and stays stopped through it: the started one and the proxy are left.
+    assert!(
+        stdout.contains("stopped first, as Fly's auto-stop leaves a quiet app)"),
+        "{stdout}"
+    );
+    assert_eq!(pids.len(), 2, "1 started machine and the proxy: {stdout}");
     for pid in pids {
         assert!(!process_alive(pid), "local Fly process {pid} survived");
     }

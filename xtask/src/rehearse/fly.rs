@@ -1,8 +1,8 @@
 //! The Fly half of the rehearsal, against the local Fly (a test double of flyctl whose
 //! machines are real `cabanas` processes behind a round-robin proxy): secrets on stdin, a
 //! deploy of HEAD proven to serve on both machines, smoke and the overlap race through the
-//! proxy, and a rollback drill: a release whose checks never pass is rolled back and the
-//! previous commit serves again. Nothing here is recorded (the records describe real
+//! proxy, and a rollback drill on an app with one machine stopped as auto-stop leaves it: a
+//! release whose checks never pass is rolled back and the previous commit serves again. Nothing here is recorded (the records describe real
 //! environments); everything started is stopped when the [`LocalFly`] guard drops.
 
 use std::io::Write;
@@ -209,8 +209,18 @@ pub fn rehearse(
         verdict: report.verdict,
     });
 
+    // As on a quiet app with fly.toml's `auto_stop_machines = "stop"`: one machine is
+    // stopped when the drill deploys, and the bad release and the rollback are proven the way
+    // real Fly leaves such a machine (updated, not started).
+    let stopped = fly.stop_machine(APP)?;
     let drill = rollback_drill(repo, &fly, &flyctl, &environment, &drill_gates, &mut out)?;
-    phase_line("fly rollback", drill.label());
+    phase_line(
+        "fly rollback",
+        &format!(
+            "{} (machine {stopped} stopped first, as Fly's auto-stop leaves a quiet app)",
+            drill.label()
+        ),
+    );
     phases.push(PhaseOutcome {
         phase: "fly rollback",
         verdict: drill,
