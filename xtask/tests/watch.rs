@@ -453,3 +453,63 @@ async fn logs_that_cannot_be_read_are_reported_not_hidden() {
     assert!(text.contains("not read from cabanas-test"), "{text}");
     assert!(text.contains("not logged in"), "{text}");
 }
+
+/// Real `fly logs --no-tail` does not exit when the app has logged nothing lately. Every
+/// sample is still taken on time: a read that has not answered within its wait is left
+/// running, the sample says the logs were not read, and the service is not blamed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_that_never_answer_stall_no_sample() {
+    struct Still;
+    impl Pacer for Still {
+        async fn wait(&mut self, index: usize) -> DateTime<Utc> {
+            at(index)
+        }
+    }
+    let service = Service::start(
+        "127.0.0.1:0".parse().unwrap(),
+        "abc1234",
+        "2026-12-01T09:59:00Z",
+    )
+    .await;
+    let url = format!("http://{}", service.addr);
+    let fly_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(fly_dir.path().join("responses")).unwrap();
+    // Far longer than the whole test: the read never answers while the watch runs.
+    let hung = serde_json::json!({"stdout": "", "exit": 0, "sleep_ms": 30_000});
+    std::fs::write(fly_dir.path().join("responses/logs.json"), hung.to_string()).unwrap();
+    let flyctl = Flyctl::at(env!("CARGO_BIN_EXE_fake-flyctl"), false)
+        .with_env("FAKE_FLYCTL_DIR", fly_dir.path());
+    let wait = std::time::Duration::from_millis(200);
+    let logs = LogSource::new(flyctl, "cabanas-test", 3).with_wait(wait);
+    let target = xtask::config::Target::named("staging", &url).unwrap();
+    let mut sampler = Sampler::new(target, std::time::Duration::from_secs(5), Some(logs)).unwrap();
+    let plan = plan(6);
+    let started = std::time::Instant::now();
+    let samples = observe(&mut sampler, &plan, &mut Still, |_| {}).await;
+    // A guard against hanging, not a speed measure: one blocked read per sample would be
+    // 6 x 30 s.
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(25),
+        "samples waited on the logs: {:?}",
+        started.elapsed()
+    );
+    let record = StabilityRecord::new(&url, Some("cabanas-test"), &plan, samples, false);
+    assert_eq!(record.samples.len(), 6);
+    assert!(record.samples.iter().all(|s| s.available()));
+    assert!(
+        record.samples.iter().all(|s| s
+            .logs_error
+            .as_deref()
+            .is_some_and(|e| e.contains("still running"))),
+        "{:#?}",
+        record.samples
+    );
+    assert!(
+        record.stats.breaches.is_empty(),
+        "{:#?}",
+        record.stats.breaches
+    );
+    // One read at a time: the hung one is waited on, not joined by five more.
+    let calls = std::fs::read_to_string(fly_dir.path().join("calls.jsonl")).unwrap();
+    assert_eq!(calls.lines().count(), 1, "{calls}");
+}
