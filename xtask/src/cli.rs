@@ -60,6 +60,9 @@ pub enum Command {
     /// the service's routes against a bare server, pre-reserve against the pgbench ceiling
     /// (--postgres); prints Markdown tables of min/median/max ratios (exit 0 once measured).
     Bench(crate::bench::Args),
+    /// Build the service image with Docker or Podman (id, size, build time); with --check,
+    /// run it as Fly would and name the first failing step.
+    Image(crate::image::Args),
 }
 
 impl Cli {

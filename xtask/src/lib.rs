@@ -16,6 +16,7 @@ pub mod finish;
 pub mod flyctl;
 pub mod fuzz;
 pub mod http;
+pub mod image;
 pub mod interrupt;
 pub mod junit;
 pub mod local_service;
@@ -66,6 +67,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Watch(args) => watch::run(args),
         Command::Promote(args) => promote::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Image(args) => image::run(args),
     };
     exit_code(outcome)
 }

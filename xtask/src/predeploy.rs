@@ -10,6 +10,7 @@
 mod ci;
 mod config_check;
 mod dockerfile;
+mod dockerfile_context;
 mod dockerignore;
 mod docs_commands;
 mod env_check;

@@ -331,6 +331,70 @@ fn dockerfile_fails_when_dockerignore_lets_env_files_in() {
 }
 
 #[test]
+fn dockerfile_fails_when_dockerignore_excludes_what_it_copies() {
+    let fixture = Fixture::valid();
+    fixture.write(
+        ".dockerignore",
+        &format!(
+            "{}backend/migrations\n",
+            include_str!("../../.dockerignore")
+        ),
+    );
+    let check = assert_fails_at(
+        &fixture.evaluate(&all()),
+        "dockerfile",
+        "backend/Dockerfile:",
+    );
+    let failure = check
+        .evidence
+        .iter()
+        .find(|e| e.verdict == Verdict::Fail)
+        .unwrap();
+    assert!(
+        failure.message.contains("`backend/migrations`")
+            && failure.message.contains(".dockerignore"),
+        "{check:#?}"
+    );
+    assert!(
+        check.fix.as_deref().unwrap().contains("backend/migrations"),
+        "{check:#?}"
+    );
+}
+
+#[test]
+fn dockerfile_fails_when_the_dependency_layer_forgets_a_workspace_member() {
+    let fixture = Fixture::valid();
+    fixture.edit(
+        "Cargo.toml",
+        "members = []",
+        "members = [\"backend\", \"xtask\"]",
+    );
+    let report = fixture.evaluate(&all());
+    assert_eq!(
+        report.check("dockerfile").unwrap().verdict,
+        Verdict::Pass,
+        "the real Dockerfile stubs both members: {report:#?}"
+    );
+    fixture.edit("Cargo.toml", "\"xtask\"]", "\"xtask\", \"tools/seed\"]");
+    let check = assert_fails_at(
+        &fixture.evaluate(&all()),
+        "dockerfile",
+        "backend/Dockerfile:",
+    );
+    let failure = check
+        .evidence
+        .iter()
+        .find(|e| e.verdict == Verdict::Fail)
+        .unwrap();
+    assert!(failure.message.contains("`tools/seed`"), "{check:#?}");
+    let fix = check.fix.as_deref().unwrap();
+    assert!(
+        fix.contains("COPY tools/seed/Cargo.toml") && fix.contains("tools/seed/src"),
+        "{fix}"
+    );
+}
+
+#[test]
 fn migrations_fail_on_concurrently_inside_a_transaction() {
     let fixture = Fixture::valid();
     fixture.write(

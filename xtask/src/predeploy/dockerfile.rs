@@ -1,7 +1,8 @@
 //! `dockerfile`: the service's Dockerfile, read as instructions (continuations, comments,
 //! stages), builds the `cabanas` binary, runs it as a non-root user and exposes the port Fly
 //! sends traffic to; the `.dockerignore` keeps build output, history and secrets out of the
-//! build context.
+//! build context but nothing the Dockerfile copies, and the dependency layer carries every
+//! workspace member ([`super::dockerfile_context`]).
 
 use std::collections::BTreeSet;
 
@@ -144,7 +145,8 @@ pub(crate) fn check(cx: &Context) -> CheckResult {
     let mut check = Check::new(
         "dockerfile",
         "the Dockerfile builds `cabanas`, runs it as a non-root USER and EXPOSEs internal_port; \
-         .dockerignore keeps target/, .git and the env files out of the build context",
+         .dockerignore keeps target/, .git and the env files out of the build context but \
+         nothing it COPYs; its dependency layer carries every workspace member",
     );
     let mut seen = BTreeSet::new();
     for fly_path in fly_toml::configs(cx).into_keys() {
@@ -159,23 +161,32 @@ pub(crate) fn check(cx: &Context) -> CheckResult {
             continue;
         }
         let path = facts.dockerfile.as_str();
-        match read_text(&cx.repo.path(path)) {
-            FileText::Missing => check.fail(
-                At::file(path),
-                "does not exist",
-                "write the multi-stage Dockerfile fly.toml names",
-            ),
+        let text = match read_text(&cx.repo.path(path)) {
+            FileText::Missing => {
+                check.fail(
+                    At::file(path),
+                    "does not exist",
+                    "write the multi-stage Dockerfile fly.toml names",
+                );
+                None
+            }
             FileText::Unreadable(why) => {
-                check.fail(At::file(path), why, "replace it with a text Dockerfile")
+                check.fail(At::file(path), why, "replace it with a text Dockerfile");
+                None
             }
             FileText::Text(text) => {
-                check_instructions(&mut check, path, &text, facts.internal_port)
+                check_instructions(&mut check, path, &text, facts.internal_port);
+                Some(text)
             }
-        }
+        };
         let context_dir = std::path::Path::new(&fly_path)
             .parent()
             .unwrap_or(std::path::Path::new(""));
-        super::dockerignore::check(cx, &mut check, path, context_dir);
+        let ignore = super::dockerignore::check(cx, &mut check, path, context_dir);
+        if let Some(text) = text {
+            let ignore = ignore.as_ref();
+            super::dockerfile_context::check(cx, &mut check, path, &text, context_dir, ignore);
+        }
     }
     check.finish()
 }

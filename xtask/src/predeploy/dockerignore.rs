@@ -6,13 +6,14 @@ use super::outcome::{At, Check};
 use super::text::{FileText, read_text};
 
 /// Checks the ignore file that applies to `dockerfile` (`<Dockerfile>.dockerignore` first, as
-/// BuildKit does, else the context's `.dockerignore`).
+/// BuildKit does, else the context's `.dockerignore`). Returns its path and patterns, for the
+/// checks of what the Dockerfile copies (none when it is missing or unreadable).
 pub(crate) fn check(
     cx: &Context,
     check: &mut Check,
     dockerfile: &str,
     context_dir: &std::path::Path,
-) {
+) -> Option<(String, Vec<String>)> {
     let specific = format!("{dockerfile}.dockerignore");
     let general = context_dir
         .join(".dockerignore")
@@ -31,11 +32,11 @@ pub(crate) fn check(
                 "does not exist: target/, .git and the env files would be sent to the builder",
                 "create .dockerignore with target/, .git and env/",
             );
-            return;
+            return None;
         }
         FileText::Unreadable(why) => {
             check.fail(At::file(&path), why, "replace it with a text file");
-            return;
+            return None;
         }
     };
     let patterns: Vec<&str> = text
@@ -69,13 +70,20 @@ pub(crate) fn check(
             format!("add lines to {path}: target/, .git, env/"),
         );
     }
+    let patterns = patterns.into_iter().map(str::to_string).collect();
+    Some((path, patterns))
 }
 
 /// Whether `.dockerignore` patterns exclude `path` (or a directory above it). The last
 /// matching pattern wins; `!` re-includes.
 pub(crate) fn excluded(patterns: &[&str], path: &str) -> bool {
+    excluded_by(patterns, path).is_some()
+}
+
+/// The pattern that excludes `path` (the last one matching, unless a later `!` re-includes).
+pub(crate) fn excluded_by<'a>(patterns: &[&'a str], path: &str) -> Option<&'a str> {
     let parts: Vec<&str> = path.split('/').collect();
-    let mut result = false;
+    let mut result = None;
     for raw in patterns {
         let (negate, pattern) = match raw.strip_prefix('!') {
             Some(rest) => (true, rest.trim()),
@@ -87,7 +95,7 @@ pub(crate) fn excluded(patterns: &[&str], path: &str) -> bool {
             .trim_end_matches('/');
         let segments: Vec<&str> = pattern.split('/').collect();
         if (1..=parts.len()).any(|n| glob_segments(&segments, &parts[..n])) {
-            result = !negate;
+            result = (!negate).then_some(*raw);
         }
     }
     result
