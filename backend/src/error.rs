@@ -6,7 +6,22 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+/// The error body every non-2xx JSON answer carries, as the OpenAPI document describes it
+/// ([`ApiError::body`] writes it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable machine-readable code, e.g. `date_overlap` or `validation_failed`.
+    pub error: String,
+    /// A sentence for humans.
+    pub detail: String,
+    /// The request field at fault (validation errors only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
 
 /// An error the API answers with.
 #[derive(Debug, thiserror::Error)]

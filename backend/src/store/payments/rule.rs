@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{PaymentOutcome, ReportedPayment};
+use super::outcome::{PaymentOutcome, ReportedPayment};
 use crate::mercadopago::CURRENCY;
 use crate::store::reservations::{CONFIRMED, EXPIRED, PRE_RESERVED};
 
