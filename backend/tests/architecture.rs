@@ -465,6 +465,38 @@ fn the_backend_has_no_import_circle() {
     );
 }
 
+/// The layers below HTTP: what they may not import.
+const BELOW_HTTP: [(&str, &[&str]); 3] = [
+    ("store/", &["http/", "error.rs", "lib.rs"]),
+    ("db", &["http/", "error.rs", "store/", "lib.rs"]),
+    ("config", &["http/", "error.rs", "store/", "db", "lib.rs"]),
+];
+
+#[test]
+fn the_store_and_below_speak_no_http() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let graph = import_graph(&src);
+    let mut problems = Vec::new();
+    for (file, imports) in &graph {
+        for (layer, forbidden) in BELOW_HTTP {
+            if !file.starts_with(layer) {
+                continue;
+            }
+            for import in imports {
+                if forbidden.iter().any(|f| import.starts_with(f)) {
+                    problems.push(format!("{file} imports {import}"));
+                }
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "a lower layer imports a higher one (the store returns StoreError, which \
+         the HTTP layer maps to ApiError):\n{}",
+        problems.join("\n")
+    );
+}
+
 #[test]
 fn the_reader_sees_paths_in_code_only() {
     let source = r#"

@@ -9,7 +9,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use crate::db::{Db, WriteFailure, classify};
-use crate::error::ApiError;
+use crate::store::error::StoreError;
 use crate::with_pool;
 
 /// Status of a pre-reservation waiting for its deposit.
@@ -140,7 +140,7 @@ pub struct StoredAnswer {
 /// Inserts a pre-reservation under a fresh code, and with it, in the same transaction,
 /// the idempotent `answer` when there is one.
 ///
-/// The database decides overlaps: its refusal becomes [`ApiError::DateOverlap`]. A code
+/// The database decides overlaps: its refusal becomes [`StoreError::DateOverlap`]. A code
 /// that is already taken is retried with a new code, never reported as an overlap. Each
 /// attempt runs to completion in its own task, so a request cut off mid-way never leaves
 /// a transaction open on a pooled connection.
@@ -153,7 +153,7 @@ pub async fn insert(
     codes: &CodeGenerator,
     now: DateTime<Utc>,
     answer: Option<&StoredAnswer>,
-) -> Result<Option<Reservation>, ApiError> {
+) -> Result<Option<Reservation>, StoreError> {
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -163,7 +163,7 @@ pub async fn insert(
             Err(err) => err,
         };
         match classify(&err) {
-            WriteFailure::DateOverlap => return Err(ApiError::DateOverlap),
+            WriteFailure::DateOverlap => return Err(StoreError::DateOverlap),
             WriteFailure::UniqueViolation if attempt < MAX_ATTEMPTS => {
                 tracing::warn!(
                     attempt,
@@ -360,9 +360,9 @@ pub async fn find_by_code(db: &Db, code: &str) -> Result<Option<Reservation>, sq
 
 /// Confirms a pre-reservation that has not expired.
 ///
-/// 404 for an unknown code, 409 `expired` when its time ran out (even if the sweep has not
-/// marked it yet), 409 `invalid_state` otherwise.
-pub async fn confirm(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservation, ApiError> {
+/// [`StoreError::NotFound`] for an unknown code, [`StoreError::Expired`] when its time ran
+/// out (even if the sweep has not marked it yet), [`StoreError::InvalidState`] otherwise.
+pub async fn confirm(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservation, StoreError> {
     const SQL: &str = concat!(
         "UPDATE reservations SET status = 'confirmed', updated_at = $2 \
          WHERE code = $1 AND status = 'pre_reserved' AND expires_at > $2 RETURNING ",
@@ -381,16 +381,17 @@ pub async fn confirm(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservat
         PRE_RESERVED | EXPIRED => {
             // Expired by time; record it now rather than waiting for the sweep.
             expire_stale(db).await?;
-            Err(ApiError::Expired)
+            Err(StoreError::Expired)
         }
-        other => Err(ApiError::InvalidState(format!(
-            "a reservation in status {other} cannot be confirmed"
-        ))),
+        _ => Err(StoreError::InvalidState {
+            status: current.status,
+            action: "confirmed",
+        }),
     }
 }
 
 /// Cancels an active reservation, freeing its dates.
-pub async fn cancel(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservation, ApiError> {
+pub async fn cancel(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservation, StoreError> {
     const SQL: &str = concat!(
         "UPDATE reservations SET status = 'cancelled', updated_at = $2 \
          WHERE code = $1 AND status IN ('pre_reserved', 'confirmed') RETURNING ",
@@ -405,14 +406,14 @@ pub async fn cancel(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservati
     let current = find_by_code(db, code)
         .await?
         .ok_or_else(|| not_found(code))?;
-    Err(ApiError::InvalidState(format!(
-        "a reservation in status {} cannot be cancelled",
-        current.status
-    )))
+    Err(StoreError::InvalidState {
+        status: current.status,
+        action: "cancelled",
+    })
 }
 
-fn not_found(code: &str) -> ApiError {
-    ApiError::NotFound(format!("no reservation has the code {code}"))
+fn not_found(code: &str) -> StoreError {
+    StoreError::NotFound(code.to_owned())
 }
 
 /// Marks every pre-reservation past its `expires_at` as `expired`, freeing its dates.

@@ -17,7 +17,8 @@ use crate::http::extract::ApiJson;
 use crate::http::reservations::ReservationView;
 use crate::http::state::AppState;
 use crate::pricing;
-use crate::store::idempotency::{self, Claim};
+use crate::store::error::StoreError;
+use crate::store::idempotency::{self, KeyedOutcome, KeyedRequest};
 use crate::store::now;
 use crate::store::reservations::{self, NewReservation, Reservation, StoredAnswer};
 use crate::telemetry::channel_label;
@@ -26,8 +27,6 @@ use utoipa_axum::routes;
 
 /// The longest `Idempotency-Key` accepted.
 pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
-/// How long a retry waits for the first request holding its key to finish.
-const IN_PROGRESS_WAIT: Duration = Duration::from_secs(5);
 
 /// The pre-reserve route.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -93,11 +92,11 @@ async fn create(
             view.payment_url = payment_url;
             Ok(Some(view))
         }
-        Err(ApiError::DateOverlap) => {
+        Err(StoreError::DateOverlap) => {
             metrics::counter!("reservations_date_overlap_total").increment(1);
             Err(ApiError::DateOverlap)
         }
-        Err(err) => Err(err),
+        Err(err) => Err(err.into()),
     }
 }
 
@@ -167,77 +166,32 @@ pub async fn pre_reserve(
         })?;
         return Ok((StatusCode::CREATED, axum::Json(view)).into_response());
     };
-    let canonical = serde_json::to_string(&req)
+    let request_body = serde_json::to_string(&req)
         .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("serialising request")))?;
-    // A key nobody holds is claimed by the transaction that books, one commit in all. When
-    // the key is taken, or the booking is refused, the request goes the long way: claim (or
-    // wait for, or replay) the key, then store the refusal under it.
-    let first = StoredAnswer {
-        key: key.clone(),
-        status: StatusCode::CREATED.as_u16(),
+    let keyed = KeyedRequest {
+        key,
+        request_body,
+        created_status: StatusCode::CREATED.as_u16(),
         render: created_body,
-        claim: Some(canonical.clone()),
+        // A first request still unanswered after the request timeout was cut off.
+        abandoned_after: chrono::Duration::from_std(state.request_timeout + Duration::from_secs(5))
+            .unwrap_or(chrono::Duration::minutes(1)),
     };
-    let refused = match create(&state, req.clone(), Some(&first)).await {
-        Ok(Some(view)) => return Ok(json_response(StatusCode::CREATED, view_body(&view))),
-        Ok(None) => None,
-        // Nothing was stored: a retry tries again.
-        Err(err) if err.status().is_server_error() => return Err(err),
-        Err(err) => Some(err),
+    let book = |answer: StoredAnswer| {
+        let (state, req) = (&state, req.clone());
+        async move { create(state, req, Some(&answer)).await }
     };
-    let deadline = tokio::time::Instant::now() + IN_PROGRESS_WAIT;
-    // A first request still unanswered after the request timeout was cut off and never will.
-    let lease = chrono::Duration::from_std(state.request_timeout + Duration::from_secs(5))
-        .unwrap_or(chrono::Duration::minutes(1));
-    loop {
-        let now = now();
-        match idempotency::claim(&state.db, &key, &canonical, now, now - lease).await? {
-            Claim::Existing { request_body, .. } if request_body != canonical => {
-                return Err(ApiError::IdempotencyKeyReused);
-            }
-            Claim::Existing {
-                response: Some((status, body)),
-                ..
-            } => return Ok(replay(status, body)),
-            Claim::Existing { response: None, .. } => {
-                if tokio::time::Instant::now() >= deadline {
-                    return Err(ApiError::IdempotencyInProgress);
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            Claim::Acquired => break,
-        }
+    match idempotency::book_once(&state.db, &keyed, book, stored_answer).await? {
+        KeyedOutcome::Created(view) => Ok(json_response(StatusCode::CREATED, view_body(&view))),
+        KeyedOutcome::Replayed(status, body) => Ok(replay(status, body)),
     }
-    let answer = StoredAnswer {
-        key: key.clone(),
-        status: StatusCode::CREATED.as_u16(),
-        render: created_body,
-        claim: None,
-    };
-    let outcome = match refused {
-        Some(err) => Err(err),
-        None => create(&state, req, Some(&answer)).await,
-    };
-    let (status, body) = match outcome {
-        // Stored together with the reservation; the body is rendered the same way.
-        Ok(Some(view)) => return Ok(json_response(StatusCode::CREATED, view_body(&view))),
-        Ok(None) => {
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "a claimed idempotency key was reported taken"
-            )));
-        }
-        Err(err) if err.status().is_server_error() => {
-            // Not an answer worth replaying: let a retry try again.
-            if let Err(release_err) = idempotency::release(&state.db, &key).await {
-                tracing::warn!(error = %release_err, "could not release an idempotency key");
-            }
-            return Err(err);
-        }
-        Err(err) => (err.status(), err.body()),
-    };
-    let body = body.to_string();
-    idempotency::complete(&state.db, &key, status.as_u16(), &body).await?;
-    Ok(json_response(status, body))
+}
+
+/// What a refusal stores under its key: its status and body, unless it is a server error,
+/// which a retry should try again.
+fn stored_answer(err: &ApiError) -> Option<(u16, String)> {
+    let status = err.status();
+    (!status.is_server_error()).then(|| (status.as_u16(), err.body().to_string()))
 }
 
 /// The 201 body of a created reservation, as stored for replay.

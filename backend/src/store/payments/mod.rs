@@ -13,7 +13,7 @@ pub use self::outcome::{MERCADOPAGO, PaymentOutcome, ReportedPayment};
 use chrono::{DateTime, Utc};
 
 use self::rule::{Action, HeldReservation};
-use crate::error::ApiError;
+use crate::store::error::StoreError;
 use crate::with_pool;
 
 /// A stored payment, as tests and admins read it.
@@ -52,7 +52,7 @@ pub async fn record_payment(
     provider: &str,
     payment: &ReportedPayment,
     now: DateTime<Utc>,
-) -> Result<PaymentOutcome, ApiError> {
+) -> Result<PaymentOutcome, StoreError> {
     // The write comes first: it takes SQLite's write lock (no lock upgrade later) and, on
     // PostgreSQL, locks the payment row so that repeated notifications queue. RETURNING
     // gives the outcome stored before this notification ('received' for a new row).
