@@ -251,7 +251,7 @@ mod tests {
             (StoreError::Expired, 409, "expired", None),
             (
                 StoreError::InvalidState {
-                    status: "cancelled".into(),
+                    status: crate::store::status::ReservationStatus::Cancelled,
                     action: "confirmed",
                 },
                 409,

@@ -17,6 +17,7 @@ use crate::http::state::AppState;
 use crate::pricing::format_cents;
 use crate::store::now;
 use crate::store::reservations::{self, Reservation};
+use crate::store::status::ReservationStatus;
 
 /// The longest reservation code looked up; longer ones cannot exist.
 const MAX_CODE_LEN: usize = 64;
@@ -36,7 +37,8 @@ pub struct ReservationView {
     /// Public code.
     pub code: String,
     /// `pre_reserved`, `confirmed`, `cancelled` or `expired`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: ReservationStatus,
     /// The booked accommodation.
     pub accommodation_id: i64,
     /// First night.

@@ -2,6 +2,8 @@
 //! body in one place (`impl From<StoreError> for crate::error::ApiError`); the store knows
 //! nothing of HTTP.
 
+use crate::store::status::ReservationStatus;
+
 /// Why a store operation did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -19,7 +21,7 @@ pub enum StoreError {
     #[error("a reservation in status {status} cannot be {action}")]
     InvalidState {
         /// The status it is in.
-        status: String,
+        status: ReservationStatus,
         /// What was asked, as a past participle (`confirmed`, `cancelled`).
         action: &'static str,
     },

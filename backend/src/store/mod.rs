@@ -6,6 +6,7 @@ pub mod idempotency;
 pub mod messages;
 pub mod payments;
 pub mod reservations;
+pub mod status;
 
 pub use self::error::StoreError;
 

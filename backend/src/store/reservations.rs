@@ -1,5 +1,4 @@
-//! The `reservations` table and its state machine:
-//! `pre_reserved` → `confirmed` | `cancelled` | `expired`; `confirmed` → `cancelled`.
+//! The `reservations` table and its state machine ([`ReservationStatus`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,16 +9,8 @@ use serde::Serialize;
 
 use crate::db::{Db, WriteFailure, classify};
 use crate::store::error::StoreError;
+pub use crate::store::status::ReservationStatus;
 use crate::with_pool;
-
-/// Status of a pre-reservation waiting for its deposit.
-pub const PRE_RESERVED: &str = "pre_reserved";
-/// Status of a paid, confirmed stay.
-pub const CONFIRMED: &str = "confirmed";
-/// Status after an admin cancels.
-pub const CANCELLED: &str = "cancelled";
-/// Status of a pre-reservation that outlived its time to live.
-pub const EXPIRED: &str = "expired";
 
 /// A stored reservation.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -44,8 +35,8 @@ pub struct Reservation {
     pub contact_phone: String,
     /// Guest email, if given.
     pub contact_email: Option<String>,
-    /// One of the status constants in this module.
-    pub status: String,
+    /// Where it is in its life.
+    pub status: ReservationStatus,
     /// Total price in cents.
     pub total_price_cents: i64,
     /// Deposit in cents.
@@ -93,7 +84,8 @@ pub struct Booking {
     /// Departure day.
     pub check_out: NaiveDate,
     /// `pre_reserved` or `confirmed`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: ReservationStatus,
 }
 
 /// Makes reservation codes. Swappable so tests can force a collision.
@@ -295,7 +287,7 @@ async fn insert_once(
                         contact_name: new.contact_name.clone(),
                         contact_phone: new.contact_phone.clone(),
                         contact_email: new.contact_email.clone(),
-                        status: PRE_RESERVED.to_owned(),
+                        status: ReservationStatus::PreReserved,
                         total_price_cents: new.total_price_cents,
                         deposit_cents: new.deposit_cents,
                         expires_at: new.expires_at,
@@ -377,8 +369,8 @@ pub async fn confirm(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservat
     let current = find_by_code(db, code)
         .await?
         .ok_or_else(|| not_found(code))?;
-    match current.status.as_str() {
-        PRE_RESERVED | EXPIRED => {
+    match current.status {
+        ReservationStatus::PreReserved | ReservationStatus::Expired => {
             // Expired by time; record it now rather than waiting for the sweep.
             expire_stale(db).await?;
             Err(StoreError::Expired)
