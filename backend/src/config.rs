@@ -11,6 +11,7 @@ pub mod error;
 pub mod horizon;
 pub mod integrations;
 pub mod limits;
+pub mod lookup;
 pub mod secret;
 
 pub use self::database::{DatabaseUrl, redact_url};
@@ -20,6 +21,8 @@ pub use self::horizon::BookingHorizon;
 pub use self::integrations::IntegrationsConfig;
 pub use self::limits::ConnectionLimits;
 pub use self::secret::Secret;
+
+use self::lookup::parse_number;
 
 /// Everything the service reads from its environment.
 #[derive(Clone, Debug)]
@@ -95,30 +98,7 @@ impl Config {
             None => IpAddr::from([0, 0, 0, 0]),
         };
         let port = parse_number::<u16>(&get, "PORT", 8080, "must be a port number 0-65535")?;
-        let jwt_secret = match get("JWT_SECRET") {
-            Some(s) if s.len() < MIN_JWT_SECRET_LEN => {
-                return Err(ConfigError::invalid(
-                    "JWT_SECRET",
-                    format!("is too short: use at least {MIN_JWT_SECRET_LEN} random characters"),
-                ));
-            }
-            Some(s) => Some(Secret::new(s)),
-            None => None,
-        };
-        let admin_emails = get("ADMIN_ALLOWED_EMAILS")
-            .map(|list| {
-                list.split(',')
-                    .map(|e| e.trim().to_ascii_lowercase())
-                    .filter(|e| !e.is_empty())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        if let Some(bad) = admin_emails.iter().position(|e| !e.contains('@')) {
-            return Err(ConfigError::invalid(
-                "ADMIN_ALLOWED_EMAILS",
-                format!("entry {} is not an email address", bad + 1),
-            ));
-        }
+        let (jwt_secret, admin_emails) = admin_settings(&get)?;
         let pre_reservation_ttl_minutes = parse_number::<u32>(
             &get,
             "PRE_RESERVATION_TTL_MINUTES",
@@ -167,60 +147,12 @@ impl Config {
             1000,
             "must be a whole number of milliseconds",
         )?;
-        let horizon_days = |var: &'static str, default: u32| {
-            parse_number::<u32>(&get, var, default, "must be a whole number of days").and_then(
-                |days| match days {
-                    1..=BookingHorizon::MAX_DAYS => Ok(days),
-                    _ => Err(ConfigError::invalid(
-                        var,
-                        format!("must be 1 to {} days", BookingHorizon::MAX_DAYS),
-                    )),
-                },
-            )
-        };
-        let horizon = BookingHorizon {
-            future_days: horizon_days("BOOKING_HORIZON_DAYS", 730)?,
-            past_days: horizon_days("AVAILABILITY_PAST_DAYS", 365)?,
-        };
-        let millis = |var: &'static str, default: u64| {
-            parse_number::<u64>(&get, var, default, "must be a whole number of milliseconds")
-                .and_then(|ms| match ms {
-                    1..=3_600_000 => Ok(Duration::from_millis(ms)),
-                    _ => Err(ConfigError::invalid(
-                        var,
-                        "must be 1 to 3600000 milliseconds",
-                    )),
-                })
-        };
-        let database_lock_timeout = millis("DATABASE_LOCK_TIMEOUT_MS", 3_000)?;
-        let database_statement_timeout = millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?;
+        let horizon = BookingHorizon::from_lookup(&get)?;
+        let database_lock_timeout = millis(&get, "DATABASE_LOCK_TIMEOUT_MS", 3_000)?;
+        let database_statement_timeout = millis(&get, "DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?;
         let database_idle_in_transaction_timeout =
-            millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000)?;
-        let seconds = |var: &'static str, default: u64| {
-            parse_number::<u64>(&get, var, default, "must be a whole number of seconds").and_then(
-                |secs| match secs {
-                    1..=86_400 => Ok(Duration::from_secs(secs)),
-                    _ => Err(ConfigError::invalid(var, "must be 1 to 86400 seconds")),
-                },
-            )
-        };
-        let max_connections = parse_number::<usize>(
-            &get,
-            "HTTP_MAX_CONNECTIONS",
-            1024,
-            "must be a whole number of connections",
-        )?;
-        if max_connections == 0 {
-            return Err(ConfigError::invalid(
-                "HTTP_MAX_CONNECTIONS",
-                "must be at least 1",
-            ));
-        }
-        let http_limits = ConnectionLimits {
-            header_read_timeout: seconds("HTTP_HEADER_READ_TIMEOUT_SECONDS", 10)?,
-            idle_timeout: seconds("HTTP_IDLE_TIMEOUT_SECONDS", 60)?,
-            max_connections,
-        };
+            millis(&get, "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000)?;
+        let http_limits = ConnectionLimits::from_lookup(&get)?;
         Ok(Self {
             database_url,
             database_url_defaulted,
@@ -254,19 +186,53 @@ impl Config {
     }
 }
 
-fn parse_number<T: std::str::FromStr>(
+/// `JWT_SECRET` (at least [`MIN_JWT_SECRET_LEN`] bytes) and `ADMIN_ALLOWED_EMAILS`
+/// (comma-separated, trimmed and lowercased).
+fn admin_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<(Option<Secret>, Vec<String>), ConfigError> {
+    let jwt_secret = match get("JWT_SECRET") {
+        Some(s) if s.len() < MIN_JWT_SECRET_LEN => {
+            return Err(ConfigError::invalid(
+                "JWT_SECRET",
+                format!("is too short: use at least {MIN_JWT_SECRET_LEN} random characters"),
+            ));
+        }
+        Some(s) => Some(Secret::new(s)),
+        None => None,
+    };
+    let admin_emails = get("ADMIN_ALLOWED_EMAILS")
+        .map(|list| {
+            list.split(',')
+                .map(|e| e.trim().to_ascii_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if let Some(bad) = admin_emails.iter().position(|e| !e.contains('@')) {
+        return Err(ConfigError::invalid(
+            "ADMIN_ALLOWED_EMAILS",
+            format!("entry {} is not an email address", bad + 1),
+        ));
+    }
+    Ok((jwt_secret, admin_emails))
+}
+
+/// A timeout in milliseconds, 1 ms to an hour.
+fn millis(
     get: &impl Fn(&str) -> Option<String>,
     var: &'static str,
-    default: T,
-    rule: &str,
-) -> Result<T, ConfigError> {
-    match get(var) {
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError::invalid(var, rule)),
-        None => Ok(default),
-    }
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    parse_number::<u64>(get, var, default, "must be a whole number of milliseconds").and_then(
+        |ms| match ms {
+            1..=3_600_000 => Ok(Duration::from_millis(ms)),
+            _ => Err(ConfigError::invalid(
+                var,
+                "must be 1 to 3600000 milliseconds",
+            )),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -221,10 +221,104 @@ const INSERT_LOCKED_CLAIMING: &str = concat!(
     columns!()
 );
 
+/// The 13 insert parameters of every insert statement, bound in order on either database.
+macro_rules! bound {
+    ($sql:expr, $code:expr, $new:expr, $now:expr) => {
+        sqlx::query_as::<_, Reservation>($sql)
+            .bind($code)
+            .bind($new.accommodation_id)
+            .bind($new.check_in)
+            .bind($new.check_out)
+            .bind($new.guests)
+            .bind(&$new.channel)
+            .bind(&$new.contact_name)
+            .bind(&$new.contact_phone)
+            .bind(&$new.contact_email)
+            .bind($new.total_price_cents)
+            .bind($new.deposit_cents)
+            .bind($new.expires_at)
+            .bind($now)
+    };
+}
+
 /// One insert attempt: one statement on PostgreSQL, one transaction on SQLite. `None`
 /// when a claiming answer found its key taken.
 async fn insert_once(
     db: Db,
+    new: NewReservation,
+    code: String,
+    now: DateTime<Utc>,
+    answer: Option<StoredAnswer>,
+) -> Result<Option<Reservation>, sqlx::Error> {
+    match &db {
+        Db::Postgres(pg) => insert_postgres(pg, &new, &code, now, answer.as_ref()).await,
+        // SQLite serialises writers itself; the answer goes in the same transaction.
+        Db::Sqlite(pool) => insert_sqlite(pool, new, code, now, answer).await,
+    }
+}
+
+/// The PostgreSQL attempt: one statement on a warm connection (no ping when it goes back;
+/// see `db::warm`).
+///
+/// Concurrent inserts that collide on the exclusion constraint wait on each other's index
+/// entries and deadlock under load (1000 at once gave hundreds of deadlocks and 503s). The
+/// per-accommodation advisory lock makes them queue instead; the constraint still decides
+/// the overlap.
+async fn insert_postgres(
+    pg: &crate::db::Pg,
+    new: &NewReservation,
+    code: &str,
+    now: DateTime<Utc>,
+    answer: Option<&StoredAnswer>,
+) -> Result<Option<Reservation>, sqlx::Error> {
+    let mut lease = pg.warm().lease().await?;
+    let outcome = match answer {
+        None => bound!(INSERT_LOCKED, code, new, now)
+            .fetch_one(lease.conn())
+            .await
+            .map(Some),
+        Some(answer) => {
+            // The answer is rendered from the row about to be inserted: every column it
+            // shows is known before the insert.
+            let expected = Reservation {
+                id: 0,
+                code: code.to_owned(),
+                accommodation_id: new.accommodation_id,
+                check_in: new.check_in,
+                check_out: new.check_out,
+                guests: new.guests,
+                channel: new.channel.clone(),
+                contact_name: new.contact_name.clone(),
+                contact_phone: new.contact_phone.clone(),
+                contact_email: new.contact_email.clone(),
+                status: ReservationStatus::PreReserved,
+                total_price_cents: new.total_price_cents,
+                deposit_cents: new.deposit_cents,
+                expires_at: new.expires_at,
+                created_at: now,
+                updated_at: now,
+            };
+            let sql = match answer.claim {
+                Some(_) => INSERT_LOCKED_CLAIMING,
+                None => INSERT_LOCKED_ANSWERED,
+            };
+            let query = bound!(sql, code, new, now)
+                .bind(i32::from(answer.status))
+                .bind((answer.render)(&expected))
+                .bind(&answer.key);
+            match &answer.claim {
+                Some(request_body) => query.bind(request_body).fetch_optional(lease.conn()).await,
+                None => query.fetch_one(lease.conn()).await.map(Some),
+            }
+        }
+    };
+    lease.finish(&outcome);
+    outcome
+}
+
+/// The SQLite attempt: the insert, then the answer, in one transaction.
+async fn insert_sqlite(
+    pool: &sqlx::SqlitePool,
     new: NewReservation,
     code: String,
     now: DateTime<Utc>,
@@ -241,105 +335,29 @@ async fn insert_once(
     const CLAIM_ANSWERED: &str = "INSERT INTO idempotency_keys \
                                   (key, response_status, response_body, request_body, created_at) \
                                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING";
-    // One list of the 13 insert parameters for every statement and both databases.
-    macro_rules! bound {
-        ($sql:expr) => {
-            sqlx::query_as::<_, Reservation>($sql)
-                .bind(&code)
-                .bind(new.accommodation_id)
-                .bind(new.check_in)
-                .bind(new.check_out)
-                .bind(new.guests)
-                .bind(&new.channel)
-                .bind(&new.contact_name)
-                .bind(&new.contact_phone)
-                .bind(&new.contact_email)
-                .bind(new.total_price_cents)
-                .bind(new.deposit_cents)
-                .bind(new.expires_at)
-                .bind(now)
-        };
-    }
-    match &db {
-        // Concurrent inserts that collide on the exclusion constraint wait on each other's
-        // index entries and deadlock under load (1000 at once gave hundreds of deadlocks and
-        // 503s). The per-accommodation advisory lock makes them queue instead; the constraint
-        // still decides the overlap.
-        // One statement on a warm connection: no ping when it goes back (see `db::warm`).
-        Db::Postgres(pg) => {
-            let mut lease = pg.warm().lease().await?;
-            let outcome = match &answer {
-                None => bound!(INSERT_LOCKED)
-                    .fetch_one(lease.conn())
-                    .await
-                    .map(Some),
-                Some(answer) => {
-                    // The answer is rendered from the row about to be inserted: every column it
-                    // shows is known before the insert.
-                    let expected = Reservation {
-                        id: 0,
-                        code: code.clone(),
-                        accommodation_id: new.accommodation_id,
-                        check_in: new.check_in,
-                        check_out: new.check_out,
-                        guests: new.guests,
-                        channel: new.channel.clone(),
-                        contact_name: new.contact_name.clone(),
-                        contact_phone: new.contact_phone.clone(),
-                        contact_email: new.contact_email.clone(),
-                        status: ReservationStatus::PreReserved,
-                        total_price_cents: new.total_price_cents,
-                        deposit_cents: new.deposit_cents,
-                        expires_at: new.expires_at,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    let query = bound!(match answer.claim {
-                        Some(_) => INSERT_LOCKED_CLAIMING,
-                        None => INSERT_LOCKED_ANSWERED,
-                    })
-                    .bind(i32::from(answer.status))
-                    .bind((answer.render)(&expected))
-                    .bind(&answer.key);
-                    match &answer.claim {
-                        Some(request_body) => {
-                            query.bind(request_body).fetch_optional(lease.conn()).await
-                        }
-                        None => query.fetch_one(lease.conn()).await.map(Some),
-                    }
-                }
-            };
-            lease.finish(&outcome);
-            outcome
+    crate::db::transaction(pool, move |mut tx| async move {
+        let reservation = bound!(SQL, &code, new, now).fetch_one(&mut *tx).await?;
+        if let Some(answer) = &answer {
+            let query = sqlx::query(answer.claim.as_ref().map_or(ANSWER, |_| CLAIM_ANSWERED))
+                .bind(&answer.key)
+                .bind(i32::from(answer.status))
+                .bind((answer.render)(&reservation));
+            let written = match &answer.claim {
+                Some(request_body) => query.bind(request_body).bind(now),
+                None => query,
+            }
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if written == 0 && answer.claim.is_some() {
+                // The key is taken: dropping the transaction takes the booking back.
+                return Ok(None);
+            }
         }
-        // SQLite serialises writers itself; the answer goes in the same transaction.
-        Db::Sqlite(pool) => {
-            crate::db::transaction(pool, move |mut tx| async move {
-                let reservation = bound!(SQL).fetch_one(&mut *tx).await?;
-                if let Some(answer) = &answer {
-                    let query =
-                        sqlx::query(answer.claim.as_ref().map_or(ANSWER, |_| CLAIM_ANSWERED))
-                            .bind(&answer.key)
-                            .bind(i32::from(answer.status))
-                            .bind((answer.render)(&reservation));
-                    let written = match &answer.claim {
-                        Some(request_body) => query.bind(request_body).bind(now),
-                        None => query,
-                    }
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if written == 0 && answer.claim.is_some() {
-                        // The key is taken: dropping the transaction takes the booking back.
-                        return Ok(None);
-                    }
-                }
-                tx.commit().await?;
-                Ok(Some(reservation))
-            })
-            .await
-        }
-    }
+        tx.commit().await?;
+        Ok(Some(reservation))
+    })
+    .await
 }
 
 /// The reservation with this code.

@@ -1,16 +1,21 @@
 //! `POST /api/v1/reservations/pre-reserve`: validate, price, insert, with optional
 //! `Idempotency-Key` replay.
 
+pub mod replay;
 pub mod validate;
 
+pub use self::replay::MAX_IDEMPOTENCY_KEY_LEN;
 pub use self::validate::{MAX_NIGHTS, PreReserveRequest, reject_control_characters, validate};
 
 use std::time::Duration;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use self::replay::{
+    created_body, idempotency_key, json_response, replay, stored_answer, view_body,
+};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::http::extract::ApiJson;
@@ -20,13 +25,10 @@ use crate::pricing;
 use crate::store::error::StoreError;
 use crate::store::idempotency::{self, KeyedOutcome, KeyedRequest};
 use crate::store::now;
-use crate::store::reservations::{self, NewReservation, Reservation, StoredAnswer};
+use crate::store::reservations::{self, NewReservation, StoredAnswer};
 use crate::telemetry::channel_label;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
-
-/// The longest `Idempotency-Key` accepted.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 
 /// The pre-reserve route.
 pub fn router() -> OpenApiRouter<AppState> {
@@ -185,61 +187,4 @@ pub async fn pre_reserve(
         KeyedOutcome::Created(view) => Ok(json_response(StatusCode::CREATED, view_body(&view))),
         KeyedOutcome::Replayed(status, body) => Ok(replay(status, body)),
     }
-}
-
-/// What a refusal stores under its key: its status and body, unless it is a server error,
-/// which a retry should try again.
-fn stored_answer(err: &ApiError) -> Option<(u16, String)> {
-    let status = err.status();
-    (!status.is_server_error()).then(|| (status.as_u16(), err.body().to_string()))
-}
-
-/// The 201 body of a created reservation, as stored for replay.
-fn created_body(reservation: &Reservation) -> String {
-    view_body(&ReservationView::from(reservation.clone()))
-}
-
-fn view_body(view: &ReservationView) -> String {
-    serde_json::json!(view).to_string()
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Ok(None);
-    };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY_LEN)
-        .ok_or_else(|| {
-            ApiError::validation(
-                "Idempotency-Key",
-                format!(
-                    "Idempotency-Key must be 1-{MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"
-                ),
-            )
-        })?;
-    Ok(Some(key.to_owned()))
-}
-
-fn json_response(status: StatusCode, body: String) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
-}
-
-fn replay(status: u16, body: String) -> Response {
-    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    let mut response = json_response(status, body);
-    response
-        .headers_mut()
-        .insert("idempotent-replayed", HeaderValue::from_static("true"));
-    response
 }
