@@ -461,7 +461,7 @@ fn the_backend_has_no_import_circle() {
     assert!(
         found.is_empty(),
         "the backend's modules import each other in a circle; move the shared type into the \
-         lower module (see docs/architecture.md, \"Layers\"):\n{text}"
+         lower module (docs/architecture.md: \"Layers import one way\"):\n{text}"
     );
 }
 
