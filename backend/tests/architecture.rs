@@ -18,14 +18,23 @@ enum Token {
     Punct(char),
 }
 
-/// Tokens of `source` with comments, strings and character literals left out.
-fn tokens(source: &str) -> Vec<Token> {
+/// `source` with comments, strings and character literals blanked out (line breaks kept,
+/// so line numbers still hold).
+fn code_only(source: &str) -> Vec<char> {
     let chars: Vec<char> = source.chars().collect();
-    let mut out = Vec::new();
+    let mut out = chars.clone();
+    let blank = |out: &mut Vec<char>, from: usize, to: usize| {
+        for c in &mut out[from..to.min(chars.len())] {
+            if *c != '\n' {
+                *c = ' ';
+            }
+        }
+    };
     let mut i = 0;
     while i < chars.len() {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
+        let start = i;
         if c == '/' && next == Some('/') {
             while i < chars.len() && chars[i] != '\n' {
                 i += 1;
@@ -48,19 +57,43 @@ fn tokens(source: &str) -> Vec<Token> {
             }
         } else if c == 'r' && (next == Some('#') || next == Some('"')) && raw_string_at(&chars, i) {
             i = skip_raw_string(&chars, i + 1);
-        } else if c == 'b' && next == Some('"') {
+        } else if c == 'b' && next == Some('"') && (i == 0 || !chars[i - 1].is_alphanumeric()) {
             i = skip_string(&chars, i + 1);
         } else if c == '"' {
             i = skip_string(&chars, i);
         } else if c == '\'' {
             i = skip_quote(&chars, i);
-        } else if c.is_alphabetic() || c == '_' {
+            if i == start + 1 {
+                // A lifetime: only its quote goes.
+                out[start] = ' ';
+            }
+            if i > start + 1 {
+                blank(&mut out, start, i);
+            }
+            continue;
+        } else {
+            i += 1;
+            continue;
+        }
+        blank(&mut out, start, i);
+    }
+    out
+}
+
+/// Tokens of `source` with comments, strings and character literals left out.
+fn tokens(source: &str) -> Vec<Token> {
+    let chars = code_only(source);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        if c.is_alphabetic() || c == '_' {
             let start = i;
             while i < chars.len() && (chars[i].is_alphanumeric() || chars[i] == '_') {
                 i += 1;
             }
             out.push(Token::Ident(chars[start..i].iter().collect()));
-        } else if c == ':' && next == Some(':') {
+        } else if c == ':' && chars.get(i + 1) == Some(&':') {
             out.push(Token::PathSep);
             i += 2;
         } else {
@@ -71,6 +104,54 @@ fn tokens(source: &str) -> Vec<Token> {
         }
     }
     out
+}
+
+/// Every function with a body in `source`: its name, first line and length in lines.
+fn function_lengths(source: &str) -> Vec<(String, usize, usize)> {
+    let chars = code_only(source);
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    let line_of = |at: usize| chars[..at].iter().filter(|c| **c == '\n').count() + 1;
+    let mut found = Vec::new();
+    let mut i = 0;
+    while i + 2 < chars.len() {
+        let keyword = chars[i] == 'f'
+            && chars[i + 1] == 'n'
+            && chars[i + 2].is_whitespace()
+            && (i == 0 || !is_ident(chars[i - 1]));
+        if !keyword {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 2;
+        while j < chars.len() && chars[j].is_whitespace() {
+            j += 1;
+        }
+        let name: String = chars[j..].iter().take_while(|c| is_ident(**c)).collect();
+        while j < chars.len() && chars[j] != '{' && chars[j] != ';' {
+            j += 1;
+        }
+        if j < chars.len() && chars[j] == '{' {
+            let mut depth = 0;
+            let mut end = j;
+            while end < chars.len() {
+                match chars[end] {
+                    '{' => depth += 1,
+                    '}' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    }
+                    _ => {}
+                }
+                end += 1;
+            }
+            let first = line_of(i);
+            found.push((name, first, line_of(end.min(chars.len() - 1)) - first + 1));
+        }
+        i = j.max(i + 1);
+    }
+    found
 }
 
 fn raw_string_at(chars: &[char], at: usize) -> bool {
@@ -465,6 +546,31 @@ fn the_backend_has_no_import_circle() {
     );
 }
 
+/// The longest function allowed in `src/`, in lines: past it, a function does several things.
+const MAX_FUNCTION_LINES: usize = 100;
+
+#[test]
+fn no_function_is_longer_than_a_hundred_lines() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    source_files(&src, &mut files);
+    let mut long = Vec::new();
+    for file in &files {
+        let source = std::fs::read_to_string(file).unwrap();
+        for (name, line, length) in function_lengths(&source) {
+            if length > MAX_FUNCTION_LINES {
+                let place = file.strip_prefix(&src).unwrap().display();
+                long.push(format!("{place}:{line} fn {name}: {length} lines"));
+            }
+        }
+    }
+    assert!(
+        long.is_empty(),
+        "split these functions (at most {MAX_FUNCTION_LINES} lines each):\n{}",
+        long.join("\n")
+    );
+}
+
 /// The layers below HTTP: what they may not import.
 const BELOW_HTTP: [(&str, &[&str]); 3] = [
     ("store/", &["http/", "error.rs", "lib.rs"]),
@@ -519,6 +625,15 @@ fn the_reader_sees_paths_in_code_only() {
             "super::rate_limit",
             "crate::error::ApiError::Expired",
         ]
+    );
+}
+
+#[test]
+fn function_lengths_count_lines_of_code_bodies() {
+    let source = "fn short() { let s = \"}\"; }\n\nfn long<'a>(x: &'a str) {\n    // }\n    let c = '}';\n}\nfn declared();\n";
+    assert_eq!(
+        function_lengths(source),
+        [("short".to_owned(), 1, 1), ("long".to_owned(), 3, 4)]
     );
 }
 
