@@ -265,6 +265,23 @@ pub fn admin_token() -> String {
     token(ADMIN_EMAIL, 3600, JWT_SECRET)
 }
 
+/// The value of one Prometheus sample line on the app's `/metrics`, e.g.
+/// `name{outcome="confirmed"}`.
+pub async fn metric(app: &TestApp, sample: &str) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {sample} in /metrics"))
+}
+
 /// A test that cannot run here (`why`: a tool or a server it needs is missing) says so
 /// loudly and returns; under `CI`, where everything must run, it fails instead.
 pub fn skip_or_fail_in_ci(test: &str, why: &str) {
