@@ -5,13 +5,9 @@
 //!
 //! Without `JWT_SECRET` the admin routes are disabled and answer 401 to every request.
 
-use axum::extract::FromRequestParts;
-use axum::http::header::AUTHORIZATION;
-use axum::http::request::Parts;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, decode};
 use serde::Deserialize;
 
-use crate::AppState;
 use crate::config::Secret;
 use crate::error::ApiError;
 
@@ -95,25 +91,5 @@ impl AdminAuth {
         } else {
             Err(ApiError::Forbidden)
         }
-    }
-}
-
-/// An authenticated admin, extracted from the request.
-#[derive(Debug)]
-pub struct Admin {
-    /// The admin's email (lowercased), for audit logs.
-    pub email: String,
-}
-
-impl FromRequestParts<AppState> for Admin {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let email = state.auth.verify(header)?;
-        Ok(Self { email })
     }
 }

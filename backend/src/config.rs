@@ -2,124 +2,27 @@
 //!
 //! Error messages name the variable and the rule it broke, never its value.
 
-use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
 
-/// A secret string whose `Debug` and `Display` print `****`.
-#[derive(Clone)]
-pub struct Secret(String);
+pub mod database;
+pub mod edge;
+pub mod error;
+pub mod horizon;
+pub mod integrations;
+pub mod limits;
+pub mod lookup;
+pub mod secret;
 
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
+pub use self::database::{DatabaseUrl, redact_url};
+pub use self::edge::EdgeConfig;
+pub use self::error::ConfigError;
+pub use self::horizon::BookingHorizon;
+pub use self::integrations::IntegrationsConfig;
+pub use self::limits::ConnectionLimits;
+pub use self::secret::Secret;
 
-    /// The secret itself; call only where the value is consumed (a key, a connection).
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(****)")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("****")
-    }
-}
-
-/// Where the data lives. The URL may hold a password, so it is kept as a [`Secret`].
-#[derive(Clone, Debug)]
-pub enum DatabaseUrl {
-    /// `postgres://` or `postgresql://`.
-    Postgres(Secret),
-    /// `sqlite:` (a file path, or `:memory:`).
-    Sqlite(Secret),
-}
-
-impl DatabaseUrl {
-    /// The embedded default used when `DATABASE_URL` is unset.
-    pub const DEFAULT_SQLITE: &'static str = "sqlite:cabanas.db?mode=rwc";
-
-    /// Parses a URL, accepting the schemes Fly and local setups hand out.
-    pub fn parse(url: &str) -> Result<Self, ConfigError> {
-        let url = url.trim();
-        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Ok(Self::Postgres(Secret::new(url)))
-        } else if url.starts_with("sqlite:") {
-            Ok(Self::Sqlite(Secret::new(url)))
-        } else {
-            Err(ConfigError::invalid(
-                "DATABASE_URL",
-                "must start with postgres://, postgresql:// or sqlite:",
-            ))
-        }
-    }
-
-    /// The URL itself, for connecting.
-    pub fn expose(&self) -> &str {
-        match self {
-            Self::Postgres(url) | Self::Sqlite(url) => url.expose(),
-        }
-    }
-
-    /// The URL with its password and query string masked, safe to log:
-    /// `postgresql://app:****@host/db`. SQLite URLs (a file path) are shown as they are.
-    pub fn redacted(&self) -> String {
-        match self {
-            Self::Postgres(url) => redact_url(url.expose()),
-            Self::Sqlite(url) => url.expose().to_owned(),
-        }
-    }
-}
-
-/// Masks the password of `scheme://user:password@host/...` and drops any query string.
-///
-/// The userinfo ends at the *last* `@`: a password may hold `/`, `?`, `#` or `@`, and
-/// splitting at the first of those would print the rest of it.
-pub fn redact_url(url: &str) -> String {
-    fn without_query(text: &str) -> String {
-        match text.split_once('?') {
-            Some((base, _)) => format!("{base}?****"),
-            None => text.to_string(),
-        }
-    }
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return without_query(url);
-    };
-    match rest.rsplit_once('@') {
-        Some((userinfo, host_and_path)) => {
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{scheme}://{user}:****@{}", without_query(host_and_path))
-        }
-        None => format!("{scheme}://{}", without_query(rest)),
-    }
-}
-
-/// A configuration problem, naming the variable and the rule, never the value.
-#[derive(Debug, thiserror::Error)]
-#[error("{var} {reason}")]
-pub struct ConfigError {
-    /// The environment variable at fault.
-    pub var: &'static str,
-    /// What is wrong with it.
-    pub reason: String,
-}
-
-impl ConfigError {
-    fn invalid(var: &'static str, reason: impl Into<String>) -> Self {
-        Self {
-            var,
-            reason: reason.into(),
-        }
-    }
-}
+use self::lookup::parse_number;
 
 /// Everything the service reads from its environment.
 #[derive(Clone, Debug)]
@@ -152,9 +55,9 @@ pub struct Config {
     /// or directly in the database may take to show (0: read every time).
     pub accommodations_cache: Duration,
     /// `RATE_LIMIT_PER_MINUTE` and `ALLOWED_ORIGINS`.
-    pub edge: crate::http::edge::EdgeConfig,
+    pub edge: EdgeConfig,
     /// MercadoPago and WhatsApp settings (all optional).
-    pub integrations: crate::integrations::IntegrationsConfig,
+    pub integrations: IntegrationsConfig,
     /// `BOOKING_HORIZON_DAYS` (default 730) and `AVAILABILITY_PAST_DAYS` (default 365).
     pub horizon: BookingHorizon,
     /// `DATABASE_LOCK_TIMEOUT_MS`, default 3000: how long a write waits for a lock (SQLite's
@@ -167,34 +70,7 @@ pub struct Config {
     pub database_idle_in_transaction_timeout: Duration,
     /// `HTTP_HEADER_READ_TIMEOUT_SECONDS` (10), `HTTP_IDLE_TIMEOUT_SECONDS` (60) and
     /// `HTTP_MAX_CONNECTIONS` (1024).
-    pub http_limits: crate::http::server::ConnectionLimits,
-}
-
-/// The dates the business deals in, relative to today (UTC): stays must end within
-/// `future_days`, availability looks back at most `past_days`. Both at most
-/// [`BookingHorizon::MAX_DAYS`], which keeps every date the service stores or compares
-/// within years 0001-9999, where both databases agree on their order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct BookingHorizon {
-    /// How far back availability may look, in days.
-    pub past_days: u32,
-    /// How far ahead a stay may end (and availability may look), in days.
-    pub future_days: u32,
-}
-
-impl BookingHorizon {
-    /// The largest horizon accepted either way: about 100 years.
-    pub const MAX_DAYS: u32 = 36_500;
-
-    /// The first day availability may show.
-    pub fn earliest(&self, today: chrono::NaiveDate) -> chrono::NaiveDate {
-        today - chrono::Duration::days(i64::from(self.past_days))
-    }
-
-    /// The last day a stay may end on (its check-out day).
-    pub fn latest(&self, today: chrono::NaiveDate) -> chrono::NaiveDate {
-        today + chrono::Duration::days(i64::from(self.future_days))
-    }
+    pub http_limits: ConnectionLimits,
 }
 
 /// The shortest `JWT_SECRET` accepted, in bytes.
@@ -222,30 +98,7 @@ impl Config {
             None => IpAddr::from([0, 0, 0, 0]),
         };
         let port = parse_number::<u16>(&get, "PORT", 8080, "must be a port number 0-65535")?;
-        let jwt_secret = match get("JWT_SECRET") {
-            Some(s) if s.len() < MIN_JWT_SECRET_LEN => {
-                return Err(ConfigError::invalid(
-                    "JWT_SECRET",
-                    format!("is too short: use at least {MIN_JWT_SECRET_LEN} random characters"),
-                ));
-            }
-            Some(s) => Some(Secret::new(s)),
-            None => None,
-        };
-        let admin_emails = get("ADMIN_ALLOWED_EMAILS")
-            .map(|list| {
-                list.split(',')
-                    .map(|e| e.trim().to_ascii_lowercase())
-                    .filter(|e| !e.is_empty())
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        if let Some(bad) = admin_emails.iter().position(|e| !e.contains('@')) {
-            return Err(ConfigError::invalid(
-                "ADMIN_ALLOWED_EMAILS",
-                format!("entry {} is not an email address", bad + 1),
-            ));
-        }
+        let (jwt_secret, admin_emails) = admin_settings(&get)?;
         let pre_reservation_ttl_minutes = parse_number::<u32>(
             &get,
             "PRE_RESERVATION_TTL_MINUTES",
@@ -294,60 +147,12 @@ impl Config {
             1000,
             "must be a whole number of milliseconds",
         )?;
-        let horizon_days = |var: &'static str, default: u32| {
-            parse_number::<u32>(&get, var, default, "must be a whole number of days").and_then(
-                |days| match days {
-                    1..=BookingHorizon::MAX_DAYS => Ok(days),
-                    _ => Err(ConfigError::invalid(
-                        var,
-                        format!("must be 1 to {} days", BookingHorizon::MAX_DAYS),
-                    )),
-                },
-            )
-        };
-        let horizon = BookingHorizon {
-            future_days: horizon_days("BOOKING_HORIZON_DAYS", 730)?,
-            past_days: horizon_days("AVAILABILITY_PAST_DAYS", 365)?,
-        };
-        let millis = |var: &'static str, default: u64| {
-            parse_number::<u64>(&get, var, default, "must be a whole number of milliseconds")
-                .and_then(|ms| match ms {
-                    1..=3_600_000 => Ok(Duration::from_millis(ms)),
-                    _ => Err(ConfigError::invalid(
-                        var,
-                        "must be 1 to 3600000 milliseconds",
-                    )),
-                })
-        };
-        let database_lock_timeout = millis("DATABASE_LOCK_TIMEOUT_MS", 3_000)?;
-        let database_statement_timeout = millis("DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?;
+        let horizon = BookingHorizon::from_lookup(&get)?;
+        let database_lock_timeout = millis(&get, "DATABASE_LOCK_TIMEOUT_MS", 3_000)?;
+        let database_statement_timeout = millis(&get, "DATABASE_STATEMENT_TIMEOUT_MS", 10_000)?;
         let database_idle_in_transaction_timeout =
-            millis("DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000)?;
-        let seconds = |var: &'static str, default: u64| {
-            parse_number::<u64>(&get, var, default, "must be a whole number of seconds").and_then(
-                |secs| match secs {
-                    1..=86_400 => Ok(Duration::from_secs(secs)),
-                    _ => Err(ConfigError::invalid(var, "must be 1 to 86400 seconds")),
-                },
-            )
-        };
-        let max_connections = parse_number::<usize>(
-            &get,
-            "HTTP_MAX_CONNECTIONS",
-            1024,
-            "must be a whole number of connections",
-        )?;
-        if max_connections == 0 {
-            return Err(ConfigError::invalid(
-                "HTTP_MAX_CONNECTIONS",
-                "must be at least 1",
-            ));
-        }
-        let http_limits = crate::http::server::ConnectionLimits {
-            header_read_timeout: seconds("HTTP_HEADER_READ_TIMEOUT_SECONDS", 10)?,
-            idle_timeout: seconds("HTTP_IDLE_TIMEOUT_SECONDS", 60)?,
-            max_connections,
-        };
+            millis(&get, "DATABASE_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000)?;
+        let http_limits = ConnectionLimits::from_lookup(&get)?;
         Ok(Self {
             database_url,
             database_url_defaulted,
@@ -361,8 +166,8 @@ impl Config {
             request_timeout: Duration::from_secs(timeout.max(1)),
             health_cache: Duration::from_millis(health_cache),
             accommodations_cache: Duration::from_millis(accommodations_cache),
-            edge: crate::http::edge::EdgeConfig::from_lookup(&get)?,
-            integrations: crate::integrations::IntegrationsConfig::from_lookup(&get)?,
+            edge: EdgeConfig::from_lookup(&get)?,
+            integrations: IntegrationsConfig::from_lookup(&get)?,
             horizon,
             database_lock_timeout,
             database_statement_timeout,
@@ -381,19 +186,53 @@ impl Config {
     }
 }
 
-fn parse_number<T: std::str::FromStr>(
+/// `JWT_SECRET` (at least [`MIN_JWT_SECRET_LEN`] bytes) and `ADMIN_ALLOWED_EMAILS`
+/// (comma-separated, trimmed and lowercased).
+fn admin_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<(Option<Secret>, Vec<String>), ConfigError> {
+    let jwt_secret = match get("JWT_SECRET") {
+        Some(s) if s.len() < MIN_JWT_SECRET_LEN => {
+            return Err(ConfigError::invalid(
+                "JWT_SECRET",
+                format!("is too short: use at least {MIN_JWT_SECRET_LEN} random characters"),
+            ));
+        }
+        Some(s) => Some(Secret::new(s)),
+        None => None,
+    };
+    let admin_emails = get("ADMIN_ALLOWED_EMAILS")
+        .map(|list| {
+            list.split(',')
+                .map(|e| e.trim().to_ascii_lowercase())
+                .filter(|e| !e.is_empty())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    if let Some(bad) = admin_emails.iter().position(|e| !e.contains('@')) {
+        return Err(ConfigError::invalid(
+            "ADMIN_ALLOWED_EMAILS",
+            format!("entry {} is not an email address", bad + 1),
+        ));
+    }
+    Ok((jwt_secret, admin_emails))
+}
+
+/// A timeout in milliseconds, 1 ms to an hour.
+fn millis(
     get: &impl Fn(&str) -> Option<String>,
     var: &'static str,
-    default: T,
-    rule: &str,
-) -> Result<T, ConfigError> {
-    match get(var) {
-        Some(v) => v
-            .trim()
-            .parse()
-            .map_err(|_| ConfigError::invalid(var, rule)),
-        None => Ok(default),
-    }
+    default: u64,
+) -> Result<Duration, ConfigError> {
+    parse_number::<u64>(get, var, default, "must be a whole number of milliseconds").and_then(
+        |ms| match ms {
+            1..=3_600_000 => Ok(Duration::from_millis(ms)),
+            _ => Err(ConfigError::invalid(
+                var,
+                "must be 1 to 3600000 milliseconds",
+            )),
+        },
+    )
 }
 
 #[cfg(test)]

@@ -6,7 +6,24 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use crate::store::error::StoreError;
+
+/// The error body every non-2xx JSON answer carries, as the OpenAPI document describes it
+/// ([`ApiError::body`] writes it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// A stable machine-readable code, e.g. `date_overlap` or `validation_failed`.
+    pub error: String,
+    /// A sentence for humans.
+    pub detail: String,
+    /// The request field at fault (validation errors only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
 
 /// An error the API answers with.
 #[derive(Debug, thiserror::Error)]
@@ -176,6 +193,22 @@ impl From<sqlx::Error> for ApiError {
     }
 }
 
+/// The one place a store refusal becomes an answer.
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::DateOverlap => Self::DateOverlap,
+            StoreError::NotFound(_) => Self::NotFound(err.to_string()),
+            StoreError::InvalidState { .. } => Self::InvalidState(err.to_string()),
+            StoreError::Expired => Self::Expired,
+            StoreError::IdempotencyInProgress => Self::IdempotencyInProgress,
+            StoreError::IdempotencyKeyReused => Self::IdempotencyKeyReused,
+            StoreError::Inconsistent(what) => Self::Internal(anyhow::anyhow!(what)),
+            StoreError::Database(err) => err.into(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match &self {
@@ -198,5 +231,67 @@ impl IntoResponse for ApiError {
             response.extensions_mut().insert(DatabaseTrouble);
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_refusals_keep_their_status_code_and_sentence() {
+        let cases = [
+            (StoreError::DateOverlap, 409, "date_overlap", None),
+            (
+                StoreError::NotFound("CB-7K2M9QXA".into()),
+                404,
+                "not_found",
+                Some("no reservation has the code CB-7K2M9QXA"),
+            ),
+            (StoreError::Expired, 409, "expired", None),
+            (
+                StoreError::InvalidState {
+                    status: crate::store::status::ReservationStatus::Cancelled,
+                    action: "confirmed",
+                },
+                409,
+                "invalid_state",
+                Some("a reservation in status cancelled cannot be confirmed"),
+            ),
+            (
+                StoreError::IdempotencyInProgress,
+                409,
+                "idempotency_in_progress",
+                None,
+            ),
+            (
+                StoreError::IdempotencyKeyReused,
+                422,
+                "idempotency_key_reused",
+                None,
+            ),
+            (StoreError::Inconsistent("never"), 500, "internal", None),
+            (
+                StoreError::Database(sqlx::Error::PoolTimedOut),
+                503,
+                "unavailable",
+                None,
+            ),
+            (
+                StoreError::Database(sqlx::Error::RowNotFound),
+                500,
+                "internal",
+                None,
+            ),
+        ];
+        for (store, status, code, detail) in cases {
+            let shown = format!("{store:?}");
+            let api = ApiError::from(store);
+            assert_eq!(api.status().as_u16(), status, "{shown}");
+            assert_eq!(api.code(), code, "{shown}");
+            if let Some(detail) = detail {
+                assert_eq!(api.body()["detail"], detail, "{shown}");
+            }
+        }
     }
 }

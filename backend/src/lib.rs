@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -31,65 +30,14 @@ pub use crate::auth::AdminAuth;
 pub use crate::config::Config;
 pub use crate::db::Db;
 pub use crate::http::app;
+pub use crate::http::state::{AppState, Services};
 pub use crate::store::reservations::{CodeGenerator, expire_stale, random_code};
 
-/// What every handler shares: one reference-counted [`Services`], so cloning it per request
-/// (every `State` extractor does) costs one atomic increment, not one per field. Reads go
-/// through `Deref`; `DerefMut` (for tests adjusting a state before serving) copies on write.
-#[derive(Clone)]
-pub struct AppState(Arc<Services>);
-
-impl std::ops::Deref for AppState {
-    type Target = Services;
-
-    fn deref(&self) -> &Services {
-        &self.0
-    }
-}
-
-impl std::ops::DerefMut for AppState {
-    fn deref_mut(&mut self) -> &mut Services {
-        Arc::make_mut(&mut self.0)
-    }
-}
-
-/// The fields of [`AppState`].
-#[derive(Clone)]
-pub struct Services {
-    /// The database pool.
-    pub db: Db,
-    /// Admin token verification.
-    pub auth: Arc<AdminAuth>,
-    /// How long a pre-reservation holds its dates.
-    pub pre_reservation_ttl: chrono::Duration,
-    /// Reservation code source (random; tests may swap it).
-    pub codes: CodeGenerator,
-    /// The process-wide metrics handle.
-    pub metrics: PrometheusHandle,
-    /// Requests running longer answer 503 `timeout`.
-    pub request_timeout: Duration,
-    /// The database probe `healthz` shares between requests.
-    pub health: Arc<HealthProbe>,
-    /// MercadoPago and WhatsApp: the API client and the webhook keys.
-    pub integrations: Arc<integrations::Integrations>,
-    /// What `GET /api/v1/version` reports: build commit, image, machine, region.
-    pub identity: Arc<http::version::ServiceIdentity>,
-    /// The dates the service accepts.
-    pub horizon: config::BookingHorizon,
-    /// The active accommodations, served from memory for a bounded age.
-    pub accommodations: Arc<store::accommodations::AccommodationCache>,
-    /// Whether writes are failing, for `healthz` and `readyz`.
-    pub writes: Arc<write_health::WriteHealth>,
-    /// Per-client request counts for the rate-limited routes.
-    pub rate_limiter: Arc<http::edge::RateLimiter>,
-    /// CORS origins and the rate limit.
-    pub edge: http::edge::EdgeConfig,
-}
-
+// Built here, at the top, where every service the state holds is in reach.
 impl AppState {
     /// State over an already-migrated database.
     pub fn new(db: Db, config: &Config) -> Self {
-        Self(Arc::new(Services {
+        let state = Self::from(Services {
             db,
             auth: Arc::new(AdminAuth::new(
                 config.jwt_secret.as_ref(),
@@ -113,7 +61,9 @@ impl AppState {
                 config.edge.rate_limit_per_minute,
             )),
             edge: config.edge.clone(),
-        }))
+        });
+        http::register_metrics();
+        state
     }
 }
 

@@ -149,10 +149,6 @@ fn register_metrics() {
         "Pooled PostgreSQL connections closed on release because they were inside a transaction"
     );
     counter!("db_connections_discarded_total", "reason" => "in_transaction").increment(0);
-    for route in crate::http::edge::RATE_LIMITED_ROUTES {
-        counter!("http_rate_limited_total", "route" => route).increment(0);
-    }
-    crate::http::webhooks::register_metrics();
 }
 
 /// The metric label for a booking channel.

@@ -3,7 +3,7 @@
 mod common;
 
 use backend::http::edge::DEFAULT_RATE_LIMIT_PER_MINUTE;
-use common::{Backend, TestApp, admin_token};
+use common::{Backend, TestApp, admin_token, metric};
 use reqwest::StatusCode;
 use reqwest::header::{
     ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_REQUEST_METHOD, AUTHORIZATION, ORIGIN, RETRY_AFTER,
@@ -86,24 +86,12 @@ async fn the_101st_request_in_a_minute_is_429_for_that_client_only() {
         assert_eq!(response.status(), StatusCode::OK, "{path}");
     }
 
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let line = metrics
-        .lines()
-        .find(|l| {
-            l.starts_with("http_rate_limited_total")
-                && l.contains("route=\"/api/v1/reservations/pre-reserve\"")
-        })
-        .unwrap_or_else(|| panic!("no rate-limit metric in:\n{metrics}"));
-    let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
-    assert!(count >= 2.0, "{line}");
+    let count = metric(
+        &app,
+        r#"http_rate_limited_total{route="/api/v1/reservations/pre-reserve"}"#,
+    )
+    .await;
+    assert!(count >= 2.0, "{count}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

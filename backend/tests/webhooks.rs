@@ -16,7 +16,7 @@ use common::webhooks::{
     Loop, MP_SECRET, MP_TOKEN, WA_SECRET, WA_VERIFY, deposit, mp_signature, notify, notify_raw,
     pre_reserve, signed_notification, unix_now, wa_delivery, wa_post,
 };
-use common::{Backend, TestApp, read};
+use common::{Backend, TestApp, metric, read};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -85,22 +85,6 @@ async fn stored_outcomes(app: &TestApp, code: &str) -> Vec<String> {
         .into_iter()
         .map(|p| p.outcome)
         .collect()
-}
-
-/// The value of one Prometheus sample line, e.g. `name{outcome="confirmed"}`.
-async fn metric(app: &TestApp, sample: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("no sample {sample} in /metrics"))
 }
 
 // ---------------------------------------------------------------- scenarios

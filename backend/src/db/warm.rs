@@ -15,7 +15,7 @@
 //! - Bookings hold at most [`budget`] connections at once, warm or in use; the rest of the
 //!   pool stays in sqlx's fair queue, so readiness, reads and webhooks are never starved by a
 //!   stream of bookings.
-//! - A warm connection unused for [`PING_IF_IDLE_FOR`](super::PING_IF_IDLE_FOR) is pinged
+//! - A warm connection unused for [`PING_IF_IDLE_FOR`] is pinged
 //!   before reuse (as the pool does) and handed back to the pool by a sweep, so an idle
 //!   service keeps no connections out of the pool's reach.
 //! - No warm connection is inside a transaction: one enters from the pool, whose release
@@ -34,7 +34,10 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Connection, PgConnection, PgPool, Postgres};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{PING_IF_IDLE_FOR, WriteFailure, classify};
+use super::failure::{WriteFailure, classify};
+
+/// A pooled PostgreSQL connection idle at least this long is pinged before it is handed out.
+pub const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// The longest a connection stays warm, from the booking that took it from the pool.
 pub const ROTATE_AFTER: Duration = Duration::from_secs(60);

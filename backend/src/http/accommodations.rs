@@ -11,10 +11,10 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::http::extract::{ApiPath, ApiQuery};
-use crate::http::openapi::ErrorBody;
+use crate::http::state::AppState;
 use crate::pricing::{BASIS_POINTS, format_cents, weekend_night_cents};
 use crate::store::accommodations::Accommodation;
 use crate::store::reservations::{self, Booking};

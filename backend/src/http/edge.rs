@@ -11,75 +11,23 @@ use axum::http::request::Parts;
 use axum::http::{Extensions, HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
-use crate::config::ConfigError;
 use crate::error::ApiError;
-use crate::http::webhooks::{mercadopago, whatsapp};
+use crate::http::state::AppState;
 
 pub use super::rate_limit::{MAX_KEY_BYTES, RateLimiter};
-
-/// The route templates whose requests can be answered 429. Health, readiness, metrics and
-/// reads are never limited.
-pub const RATE_LIMITED_ROUTES: [&str; 3] = [PRE_RESERVE, mercadopago::PATH, whatsapp::PATH];
+/// Kept here too: the edge's settings are read with the rest of the configuration.
+pub use crate::config::edge::{DEFAULT_RATE_LIMIT_PER_MINUTE, EdgeConfig};
 
 /// Limited before the handler runs, whoever sends them (except an admin).
 const LIMITED_BEFORE_HANDLER: [&str; 1] = [PRE_RESERVE];
 
-/// The webhooks are limited by their handlers, only when a request fails its signature check
-/// ([`limit_unauthenticated`]): webhooks authenticate by signature, not by address.
-const PRE_RESERVE: &str = "/api/v1/reservations/pre-reserve";
+/// The pre-reserve route, limited before its handler. The webhooks are limited by their
+/// handlers, only when a request fails its signature check ([`limit_unauthenticated`]):
+/// webhooks authenticate by signature, not by address.
+pub const PRE_RESERVE: &str = "/api/v1/reservations/pre-reserve";
 
 /// The header Fly's proxy sets to the address of the client it serves.
 pub const CLIENT_IP_HEADER: &str = "fly-client-ip";
-
-/// The default of `RATE_LIMIT_PER_MINUTE`.
-pub const DEFAULT_RATE_LIMIT_PER_MINUTE: u32 = 100;
-
-/// `RATE_LIMIT_PER_MINUTE` and `ALLOWED_ORIGINS`.
-#[derive(Clone, Debug)]
-pub struct EdgeConfig {
-    /// Requests a client may make to a limited route per minute; 0 turns the limit off.
-    pub rate_limit_per_minute: u32,
-    /// Origins allowed by CORS (`scheme://host[:port]`); empty allows none.
-    pub allowed_origins: Vec<String>,
-}
-
-impl EdgeConfig {
-    /// Reads the two variables through the same lookup as the rest of the configuration.
-    pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let rate_limit_per_minute = match get("RATE_LIMIT_PER_MINUTE") {
-            Some(v) => v.trim().parse().map_err(|_| ConfigError {
-                var: "RATE_LIMIT_PER_MINUTE",
-                reason: "must be a whole number of requests (0 turns the limit off)".into(),
-            })?,
-            None => DEFAULT_RATE_LIMIT_PER_MINUTE,
-        };
-        let allowed_origins: Vec<String> = get("ALLOWED_ORIGINS")
-            .map(|list| {
-                list.split(',')
-                    .map(|o| o.trim().trim_end_matches('/').to_owned())
-                    .filter(|o| !o.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if let Some(bad) = allowed_origins.iter().position(|o| {
-            !(o.starts_with("https://") || o.starts_with("http://"))
-                || HeaderValue::from_str(o).is_err()
-        }) {
-            return Err(ConfigError {
-                var: "ALLOWED_ORIGINS",
-                reason: format!(
-                    "entry {} is not an origin like https://example.com (comma-separated)",
-                    bad + 1
-                ),
-            });
-        }
-        Ok(Self {
-            rate_limit_per_minute,
-            allowed_origins,
-        })
-    }
-}
 
 /// Who a request comes from: `Fly-Client-IP` behind Fly's proxy, else the peer address.
 /// At most [`MAX_KEY_BYTES`] of the header are kept (only those tell clients apart).
@@ -170,26 +118,4 @@ fn limit(state: &AppState, route: &'static str, client: &str) -> Option<Response
 /// get no CORS headers, so browsers refuse them.
 pub fn cors(config: &EdgeConfig) -> super::cors::CorsLayer {
     super::cors::CorsLayer::new(config.allowed_origins.iter().map(String::as_str))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn origins_are_validated() {
-        let parse = |v: &str| {
-            let v = v.to_owned();
-            EdgeConfig::from_lookup(&move |k: &str| (k == "ALLOWED_ORIGINS").then(|| v.clone()))
-        };
-        let ok = parse("https://a.example, http://localhost:3000/").unwrap();
-        assert_eq!(
-            ok.allowed_origins,
-            ["https://a.example", "http://localhost:3000"]
-        );
-        assert_eq!(ok.rate_limit_per_minute, DEFAULT_RATE_LIMIT_PER_MINUTE);
-        let err = parse("https://a.example,example.com").unwrap_err();
-        assert_eq!(err.var, "ALLOWED_ORIGINS");
-        assert!(err.reason.contains("entry 2"), "{}", err.reason);
-    }
 }

@@ -9,9 +9,9 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
 use crate::error::ApiError;
-use crate::http::openapi::ErrorBody;
+use crate::error::ErrorBody;
+use crate::http::state::AppState;
 
 /// Health, readiness and metrics routes.
 pub fn router() -> OpenApiRouter<AppState> {

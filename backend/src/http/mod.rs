@@ -2,15 +2,18 @@
 //! every route shares.
 
 pub mod accommodations;
+pub mod admin;
 pub mod cors;
 pub mod edge;
 pub mod extract;
 pub mod health;
+pub mod identity;
 pub mod openapi;
 pub mod pre_reserve;
 pub mod rate_limit;
 pub mod reservations;
 pub mod server;
+pub mod state;
 pub mod version;
 pub mod webhooks;
 
@@ -36,8 +39,8 @@ use tower_http::request_id::{
 use tower_http::trace::TraceLayer;
 use tracing::Span;
 
-use crate::AppState;
 use crate::error::ApiError;
+use crate::http::state::AppState;
 use crate::telemetry::HttpMetrics;
 
 /// The largest request body accepted.
@@ -247,6 +250,23 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
+}
+
+/// The route templates whose requests can be answered 429. Health, readiness, metrics and
+/// reads are never limited.
+pub const RATE_LIMITED_ROUTES: [&str; 3] = [
+    edge::PRE_RESERVE,
+    webhooks::mercadopago::PATH,
+    webhooks::whatsapp::PATH,
+];
+
+/// Touches the HTTP layer's metrics with a zero, so each name is in `/metrics` before the
+/// first event (the rest are registered with the recorder, [`crate::telemetry::prometheus`]).
+pub fn register_metrics() {
+    for route in RATE_LIMITED_ROUTES {
+        metrics::counter!("http_rate_limited_total", "route" => route).increment(0);
+    }
+    webhooks::register_metrics();
 }
 
 /// Waits for SIGTERM or Ctrl-C, for graceful shutdown.

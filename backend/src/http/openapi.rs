@@ -8,13 +8,12 @@
 use std::sync::OnceLock;
 
 use axum::Json;
-use serde::Serialize;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
-use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
+use crate::http::state::AppState;
 
 /// Where the document is served.
 pub const PATH: &str = "/api/v1/openapi.json";
@@ -22,17 +21,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
 /// The name of the admin bearer security scheme in the document.
 pub const ADMIN_SCHEME: &str = "admin_bearer";
 
-/// The error body every non-2xx JSON answer carries.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// A stable machine-readable code, e.g. `date_overlap` or `validation_failed`.
-    pub error: String,
-    /// A sentence for humans.
-    pub detail: String,
-    /// The request field at fault (validation errors only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
-}
+pub use crate::error::ErrorBody;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -74,6 +63,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::http::health::router())
         .merge(crate::http::accommodations::router())
+        .merge(crate::http::pre_reserve::router())
         .merge(crate::http::reservations::router())
         .merge(crate::http::webhooks::router())
         .merge(crate::http::version::router())

@@ -8,16 +8,16 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::AppState;
-use crate::auth::Admin;
 use crate::error::ApiError;
+use crate::error::ErrorBody;
+use crate::http::admin::Admin;
 use crate::http::extract::ApiPath;
-use crate::http::openapi::ErrorBody;
-use crate::http::pre_reserve::__path_pre_reserve;
-use crate::http::pre_reserve::pre_reserve;
+use crate::http::pre_reserve::validate::reject_control_characters;
+use crate::http::state::AppState;
 use crate::pricing::format_cents;
 use crate::store::now;
 use crate::store::reservations::{self, Reservation};
+use crate::store::status::ReservationStatus;
 
 /// The longest reservation code looked up; longer ones cannot exist.
 const MAX_CODE_LEN: usize = 64;
@@ -25,7 +25,6 @@ const MAX_CODE_LEN: usize = 64;
 /// Reservation routes.
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
-        .routes(routes!(pre_reserve))
         .routes(routes!(show))
         .routes(routes!(confirm))
         .routes(routes!(cancel))
@@ -38,7 +37,8 @@ pub struct ReservationView {
     /// Public code.
     pub code: String,
     /// `pre_reserved`, `confirmed`, `cancelled` or `expired`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: ReservationStatus,
     /// The booked accommodation.
     pub accommodation_id: i64,
     /// First night.
@@ -91,7 +91,7 @@ fn checked_code(code: &str) -> Result<&str, ApiError> {
             "no reservation has this code".to_owned(),
         ));
     }
-    crate::http::pre_reserve::reject_control_characters("code", code)?;
+    reject_control_characters("code", code)?;
     Ok(code)
 }
 

@@ -21,16 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 use tower::ServiceExt;
 
-/// The connection limits of [`serve`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ConnectionLimits {
-    /// `HTTP_HEADER_READ_TIMEOUT_SECONDS`, default 10.
-    pub header_read_timeout: Duration,
-    /// `HTTP_IDLE_TIMEOUT_SECONDS`, default 60.
-    pub idle_timeout: Duration,
-    /// `HTTP_MAX_CONNECTIONS`, default 1024.
-    pub max_connections: usize,
-}
+pub use crate::config::limits::ConnectionLimits;
 
 /// One open connection, as the accept loop and the idle reaper see it.
 #[derive(Debug)]

@@ -1,10 +1,14 @@
 //! Queries, one module per table. Each query is one SQL text that runs on both databases.
 
 pub mod accommodations;
+pub mod error;
 pub mod idempotency;
 pub mod messages;
 pub mod payments;
 pub mod reservations;
+pub mod status;
+
+pub use self::error::StoreError;
 
 use chrono::{DateTime, SubsecRound, Utc};
 

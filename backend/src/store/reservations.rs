@@ -1,354 +1,20 @@
-//! The `reservations` table and its state machine:
-//! `pre_reserved` → `confirmed` | `cancelled` | `expired`; `confirmed` → `cancelled`.
+//! The `reservations` table and its state machine ([`ReservationStatus`]).
 
-use std::sync::Arc;
-use std::time::Duration;
+pub mod insert;
+pub mod model;
+
+pub use self::insert::insert;
+pub use self::model::{
+    Booking, CodeGenerator, NewReservation, Reservation, StoredAnswer, random_code,
+};
 
 use chrono::{DateTime, NaiveDate, Utc};
-use rand::Rng;
-use serde::Serialize;
 
-use crate::db::{Db, WriteFailure, classify};
-use crate::error::ApiError;
+use self::model::columns;
+use crate::db::Db;
+use crate::store::error::StoreError;
+pub use crate::store::status::ReservationStatus;
 use crate::with_pool;
-
-/// Status of a pre-reservation waiting for its deposit.
-pub const PRE_RESERVED: &str = "pre_reserved";
-/// Status of a paid, confirmed stay.
-pub const CONFIRMED: &str = "confirmed";
-/// Status after an admin cancels.
-pub const CANCELLED: &str = "cancelled";
-/// Status of a pre-reservation that outlived its time to live.
-pub const EXPIRED: &str = "expired";
-
-/// A stored reservation.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Reservation {
-    /// Primary key.
-    pub id: i64,
-    /// The public reservation code.
-    pub code: String,
-    /// The booked accommodation.
-    pub accommodation_id: i64,
-    /// First night.
-    pub check_in: NaiveDate,
-    /// Departure day (not a night of the stay).
-    pub check_out: NaiveDate,
-    /// Number of guests.
-    pub guests: i32,
-    /// Where the booking came from (web, whatsapp, ...).
-    pub channel: String,
-    /// Guest name.
-    pub contact_name: String,
-    /// Guest phone.
-    pub contact_phone: String,
-    /// Guest email, if given.
-    pub contact_email: Option<String>,
-    /// One of the status constants in this module.
-    pub status: String,
-    /// Total price in cents.
-    pub total_price_cents: i64,
-    /// Deposit in cents.
-    pub deposit_cents: i64,
-    /// When a pre-reservation stops holding the dates.
-    pub expires_at: DateTime<Utc>,
-    /// Creation time.
-    pub created_at: DateTime<Utc>,
-    /// Last status change.
-    pub updated_at: DateTime<Utc>,
-}
-
-/// A validated, priced reservation to insert.
-#[derive(Debug, Clone)]
-pub struct NewReservation {
-    /// The booked accommodation.
-    pub accommodation_id: i64,
-    /// First night.
-    pub check_in: NaiveDate,
-    /// Departure day.
-    pub check_out: NaiveDate,
-    /// Number of guests.
-    pub guests: i32,
-    /// Booking channel.
-    pub channel: String,
-    /// Guest name.
-    pub contact_name: String,
-    /// Guest phone.
-    pub contact_phone: String,
-    /// Guest email.
-    pub contact_email: Option<String>,
-    /// Total price in cents.
-    pub total_price_cents: i64,
-    /// Deposit in cents.
-    pub deposit_cents: i64,
-    /// End of the hold.
-    pub expires_at: DateTime<Utc>,
-}
-
-/// A booking as availability shows it: dates and status, no personal data.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
-pub struct Booking {
-    /// First night.
-    pub check_in: NaiveDate,
-    /// Departure day.
-    pub check_out: NaiveDate,
-    /// `pre_reserved` or `confirmed`.
-    pub status: String,
-}
-
-/// Makes reservation codes. Swappable so tests can force a collision.
-pub type CodeGenerator = Arc<dyn Fn() -> String + Send + Sync>;
-
-/// Codes like `CB-7K2M9QXA`: 8 characters from an alphabet without look-alikes
-/// (no 0/O, 1/I), about 40 bits.
-pub fn random_code() -> String {
-    const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-    let mut rng = rand::rng();
-    let suffix: String = (0..8)
-        .map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char)
-        .collect();
-    format!("CB-{suffix}")
-}
-
-/// How many times a write is retried on a code collision or transient conflict.
-const MAX_ATTEMPTS: u32 = 8;
-
-macro_rules! columns {
-    () => {
-        "id, code, accommodation_id, check_in, check_out, guests, channel, contact_name, \
-         contact_phone, contact_email, status, total_price_cents, deposit_cents, expires_at, \
-         created_at, updated_at"
-    };
-}
-
-/// The idempotent answer stored in the same transaction as the reservation it describes,
-/// so that a crash or a failed write can never leave one without the other.
-#[derive(Clone)]
-pub struct StoredAnswer {
-    /// The claimed `Idempotency-Key`.
-    pub key: String,
-    /// The HTTP status to replay.
-    pub status: u16,
-    /// Renders the body to replay from the inserted reservation.
-    pub render: fn(&Reservation) -> String,
-    /// The canonical request to claim the key with, in the transaction that inserts the
-    /// reservation and its answer (one statement on PostgreSQL), so a first request commits
-    /// once. `None`: the caller already holds the key.
-    pub claim: Option<String>,
-}
-
-/// Inserts a pre-reservation under a fresh code, and with it, in the same transaction,
-/// the idempotent `answer` when there is one.
-///
-/// The database decides overlaps: its refusal becomes [`ApiError::DateOverlap`]. A code
-/// that is already taken is retried with a new code, never reported as an overlap. Each
-/// attempt runs to completion in its own task, so a request cut off mid-way never leaves
-/// a transaction open on a pooled connection.
-///
-/// `None` only when `answer` claims its key ([`StoredAnswer::claim`]) and the key is
-/// already there: nothing was written, and the caller goes through the key's owner.
-pub async fn insert(
-    db: &Db,
-    new: &NewReservation,
-    codes: &CodeGenerator,
-    now: DateTime<Utc>,
-    answer: Option<&StoredAnswer>,
-) -> Result<Option<Reservation>, ApiError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let work = insert_once(db.clone(), new.clone(), codes(), now, answer.cloned());
-        let err = match crate::db::detached(work).await {
-            Ok(reservation) => return Ok(reservation),
-            Err(err) => err,
-        };
-        match classify(&err) {
-            WriteFailure::DateOverlap => return Err(ApiError::DateOverlap),
-            WriteFailure::UniqueViolation if attempt < MAX_ATTEMPTS => {
-                tracing::warn!(
-                    attempt,
-                    "reservation code collision; retrying with a new code"
-                );
-            }
-            WriteFailure::Transient if attempt < MAX_ATTEMPTS => {
-                tracing::debug!(attempt, "transient write conflict; retrying");
-                let jitter = rand::rng().random_range(5..25) * u64::from(attempt);
-                tokio::time::sleep(Duration::from_millis(jitter)).await;
-            }
-            _ => return Err(err.into()),
-        }
-    }
-}
-
-/// The columns of an insert, in the order of its parameters `$1`..`$13`.
-macro_rules! insert_values {
-    () => {
-        "INSERT INTO reservations (code, accommodation_id, check_in, check_out, guests, \
-         channel, contact_name, contact_phone, contact_email, status, total_price_cents, \
-         deposit_cents, expires_at, created_at, updated_at) "
-    };
-}
-
-/// PostgreSQL, one statement and one commit per booking: the per-accommodation advisory lock
-/// is taken before the row is inserted (the insert reads its one row from `lock`), and both
-/// end with the statement's own transaction. docs/bench/prereserve.pgbench runs this
-/// statement for the database's ceiling.
-const INSERT_LOCKED: &str = concat!(
-    "WITH lock AS (SELECT pg_advisory_xact_lock($2)) ",
-    insert_values!(),
-    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13 \
-     FROM lock RETURNING ",
-    columns!()
-);
-
-/// [`INSERT_LOCKED`] that also stores the idempotent answer (`$14` status, `$15` body) under
-/// its key (`$16`), still one statement: the answer and the reservation commit together.
-const INSERT_LOCKED_ANSWERED: &str = concat!(
-    "WITH lock AS (SELECT pg_advisory_xact_lock($2)), inserted AS (",
-    insert_values!(),
-    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13 \
-     FROM lock RETURNING ",
-    columns!(),
-    "), answered AS (UPDATE idempotency_keys SET response_status = $14, response_body = $15 \
-     WHERE key = $16 AND EXISTS (SELECT 1 FROM inserted)) SELECT * FROM inserted"
-);
-
-/// [`INSERT_LOCKED_ANSWERED`] for a key nobody holds yet: the key (`$16`) is claimed for
-/// the canonical request (`$17`) with its answer already in it, the lock taken and the
-/// reservation inserted, all in one statement and one commit. When the key exists (held,
-/// answered, or being inserted by a concurrent request, whose commit this waits for) the
-/// claim returns no row, nothing else happens, and the statement returns no row.
-const INSERT_LOCKED_CLAIMING: &str = concat!(
-    "WITH claimed AS (INSERT INTO idempotency_keys \
-     (key, request_body, created_at, response_status, response_body) \
-     VALUES ($16, $17, $13, $14, $15) ON CONFLICT (key) DO NOTHING RETURNING key), \
-     lock AS (SELECT pg_advisory_xact_lock($2) FROM claimed) ",
-    insert_values!(),
-    "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13 \
-     FROM lock RETURNING ",
-    columns!()
-);
-
-/// One insert attempt: one statement on PostgreSQL, one transaction on SQLite. `None`
-/// when a claiming answer found its key taken.
-async fn insert_once(
-    db: Db,
-    new: NewReservation,
-    code: String,
-    now: DateTime<Utc>,
-    answer: Option<StoredAnswer>,
-) -> Result<Option<Reservation>, sqlx::Error> {
-    const SQL: &str = concat!(
-        insert_values!(),
-        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'pre_reserved', $10, $11, $12, $13, $13) \
-         RETURNING ",
-        columns!()
-    );
-    const ANSWER: &str = "UPDATE idempotency_keys SET response_status = $2, response_body = $3 \
-                          WHERE key = $1";
-    const CLAIM_ANSWERED: &str = "INSERT INTO idempotency_keys \
-                                  (key, response_status, response_body, request_body, created_at) \
-                                  VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key) DO NOTHING";
-    // One list of the 13 insert parameters for every statement and both databases.
-    macro_rules! bound {
-        ($sql:expr) => {
-            sqlx::query_as::<_, Reservation>($sql)
-                .bind(&code)
-                .bind(new.accommodation_id)
-                .bind(new.check_in)
-                .bind(new.check_out)
-                .bind(new.guests)
-                .bind(&new.channel)
-                .bind(&new.contact_name)
-                .bind(&new.contact_phone)
-                .bind(&new.contact_email)
-                .bind(new.total_price_cents)
-                .bind(new.deposit_cents)
-                .bind(new.expires_at)
-                .bind(now)
-        };
-    }
-    match &db {
-        // Concurrent inserts that collide on the exclusion constraint wait on each other's
-        // index entries and deadlock under load (1000 at once gave hundreds of deadlocks and
-        // 503s). The per-accommodation advisory lock makes them queue instead; the constraint
-        // still decides the overlap.
-        // One statement on a warm connection: no ping when it goes back (see `db::warm`).
-        Db::Postgres(pg) => {
-            let mut lease = pg.warm().lease().await?;
-            let outcome = match &answer {
-                None => bound!(INSERT_LOCKED)
-                    .fetch_one(lease.conn())
-                    .await
-                    .map(Some),
-                Some(answer) => {
-                    // The answer is rendered from the row about to be inserted: every column it
-                    // shows is known before the insert.
-                    let expected = Reservation {
-                        id: 0,
-                        code: code.clone(),
-                        accommodation_id: new.accommodation_id,
-                        check_in: new.check_in,
-                        check_out: new.check_out,
-                        guests: new.guests,
-                        channel: new.channel.clone(),
-                        contact_name: new.contact_name.clone(),
-                        contact_phone: new.contact_phone.clone(),
-                        contact_email: new.contact_email.clone(),
-                        status: PRE_RESERVED.to_owned(),
-                        total_price_cents: new.total_price_cents,
-                        deposit_cents: new.deposit_cents,
-                        expires_at: new.expires_at,
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    let query = bound!(match answer.claim {
-                        Some(_) => INSERT_LOCKED_CLAIMING,
-                        None => INSERT_LOCKED_ANSWERED,
-                    })
-                    .bind(i32::from(answer.status))
-                    .bind((answer.render)(&expected))
-                    .bind(&answer.key);
-                    match &answer.claim {
-                        Some(request_body) => {
-                            query.bind(request_body).fetch_optional(lease.conn()).await
-                        }
-                        None => query.fetch_one(lease.conn()).await.map(Some),
-                    }
-                }
-            };
-            lease.finish(&outcome);
-            outcome
-        }
-        // SQLite serialises writers itself; the answer goes in the same transaction.
-        Db::Sqlite(pool) => {
-            crate::db::transaction(pool, move |mut tx| async move {
-                let reservation = bound!(SQL).fetch_one(&mut *tx).await?;
-                if let Some(answer) = &answer {
-                    let query =
-                        sqlx::query(answer.claim.as_ref().map_or(ANSWER, |_| CLAIM_ANSWERED))
-                            .bind(&answer.key)
-                            .bind(i32::from(answer.status))
-                            .bind((answer.render)(&reservation));
-                    let written = match &answer.claim {
-                        Some(request_body) => query.bind(request_body).bind(now),
-                        None => query,
-                    }
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if written == 0 && answer.claim.is_some() {
-                        // The key is taken: dropping the transaction takes the booking back.
-                        return Ok(None);
-                    }
-                }
-                tx.commit().await?;
-                Ok(Some(reservation))
-            })
-            .await
-        }
-    }
-}
 
 /// The reservation with this code.
 pub async fn find_by_code(db: &Db, code: &str) -> Result<Option<Reservation>, sqlx::Error> {
@@ -360,9 +26,9 @@ pub async fn find_by_code(db: &Db, code: &str) -> Result<Option<Reservation>, sq
 
 /// Confirms a pre-reservation that has not expired.
 ///
-/// 404 for an unknown code, 409 `expired` when its time ran out (even if the sweep has not
-/// marked it yet), 409 `invalid_state` otherwise.
-pub async fn confirm(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservation, ApiError> {
+/// [`StoreError::NotFound`] for an unknown code, [`StoreError::Expired`] when its time ran
+/// out (even if the sweep has not marked it yet), [`StoreError::InvalidState`] otherwise.
+pub async fn confirm(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservation, StoreError> {
     const SQL: &str = concat!(
         "UPDATE reservations SET status = 'confirmed', updated_at = $2 \
          WHERE code = $1 AND status = 'pre_reserved' AND expires_at > $2 RETURNING ",
@@ -377,20 +43,21 @@ pub async fn confirm(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservat
     let current = find_by_code(db, code)
         .await?
         .ok_or_else(|| not_found(code))?;
-    match current.status.as_str() {
-        PRE_RESERVED | EXPIRED => {
+    match current.status {
+        ReservationStatus::PreReserved | ReservationStatus::Expired => {
             // Expired by time; record it now rather than waiting for the sweep.
             expire_stale(db).await?;
-            Err(ApiError::Expired)
+            Err(StoreError::Expired)
         }
-        other => Err(ApiError::InvalidState(format!(
-            "a reservation in status {other} cannot be confirmed"
-        ))),
+        _ => Err(StoreError::InvalidState {
+            status: current.status,
+            action: "confirmed",
+        }),
     }
 }
 
 /// Cancels an active reservation, freeing its dates.
-pub async fn cancel(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservation, ApiError> {
+pub async fn cancel(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservation, StoreError> {
     const SQL: &str = concat!(
         "UPDATE reservations SET status = 'cancelled', updated_at = $2 \
          WHERE code = $1 AND status IN ('pre_reserved', 'confirmed') RETURNING ",
@@ -405,14 +72,14 @@ pub async fn cancel(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservati
     let current = find_by_code(db, code)
         .await?
         .ok_or_else(|| not_found(code))?;
-    Err(ApiError::InvalidState(format!(
-        "a reservation in status {} cannot be cancelled",
-        current.status
-    )))
+    Err(StoreError::InvalidState {
+        status: current.status,
+        action: "cancelled",
+    })
 }
 
-fn not_found(code: &str) -> ApiError {
-    ApiError::NotFound(format!("no reservation has the code {code}"))
+fn not_found(code: &str) -> StoreError {
+    StoreError::NotFound(code.to_owned())
 }
 
 /// Marks every pre-reservation past its `expires_at` as `expired`, freeing its dates.

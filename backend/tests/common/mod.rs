@@ -265,19 +265,42 @@ pub fn admin_token() -> String {
     token(ADMIN_EMAIL, 3600, JWT_SECRET)
 }
 
+/// The value of one Prometheus sample line on the app's `/metrics`, e.g.
+/// `name{outcome="confirmed"}`.
+pub async fn metric(app: &TestApp, sample: &str) -> f64 {
+    let text = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no sample {sample} in /metrics"))
+}
+
+/// A test that cannot run here (`why`: a tool or a server it needs is missing) says so
+/// loudly and returns; under `CI`, where everything must run, it fails instead.
+pub fn skip_or_fail_in_ci(test: &str, why: &str) {
+    if std::env::var_os("CI").is_some() {
+        panic!("{test} cannot run in CI: {why}");
+    }
+    // Written to the stderr handle directly: the test harness captures `eprintln!`, and a
+    // skip must be visible.
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+}
+
 /// Creates `test_<uuid>` on the `TEST_DATABASE_URL` server and returns its URL, or `None`
 /// (after saying so loudly) when the variable is unset. With `CI` set, unset is a failure.
 pub async fn fresh_postgres_database(test: &str) -> Option<String> {
     let Ok(admin_url) = std::env::var("TEST_DATABASE_URL") else {
-        if std::env::var_os("CI").is_some() {
-            panic!("TEST_DATABASE_URL unset in CI: the PostgreSQL test {test} cannot run");
-        }
-        // Written to the stderr handle directly: the test harness captures `eprintln!`,
-        // and a skip must be visible.
-        use std::io::Write;
-        let _ = writeln!(
-            std::io::stderr(),
-            "TEST_DATABASE_URL unset: skipping PostgreSQL test {test}"
+        skip_or_fail_in_ci(
+            &format!("the PostgreSQL test {test}"),
+            "TEST_DATABASE_URL is unset",
         );
         return None;
     };

@@ -19,12 +19,12 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::{escape_controls, hmac_sha256_matches, refuse};
-use crate::AppState;
+use super::delivery::{escape_controls, hmac_sha256_matches, refuse};
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::http::edge::{self, Client};
 use crate::http::extract::{ApiBytes, ApiQuery};
-use crate::http::openapi::ErrorBody;
+use crate::http::state::AppState;
 use crate::store::now;
 use crate::store::payments::{self, MERCADOPAGO, PaymentOutcome, ReportedPayment};
 

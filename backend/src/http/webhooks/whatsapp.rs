@@ -15,12 +15,12 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{constant_time_eq, hmac_sha256_matches, refuse};
-use crate::AppState;
+use super::delivery::{constant_time_eq, hmac_sha256_matches, refuse};
 use crate::error::ApiError;
+use crate::error::ErrorBody;
 use crate::http::edge::{self, Client};
 use crate::http::extract::{ApiBytes, ApiQuery};
-use crate::http::openapi::ErrorBody;
+use crate::http::state::AppState;
 use crate::store::messages::{self, InboundMessage};
 use crate::store::now;
 

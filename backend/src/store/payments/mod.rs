@@ -5,90 +5,16 @@
 //! Every payment MercadoPago tells us about is recorded with what happened to it, whatever
 //! the outcome, so a late or short payment can be refunded or settled by hand.
 
+pub mod outcome;
 pub mod rule;
+
+pub use self::outcome::{MERCADOPAGO, PaymentOutcome, ReportedPayment};
 
 use chrono::{DateTime, Utc};
 
 use self::rule::{Action, HeldReservation};
-use crate::error::ApiError;
+use crate::store::error::StoreError;
 use crate::with_pool;
-
-/// The provider name stored with MercadoPago payments.
-pub const MERCADOPAGO: &str = "mercadopago";
-
-/// A payment as the provider reported it.
-#[derive(Debug, Clone)]
-pub struct ReportedPayment {
-    /// The provider's payment id.
-    pub provider_payment_id: String,
-    /// The provider's status (`approved`, `pending`, ...).
-    pub status: String,
-    /// The reservation code the payment is for, if it names one.
-    pub reservation_code: Option<String>,
-    /// The amount paid, in cents.
-    pub amount_cents: i64,
-    /// ISO currency code.
-    pub currency: Option<String>,
-}
-
-/// What a payment notification did. Each is a metric label and the stored `outcome`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PaymentOutcome {
-    /// The payment confirmed its pre-reservation.
-    Confirmed,
-    /// This payment had already confirmed the reservation (a repeated notification).
-    Duplicate,
-    /// The reservation was already confirmed some other way (an admin, another payment).
-    AlreadyConfirmed,
-    /// Approved, but less than the deposit: the reservation stays pre-reserved.
-    Underpaid,
-    /// Approved, but not in the currency the deposit is charged in (or in none): the
-    /// reservation stays pre-reserved and an admin settles the payment by hand.
-    WrongCurrency,
-    /// Approved after the pre-reservation expired: recorded, the reservation stays expired.
-    AfterExpiry,
-    /// Approved for a reservation that was cancelled: recorded only.
-    ReservationCancelled,
-    /// The external reference names no reservation.
-    UnknownReservation,
-    /// Not (yet) approved: pending, rejected, refunded, ...
-    NotApproved,
-    /// The deposit that confirmed the reservation was refunded or charged back: the stay
-    /// stays confirmed and is flagged for an admin (see [`rule::decide`] for why).
-    RefundedAfterConfirm,
-}
-
-impl PaymentOutcome {
-    /// Every outcome, for registering metrics.
-    pub const ALL: [PaymentOutcome; 10] = [
-        Self::Confirmed,
-        Self::Duplicate,
-        Self::AlreadyConfirmed,
-        Self::Underpaid,
-        Self::WrongCurrency,
-        Self::AfterExpiry,
-        Self::ReservationCancelled,
-        Self::UnknownReservation,
-        Self::NotApproved,
-        Self::RefundedAfterConfirm,
-    ];
-
-    /// The stable name: stored in `payments.outcome` and used as the metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Confirmed => "confirmed",
-            Self::Duplicate => "duplicate",
-            Self::AlreadyConfirmed => "already_confirmed",
-            Self::Underpaid => "underpaid",
-            Self::WrongCurrency => "wrong_currency",
-            Self::AfterExpiry => "after_expiry",
-            Self::ReservationCancelled => "reservation_cancelled",
-            Self::UnknownReservation => "unknown_reservation",
-            Self::NotApproved => "not_approved",
-            Self::RefundedAfterConfirm => "refunded_after_confirm",
-        }
-    }
-}
 
 /// A stored payment, as tests and admins read it.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -109,6 +35,35 @@ pub struct StoredPayment {
     pub outcome: String,
 }
 
+/// The statements of [`record_payment`], in the order it runs them.
+mod sql {
+    // The write comes first: it takes SQLite's write lock (no lock upgrade later) and, on
+    // PostgreSQL, locks the payment row so that repeated notifications queue. RETURNING
+    // gives the outcome stored before this notification ('received' for a new row).
+    pub const UPSERT: &str = "INSERT INTO payments (provider, provider_payment_id, reservation_code, \
+         provider_status, amount_cents, currency, received_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+         ON CONFLICT (provider, provider_payment_id) DO UPDATE SET \
+         provider_status = excluded.provider_status, amount_cents = excluded.amount_cents, \
+         reservation_code = excluded.reservation_code, currency = excluded.currency, \
+         updated_at = excluded.updated_at \
+         RETURNING outcome";
+    pub const FIND: &str = "SELECT id, status, deposit_cents, expires_at, payment_flag \
+                        FROM reservations WHERE code = $1";
+    pub const CONFIRM: &str = "UPDATE reservations SET status = 'confirmed', updated_at = $2 \
+                           WHERE id = $1 AND status = 'pre_reserved' AND expires_at > $2";
+    pub const EXPIRE: &str = "UPDATE reservations SET status = 'expired', updated_at = $2 \
+                          WHERE id = $1 AND status = 'pre_reserved' AND expires_at <= $2";
+    pub const FLAG: &str = "UPDATE reservations SET payment_flag = $2, updated_at = $3 \
+                        WHERE id = $1 AND status = 'confirmed' AND payment_flag IS NULL";
+    pub const SET_OUTCOME: &str = "UPDATE payments SET outcome = $3 \
+                               WHERE provider = $1 AND provider_payment_id = $2 \
+                               AND outcome IN ('received', 'not_approved')";
+    pub const EVENT: &str = "INSERT INTO payment_events (provider, provider_payment_id, \
+         reservation_code, provider_status, amount_cents, currency, outcome, received_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
+}
+
 /// Records `payment` and applies the deposit rule, in one transaction: the `payments` row
 /// (the payment's current state), one `payment_events` row (this delivery, append-only),
 /// and what the rule does to the reservation.
@@ -126,33 +81,7 @@ pub async fn record_payment(
     provider: &str,
     payment: &ReportedPayment,
     now: DateTime<Utc>,
-) -> Result<PaymentOutcome, ApiError> {
-    // The write comes first: it takes SQLite's write lock (no lock upgrade later) and, on
-    // PostgreSQL, locks the payment row so that repeated notifications queue. RETURNING
-    // gives the outcome stored before this notification ('received' for a new row).
-    const UPSERT: &str = "INSERT INTO payments (provider, provider_payment_id, reservation_code, \
-         provider_status, amount_cents, currency, received_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
-         ON CONFLICT (provider, provider_payment_id) DO UPDATE SET \
-         provider_status = excluded.provider_status, amount_cents = excluded.amount_cents, \
-         reservation_code = excluded.reservation_code, currency = excluded.currency, \
-         updated_at = excluded.updated_at \
-         RETURNING outcome";
-    const FIND: &str = "SELECT id, status, deposit_cents, expires_at, payment_flag \
-                        FROM reservations WHERE code = $1";
-    const CONFIRM: &str = "UPDATE reservations SET status = 'confirmed', updated_at = $2 \
-                           WHERE id = $1 AND status = 'pre_reserved' AND expires_at > $2";
-    const EXPIRE: &str = "UPDATE reservations SET status = 'expired', updated_at = $2 \
-                          WHERE id = $1 AND status = 'pre_reserved' AND expires_at <= $2";
-    const FLAG: &str = "UPDATE reservations SET payment_flag = $2, updated_at = $3 \
-                        WHERE id = $1 AND status = 'confirmed' AND payment_flag IS NULL";
-    const SET_OUTCOME: &str = "UPDATE payments SET outcome = $3 \
-                               WHERE provider = $1 AND provider_payment_id = $2 \
-                               AND outcome IN ('received', 'not_approved')";
-    const EVENT: &str = "INSERT INTO payment_events (provider, provider_payment_id, \
-         reservation_code, provider_status, amount_cents, currency, outcome, received_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
-
+) -> Result<PaymentOutcome, StoreError> {
     let provider = provider.to_owned();
     let payment = payment.clone();
     // One unit of work in its own task: a notification cut off mid-way (MercadoPago gave
@@ -161,7 +90,7 @@ pub async fn record_payment(
         crate::db::transaction(pool, move |mut tx| async move {
         let provider = provider.as_str();
         let payment = &payment;
-        let previous: String = sqlx::query_scalar(UPSERT)
+        let previous: String = sqlx::query_scalar(sql::UPSERT)
             .bind(provider)
             .bind(&payment.provider_payment_id)
             .bind(&payment.reservation_code)
@@ -172,7 +101,7 @@ pub async fn record_payment(
             .fetch_one(&mut *tx)
             .await?;
         let held: Option<HeldReservation> = match &payment.reservation_code {
-            Some(code) => sqlx::query_as(FIND).bind(code).fetch_optional(&mut *tx).await?,
+            Some(code) => sqlx::query_as(sql::FIND).bind(code).fetch_optional(&mut *tx).await?,
             None => None,
         };
         let (mut outcome, action) = rule::decide(payment, &previous, held.as_ref(), now);
@@ -180,7 +109,7 @@ pub async fn record_payment(
         match action {
             Action::None => {}
             Action::Expire(id) => {
-                expired = sqlx::query(EXPIRE)
+                expired = sqlx::query(sql::EXPIRE)
                     .bind(id)
                     .bind(now)
                     .execute(&mut *tx)
@@ -188,7 +117,7 @@ pub async fn record_payment(
                     .rows_affected();
             }
             Action::Confirm(id) => {
-                let confirmed = sqlx::query(CONFIRM)
+                let confirmed = sqlx::query(sql::CONFIRM)
                     .bind(id)
                     .bind(now)
                     .execute(&mut *tx)
@@ -199,7 +128,7 @@ pub async fn record_payment(
                 }
             }
             Action::Flag { id, flag } => {
-                let flagged = sqlx::query(FLAG)
+                let flagged = sqlx::query(sql::FLAG)
                     .bind(id)
                     .bind(flag)
                     .bind(now)
@@ -211,13 +140,13 @@ pub async fn record_payment(
                 }
             }
         }
-        sqlx::query(SET_OUTCOME)
+        sqlx::query(sql::SET_OUTCOME)
             .bind(provider)
             .bind(&payment.provider_payment_id)
             .bind(outcome.as_str())
             .execute(&mut *tx)
             .await?;
-        sqlx::query(EVENT)
+        sqlx::query(sql::EVENT)
             .bind(provider)
             .bind(&payment.provider_payment_id)
             .bind(&payment.reservation_code)

@@ -4,17 +4,17 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{PaymentOutcome, ReportedPayment};
+use super::outcome::{PaymentOutcome, ReportedPayment};
 use crate::mercadopago::CURRENCY;
-use crate::store::reservations::{CONFIRMED, EXPIRED, PRE_RESERVED};
+use crate::store::status::ReservationStatus::{self, Confirmed, Expired, PreReserved};
 
 /// The reservation a payment names, as the store holds it.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct HeldReservation {
     /// Primary key.
     pub id: i64,
-    /// One of the reservation status constants.
-    pub status: String,
+    /// Where it is in its life.
+    pub status: ReservationStatus,
     /// The deposit, in cents of [`CURRENCY`].
     pub deposit_cents: i64,
     /// When a pre-reservation stops holding the dates.
@@ -78,7 +78,7 @@ pub fn decide(
     if let (Some(flag), Some(held)) = (reversal, reservation) {
         // Only the payment that confirmed the stay paid for it; other payments' refunds
         // (a second payment, an underpayment) are settled money, not a lost deposit.
-        if previous_outcome == PaymentOutcome::Confirmed.as_str() && held.status == CONFIRMED {
+        if previous_outcome == PaymentOutcome::Confirmed.as_str() && held.status == Confirmed {
             return match held.payment_flag {
                 Some(_) => outcome(PaymentOutcome::Duplicate),
                 None => (
@@ -94,7 +94,7 @@ pub fn decide(
     let Some(held) = reservation else {
         return outcome(PaymentOutcome::UnknownReservation);
     };
-    if held.status == CONFIRMED {
+    if held.status == Confirmed {
         let repeated = previous_outcome == PaymentOutcome::Confirmed.as_str()
             || previous_outcome == PaymentOutcome::Duplicate.as_str();
         return outcome(if repeated {
@@ -103,10 +103,10 @@ pub fn decide(
             PaymentOutcome::AlreadyConfirmed
         });
     }
-    if held.status == EXPIRED {
+    if held.status == Expired {
         return outcome(PaymentOutcome::AfterExpiry);
     }
-    if held.status != PRE_RESERVED {
+    if held.status != PreReserved {
         return outcome(PaymentOutcome::ReservationCancelled);
     }
     if held.expires_at <= now {
@@ -125,7 +125,7 @@ pub fn decide(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::reservations::CANCELLED;
+    use crate::store::status::ReservationStatus::Cancelled;
 
     const DEPOSIT: i64 = 22_200;
 
@@ -143,10 +143,10 @@ mod tests {
         }
     }
 
-    fn held(status: &str) -> HeldReservation {
+    fn held(status: ReservationStatus) -> HeldReservation {
         HeldReservation {
             id: 7,
-            status: status.into(),
+            status,
             deposit_cents: DEPOSIT,
             expires_at: at(2_000),
             payment_flag: None,
@@ -165,12 +165,12 @@ mod tests {
     fn the_deposit_in_pesos_confirms() {
         let payment = paid("approved", DEPOSIT, Some("ARS"));
         assert_eq!(
-            decide(&payment, "received", Some(&held(PRE_RESERVED)), at(1_000)),
+            decide(&payment, "received", Some(&held(PreReserved)), at(1_000)),
             (PaymentOutcome::Confirmed, Action::Confirm(7))
         );
         let more = paid("approved", DEPOSIT + 1, Some("ARS"));
         assert_eq!(
-            run(&more, "received", &held(PRE_RESERVED)),
+            run(&more, "received", &held(PreReserved)),
             PaymentOutcome::Confirmed
         );
     }
@@ -180,7 +180,7 @@ mod tests {
         for currency in [Some("USD"), Some("ars"), Some("XYZ"), Some(""), None] {
             let payment = paid("approved", DEPOSIT, currency);
             assert_eq!(
-                decide(&payment, "received", Some(&held(PRE_RESERVED)), at(1_000)),
+                decide(&payment, "received", Some(&held(PreReserved)), at(1_000)),
                 (PaymentOutcome::WrongCurrency, Action::None),
                 "{currency:?}"
             );
@@ -191,7 +191,7 @@ mod tests {
     fn short_payments_keep_the_hold() {
         let payment = paid("approved", DEPOSIT - 1, Some("ARS"));
         assert_eq!(
-            run(&payment, "received", &held(PRE_RESERVED)),
+            run(&payment, "received", &held(PreReserved)),
             PaymentOutcome::Underpaid
         );
     }
@@ -207,7 +207,7 @@ mod tests {
         ] {
             let payment = paid(status, DEPOSIT, Some("ARS"));
             assert_eq!(
-                run(&payment, "received", &held(PRE_RESERVED)),
+                run(&payment, "received", &held(PreReserved)),
                 PaymentOutcome::NotApproved,
                 "{status}"
             );
@@ -222,23 +222,23 @@ mod tests {
             PaymentOutcome::UnknownReservation
         );
         assert_eq!(
-            run(&payment, "confirmed", &held(CONFIRMED)),
+            run(&payment, "confirmed", &held(Confirmed)),
             PaymentOutcome::Duplicate
         );
         assert_eq!(
-            run(&payment, "received", &held(CONFIRMED)),
+            run(&payment, "received", &held(Confirmed)),
             PaymentOutcome::AlreadyConfirmed
         );
         assert_eq!(
-            run(&payment, "received", &held(EXPIRED)),
+            run(&payment, "received", &held(Expired)),
             PaymentOutcome::AfterExpiry
         );
         assert_eq!(
-            run(&payment, "received", &held(CANCELLED)),
+            run(&payment, "received", &held(Cancelled)),
             PaymentOutcome::ReservationCancelled
         );
         assert_eq!(
-            decide(&payment, "received", Some(&held(PRE_RESERVED)), at(2_000)),
+            decide(&payment, "received", Some(&held(PreReserved)), at(2_000)),
             (PaymentOutcome::AfterExpiry, Action::Expire(7))
         );
     }
@@ -248,7 +248,7 @@ mod tests {
         for status in REVERSED_STATUSES {
             let payment = paid(status, DEPOSIT, Some("ARS"));
             assert_eq!(
-                decide(&payment, "confirmed", Some(&held(CONFIRMED)), at(1_000)),
+                decide(&payment, "confirmed", Some(&held(Confirmed)), at(1_000)),
                 (
                     PaymentOutcome::RefundedAfterConfirm,
                     Action::Flag {
@@ -260,7 +260,7 @@ mod tests {
             );
             let flagged = HeldReservation {
                 payment_flag: Some(status.into()),
-                ..held(CONFIRMED)
+                ..held(Confirmed)
             };
             assert_eq!(
                 run(&payment, "confirmed", &flagged),
@@ -275,9 +275,9 @@ mod tests {
         // A second payment for a confirmed stay, an underpayment, a payment for a stay an
         // admin has since cancelled.
         for (previous, status) in [
-            ("already_confirmed", CONFIRMED),
-            ("underpaid", PRE_RESERVED),
-            ("confirmed", CANCELLED),
+            ("already_confirmed", Confirmed),
+            ("underpaid", PreReserved),
+            ("confirmed", Cancelled),
         ] {
             assert_eq!(
                 run(&refunded, previous, &held(status)),
