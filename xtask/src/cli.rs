@@ -60,6 +60,9 @@ pub enum Command {
     /// the service's routes against a bare server, pre-reserve against the pgbench ceiling
     /// (--postgres); prints Markdown tables of min/median/max ratios (exit 0 once measured).
     Bench(crate::bench::Args),
+    /// Print an environment's recent app logs (`fly logs --no-tail`) with every value of its
+    /// env file masked; --since and --lines narrow them.
+    Logs(crate::logs::Args),
 }
 
 impl Cli {

@@ -20,6 +20,7 @@ pub mod interrupt;
 pub mod junit;
 pub mod local_service;
 pub mod localfly;
+pub mod logs;
 pub mod masking;
 pub mod output;
 pub mod overlap;
@@ -66,6 +67,7 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Watch(args) => watch::run(args),
         Command::Promote(args) => promote::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Logs(args) => logs::run(args),
     };
     exit_code(outcome)
 }
