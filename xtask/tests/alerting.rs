@@ -256,7 +256,9 @@ fn a_stopped_service_pages_through_alertmanager_to_the_webhook() {
     std::fs::create_dir_all(&am_dir).unwrap();
     render_by_the_runbook(&am_dir, &env_file);
     let rendered = std::fs::read_to_string(am_dir.join("alertmanager.yml")).unwrap();
-    let settings_lines = rendered.lines().filter(|l| !l.trim_start().starts_with('#'));
+    let settings_lines = rendered
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'));
     let left: Vec<&str> = settings_lines.filter(|l| l.contains("${")).collect();
     assert!(left.is_empty(), "markers left: {left:?}");
     for secret in [webhook_url.as_str(), "smtp-password-0123"] {
