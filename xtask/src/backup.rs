@@ -90,8 +90,12 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 
 /// `DATABASE_URL` of an env file.
 pub fn database_url(env_file: &Path) -> anyhow::Result<String> {
-    let text = crate::files::read_text_capped(env_file, crate::files::CONFIG_LIMIT)
-        .with_context(|| format!("reading {}", env_file.display()))?;
+    let text = crate::files::read_text_capped(env_file, crate::files::CONFIG_LIMIT).with_context(|| {
+        format!(
+            "reading {}: copy its .template beside it and fill DATABASE_URL (the URL `fly postgres attach` set)",
+            env_file.display()
+        )
+    })?;
     let entries = crate::predeploy::envfile::parse_env_file(&text).map_err(|_| {
         anyhow::anyhow!(
             "{} does not parse: run `cargo xtask predeploy` for the problems",
