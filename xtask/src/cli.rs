@@ -63,6 +63,15 @@ pub enum Command {
     /// Build the service image with Docker or Podman (id, size, build time); with --check,
     /// run it as Fly would and name the first failing step.
     Image(crate::image::Args),
+    /// Print an environment's recent app logs (`fly logs --no-tail`) with every value of its
+    /// env file masked; --since and --lines narrow them.
+    Logs(crate::logs::Args),
+    /// Dump an environment's database (pg_dump -Fc) with a manifest: server version, size,
+    /// sha256, rows per table, start and end time.
+    Backup(crate::backup::Args),
+    /// Restore a backup into a throwaway local cluster and check it (checksum, migrations,
+    /// row counts, no overlapping bookings); reports RTO and RPO (exit 1 when a check fails).
+    RestoreDrill(crate::restore_drill::Args),
 }
 
 impl Cli {

@@ -5,6 +5,7 @@
 //! Exit codes are the same everywhere: 0 pass, 1 a check failed, 2 the task could not run.
 
 pub mod admin_token;
+pub mod backup;
 pub mod bench;
 pub mod check;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod interrupt;
 pub mod junit;
 pub mod local_service;
 pub mod localfly;
+pub mod logs;
 pub mod masking;
 pub mod output;
 pub mod overlap;
@@ -33,6 +35,7 @@ pub mod rehearse;
 pub mod release;
 pub mod repo;
 pub mod report;
+pub mod restore_drill;
 pub mod rollback;
 pub mod secrets;
 pub mod smoke;
@@ -68,6 +71,9 @@ pub fn dispatch(cli: Cli) -> ExitCode {
         Command::Promote(args) => promote::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Image(args) => image::run(args),
+        Command::Logs(args) => logs::run(args),
+        Command::Backup(args) => backup::run(args),
+        Command::RestoreDrill(args) => restore_drill::run(args),
     };
     exit_code(outcome)
 }

@@ -690,6 +690,21 @@ fn docs_commands_fail_on_a_command_that_does_not_exist() {
     );
 }
 
+/// The runbooks live a directory below `ops/`; their commands are held to the CLI too.
+#[test]
+fn docs_commands_read_the_runbooks() {
+    let fixture = Fixture::valid();
+    fixture.write(
+        "ops/runbooks/INCIDENT_RESPONSE.md",
+        "# Incidents\n\n## Service down\n\n```sh\ncargo xtask restart --env production\n```\n",
+    );
+    assert_fails_at(
+        &fixture.evaluate(&all()),
+        "docs_commands",
+        "ops/runbooks/INCIDENT_RESPONSE.md:6",
+    );
+}
+
 #[test]
 fn ci_warns_without_a_workflow_and_fails_when_none_runs_the_tests() {
     let fixture = Fixture::valid();
