@@ -12,13 +12,13 @@
 use std::io::Write;
 use std::time::Duration;
 
-use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DeployConfig, Environment};
-use crate::deploy::gates::{Gates, TaskGates, parse_wait, ready_and_smoke};
+use crate::deploy::gates::{Gates, TaskGates, ready_and_smoke};
 use crate::flyctl::{DeployCommand, Flyctl, failure_or_error};
 use crate::output::Output;
+use crate::predeploy::CommandLine;
 use crate::record::RunClock;
 use crate::records::screen::Trust;
 use crate::release::restore::{RollbackPlan, failed_conditions};
@@ -38,24 +38,18 @@ pub const FROM: &str = "staging";
 pub const TO: &str = "production";
 
 /// Options of `cargo xtask promote`.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct Args {
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Check every precondition and print the flyctl command without running it.
-    #[arg(long)]
     pub dry_run: bool,
     /// Fly's deploy strategy for production (blue-green: the new machines serve only once
     /// all pass their checks).
-    #[arg(long, value_name = "S", default_value = "bluegreen",
-          value_parser = ["bluegreen", "rolling", "canary"])]
     pub strategy: String,
     /// How long flyctl, the proof that the image serves and the readiness poll may each wait.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_wait)]
     pub wait_timeout: u64,
     /// How long one `flyctl deploy` may run in all before it is stopped and counted a failure.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_wait)]
     pub deploy_timeout: u64,
     /// Print the result record as JSON on stdout (human text goes to stderr).
-    #[arg(long)]
     pub json: bool,
 }
 
@@ -236,7 +230,9 @@ pub fn prerequisites(
 }
 
 /// Entry point of `cargo xtask promote`.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+///
+/// `command_line` is handed to predeploy's `docs_commands` check (`None` skips it).
+pub fn run(args: Options, command_line: Option<CommandLine>) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     // Production is promoted only on evidence CI signed (`RECORDS_SIGNING_KEY`): a record
     // anyone with push access could have written does not count.
@@ -257,7 +253,10 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         &args,
         &evidence,
         flyctl,
-        &TaskGates { json: args.json },
+        &TaskGates {
+            json: args.json,
+            command_line,
+        },
         &mut human,
     )?;
     Ok(verdict)
@@ -266,7 +265,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 /// Promotes on `repo` given staging's evidence; saves the record unless it is a dry run.
 pub fn run_with(
     repo: &Repo,
-    args: &Args,
+    args: &Options,
     evidence: &StagingEvidence,
     flyctl: Flyctl,
     gates: &dyn Gates,

@@ -12,7 +12,6 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::bail;
-use clap::Args as ClapArgs;
 
 use crate::report::{DecisionMap, State, Step};
 use crate::verdict::Verdict;
@@ -22,23 +21,17 @@ use position::{position, stopped_at};
 pub const ENVIRONMENT: &str = "staging";
 
 /// Options of `cargo xtask staging`.
-#[derive(Debug, Clone, Default, ClapArgs)]
-#[command(
-    after_help = "Steps: predeploy, fly_login, secrets_loaded, deploy, health, \
-    smoke_thresholds, overlap (the decision map's ids). Exit codes: 0 every step passed or was \
-    fresh; 1 a step failed (run again to resume there); 2 could not run, or a mutating step \
-    needed an answer: without a terminal pass --yes."
-)]
-pub struct Args {
+#[derive(Debug, Clone, Default)]
+pub struct Options {
     /// Answer yes before each mutating step (secrets, deploy, overlap), e.g. in CI.
-    #[arg(long)]
     pub yes: bool,
     /// Start at this step of the map (e.g. `deploy`), running it even when it is fresh.
-    #[arg(long, value_name = "STEP")]
     pub from: Option<String>,
     /// Print which steps would run and which are skipped (and why), calling nothing.
-    #[arg(long)]
     pub dry_run: bool,
+    /// The command line predeploy's `docs_commands` check reads the docs with (`None`
+    /// skips that check).
+    pub command_line: Option<crate::predeploy::CommandLine>,
 }
 
 /// A task the staging run calls for a step of the map.
@@ -184,9 +177,9 @@ pub struct RunSummary {
 }
 
 /// Entry point of `cargo xtask staging`.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = crate::repo::Repo::discover()?;
-    let tasks = tasks::Real::new(repo, args.dry_run)?;
+    let tasks = tasks::Real::new(repo, args.dry_run, args.command_line)?;
     let mut confirm = Terminal::new(args.yes);
     let mut out = std::io::stderr();
     Ok(walk(&args, &tasks, &mut confirm, &mut out)?.verdict)
@@ -195,7 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 /// Walks the map: skips fresh steps, runs the rest, stops at the first failure; ends with the
 /// position and the report path.
 pub fn walk(
-    args: &Args,
+    args: &Options,
     tasks: &dyn Tasks,
     confirm: &mut dyn Confirm,
     out: &mut dyn Write,
