@@ -34,6 +34,7 @@ pub use api::Stay;
 pub use judge::{
     DATE_OVERLAP, LatencySummary, OtherGroup, Outcome, RequestOutcome, RoundVerdict, judge_round,
 };
+pub use render::junit_suite;
 pub use render::{markdown as render_markdown, text as render_text};
 pub use report::{Check, CleanupFailure, CleanupReport, OverlapReport, RoundReport, probe};
 pub use rounds::{OverlapPlan, new_run_id, run_rounds};
@@ -154,7 +155,7 @@ pub fn run_with(repo: &Repo, args: Options) -> anyhow::Result<Verdict> {
     };
     crate::finish::finish(repo, &record, ending, &mut out.human_writer())?;
     if let Some(junit) = &args.junit {
-        crate::junit::overlap(&target.environment, &record.result).write(junit)?;
+        render::junit_suite(&target.environment, &record.result).write(junit)?;
     }
     Ok(verdict)
 }

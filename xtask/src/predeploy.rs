@@ -10,6 +10,7 @@
 mod ci;
 mod config_check;
 mod dockerfile;
+mod dockerfile_syntax;
 mod dockerignore;
 mod docs_commands;
 mod env_check;
@@ -35,6 +36,7 @@ use crate::verdict::Verdict;
 pub use docs_commands::{CommandCheck, CommandLine};
 pub(crate) use env_check::parse_template;
 pub use outcome::{CheckResult, Evidence, PredeployReport};
+pub use render::junit_suite;
 pub use workflow_lint::{ACTIONLINT_ENV, WorkflowLinters, ZIZMOR_ENV};
 
 /// The environment name recorded when no `--env` was given.
@@ -161,7 +163,7 @@ pub fn check_with_output(
     };
     crate::finish::finish(repo, &record, ending, &mut out.human_writer())?;
     if let Some(path) = junit {
-        crate::junit::predeploy(&record.result).write(path)?;
+        render::junit_suite(&record.result).write(path)?;
     }
     Ok(verdict)
 }

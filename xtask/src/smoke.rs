@@ -32,6 +32,7 @@ use crate::verdict::Verdict;
 
 pub use checks::EXPECTED_METRICS;
 pub use plan::{BenchPlan, EndpointPlan, LoadSettings, Overrides, SmokePlan};
+pub use render::junit_suite;
 pub use report::{BenchmarkReport, CheckResult, EndpointReport, SmokeReport};
 pub use stats::{ErrorCounts, LatencySummary, ThresholdOutcome};
 
@@ -324,7 +325,7 @@ pub fn run_with_output(
     };
     crate::finish::finish(repo, &record, ending, &mut out.human_writer())?;
     if let Some(junit) = junit {
-        crate::junit::smoke(&target.environment, &record.result).write(junit)?;
+        render::junit_suite(&target.environment, &record.result).write(junit)?;
     }
     if let Some(shortfall) = rate_not_kept {
         // The latencies include the generator's own delay: not a measurement of the target.
