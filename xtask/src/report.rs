@@ -12,6 +12,7 @@ mod deploys;
 mod freshness;
 mod history;
 mod html;
+mod map;
 mod records;
 mod rows;
 mod stability;

@@ -317,35 +317,11 @@ fn nothing_below_the_command_line_imports_it() {
     );
 }
 
-/// Circles still being taken apart, each as its sorted module paths. The list only shrinks:
-/// a circle not in it fails, and so does one in it that is gone (delete its line).
-const KNOWN_CIRCLES: &[&[&str]] = &[&[
-    "report::assess",
-    "report::decision_map",
-    "report::deploys",
-    "report::freshness",
-    "report::records",
-    "report::stability",
-    "report::steps",
-]];
-
 #[test]
 fn the_module_graph_has_no_circle() {
     let graph = graph();
     let found = circles(&graph);
-    let new: Vec<&Vec<String>> = found
-        .iter()
-        .filter(|component| {
-            !KNOWN_CIRCLES.contains(
-                &component
-                    .iter()
-                    .map(String::as_str)
-                    .collect::<Vec<_>>()
-                    .as_slice(),
-            )
-        })
-        .collect();
-    let described: Vec<String> = new
+    let described: Vec<String> = found
         .iter()
         .map(|component| {
             let files: Vec<String> = component.iter().map(|m| file_of(&graph, m)).collect();
@@ -353,26 +329,11 @@ fn the_module_graph_has_no_circle() {
         })
         .collect();
     assert!(
-        new.is_empty(),
+        found.is_empty(),
         "{} import circle(s) among xtask's modules; move the shared piece into a module both \
          sides import, or pass it as a parameter:\n{}",
-        new.len(),
+        found.len(),
         described.join("\n")
-    );
-    let gone: Vec<&&[&str]> = KNOWN_CIRCLES
-        .iter()
-        .filter(|known| {
-            !found.iter().any(|component| {
-                component
-                    .iter()
-                    .map(String::as_str)
-                    .eq(known.iter().copied())
-            })
-        })
-        .collect();
-    assert!(
-        gone.is_empty(),
-        "these circles are gone: delete them from KNOWN_CIRCLES: {gone:?}"
     );
 }
 

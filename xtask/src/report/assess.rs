@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use super::freshness::{Freshness, Provenance, age, freshness, provenance, timestamp};
+pub use super::freshness::{Freshness, Provenance, freshness, provenance, timestamp};
 use super::records::{Results, Saved, passed};
 use crate::verdict::Verdict;
 
@@ -151,7 +151,7 @@ pub fn required_for_go(step_id: &str, environment: &str, deployable: bool) -> bo
         ["staging_validated", "stability_24h", "production_checklist"];
     OWN.contains(&step_id)
         || (deployable
-            && environment == super::decision_map::PRODUCTION
+            && environment == super::map::PRODUCTION
             && PRODUCTION_GATES.contains(&step_id))
 }
 
@@ -160,9 +160,9 @@ pub fn required_for_go(step_id: &str, environment: &str, deployable: bool) -> bo
 /// race, a production gate still open) becomes INCOMPLETE, or NO-GO where a step failed.
 pub fn reconcile<'a>(
     assessment: Assessment,
-    required: impl IntoIterator<Item = &'a super::decision_map::Step>,
+    required: impl IntoIterator<Item = &'a super::map::Step>,
 ) -> Assessment {
-    use super::decision_map::State;
+    use super::map::State;
     if assessment.overall != Overall::Go {
         return assessment;
     }
@@ -233,7 +233,7 @@ pub fn requirements(
             d.result.problems.clone()
         });
         if results.deploy.is_some()
-            && let Some(why) = super::decision_map::rolled_back(results)
+            && let Some(why) = super::deploys::rolled_back(results)
         {
             deploy = Requirement::Measured {
                 verdict: Verdict::Fail,
@@ -341,11 +341,8 @@ mod tests {
         }
     }
 
-    fn step(
-        id: &'static str,
-        state: super::super::decision_map::State,
-    ) -> super::super::decision_map::Step {
-        super::super::decision_map::Step {
+    fn step(id: &'static str, state: super::super::map::State) -> super::super::map::Step {
+        super::super::map::Step {
             id,
             title: id.to_string(),
             state,
@@ -356,7 +353,7 @@ mod tests {
 
     #[test]
     fn a_go_is_held_to_the_required_map_steps() {
-        use super::super::decision_map::State;
+        use super::super::map::State;
         let go = overall(&[("smoke", measured(Verdict::Pass))]);
         let done = [
             step("health", State::Done),

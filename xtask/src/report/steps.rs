@@ -2,26 +2,10 @@
 
 use super::assess::{self, Freshness, Overall, timestamp};
 use super::checklist::CHECKLIST_PATH;
-use super::decision_map::{MapInputs, STAGING, State, Step};
 use super::deploys::{release_line, rolled_back};
+use super::map::{MapInputs, STAGING, State, Step, step};
 use super::records::{Saved, passed};
 use crate::verdict::Verdict;
-
-pub(super) fn step(
-    id: &'static str,
-    title: impl Into<String>,
-    state: State,
-    evidence: impl Into<String>,
-    command: Option<String>,
-) -> Step {
-    Step {
-        id,
-        title: title.into(),
-        state,
-        evidence: evidence.into(),
-        command,
-    }
-}
 
 /// State of a record-backed step: none or stale → pending, passed → done, skipped →
 /// pending, failed → failed.
