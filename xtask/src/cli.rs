@@ -125,7 +125,7 @@ impl Command {
         match self {
             Command::Predeploy(args) => args.run(),
             Command::Smoke(args) => args.run(),
-            Command::Overlap(args) => crate::overlap::run(args.into()),
+            Command::Overlap(args) => args.run(),
             Command::Test(args) => crate::test_suite::run(args.into()),
             Command::Secrets(args) => crate::secrets::run(args.into()),
             Command::Deploy(args) => crate::deploy::run(args.into(), Some(documented_command)),

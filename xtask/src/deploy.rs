@@ -46,10 +46,10 @@ pub struct Options {
     pub rollback_on_failure: bool,
     /// How long flyctl, the proof that the build serves and the readiness poll may each wait
     /// (e.g. 300, 90s, 5m).
-    pub wait_timeout: u64,
+    pub wait_timeout: Duration,
     /// How long one `flyctl deploy` may run in all (build and rollout) before it is stopped
     /// and counted as a failure (e.g. 30m).
-    pub deploy_timeout: u64,
+    pub deploy_timeout: Duration,
     /// Also prove machines Fly stopped for idleness: ask each for its version, which starts it
     /// (without it a stopped machine counts as updated when its config names the new image).
     pub wake: bool,
@@ -60,9 +60,9 @@ pub struct Options {
 /// The rollout strategy without `--strategy`.
 pub const DEFAULT_STRATEGY: &str = "rolling";
 /// How long flyctl waits for each machine to pass its checks without `--wait-timeout` (5m).
-pub const DEFAULT_WAIT_TIMEOUT_SECS: u64 = 300;
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long one `flyctl deploy` may run without `--deploy-timeout` (30m).
-pub const DEFAULT_DEPLOY_TIMEOUT_SECS: u64 = 1800;
+pub const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(1800);
 
 impl Options {
     /// The options of `cargo xtask deploy --env ENV`.
@@ -72,8 +72,8 @@ impl Options {
             dry_run: false,
             strategy: DEFAULT_STRATEGY.to_string(),
             rollback_on_failure: false,
-            wait_timeout: DEFAULT_WAIT_TIMEOUT_SECS,
-            deploy_timeout: DEFAULT_DEPLOY_TIMEOUT_SECS,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            deploy_timeout: DEFAULT_DEPLOY_TIMEOUT,
             wake: false,
             json: false,
         }
@@ -285,12 +285,12 @@ pub fn execute(
         config: environment.fly_config.clone(),
         image: None,
         strategy: Some(args.strategy.clone()),
-        wait_timeout_secs: args.wait_timeout,
+        wait_timeout_secs: args.wait_timeout.as_secs(),
         build_args: vec![(COMMIT_BUILD_ARG.to_string(), git.commit.clone())],
         image_label: Some(label),
-        time_limit: Some(Duration::from_secs(args.deploy_timeout)),
+        time_limit: Some(args.deploy_timeout),
     };
-    let timeout = Duration::from_secs(args.wait_timeout);
+    let timeout = args.wait_timeout;
     if let Err(error) = flyctl.deploy(&deploy, out) {
         let failure = failure_or_error(error)?;
         result
@@ -323,7 +323,7 @@ pub fn execute(
         writeln!(
             out,
             "would verify for up to {}s that a release newer than {} is complete and every machine runs its image with passing checks and reports commit {}, wait for {}/api/v1/readyz, then run `cargo xtask smoke --env {}`",
-            args.wait_timeout,
+            args.wait_timeout.as_secs(),
             newer_than
                 .map(|v| format!("v{v}"))
                 .unwrap_or_else(|| "none".into()),
@@ -414,7 +414,7 @@ fn handle_failed_release(
     let image = target.image.clone();
     let xtask_line = format!("cargo xtask rollback --env {} --to {image}", args.env);
     let flyctl_line = flyctl.display(&crate::flyctl::Invocation::new(
-        rollback_command(environment, &image, args.wait_timeout).args(),
+        rollback_command(environment, &image, args.wait_timeout.as_secs()).args(),
     ));
     result.rollback_command = Some(xtask_line.clone());
     if !args.rollback_on_failure {
@@ -444,8 +444,8 @@ fn handle_failed_release(
         image: &image,
         commit: target.commit.as_deref(),
         newer_than,
-        wait_timeout: args.wait_timeout,
-        deploy_timeout: args.deploy_timeout,
+        wait_timeout: args.wait_timeout.as_secs(),
+        deploy_timeout: args.deploy_timeout.as_secs(),
     };
     roll_back(repo, flyctl, gates, &plan, &mut rollback, out)?;
     for problem in &rollback.problems {

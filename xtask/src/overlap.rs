@@ -23,7 +23,7 @@ mod render;
 mod report;
 mod rounds;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -78,11 +78,6 @@ pub struct Options {
     pub no_cleanup: bool,
     /// Per-request timeout (e.g. 30s, 2m).
     pub timeout: Duration,
-    /// Also write the outcome as JUnit XML to PATH (one test case per race and probe of each round), for CI test
-    /// reporters.
-    pub junit: Option<std::path::PathBuf>,
-    /// Print the result record as JSON on stdout (human text goes to stderr).
-    pub json: bool,
 }
 
 /// Identical pre-reserves per round without `--concurrency`.
@@ -109,8 +104,6 @@ impl Options {
             env_file: None,
             no_cleanup: false,
             timeout: DEFAULT_TIMEOUT,
-            junit: None,
-            json: false,
         }
     }
 }
@@ -122,19 +115,21 @@ fn mutating_allowed(flag: bool) -> bool {
 
 /// Entry point: checks the flags, resolves target and admin token, runs the rounds, prints,
 /// records. Refuses (exit 2, nothing sent) without `--mutating` or `RUN_MUTATING=1`.
-pub fn run(args: Options) -> anyhow::Result<Verdict> {
-    run_with(&Repo::discover()?, args)
-}
-
-/// [`run`] on `repo` (a task that calls overlap passes the repository it holds).
-pub fn run_with(repo: &Repo, args: Options) -> anyhow::Result<Verdict> {
+///
+/// Runs on `repo` (a task that calls overlap passes the repository it holds), prints through
+/// `out` and writes JUnit XML to `junit` when given.
+pub fn run_with(
+    repo: &Repo,
+    args: Options,
+    out: Output,
+    junit: Option<&Path>,
+) -> anyhow::Result<Verdict> {
     if !mutating_allowed(args.mutating) {
         bail!(
             "overlap creates reservations on the target, so it runs only when allowed: pass \
              --mutating (or set {RUN_MUTATING_VAR}=1); nothing was sent"
         );
     }
-    let out = Output::new(args.json);
     let target = resolve_target(repo, args.env.as_deref(), args.url.as_deref())?;
     let plan = plan_from(&args, repo, &target)?;
     if let Some(note) = race::ensure_open_files(plan.concurrency)? {
@@ -154,7 +149,7 @@ pub fn run_with(repo: &Repo, args: Options) -> anyhow::Result<Verdict> {
         json: out.json(),
     };
     crate::finish::finish(repo, &record, ending, &mut out.human_writer())?;
-    if let Some(junit) = &args.junit {
+    if let Some(junit) = junit {
         render::junit_suite(&target.environment, &record.result).write(junit)?;
     }
     Ok(verdict)

@@ -46,9 +46,9 @@ pub struct Options {
     /// all pass their checks).
     pub strategy: String,
     /// How long flyctl, the proof that the image serves and the readiness poll may each wait.
-    pub wait_timeout: u64,
+    pub wait_timeout: Duration,
     /// How long one `flyctl deploy` may run in all before it is stopped and counted a failure.
-    pub deploy_timeout: u64,
+    pub deploy_timeout: Duration,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     pub json: bool,
 }
@@ -327,10 +327,10 @@ pub fn run_with(
         config: environment.fly_config.clone(),
         image: Some(image.clone()),
         strategy: Some(args.strategy.clone()),
-        wait_timeout_secs: args.wait_timeout,
+        wait_timeout_secs: args.wait_timeout.as_secs(),
         build_args: Vec::new(),
         image_label: None,
-        time_limit: Some(Duration::from_secs(args.deploy_timeout)),
+        time_limit: Some(args.deploy_timeout),
     };
     writeln!(
         out,
@@ -346,7 +346,7 @@ pub fn run_with(
         writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
         return Ok((Verdict::Pass, result));
     } else {
-        let timeout = Duration::from_secs(args.wait_timeout);
+        let timeout = args.wait_timeout;
         let expected = Expected {
             newer_than,
             image: Some(image.clone()),
@@ -406,8 +406,8 @@ pub fn run_with(
                     image: &target.image,
                     commit: target.commit.as_deref(),
                     newer_than: result.release.as_ref().map(|r| r.version).or(newer_than),
-                    wait_timeout: args.wait_timeout,
-                    deploy_timeout: args.deploy_timeout,
+                    wait_timeout: args.wait_timeout.as_secs(),
+                    deploy_timeout: args.deploy_timeout.as_secs(),
                 };
                 roll_back(repo, &flyctl, gates, &plan, &mut rollback, out)?;
                 for problem in &rollback.problems {

@@ -6,6 +6,7 @@
 //! it names the migrations added since the target's commit.
 
 use std::io::Write;
+use std::time::Duration;
 
 use crate::config::DeployConfig;
 use crate::deploy::gates::{Gates, TaskGates};
@@ -37,10 +38,10 @@ pub struct Options {
     pub dry_run: bool,
     /// How long flyctl, the proof that the image serves and the readiness poll may each wait
     /// (e.g. 300, 90s, 5m).
-    pub wait_timeout: u64,
+    pub wait_timeout: Duration,
     /// How long one `flyctl deploy` may run in all (build and rollout) before it is stopped
     /// and counted as a failure (e.g. 30m).
-    pub deploy_timeout: u64,
+    pub deploy_timeout: Duration,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     pub json: bool,
 }
@@ -153,8 +154,8 @@ pub fn run_with(
             .as_ref()
             .and_then(|s| s.releases.first())
             .map(|r| r.version),
-        wait_timeout: args.wait_timeout,
-        deploy_timeout: args.deploy_timeout,
+        wait_timeout: args.wait_timeout.as_secs(),
+        deploy_timeout: args.deploy_timeout.as_secs(),
     };
     roll_back(repo, &flyctl, gates, &plan, &mut result, out)?;
     finish(repo, args, &flyctl, clock, result, out)

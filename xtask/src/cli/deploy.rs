@@ -1,5 +1,7 @@
 //! The flags of `cargo xtask deploy`, turned into [`crate::deploy::Options`].
 
+use std::time::Duration;
+
 use super::duration::parse_wait;
 
 /// Options of `cargo xtask deploy`.
@@ -45,8 +47,8 @@ impl From<Args> for crate::deploy::Options {
             dry_run: args.dry_run,
             strategy: args.strategy,
             rollback_on_failure: args.rollback_on_failure,
-            wait_timeout: args.wait_timeout,
-            deploy_timeout: args.deploy_timeout,
+            wait_timeout: Duration::from_secs(args.wait_timeout),
+            deploy_timeout: Duration::from_secs(args.deploy_timeout),
             wake: args.wake,
             json: args.json,
         }

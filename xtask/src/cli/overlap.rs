@@ -6,6 +6,10 @@ use std::time::Duration;
 use chrono::NaiveDate;
 
 use super::duration::{parse_duration, warn_old_spelling};
+use crate::output::Output;
+use crate::overlap;
+use crate::repo::Repo;
+use crate::verdict::Verdict;
 
 /// Options of `cargo xtask overlap`.
 #[derive(Debug, clap::Args)]
@@ -68,6 +72,17 @@ pub struct Args {
     pub json: bool,
 }
 
+impl Args {
+    /// Runs overlap on the repository containing the current directory; `--json` and
+    /// `--junit` choose the output and stay here.
+    pub fn run(self) -> anyhow::Result<Verdict> {
+        let repo = Repo::discover()?;
+        let out = Output::new(self.json);
+        let junit = self.junit.clone();
+        overlap::run_with(&repo, self.into(), out, junit.as_deref())
+    }
+}
+
 impl From<Args> for crate::overlap::Options {
     fn from(args: Args) -> Self {
         Self {
@@ -93,8 +108,6 @@ impl From<Args> for crate::overlap::Options {
                 }
                 None => args.timeout,
             },
-            junit: args.junit,
-            json: args.json,
         }
     }
 }

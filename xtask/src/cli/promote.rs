@@ -1,5 +1,7 @@
 //! The flags of `cargo xtask promote`, turned into [`crate::promote::Options`].
 
+use std::time::Duration;
+
 use super::duration::parse_wait;
 
 /// Options of `cargo xtask promote`.
@@ -29,8 +31,8 @@ impl From<Args> for crate::promote::Options {
         Self {
             dry_run: args.dry_run,
             strategy: args.strategy,
-            wait_timeout: args.wait_timeout,
-            deploy_timeout: args.deploy_timeout,
+            wait_timeout: Duration::from_secs(args.wait_timeout),
+            deploy_timeout: Duration::from_secs(args.deploy_timeout),
             json: args.json,
         }
     }

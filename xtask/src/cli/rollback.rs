@@ -1,5 +1,7 @@
 //! The flags of `cargo xtask rollback`, turned into [`crate::rollback::Options`].
 
+use std::time::Duration;
+
 use super::duration::parse_wait;
 
 /// Options of `cargo xtask rollback`.
@@ -38,8 +40,8 @@ impl From<Args> for crate::rollback::Options {
             to: args.to,
             to_version: args.to_version,
             dry_run: args.dry_run,
-            wait_timeout: args.wait_timeout,
-            deploy_timeout: args.deploy_timeout,
+            wait_timeout: Duration::from_secs(args.wait_timeout),
+            deploy_timeout: Duration::from_secs(args.deploy_timeout),
             json: args.json,
         }
     }

@@ -143,8 +143,8 @@ pub fn rehearse(
     });
 
     let args = crate::deploy::Options {
-        wait_timeout: WAIT_SECS,
-        deploy_timeout: DEPLOY_LIMIT_SECS,
+        wait_timeout: std::time::Duration::from_secs(WAIT_SECS),
+        deploy_timeout: std::time::Duration::from_secs(DEPLOY_LIMIT_SECS),
         ..crate::deploy::Options::for_env(FLY_ENVIRONMENT)
     };
     let (deployed, result) = crate::deploy::execute(

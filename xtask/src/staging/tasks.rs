@@ -104,6 +104,8 @@ impl Tasks for Real {
             Task::Overlap => Outcome::of(crate::overlap::run_with(
                 &self.repo,
                 crate::overlap::Options::mutating_against(ENVIRONMENT),
+                out_put,
+                None,
             )?),
         })
     }
