@@ -217,10 +217,10 @@ fn graph() -> Graph {
         let text = std::fs::read_to_string(&module.file).expect("a readable source file");
         let mut targets = BTreeSet::new();
         for path in referenced_paths(&module.path, &production_source(&text)) {
-            if let Some(target) = resolve(&path, &modules) {
-                if target.path != module.path {
-                    targets.insert(target.path.clone());
-                }
+            if let Some(target) = resolve(&path, &modules)
+                && target.path != module.path
+            {
+                targets.insert(target.path.clone());
             }
         }
         edges.insert(module.path.clone(), targets);
