@@ -27,7 +27,7 @@ use crate::release::{
     rollback_target, verify,
 };
 use crate::repo::Repo;
-use crate::report::{self, CHECKLIST_PATH, Overall, State};
+use crate::report::{self, CHECKLIST_PATH, Overall, State, StepId};
 use crate::verdict::Verdict;
 
 /// The task name in run records.
@@ -79,7 +79,7 @@ pub struct StagingEvidence {
 impl StagingEvidence {
     /// Reads the evidence from staging's rendered report.
     pub fn from_report(rendered: &report::Rendered) -> StagingEvidence {
-        let step = |id: &str| {
+        let step = |id: StepId| {
             rendered
                 .context
                 .map
@@ -87,8 +87,8 @@ impl StagingEvidence {
                 .map(|s| (s.state == State::Done, s.evidence.clone()))
                 .unwrap_or((false, format!("no `{id}` step in staging's decision map")))
         };
-        let (stability_holds, stability) = step("stability_24h");
-        let (checklist_complete, checklist) = step("production_checklist");
+        let (stability_holds, stability) = step(StepId::Stability24h);
+        let (checklist_complete, checklist) = step(StepId::ProductionChecklist);
         StagingEvidence {
             verdict: rendered.context.verdict.label.clone(),
             reasons: rendered.context.verdict.reasons.clone(),

@@ -28,7 +28,7 @@ use chrono::{DateTime, Utc};
 pub use assess::{Assessment, Overall, Provenance};
 pub use checklist::{CHECKLIST_PATH, Checklist};
 pub use context::ReportContext;
-pub use decision_map::{DecisionMap, Next, State, Step};
+pub use decision_map::{DecisionMap, Next, State, Step, StepId};
 pub use stability::{Cell, StabilityGate, WatchView};
 pub use templates::{OVERRIDE_DIR, REPORT_TEMPLATE};
 

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 
-use crate::report::{DecisionMap, State, Step};
+use crate::report::{DecisionMap, State, Step, StepId};
 use crate::verdict::Verdict;
 use position::{position, stopped_at};
 
@@ -54,15 +54,17 @@ pub enum Task {
 impl Task {
     /// The task that advances the map step `id`; `None` for steps no command runs (staging
     /// validated, stability, the checklist).
-    pub fn for_step(id: &str) -> Option<Task> {
+    pub fn for_step(id: StepId) -> Option<Task> {
         Some(match id {
-            "predeploy" => Task::Predeploy,
-            "fly_login" => Task::Fly,
-            "secrets_loaded" => Task::Secrets,
-            "deploy" => Task::Deploy,
-            "health" | "smoke_thresholds" => Task::Smoke,
-            "overlap" => Task::Overlap,
-            _ => return None,
+            StepId::Predeploy => Task::Predeploy,
+            StepId::FlyLogin => Task::Fly,
+            StepId::SecretsLoaded => Task::Secrets,
+            StepId::Deploy => Task::Deploy,
+            StepId::Health | StepId::SmokeThresholds => Task::Smoke,
+            StepId::Overlap => Task::Overlap,
+            StepId::StagingValidated | StepId::Stability24h | StepId::ProductionChecklist => {
+                return None;
+            }
         })
     }
 
@@ -198,13 +200,13 @@ pub fn walk(
         && !map
             .steps
             .iter()
-            .any(|s| s.id == from && Task::for_step(s.id).is_some())
+            .any(|s| s.id.as_str() == from && Task::for_step(s.id).is_some())
     {
         let known: Vec<&str> = map
             .steps
             .iter()
             .filter(|s| Task::for_step(s.id).is_some())
-            .map(|s| s.id)
+            .map(|s| s.id.as_str())
             .collect();
         bail!("--from {from}: no such step; steps: {}", known.join(", "));
     }
@@ -218,12 +220,12 @@ pub fn walk(
     let mut failed: Option<(Step, Outcome)> = None;
     // Tasks run (or, in a dry run, planned): smoke backs two steps and runs once.
     let mut taken: Vec<Task> = Vec::new();
-    let ids: Vec<&'static str> = map.steps.iter().map(|s| s.id).collect();
+    let ids: Vec<StepId> = map.steps.iter().map(|s| s.id).collect();
     for id in ids {
         let Some(task) = Task::for_step(id) else {
             continue;
         };
-        let forced = args.from.as_deref() == Some(id);
+        let forced = args.from.as_deref() == Some(id.as_str());
         started |= forced;
         if !started {
             skip(out, &mut summary, id, "before --from")?;
@@ -299,7 +301,12 @@ fn smoke_pending(map: &DecisionMap, task: Task) -> bool {
             .any(|s| Task::for_step(s.id) == Some(Task::Smoke) && s.state != State::Done)
 }
 
-fn skip(out: &mut dyn Write, summary: &mut RunSummary, id: &str, why: &str) -> anyhow::Result<()> {
+fn skip(
+    out: &mut dyn Write,
+    summary: &mut RunSummary,
+    id: StepId,
+    why: &str,
+) -> anyhow::Result<()> {
     writeln!(out, "skip {id}: {why}")?;
     summary.skipped.push((id.to_string(), why.to_string()));
     Ok(())

@@ -9,7 +9,7 @@
 
 pub use super::deploys::rolled_back;
 use super::deploys::stability;
-pub use super::map::{DecisionMap, MapInputs, Next, PRODUCTION, STAGING, State, Step};
+pub use super::map::{DecisionMap, MapInputs, Next, PRODUCTION, STAGING, State, Step, StepId};
 use super::steps::{
     deploy, fly_login, health, overlap, predeploy, production_checklist, secrets,
     staging_validated, thresholds,
@@ -133,7 +133,7 @@ pub(crate) mod tests {
             staging.next.command.as_deref(),
             Some("cargo xtask predeploy --env staging")
         );
-        let checklist = staging.step("production_checklist").unwrap();
+        let checklist = staging.step(StepId::ProductionChecklist).unwrap();
         assert_eq!(
             checklist.state,
             State::Unknown,
@@ -171,7 +171,7 @@ pub(crate) mod tests {
                         command.starts_with("cargo xtask ") || command.starts_with("fly "),
                         "{command}"
                     ),
-                    None => assert_eq!(step.id, "production_checklist"),
+                    None => assert_eq!(step.id, StepId::ProductionChecklist),
                 }
             }
         }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use super::freshness::{self, Freshness, timestamp};
-use super::map::{MapInputs, STABILITY_HOURS, STAGING, State, Step, step};
+use super::map::{MapInputs, STABILITY_HOURS, STAGING, State, Step, StepId, step};
 use super::records::{DeployView, ReleaseRefView, Results, Saved, passed};
 use super::stability::{StabilityGate, gate};
 
@@ -68,7 +68,7 @@ pub(super) fn stability(input: &MapInputs) -> Step {
     } else {
         watch
     };
-    step("stability_24h", title, state, evidence, command)
+    step(StepId::Stability24h, title, state, evidence, command)
 }
 
 /// Done when the last staging deploy shipped HEAD and passed, nothing rolled it back, and

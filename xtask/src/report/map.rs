@@ -41,11 +41,82 @@ impl State {
     }
 }
 
+/// The id of a step of the map: stable, serialized as its snake_case name (`secrets_loaded`),
+/// and a type, so a misspelt id does not compile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepId {
+    /// `cargo xtask predeploy` passed.
+    Predeploy,
+    /// flyctl is logged in and sees the app.
+    FlyLogin,
+    /// The environment's secrets are staged on the app.
+    SecretsLoaded,
+    /// The current build is deployed and proven to serve.
+    Deploy,
+    /// The service answers health and readiness.
+    Health,
+    /// Smoke's thresholds hold.
+    SmokeThresholds,
+    /// The overlap guarantee was proven.
+    Overlap,
+    /// Staging is GO for the build.
+    StagingValidated,
+    /// 24 hours of watched stability on staging.
+    #[serde(rename = "stability_24h")]
+    Stability24h,
+    /// The production checklist is complete.
+    ProductionChecklist,
+}
+
+impl StepId {
+    /// Every step id, in no particular order.
+    pub const ALL: [StepId; 10] = [
+        StepId::Predeploy,
+        StepId::FlyLogin,
+        StepId::SecretsLoaded,
+        StepId::Deploy,
+        StepId::Health,
+        StepId::SmokeThresholds,
+        StepId::Overlap,
+        StepId::StagingValidated,
+        StepId::Stability24h,
+        StepId::ProductionChecklist,
+    ];
+
+    /// Its name, as records, `status --json` and `staging --from` spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepId::Predeploy => "predeploy",
+            StepId::FlyLogin => "fly_login",
+            StepId::SecretsLoaded => "secrets_loaded",
+            StepId::Deploy => "deploy",
+            StepId::Health => "health",
+            StepId::SmokeThresholds => "smoke_thresholds",
+            StepId::Overlap => "overlap",
+            StepId::StagingValidated => "staging_validated",
+            StepId::Stability24h => "stability_24h",
+            StepId::ProductionChecklist => "production_checklist",
+        }
+    }
+
+    /// The id named `text`, when there is one.
+    pub fn parse(text: &str) -> Option<StepId> {
+        StepId::ALL.into_iter().find(|id| id.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for StepId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// One step of the map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Step {
     /// Stable id, e.g. `secrets_loaded`.
-    pub id: &'static str,
+    pub id: StepId,
     /// What the step establishes.
     pub title: String,
     /// Its state.
@@ -82,7 +153,7 @@ pub struct DecisionMap {
 
 impl DecisionMap {
     /// The step `id`, when the map has it.
-    pub fn step(&self, id: &str) -> Option<&Step> {
+    pub fn step(&self, id: StepId) -> Option<&Step> {
         self.steps.iter().find(|s| s.id == id)
     }
 }
@@ -112,7 +183,7 @@ pub struct MapInputs<'a> {
 }
 
 pub(super) fn step(
-    id: &'static str,
+    id: StepId,
     title: impl Into<String>,
     state: State,
     evidence: impl Into<String>,
@@ -124,5 +195,21 @@ pub(super) fn step(
         state,
         evidence: evidence.into(),
         command,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn step_ids_serialize_and_parse_as_they_are_spelt() {
+        // Records, `status --json` and `staging --from` carry these names: one spelling each.
+        for id in StepId::ALL {
+            assert_eq!(serde_json::to_value(id).unwrap(), id.as_str());
+            assert_eq!(StepId::parse(id.as_str()), Some(id));
+        }
+        assert_eq!(StepId::Stability24h.as_str(), "stability_24h");
+        assert_eq!(StepId::parse("stability24h"), None);
     }
 }

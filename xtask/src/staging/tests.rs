@@ -58,7 +58,7 @@ impl Tasks for World {
         let steps: Vec<Step> = IDS
             .iter()
             .map(|id| Step {
-                id,
+                id: StepId::parse(id).expect("a step id of the map"),
                 title: format!("title of {id}"),
                 state: states[id],
                 evidence: format!("{id} is {}", states[id].label()),
@@ -69,7 +69,7 @@ impl Tasks for World {
         let next = steps
             .iter()
             .find(|s| s.state != State::Done)
-            .map(|s| s.id)
+            .map(|s| s.id.as_str())
             .unwrap_or("all");
         Ok(DecisionMap {
             environment: ENVIRONMENT.into(),
@@ -100,7 +100,7 @@ impl Tasks for World {
         // The Fly check saves no record: a failure leaves the map as the older records say.
         let recorded = !(task == Task::Fly && verdict == Verdict::Fail);
         for id in IDS.into_iter().filter(|_| recorded) {
-            if Task::for_step(id) == Some(task) {
+            if StepId::parse(id).and_then(Task::for_step) == Some(task) {
                 states.insert(id, state);
             }
         }
