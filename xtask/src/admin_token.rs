@@ -14,7 +14,10 @@ use crate::verdict::Verdict;
 /// The longest lifetime a token may be given.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Flags of `cargo xtask admin-token`.
+/// How long a token is valid without `--ttl`.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Options of `cargo xtask admin-token`.
 #[derive(Debug)]
 pub struct Options {
     /// Environment from ops/deploy.toml whose env file holds JWT_SECRET and

@@ -267,4 +267,39 @@ mod tests {
             format!("{:?}", crate::smoke::Options::for_env("staging"))
         );
     }
+
+    #[test]
+    fn defaults_written_as_text_are_the_tasks_constants() {
+        // Durations and waits are written as clap defaults; the tasks name them as constants.
+        let Command::Bench(bench) = parse("bench") else {
+            panic!()
+        };
+        assert_eq!(bench.duration, crate::bench::DEFAULT_DURATION);
+        let Command::AdminToken(token) = parse("admin-token --env staging") else {
+            panic!()
+        };
+        assert_eq!(token.ttl, crate::admin_token::DEFAULT_TTL);
+        let Command::Overlap(overlap) = parse("overlap --url http://127.0.0.1:9") else {
+            panic!()
+        };
+        assert_eq!(overlap.timeout, crate::overlap::DEFAULT_TIMEOUT);
+        let Command::Rollback(rollback) = parse("rollback --env staging") else {
+            panic!()
+        };
+        let rollback = crate::rollback::Options::from(rollback);
+        assert_eq!(rollback.wait_timeout, crate::deploy::DEFAULT_WAIT_TIMEOUT);
+        assert_eq!(
+            rollback.deploy_timeout,
+            crate::deploy::DEFAULT_DEPLOY_TIMEOUT
+        );
+        let Command::Promote(promote) = parse("promote") else {
+            panic!()
+        };
+        let promote = crate::promote::Options::from(promote);
+        assert_eq!(promote.wait_timeout, crate::deploy::DEFAULT_WAIT_TIMEOUT);
+        assert_eq!(
+            promote.deploy_timeout,
+            crate::deploy::DEFAULT_DEPLOY_TIMEOUT
+        );
+    }
 }

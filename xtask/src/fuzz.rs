@@ -38,7 +38,12 @@ pub const CHECKS: &str = "not_a_server_error,status_code_conformance,content_typ
 response_headers_conformance,response_schema_conformance,negative_data_rejection,\
 missing_required_header,unsupported_method";
 
-/// Flags of `cargo xtask fuzz`.
+/// Examples per operation without `--max-examples`.
+pub const DEFAULT_MAX_EXAMPLES: u32 = 20;
+/// The seed without `--seed`, so two runs send the same requests.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// Options of `cargo xtask fuzz`.
 #[derive(Debug)]
 pub struct Options {
     /// Fuzz the service at this base URL instead of starting a local one.

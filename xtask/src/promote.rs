@@ -37,6 +37,10 @@ pub const FROM: &str = "staging";
 /// The environment promoted to.
 pub const TO: &str = "production";
 
+/// The rollout strategy without `--strategy`: production keeps serving until the new
+/// machines pass.
+pub const DEFAULT_STRATEGY: &str = "bluegreen";
+
 /// Options of `cargo xtask promote`.
 #[derive(Debug, Clone)]
 pub struct Options {

@@ -29,6 +29,11 @@ pub const LOCAL_ENVIRONMENT: &str = "local";
 /// The admin address the local service allows (overlap cancels what it books with it).
 const ADMIN_EMAIL: &str = "rehearsal@cabanas.example";
 
+/// Identical pre-reserves per overlap round without `--overlap-concurrency`.
+pub const DEFAULT_OVERLAP_CONCURRENCY: usize = 50;
+/// Overlap rounds without `--overlap-rounds`.
+pub const DEFAULT_OVERLAP_ROUNDS: u32 = 2;
+
 /// Options of `cargo xtask rehearse`.
 ///
 /// Exit code: the report's verdict: 0 for GO, 1 for NO-GO or INCOMPLETE, 2 when the pipeline

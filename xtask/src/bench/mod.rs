@@ -28,7 +28,14 @@ use crate::repo::Repo;
 use crate::verdict::Verdict;
 use results::{BenchResult, RunOutcome};
 
-/// Flags of `cargo xtask bench`.
+/// Runs of each comparison without `--runs`.
+pub const DEFAULT_RUNS: u32 = 3;
+/// How long each run measures without `--duration`.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// The open model's high rate without `--high-rate`, in requests per second.
+pub const DEFAULT_HIGH_RATE: f64 = 15_000.0;
+
+/// Options of `cargo xtask bench`.
 #[derive(Debug, Clone)]
 pub struct Options {
     /// Rounds: every client runs once per round, round after round.

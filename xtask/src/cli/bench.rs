@@ -9,7 +9,7 @@ use super::duration::parse_duration;
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
     /// Rounds: every client runs once per round, round after round.
-    #[arg(long, default_value_t = 3, value_name = "N")]
+    #[arg(long, default_value_t = crate::bench::DEFAULT_RUNS, value_name = "N")]
     pub runs: u32,
     /// How long each client run lasts, e.g. 10s (whole seconds for wrk and pgbench).
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_duration)]
@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long, value_name = "NAME", value_parser = crate::bench::plan::NAMES)]
     pub only: Vec<String>,
     /// The open model's high rate, in requests per second.
-    #[arg(long, default_value_t = 15_000.0, value_name = "R")]
+    #[arg(long, default_value_t = crate::bench::DEFAULT_HIGH_RATE, value_name = "R")]
     pub high_rate: f64,
     /// Also write the tables into this Markdown file, between its `<!-- bench:begin -->` and
     /// `<!-- bench:end -->` lines, e.g. docs/benchmarks.md.

@@ -15,7 +15,7 @@ pub struct Args {
     #[arg(long)]
     pub dry_run: bool,
     /// Fly's deploy strategy.
-    #[arg(long, value_name = "S", default_value = "rolling",
+    #[arg(long, value_name = "S", default_value = crate::deploy::DEFAULT_STRATEGY,
           value_parser = ["rolling", "immediate", "canary", "bluegreen"])]
     pub strategy: String,
     /// On any failure once flyctl has started (flyctl fails or times out, the new build is not

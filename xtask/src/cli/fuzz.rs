@@ -9,10 +9,10 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Generated requests per operation and phase.
-    #[arg(long, default_value_t = 20, value_name = "N")]
+    #[arg(long, default_value_t = crate::fuzz::DEFAULT_MAX_EXAMPLES, value_name = "N")]
     pub max_examples: u32,
     /// Seed for the generated data, to reproduce a run.
-    #[arg(long, default_value_t = 1, value_name = "SEED")]
+    #[arg(long, default_value_t = crate::fuzz::DEFAULT_SEED, value_name = "SEED")]
     pub seed: u64,
     /// Use a `cabanas` binary already built instead of building it (local service only).
     #[arg(long, value_name = "PATH")]

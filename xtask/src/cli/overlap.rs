@@ -24,10 +24,10 @@ pub struct Args {
     #[arg(long)]
     pub mutating: bool,
     /// N: identical pre-reserves released together per round.
-    #[arg(long, default_value_t = 10, value_name = "N")]
+    #[arg(long, default_value_t = crate::overlap::DEFAULT_CONCURRENCY, value_name = "N")]
     pub concurrency: usize,
     /// How many rounds, each on a fresh window: a race can pass by luck once.
-    #[arg(long, default_value_t = 1, value_name = "K")]
+    #[arg(long, default_value_t = crate::overlap::DEFAULT_ROUNDS, value_name = "K")]
     pub rounds: u32,
     /// Accommodation to book; default: the first one listed.
     #[arg(long, value_name = "ID")]

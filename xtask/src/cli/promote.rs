@@ -12,7 +12,7 @@ pub struct Args {
     pub dry_run: bool,
     /// Fly's deploy strategy for production (blue-green: the new machines serve only once
     /// all pass their checks).
-    #[arg(long, value_name = "S", default_value = "bluegreen",
+    #[arg(long, value_name = "S", default_value = crate::promote::DEFAULT_STRATEGY,
           value_parser = ["bluegreen", "rolling", "canary"])]
     pub strategy: String,
     /// How long flyctl, the proof that the image serves and the readiness poll may each wait.

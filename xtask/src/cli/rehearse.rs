@@ -15,10 +15,10 @@ pub struct Args {
     #[arg(long)]
     pub keep_running: bool,
     /// Concurrent bookings per overlap round.
-    #[arg(long, default_value_t = 50, value_name = "N")]
+    #[arg(long, default_value_t = crate::rehearse::DEFAULT_OVERLAP_CONCURRENCY, value_name = "N")]
     pub overlap_concurrency: usize,
     /// Overlap rounds, each on fresh dates.
-    #[arg(long, default_value_t = 2, value_name = "K")]
+    #[arg(long, default_value_t = crate::rehearse::DEFAULT_OVERLAP_ROUNDS, value_name = "K")]
     pub overlap_rounds: u32,
     /// Use this `cabanas` binary instead of building one.
     #[arg(long, value_name = "PATH")]
