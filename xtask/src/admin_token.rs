@@ -5,7 +5,6 @@
 use std::time::Duration;
 
 use anyhow::bail;
-use clap::Args as ClapArgs;
 
 use crate::config::DeployConfig;
 use crate::overlap::admin::{AdminToken, admin_settings, sign_for};
@@ -15,23 +14,23 @@ use crate::verdict::Verdict;
 /// The longest lifetime a token may be given.
 pub const MAX_TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Flags of `cargo xtask admin-token`.
-#[derive(Debug, ClapArgs)]
-pub struct Args {
+/// How long a token is valid without `--ttl`.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
+
+/// Options of `cargo xtask admin-token`.
+#[derive(Debug)]
+pub struct Options {
     /// Environment from ops/deploy.toml whose env file holds JWT_SECRET and
     /// ADMIN_ALLOWED_EMAILS.
-    #[arg(long, value_name = "NAME")]
     pub env: String,
     /// Admin email to sign for; must be in ADMIN_ALLOWED_EMAILS. Default: the first listed.
-    #[arg(long, value_name = "EMAIL")]
     pub email: Option<String>,
     /// How long the token stays valid, e.g. 15m or 1h; at most 24h.
-    #[arg(long, default_value = "15m", value_parser = crate::cli::parse_duration)]
     pub ttl: Duration,
 }
 
 /// Prints the token on stdout.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     check_ttl(args.ttl)?;
     let repo = Repo::discover()?;
     let config = DeployConfig::load(&repo)?;

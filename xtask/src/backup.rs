@@ -16,7 +16,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
-use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
@@ -28,14 +27,12 @@ use pg::{PgConnection, Session};
 /// The manifest's format version.
 pub const MANIFEST_SCHEMA_VERSION: u32 = 1;
 
-/// Options of `cargo xtask backup`.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct Args {
+/// Options of `cargo xtask backup`, built from its flags by the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Environment from ops/deploy.toml whose database (DATABASE_URL in its env file) to dump.
-    #[arg(long, value_name = "NAME")]
     pub env: String,
     /// Directory to write the dump and its manifest into (created when missing).
-    #[arg(long, value_name = "DIR")]
     pub to: PathBuf,
 }
 
@@ -65,7 +62,7 @@ pub struct Manifest {
 }
 
 /// Runs the task: exit 0 with the backup written, 2 when it could not be taken.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let config = DeployConfig::load(&repo)?;
     let environment = config.environment(&args.env)?;

@@ -1,9 +1,38 @@
-//! The command-line definition. It lives in the library so that the `docs_commands` check can
-//! parse every `cargo xtask ...` line in the docs with the real CLI.
+//! The command line, on top of every task: one file per task holds its clap `Args` and turns
+//! them into the task's own options; no task imports this module. It lives in the library so
+//! that the `docs_commands` check can read every `cargo xtask ...` line in the docs with the
+//! real CLI (handed down to it as [`documented_command`]).
 
-use std::time::Duration;
+pub mod admin_token;
+pub mod backup;
+pub mod bench;
+pub mod deploy;
+pub mod duration;
+pub mod fuzz;
+pub mod image;
+pub mod logs;
+pub mod overlap;
+pub mod predeploy;
+pub mod promote;
+pub mod records;
+pub mod rehearse;
+pub mod report;
+pub mod restore_drill;
+pub mod rollback;
+pub mod secrets;
+pub mod smoke;
+pub mod staging;
+pub mod status;
+pub mod test_suite;
+pub mod watch;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
+
+pub use duration::{MAX_DURATION, parse_duration};
+
+use crate::predeploy::CommandCheck;
+use crate::verdict::Verdict;
 
 /// Deploy workspace of sist-cabanas: validate, deploy, smoke-test and report on the service.
 ///
@@ -19,59 +48,59 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Validate the repository and the environment files before a deploy.
-    Predeploy(crate::predeploy::Args),
+    Predeploy(predeploy::Args),
     /// Stage an environment's secrets on its Fly app (via stdin) and confirm every key arrived.
-    Secrets(crate::secrets::Args),
+    Secrets(secrets::Args),
     /// Predeploy, deploy to Fly with health checks, wait for readiness, then smoke-test.
-    Deploy(crate::deploy::Args),
+    Deploy(deploy::Args),
     /// Deploy the last good release's image again, then wait for readiness and smoke-test.
-    Rollback(crate::rollback::Args),
+    Rollback(rollback::Args),
     /// Check health and readiness, then benchmark latency against the thresholds.
-    Smoke(crate::smoke::Args),
+    Smoke(smoke::Args),
     /// Prove that exactly one of N concurrent bookings for the same dates wins.
-    Overlap(crate::overlap::Args),
+    Overlap(overlap::Args),
     /// Render the saved results into backend/docs/DEPLOYMENT_SUMMARY.md with the GO / NO-GO
     /// verdict and the decision map (exit 0 when written; with --check, 1 unless GO).
-    Report(crate::report::Args),
+    Report(report::Args),
     /// Print where the deployment stands on the decision map and the one next command.
-    Status(crate::status::Args),
+    Status(status::Args),
     /// Walk the decision map for staging in order (predeploy, Fly, secrets, deploy, smoke,
     /// overlap), skipping fresh steps and resuming at the last failure.
-    Staging(crate::staging::Args),
+    Staging(staging::Args),
     /// Run the whole pipeline locally: start the service, predeploy, smoke, overlap, report.
-    Rehearse(crate::rehearse::Args),
+    Rehearse(rehearse::Args),
     /// Deploy to production the exact image staging verified, once staging is GO, the 24-hour
     /// gate holds and the production checklist is complete (blue-green, rollback on failure).
-    Promote(crate::promote::Args),
+    Promote(promote::Args),
     /// Sample a running service for a bounded time (health, version, metrics, log lines) and
     /// save a stability record with every breach.
-    Watch(crate::watch::Args),
+    Watch(watch::Args),
     /// Run the workspace tests against a throwaway PostgreSQL cluster.
-    Test(crate::test_suite::Args),
+    Test(test_suite::Args),
     /// Share result records through a git ref of the repository: push, pull or list them.
-    Records(crate::records::Args),
+    Records(records::Args),
     /// Print a short-lived admin token (HS256) for an environment, e.g. to confirm or cancel
     /// a reservation by hand; only the token is printed.
-    AdminToken(crate::admin_token::Args),
+    AdminToken(admin_token::Args),
     /// Fuzz the API against its OpenAPI document with Schemathesis, on a local service or a
     /// given URL (exit 1 on a server error or a contract violation).
-    Fuzz(crate::fuzz::Args),
+    Fuzz(fuzz::Args),
     /// Benchmark the release build side by side: smoke's load generator against oha and wrk,
     /// the service's routes against a bare server, pre-reserve against the pgbench ceiling
     /// (--postgres); prints Markdown tables of min/median/max ratios (exit 0 once measured).
-    Bench(crate::bench::Args),
+    Bench(bench::Args),
     /// Build the service image with Docker or Podman (id, size, build time); with --check,
     /// run it as Fly would and name the first failing step.
-    Image(crate::image::Args),
+    Image(image::Args),
     /// Print an environment's recent app logs (`fly logs --no-tail`) with every value of its
     /// env file masked; --since and --lines narrow them.
-    Logs(crate::logs::Args),
+    Logs(logs::Args),
     /// Dump an environment's database (pg_dump -Fc) with a manifest: server version, size,
     /// sha256, rows per table, start and end time.
-    Backup(crate::backup::Args),
+    Backup(backup::Args),
     /// Restore a backup into a throwaway local cluster and check it (checksum, migrations,
     /// row counts, no overlapping bookings); reports RTO and RPO (exit 1 when a check fails).
-    RestoreDrill(crate::restore_drill::Args),
+    RestoreDrill(restore_drill::Args),
 }
 
 impl Cli {
@@ -88,74 +117,76 @@ impl Cli {
     }
 }
 
-/// The longest duration a flag accepts.
-pub const MAX_DURATION: Duration = Duration::from_secs(30 * 24 * 3600);
-
-/// Parses a duration such as `500ms`, `10s`, `1.5s`, `2m` or `1h` (a number and a unit).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let hint = "expected a number and a unit, e.g. 500ms, 10s, 2m, 1h";
-    let value: f64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a duration: {hint}"))?;
-    let factor = match unit.trim() {
-        "ms" => 0.001,
-        "s" => 1.0,
-        "m" => 60.0,
-        "h" => 3600.0,
-        "" => return Err(format!("`{text}` has no unit: {hint}")),
-        other => return Err(format!("unknown unit `{other}` in `{text}`: {hint}")),
-    };
-    let duration = Duration::try_from_secs_f64(value * factor)
-        .map_err(|_| format!("`{text}` is out of range: {hint}"))?;
-    // Every wait, run and timeout a task takes is far shorter; longer is a typo, and deadlines
-    // computed from it must not overflow.
-    if duration > MAX_DURATION {
-        return Err(format!("`{text}` is longer than 30 days: {hint}"));
+/// Reads a documented command (the words after `cargo xtask`) as [`Cli`] does: help and
+/// version requests parse; a refused value is told apart, since the docs may write a
+/// placeholder (`NAME`, `<N>`) there.
+pub fn documented_command(words: &[String]) -> CommandCheck {
+    match Cli::try_parse_words(words) {
+        Ok(_) => CommandCheck::Parses,
+        Err(error) => match error.kind() {
+            ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => CommandCheck::Parses,
+            ErrorKind::InvalidValue | ErrorKind::ValueValidation => {
+                CommandCheck::BadValue(error.kind().to_string())
+            }
+            kind => CommandCheck::Refused(kind.to_string()),
+        },
     }
-    Ok(duration)
 }
 
-/// The warning for a duration written the old way, as a bare number of seconds (`300`):
-/// still accepted for one release, to be written with its unit (`300s`).
-pub fn bare_seconds_warning(text: &str) -> Option<String> {
-    let text = text.trim();
-    (!text.is_empty() && text.chars().all(|c| c.is_ascii_digit())).then(|| {
-        format!(
-            "warning: duration `{text}` without a unit is read as seconds; this spelling will \
-             go away: write `{text}s` (durations are a number and a unit: 500ms, 30s, 5m, 1h)"
-        )
-    })
-}
-
-/// Prints the warning for an old flag or spelling on stderr (never on stdout, which `--json`
-/// owns).
-pub fn warn_old_spelling(message: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "{message}");
+impl Command {
+    /// Runs the task the command names with the options its flags give.
+    pub fn run(self) -> anyhow::Result<Verdict> {
+        match self {
+            Command::Predeploy(args) => args.run(),
+            Command::Smoke(args) => args.run(),
+            Command::Overlap(args) => args.run(),
+            Command::Test(args) => crate::test_suite::run(args.into()),
+            Command::Secrets(args) => crate::secrets::run(args.into()),
+            Command::Deploy(args) => crate::deploy::run(args.into(), Some(documented_command)),
+            Command::Rollback(args) => crate::rollback::run(args.into(), Some(documented_command)),
+            Command::Report(args) => crate::report::run(args.into()),
+            Command::Status(args) => crate::status::run(args.into()),
+            Command::Rehearse(args) => crate::rehearse::run(args.into()),
+            Command::Records(args) => crate::records::run(args.into()),
+            Command::AdminToken(args) => crate::admin_token::run(args.into()),
+            Command::Fuzz(args) => crate::fuzz::run(args.into()),
+            Command::Staging(args) => crate::staging::run(args.into()),
+            Command::Watch(args) => crate::watch::run(args.into()),
+            Command::Promote(args) => crate::promote::run(args.into(), Some(documented_command)),
+            Command::Bench(args) => crate::bench::run(args.into()),
+            Command::Image(args) => crate::image::run(args.into()),
+            Command::Logs(args) => crate::logs::run(args.into()),
+            Command::Backup(args) => crate::backup::run(args.into()),
+            Command::RestoreDrill(args) => crate::restore_drill::run(args.into()),
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
     use clap::CommandFactory;
+
+    fn words(list: &[&str]) -> Vec<String> {
+        list.iter().map(|w| w.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_with_the_real_cli() {
+        let parses = |list: &[&str]| documented_command(&words(list)) == CommandCheck::Parses;
+        assert!(parses(&["predeploy", "--strict"]));
+        assert!(parses(&["--help"]));
+        assert!(!parses(&["predeploy", "--no-such-flag"]));
+        assert!(!parses(&["deploy-everything"]));
+    }
 
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn bare_seconds_are_the_old_spelling_and_units_are_the_new_one() {
-        let warning = bare_seconds_warning("300").unwrap();
-        assert!(warning.contains("write `300s`"), "{warning}");
-        assert_eq!(bare_seconds_warning("300s"), None);
-        assert_eq!(bare_seconds_warning("5m"), None);
-        assert_eq!(bare_seconds_warning(""), None);
     }
 
     #[test]
@@ -168,11 +199,11 @@ mod tests {
             panic!("overlap's timeout spellings must parse")
         };
         assert_eq!(
-            crate::overlap::request_timeout(&old),
+            crate::overlap::Options::from(old).timeout,
             Duration::from_secs(5)
         );
         assert_eq!(
-            crate::overlap::request_timeout(&new),
+            crate::overlap::Options::from(new).timeout,
             Duration::from_secs(5)
         );
         assert!(parse("overlap --url http://127.0.0.1:9 --timeout 5s --timeout-secs 5").is_err());
@@ -189,5 +220,111 @@ mod tests {
     fn unknown_task_is_rejected() {
         assert!(Cli::try_parse_words(["deploy-everything"]).is_err());
         assert!(Cli::try_parse_words(["test"]).is_ok());
+    }
+
+    #[test]
+    fn every_command_of_the_decision_map_is_a_real_command() {
+        let commands = crate::report::every_task_command();
+        assert!(!commands.is_empty());
+        for words in commands {
+            let parsed = Cli::try_parse_words(words.split_whitespace());
+            assert!(
+                parsed.is_ok(),
+                "`cargo xtask {words}` is not a real command: {parsed:?}"
+            );
+        }
+    }
+
+    fn parse(words: &str) -> Command {
+        Cli::try_parse_words(words.split_whitespace())
+            .unwrap()
+            .command
+    }
+
+    #[test]
+    fn typed_options_equal_the_cli_parse_of_the_documented_commands() {
+        let Command::Secrets(cli) = parse("secrets --env staging") else {
+            panic!()
+        };
+        assert_eq!(
+            format!("{:?}", crate::secrets::Options::from(cli)),
+            format!("{:?}", crate::secrets::Options::for_env("staging"))
+        );
+        let Command::Deploy(cli) = parse("deploy --env staging") else {
+            panic!()
+        };
+        assert_eq!(
+            format!("{:?}", crate::deploy::Options::from(cli)),
+            format!("{:?}", crate::deploy::Options::for_env("staging"))
+        );
+        let Command::Overlap(cli) = parse("overlap --env staging --mutating") else {
+            panic!()
+        };
+        // The admin token may come from the environment; everything else must match.
+        let cli = crate::overlap::Options {
+            admin_token: None,
+            ..cli.into()
+        };
+        assert_eq!(
+            format!("{cli:?}"),
+            format!("{:?}", crate::overlap::Options::mutating_against("staging"))
+        );
+        let Command::Predeploy(cli) = parse("predeploy --env staging") else {
+            panic!()
+        };
+        assert_eq!(
+            format!("{:?}", cli.options()),
+            format!(
+                "{:?}",
+                crate::predeploy::Options::for_env("staging", Some(documented_command))
+            )
+        );
+        let Command::Smoke(cli) = parse("smoke --env staging") else {
+            panic!()
+        };
+        assert_eq!(
+            format!("{:?}", cli.into_options()),
+            format!("{:?}", crate::smoke::Options::for_env("staging"))
+        );
+    }
+
+    #[test]
+    fn defaults_written_as_text_are_the_tasks_constants() {
+        // Durations and waits are written as clap defaults; the tasks name them as constants.
+        let Command::Bench(bench) = parse("bench") else {
+            panic!()
+        };
+        assert_eq!(bench.duration, crate::bench::DEFAULT_DURATION);
+        let Command::AdminToken(token) = parse("admin-token --env staging") else {
+            panic!()
+        };
+        assert_eq!(token.ttl, crate::admin_token::DEFAULT_TTL);
+        let Command::Image(image) = parse("image") else {
+            panic!()
+        };
+        assert_eq!(image.ready_timeout, crate::image::DEFAULT_READY_TIMEOUT);
+        assert_eq!(image.tag, crate::image::DEFAULT_TAG);
+        let Command::Overlap(overlap) = parse("overlap --url http://127.0.0.1:9") else {
+            panic!()
+        };
+        assert_eq!(overlap.timeout, crate::overlap::DEFAULT_TIMEOUT);
+        let Command::Rollback(rollback) = parse("rollback --env staging") else {
+            panic!()
+        };
+        let rollback = crate::rollback::Options::from(rollback);
+        assert_eq!(rollback.wait_timeout, crate::deploy::DEFAULT_WAIT_TIMEOUT);
+        assert_eq!(
+            rollback.deploy_timeout,
+            crate::deploy::DEFAULT_DEPLOY_TIMEOUT
+        );
+        let Command::Promote(promote) = parse("promote") else {
+            panic!()
+        };
+        let promote = crate::promote::Options::from(promote);
+        assert_eq!(promote.wait_timeout, crate::deploy::DEFAULT_WAIT_TIMEOUT);
+        assert_eq!(
+            promote.deploy_timeout,
+            crate::deploy::DEFAULT_DEPLOY_TIMEOUT
+        );
     }
 }

@@ -11,12 +11,12 @@ use std::io::Write;
 use std::time::Duration;
 
 use anyhow::anyhow;
-use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DeployConfig, Environment};
 use crate::flyctl::{DeployCommand, Flyctl, failure_or_error};
 use crate::output::Output;
+use crate::predeploy::CommandLine;
 use crate::record::RunClock;
 use crate::release::restore::{RollbackPlan, failed_conditions, rollback_command};
 use crate::release::{
@@ -25,45 +25,59 @@ use crate::release::{
 };
 use crate::repo::Repo;
 use crate::verdict::Verdict;
-use gates::{Gates, TaskGates, parse_wait, ready_and_smoke};
+use gates::{Gates, TaskGates, ready_and_smoke};
 
 /// The build argument that bakes the commit into the image (`ARG GIT_COMMIT` in the Dockerfile).
 pub const COMMIT_BUILD_ARG: &str = "GIT_COMMIT";
 
 /// Options of `cargo xtask deploy`.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct Args {
+#[derive(Debug, Clone)]
+pub struct Options {
     /// The environment from ops/deploy.toml to deploy (e.g. staging).
-    #[arg(long = "env", value_name = "NAME")]
     pub env: String,
     /// Print the flyctl commands without running any, and save no record (predeploy still
     /// checks, unrecorded).
-    #[arg(long)]
     pub dry_run: bool,
     /// Fly's deploy strategy.
-    #[arg(long, value_name = "S", default_value = "rolling",
-          value_parser = ["rolling", "immediate", "canary", "bluegreen"])]
     pub strategy: String,
     /// On any failure once flyctl has started (flyctl fails or times out, the new build is not
     /// proven to serve, readiness or smoke fails or cannot run), deploy the image that served
     /// before again and prove it serves.
-    #[arg(long)]
     pub rollback_on_failure: bool,
     /// How long flyctl, the proof that the build serves and the readiness poll may each wait
     /// (e.g. 300, 90s, 5m).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_wait)]
-    pub wait_timeout: u64,
+    pub wait_timeout: Duration,
     /// How long one `flyctl deploy` may run in all (build and rollout) before it is stopped
     /// and counted as a failure (e.g. 30m).
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_wait)]
-    pub deploy_timeout: u64,
+    pub deploy_timeout: Duration,
     /// Also prove machines Fly stopped for idleness: ask each for its version, which starts it
     /// (without it a stopped machine counts as updated when its config names the new image).
-    #[arg(long)]
     pub wake: bool,
     /// Print the result record as JSON on stdout (human text goes to stderr).
-    #[arg(long)]
     pub json: bool,
+}
+
+/// The rollout strategy without `--strategy`.
+pub const DEFAULT_STRATEGY: &str = "rolling";
+/// How long flyctl waits for each machine to pass its checks without `--wait-timeout` (5m).
+pub const DEFAULT_WAIT_TIMEOUT: Duration = Duration::from_secs(300);
+/// How long one `flyctl deploy` may run without `--deploy-timeout` (30m).
+pub const DEFAULT_DEPLOY_TIMEOUT: Duration = Duration::from_secs(1800);
+
+impl Options {
+    /// The options of `cargo xtask deploy --env ENV`.
+    pub fn for_env(env: &str) -> Options {
+        Options {
+            env: env.to_string(),
+            dry_run: false,
+            strategy: DEFAULT_STRATEGY.to_string(),
+            rollback_on_failure: false,
+            wait_timeout: DEFAULT_WAIT_TIMEOUT,
+            deploy_timeout: DEFAULT_DEPLOY_TIMEOUT,
+            wake: false,
+            json: false,
+        }
+    }
 }
 
 /// The saved result of a deploy; `report` and `status` read it.
@@ -117,7 +131,9 @@ pub struct DeployResult {
 }
 
 /// Entry point of `cargo xtask deploy`.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+///
+/// `command_line` is handed to predeploy's `docs_commands` check (`None` skips it).
+pub fn run(args: Options, command_line: Option<CommandLine>) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let flyctl = Flyctl::from_env(args.dry_run)?;
     let mut human = Output::new(args.json).human_writer();
@@ -125,7 +141,10 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         &repo,
         &args,
         flyctl,
-        &TaskGates { json: args.json },
+        &TaskGates {
+            json: args.json,
+            command_line,
+        },
         &mut human,
     )?;
     Ok(verdict)
@@ -135,7 +154,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 /// Saves the record unless it is a dry run.
 pub fn run_with(
     repo: &Repo,
-    args: &Args,
+    args: &Options,
     flyctl: Flyctl,
     gates: &dyn Gates,
     out: &mut dyn Write,
@@ -150,7 +169,7 @@ pub fn run_with(
 /// a dry run.
 pub fn execute(
     repo: &Repo,
-    args: &Args,
+    args: &Options,
     environment: &Environment,
     flyctl: Flyctl,
     gates: &dyn Gates,
@@ -266,12 +285,12 @@ pub fn execute(
         config: environment.fly_config.clone(),
         image: None,
         strategy: Some(args.strategy.clone()),
-        wait_timeout_secs: args.wait_timeout,
+        wait_timeout_secs: args.wait_timeout.as_secs(),
         build_args: vec![(COMMIT_BUILD_ARG.to_string(), git.commit.clone())],
         image_label: Some(label),
-        time_limit: Some(Duration::from_secs(args.deploy_timeout)),
+        time_limit: Some(args.deploy_timeout),
     };
-    let timeout = Duration::from_secs(args.wait_timeout);
+    let timeout = args.wait_timeout;
     if let Err(error) = flyctl.deploy(&deploy, out) {
         let failure = failure_or_error(error)?;
         result
@@ -304,7 +323,7 @@ pub fn execute(
         writeln!(
             out,
             "would verify for up to {}s that a release newer than {} is complete and every machine runs its image with passing checks and reports commit {}, wait for {}/api/v1/readyz, then run `cargo xtask smoke --env {}`",
-            args.wait_timeout,
+            args.wait_timeout.as_secs(),
             newer_than
                 .map(|v| format!("v{v}"))
                 .unwrap_or_else(|| "none".into()),
@@ -377,7 +396,7 @@ pub fn execute(
 #[allow(clippy::too_many_arguments)]
 fn handle_failed_release(
     repo: &Repo,
-    args: &Args,
+    args: &Options,
     environment: &Environment,
     flyctl: &Flyctl,
     gates: &dyn Gates,
@@ -395,7 +414,7 @@ fn handle_failed_release(
     let image = target.image.clone();
     let xtask_line = format!("cargo xtask rollback --env {} --to {image}", args.env);
     let flyctl_line = flyctl.display(&crate::flyctl::Invocation::new(
-        rollback_command(environment, &image, args.wait_timeout).args(),
+        rollback_command(environment, &image, args.wait_timeout.as_secs()).args(),
     ));
     result.rollback_command = Some(xtask_line.clone());
     if !args.rollback_on_failure {
@@ -425,8 +444,8 @@ fn handle_failed_release(
         image: &image,
         commit: target.commit.as_deref(),
         newer_than,
-        wait_timeout: args.wait_timeout,
-        deploy_timeout: args.deploy_timeout,
+        wait_timeout: args.wait_timeout.as_secs(),
+        deploy_timeout: args.deploy_timeout.as_secs(),
     };
     roll_back(repo, flyctl, gates, &plan, &mut rollback, out)?;
     for problem in &rollback.problems {
@@ -446,7 +465,7 @@ fn handle_failed_release(
 
 fn finish(
     repo: &Repo,
-    args: &Args,
+    args: &Options,
     flyctl: &Flyctl,
     clock: Option<RunClock>,
     result: DeployResult,

@@ -10,7 +10,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Args as ClapArgs;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::{Deserialize, Serialize};
@@ -39,23 +38,23 @@ pub const CHECKS: &str = "not_a_server_error,status_code_conformance,content_typ
 response_headers_conformance,response_schema_conformance,negative_data_rejection,\
 missing_required_header,unsupported_method";
 
-/// Flags of `cargo xtask fuzz`.
-#[derive(Debug, ClapArgs)]
-pub struct Args {
+/// Examples per operation without `--max-examples`.
+pub const DEFAULT_MAX_EXAMPLES: u32 = 20;
+/// The seed without `--seed`, so two runs send the same requests.
+pub const DEFAULT_SEED: u64 = 1;
+
+/// Options of `cargo xtask fuzz`.
+#[derive(Debug)]
+pub struct Options {
     /// Fuzz the service at this base URL instead of starting a local one.
-    #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Generated requests per operation and phase.
-    #[arg(long, default_value_t = 20, value_name = "N")]
     pub max_examples: u32,
     /// Seed for the generated data, to reproduce a run.
-    #[arg(long, default_value_t = 1, value_name = "SEED")]
     pub seed: u64,
     /// Use a `cabanas` binary already built instead of building it (local service only).
-    #[arg(long, value_name = "PATH")]
     pub service_bin: Option<PathBuf>,
     /// Print the result record as JSON on stdout (human text goes to stderr).
-    #[arg(long)]
     pub json: bool,
 }
 
@@ -83,7 +82,7 @@ pub struct FuzzResult {
 const LOCAL_ENVIRONMENT: &str = "local";
 
 /// Runs Schemathesis; exit 1 on any failure it reports, 2 when it cannot run.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let clock = RunClock::start("fuzz");
     let schemathesis = find_schemathesis()?;
@@ -173,7 +172,7 @@ pub fn run_schemathesis(
     schemathesis: &std::path::Path,
     base: &str,
     token: Option<&AdminToken>,
-    args: &Args,
+    args: &Options,
     workdir: &std::path::Path,
 ) -> anyhow::Result<(Verdict, FuzzResult)> {
     let sh = Shell::new()?;

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use clap::Args as ClapArgs;
 use serde::Serialize;
 
 use crate::record::RunClock;
@@ -25,24 +24,25 @@ pub const TASK: &str = "image";
 /// The environment the record is saved under: the image ran on this machine.
 pub const ENVIRONMENT: &str = "local";
 
-/// Options of `cargo xtask image`.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct Args {
+/// The tag a build gets unless told otherwise.
+pub const DEFAULT_TAG: &str = "sist-cabanas:local";
+
+/// How long the service may take to answer readyz with `--check`, unless told otherwise.
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Options of `cargo xtask image`, built from its flags by the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Container engine; default: podman, else docker (the first on PATH that runs).
-    #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
     /// Tag of the built image.
-    #[arg(long, value_name = "TAG", default_value = "sist-cabanas:local")]
     pub tag: String,
     /// Then run it as Fly would: release command, serve (unprivileged, read-only root
     /// filesystem, fly.toml's [env]), readiness, version, smoke; remove every container.
-    #[arg(long)]
     pub check: bool,
     /// How long the service may take to answer readyz with --check, e.g. 60s.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = crate::cli::parse_duration)]
     pub ready_timeout: Duration,
     /// Print the result record as JSON on stdout (human text goes to stderr).
-    #[arg(long)]
     pub json: bool,
 }
 
@@ -181,7 +181,7 @@ impl ServiceConfig {
 }
 
 /// Entry point.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let engine = engine::find(args.engine, None)?;
     let service = ServiceConfig::load(&repo, args.ready_timeout)?;

@@ -1,6 +1,9 @@
 //! JUnit XML for CI test reporters (`--junit PATH` on predeploy, smoke and overlap): one test
 //! case per check or threshold, a `<failure>` with the message for each that failed, a
 //! `<skipped>` for each that was skipped. Warnings pass, with their message in `system-out`.
+//!
+//! This module knows cases and checks, not tasks: each task turns its own report into a
+//! [`Suite`] (`predeploy::junit_suite`, `smoke::junit_suite`, `overlap::junit_suite`).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,9 +11,6 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::check::{CheckResult, Evidence};
-use crate::overlap::OverlapReport;
-use crate::predeploy::PredeployReport;
-use crate::smoke::SmokeReport;
 use crate::verdict::Verdict;
 
 /// One test case.
@@ -126,7 +126,7 @@ fn escape(text: &str) -> String {
 }
 
 /// A check of any task as a case: its findings (those carrying its verdict) and the fix.
-fn check_case(classname: &str, check: &CheckResult) -> Case {
+pub fn check_case(classname: &str, check: &CheckResult) -> Case {
     let mut lines: Vec<String> = check
         .evidence
         .iter()
@@ -143,97 +143,6 @@ fn check_case(classname: &str, check: &CheckResult) -> Case {
         name: format!("{}: {}", check.id, check.verifies),
         verdict: check.verdict,
         message: lines.join("\n"),
-    }
-}
-
-/// The cases of a predeploy run.
-pub fn predeploy(report: &PredeployReport) -> Suite {
-    Suite {
-        name: format!("predeploy ({})", report.environment),
-        cases: report
-            .checks
-            .iter()
-            .map(|c| check_case("predeploy", c))
-            .collect(),
-    }
-}
-
-/// The cases of a smoke run: each check, then each threshold of each endpoint.
-pub fn smoke(environment: &str, report: &SmokeReport) -> Suite {
-    let mut cases: Vec<Case> = report
-        .checks
-        .iter()
-        .map(|c| check_case("smoke.checks", c))
-        .collect();
-    match &report.benchmark {
-        None => cases.push(Case {
-            classname: "smoke.thresholds".into(),
-            name: "benchmark".into(),
-            verdict: Verdict::Skip,
-            message: "the benchmark did not run, so no threshold was measured".into(),
-        }),
-        Some(bench) => {
-            for endpoint in &bench.endpoints {
-                for threshold in &endpoint.thresholds {
-                    let mut case = check_case("smoke.thresholds", &threshold.check);
-                    case.name = format!("{} {}", endpoint.name, case.name);
-                    cases.push(case);
-                }
-            }
-        }
-    }
-    Suite {
-        name: format!("smoke ({environment})"),
-        cases,
-    }
-}
-
-/// The cases of an overlap run: per round the race, the availability probe and each boundary
-/// probe, then the cleanup.
-pub fn overlap(environment: &str, report: &OverlapReport) -> Suite {
-    let mut cases = Vec::new();
-    for round in &report.rounds {
-        let class = format!("overlap.round{}", round.round);
-        let race = &round.race;
-        cases.push(Case {
-            classname: class.clone(),
-            name: format!(
-                "exactly one of {} concurrent bookings wins ({} to {})",
-                race.requests, round.check_in, round.check_out
-            ),
-            verdict: race.verdict,
-            message: if race.problems.is_empty() {
-                format!(
-                    "{} winner(s), {} date_overlap conflict(s)",
-                    race.winners.len(),
-                    race.conflicts
-                )
-            } else {
-                race.problems.join("\n")
-            },
-        });
-        for check in std::iter::once(&round.availability).chain(&round.boundary) {
-            cases.push(check_case(&class, check));
-        }
-    }
-    cases.push(Case {
-        classname: "overlap".into(),
-        name: "cleanup: nothing created is left active".into(),
-        // The task holds leftovers to a WARN: the guarantee was still proven.
-        verdict: if report.leftovers.is_empty() {
-            Verdict::Pass
-        } else {
-            Verdict::Warn
-        },
-        message: if report.leftovers.is_empty() {
-            String::new()
-        } else {
-            format!("left active: {}", report.leftovers.join(", "))
-        },
-    });
-    Suite {
-        name: format!("overlap ({environment})"),
-        cases,
     }
 }
 

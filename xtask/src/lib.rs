@@ -47,35 +47,12 @@ pub mod watch;
 
 use std::process::ExitCode;
 
-use cli::{Cli, Command};
+use cli::Cli;
 use verdict::Verdict;
 
 /// Runs the task named on the command line and turns its outcome into the process exit code.
 pub fn dispatch(cli: Cli) -> ExitCode {
-    let outcome = match cli.command {
-        Command::Predeploy(args) => predeploy::run(args),
-        Command::Smoke(args) => smoke::run(args),
-        Command::Overlap(args) => overlap::run(args),
-        Command::Test(args) => test_suite::run(args),
-        Command::Secrets(args) => secrets::run(args),
-        Command::Deploy(args) => deploy::run(args),
-        Command::Rollback(args) => rollback::run(args),
-        Command::Report(args) => report::run(args),
-        Command::Status(args) => status::run(args),
-        Command::Rehearse(args) => rehearse::run(args),
-        Command::Records(args) => records::run(args),
-        Command::AdminToken(args) => admin_token::run(args),
-        Command::Fuzz(args) => fuzz::run(args),
-        Command::Staging(args) => staging::run(args),
-        Command::Watch(args) => watch::run(args),
-        Command::Promote(args) => promote::run(args),
-        Command::Bench(args) => bench::run(args),
-        Command::Image(args) => image::run(args),
-        Command::Logs(args) => logs::run(args),
-        Command::Backup(args) => backup::run(args),
-        Command::RestoreDrill(args) => restore_drill::run(args),
-    };
-    exit_code(outcome)
+    exit_code(cli.command.run())
 }
 
 /// Maps a task outcome to the shared exit codes: 0 pass, 1 failed check, 2 could not run.

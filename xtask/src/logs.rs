@@ -12,9 +12,7 @@ use std::io::Write;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use clap::Args as ClapArgs;
 
-use crate::cli::parse_duration;
 use crate::config::{DeployConfig, Environment};
 use crate::flyctl::{Flyctl, Invocation, failure_or_error};
 use crate::masking::Masker;
@@ -32,17 +30,14 @@ const SHORTEST_MASKED: usize = 6;
 /// How long `fly logs --no-tail` may take before the call counts as failed.
 const FLYCTL_LIMIT: Duration = Duration::from_secs(60);
 
-/// Options of `cargo xtask logs`.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct Args {
+/// Options of `cargo xtask logs`, built from its flags by the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Environment from ops/deploy.toml whose Fly app's logs to print.
-    #[arg(long, value_name = "NAME")]
     pub env: String,
     /// Print at most this many of the newest lines.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_LINES)]
     pub lines: usize,
     /// Only lines from this long ago on, e.g. 10m or 2h.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub since: Option<Duration>,
 }
 
@@ -57,7 +52,7 @@ pub struct Window {
 
 /// Runs the task: exit 0 when the logs were printed, 1 when flyctl ran and failed, 2 when it
 /// could not run (no flyctl, an unknown environment).
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let flyctl = Flyctl::from_env(false)?.in_dir(repo.root());
     let now = Utc::now();

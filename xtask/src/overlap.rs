@@ -23,18 +23,18 @@ mod render;
 mod report;
 mod rounds;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::NaiveDate;
-use clap::Args as ClapArgs;
 
 pub use admin::{AdminToken, sign as sign_admin_token, token_from_env_file};
 pub use api::Stay;
 pub use judge::{
     DATE_OVERLAP, LatencySummary, OtherGroup, Outcome, RequestOutcome, RoundVerdict, judge_round,
 };
+pub use render::junit_suite;
 pub use render::{markdown as render_markdown, text as render_text};
 pub use report::{Check, CleanupFailure, CleanupReport, OverlapReport, RoundReport, probe};
 pub use rounds::{OverlapPlan, new_run_id, run_rounds};
@@ -49,77 +49,62 @@ use crate::verdict::Verdict;
 pub const RUN_MUTATING_VAR: &str = "RUN_MUTATING";
 
 /// Options of `cargo xtask overlap`.
-#[derive(Debug, ClapArgs)]
-pub struct Args {
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Environment from ops/deploy.toml to run against (its URL and env file).
-    #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
     /// Base URL to run against instead of (or overriding) the environment's.
-    #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Allow creating reservations on the target (required; or set RUN_MUTATING=1).
-    #[arg(long)]
     pub mutating: bool,
     /// N: identical pre-reserves released together per round.
-    #[arg(long, default_value_t = 10, value_name = "N")]
     pub concurrency: usize,
     /// How many rounds, each on a fresh window: a race can pass by luck once.
-    #[arg(long, default_value_t = 1, value_name = "K")]
     pub rounds: u32,
     /// Accommodation to book; default: the first one listed.
-    #[arg(long, value_name = "ID")]
     pub accommodation_id: Option<i64>,
     /// First night (YYYY-MM-DD); with --check-out. Default: a free window 180+ days ahead.
-    #[arg(long, value_name = "DATE", requires = "check_out")]
     pub check_in: Option<NaiveDate>,
     /// Departure day (YYYY-MM-DD); with --check-in.
-    #[arg(long, value_name = "DATE", requires = "check_in")]
     pub check_out: Option<NaiveDate>,
     /// Nights of the random window (1-30); default: 2-4 at random.
-    #[arg(long, value_name = "NIGHTS", conflicts_with = "check_in")]
     pub nights: Option<u32>,
     /// Admin bearer token used to cancel what the run created. Default: one signed with the
     /// env file's JWT_SECRET. Prefer the environment variable to the flag.
-    #[arg(
-        long,
-        env = "CABANAS_ADMIN_TOKEN",
-        hide_env_values = true,
-        value_name = "TOKEN"
-    )]
     pub admin_token: Option<String>,
     /// Env file holding JWT_SECRET and ADMIN_ALLOWED_EMAILS; default: the environment's.
-    #[arg(long, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
     /// Leave the created reservations active (the verdict is then at best WARN).
-    #[arg(long)]
     pub no_cleanup: bool,
     /// Per-request timeout (e.g. 30s, 2m).
-    #[arg(long, value_name = "DURATION", default_value = "30s",
-          value_parser = crate::cli::parse_duration)]
     pub timeout: Duration,
-    /// Old spelling of --timeout in whole seconds: accepted with a warning for one release.
-    #[arg(long, value_name = "SECS", hide = true, conflicts_with = "timeout")]
-    pub timeout_secs: Option<u64>,
-    /// Also write the outcome as JUnit XML to PATH (one test case per race and probe of each round), for CI test
-    /// reporters.
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<std::path::PathBuf>,
-    /// Print the result record as JSON on stdout (human text goes to stderr).
-    #[arg(long)]
-    pub json: bool,
 }
 
-/// The per-request timeout: `--timeout`, or the old `--timeout-secs` with a warning.
-pub fn request_timeout(args: &Args) -> Duration {
-    match args.timeout_secs {
-        Some(secs) => {
-            crate::cli::warn_old_spelling(&format!(
-                "warning: --timeout-secs is the old spelling and will go away: write \
-                 --timeout {secs}s"
-            ));
-            Duration::from_secs(secs.max(1))
+/// Identical pre-reserves per round without `--concurrency`.
+pub const DEFAULT_CONCURRENCY: usize = 10;
+/// Rounds without `--rounds`.
+pub const DEFAULT_ROUNDS: u32 = 1;
+/// The per-request timeout without `--timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Options {
+    /// The options of `cargo xtask overlap --env ENV --mutating`.
+    pub fn mutating_against(env: &str) -> Options {
+        Options {
+            env: Some(env.to_string()),
+            url: None,
+            mutating: true,
+            concurrency: DEFAULT_CONCURRENCY,
+            rounds: DEFAULT_ROUNDS,
+            accommodation_id: None,
+            check_in: None,
+            check_out: None,
+            nights: None,
+            admin_token: None,
+            env_file: None,
+            no_cleanup: false,
+            timeout: DEFAULT_TIMEOUT,
         }
-        None => args.timeout.max(Duration::from_millis(1)),
     }
 }
 
@@ -130,17 +115,23 @@ fn mutating_allowed(flag: bool) -> bool {
 
 /// Entry point: checks the flags, resolves target and admin token, runs the rounds, prints,
 /// records. Refuses (exit 2, nothing sent) without `--mutating` or `RUN_MUTATING=1`.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+///
+/// Runs on `repo` (a task that calls overlap passes the repository it holds), prints through
+/// `out` and writes JUnit XML to `junit` when given.
+pub fn run_with(
+    repo: &Repo,
+    args: Options,
+    out: Output,
+    junit: Option<&Path>,
+) -> anyhow::Result<Verdict> {
     if !mutating_allowed(args.mutating) {
         bail!(
             "overlap creates reservations on the target, so it runs only when allowed: pass \
              --mutating (or set {RUN_MUTATING_VAR}=1); nothing was sent"
         );
     }
-    let out = Output::new(args.json);
-    let repo = Repo::discover()?;
-    let target = resolve_target(&repo, args.env.as_deref(), args.url.as_deref())?;
-    let plan = plan_from(&args, &repo, &target)?;
+    let target = resolve_target(repo, args.env.as_deref(), args.url.as_deref())?;
+    let plan = plan_from(&args, repo, &target)?;
     if let Some(note) = race::ensure_open_files(plan.concurrency)? {
         out.human(&format!("note: {note}\n"));
     }
@@ -150,16 +141,16 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let human = render::text(&report);
     let summary = render::markdown(&report);
     let verdict = report.verdict;
-    let record = clock.finish(&repo, &target.environment, verdict, report);
+    let record = clock.finish(repo, &target.environment, verdict, report);
     let ending = crate::finish::Ending {
         human: &human,
         summary: &summary,
         save: true,
         json: out.json(),
     };
-    crate::finish::finish(&repo, &record, ending, &mut out.human_writer())?;
-    if let Some(junit) = &args.junit {
-        crate::junit::overlap(&target.environment, &record.result).write(junit)?;
+    crate::finish::finish(repo, &record, ending, &mut out.human_writer())?;
+    if let Some(junit) = junit {
+        render::junit_suite(&target.environment, &record.result).write(junit)?;
     }
     Ok(verdict)
 }
@@ -173,7 +164,7 @@ fn resolve_target(repo: &Repo, env: Option<&str>, url: Option<&str>) -> anyhow::
 }
 
 /// Turns the flags into a plan, including the admin token for cleanup.
-fn plan_from(args: &Args, repo: &Repo, target: &Target) -> anyhow::Result<OverlapPlan> {
+fn plan_from(args: &Options, repo: &Repo, target: &Target) -> anyhow::Result<OverlapPlan> {
     if args.concurrency == 0 {
         bail!("--concurrency must be at least 1");
     }
@@ -216,7 +207,7 @@ fn plan_from(args: &Args, repo: &Repo, target: &Target) -> anyhow::Result<Overla
         stay,
         nights: args.nights,
         admin_token,
-        timeout: request_timeout(args),
+        timeout: args.timeout.max(Duration::from_millis(1)),
         run_id: new_run_id(),
     })
 }

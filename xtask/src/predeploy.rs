@@ -11,6 +11,7 @@ mod ci;
 mod config_check;
 mod dockerfile;
 mod dockerfile_context;
+mod dockerfile_syntax;
 mod dockerignore;
 mod docs_commands;
 mod env_check;
@@ -25,7 +26,7 @@ pub(crate) mod render;
 mod text;
 mod workflow_lint;
 
-use clap::Args as ClapArgs;
+use std::path::Path;
 
 use crate::config::{CONFIG_PATH, DeployConfig, Environment};
 use crate::output::Output;
@@ -33,30 +34,14 @@ use crate::record::RunClock;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
+pub use docs_commands::{CommandCheck, CommandLine};
 pub(crate) use env_check::parse_template;
 pub use outcome::{CheckResult, Evidence, PredeployReport};
+pub use render::junit_suite;
 pub use workflow_lint::{ACTIONLINT_ENV, WorkflowLinters, ZIZMOR_ENV};
 
 /// The environment name recorded when no `--env` was given.
 pub const ALL_ENVIRONMENTS: &str = "all";
-
-/// Options of `cargo xtask predeploy`.
-#[derive(Debug, ClapArgs)]
-pub struct Args {
-    /// Check only this environment of ops/deploy.toml; its filled env file must then exist.
-    #[arg(long, value_name = "NAME")]
-    pub env: Option<String>,
-    /// Fail, not just warn, on a dirty working tree (use before production and in CI).
-    #[arg(long)]
-    pub strict: bool,
-    /// Also write the outcome as JUnit XML to PATH (one test case per check), for CI test
-    /// reporters.
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<std::path::PathBuf>,
-    /// Print the result record as JSON on stdout; the table goes to stderr.
-    #[arg(long)]
-    pub json: bool,
-}
 
 /// What [`evaluate`] checks.
 #[derive(Debug, Clone, Default)]
@@ -69,6 +54,20 @@ pub struct Options {
     /// The workflow linters the `ci` check runs; `None`: found as
     /// [`WorkflowLinters::from_environment`] says.
     pub workflow_linters: Option<WorkflowLinters>,
+    /// The command line the `docs_commands` check reads documented commands with; `None`
+    /// skips that check (the command line sits above every task, so it is handed down).
+    pub command_line: Option<CommandLine>,
+}
+
+impl Options {
+    /// The options of `cargo xtask predeploy --env ENV`.
+    pub fn for_env(env: &str, command_line: Option<CommandLine>) -> Options {
+        Options {
+            env: Some(env.to_string()),
+            command_line,
+            ..Options::default()
+        }
+    }
 }
 
 /// What every check may look at.
@@ -141,43 +140,31 @@ pub fn evaluate(repo: &Repo, options: &Options) -> anyhow::Result<PredeployRepor
     })
 }
 
-/// Entry point: checks the repository containing the current directory, prints the table
-/// (and the record under `--json`), saves the record, and returns the overall verdict.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
-    let out = Output::new(args.json);
-    run_with_output(args, out)
-}
-
-/// [`run`] with the output chosen by the caller (a deploy under `--json` keeps stdout clean).
-pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
-    check_with_output(args, out, true)
-}
-
-/// [`run_with_output`], saving the record only when `save` is set: a deploy's dry run checks
-/// and prints, and records nothing.
-pub fn check_with_output(args: Args, out: Output, save: bool) -> anyhow::Result<Verdict> {
+/// Entry point: checks `repo`, prints the table (and the record under `--json`), saves the
+/// record unless `save` is off (a deploy's dry run checks, prints and records nothing), writes
+/// JUnit XML to `junit` when given, and returns the overall verdict.
+pub fn check_with_output(
+    repo: &Repo,
+    options: &Options,
+    out: Output,
+    save: bool,
+    junit: Option<&Path>,
+) -> anyhow::Result<Verdict> {
     let clock = RunClock::start("predeploy");
-    let args_junit = args.junit.clone();
-    let repo = Repo::discover()?;
-    let options = Options {
-        env: args.env,
-        strict: args.strict,
-        workflow_linters: None,
-    };
-    let report = evaluate(&repo, &options)?;
+    let report = evaluate(repo, options)?;
     let verdict = report.verdict;
     let human = render::table(&report);
     let summary = render::markdown(&report);
-    let record = clock.finish(&repo, &report.environment.clone(), verdict, report);
+    let record = clock.finish(repo, &report.environment.clone(), verdict, report);
     let ending = crate::finish::Ending {
         human: &human,
         summary: &summary,
         save,
         json: out.json(),
     };
-    crate::finish::finish(&repo, &record, ending, &mut out.human_writer())?;
-    if let Some(path) = &args_junit {
-        crate::junit::predeploy(&record.result).write(path)?;
+    crate::finish::finish(repo, &record, ending, &mut out.human_writer())?;
+    if let Some(path) = junit {
+        render::junit_suite(&record.result).write(path)?;
     }
     Ok(verdict)
 }

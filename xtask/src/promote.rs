@@ -12,13 +12,13 @@
 use std::io::Write;
 use std::time::Duration;
 
-use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DeployConfig, Environment};
-use crate::deploy::gates::{Gates, TaskGates, parse_wait, ready_and_smoke};
+use crate::deploy::gates::{Gates, TaskGates, ready_and_smoke};
 use crate::flyctl::{DeployCommand, Flyctl, failure_or_error};
 use crate::output::Output;
+use crate::predeploy::CommandLine;
 use crate::record::RunClock;
 use crate::records::screen::Trust;
 use crate::release::restore::{RollbackPlan, failed_conditions};
@@ -27,7 +27,7 @@ use crate::release::{
     rollback_target, verify,
 };
 use crate::repo::Repo;
-use crate::report::{self, CHECKLIST_PATH, Overall, State};
+use crate::report::{self, CHECKLIST_PATH, Overall, State, StepId};
 use crate::verdict::Verdict;
 
 /// The task name in run records.
@@ -37,25 +37,23 @@ pub const FROM: &str = "staging";
 /// The environment promoted to.
 pub const TO: &str = "production";
 
+/// The rollout strategy without `--strategy`: production keeps serving until the new
+/// machines pass.
+pub const DEFAULT_STRATEGY: &str = "bluegreen";
+
 /// Options of `cargo xtask promote`.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct Args {
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Check every precondition and print the flyctl command without running it.
-    #[arg(long)]
     pub dry_run: bool,
     /// Fly's deploy strategy for production (blue-green: the new machines serve only once
     /// all pass their checks).
-    #[arg(long, value_name = "S", default_value = "bluegreen",
-          value_parser = ["bluegreen", "rolling", "canary"])]
     pub strategy: String,
     /// How long flyctl, the proof that the image serves and the readiness poll may each wait.
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_wait)]
-    pub wait_timeout: u64,
+    pub wait_timeout: Duration,
     /// How long one `flyctl deploy` may run in all before it is stopped and counted a failure.
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_wait)]
-    pub deploy_timeout: u64,
+    pub deploy_timeout: Duration,
     /// Print the result record as JSON on stdout (human text goes to stderr).
-    #[arg(long)]
     pub json: bool,
 }
 
@@ -85,7 +83,7 @@ pub struct StagingEvidence {
 impl StagingEvidence {
     /// Reads the evidence from staging's rendered report.
     pub fn from_report(rendered: &report::Rendered) -> StagingEvidence {
-        let step = |id: &str| {
+        let step = |id: StepId| {
             rendered
                 .context
                 .map
@@ -93,8 +91,8 @@ impl StagingEvidence {
                 .map(|s| (s.state == State::Done, s.evidence.clone()))
                 .unwrap_or((false, format!("no `{id}` step in staging's decision map")))
         };
-        let (stability_holds, stability) = step("stability_24h");
-        let (checklist_complete, checklist) = step("production_checklist");
+        let (stability_holds, stability) = step(StepId::Stability24h);
+        let (checklist_complete, checklist) = step(StepId::ProductionChecklist);
         StagingEvidence {
             verdict: rendered.context.verdict.label.clone(),
             reasons: rendered.context.verdict.reasons.clone(),
@@ -236,7 +234,9 @@ pub fn prerequisites(
 }
 
 /// Entry point of `cargo xtask promote`.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+///
+/// `command_line` is handed to predeploy's `docs_commands` check (`None` skips it).
+pub fn run(args: Options, command_line: Option<CommandLine>) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     // Production is promoted only on evidence CI signed (`RECORDS_SIGNING_KEY`): a record
     // anyone with push access could have written does not count.
@@ -257,7 +257,10 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         &args,
         &evidence,
         flyctl,
-        &TaskGates { json: args.json },
+        &TaskGates {
+            json: args.json,
+            command_line,
+        },
         &mut human,
     )?;
     Ok(verdict)
@@ -266,7 +269,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 /// Promotes on `repo` given staging's evidence; saves the record unless it is a dry run.
 pub fn run_with(
     repo: &Repo,
-    args: &Args,
+    args: &Options,
     evidence: &StagingEvidence,
     flyctl: Flyctl,
     gates: &dyn Gates,
@@ -337,10 +340,10 @@ pub fn run_with(
         config: environment.fly_config.clone(),
         image: Some(image.clone()),
         strategy: Some(args.strategy.clone()),
-        wait_timeout_secs: args.wait_timeout,
+        wait_timeout_secs: args.wait_timeout.as_secs(),
         build_args: Vec::new(),
         image_label: None,
-        time_limit: Some(Duration::from_secs(args.deploy_timeout)),
+        time_limit: Some(args.deploy_timeout),
     };
     writeln!(
         out,
@@ -356,7 +359,7 @@ pub fn run_with(
         writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
         return Ok((Verdict::Pass, result));
     } else {
-        let timeout = Duration::from_secs(args.wait_timeout);
+        let timeout = args.wait_timeout;
         let expected = Expected {
             newer_than,
             image: Some(image.clone()),
@@ -416,8 +419,8 @@ pub fn run_with(
                     image: &target.image,
                     commit: target.commit.as_deref(),
                     newer_than: result.release.as_ref().map(|r| r.version).or(newer_than),
-                    wait_timeout: args.wait_timeout,
-                    deploy_timeout: args.deploy_timeout,
+                    wait_timeout: args.wait_timeout.as_secs(),
+                    deploy_timeout: args.deploy_timeout.as_secs(),
                 };
                 roll_back(repo, &flyctl, gates, &plan, &mut rollback, out)?;
                 for problem in &rollback.problems {

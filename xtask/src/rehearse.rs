@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use chrono::Utc;
-use clap::Args as ClapArgs;
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use serde::Serialize;
@@ -30,34 +29,35 @@ pub const LOCAL_ENVIRONMENT: &str = "local";
 /// The admin address the local service allows (overlap cancels what it books with it).
 const ADMIN_EMAIL: &str = "rehearsal@cabanas.example";
 
+/// Identical pre-reserves per overlap round without `--overlap-concurrency`.
+pub const DEFAULT_OVERLAP_CONCURRENCY: usize = 50;
+/// Overlap rounds without `--overlap-rounds`.
+pub const DEFAULT_OVERLAP_ROUNDS: u32 = 2;
+
 /// Options of `cargo xtask rehearse`.
 ///
 /// Exit code: the report's verdict: 0 for GO, 1 for NO-GO or INCOMPLETE, 2 when the pipeline
 /// could not run (the service did not build or start).
-#[derive(Debug, ClapArgs)]
-pub struct Args {
+#[derive(Debug)]
+pub struct Options {
     /// Run the service on a throwaway PostgreSQL cluster instead of embedded SQLite.
-    #[arg(long)]
     pub postgres: bool,
     /// Leave the service running after the report, until Ctrl-C.
-    #[arg(long)]
     pub keep_running: bool,
     /// Concurrent bookings per overlap round.
-    #[arg(long, default_value_t = 50, value_name = "N")]
     pub overlap_concurrency: usize,
     /// Overlap rounds, each on fresh dates.
-    #[arg(long, default_value_t = 2, value_name = "K")]
     pub overlap_rounds: u32,
     /// Use this `cabanas` binary instead of building one.
-    #[arg(long, value_name = "PATH")]
     pub service_bin: Option<PathBuf>,
     /// Use this `localfly` binary (the local Fly) instead of building one.
-    #[arg(long, value_name = "PATH")]
     pub localfly_bin: Option<PathBuf>,
     /// Skip the Fly half (secrets, deploy, smoke, overlap and a rollback drill against the
     /// local Fly on 2 machines).
-    #[arg(long)]
     pub no_fly: bool,
+    /// The command line predeploy's `docs_commands` check reads the docs with (`None`
+    /// skips that check).
+    pub command_line: Option<predeploy::CommandLine>,
 }
 
 /// One phase's outcome, as printed at the end.
@@ -70,7 +70,7 @@ pub struct PhaseOutcome {
 }
 
 /// Entry point.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let config = DeployConfig::load(&repo)?;
     let workdir = repo.path("target/xtask/rehearse");
@@ -136,7 +136,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
     let mut phases = vec![
         PhaseOutcome {
             phase: "predeploy",
-            verdict: run_predeploy(&repo)?,
+            verdict: run_predeploy(&repo, args.command_line)?,
         },
         PhaseOutcome {
             phase: "smoke",
@@ -239,9 +239,16 @@ fn save<T: Serialize>(
     Ok(())
 }
 
-fn run_predeploy(repo: &Repo) -> anyhow::Result<Verdict> {
+fn run_predeploy(
+    repo: &Repo,
+    command_line: Option<predeploy::CommandLine>,
+) -> anyhow::Result<Verdict> {
     let clock = RunClock::start("predeploy");
-    let report = predeploy::evaluate(repo, &predeploy::Options::default())?;
+    let options = predeploy::Options {
+        command_line,
+        ..predeploy::Options::default()
+    };
+    let report = predeploy::evaluate(repo, &options)?;
     let verdict = report.verdict;
     let human = predeploy::render::table(&report);
     let summary = predeploy::render::markdown(&report);

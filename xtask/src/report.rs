@@ -6,10 +6,13 @@ mod assess;
 mod checklist;
 mod context;
 mod decision_map;
+#[cfg(test)]
+pub(crate) use decision_map::tests::every_task_command;
 mod deploys;
 mod freshness;
 mod history;
 mod html;
+mod map;
 mod records;
 mod rows;
 mod stability;
@@ -21,12 +24,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
-use clap::Args as ClapArgs;
 
 pub use assess::{Assessment, Overall, Provenance};
 pub use checklist::{CHECKLIST_PATH, Checklist};
 pub use context::ReportContext;
-pub use decision_map::{DecisionMap, Next, State, Step};
+pub use decision_map::{DecisionMap, Next, State, Step, StepId};
 pub use stability::{Cell, StabilityGate, WatchView};
 pub use templates::{OVERRIDE_DIR, REPORT_TEMPLATE};
 
@@ -45,24 +47,15 @@ pub const REPORTS_DIR: &str = "backend/docs/reports";
 /// Exit codes: 0 when the report was written (whatever its verdict, which is printed);
 /// with `--check`, 0 only for GO and 1 for NO-GO or INCOMPLETE; 2 when it could not run
 /// (no results at all, a corrupt record, a broken template).
-#[derive(Debug, Clone, Default, ClapArgs)]
-#[command(
-    after_help = "Exit codes: 0 = the report was written (its verdict is printed); with \
-    --check, 0 = GO and 1 = NO-GO or INCOMPLETE; 2 = it could not run (no results, a corrupt \
-    record, a broken template)."
-)]
-pub struct Args {
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
     /// The environment to report on [default: the environment of the newest saved result].
-    #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
     /// Write under DIR (DIR/backend/docs/...) instead of the repository root.
-    #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Also write each report as a standalone HTML page beside the Markdown.
-    #[arg(long)]
     pub html: bool,
     /// Exit with the verdict: 0 for GO, 1 for NO-GO or INCOMPLETE (for CI gates).
-    #[arg(long)]
     pub check: bool,
 }
 
@@ -308,7 +301,7 @@ fn file_safe(name: &str) -> String {
 }
 
 /// Entry point of `cargo xtask report`.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: RunOptions) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let now = Utc::now();
     let head = repo.git_state();

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Utc;
-use clap::Args as ClapArgs;
 
 use crate::backup::pg::{PgConnection, Session};
 use crate::backup::{Manifest, client_tool, count_rows, digest};
@@ -19,11 +18,10 @@ use crate::pgcluster::{PgBinaries, PgCluster};
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
-/// Options of `cargo xtask restore-drill`.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct Args {
+/// Options of `cargo xtask restore-drill`, built from its flags by the command line.
+#[derive(Debug, Clone)]
+pub struct Options {
     /// The backup: its `.manifest.json`, or the `.dump` beside it.
-    #[arg(long, value_name = "BACKUP")]
     pub from: PathBuf,
 }
 
@@ -62,7 +60,7 @@ impl DrillOutcome {
 
 /// Runs the task: exit 0 when the backup restored and every check held, 1 when a check
 /// failed, 2 when the drill could not run (no PostgreSQL binaries, unreadable manifest).
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let outcome = drill(&repo, &args.from, &mut std::io::stderr())?;
     Ok(outcome.verdict())

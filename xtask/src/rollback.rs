@@ -6,13 +6,13 @@
 //! it names the migrations added since the target's commit.
 
 use std::io::Write;
-
-use clap::Args as ClapArgs;
+use std::time::Duration;
 
 use crate::config::DeployConfig;
-use crate::deploy::gates::{Gates, TaskGates, parse_wait};
+use crate::deploy::gates::{Gates, TaskGates};
 use crate::flyctl::{Flyctl, Release, current_release, previous_good_release};
 use crate::output::Output;
+use crate::predeploy::CommandLine;
 use crate::record::RunClock;
 use crate::release::restore::RollbackPlan;
 use crate::release::{
@@ -25,36 +25,31 @@ pub use crate::release::restore::rollback_command;
 pub use crate::release::{ReleaseRef, RollbackResult};
 
 /// Options of `cargo xtask rollback`.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct Args {
+#[derive(Debug, Clone)]
+pub struct Options {
     /// The environment from ops/deploy.toml to roll back (e.g. staging).
-    #[arg(long = "env", value_name = "NAME")]
     pub env: String,
     /// Deploy this image instead of the last good release's (as `flyctl releases --image` shows it).
-    #[arg(long = "to", value_name = "IMAGE_REF", conflicts_with = "to_version")]
     pub to: Option<String>,
     /// Deploy the image of this release number instead of the last good release's.
-    #[arg(long = "to-version", value_name = "N")]
     pub to_version: Option<u64>,
     /// Make only the read-only calls (releases, machines, the version endpoint) and print the
     /// image and commit it would deploy; deploy nothing.
-    #[arg(long)]
     pub dry_run: bool,
     /// How long flyctl, the proof that the image serves and the readiness poll may each wait
     /// (e.g. 300, 90s, 5m).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_wait)]
-    pub wait_timeout: u64,
+    pub wait_timeout: Duration,
     /// How long one `flyctl deploy` may run in all (build and rollout) before it is stopped
     /// and counted as a failure (e.g. 30m).
-    #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_wait)]
-    pub deploy_timeout: u64,
+    pub deploy_timeout: Duration,
     /// Print the result record as JSON on stdout (human text goes to stderr).
-    #[arg(long)]
     pub json: bool,
 }
 
 /// Entry point of `cargo xtask rollback`.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+///
+/// `command_line` is handed to predeploy's `docs_commands` check (`None` skips it).
+pub fn run(args: Options, command_line: Option<CommandLine>) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let flyctl = Flyctl::from_env(args.dry_run)?;
     let mut human = Output::new(args.json).human_writer();
@@ -62,7 +57,10 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
         &repo,
         &args,
         flyctl,
-        &TaskGates { json: args.json },
+        &TaskGates {
+            json: args.json,
+            command_line,
+        },
         &mut human,
     )?;
     Ok(verdict)
@@ -71,7 +69,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 /// Runs the rollback on `repo`, writing human text to `out`; saves the record unless dry.
 pub fn run_with(
     repo: &Repo,
-    args: &Args,
+    args: &Options,
     flyctl: Flyctl,
     gates: &dyn Gates,
     out: &mut dyn Write,
@@ -156,8 +154,8 @@ pub fn run_with(
             .as_ref()
             .and_then(|s| s.releases.first())
             .map(|r| r.version),
-        wait_timeout: args.wait_timeout,
-        deploy_timeout: args.deploy_timeout,
+        wait_timeout: args.wait_timeout.as_secs(),
+        deploy_timeout: args.deploy_timeout.as_secs(),
     };
     roll_back(repo, &flyctl, gates, &plan, &mut result, out)?;
     finish(repo, args, &flyctl, clock, result, out)
@@ -193,7 +191,7 @@ fn release_outside_window(n: u64, app: &str, releases: &[Release]) -> String {
 
 /// Without the list (a dry run) the image is a placeholder naming what would be looked up.
 fn choose_target(
-    args: &Args,
+    args: &Options,
     releases: Option<&[Release]>,
     app: &str,
 ) -> Result<(Option<ReleaseRef>, String, Option<u64>), String> {
@@ -246,7 +244,7 @@ fn choose_target(
 
 fn finish(
     repo: &Repo,
-    args: &Args,
+    args: &Options,
     flyctl: &Flyctl,
     clock: RunClock,
     result: RollbackResult,

@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::Context;
-use clap::Args as ClapArgs;
 use serde::{Deserialize, Serialize};
 
 use crate::config::DeployConfig;
@@ -28,17 +27,25 @@ use crate::verdict::Verdict;
 pub use fly_import::{decode_fly_import, encode_for_fly_import};
 
 /// Options of `cargo xtask secrets`.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct Args {
+#[derive(Debug, Clone)]
+pub struct Options {
     /// The environment from ops/deploy.toml whose env file is sent (e.g. staging).
-    #[arg(long = "env", value_name = "NAME")]
     pub env: String,
     /// Print the flyctl commands (secrets as names only) without running any.
-    #[arg(long)]
     pub dry_run: bool,
     /// Print the result record as JSON on stdout (human text goes to stderr).
-    #[arg(long)]
     pub json: bool,
+}
+
+impl Options {
+    /// The options of `cargo xtask secrets --env ENV`.
+    pub fn for_env(env: &str) -> Options {
+        Options {
+            env: env.to_string(),
+            dry_run: false,
+            json: false,
+        }
+    }
 }
 
 /// The saved result of a `secrets` run: names and whether each arrived, never a value or a
@@ -77,7 +84,7 @@ pub struct SecretState {
 }
 
 /// Entry point of `cargo xtask secrets`.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let flyctl = Flyctl::from_env(args.dry_run)?;
     let mut human = Output::new(args.json).human_writer();
@@ -89,7 +96,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 /// record unless it is a dry run. Returns the verdict and the result.
 pub fn run_with(
     repo: &Repo,
-    args: &Args,
+    args: &Options,
     flyctl: Flyctl,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, SecretsResult)> {

@@ -19,10 +19,10 @@ pub mod render;
 pub mod report;
 pub mod stats;
 
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Args as ClapArgs;
 
 use crate::config::{CONFIG_PATH, DeployConfig, SmokeSettings, Target, Thresholds};
 use crate::output::Output;
@@ -31,7 +31,8 @@ use crate::repo::Repo;
 use crate::verdict::Verdict;
 
 pub use checks::EXPECTED_METRICS;
-pub use plan::{BenchPlan, EndpointPlan, LoadSettings, Overrides, SmokePlan, parse_duration};
+pub use plan::{BenchPlan, EndpointPlan, LoadSettings, Overrides, SmokePlan};
+pub use render::junit_suite;
 pub use report::{BenchmarkReport, CheckResult, EndpointReport, SmokeReport};
 pub use stats::{ErrorCounts, LatencySummary, ThresholdOutcome};
 
@@ -40,62 +41,50 @@ pub const TASK: &str = "smoke";
 
 /// Options of `cargo xtask smoke`. Without flags, everything comes from `ops/deploy.toml`
 /// (or the built-in defaults when `--url` is used and the file is absent).
-#[derive(Debug, Clone, ClapArgs)]
-pub struct Args {
+#[derive(Debug, Clone, Default)]
+pub struct Options {
     /// Environment from ops/deploy.toml to check (its URL, thresholds and endpoints).
-    #[arg(long, value_name = "NAME", required_unless_present = "url")]
     pub env: Option<String>,
     /// Base URL to check instead, e.g. http://127.0.0.1:8080 (recorded as `adhoc` without --env).
-    #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// Poll readiness for up to this long first, e.g. 60s (right after a deploy).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub wait: Option<Duration>,
     /// Connections (closed model), or the cap on requests in flight with --rate.
-    #[arg(long, value_name = "C")]
     pub concurrency: Option<u32>,
     /// Measured requests per endpoint.
-    #[arg(long, value_name = "N", conflicts_with = "duration")]
     pub requests: Option<u64>,
     /// Measure each endpoint for this long instead of a number of requests, e.g. 30s.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Open model: send this many requests per second, latency measured from each intended send time.
-    #[arg(long, value_name = "R")]
     pub rate: Option<f64>,
     /// Requests per endpoint sent first and left out of every figure.
-    #[arg(long, value_name = "N")]
     pub warmup: Option<u64>,
     /// Per-request timeout, e.g. 10s (checks and benchmark).
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub timeout: Option<Duration>,
     /// p95 latency limit in milliseconds for every endpoint (overrides the config).
-    #[arg(long, value_name = "MS")]
     pub p95_ms: Option<f64>,
     /// Error rate limit in percent; an endpoint passes strictly below it (0 allows no error).
-    #[arg(long, value_name = "PCT")]
     pub max_error_rate: Option<f64>,
     /// Path to benchmark (repeatable); replaces the config's endpoint list.
-    #[arg(long = "endpoint", value_name = "PATH")]
     pub endpoints: Vec<String>,
     /// Run the checks only, no benchmark.
-    #[arg(long, conflicts_with = "skip_checks")]
     pub skip_bench: bool,
     /// Run the benchmark only, no checks (for comparing load generators).
-    #[arg(long)]
     pub skip_checks: bool,
-    /// Also write the outcome as JUnit XML to PATH (one test case per check and per threshold of each endpoint), for CI test
-    /// reporters.
-    #[arg(long, value_name = "PATH")]
-    pub junit: Option<std::path::PathBuf>,
     /// End the whole run, failed, after this long, e.g. 5m (default 15m). Against a target
     /// that never answers the run ends much sooner: the benchmark is skipped when every
     /// check timed out, and stopped when its first batch of requests times out.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub deadline: Option<Duration>,
-    /// Print the result record as JSON on stdout (human text goes to stderr).
-    #[arg(long)]
-    pub json: bool,
+}
+
+impl Options {
+    /// The options of `cargo xtask smoke --env ENV`: everything from `ops/deploy.toml`.
+    pub fn for_env(env: &str) -> Options {
+        Options {
+            env: Some(env.to_string()),
+            ..Options::default()
+        }
+    }
 }
 
 impl SmokePlan {
@@ -282,18 +271,18 @@ async fn benchmark(
     Ok((BenchmarkReport::new(bench.load.clone(), endpoints), stopped))
 }
 
-/// Entry point: resolves the target and the plan, measures, prints, saves the record.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
-    let out = Output::new(args.json);
-    run_with_output(args, out)
-}
-
-/// [`run`] with the output chosen by the caller (a deploy under `--json` keeps stdout clean).
-pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
-    let repo = Repo::discover()?;
+/// Entry point: resolves the target and the plan on `repo`, measures, prints, saves the
+/// record, and writes JUnit XML to `junit` when given. The output is the caller's (a deploy
+/// under `--json` keeps stdout clean).
+pub fn run_with_output(
+    repo: &Repo,
+    args: Options,
+    out: Output,
+    junit: Option<&Path>,
+) -> anyhow::Result<Verdict> {
     let config_path = repo.path(CONFIG_PATH);
     let config = if args.env.is_some() || config_path.exists() {
-        Some(DeployConfig::load(&repo)?)
+        Some(DeployConfig::load(repo)?)
     } else {
         None
     };
@@ -327,16 +316,16 @@ pub fn run_with_output(args: Args, out: Output) -> anyhow::Result<Verdict> {
     let rate_not_kept = rate_not_kept(&report);
     let human = render::human(&report);
     let summary = render::markdown(&report);
-    let record = clock.finish(&repo, &target.environment, verdict, report);
+    let record = clock.finish(repo, &target.environment, verdict, report);
     let ending = crate::finish::Ending {
         human: &human,
         summary: &summary,
         save: true,
         json: out.json(),
     };
-    crate::finish::finish(&repo, &record, ending, &mut out.human_writer())?;
-    if let Some(junit) = &args.junit {
-        crate::junit::smoke(&target.environment, &record.result).write(junit)?;
+    crate::finish::finish(repo, &record, ending, &mut out.human_writer())?;
+    if let Some(junit) = junit {
+        render::junit_suite(&target.environment, &record.result).write(junit)?;
     }
     if let Some(shortfall) = rate_not_kept {
         // The latencies include the generator's own delay: not a measurement of the target.
@@ -375,7 +364,7 @@ fn rate_not_kept(report: &SmokeReport) -> Option<String> {
     })
 }
 
-fn overrides(args: &Args) -> Overrides {
+fn overrides(args: &Options) -> Overrides {
     Overrides {
         concurrency: args.concurrency,
         requests: args.requests,

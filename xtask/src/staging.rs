@@ -12,9 +12,8 @@ use std::io::{BufRead, Write};
 use std::path::PathBuf;
 
 use anyhow::bail;
-use clap::Args as ClapArgs;
 
-use crate::report::{DecisionMap, State, Step};
+use crate::report::{DecisionMap, State, Step, StepId};
 use crate::verdict::Verdict;
 use position::{position, stopped_at};
 
@@ -22,23 +21,17 @@ use position::{position, stopped_at};
 pub const ENVIRONMENT: &str = "staging";
 
 /// Options of `cargo xtask staging`.
-#[derive(Debug, Clone, Default, ClapArgs)]
-#[command(
-    after_help = "Steps: predeploy, fly_login, secrets_loaded, deploy, health, \
-    smoke_thresholds, overlap (the decision map's ids). Exit codes: 0 every step passed or was \
-    fresh; 1 a step failed (run again to resume there); 2 could not run, or a mutating step \
-    needed an answer: without a terminal pass --yes."
-)]
-pub struct Args {
+#[derive(Debug, Clone, Default)]
+pub struct Options {
     /// Answer yes before each mutating step (secrets, deploy, overlap), e.g. in CI.
-    #[arg(long)]
     pub yes: bool,
     /// Start at this step of the map (e.g. `deploy`), running it even when it is fresh.
-    #[arg(long, value_name = "STEP")]
     pub from: Option<String>,
     /// Print which steps would run and which are skipped (and why), calling nothing.
-    #[arg(long)]
     pub dry_run: bool,
+    /// The command line predeploy's `docs_commands` check reads the docs with (`None`
+    /// skips that check).
+    pub command_line: Option<crate::predeploy::CommandLine>,
 }
 
 /// A task the staging run calls for a step of the map.
@@ -61,15 +54,17 @@ pub enum Task {
 impl Task {
     /// The task that advances the map step `id`; `None` for steps no command runs (staging
     /// validated, stability, the checklist).
-    pub fn for_step(id: &str) -> Option<Task> {
+    pub fn for_step(id: StepId) -> Option<Task> {
         Some(match id {
-            "predeploy" => Task::Predeploy,
-            "fly_login" => Task::Fly,
-            "secrets_loaded" => Task::Secrets,
-            "deploy" => Task::Deploy,
-            "health" | "smoke_thresholds" => Task::Smoke,
-            "overlap" => Task::Overlap,
-            _ => return None,
+            StepId::Predeploy => Task::Predeploy,
+            StepId::FlyLogin => Task::Fly,
+            StepId::SecretsLoaded => Task::Secrets,
+            StepId::Deploy => Task::Deploy,
+            StepId::Health | StepId::SmokeThresholds => Task::Smoke,
+            StepId::Overlap => Task::Overlap,
+            StepId::StagingValidated | StepId::Stability24h | StepId::ProductionChecklist => {
+                return None;
+            }
         })
     }
 
@@ -184,9 +179,9 @@ pub struct RunSummary {
 }
 
 /// Entry point of `cargo xtask staging`.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = crate::repo::Repo::discover()?;
-    let tasks = tasks::Real::new(repo, args.dry_run)?;
+    let tasks = tasks::Real::new(repo, args.dry_run, args.command_line)?;
     let mut confirm = Terminal::new(args.yes);
     let mut out = std::io::stderr();
     Ok(walk(&args, &tasks, &mut confirm, &mut out)?.verdict)
@@ -195,7 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<Verdict> {
 /// Walks the map: skips fresh steps, runs the rest, stops at the first failure; ends with the
 /// position and the report path.
 pub fn walk(
-    args: &Args,
+    args: &Options,
     tasks: &dyn Tasks,
     confirm: &mut dyn Confirm,
     out: &mut dyn Write,
@@ -205,13 +200,13 @@ pub fn walk(
         && !map
             .steps
             .iter()
-            .any(|s| s.id == from && Task::for_step(s.id).is_some())
+            .any(|s| s.id.as_str() == from && Task::for_step(s.id).is_some())
     {
         let known: Vec<&str> = map
             .steps
             .iter()
             .filter(|s| Task::for_step(s.id).is_some())
-            .map(|s| s.id)
+            .map(|s| s.id.as_str())
             .collect();
         bail!("--from {from}: no such step; steps: {}", known.join(", "));
     }
@@ -225,12 +220,12 @@ pub fn walk(
     let mut failed: Option<(Step, Outcome)> = None;
     // Tasks run (or, in a dry run, planned): smoke backs two steps and runs once.
     let mut taken: Vec<Task> = Vec::new();
-    let ids: Vec<&'static str> = map.steps.iter().map(|s| s.id).collect();
+    let ids: Vec<StepId> = map.steps.iter().map(|s| s.id).collect();
     for id in ids {
         let Some(task) = Task::for_step(id) else {
             continue;
         };
-        let forced = args.from.as_deref() == Some(id);
+        let forced = args.from.as_deref() == Some(id.as_str());
         started |= forced;
         if !started {
             skip(out, &mut summary, id, "before --from")?;
@@ -306,7 +301,12 @@ fn smoke_pending(map: &DecisionMap, task: Task) -> bool {
             .any(|s| Task::for_step(s.id) == Some(Task::Smoke) && s.state != State::Done)
 }
 
-fn skip(out: &mut dyn Write, summary: &mut RunSummary, id: &str, why: &str) -> anyhow::Result<()> {
+fn skip(
+    out: &mut dyn Write,
+    summary: &mut RunSummary,
+    id: StepId,
+    why: &str,
+) -> anyhow::Result<()> {
     writeln!(out, "skip {id}: {why}")?;
     summary.skipped.push((id.to_string(), why.to_string()));
     Ok(())

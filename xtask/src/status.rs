@@ -2,7 +2,6 @@
 //! and the single next command to run. It reads saved results only, like `report`.
 
 use chrono::Utc;
-use clap::Args as ClapArgs;
 use serde::Serialize;
 
 use crate::output::Output;
@@ -19,14 +18,11 @@ pub const EXIT_CODES: &str = "Exit codes: 0 once the saved results were read, wh
     record.";
 
 /// Options of `cargo xtask status`; see [`EXIT_CODES`].
-#[derive(Debug, Clone, Default, ClapArgs)]
-#[command(after_help = EXIT_CODES)]
-pub struct Args {
+#[derive(Debug, Clone, Default)]
+pub struct Options {
     /// The environment [default: the environment of the newest saved result].
-    #[arg(long, value_name = "NAME")]
     pub env: Option<String>,
     /// Print the map, the verdict and the next command as JSON on stdout.
-    #[arg(long)]
     pub json: bool,
 }
 
@@ -76,7 +72,7 @@ pub fn human(status: &Status) -> String {
 }
 
 /// Entry point of `cargo xtask status`.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let head = repo.git_state();
     let context = report::context(

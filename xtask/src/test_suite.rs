@@ -2,7 +2,6 @@
 //! cluster.
 
 use anyhow::{Context, bail};
-use clap::Args as ClapArgs;
 use xshell::Shell;
 
 use crate::interrupt;
@@ -11,18 +10,16 @@ use crate::repo::Repo;
 use crate::verdict::Verdict;
 
 /// Options of `cargo xtask test`.
-#[derive(Debug, ClapArgs)]
-pub struct Args {
+#[derive(Debug)]
+pub struct Options {
     /// Skip the PostgreSQL cluster and its tests (never allowed when `CI` is set).
-    #[arg(long)]
     pub no_postgres: bool,
     /// Extra arguments for `cargo test` (for example a test name filter), after `--`.
-    #[arg(last = true)]
     pub cargo_args: Vec<String>,
 }
 
 /// Starts the cluster, runs `cargo test --workspace` with `TEST_DATABASE_URL`, stops it.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let in_ci = std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false");
     let cluster = if args.no_postgres {

@@ -20,9 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::bail;
-use clap::Args as ClapArgs;
 
-use crate::cli::parse_duration;
 use crate::config::{CONFIG_PATH, DeployConfig, Target, Thresholds, WatchSettings};
 use crate::flyctl::Flyctl;
 use crate::output::Output;
@@ -39,22 +37,17 @@ pub use stats::{Breach, BreachKind, Limits};
 pub const TASK: &str = "watch";
 
 /// Options of `cargo xtask watch`.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct Args {
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Environment from ops/deploy.toml to watch (its URL, thresholds, Fly app for logs).
-    #[arg(long, value_name = "NAME", required_unless_present = "url")]
     pub env: Option<String>,
     /// Base URL to watch instead, e.g. http://127.0.0.1:8080 (recorded as `adhoc`; no logs).
-    #[arg(long, value_name = "URL")]
     pub url: Option<String>,
     /// How long to watch, e.g. 10m; the run stops by itself then.
-    #[arg(long = "for", value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Duration,
     /// Time between samples, e.g. 30s (default: [watch] every_secs in ops/deploy.toml, 30s).
-    #[arg(long, value_name = "INTERVAL", value_parser = parse_duration)]
     pub every: Option<Duration>,
     /// Print the result record as JSON on stdout (human text goes to stderr).
-    #[arg(long)]
     pub json: bool,
 }
 
@@ -85,7 +78,7 @@ pub fn limits(thresholds: &Thresholds, settings: &WatchSettings) -> Limits {
 }
 
 /// Entry point: resolves the target, samples until the end (or Ctrl-C), saves the record.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let out = Output::new(args.json);
     let repo = Repo::discover()?;
     let config = if args.env.is_some() || repo.path(CONFIG_PATH).exists() {

@@ -187,7 +187,7 @@ fn fuzz_fails_on_a_contract_violation() {
         base
     });
     let dir = tempfile::tempdir().unwrap();
-    let args = xtask::fuzz::Args {
+    let args = xtask::fuzz::Options {
         url: Some(base.clone()),
         max_examples: 2,
         seed: 1,

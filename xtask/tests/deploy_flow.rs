@@ -22,23 +22,23 @@ fn deploy_argv(fixture: &Fixture, strategy: &str) -> String {
     )
 }
 
-fn deploy_args(extra: &[&str]) -> xtask::deploy::Args {
+fn deploy_args(extra: &[&str]) -> xtask::deploy::Options {
     let mut words = vec!["deploy", "--env", "staging"];
     if !extra.contains(&"--wait-timeout") {
         words.extend(["--wait-timeout", "5s"]);
     }
     words.extend_from_slice(extra);
     match xtask::cli::Cli::try_parse_words(words).unwrap().command {
-        xtask::cli::Command::Deploy(args) => args,
+        xtask::cli::Command::Deploy(args) => args.into(),
         other => panic!("parsed as {other:?}"),
     }
 }
 
-fn rollback_args(extra: &[&str]) -> xtask::rollback::Args {
+fn rollback_args(extra: &[&str]) -> xtask::rollback::Options {
     let mut words = vec!["rollback", "--env", "staging", "--wait-timeout", "5s"];
     words.extend_from_slice(extra);
     match xtask::cli::Cli::try_parse_words(words).unwrap().command {
-        xtask::cli::Command::Rollback(args) => args,
+        xtask::cli::Command::Rollback(args) => args.into(),
         other => panic!("parsed as {other:?}"),
     }
 }
@@ -474,15 +474,20 @@ fn a_dry_run_through_the_real_predeploy_records_nothing() {
 #[test]
 fn the_gates_options_are_the_documented_command_lines() {
     use xtask::cli::{Cli, Command};
-    use xtask::deploy::gates::{predeploy_args, smoke_args};
     match Cli::try_parse_words(["predeploy", "--env", "staging"])
         .unwrap()
         .command
     {
         Command::Predeploy(parsed) => {
             assert_eq!(
-                format!("{parsed:?}"),
-                format!("{:?}", predeploy_args("staging"))
+                format!("{:?}", parsed.options()),
+                format!(
+                    "{:?}",
+                    xtask::predeploy::Options::for_env(
+                        "staging",
+                        Some(xtask::cli::documented_command)
+                    )
+                )
             )
         }
         other => panic!("parsed as {other:?}"),
@@ -493,8 +498,8 @@ fn the_gates_options_are_the_documented_command_lines() {
     {
         Command::Smoke(parsed) => {
             assert_eq!(
-                format!("{parsed:?}"),
-                format!("{:?}", smoke_args("staging"))
+                format!("{:?}", parsed.into_options()),
+                format!("{:?}", xtask::smoke::Options::for_env("staging"))
             )
         }
         other => panic!("parsed as {other:?}"),

@@ -80,7 +80,7 @@ impl Stand {
         }
         words.extend_from_slice(extra);
         let args = match xtask::cli::Cli::try_parse_words(words).unwrap().command {
-            xtask::cli::Command::Deploy(args) => args,
+            xtask::cli::Command::Deploy(args) => xtask::deploy::Options::from(args),
             other => panic!("parsed as {other:?}"),
         };
         let mut out = Vec::new();
@@ -101,7 +101,7 @@ impl Stand {
         let mut words = vec!["rollback", "--env", "staging", "--wait-timeout", "30s"];
         words.extend_from_slice(extra);
         let args = match xtask::cli::Cli::try_parse_words(words).unwrap().command {
-            xtask::cli::Command::Rollback(args) => args,
+            xtask::cli::Command::Rollback(args) => xtask::rollback::Options::from(args),
             other => panic!("parsed as {other:?}"),
         };
         let gates = FakeGates::new(Verdict::Pass, smoke);

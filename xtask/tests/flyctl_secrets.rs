@@ -143,7 +143,7 @@ fn every_historical_list_shape_confirms_the_keys() {
         let fixture = Fixture::new("http://127.0.0.1:9");
         fixture.respond("secrets-import", None, "", "", 0);
         fixture.respond("secrets-list", None, shape, "", 0);
-        let args = xtask::secrets::Args {
+        let args = xtask::secrets::Options {
             env: "staging".into(),
             dry_run: false,
             json: false,

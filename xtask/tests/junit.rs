@@ -7,7 +7,6 @@ mod report_fixtures;
 use std::process::Command;
 
 use report_fixtures::{overlap_report, predeploy, smoke_report};
-use xtask::junit;
 
 /// `(classname, name, failure message, skipped)` of every case, and the suite's counters.
 struct Parsed {
@@ -52,14 +51,14 @@ fn parse(xml: &str) -> Parsed {
 #[test]
 fn smoke_thresholds_are_cases_and_a_breach_is_a_failure_with_its_evidence() {
     let (_, passing) = smoke_report(false);
-    let parsed = parse(&junit::smoke("staging", &passing).to_xml());
+    let parsed = parse(&xtask::smoke::junit_suite("staging", &passing).to_xml());
     // 2 checks, 2 endpoints with 2 thresholds each.
     assert_eq!(parsed.tests, 6);
     assert_eq!(parsed.cases.len(), 6);
     assert_eq!(parsed.failures, 0);
 
     let (_, breached) = smoke_report(true);
-    let parsed = parse(&junit::smoke("staging", &breached).to_xml());
+    let parsed = parse(&xtask::smoke::junit_suite("staging", &breached).to_xml());
     assert_eq!(parsed.failures, 1);
     let failed: Vec<_> = parsed.cases.iter().filter(|c| c.2.is_some()).collect();
     assert_eq!(failed.len(), 1);
@@ -70,14 +69,14 @@ fn smoke_thresholds_are_cases_and_a_breach_is_a_failure_with_its_evidence() {
 
     let mut unbenchmarked = passing.clone();
     unbenchmarked.benchmark = None;
-    let parsed = parse(&junit::smoke("staging", &unbenchmarked).to_xml());
+    let parsed = parse(&xtask::smoke::junit_suite("staging", &unbenchmarked).to_xml());
     assert_eq!(parsed.skipped, 1);
 }
 
 #[test]
 fn predeploy_checks_are_cases_with_their_findings_and_fix() {
     let (_, failing) = predeploy(false);
-    let parsed = parse(&junit::predeploy(&failing).to_xml());
+    let parsed = parse(&xtask::predeploy::junit_suite(&failing).to_xml());
     assert_eq!(parsed.tests, failing.checks.len());
     let failed: Vec<_> = failing
         .checks
@@ -102,7 +101,7 @@ fn predeploy_checks_are_cases_with_their_findings_and_fix() {
 #[test]
 fn an_overlap_violation_fails_its_round_with_the_problems() {
     let (_, violated) = overlap_report(true);
-    let parsed = parse(&junit::overlap("staging", &violated).to_xml());
+    let parsed = parse(&xtask::overlap::junit_suite("staging", &violated).to_xml());
     let failed: Vec<_> = parsed.cases.iter().filter(|c| c.2.is_some()).collect();
     assert!(
         failed.iter().all(|c| c.0 == "overlap.round2"),
@@ -121,7 +120,7 @@ fn an_overlap_violation_fails_its_round_with_the_problems() {
     assert_eq!(parsed.failures, failed.len());
     let (_, passing) = overlap_report(false);
     assert_eq!(
-        parse(&junit::overlap("staging", &passing).to_xml()).failures,
+        parse(&xtask::overlap::junit_suite("staging", &passing).to_xml()).failures,
         0
     );
 }
@@ -132,7 +131,7 @@ fn markup_in_evidence_stays_text() {
     report.checks[0].verdict = xtask::verdict::Verdict::Fail;
     report.checks[0].evidence[0].verdict = xtask::verdict::Verdict::Fail;
     report.checks[0].evidence[0].message = "500 <html>&\"'\u{1}</html>\nline two".into();
-    let parsed = parse(&junit::smoke("staging", &report).to_xml());
+    let parsed = parse(&xtask::smoke::junit_suite("staging", &report).to_xml());
     let message = parsed.cases[0].2.as_deref().unwrap();
     assert!(
         message.starts_with("500 <html>&\"'</html>\nline two"),

@@ -153,6 +153,9 @@ impl Fixture {
         options
             .workflow_linters
             .get_or_insert_with(|| self.linters());
+        options
+            .command_line
+            .get_or_insert(xtask::cli::documented_command);
         evaluate(&Repo::at(self.root()), &options).unwrap()
     }
 
@@ -220,6 +223,7 @@ fn the_valid_fixture_passes_every_check() {
         env: Some("staging".into()),
         strict: true,
         workflow_linters: None,
+        command_line: None,
     });
     assert!(failures(&report).is_empty(), "{report:#?}");
     assert_eq!(report.verdict, Verdict::Pass, "{report:#?}");
@@ -486,6 +490,7 @@ fn env_requires_the_selected_environment_file() {
         env: Some("production".into()),
         strict: false,
         workflow_linters: None,
+        command_line: None,
     });
     assert_fails_at(&report, "env", "env/.env.fly.production");
     assert!(
@@ -495,6 +500,7 @@ fn env_requires_the_selected_environment_file() {
                 env: Some("nope".into()),
                 strict: false,
                 workflow_linters: None,
+                command_line: None,
             }
         )
         .is_err()
@@ -616,6 +622,7 @@ fn git_warns_on_a_dirty_tree_and_fails_with_strict() {
         env: None,
         strict: true,
         workflow_linters: None,
+        command_line: None,
     });
     let check = strict.check("git").unwrap();
     assert_eq!(check.verdict, Verdict::Fail);
@@ -769,7 +776,11 @@ fn the_binary_exits_0_1_2_and_never_prints_the_canary() {
 #[test]
 fn the_project_repository_passes() {
     let repo = Repo::discover_from(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
-    let report = evaluate(&repo, &Options::default()).unwrap();
+    let options = Options {
+        command_line: Some(xtask::cli::documented_command),
+        ..Options::default()
+    };
+    let report = evaluate(&repo, &options).unwrap();
     assert!(failures(&report).is_empty(), "{:#?}", failures(&report));
 }
 

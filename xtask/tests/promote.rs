@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use report_fixtures::{Scenario, staging};
 use xtask::flyctl::DeployCommand;
 use xtask::localfly::LocalFly;
-use xtask::promote::{Args, StagingEvidence, run_with};
+use xtask::promote::{Options, StagingEvidence, run_with};
 use xtask::repo::Repo;
 use xtask::verdict::Verdict;
 
@@ -133,10 +133,10 @@ impl Stand {
     ) -> (Verdict, String) {
         let words = std::iter::once("promote").chain(flags.iter().copied());
         let args = match xtask::cli::Cli::try_parse_words(words).unwrap().command {
-            xtask::cli::Command::Promote(args) => args,
+            xtask::cli::Command::Promote(args) => Options::from(args),
             other => panic!("parsed as {other:?}"),
         };
-        let args: Args = args;
+        let args: Options = args;
         let mut out = Vec::new();
         let (verdict, _) =
             run_with(repo, &args, evidence, self.fly.flyctl(), &Gates, &mut out).unwrap();

@@ -12,7 +12,7 @@ use std::path::Path;
 use chrono::Duration;
 use report_fixtures::*;
 use xtask::repo::GitState;
-use xtask::report::{self, Options, Overall, State};
+use xtask::report::{self, Options, Overall, State, StepId};
 use xtask::verdict::Verdict;
 
 fn snapshot(name: &str, markdown: &str) {
@@ -150,7 +150,7 @@ fn results_measured_on_a_replaced_release_are_stale() {
         "{}",
         rendered.markdown
     );
-    let stability = rendered.context.map.step("stability_24h").unwrap();
+    let stability = rendered.context.map.step(StepId::Stability24h).unwrap();
     assert_eq!(
         stability.state,
         State::Pending,
@@ -260,7 +260,13 @@ fn production_map_gates_its_deploy_on_staging_and_the_checklist() {
     );
     let rendered = f.render("production");
     assert_eq!(rendered.overall, Overall::Incomplete);
-    let ids: Vec<&str> = rendered.context.map.steps.iter().map(|s| s.id).collect();
+    let ids: Vec<&str> = rendered
+        .context
+        .map
+        .steps
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
     assert_eq!(
         ids,
         [
@@ -276,9 +282,9 @@ fn production_map_gates_its_deploy_on_staging_and_the_checklist() {
             "overlap"
         ]
     );
-    let state = |id: &str| rendered.context.map.step(id).unwrap().state;
-    assert_eq!(state("staging_validated"), State::Done);
-    assert_eq!(state("stability_24h"), State::Done);
+    let state = |id: StepId| rendered.context.map.step(id).unwrap().state;
+    assert_eq!(state(StepId::StagingValidated), State::Done);
+    assert_eq!(state(StepId::Stability24h), State::Done);
     assert_eq!(rendered.context.map.next.step, "production_checklist");
     assert_eq!(rendered.context.map.next.command, None);
     let status = xtask::status::human(&xtask::status::Status {
@@ -301,7 +307,13 @@ fn local_runs_have_no_deploy_steps() {
         rendered.environment, "local",
         "defaults to the newest record's environment"
     );
-    let ids: Vec<&str> = rendered.context.map.steps.iter().map(|s| s.id).collect();
+    let ids: Vec<&str> = rendered
+        .context
+        .map
+        .steps
+        .iter()
+        .map(|s| s.id.as_str())
+        .collect();
     assert_eq!(ids, ["predeploy", "health", "smoke_thresholds", "overlap"]);
     assert_eq!(rendered.overall, Overall::Incomplete);
     assert!(!rendered.markdown.contains("## Last deploy"));
@@ -875,7 +887,7 @@ fn stability_timeline_shows_breaches_gaps_and_hours_ahead() {
         f.save("watch", "staging", HEAD, ago, v, r);
     }
     let rendered = f.render("staging");
-    let step = rendered.context.map.step("stability_24h").unwrap();
+    let step = rendered.context.map.step(StepId::Stability24h).unwrap();
     assert_eq!(step.state, State::Failed, "{}", step.evidence);
     assert!(
         step.evidence.contains("2026-11-26 19:15 UTC"),
@@ -966,7 +978,12 @@ fn secrets_go_stale_when_the_env_file_changes_after_they_were_sent() {
     );
     let secrets_step = |f: &Fixture| {
         let rendered = f.render("staging");
-        let step = rendered.context.map.step("secrets_loaded").unwrap().clone();
+        let step = rendered
+            .context
+            .map
+            .step(StepId::SecretsLoaded)
+            .unwrap()
+            .clone();
         (step.state, step.evidence, rendered.markdown)
     };
     let (state, evidence, _) = secrets_step(&f);

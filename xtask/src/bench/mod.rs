@@ -23,42 +23,41 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Args as ClapArgs;
 
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 use results::{BenchResult, RunOutcome};
 
-/// Flags of `cargo xtask bench`.
-#[derive(Debug, Clone, ClapArgs)]
-pub struct Args {
+/// Runs of each comparison without `--runs`.
+pub const DEFAULT_RUNS: u32 = 3;
+/// How long each run measures without `--duration`.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// The open model's high rate without `--high-rate`, in requests per second.
+pub const DEFAULT_HIGH_RATE: f64 = 15_000.0;
+
+/// Options of `cargo xtask bench`.
+#[derive(Debug, Clone)]
+pub struct Options {
     /// Rounds: every client runs once per round, round after round.
-    #[arg(long, default_value_t = 3, value_name = "N")]
     pub runs: u32,
     /// How long each client run lasts, e.g. 10s (whole seconds for wrk and pgbench).
-    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = crate::cli::parse_duration)]
     pub duration: Duration,
     /// Serve from a throwaway PostgreSQL cluster (fsync on) and add the pre-reserve
     /// comparison against the pgbench ceiling.
-    #[arg(long)]
     pub postgres: bool,
     /// Run only this comparison (repeatable): healthz, open, service, prereserve.
-    #[arg(long, value_name = "NAME", value_parser = plan::NAMES)]
     pub only: Vec<String>,
     /// The open model's high rate, in requests per second.
-    #[arg(long, default_value_t = 15_000.0, value_name = "R")]
     pub high_rate: f64,
     /// Also write the tables into this Markdown file, between its `<!-- bench:begin -->` and
     /// `<!-- bench:end -->` lines, e.g. docs/benchmarks.md.
-    #[arg(long, value_name = "PATH")]
     pub write: Option<PathBuf>,
     /// Use the release binaries already built instead of building them first.
-    #[arg(long)]
     pub no_build: bool,
 }
 
 /// Runs the benchmark: exit 0 once it measured, 2 when it could not run.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     if args.runs == 0 {
         bail!("--runs must be at least 1");
     }

@@ -4,16 +4,21 @@
 //! [`crate::release::gates`], shared with rollback.
 
 use crate::output::Output;
+use crate::predeploy::{self, CommandLine};
 use crate::repo::Repo;
+use crate::smoke;
 use crate::verdict::Verdict;
 
-pub use crate::release::gates::{Gates, READYZ_PATH, parse_wait, ready_and_smoke, wait_ready};
+pub use crate::release::gates::{Gates, READYZ_PATH, ready_and_smoke, wait_ready};
 
 /// The real tasks, run as `cargo xtask predeploy|smoke --env NAME` runs them.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TaskGates {
     /// The calling task prints JSON on stdout: the gates' tables go to stderr.
     pub json: bool,
+    /// The command line predeploy's `docs_commands` check reads the docs with (`None`
+    /// skips that check).
+    pub command_line: Option<CommandLine>,
 }
 
 impl TaskGates {
@@ -26,45 +31,13 @@ impl TaskGates {
     }
 }
 
-/// The options of `cargo xtask predeploy --env ENV`.
-pub fn predeploy_args(env: &str) -> crate::predeploy::Args {
-    crate::predeploy::Args {
-        env: Some(env.to_string()),
-        strict: false,
-        json: false,
-        junit: None,
-    }
-}
-
-/// The options of `cargo xtask smoke --env ENV`.
-pub fn smoke_args(env: &str) -> crate::smoke::Args {
-    crate::smoke::Args {
-        env: Some(env.to_string()),
-        url: None,
-        wait: None,
-        concurrency: None,
-        requests: None,
-        duration: None,
-        rate: None,
-        warmup: None,
-        timeout: None,
-        p95_ms: None,
-        max_error_rate: None,
-        endpoints: Vec::new(),
-        skip_bench: false,
-        skip_checks: false,
-        json: false,
-        junit: None,
-        deadline: None,
-    }
-}
-
 impl Gates for TaskGates {
-    fn predeploy(&self, _repo: &Repo, env: &str, record: bool) -> anyhow::Result<Verdict> {
-        crate::predeploy::check_with_output(predeploy_args(env), self.output(), record)
+    fn predeploy(&self, repo: &Repo, env: &str, record: bool) -> anyhow::Result<Verdict> {
+        let options = predeploy::Options::for_env(env, self.command_line);
+        predeploy::check_with_output(repo, &options, self.output(), record, None)
     }
 
-    fn smoke(&self, _repo: &Repo, env: &str) -> anyhow::Result<Verdict> {
-        crate::smoke::run_with_output(smoke_args(env), self.output())
+    fn smoke(&self, repo: &Repo, env: &str) -> anyhow::Result<Verdict> {
+        smoke::run_with_output(repo, smoke::Options::for_env(env), self.output(), None)
     }
 }

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::machine::HttpCheck;
+use super::state::HttpCheck;
 
 /// The deploy-relevant part of a fly.toml.
 #[derive(Debug, Clone, Default)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use chrono::Utc;
 
-use super::state::{App, Image, Machine};
+use super::state::{App, HttpCheck, Image, Machine};
 use crate::interrupt::{process_alive, terminate_group};
 
 /// The environment a machine of `app` starts with: fly.toml's `[env]`, the image's build
@@ -133,15 +133,6 @@ pub fn stop(machine: &mut Machine) {
     machine.state = "stopped".into();
     machine.healthy = false;
     machine.updated_at = Utc::now();
-}
-
-/// One HTTP health check, as fly.toml's `[[http_service.checks]]` describes it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct HttpCheck {
-    /// The path probed, e.g. `/api/v1/readyz`.
-    pub path: String,
-    /// Fly's name for it.
-    pub name: String,
 }
 
 /// Probes checks over HTTP; one runtime and client per localfly call.

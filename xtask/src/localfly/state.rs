@@ -47,7 +47,7 @@ pub struct App {
     pub faults: Vec<Fault>,
     /// The health checks of the last deploy's fly.toml (what `machines list` reports).
     #[serde(default)]
-    pub checks: Vec<super::machine::HttpCheck>,
+    pub checks: Vec<HttpCheck>,
     /// The `[env]` of the last deploy's fly.toml (for restarts without a deploy).
     #[serde(default)]
     pub fly_env: BTreeMap<String, String>,
@@ -300,4 +300,13 @@ pub fn digest(value: &str) -> String {
         hash = hash.wrapping_mul(0x0100_0000_01b3);
     }
     format!("{hash:016x}")
+}
+
+/// One HTTP health check, as fly.toml's `[[http_service.checks]]` describes it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct HttpCheck {
+    /// The path probed, e.g. `/api/v1/readyz`.
+    pub path: String,
+    /// Fly's name for it.
+    pub name: String,
 }

@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use super::report::{OverlapReport, RoundReport};
+use crate::junit::{Case, Suite, check_case};
 use crate::verdict::Verdict;
 
 fn ms(value: Option<f64>) -> String {
@@ -215,4 +216,53 @@ pub fn markdown(report: &OverlapReport) -> String {
     }
     let _ = writeln!(out, "\n{}\n", verdict_sentence(report));
     out
+}
+
+/// The JUnit cases of an overlap run: per round the race, the availability probe and each boundary
+/// probe, then the cleanup.
+pub fn junit_suite(environment: &str, report: &OverlapReport) -> Suite {
+    let mut cases = Vec::new();
+    for round in &report.rounds {
+        let class = format!("overlap.round{}", round.round);
+        let race = &round.race;
+        cases.push(Case {
+            classname: class.clone(),
+            name: format!(
+                "exactly one of {} concurrent bookings wins ({} to {})",
+                race.requests, round.check_in, round.check_out
+            ),
+            verdict: race.verdict,
+            message: if race.problems.is_empty() {
+                format!(
+                    "{} winner(s), {} date_overlap conflict(s)",
+                    race.winners.len(),
+                    race.conflicts
+                )
+            } else {
+                race.problems.join("\n")
+            },
+        });
+        for check in std::iter::once(&round.availability).chain(&round.boundary) {
+            cases.push(check_case(&class, check));
+        }
+    }
+    cases.push(Case {
+        classname: "overlap".into(),
+        name: "cleanup: nothing created is left active".into(),
+        // The task holds leftovers to a WARN: the guarantee was still proven.
+        verdict: if report.leftovers.is_empty() {
+            Verdict::Pass
+        } else {
+            Verdict::Warn
+        },
+        message: if report.leftovers.is_empty() {
+            String::new()
+        } else {
+            format!("left active: {}", report.leftovers.join(", "))
+        },
+    });
+    Suite {
+        name: format!("overlap ({environment})"),
+        cases,
+    }
 }

@@ -7,7 +7,7 @@
 use std::path::Path;
 
 use super::Context;
-use super::dockerfile::{Instruction, parse, stages};
+use super::dockerfile_syntax::{Instruction, parse, stages};
 use super::dockerignore::excluded_by;
 use super::outcome::{At, Check};
 

@@ -7,21 +7,41 @@
 //! swaps code and prose, and the commands in the swallowed part are no longer what a reader
 //! sees (nor what this check would find).
 
-use clap::error::ErrorKind;
 use pulldown_cmark::{CodeBlockKind, Event, Options, Parser, Tag};
 
 use super::Context;
 use super::outcome::{At, Check, CheckResult};
 use super::text::{FileText, read_text};
-use crate::cli::Cli;
 
 const PREFIX: &str = "cargo xtask";
+
+/// How the command line reads a documented command (the words after `cargo xtask`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommandCheck {
+    /// It parses, or asks for help or the version.
+    Parses,
+    /// A value is refused (its kind of error): fine when the value is a placeholder.
+    BadValue(String),
+    /// Anything else refused: an unknown task or flag, a missing argument.
+    Refused(String),
+}
+
+/// The command line's reader, handed down by the CLI layer (which sits above every task and
+/// so cannot be imported by one).
+pub type CommandLine = fn(&[String]) -> CommandCheck;
 
 pub(crate) fn check(cx: &Context) -> CheckResult {
     let mut check = Check::new(
         "docs_commands",
         "every `cargo xtask ...` line in README.md, docs/ and ops/ parses with the real CLI",
     );
+    let Some(command_line) = cx.options.command_line else {
+        check.skip(
+            At::none(),
+            "no command line was given to read the documented commands with",
+        );
+        return check.finish();
+    };
     let mut files = Vec::new();
     if cx.repo.path("README.md").is_file() {
         files.push("README.md".to_string());
@@ -66,7 +86,7 @@ pub(crate) fn check(cx: &Context) -> CheckResult {
         }
         for (line, command) in commands(&text, markdown) {
             checked += 1;
-            if let Err(why) = parses(&command) {
+            if let Err(why) = parses(command_line, &command) {
                 check.fail(
                     At::line(path, Some(line)),
                     format!("`{PREFIX} {}` does not parse: {why}", command.join(" ")),
@@ -260,21 +280,11 @@ fn shell_words(text: &str) -> Vec<String> {
 
 /// Parses a documented command; help and version requests count as valid, and so does a
 /// value error on a placeholder (`<N>`, `NAME`).
-fn parses(words: &[String]) -> Result<(), String> {
-    let error = match Cli::try_parse_words(words) {
-        Ok(_) => return Ok(()),
-        Err(error) => error,
-    };
-    match error.kind() {
-        ErrorKind::DisplayHelp
-        | ErrorKind::DisplayVersion
-        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => Ok(()),
-        ErrorKind::InvalidValue | ErrorKind::ValueValidation
-            if words.iter().any(|w| is_placeholder(w)) =>
-        {
-            Ok(())
-        }
-        _ => Err(error.kind().to_string()),
+fn parses(command_line: CommandLine, words: &[String]) -> Result<(), String> {
+    match command_line(words) {
+        CommandCheck::Parses => Ok(()),
+        CommandCheck::BadValue(_) if words.iter().any(|w| is_placeholder(w)) => Ok(()),
+        CommandCheck::BadValue(why) | CommandCheck::Refused(why) => Err(why),
     }
 }
 
@@ -328,13 +338,5 @@ mod tests {
         // A longer fence around a shorter one is an example of Markdown, not a mistake.
         let nested = "````md\n```sh\ncargo xtask test\n```\n````\n";
         assert!(markdown_code(nested).broken_fences.is_empty());
-    }
-
-    #[test]
-    fn parses_with_the_real_cli() {
-        assert!(parses(&words(&["predeploy", "--strict"])).is_ok());
-        assert!(parses(&words(&["--help"])).is_ok());
-        assert!(parses(&words(&["predeploy", "--no-such-flag"])).is_err());
-        assert!(parses(&words(&["deploy-everything"])).is_err());
     }
 }

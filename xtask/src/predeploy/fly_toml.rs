@@ -18,7 +18,7 @@ use std::path::Path;
 use toml::{Table, Value};
 
 use super::Context;
-use super::dockerfile;
+use super::dockerfile_syntax;
 use super::outcome::{At, Check, CheckResult};
 use super::text::{FileText, read_text, toml_error, toml_key_line};
 use crate::config::CONFIG_PATH;
@@ -325,7 +325,7 @@ fn check_port(
             Some(p),
             At::line(path, toml_key_line(text, "env", 0, "PORT")),
         ),
-        None => match dockerfile::env_port(cx, dockerfile_path) {
+        None => match dockerfile_syntax::env_port(cx, dockerfile_path) {
             Some((p, line)) => (Some(p), At::line(dockerfile_path, Some(line))),
             None => (None, At::none()),
         },

@@ -2,6 +2,7 @@
 //! summary. Both show every finding that is not a pass, and the passes as evidence.
 
 use super::PredeployReport;
+use crate::junit::{Suite, check_case};
 use crate::verdict::Verdict;
 
 /// The terminal table: check, verdict, evidence (`path:line message`), fix.
@@ -109,4 +110,16 @@ pub(crate) fn markdown(report: &PredeployReport) -> String {
 /// Escapes text for a Markdown table cell.
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The JUnit cases of a predeploy run.
+pub fn junit_suite(report: &PredeployReport) -> Suite {
+    Suite {
+        name: format!("predeploy ({})", report.environment),
+        cases: report
+            .checks
+            .iter()
+            .map(|c| check_case("predeploy", c))
+            .collect(),
+    }
 }

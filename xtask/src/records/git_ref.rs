@@ -86,14 +86,8 @@ impl Pulled {
     }
 }
 
-/// Whether `name` may be a record file: a plain file name ending in `.json`.
-pub fn is_record_name(name: &str) -> bool {
-    name.ends_with(".json")
-        && !name.starts_with('.')
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-}
+// Record file names sit with their signature sidecars' names (signature.rs reads both).
+pub use super::signature::is_record_name;
 
 struct Git<'a> {
     sh: Shell,

@@ -12,4 +12,4 @@ pub mod seen;
 pub mod signature;
 pub mod task;
 
-pub use task::{Args, run};
+pub use task::{Action, Options, run};

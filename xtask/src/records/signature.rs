@@ -171,7 +171,7 @@ pub fn sidecar_name(record: &str) -> String {
 /// The record a sidecar name belongs to, when `name` is one.
 pub fn record_of_sidecar(name: &str) -> Option<&str> {
     name.strip_suffix(SIDECAR_SUFFIX)
-        .filter(|record| crate::records::git_ref::is_record_name(record))
+        .filter(|record| is_record_name(record))
 }
 
 /// Signs the exact `bytes` of the record called `record`: `(sidecar name, sidecar text)`.
@@ -290,6 +290,15 @@ impl Tally {
             Provenance::Failed(why) => self.failed.push((file.to_string(), why.clone())),
         }
     }
+}
+
+/// Whether `name` may be a record file: a plain file name ending in `.json`.
+pub fn is_record_name(name: &str) -> bool {
+    name.ends_with(".json")
+        && !name.starts_with('.')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 #[cfg(test)]

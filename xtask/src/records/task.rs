@@ -1,7 +1,6 @@
 //! `cargo xtask records push|pull|list`: share result records through a git ref of the
 //! repository, so CI, teammates and a reviewer's fresh clone read the same evidence.
 
-use clap::{Args as ClapArgs, Subcommand};
 use serde::Serialize;
 
 use super::git_ref::{self, Place};
@@ -13,29 +12,21 @@ use crate::repo::Repo;
 use crate::verdict::Verdict;
 
 /// Options of `cargo xtask records`.
-#[derive(Debug, Clone, ClapArgs)]
-#[command(
-    after_help = "Exit codes: 0 = done; 1 = a push left a record here because it holds a \
-    secret value; 2 = it could not run (remote unreachable, push \
-    rejected after retries, unreadable records). A failed push keeps every local record."
-)]
-pub struct Args {
-    #[command(subcommand)]
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// What to do with the records.
     pub action: Action,
     /// The git remote (name or URL) that holds the records ref.
-    #[arg(long, global = true, default_value = git_ref::DEFAULT_REMOTE, value_name = "REMOTE")]
     pub remote: String,
     /// The ref on the remote that holds the records (one JSON file per run, append-only); a
     /// bare name is a branch.
-    #[arg(long = "ref", global = true, default_value = git_ref::DEFAULT_REF, value_name = "REF")]
     pub git_ref: String,
     /// Print what was done as JSON on stdout.
-    #[arg(long, global = true)]
     pub json: bool,
 }
 
 /// What to do with the records.
-#[derive(Debug, Clone, Subcommand)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {
     /// Add every local record the remote ref lacks, retrying when another push came first. A
     /// record holding a value of a filled env file (in any echoed form) stays here: exit 1.
@@ -90,7 +81,7 @@ struct Signatures {
 }
 
 /// Entry point of `cargo xtask records`.
-pub fn run(args: Args) -> anyhow::Result<Verdict> {
+pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let place = Place {
         remote: args.remote.clone(),

@@ -142,15 +142,10 @@ pub fn rehearse(
         verdict: secrets,
     });
 
-    let args = crate::deploy::Args {
-        env: FLY_ENVIRONMENT.to_string(),
-        dry_run: false,
-        strategy: "rolling".to_string(),
-        rollback_on_failure: false,
-        wait_timeout: WAIT_SECS,
-        deploy_timeout: DEPLOY_LIMIT_SECS,
-        wake: false,
-        json: false,
+    let args = crate::deploy::Options {
+        wait_timeout: std::time::Duration::from_secs(WAIT_SECS),
+        deploy_timeout: std::time::Duration::from_secs(DEPLOY_LIMIT_SECS),
+        ..crate::deploy::Options::for_env(FLY_ENVIRONMENT)
     };
     let (deployed, result) = crate::deploy::execute(
         repo,

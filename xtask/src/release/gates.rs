@@ -5,8 +5,6 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
@@ -74,27 +72,6 @@ pub fn ready_and_smoke(
     })
 }
 
-/// Parses a wait like `300`, `90s`, `5m` or `1h` into seconds.
-pub fn parse_wait(text: &str) -> anyhow::Result<u64> {
-    let text = text.trim();
-    // A bare number is seconds, as flyctl's own --wait-timeout reads it: the old spelling,
-    // accepted with a warning.
-    let duration = if let Some(warning) = crate::cli::bare_seconds_warning(text) {
-        crate::cli::warn_old_spelling(&warning);
-        Duration::from_secs(
-            text.parse()
-                .with_context(|| format!("`{text}` is not a duration; use e.g. 90s or 5m"))?,
-        )
-    } else {
-        crate::cli::parse_duration(text).map_err(anyhow::Error::msg)?
-    };
-    let seconds = duration.as_secs_f64().ceil() as u64;
-    if seconds == 0 {
-        bail!("a wait of 0 seconds cannot succeed; use e.g. 5m");
-    }
-    Ok(seconds)
-}
-
 /// Polls `<base_url>/api/v1/readyz` until it answers 200 or `timeout` passes. `Fail` carries
 /// the last status or error seen.
 pub fn wait_ready(
@@ -141,17 +118,6 @@ pub fn wait_ready(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn waits_parse_with_units() {
-        assert_eq!(parse_wait("300").unwrap(), 300);
-        assert_eq!(parse_wait("90s").unwrap(), 90);
-        assert_eq!(parse_wait("5m").unwrap(), 300);
-        assert_eq!(parse_wait("1h").unwrap(), 3600);
-        assert!(parse_wait("5 minutes").is_err());
-        assert!(parse_wait("0").is_err());
-        assert!(parse_wait("").is_err());
-    }
 
     #[test]
     fn an_unreachable_service_is_not_ready() {

@@ -4,7 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-pub use super::freshness::{Freshness, Provenance, age, freshness, provenance, timestamp};
+pub use super::freshness::{Freshness, Provenance, freshness, provenance, timestamp};
+use super::map::StepId;
 use super::records::{Results, Saved, passed};
 use crate::verdict::Verdict;
 
@@ -139,19 +140,22 @@ pub fn overall(requirements: &[(&str, Requirement)]) -> Assessment {
 /// The decision-map steps that must be done for an environment's own GO. Local and ad-hoc
 /// runs: the four they have. Staging: the deploy and its checks, not the steps that lead on to
 /// production. Production: every step, the production gates included.
-pub fn required_for_go(step_id: &str, environment: &str, deployable: bool) -> bool {
-    const OWN: [&str; 5] = [
-        "predeploy",
-        "deploy",
-        "health",
-        "smoke_thresholds",
-        "overlap",
+pub fn required_for_go(step_id: StepId, environment: &str, deployable: bool) -> bool {
+    const OWN: [StepId; 5] = [
+        StepId::Predeploy,
+        StepId::Deploy,
+        StepId::Health,
+        StepId::SmokeThresholds,
+        StepId::Overlap,
     ];
-    const PRODUCTION_GATES: [&str; 3] =
-        ["staging_validated", "stability_24h", "production_checklist"];
+    const PRODUCTION_GATES: [StepId; 3] = [
+        StepId::StagingValidated,
+        StepId::Stability24h,
+        StepId::ProductionChecklist,
+    ];
     OWN.contains(&step_id)
         || (deployable
-            && environment == super::decision_map::PRODUCTION
+            && environment == super::map::PRODUCTION
             && PRODUCTION_GATES.contains(&step_id))
 }
 
@@ -160,9 +164,9 @@ pub fn required_for_go(step_id: &str, environment: &str, deployable: bool) -> bo
 /// race, a production gate still open) becomes INCOMPLETE, or NO-GO where a step failed.
 pub fn reconcile<'a>(
     assessment: Assessment,
-    required: impl IntoIterator<Item = &'a super::decision_map::Step>,
+    required: impl IntoIterator<Item = &'a super::map::Step>,
 ) -> Assessment {
-    use super::decision_map::State;
+    use super::map::State;
     if assessment.overall != Overall::Go {
         return assessment;
     }
@@ -233,7 +237,7 @@ pub fn requirements(
             d.result.problems.clone()
         });
         if results.deploy.is_some()
-            && let Some(why) = super::decision_map::rolled_back(results)
+            && let Some(why) = super::deploys::rolled_back(results)
         {
             deploy = Requirement::Measured {
                 verdict: Verdict::Fail,
@@ -341,11 +345,8 @@ mod tests {
         }
     }
 
-    fn step(
-        id: &'static str,
-        state: super::super::decision_map::State,
-    ) -> super::super::decision_map::Step {
-        super::super::decision_map::Step {
+    fn step(id: StepId, state: super::super::map::State) -> super::super::map::Step {
+        super::super::map::Step {
             id,
             title: id.to_string(),
             state,
@@ -356,16 +357,16 @@ mod tests {
 
     #[test]
     fn a_go_is_held_to_the_required_map_steps() {
-        use super::super::decision_map::State;
+        use super::super::map::State;
         let go = overall(&[("smoke", measured(Verdict::Pass))]);
         let done = [
-            step("health", State::Done),
-            step("smoke_thresholds", State::Done),
+            step(StepId::Health, State::Done),
+            step(StepId::SmokeThresholds, State::Done),
         ];
         assert_eq!(reconcile(go.clone(), &done).overall, Overall::Go);
         let skipped_bench = [
-            step("health", State::Done),
-            step("smoke_thresholds", State::Pending),
+            step(StepId::Health, State::Done),
+            step(StepId::SmokeThresholds, State::Pending),
         ];
         let held = reconcile(go.clone(), &skipped_bench);
         assert_eq!(held.overall, Overall::Incomplete);
@@ -374,19 +375,23 @@ mod tests {
             "{:?}",
             held.reasons
         );
-        let failed = [step("overlap", State::Failed)];
+        let failed = [step(StepId::Overlap, State::Failed)];
         assert_eq!(reconcile(go, &failed).overall, Overall::NoGo);
     }
 
     #[test]
     fn production_gates_are_required_only_for_production() {
-        for gate in ["staging_validated", "stability_24h", "production_checklist"] {
+        for gate in [
+            StepId::StagingValidated,
+            StepId::Stability24h,
+            StepId::ProductionChecklist,
+        ] {
             assert!(required_for_go(gate, "production", true), "{gate}");
             assert!(!required_for_go(gate, "staging", true), "{gate}");
             assert!(!required_for_go(gate, "local", false), "{gate}");
         }
-        assert!(required_for_go("smoke_thresholds", "local", false));
-        assert!(!required_for_go("fly_login", "staging", true));
+        assert!(required_for_go(StepId::SmokeThresholds, "local", false));
+        assert!(!required_for_go(StepId::FlyLogin, "staging", true));
     }
 
     #[test]

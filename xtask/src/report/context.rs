@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::assess::{self, Assessment, Provenance};
 use super::checklist::{CHECKLIST_PATH, Checklist};
-use super::decision_map::{self, DecisionMap, MapInputs};
+use super::decision_map::{self, DecisionMap, MapInputs, StepId};
 use super::deploys::stability_gate;
 use super::records::Results;
 use super::rows::{CheckRow, OverlapData, SmokeData};
@@ -248,7 +248,7 @@ pub fn build(input: &Inputs) -> ReportContext {
         head: head_commit,
         watch_coverage_pct: input.watch_coverage_pct,
     });
-    let command_of = |id: &str, fallback: String| {
+    let command_of = |id: StepId, fallback: String| {
         map.step(id)
             .and_then(|s| s.command.clone())
             .unwrap_or(fallback)
@@ -261,15 +261,18 @@ pub fn build(input: &Inputs) -> ReportContext {
     );
 
     let predeploy = match &r.predeploy {
-        None => Section::missing(command_of("predeploy", "cargo xtask predeploy".into())),
+        None => Section::missing(command_of(
+            StepId::Predeploy,
+            "cargo xtask predeploy".into(),
+        )),
         Some(rec) => Section {
             present: true,
-            command: command_of("predeploy", String::new()),
+            command: command_of(StepId::Predeploy, String::new()),
             provenance: Some(assess::provenance(rec, input.now, head_commit, None, None)),
             data: Some(rec.result.checks.iter().map(check_row).collect()),
         },
     };
-    let smoke_command = command_of("health", "cargo xtask smoke".into());
+    let smoke_command = command_of(StepId::Health, "cargo xtask smoke".into());
     let smoke = match &r.smoke {
         None => Section::missing(smoke_command),
         Some(rec) => Section {
@@ -303,7 +306,7 @@ pub fn build(input: &Inputs) -> ReportContext {
             }),
         },
     };
-    let overlap_command = command_of("overlap", "cargo xtask overlap".into());
+    let overlap_command = command_of(StepId::Overlap, "cargo xtask overlap".into());
     let overlap = match &r.overlap {
         None => Section::missing(overlap_command),
         Some(rec) => Section {
@@ -320,7 +323,7 @@ pub fn build(input: &Inputs) -> ReportContext {
         },
     };
     let deploy_command = command_of(
-        "deploy",
+        StepId::Deploy,
         format!("cargo xtask deploy --env {}", input.environment),
     );
     let deploy = match (&r.deploy, input.deployable) {

@@ -7,120 +7,13 @@
 //! validated, 24 h, checklist) before its own deploy. Environments not in `ops/deploy.toml`
 //! (`local`, `adhoc`) have no deploy: predeploy, health, thresholds, overlap.
 
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-
-use super::checklist::Checklist;
 pub use super::deploys::rolled_back;
 use super::deploys::stability;
-use super::records::Results;
+pub use super::map::{DecisionMap, MapInputs, Next, PRODUCTION, STAGING, State, Step, StepId};
 use super::steps::{
     deploy, fly_login, health, overlap, predeploy, production_checklist, secrets,
     staging_validated, thresholds,
 };
-
-/// The environment whose results prove a release before production.
-pub const STAGING: &str = "staging";
-/// The environment the map leads to.
-pub const PRODUCTION: &str = "production";
-/// How long staging must run the release before production.
-pub const STABILITY_HOURS: i64 = 24;
-
-/// The state of one step.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum State {
-    /// Proven by a result.
-    Done,
-    /// A result says it is broken.
-    Failed,
-    /// Not proven yet (no result, or a stale one).
-    Pending,
-    /// The results cannot tell.
-    Unknown,
-}
-
-impl State {
-    /// `done`, `FAILED`, `pending`, `unknown`.
-    pub fn label(self) -> &'static str {
-        match self {
-            State::Done => "done",
-            State::Failed => "FAILED",
-            State::Pending => "pending",
-            State::Unknown => "unknown",
-        }
-    }
-}
-
-/// One step of the map.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Step {
-    /// Stable id, e.g. `secrets_loaded`.
-    pub id: &'static str,
-    /// What the step establishes.
-    pub title: String,
-    /// Its state.
-    pub state: State,
-    /// Why, from the results.
-    pub evidence: String,
-    /// The command that advances it; `None` for human work (the checklist).
-    pub command: Option<String>,
-}
-
-/// What to do next.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Next {
-    /// The step it advances, or `all` when every step is done.
-    pub step: String,
-    /// The command to run, when the next action is one.
-    pub command: Option<String>,
-    /// One sentence.
-    pub action: String,
-}
-
-/// The map of one environment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DecisionMap {
-    /// The environment it describes.
-    pub environment: String,
-    /// The steps in order.
-    pub steps: Vec<Step>,
-    /// Done steps.
-    pub done: usize,
-    /// The one next action.
-    pub next: Next,
-}
-
-impl DecisionMap {
-    /// The step `id`, when the map has it.
-    pub fn step(&self, id: &str) -> Option<&Step> {
-        self.steps.iter().find(|s| s.id == id)
-    }
-}
-
-/// Everything the map is computed from.
-#[derive(Debug, Clone, Copy)]
-pub struct MapInputs<'a> {
-    /// The environment.
-    pub environment: &'a str,
-    /// Whether it is a Fly environment from `ops/deploy.toml` (it has deploys).
-    pub deployable: bool,
-    /// Its latest results.
-    pub results: &'a Results,
-    /// Staging's results (the same as `results` when the environment is staging).
-    pub staging: &'a Results,
-    /// The production checklist, when the file exists.
-    pub checklist: Option<&'a Checklist>,
-    /// URL for commands of environments without a config entry.
-    pub url: Option<&'a str>,
-    /// The clock.
-    pub now: DateTime<Utc>,
-    /// The commit checked out.
-    pub head: Option<&'a str>,
-    /// Share of the 24 h since staging's deploy that watch runs must cover (`[watch]
-    /// coverage_pct` in `ops/deploy.toml`).
-    pub watch_coverage_pct: f64,
-}
 
 /// Computes the map.
 pub fn decision_map(input: &MapInputs) -> DecisionMap {
@@ -191,8 +84,23 @@ pub fn decision_map(input: &MapInputs) -> DecisionMap {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use chrono::DateTime;
+
+    use super::super::checklist::Checklist;
+    use super::super::records::Results;
     use super::*;
+
+    /// Every `cargo xtask ...` command the maps of staging and production name, without the
+    /// prefix: the CLI's tests hold each to the real command line.
+    pub(crate) fn every_task_command() -> Vec<String> {
+        [STAGING, PRODUCTION]
+            .into_iter()
+            .flat_map(|env| map(env, true, &Results::default(), None).steps)
+            .filter_map(|step| step.command)
+            .filter_map(|command| command.strip_prefix("cargo xtask ").map(str::to_string))
+            .collect()
+    }
 
     fn map(
         environment: &str,
@@ -225,7 +133,7 @@ mod tests {
             staging.next.command.as_deref(),
             Some("cargo xtask predeploy --env staging")
         );
-        let checklist = staging.step("production_checklist").unwrap();
+        let checklist = staging.step(StepId::ProductionChecklist).unwrap();
         assert_eq!(
             checklist.state,
             State::Unknown,
@@ -258,18 +166,12 @@ mod tests {
             for step in map(env, true, &Results::default(), None).steps {
                 assert!(!step.evidence.is_empty(), "{step:?}");
                 match &step.command {
-                    Some(command) => {
-                        if let Some(words) = command.strip_prefix("cargo xtask ") {
-                            let parsed = crate::cli::Cli::try_parse_words(words.split_whitespace());
-                            assert!(
-                                parsed.is_ok(),
-                                "`{command}` is not a real command: {parsed:?}"
-                            );
-                        } else {
-                            assert!(command.starts_with("fly "), "{command}");
-                        }
-                    }
-                    None => assert_eq!(step.id, "production_checklist"),
+                    // `cargo xtask` commands are parsed in the CLI's tests.
+                    Some(command) => assert!(
+                        command.starts_with("cargo xtask ") || command.starts_with("fly "),
+                        "{command}"
+                    ),
+                    None => assert_eq!(step.id, StepId::ProductionChecklist),
                 }
             }
         }

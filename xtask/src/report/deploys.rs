@@ -3,11 +3,10 @@
 
 use chrono::{DateTime, Utc};
 
-use super::assess::{self, Freshness, timestamp};
-use super::decision_map::{MapInputs, STABILITY_HOURS, STAGING, State, Step};
+use super::freshness::{self, Freshness, timestamp};
+use super::map::{MapInputs, STABILITY_HOURS, STAGING, State, Step, StepId, step};
 use super::records::{DeployView, ReleaseRefView, Results, Saved, passed};
 use super::stability::{StabilityGate, gate};
-use super::steps::step;
 
 pub fn rolled_back(r: &Results) -> Option<String> {
     let d = r.deploy.as_ref()?;
@@ -62,14 +61,14 @@ pub(super) fn stability(input: &MapInputs) -> Step {
     let watch = Some(format!("cargo xtask watch --env {STAGING} --for 10m"));
     let (state, evidence) = stability_state(s, input.now, input.head, input.watch_coverage_pct);
     let needs_deploy = s.deploy.as_ref().is_none_or(|d| {
-        !passed(d.verdict) || assess::freshness(d, input.head, None) != Freshness::Current
+        !passed(d.verdict) || freshness::freshness(d, input.head, None) != Freshness::Current
     }) || rolled_back(s).is_some();
     let command = if state == State::Pending && needs_deploy {
         Some(format!("cargo xtask deploy --env {STAGING}"))
     } else {
         watch
     };
-    step("stability_24h", title, state, evidence, command)
+    step(StepId::Stability24h, title, state, evidence, command)
 }
 
 /// Done when the last staging deploy shipped HEAD and passed, nothing rolled it back, and
@@ -88,7 +87,7 @@ pub fn stability_state(
             format!(
                 "deployed {} ({}); {}",
                 timestamp(gate.since),
-                assess::age(gate.since, now),
+                freshness::age(gate.since, now),
                 gate.evidence
             ),
         ),
@@ -119,7 +118,7 @@ pub fn stability_gate(
             "the last staging deploy was rolled back".into(),
         ));
     }
-    if let Freshness::Stale(why) = assess::freshness(d, head, None) {
+    if let Freshness::Stale(why) = freshness::freshness(d, head, None) {
         return Err((
             State::Pending,
             format!(
@@ -172,7 +171,7 @@ mod tests {
 
     /// Staging deployed `deployed_hours_ago`, watched once in each of the given hours since.
     fn staging(deployed_hours_ago: i64, watched_hours: &[i64]) -> Results {
-        use super::super::stability::{SampleView, WatchView};
+        use super::super::views::{SampleView, WatchView};
         let deployed = now() - Duration::hours(deployed_hours_ago);
         let samples = watched_hours
             .iter()

@@ -54,7 +54,7 @@ pub struct Results {
     /// Records of this environment that claim to have started after this machine saved them.
     pub warnings: Vec<String>,
     /// Every `watch` run, newest first (the 24-hour gate reads them all).
-    pub watches: Vec<Saved<super::stability::WatchView>>,
+    pub watches: Vec<Saved<super::views::WatchView>>,
 }
 
 impl Results {

@@ -11,68 +11,17 @@
 use std::fmt::Write;
 
 use chrono::{DateTime, Duration, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::decision_map::State;
+use super::map::State;
 use super::records::Saved;
+pub use super::views::{BreachView, WatchView};
 
 /// Hours in the gate's window.
 pub const WINDOW_HOURS: usize = 24;
 
 /// The marker in the Markdown report where the HTML page draws the timeline as SVG.
 pub const SVG_MARKER: &str = "<!-- stability-timeline -->";
-
-/// The `result` of a `watch` record, as far as the gate reads it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct WatchView {
-    /// The samples, each with its time.
-    pub samples: Vec<SampleView>,
-    /// The statistics, with the breaches.
-    pub stats: WatchStatsView,
-}
-
-/// A sample's time and the build it saw.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SampleView {
-    /// When it was taken.
-    pub at: DateTime<Utc>,
-    /// What the version endpoint said, when it answered.
-    #[serde(default)]
-    pub build: Option<BuildView>,
-}
-
-/// The build a sample saw.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct BuildView {
-    /// The image the machine runs, when on Fly.
-    pub image: Option<String>,
-}
-
-/// The breaches of a watch record.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default)]
-pub struct WatchStatsView {
-    /// Every breach.
-    pub breaches: Vec<BreachView>,
-}
-
-/// One breach, as recorded by `watch`.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-pub struct BreachView {
-    /// When it was seen.
-    pub at: DateTime<Utc>,
-    /// Its kind (`availability`, `error_rate`, `latency`, `log_lines`, `version_change`,
-    /// `restart`).
-    pub kind: String,
-    /// What was seen.
-    #[serde(default)]
-    pub detail: String,
-    /// For a version change, the build that started serving.
-    #[serde(default)]
-    pub to_build: Option<String>,
-}
 
 /// What one hour of the window shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -278,6 +227,7 @@ pub fn svg(gate: &StabilityGate) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::views::{BuildView, SampleView, WatchStatsView};
     use super::*;
     use crate::verdict::Verdict;
 

@@ -2,26 +2,10 @@
 
 use super::assess::{self, Freshness, Overall, timestamp};
 use super::checklist::CHECKLIST_PATH;
-use super::decision_map::{MapInputs, STAGING, State, Step};
 use super::deploys::{release_line, rolled_back};
+use super::map::{MapInputs, STAGING, State, Step, StepId, step};
 use super::records::{Saved, passed};
 use crate::verdict::Verdict;
-
-pub(super) fn step(
-    id: &'static str,
-    title: impl Into<String>,
-    state: State,
-    evidence: impl Into<String>,
-    command: Option<String>,
-) -> Step {
-    Step {
-        id,
-        title: title.into(),
-        state,
-        evidence: evidence.into(),
-        command,
-    }
-}
 
 /// State of a record-backed step: none or stale → pending, passed → done, skipped →
 /// pending, failed → failed.
@@ -85,7 +69,7 @@ pub(super) fn predeploy(input: &MapInputs) -> Step {
         "cargo xtask predeploy".to_string()
     };
     step(
-        "predeploy",
+        StepId::Predeploy,
         "Env file filled, predeploy checks pass",
         state,
         evidence,
@@ -101,19 +85,19 @@ pub(super) fn fly_login(input: &MapInputs) -> Step {
         && let Some(user) = &d.result.fly_user
     {
         let evidence = format!("deploy ran as {user} at {}", timestamp(d.started_at));
-        return step("fly_login", title, State::Done, evidence, whoami);
+        return step(StepId::FlyLogin, title, State::Done, evidence, whoami);
     }
     if let Some(s) = r.secrets.as_ref().filter(|s| passed(s.verdict)) {
         let evidence = format!("secrets reached Fly at {}", timestamp(s.started_at));
-        return step("fly_login", title, State::Done, evidence, whoami);
+        return step(StepId::FlyLogin, title, State::Done, evidence, whoami);
     }
     if r.secrets.is_some() || r.deploy.is_some() {
         let evidence = "the last secrets/deploy run did not prove a login: check it";
-        return step("fly_login", title, State::Unknown, evidence, whoami);
+        return step(StepId::FlyLogin, title, State::Unknown, evidence, whoami);
     }
     let evidence = "no secrets or deploy run has reached Fly yet";
     step(
-        "fly_login",
+        StepId::FlyLogin,
         title,
         State::Pending,
         evidence,
@@ -125,7 +109,7 @@ pub(super) fn secrets(input: &MapInputs) -> Step {
     let changed = input.results.secrets_changed.clone().map(Freshness::Stale);
     let (state, evidence) = from_record(input.results.secrets.as_ref(), changed, "secrets");
     step(
-        "secrets_loaded",
+        StepId::SecretsLoaded,
         "Secrets loaded into the Fly app",
         state,
         evidence,
@@ -139,7 +123,7 @@ pub(super) fn deploy(input: &MapInputs) -> Step {
     let title = "Deployed at HEAD";
     let Some(d) = &r.deploy else {
         return step(
-            "deploy",
+            StepId::Deploy,
             title,
             State::Pending,
             "no deploy recorded yet",
@@ -147,7 +131,7 @@ pub(super) fn deploy(input: &MapInputs) -> Step {
         );
     };
     if let Some(rolled_back) = rolled_back(r) {
-        return step("deploy", title, State::Failed, rolled_back, command);
+        return step(StepId::Deploy, title, State::Failed, rolled_back, command);
     }
     let fresh = assess::freshness(d, input.head, None);
     let (state, mut evidence) = from_record(Some(d), Some(fresh), "deploy");
@@ -158,7 +142,7 @@ pub(super) fn deploy(input: &MapInputs) -> Step {
         }
         _ => {}
     }
-    step("deploy", title, state, evidence, command)
+    step(StepId::Deploy, title, state, evidence, command)
 }
 
 /// Whether the last deploy was rolled back (by itself, or by a later `rollback`), and to
@@ -199,7 +183,7 @@ pub(super) fn health(input: &MapInputs) -> Step {
             (State::Failed, format!("failed: {}", failed.join(", ")))
         };
     }
-    step("health", title, state, evidence, command)
+    step(StepId::Health, title, state, evidence, command)
 }
 
 pub(super) fn thresholds(input: &MapInputs) -> Step {
@@ -248,7 +232,7 @@ pub(super) fn thresholds(input: &MapInputs) -> Step {
             }
         };
     }
-    step("smoke_thresholds", title, state, evidence, command)
+    step(StepId::SmokeThresholds, title, state, evidence, command)
 }
 
 pub(super) fn overlap(input: &MapInputs) -> Step {
@@ -262,7 +246,7 @@ pub(super) fn overlap(input: &MapInputs) -> Step {
         );
     }
     step(
-        "overlap",
+        StepId::Overlap,
         "No double booking under concurrency",
         state,
         evidence,
@@ -302,7 +286,7 @@ pub(super) fn staging_validated(input: &MapInputs) -> Step {
         a.reasons.first().map(String::as_str).unwrap_or("")
     );
     step(
-        "staging_validated",
+        StepId::StagingValidated,
         "Staging validated at HEAD",
         state,
         evidence,
@@ -335,5 +319,5 @@ pub(super) fn production_checklist(input: &MapInputs) -> Step {
             )
         }
     };
-    step("production_checklist", title, state, evidence, None)
+    step(StepId::ProductionChecklist, title, state, evidence, None)
 }

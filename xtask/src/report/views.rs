@@ -3,7 +3,8 @@
 //! `RollbackResult`) with `#[serde(default)]` everywhere, so records of older or newer
 //! versions still decode. See `records.rs` for why views and not the types themselves.
 
-use serde::Deserialize;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use crate::verdict::Verdict;
 
@@ -365,4 +366,56 @@ impl RollbackView {
             (None, None) => "the previous release".to_string(),
         }
     }
+}
+
+/// The `result` of a `watch` record, as far as the gate reads it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct WatchView {
+    /// The samples, each with its time.
+    pub samples: Vec<SampleView>,
+    /// The statistics, with the breaches.
+    pub stats: WatchStatsView,
+}
+
+/// A sample's time and the build it saw.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SampleView {
+    /// When it was taken.
+    pub at: DateTime<Utc>,
+    /// What the version endpoint said, when it answered.
+    #[serde(default)]
+    pub build: Option<BuildView>,
+}
+
+/// The build a sample saw.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct BuildView {
+    /// The image the machine runs, when on Fly.
+    pub image: Option<String>,
+}
+
+/// The breaches of a watch record.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct WatchStatsView {
+    /// Every breach.
+    pub breaches: Vec<BreachView>,
+}
+
+/// One breach, as recorded by `watch`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+pub struct BreachView {
+    /// When it was seen.
+    pub at: DateTime<Utc>,
+    /// Its kind (`availability`, `error_rate`, `latency`, `log_lines`, `version_change`,
+    /// `restart`).
+    pub kind: String,
+    /// What was seen.
+    #[serde(default)]
+    pub detail: String,
+    /// For a version change, the build that started serving.
+    #[serde(default)]
+    pub to_build: Option<String>,
 }

@@ -89,6 +89,7 @@ pub fn predeploy_env_findings(
         strict: false,
         // Only the `env` check is read here: no workflow linter needs to run.
         workflow_linters: Some(crate::predeploy::WorkflowLinters::default()),
+        command_line: None,
     };
     let report = evaluate(repo, &options)?;
     let Some(check) = report.check("env") else {

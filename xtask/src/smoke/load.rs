@@ -35,12 +35,9 @@ use pacer::Schedule;
 use super::plan::{EndpointPlan, LoadSettings};
 use super::stats::{ErrorCounts, LatencyHistogram};
 
-/// Open model: a request sent later than this after its intended time counts as late.
-pub const LATE_TOLERANCE: Duration = Duration::from_millis(10);
-
-/// Open model: the share of the schedule, in percent, that may be late (or never sent before
-/// the end) before the run is declared one where the generator could not keep the rate.
-pub const MAX_LATE_SHARE_PCT: f64 = 1.0;
+// The lateness limits are the statistics' (which judge a run by them); re-exported for the
+// generator's callers.
+pub use super::stats::{LATE_TOLERANCE, MAX_LATE_SHARE_PCT};
 
 /// What the load generator counted for one endpoint (warm-up excluded).
 #[derive(Debug, Clone, Default)]

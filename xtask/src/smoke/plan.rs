@@ -251,39 +251,9 @@ fn endpoint_from_path(path: &str) -> anyhow::Result<SmokeEndpoint> {
     })
 }
 
-pub use crate::cli::parse_duration;
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_parse_with_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-    }
-
-    #[test]
-    fn bad_durations_explain_the_format() {
-        for bad in [
-            "",
-            "10",
-            "ten s",
-            "10 parsecs",
-            "-1s",
-            "1e400s",
-            "s",
-            "4000000000000000h",
-            "31d",
-            "745h",
-        ] {
-            let error = parse_duration(bad).unwrap_err();
-            assert!(error.contains("e.g. 500ms"), "{bad}: {error}");
-        }
-    }
 
     #[test]
     fn health_endpoints_get_the_health_limit_and_flags_override() {

@@ -6,6 +6,8 @@ use std::fmt::Write;
 use super::plan::LoadSettings;
 use super::report::{EndpointReport, SmokeReport};
 use super::stats::{LatencySummary, fmt_num};
+use crate::junit::{Case, Suite, check_case};
+use crate::verdict::Verdict;
 
 /// The human table: checks, benchmark figures, thresholds, verdict.
 pub fn human(report: &SmokeReport) -> String {
@@ -201,4 +203,34 @@ fn endpoint_row(e: &EndpointReport) -> String {
 
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
+}
+
+/// The JUnit cases of a smoke run: each check, then each threshold of each endpoint.
+pub fn junit_suite(environment: &str, report: &SmokeReport) -> Suite {
+    let mut cases: Vec<Case> = report
+        .checks
+        .iter()
+        .map(|c| check_case("smoke.checks", c))
+        .collect();
+    match &report.benchmark {
+        None => cases.push(Case {
+            classname: "smoke.thresholds".into(),
+            name: "benchmark".into(),
+            verdict: Verdict::Skip,
+            message: "the benchmark did not run, so no threshold was measured".into(),
+        }),
+        Some(bench) => {
+            for endpoint in &bench.endpoints {
+                for threshold in &endpoint.thresholds {
+                    let mut case = check_case("smoke.thresholds", &threshold.check);
+                    case.name = format!("{} {}", endpoint.name, case.name);
+                    cases.push(case);
+                }
+            }
+        }
+    }
+    Suite {
+        name: format!("smoke ({environment})"),
+        cases,
+    }
 }

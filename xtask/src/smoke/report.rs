@@ -109,7 +109,7 @@ impl SmokeReport {
 
 impl BenchmarkReport {
     /// The endpoints where the generator could not keep the open model's rate: more than
-    /// [`super::load::MAX_LATE_SHARE_PCT`] of the schedule late. Their latencies are partly
+    /// [`super::stats::MAX_LATE_SHARE_PCT`] of the schedule late. Their latencies are partly
     /// the generator's, so the run cannot stand as a measurement.
     pub fn rate_not_kept(&self) -> Vec<&EndpointReport> {
         self.endpoints
@@ -167,7 +167,7 @@ pub struct EndpointReport {
     pub errors: ErrorCounts,
     /// Failed share in percent (0 when nothing was sent; the threshold fails that case).
     pub error_rate_pct: f64,
-    /// Open model: requests sent more than [`super::load::LATE_TOLERANCE`] after their
+    /// Open model: requests sent more than [`super::stats::LATE_TOLERANCE`] after their
     /// intended time (every connection busy, or the generator itself behind; their latency
     /// still counts from the intended time), plus those due before the end and never sent.
     /// Always 0 in the closed model.

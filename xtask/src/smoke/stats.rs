@@ -11,6 +11,13 @@ use super::plan::EndpointPlan;
 use crate::check::CheckResult;
 use crate::verdict::Verdict;
 
+/// Open model: a request sent later than this after its intended time counts as late.
+pub const LATE_TOLERANCE: Duration = Duration::from_millis(10);
+
+/// Open model: the share of the schedule, in percent, that may be late (or never sent before
+/// the end) before the run is declared one where the generator could not keep the rate.
+pub const MAX_LATE_SHARE_PCT: f64 = 1.0;
+
 /// Highest latency the histogram tracks exactly: 60 s, in microseconds. Longer ones saturate.
 pub const MAX_TRACKED_MICROS: u64 = 60_000_000;
 
@@ -311,9 +318,9 @@ pub fn evaluate(
 pub const LATE_SENDS: &str = "late sends";
 
 /// Open model: the share of the schedule sent late (or never), held at or below
-/// [`super::load::MAX_LATE_SHARE_PCT`]. Above it the generator could not keep the rate.
+/// [`MAX_LATE_SHARE_PCT`]. Above it the generator could not keep the rate.
 pub fn late_sends(endpoint: &EndpointPlan, late: u64, scheduled: u64) -> ThresholdOutcome {
-    let limit = super::load::MAX_LATE_SHARE_PCT;
+    let limit = MAX_LATE_SHARE_PCT;
     let share = if scheduled == 0 {
         0.0
     } else {
@@ -322,7 +329,7 @@ pub fn late_sends(endpoint: &EndpointPlan, late: u64, scheduled: u64) -> Thresho
     let pass = share <= limit;
     let evidence = format!(
         "{late} of {scheduled} sent more than {} ms late or not at all ({} % {} {} %){}",
-        super::load::LATE_TOLERANCE.as_millis(),
+        LATE_TOLERANCE.as_millis(),
         fmt_num(share),
         if pass { "<=" } else { ">" },
         fmt_num(limit),

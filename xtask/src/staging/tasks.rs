@@ -8,9 +8,10 @@ use chrono::Utc;
 
 use super::{ENVIRONMENT, Outcome, Task, Tasks};
 use crate::config::DeployConfig;
-use crate::deploy::gates::{TaskGates, predeploy_args, smoke_args};
+use crate::deploy::gates::TaskGates;
 use crate::flyctl::Flyctl;
 use crate::output::Output;
+use crate::predeploy::CommandLine;
 use crate::repo::Repo;
 use crate::report::{self, DecisionMap};
 
@@ -19,60 +20,26 @@ pub struct Real {
     repo: Repo,
     flyctl: Flyctl,
     app: String,
+    command_line: Option<CommandLine>,
 }
 
 impl Real {
-    /// Loads `ops/deploy.toml`'s staging entry and locates flyctl.
-    pub fn new(repo: Repo, dry_run: bool) -> anyhow::Result<Real> {
+    /// Loads `ops/deploy.toml`'s staging entry and locates flyctl; predeploy reads the docs
+    /// with `command_line`.
+    pub fn new(
+        repo: Repo,
+        dry_run: bool,
+        command_line: Option<CommandLine>,
+    ) -> anyhow::Result<Real> {
         let config = DeployConfig::load(&repo)?;
         let app = config.environment(ENVIRONMENT)?.app.clone();
         let flyctl = Flyctl::from_env(dry_run)?.in_dir(repo.root());
-        Ok(Real { repo, flyctl, app })
-    }
-}
-
-/// The options of `cargo xtask secrets --env ENV`.
-pub fn secrets_args(env: &str) -> crate::secrets::Args {
-    crate::secrets::Args {
-        env: env.to_string(),
-        dry_run: false,
-        json: false,
-    }
-}
-
-/// The options of `cargo xtask deploy --env ENV`.
-pub fn deploy_args(env: &str) -> crate::deploy::Args {
-    crate::deploy::Args {
-        env: env.to_string(),
-        dry_run: false,
-        strategy: "rolling".to_string(),
-        rollback_on_failure: false,
-        wait_timeout: 300,
-        deploy_timeout: 1800,
-        wake: false,
-        json: false,
-    }
-}
-
-/// The options of `cargo xtask overlap --env ENV --mutating`.
-pub fn overlap_args(env: &str) -> crate::overlap::Args {
-    crate::overlap::Args {
-        env: Some(env.to_string()),
-        url: None,
-        mutating: true,
-        concurrency: 10,
-        rounds: 1,
-        accommodation_id: None,
-        check_in: None,
-        check_out: None,
-        nights: None,
-        admin_token: None,
-        env_file: None,
-        no_cleanup: false,
-        timeout: std::time::Duration::from_secs(30),
-        timeout_secs: None,
-        junit: None,
-        json: false,
+        Ok(Real {
+            repo,
+            flyctl,
+            app,
+            command_line,
+        })
     }
 }
 
@@ -89,13 +56,16 @@ impl Tasks for Real {
         let mut out = std::io::stderr();
         let out_put = Output::new(false);
         Ok(match task {
-            Task::Predeploy => Outcome::of(crate::predeploy::run_with_output(
-                predeploy_args(ENVIRONMENT),
+            Task::Predeploy => Outcome::of(crate::predeploy::check_with_output(
+                &self.repo,
+                &crate::predeploy::Options::for_env(ENVIRONMENT, self.command_line),
                 out_put,
+                true,
+                None,
             )?),
             Task::Fly => super::fly::check(&self.flyctl, &self.app, &mut out)?,
             Task::Secrets => {
-                let args = secrets_args(ENVIRONMENT);
+                let args = crate::secrets::Options::for_env(ENVIRONMENT);
                 let (verdict, result) =
                     crate::secrets::run_with(&self.repo, &args, self.flyctl.clone(), &mut out)?;
                 Outcome {
@@ -106,8 +76,11 @@ impl Tasks for Real {
                 }
             }
             Task::Deploy => {
-                let args = deploy_args(ENVIRONMENT);
-                let gates = TaskGates { json: false };
+                let args = crate::deploy::Options::for_env(ENVIRONMENT);
+                let gates = TaskGates {
+                    json: false,
+                    command_line: self.command_line,
+                };
                 let (verdict, result) = crate::deploy::run_with(
                     &self.repo,
                     &args,
@@ -123,10 +96,17 @@ impl Tasks for Real {
                 }
             }
             Task::Smoke => Outcome::of(crate::smoke::run_with_output(
-                smoke_args(ENVIRONMENT),
+                &self.repo,
+                crate::smoke::Options::for_env(ENVIRONMENT),
                 out_put,
+                None,
             )?),
-            Task::Overlap => Outcome::of(crate::overlap::run(overlap_args(ENVIRONMENT))?),
+            Task::Overlap => Outcome::of(crate::overlap::run_with(
+                &self.repo,
+                crate::overlap::Options::mutating_against(ENVIRONMENT),
+                out_put,
+                None,
+            )?),
         })
     }
 
@@ -139,38 +119,5 @@ impl Tasks for Real {
         let written = report::write(&rendered, self.repo.root(), now, false)?;
         crate::output::append_step_summary(&rendered.markdown)?;
         Ok(written.paths)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cli::{Cli, Command};
-
-    fn parse(words: &str) -> Command {
-        Cli::try_parse_words(words.split_whitespace())
-            .unwrap()
-            .command
-    }
-
-    #[test]
-    fn typed_options_equal_the_cli_parse_of_the_documented_commands() {
-        let Command::Secrets(cli) = parse("secrets --env staging") else {
-            panic!()
-        };
-        assert_eq!(format!("{cli:?}"), format!("{:?}", secrets_args("staging")));
-        let Command::Deploy(cli) = parse("deploy --env staging") else {
-            panic!()
-        };
-        assert_eq!(format!("{cli:?}"), format!("{:?}", deploy_args("staging")));
-        let Command::Overlap(cli) = parse("overlap --env staging --mutating") else {
-            panic!()
-        };
-        // The admin token may come from the environment; everything else must match.
-        let cli = crate::overlap::Args {
-            admin_token: None,
-            ..cli
-        };
-        assert_eq!(format!("{cli:?}"), format!("{:?}", overlap_args("staging")));
     }
 }

@@ -58,7 +58,7 @@ impl Tasks for World {
         let steps: Vec<Step> = IDS
             .iter()
             .map(|id| Step {
-                id,
+                id: StepId::parse(id).expect("a step id of the map"),
                 title: format!("title of {id}"),
                 state: states[id],
                 evidence: format!("{id} is {}", states[id].label()),
@@ -69,7 +69,7 @@ impl Tasks for World {
         let next = steps
             .iter()
             .find(|s| s.state != State::Done)
-            .map(|s| s.id)
+            .map(|s| s.id.as_str())
             .unwrap_or("all");
         Ok(DecisionMap {
             environment: ENVIRONMENT.into(),
@@ -100,7 +100,7 @@ impl Tasks for World {
         // The Fly check saves no record: a failure leaves the map as the older records say.
         let recorded = !(task == Task::Fly && verdict == Verdict::Fail);
         for id in IDS.into_iter().filter(|_| recorded) {
-            if Task::for_step(id) == Some(task) {
+            if StepId::parse(id).and_then(Task::for_step) == Some(task) {
                 states.insert(id, state);
             }
         }
@@ -142,7 +142,7 @@ impl Confirm for Answers {
     }
 }
 
-fn walk_with(world: &World, args: &Args, confirm: &mut dyn Confirm) -> (RunSummary, String) {
+fn walk_with(world: &World, args: &Options, confirm: &mut dyn Confirm) -> (RunSummary, String) {
     let mut out = Vec::new();
     let summary = walk(args, world, confirm, &mut out).unwrap();
     (summary, String::from_utf8(out).unwrap())
@@ -167,7 +167,7 @@ const ALL: [Task; 6] = [
 #[test]
 fn a_full_run_runs_each_task_once_in_order_and_ends_with_the_position_and_report() {
     let world = World::new();
-    let (summary, out) = walk_with(&world, &Args::default(), &mut yes());
+    let (summary, out) = walk_with(&world, &Options::default(), &mut yes());
     assert_eq!(summary.verdict, Verdict::Pass, "{out}");
     assert_eq!(
         world.ran(),
@@ -185,9 +185,9 @@ fn a_full_run_runs_each_task_once_in_order_and_ends_with_the_position_and_report
 #[test]
 fn a_second_full_run_skips_every_fresh_step_and_says_why() {
     let world = World::new();
-    walk_with(&world, &Args::default(), &mut yes());
+    walk_with(&world, &Options::default(), &mut yes());
     world.ran();
-    let (summary, out) = walk_with(&world, &Args::default(), &mut yes());
+    let (summary, out) = walk_with(&world, &Options::default(), &mut yes());
     assert_eq!(summary.verdict, Verdict::Pass);
     assert_eq!(world.ran(), [], "{out}");
     assert_eq!(summary.skipped.len(), 7, "{out}");
@@ -198,7 +198,7 @@ fn a_second_full_run_skips_every_fresh_step_and_says_why() {
 fn a_smoke_failure_stops_with_fix_evidence_rollback_and_the_next_run_resumes_at_smoke() {
     let world = World::new();
     world.outcome_of(Task::Smoke, Verdict::Fail);
-    let (summary, out) = walk_with(&world, &Args::default(), &mut yes());
+    let (summary, out) = walk_with(&world, &Options::default(), &mut yes());
     assert_eq!(summary.verdict, Verdict::Fail);
     assert_eq!(&world.ran()[..], &ALL[..5], "overlap never runs: {out}");
     assert!(out.contains("STOPPED at health"), "{out}");
@@ -210,7 +210,7 @@ fn a_smoke_failure_stops_with_fix_evidence_rollback_and_the_next_run_resumes_at_
     );
 
     world.outcome_of(Task::Smoke, Verdict::Pass);
-    let (summary, out) = walk_with(&world, &Args::default(), &mut yes());
+    let (summary, out) = walk_with(&world, &Options::default(), &mut yes());
     assert_eq!(summary.verdict, Verdict::Pass, "{out}");
     assert_eq!(world.ran(), [Task::Smoke, Task::Overlap], "{out}");
     assert!(out.contains("skip deploy: fresh"), "{out}");
@@ -220,7 +220,7 @@ fn a_smoke_failure_stops_with_fix_evidence_rollback_and_the_next_run_resumes_at_
 fn a_failed_deploy_prints_the_rollback_command() {
     let world = World::new();
     world.outcome_of(Task::Deploy, Verdict::Fail);
-    let (_, out) = walk_with(&world, &Args::default(), &mut yes());
+    let (_, out) = walk_with(&world, &Options::default(), &mut yes());
     assert!(
         out.contains("roll back: cargo xtask rollback --env staging"),
         "{out}"
@@ -235,7 +235,7 @@ fn without_a_terminal_or_yes_it_refuses_before_the_first_mutating_task() {
         yes: false,
         interactive: false,
     };
-    let error = walk(&Args::default(), &world, &mut nobody, &mut Vec::new()).unwrap_err();
+    let error = walk(&Options::default(), &world, &mut nobody, &mut Vec::new()).unwrap_err();
     assert!(format!("{error:#}").contains("--yes"), "{error:#}");
     assert_eq!(world.ran(), [Task::Predeploy, Task::Fly]);
 }
@@ -247,7 +247,7 @@ fn each_mutating_step_is_asked_about_and_a_no_stops_the_run() {
         answers: vec![true, false],
         asked: Vec::new(),
     };
-    let (summary, out) = walk_with(&world, &Args::default(), &mut answers);
+    let (summary, out) = walk_with(&world, &Options::default(), &mut answers);
     assert_eq!(summary.verdict, Verdict::Fail);
     assert_eq!(answers.asked.len(), 2, "{:?}", answers.asked);
     assert!(answers.asked[0].starts_with("run secrets"));
@@ -259,18 +259,18 @@ fn each_mutating_step_is_asked_about_and_a_no_stops_the_run() {
 #[test]
 fn from_starts_at_the_step_and_reruns_it_even_when_fresh() {
     let world = World::new();
-    walk_with(&world, &Args::default(), &mut yes());
+    walk_with(&world, &Options::default(), &mut yes());
     world.ran();
-    let args = Args {
+    let args = Options {
         from: Some("deploy".into()),
-        ..Args::default()
+        ..Options::default()
     };
     let (_, out) = walk_with(&world, &args, &mut yes());
     assert_eq!(world.ran(), [Task::Deploy], "{out}");
     assert!(out.contains("skip predeploy: before --from"), "{out}");
-    let bad = Args {
+    let bad = Options {
         from: Some("stability_24h".into()),
-        ..Args::default()
+        ..Options::default()
     };
     let error = walk(&bad, &world, &mut yes(), &mut Vec::new()).unwrap_err();
     assert!(format!("{error}").contains("no such step"), "{error}");
@@ -283,9 +283,9 @@ fn a_dry_run_calls_nothing_and_asks_nothing() {
         yes: false,
         interactive: false,
     };
-    let args = Args {
+    let args = Options {
         dry_run: true,
-        ..Args::default()
+        ..Options::default()
     };
     let mut out = Vec::new();
     walk(&args, &world, &mut nobody, &mut out).unwrap();
@@ -303,7 +303,7 @@ fn a_dry_run_calls_nothing_and_asks_nothing() {
 #[test]
 fn a_failed_fly_step_over_old_records_prints_its_own_fix_and_the_position_there() {
     let world = World::new();
-    walk_with(&world, &Args::default(), &mut yes());
+    walk_with(&world, &Options::default(), &mut yes());
     for id in IDS {
         world.states.borrow_mut().insert(id, State::Done);
     }
@@ -313,9 +313,9 @@ fn a_failed_fly_step_over_old_records_prints_its_own_fix_and_the_position_there(
         Task::Fly,
         &["fly apps create x", "fly postgres create --name x-db"],
     );
-    let args = Args {
+    let args = Options {
         from: Some("fly_login".into()),
-        ..Args::default()
+        ..Options::default()
     };
     let (summary, out) = walk_with(&world, &args, &mut yes());
     assert_eq!(summary.verdict, Verdict::Fail);
