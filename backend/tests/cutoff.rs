@@ -231,25 +231,12 @@ async fn send_cut_off(router: axum::Router, write: Write, cut_after: Duration) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cut_off_writes_lose_nothing_that_was_answered() {
-    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
-        // Says so loudly, and fails under CI.
-        common::fresh_postgres_database("cutoff").await;
+    let Some(proxy) = common::slow_database("cutoff").await else {
         return;
     };
-    let server = reqwest::Url::parse(&server).expect("TEST_DATABASE_URL is a URL");
-    let upstream = format!(
-        "{}:{}",
-        server.host_str().expect("host"),
-        server.port().unwrap_or(5432)
-    );
-    let proxy = common::slow_proxy(upstream).await;
     let (mp_url, mercadopago) = serve_slow_mercadopago().await;
     let app = TestApp::spawn_with(common::Backend::Postgres, "cutoff", |config| {
-        // A slow database widens every window in which a request can be cut off.
-        let mut url = reqwest::Url::parse(config.database_url.expose()).unwrap();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(proxy)).unwrap();
-        config.database_url = backend::config::DatabaseUrl::parse(url.as_str()).unwrap();
+        common::through_slow_proxy(config, proxy);
         config.database_max_connections = Some(3);
         config.database_idle_in_transaction_timeout = IDLE_IN_TRANSACTION;
         // Every request comes from one client here; the limit is not what is tested.

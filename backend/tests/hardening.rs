@@ -339,22 +339,11 @@ async fn cancelled_requests_leak_no_transaction() {
     use rand::Rng;
     use sqlx::Connection;
     use tower::ServiceExt;
-    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+    let Some(proxy) = common::slow_database("cancelled").await else {
         return;
     };
-    let server = reqwest::Url::parse(&server).expect("TEST_DATABASE_URL is a URL");
-    let upstream = format!(
-        "{}:{}",
-        server.host_str().expect("host"),
-        server.port().unwrap_or(5432)
-    );
-    let proxy = common::slow_proxy(upstream).await;
     let Some(app) = TestApp::spawn_with(Backend::Postgres, "cancelled", |config| {
-        // A slow database widens every window in which a request can be cut off.
-        let mut url = reqwest::Url::parse(config.database_url.expose()).unwrap();
-        url.set_host(Some("127.0.0.1")).unwrap();
-        url.set_port(Some(proxy)).unwrap();
-        config.database_url = backend::config::DatabaseUrl::parse(url.as_str()).unwrap();
+        common::through_slow_proxy(config, proxy);
         config.database_max_connections = Some(3);
         // Every hold is past its time at once, so the sweep has work to do.
         config.pre_reservation_ttl_minutes = 0;

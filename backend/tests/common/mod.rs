@@ -340,6 +340,32 @@ pub async fn quiet_session_states(observer: &mut sqlx::PgConnection) -> Vec<Opti
     states
 }
 
+/// The `TEST_DATABASE_URL` server behind a [`slow_proxy`]: the proxy's port on 127.0.0.1, or
+/// `None` without a server (said loudly; a failure under CI).
+pub async fn slow_database(test: &str) -> Option<u16> {
+    let Ok(server) = std::env::var("TEST_DATABASE_URL") else {
+        skip_or_fail_in_ci(test, "TEST_DATABASE_URL is not set");
+        return None;
+    };
+    let server = reqwest::Url::parse(&server).expect("TEST_DATABASE_URL is a URL");
+    let upstream = format!(
+        "{}:{}",
+        server.host_str().expect("host"),
+        server.port().unwrap_or(5432)
+    );
+    Some(slow_proxy(upstream).await)
+}
+
+/// Points `config`'s database (a fresh one on the `TEST_DATABASE_URL` server) through the
+/// [`slow_database`] proxy on `port`: a slow database widens every window in which a request
+/// can be cut off.
+pub fn through_slow_proxy(config: &mut Config, port: u16) {
+    let mut url = reqwest::Url::parse(config.database_url.expose()).unwrap();
+    url.set_host(Some("127.0.0.1")).unwrap();
+    url.set_port(Some(port)).unwrap();
+    config.database_url = DatabaseUrl::parse(url.as_str()).unwrap();
+}
+
 /// A TCP proxy to `upstream` that delays every chunk the server sends by 10 ms: a database
 /// under load. Returns its port on 127.0.0.1.
 pub async fn slow_proxy(upstream: String) -> u16 {
