@@ -9,7 +9,8 @@ use serde::{Deserialize, Serialize};
 use super::logs::{LogCursor, LogFindings};
 use super::scrape::{self, MetricsScrape};
 use crate::config::Target;
-use crate::flyctl::{Flyctl, Invocation};
+use crate::flyctl::{Flyctl, Invocation, Machine};
+use crate::release::FORCE_INSTANCE_HEADER;
 
 /// Path of the liveness probe.
 pub const HEALTHZ_PATH: &str = "/api/v1/healthz";
@@ -75,12 +76,87 @@ pub struct Sample {
     pub logs: Option<LogFindings>,
     /// Why the logs could not be read.
     pub logs_error: Option<String>,
+    /// Each managed machine of the Fly app, as listed and (when started) sampled on its own;
+    /// `None` when the watch does not list machines (no Fly app or no flyctl: `metrics` and
+    /// `build` are the whole-app view then), or when the list could not be read.
+    #[serde(default)]
+    pub machines: Option<Vec<MachineSample>>,
+    /// Why the machines could not be listed (the sample then covers nothing).
+    #[serde(default)]
+    pub machines_error: Option<String>,
 }
 
 impl Sample {
     /// The service answered both probes with 2xx.
     pub fn available(&self) -> bool {
         self.healthz.ok() && self.readyz.ok()
+    }
+
+    /// The sample saw the whole app: every started machine answered its version and its
+    /// `/metrics` (a watch without a machine list covers with its one whole-app scrape).
+    pub fn covers_app(&self) -> bool {
+        match &self.machines {
+            None => self.machines_error.is_none(),
+            Some(machines) => machines
+                .iter()
+                .filter(|m| m.is_started())
+                .all(|m| m.metrics.is_some() && m.build.is_some()),
+        }
+    }
+}
+
+/// One machine in one sample: its state in `fly machines list`, and for a started machine
+/// its version and `/metrics`, asked through the public URL with `fly-force-instance-id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineSample {
+    /// The machine id.
+    pub id: String,
+    /// Its state as listed (`started`, `stopped`, `suspended`, ...).
+    pub state: String,
+    /// Its version answer.
+    pub build: Option<Build>,
+    /// Its scrape of `/metrics`.
+    pub metrics: Option<MetricsScrape>,
+    /// Why its version or metrics could not be read.
+    pub error: Option<String>,
+}
+
+impl MachineSample {
+    /// Listed as started.
+    pub fn is_started(&self) -> bool {
+        self.state == "started"
+    }
+
+    /// Listed as stopped or suspended (Fly's auto-stop, or by hand).
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.state.as_str(), "stopped" | "suspended")
+    }
+}
+
+/// Where the machine list comes from: `flyctl machines list --json` for the app.
+#[derive(Clone)]
+pub struct MachineSource {
+    /// The flyctl to run.
+    pub flyctl: Flyctl,
+    /// The Fly app.
+    pub app: String,
+}
+
+impl MachineSource {
+    /// The managed machines of the app (release-command and console machines are not
+    /// part of the service), read on a blocking thread.
+    async fn list(&self) -> Result<Vec<Machine>, String> {
+        let source = self.clone();
+        let listed = tokio::task::spawn_blocking(move || {
+            source.flyctl.machines(&source.app, &mut std::io::sink())
+        })
+        .await
+        .map_err(|error| format!("the machine list stopped: {error}"))?;
+        match listed {
+            Ok(Some(machines)) => Ok(machines.into_iter().filter(|m| m.managed).collect()),
+            Ok(None) => Err("flyctl did not list the machines".to_string()),
+            Err(error) => Err(format!("{error:#}")),
+        }
     }
 }
 
@@ -195,6 +271,7 @@ pub struct Sampler {
     client: reqwest::Client,
     target: Target,
     logs: Option<LogSource>,
+    machines: Option<MachineSource>,
     taken: usize,
 }
 
@@ -209,18 +286,39 @@ impl Sampler {
             client: crate::http::client(timeout)?,
             target,
             logs,
+            machines: None,
             taken: 0,
         })
+    }
+
+    /// The same, sampling each machine of `source`'s app on its own: behind one public URL
+    /// Fly's proxy spreads requests over the machines, so consecutive whole-app scrapes come
+    /// from different processes and their counters are not one series.
+    pub fn per_machine(mut self, source: MachineSource) -> Sampler {
+        self.machines = Some(source);
+        self
     }
 
     /// Takes one sample, recorded as taken `at`.
     pub async fn sample(&mut self, at: DateTime<Utc>) -> Sample {
         let healthz = self.probe(HEALTHZ_PATH).await.0;
         let readyz = self.probe(READYZ_PATH).await.0;
-        let build = self.build().await;
-        let (metrics, metrics_error) = match self.metrics().await {
-            Ok(metrics) => (Some(metrics), None),
-            Err(error) => (None, Some(error)),
+        let build = self.build(None).await;
+        let (machines, machines_error) = match &self.machines {
+            None => (None, None),
+            Some(source) => match source.list().await {
+                Ok(listed) => (Some(self.each_machine(&listed).await), None),
+                Err(error) => (None, Some(error)),
+            },
+        };
+        // With a machine list the whole-app scrape would mix processes: the machines' own
+        // scrapes stand in for it.
+        let (metrics, metrics_error) = match self.machines {
+            Some(_) => (None, None),
+            None => match self.metrics(None).await {
+                Ok(metrics) => (Some(metrics), None),
+                Err(error) => (None, Some(error)),
+            },
         };
         let (logs, logs_error) = match self.logs.as_mut() {
             None => (None, None),
@@ -239,12 +337,52 @@ impl Sampler {
             metrics_error,
             logs,
             logs_error,
+            machines,
+            machines_error,
         }
     }
 
-    async fn probe(&self, path: &str) -> (Probe, Option<reqwest::Response>) {
+    /// Every listed machine; the started ones asked for their version and `/metrics`.
+    async fn each_machine(&self, listed: &[Machine]) -> Vec<MachineSample> {
+        let mut found = Vec::with_capacity(listed.len());
+        for machine in listed {
+            let mut sample = MachineSample {
+                id: machine.id.clone(),
+                state: machine.state.clone(),
+                build: None,
+                metrics: None,
+                error: None,
+            };
+            if machine.is_started() {
+                sample.build = self.build(Some(&machine.id)).await;
+                match self.metrics(Some(&machine.id)).await {
+                    Ok(metrics) => sample.metrics = Some(metrics),
+                    Err(error) => sample.error = Some(error),
+                }
+                if sample.build.is_none() && sample.error.is_none() {
+                    sample.error = Some(format!(
+                        "{} did not answer its version",
+                        crate::release::VERSION_PATH
+                    ));
+                }
+            }
+            found.push(sample);
+        }
+        found
+    }
+
+    /// `GET path`, routed to `machine` when given (Fly's `fly-force-instance-id`).
+    async fn probe_on(
+        &self,
+        path: &str,
+        machine: Option<&str>,
+    ) -> (Probe, Option<reqwest::Response>) {
         let started = Instant::now();
-        let result = self.client.get(self.target.endpoint(path)).send().await;
+        let mut request = self.client.get(self.target.endpoint(path));
+        if let Some(id) = machine {
+            request = request.header(FORCE_INSTANCE_HEADER, id);
+        }
+        let result = request.send().await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok(response) => (
@@ -266,7 +404,11 @@ impl Sampler {
         }
     }
 
-    async fn build(&self) -> Option<Build> {
+    async fn probe(&self, path: &str) -> (Probe, Option<reqwest::Response>) {
+        self.probe_on(path, None).await
+    }
+
+    async fn build(&self, machine: Option<&str>) -> Option<Build> {
         #[derive(Deserialize)]
         struct Body {
             commit: String,
@@ -277,7 +419,7 @@ impl Sampler {
             #[serde(default)]
             started_at: Option<String>,
         }
-        let (probe, response) = self.probe(crate::release::VERSION_PATH).await;
+        let (probe, response) = self.probe_on(crate::release::VERSION_PATH, machine).await;
         let response = response.filter(|_| probe.ok())?;
         let body: Body = response.json().await.ok()?;
         Some(Build {
@@ -288,9 +430,12 @@ impl Sampler {
         })
     }
 
-    async fn metrics(&self) -> Result<MetricsScrape, String> {
-        let url = self.target.endpoint(METRICS_PATH);
-        let (probe, response) = self.probe(METRICS_PATH).await;
+    async fn metrics(&self, machine: Option<&str>) -> Result<MetricsScrape, String> {
+        let url = match machine {
+            Some(id) => format!("{} (machine {id})", self.target.endpoint(METRICS_PATH)),
+            None => self.target.endpoint(METRICS_PATH),
+        };
+        let (probe, response) = self.probe_on(METRICS_PATH, machine).await;
         let response = match (response, probe.status) {
             (Some(response), _) if probe.ok() => response,
             (_, Some(status)) => return Err(format!("GET {url} answered {status}")),
