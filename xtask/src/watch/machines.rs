@@ -6,13 +6,16 @@
 //! its own counters go back). The change is
 //! - a deploy, not a restart, when the machine's build changed with it (a version change);
 //! - a wake, not a crash, when a sample in between listed the machine `stopped` or
-//!   `suspended`: Fly's proxy stops idle machines (`auto_stop_machines`) and starts them on
-//!   the next request (`auto_start_machines`), and a new process is how that looks;
+//!   `suspended`: Fly's proxy stops idle machines (`auto_stop_machines`, checked "every few
+//!   minutes", one machine per region at a time) and starts them on a request
+//!   (`auto_start_machines`), and a new process is how that looks
+//!   (<https://fly.io/docs/reference/fly-proxy-autostop-autostart/>);
 //! - a crash otherwise: flyd restarted the process (restart policy) while every sample
 //!   listed it started.
 //!
-//! What it cannot see: a machine stopped and started again between two samples (shorter
-//! than the interval) looks like a crash; a crash that left the machine `stopped` when a
+//! What it cannot see: a machine stopped and started again between two samples (stopped
+//! for less than the interval; the watch's own whole-app probes may be what wakes it) looks
+//! like a crash; a crash that left the machine `stopped` when a
 //! sample listed it looks like a wake; and nothing is said about a machine while the
 //! machine list could not be read. Fly's machine events (exit code, `requested_stop`)
 //! would tell these apart; the watch does not read them.

@@ -106,7 +106,9 @@ impl Sample {
 }
 
 /// One machine in one sample: its state in `fly machines list`, and for a started machine
-/// its version and `/metrics`, asked through the public URL with `fly-force-instance-id`.
+/// its version and `/metrics`, asked through the public URL with `fly-force-instance-id`
+/// (the request header Fly's proxy routes to that machine:
+/// <https://fly.io/docs/blueprints/sticky-sessions/>).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MachineSample {
     /// The machine id.

@@ -287,6 +287,9 @@ async fn an_auto_stop_and_start_is_no_breach() {
     let record = watch(events, &[2]).await;
     assert_eq!(breaches(&record), vec![], "{:#?}", record.stats.breaches);
     assert_eq!(record.coverage_pct, 100.0);
+    assert_eq!(record.stats.machine_wakes, 1);
+    let text = xtask::watch::render::human(&record);
+    assert!(text.contains("1 woke from auto-stop"), "{text}");
     let m2_at_2 = &record.samples[2].machines.as_ref().unwrap()[1];
     assert_eq!(
         (m2_at_2.id.as_str(), m2_at_2.state.as_str()),
