@@ -3,12 +3,17 @@
 //!
 //! Each interval takes one [`Sample`]: healthz, readyz, the version endpoint, a scrape of
 //! `/metrics`, and (when the environment has a Fly app and flyctl is there) the error and panic
-//! lines `flyctl logs --no-tail` shows since the previous sample, masked. [`stats::compute`]
+//! lines `flyctl logs --no-tail` shows since the previous sample, masked. With a Fly app the
+//! scrape is per machine: each sample lists the machines (`flyctl machines list --json`) and
+//! asks every started one for its version and `/metrics` through the public URL with
+//! `fly-force-instance-id`, since the proxy would otherwise answer consecutive scrapes from
+//! different machines and their counters would seem to go back. [`stats::compute`]
 //! turns the samples into availability, per-route deltas, interval p95 and the breaches; it
 //! is pure. Time is an input: [`observe`] asks a [`Pacer`] when each sample is due, so tests
 //! step through instants of their choosing. Ctrl-C saves what has been seen.
 
 pub mod logs;
+pub mod machines;
 pub mod plan;
 pub mod record;
 pub mod render;
@@ -30,7 +35,7 @@ use crate::verdict::Verdict;
 
 pub use plan::{Pacer, WallClock, WatchPlan};
 pub use record::StabilityRecord;
-pub use sample::{LogSource, Sample, Sampler};
+pub use sample::{LogSource, MachineSample, MachineSource, Sample, Sampler};
 pub use stats::{Breach, BreachKind, Limits};
 
 /// The task name in run records.
@@ -117,8 +122,15 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
     )?;
     let logs = log_source(&repo, &target, settings.log_lines_kept, out);
     let app = logs.as_ref().map(|source| source.app.clone());
+    let machines = logs.as_ref().map(|source| MachineSource {
+        flyctl: source.flyctl.clone(),
+        app: source.app.clone(),
+    });
     let timeout = every.clamp(Duration::from_secs(1), Duration::from_secs(10));
     let mut sampler = Sampler::new(target.clone(), timeout, logs)?;
+    if let Some(machines) = machines {
+        sampler = sampler.per_machine(machines);
+    }
 
     let clock = RunClock::start(TASK);
     let seen: Arc<Mutex<Vec<Sample>>> = Arc::default();

@@ -18,6 +18,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use xtask::flyctl::Flyctl;
 use xtask::watch::{BreachKind, LogSource, Pacer, Sampler, StabilityRecord, WatchPlan, observe};
 
+#[path = "watch_fleet/mod.rs"]
+mod fleet;
+
 const SECRET: &str = "s3cr3t-pass-value";
 
 /// What the fake service serves; replaced whole on a restart (counters start again).

@@ -2,8 +2,11 @@
 //! are at error level or carry a panic, and masking before any is kept.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::flyctl::{Flyctl, Invocation};
 
 /// Error and panic lines seen in one interval.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -127,6 +130,112 @@ fn mask_bearer(line: &str) -> String {
         .find(|c: char| c.is_whitespace() || c == '"' || c == '\'')
         .map_or(line.len(), |end| token_start + end);
     format!("{}****{}", &line[..token_start], &line[token_end..])
+}
+
+/// Where the log lines come from: the app on Fly, read with `flyctl logs --no-tail`.
+///
+/// Real `fly logs --no-tail` prints one page and, when the app has logged nothing lately,
+/// does not exit (flyctl `internal/command/logs/logs.go` waits on the log stream). So a read
+/// runs on its own thread: a sample waits for it at most [`LOG_WAIT`], and a read still
+/// running then is left to finish (within [`LOG_TIME_LIMIT`]) while the samples go on; the
+/// sample says the logs could not be read, which is neither a breach nor silence.
+pub struct LogSource {
+    /// The flyctl to run (its masking hides the env file's values).
+    pub flyctl: Flyctl,
+    /// The Fly app.
+    pub app: String,
+    /// How many lines to keep per interval.
+    pub keep: usize,
+    cursor: LogCursor,
+    pending: Option<PendingRead>,
+    /// How many reads finished: the first only marks what is there.
+    finished: usize,
+    wait: Duration,
+}
+
+/// A `flyctl logs --no-tail` running on its own thread.
+struct PendingRead {
+    answer: std::sync::mpsc::Receiver<Result<String, String>>,
+    started: std::time::Instant,
+}
+
+/// How long a sample waits for the log read it started.
+pub const LOG_WAIT: Duration = Duration::from_secs(3);
+
+/// How long one `flyctl logs --no-tail` may run before it is stopped.
+pub const LOG_TIME_LIMIT: Duration = Duration::from_secs(60);
+
+impl LogSource {
+    /// Reads `app`'s logs through `flyctl`.
+    pub fn new(flyctl: Flyctl, app: &str, keep: usize) -> LogSource {
+        LogSource {
+            flyctl,
+            app: app.to_string(),
+            keep,
+            cursor: LogCursor::default(),
+            pending: None,
+            finished: 0,
+            wait: LOG_WAIT,
+        }
+    }
+
+    /// The same, waiting at most `wait` for each read.
+    pub fn with_wait(mut self, wait: Duration) -> LogSource {
+        self.wait = wait;
+        self
+    }
+
+    /// The lines new since the previous read. The first read only marks what is there: lines
+    /// older than the watch are not its business.
+    pub(super) fn read(&mut self) -> Result<LogFindings, String> {
+        let pending = match self.pending.take() {
+            Some(pending) => pending,
+            None => self.start(),
+        };
+        let output = match pending.answer.recv_timeout(self.wait) {
+            Ok(output) => output?,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                let running = pending.started.elapsed().as_secs();
+                self.pending = Some(pending);
+                return Err(format!(
+                    "`flyctl logs --app {} --no-tail` still running after {running}s (flyctl                      waits when the app has logged nothing lately): logs not read this interval",
+                    self.app
+                ));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("the log reader stopped without an answer".to_string());
+            }
+        };
+        let flyctl = &self.flyctl;
+        let findings = self
+            .cursor
+            .advance(&output, self.keep, |line| flyctl.mask(line));
+        self.finished += 1;
+        Ok(if self.finished == 1 {
+            LogFindings::default()
+        } else {
+            findings
+        })
+    }
+
+    fn start(&self) -> PendingRead {
+        let (tell, answer) = std::sync::mpsc::channel();
+        let flyctl = self.flyctl.clone();
+        let invocation = Invocation::new(["logs", "--app", &self.app, "--no-tail"])
+            .with_time_limit(Some(LOG_TIME_LIMIT));
+        std::thread::spawn(move || {
+            let output = flyctl
+                .read(&invocation, &mut std::io::sink())
+                .map(Option::unwrap_or_default)
+                .map_err(|error| format!("{error:#}"));
+            // The watch may have ended; nobody is left to tell.
+            let _ = tell.send(output);
+        });
+        PendingRead {
+            answer,
+            started: std::time::Instant::now(),
+        }
+    }
 }
 
 #[cfg(test)]

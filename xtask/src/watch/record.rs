@@ -23,7 +23,8 @@ pub struct StabilityRecord {
     pub first_sample_at: Option<DateTime<Utc>>,
     /// When the last sample was taken.
     pub last_sample_at: Option<DateTime<Utc>>,
-    /// Samples taken out of those planned, in percent.
+    /// Samples that covered the app (every started machine sampled, see
+    /// [`Sample::covers_app`]) out of those planned, in percent.
     pub coverage_pct: f64,
     /// Stopped by Ctrl-C before the end.
     pub interrupted: bool,
@@ -50,7 +51,9 @@ impl StabilityRecord {
             planned_samples: planned,
             first_sample_at: samples.first().map(|s| s.at),
             last_sample_at: samples.last().map(|s| s.at),
-            coverage_pct: (samples.len() as f64 * 100.0 / planned as f64).min(100.0),
+            coverage_pct: (samples.iter().filter(|s| s.covers_app()).count() as f64 * 100.0
+                / planned as f64)
+                .min(100.0),
             interrupted,
             stats: stats::compute(&samples, &plan.limits),
             samples,

@@ -83,8 +83,41 @@ fn facts(record: &StabilityRecord) -> Vec<(&'static str, String)> {
             },
         ),
         ("log lines", log_fact(record)),
+        ("machines", machine_fact(record)),
         ("breaches", stats.breaches.len().to_string()),
     ]
+}
+
+/// The machines sampled one by one, or why they were not listed.
+fn machine_fact(record: &StabilityRecord) -> String {
+    let listed = record
+        .samples
+        .iter()
+        .filter(|s| s.machines.is_some())
+        .count();
+    let failed = record
+        .samples
+        .iter()
+        .find_map(|s| s.machines_error.as_deref());
+    let mut ids: Vec<&str> = record
+        .samples
+        .iter()
+        .flat_map(|s| s.machines.iter().flatten())
+        .map(|m| m.id.as_str())
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    match (listed, failed) {
+        (0, None) => "not listed (whole-app scrape: no Fly app or no flyctl)".to_string(),
+        (0, Some(error)) => format!("not listed: {error}"),
+        (_, failure) => format!(
+            "{} sampled one by one ({}), {} woke from auto-stop{}",
+            ids.len(),
+            ids.join(", "),
+            record.stats.machine_wakes,
+            failure.map_or(String::new(), |e| format!("; a list failed, e.g. {e}"))
+        ),
+    }
 }
 
 /// How many error/panic lines were counted, or why the logs were not read.

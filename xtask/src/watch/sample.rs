@@ -6,10 +6,12 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::logs::{LogCursor, LogFindings};
+use super::logs::LogFindings;
+pub use super::logs::{LOG_TIME_LIMIT, LOG_WAIT, LogSource};
 use super::scrape::{self, MetricsScrape};
 use crate::config::Target;
-use crate::flyctl::{Flyctl, Invocation};
+use crate::flyctl::{Flyctl, Machine};
+use crate::release::FORCE_INSTANCE_HEADER;
 
 /// Path of the liveness probe.
 pub const HEALTHZ_PATH: &str = "/api/v1/healthz";
@@ -75,6 +77,14 @@ pub struct Sample {
     pub logs: Option<LogFindings>,
     /// Why the logs could not be read.
     pub logs_error: Option<String>,
+    /// Each managed machine of the Fly app, as listed and (when started) sampled on its own;
+    /// `None` when the watch does not list machines (no Fly app or no flyctl: `metrics` and
+    /// `build` are the whole-app view then), or when the list could not be read.
+    #[serde(default)]
+    pub machines: Option<Vec<MachineSample>>,
+    /// Why the machines could not be listed (the sample then covers nothing).
+    #[serde(default)]
+    pub machines_error: Option<String>,
 }
 
 impl Sample {
@@ -82,110 +92,73 @@ impl Sample {
     pub fn available(&self) -> bool {
         self.healthz.ok() && self.readyz.ok()
     }
+
+    /// The sample saw the whole app: every started machine answered its version and its
+    /// `/metrics` (a watch without a machine list covers with its one whole-app scrape).
+    pub fn covers_app(&self) -> bool {
+        match &self.machines {
+            None => self.machines_error.is_none(),
+            Some(machines) => machines
+                .iter()
+                .filter(|m| m.is_started())
+                .all(|m| m.metrics.is_some() && m.build.is_some()),
+        }
+    }
 }
 
-/// Where the log lines come from: the app on Fly, read with `flyctl logs --no-tail`.
-///
-/// Real `fly logs --no-tail` prints one page and, when the app has logged nothing lately,
-/// does not exit (flyctl `internal/command/logs/logs.go` waits on the log stream). So a read
-/// runs on its own thread: a sample waits for it at most [`LOG_WAIT`], and a read still
-/// running then is left to finish (within [`LOG_TIME_LIMIT`]) while the samples go on; the
-/// sample says the logs could not be read, which is neither a breach nor silence.
-pub struct LogSource {
-    /// The flyctl to run (its masking hides the env file's values).
+/// One machine in one sample: its state in `fly machines list`, and for a started machine
+/// its version and `/metrics`, asked through the public URL with `fly-force-instance-id`
+/// (the request header Fly's proxy routes to that machine:
+/// <https://fly.io/docs/blueprints/sticky-sessions/>).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MachineSample {
+    /// The machine id.
+    pub id: String,
+    /// Its state as listed (`started`, `stopped`, `suspended`, ...).
+    pub state: String,
+    /// Its version answer.
+    pub build: Option<Build>,
+    /// Its scrape of `/metrics`.
+    pub metrics: Option<MetricsScrape>,
+    /// Why its version or metrics could not be read.
+    pub error: Option<String>,
+}
+
+impl MachineSample {
+    /// Listed as started.
+    pub fn is_started(&self) -> bool {
+        self.state == "started"
+    }
+
+    /// Listed as stopped or suspended (Fly's auto-stop, or by hand).
+    pub fn is_stopped(&self) -> bool {
+        matches!(self.state.as_str(), "stopped" | "suspended")
+    }
+}
+
+/// Where the machine list comes from: `flyctl machines list --json` for the app.
+#[derive(Clone)]
+pub struct MachineSource {
+    /// The flyctl to run.
     pub flyctl: Flyctl,
     /// The Fly app.
     pub app: String,
-    /// How many lines to keep per interval.
-    pub keep: usize,
-    cursor: LogCursor,
-    pending: Option<PendingRead>,
-    /// How many reads finished: the first only marks what is there.
-    finished: usize,
-    wait: Duration,
 }
 
-/// A `flyctl logs --no-tail` running on its own thread.
-struct PendingRead {
-    answer: std::sync::mpsc::Receiver<Result<String, String>>,
-    started: std::time::Instant,
-}
-
-/// How long a sample waits for the log read it started.
-pub const LOG_WAIT: Duration = Duration::from_secs(3);
-
-/// How long one `flyctl logs --no-tail` may run before it is stopped.
-pub const LOG_TIME_LIMIT: Duration = Duration::from_secs(60);
-
-impl LogSource {
-    /// Reads `app`'s logs through `flyctl`.
-    pub fn new(flyctl: Flyctl, app: &str, keep: usize) -> LogSource {
-        LogSource {
-            flyctl,
-            app: app.to_string(),
-            keep,
-            cursor: LogCursor::default(),
-            pending: None,
-            finished: 0,
-            wait: LOG_WAIT,
-        }
-    }
-
-    /// The same, waiting at most `wait` for each read.
-    pub fn with_wait(mut self, wait: Duration) -> LogSource {
-        self.wait = wait;
-        self
-    }
-
-    /// The lines new since the previous read. The first read only marks what is there: lines
-    /// older than the watch are not its business.
-    fn read(&mut self) -> Result<LogFindings, String> {
-        let pending = match self.pending.take() {
-            Some(pending) => pending,
-            None => self.start(),
-        };
-        let output = match pending.answer.recv_timeout(self.wait) {
-            Ok(output) => output?,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                let running = pending.started.elapsed().as_secs();
-                self.pending = Some(pending);
-                return Err(format!(
-                    "`flyctl logs --app {} --no-tail` still running after {running}s (flyctl                      waits when the app has logged nothing lately): logs not read this interval",
-                    self.app
-                ));
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
-                return Err("the log reader stopped without an answer".to_string());
-            }
-        };
-        let flyctl = &self.flyctl;
-        let findings = self
-            .cursor
-            .advance(&output, self.keep, |line| flyctl.mask(line));
-        self.finished += 1;
-        Ok(if self.finished == 1 {
-            LogFindings::default()
-        } else {
-            findings
+impl MachineSource {
+    /// The managed machines of the app (release-command and console machines are not
+    /// part of the service), read on a blocking thread.
+    async fn list(&self) -> Result<Vec<Machine>, String> {
+        let source = self.clone();
+        let listed = tokio::task::spawn_blocking(move || {
+            source.flyctl.machines(&source.app, &mut std::io::sink())
         })
-    }
-
-    fn start(&self) -> PendingRead {
-        let (tell, answer) = std::sync::mpsc::channel();
-        let flyctl = self.flyctl.clone();
-        let invocation = Invocation::new(["logs", "--app", &self.app, "--no-tail"])
-            .with_time_limit(Some(LOG_TIME_LIMIT));
-        std::thread::spawn(move || {
-            let output = flyctl
-                .read(&invocation, &mut std::io::sink())
-                .map(Option::unwrap_or_default)
-                .map_err(|error| format!("{error:#}"));
-            // The watch may have ended; nobody is left to tell.
-            let _ = tell.send(output);
-        });
-        PendingRead {
-            answer,
-            started: std::time::Instant::now(),
+        .await
+        .map_err(|error| format!("the machine list stopped: {error}"))?;
+        match listed {
+            Ok(Some(machines)) => Ok(machines.into_iter().filter(|m| m.managed).collect()),
+            Ok(None) => Err("flyctl did not list the machines".to_string()),
+            Err(error) => Err(format!("{error:#}")),
         }
     }
 }
@@ -195,6 +168,7 @@ pub struct Sampler {
     client: reqwest::Client,
     target: Target,
     logs: Option<LogSource>,
+    machines: Option<MachineSource>,
     taken: usize,
 }
 
@@ -209,18 +183,39 @@ impl Sampler {
             client: crate::http::client(timeout)?,
             target,
             logs,
+            machines: None,
             taken: 0,
         })
+    }
+
+    /// The same, sampling each machine of `source`'s app on its own: behind one public URL
+    /// Fly's proxy spreads requests over the machines, so consecutive whole-app scrapes come
+    /// from different processes and their counters are not one series.
+    pub fn per_machine(mut self, source: MachineSource) -> Sampler {
+        self.machines = Some(source);
+        self
     }
 
     /// Takes one sample, recorded as taken `at`.
     pub async fn sample(&mut self, at: DateTime<Utc>) -> Sample {
         let healthz = self.probe(HEALTHZ_PATH).await.0;
         let readyz = self.probe(READYZ_PATH).await.0;
-        let build = self.build().await;
-        let (metrics, metrics_error) = match self.metrics().await {
-            Ok(metrics) => (Some(metrics), None),
-            Err(error) => (None, Some(error)),
+        let build = self.build(None).await;
+        let (machines, machines_error) = match &self.machines {
+            None => (None, None),
+            Some(source) => match source.list().await {
+                Ok(listed) => (Some(self.each_machine(&listed).await), None),
+                Err(error) => (None, Some(error)),
+            },
+        };
+        // With a machine list the whole-app scrape would mix processes: the machines' own
+        // scrapes stand in for it.
+        let (metrics, metrics_error) = match self.machines {
+            Some(_) => (None, None),
+            None => match self.metrics(None).await {
+                Ok(metrics) => (Some(metrics), None),
+                Err(error) => (None, Some(error)),
+            },
         };
         let (logs, logs_error) = match self.logs.as_mut() {
             None => (None, None),
@@ -239,12 +234,52 @@ impl Sampler {
             metrics_error,
             logs,
             logs_error,
+            machines,
+            machines_error,
         }
     }
 
-    async fn probe(&self, path: &str) -> (Probe, Option<reqwest::Response>) {
+    /// Every listed machine; the started ones asked for their version and `/metrics`.
+    async fn each_machine(&self, listed: &[Machine]) -> Vec<MachineSample> {
+        let mut found = Vec::with_capacity(listed.len());
+        for machine in listed {
+            let mut sample = MachineSample {
+                id: machine.id.clone(),
+                state: machine.state.clone(),
+                build: None,
+                metrics: None,
+                error: None,
+            };
+            if machine.is_started() {
+                sample.build = self.build(Some(&machine.id)).await;
+                match self.metrics(Some(&machine.id)).await {
+                    Ok(metrics) => sample.metrics = Some(metrics),
+                    Err(error) => sample.error = Some(error),
+                }
+                if sample.build.is_none() && sample.error.is_none() {
+                    sample.error = Some(format!(
+                        "{} did not answer its version",
+                        crate::release::VERSION_PATH
+                    ));
+                }
+            }
+            found.push(sample);
+        }
+        found
+    }
+
+    /// `GET path`, routed to `machine` when given (Fly's `fly-force-instance-id`).
+    async fn probe_on(
+        &self,
+        path: &str,
+        machine: Option<&str>,
+    ) -> (Probe, Option<reqwest::Response>) {
         let started = Instant::now();
-        let result = self.client.get(self.target.endpoint(path)).send().await;
+        let mut request = self.client.get(self.target.endpoint(path));
+        if let Some(id) = machine {
+            request = request.header(FORCE_INSTANCE_HEADER, id);
+        }
+        let result = request.send().await;
         let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
         match result {
             Ok(response) => (
@@ -266,7 +301,11 @@ impl Sampler {
         }
     }
 
-    async fn build(&self) -> Option<Build> {
+    async fn probe(&self, path: &str) -> (Probe, Option<reqwest::Response>) {
+        self.probe_on(path, None).await
+    }
+
+    async fn build(&self, machine: Option<&str>) -> Option<Build> {
         #[derive(Deserialize)]
         struct Body {
             commit: String,
@@ -277,7 +316,7 @@ impl Sampler {
             #[serde(default)]
             started_at: Option<String>,
         }
-        let (probe, response) = self.probe(crate::release::VERSION_PATH).await;
+        let (probe, response) = self.probe_on(crate::release::VERSION_PATH, machine).await;
         let response = response.filter(|_| probe.ok())?;
         let body: Body = response.json().await.ok()?;
         Some(Build {
@@ -288,9 +327,12 @@ impl Sampler {
         })
     }
 
-    async fn metrics(&self) -> Result<MetricsScrape, String> {
-        let url = self.target.endpoint(METRICS_PATH);
-        let (probe, response) = self.probe(METRICS_PATH).await;
+    async fn metrics(&self, machine: Option<&str>) -> Result<MetricsScrape, String> {
+        let url = match machine {
+            Some(id) => format!("{} (machine {id})", self.target.endpoint(METRICS_PATH)),
+            None => self.target.endpoint(METRICS_PATH),
+        };
+        let (probe, response) = self.probe_on(METRICS_PATH, machine).await;
         let response = match (response, probe.status) {
             (Some(response), _) if probe.ok() => response,
             (_, Some(status)) => return Err(format!("GET {url} answered {status}")),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::machines;
 use super::sample::Sample;
 use super::scrape::{METRICS_ROUTE, MetricsScrape, RouteCounts};
 
@@ -115,6 +116,9 @@ pub struct WatchStats {
     pub version_changes: Vec<VersionChange>,
     /// Error and panic log lines counted.
     pub log_lines: u64,
+    /// Machines seen starting again after Fly stopped them for idleness (no breach).
+    #[serde(default)]
+    pub machine_wakes: usize,
     /// Every breach, in time order.
     pub breaches: Vec<Breach>,
 }
@@ -171,6 +175,8 @@ pub fn compute(samples: &[Sample], limits: &Limits) -> WatchStats {
         breaches.push(found);
     }
     breaches.extend(restarts(samples, &intervals, &version_changes));
+    let (crashes, machine_wakes) = machines::restarts(samples);
+    breaches.extend(crashes);
     let mut log_lines = 0;
     for sample in samples {
         let Some(logs) = sample.logs.as_ref().filter(|l| l.total() > 0) else {
@@ -194,11 +200,13 @@ pub fn compute(samples: &[Sample], limits: &Limits) -> WatchStats {
         intervals,
         version_changes,
         log_lines,
+        machine_wakes,
         breaches,
     }
 }
 
-fn breach(at: DateTime<Utc>, kind: BreachKind, detail: String) -> Breach {
+/// A breach at `at` with no stretch and no build.
+pub(super) fn breach(at: DateTime<Utc>, kind: BreachKind, detail: String) -> Breach {
     Breach {
         at,
         until: None,
@@ -245,70 +253,67 @@ fn describe_probe(name: &str, probe: &super::sample::Probe) -> String {
     }
 }
 
-/// Per-route totals over the run and each interval's deltas. A counter that went down
-/// means the process restarted: the new value is the interval's delta.
+/// Per-route totals over the run and each interval's deltas. Deltas are taken within one
+/// counter series (the whole-app scrape, or one machine's) and summed over the series. A
+/// series whose counters went down is a new process: its new value is the interval's delta.
 fn deltas(samples: &[Sample]) -> (BTreeMap<String, RouteCounts>, Vec<Interval>) {
     let mut totals: BTreeMap<String, RouteCounts> = BTreeMap::new();
     let mut intervals = Vec::new();
-    let mut previous: Option<&MetricsScrape> = None;
+    let mut previous: BTreeMap<Option<String>, &MetricsScrape> = BTreeMap::new();
     for sample in samples {
-        let Some(current) = &sample.metrics else {
-            continue;
+        let mut interval = Interval {
+            at: sample.at,
+            requests: 0.0,
+            server_errors: 0.0,
+            p95_ms: None,
+            counters_reset: false,
         };
-        if let Some(before) = previous {
-            let reset = current.routes.iter().any(|(route, now)| {
-                before
-                    .routes
-                    .get(route)
-                    .is_some_and(|then| now.requests < then.requests)
-            }) || buckets_went_down(&before.latency_buckets, &current.latency_buckets);
-            let mut interval = Interval {
-                at: sample.at,
-                requests: 0.0,
-                server_errors: 0.0,
-                p95_ms: None,
-                counters_reset: reset,
-            };
-            for (route, now) in &current.routes {
-                let then = if reset {
-                    RouteCounts::default()
-                } else {
-                    before.routes.get(route).copied().unwrap_or_default()
-                };
-                let delta = RouteCounts {
-                    requests: now.requests - then.requests,
-                    server_errors: now.server_errors - then.server_errors,
-                };
-                let total = totals.entry(route.clone()).or_default();
-                total.requests += delta.requests;
-                total.server_errors += delta.server_errors;
-                if route != METRICS_ROUTE {
-                    interval.requests += delta.requests;
-                    interval.server_errors += delta.server_errors;
+        let mut latency: Vec<(f64, f64)> = Vec::new();
+        let mut compared = false;
+        for (key, current) in machines::series(sample) {
+            if let Some(before) = previous.insert(key, current) {
+                compared = true;
+                let reset = machines::went_back(before, current);
+                interval.counters_reset |= reset;
+                for (route, now) in &current.routes {
+                    let then = if reset {
+                        RouteCounts::default()
+                    } else {
+                        before.routes.get(route).copied().unwrap_or_default()
+                    };
+                    let delta = RouteCounts {
+                        requests: now.requests - then.requests,
+                        server_errors: now.server_errors - then.server_errors,
+                    };
+                    let total = totals.entry(route.clone()).or_default();
+                    total.requests += delta.requests;
+                    total.server_errors += delta.server_errors;
+                    if route != METRICS_ROUTE {
+                        interval.requests += delta.requests;
+                        interval.server_errors += delta.server_errors;
+                    }
                 }
+                let base: &[(f64, f64)] = if reset { &[] } else { &before.latency_buckets };
+                add_buckets(&mut latency, &bucket_deltas(base, &current.latency_buckets));
             }
-            let empty = Vec::new();
-            let base = if reset {
-                &empty
-            } else {
-                &before.latency_buckets
-            };
-            interval.p95_ms =
-                histogram_quantile(0.95, &bucket_deltas(base, &current.latency_buckets))
-                    .map(|seconds| seconds * 1000.0);
+        }
+        if compared {
+            interval.p95_ms = histogram_quantile(0.95, &latency).map(|seconds| seconds * 1000.0);
             intervals.push(interval);
         }
-        previous = Some(current);
     }
     (totals, intervals)
 }
 
-fn buckets_went_down(before: &[(f64, f64)], now: &[(f64, f64)]) -> bool {
-    before.iter().any(|(bound, then)| {
-        now.iter()
-            .find(|(b, _)| b == bound)
-            .is_some_and(|(_, count)| count < then)
-    })
+/// Adds cumulative buckets `more` into `sum`, bound by bound, keeping the bounds ascending.
+fn add_buckets(sum: &mut Vec<(f64, f64)>, more: &[(f64, f64)]) {
+    for (bound, count) in more {
+        match sum.iter_mut().find(|(b, _)| b == bound) {
+            Some(entry) => entry.1 += count,
+            None => sum.push((*bound, *count)),
+        }
+    }
+    sum.sort_by(|a, b| a.0.total_cmp(&b.0));
 }
 
 fn bucket_deltas(before: &[(f64, f64)], now: &[(f64, f64)]) -> Vec<(f64, f64)> {
@@ -363,8 +368,9 @@ fn version_changes(samples: &[Sample]) -> Vec<VersionChange> {
     let mut changes = Vec::new();
     let mut current: Option<String> = None;
     for sample in samples {
-        let Some(build) = &sample.build else { continue };
-        let identity = build.identity().to_string();
+        let Some(identity) = machines::app_identity(sample) else {
+            continue;
+        };
         match &current {
             Some(before) if *before != identity => changes.push(VersionChange {
                 at: sample.at,
@@ -378,13 +384,19 @@ fn version_changes(samples: &[Sample]) -> Vec<VersionChange> {
     changes
 }
 
-/// Restarts of the same build: the counters reset, or a machine reports a new start time.
-/// A reset in the interval of a version change is that deploy, not a restart.
+/// Restarts of the same build seen through the whole-app URL (samples without a machine
+/// list; [`machines::restarts`] judges the others): the counters reset, or a machine reports
+/// a new start time. A reset in the interval of a version change is that deploy.
 fn restarts(samples: &[Sample], intervals: &[Interval], changes: &[VersionChange]) -> Vec<Breach> {
     let mut found = Vec::new();
     let deploy_at = |at: DateTime<Utc>| changes.iter().any(|change| change.at == at);
+    let per_machine = |at: DateTime<Utc>| {
+        samples
+            .iter()
+            .any(|s| s.at == at && (s.machines.is_some() || s.machines_error.is_some()))
+    };
     let mut started: BTreeMap<String, String> = BTreeMap::new();
-    for sample in samples {
+    for sample in samples.iter().filter(|s| !per_machine(s.at)) {
         let Some(build) = &sample.build else { continue };
         let (Some(machine), Some(start)) = (&build.machine, &build.started_at) else {
             continue;
@@ -398,7 +410,10 @@ fn restarts(samples: &[Sample], intervals: &[Interval], changes: &[VersionChange
             ));
         }
     }
-    for interval in intervals.iter().filter(|i| i.counters_reset) {
+    for interval in intervals
+        .iter()
+        .filter(|i| i.counters_reset && !per_machine(i.at))
+    {
         if !deploy_at(interval.at) && !found.iter().any(|b: &Breach| b.at == interval.at) {
             found.push(breach(
                 interval.at,

@@ -543,6 +543,8 @@ pub fn watch_result(
             }),
             metrics: None,
             metrics_error: None,
+            machines: None,
+            machines_error: None,
             logs: Some(LogFindings {
                 errors: 0,
                 panics: u64::from(panic_at_minute == Some(minute)),
