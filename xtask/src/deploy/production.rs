@@ -77,10 +77,11 @@ pub fn staging_evidence(repo: &Repo) -> anyhow::Result<StagingEvidence> {
 pub fn evidence_missing(evidence: &StagingEvidence) -> Vec<String> {
     let mut missing = evidence.missing();
     if !missing.is_empty() {
-        missing.push(format!(
+        missing.push(
             "production takes a release on staging's evidence (`cargo xtask promote`); \
              `--first-deploy` only for an app with no machine yet"
-        ));
+                .to_string(),
+        );
     }
     missing
 }
