@@ -6,6 +6,7 @@
 //! back itself with `--rollback-on-failure`.
 
 pub mod gates;
+pub mod production;
 
 use std::io::Write;
 use std::time::Duration;
@@ -55,6 +56,9 @@ pub struct Options {
     pub wake: bool,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     pub json: bool,
+    /// Production only: deploy an app with no machine yet without staging's evidence
+    /// ([`production::gate`]).
+    pub first_deploy: bool,
 }
 
 /// The rollout strategy without `--strategy`.
@@ -76,6 +80,7 @@ impl Options {
             deploy_timeout: DEFAULT_DEPLOY_TIMEOUT,
             wake: false,
             json: false,
+            first_deploy: false,
         }
     }
 }
@@ -161,6 +166,9 @@ pub fn run_with(
 ) -> anyhow::Result<(Verdict, DeployResult)> {
     let config = DeployConfig::load(repo)?;
     let environment = config.environment(&args.env)?.clone();
+    if let Some(refused) = production::gate(repo, args, &environment, &flyctl, out)? {
+        return Ok(refused);
+    }
     execute(repo, args, &environment, flyctl, gates, true, out)
 }
 

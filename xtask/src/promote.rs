@@ -226,7 +226,7 @@ pub fn prerequisites(
     }
     if machines == Some(0) {
         problems.push(format!(
-            "{} has no machine: deploy it once with `cargo xtask deploy --env {TO}` first",
+            "{} has no machine: deploy it once with `cargo xtask deploy --env {TO} --first-deploy` first",
             environment.app
         ));
     }

@@ -13,6 +13,8 @@ mod freshness;
 mod history;
 mod html;
 mod map;
+mod promoted;
+mod promotes;
 mod records;
 mod rows;
 mod stability;

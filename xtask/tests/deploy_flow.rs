@@ -505,3 +505,118 @@ fn the_gates_options_are_the_documented_command_lines() {
         other => panic!("parsed as {other:?}"),
     }
 }
+
+/// Gives the fixture a production environment on the fake's app, committed.
+fn with_production(fixture: &Fixture) {
+    let path = fixture.root().join("ops/deploy.toml");
+    let mut toml = std::fs::read_to_string(&path).unwrap();
+    let url = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("url = "))
+        .unwrap()
+        .to_string();
+    toml.push_str(&format!(
+        "\n[environments.production]\napp = \"{APP}\"\nurl = {url}\n\
+         env_file = \"env/.env.fly.production\"\ntemplate = \"env/.env.fly.production.template\"\n\
+         fly_config = \"fly.toml\"\n"
+    ));
+    std::fs::write(&path, toml).unwrap();
+    fixture.commit("production");
+}
+
+fn deploy_production(
+    fixture: &Fixture,
+    extra: &[&str],
+) -> (
+    anyhow::Result<(Verdict, xtask::deploy::DeployResult)>,
+    String,
+) {
+    let mut words = vec!["deploy", "--env", "production", "--wait-timeout", "5s"];
+    words.extend_from_slice(extra);
+    let args = match xtask::cli::Cli::try_parse_words(words).unwrap().command {
+        xtask::cli::Command::Deploy(args) => args.into(),
+        other => panic!("parsed as {other:?}"),
+    };
+    let mut out = Vec::new();
+    let outcome = xtask::deploy::run_with(
+        &fixture.repo(),
+        &args,
+        fixture.flyctl(false),
+        &FakeGates::new(Verdict::Pass, &[Verdict::Pass]),
+        &mut out,
+    );
+    (outcome, String::from_utf8(out).unwrap())
+}
+
+#[test]
+fn a_production_deploy_without_staging_evidence_is_refused_naming_what_is_missing() {
+    let (_app, fixture) = deployable();
+    with_production(&fixture);
+    let (outcome, out) = deploy_production(&fixture, &[]);
+    let (verdict, result) = outcome.unwrap();
+    assert_eq!(verdict, Verdict::Fail, "{out}");
+    for missing in [
+        "staging's verdict is",
+        "the 24-hour gate does not hold",
+        "production checklist",
+        "--first-deploy",
+    ] {
+        assert!(out.contains(missing), "{missing}: {out}");
+    }
+    assert!(result.problems.iter().any(|p| p.contains("24-hour gate")));
+    assert!(fixture.calls().is_empty(), "{:?}", fixture.argvs());
+    assert_eq!(fixture.records(), "", "a refusal saves no record");
+}
+
+#[test]
+fn first_deploy_deploys_an_app_without_machines() {
+    let (_app, fixture) = deployable();
+    with_production(&fixture);
+    fixture.respond("machines-list", None, "[]", "", 0);
+    let (outcome, out) = deploy_production(&fixture, &["--first-deploy"]);
+    outcome.unwrap();
+    assert!(!out.contains("refused"), "{out}");
+    let argvs = fixture.argvs();
+    assert_eq!(argvs[0], MACHINES_ARGV, "{argvs:?}");
+    assert!(
+        argvs.contains(&deploy_argv(&fixture, "rolling")),
+        "the build was deployed: {argvs:?}\n{out}"
+    );
+}
+
+#[test]
+fn first_deploy_is_refused_on_an_app_that_has_machines() {
+    let (_app, fixture) = deployable();
+    with_production(&fixture);
+    let (outcome, out) = deploy_production(&fixture, &["--first-deploy"]);
+    let (verdict, _) = outcome.unwrap();
+    assert_eq!(verdict, Verdict::Fail, "{out}");
+    assert!(
+        out.contains("--first-deploy: cabanas-test already has 2 machine(s)"),
+        "{out}"
+    );
+    assert!(out.contains("cargo xtask promote"), "{out}");
+    assert_eq!(fixture.argvs(), [MACHINES_ARGV]);
+    assert_eq!(fixture.records(), "");
+}
+
+#[test]
+fn first_deploy_outside_production_is_an_error() {
+    let (_app, fixture) = deployable();
+    let mut out = Vec::new();
+    let error = xtask::deploy::run_with(
+        &fixture.repo(),
+        &deploy_args(&["--first-deploy"]),
+        fixture.flyctl(false),
+        &FakeGates::new(Verdict::Pass, &[]),
+        &mut out,
+    )
+    .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("--first-deploy is for production"),
+        "{error}"
+    );
+    assert!(fixture.calls().is_empty());
+}

@@ -297,6 +297,77 @@ fn production_map_gates_its_deploy_on_staging_and_the_checklist() {
     snapshot("status_production", &status);
 }
 
+/// A successful promote is production's deploy: the deploy step shows the promoted release,
+/// its proof and its smoke, and with production's own checks after it and the checklist
+/// complete, production is GO (`report --env production --check` exits 0 only then). A
+/// promote refused afterwards changed nothing and leaves it GO.
+#[test]
+fn a_promote_is_productions_deploy_and_production_reaches_go() {
+    let f = staging(Scenario::default());
+    std::fs::write(
+        f.path("ops/PROD_READINESS_CHECKLIST.md"),
+        CHECKLIST.replace("- [ ]", "- [x]"),
+    )
+    .unwrap();
+    let (v, p) = predeploy(true);
+    f.save("predeploy", "production", HEAD, Duration::hours(1), v, p);
+    f.save(
+        "secrets",
+        "production",
+        HEAD,
+        Duration::minutes(50),
+        Verdict::Pass,
+        secrets_result(),
+    );
+    let (v, r) = smoke_report(false);
+    f.save("smoke", "production", HEAD, Duration::minutes(45), v, r);
+    f.save(
+        "promote",
+        "production",
+        HEAD,
+        Duration::minutes(40),
+        Verdict::Pass,
+        promote_result(),
+    );
+    // Smoke from before the promote measured another release.
+    let rendered = f.render("production");
+    let state = |r: &report::Rendered, id: StepId| r.context.map.step(id).unwrap().clone();
+    assert_eq!(state(&rendered, StepId::Deploy).state, State::Done);
+    assert_eq!(state(&rendered, StepId::Health).state, State::Pending);
+
+    let (v, r) = smoke_report(false);
+    f.save("smoke", "production", HEAD, Duration::minutes(30), v, r);
+    let (v, r) = overlap_report(false);
+    f.save("overlap", "production", HEAD, Duration::minutes(20), v, r);
+    let mut refused = promote_result();
+    refused.refused = vec!["staging is not GO".into()];
+    refused.release = None;
+    f.save(
+        "promote",
+        "production",
+        HEAD,
+        Duration::minutes(10),
+        Verdict::Fail,
+        refused,
+    );
+    let rendered = f.render("production");
+    let deploy = state(&rendered, StepId::Deploy);
+    assert_eq!(deploy.state, State::Done, "{}", deploy.evidence);
+    for shown in [
+        "promote passed at",
+        "release v3 (registry.fly.io/sist-cabanas-staging:deployment-01J)",
+        "proven to serve: PASS",
+        "smoke: PASS",
+    ] {
+        assert!(
+            deploy.evidence.contains(shown),
+            "{shown}: {}",
+            deploy.evidence
+        );
+    }
+    assert_eq!(rendered.overall, Overall::Go, "{}", rendered.markdown);
+}
+
 #[test]
 fn local_runs_have_no_deploy_steps() {
     let f = Fixture::new();

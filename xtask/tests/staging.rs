@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use deploy_support::{APP, Fixture};
-use xtask::localfly::LocalFly;
+use xtask::localfly::{Fault, LocalFly};
+use xtask::release::verify::{ask_versions, machines_to_ask};
 use xtask::repo::Repo;
 use xtask::verdict::Verdict;
 
@@ -417,6 +418,75 @@ fn a_full_run_reaches_staging_ready_a_second_skips_everything_and_a_smoke_failur
     assert!(out.contains("skip deploy: fresh"), "{out}");
     assert_eq!(deploys(&fly), 1, "no second deploy");
     assert_eq!(map_status(&fixture)["verdict"], "GO");
+}
+
+/// A release that crashes at start during the walk is rolled back by the walk's deploy (the
+/// commit deployed before serves again), the run stops at deploy, and the next run resumes
+/// there: every step before it is fresh.
+#[test]
+fn a_crash_at_deploy_during_the_walk_rolls_back_and_the_next_run_resumes_at_deploy() {
+    let (fly, fixture) = full_stand();
+    let (code, out) = run_yes(&fly, &fixture);
+    assert_eq!(code, Some(0), "{out}");
+    let first = fixture.head();
+    // A change to a deployable input: the deploy step is due again.
+    let dockerfile = std::fs::read_to_string(fixture.root().join("backend/Dockerfile")).unwrap();
+    fixture.write(
+        "backend/Dockerfile",
+        &format!("{dockerfile}\n# a release that crashes at start\n"),
+    );
+    let second = fixture.commit("a release that crashes");
+    assert_ne!(first, second);
+
+    fly.fault(APP, Fault::CrashAtStart).unwrap();
+    let (code, out) = run_yes(&fly, &fixture);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains("STOPPED at deploy"), "{out}");
+    assert!(out.contains("(rolled back)"), "{out}");
+    assert!(!out.contains("  roll back: "), "already rolled back: {out}");
+    let record: xtask::record::RunRecord<xtask::deploy::DeployResult> =
+        xtask::record::latest(&fixture.repo(), "deploy", "staging")
+            .unwrap()
+            .unwrap();
+    assert_eq!(record.result.commit.as_deref(), Some(second.as_str()));
+    let rolled = record
+        .result
+        .rolled_back
+        .expect("the walk's deploy rolled back");
+    assert_eq!(rolled.to_commit.as_deref(), Some(first.as_str()), "{out}");
+    assert_eq!(
+        rolled.verification.map(|v| v.verdict),
+        Some(Verdict::Pass),
+        "{out}"
+    );
+    // What answers now is the commit deployed before.
+    let machines = fly
+        .flyctl()
+        .machines(APP, &mut std::io::sink())
+        .unwrap()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}", fly.app(APP).unwrap().port);
+    let served = ask_versions(&url, &machines_to_ask(&machines, false)).unwrap();
+    assert!(!served.is_empty());
+    for answer in &served {
+        assert_eq!(answer.commit.as_deref(), Some(first.as_str()), "{served:?}");
+    }
+    assert_eq!(state_of(&map_status(&fixture), "deploy"), "failed");
+
+    let output = staging(&fly, &fixture)
+        .args(["--yes", "--dry-run"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stderr);
+    let first_run = out
+        .lines()
+        .find(|l| l.starts_with("would run "))
+        .unwrap_or_default();
+    assert!(first_run.starts_with("would run deploy (FAILED)"), "{out}");
+    for id in ["predeploy", "fly_login", "secrets_loaded"] {
+        assert!(out.contains(&format!("skip {id}: fresh")), "{id}: {out}");
+    }
 }
 
 /// Under `--json` every measuring task prints the record it saved: the same shape for all,

@@ -38,6 +38,10 @@ pub struct Args {
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Production only: deploy an app that has no machine yet without staging's evidence
+    /// (once, so that `promote` has machines to replace).
+    #[arg(long)]
+    pub first_deploy: bool,
 }
 
 impl From<Args> for crate::deploy::Options {
@@ -51,6 +55,7 @@ impl From<Args> for crate::deploy::Options {
             deploy_timeout: Duration::from_secs(args.deploy_timeout),
             wake: args.wake,
             json: args.json,
+            first_deploy: args.first_deploy,
         }
     }
 }

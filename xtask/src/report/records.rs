@@ -43,7 +43,7 @@ pub struct Results {
     /// values differ from the digest `secrets` recorded. Filled by the caller that knows the
     /// environment's files ([`Results::compare_secrets`]).
     pub secrets_changed: Option<String>,
-    /// `deploy`.
+    /// `deploy`, or a `promote` that reached flyctl when it is newer (see `promotes`).
     pub deploy: Option<Saved<DeployView>>,
     /// `rollback`.
     pub rollback: Option<Saved<RollbackView>>,
@@ -115,7 +115,7 @@ impl RecordSet {
 
     /// Decoded records of `task` in `environment`, newest first, skipping dry runs, each with
     /// its rank (see [`record::Loaded::rank`]).
-    fn all_of<T: DeserializeOwned>(
+    pub(super) fn all_of<T: DeserializeOwned>(
         &self,
         task: &str,
         environment: &str,
@@ -212,7 +212,7 @@ impl RecordSet {
             overlap: self.latest("overlap", environment)?,
             secrets: self.latest("secrets", environment)?,
             secrets_changed: None,
-            deploy: self.latest("deploy", environment)?,
+            deploy: self.latest_deploy(environment)?,
             rollback: self.latest("rollback", environment)?,
             serving_since: if deployable {
                 self.serving_since(environment)?
@@ -228,12 +228,12 @@ impl RecordSet {
         })
     }
 
-    /// See [`Results::serving_since`]. A deploy or rollback that recorded no release is taken
+    /// See [`Results::serving_since`]. A deploy (or promote) or rollback that recorded no release is taken
     /// as a change of release (the old rule: results must postdate the last deploy).
     fn serving_since(&self, environment: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
         // Newest first: (start, the release left serving).
         let mut changes: Vec<(DateTime<Utc>, Option<ServingRelease>)> = self
-            .all_of::<DeployView>("deploy", environment)?
+            .deploys(environment)?
             .into_iter()
             .map(|(rank, d)| {
                 let release = d.result.release.map(|r| (r.version, r.image_ref));

@@ -134,10 +134,14 @@ pub(super) fn deploy(input: &MapInputs) -> Step {
         return step(StepId::Deploy, title, State::Failed, rolled_back, command);
     }
     let fresh = assess::freshness(d, input.head, None);
-    let (state, mut evidence) = from_record(Some(d), Some(fresh), "deploy");
-    match state {
-        State::Done => evidence = format!("{evidence}: {}", release_line(d)),
-        State::Failed if !d.result.problems.is_empty() => {
+    // A promote is production's deploy: its evidence names it, with its proof and smoke.
+    let (state, mut evidence) = from_record(Some(d), Some(fresh), &d.task);
+    match (state, &d.result.promoted) {
+        (State::Done, Some(promoted)) => {
+            evidence = format!("{evidence}: {}, {}", release_line(d), promoted.line())
+        }
+        (State::Done, None) => evidence = format!("{evidence}: {}", release_line(d)),
+        (State::Failed, _) if !d.result.problems.is_empty() => {
             evidence = format!("{evidence}: {}", d.result.problems.join("; "))
         }
         _ => {}

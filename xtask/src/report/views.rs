@@ -340,6 +340,9 @@ pub struct DeployView {
     pub rolled_back: Option<RollbackView>,
     /// Why it failed, if it did.
     pub problems: Vec<String>,
+    /// What it proved, when the record is a promote's (see `report::promotes`).
+    #[serde(skip)]
+    pub promoted: Option<super::promoted::PromotedView>,
 }
 
 /// The `result` of a `rollback` record (`RollbackResult`).

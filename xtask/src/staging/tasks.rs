@@ -1,6 +1,7 @@
 //! The real tasks behind `cargo xtask staging`, each called through its library function with
 //! typed options equal to `cargo xtask <task> --env staging` (a test holds them to the CLI's
-//! parse), and the map read as `status --env staging` reads it.
+//! parse; deploy adds `--rollback-on-failure`, as the decision map's deploy step runs it), and
+//! the map read as `status --env staging` reads it.
 
 use std::path::PathBuf;
 
@@ -76,7 +77,11 @@ impl Tasks for Real {
                 }
             }
             Task::Deploy => {
-                let args = crate::deploy::Options::for_env(ENVIRONMENT);
+                // The map's deploy step: a release that fails goes back to what served.
+                let args = crate::deploy::Options {
+                    rollback_on_failure: true,
+                    ..crate::deploy::Options::for_env(ENVIRONMENT)
+                };
                 let gates = TaskGates {
                     json: false,
                     command_line: self.command_line,
@@ -90,8 +95,8 @@ impl Tasks for Real {
                 )?;
                 Outcome {
                     verdict,
+                    rollback: rollback_left(&result),
                     notes: result.problems,
-                    rollback: result.rollback_command,
                     fix: Vec::new(),
                 }
             }
@@ -119,5 +124,22 @@ impl Tasks for Real {
         let written = report::write(&rendered, self.repo.root(), now, false)?;
         crate::output::append_step_summary(&rendered.markdown)?;
         Ok(written.paths)
+    }
+}
+
+/// The rollback command still to run after a failed deploy: none when the deploy's own
+/// rollback proved the previous release serves again.
+fn rollback_left(result: &crate::deploy::DeployResult) -> Option<String> {
+    let restored = result.rolled_back.as_ref().is_some_and(|rb| {
+        rb.problems.is_empty()
+            && rb
+                .verification
+                .as_ref()
+                .is_some_and(|v| v.verdict == crate::verdict::Verdict::Pass)
+    });
+    if restored {
+        None
+    } else {
+        result.rollback_command.clone()
     }
 }

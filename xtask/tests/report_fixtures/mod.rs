@@ -433,6 +433,59 @@ pub fn deploy_result() -> DeployResult {
     }
 }
 
+/// A promote of staging's v12 image that production proved to serve (its release v3) and
+/// smoked: what `cargo xtask promote` saves after a success.
+pub fn promote_result() -> xtask::promote::PromoteResult {
+    let image = release(12, "deployment-01J").image_ref;
+    let serving = ReleaseRef {
+        version: 3,
+        image_ref: image.clone(),
+        status: "complete".into(),
+    };
+    xtask::promote::PromoteResult {
+        app: "sist-cabanas".into(),
+        image: image.clone(),
+        strategy: "bluegreen".into(),
+        dry_run: false,
+        staging: xtask::promote::StagingEvidence {
+            verdict: "GO".into(),
+            reasons: Vec::new(),
+            stability_holds: true,
+            stability: "24 h watched without a breach".into(),
+            checklist_complete: true,
+            checklist: "every item ticked".into(),
+            image: image.clone(),
+            ignored_records: Vec::new(),
+        },
+        refused: Vec::new(),
+        release: Some(serving.clone()),
+        rollback_target: None,
+        before: None,
+        verification: Some(xtask::release::verify::Verification {
+            what: "the promoted image serves".into(),
+            verdict: Verdict::Pass,
+            expected: xtask::release::verify::Expected {
+                newer_than: Some(2),
+                image,
+                commit: Some(HEAD.into()),
+                wake: false,
+            },
+            release: Some(serving),
+            conditions: Vec::new(),
+            attempts: 1,
+            seconds: 4.0,
+            snapshot: xtask::release::Snapshot {
+                releases: Vec::new(),
+                machines: Vec::new(),
+            },
+        }),
+        readiness: Some(Verdict::Pass),
+        smoke: Some(Verdict::Pass),
+        rolled_back: None,
+        problems: Vec::new(),
+    }
+}
+
 pub fn rollback_result() -> RollbackResult {
     RollbackResult {
         app: "sist-cabanas-staging".into(),
