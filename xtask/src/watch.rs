@@ -12,6 +12,7 @@
 //! is pure. Time is an input: [`observe`] asks a [`Pacer`] when each sample is due, so tests
 //! step through instants of their choosing. Ctrl-C saves what has been seen.
 
+pub mod breach;
 pub mod logs;
 pub mod machines;
 pub mod plan;

@@ -24,9 +24,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
+use super::breach::{Breach, BreachKind, breach};
 use super::sample::Sample;
 use super::scrape::MetricsScrape;
-use super::stats::{Breach, BreachKind, breach};
 
 /// The counter series in `sample`: the whole-app scrape (key `None`) and each machine's
 /// own (key: its id). Deltas are taken within a series only.

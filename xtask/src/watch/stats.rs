@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use super::breach::breach;
+pub use super::breach::{Breach, BreachKind};
 use super::machines;
 use super::sample::Sample;
 use super::scrape::{METRICS_ROUTE, MetricsScrape, RouteCounts};
@@ -19,54 +21,6 @@ pub struct Limits {
     pub error_rate_pct: f64,
     /// An interval whose p95 latency (from the service's histogram) is over this is a breach.
     pub p95_ms: f64,
-}
-
-/// What kind of breach.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreachKind {
-    /// The service did not answer healthz/readyz with 2xx, and availability is under the floor.
-    Availability,
-    /// 5xx at or over the error threshold in an interval.
-    ErrorRate,
-    /// p95 latency over the threshold in an interval.
-    Latency,
-    /// Error-level or panic lines in the logs.
-    LogLines,
-    /// Another build started serving during the watch.
-    VersionChange,
-    /// The same build restarted (counters reset or a new process start time).
-    Restart,
-}
-
-impl BreachKind {
-    /// Words for tables.
-    pub fn label(self) -> &'static str {
-        match self {
-            BreachKind::Availability => "availability",
-            BreachKind::ErrorRate => "5xx rate",
-            BreachKind::Latency => "p95 latency",
-            BreachKind::LogLines => "error/panic log lines",
-            BreachKind::VersionChange => "version change",
-            BreachKind::Restart => "restart",
-        }
-    }
-}
-
-/// One breach, at the sample that showed it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Breach {
-    /// When it was first seen.
-    pub at: DateTime<Utc>,
-    /// When it was last seen, for a stretch (an outage).
-    pub until: Option<DateTime<Utc>>,
-    /// What it is.
-    pub kind: BreachKind,
-    /// What was seen, in a sentence.
-    pub detail: String,
-    /// For a version change: the build that started serving (image, else commit).
-    #[serde(default)]
-    pub to_build: Option<String>,
 }
 
 /// The counters' change over one interval (between two samples).
@@ -202,17 +156,6 @@ pub fn compute(samples: &[Sample], limits: &Limits) -> WatchStats {
         log_lines,
         machine_wakes,
         breaches,
-    }
-}
-
-/// A breach at `at` with no stretch and no build.
-pub(super) fn breach(at: DateTime<Utc>, kind: BreachKind, detail: String) -> Breach {
-    Breach {
-        at,
-        until: None,
-        kind,
-        detail,
-        to_build: None,
     }
 }
 
