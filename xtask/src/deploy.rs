@@ -14,18 +14,17 @@ use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DeployConfig, Environment};
-use crate::flyctl::{DeployCommand, Flyctl, failure_or_error};
+use crate::flyctl::{Flyctl, failure_or_error};
 use crate::output::Output;
 use crate::predeploy::CommandLine;
 use crate::record::RunClock;
-use crate::release::restore::{RollbackPlan, failed_conditions, rollback_command};
 use crate::release::{
-    Expected, ReleaseRef, RollbackResult, RollbackTarget, Snapshot, Verification, read_serving,
-    roll_back, rollback_target, verify,
+    Expected, OnFailure, ReleaseRef, RollbackResult, RollbackTarget, Rollout, RolloutOutcome,
+    Snapshot, Source, Verification, read_serving, rollback_target,
 };
 use crate::repo::Repo;
 use crate::verdict::Verdict;
-use gates::{Gates, TaskGates, ready_and_smoke};
+use gates::{Gates, TaskGates};
 
 /// The build argument that bakes the commit into the image (`ARG GIT_COMMIT` in the Dockerfile).
 pub const COMMIT_BUILD_ARG: &str = "GIT_COMMIT";
@@ -280,48 +279,37 @@ pub fn execute(
         result.rollback_commit = t.commit.clone();
     }
 
-    let deploy = DeployCommand {
-        app: environment.app.clone(),
-        config: environment.fly_config.clone(),
-        image: None,
+    let rollout = Rollout {
+        env_name: &args.env,
+        environment: &environment,
+        source: Source::Build {
+            build_args: vec![(COMMIT_BUILD_ARG.to_string(), git.commit.clone())],
+            image_label: Some(label),
+        },
         strategy: Some(args.strategy.clone()),
-        wait_timeout_secs: args.wait_timeout.as_secs(),
-        build_args: vec![(COMMIT_BUILD_ARG.to_string(), git.commit.clone())],
-        image_label: Some(label),
-        time_limit: Some(args.deploy_timeout),
-    };
-    let timeout = args.wait_timeout;
-    if let Err(error) = flyctl.deploy(&deploy, out) {
-        let failure = failure_or_error(error)?;
-        result
-            .problems
-            .push(format!("flyctl deploy failed: {failure}"));
-        // What Fly left behind, for the record.
-        if let Ok(Ok(Some(serving))) = read_serving(
-            &flyctl,
-            &environment.app,
-            &environment.url,
-            &mut std::io::sink(),
-        ) {
-            result.after = Some(serving.snapshot());
-            result.release = serving.releases.first().map(ReleaseRef::from);
-        }
-        handle_failed_release(
-            repo,
-            args,
-            &environment,
-            &flyctl,
-            gates,
-            target.as_ref(),
-            &mut result,
-            out,
-        )?;
-        return finish(repo, args, &flyctl, clock, result, out);
-    }
-
-    if flyctl.dry_run() {
-        writeln!(
-            out,
+        expected: Expected {
+            newer_than,
+            image: None,
+            commit: Some(git.commit.clone()),
+            wake: args.wake,
+        },
+        what: "the new build serves".into(),
+        unproven: "the new build is not proven to serve".into(),
+        subject: "the new release".into(),
+        target,
+        on_failure: if args.rollback_on_failure {
+            OnFailure::RollBack {
+                announce: "(--rollback-on-failure)".into(),
+            }
+        } else {
+            OnFailure::PrintCommand
+        },
+        nothing_to_roll_back: format!(
+            "nothing served before this deploy, so there is nothing to roll back to: fix forward, or run `cargo xtask rollback --env {} --to IMAGE_REF`",
+            args.env
+        ),
+        read_after_failure: true,
+        dry_run_note: format!(
             "would verify for up to {}s that a release newer than {} is complete and every machine runs its image with passing checks and reports commit {}, wait for {}/api/v1/readyz, then run `cargo xtask smoke --env {}`",
             args.wait_timeout.as_secs(),
             newer_than
@@ -330,137 +318,37 @@ pub fn execute(
             git.commit,
             environment.url,
             args.env
-        )?;
-        return finish(repo, args, &flyctl, clock, result, out);
-    }
-
-    let expected = Expected {
-        newer_than,
-        image: None,
-        commit: Some(git.commit.clone()),
-        wake: args.wake,
+        ),
+        wait_timeout: args.wait_timeout,
+        deploy_timeout: args.deploy_timeout,
     };
-    let verification = verify(
-        "the new build serves",
-        &flyctl,
-        &environment.app,
-        &environment.url,
-        &expected,
-        timeout,
-        out,
-    )?;
-    result.after = Some(verification.snapshot.clone());
-    result.release = verification
-        .release
-        .clone()
-        .or_else(|| verification.snapshot.newest().cloned());
-    let proven = verification.verdict == Verdict::Pass;
-    if !proven {
-        result.problems.push(format!(
-            "the new build is not proven to serve: {}",
-            failed_conditions(&verification)
-        ));
-    }
-    result.verification = Some(verification);
-
-    if proven {
-        let after = ready_and_smoke(
-            repo,
-            gates,
-            &args.env,
-            &environment.url,
-            "the new release",
-            timeout,
-            out,
-        )?;
-        result.readiness = Some(after.readiness);
-        result.smoke = after.smoke;
-        result.problems.extend(after.problem);
-    }
-    if !result.problems.is_empty() {
-        handle_failed_release(
-            repo,
-            args,
-            &environment,
-            &flyctl,
-            gates,
-            target.as_ref(),
-            &mut result,
-            out,
-        )?;
-    }
+    let outcome = rollout.run(repo, &flyctl, gates, out)?;
+    result.take(outcome);
     finish(repo, args, &flyctl, clock, result, out)
 }
 
-/// Prints how to roll back, or rolls back itself with `--rollback-on-failure`.
-#[allow(clippy::too_many_arguments)]
-fn handle_failed_release(
-    repo: &Repo,
-    args: &Options,
-    environment: &Environment,
-    flyctl: &Flyctl,
-    gates: &dyn Gates,
-    target: Option<&RollbackTarget>,
-    result: &mut DeployResult,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let Some(target) = target else {
-        result.problems.push(format!(
-            "nothing served before this deploy, so there is nothing to roll back to: fix forward, or run `cargo xtask rollback --env {} --to IMAGE_REF`",
-            args.env
-        ));
-        return Ok(());
-    };
-    let image = target.image.clone();
-    let xtask_line = format!("cargo xtask rollback --env {} --to {image}", args.env);
-    let flyctl_line = flyctl.display(&crate::flyctl::Invocation::new(
-        rollback_command(environment, &image, args.wait_timeout.as_secs()).args(),
-    ));
-    result.rollback_command = Some(xtask_line.clone());
-    if !args.rollback_on_failure {
-        writeln!(
-            out,
-            "\nto roll back to what served before, run:\n    {xtask_line}\n(which runs: {flyctl_line})"
-        )?;
-        return Ok(());
+impl DeployResult {
+    /// Takes what the rollout did. After a rollback that was proven to serve, the release
+    /// serving is the rollback's.
+    fn take(&mut self, outcome: RolloutOutcome) {
+        self.release = outcome.release;
+        self.after = outcome.after;
+        self.verification = outcome.verification;
+        self.readiness = outcome.readiness;
+        self.smoke = outcome.smoke;
+        self.rollback_command = outcome.rollback_command;
+        self.problems.extend(outcome.problems);
+        if let Some(served) = outcome
+            .rolled_back
+            .as_ref()
+            .and_then(|r| r.verification.as_ref())
+            .filter(|v| v.verdict == Verdict::Pass)
+            .and_then(|v| v.release.clone())
+        {
+            self.release = Some(served);
+        }
+        self.rolled_back = outcome.rolled_back;
     }
-    writeln!(out, "\nrolling back (--rollback-on-failure) to {image}")?;
-    let mut rollback = RollbackResult::new(&environment.app);
-    rollback.from = result.release.clone();
-    rollback.to_image = Some(image.clone());
-    rollback.to_version = target.release.as_ref().map(|r| r.version);
-    rollback.to_commit = target.commit.clone();
-    rollback.from_commit = result.commit.clone();
-    rollback.before = result.after.clone();
-    let newer_than = result
-        .after
-        .as_ref()
-        .and_then(Snapshot::newest)
-        .or_else(|| result.before.as_ref().and_then(Snapshot::newest))
-        .map(|r| r.version);
-    let plan = RollbackPlan {
-        env_name: &args.env,
-        environment,
-        image: &image,
-        commit: target.commit.as_deref(),
-        newer_than,
-        wait_timeout: args.wait_timeout.as_secs(),
-        deploy_timeout: args.deploy_timeout.as_secs(),
-    };
-    roll_back(repo, flyctl, gates, &plan, &mut rollback, out)?;
-    for problem in &rollback.problems {
-        result.problems.push(format!("rollback: {problem}"));
-    }
-    if let Some(served) = rollback
-        .verification
-        .as_ref()
-        .filter(|v| v.verdict == Verdict::Pass)
-        .and_then(|v| v.release.clone())
-    {
-        result.release = Some(served);
-    }
-    result.rolled_back = Some(rollback);
-    Ok(())
 }
 
 fn finish(

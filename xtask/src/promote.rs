@@ -15,16 +15,15 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DeployConfig, Environment};
-use crate::deploy::gates::{Gates, TaskGates, ready_and_smoke};
-use crate::flyctl::{DeployCommand, Flyctl, failure_or_error};
+use crate::deploy::gates::{Gates, TaskGates};
+use crate::flyctl::Flyctl;
 use crate::output::Output;
 use crate::predeploy::CommandLine;
 use crate::record::RunClock;
 use crate::records::screen::Trust;
-use crate::release::restore::{RollbackPlan, failed_conditions};
 use crate::release::{
-    Expected, ReleaseRef, RollbackResult, Snapshot, Verification, read_serving, roll_back,
-    rollback_target, verify,
+    Expected, OnFailure, ReleaseRef, RollbackResult, Rollout, Snapshot, Source, Verification,
+    read_serving, rollback_target,
 };
 use crate::repo::Repo;
 use crate::report::{self, CHECKLIST_PATH, Overall, State, StepId};
@@ -335,101 +334,46 @@ pub fn run_with(
     result.before = serving.as_ref().map(|s| s.snapshot());
     result.rollback_target = target.as_ref().and_then(|t| t.release.clone());
 
-    let command = DeployCommand {
-        app: environment.app.clone(),
-        config: environment.fly_config.clone(),
-        image: Some(image.clone()),
-        strategy: Some(args.strategy.clone()),
-        wait_timeout_secs: args.wait_timeout.as_secs(),
-        build_args: Vec::new(),
-        image_label: None,
-        time_limit: Some(args.deploy_timeout),
-    };
     writeln!(
         out,
         "promoting {image} (verified on {FROM}) to {}",
         environment.app
     )?;
-    if let Err(error) = flyctl.deploy(&command, out) {
-        let failure = failure_or_error(error)?;
-        result
-            .problems
-            .push(format!("flyctl deploy failed: {failure}"));
-    } else if flyctl.dry_run() {
-        writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
-        return Ok((Verdict::Pass, result));
-    } else {
-        let timeout = args.wait_timeout;
-        let expected = Expected {
+    let rollout = Rollout {
+        env_name: TO,
+        environment: &environment,
+        source: Source::Image(image.clone()),
+        strategy: Some(args.strategy.clone()),
+        expected: Expected {
             newer_than,
             image: Some(image.clone()),
             commit: None,
             wake: false,
-        };
-        let verification = verify(
-            "the staging image serves on production",
-            &flyctl,
-            &environment.app,
-            &environment.url,
-            &expected,
-            timeout,
-            out,
-        )?;
-        result.release = verification
-            .release
-            .clone()
-            .or_else(|| verification.snapshot.newest().cloned());
-        if verification.verdict == Verdict::Pass {
-            let after = ready_and_smoke(
-                repo,
-                gates,
-                TO,
-                &environment.url,
-                "production",
-                timeout,
-                out,
-            )?;
-            result.readiness = Some(after.readiness);
-            result.smoke = after.smoke;
-            result.problems.extend(after.problem);
-        } else {
-            result.problems.push(format!(
-                "the staging image is not proven to serve on production: {}",
-                failed_conditions(&verification)
-            ));
-        }
-        result.verification = Some(verification);
+        },
+        what: "the staging image serves on production".into(),
+        unproven: "the staging image is not proven to serve on production".into(),
+        subject: "production".into(),
+        target,
+        on_failure: OnFailure::RollBack {
+            announce: "production".into(),
+        },
+        nothing_to_roll_back:
+            "nothing served on production before, so there is nothing to roll back to".into(),
+        read_after_failure: false,
+        dry_run_note: "dry run: nothing was deployed and nothing recorded".into(),
+        wait_timeout: args.wait_timeout,
+        deploy_timeout: args.deploy_timeout,
+    };
+    let outcome = rollout.run(repo, &flyctl, gates, out)?;
+    if outcome.dry_run {
+        return Ok((Verdict::Pass, result));
     }
-    if !result.problems.is_empty() {
-        match &target {
-            None => result.problems.push(
-                "nothing served on production before, so there is nothing to roll back to"
-                    .to_string(),
-            ),
-            Some(target) => {
-                writeln!(out, "\nrolling back production to {}", target.image)?;
-                let mut rollback = RollbackResult::new(&environment.app);
-                rollback.from = result.release.clone();
-                rollback.to_image = Some(target.image.clone());
-                rollback.to_version = target.release.as_ref().map(|r| r.version);
-                rollback.to_commit = target.commit.clone();
-                let plan = RollbackPlan {
-                    env_name: TO,
-                    environment: &environment,
-                    image: &target.image,
-                    commit: target.commit.as_deref(),
-                    newer_than: result.release.as_ref().map(|r| r.version).or(newer_than),
-                    wait_timeout: args.wait_timeout.as_secs(),
-                    deploy_timeout: args.deploy_timeout.as_secs(),
-                };
-                roll_back(repo, &flyctl, gates, &plan, &mut rollback, out)?;
-                for problem in &rollback.problems {
-                    result.problems.push(format!("rollback: {problem}"));
-                }
-                result.rolled_back = Some(rollback);
-            }
-        }
-    }
+    result.release = outcome.release;
+    result.verification = outcome.verification;
+    result.readiness = outcome.readiness;
+    result.smoke = outcome.smoke;
+    result.rolled_back = outcome.rolled_back;
+    result.problems.extend(outcome.problems);
     finish(repo, clock, result, args.json, out)
 }
 

@@ -1,11 +1,14 @@
-//! What `deploy` and `rollback` share: reading which release serves (releases, machines and
+//! What `deploy`, `promote` and `rollback` share: reading which release serves (releases, machines and
 //! what each machine's version endpoint says), choosing the rollback target before flyctl
-//! runs, proving that a build serves ([`verify`]), and rolling back ([`restore`]).
+//! runs, proving that a build serves ([`verify`]), the rollout itself ([`rollout`]), and rolling
+//! back ([`restore`]).
 //!
-//! Nothing here imports the tasks or the CLI: `deploy` and `rollback` are thin tasks over it.
+//! Nothing here imports the tasks or the CLI: `deploy`, `promote` and `rollback` are thin
+//! tasks over it.
 
 pub mod gates;
 pub mod restore;
+pub mod rollout;
 pub mod verify;
 
 use std::io::Write;
@@ -18,6 +21,7 @@ use crate::repo::Repo;
 use crate::verdict::Verdict;
 
 pub use restore::{RollbackResult, roll_back};
+pub use rollout::{OnFailure, Rollout, RolloutOutcome, Source};
 pub use verify::{Condition, Expected, Verification, VersionAnswer, verify};
 
 /// Path of the service's version endpoint (`{"version","commit","image","machine",...}`).

@@ -7,11 +7,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::gates::{Gates, ready_and_smoke};
-use super::verify::{Expected, Verification, verify};
+use super::gates::Gates;
+use super::rollout::{OnFailure, Rollout, Source};
+use super::verify::{Expected, Verification};
 use super::{ReleaseRef, Snapshot};
 use crate::config::Environment;
-use crate::flyctl::{DeployCommand, Flyctl, flyctl_failure};
+use crate::flyctl::{DeployCommand, Flyctl};
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
@@ -121,25 +122,25 @@ pub fn roll_back(
     out: &mut dyn Write,
 ) -> anyhow::Result<()> {
     let environment = plan.environment;
-    let mut command = rollback_command(environment, plan.image, plan.wait_timeout);
-    command.time_limit = Some(Duration::from_secs(plan.deploy_timeout));
-    if let Err(error) = flyctl.deploy(&command, out) {
-        match flyctl_failure(&error) {
-            Some(failure) => {
-                result.problems.push(failure.to_string());
-                return Ok(());
-            }
-            None => {
-                result
-                    .problems
-                    .push(format!("flyctl could not run: {error:#}"));
-                return Ok(());
-            }
-        }
-    }
-    if flyctl.dry_run() {
-        writeln!(
-            out,
+    let rollout = Rollout {
+        env_name: plan.env_name,
+        environment,
+        source: Source::Image(plan.image.to_string()),
+        strategy: None,
+        expected: Expected {
+            newer_than: plan.newer_than,
+            image: Some(plan.image.to_string()),
+            commit: plan.commit.map(String::from),
+            wake: false,
+        },
+        what: "the rollback serves".into(),
+        unproven: format!("the rollback to {} is not proven to serve", plan.image),
+        subject: "the rollback".into(),
+        target: None,
+        on_failure: OnFailure::Stop,
+        nothing_to_roll_back: String::new(),
+        read_after_failure: false,
+        dry_run_note: format!(
             "would verify that {} serves{} on every machine, wait up to {}s for {}/api/v1/readyz, then run `cargo xtask smoke --env {}`",
             plan.image,
             plan.commit
@@ -148,49 +149,15 @@ pub fn roll_back(
             plan.wait_timeout,
             environment.url,
             plan.env_name
-        )?;
-        return Ok(());
-    }
-    let expected = Expected {
-        newer_than: plan.newer_than,
-        image: Some(plan.image.to_string()),
-        commit: plan.commit.map(String::from),
-        wake: false,
+        ),
+        wait_timeout: Duration::from_secs(plan.wait_timeout),
+        deploy_timeout: Duration::from_secs(plan.deploy_timeout),
     };
-    let timeout = Duration::from_secs(plan.wait_timeout);
-    let verification = verify(
-        "the rollback serves",
-        flyctl,
-        &environment.app,
-        &environment.url,
-        &expected,
-        timeout,
-        out,
-    )?;
-    let proven = verification.verdict == Verdict::Pass;
-    if !proven {
-        result.problems.push(format!(
-            "the rollback to {} is not proven to serve: {}",
-            plan.image,
-            failed_conditions(&verification)
-        ));
-    }
-    result.verification = Some(verification);
-    if !proven {
-        return Ok(());
-    }
-    let after = ready_and_smoke(
-        repo,
-        gates,
-        plan.env_name,
-        &environment.url,
-        "the rollback",
-        timeout,
-        out,
-    )?;
-    result.readiness = Some(after.readiness);
-    result.smoke = after.smoke;
-    result.problems.extend(after.problem);
+    let outcome = rollout.run(repo, flyctl, gates, out)?;
+    result.verification = outcome.verification;
+    result.readiness = outcome.readiness;
+    result.smoke = outcome.smoke;
+    result.problems.extend(outcome.problems);
     Ok(())
 }
 
