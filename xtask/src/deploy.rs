@@ -19,8 +19,8 @@ use crate::output::Output;
 use crate::predeploy::CommandLine;
 use crate::record::RunClock;
 use crate::release::{
-    Expected, OnFailure, ReleaseRef, RollbackResult, RollbackTarget, Rollout, RolloutOutcome,
-    Snapshot, Source, Verification, read_serving, rollback_target,
+    Expected, OnFailure, ReleaseRef, RollbackTarget, Rollout, RolloutOutcome, Snapshot, Source,
+    read_serving, rollback_target,
 };
 use crate::repo::Repo;
 use crate::verdict::Verdict;
@@ -90,21 +90,15 @@ pub struct DeployResult {
     pub predeploy: Verdict,
     /// Who flyctl was logged in as.
     pub fly_user: Option<String>,
-    /// The release serving after the deploy: the new one when it was proven to serve or
-    /// failed without a rollback, the rollback's when one ran and served.
-    pub release: Option<ReleaseRef>,
-    /// Whether readiness answered 200 in time (`None` when not reached).
-    pub readiness: Option<Verdict>,
-    /// The smoke verdict against the new release (`None` when not reached).
-    pub smoke: Option<Verdict>,
     /// The release that served before the deploy (what a failure goes back to), if any.
     pub rollback_target: Option<ReleaseRef>,
-    /// The command that rolls back, printed when the release failed.
-    pub rollback_command: Option<String>,
-    /// What `--rollback-on-failure` did.
-    pub rolled_back: Option<RollbackResult>,
     /// Why the deploy failed, if it did (no secret in it).
     pub problems: Vec<String>,
+    /// The rollout: the release serving afterwards (the new one, or the rollback's when one
+    /// ran and served), the proof, readiness, smoke, the rollback command and what
+    /// `--rollback-on-failure` did.
+    #[serde(flatten)]
+    pub rollout: RolloutOutcome,
     /// The commit built and deployed (HEAD), passed as `--build-arg GIT_COMMIT`.
     #[serde(default)]
     pub commit: Option<String>,
@@ -121,12 +115,6 @@ pub struct DeployResult {
     /// The app before flyctl ran: releases, machines, their images and commits.
     #[serde(default)]
     pub before: Option<Snapshot>,
-    /// The app after the deploy (before any rollback).
-    #[serde(default)]
-    pub after: Option<Snapshot>,
-    /// The proof that the new build serves, condition by condition.
-    #[serde(default)]
-    pub verification: Option<Verification>,
 }
 
 /// Entry point of `cargo xtask deploy`.
@@ -183,20 +171,14 @@ pub fn execute(
         strategy: args.strategy.clone(),
         predeploy: Verdict::Skip,
         fly_user: None,
-        release: None,
-        readiness: None,
-        smoke: None,
         rollback_target: None,
-        rollback_command: None,
-        rolled_back: None,
         problems: Vec::new(),
+        rollout: RolloutOutcome::default(),
         commit: None,
         image_label: None,
         rollback_image: None,
         rollback_commit: None,
         before: None,
-        after: None,
-        verification: None,
     };
 
     // A dry run saves nothing, the predeploy it runs included.
@@ -322,33 +304,8 @@ pub fn execute(
         wait_timeout: args.wait_timeout,
         deploy_timeout: args.deploy_timeout,
     };
-    let outcome = rollout.run(repo, &flyctl, gates, out)?;
-    result.take(outcome);
+    result.rollout = rollout.run(repo, &flyctl, gates, &mut result.problems, out)?;
     finish(repo, args, &flyctl, clock, result, out)
-}
-
-impl DeployResult {
-    /// Takes what the rollout did. After a rollback that was proven to serve, the release
-    /// serving is the rollback's.
-    fn take(&mut self, outcome: RolloutOutcome) {
-        self.release = outcome.release;
-        self.after = outcome.after;
-        self.verification = outcome.verification;
-        self.readiness = outcome.readiness;
-        self.smoke = outcome.smoke;
-        self.rollback_command = outcome.rollback_command;
-        self.problems.extend(outcome.problems);
-        if let Some(served) = outcome
-            .rolled_back
-            .as_ref()
-            .and_then(|r| r.verification.as_ref())
-            .filter(|v| v.verdict == Verdict::Pass)
-            .and_then(|v| v.release.clone())
-        {
-            self.release = Some(served);
-        }
-        self.rolled_back = outcome.rolled_back;
-    }
 }
 
 fn finish(
@@ -370,7 +327,7 @@ fn finish(
     if flyctl.dry_run() {
         writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
     } else {
-        let rolled_back = if result.rolled_back.is_some() {
+        let rolled_back = if result.rollout.rolled_back.is_some() {
             " (rolled back)"
         } else {
             ""
@@ -403,7 +360,7 @@ fn finish(
 /// The deploy in a few lines for the CI job summary.
 fn summary_markdown(env: &str, verdict: Verdict, result: &DeployResult) -> String {
     let shown = |value: Option<String>| value.unwrap_or_else(|| "-".to_string());
-    let release = result.release.as_ref();
+    let release = result.rollout.release.as_ref();
     crate::output::facts_markdown(
         &format!("deploy {env} ({})", result.app),
         verdict,
@@ -412,25 +369,81 @@ fn summary_markdown(env: &str, verdict: Verdict, result: &DeployResult) -> Strin
             ("commit", shown(result.commit.clone())),
             (
                 "proven to serve",
-                shown(result.verification.as_ref().map(|v| v.verdict.to_string())),
+                shown(
+                    result
+                        .rollout
+                        .verification
+                        .as_ref()
+                        .map(|v| v.verdict.to_string()),
+                ),
             ),
             (
                 "release",
                 shown(release.map(|r| format!("v{} ({})", r.version, r.status))),
             ),
             ("image", shown(release.and_then(|r| r.image_ref.clone()))),
-            ("readiness", shown(result.readiness.map(|v| v.to_string()))),
-            ("smoke", shown(result.smoke.map(|v| v.to_string()))),
+            (
+                "readiness",
+                shown(result.rollout.readiness.map(|v| v.to_string())),
+            ),
+            ("smoke", shown(result.rollout.smoke.map(|v| v.to_string()))),
             (
                 "rolled back",
-                if result.rolled_back.is_some() {
+                if result.rollout.rolled_back.is_some() {
                     "yes".into()
                 } else {
                     "no".into()
                 },
             ),
-            ("rollback command", shown(result.rollback_command.clone())),
+            (
+                "rollback command",
+                shown(result.rollout.rollback_command.clone()),
+            ),
         ],
         &result.problems,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deploy record as saved before the rollout was one embedded type: every rollout field
+    /// at the top level, the rollback's too, and no `after`/`verification` (older still).
+    const FLAT_RECORD: &str = r#"{
+        "app": "a", "strategy": "rolling", "predeploy": "pass", "fly_user": null,
+        "release": {"version": 7, "image_ref": "registry.fly.io/a:bbbbbbb", "status": "complete"},
+        "readiness": "pass", "smoke": "fail", "rollback_target": null,
+        "rollback_command": "cargo xtask rollback --env staging --to registry.fly.io/a:aaaaaaa",
+        "rolled_back": {"app": "a", "from": null, "to_image": "registry.fly.io/a:aaaaaaa",
+                        "to_version": 5, "readiness": "pass", "smoke": "pass", "problems": []},
+        "problems": ["smoke fails against the new release"]
+    }"#;
+
+    #[test]
+    fn records_keep_the_rollout_fields_at_the_top_level() {
+        let result: DeployResult = serde_json::from_str(FLAT_RECORD).unwrap();
+        assert_eq!(result.rollout.release.as_ref().map(|r| r.version), Some(7));
+        assert_eq!(result.rollout.smoke, Some(Verdict::Fail));
+        assert!(result.rollout.rollback_command.is_some());
+        let rolled = result.rollout.rolled_back.as_ref().unwrap();
+        assert_eq!(rolled.rollout.readiness, Some(Verdict::Pass));
+        assert_eq!(rolled.to_version, Some(5));
+
+        let written = serde_json::to_value(&result).unwrap();
+        for key in [
+            "release",
+            "readiness",
+            "smoke",
+            "rollback_command",
+            "rolled_back",
+            "after",
+            "verification",
+            "problems",
+        ] {
+            assert!(written.get(key).is_some(), "{key} missing in {written}");
+        }
+        assert!(written.get("rollout").is_none(), "{written}");
+        assert_eq!(written["rolled_back"]["smoke"], "pass", "{written}");
+    }
 }

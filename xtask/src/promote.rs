@@ -22,8 +22,8 @@ use crate::predeploy::CommandLine;
 use crate::record::RunClock;
 use crate::records::screen::Trust;
 use crate::release::{
-    Expected, OnFailure, ReleaseRef, RollbackResult, Rollout, Snapshot, Source, Verification,
-    read_serving, rollback_target,
+    Expected, OnFailure, ReleaseRef, Rollout, RolloutOutcome, Snapshot, Source, read_serving,
+    rollback_target,
 };
 use crate::repo::Repo;
 use crate::report::{self, CHECKLIST_PATH, Overall, State, StepId};
@@ -164,22 +164,16 @@ pub struct PromoteResult {
     pub staging: StagingEvidence,
     /// Preconditions that were missing: the promotion was refused before flyctl ran.
     pub refused: Vec<String>,
-    /// The release serving after the promotion.
-    pub release: Option<ReleaseRef>,
     /// What served before (what a failure goes back to).
     pub rollback_target: Option<ReleaseRef>,
     /// The app before flyctl ran.
     pub before: Option<Snapshot>,
-    /// The proof that the image serves on production.
-    pub verification: Option<Verification>,
-    /// Readiness after the deploy.
-    pub readiness: Option<Verdict>,
-    /// Smoke against production after the deploy.
-    pub smoke: Option<Verdict>,
-    /// The rollback run after a failure.
-    pub rolled_back: Option<RollbackResult>,
     /// What failed after flyctl started.
     pub problems: Vec<String>,
+    /// The rollout on production: the release serving after it, the proof that the image
+    /// serves, readiness, smoke and the rollback run after a failure.
+    #[serde(flatten)]
+    pub rollout: RolloutOutcome,
 }
 
 /// Production's prerequisites for the deploy, from its fly config and its machines.
@@ -285,14 +279,10 @@ pub fn run_with(
         dry_run: args.dry_run,
         staging: evidence.clone(),
         refused: evidence.missing(),
-        release: None,
         rollback_target: None,
         before: None,
-        verification: None,
-        readiness: None,
-        smoke: None,
-        rolled_back: None,
         problems: Vec::new(),
+        rollout: RolloutOutcome::default(),
     };
     if !result.refused.is_empty() {
         return finish(repo, clock, result, args.json, out);
@@ -364,16 +354,10 @@ pub fn run_with(
         wait_timeout: args.wait_timeout,
         deploy_timeout: args.deploy_timeout,
     };
-    let outcome = rollout.run(repo, &flyctl, gates, out)?;
-    if outcome.dry_run {
+    result.rollout = rollout.run(repo, &flyctl, gates, &mut result.problems, out)?;
+    if result.rollout.dry_run {
         return Ok((Verdict::Pass, result));
     }
-    result.release = outcome.release;
-    result.verification = outcome.verification;
-    result.readiness = outcome.readiness;
-    result.smoke = outcome.smoke;
-    result.rolled_back = outcome.rolled_back;
-    result.problems.extend(outcome.problems);
     finish(repo, clock, result, args.json, out)
 }
 
@@ -411,7 +395,7 @@ fn finish(
             ("strategy", result.strategy.clone()),
             (
                 "rolled back",
-                if result.rolled_back.is_some() {
+                if result.rollout.rolled_back.is_some() {
                     "yes"
                 } else {
                     "no"

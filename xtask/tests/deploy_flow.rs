@@ -163,13 +163,19 @@ fn a_failing_flyctl_deploy_shows_its_stderr_tail_and_the_rollback_to_what_served
     );
     let command = format!("cargo xtask rollback --env staging --to {IMG3}");
     assert!(out.contains(&command), "{out}");
-    assert_eq!(result.rollback_command.as_deref(), Some(command.as_str()));
+    assert_eq!(
+        result.rollout.rollback_command.as_deref(),
+        Some(command.as_str())
+    );
     assert_eq!(result.rollback_image.as_deref(), Some(IMG3));
     assert_eq!(result.rollback_target.as_ref().map(|r| r.version), Some(3));
     let before = result.before.unwrap();
     assert_eq!(before.machines.len(), 2);
     assert_eq!(before.machines[0].image.as_deref(), Some(IMG3));
-    assert!(result.rolled_back.is_none(), "no rollback without the flag");
+    assert!(
+        result.rollout.rolled_back.is_none(),
+        "no rollback without the flag"
+    );
     assert!(gates.ran.borrow().iter().all(|g| !g.starts_with("smoke")));
     fixture.assert_no_secret(&out);
 }
@@ -227,14 +233,14 @@ fn a_healthy_deploy_polls_until_the_new_release_serves() {
             MACHINES_ARGV
         ]
     );
-    let verification = result.verification.as_ref().unwrap();
+    let verification = result.rollout.verification.as_ref().unwrap();
     assert_eq!(verification.attempts, 2, "{out}");
-    let release = result.release.as_ref().unwrap();
+    let release = result.rollout.release.as_ref().unwrap();
     assert_eq!((release.version, release.status.as_str()), (3, "complete"));
     assert_eq!(result.rollback_image.as_deref(), Some(IMG2));
     assert_eq!(result.rollback_target.as_ref().map(|r| r.version), Some(2));
-    assert_eq!(result.readiness, Some(Verdict::Pass));
-    assert_eq!(result.smoke, Some(Verdict::Pass));
+    assert_eq!(result.rollout.readiness, Some(Verdict::Pass));
+    assert_eq!(result.rollout.smoke, Some(Verdict::Pass));
     for call in fixture.calls() {
         assert_eq!(
             call["env"]["FLY_API_TOKEN"], true,
@@ -246,7 +252,7 @@ fn a_healthy_deploy_polls_until_the_new_release_serves() {
             .unwrap()
             .unwrap();
     assert_eq!(record.verdict, Verdict::Pass);
-    assert_eq!(record.result.release.unwrap().version, 3);
+    assert_eq!(record.result.rollout.release.unwrap().version, 3);
     fixture.assert_no_secret(&out);
 }
 

@@ -124,7 +124,7 @@ fn report_stale_results_are_incomplete_never_go() {
 fn results_measured_on_a_replaced_release_are_stale() {
     let f = staging(Scenario::default());
     let mut next = deploy_result();
-    next.release = Some(release(13, "deployment-01K"));
+    next.rollout.release = Some(release(13, "deployment-01K"));
     f.save(
         "deploy",
         "staging",

@@ -3,16 +3,15 @@
 //! readiness and smoke, and on any failure the way back to the rollback target chosen before
 //! flyctl ran (the printed command, or [`roll_back`] itself). The tasks only configure it: where
 //! the image comes from, what must serve afterwards, what to go back to, and what a failure
-//! does.
+//! does. Rolling back is a rollout too: `flyctl deploy --image <recorded ref>` (Fly has no
+//! rollback command), held to the same proof.
 
 use std::io::Write;
 use std::time::Duration;
 
 use super::gates::{Gates, ready_and_smoke};
-use super::restore::{
-    RollbackPlan, RollbackResult, failed_conditions, roll_back, rollback_command,
-};
-use super::verify::{Expected, Verification, verify};
+use super::outcome::{RollbackResult, RolloutOutcome, failed_conditions};
+use super::verify::{Expected, verify};
 use super::{ReleaseRef, RollbackTarget, Snapshot, read_serving};
 use crate::config::Environment;
 use crate::flyctl::{DeployCommand, Flyctl, Invocation, failure_or_error, flyctl_failure};
@@ -84,29 +83,6 @@ pub struct Rollout<'a> {
     pub deploy_timeout: Duration,
 }
 
-/// What a rollout did; each task's result takes these fields as they are.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RolloutOutcome {
-    /// The newest release once flyctl returned (the one proven to serve, when it was).
-    pub release: Option<ReleaseRef>,
-    /// The app after flyctl (before any rollback).
-    pub after: Option<Snapshot>,
-    /// The proof that the expected build serves, condition by condition.
-    pub verification: Option<Verification>,
-    /// Readiness once it served (`None` when not reached).
-    pub readiness: Option<Verdict>,
-    /// Smoke once it was ready (`None` when not reached).
-    pub smoke: Option<Verdict>,
-    /// The command that goes back to the target (when there is one).
-    pub rollback_command: Option<String>,
-    /// The rollback run after a failure.
-    pub rolled_back: Option<RollbackResult>,
-    /// Why it failed, if it did (the rollback's own problems prefixed `rollback: `).
-    pub problems: Vec<String>,
-    /// A dry run: flyctl printed its command and nothing was verified.
-    pub dry_run: bool,
-}
-
 impl Rollout<'_> {
     /// The `flyctl deploy` this rollout runs.
     pub fn command(&self) -> DeployCommand {
@@ -130,15 +106,18 @@ impl Rollout<'_> {
     }
 
     /// Runs flyctl, proves the expected build serves, waits for readiness, runs smoke, and on
-    /// a failure does what [`OnFailure`] says.
+    /// a failure does what [`OnFailure`] says. Why it failed is added to `problems` (the
+    /// rollback's own problems prefixed `rollback: `).
     pub fn run(
         &self,
         repo: &Repo,
         flyctl: &Flyctl,
         gates: &dyn Gates,
+        problems: &mut Vec<String>,
         out: &mut dyn Write,
     ) -> anyhow::Result<RolloutOutcome> {
         let mut outcome = RolloutOutcome::default();
+        let failed_before = problems.len();
         let environment = self.environment;
         if let Err(error) = flyctl.deploy(&self.command(), out) {
             let problem = match (&self.on_failure, flyctl_failure(&error)) {
@@ -146,7 +125,7 @@ impl Rollout<'_> {
                 (OnFailure::Stop, None) => format!("flyctl could not run: {error:#}"),
                 _ => format!("flyctl deploy failed: {}", failure_or_error(error)?),
             };
-            outcome.problems.push(problem);
+            problems.push(problem);
             if self.read_after_failure
                 && let Ok(Ok(Some(serving))) = read_serving(
                     flyctl,
@@ -158,7 +137,7 @@ impl Rollout<'_> {
                 outcome.after = Some(serving.snapshot());
                 outcome.release = serving.releases.first().map(ReleaseRef::from);
             }
-            self.after_failure(repo, flyctl, gates, &mut outcome, out)?;
+            self.after_failure(repo, flyctl, gates, &mut outcome, problems, out)?;
             return Ok(outcome);
         }
         if flyctl.dry_run() {
@@ -182,7 +161,7 @@ impl Rollout<'_> {
             .or_else(|| verification.snapshot.newest().cloned());
         let proven = verification.verdict == Verdict::Pass;
         if !proven {
-            outcome.problems.push(format!(
+            problems.push(format!(
                 "{}: {}",
                 self.unproven,
                 failed_conditions(&verification)
@@ -201,10 +180,10 @@ impl Rollout<'_> {
             )?;
             outcome.readiness = Some(after.readiness);
             outcome.smoke = after.smoke;
-            outcome.problems.extend(after.problem);
+            problems.extend(after.problem);
         }
-        if !outcome.problems.is_empty() {
-            self.after_failure(repo, flyctl, gates, &mut outcome, out)?;
+        if problems.len() > failed_before {
+            self.after_failure(repo, flyctl, gates, &mut outcome, problems, out)?;
         }
         Ok(outcome)
     }
@@ -216,13 +195,14 @@ impl Rollout<'_> {
         flyctl: &Flyctl,
         gates: &dyn Gates,
         outcome: &mut RolloutOutcome,
+        problems: &mut Vec<String>,
         out: &mut dyn Write,
     ) -> anyhow::Result<()> {
         if self.on_failure == OnFailure::Stop {
             return Ok(());
         }
         let Some(target) = &self.target else {
-            outcome.problems.push(self.nothing_to_roll_back.clone());
+            problems.push(self.nothing_to_roll_back.clone());
             return Ok(());
         };
         let image = &target.image;
@@ -262,9 +242,103 @@ impl Rollout<'_> {
         };
         roll_back(repo, flyctl, gates, &plan, &mut rollback, out)?;
         for problem in &rollback.problems {
-            outcome.problems.push(format!("rollback: {problem}"));
+            problems.push(format!("rollback: {problem}"));
         }
-        outcome.rolled_back = Some(rollback);
+        if let Some(served) = rollback
+            .rollout
+            .verification
+            .as_ref()
+            .filter(|v| v.verdict == Verdict::Pass)
+            .and_then(|v| v.release.clone())
+        {
+            outcome.release = Some(served);
+        }
+        outcome.rolled_back = Some(Box::new(rollback));
         Ok(())
     }
+}
+
+/// What to roll back to, and how long to wait.
+#[derive(Debug, Clone)]
+pub struct RollbackPlan<'a> {
+    /// The environment's name in ops/deploy.toml (for the smoke gate and messages).
+    pub env_name: &'a str,
+    /// The environment.
+    pub environment: &'a Environment,
+    /// The image to deploy again.
+    pub image: &'a str,
+    /// The commit that image serves, when known.
+    pub commit: Option<&'a str>,
+    /// The newest release before the rollback: the rollback's release must be newer.
+    pub newer_than: Option<u64>,
+    /// flyctl's `--wait-timeout` and the bound of the verification and readiness polls.
+    pub wait_timeout: u64,
+    /// How long the `flyctl deploy --image` may run in all before it is stopped.
+    pub deploy_timeout: u64,
+}
+
+/// The `flyctl deploy --image` that puts `image` back on the environment's app.
+pub fn rollback_command(
+    environment: &Environment,
+    image: &str,
+    wait_timeout: u64,
+) -> DeployCommand {
+    DeployCommand {
+        app: environment.app.clone(),
+        config: environment.fly_config.clone(),
+        image: Some(image.to_string()),
+        strategy: None,
+        wait_timeout_secs: wait_timeout,
+        build_args: Vec::new(),
+        image_label: None,
+        time_limit: None,
+    }
+}
+
+/// Deploys the plan's image, proves it serves, waits for readiness and runs smoke, filling
+/// `result`. A failing flyctl call or check becomes a problem; anything that could not run
+/// (flyctl missing, smoke unable to start) becomes a problem too, so a caller always gets a
+/// verdict.
+pub fn roll_back(
+    repo: &Repo,
+    flyctl: &Flyctl,
+    gates: &dyn Gates,
+    plan: &RollbackPlan,
+    result: &mut RollbackResult,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    let environment = plan.environment;
+    let rollout = Rollout {
+        env_name: plan.env_name,
+        environment,
+        source: Source::Image(plan.image.to_string()),
+        strategy: None,
+        expected: Expected {
+            newer_than: plan.newer_than,
+            image: Some(plan.image.to_string()),
+            commit: plan.commit.map(String::from),
+            wake: false,
+        },
+        what: "the rollback serves".into(),
+        unproven: format!("the rollback to {} is not proven to serve", plan.image),
+        subject: "the rollback".into(),
+        target: None,
+        on_failure: OnFailure::Stop,
+        nothing_to_roll_back: String::new(),
+        read_after_failure: false,
+        dry_run_note: format!(
+            "would verify that {} serves{} on every machine, wait up to {}s for {}/api/v1/readyz, then run `cargo xtask smoke --env {}`",
+            plan.image,
+            plan.commit
+                .map(|c| format!(" commit {c}"))
+                .unwrap_or_default(),
+            plan.wait_timeout,
+            environment.url,
+            plan.env_name
+        ),
+        wait_timeout: Duration::from_secs(plan.wait_timeout),
+        deploy_timeout: Duration::from_secs(plan.deploy_timeout),
+    };
+    result.rollout = rollout.run(repo, flyctl, gates, &mut result.problems, out)?;
+    Ok(())
 }

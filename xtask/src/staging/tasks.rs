@@ -91,7 +91,7 @@ impl Tasks for Real {
                 Outcome {
                     verdict,
                     notes: result.problems,
-                    rollback: result.rollback_command,
+                    rollback: result.rollout.rollback_command,
                     fix: Vec::new(),
                 }
             }
