@@ -5,6 +5,7 @@
 //! failure after that point can go back to it: it prints the exact rollback command, or rolls
 //! back itself with `--rollback-on-failure`.
 
+mod finish;
 pub mod gates;
 
 use std::io::Write;
@@ -24,6 +25,7 @@ use crate::release::{
 };
 use crate::repo::Repo;
 use crate::verdict::Verdict;
+use finish::finish;
 use gates::{Gates, TaskGates};
 
 /// The build argument that bakes the commit into the image (`ARG GIT_COMMIT` in the Dockerfile).
@@ -220,14 +222,34 @@ pub fn execute(
     }
 
     // What serves now is the rollback target: recorded before flyctl changes anything.
+    let Some((newer_than, target)) = serving_before(repo, &flyctl, &environment, &mut result, out)?
+    else {
+        return finish(repo, args, &flyctl, clock, result, out);
+    };
+
+    let rollout = rollout(args, &environment, &git.commit, label, newer_than, target);
+    result.rollout = rollout.run(repo, &flyctl, gates, &mut result.problems, out)?;
+    finish(repo, args, &flyctl, clock, result, out)
+}
+
+/// Records what serves before flyctl runs (the snapshot and the rollback target) and prints
+/// it: `(the newest release number, the target)`, or `None` when it could not be read (the
+/// problem is in `result`; nothing was deployed).
+fn serving_before(
+    repo: &Repo,
+    flyctl: &Flyctl,
+    environment: &Environment,
+    result: &mut DeployResult,
+    out: &mut dyn Write,
+) -> anyhow::Result<Option<(Option<u64>, Option<RollbackTarget>)>> {
     let mut newer_than = None;
     let mut target: Option<RollbackTarget> = None;
-    match read_serving(&flyctl, &environment.app, &environment.url, out)? {
+    match read_serving(flyctl, &environment.app, &environment.url, out)? {
         Err(problem) => {
             result.problems.push(format!(
                 "could not record what serves before deploying (nothing was deployed): {problem}"
             ));
-            return finish(repo, args, &flyctl, clock, result, out);
+            return Ok(None);
         }
         Ok(None) => writeln!(
             out,
@@ -261,18 +283,32 @@ pub fn execute(
         result.rollback_commit = t.commit.clone();
     }
 
-    let rollout = Rollout {
+    Ok(Some((newer_than, target)))
+}
+
+/// The rollout of a deploy: flyctl builds HEAD (`commit`, labelled `label`), and HEAD must
+/// serve on a release newer than `newer_than`; a failure goes back to `target` (the printed
+/// command, or the rollback itself with `--rollback-on-failure`).
+fn rollout<'a>(
+    args: &'a Options,
+    environment: &'a Environment,
+    commit: &str,
+    label: String,
+    newer_than: Option<u64>,
+    target: Option<RollbackTarget>,
+) -> Rollout<'a> {
+    Rollout {
         env_name: &args.env,
-        environment: &environment,
+        environment,
         source: Source::Build {
-            build_args: vec![(COMMIT_BUILD_ARG.to_string(), git.commit.clone())],
+            build_args: vec![(COMMIT_BUILD_ARG.to_string(), commit.to_string())],
             image_label: Some(label),
         },
         strategy: Some(args.strategy.clone()),
         expected: Expected {
             newer_than,
             image: None,
-            commit: Some(git.commit.clone()),
+            commit: Some(commit.to_string()),
             wake: args.wake,
         },
         what: "the new build serves".into(),
@@ -297,153 +333,11 @@ pub fn execute(
             newer_than
                 .map(|v| format!("v{v}"))
                 .unwrap_or_else(|| "none".into()),
-            git.commit,
+            commit,
             environment.url,
             args.env
         ),
         wait_timeout: args.wait_timeout,
         deploy_timeout: args.deploy_timeout,
-    };
-    result.rollout = rollout.run(repo, &flyctl, gates, &mut result.problems, out)?;
-    finish(repo, args, &flyctl, clock, result, out)
-}
-
-fn finish(
-    repo: &Repo,
-    args: &Options,
-    flyctl: &Flyctl,
-    clock: Option<RunClock>,
-    result: DeployResult,
-    out: &mut dyn Write,
-) -> anyhow::Result<(Verdict, DeployResult)> {
-    let verdict = if result.problems.is_empty() {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
-    for problem in &result.problems {
-        writeln!(out, "problem: {problem}")?;
-    }
-    if flyctl.dry_run() {
-        writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
-    } else {
-        let rolled_back = if result.rollout.rolled_back.is_some() {
-            " (rolled back)"
-        } else {
-            ""
-        };
-        writeln!(
-            out,
-            "deploy of {} ({}): {verdict}{rolled_back}",
-            result.app, args.env
-        )?;
-    }
-    // Unrecorded runs (a dry run, the rehearsal's local Fly) still print the record's shape.
-    let record_it = clock.is_some();
-    let record = clock.unwrap_or_else(|| RunClock::start("deploy")).finish(
-        repo,
-        &args.env,
-        verdict,
-        result.clone(),
-    );
-    let summary = summary_markdown(&args.env, verdict, &result);
-    let ending = crate::finish::Ending {
-        human: "",
-        summary: &summary,
-        save: record_it && !flyctl.dry_run(),
-        json: args.json,
-    };
-    crate::finish::finish(repo, &record, ending, out)?;
-    Ok((verdict, result))
-}
-
-/// The deploy in a few lines for the CI job summary.
-fn summary_markdown(env: &str, verdict: Verdict, result: &DeployResult) -> String {
-    let shown = |value: Option<String>| value.unwrap_or_else(|| "-".to_string());
-    let release = result.rollout.release.as_ref();
-    crate::output::facts_markdown(
-        &format!("deploy {env} ({})", result.app),
-        verdict,
-        &[
-            ("strategy", result.strategy.clone()),
-            ("commit", shown(result.commit.clone())),
-            (
-                "proven to serve",
-                shown(
-                    result
-                        .rollout
-                        .verification
-                        .as_ref()
-                        .map(|v| v.verdict.to_string()),
-                ),
-            ),
-            (
-                "release",
-                shown(release.map(|r| format!("v{} ({})", r.version, r.status))),
-            ),
-            ("image", shown(release.and_then(|r| r.image_ref.clone()))),
-            (
-                "readiness",
-                shown(result.rollout.readiness.map(|v| v.to_string())),
-            ),
-            ("smoke", shown(result.rollout.smoke.map(|v| v.to_string()))),
-            (
-                "rolled back",
-                if result.rollout.rolled_back.is_some() {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
-            ),
-            (
-                "rollback command",
-                shown(result.rollout.rollback_command.clone()),
-            ),
-        ],
-        &result.problems,
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A deploy record as saved before the rollout was one embedded type: every rollout field
-    /// at the top level, the rollback's too, and no `after`/`verification` (older still).
-    const FLAT_RECORD: &str = r#"{
-        "app": "a", "strategy": "rolling", "predeploy": "pass", "fly_user": null,
-        "release": {"version": 7, "image_ref": "registry.fly.io/a:bbbbbbb", "status": "complete"},
-        "readiness": "pass", "smoke": "fail", "rollback_target": null,
-        "rollback_command": "cargo xtask rollback --env staging --to registry.fly.io/a:aaaaaaa",
-        "rolled_back": {"app": "a", "from": null, "to_image": "registry.fly.io/a:aaaaaaa",
-                        "to_version": 5, "readiness": "pass", "smoke": "pass", "problems": []},
-        "problems": ["smoke fails against the new release"]
-    }"#;
-
-    #[test]
-    fn records_keep_the_rollout_fields_at_the_top_level() {
-        let result: DeployResult = serde_json::from_str(FLAT_RECORD).unwrap();
-        assert_eq!(result.rollout.release.as_ref().map(|r| r.version), Some(7));
-        assert_eq!(result.rollout.smoke, Some(Verdict::Fail));
-        assert!(result.rollout.rollback_command.is_some());
-        let rolled = result.rollout.rolled_back.as_ref().unwrap();
-        assert_eq!(rolled.rollout.readiness, Some(Verdict::Pass));
-        assert_eq!(rolled.to_version, Some(5));
-
-        let written = serde_json::to_value(&result).unwrap();
-        for key in [
-            "release",
-            "readiness",
-            "smoke",
-            "rollback_command",
-            "rolled_back",
-            "after",
-            "verification",
-            "problems",
-        ] {
-            assert!(written.get(key).is_some(), "{key} missing in {written}");
-        }
-        assert!(written.get("rollout").is_none(), "{written}");
-        assert_eq!(written["rolled_back"]["smoke"], "pass", "{written}");
     }
 }
