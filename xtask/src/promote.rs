@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::DeployConfig;
+use crate::config::{DeployConfig, Environment};
 use crate::deploy::gates::{Gates, TaskGates};
 use crate::flyctl::Flyctl;
 use crate::output::Output;
@@ -22,8 +22,8 @@ use crate::predeploy::CommandLine;
 use crate::record::RunClock;
 use crate::records::screen::Trust;
 use crate::release::{
-    Expected, OnFailure, ReleaseRef, Rollout, RolloutOutcome, Snapshot, Source, read_serving,
-    rollback_target,
+    Expected, OnFailure, ReleaseRef, RollbackTarget, Rollout, RolloutOutcome, Snapshot, Source,
+    read_serving, rollback_target,
 };
 use crate::repo::Repo;
 use crate::report;
@@ -190,14 +190,31 @@ pub fn run_with(
         "promoting {image} (verified on {FROM}) to {}",
         environment.app
     )?;
-    let rollout = Rollout {
+    let rollout = rollout(args, &environment, image, newer_than, target);
+    result.rollout = rollout.run(repo, &flyctl, gates, &mut result.problems, out)?;
+    if result.rollout.dry_run {
+        return Ok((Verdict::Pass, result));
+    }
+    finish(repo, clock, result, args.json, out)
+}
+
+/// The rollout on production: flyctl deploys staging's `image` (never a build), which must
+/// serve on a release newer than `newer_than`; any failure rolls back to `target`.
+fn rollout<'a>(
+    args: &Options,
+    environment: &'a Environment,
+    image: String,
+    newer_than: Option<u64>,
+    target: Option<RollbackTarget>,
+) -> Rollout<'a> {
+    Rollout {
         env_name: TO,
-        environment: &environment,
+        environment,
         source: Source::Image(image.clone()),
         strategy: Some(args.strategy.clone()),
         expected: Expected {
             newer_than,
-            image: Some(image.clone()),
+            image: Some(image),
             commit: None,
             wake: false,
         },
@@ -214,12 +231,7 @@ pub fn run_with(
         dry_run_note: "dry run: nothing was deployed and nothing recorded".into(),
         wait_timeout: args.wait_timeout,
         deploy_timeout: args.deploy_timeout,
-    };
-    result.rollout = rollout.run(repo, &flyctl, gates, &mut result.problems, out)?;
-    if result.rollout.dry_run {
-        return Ok((Verdict::Pass, result));
     }
-    finish(repo, clock, result, args.json, out)
 }
 
 fn finish(
