@@ -511,3 +511,87 @@ fn the_gates_options_are_the_documented_command_lines() {
         other => panic!("parsed as {other:?}"),
     }
 }
+
+/// Set in the child process of the interrupt test: where it writes its fixture's paths.
+const INTERRUPTED_CHILD: &str = "DEPLOY_FLOW_INTERRUPTED_CHILD";
+
+/// Ctrl-C while `flyctl deploy` runs stops flyctl and exits 130, and the deploy's record is
+/// saved anyway: failed, saying what was interrupted, with the command back to what served.
+/// The deploy runs in a child process (this test again), since the interrupt ends it.
+#[test]
+fn an_interrupted_deploy_records_what_was_interrupted_and_the_way_back() {
+    if let Some(paths) = std::env::var_os(INTERRUPTED_CHILD) {
+        let (_app, fixture) = deployable();
+        let hang = serde_json::json!({"stdout": "", "stderr": "", "exit": 0, "sleep_ms": 60_000});
+        std::fs::write(
+            fixture.fake_dir.join("responses/deploy.json"),
+            hang.to_string(),
+        )
+        .unwrap();
+        // The interrupt exits without dropping the fixture: the parent removes its files.
+        let fixture = std::mem::ManuallyDrop::new(fixture);
+        std::fs::write(
+            paths,
+            format!(
+                "{}\n{}",
+                fixture.root().display(),
+                fixture.fake_dir.display()
+            ),
+        )
+        .unwrap();
+        deploy(&fixture, &FakeGates::new(Verdict::Pass, &[]), &[]);
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let paths = scratch.path().join("paths");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "an_interrupted_deploy_records_what_was_interrupted_and_the_way_back",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(INTERRUPTED_CHILD, &paths)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until flyctl deploy has started.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let root = loop {
+        let written = std::fs::read_to_string(&paths).unwrap_or_default();
+        if let Some((root, fake_dir)) = written.split_once('\n') {
+            let calls = std::fs::read_to_string(std::path::Path::new(fake_dir).join("calls.jsonl"))
+                .unwrap_or_default();
+            if calls.lines().any(|l| l.contains(r#""key":"deploy""#)) {
+                break std::path::PathBuf::from(root);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flyctl deploy never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    xtask::interrupt::send_signal(child.id(), "INT");
+    let status = child.wait().unwrap();
+    let record: Option<xtask::record::RunRecord<xtask::deploy::DeployResult>> =
+        xtask::record::latest(&xtask::repo::Repo::at(&root), "deploy", "staging").unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    assert_eq!(status.code(), Some(xtask::interrupt::EXIT_INTERRUPTED));
+    let record = record.expect("the interrupted deploy saved its record");
+    assert_eq!(record.verdict, Verdict::Fail);
+    let rollback = format!("cargo xtask rollback --env staging --to {IMG3}");
+    assert_eq!(
+        record.result.rollout.rollback_command.as_deref(),
+        Some(rollback.as_str())
+    );
+    assert!(
+        record
+            .result
+            .problems
+            .iter()
+            .any(|p| p.contains("interrupted while `flyctl deploy`") && p.contains(&rollback)),
+        "{:?}",
+        record.result.problems
+    );
+}

@@ -105,6 +105,15 @@ impl Rollout<'_> {
         }
     }
 
+    /// The `cargo xtask rollback` line that goes back to the target, if there is one.
+    pub fn rollback_line(&self) -> Option<String> {
+        let target = self.target.as_ref()?;
+        Some(format!(
+            "cargo xtask rollback --env {} --to {}",
+            self.env_name, target.image
+        ))
+    }
+
     /// Runs flyctl, proves the expected build serves, waits for readiness, runs smoke, and on
     /// a failure does what [`OnFailure`] says. Why it failed is added to `problems` (the
     /// rollback's own problems prefixed `rollback: `).
@@ -206,7 +215,7 @@ impl Rollout<'_> {
             return Ok(());
         };
         let image = &target.image;
-        let xtask_line = format!("cargo xtask rollback --env {} --to {image}", self.env_name);
+        let xtask_line = self.rollback_line().unwrap_or_default();
         outcome.rollback_command = Some(xtask_line.clone());
         let OnFailure::RollBack { announce } = &self.on_failure else {
             let flyctl_line = flyctl.display(&Invocation::new(
