@@ -25,7 +25,7 @@ use crate::release::{
 };
 use crate::repo::Repo;
 use crate::verdict::Verdict;
-use finish::finish;
+use finish::{finish, save_if_interrupted};
 use gates::{Gates, TaskGates};
 
 /// The build argument that bakes the commit into the image (`ARG GIT_COMMIT` in the Dockerfile).
@@ -236,43 +236,6 @@ pub fn execute(
     // Past the rollout an interrupt no longer leaves a release half made.
     drop(interrupted);
     finish(repo, args, &flyctl, clock, result, out)
-}
-
-/// Saves the deploy's record if the task is interrupted (Ctrl-C, SIGTERM) from here on: the
-/// interrupt stops flyctl mid-rollout, which leaves a release Fly never completes (flyctl
-/// marks it `interrupted`) and perhaps machines on two images, so the record says what was
-/// interrupted and how to go back to what served before.
-fn save_if_interrupted(
-    repo: &Repo,
-    args: &Options,
-    clock: &RunClock,
-    result: &DeployResult,
-    rollout: &Rollout,
-) -> crate::interrupt::CleanupGuard {
-    let mut interrupted = result.clone();
-    interrupted.rollout.rollback_command = rollout.rollback_line();
-    interrupted.problems.push(format!(
-        "interrupted while `flyctl deploy` rolled out commit {} to {}: the release it started is left unfinished; {}",
-        result.image_label.as_deref().unwrap_or("?"),
-        result.app,
-        match &interrupted.rollout.rollback_command {
-            Some(line) => format!("go back to what served before with `{line}`, or deploy again"),
-            None => "nothing served before; deploy again".to_string(),
-        }
-    ));
-    let (repo, env, clock) = (repo.clone(), args.env.clone(), clock.clone());
-    crate::interrupt::on_interrupt(move || {
-        let record = clock.finish(&repo, &env, Verdict::Fail, interrupted);
-        let ending = crate::finish::Ending {
-            human: "",
-            summary: "",
-            save: true,
-            json: false,
-        };
-        if let Err(error) = crate::finish::finish(&repo, &record, ending, &mut std::io::stderr()) {
-            eprintln!("could not save the interrupted deploy's record: {error:#}");
-        }
-    })
 }
 
 /// Records what serves before flyctl runs (the snapshot and the rollback target) and prints

@@ -1,11 +1,13 @@
 //! How a deploy ends: its problems and verdict printed, the record saved (unless it is a dry
-//! run or unrecorded), the CI job summary written.
+//! run or unrecorded), the CI job summary written; and, interrupted mid-rollout, the record
+//! saved on the way out.
 
 use std::io::Write;
 
 use super::{DeployResult, Options};
 use crate::flyctl::Flyctl;
 use crate::record::RunClock;
+use crate::release::Rollout;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
@@ -104,4 +106,41 @@ fn summary_markdown(env: &str, verdict: Verdict, result: &DeployResult) -> Strin
         ],
         &result.problems,
     )
+}
+
+/// Saves the deploy's record if the task is interrupted (Ctrl-C, SIGTERM) from here on: the
+/// interrupt stops flyctl mid-rollout, which leaves a release Fly never completes (flyctl
+/// marks it `interrupted`) and perhaps machines on two images, so the record says what was
+/// interrupted and how to go back to what served before.
+pub(super) fn save_if_interrupted(
+    repo: &Repo,
+    args: &Options,
+    clock: &RunClock,
+    result: &DeployResult,
+    rollout: &Rollout,
+) -> crate::interrupt::CleanupGuard {
+    let mut interrupted = result.clone();
+    interrupted.rollout.rollback_command = rollout.rollback_line();
+    interrupted.problems.push(format!(
+        "interrupted while `flyctl deploy` rolled out commit {} to {}: the release it started is left unfinished; {}",
+        result.image_label.as_deref().unwrap_or("?"),
+        result.app,
+        match &interrupted.rollout.rollback_command {
+            Some(line) => format!("go back to what served before with `{line}`, or deploy again"),
+            None => "nothing served before; deploy again".to_string(),
+        }
+    ));
+    let (repo, env, clock) = (repo.clone(), args.env.clone(), clock.clone());
+    crate::interrupt::on_interrupt(move || {
+        let record = clock.finish(&repo, &env, Verdict::Fail, interrupted);
+        let ending = crate::finish::Ending {
+            human: "",
+            summary: "",
+            save: true,
+            json: false,
+        };
+        if let Err(error) = crate::finish::finish(&repo, &record, ending, &mut std::io::stderr()) {
+            eprintln!("could not save the interrupted deploy's record: {error:#}");
+        }
+    })
 }
