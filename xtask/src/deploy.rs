@@ -5,6 +5,7 @@
 //! failure after that point can go back to it: it prints the exact rollback command, or rolls
 //! back itself with `--rollback-on-failure`.
 
+mod finish;
 pub mod gates;
 pub mod production;
 
@@ -15,18 +16,18 @@ use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DeployConfig, Environment};
-use crate::flyctl::{DeployCommand, Flyctl, failure_or_error};
+use crate::flyctl::{Flyctl, failure_or_error};
 use crate::output::Output;
 use crate::predeploy::CommandLine;
 use crate::record::RunClock;
-use crate::release::restore::{RollbackPlan, failed_conditions, rollback_command};
 use crate::release::{
-    Expected, ReleaseRef, RollbackResult, RollbackTarget, Snapshot, Verification, read_serving,
-    roll_back, rollback_target, verify,
+    Expected, OnFailure, ReleaseRef, RollbackTarget, Rollout, RolloutOutcome, Snapshot, Source,
+    read_serving, rollback_target,
 };
 use crate::repo::Repo;
 use crate::verdict::Verdict;
-use gates::{Gates, TaskGates, ready_and_smoke};
+use finish::{finish, save_if_interrupted};
+use gates::{Gates, TaskGates};
 
 /// The build argument that bakes the commit into the image (`ARG GIT_COMMIT` in the Dockerfile).
 pub const COMMIT_BUILD_ARG: &str = "GIT_COMMIT";
@@ -96,21 +97,15 @@ pub struct DeployResult {
     pub predeploy: Verdict,
     /// Who flyctl was logged in as.
     pub fly_user: Option<String>,
-    /// The release serving after the deploy: the new one when it was proven to serve or
-    /// failed without a rollback, the rollback's when one ran and served.
-    pub release: Option<ReleaseRef>,
-    /// Whether readiness answered 200 in time (`None` when not reached).
-    pub readiness: Option<Verdict>,
-    /// The smoke verdict against the new release (`None` when not reached).
-    pub smoke: Option<Verdict>,
     /// The release that served before the deploy (what a failure goes back to), if any.
     pub rollback_target: Option<ReleaseRef>,
-    /// The command that rolls back, printed when the release failed.
-    pub rollback_command: Option<String>,
-    /// What `--rollback-on-failure` did.
-    pub rolled_back: Option<RollbackResult>,
     /// Why the deploy failed, if it did (no secret in it).
     pub problems: Vec<String>,
+    /// The rollout: the release serving afterwards (the new one, or the rollback's when one
+    /// ran and served), the proof, readiness, smoke, the rollback command and what
+    /// `--rollback-on-failure` did.
+    #[serde(flatten)]
+    pub rollout: RolloutOutcome,
     /// The commit built and deployed (HEAD), passed as `--build-arg GIT_COMMIT`.
     #[serde(default)]
     pub commit: Option<String>,
@@ -127,12 +122,6 @@ pub struct DeployResult {
     /// The app before flyctl ran: releases, machines, their images and commits.
     #[serde(default)]
     pub before: Option<Snapshot>,
-    /// The app after the deploy (before any rollback).
-    #[serde(default)]
-    pub after: Option<Snapshot>,
-    /// The proof that the new build serves, condition by condition.
-    #[serde(default)]
-    pub verification: Option<Verification>,
 }
 
 /// Entry point of `cargo xtask deploy`.
@@ -192,20 +181,14 @@ pub fn execute(
         strategy: args.strategy.clone(),
         predeploy: Verdict::Skip,
         fly_user: None,
-        release: None,
-        readiness: None,
-        smoke: None,
         rollback_target: None,
-        rollback_command: None,
-        rolled_back: None,
         problems: Vec::new(),
+        rollout: RolloutOutcome::default(),
         commit: None,
         image_label: None,
         rollback_image: None,
         rollback_commit: None,
         before: None,
-        after: None,
-        verification: None,
     };
 
     // A dry run saves nothing, the predeploy it runs included.
@@ -247,14 +230,40 @@ pub fn execute(
     }
 
     // What serves now is the rollback target: recorded before flyctl changes anything.
+    let Some((newer_than, target)) = serving_before(repo, &flyctl, &environment, &mut result, out)?
+    else {
+        return finish(repo, args, &flyctl, clock, result, out);
+    };
+
+    let rollout = rollout(args, &environment, &git.commit, label, newer_than, target);
+    let interrupted = clock
+        .as_ref()
+        .filter(|_| !flyctl.dry_run())
+        .map(|clock| save_if_interrupted(repo, args, clock, &result, &rollout));
+    result.rollout = rollout.run(repo, &flyctl, gates, &mut result.problems, out)?;
+    // Past the rollout an interrupt no longer leaves a release half made.
+    drop(interrupted);
+    finish(repo, args, &flyctl, clock, result, out)
+}
+
+/// Records what serves before flyctl runs (the snapshot and the rollback target) and prints
+/// it: `(the newest release number, the target)`, or `None` when it could not be read (the
+/// problem is in `result`; nothing was deployed).
+fn serving_before(
+    repo: &Repo,
+    flyctl: &Flyctl,
+    environment: &Environment,
+    result: &mut DeployResult,
+    out: &mut dyn Write,
+) -> anyhow::Result<Option<(Option<u64>, Option<RollbackTarget>)>> {
     let mut newer_than = None;
     let mut target: Option<RollbackTarget> = None;
-    match read_serving(&flyctl, &environment.app, &environment.url, out)? {
+    match read_serving(flyctl, &environment.app, &environment.url, out)? {
         Err(problem) => {
             result.problems.push(format!(
                 "could not record what serves before deploying (nothing was deployed): {problem}"
             ));
-            return finish(repo, args, &flyctl, clock, result, out);
+            return Ok(None);
         }
         Ok(None) => writeln!(
             out,
@@ -288,269 +297,61 @@ pub fn execute(
         result.rollback_commit = t.commit.clone();
     }
 
-    let deploy = DeployCommand {
-        app: environment.app.clone(),
-        config: environment.fly_config.clone(),
-        image: None,
-        strategy: Some(args.strategy.clone()),
-        wait_timeout_secs: args.wait_timeout.as_secs(),
-        build_args: vec![(COMMIT_BUILD_ARG.to_string(), git.commit.clone())],
-        image_label: Some(label),
-        time_limit: Some(args.deploy_timeout),
-    };
-    let timeout = args.wait_timeout;
-    if let Err(error) = flyctl.deploy(&deploy, out) {
-        let failure = failure_or_error(error)?;
-        result
-            .problems
-            .push(format!("flyctl deploy failed: {failure}"));
-        // What Fly left behind, for the record.
-        if let Ok(Ok(Some(serving))) = read_serving(
-            &flyctl,
-            &environment.app,
-            &environment.url,
-            &mut std::io::sink(),
-        ) {
-            result.after = Some(serving.snapshot());
-            result.release = serving.releases.first().map(ReleaseRef::from);
-        }
-        handle_failed_release(
-            repo,
-            args,
-            &environment,
-            &flyctl,
-            gates,
-            target.as_ref(),
-            &mut result,
-            out,
-        )?;
-        return finish(repo, args, &flyctl, clock, result, out);
-    }
+    Ok(Some((newer_than, target)))
+}
 
-    if flyctl.dry_run() {
-        writeln!(
-            out,
+/// The rollout of a deploy: flyctl builds HEAD (`commit`, labelled `label`), and HEAD must
+/// serve on a release newer than `newer_than`; a failure goes back to `target` (the printed
+/// command, or the rollback itself with `--rollback-on-failure`).
+fn rollout<'a>(
+    args: &'a Options,
+    environment: &'a Environment,
+    commit: &str,
+    label: String,
+    newer_than: Option<u64>,
+    target: Option<RollbackTarget>,
+) -> Rollout<'a> {
+    Rollout {
+        env_name: &args.env,
+        environment,
+        source: Source::Build {
+            build_args: vec![(COMMIT_BUILD_ARG.to_string(), commit.to_string())],
+            image_label: Some(label),
+        },
+        strategy: Some(args.strategy.clone()),
+        expected: Expected {
+            newer_than,
+            image: None,
+            commit: Some(commit.to_string()),
+            wake: args.wake,
+        },
+        what: "the new build serves".into(),
+        unproven: "the new build is not proven to serve".into(),
+        subject: "the new release".into(),
+        target,
+        on_failure: if args.rollback_on_failure {
+            OnFailure::RollBack {
+                announce: "(--rollback-on-failure)".into(),
+            }
+        } else {
+            OnFailure::PrintCommand
+        },
+        nothing_to_roll_back: format!(
+            "nothing served before this deploy, so there is nothing to roll back to: fix forward, or run `cargo xtask rollback --env {} --to IMAGE_REF`",
+            args.env
+        ),
+        read_after_failure: true,
+        dry_run_note: format!(
             "would verify for up to {}s that a release newer than {} is complete and every machine runs its image with passing checks and reports commit {}, wait for {}/api/v1/readyz, then run `cargo xtask smoke --env {}`",
             args.wait_timeout.as_secs(),
             newer_than
                 .map(|v| format!("v{v}"))
                 .unwrap_or_else(|| "none".into()),
-            git.commit,
+            commit,
             environment.url,
             args.env
-        )?;
-        return finish(repo, args, &flyctl, clock, result, out);
+        ),
+        wait_timeout: args.wait_timeout,
+        deploy_timeout: args.deploy_timeout,
     }
-
-    let expected = Expected {
-        newer_than,
-        image: None,
-        commit: Some(git.commit.clone()),
-        wake: args.wake,
-    };
-    let verification = verify(
-        "the new build serves",
-        &flyctl,
-        &environment.app,
-        &environment.url,
-        &expected,
-        timeout,
-        out,
-    )?;
-    result.after = Some(verification.snapshot.clone());
-    result.release = verification
-        .release
-        .clone()
-        .or_else(|| verification.snapshot.newest().cloned());
-    let proven = verification.verdict == Verdict::Pass;
-    if !proven {
-        result.problems.push(format!(
-            "the new build is not proven to serve: {}",
-            failed_conditions(&verification)
-        ));
-    }
-    result.verification = Some(verification);
-
-    if proven {
-        let after = ready_and_smoke(
-            repo,
-            gates,
-            &args.env,
-            &environment.url,
-            "the new release",
-            timeout,
-            out,
-        )?;
-        result.readiness = Some(after.readiness);
-        result.smoke = after.smoke;
-        result.problems.extend(after.problem);
-    }
-    if !result.problems.is_empty() {
-        handle_failed_release(
-            repo,
-            args,
-            &environment,
-            &flyctl,
-            gates,
-            target.as_ref(),
-            &mut result,
-            out,
-        )?;
-    }
-    finish(repo, args, &flyctl, clock, result, out)
-}
-
-/// Prints how to roll back, or rolls back itself with `--rollback-on-failure`.
-#[allow(clippy::too_many_arguments)]
-fn handle_failed_release(
-    repo: &Repo,
-    args: &Options,
-    environment: &Environment,
-    flyctl: &Flyctl,
-    gates: &dyn Gates,
-    target: Option<&RollbackTarget>,
-    result: &mut DeployResult,
-    out: &mut dyn Write,
-) -> anyhow::Result<()> {
-    let Some(target) = target else {
-        result.problems.push(format!(
-            "nothing served before this deploy, so there is nothing to roll back to: fix forward, or run `cargo xtask rollback --env {} --to IMAGE_REF`",
-            args.env
-        ));
-        return Ok(());
-    };
-    let image = target.image.clone();
-    let xtask_line = format!("cargo xtask rollback --env {} --to {image}", args.env);
-    let flyctl_line = flyctl.display(&crate::flyctl::Invocation::new(
-        rollback_command(environment, &image, args.wait_timeout.as_secs()).args(),
-    ));
-    result.rollback_command = Some(xtask_line.clone());
-    if !args.rollback_on_failure {
-        writeln!(
-            out,
-            "\nto roll back to what served before, run:\n    {xtask_line}\n(which runs: {flyctl_line})"
-        )?;
-        return Ok(());
-    }
-    writeln!(out, "\nrolling back (--rollback-on-failure) to {image}")?;
-    let mut rollback = RollbackResult::new(&environment.app);
-    rollback.from = result.release.clone();
-    rollback.to_image = Some(image.clone());
-    rollback.to_version = target.release.as_ref().map(|r| r.version);
-    rollback.to_commit = target.commit.clone();
-    rollback.from_commit = result.commit.clone();
-    rollback.before = result.after.clone();
-    let newer_than = result
-        .after
-        .as_ref()
-        .and_then(Snapshot::newest)
-        .or_else(|| result.before.as_ref().and_then(Snapshot::newest))
-        .map(|r| r.version);
-    let plan = RollbackPlan {
-        env_name: &args.env,
-        environment,
-        image: &image,
-        commit: target.commit.as_deref(),
-        newer_than,
-        wait_timeout: args.wait_timeout.as_secs(),
-        deploy_timeout: args.deploy_timeout.as_secs(),
-    };
-    roll_back(repo, flyctl, gates, &plan, &mut rollback, out)?;
-    for problem in &rollback.problems {
-        result.problems.push(format!("rollback: {problem}"));
-    }
-    if let Some(served) = rollback
-        .verification
-        .as_ref()
-        .filter(|v| v.verdict == Verdict::Pass)
-        .and_then(|v| v.release.clone())
-    {
-        result.release = Some(served);
-    }
-    result.rolled_back = Some(rollback);
-    Ok(())
-}
-
-fn finish(
-    repo: &Repo,
-    args: &Options,
-    flyctl: &Flyctl,
-    clock: Option<RunClock>,
-    result: DeployResult,
-    out: &mut dyn Write,
-) -> anyhow::Result<(Verdict, DeployResult)> {
-    let verdict = if result.problems.is_empty() {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
-    for problem in &result.problems {
-        writeln!(out, "problem: {problem}")?;
-    }
-    if flyctl.dry_run() {
-        writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
-    } else {
-        let rolled_back = if result.rolled_back.is_some() {
-            " (rolled back)"
-        } else {
-            ""
-        };
-        writeln!(
-            out,
-            "deploy of {} ({}): {verdict}{rolled_back}",
-            result.app, args.env
-        )?;
-    }
-    // Unrecorded runs (a dry run, the rehearsal's local Fly) still print the record's shape.
-    let record_it = clock.is_some();
-    let record = clock.unwrap_or_else(|| RunClock::start("deploy")).finish(
-        repo,
-        &args.env,
-        verdict,
-        result.clone(),
-    );
-    let summary = summary_markdown(&args.env, verdict, &result);
-    let ending = crate::finish::Ending {
-        human: "",
-        summary: &summary,
-        save: record_it && !flyctl.dry_run(),
-        json: args.json,
-    };
-    crate::finish::finish(repo, &record, ending, out)?;
-    Ok((verdict, result))
-}
-
-/// The deploy in a few lines for the CI job summary.
-fn summary_markdown(env: &str, verdict: Verdict, result: &DeployResult) -> String {
-    let shown = |value: Option<String>| value.unwrap_or_else(|| "-".to_string());
-    let release = result.release.as_ref();
-    crate::output::facts_markdown(
-        &format!("deploy {env} ({})", result.app),
-        verdict,
-        &[
-            ("strategy", result.strategy.clone()),
-            ("commit", shown(result.commit.clone())),
-            (
-                "proven to serve",
-                shown(result.verification.as_ref().map(|v| v.verdict.to_string())),
-            ),
-            (
-                "release",
-                shown(release.map(|r| format!("v{} ({})", r.version, r.status))),
-            ),
-            ("image", shown(release.and_then(|r| r.image_ref.clone()))),
-            ("readiness", shown(result.readiness.map(|v| v.to_string()))),
-            ("smoke", shown(result.smoke.map(|v| v.to_string()))),
-            (
-                "rolled back",
-                if result.rolled_back.is_some() {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
-            ),
-            ("rollback command", shown(result.rollback_command.clone())),
-        ],
-        &result.problems,
-    )
 }

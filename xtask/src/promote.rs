@@ -15,20 +15,23 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{DeployConfig, Environment};
-use crate::deploy::gates::{Gates, TaskGates, ready_and_smoke};
-use crate::flyctl::{DeployCommand, Flyctl, failure_or_error};
+use crate::deploy::gates::{Gates, TaskGates};
+use crate::flyctl::Flyctl;
 use crate::output::Output;
 use crate::predeploy::CommandLine;
 use crate::record::RunClock;
 use crate::records::screen::Trust;
-use crate::release::restore::{RollbackPlan, failed_conditions};
 use crate::release::{
-    Expected, ReleaseRef, RollbackResult, Snapshot, Verification, read_serving, roll_back,
-    rollback_target, verify,
+    Expected, OnFailure, ReleaseRef, RollbackTarget, Rollout, RolloutOutcome, Snapshot, Source,
+    read_serving, rollback_target,
 };
 use crate::repo::Repo;
-use crate::report::{self, CHECKLIST_PATH, Overall, State, StepId};
+use crate::report;
 use crate::verdict::Verdict;
+
+mod preconditions;
+
+pub use preconditions::{StagingEvidence, prerequisites};
 
 /// The task name in run records.
 pub const TASK: &str = "promote";
@@ -57,99 +60,6 @@ pub struct Options {
     pub json: bool,
 }
 
-/// What staging's saved results say about the release to promote.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct StagingEvidence {
-    /// Staging's report verdict (`GO`, `NO-GO`, `INCOMPLETE`) and why.
-    pub verdict: String,
-    /// The reasons behind a verdict other than GO.
-    pub reasons: Vec<String>,
-    /// The 24-hour gate: holds, and why.
-    pub stability_holds: bool,
-    /// The gate's evidence.
-    pub stability: String,
-    /// Whether the production checklist is complete, and what is open.
-    pub checklist_complete: bool,
-    /// The checklist step's evidence.
-    pub checklist: String,
-    /// The image staging's deploy recorded (the one verified there).
-    pub image: Option<String>,
-    /// The records left out because CI did not sign them or their signature fails, named
-    /// (`records::signature`).
-    #[serde(default)]
-    pub ignored_records: Vec<String>,
-}
-
-impl StagingEvidence {
-    /// Reads the evidence from staging's rendered report.
-    pub fn from_report(rendered: &report::Rendered) -> StagingEvidence {
-        let step = |id: StepId| {
-            rendered
-                .context
-                .map
-                .step(id)
-                .map(|s| (s.state == State::Done, s.evidence.clone()))
-                .unwrap_or((false, format!("no `{id}` step in staging's decision map")))
-        };
-        let (stability_holds, stability) = step(StepId::Stability24h);
-        let (checklist_complete, checklist) = step(StepId::ProductionChecklist);
-        StagingEvidence {
-            verdict: rendered.context.verdict.label.clone(),
-            reasons: rendered.context.verdict.reasons.clone(),
-            stability_holds,
-            stability,
-            checklist_complete,
-            checklist,
-            image: rendered
-                .context
-                .deploy
-                .data
-                .as_ref()
-                .and_then(|d| d.image.clone()),
-            ignored_records: rendered.context.provenance.warnings(),
-        }
-        .with_go(rendered.overall == Overall::Go)
-    }
-
-    fn with_go(mut self, go: bool) -> StagingEvidence {
-        if go {
-            self.verdict = "GO".into();
-        }
-        self
-    }
-
-    /// Everything that is missing for a promotion, each naming the fix.
-    pub fn missing(&self) -> Vec<String> {
-        let mut missing = Vec::new();
-        if self.verdict != "GO" {
-            missing.push(format!(
-                "staging's verdict is {}, not GO ({}): see `cargo xtask report --env {FROM}`",
-                self.verdict,
-                self.reasons.join("; ")
-            ));
-        }
-        if !self.stability_holds {
-            missing.push(format!(
-                "the 24-hour gate does not hold for the staging release: {}",
-                self.stability
-            ));
-        }
-        if !self.checklist_complete {
-            missing.push(format!(
-                "the production checklist ({CHECKLIST_PATH}) is not complete: {}",
-                self.checklist
-            ));
-        }
-        if self.image.is_none() {
-            missing.push(format!(
-                "staging's deploy recorded no image ref to promote: deploy staging with \
-                 `cargo xtask deploy --env {FROM}`"
-            ));
-        }
-        missing
-    }
-}
-
 /// The saved result of a promotion.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PromoteResult {
@@ -165,72 +75,16 @@ pub struct PromoteResult {
     pub staging: StagingEvidence,
     /// Preconditions that were missing: the promotion was refused before flyctl ran.
     pub refused: Vec<String>,
-    /// The release serving after the promotion.
-    pub release: Option<ReleaseRef>,
     /// What served before (what a failure goes back to).
     pub rollback_target: Option<ReleaseRef>,
     /// The app before flyctl ran.
     pub before: Option<Snapshot>,
-    /// The proof that the image serves on production.
-    pub verification: Option<Verification>,
-    /// Readiness after the deploy.
-    pub readiness: Option<Verdict>,
-    /// Smoke against production after the deploy.
-    pub smoke: Option<Verdict>,
-    /// The rollback run after a failure.
-    pub rolled_back: Option<RollbackResult>,
     /// What failed after flyctl started.
     pub problems: Vec<String>,
-}
-
-/// Production's prerequisites for the deploy, from its fly config and its machines.
-pub fn prerequisites(
-    repo: &Repo,
-    environment: &Environment,
-    machines: Option<usize>,
-) -> Vec<String> {
-    let mut problems = Vec::new();
-    let path = repo.path(&environment.fly_config);
-    let config: toml::Value = match std::fs::read_to_string(&path)
-        .map_err(|e| e.to_string())
-        .and_then(|text| toml::from_str(&text).map_err(|e| e.to_string()))
-    {
-        Ok(config) => config,
-        Err(error) => {
-            return vec![format!("cannot read {}: {error}", path.display())];
-        }
-    };
-    let has = |table: &str, key: &str| {
-        config
-            .get(table)
-            .and_then(|t| t.get(key))
-            .and_then(|v| v.as_array())
-            .is_some_and(|a| !a.is_empty())
-    };
-    let top_checks = config
-        .get("checks")
-        .and_then(|c| c.as_table())
-        .is_some_and(|t| !t.is_empty());
-    if !has("http_service", "checks") && !top_checks {
-        problems.push(format!(
-            "{} defines no health checks ([[http_service.checks]]): blue-green needs them to \
-             know when the new machines serve",
-            path.display()
-        ));
-    }
-    if config.get("mounts").is_some() {
-        problems.push(format!(
-            "{} mounts a volume ([mounts]): blue-green cannot move volumes; use --strategy rolling",
-            path.display()
-        ));
-    }
-    if machines == Some(0) {
-        problems.push(format!(
-            "{} has no machine: deploy it once with `cargo xtask deploy --env {TO} --first-deploy` first",
-            environment.app
-        ));
-    }
-    problems
+    /// The rollout on production: the release serving after it, the proof that the image
+    /// serves, readiness, smoke and the rollback run after a failure.
+    #[serde(flatten)]
+    pub rollout: RolloutOutcome,
 }
 
 /// Entry point of `cargo xtask promote`.
@@ -286,14 +140,10 @@ pub fn run_with(
         dry_run: args.dry_run,
         staging: evidence.clone(),
         refused: evidence.missing(),
-        release: None,
         rollback_target: None,
         before: None,
-        verification: None,
-        readiness: None,
-        smoke: None,
-        rolled_back: None,
         problems: Vec::new(),
+        rollout: RolloutOutcome::default(),
     };
     if !result.refused.is_empty() {
         return finish(repo, clock, result, args.json, out);
@@ -335,102 +185,53 @@ pub fn run_with(
     result.before = serving.as_ref().map(|s| s.snapshot());
     result.rollback_target = target.as_ref().and_then(|t| t.release.clone());
 
-    let command = DeployCommand {
-        app: environment.app.clone(),
-        config: environment.fly_config.clone(),
-        image: Some(image.clone()),
-        strategy: Some(args.strategy.clone()),
-        wait_timeout_secs: args.wait_timeout.as_secs(),
-        build_args: Vec::new(),
-        image_label: None,
-        time_limit: Some(args.deploy_timeout),
-    };
     writeln!(
         out,
         "promoting {image} (verified on {FROM}) to {}",
         environment.app
     )?;
-    if let Err(error) = flyctl.deploy(&command, out) {
-        let failure = failure_or_error(error)?;
-        result
-            .problems
-            .push(format!("flyctl deploy failed: {failure}"));
-    } else if flyctl.dry_run() {
-        writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
+    let rollout = rollout(args, &environment, image, newer_than, target);
+    result.rollout = rollout.run(repo, &flyctl, gates, &mut result.problems, out)?;
+    if result.rollout.dry_run {
         return Ok((Verdict::Pass, result));
-    } else {
-        let timeout = args.wait_timeout;
-        let expected = Expected {
-            newer_than,
-            image: Some(image.clone()),
-            commit: None,
-            wake: false,
-        };
-        let verification = verify(
-            "the staging image serves on production",
-            &flyctl,
-            &environment.app,
-            &environment.url,
-            &expected,
-            timeout,
-            out,
-        )?;
-        result.release = verification
-            .release
-            .clone()
-            .or_else(|| verification.snapshot.newest().cloned());
-        if verification.verdict == Verdict::Pass {
-            let after = ready_and_smoke(
-                repo,
-                gates,
-                TO,
-                &environment.url,
-                "production",
-                timeout,
-                out,
-            )?;
-            result.readiness = Some(after.readiness);
-            result.smoke = after.smoke;
-            result.problems.extend(after.problem);
-        } else {
-            result.problems.push(format!(
-                "the staging image is not proven to serve on production: {}",
-                failed_conditions(&verification)
-            ));
-        }
-        result.verification = Some(verification);
-    }
-    if !result.problems.is_empty() {
-        match &target {
-            None => result.problems.push(
-                "nothing served on production before, so there is nothing to roll back to"
-                    .to_string(),
-            ),
-            Some(target) => {
-                writeln!(out, "\nrolling back production to {}", target.image)?;
-                let mut rollback = RollbackResult::new(&environment.app);
-                rollback.from = result.release.clone();
-                rollback.to_image = Some(target.image.clone());
-                rollback.to_version = target.release.as_ref().map(|r| r.version);
-                rollback.to_commit = target.commit.clone();
-                let plan = RollbackPlan {
-                    env_name: TO,
-                    environment: &environment,
-                    image: &target.image,
-                    commit: target.commit.as_deref(),
-                    newer_than: result.release.as_ref().map(|r| r.version).or(newer_than),
-                    wait_timeout: args.wait_timeout.as_secs(),
-                    deploy_timeout: args.deploy_timeout.as_secs(),
-                };
-                roll_back(repo, &flyctl, gates, &plan, &mut rollback, out)?;
-                for problem in &rollback.problems {
-                    result.problems.push(format!("rollback: {problem}"));
-                }
-                result.rolled_back = Some(rollback);
-            }
-        }
     }
     finish(repo, clock, result, args.json, out)
+}
+
+/// The rollout on production: flyctl deploys staging's `image` (never a build), which must
+/// serve on a release newer than `newer_than`; any failure rolls back to `target`.
+fn rollout<'a>(
+    args: &Options,
+    environment: &'a Environment,
+    image: String,
+    newer_than: Option<u64>,
+    target: Option<RollbackTarget>,
+) -> Rollout<'a> {
+    Rollout {
+        env_name: TO,
+        environment,
+        source: Source::Image(image.clone()),
+        strategy: Some(args.strategy.clone()),
+        expected: Expected {
+            newer_than,
+            image: Some(image),
+            commit: None,
+            wake: false,
+        },
+        what: "the staging image serves on production".into(),
+        unproven: "the staging image is not proven to serve on production".into(),
+        subject: "production".into(),
+        target,
+        on_failure: OnFailure::RollBack {
+            announce: "production".into(),
+        },
+        nothing_to_roll_back:
+            "nothing served on production before, so there is nothing to roll back to".into(),
+        read_after_failure: false,
+        dry_run_note: "dry run: nothing was deployed and nothing recorded".into(),
+        wait_timeout: args.wait_timeout,
+        deploy_timeout: args.deploy_timeout,
+    }
 }
 
 fn finish(
@@ -467,7 +268,7 @@ fn finish(
             ("strategy", result.strategy.clone()),
             (
                 "rolled back",
-                if result.rolled_back.is_some() {
+                if result.rollout.rolled_back.is_some() {
                     "yes"
                 } else {
                     "no"

@@ -41,7 +41,7 @@ pub struct RunRecord<T> {
 }
 
 /// Measures a run's start and duration, then wraps its result into a record.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RunClock {
     task: &'static str,
     started_at: DateTime<Utc>,

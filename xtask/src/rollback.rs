@@ -14,14 +14,14 @@ use crate::flyctl::{Flyctl, Release, current_release, previous_good_release};
 use crate::output::Output;
 use crate::predeploy::CommandLine;
 use crate::record::RunClock;
-use crate::release::restore::RollbackPlan;
+use crate::release::RollbackPlan;
 use crate::release::{
     VersionAnswer, commit_of_image, migrations_added, read_serving, roll_back, short_commit,
 };
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
-pub use crate::release::restore::rollback_command;
+pub use crate::release::rollback_command;
 pub use crate::release::{ReleaseRef, RollbackResult};
 
 /// Options of `cargo xtask rollback`.
@@ -281,10 +281,19 @@ fn finish(
                 ("to commit", shown(result.to_commit.clone())),
                 (
                     "proven to serve",
-                    shown(result.verification.as_ref().map(|v| v.verdict.to_string())),
+                    shown(
+                        result
+                            .rollout
+                            .verification
+                            .as_ref()
+                            .map(|v| v.verdict.to_string()),
+                    ),
                 ),
-                ("readiness", shown(result.readiness.map(|v| v.to_string()))),
-                ("smoke", shown(result.smoke.map(|v| v.to_string()))),
+                (
+                    "readiness",
+                    shown(result.rollout.readiness.map(|v| v.to_string())),
+                ),
+                ("smoke", shown(result.rollout.smoke.map(|v| v.to_string()))),
             ],
             &result.problems,
         );

@@ -163,13 +163,19 @@ fn a_failing_flyctl_deploy_shows_its_stderr_tail_and_the_rollback_to_what_served
     );
     let command = format!("cargo xtask rollback --env staging --to {IMG3}");
     assert!(out.contains(&command), "{out}");
-    assert_eq!(result.rollback_command.as_deref(), Some(command.as_str()));
+    assert_eq!(
+        result.rollout.rollback_command.as_deref(),
+        Some(command.as_str())
+    );
     assert_eq!(result.rollback_image.as_deref(), Some(IMG3));
     assert_eq!(result.rollback_target.as_ref().map(|r| r.version), Some(3));
     let before = result.before.unwrap();
     assert_eq!(before.machines.len(), 2);
     assert_eq!(before.machines[0].image.as_deref(), Some(IMG3));
-    assert!(result.rolled_back.is_none(), "no rollback without the flag");
+    assert!(
+        result.rollout.rolled_back.is_none(),
+        "no rollback without the flag"
+    );
     assert!(gates.ran.borrow().iter().all(|g| !g.starts_with("smoke")));
     fixture.assert_no_secret(&out);
 }
@@ -227,14 +233,14 @@ fn a_healthy_deploy_polls_until_the_new_release_serves() {
             MACHINES_ARGV
         ]
     );
-    let verification = result.verification.as_ref().unwrap();
+    let verification = result.rollout.verification.as_ref().unwrap();
     assert_eq!(verification.attempts, 2, "{out}");
-    let release = result.release.as_ref().unwrap();
+    let release = result.rollout.release.as_ref().unwrap();
     assert_eq!((release.version, release.status.as_str()), (3, "complete"));
     assert_eq!(result.rollback_image.as_deref(), Some(IMG2));
     assert_eq!(result.rollback_target.as_ref().map(|r| r.version), Some(2));
-    assert_eq!(result.readiness, Some(Verdict::Pass));
-    assert_eq!(result.smoke, Some(Verdict::Pass));
+    assert_eq!(result.rollout.readiness, Some(Verdict::Pass));
+    assert_eq!(result.rollout.smoke, Some(Verdict::Pass));
     for call in fixture.calls() {
         assert_eq!(
             call["env"]["FLY_API_TOKEN"], true,
@@ -246,7 +252,7 @@ fn a_healthy_deploy_polls_until_the_new_release_serves() {
             .unwrap()
             .unwrap();
     assert_eq!(record.verdict, Verdict::Pass);
-    assert_eq!(record.result.release.unwrap().version, 3);
+    assert_eq!(record.result.rollout.release.unwrap().version, 3);
     fixture.assert_no_secret(&out);
 }
 
@@ -619,4 +625,88 @@ fn first_deploy_outside_production_is_an_error() {
         "{error}"
     );
     assert!(fixture.calls().is_empty());
+}
+
+/// Set in the child process of the interrupt test: where it writes its fixture's paths.
+const INTERRUPTED_CHILD: &str = "DEPLOY_FLOW_INTERRUPTED_CHILD";
+
+/// Ctrl-C while `flyctl deploy` runs stops flyctl and exits 130, and the deploy's record is
+/// saved anyway: failed, saying what was interrupted, with the command back to what served.
+/// The deploy runs in a child process (this test again), since the interrupt ends it.
+#[test]
+fn an_interrupted_deploy_records_what_was_interrupted_and_the_way_back() {
+    if let Some(paths) = std::env::var_os(INTERRUPTED_CHILD) {
+        let (_app, fixture) = deployable();
+        let hang = serde_json::json!({"stdout": "", "stderr": "", "exit": 0, "sleep_ms": 60_000});
+        std::fs::write(
+            fixture.fake_dir.join("responses/deploy.json"),
+            hang.to_string(),
+        )
+        .unwrap();
+        // The interrupt exits without dropping the fixture: the parent removes its files.
+        let fixture = std::mem::ManuallyDrop::new(fixture);
+        std::fs::write(
+            paths,
+            format!(
+                "{}\n{}",
+                fixture.root().display(),
+                fixture.fake_dir.display()
+            ),
+        )
+        .unwrap();
+        deploy(&fixture, &FakeGates::new(Verdict::Pass, &[]), &[]);
+        return;
+    }
+    let scratch = tempfile::tempdir().unwrap();
+    let paths = scratch.path().join("paths");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "an_interrupted_deploy_records_what_was_interrupted_and_the_way_back",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(INTERRUPTED_CHILD, &paths)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until flyctl deploy has started.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let root = loop {
+        let written = std::fs::read_to_string(&paths).unwrap_or_default();
+        if let Some((root, fake_dir)) = written.split_once('\n') {
+            let calls = std::fs::read_to_string(std::path::Path::new(fake_dir).join("calls.jsonl"))
+                .unwrap_or_default();
+            if calls.lines().any(|l| l.contains(r#""key":"deploy""#)) {
+                break std::path::PathBuf::from(root);
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "flyctl deploy never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    xtask::interrupt::send_signal(child.id(), "INT");
+    let status = child.wait().unwrap();
+    let record: Option<xtask::record::RunRecord<xtask::deploy::DeployResult>> =
+        xtask::record::latest(&xtask::repo::Repo::at(&root), "deploy", "staging").unwrap();
+    let _ = std::fs::remove_dir_all(&root);
+    assert_eq!(status.code(), Some(xtask::interrupt::EXIT_INTERRUPTED));
+    let record = record.expect("the interrupted deploy saved its record");
+    assert_eq!(record.verdict, Verdict::Fail);
+    let rollback = format!("cargo xtask rollback --env staging --to {IMG3}");
+    assert_eq!(
+        record.result.rollout.rollback_command.as_deref(),
+        Some(rollback.as_str())
+    );
+    assert!(
+        record
+            .result
+            .problems
+            .iter()
+            .any(|p| p.contains("interrupted while `flyctl deploy`") && p.contains(&rollback)),
+        "{:?}",
+        record.result.problems
+    );
 }

@@ -125,7 +125,7 @@ impl Stand {
         let first = self.fixture.head();
         let (verdict, result, out) = self.deploy(&[Verdict::Pass], &[]);
         assert_eq!(verdict, Verdict::Pass, "{out}");
-        let image = result.release.unwrap().image_ref.unwrap();
+        let image = result.rollout.release.unwrap().image_ref.unwrap();
         self.fixture.write("backend/CHANGES", "a change\n");
         self.fixture.commit("the next build");
         (first, image)
@@ -188,6 +188,7 @@ impl Stand {
 
 fn failed(result: &DeployResult) -> Vec<String> {
     result
+        .rollout
         .verification
         .as_ref()
         .map(|v| {
@@ -209,14 +210,14 @@ fn a_clean_deploy_serves_head_on_every_machine() {
     assert!(out.contains("first deploy of cabanas-test"), "{out}");
     assert_eq!(result.rollback_image, None);
     assert_eq!(result.commit.as_deref(), Some(head.as_str()));
-    let verification = result.verification.as_ref().unwrap();
+    let verification = result.rollout.verification.as_ref().unwrap();
     assert_eq!(verification.verdict, Verdict::Pass, "{out}");
-    let release = result.release.as_ref().unwrap();
+    let release = result.rollout.release.as_ref().unwrap();
     assert!(
         release.image_ref.as_deref().unwrap().ends_with(&head[..12]),
         "the image names its commit: {release:?}"
     );
-    let after = result.after.as_ref().unwrap();
+    let after = result.rollout.after.as_ref().unwrap();
     assert_eq!(after.machines.len(), 2);
     assert!(
         after
@@ -247,13 +248,13 @@ fn a_crash_at_start_fails_prints_the_rollback_and_the_rollback_brings_the_previo
     let command = format!("cargo xtask rollback --env staging --to {image}");
     assert!(out.contains(&command), "{out}");
     assert_eq!(result.rollback_commit.as_deref(), Some(first.as_str()));
-    assert!(result.rolled_back.is_none());
+    assert!(result.rollout.rolled_back.is_none());
 
     let (verdict, rolled, out) = stand.rollback(&[Verdict::Pass], &["--to", &image]);
     assert_eq!(verdict, Verdict::Pass, "{out}");
     assert_eq!(rolled.to_commit.as_deref(), Some(first.as_str()));
     assert_eq!(
-        rolled.verification.as_ref().unwrap().verdict,
+        rolled.rollout.verification.as_ref().unwrap().verdict,
         Verdict::Pass,
         "{out}"
     );
@@ -271,22 +272,23 @@ fn a_crash_at_start_with_rollback_on_failure_serves_the_previous_commit() {
         Verdict::Fail,
         "the deploy failed even though the rollback worked"
     );
-    let rolled = result.rolled_back.as_ref().unwrap();
+    let rolled = result.rollout.rolled_back.as_ref().unwrap();
     assert_eq!(rolled.to_image.as_deref(), Some(image.as_str()));
     assert_eq!(
-        rolled.verification.as_ref().unwrap().verdict,
+        rolled.rollout.verification.as_ref().unwrap().verdict,
         Verdict::Pass,
         "{out}"
     );
-    assert_eq!(rolled.smoke, Some(Verdict::Pass));
+    assert_eq!(rolled.rollout.smoke, Some(Verdict::Pass));
     assert!(
         result
+            .rollout
             .release
             .as_ref()
             .and_then(|r| r.image_ref.as_deref())
             .is_some_and(|i| i == image),
         "the release serving after the deploy is the rollback's: {:?}",
-        result.release
+        result.rollout.release
     );
     stand.assert_serves(&first, 2);
     let record: xtask::record::RunRecord<DeployResult> =
@@ -295,10 +297,14 @@ fn a_crash_at_start_with_rollback_on_failure_serves_the_previous_commit() {
             .unwrap();
     let saved = record.result;
     assert_eq!(saved.before.unwrap().machines.len(), 2, "images before");
-    assert_eq!(saved.after.unwrap().machines.len(), 2, "images after");
+    assert_eq!(
+        saved.rollout.after.unwrap().machines.len(),
+        2,
+        "images after"
+    );
     assert_eq!(saved.rollback_image.as_deref(), Some(image.as_str()));
-    let rolled = saved.rolled_back.unwrap();
-    let evidence = rolled.verification.unwrap();
+    let rolled = saved.rollout.rolled_back.unwrap();
+    let evidence = rolled.rollout.verification.unwrap();
     assert_eq!(
         evidence.conditions.len(),
         4,
@@ -326,9 +332,9 @@ fn smoke_that_cannot_run_counts_as_a_failure_and_rolls_back() {
             .any(|p| p.contains("smoke could not run against the new release")),
         "{out}"
     );
-    let rolled = result.rolled_back.as_ref().unwrap();
+    let rolled = result.rollout.rolled_back.as_ref().unwrap();
     assert!(rolled.problems.is_empty(), "{out}");
-    assert_eq!(rolled.smoke, Some(Verdict::Pass));
+    assert_eq!(rolled.rollout.smoke, Some(Verdict::Pass));
     stand.assert_serves(&first, 1);
 }
 
@@ -341,7 +347,13 @@ fn a_failing_release_command_fails_and_rolls_back() {
     assert_eq!(verdict, Verdict::Fail, "{out}");
     assert!(result.problems[0].contains("flyctl deploy failed"), "{out}");
     assert!(
-        result.rolled_back.as_ref().unwrap().problems.is_empty(),
+        result
+            .rollout
+            .rolled_back
+            .as_ref()
+            .unwrap()
+            .problems
+            .is_empty(),
         "{out}"
     );
     stand.assert_serves(&first, 2);
@@ -358,7 +370,7 @@ fn checks_that_never_pass_time_out_and_roll_back() {
     );
     assert_eq!(verdict, Verdict::Fail, "{out}");
     assert!(result.problems[0].contains("flyctl deploy failed"), "{out}");
-    let rolled = result.rolled_back.as_ref().unwrap();
+    let rolled = result.rollout.rolled_back.as_ref().unwrap();
     assert!(rolled.problems.is_empty(), "{out}");
     stand.assert_serves(&first, 2);
 }
@@ -387,7 +399,7 @@ fn flyctl_exiting_0_without_a_new_release_fails() {
     );
     assert!(out.contains(&format!("cargo xtask rollback --env staging --to {image}")));
     assert_eq!(
-        result.smoke, None,
+        result.rollout.smoke, None,
         "smoke does not run against an unproven build"
     );
     stand.assert_serves(&first, 1);
@@ -402,12 +414,13 @@ fn smoke_failing_after_the_deploy_rolls_back() {
         stand.deploy(&[Verdict::Fail, Verdict::Pass], &["--rollback-on-failure"]);
     assert_eq!(verdict, Verdict::Fail, "{out}");
     assert_eq!(
-        result.verification.as_ref().unwrap().verdict,
+        result.rollout.verification.as_ref().unwrap().verdict,
         Verdict::Pass,
         "the new build served before smoke failed: {out}"
     );
     assert!(
         result
+            .rollout
             .after
             .as_ref()
             .unwrap()
@@ -415,9 +428,15 @@ fn smoke_failing_after_the_deploy_rolls_back() {
             .iter()
             .all(|m| m.commit.as_deref() == Some(head.as_str()))
     );
-    assert_eq!(result.smoke, Some(Verdict::Fail));
+    assert_eq!(result.rollout.smoke, Some(Verdict::Fail));
     assert!(
-        result.rolled_back.as_ref().unwrap().problems.is_empty(),
+        result
+            .rollout
+            .rolled_back
+            .as_ref()
+            .unwrap()
+            .problems
+            .is_empty(),
         "{out}"
     );
     stand.assert_serves(&first, 2);
@@ -469,8 +488,8 @@ fn a_deploy_on_an_app_with_a_stopped_machine_passes_and_is_not_rolled_back() {
     let head = stand.fixture.head();
     let (verdict, result, out) = stand.deploy(&[Verdict::Pass], &["--rollback-on-failure"]);
     assert_eq!(verdict, Verdict::Pass, "{out}");
-    assert!(result.rolled_back.is_none(), "{out}");
-    let verification = result.verification.as_ref().unwrap();
+    assert!(result.rollout.rolled_back.is_none(), "{out}");
+    let verification = result.rollout.verification.as_ref().unwrap();
     let checks = verification
         .conditions
         .iter()
@@ -482,7 +501,14 @@ fn a_deploy_on_an_app_with_a_stopped_machine_passes_and_is_not_rolled_back() {
     );
     // The stopped machine's config names the new image; the started one serves HEAD.
     let app = stand.fly.app(APP).unwrap();
-    let image = result.release.as_ref().unwrap().image_ref.clone().unwrap();
+    let image = result
+        .rollout
+        .release
+        .as_ref()
+        .unwrap()
+        .image_ref
+        .clone()
+        .unwrap();
     assert_eq!(app.machines[&stopped].state, "stopped");
     assert!(xtask::flyctl::same_image(
         &app.machines[&stopped].image_ref,
@@ -509,8 +535,9 @@ fn machines_deploy_does_not_manage_do_not_fail_the_proof() {
     let head = stand.fixture.head();
     let (verdict, result, out) = stand.deploy(&[Verdict::Pass], &["--rollback-on-failure"]);
     assert_eq!(verdict, Verdict::Pass, "{out}");
-    assert!(result.rolled_back.is_none(), "{out}");
+    assert!(result.rollout.rolled_back.is_none(), "{out}");
     let images = result
+        .rollout
         .verification
         .as_ref()
         .unwrap()
@@ -528,7 +555,14 @@ fn machines_deploy_does_not_manage_do_not_fail_the_proof() {
     );
     // Deploy left them alone, on the image they had.
     let app = stand.fly.app(APP).unwrap();
-    let new_image = result.release.as_ref().unwrap().image_ref.clone().unwrap();
+    let new_image = result
+        .rollout
+        .release
+        .as_ref()
+        .unwrap()
+        .image_ref
+        .clone()
+        .unwrap();
     assert!(!xtask::flyctl::same_image(
         &app.machines[&leftover].image_ref,
         &new_image

@@ -507,3 +507,45 @@ fn a_record_holding_the_signing_key_is_refused() {
     );
     assert!(!text.contains(KEY), "the key was printed: {text}");
 }
+
+/// A deploy record as saved before the rollout was one embedded type: every rollout field
+/// at the top level, the rollback's too, and no `after`/`verification` (older still).
+const FLAT_RECORD: &str = r#"{
+    "app": "a", "strategy": "rolling", "predeploy": "pass", "fly_user": null,
+    "release": {"version": 7, "image_ref": "registry.fly.io/a:bbbbbbb", "status": "complete"},
+    "readiness": "pass", "smoke": "fail", "rollback_target": null,
+    "rollback_command": "cargo xtask rollback --env staging --to registry.fly.io/a:aaaaaaa",
+    "rolled_back": {"app": "a", "from": null, "to_image": "registry.fly.io/a:aaaaaaa",
+                    "to_version": 5, "readiness": "pass", "smoke": "pass", "problems": []},
+    "problems": ["smoke fails against the new release"]
+}"#;
+
+#[test]
+fn records_keep_the_rollout_fields_at_the_top_level() {
+    let result: xtask::deploy::DeployResult = serde_json::from_str(FLAT_RECORD).unwrap();
+    assert_eq!(result.rollout.release.as_ref().map(|r| r.version), Some(7));
+    assert_eq!(result.rollout.smoke, Some(xtask::verdict::Verdict::Fail));
+    assert!(result.rollout.rollback_command.is_some());
+    let rolled = result.rollout.rolled_back.as_ref().unwrap();
+    assert_eq!(
+        rolled.rollout.readiness,
+        Some(xtask::verdict::Verdict::Pass)
+    );
+    assert_eq!(rolled.to_version, Some(5));
+
+    let written = serde_json::to_value(&result).unwrap();
+    for key in [
+        "release",
+        "readiness",
+        "smoke",
+        "rollback_command",
+        "rolled_back",
+        "after",
+        "verification",
+        "problems",
+    ] {
+        assert!(written.get(key).is_some(), "{key} missing in {written}");
+    }
+    assert!(written.get("rollout").is_none(), "{written}");
+    assert_eq!(written["rolled_back"]["smoke"], "pass", "{written}");
+}

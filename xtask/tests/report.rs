@@ -124,7 +124,7 @@ fn report_stale_results_are_incomplete_never_go() {
 fn results_measured_on_a_replaced_release_are_stale() {
     let f = staging(Scenario::default());
     let mut next = deploy_result();
-    next.release = Some(release(13, "deployment-01K"));
+    next.rollout.release = Some(release(13, "deployment-01K"));
     f.save(
         "deploy",
         "staging",
@@ -341,7 +341,7 @@ fn a_promote_is_productions_deploy_and_production_reaches_go() {
     f.save("overlap", "production", HEAD, Duration::minutes(20), v, r);
     let mut refused = promote_result();
     refused.refused = vec!["staging is not GO".into()];
-    refused.release = None;
+    refused.rollout.release = None;
     f.save(
         "promote",
         "production",

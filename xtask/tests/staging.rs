@@ -451,11 +451,12 @@ fn a_crash_at_deploy_during_the_walk_rolls_back_and_the_next_run_resumes_at_depl
     assert_eq!(record.result.commit.as_deref(), Some(second.as_str()));
     let rolled = record
         .result
+        .rollout
         .rolled_back
         .expect("the walk's deploy rolled back");
     assert_eq!(rolled.to_commit.as_deref(), Some(first.as_str()), "{out}");
     assert_eq!(
-        rolled.verification.map(|v| v.verdict),
+        rolled.rollout.verification.map(|v| v.verdict),
         Some(Verdict::Pass),
         "{out}"
     );

@@ -125,20 +125,14 @@ fn refused(args: &Options, environment: &Environment) -> DeployResult {
         strategy: args.strategy.clone(),
         predeploy: Verdict::Skip,
         fly_user: None,
-        release: None,
-        readiness: None,
-        smoke: None,
         rollback_target: None,
-        rollback_command: None,
-        rolled_back: None,
         problems: Vec::new(),
+        rollout: crate::release::RolloutOutcome::default(),
         commit: None,
         image_label: None,
         rollback_image: None,
         rollback_commit: None,
         before: None,
-        after: None,
-        verification: None,
     }
 }
 

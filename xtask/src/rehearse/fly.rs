@@ -16,7 +16,7 @@ use crate::flyctl::{DeployCommand, Flyctl};
 use crate::localfly::{Fault, LocalFly};
 use crate::output::Output;
 use crate::release::gates::Gates;
-use crate::release::restore::{RollbackPlan, failed_conditions};
+use crate::release::{RollbackPlan, failed_conditions};
 use crate::release::{RollbackResult, read_serving, roll_back, rollback_target};
 use crate::repo::Repo;
 use crate::verdict::Verdict;
@@ -157,6 +157,7 @@ pub fn rehearse(
         &mut out,
     )?;
     let proven = result
+        .rollout
         .verification
         .as_ref()
         .is_some_and(|v| v.verdict == Verdict::Pass);
@@ -175,7 +176,7 @@ pub fn rehearse(
     });
     phases.push(PhaseOutcome {
         phase: "fly smoke",
-        verdict: result.smoke.unwrap_or(Verdict::Fail),
+        verdict: result.rollout.smoke.unwrap_or(Verdict::Fail),
     });
     if !proven {
         return Ok(phases);
@@ -384,10 +385,11 @@ fn rollback_drill(
     };
     roll_back(repo, flyctl, gates, &plan, &mut result, out)?;
     let proven = result
+        .rollout
         .verification
         .as_ref()
         .is_some_and(|v| v.verdict == Verdict::Pass);
-    if let Some(verification) = result.verification.as_ref().filter(|_| !proven) {
+    if let Some(verification) = result.rollout.verification.as_ref().filter(|_| !proven) {
         writeln!(out, "rollback drill: {}", failed_conditions(verification))?;
     }
     for problem in &result.problems {

@@ -1,11 +1,14 @@
-//! What `deploy` and `rollback` share: reading which release serves (releases, machines and
+//! What `deploy`, `promote` and `rollback` share: reading which release serves (releases, machines and
 //! what each machine's version endpoint says), choosing the rollback target before flyctl
-//! runs, proving that a build serves ([`verify`]), and rolling back ([`restore`]).
+//! runs, proving that a build serves ([`verify`]), the rollout itself and rolling back
+//! ([`rollout`]), and what they leave ([`outcome`]).
 //!
-//! Nothing here imports the tasks or the CLI: `deploy` and `rollback` are thin tasks over it.
+//! Nothing here imports the tasks or the CLI: `deploy`, `promote` and `rollback` are thin
+//! tasks over it.
 
 pub mod gates;
-pub mod restore;
+pub mod outcome;
+pub mod rollout;
 pub mod verify;
 
 use std::io::Write;
@@ -17,7 +20,8 @@ use crate::flyctl::{Flyctl, Machine, Release, failure_or_error, same_image};
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
-pub use restore::{RollbackResult, roll_back};
+pub use outcome::{RollbackResult, RolloutOutcome, failed_conditions};
+pub use rollout::{OnFailure, RollbackPlan, Rollout, Source, roll_back, rollback_command};
 pub use verify::{Condition, Expected, Verification, VersionAnswer, verify};
 
 /// Path of the service's version endpoint (`{"version","commit","image","machine",...}`).

@@ -130,9 +130,10 @@ impl Tasks for Real {
 /// The rollback command still to run after a failed deploy: none when the deploy's own
 /// rollback proved the previous release serves again.
 fn rollback_left(result: &crate::deploy::DeployResult) -> Option<String> {
-    let restored = result.rolled_back.as_ref().is_some_and(|rb| {
+    let restored = result.rollout.rolled_back.as_ref().is_some_and(|rb| {
         rb.problems.is_empty()
             && rb
+                .rollout
                 .verification
                 .as_ref()
                 .is_some_and(|v| v.verdict == crate::verdict::Verdict::Pass)
@@ -140,6 +141,6 @@ fn rollback_left(result: &crate::deploy::DeployResult) -> Option<String> {
     if restored {
         None
     } else {
-        result.rollback_command.clone()
+        result.rollout.rollback_command.clone()
     }
 }

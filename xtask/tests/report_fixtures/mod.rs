@@ -8,6 +8,7 @@ use xtask::deploy::DeployResult;
 use xtask::overlap::{CleanupReport, OtherGroup, OverlapReport, RoundReport, RoundVerdict, probe};
 use xtask::predeploy::{CheckResult, Evidence, PredeployReport};
 use xtask::record::{RunRecord, SCHEMA_VERSION};
+use xtask::release::RolloutOutcome;
 use xtask::repo::{GitState, Repo};
 use xtask::report::{self, Options};
 use xtask::rollback::{ReleaseRef, RollbackResult};
@@ -416,20 +417,20 @@ pub fn deploy_result() -> DeployResult {
         strategy: "rolling".into(),
         predeploy: Verdict::Pass,
         fly_user: Some("ops@example.com".into()),
-        release: Some(release(12, "deployment-01J")),
-        readiness: Some(Verdict::Pass),
-        smoke: Some(Verdict::Pass),
         rollback_target: Some(release(11, "deployment-01H")),
-        rollback_command: Some("cargo xtask rollback --env staging --to-version 11".into()),
-        rolled_back: None,
         problems: Vec::new(),
+        rollout: RolloutOutcome {
+            release: Some(release(12, "deployment-01J")),
+            readiness: Some(Verdict::Pass),
+            smoke: Some(Verdict::Pass),
+            rollback_command: Some("cargo xtask rollback --env staging --to-version 11".into()),
+            ..RolloutOutcome::default()
+        },
         commit: None,
         image_label: None,
         rollback_image: Some("registry.fly.io/sist-cabanas-staging:deployment-01H".into()),
         rollback_commit: None,
         before: None,
-        after: None,
-        verification: None,
     }
 }
 
@@ -458,30 +459,32 @@ pub fn promote_result() -> xtask::promote::PromoteResult {
             ignored_records: Vec::new(),
         },
         refused: Vec::new(),
-        release: Some(serving.clone()),
         rollback_target: None,
         before: None,
-        verification: Some(xtask::release::verify::Verification {
-            what: "the promoted image serves".into(),
-            verdict: Verdict::Pass,
-            expected: xtask::release::verify::Expected {
-                newer_than: Some(2),
-                image,
-                commit: Some(HEAD.into()),
-                wake: false,
-            },
-            release: Some(serving),
-            conditions: Vec::new(),
-            attempts: 1,
-            seconds: 4.0,
-            snapshot: xtask::release::Snapshot {
-                releases: Vec::new(),
-                machines: Vec::new(),
-            },
-        }),
-        readiness: Some(Verdict::Pass),
-        smoke: Some(Verdict::Pass),
-        rolled_back: None,
+        rollout: xtask::release::RolloutOutcome {
+            release: Some(serving.clone()),
+            verification: Some(xtask::release::verify::Verification {
+                what: "the promoted image serves".into(),
+                verdict: Verdict::Pass,
+                expected: xtask::release::verify::Expected {
+                    newer_than: Some(2),
+                    image,
+                    commit: Some(HEAD.into()),
+                    wake: false,
+                },
+                release: Some(serving),
+                conditions: Vec::new(),
+                attempts: 1,
+                seconds: 4.0,
+                snapshot: xtask::release::Snapshot {
+                    releases: Vec::new(),
+                    machines: Vec::new(),
+                },
+            }),
+            readiness: Some(Verdict::Pass),
+            smoke: Some(Verdict::Pass),
+            ..Default::default()
+        },
         problems: Vec::new(),
     }
 }
@@ -492,13 +495,15 @@ pub fn rollback_result() -> RollbackResult {
         from: Some(release(12, "deployment-01J")),
         to_image: Some("registry.fly.io/sist-cabanas-staging:deployment-01H".into()),
         to_version: Some(11),
-        readiness: Some(Verdict::Pass),
-        smoke: Some(Verdict::Pass),
         problems: Vec::new(),
         from_commit: None,
         to_commit: None,
         before: None,
-        verification: None,
+        rollout: RolloutOutcome {
+            readiness: Some(Verdict::Pass),
+            smoke: Some(Verdict::Pass),
+            ..RolloutOutcome::default()
+        },
         migrations_not_reverted: Vec::new(),
     }
 }

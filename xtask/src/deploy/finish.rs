@@ -1,0 +1,146 @@
+//! How a deploy ends: its problems and verdict printed, the record saved (unless it is a dry
+//! run or unrecorded), the CI job summary written; and, interrupted mid-rollout, the record
+//! saved on the way out.
+
+use std::io::Write;
+
+use super::{DeployResult, Options};
+use crate::flyctl::Flyctl;
+use crate::record::RunClock;
+use crate::release::Rollout;
+use crate::repo::Repo;
+use crate::verdict::Verdict;
+
+/// Prints the problems and the verdict, then saves and summarises the record.
+pub(super) fn finish(
+    repo: &Repo,
+    args: &Options,
+    flyctl: &Flyctl,
+    clock: Option<RunClock>,
+    result: DeployResult,
+    out: &mut dyn Write,
+) -> anyhow::Result<(Verdict, DeployResult)> {
+    let verdict = if result.problems.is_empty() {
+        Verdict::Pass
+    } else {
+        Verdict::Fail
+    };
+    for problem in &result.problems {
+        writeln!(out, "problem: {problem}")?;
+    }
+    if flyctl.dry_run() {
+        writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
+    } else {
+        let rolled_back = if result.rollout.rolled_back.is_some() {
+            " (rolled back)"
+        } else {
+            ""
+        };
+        writeln!(
+            out,
+            "deploy of {} ({}): {verdict}{rolled_back}",
+            result.app, args.env
+        )?;
+    }
+    // Unrecorded runs (a dry run, the rehearsal's local Fly) still print the record's shape.
+    let record_it = clock.is_some();
+    let record = clock.unwrap_or_else(|| RunClock::start("deploy")).finish(
+        repo,
+        &args.env,
+        verdict,
+        result.clone(),
+    );
+    let summary = summary_markdown(&args.env, verdict, &result);
+    let ending = crate::finish::Ending {
+        human: "",
+        summary: &summary,
+        save: record_it && !flyctl.dry_run(),
+        json: args.json,
+    };
+    crate::finish::finish(repo, &record, ending, out)?;
+    Ok((verdict, result))
+}
+
+/// The deploy in a few lines for the CI job summary.
+fn summary_markdown(env: &str, verdict: Verdict, result: &DeployResult) -> String {
+    let shown = |value: Option<String>| value.unwrap_or_else(|| "-".to_string());
+    let release = result.rollout.release.as_ref();
+    crate::output::facts_markdown(
+        &format!("deploy {env} ({})", result.app),
+        verdict,
+        &[
+            ("strategy", result.strategy.clone()),
+            ("commit", shown(result.commit.clone())),
+            (
+                "proven to serve",
+                shown(
+                    result
+                        .rollout
+                        .verification
+                        .as_ref()
+                        .map(|v| v.verdict.to_string()),
+                ),
+            ),
+            (
+                "release",
+                shown(release.map(|r| format!("v{} ({})", r.version, r.status))),
+            ),
+            ("image", shown(release.and_then(|r| r.image_ref.clone()))),
+            (
+                "readiness",
+                shown(result.rollout.readiness.map(|v| v.to_string())),
+            ),
+            ("smoke", shown(result.rollout.smoke.map(|v| v.to_string()))),
+            (
+                "rolled back",
+                if result.rollout.rolled_back.is_some() {
+                    "yes".into()
+                } else {
+                    "no".into()
+                },
+            ),
+            (
+                "rollback command",
+                shown(result.rollout.rollback_command.clone()),
+            ),
+        ],
+        &result.problems,
+    )
+}
+
+/// Saves the deploy's record if the task is interrupted (Ctrl-C, SIGTERM) from here on: the
+/// interrupt stops flyctl mid-rollout, which leaves a release Fly never completes (flyctl
+/// marks it `interrupted`) and perhaps machines on two images, so the record says what was
+/// interrupted and how to go back to what served before.
+pub(super) fn save_if_interrupted(
+    repo: &Repo,
+    args: &Options,
+    clock: &RunClock,
+    result: &DeployResult,
+    rollout: &Rollout,
+) -> crate::interrupt::CleanupGuard {
+    let mut interrupted = result.clone();
+    interrupted.rollout.rollback_command = rollout.rollback_line();
+    interrupted.problems.push(format!(
+        "interrupted while `flyctl deploy` rolled out commit {} to {}: the release it started is left unfinished; {}",
+        result.image_label.as_deref().unwrap_or("?"),
+        result.app,
+        match &interrupted.rollout.rollback_command {
+            Some(line) => format!("go back to what served before with `{line}`, or deploy again"),
+            None => "nothing served before; deploy again".to_string(),
+        }
+    ));
+    let (repo, env, clock) = (repo.clone(), args.env.clone(), clock.clone());
+    crate::interrupt::on_interrupt(move || {
+        let record = clock.finish(&repo, &env, Verdict::Fail, interrupted);
+        let ending = crate::finish::Ending {
+            human: "",
+            summary: "",
+            save: true,
+            json: false,
+        };
+        if let Err(error) = crate::finish::finish(&repo, &record, ending, &mut std::io::stderr()) {
+            eprintln!("could not save the interrupted deploy's record: {error:#}");
+        }
+    })
+}
