@@ -413,38 +413,50 @@ fn an_interrupt_saves_the_samples_taken_so_far() {
     assert!(samples < result["planned_samples"].as_u64().unwrap() as usize);
 }
 
-/// flyctl failing to read the logs (not logged in) is said in the record and the summary,
-/// and is no breach of the service.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_that_cannot_be_read_are_reported_not_hidden() {
-    struct Still;
-    impl Pacer for Still {
-        async fn wait(&mut self, index: usize) -> DateTime<Utc> {
-            at(index)
-        }
+/// Samples taken at the instants [`at`] gives, without waiting.
+struct Instants;
+
+impl Pacer for Instants {
+    async fn wait(&mut self, index: usize) -> DateTime<Utc> {
+        at(index)
     }
+}
+
+/// The fake service, and a fake flyctl whose every `logs` call gives `answer` (its directory
+/// holds the calls made).
+async fn service_with_logs_answer(
+    answer: serde_json::Value,
+) -> (Service, tempfile::TempDir, Flyctl) {
     let service = Service::start(
         "127.0.0.1:0".parse().unwrap(),
         "abc1234",
         "2026-12-01T09:59:00Z",
     )
     .await;
-    let url = format!("http://{}", service.addr);
     let fly_dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(fly_dir.path().join("responses")).unwrap();
-    let refusal = serde_json::json!({"stdout": "", "stderr": "Error: not logged in", "exit": 1});
     std::fs::write(
         fly_dir.path().join("responses/logs.json"),
-        refusal.to_string(),
+        answer.to_string(),
     )
     .unwrap();
     let flyctl = Flyctl::at(env!("CARGO_BIN_EXE_fake-flyctl"), false)
         .with_env("FAKE_FLYCTL_DIR", fly_dir.path());
+    (service, fly_dir, flyctl)
+}
+
+/// flyctl failing to read the logs (not logged in) is said in the record and the summary,
+/// and is no breach of the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_that_cannot_be_read_are_reported_not_hidden() {
+    let refusal = serde_json::json!({"stdout": "", "stderr": "Error: not logged in", "exit": 1});
+    let (service, _fly_dir, flyctl) = service_with_logs_answer(refusal).await;
+    let url = format!("http://{}", service.addr);
     let logs = LogSource::new(flyctl, "cabanas-test", 3);
     let target = xtask::config::Target::named("staging", &url).unwrap();
     let mut sampler = Sampler::new(target, std::time::Duration::from_secs(5), Some(logs)).unwrap();
     let plan = plan(2);
-    let samples = observe(&mut sampler, &plan, &mut Still, |_| {}).await;
+    let samples = observe(&mut sampler, &plan, &mut Instants, |_| {}).await;
     let record = StabilityRecord::new(&url, Some("cabanas-test"), &plan, samples, false);
     assert!(record.samples.iter().all(|s| s.logs.is_none()));
     assert!(
@@ -462,33 +474,17 @@ async fn logs_that_cannot_be_read_are_reported_not_hidden() {
 /// running, the sample says the logs were not read, and the service is not blamed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_that_never_answer_stall_no_sample() {
-    struct Still;
-    impl Pacer for Still {
-        async fn wait(&mut self, index: usize) -> DateTime<Utc> {
-            at(index)
-        }
-    }
-    let service = Service::start(
-        "127.0.0.1:0".parse().unwrap(),
-        "abc1234",
-        "2026-12-01T09:59:00Z",
-    )
-    .await;
-    let url = format!("http://{}", service.addr);
-    let fly_dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(fly_dir.path().join("responses")).unwrap();
     // Far longer than the whole test: the read never answers while the watch runs.
     let hung = serde_json::json!({"stdout": "", "exit": 0, "sleep_ms": 30_000});
-    std::fs::write(fly_dir.path().join("responses/logs.json"), hung.to_string()).unwrap();
-    let flyctl = Flyctl::at(env!("CARGO_BIN_EXE_fake-flyctl"), false)
-        .with_env("FAKE_FLYCTL_DIR", fly_dir.path());
+    let (service, fly_dir, flyctl) = service_with_logs_answer(hung).await;
+    let url = format!("http://{}", service.addr);
     let wait = std::time::Duration::from_millis(200);
     let logs = LogSource::new(flyctl, "cabanas-test", 3).with_wait(wait);
     let target = xtask::config::Target::named("staging", &url).unwrap();
     let mut sampler = Sampler::new(target, std::time::Duration::from_secs(5), Some(logs)).unwrap();
     let plan = plan(6);
     let started = std::time::Instant::now();
-    let samples = observe(&mut sampler, &plan, &mut Still, |_| {}).await;
+    let samples = observe(&mut sampler, &plan, &mut Instants, |_| {}).await;
     // A guard against hanging, not a speed measure: one blocked read per sample would be
     // 6 x 30 s.
     assert!(
