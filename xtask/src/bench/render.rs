@@ -6,6 +6,7 @@ use std::fmt::Write;
 use anyhow::bail;
 
 use super::results::{BenchResult, Comparison, Contestant, Metric, RunOutcome, Spread};
+use crate::escape::markdown_inline as cell;
 
 /// The line before the generated part.
 pub const BEGIN: &str = "<!-- bench:begin -->";
@@ -235,10 +236,6 @@ fn ratio(value: f64) -> String {
     format!("{value:.2}")
 }
 
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
-}
-
 /// `document` with everything between [`BEGIN`] and [`END`] replaced by `generated`; the
 /// markers and the rest stay as they are. Fails, naming the fix, when the markers are absent
 /// or out of order.
@@ -374,7 +371,11 @@ mod tests {
     fn the_tables_show_spreads_ratios_and_missing_peers() {
         let text = markdown(&sample());
         insta::assert_snapshot!(text);
-        assert!(text.contains("oha not installed: `cargo install oha --locked`"));
+        // The note goes through the one Markdown escaper like every cell: its backticks show.
+        assert!(
+            text.contains(r"oha not installed: \`cargo install oha --locked\`"),
+            "{text}"
+        );
         assert!(
             text.contains("| smoke / wrk req/s | 0.94× | 0.97× | 1.00× |"),
             "{text}"

@@ -210,7 +210,7 @@ pub fn markdown(report: &OverlapReport) -> String {
                 out,
                 "- round {}: {}",
                 round.round,
-                problem.replace('|', "\\|")
+                crate::escape::markdown_inline(&problem)
             );
         }
     }

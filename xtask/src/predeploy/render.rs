@@ -2,6 +2,7 @@
 //! summary. Both show every finding that is not a pass, and the passes as evidence.
 
 use super::PredeployReport;
+use crate::escape::markdown_inline as cell;
 use crate::junit::{Suite, check_case};
 use crate::verdict::Verdict;
 
@@ -105,11 +106,6 @@ pub(crate) fn markdown(report: &PredeployReport) -> String {
         ));
     }
     out
-}
-
-/// Escapes text for a Markdown table cell.
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
 }
 
 /// The JUnit cases of a predeploy run.

@@ -370,7 +370,7 @@ pub fn chart(history: &HistoryData) -> Option<String> {
                 "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{colour}\"><title>{}: p95 {} ms</title></circle>",
                 x(i + offset, runs),
                 y(*v),
-                escape(&endpoint.name),
+                crate::escape::html(&endpoint.name),
                 number(*v)
             );
         }
@@ -379,16 +379,12 @@ pub fn chart(history: &HistoryData) -> Option<String> {
             "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"{colour}\">{} ({})</text>",
             MARGIN_LEFT + 140.0 * index as f64,
             CHART_HEIGHT - 12.0,
-            escape(&endpoint.name),
+            crate::escape::html(&endpoint.name),
             endpoint.verdict
         );
     }
     svg.push_str("</svg>\n");
     Some(svg)
-}
-
-fn escape(text: &str) -> String {
-    crate::escape::html(text)
 }
 
 #[cfg(test)]

@@ -30,16 +30,12 @@ pub fn page_with_chart(title: &str, markdown: &str, chart: Option<&str>) -> Stri
             None => body.push_str(&figure),
         }
     }
-    let title = escape(title);
+    let title = crate::escape::html(title);
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{title}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}</body>\n</html>\n"
     )
-}
-
-fn escape(text: &str) -> String {
-    crate::escape::html(text)
 }
 
 /// The report's Markdown holds record fields, and records come from a shared ref: whatever

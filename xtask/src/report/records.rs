@@ -8,7 +8,7 @@
 //! overall verdict and the decision map read the record's own `verdict` (part of the shared
 //! [`RunRecord`] contract) and the item verdicts the task computed; the details only fill the
 //! tables, and an empty detail list next to a failed verdict is shown as such, not as a pass.
-//! `xtask/tests/report.rs` builds its fixtures from the tasks' own result types, so a change
+//! `xtask/tests/it/report.rs` builds its fixtures from the tasks' own result types, so a change
 //! to what a task saves that these views cannot read fails there.
 
 use anyhow::Context;

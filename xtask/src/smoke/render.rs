@@ -6,6 +6,7 @@ use std::fmt::Write;
 use super::plan::LoadSettings;
 use super::report::{EndpointReport, SmokeReport};
 use super::stats::{LatencySummary, fmt_num};
+use crate::escape::markdown_inline as cell;
 use crate::junit::{Case, Suite, check_case};
 use crate::verdict::Verdict;
 
@@ -199,10 +200,6 @@ fn endpoint_row(e: &EndpointReport) -> String {
         fmt_num(e.latency.max_ms),
         cell(&thresholds.join("; "))
     )
-}
-
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
 }
 
 /// The JUnit cases of a smoke run: each check, then each threshold of each endpoint.
