@@ -10,17 +10,9 @@ use metrics::{Counter, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
-/// Every metric the service exports; each appears in `/metrics` from startup.
-pub const METRIC_NAMES: [&str; 8] = [
-    "http_requests_total",
-    "http_request_duration_seconds",
-    "reservations_created_total",
-    "reservations_date_overlap_total",
-    "reservations_confirmed_total",
-    "reservations_cancelled_total",
-    "prereservations_expired_total",
-    "http_rate_limited_total",
-];
+/// Every metric the service exports; each appears in `/metrics` from startup. The list is
+/// the service contract's, which the deploy tools check against.
+pub use cabanas_contract::METRIC_NAMES;
 
 /// Booking channels reported as metric labels; any other channel is labelled `other`,
 /// so clients cannot grow the label set without bound.

@@ -192,13 +192,13 @@ impl Default for SmokeSettings {
             endpoints: vec![
                 SmokeEndpoint {
                     name: "healthz".into(),
-                    path: "/api/v1/healthz".into(),
+                    path: cabanas_contract::routes::HEALTHZ.into(),
                     expect: Vec::new(),
                     p95_ms: None,
                 },
                 SmokeEndpoint {
                     name: "accommodations".into(),
-                    path: "/api/v1/reservations/accommodations".into(),
+                    path: cabanas_contract::routes::ACCOMMODATIONS.into(),
                     expect: Vec::new(),
                     p95_ms: None,
                 },

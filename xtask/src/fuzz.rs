@@ -25,7 +25,7 @@ use crate::repo::Repo;
 use crate::verdict::Verdict;
 
 /// Where the service serves its document.
-pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+pub const OPENAPI_PATH: &str = cabanas_contract::routes::OPENAPI;
 
 /// The environment variable naming the Schemathesis executable.
 pub const SCHEMATHESIS_ENV: &str = "SCHEMATHESIS";

@@ -29,6 +29,7 @@ pub mod overlap;
 pub mod pgcluster;
 pub mod predeploy;
 pub mod promote;
+pub mod readiness;
 pub mod record;
 pub mod records;
 pub mod rehearse;

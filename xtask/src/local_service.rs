@@ -10,6 +10,7 @@ use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
 
 use crate::interrupt::{self, CleanupGuard};
+use crate::readiness::Readiness;
 use crate::repo::Repo;
 
 /// What the service runs with.
@@ -119,7 +120,7 @@ impl LocalService {
             .with_context(|| format!("starting {} serve", binary.display()))?;
         let pid = child.id();
         let guard = interrupt::on_interrupt(move || interrupt::terminate(pid));
-        let service = LocalService {
+        let mut service = LocalService {
             child,
             url: format!("http://127.0.0.1:{port}"),
             log_file: settings.log_file.clone(),
@@ -139,25 +140,21 @@ impl LocalService {
         self.child.id()
     }
 
-    fn wait_ready(&self, within: Duration) -> anyhow::Result<()> {
-        let deadline = Instant::now() + within;
-        let ready = format!("{}/api/v1/readyz", self.url);
-        let client = crate::http::client(Duration::from_secs(2))?;
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        let mut last = String::from("no answer yet");
-        while Instant::now() < deadline {
-            // The request is built inside the runtime: reqwest arms its timeout on creation.
-            match runtime.block_on(async { client.get(&ready).send().await }) {
-                Ok(response) if response.status().is_success() => return Ok(()),
-                Ok(response) => last = format!("HTTP {}", response.status()),
-                Err(error) => last = error.without_url().to_string(),
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
+    fn wait_ready(&mut self, within: Duration) -> anyhow::Result<()> {
+        let child = &mut self.child;
+        let last =
+            match crate::readiness::poll_blocking(&self.url, within, |_| match child.try_wait() {
+                Ok(Some(status)) => Some(format!("the service exited ({status})")),
+                _ => None,
+            })? {
+                Readiness::Ready { .. } => return Ok(()),
+                Readiness::Gone(why) => why,
+                Readiness::TimedOut { last, .. } => {
+                    format!("not ready within {within:?}, last: {last}")
+                }
+            };
         bail!(
-            "the service at {} was not ready within {within:?} (last: {last}); its log: {}",
+            "the service at {} did not become ready ({last}); its log: {}",
             self.url,
             self.log_file.display()
         )

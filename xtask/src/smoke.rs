@@ -242,7 +242,7 @@ async fn served_version(client: &reqwest::Client, target: &Target) -> report::Se
 }
 
 /// The service's version endpoint.
-pub const VERSION_PATH: &str = "/api/v1/version";
+pub const VERSION_PATH: &str = cabanas_contract::routes::VERSION;
 
 /// The benchmark report, and the path of the endpoint whose first batch timed out (which
 /// ends the benchmark there).

@@ -49,7 +49,7 @@ pub const MAX_BODY_BYTES: usize = 64 * 1024;
 /// Routes that load balancers, monitors and scrapers poll: their access-log lines (span and
 /// "finished processing request") are at DEBUG, so a poller's rate sets neither the log
 /// volume nor its cost. Every other request is logged at INFO with its request id.
-pub const PROBE_ROUTES: [&str; 3] = ["/api/v1/healthz", "/api/v1/readyz", "/metrics"];
+pub const PROBE_ROUTES: [&str; 3] = cabanas_contract::routes::PROBES;
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 

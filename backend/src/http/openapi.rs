@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 use crate::http::state::AppState;
 
 /// Where the document is served.
-pub const PATH: &str = "/api/v1/openapi.json";
+pub const PATH: &str = cabanas_contract::routes::OPENAPI;
 
 /// The name of the admin bearer security scheme in the document.
 pub const ADMIN_SCHEME: &str = "admin_bearer";

@@ -183,6 +183,34 @@ fn the_library_document_lists_the_webhooks() {
     assert!(doc["paths"][backend::http::webhooks::whatsapp::PATH]["get"].is_object());
 }
 
+/// The service contract the deploy tools call (`cabanas-contract`): every route it names is
+/// a GET the service documents (the webhooks a POST), so a renamed route fails here, not in
+/// a deploy's smoke.
+#[test]
+fn every_contract_route_is_served() {
+    use cabanas_contract::routes;
+    let doc = serde_json::to_value(backend::http::openapi::document_value()).unwrap();
+    for path in [
+        routes::HEALTHZ,
+        routes::READYZ,
+        routes::METRICS,
+        routes::VERSION,
+        routes::OPENAPI,
+        routes::ACCOMMODATIONS,
+    ] {
+        assert!(
+            doc["paths"][path]["get"].is_object(),
+            "{path} is not served"
+        );
+    }
+    for path in routes::WEBHOOKS {
+        assert!(
+            doc["paths"][path]["post"].is_object(),
+            "{path} is not served"
+        );
+    }
+}
+
 /// Client generators name a function after each `operationId`, and validators refuse a
 /// document where two operations share one: every operation has its own id, in snake_case,
 /// saying what it does (not a handler's bare name such as `notify`, which both webhooks had).

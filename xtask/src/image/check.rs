@@ -16,6 +16,7 @@ use super::engine::{Engine, first_line};
 use super::{ServiceConfig, Step};
 use crate::config::{DeployConfig, Target};
 use crate::interrupt::{self, CleanupGuard};
+use crate::readiness::Readiness;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
@@ -358,42 +359,44 @@ enum Ready {
     TimedOut { last: String },
 }
 
-/// Polls readyz until 200, the container exits, or `within` runs out.
+/// Polls readiness until 200, the container exits, or `within` runs out.
 fn wait_ready(engine: &Engine, name: &str, url: &str, within: Duration) -> anyhow::Result<Ready> {
-    let deadline = Instant::now() + within;
-    let ready = format!("{url}/api/v1/readyz");
-    let client = crate::http::client(Duration::from_secs(2))?;
-    let runtime = crate::http::runtime()?;
-    loop {
-        let last = match runtime.block_on(async { client.get(&ready).send().await }) {
-            Ok(response) if response.status().is_success() => return Ok(Ready::Yes),
-            Ok(response) => format!("HTTP {}", response.status()),
-            Err(error) => error.without_url().to_string(),
-        };
+    let mut exited = None;
+    let outcome = crate::readiness::poll_blocking(url, within, |_| {
         let running = engine.read(&["inspect", "--format", "{{.State.Running}}", name]);
-        if !running.is_ok_and(|r| r.trim() == "true") {
-            let code = engine
-                .read(&["inspect", "--format", "{{.State.ExitCode}}", name])
-                .unwrap_or_else(|_| "?".into());
-            let logs = engine
-                .command()
-                .args(["logs", "--tail", "10", name])
-                .output()
-                .map(|o| {
-                    tail(
-                        &(String::from_utf8_lossy(&o.stdout).into_owned()
-                            + &String::from_utf8_lossy(&o.stderr)),
-                        10,
-                    )
-                })
-                .unwrap_or_default();
-            return Ok(Ready::Exited { code, logs });
+        if running.is_ok_and(|r| r.trim() == "true") {
+            return None;
         }
-        if Instant::now() >= deadline {
-            return Ok(Ready::TimedOut { last });
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+        let code = engine
+            .read(&["inspect", "--format", "{{.State.ExitCode}}", name])
+            .unwrap_or_else(|_| "?".into());
+        exited = Some(code.clone());
+        Some(code)
+    })?;
+    Ok(match outcome {
+        Readiness::Ready { .. } => Ready::Yes,
+        Readiness::TimedOut { last, .. } => Ready::TimedOut { last },
+        Readiness::Gone(_) => Ready::Exited {
+            code: exited.unwrap_or_else(|| "?".into()),
+            logs: container_logs(engine, name),
+        },
+    })
+}
+
+/// The last lines the container wrote, both streams.
+fn container_logs(engine: &Engine, name: &str) -> String {
+    engine
+        .command()
+        .args(["logs", "--tail", "10", name])
+        .output()
+        .map(|o| {
+            tail(
+                &(String::from_utf8_lossy(&o.stdout).into_owned()
+                    + &String::from_utf8_lossy(&o.stderr)),
+                10,
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// `GET /api/v1/version` must name `commit`.

@@ -130,7 +130,7 @@ impl PreReserve {
 /// Path of the pre-reserve route.
 pub const PRE_RESERVE_PATH: &str = "/api/v1/reservations/pre-reserve";
 /// Path of the cheap route used to open connections before the race.
-pub const HEALTHZ_PATH: &str = "/api/v1/healthz";
+pub const HEALTHZ_PATH: &str = cabanas_contract::routes::HEALTHZ;
 
 /// The first active accommodation listed.
 pub async fn first_accommodation(client: &reqwest::Client, target: &Target) -> anyhow::Result<i64> {

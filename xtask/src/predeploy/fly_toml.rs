@@ -24,7 +24,7 @@ use super::text::{FileText, read_text, toml_error, toml_key_line};
 use crate::config::CONFIG_PATH;
 
 /// The readiness path Fly's checks must probe (DESIGN section 4).
-pub(crate) const READINESS_PATH: &str = "/api/v1/readyz";
+pub(crate) const READINESS_PATH: &str = cabanas_contract::routes::READYZ;
 const STRATEGIES: [&str; 4] = ["rolling", "bluegreen", "canary", "immediate"];
 
 /// What other checks need from a Fly config.
@@ -185,7 +185,7 @@ fn check_config(
     }
     // Fly scrapes /metrics only when [metrics] says where; the alert rules need it.
     match str_at(section("metrics"), "path") {
-        Some(metrics) if metrics == "/metrics" => {
+        Some(metrics) if metrics == cabanas_contract::routes::METRICS => {
             check.pass(at("metrics", 0, "path"), "Fly scrapes /metrics ([metrics])")
         }
         _ => check.warn(

@@ -3,13 +3,14 @@
 //! the other tasks' outcomes; `crate::deploy::gates::TaskGates` runs the real ones.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::readiness::Readiness;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
 /// Path polled until the new release answers 200.
-pub const READYZ_PATH: &str = "/api/v1/readyz";
+pub const READYZ_PATH: &str = cabanas_contract::routes::READYZ;
 
 /// The other tasks a deploy runs.
 pub trait Gates {
@@ -72,47 +73,39 @@ pub fn ready_and_smoke(
     })
 }
 
-/// Polls `<base_url>/api/v1/readyz` until it answers 200 or `timeout` passes. `Fail` carries
-/// the last status or error seen.
+/// Polls the readiness of the service at `base_url` until it answers 200 or `timeout` passes.
+/// `Fail` carries the last status or error seen.
 pub fn wait_ready(
     base_url: &str,
     timeout: Duration,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, String)> {
-    let url = format!("{}{READYZ_PATH}", base_url.trim_end_matches('/'));
+    let url = crate::readiness::url(base_url);
     writeln!(
         out,
         "waiting up to {}s for {url} to answer 200",
         timeout.as_secs()
     )?;
-    let client = crate::http::client(Duration::from_secs(5).min(timeout))?;
-    let runtime = crate::http::runtime()?;
-    let started = Instant::now();
-    loop {
-        let last = match runtime.block_on(async { client.get(&url).send().await }) {
-            Ok(response) if response.status().is_success() => {
-                let evidence = format!(
-                    "{url} answered {} after {:.1}s",
-                    response.status(),
-                    started.elapsed().as_secs_f64()
-                );
-                writeln!(out, "ready: {evidence}")?;
-                return Ok((Verdict::Pass, evidence));
-            }
-            Ok(response) => format!("last answer {}", response.status()),
-            Err(error) => format!("last error: {error}"),
-        };
-        if started.elapsed() >= timeout {
-            let evidence = format!("{url} not ready after {}s ({last})", timeout.as_secs());
-            writeln!(out, "not ready: {evidence}")?;
-            return Ok((Verdict::Fail, evidence));
-        }
-        std::thread::sleep(
-            Duration::from_secs(2)
-                .min(timeout.saturating_sub(started.elapsed()))
-                .max(Duration::from_millis(100)),
-        );
-    }
+    let (verdict, evidence) = match crate::readiness::poll_blocking(base_url, timeout, |_| None)? {
+        Readiness::Ready { after, .. } => (
+            Verdict::Pass,
+            format!("{url} answered 200 after {:.1}s", after.as_secs_f64()),
+        ),
+        Readiness::TimedOut { last, .. } | Readiness::Gone(last) => (
+            Verdict::Fail,
+            format!(
+                "{url} not ready after {}s (last: {last})",
+                timeout.as_secs()
+            ),
+        ),
+    };
+    let said = if verdict == Verdict::Pass {
+        "ready"
+    } else {
+        "not ready"
+    };
+    writeln!(out, "{said}: {evidence}")?;
+    Ok((verdict, evidence))
 }
 
 #[cfg(test)]

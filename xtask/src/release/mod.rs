@@ -25,7 +25,7 @@ pub use rollout::{OnFailure, RollbackPlan, Rollout, Source, roll_back, rollback_
 pub use verify::{Condition, Expected, Verification, VersionAnswer, verify};
 
 /// Path of the service's version endpoint (`{"version","commit","image","machine",...}`).
-pub const VERSION_PATH: &str = "/api/v1/version";
+pub const VERSION_PATH: &str = cabanas_contract::routes::VERSION;
 
 /// The request header that makes Fly's proxy route a request to one machine.
 pub const FORCE_INSTANCE_HEADER: &str = "fly-force-instance-id";

@@ -8,33 +8,26 @@ use reqwest::Client;
 
 use crate::check::CheckResult;
 use crate::config::Target;
+use crate::readiness::Readiness;
 use crate::verdict::Verdict;
 
 /// The health route.
-pub const HEALTHZ_PATH: &str = "/api/v1/healthz";
+pub const HEALTHZ_PATH: &str = cabanas_contract::routes::HEALTHZ;
 /// The readiness route (Fly's checks point here).
-pub const READYZ_PATH: &str = "/api/v1/readyz";
+pub const READYZ_PATH: &str = cabanas_contract::routes::READYZ;
 /// The Prometheus route.
-pub const METRICS_PATH: &str = "/metrics";
+pub const METRICS_PATH: &str = cabanas_contract::routes::METRICS;
 /// The read path checked for a JSON array.
-pub const ACCOMMODATIONS_PATH: &str = "/api/v1/reservations/accommodations";
+pub const ACCOMMODATIONS_PATH: &str = cabanas_contract::routes::ACCOMMODATIONS;
 
 /// The webhook routes: each must refuse a request without a signature (401).
-pub const WEBHOOK_PATHS: [&str; 2] = ["/api/v1/webhooks/mercadopago", "/api/v1/webhooks/whatsapp"];
+pub const WEBHOOK_PATHS: [&str; 2] = cabanas_contract::routes::WEBHOOKS;
 
-/// Metric families the service must expose on `/metrics`.
-pub const EXPECTED_METRICS: &[&str] = &[
-    "http_requests_total",
-    "http_request_duration_seconds",
-    "reservations_created_total",
-    "reservations_date_overlap_total",
-    "reservations_confirmed_total",
-    "reservations_cancelled_total",
-    "prereservations_expired_total",
-];
+/// Metric families the service must expose on `/metrics`: the service contract's list.
+pub const EXPECTED_METRICS: &[&str] = &cabanas_contract::METRIC_NAMES;
 
 /// The OpenAPI document the answers are checked against.
-pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+pub const OPENAPI_PATH: &str = cabanas_contract::routes::OPENAPI;
 
 /// What one GET returned, or why it did not.
 #[derive(Clone)]
@@ -501,44 +494,45 @@ pub fn missing_metrics<'a>(body: &str, expected: &[&'a str]) -> Vec<&'a str> {
 
 /// Polls readiness until it answers 200 or `wait` runs out, saying on stderr what it waits for.
 pub async fn wait_ready(client: &Client, target: &Target, wait: Duration) -> CheckResult {
-    let url = target.endpoint(READYZ_PATH);
     let verifies = format!(
         "GET {READYZ_PATH} answers 200 within {}",
         human_duration(wait)
     );
+    let url = target.endpoint(READYZ_PATH);
     let started = Instant::now();
-    let deadline = started + wait;
-    let mut attempts = 0u32;
-    loop {
-        attempts += 1;
-        let last = match fetch(client, &url).await {
-            Fetched::Answer { status: 200, .. } => {
-                let evidence = format!(
-                    "ready after {} ({attempts} attempts)",
-                    human_duration(started.elapsed())
-                );
-                return outcome("wait", verifies, Verdict::Pass, evidence, None);
-            }
-            Fetched::Answer { status, body, .. } => format!("{status}: {}", excerpt(&body)),
-            Fetched::Failed { reason, .. } => reason,
-        };
-        let now = Instant::now();
-        if now >= deadline {
-            let evidence = format!(
-                "not ready after {} ({attempts} attempts); last: {last}",
-                human_duration(wait)
+    let mut said = Instant::now() - Duration::from_secs(1);
+    let base = url.strip_suffix(READYZ_PATH).unwrap_or(&url).to_string();
+    let polled = crate::readiness::poll(client, &base, wait, |last| {
+        // A line a second at most: the poll itself starts at milliseconds.
+        if said.elapsed() >= Duration::from_secs(1) {
+            said = Instant::now();
+            let left = wait.saturating_sub(started.elapsed());
+            eprintln!(
+                "waiting for {url} to be ready ({} left); last: {last}",
+                human_duration(left)
             );
-            let fix = Some(
-                "look at the deploy (fly status, fly logs); readyz needs the database and migrations",
-            );
-            return outcome("wait", verifies, Verdict::Fail, evidence, fix);
         }
-        eprintln!(
-            "waiting for {url} to be ready ({} left); last: {last}",
-            human_duration(deadline - now)
-        );
-        tokio::time::sleep((deadline - now).min(Duration::from_secs(1))).await;
-    }
+        None
+    })
+    .await;
+    let (last, attempts) = match polled {
+        Readiness::Ready { after, attempts } => {
+            let evidence = format!(
+                "ready after {} ({attempts} attempts)",
+                human_duration(after)
+            );
+            return outcome("wait", verifies, Verdict::Pass, evidence, None);
+        }
+        Readiness::TimedOut { last, attempts } => (last, attempts),
+        Readiness::Gone(why) => (why, 0),
+    };
+    let evidence = format!(
+        "not ready after {} ({attempts} attempts); last: {last}",
+        human_duration(wait)
+    );
+    let fix =
+        Some("look at the deploy (fly status, fly logs); readyz needs the database and migrations");
+    outcome("wait", verifies, Verdict::Fail, evidence, fix)
 }
 
 /// `1.5s`, `250ms`, `2m5s`.

@@ -152,7 +152,7 @@ mod tests {
     fn scrape(requests: f64) -> MetricsScrape {
         let mut metrics = MetricsScrape::default();
         metrics.routes.insert(
-            "/api/v1/healthz".into(),
+            cabanas_contract::routes::HEALTHZ.into(),
             RouteCounts {
                 requests,
                 server_errors: 0.0,

@@ -14,11 +14,11 @@ use crate::flyctl::{Flyctl, Machine};
 use crate::release::FORCE_INSTANCE_HEADER;
 
 /// Path of the liveness probe.
-pub const HEALTHZ_PATH: &str = "/api/v1/healthz";
+pub const HEALTHZ_PATH: &str = cabanas_contract::routes::HEALTHZ;
 /// Path of the readiness probe.
-pub const READYZ_PATH: &str = "/api/v1/readyz";
+pub const READYZ_PATH: &str = cabanas_contract::routes::READYZ;
 /// Path of the metrics scrape.
-pub const METRICS_PATH: &str = "/metrics";
+pub const METRICS_PATH: &str = cabanas_contract::routes::METRICS;
 
 /// One HTTP probe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -11,7 +11,7 @@ pub const REQUESTS_METRIC: &str = "http_requests_total";
 /// The latency histogram the service exports, labelled `route`.
 pub const DURATION_METRIC: &str = "http_request_duration_seconds";
 /// The scrape's own route: left out of the latency figures (the watch itself calls it).
-pub const METRICS_ROUTE: &str = "/metrics";
+pub const METRICS_ROUTE: &str = cabanas_contract::routes::METRICS;
 
 /// Counters of one route, as read (cumulative since the process started).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]

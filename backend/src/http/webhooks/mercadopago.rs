@@ -36,7 +36,7 @@ pub struct NotificationOutcome {
 }
 
 /// The route.
-pub const PATH: &str = "/api/v1/webhooks/mercadopago";
+pub const PATH: &str = cabanas_contract::routes::WEBHOOK_MERCADOPAGO;
 
 /// Outcome labels of `mercadopago_notifications_total` besides the [`PaymentOutcome`]s:
 /// refused signatures, notifications about other topics, and payments that could not be read.

@@ -34,7 +34,7 @@ pub struct DeliveryOutcome {
 }
 
 /// The route.
-pub const PATH: &str = "/api/v1/webhooks/whatsapp";
+pub const PATH: &str = cabanas_contract::routes::WEBHOOK_WHATSAPP;
 
 /// Labels of `whatsapp_notifications_total`.
 pub const NOTIFICATION_OUTCOMES: [&str; 3] = ["accepted", "bad_signature", "unreadable"];
