@@ -48,7 +48,7 @@ pub async fn poll(
                     attempts,
                 };
             }
-            Ok(response) => format!("HTTP {}", response.status()),
+            Ok(response) => answer(response).await,
             Err(error) => error.without_url().to_string(),
         };
         if let Some(why) = between(&last) {
@@ -60,6 +60,26 @@ pub async fn poll(
         }
         tokio::time::sleep(pause.min(deadline - now)).await;
         pause = (pause * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// A not-ready answer as `503: <the first line of its body>`, reading at most 512 bytes of
+/// it: the body usually says why (`migrations pending`).
+async fn answer(mut response: reqwest::Response) -> String {
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while body.len() < 512 {
+        match response.chunk().await {
+            Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&body[..body.len().min(512)]).into_owned();
+    let first = text.lines().next().unwrap_or("").trim();
+    if first.is_empty() {
+        status.to_string()
+    } else {
+        format!("{status}: {}", first.chars().take(200).collect::<String>())
     }
 }
 
