@@ -13,6 +13,7 @@
 
 pub mod checks;
 pub mod contract;
+mod fetch;
 pub mod load;
 pub mod plan;
 pub mod render;

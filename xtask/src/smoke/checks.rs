@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use reqwest::Client;
 
+use super::fetch::{Fetched, excerpt, fetch, post_unsigned};
 use crate::check::CheckResult;
 use crate::config::Target;
 use crate::readiness::Readiness;
@@ -29,76 +30,6 @@ pub const EXPECTED_METRICS: &[&str] = &cabanas_contract::METRIC_NAMES;
 /// The OpenAPI document the answers are checked against.
 pub const OPENAPI_PATH: &str = cabanas_contract::routes::OPENAPI;
 
-/// What one GET returned, or why it did not.
-#[derive(Clone)]
-enum Fetched {
-    Answer {
-        status: u16,
-        content_type: String,
-        body: String,
-    },
-    Failed {
-        reason: String,
-        connect: bool,
-    },
-}
-
-impl Fetched {
-    /// No answer at all: the request timed out.
-    fn timed_out(&self) -> bool {
-        matches!(self, Fetched::Failed { reason, .. } if reason.starts_with("timed out"))
-    }
-}
-
-async fn fetch(client: &Client, url: &str) -> Fetched {
-    read_answer(client.get(url).send().await).await
-}
-
-/// POSTs a notification-shaped JSON body with no signature header.
-async fn post_unsigned(client: &Client, url: &str) -> Fetched {
-    let request = client
-        .post(format!("{url}?data.id=smoke-check&type=payment"))
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .body(r#"{"type":"payment","data":{"id":"smoke-check"},"entry":[]}"#);
-    read_answer(request.send().await).await
-}
-
-async fn read_answer(sent: Result<reqwest::Response, reqwest::Error>) -> Fetched {
-    let response = match sent {
-        Ok(response) => response,
-        Err(error) => return failed(&error),
-    };
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    match response.text().await {
-        Ok(body) => Fetched::Answer {
-            status,
-            content_type,
-            body,
-        },
-        Err(error) => failed(&error),
-    }
-}
-
-fn failed(error: &reqwest::Error) -> Fetched {
-    let kind = if error.is_timeout() {
-        "timed out"
-    } else if error.is_connect() {
-        "could not connect"
-    } else {
-        "connection failed"
-    };
-    Fetched::Failed {
-        reason: format!("{kind}: {}", error_chain(error)),
-        connect: error.is_connect() && !error.is_timeout(),
-    }
-}
-
 /// The checks' outcomes, and whether the target left every one of their requests unanswered.
 pub struct CheckRun {
     /// One outcome per check, in the order they are shown.
@@ -106,21 +37,6 @@ pub struct CheckRun {
     /// Every request the checks made timed out: the target accepts connections but does not
     /// answer, so a benchmark would only measure timeouts.
     pub silent: bool,
-}
-
-/// The error with its sources (`connection refused` lives several levels down).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// Runs the six checks. A connection failure on the first one means the target cannot be
@@ -273,14 +189,6 @@ fn outcome(
         fix.map(String::from)
     };
     CheckResult::observed(name, verifies, verdict, evidence, fix)
-}
-
-fn excerpt(body: &str) -> String {
-    let flat: String = body.split_whitespace().collect::<Vec<_>>().join(" ");
-    match flat.char_indices().nth(120) {
-        Some((cut, _)) => format!("{}...", &flat[..cut]),
-        None => flat,
-    }
 }
 
 fn check_healthz(fetched: Fetched) -> CheckResult {
