@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 /// Every metric the service exports; each appears in `/metrics` from startup.
-pub const METRIC_NAMES: [&str; 8] = [
+pub const METRIC_NAMES: [&str; 10] = [
     "http_requests_total",
     "http_request_duration_seconds",
     "reservations_created_total",
@@ -20,6 +20,8 @@ pub const METRIC_NAMES: [&str; 8] = [
     "reservations_cancelled_total",
     "prereservations_expired_total",
     "http_rate_limited_total",
+    "outbox_pending",
+    "outbox_sends_total",
 ];
 
 /// Booking channels reported as metric labels; any other channel is labelled `other`,
@@ -137,6 +139,7 @@ fn register_metrics() {
         counter!("reservations_created_total", "channel" => *channel).increment(0);
     }
     counter!("reservations_date_overlap_total").increment(0);
+    crate::outbox::register_metrics();
     counter!("reservations_confirmed_total").increment(0);
     counter!("reservations_cancelled_total").increment(0);
     counter!("prereservations_expired_total").increment(0);

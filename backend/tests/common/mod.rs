@@ -57,6 +57,8 @@ pub struct TestApp {
     pub cabin_id: i64,
     /// An inactive accommodation.
     pub inactive_id: i64,
+    /// The database's URL, to start another service on it (a restart).
+    pub database_url: String,
     server: tokio::task::JoinHandle<()>,
     _tempdir: Option<tempfile::TempDir>,
 }
@@ -97,6 +99,7 @@ impl TestApp {
             }
             Backend::Postgres => (fresh_postgres_database(test).await?, None),
         };
+        let database_url = url.clone();
         let mut config = Config::for_database(DatabaseUrl::parse(&url).expect("test URL"));
         config.jwt_secret = Some(backend::config::Secret::new(JWT_SECRET));
         config.admin_emails = vec![ADMIN_EMAIL.to_owned()];
@@ -132,6 +135,7 @@ impl TestApp {
             state,
             cabin_id,
             inactive_id,
+            database_url,
             server,
             _tempdir: tempdir,
         })
