@@ -126,3 +126,50 @@ fn api_url(
     }
     Ok(url)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<IntegrationsConfig, ConfigError> {
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        IntegrationsConfig::from_lookup(&get)
+    }
+
+    #[test]
+    fn whatsapp_sending_reads_its_three_variables() {
+        let config = read(&[]).unwrap();
+        assert_eq!(config.whatsapp_api_url, DEFAULT_WHATSAPP_API_URL);
+        assert!(config.whatsapp_access_token.is_none());
+        assert!(config.whatsapp_phone_number_id.is_none());
+        let config = read(&[
+            ("WHATSAPP_API_URL", "http://127.0.0.1:9/v24.0/"),
+            ("WHATSAPP_PHONE_NUMBER_ID", " 106540352242922 "),
+            ("WHATSAPP_ACCESS_TOKEN", "EAAG-token"),
+        ])
+        .unwrap();
+        assert_eq!(config.whatsapp_api_url, "http://127.0.0.1:9/v24.0");
+        assert_eq!(
+            config.whatsapp_phone_number_id.as_deref(),
+            Some("106540352242922")
+        );
+        assert_eq!(
+            config.whatsapp_access_token.map(|t| t.expose().to_owned()),
+            Some("EAAG-token".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_phone_number_instead_of_its_id_or_a_bad_url_is_named() {
+        let err = read(&[("WHATSAPP_PHONE_NUMBER_ID", "+54 9 11 5555-0000")]).unwrap_err();
+        assert_eq!(err.var, "WHATSAPP_PHONE_NUMBER_ID");
+        assert!(!err.reason.contains("5555"), "{}", err.reason);
+        let err = read(&[("WHATSAPP_API_URL", "graph.facebook.com")]).unwrap_err();
+        assert_eq!(err.var, "WHATSAPP_API_URL");
+    }
+}

@@ -31,6 +31,8 @@ pub const EXPECTED_METRICS: &[&str] = &[
     "reservations_confirmed_total",
     "reservations_cancelled_total",
     "prereservations_expired_total",
+    "outbox_pending",
+    "outbox_sends_total",
 ];
 
 /// The OpenAPI document the answers are checked against.
