@@ -293,6 +293,7 @@ on_both_backends!(
     a_booking_reply_survives_an_outage_and_a_restart,
     a_send_without_an_answer_is_not_sent_again,
     two_workers_send_each_message_once,
+    a_claim_left_by_a_dead_worker_runs_out,
     availability_is_answered_and_a_paid_deposit_is_told_to_the_guest,
 );
 
@@ -424,6 +425,37 @@ async fn two_workers_send_each_message_once(backend: Backend) {
     assert_eq!(guest_loop.graph.requests().len(), 12);
     assert!(guest_loop.outbox().await.iter().all(|m| m.attempts == 1));
     db.close().await;
+}
+
+/// A worker that died holding a claim holds it no longer than its lease: another worker
+/// then sends the row, and the dead claim's token can no longer mark it.
+async fn a_claim_left_by_a_dead_worker_runs_out(backend: Backend) {
+    let Some(guest_loop) = spawn(backend, "wa_dead_claim").await else {
+        return;
+    };
+    guest_loop.graph.set(Mode::Succeed);
+    guest_loop.say("wamid.DEAD1", "hola").await;
+    let db = &guest_loop.app.state.db;
+    let now = backend::store::now();
+    let lease = chrono::Duration::seconds(1);
+    let claimed = queue::claim(db, now, now + lease, "dead-worker", 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    // While the lease holds, nobody else can claim the row.
+    let again = queue::claim(db, now, now + lease, "live-worker", 10)
+        .await
+        .unwrap();
+    assert!(again.is_empty(), "{again:?}");
+    let worker = guest_loop.worker();
+    guest_loop
+        .until_status("whatsapp-reply:wamid.DEAD1", "sent")
+        .await;
+    worker.stop().await;
+    assert_eq!(guest_loop.graph.requests().len(), 1);
+    let stale = queue::mark_sent(db, claimed[0].id, "dead-worker", None, now).await;
+    assert!(!stale.unwrap(), "a run-out claim marked the row");
+    assert_eq!(guest_loop.outbox().await[0].attempts, 2);
 }
 
 /// An availability question is answered; a booking's paid deposit is told to the guest on
