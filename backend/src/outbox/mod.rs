@@ -15,7 +15,13 @@
 //! booking twice would be confused about which one holds.
 //!
 //! Every instance runs one worker; stopping it ([`OutboxWorker::stop`]) lets the send in
-//! flight finish and hands the rest of its claims back.
+//! flight finish and hands the rest of its claims back. A worker killed outright (SIGKILL,
+//! a lost machine) leaves its claims to run out; the rows are then sent by another worker.
+//! That is the one window where a guest can get a message twice: a process killed after
+//! Meta accepted a send and before the row was marked. Treating every run-out claim as
+//! `unknown` instead would close it, at the price of dropping every reply whose worker died
+//! before sending; resending was chosen, since a kill lands mid-send only when Meta is slower
+//! than the shutdown grace period.
 
 pub mod cloud_api;
 

@@ -267,7 +267,7 @@ fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundM
     ),
     request_body(content = Object, description = "A WhatsApp Cloud API notification", content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored", body = DeliveryOutcome),
+        (status = 200, description = "Stored; each new message's reply (availability, a pre-reservation, or help) is queued to be sent", body = DeliveryOutcome),
         (status = 400, description = "A signed body is not a WhatsApp notification", body = ErrorBody),
         (status = 401, description = "The signature is missing or invalid", body = ErrorBody),
         (status = 413, description = "The body is larger than 64 KiB (`payload_too_large`)", body = ErrorBody),
