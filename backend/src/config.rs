@@ -12,6 +12,7 @@ pub mod horizon;
 pub mod integrations;
 pub mod limits;
 pub mod lookup;
+pub mod outbox;
 pub mod secret;
 
 pub use self::database::{DatabaseUrl, redact_url};
@@ -20,6 +21,7 @@ pub use self::error::ConfigError;
 pub use self::horizon::BookingHorizon;
 pub use self::integrations::IntegrationsConfig;
 pub use self::limits::ConnectionLimits;
+pub use self::outbox::OutboxTiming;
 pub use self::secret::Secret;
 
 use self::lookup::parse_number;

@@ -8,10 +8,13 @@ pub mod auth;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod guest_replies;
+pub mod guest_request;
 pub mod health_probe;
 pub mod http;
 pub mod integrations;
 pub mod mercadopago;
+pub mod outbox;
 pub mod pricing;
 pub mod store;
 pub mod telemetry;
@@ -138,6 +141,11 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = build_state(&config).await?;
     let db = state.db.clone();
     let sweep = spawn_expiry_sweep(db.clone(), config.expiry_sweep_interval);
+    let outbox = outbox::OutboxWorker::spawn(
+        db.clone(),
+        outbox::cloud_api(&config.integrations),
+        config.integrations.outbox,
+    );
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(addr)
         .await
@@ -153,6 +161,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await;
     sweep.abort();
+    // The send in flight finishes (it is bounded by the send timeout), so a message Meta
+    // accepted is marked sent before the pool closes.
+    outbox.stop().await;
     db.close().await;
     tracing::info!("stopped");
     Ok(())

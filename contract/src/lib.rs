@@ -33,7 +33,7 @@ pub mod routes {
 
 /// Every metric family the service exports; each appears in `/metrics` from startup, so a
 /// scrape right after a deploy already shows all of them.
-pub const METRIC_NAMES: [&str; 8] = [
+pub const METRIC_NAMES: [&str; 10] = [
     "http_requests_total",
     "http_request_duration_seconds",
     "reservations_created_total",
@@ -42,6 +42,8 @@ pub const METRIC_NAMES: [&str; 8] = [
     "reservations_cancelled_total",
     "prereservations_expired_total",
     "http_rate_limited_total",
+    "outbox_pending",
+    "outbox_sends_total",
 ];
 
 #[cfg(test)]

@@ -3,11 +3,19 @@
 
 use std::time::Duration;
 
+pub use super::outbox::OutboxTiming;
+
 use super::error::ConfigError;
 use super::secret::Secret;
 
 /// MercadoPago's public API.
 pub const DEFAULT_MERCADOPAGO_API_URL: &str = "https://api.mercadopago.com";
+/// The WhatsApp Cloud API: Meta's Graph API at the version this service was written
+/// against. Graph API versions live about two years; v24.0 is the version Meta's Cloud API
+/// examples show in late 2025 (https://developers.facebook.com/docs/whatsapp/cloud-api/reference/messages,
+/// as mirrored in https://docs.kapso.ai/api/meta/whatsapp/messages/send-a-message); set
+/// `WHATSAPP_API_URL` to move to a newer one without a release.
+pub const DEFAULT_WHATSAPP_API_URL: &str = "https://graph.facebook.com/v24.0";
 /// How far a notification's signed timestamp may be from our clock, by default.
 pub const DEFAULT_WEBHOOK_TOLERANCE_SECONDS: u64 = 300;
 
@@ -27,6 +35,15 @@ pub struct IntegrationsConfig {
     pub whatsapp_app_secret: Option<Secret>,
     /// `WHATSAPP_VERIFY_TOKEN`: the token the subscription handshake must present.
     pub whatsapp_verify_token: Option<Secret>,
+    /// `WHATSAPP_ACCESS_TOKEN`: the bearer token replies are sent with.
+    pub whatsapp_access_token: Option<Secret>,
+    /// `WHATSAPP_PHONE_NUMBER_ID`: the business number replies are sent from.
+    pub whatsapp_phone_number_id: Option<String>,
+    /// `WHATSAPP_API_URL`, default [`DEFAULT_WHATSAPP_API_URL`] (tests point it at a fake).
+    pub whatsapp_api_url: String,
+    /// How the outbox worker paces its sends (not read from the environment: the defaults
+    /// are the production values; tests shorten them).
+    pub outbox: OutboxTiming,
 }
 
 impl Default for IntegrationsConfig {
@@ -38,6 +55,10 @@ impl Default for IntegrationsConfig {
             webhook_tolerance: Duration::from_secs(DEFAULT_WEBHOOK_TOLERANCE_SECONDS),
             whatsapp_app_secret: None,
             whatsapp_verify_token: None,
+            whatsapp_access_token: None,
+            whatsapp_phone_number_id: None,
+            whatsapp_api_url: DEFAULT_WHATSAPP_API_URL.to_owned(),
+            outbox: OutboxTiming::default(),
         }
     }
 }
@@ -46,18 +67,19 @@ impl IntegrationsConfig {
     /// Reads the integration variables; `get` returns non-blank values only.
     pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let secret = |name: &str| get(name).map(|v| Secret::new(v.trim()));
-        let mercadopago_api_url = match get("MERCADOPAGO_API_URL") {
-            Some(url) => {
-                let url = url.trim().trim_end_matches('/').to_owned();
-                if !(url.starts_with("https://") || url.starts_with("http://")) {
-                    return Err(ConfigError {
-                        var: "MERCADOPAGO_API_URL",
-                        reason: "must start with https:// (or http:// for a local fake)".into(),
-                    });
-                }
-                url
+        let mercadopago_api_url = api_url(get, "MERCADOPAGO_API_URL", DEFAULT_MERCADOPAGO_API_URL)?;
+        let whatsapp_api_url = api_url(get, "WHATSAPP_API_URL", DEFAULT_WHATSAPP_API_URL)?;
+        let whatsapp_phone_number_id = match get("WHATSAPP_PHONE_NUMBER_ID") {
+            Some(id) if id.trim().chars().all(|c| c.is_ascii_digit()) => Some(id.trim().to_owned()),
+            Some(_) => {
+                return Err(ConfigError {
+                    var: "WHATSAPP_PHONE_NUMBER_ID",
+                    reason: "must be the numeric phone number ID from Meta's WhatsApp Manager \
+                             (API Setup), not the phone number"
+                        .into(),
+                });
             }
-            None => DEFAULT_MERCADOPAGO_API_URL.to_owned(),
+            None => None,
         };
         let tolerance = match get("WEBHOOK_TOLERANCE_SECONDS") {
             Some(v) => v
@@ -78,6 +100,76 @@ impl IntegrationsConfig {
             webhook_tolerance: Duration::from_secs(tolerance),
             whatsapp_app_secret: secret("WHATSAPP_APP_SECRET"),
             whatsapp_verify_token: secret("WHATSAPP_VERIFY_TOKEN"),
+            whatsapp_access_token: secret("WHATSAPP_ACCESS_TOKEN"),
+            whatsapp_phone_number_id,
+            whatsapp_api_url,
+            outbox: OutboxTiming::default(),
         })
+    }
+}
+
+/// An API base URL from `var`, without a trailing slash, or `default`.
+fn api_url(
+    get: &impl Fn(&str) -> Option<String>,
+    var: &'static str,
+    default: &str,
+) -> Result<String, ConfigError> {
+    let Some(url) = get(var) else {
+        return Ok(default.to_owned());
+    };
+    let url = url.trim().trim_end_matches('/').to_owned();
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(ConfigError {
+            var,
+            reason: "must start with https:// (or http:// for a local fake)".into(),
+        });
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(pairs: &[(&str, &str)]) -> Result<IntegrationsConfig, ConfigError> {
+        let get = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        };
+        IntegrationsConfig::from_lookup(&get)
+    }
+
+    #[test]
+    fn whatsapp_sending_reads_its_three_variables() {
+        let config = read(&[]).unwrap();
+        assert_eq!(config.whatsapp_api_url, DEFAULT_WHATSAPP_API_URL);
+        assert!(config.whatsapp_access_token.is_none());
+        assert!(config.whatsapp_phone_number_id.is_none());
+        let config = read(&[
+            ("WHATSAPP_API_URL", "http://127.0.0.1:9/v24.0/"),
+            ("WHATSAPP_PHONE_NUMBER_ID", " 106540352242922 "),
+            ("WHATSAPP_ACCESS_TOKEN", "EAAG-token"),
+        ])
+        .unwrap();
+        assert_eq!(config.whatsapp_api_url, "http://127.0.0.1:9/v24.0");
+        assert_eq!(
+            config.whatsapp_phone_number_id.as_deref(),
+            Some("106540352242922")
+        );
+        assert_eq!(
+            config.whatsapp_access_token.map(|t| t.expose().to_owned()),
+            Some("EAAG-token".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_phone_number_instead_of_its_id_or_a_bad_url_is_named() {
+        let err = read(&[("WHATSAPP_PHONE_NUMBER_ID", "+54 9 11 5555-0000")]).unwrap_err();
+        assert_eq!(err.var, "WHATSAPP_PHONE_NUMBER_ID");
+        assert!(!err.reason.contains("5555"), "{}", err.reason);
+        let err = read(&[("WHATSAPP_API_URL", "graph.facebook.com")]).unwrap_err();
+        assert_eq!(err.var, "WHATSAPP_API_URL");
     }
 }

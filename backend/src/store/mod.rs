@@ -4,6 +4,7 @@ pub mod accommodations;
 pub mod error;
 pub mod idempotency;
 pub mod messages;
+pub mod outbox;
 pub mod payments;
 pub mod reservations;
 pub mod status;

@@ -10,6 +10,7 @@ mod architecture;
 mod caches;
 mod cutoff;
 mod edge;
+mod guest_loop;
 mod hardening;
 mod middleware;
 mod openapi;

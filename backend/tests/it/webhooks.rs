@@ -5,9 +5,7 @@
 
 use crate::common;
 
-use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, OnceLock};
 
 use backend::config::Secret;
 use backend::http::webhooks::hmac_sha256_hex;
@@ -29,46 +27,11 @@ const CONTACT_DETAILS: [&str; 5] = [
     "quiero reservar la cabaña",
 ];
 
-// ---------------------------------------------------------------- log capture
-
-/// Everything the service logs in this test binary, as JSON lines.
-fn logs() -> &'static Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let buffer = Arc::new(Mutex::new(Vec::new()));
-        let sink = buffer.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .json()
-            .with_current_span(true)
-            .with_writer(move || SharedBuffer(sink.clone()))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
-        buffer
-    })
-}
-
-struct SharedBuffer(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedBuffer {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn captured_logs() -> String {
-    String::from_utf8_lossy(&logs().lock().unwrap()).into_owned()
-}
-
 // ---------------------------------------------------------------- helpers
 
 /// [`common::webhooks::spawn`] with this binary's log capture installed first.
 async fn spawn(backend: Backend, test: &str, ttl_minutes: u32) -> Option<Loop> {
-    logs();
+    common::capture_logs();
     common::webhooks::spawn(backend, test, ttl_minutes).await
 }
 
@@ -437,7 +400,7 @@ async fn bad_signatures_are_refused_and_write_nothing(backend: Backend) {
 }
 
 async fn without_mercadopago_there_is_no_payment_url_and_no_trust(backend: Backend) {
-    logs();
+    common::capture_logs();
     let Some(app) = TestApp::spawn(backend, "no_mercadopago").await else {
         return;
     };
@@ -461,7 +424,7 @@ async fn without_mercadopago_there_is_no_payment_url_and_no_trust(backend: Backe
 /// MercadoPago unreachable: the booking still succeeds, without `payment_url`, and the failure
 /// is counted.
 async fn a_failed_checkout_still_holds_the_dates(backend: Backend) {
-    logs();
+    common::capture_logs();
     let closed = {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
@@ -751,7 +714,7 @@ async fn logs_hold_no_secret_and_no_contact_detail() {
     let (status, _) = wa_post(&app, &delivery, Some("wrong")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
-    let logs = captured_logs();
+    let logs = common::captured_logs();
     // The capture works: the loop's events are there.
     for expected in [
         "pre-reservation created",

@@ -265,10 +265,14 @@ mod tests {
             "WHATSAPP_ACCESS_TOKEN",
             "WHATSAPP_APP_SECRET",
             "WHATSAPP_BUSINESS_ACCOUNT_ID",
+            "WHATSAPP_PHONE_NUMBER_ID",
         ] {
             assert!(keys[required].required, "{required}");
         }
         assert_eq!(keys["WHATSAPP_BUSINESS_ACCOUNT_ID"].rule, Rule::Integer);
+        assert_eq!(keys["WHATSAPP_PHONE_NUMBER_ID"].rule, Rule::Integer);
+        assert_eq!(keys["WHATSAPP_API_URL"].rule, Rule::HttpsUrl);
+        assert!(!keys["WHATSAPP_API_URL"].required);
         assert_eq!(keys["MERCADOPAGO_API_URL"].rule, Rule::HttpsUrl);
         assert!(!keys["WHATSAPP_VERIFY_TOKEN"].required);
         let problems = parse_template("# no rule here\nA=1\n").unwrap_err();

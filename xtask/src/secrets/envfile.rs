@@ -245,6 +245,8 @@ mod tests {
             WHATSAPP_ACCESS_TOKEN=EAAGm0PX4ZCpsBAk3J9xQ2mP8vL4nR7tY1wE6\n\
             WHATSAPP_APP_SECRET=3b8e1f6a9c2d5e7f0a4b8c1d6e9f2a5b\n\
             WHATSAPP_BUSINESS_ACCOUNT_ID=102290129340398\n\
+            WHATSAPP_PHONE_NUMBER_ID=106540352242922\n\
+            WHATSAPP_API_URL=https://graph.facebook.com/v24.0\n\
             WHATSAPP_VERIFY_TOKEN=\n";
         for template in [
             include_str!("../../../env/.env.fly.staging.template"),
@@ -259,6 +261,8 @@ mod tests {
                 "WHATSAPP_ACCESS_TOKEN",
                 "WHATSAPP_APP_SECRET",
                 "WHATSAPP_BUSINESS_ACCOUNT_ID",
+                "WHATSAPP_PHONE_NUMBER_ID",
+                "WHATSAPP_API_URL",
             ] {
                 assert!(plan.keys().iter().any(|k| k == key), "{key} is sent");
             }

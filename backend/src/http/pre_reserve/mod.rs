@@ -130,6 +130,32 @@ async fn deposit_checkout(
     }
 }
 
+/// Books `req` once under the idempotency `key`: the first call creates, later calls with
+/// the same key and request get the first answer back (`Replayed`). Shared by the route and
+/// by WhatsApp bookings (keyed by the message id, so a redelivered message books nothing).
+pub async fn book_keyed(
+    state: &AppState,
+    req: PreReserveRequest,
+    key: String,
+) -> Result<KeyedOutcome<ReservationView>, ApiError> {
+    let request_body = serde_json::to_string(&req)
+        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("serialising request")))?;
+    let keyed = KeyedRequest {
+        key,
+        request_body,
+        created_status: StatusCode::CREATED.as_u16(),
+        render: created_body,
+        // A first request still unanswered after the request timeout was cut off.
+        abandoned_after: chrono::Duration::from_std(state.request_timeout + Duration::from_secs(5))
+            .unwrap_or(chrono::Duration::minutes(1)),
+    };
+    let book = |answer: StoredAnswer| {
+        let req = req.clone();
+        async move { create(state, req, Some(&answer)).await }
+    };
+    idempotency::book_once(&state.db, &keyed, book, stored_answer).await
+}
+
 /// The handler. Without `Idempotency-Key` it just creates; with one, the first request
 /// claims the key in the database and stores its answer, and retries with the same body
 /// get that answer back (marked `idempotent-replayed: true`).
@@ -168,22 +194,7 @@ pub async fn pre_reserve(
         })?;
         return Ok((StatusCode::CREATED, axum::Json(view)).into_response());
     };
-    let request_body = serde_json::to_string(&req)
-        .map_err(|e| ApiError::Internal(anyhow::Error::new(e).context("serialising request")))?;
-    let keyed = KeyedRequest {
-        key,
-        request_body,
-        created_status: StatusCode::CREATED.as_u16(),
-        render: created_body,
-        // A first request still unanswered after the request timeout was cut off.
-        abandoned_after: chrono::Duration::from_std(state.request_timeout + Duration::from_secs(5))
-            .unwrap_or(chrono::Duration::minutes(1)),
-    };
-    let book = |answer: StoredAnswer| {
-        let (state, req) = (&state, req.clone());
-        async move { create(state, req, Some(&answer)).await }
-    };
-    match idempotency::book_once(&state.db, &keyed, book, stored_answer).await? {
+    match book_keyed(&state, req, key).await? {
         KeyedOutcome::Created(view) => Ok(json_response(StatusCode::CREATED, view_body(&view))),
         KeyedOutcome::Replayed(status, body) => Ok(replay(status, body)),
     }

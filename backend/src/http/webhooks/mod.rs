@@ -9,6 +9,7 @@
 pub mod delivery;
 pub mod mercadopago;
 pub mod whatsapp;
+mod whatsapp_answer;
 
 pub use self::delivery::{constant_time_eq, escape_controls, hmac_sha256_hex, hmac_sha256_matches};
 

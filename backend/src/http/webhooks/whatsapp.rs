@@ -3,8 +3,10 @@
 //! `GET` is Meta's subscription handshake: `hub.mode=subscribe` with `hub.verify_token`
 //! equal to `WHATSAPP_VERIFY_TOKEN` echoes `hub.challenge`. `POST` delivers messages, signed
 //! in `X-Hub-Signature-256: sha256=<hex>`, the HMAC-SHA256 of the raw body keyed by
-//! `WHATSAPP_APP_SECRET`. Each inbound message is stored once per message id. Senders and
-//! texts are personal data: they are stored, never logged.
+//! `WHATSAPP_APP_SECRET`. Each inbound message is stored once per message id, with the
+//! reply it gets queued in the outbox in the same transaction (`whatsapp_answer` words it;
+//! `crate::outbox` sends it). Senders and texts are personal data: they are stored, never
+//! logged.
 
 use std::collections::HashMap;
 
@@ -16,6 +18,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::delivery::{constant_time_eq, hmac_sha256_matches, refuse};
+use super::whatsapp_answer;
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::http::edge::{self, Client};
@@ -166,6 +169,36 @@ struct Change {
 struct ChangeValue {
     #[serde(default)]
     messages: Vec<Message>,
+    #[serde(default)]
+    contacts: Vec<Contact>,
+}
+
+/// A sender's WhatsApp profile, delivered next to their messages.
+#[derive(Deserialize)]
+struct Contact {
+    wa_id: String,
+    #[serde(default)]
+    profile: Option<Profile>,
+}
+
+#[derive(Deserialize)]
+struct Profile {
+    name: String,
+}
+
+/// The profile names of the senders in a delivery, by WhatsApp number (empty when the
+/// body carries none, or cannot be read).
+fn contact_names(body: &[u8]) -> HashMap<String, String> {
+    let Ok(notification) = serde_json::from_slice::<Notification>(body) else {
+        return HashMap::new();
+    };
+    notification
+        .entry
+        .into_iter()
+        .flat_map(|e| e.changes)
+        .flat_map(|c| c.value.contacts)
+        .filter_map(|c| Some((c.wa_id, c.profile?.name)))
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -234,7 +267,7 @@ fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundM
     ),
     request_body(content = Object, description = "A WhatsApp Cloud API notification", content_type = "application/json"),
     responses(
-        (status = 200, description = "Stored", body = DeliveryOutcome),
+        (status = 200, description = "Stored; each new message's reply (availability, a pre-reservation, or help) is queued to be sent", body = DeliveryOutcome),
         (status = 400, description = "A signed body is not a WhatsApp notification", body = ErrorBody),
         (status = 401, description = "The signature is missing or invalid", body = ErrorBody),
         (status = 413, description = "The body is larger than 64 KiB (`payload_too_large`)", body = ErrorBody),
@@ -276,9 +309,18 @@ pub async fn notify(
             "the body is not a WhatsApp Cloud API notification".into(),
         ));
     };
+    let names = contact_names(&body);
     let (mut stored, mut duplicates) = (0u64, 0u64);
     for message in &inbound {
-        if messages::store_inbound(&state.db, message, received).await? {
+        // A redelivery was answered the first time; a concurrent one is caught by the
+        // message id's unique constraint below, and its booking by the idempotency key.
+        if messages::is_stored(&state.db, &message.message_id).await? {
+            duplicates += 1;
+            continue;
+        }
+        let name = names.get(&message.sender).map(String::as_str);
+        let reply = whatsapp_answer::reply_to(&state, message, name).await?;
+        if messages::store_inbound(&state.db, message, Some(&reply), received).await? {
             stored += 1;
         } else {
             duplicates += 1;

@@ -59,6 +59,12 @@ mod sql {
     pub const SET_OUTCOME: &str = "UPDATE payments SET outcome = $3 \
                                WHERE provider = $1 AND provider_payment_id = $2 \
                                AND outcome IN ('received', 'not_approved')";
+    // The guest of a reservation booked on WhatsApp hears of the confirmation there, through
+    // the outbox, in the confirming transaction; the key queues it once per reservation.
+    pub const NOTIFY: &str = "INSERT INTO outbox (dedupe_key, channel, recipient, body, status, \
+         next_attempt_at, created_at) SELECT $1, 'whatsapp', contact_phone, $2, 'pending', $3, $3 \
+         FROM reservations WHERE id = $4 AND channel = 'whatsapp' \
+         ON CONFLICT (dedupe_key) DO NOTHING";
     pub const EVENT: &str = "INSERT INTO payment_events (provider, provider_payment_id, \
          reservation_code, provider_status, amount_cents, currency, outcome, received_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
@@ -125,6 +131,14 @@ pub async fn record_payment(
                     .rows_affected();
                 if confirmed != 1 {
                     outcome = PaymentOutcome::AlreadyConfirmed;
+                } else if let Some(code) = &payment.reservation_code {
+                    sqlx::query(sql::NOTIFY)
+                        .bind(format!("payment-confirmed:{code}"))
+                        .bind(crate::guest_replies::payment_confirmed(code))
+                        .bind(now)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
             Action::Flag { id, flag } => {

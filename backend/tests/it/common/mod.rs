@@ -57,6 +57,8 @@ pub struct TestApp {
     pub cabin_id: i64,
     /// An inactive accommodation.
     pub inactive_id: i64,
+    /// The database's URL, to start another service on it (a restart).
+    pub database_url: String,
     server: tokio::task::JoinHandle<()>,
     _tempdir: Option<tempfile::TempDir>,
 }
@@ -97,6 +99,7 @@ impl TestApp {
             }
             Backend::Postgres => (fresh_postgres_database(test).await?, None),
         };
+        let database_url = url.clone();
         let mut config = Config::for_database(DatabaseUrl::parse(&url).expect("test URL"));
         config.jwt_secret = Some(backend::config::Secret::new(JWT_SECRET));
         config.admin_emails = vec![ADMIN_EMAIL.to_owned()];
@@ -132,6 +135,7 @@ impl TestApp {
             state,
             cabin_id,
             inactive_id,
+            database_url,
             server,
             _tempdir: tempdir,
         })
@@ -400,4 +404,41 @@ pub async fn slow_proxy(upstream: String) -> u16 {
         }
     });
     port
+}
+
+/// Everything the service logs in this test binary, as JSON lines with the current span.
+/// The first call installs the one global subscriber (a second `set_global_default` in the
+/// same binary would fail), so every test that reads logs calls this before it starts an app.
+pub fn capture_logs() -> &'static std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer = Arc::new(Mutex::new(Vec::new()));
+        let sink = buffer.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .json()
+            .with_current_span(true)
+            .with_writer(move || SharedBuffer(sink.clone()))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+        buffer
+    })
+}
+
+/// What [`capture_logs`] has captured so far.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&capture_logs().lock().unwrap()).into_owned()
+}
+
+struct SharedBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for SharedBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
