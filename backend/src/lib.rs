@@ -5,6 +5,7 @@
 //! does both and listens until SIGTERM or Ctrl-C.
 
 pub mod auth;
+pub mod calendar;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -61,8 +62,10 @@ impl AppState {
                 config.edge.rate_limit_per_minute,
             )),
             edge: config.edge.clone(),
+            calendar: Arc::new(calendar::CalendarSync::new(&config.calendar)),
         });
         http::register_metrics();
+        calendar::register_metrics();
         state
     }
 }
@@ -138,6 +141,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = build_state(&config).await?;
     let db = state.db.clone();
     let sweep = spawn_expiry_sweep(db.clone(), config.expiry_sweep_interval);
+    let calendar_sync = if config.calendar.import_enabled {
+        Some(calendar::spawn_sync_worker(
+            db.clone(),
+            state.calendar.clone(),
+            config.calendar.sync_interval,
+        ))
+    } else {
+        tracing::warn!("CALENDAR_IMPORT is off: other channels' calendars are not imported");
+        None
+    };
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(addr)
         .await
@@ -153,6 +166,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     )
     .await;
     sweep.abort();
+    if let Some(calendar_sync) = calendar_sync {
+        calendar_sync.abort();
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())
