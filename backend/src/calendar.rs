@@ -10,7 +10,8 @@
 pub mod fetch;
 pub mod ics;
 
-use std::sync::Arc;
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -39,6 +40,8 @@ pub const FAILURE_REASONS: [&str; 6] = [
 pub struct CalendarSync {
     fetcher: FeedFetcher,
     config: CalendarConfig,
+    /// The feeds the last sync saw, so a removed feed's gauges can be retired.
+    known: Mutex<BTreeSet<i64>>,
 }
 
 /// What one sync of every feed did.
@@ -58,6 +61,7 @@ impl CalendarSync {
         Self {
             fetcher: FeedFetcher::new(config),
             config: config.clone(),
+            known: Mutex::default(),
         }
     }
 
@@ -81,7 +85,9 @@ impl CalendarSync {
         if !self.config.import_enabled {
             return Ok(summary);
         }
-        for import in store::imports(db, None).await? {
+        let imports = store::imports(db, None).await?;
+        self.retire_removed(&imports);
+        for import in imports {
             if self.sync_feed(db, &import).await {
                 summary.synced += 1;
             } else {
@@ -89,6 +95,24 @@ impl CalendarSync {
             }
         }
         Ok(summary)
+    }
+
+    /// A removed feed's gauges would otherwise keep their last value until a restart, and
+    /// its age would raise the stale-feed alert: they become NaN, which no comparison in a
+    /// rule matches.
+    fn retire_removed(&self, imports: &[CalendarImport]) {
+        let current: BTreeSet<i64> = imports.iter().map(|i| i.id).collect();
+        let mut known = self
+            .known
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for gone in known.difference(&current) {
+            let feed = gone.to_string();
+            metrics::gauge!("calendar_feed_up", "feed" => feed.clone()).set(f64::NAN);
+            metrics::gauge!("calendar_feed_last_success_timestamp_seconds", "feed" => feed)
+                .set(f64::NAN);
+        }
+        *known = current;
     }
 
     /// Syncs one feed; whether it succeeded. Records the outcome and the metrics.

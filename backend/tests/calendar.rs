@@ -209,6 +209,12 @@ async fn an_imported_block_makes_an_overlapping_pre_reserve_409(backend: Backend
         (Some(1), Some(0)),
         "{summary}"
     );
+    let feed_id = body["id"].as_i64().unwrap();
+    let gauge = format!("calendar_feed_last_success_timestamp_seconds{{feed=\"{feed_id}\"}}");
+    assert!(
+        metric(&app, &gauge).await > 1.7e9,
+        "the gauge holds the sync time"
+    );
 
     let (status, body) = app
         .pre_reserve(&app.booking(plus(start, 1), plus(start, 2)))
@@ -235,7 +241,7 @@ async fn an_imported_block_makes_an_overlapping_pre_reserve_409(backend: Backend
         1,
         "If-None-Match was sent"
     );
-    let import = &calendar(&app).await["imports"][0];
+    let import = calendar(&app).await["imports"][0].clone();
     assert_eq!(
         (import["blocks"].as_i64(), &import["last_error"]),
         (Some(1), &Value::Null),
@@ -243,6 +249,18 @@ async fn an_imported_block_makes_an_overlapping_pre_reserve_409(backend: Backend
     );
     let (status, _) = app.pre_reserve(&app.booking(start, plus(start, 1))).await;
     assert_eq!(status, StatusCode::CONFLICT);
+
+    // Removing the feed removes its block: the dates are free again.
+    let id = import["id"].as_i64().unwrap();
+    let path = format!(
+        "/api/v1/admin/accommodations/{}/calendar/imports/{id}",
+        app.cabin_id
+    );
+    let (status, _) = admin(&app, reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    assert_eq!(app.bookings_on(start, end).await, 0);
+    let (status, _) = admin(&app, reqwest::Method::DELETE, &path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 
     // The export carries the cabin's own stay, not the imported block.
     let export_url = calendar(&app).await["export_url"]

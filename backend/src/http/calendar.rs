@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(export))
         .routes(routes!(show))
         .routes(routes!(add_import))
+        .routes(routes!(delete_import))
         .routes(routes!(sync_now))
 }
 
@@ -230,6 +231,40 @@ async fn add_import(
         .ok_or_else(|| ApiError::NotFound(format!("no active accommodation has id {id}")))?;
     let import = store::add_import(&state.db, id, url, crate::store::now()).await?;
     Ok((StatusCode::CREATED, Json(ImportView::from(import))).into_response())
+}
+
+/// Removes a feed and the blocks it holds: their dates become free at once.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/admin/accommodations/{id}/calendar/imports/{import_id}",
+    operation_id = "delete_calendar_import",
+    tag = "admin",
+    params(
+        ("id" = i64, Path, description = "Accommodation id"),
+        ("import_id" = i64, Path, description = "Feed id, from the cabin's calendar"),
+    ),
+    security(("admin_bearer" = [])),
+    responses(
+        (status = 204, description = "The feed and its blocks are gone"),
+        (status = 400, description = "The path is not well formed", body = ErrorBody),
+        (status = 401, description = "No bearer token, or an invalid or expired one", body = ErrorBody),
+        (status = 403, description = "The token's email is not an admin", body = ErrorBody),
+        (status = 404, description = "The cabin has no feed with this id", body = ErrorBody),
+        (status = 503, description = "The database is not available", body = ErrorBody),
+    )
+)]
+async fn delete_import(
+    State(state): State<AppState>,
+    _admin: Admin,
+    ApiPath((id, import_id)): ApiPath<(i64, i64)>,
+) -> Result<StatusCode, ApiError> {
+    if store::delete_import(&state.db, id, import_id).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::NotFound(format!(
+            "accommodation {id} has no calendar feed {import_id}"
+        )))
+    }
 }
 
 /// Syncs every feed of every cabin now, one after the other; a failing feed keeps its blocks.

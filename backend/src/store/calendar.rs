@@ -92,6 +92,20 @@ pub async fn imports(
     })
 }
 
+/// Removes feed `import_id` of `accommodation_id` and, with it (`ON DELETE CASCADE`), every
+/// block it holds. Whether it existed.
+pub async fn delete_import(
+    db: &Db,
+    accommodation_id: i64,
+    import_id: i64,
+) -> Result<bool, sqlx::Error> {
+    const SQL: &str = "DELETE FROM calendar_imports WHERE id = $1 AND accommodation_id = $2";
+    let deleted = with_pool!(db, pool => {
+        sqlx::query(SQL).bind(import_id).bind(accommodation_id).execute(pool).await?.rows_affected()
+    });
+    Ok(deleted > 0)
+}
+
 /// Records a failed attempt: its reason, and nothing else changes (the blocks stay).
 pub async fn record_failure(
     db: &Db,
