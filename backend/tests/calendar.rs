@@ -375,7 +375,49 @@ async fn with_import_off_no_feed_is_fetched(backend: Backend) {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
+/// A guard put back as migration 0001 wrote it (stays only) lets bookings take blocked
+/// dates: the service counts it as missing, so readiness and a start refuse it.
+async fn a_guard_without_blocks_counts_as_missing(backend: Backend) {
+    let Some(app) = spawn(backend, "calendar_guard").await else {
+        return;
+    };
+    assert!(
+        app.state
+            .db
+            .missing_overlap_guard()
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let old_guard = match backend {
+        Backend::Postgres => {
+            "ALTER TABLE reservations DROP CONSTRAINT reservations_no_overlap; \
+             ALTER TABLE reservations ADD CONSTRAINT reservations_no_overlap EXCLUDE USING gist \
+             (accommodation_id WITH =, period WITH &&) \
+             WHERE (status IN ('pre_reserved', 'confirmed'))"
+        }
+        Backend::Sqlite => {
+            "DROP TRIGGER reservations_no_overlap_insert; \
+             CREATE TRIGGER reservations_no_overlap_insert BEFORE INSERT ON reservations \
+             WHEN NEW.status IN ('pre_reserved', 'confirmed') BEGIN \
+             SELECT RAISE(ABORT, 'date_overlap') WHERE EXISTS (SELECT 1 FROM reservations AS r \
+             WHERE r.accommodation_id = NEW.accommodation_id \
+             AND r.status IN ('pre_reserved', 'confirmed') \
+             AND r.check_in < NEW.check_out AND NEW.check_in < r.check_out); END;"
+        }
+    };
+    match &app.state.db {
+        backend::Db::Postgres(pg) => sqlx::raw_sql(old_guard).execute(pg.pool()).await.map(drop),
+        backend::Db::Sqlite(pool) => sqlx::raw_sql(old_guard).execute(pool).await.map(drop),
+    }
+    .expect("putting the old guard back");
+    let missing = app.state.db.missing_overlap_guard().await.unwrap();
+    assert_eq!(missing.len(), 1, "{missing:?}");
+    assert!(missing[0].contains("blocked"), "{missing:?}");
+}
+
 on_both_backends!(
+    a_guard_without_blocks_counts_as_missing,
     export_feed_parses_with_a_real_parser,
     an_imported_block_makes_an_overlapping_pre_reserve_409,
     a_bad_feed_is_refused_and_the_blocks_stay,
