@@ -5,6 +5,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+pub mod calendar;
 pub mod database;
 pub mod edge;
 pub mod error;
@@ -15,6 +16,7 @@ pub mod lookup;
 pub mod outbox;
 pub mod secret;
 
+pub use self::calendar::CalendarConfig;
 pub use self::database::{DatabaseUrl, redact_url};
 pub use self::edge::EdgeConfig;
 pub use self::error::ConfigError;
@@ -73,6 +75,8 @@ pub struct Config {
     /// `HTTP_HEADER_READ_TIMEOUT_SECONDS` (10), `HTTP_IDLE_TIMEOUT_SECONDS` (60) and
     /// `HTTP_MAX_CONNECTIONS` (1024).
     pub http_limits: ConnectionLimits,
+    /// `CALENDAR_*` and `PUBLIC_URL`: the iCal export and the feed imports.
+    pub calendar: CalendarConfig,
 }
 
 /// The shortest `JWT_SECRET` accepted, in bytes.
@@ -175,6 +179,7 @@ impl Config {
             database_statement_timeout,
             database_idle_in_transaction_timeout,
             http_limits,
+            calendar: CalendarConfig::from_lookup(&get)?,
         })
     }
 

@@ -5,6 +5,7 @@
 //! does both and listens until SIGTERM or Ctrl-C.
 
 pub mod auth;
+pub mod calendar;
 pub mod config;
 pub mod db;
 pub mod error;
@@ -64,8 +65,10 @@ impl AppState {
                 config.edge.rate_limit_per_minute,
             )),
             edge: config.edge.clone(),
+            calendar: Arc::new(calendar::CalendarSync::new(&config.calendar)),
         });
         http::register_metrics();
+        calendar::register_metrics();
         state
     }
 }
@@ -146,6 +149,16 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         outbox::cloud_api(&config.integrations),
         config.integrations.outbox,
     );
+    let calendar_sync = if config.calendar.import_enabled {
+        Some(calendar::spawn_sync_worker(
+            db.clone(),
+            state.calendar.clone(),
+            config.calendar.sync_interval,
+        ))
+    } else {
+        tracing::warn!("CALENDAR_IMPORT is off: other channels' calendars are not imported");
+        None
+    };
     let addr = std::net::SocketAddr::new(config.host, config.port);
     let listener = TcpListener::bind(addr)
         .await
@@ -164,6 +177,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // The send in flight finishes (it is bounded by the send timeout), so a message Meta
     // accepted is marked sent before the pool closes.
     outbox.stop().await;
+    if let Some(calendar_sync) = calendar_sync {
+        calendar_sync.abort();
+    }
     db.close().await;
     tracing::info!("stopped");
     Ok(())

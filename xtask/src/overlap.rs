@@ -16,6 +16,7 @@
 
 pub mod admin;
 mod api;
+mod channel;
 mod judge;
 mod ledger;
 mod race;
@@ -31,6 +32,7 @@ use chrono::NaiveDate;
 
 pub use admin::{AdminToken, sign as sign_admin_token, token_from_env_file};
 pub use api::Stay;
+pub use channel::ChannelRound;
 pub use judge::{
     DATE_OVERLAP, LatencySummary, OtherGroup, Outcome, RequestOutcome, RoundVerdict, judge_round,
 };
@@ -78,6 +80,8 @@ pub struct Options {
     pub no_cleanup: bool,
     /// Per-request timeout (e.g. 30s, 2m).
     pub timeout: Duration,
+    /// Also run the cross-channel round (an imported calendar block raced by N bookings).
+    pub cross_channel: bool,
 }
 
 /// Identical pre-reserves per round without `--concurrency`.
@@ -104,6 +108,7 @@ impl Options {
             env_file: None,
             no_cleanup: false,
             timeout: DEFAULT_TIMEOUT,
+            cross_channel: false,
         }
     }
 }
@@ -209,5 +214,6 @@ fn plan_from(args: &Options, repo: &Repo, target: &Target) -> anyhow::Result<Ove
         admin_token,
         timeout: args.timeout.max(Duration::from_millis(1)),
         run_id: new_run_id(),
+        cross_channel: args.cross_channel,
     })
 }

@@ -3,6 +3,7 @@
 
 pub mod accommodations;
 pub mod admin;
+pub mod calendar;
 pub mod cors;
 pub mod edge;
 pub mod extract;

@@ -63,6 +63,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::http::health::router())
         .merge(crate::http::accommodations::router())
+        .merge(crate::http::calendar::router())
         .merge(crate::http::pre_reserve::router())
         .merge(crate::http::reservations::router())
         .merge(crate::http::webhooks::router())

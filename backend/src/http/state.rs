@@ -8,6 +8,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::AdminAuth;
+use crate::calendar::CalendarSync;
 use crate::config::{BookingHorizon, EdgeConfig};
 use crate::db::Db;
 use crate::health_probe::HealthProbe;
@@ -69,6 +70,8 @@ pub struct Services {
     pub rate_limiter: Arc<RateLimiter>,
     /// CORS origins and the rate limit.
     pub edge: EdgeConfig,
+    /// The iCal export's settings and the feed imports.
+    pub calendar: Arc<CalendarSync>,
 }
 
 impl From<Services> for AppState {

@@ -1,6 +1,7 @@
 //! Queries, one module per table. Each query is one SQL text that runs on both databases.
 
 pub mod accommodations;
+pub mod calendar;
 pub mod error;
 pub mod idempotency;
 pub mod messages;

@@ -16,9 +16,14 @@ use crate::store::error::StoreError;
 pub use crate::store::status::ReservationStatus;
 use crate::with_pool;
 
-/// The reservation with this code.
+/// The reservation with this code. Imported calendar blocks are not reservations of a
+/// guest, so no code finds one (and confirm, cancel and payments cannot touch one).
 pub async fn find_by_code(db: &Db, code: &str) -> Result<Option<Reservation>, sqlx::Error> {
-    const SQL: &str = concat!("SELECT ", columns!(), " FROM reservations WHERE code = $1");
+    const SQL: &str = concat!(
+        "SELECT ",
+        columns!(),
+        " FROM reservations WHERE code = $1 AND status <> 'blocked'"
+    );
     with_pool!(db, pool => {
         sqlx::query_as::<_, Reservation>(SQL).bind(code).fetch_optional(pool).await
     })
@@ -108,7 +113,8 @@ pub async fn expire_stale(db: &Db) -> Result<u64, sqlx::Error> {
     Ok(count)
 }
 
-/// Active bookings of an accommodation that intersect `[from, to)`, by check-in.
+/// Active bookings of an accommodation that intersect `[from, to)`, by check-in, imported
+/// calendar blocks included (status `blocked`): availability shows every taken date.
 pub async fn bookings_between(
     db: &Db,
     accommodation_id: i64,
@@ -117,7 +123,7 @@ pub async fn bookings_between(
 ) -> Result<Vec<Booking>, sqlx::Error> {
     const SQL: &str = "SELECT check_in, check_out, status FROM reservations \
                        WHERE accommodation_id = $1 \
-                         AND status IN ('pre_reserved', 'confirmed') \
+                         AND status IN ('pre_reserved', 'confirmed', 'blocked') \
                          AND check_in < $3 AND $2 < check_out \
                        ORDER BY check_in";
     with_pool!(db, pool => {

@@ -1,5 +1,7 @@
 //! The status of a reservation, the states of its machine:
 //! `pre_reserved` → `confirmed` | `cancelled` | `expired`; `confirmed` → `cancelled`.
+//! `blocked` stands apart: dates another channel's calendar holds, owned by an imported feed
+//! (`crate::store::calendar`) and replaced by its next sync, never by these transitions.
 //!
 //! Stored as TEXT (the `reservations.status` column, and the literals in the store's SQL)
 //! and shown in JSON as the same snake_case words, so neither representation changed when
@@ -24,15 +26,18 @@ pub enum ReservationStatus {
     Cancelled,
     /// Outlived its time to live unpaid; its dates are free.
     Expired,
+    /// Dates taken on another channel, imported from its calendar feed; no guest, no price.
+    Blocked,
 }
 
 impl ReservationStatus {
     /// Every status, in the order of the machine.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 5] = [
         Self::PreReserved,
         Self::Confirmed,
         Self::Cancelled,
         Self::Expired,
+        Self::Blocked,
     ];
 
     /// The word stored in the database and shown in JSON.
@@ -42,6 +47,7 @@ impl ReservationStatus {
             Self::Confirmed => "confirmed",
             Self::Cancelled => "cancelled",
             Self::Expired => "expired",
+            Self::Blocked => "blocked",
         }
     }
 }
@@ -55,7 +61,7 @@ impl fmt::Display for ReservationStatus {
 /// A status word the service never writes.
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "unknown reservation status {0:?} (expected pre_reserved, confirmed, cancelled or expired)"
+    "unknown reservation status {0:?} (expected pre_reserved, confirmed, cancelled, expired or blocked)"
 )]
 pub struct UnknownStatus(String);
 

@@ -8,6 +8,7 @@ mod admin;
 mod api;
 mod architecture;
 mod caches;
+mod calendar;
 mod cutoff;
 mod edge;
 mod guest_loop;

@@ -111,7 +111,10 @@ async fn every_documented_operation_is_routed() {
     let doc = served_document(&app).await;
     let mut operations = 0;
     for (path, item) in doc["paths"].as_object().unwrap() {
-        let concrete = path.replace("{id}", "1").replace("{code}", "CB-NOPE0000");
+        let concrete = path
+            .replace("{id}", "1")
+            .replace("{import_id}", "1")
+            .replace("{code}", "CB-NOPE0000");
         for method in item.as_object().unwrap().keys() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let response = app
@@ -131,8 +134,9 @@ async fn every_documented_operation_is_routed() {
         }
     }
     // healthz, readyz, metrics, openapi, version, accommodations, availability, pre-reserve,
-    // show, confirm, cancel, and the two webhooks (three operations).
-    assert_eq!(operations, 14, "{:#}", doc["paths"]);
+    // show, confirm, cancel, the two webhooks (three operations), and the calendar's export,
+    // admin view, feed added, feed removed and sync.
+    assert_eq!(operations, 19, "{:#}", doc["paths"]);
 }
 
 /// A route added with axum's own `Router::route` would serve without being documented;
@@ -254,5 +258,5 @@ fn every_operation_has_a_unique_descriptive_id() {
             }
         }
     }
-    assert_eq!(seen.len(), 14, "{seen:?}");
+    assert_eq!(seen.len(), 19, "{seen:?}");
 }

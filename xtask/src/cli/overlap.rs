@@ -56,6 +56,11 @@ pub struct Args {
     /// Leave the created reservations active (the verdict is then at best WARN).
     #[arg(long)]
     pub no_cleanup: bool,
+    /// Also race N bookings against another channel's block: serve an iCal feed on this
+    /// machine's loopback, import it through the admin API, and expect zero winners (the
+    /// service must run here with CALENDAR_ALLOW_PRIVATE_FEEDS=on).
+    #[arg(long)]
+    pub cross_channel: bool,
     /// Per-request timeout (e.g. 30s, 2m).
     #[arg(long, value_name = "DURATION", default_value = "30s",
           value_parser = parse_duration)]
@@ -98,6 +103,7 @@ impl From<Args> for crate::overlap::Options {
             admin_token: args.admin_token,
             env_file: args.env_file,
             no_cleanup: args.no_cleanup,
+            cross_channel: args.cross_channel,
             timeout: match args.timeout_secs {
                 Some(secs) => {
                     warn_old_spelling(&format!(

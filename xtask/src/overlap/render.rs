@@ -129,9 +129,37 @@ pub fn text(report: &OverlapReport) -> String {
             );
         }
     }
+    for line in cross_channel_lines(report) {
+        let _ = writeln!(out, "{line}");
+    }
     out.push('\n');
     let _ = writeln!(out, "{}", verdict_sentence(report));
     out
+}
+
+/// The cross-channel round in a few lines: the block, the race, each check.
+fn cross_channel_lines(report: &OverlapReport) -> Vec<String> {
+    let Some(channel) = &report.cross_channel else {
+        return Vec::new();
+    };
+    let mut lines = vec![format!(
+        "cross-channel: imported block {}..{}: {} winner(s), {} date_overlap, {} other: {}",
+        channel.check_in,
+        channel.check_out,
+        channel.winners.len(),
+        channel.conflicts,
+        channel.others,
+        channel.verdict.label()
+    )];
+    for check in [&channel.import, &channel.race, &channel.cleanup] {
+        lines.push(format!(
+            "  {:<4} {}: {}",
+            check.verdict.label(),
+            check.id,
+            check.summary()
+        ));
+    }
+    lines
 }
 
 /// One sentence on the whole run.
@@ -161,6 +189,11 @@ pub fn verdict_sentence(report: &OverlapReport) -> String {
                 .filter(|r| r.verdict == Verdict::Fail)
                 .map(|r| r.round.to_string())
                 .collect();
+            if failed.is_empty() {
+                return "FAIL: the cross-channel round failed: bookings must not win dates another \
+                        channel's imported block holds"
+                    .to_string();
+            }
             format!(
                 "FAIL: the anti-double-booking invariant (exactly one wins, {} get 409 date_overlap, nothing else) \
                  broke in round(s) {}",
@@ -214,6 +247,9 @@ pub fn markdown(report: &OverlapReport) -> String {
             );
         }
     }
+    for line in cross_channel_lines(report) {
+        let _ = writeln!(out, "- {}", line.trim().replace('|', "\\|"));
+    }
     let _ = writeln!(out, "\n{}\n", verdict_sentence(report));
     out
 }
@@ -244,6 +280,11 @@ pub fn junit_suite(environment: &str, report: &OverlapReport) -> Suite {
         });
         for check in std::iter::once(&round.availability).chain(&round.boundary) {
             cases.push(check_case(&class, check));
+        }
+    }
+    if let Some(channel) = &report.cross_channel {
+        for check in [&channel.import, &channel.race, &channel.cleanup] {
+            cases.push(check_case("overlap.cross_channel", check));
         }
     }
     cases.push(Case {

@@ -25,6 +25,9 @@ pub struct OverlapReport {
     pub rounds: Vec<RoundReport>,
     /// Codes this run created that are still active (cleanup failed or was off).
     pub leftovers: Vec<String>,
+    /// The cross-channel round, when it ran (`--cross-channel`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cross_channel: Option<super::channel::ChannelRound>,
     /// Fail when the invariant broke in any round; Warn when it held but bookings were left
     /// behind; else Pass.
     pub verdict: Verdict,

@@ -34,6 +34,8 @@ pub struct OverlapPlan {
     pub timeout: Duration,
     /// Tag of the run, put in the synthetic guest name.
     pub run_id: String,
+    /// After the rounds, the cross-channel round ([`super::channel`]).
+    pub cross_channel: bool,
 }
 
 impl OverlapPlan {
@@ -48,6 +50,7 @@ impl OverlapPlan {
             admin_token,
             timeout: Duration::from_secs(30),
             run_id: new_run_id(),
+            cross_channel: false,
         }
     }
 }
@@ -139,11 +142,21 @@ pub async fn run_rounds(target: &Target, plan: &OverlapPlan) -> anyhow::Result<O
         report.round_ms = started.elapsed().as_secs_f64() * 1000.0;
         rounds.push(report);
     }
+    let cross_channel = if plan.cross_channel {
+        Some(super::channel::run(&client, target, plan, accommodation_id, &ledger).await?)
+    } else {
+        None
+    };
     let leftovers = rounds
         .iter()
         .flat_map(|r| r.cleanup.failed.iter().map(|f| f.code.clone()))
         .collect();
-    let verdict = Verdict::combine(rounds.iter().map(|r| r.verdict));
+    let verdict = Verdict::combine(
+        rounds
+            .iter()
+            .map(|r| r.verdict)
+            .chain(cross_channel.as_ref().map(|c| c.verdict)),
+    );
     Ok(OverlapReport {
         run_id: plan.run_id.clone(),
         url: target.url.clone(),
@@ -152,6 +165,7 @@ pub async fn run_rounds(target: &Target, plan: &OverlapPlan) -> anyhow::Result<O
         cleanup_enabled: plan.admin_token.is_some(),
         rounds,
         leftovers,
+        cross_channel,
         verdict,
     })
 }

@@ -1,7 +1,9 @@
 //! `cargo xtask overlap` against the real reservation service, started as a child process on
 //! a free loopback port: on SQLite always, on PostgreSQL when `TEST_DATABASE_URL` is set (a
 //! fresh database is created in that cluster and dropped afterwards). N=200: the invariant
-//! holds, and nothing the run created is left active.
+//! holds, and nothing the run created is left active. The cross-channel round (an imported
+//! calendar block raced by N bookings) passes on both databases, and fails against a service
+//! started with `CALENDAR_IMPORT=off`.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -25,6 +27,18 @@ struct Running {
 }
 
 fn start(database_url: String, dir: tempfile::TempDir) -> Running {
+    start_with_env(database_url, dir, &[])
+}
+
+/// The service with calendar imports from this machine's loopback allowed, as the
+/// cross-channel round needs, and `env` on top.
+fn start_for_channels(database_url: String, env: &[(&str, &str)]) -> Running {
+    let mut all = vec![("CALENDAR_ALLOW_PRIVATE_FEEDS", "on")];
+    all.extend_from_slice(env);
+    start_with_env(database_url, tempfile::tempdir().unwrap(), &all)
+}
+
+fn start_with_env(database_url: String, dir: tempfile::TempDir, env: &[(&str, &str)]) -> Running {
     let settings = ServiceSettings {
         binary: service_binary(),
         database_url,
@@ -36,7 +50,8 @@ fn start(database_url: String, dir: tempfile::TempDir) -> Running {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let service = {
         let _context = runtime.enter();
-        LocalService::start(&settings, Duration::from_secs(60)).expect("service starts")
+        LocalService::start_with_env(&settings, env, Duration::from_secs(60))
+            .expect("service starts")
     };
     let env_file = dir.path().join(".env.test");
     std::fs::write(
@@ -92,6 +107,79 @@ impl Running {
         assert!(bookings.is_empty(), "left active: {bookings:?}");
         report
     }
+}
+
+impl Running {
+    /// Runs only the cross-channel round's plan (one ordinary round first, as the task does).
+    fn cross_channel(&self) -> OverlapReport {
+        let token = token_from_env_file(&self.env_file).unwrap();
+        let mut plan = OverlapPlan::new(Some(token));
+        plan.concurrency = 20;
+        plan.cross_channel = true;
+        let target = Target::named("local", self.service.url()).unwrap();
+        xtask::http::runtime()
+            .unwrap()
+            .block_on(run_rounds(&target, &plan))
+            .expect("overlap runs")
+    }
+}
+
+fn assert_cross_channel_holds(running: &Running) {
+    let report = running.cross_channel();
+    let channel = report.cross_channel.as_ref().expect("the round ran");
+    assert_eq!(
+        (report.verdict, channel.winners.len(), channel.conflicts),
+        (Verdict::Pass, 0, 20),
+        "{}\nservice log tail:\n{}",
+        render_text(&report),
+        tail(&running.log())
+    );
+    // The feed's block went with the feed: the dates are free again.
+    let target = Target::named("local", running.service.url()).unwrap();
+    let runtime = xtask::http::runtime().unwrap();
+    let left = runtime.block_on(active_bookings(
+        &target,
+        report.accommodation_id,
+        channel.check_in,
+        channel.check_out,
+    ));
+    assert!(left.is_empty(), "left on the blocked window: {left:?}");
+}
+
+#[test]
+fn the_cross_channel_round_passes_on_sqlite() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("db.sqlite").display());
+    assert_cross_channel_holds(&start_for_channels(url, &[]));
+}
+
+#[test]
+fn the_cross_channel_round_passes_on_postgresql() {
+    let Some(server) =
+        crate::support::postgres_server("the_cross_channel_round_passes_on_postgresql")
+    else {
+        return;
+    };
+    let database = FreshDatabase::create(&server);
+    let running = start_for_channels(database.url.clone(), &[]);
+    assert_cross_channel_holds(&running);
+    drop(running);
+}
+
+/// The round can fail: a service that does not import feeds lets a booking win the dates
+/// another channel sold.
+#[test]
+fn the_cross_channel_round_fails_when_the_service_ignores_feeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite:{}?mode=rwc", dir.path().join("db.sqlite").display());
+    let running = start_for_channels(url, &[("CALENDAR_IMPORT", "off")]);
+    let report = running.cross_channel();
+    let channel = report.cross_channel.as_ref().expect("the round ran");
+    assert_eq!(report.verdict, Verdict::Fail, "{}", render_text(&report));
+    assert_eq!(channel.import.verdict, Verdict::Fail);
+    assert_eq!(channel.winners.len(), 1, "{}", render_text(&report));
+    assert!(render_text(&report).contains("cross-channel double booking"));
+    assert!(report.leftovers.is_empty(), "the winner was cancelled");
 }
 
 async fn active_bookings(

@@ -398,6 +398,7 @@ pub fn overlap_report(violation: bool) -> (Verdict, OverlapReport) {
         cleanup_enabled: true,
         rounds,
         leftovers: Vec::new(),
+        cross_channel: None,
         verdict,
     };
     (verdict, report)
