@@ -103,6 +103,7 @@
 //! HTTP/1 parser.
 
 pub mod admin;
+pub mod autostop;
 pub mod cli;
 pub mod commands;
 pub mod deploy;
@@ -221,6 +222,39 @@ impl LocalFly {
         let machines = machines.to_string();
         let out = self.run(&["local", "create-app", "--app", app, "--machines", &machines])?;
         Ok(out.trim().to_string())
+    }
+
+    /// Like [`create_app`](Self::create_app), with auto-stop (when fly.toml asks for it)
+    /// stopping a machine after `idle` without a proxied request.
+    pub fn create_app_idle_stop(
+        &self,
+        app: &str,
+        machines: usize,
+        idle: std::time::Duration,
+    ) -> anyhow::Result<String> {
+        let machines = machines.to_string();
+        let idle = format!("{}ms", idle.as_millis());
+        let out = self.run(&[
+            "local",
+            "create-app",
+            "--app",
+            app,
+            "--machines",
+            &machines,
+            "--idle-stop-after",
+            &idle,
+        ])?;
+        Ok(out.trim().to_string())
+    }
+
+    /// Scopes `app`'s deploy token to itself and `reads`: its deploys may pull only those
+    /// apps' images.
+    pub fn token_scope(&self, app: &str, reads: &[&str]) -> anyhow::Result<()> {
+        let mut args = vec!["local", "token-scope", "--app", app];
+        for other in reads {
+            args.extend(["--reads", other]);
+        }
+        self.run(&args).map(drop)
     }
 
     /// Makes the next deploy of `app` suffer `fault`.
