@@ -29,6 +29,7 @@ use crate::repo::Repo;
 use crate::report;
 use crate::verdict::Verdict;
 
+mod image_checks;
 mod preconditions;
 
 pub use preconditions::{StagingEvidence, prerequisites};
@@ -56,6 +57,8 @@ pub struct Options {
     pub wait_timeout: Duration,
     /// How long one `flyctl deploy` may run in all before it is stopped and counted a failure.
     pub deploy_timeout: Duration,
+    /// Promote an image first released before the one production runs.
+    pub allow_older: bool,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     pub json: bool,
 }
@@ -170,9 +173,23 @@ pub fn run_with(
         && let Some(mixed) = crate::release::mixed_images(&serving.machines)
     {
         result.refused.push(format!(
-            "{} runs more than one image ({mixed}): flyctl's blue-green refuses such an app              (\"found multiple image versions\"). Bring every machine to one image first:              `cargo xtask rollback --env {TO}` to the image that served, or              `cargo xtask promote --strategy rolling`",
+            "{} runs more than one image ({mixed}): flyctl's blue-green refuses such an app \
+             (\"found multiple image versions\"). Bring every machine to one image first: \
+             `cargo xtask rollback --env {TO}` to the image that served, or \
+             `cargo xtask promote --strategy rolling`",
             environment.app
         ));
+    }
+    if result.refused.is_empty() {
+        let staging_app = config.environment(FROM).map(|e| e.app.clone()).ok();
+        let checks = ImageChecks {
+            flyctl: &flyctl,
+            production: &environment,
+            staging_app: staging_app.as_deref(),
+            serving: serving.as_ref(),
+            allow_older: args.allow_older,
+        };
+        result.refused.extend(checks.run(&image, out)?);
     }
     if !result.refused.is_empty() {
         return finish(repo, clock, result, args.json, out);
@@ -196,6 +213,71 @@ pub fn run_with(
         return Ok((Verdict::Pass, result));
     }
     finish(repo, clock, result, args.json, out)
+}
+
+/// The image checks before any release: production can read it, and it is not older than
+/// what production runs ([`image_checks`]).
+struct ImageChecks<'a> {
+    flyctl: &'a Flyctl,
+    production: &'a Environment,
+    staging_app: Option<&'a str>,
+    serving: Option<&'a crate::release::Serving>,
+    allow_older: bool,
+}
+
+impl ImageChecks<'_> {
+    /// The refusals, each naming the fix.
+    fn run(&self, image: &str, out: &mut dyn Write) -> anyhow::Result<Vec<String>> {
+        let staging_app = self.staging_app.unwrap_or("the staging app");
+        if let Some(refusal) =
+            image_checks::unreadable(self.flyctl, self.production, staging_app, image, out)?
+        {
+            return Ok(vec![refusal]);
+        }
+        let Some(serving) = self.serving.filter(|_| !self.allow_older) else {
+            return Ok(Vec::new());
+        };
+        let running = serving
+            .machines
+            .iter()
+            .filter(|m| m.managed)
+            .find_map(|m| m.image.clone())
+            .or_else(|| serving.releases.first().and_then(|r| r.image_ref.clone()));
+        let staging_releases = match self.staging_app {
+            Some(app) => match self.flyctl.releases(app, out) {
+                Ok(list) => list.unwrap_or_default(),
+                Err(error) => {
+                    let failure = crate::flyctl::failure_or_error(error)?;
+                    writeln!(
+                        out,
+                        "note: cannot read {app}'s releases to compare image ages: {failure}"
+                    )?;
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let lists: [&[crate::flyctl::Release]; 2] = [&staging_releases, &serving.releases];
+        Ok(match image_checks::age(image, running.as_deref(), &lists) {
+            image_checks::Age::Older {
+                promoted,
+                running: at,
+            } => vec![format!(
+                "{image} is older than the image {} runs ({}): it was first released {} and \
+                 that one {}. Promote a newer staging build, or pass --allow-older to step back \
+                 on purpose (`cargo xtask rollback --env {TO}` is the usual way back)",
+                self.production.app,
+                running.as_deref().unwrap_or("-"),
+                promoted.to_rfc3339(),
+                at.to_rfc3339()
+            )],
+            image_checks::Age::Unknown(why) => {
+                writeln!(out, "note: {why}; promoting anyway")?;
+                Vec::new()
+            }
+            image_checks::Age::NotOlder => Vec::new(),
+        })
+    }
 }
 
 /// The rollout on production: flyctl deploys staging's `image` (never a build), which must
