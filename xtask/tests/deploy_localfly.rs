@@ -672,7 +672,14 @@ fn ctrl_c_during_a_deploy_leaves_an_interrupted_release_and_a_record_with_the_wa
     xtask::interrupt::send_signal(child.id(), "INT");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(xtask::interrupt::EXIT_INTERRUPTED));
-    let release = stand.fly.app(APP).unwrap().releases.last().cloned().unwrap();
+    let release = stand
+        .fly
+        .app(APP)
+        .unwrap()
+        .releases
+        .last()
+        .cloned()
+        .unwrap();
     assert_eq!(release.status, "interrupted", "{release:?}");
     let record: xtask::record::RunRecord<DeployResult> =
         xtask::record::latest(&stand.fixture.repo(), "deploy", "staging")

@@ -47,10 +47,15 @@ pub fn tick(app: &App) -> Duration {
 }
 
 /// Stops the started machines of `name` idle longer than its limit, most idle first, while
-/// more than `min_machines_running` stay started. Skips the round when a deploy (or another
-/// call) holds the app's lock. Returns the ids stopped.
+/// more than `min_machines_running` stay started. A deploy (or another call) holding the
+/// app's lock counts as activity on every machine: the round is skipped and the idle clocks
+/// start again, so a machine a deploy just proved is not stopped before anyone asks it.
+/// Returns the ids stopped.
 pub fn stop_idle(dir: &StateDir, name: &str, idle: &mut Idle) -> Vec<String> {
     let Some(_lock) = dir.try_lock(name) else {
+        if let Ok(app) = dir.load(name) {
+            app.machines.keys().for_each(|id| idle.touch(id));
+        }
         return Vec::new();
     };
     let Ok(mut app) = dir.load(name) else {
