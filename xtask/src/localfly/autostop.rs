@@ -76,7 +76,7 @@ pub fn stop_idle(dir: &StateDir, name: &str, idle: &mut Idle) -> Vec<String> {
         .map(|id| (idle.idle_for(id), id.clone()))
         .filter(|(for_, _)| *for_ >= limit)
         .collect();
-    idle_ones.sort_by(|a, b| b.0.cmp(&a.0));
+    idle_ones.sort_by_key(|(idle_for, _)| std::cmp::Reverse(*idle_for));
     let stoppable = started.len().saturating_sub(app.auto_stop.min_running);
     let mut stopped = Vec::new();
     for (_, id) in idle_ones.into_iter().take(stoppable) {
