@@ -182,7 +182,7 @@ pub fn run_with(
     }
     if result.refused.is_empty() {
         let staging_app = config.environment(FROM).map(|e| e.app.clone()).ok();
-        let checks = ImageChecks {
+        let checks = image_checks::ImageChecks {
             flyctl: &flyctl,
             production: &environment,
             staging_app: staging_app.as_deref(),
@@ -213,71 +213,6 @@ pub fn run_with(
         return Ok((Verdict::Pass, result));
     }
     finish(repo, clock, result, args.json, out)
-}
-
-/// The image checks before any release: production can read it, and it is not older than
-/// what production runs ([`image_checks`]).
-struct ImageChecks<'a> {
-    flyctl: &'a Flyctl,
-    production: &'a Environment,
-    staging_app: Option<&'a str>,
-    serving: Option<&'a crate::release::Serving>,
-    allow_older: bool,
-}
-
-impl ImageChecks<'_> {
-    /// The refusals, each naming the fix.
-    fn run(&self, image: &str, out: &mut dyn Write) -> anyhow::Result<Vec<String>> {
-        let staging_app = self.staging_app.unwrap_or("the staging app");
-        if let Some(refusal) =
-            image_checks::unreadable(self.flyctl, self.production, staging_app, image, out)?
-        {
-            return Ok(vec![refusal]);
-        }
-        let Some(serving) = self.serving.filter(|_| !self.allow_older) else {
-            return Ok(Vec::new());
-        };
-        let running = serving
-            .machines
-            .iter()
-            .filter(|m| m.managed)
-            .find_map(|m| m.image.clone())
-            .or_else(|| serving.releases.first().and_then(|r| r.image_ref.clone()));
-        let staging_releases = match self.staging_app {
-            Some(app) => match self.flyctl.releases(app, out) {
-                Ok(list) => list.unwrap_or_default(),
-                Err(error) => {
-                    let failure = crate::flyctl::failure_or_error(error)?;
-                    writeln!(
-                        out,
-                        "note: cannot read {app}'s releases to compare image ages: {failure}"
-                    )?;
-                    Vec::new()
-                }
-            },
-            None => Vec::new(),
-        };
-        let lists: [&[crate::flyctl::Release]; 2] = [&staging_releases, &serving.releases];
-        Ok(match image_checks::age(image, running.as_deref(), &lists) {
-            image_checks::Age::Older {
-                promoted,
-                running: at,
-            } => vec![format!(
-                "{image} is older than the image {} runs ({}): it was first released {} and \
-                 that one {}. Promote a newer staging build, or pass --allow-older to step back \
-                 on purpose (`cargo xtask rollback --env {TO}` is the usual way back)",
-                self.production.app,
-                running.as_deref().unwrap_or("-"),
-                promoted.to_rfc3339(),
-                at.to_rfc3339()
-            )],
-            image_checks::Age::Unknown(why) => {
-                writeln!(out, "note: {why}; promoting anyway")?;
-                Vec::new()
-            }
-            image_checks::Age::NotOlder => Vec::new(),
-        })
-    }
 }
 
 /// The rollout on production: flyctl deploys staging's `image` (never a build), which must

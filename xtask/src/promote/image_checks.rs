@@ -28,8 +28,77 @@ use std::io::Write;
 
 use chrono::{DateTime, Utc};
 
+use super::TO;
 use crate::config::Environment;
 use crate::flyctl::{Flyctl, Invocation, Release, failure_or_error, same_image};
+
+/// The image checks before any release: production can read it, and it is not older than
+/// what production runs (the module doc).
+pub struct ImageChecks<'a> {
+    /// The flyctl of production.
+    pub flyctl: &'a Flyctl,
+    /// Production's environment.
+    pub production: &'a Environment,
+    /// Staging's app (`None`: not configured; its releases are then not compared).
+    pub staging_app: Option<&'a str>,
+    /// What serves on production now.
+    pub serving: Option<&'a crate::release::Serving>,
+    /// `--allow-older`.
+    pub allow_older: bool,
+}
+
+impl ImageChecks<'_> {
+    /// The refusals, each naming the fix.
+    pub fn run(&self, image: &str, out: &mut dyn Write) -> anyhow::Result<Vec<String>> {
+        let staging_app = self.staging_app.unwrap_or("the staging app");
+        if let Some(refusal) = unreadable(self.flyctl, self.production, staging_app, image, out)? {
+            return Ok(vec![refusal]);
+        }
+        let Some(serving) = self.serving.filter(|_| !self.allow_older) else {
+            return Ok(Vec::new());
+        };
+        let running = serving
+            .machines
+            .iter()
+            .filter(|m| m.managed)
+            .find_map(|m| m.image.clone())
+            .or_else(|| serving.releases.first().and_then(|r| r.image_ref.clone()));
+        let staging_releases = match self.staging_app {
+            Some(app) => match self.flyctl.releases(app, out) {
+                Ok(list) => list.unwrap_or_default(),
+                Err(error) => {
+                    let failure = failure_or_error(error)?;
+                    writeln!(
+                        out,
+                        "note: cannot read {app}'s releases to compare image ages: {failure}"
+                    )?;
+                    Vec::new()
+                }
+            },
+            None => Vec::new(),
+        };
+        let lists: [&[Release]; 2] = [&staging_releases, &serving.releases];
+        Ok(match age(image, running.as_deref(), &lists) {
+            Age::Older {
+                promoted,
+                running: at,
+            } => vec![format!(
+                "{image} is older than the image {} runs ({}): it was first released {} and \
+                 that one {}. Promote a newer staging build, or pass --allow-older to step back \
+                 on purpose (`cargo xtask rollback --env {TO}` is the usual way back)",
+                self.production.app,
+                running.as_deref().unwrap_or("-"),
+                promoted.to_rfc3339(),
+                at.to_rfc3339()
+            )],
+            Age::Unknown(why) => {
+                writeln!(out, "note: {why}; promoting anyway")?;
+                Vec::new()
+            }
+            Age::NotOlder => Vec::new(),
+        })
+    }
+}
 
 /// `None` when production's flyctl can pull `image`; else the refusal, naming the token to
 /// create. An error only when flyctl cannot run.
