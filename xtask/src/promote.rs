@@ -29,6 +29,7 @@ use crate::repo::Repo;
 use crate::report;
 use crate::verdict::Verdict;
 
+mod image_checks;
 mod preconditions;
 
 pub use preconditions::{StagingEvidence, prerequisites};
@@ -56,6 +57,8 @@ pub struct Options {
     pub wait_timeout: Duration,
     /// How long one `flyctl deploy` may run in all before it is stopped and counted a failure.
     pub deploy_timeout: Duration,
+    /// Promote an image first released before the one production runs.
+    pub allow_older: bool,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     pub json: bool,
 }
@@ -170,9 +173,23 @@ pub fn run_with(
         && let Some(mixed) = crate::release::mixed_images(&serving.machines)
     {
         result.refused.push(format!(
-            "{} runs more than one image ({mixed}): flyctl's blue-green refuses such an app              (\"found multiple image versions\"). Bring every machine to one image first:              `cargo xtask rollback --env {TO}` to the image that served, or              `cargo xtask promote --strategy rolling`",
+            "{} runs more than one image ({mixed}): flyctl's blue-green refuses such an app \
+             (\"found multiple image versions\"). Bring every machine to one image first: \
+             `cargo xtask rollback --env {TO}` to the image that served, or \
+             `cargo xtask promote --strategy rolling`",
             environment.app
         ));
+    }
+    if result.refused.is_empty() {
+        let staging_app = config.environment(FROM).map(|e| e.app.clone()).ok();
+        let checks = image_checks::ImageChecks {
+            flyctl: &flyctl,
+            production: &environment,
+            staging_app: staging_app.as_deref(),
+            serving: serving.as_ref(),
+            allow_older: args.allow_older,
+        };
+        result.refused.extend(checks.run(&image, out)?);
     }
     if !result.refused.is_empty() {
         return finish(repo, clock, result, args.json, out);

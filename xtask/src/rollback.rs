@@ -180,10 +180,13 @@ fn release_outside_window(n: u64, app: &str, releases: &[Release]) -> String {
     let oldest = releases.iter().map(|r| r.version).min();
     match oldest {
         Some(oldest) if n < oldest && releases.len() >= RELEASE_WINDOW => format!(
-            "release v{n} of {app} is older than the {RELEASE_WINDOW} newest releases, the only              ones `fly releases` lists (the oldest listed is v{oldest}): give its image with              --to IMAGE_REF instead (a record of the deploy that made it names it)"
+            "release v{n} of {app} is older than the {RELEASE_WINDOW} newest releases, the only \
+             ones `fly releases` lists (the oldest listed is v{oldest}): give its image with \
+             --to IMAGE_REF instead (a record of the deploy that made it names it)"
         ),
         _ => format!(
-            "release v{n} is not among the {} releases of {app} that flyctl lists; give --to              IMAGE_REF instead",
+            "release v{n} is not among the {} releases of {app} that flyctl lists; give --to \
+             IMAGE_REF instead",
             releases.len()
         ),
     }

@@ -21,6 +21,10 @@ pub struct Args {
     /// How long one `flyctl deploy` may run in all before it is stopped and counted a failure.
     #[arg(long, value_name = "DURATION", default_value = "30m", value_parser = parse_wait)]
     pub deploy_timeout: u64,
+    /// Promote even when the image was first released before the one production runs (a
+    /// deliberate step back; `cargo xtask rollback` is the usual way back).
+    #[arg(long)]
+    pub allow_older: bool,
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
@@ -33,6 +37,7 @@ impl From<Args> for crate::promote::Options {
             strategy: args.strategy,
             wait_timeout: Duration::from_secs(args.wait_timeout),
             deploy_timeout: Duration::from_secs(args.deploy_timeout),
+            allow_older: args.allow_older,
             json: args.json,
         }
     }

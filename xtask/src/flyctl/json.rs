@@ -293,11 +293,15 @@ pub fn parse_machines(json: &str) -> anyhow::Result<Vec<Machine>> {
                     Some(RELEASE_COMMAND_GROUP | CONSOLE_GROUP)
                 );
             // The digest goes with the reference, so a release named by digest alone still
-            // compares equal to the tag the machine was deployed with.
+            // compares equal to the tag the machine was deployed with. A config that names
+            // the image by digest alone (`registry.fly.io/app@sha256:...`, as `fly deploy
+            // --image <ref>@<digest>` leaves it) gets the tag the Machines API resolved, so
+            // it compares equal to the tagged form too.
             let image = m
                 .config
                 .and_then(|c| c.image)
                 .filter(|s| !s.is_empty())
+                .map(|image| with_resolved_tag(image, from_ref.as_deref(), digest.as_deref()))
                 .or(from_ref)
                 .map(|image| match &digest {
                     Some(digest) if !image.contains('@') => format!("{image}@{digest}"),
@@ -326,6 +330,23 @@ pub fn parse_machines(json: &str) -> anyhow::Result<Vec<Machine>> {
         .collect();
     machines.sort_by(|a, b| a.id.cmp(&b.id));
     Ok(machines)
+}
+
+/// `repo@digest` becomes `repo:tag@digest` when the resolved `image_ref` (`repo:tag`) is
+/// of the same repository and reports the same digest; anything else is kept as it is.
+fn with_resolved_tag(image: String, resolved: Option<&str>, digest: Option<&str>) -> String {
+    let named = ImageName::parse(&image);
+    let Some(resolved) = resolved.map(ImageName::parse) else {
+        return image;
+    };
+    match (named.tag, named.digest, resolved.tag) {
+        (None, Some(own), Some(tag))
+            if resolved.repository == named.repository && Some(own) == digest =>
+        {
+            format!("{}:{tag}@{own}", named.repository)
+        }
+        _ => image,
+    }
 }
 
 /// Whether two image references name the same image. flyctl prints the digest in some
@@ -540,5 +561,25 @@ mod tests {
             "registry.fly.io/a:t@sha256:99"
         ));
         assert!(!same_image("registry.fly.io/a:t", "registry.fly.io/a:u"));
+    }
+
+    #[test]
+    fn a_config_naming_the_image_by_digest_alone_takes_the_resolved_tag() {
+        let listed = |config: &str, digest: &str| {
+            let json = serde_json::json!([{"id": "m1", "state": "started",
+                "config": {"image": config},
+                "image_ref": {"registry": "registry.fly.io", "repository": "a",
+                              "tag": "deployment-01", "digest": digest}}]);
+            parse_machines(&json.to_string()).unwrap()[0]
+                .image
+                .clone()
+                .unwrap()
+        };
+        let image = listed("registry.fly.io/a@sha256:abc", "sha256:abc");
+        assert_eq!(image, "registry.fly.io/a:deployment-01@sha256:abc");
+        assert!(same_image(&image, "registry.fly.io/a:deployment-01"));
+        // Another digest than the one resolved: kept as it is, never given a tag.
+        let image = listed("registry.fly.io/a@sha256:def", "sha256:abc");
+        assert!(!same_image(&image, "registry.fly.io/a:deployment-01"));
     }
 }

@@ -19,11 +19,30 @@ pub fn run(dir: &StateDir, command: LocalCommand) -> anyhow::Result<()> {
             machines,
             port,
             region,
+            idle_stop_after,
         } => {
-            let url = create_app(dir, &app.app, machines, port, &region)?;
+            let idle = idle_stop_after
+                .map(|text| super::deploy::parse_duration(&text))
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--idle-stop-after: {e}"))?;
+            let url = create_app(dir, &app.app, machines, port, &region, idle)?;
             println!("{url}");
         }
+        LocalCommand::TokenScope { app, reads } => {
+            let _lock = dir.lock(&app.app)?;
+            let mut app = dir.load(&app.app)?;
+            let mut scope = vec![app.name.clone()];
+            scope.extend(reads);
+            println!(
+                "the deploy token of {} reads images of: {}",
+                app.name,
+                scope.join(", ")
+            );
+            app.token_scope = Some(scope);
+            dir.save(&app)?;
+        }
         LocalCommand::Fault { app, fault } => {
+            let _lock = dir.lock(&app.app)?;
             let mut app = dir.load(&app.app)?;
             app.faults.push(fault);
             dir.save(&app)?;
@@ -40,10 +59,12 @@ pub fn run(dir: &StateDir, command: LocalCommand) -> anyhow::Result<()> {
             println!("stopped {stopped} process group(s)");
         }
         LocalCommand::StopMachine { app, machine } => {
+            let _lock = dir.lock(&app.app)?;
             let id = stop_machine(dir, &app.app, machine.as_deref())?;
             println!("stopped machine {id}");
         }
         LocalCommand::AddMachine { app, kind, image } => {
+            let _lock = dir.lock(&app.app)?;
             let id = add_machine(dir, &app.app, kind, image)?;
             println!("added machine {id}");
         }
@@ -121,6 +142,7 @@ pub fn create_app(
     machines: usize,
     port: u16,
     region: &str,
+    idle_stop_after: Option<Duration>,
 ) -> anyhow::Result<String> {
     if dir.load(name).is_ok() {
         bail!("app {name} already exists in {}", dir.root().display());
@@ -134,6 +156,7 @@ pub fn create_app(
         region: region.into(),
         machine_count: machines,
         port,
+        idle_stop_after_ms: idle_stop_after.map(|d| d.as_millis() as u64),
         ..App::default()
     };
     dir.save(&app)?;

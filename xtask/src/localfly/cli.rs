@@ -82,7 +82,8 @@ pub enum FlyCommand {
     Logs {
         #[command(flatten)]
         app: AppFlag,
-        /// Print what is there and exit (required: localfly does not follow logs).
+        /// Print one page and exit; with nothing logged, wait for a line, as flyctl does
+        /// (required: localfly does not follow logs).
         #[arg(long, short = 'n')]
         no_tail: bool,
     },
@@ -175,6 +176,9 @@ pub struct DeployArgs {
     /// Build "remotely" (accepted; a local build is a copy either way).
     #[arg(long)]
     pub remote_only: bool,
+    /// Find (or build) the image and stop before any release, as flyctl's does.
+    #[arg(long)]
+    pub build_only: bool,
 }
 
 impl DeployArgs {
@@ -206,6 +210,20 @@ pub enum LocalCommand {
         /// The region machines report in `FLY_REGION`.
         #[arg(long, default_value = "scl")]
         region: String,
+        /// How long a started machine may go without a proxied request before auto-stop
+        /// stops it, when fly.toml says `auto_stop_machines` (Go duration; default 5m0s).
+        #[arg(long)]
+        idle_stop_after: Option<String>,
+    },
+    /// Scope the app's deploy token: a deploy of the app may pull images only of itself and
+    /// the apps named (as `fly tokens create deploy` for one app). Without it, the token is
+    /// an org token that reads every app's images.
+    TokenScope {
+        #[command(flatten)]
+        app: AppFlag,
+        /// Other apps whose images the token may read.
+        #[arg(long = "reads")]
+        reads: Vec<String>,
     },
     /// Make the next deploy of the app suffer a fault.
     Fault {

@@ -114,6 +114,8 @@ fn run(dir: &StateDir, cli: Cli, stdin: &str) -> anyhow::Result<()> {
         }
         FlyCommand::Secrets { command } => secrets(dir, command, stdin)?,
         FlyCommand::Deploy(args) => {
+            super::machine::watch_for_interrupt();
+            let _lock = dir.lock(&args.app.app)?;
             let wait_timeout = deploy::parse_duration(&args.wait_timeout)
                 .map_err(|e| anyhow::anyhow!("--wait-timeout: {e}"))?;
             let request = DeployRequest {
@@ -124,6 +126,7 @@ fn run(dir: &StateDir, cli: Cli, stdin: &str) -> anyhow::Result<()> {
                 wait_timeout,
                 build_args: args.build_arg_map()?,
                 image_label: args.image_label.clone(),
+                build_only: args.build_only,
             };
             deploy::run(dir, &request)?;
         }
@@ -155,8 +158,7 @@ fn run(dir: &StateDir, cli: Cli, stdin: &str) -> anyhow::Result<()> {
             if !no_tail {
                 bail!("localfly cannot follow logs: pass --no-tail");
             }
-            let app = dir.load(&app.app)?;
-            for line in output::logs(&app) {
+            for line in one_log_page(dir, &app.app)? {
                 println!("{line}");
             }
         }
@@ -165,9 +167,28 @@ fn run(dir: &StateDir, cli: Cli, stdin: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `logs --no-tail` as flyctl runs it (`logs/polling.go`, `Poll`): ask for a page; an empty
+/// page is asked again after a back-off from 64 ms doubling to 4 s, for as long as it stays
+/// empty; the first page with lines is printed and the command exits. So on an app that
+/// has logged nothing it never returns, like the real one.
+fn one_log_page(dir: &StateDir, app: &str) -> anyhow::Result<Vec<String>> {
+    const MIN_WAIT: Duration = Duration::from_millis(64);
+    const MAX_WAIT: Duration = Duration::from_millis(64 << 6);
+    let mut wait = MIN_WAIT;
+    loop {
+        let lines = output::logs(&dir.load(app)?);
+        if !lines.is_empty() {
+            return Ok(lines);
+        }
+        std::thread::sleep(wait);
+        wait = (wait * 2).min(MAX_WAIT);
+    }
+}
+
 fn secrets(dir: &StateDir, command: SecretsCommand, stdin: &str) -> anyhow::Result<()> {
     match command {
         SecretsCommand::Import { app, stage } => {
+            let _lock = dir.lock(&app.app)?;
             let mut app = dir.load(&app.app)?;
             let entries = crate::secrets::fly_import::decode_fly_import(stdin)?;
             if entries.is_empty() {

@@ -35,6 +35,8 @@ pub struct DeployRequest {
     pub build_args: BTreeMap<String, String>,
     /// `--image-label`.
     pub image_label: Option<String>,
+    /// `--build-only`: find or build the image, then stop before any release.
+    pub build_only: bool,
 }
 
 /// Runs a deploy; an error is what flyctl would print after `Error:` (exit 1).
@@ -54,12 +56,20 @@ pub fn run(dir: &StateDir, request: &DeployRequest) -> anyhow::Result<()> {
     }
     let image = match &request.image {
         Some(reference) => find_image(&app, reference).or_else(|error| {
-            // Fly's registry is the organisation's: production deploys staging's image.
-            find_in_other_apps(dir, &app.name, reference).ok_or(error)
+            // Fly's registry is the organisation's: production deploys staging's image, when
+            // its token may read it.
+            find_in_other_apps(dir, &app, reference).unwrap_or(Err(error))
         })?,
         None => build_image(dir, &mut app, request)?,
     };
     println!("image: {}", image.reference);
+    if request.build_only {
+        // flyctl `internal/command/deploy/deploy.go`: `determineImage`, then
+        // `if flag.GetBuildOnly(ctx) { return nil }` before `deployToMachines`: no release.
+        dir.save(&app)?;
+        println!("image found: {} ({})", image.reference, image.digest);
+        return Ok(());
+    }
     if app.take_fault(Fault::NoRelease) {
         dir.save(&app)?;
         println!(
@@ -68,9 +78,22 @@ pub fn run(dir: &StateDir, request: &DeployRequest) -> anyhow::Result<()> {
         );
         return Ok(());
     }
+    // A ref by digest alone stays so in the machines' config, as the Machines API keeps the
+    // image it was given; the release names the resolved `repo:tag@digest`
+    // (flyctl `internal/build/imgsrc/remote_image_resolver.go`: `Tag: img.Ref, Digest: img.Digest`).
+    let by_digest = request.image.as_deref().filter(|r| r.contains('@'));
+    let release_ref = match by_digest {
+        Some(_) => format!("{}@{}", image.reference, image.digest),
+        None => image.reference.clone(),
+    };
+    let mut image = image;
+    if let Some(given) = by_digest {
+        image.reference = given.to_string();
+    }
     app.checks = fly.checks.clone();
     app.fly_env = fly.env.clone();
-    let version = app.push_release(&image.reference, "Deploy image", &strategy);
+    app.auto_stop = fly.auto_stop.clone();
+    let version = app.push_release(&release_ref, "Deploy image", &strategy);
     for secret in app.secrets.values_mut() {
         secret.status = "Deployed".into();
     }
@@ -79,14 +102,32 @@ pub fn run(dir: &StateDir, request: &DeployRequest) -> anyhow::Result<()> {
     let result = release_command(dir, &mut app, &image, &fly).and_then(|()| {
         rollout::replace_machines(dir, &mut app, &image, &fly, &strategy, request.wait_timeout)
     });
-    app.finish_release(version, if result.is_ok() { "complete" } else { "failed" });
+    app.finish_release(version, release_status(&result));
     dir.save(&app)?;
+    if machine::interrupted() {
+        eprintln!(
+            "Error: deploy of {} interrupted: release v{version} marked interrupted",
+            app.name
+        );
+        std::process::exit(machine::EXIT_INTERRUPTED);
+    }
     result?;
     println!(
         "Visit your newly deployed app at https://{}.fly.dev/",
         app.name
     );
     Ok(())
+}
+
+/// A release's final status, as flyctl sets it
+/// (`internal/command/deploy/machines_deploymachinesapp.go`): `complete`, `interrupted` when a
+/// signal cancelled the deploy, else `failed`.
+fn release_status(result: &anyhow::Result<()>) -> &'static str {
+    match result {
+        Ok(()) => "complete",
+        Err(_) if machine::interrupted() => "interrupted",
+        Err(_) => "failed",
+    }
 }
 
 /// What `secrets import` without `--stage` does on an app with machines: a new release of
@@ -115,27 +156,32 @@ pub fn restart_for_secrets(dir: &StateDir, app: &mut App) -> anyhow::Result<()> 
 }
 
 fn find_image(app: &App, reference: &str) -> anyhow::Result<Image> {
-    app.images
-        .values()
-        .find(|image| image.reference == strip_digest(reference))
-        .cloned()
-        .with_context(|| {
-            format!("failed to fetch an image or build from source: image not found: {reference}")
-        })
+    app.image(reference).cloned().with_context(|| {
+        format!("failed to fetch an image or build from source: image not found: {reference}")
+    })
 }
 
-/// An image another app of the organisation built, as `flyctl deploy --image` finds it.
-fn find_in_other_apps(dir: &StateDir, own: &str, reference: &str) -> Option<Image> {
-    dir.app_names()
+/// An image another app of the organisation built, as `flyctl deploy --image` finds it
+/// through `ResolveImageForApp` with the caller's token
+/// (flyctl `internal/build/imgsrc/remote_image_resolver.go`). A deploy token is scoped to one
+/// app (https://fly.io/docs/reference/deploy-tokens/): `None` when no app has the image,
+/// an error naming the token when the app's token may not read it.
+fn find_in_other_apps(dir: &StateDir, own: &App, reference: &str) -> Option<anyhow::Result<Image>> {
+    let (owner, image) = dir
+        .app_names()
         .iter()
-        .filter(|name| name.as_str() != own)
+        .filter(|name| name.as_str() != own.name)
         .filter_map(|name| dir.load(name).ok())
-        .find_map(|other| find_image(&other, reference).ok())
-}
-
-/// `ref` without a trailing `@sha256:...` digest.
-fn strip_digest(reference: &str) -> &str {
-    reference.split('@').next().unwrap_or(reference)
+        .find_map(|other| Some((other.name.clone(), other.image(reference)?.clone())))?;
+    Some(match &own.token_scope {
+        Some(scope) if !scope.contains(&owner) => Err(anyhow::anyhow!(
+            "failed to fetch an image or build from source: unauthorized: the token used for {} \
+             may not read {reference} (an image of {owner}); use an org deploy token \
+             (`fly tokens create org`) or one covering both apps",
+            own.name
+        )),
+        _ => Ok(image),
+    })
 }
 
 /// "Builds" an image: links (or copies) `$LOCALFLY_CABANAS_BIN` under the image's ref, with
@@ -179,9 +225,32 @@ fn build_image(dir: &StateDir, app: &mut App, request: &DeployRequest) -> anyhow
         build_args: request.build_args.clone(),
         checks_never_pass: app.take_fault(Fault::ChecksNeverPass),
         created_at: Utc::now(),
+        digest: String::new(),
+    };
+    let image = Image {
+        digest: image_digest(&image),
+        ..image
     };
     app.images.insert(reference, image.clone());
     Ok(image)
+}
+
+/// A manifest digest for a local image: sha256 over its ref, build time and build args (the
+/// binary is shared by every image, so its bytes would not tell two builds apart).
+fn image_digest(image: &Image) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(image.reference.as_bytes());
+    hasher.update(image.created_at.to_rfc3339().as_bytes());
+    for (key, value) in &image.build_args {
+        hasher.update(format!("{key}={value}\n").as_bytes());
+    }
+    let hex: String = hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("sha256:{hex}")
 }
 
 /// A binary that exits at once when asked to serve (other commands, such as the release

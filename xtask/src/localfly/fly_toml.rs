@@ -6,7 +6,7 @@ use std::path::Path;
 
 use anyhow::Context;
 
-use super::state::HttpCheck;
+use super::state::{AutoStop, HttpCheck};
 
 /// The deploy-relevant part of a fly.toml.
 #[derive(Debug, Clone, Default)]
@@ -19,6 +19,30 @@ pub struct FlyToml {
     pub env: BTreeMap<String, String>,
     /// The HTTP checks every machine must pass.
     pub checks: Vec<HttpCheck>,
+    /// `[http_service]`'s auto-stop and auto-start.
+    pub auto_stop: AutoStop,
+}
+
+/// `[http_service]`'s `auto_stop_machines` (`"stop"`, `"suspend"`, `true`; `"off"`, `false`),
+/// `auto_start_machines` and `min_machines_running`, as
+/// https://fly.io/docs/reference/configuration/#the-http_service-section describes them
+/// (a suspended machine is modelled as a stopped one).
+fn auto_stop(service: Option<&toml::Value>) -> AutoStop {
+    let get = |key: &str| service.and_then(|s| s.get(key));
+    let stop = match get("auto_stop_machines") {
+        Some(toml::Value::String(mode)) => matches!(mode.as_str(), "stop" | "suspend"),
+        Some(toml::Value::Boolean(on)) => *on,
+        _ => false,
+    };
+    AutoStop {
+        stop,
+        start: get("auto_start_machines")
+            .and_then(toml::Value::as_bool)
+            .unwrap_or(false),
+        min_running: get("min_machines_running")
+            .and_then(toml::Value::as_integer)
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0)),
+    }
 }
 
 /// Reads `path`.
@@ -86,6 +110,7 @@ pub fn read(path: &Path) -> anyhow::Result<FlyToml> {
         strategy,
         env,
         checks,
+        auto_stop: auto_stop(service),
     })
 }
 
@@ -106,5 +131,13 @@ mod tests {
         assert_eq!(fly.checks[0].path, "/api/v1/readyz");
         assert_eq!(fly.checks[0].name, "servicecheck-00-http-8080");
         assert_eq!(fly.env.get("PORT").map(String::as_str), Some("8080"));
+        assert_eq!(
+            fly.auto_stop,
+            AutoStop {
+                stop: true,
+                start: true,
+                min_running: 1
+            }
+        );
     }
 }

@@ -14,6 +14,34 @@ use chrono::Utc;
 use super::state::{App, HttpCheck, Image, Machine};
 use crate::interrupt::{process_alive, terminate_group};
 
+/// Set when SIGINT or SIGTERM reached this `localfly` call (see [`watch_for_interrupt`]).
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The exit code flyctl uses when its context was cancelled by a signal (flyctl
+/// `internal/cli/cli.go`: `errors.Is(err, context.Canceled)` → 127).
+pub const EXIT_INTERRUPTED: i32 = 127;
+
+/// How long after a signal the call exits whatever it is doing: flyctl gives the release
+/// status update one more second (`internal/command/deploy/machines_deploymachinesapp.go`,
+/// `context.WithTimeout(onInterruptContext, time.Second)`).
+pub const INTERRUPT_GRACE: Duration = Duration::from_secs(1);
+
+/// Traps SIGINT and SIGTERM as flyctl does (`main.go`, `signal.NotifyContext`): the waits
+/// notice the flag and the deploy ends with its release `interrupted`; should the call not
+/// end by itself within [`INTERRUPT_GRACE`] (a release command still running), it exits 127.
+pub fn watch_for_interrupt() {
+    let _ = ctrlc::set_handler(|| {
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
+        std::thread::sleep(INTERRUPT_GRACE * 2);
+        std::process::exit(EXIT_INTERRUPTED);
+    });
+}
+
+/// Whether a signal asked this call to stop.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
+
 /// The environment a machine of `app` starts with: fly.toml's `[env]`, the image's build
 /// args (the Dockerfile's `ENV X=$X`), the app's secrets, then Fly's own variables.
 pub fn machine_env(
@@ -191,6 +219,9 @@ impl Prober {
         deadline: Instant,
     ) -> Result<(), String> {
         loop {
+            if interrupted() {
+                return Err("interrupted (SIGINT or SIGTERM)".into());
+            }
             if !alive(machine) {
                 return Err(format!(
                     "machine {} exited while starting; its last output:\n{}",

@@ -14,10 +14,10 @@
 //! | `apps list --json`, `status --app A --json` | the apps; the app with `Machines` |
 //! | `secrets import --app A --stage` | NAME=VALUE on stdin (fly's import syntax), staged until the next deploy |
 //! | `secrets list --app A --json` | `name`, `digest`, `status`: never a value |
-//! | `deploy --app A --config fly.toml [--image REF] [--strategy S] [--wait-timeout D] [--build-arg K=V]... [--image-label L] [--remote-only]` | see below |
-//! | `releases --app A --json [--image]` | `Version`, `Status` (`running`/`complete`/`failed`), `ImageRef`, `CreatedAt`, ... newest first |
+//! | `deploy --app A --config fly.toml [--image REF] [--strategy S] [--wait-timeout D] [--build-arg K=V]... [--image-label L] [--remote-only] [--build-only]` | see below; `--build-only` finds the image and stops before a release |
+//! | `releases --app A --json [--image]` | `Version`, `Status` (`running`/`complete`/`failed`/`interrupted`), `ImageRef`, `CreatedAt`, ... the newest 25, newest first |
 //! | `machines list --app A --json` | `id`, `state`, `region`, `config.image`, `image_ref{registry,repository,tag,digest}`, `checks[{name,status,output}]`, probed now |
-//! | `logs --app A --no-tail` | every machine's output |
+//! | `logs --app A --no-tail` | one page (the newest 100 lines) of every machine's output; with nothing logged, waits for a line |
 //!
 //! Every process (machine, proxy) is the leader of its own process group and is recorded
 //! with its pid and start time, so `local down` stops whole groups and never signals a pid
@@ -61,9 +61,20 @@
 //!
 //! # Machines as real apps have them
 //!
+//! - Auto-stop and auto-start (`autostop`): with the last deploy's fly.toml saying
+//!   `auto_stop_machines = "stop"`, the proxy stops machines idle longer than `local
+//!   create-app --idle-stop-after D` (default 5 min), keeping `min_machines_running`; with
+//!   `auto_start_machines = true`, a request for a stopped machine, or for an app with no
+//!   healthy one, starts one first.
 //! - `local stop-machine --app A [--machine ID]` stops a machine as Fly's auto-stop does: it
 //!   stays listed as `stopped`, and a rolling deploy updates its image without starting it
 //!   (flyctl's `shouldSkipLaunch`).
+//! - `local token-scope --app A [--reads B]...` scopes A's deploy token as `fly tokens create
+//!   deploy` does: `deploy --image` of an image of an app outside the scope fails
+//!   `unauthorized` (unscoped, the token reads every app's images, as an org token does).
+//! - SIGINT or SIGTERM to `deploy` marks its release `interrupted` and exits 127, as flyctl.
+//! - Images have sha256 digests; `deploy --image registry.fly.io/<app>@sha256:...` keeps the
+//!   digest-only ref in the machines' `config.image`, as Fly does.
 //! - `local add-machine --app A --kind release-command|console|machine-run [--image REF]` adds
 //!   a stopped machine deploy does not manage, with Fly's metadata for that kind; deploys
 //!   leave it alone. `--kind app --image REF` adds an app machine left on another image, as a
@@ -103,6 +114,7 @@
 //! HTTP/1 parser.
 
 pub mod admin;
+pub mod autostop;
 pub mod cli;
 pub mod commands;
 pub mod deploy;
@@ -221,6 +233,39 @@ impl LocalFly {
         let machines = machines.to_string();
         let out = self.run(&["local", "create-app", "--app", app, "--machines", &machines])?;
         Ok(out.trim().to_string())
+    }
+
+    /// Like [`create_app`](Self::create_app), with auto-stop (when fly.toml asks for it)
+    /// stopping a machine after `idle` without a proxied request.
+    pub fn create_app_idle_stop(
+        &self,
+        app: &str,
+        machines: usize,
+        idle: std::time::Duration,
+    ) -> anyhow::Result<String> {
+        let machines = machines.to_string();
+        let idle = format!("{}ms", idle.as_millis());
+        let out = self.run(&[
+            "local",
+            "create-app",
+            "--app",
+            app,
+            "--machines",
+            &machines,
+            "--idle-stop-after",
+            &idle,
+        ])?;
+        Ok(out.trim().to_string())
+    }
+
+    /// Scopes `app`'s deploy token to itself and `reads`: its deploys may pull only those
+    /// apps' images.
+    pub fn token_scope(&self, app: &str, reads: &[&str]) -> anyhow::Result<()> {
+        let mut args = vec!["local", "token-scope", "--app", app];
+        for other in reads {
+            args.extend(["--reads", other]);
+        }
+        self.run(&args).map(drop)
     }
 
     /// Makes the next deploy of `app` suffer `fault`.

@@ -6,12 +6,21 @@ use serde_json::{Value, json};
 use super::machine::{self, Prober};
 use super::state::{App, Machine};
 
-/// `releases --json [--image]`: newest first, like flyctl.
+/// How many releases `releases` lists: flyctl asks for the newest 25
+/// (`internal/command/apps/releases.go`, `GetAppReleasesMachines(ctx, appName, "", 25)`).
+pub const RELEASE_WINDOW: usize = 25;
+
+/// How many log lines one `logs --no-tail` prints: one page of the log API, as flyctl's
+/// poll returns after the first non-empty page (`logs/polling.go`, `if opts.NoTail`).
+pub const LOG_PAGE: usize = 100;
+
+/// `releases --json [--image]`: the newest [`RELEASE_WINDOW`], newest first, like flyctl.
 pub fn releases(app: &App, with_image: bool) -> Value {
     let list: Vec<Value> = app
         .releases
         .iter()
         .rev()
+        .take(RELEASE_WINDOW)
         .map(|release| {
             let mut value = json!({
                 "ID": format!("rel_{}_{}", app.name, release.version),
@@ -37,7 +46,7 @@ pub fn releases(app: &App, with_image: bool) -> Value {
 
 /// One machine as `machines list --json` prints it, its state and checks as they are now.
 pub fn machine(app: &App, machine: &Machine, prober: &Prober) -> Value {
-    let image = app.images.get(&machine.image_ref);
+    let image = app.image(&machine.image_ref);
     let broken = image.is_some_and(|i| i.checks_never_pass);
     let running = machine::alive(machine);
     let state = if running {
@@ -58,11 +67,17 @@ pub fn machine(app: &App, machine: &Machine, prober: &Prober) -> Value {
             })
         })
         .collect();
-    let (repository, tag) = machine
-        .image_ref
+    // The Machines API reports the image it resolved (repository, tag, digest) beside the
+    // config's ref, which stays as given: by tag, or by digest alone.
+    let resolved = image.map_or(machine.image_ref.as_str(), |i| i.reference.as_str());
+    let (repository, tag) = resolved
+        .split('@')
+        .next()
+        .unwrap_or(resolved)
         .trim_start_matches("registry.fly.io/")
         .split_once(':')
-        .unwrap_or((machine.image_ref.as_str(), "latest"));
+        .unwrap_or((resolved, "latest"));
+    let digest = image.map_or("", |i| i.digest.as_str());
     json!({
         "id": machine.id,
         "name": format!("{}-{}", app.name, &machine.id[..6.min(machine.id.len())]),
@@ -74,7 +89,7 @@ pub fn machine(app: &App, machine: &Machine, prober: &Prober) -> Value {
             "registry": "registry.fly.io",
             "repository": repository,
             "tag": tag,
-            "digest": "",
+            "digest": digest,
             "labels": {},
         },
         "config": {
@@ -131,9 +146,9 @@ pub fn secrets(app: &App) -> Value {
     )
 }
 
-/// `logs --no-tail`: every machine's output as flyctl prints it
-/// (`<time> app[<machine>] <region> [info] <line>`), ordered by time across machines. The
-/// time is the service's own JSON `timestamp` when the line has one.
+/// `logs --no-tail`: one page (the newest [`LOG_PAGE`] lines) of every machine's output as
+/// flyctl prints it (`<time> app[<machine>] <region> [info] <line>`), ordered by time across
+/// machines. The time is the service's own JSON `timestamp` when the line has one.
 pub fn logs(app: &App) -> Vec<String> {
     let mut lines: Vec<(String, String)> = Vec::new();
     for machine in app.machines.values() {
@@ -150,5 +165,6 @@ pub fn logs(app: &App) -> Vec<String> {
         }
     }
     lines.sort_by(|a, b| a.0.cmp(&b.0));
-    lines.into_iter().map(|(_, line)| line).collect()
+    let skip = lines.len().saturating_sub(LOG_PAGE);
+    lines.into_iter().skip(skip).map(|(_, line)| line).collect()
 }

@@ -44,6 +44,7 @@ pub fn replace_machines(
     );
     match strategy {
         "bluegreen" => {
+            refuse_mixed_images(app)?;
             let green: Vec<String> = (0..app.machine_count).map(|_| new_machine_id()).collect();
             for id in &green {
                 let mut started = machine::start(&app_dir, app, image, &fly.env, id)?;
@@ -88,6 +89,9 @@ pub fn replace_machines(
         }
         "immediate" => {
             for id in &ids {
+                if machine::interrupted() {
+                    bail!("interrupted (SIGINT or SIGTERM) before machine {id} was updated");
+                }
                 if let Some(old) = app.machines.get_mut(id) {
                     machine::stop(old);
                 }
@@ -103,6 +107,9 @@ pub fn replace_machines(
                 canary(dir, app, image, fly, &prober, deadline())?;
             }
             for id in &ids {
+                if machine::interrupted() {
+                    bail!("interrupted (SIGINT or SIGTERM) before machine {id} was updated");
+                }
                 if let Some(old) = app.machines.get_mut(id)
                     && old.state == "stopped"
                     && !machine::alive(old)
@@ -143,6 +150,33 @@ pub fn replace_machines(
         }
     }
     Ok(())
+}
+
+/// flyctl's blue-green refuses an app whose machines run more than one image
+/// (`internal/command/deploy/strategy_bluegreen.go`, `DetectMultipleImageVersions`:
+/// "Found N different images in your app", `ErrMultipleImageVersions`). Only the machines
+/// deploy manages count; two names of one image (tag, digest) are one image.
+fn refuse_mixed_images(app: &App) -> anyhow::Result<()> {
+    let mut images: std::collections::BTreeMap<String, Vec<&str>> = Default::default();
+    for m in app.machines.values().filter(|m| m.managed()) {
+        let image = app
+            .image(&m.image_ref)
+            .map_or_else(|| m.image_ref.clone(), |i| i.reference.clone());
+        images.entry(image).or_default().push(&m.id);
+    }
+    if images.len() <= 1 {
+        return Ok(());
+    }
+    let listed: Vec<String> = images
+        .iter()
+        .map(|(image, ids)| format!("[x] {image} - {} machine(s) ({})", ids.len(), ids.join(",")))
+        .collect();
+    bail!(
+        "found multiple image versions: Found {} different images in your app (for bluegreen to \
+         work, all machines need to run a single image): {}",
+        images.len(),
+        listed.join("; ")
+    )
 }
 
 /// Proves the image on one extra machine first; the canary is destroyed either way.

@@ -51,6 +51,36 @@ pub struct App {
     /// The `[env]` of the last deploy's fly.toml (for restarts without a deploy).
     #[serde(default)]
     pub fly_env: BTreeMap<String, String>,
+    /// `[http_service]`'s auto-stop settings of the last deploy's fly.toml, which the proxy
+    /// applies as Fly's does.
+    #[serde(default)]
+    pub auto_stop: AutoStop,
+    /// How long a started machine may sit without a proxied request before auto-stop stops
+    /// it (`local create-app --idle-stop-after`; default [`DEFAULT_IDLE_STOP`]).
+    #[serde(default)]
+    pub idle_stop_after_ms: Option<u64>,
+    /// The registry scope of the app's deploy token: the apps whose images a deploy of this
+    /// app may pull (`local create-app --token-scope`). `None`: an organisation token, which
+    /// reads every app's images.
+    #[serde(default)]
+    pub token_scope: Option<Vec<String>>,
+}
+
+/// How long Fly's proxy lets a machine idle before auto-stop, unless the app says otherwise:
+/// Fly evaluates excess capacity every few minutes
+/// (https://fly.io/docs/launch/autostop-autostart/).
+pub const DEFAULT_IDLE_STOP: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// fly.toml `[http_service]`'s `auto_stop_machines`, `auto_start_machines` and
+/// `min_machines_running` (https://fly.io/docs/reference/configuration/#the-http_service-section).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AutoStop {
+    /// `auto_stop_machines = "stop"` (or `true`, or `"suspend"`): idle machines stop.
+    pub stop: bool,
+    /// `auto_start_machines = true`: a request to an app without a started machine starts one.
+    pub start: bool,
+    /// `min_machines_running`: auto-stop leaves at least this many started.
+    pub min_running: usize,
 }
 
 /// A secret value and whether the running machines have it yet.
@@ -80,6 +110,27 @@ pub struct Image {
     pub checks_never_pass: bool,
     /// When it was built.
     pub created_at: DateTime<Utc>,
+    /// Its manifest digest, `sha256:<64 hex>`, as the registry reports it; a machine config
+    /// may name the image by it alone (`registry.fly.io/<app>@sha256:...`).
+    #[serde(default)]
+    pub digest: String,
+}
+
+impl Image {
+    /// `registry.fly.io/<app>@<digest>`: the image named by its digest alone.
+    pub fn digest_ref(&self) -> String {
+        format!("{}@{}", repository(&self.reference), self.digest)
+    }
+}
+
+/// `registry.fly.io/<app>` of `registry.fly.io/<app>:<tag>[@digest]`.
+pub fn repository(reference: &str) -> &str {
+    let name = reference.split('@').next().unwrap_or(reference);
+    let last_slash = name.rfind('/').map_or(0, |i| i + 1);
+    match name[last_slash..].rfind(':') {
+        Some(i) => &name[..last_slash + i],
+        None => name,
+    }
 }
 
 /// A release, with the fields flyctl's JSON has.
@@ -87,7 +138,7 @@ pub struct Image {
 pub struct Release {
     /// Increasing from 1.
     pub version: u64,
-    /// `running`, `complete` or `failed`.
+    /// `running`, `complete`, `failed` or `interrupted`.
     pub status: String,
     /// What made it (`Deploy image`, `Update secrets`).
     pub description: String,
@@ -239,6 +290,35 @@ impl StateDir {
         serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))
     }
 
+    /// Waits for, then holds, the app's lock until the file is dropped. Every call that
+    /// changes an app (a deploy, a secrets import, an admin command) and the proxy's auto-stop
+    /// and auto-start hold it, so none overwrites another's machines with a stale copy.
+    pub fn lock(&self, app: &str) -> anyhow::Result<std::fs::File> {
+        let file = self.lock_file(app)?;
+        file.lock()
+            .with_context(|| format!("locking {}", self.app_dir(app).display()))?;
+        Ok(file)
+    }
+
+    /// The app's lock if nobody holds it now.
+    pub fn try_lock(&self, app: &str) -> Option<std::fs::File> {
+        let file = self.lock_file(app).ok()?;
+        file.try_lock().ok()?;
+        Some(file)
+    }
+
+    fn lock_file(&self, app: &str) -> anyhow::Result<std::fs::File> {
+        let dir = self.app_dir(app);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join("lock");
+        std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))
+    }
+
     /// Saves an app atomically.
     pub fn save(&self, app: &App) -> anyhow::Result<()> {
         let dir = self.app_dir(&app.name);
@@ -276,6 +356,21 @@ impl App {
         if let Some(release) = self.releases.iter_mut().find(|r| r.version == version) {
             release.status = status.into();
         }
+    }
+
+    /// The image `reference` names: by its ref, or by its digest alone
+    /// (`registry.fly.io/<app>@sha256:...`).
+    pub fn image(&self, reference: &str) -> Option<&Image> {
+        let (name, digest) = match reference.split_once('@') {
+            Some((name, digest)) => (name, Some(digest)),
+            None => (reference, None),
+        };
+        self.images.values().find(|image| match digest {
+            Some(digest) => {
+                image.digest == digest && repository(&image.reference) == repository(name)
+            }
+            None => image.reference == name,
+        })
     }
 
     /// Removes and returns a pending fault.

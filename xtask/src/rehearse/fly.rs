@@ -1,9 +1,11 @@
 //! The Fly half of the rehearsal, against the local Fly (a test double of flyctl whose
 //! machines are real `cabanas` processes behind a round-robin proxy): secrets on stdin, a
 //! deploy of HEAD proven to serve on both machines, smoke and the overlap race through the
-//! proxy, and a rollback drill on an app with one machine stopped as auto-stop leaves it: a
-//! release whose checks never pass is rolled back and the previous commit serves again. Nothing here is recorded (the records describe real
-//! environments); everything started is stopped when the [`LocalFly`] guard drops.
+//! proxy, and a rollback drill on an app with one machine stopped by auto-stop (fly.toml's
+//! `auto_stop_machines = "stop"`, `min_machines_running = 1`, with a short idle limit): a
+//! release whose checks never pass is rolled back and the previous commit serves again.
+//! Nothing here is recorded (the records describe real environments); everything started is
+//! stopped when the [`LocalFly`] guard drops.
 
 use std::io::Write;
 use std::path::Path;
@@ -39,6 +41,14 @@ const DEPLOY_LIMIT_SECS: u64 = 120;
 
 /// The drill's wait: how long the failing release's checks get before flyctl gives up.
 const DRILL_WAIT_SECS: u64 = 3;
+
+/// How long a machine may go without a request before the local Fly's auto-stop stops it:
+/// short, so the rehearsal sees a quiet app's stopped machine within seconds (Fly's proxy
+/// takes minutes).
+const IDLE_STOP: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long the rehearsal waits for auto-stop to stop a machine before the drill.
+const AUTO_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// What the Fly half needs from the rehearsal.
 pub struct FlySettings<'a> {
@@ -108,10 +118,13 @@ pub fn rehearse(
                 .output();
         })
     };
-    let url = fly.create_app(APP, MACHINES)?;
+    let url = fly.create_app_idle_stop(APP, MACHINES, IDLE_STOP)?;
     phase_line(
         "fly",
-        &format!("local Fly app {APP} with {MACHINES} machines behind {url}"),
+        &format!(
+            "local Fly app {APP} with {MACHINES} machines behind {url}, auto-stop after {}s idle",
+            IDLE_STOP.as_secs()
+        ),
     );
     let flyctl = fly.flyctl().in_dir(repo.root());
     let environment = Environment {
@@ -205,15 +218,28 @@ pub fn rehearse(
         verdict: report.verdict,
     });
 
-    // As on a quiet app with fly.toml's `auto_stop_machines = "stop"`: one machine is
-    // stopped when the drill deploys, and the bad release and the rollback are proven the way
-    // real Fly leaves such a machine (updated, not started).
-    let stopped = fly.stop_machine(APP)?;
+    // A quiet app with fly.toml's `auto_stop_machines = "stop"`: auto-stop stops one machine
+    // (min_machines_running keeps the other), and the bad release and the rollback are proven
+    // the way real Fly leaves such a machine (updated, not started).
+    let Some(stopped) = wait_for_auto_stop(&flyctl)? else {
+        phase_line(
+            "fly rollback",
+            &format!(
+                "FAIL (auto-stop stopped no machine within {}s)",
+                AUTO_STOP_BOUND.as_secs()
+            ),
+        );
+        phases.push(PhaseOutcome {
+            phase: "fly rollback",
+            verdict: Verdict::Fail,
+        });
+        return Ok(phases);
+    };
     let drill = rollback_drill(repo, &fly, &flyctl, &environment, &drill_gates, &mut out)?;
     phase_line(
         "fly rollback",
         &format!(
-            "{} (machine {stopped} stopped first, as Fly's auto-stop leaves a quiet app)",
+            "{} (machine {stopped} stopped first by auto-stop, as Fly's proxy leaves a quiet app)",
             drill.label()
         ),
     );
@@ -251,6 +277,26 @@ pub fn rehearse(
         },
     });
     Ok(phases)
+}
+
+/// Polls `machines list`, with a back-off from a few milliseconds, until auto-stop has
+/// stopped a machine; returns its id (`None` when none stopped within [`AUTO_STOP_BOUND`]).
+fn wait_for_auto_stop(flyctl: &Flyctl) -> anyhow::Result<Option<String>> {
+    let deadline = std::time::Instant::now() + AUTO_STOP_BOUND;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        let machines = flyctl
+            .machines(APP, &mut std::io::sink())?
+            .unwrap_or_default();
+        if let Some(stopped) = machines.iter().find(|m| m.managed && m.is_stopped()) {
+            return Ok(Some(stopped.id.clone()));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Ok(None);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(std::time::Duration::from_millis(500));
+    }
 }
 
 /// Migrates the Fly app's database and seeds the demo accommodations the overlap race books

@@ -198,7 +198,8 @@ impl LogSource {
                 let running = pending.started.elapsed().as_secs();
                 self.pending = Some(pending);
                 return Err(format!(
-                    "`flyctl logs --app {} --no-tail` still running after {running}s (flyctl                      waits when the app has logged nothing lately): logs not read this interval",
+                    "`flyctl logs --app {} --no-tail` still running after {running}s (flyctl \
+                     waits when the app has logged nothing lately): logs not read this interval",
                     self.app
                 ));
             }

@@ -257,7 +257,9 @@ fn a_crash_at_start_with_rollback_on_failure_serves_the_previous_commit() {
         "the deploy failed even though the rollback worked"
     );
     let rolled = result.rollout.rolled_back.as_ref().unwrap();
-    assert_eq!(rolled.to_image.as_deref(), Some(image.as_str()));
+    // Fly reports the image's digest with the machines: the way back may name it too.
+    let same = |got: Option<&str>| got.is_some_and(|got| xtask::flyctl::same_image(got, &image));
+    assert!(same(rolled.to_image.as_deref()), "{:?}", rolled.to_image);
     assert_eq!(
         rolled.rollout.verification.as_ref().unwrap().verdict,
         Verdict::Pass,
@@ -270,7 +272,7 @@ fn a_crash_at_start_with_rollback_on_failure_serves_the_previous_commit() {
             .release
             .as_ref()
             .and_then(|r| r.image_ref.as_deref())
-            .is_some_and(|i| i == image),
+            .is_some_and(|i| xtask::flyctl::same_image(i, &image)),
         "the release serving after the deploy is the rollback's: {:?}",
         result.rollout.release
     );
@@ -286,7 +288,11 @@ fn a_crash_at_start_with_rollback_on_failure_serves_the_previous_commit() {
         2,
         "images after"
     );
-    assert_eq!(saved.rollback_image.as_deref(), Some(image.as_str()));
+    assert!(
+        same(saved.rollback_image.as_deref()),
+        "{:?}",
+        saved.rollback_image
+    );
     let rolled = saved.rollout.rolled_back.unwrap();
     let evidence = rolled.rollout.verification.unwrap();
     assert_eq!(
@@ -552,4 +558,132 @@ fn machines_deploy_does_not_manage_do_not_fail_the_proof() {
         &new_image
     ));
     stand.assert_serves(&head, 1);
+}
+
+/// `fly releases` lists the newest 25 releases only (flyctl `internal/command/apps/releases.go`):
+/// `rollback --to-version` of an older one says so and deploys nothing.
+#[test]
+fn rollback_to_a_version_outside_the_25_release_window_says_so() {
+    let stand = stand(1);
+    let (_, image) = stand.deployed_then_new_commit();
+    let flyctl = stand.fly.flyctl().in_dir(stand.fixture.root());
+    for _ in 0..25 {
+        let redeploy = xtask::flyctl::DeployCommand {
+            app: APP.into(),
+            config: "fly.toml".into(),
+            image: Some(image.clone()),
+            strategy: Some("immediate".into()),
+            wait_timeout_secs: 30,
+            build_args: Vec::new(),
+            image_label: None,
+            time_limit: None,
+        };
+        flyctl.deploy(&redeploy, &mut std::io::sink()).unwrap();
+    }
+    let deploys = stand.deploys();
+    let (verdict, _, out) = stand.rollback(&[], &["--to-version", "1"]);
+    assert_eq!(verdict, Verdict::Fail, "{out}");
+    assert!(
+        out.contains("release v1 of cabanas-test is older than the 25 newest releases")
+            && out.contains("--to IMAGE_REF"),
+        "{out}"
+    );
+    assert_eq!(stand.deploys(), deploys, "nothing deployed");
+}
+
+/// Set in the child process of the interrupt test: the fixture's root and the local Fly's
+/// state directory, program and service binary, one a line.
+const INTERRUPTED_CHILD: &str = "DEPLOY_LOCALFLY_INTERRUPTED_CHILD";
+
+/// Ctrl-C while the local Fly deploys: xtask stops flyctl, which marks its release
+/// `interrupted` and exits 127 as flyctl does; the deploy's record names what was interrupted
+/// and the command back to what served. The deploy runs in a child process (this test again),
+/// since the interrupt ends it.
+#[test]
+fn ctrl_c_during_a_deploy_leaves_an_interrupted_release_and_a_record_with_the_way_back() {
+    if let Some(paths) = std::env::var_os(INTERRUPTED_CHILD) {
+        let paths = paths.into_string().unwrap();
+        let lines: Vec<&str> = paths.lines().collect();
+        let flyctl = xtask::flyctl::Flyctl::at(lines[2], false)
+            .with_env(xtask::localfly::DIR_ENV, lines[1])
+            .with_env(xtask::localfly::CABANAS_BIN_ENV, lines[3]);
+        let words = ["deploy", "--env", "staging", "--wait-timeout", "120s"];
+        let args = match xtask::cli::Cli::try_parse_words(words).unwrap().command {
+            xtask::cli::Command::Deploy(args) => xtask::deploy::Options::from(args),
+            other => panic!("parsed as {other:?}"),
+        };
+        let gates = FakeGates::new(Verdict::Pass, &[Verdict::Pass]);
+        let _ = xtask::deploy::run_with(
+            &Repo::at(lines[0]),
+            &args,
+            flyctl,
+            &gates,
+            &mut std::io::sink(),
+        );
+        return;
+    }
+    let stand = stand(1);
+    let (_, image) = stand.deployed_then_new_commit();
+    stand.fly.fault(APP, Fault::ChecksNeverPass).unwrap();
+    let paths = format!(
+        "{}\n{}\n{}\n{}",
+        stand.fixture.root().display(),
+        stand.fly.dir().display(),
+        stand.fly.program().display(),
+        service_binary().display()
+    );
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "ctrl_c_during_a_deploy_leaves_an_interrupted_release_and_a_record_with_the_way_back",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(INTERRUPTED_CHILD, paths)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until the local Fly's deploy made its release.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while !stand
+        .fly
+        .app(APP)
+        .unwrap()
+        .releases
+        .last()
+        .is_some_and(|r| r.version == 2 && r.status == "running")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the deploy never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    xtask::interrupt::send_signal(child.id(), "INT");
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(xtask::interrupt::EXIT_INTERRUPTED));
+    let release = stand
+        .fly
+        .app(APP)
+        .unwrap()
+        .releases
+        .last()
+        .cloned()
+        .unwrap();
+    assert_eq!(release.status, "interrupted", "{release:?}");
+    let record: xtask::record::RunRecord<DeployResult> =
+        xtask::record::latest(&stand.fixture.repo(), "deploy", "staging")
+            .unwrap()
+            .expect("the interrupted deploy saved its record");
+    assert_eq!(record.verdict, Verdict::Fail);
+    let rollback = format!("cargo xtask rollback --env staging --to {image}");
+    assert!(
+        record
+            .result
+            .problems
+            .iter()
+            .any(|p| p.contains("interrupted while `flyctl deploy`") && p.contains(&rollback)),
+        "{:?}",
+        record.result.problems
+    );
 }

@@ -50,7 +50,8 @@ fn stand(broken_staging: bool) -> Stand {
     let fly_toml = workspace().path("fly.toml");
     let mut images = Vec::new();
     let mut urls = Vec::new();
-    for (app, commit) in [(STAGING_APP, STAGING_COMMIT), (PRODUCTION_APP, OLD_COMMIT)] {
+    // Production's build first: the image staging verified is the newer one.
+    for (app, commit) in [(PRODUCTION_APP, OLD_COMMIT), (STAGING_APP, STAGING_COMMIT)] {
         urls.push(fly.create_app(app, 1).unwrap());
         let db = data.path().join(format!("{app}.db"));
         let payload = format!(
@@ -87,8 +88,8 @@ fn stand(broken_staging: bool) -> Stand {
     }
     Stand {
         fly,
-        staging_image: images.remove(0),
-        production_url: urls.remove(1),
+        staging_image: images.remove(1),
+        production_url: urls.remove(0),
         data,
     }
 }
@@ -139,7 +140,13 @@ impl Stand {
             .map(|call| call.argv)
             .filter(|argv| argv.first().is_some_and(|a| a == "deploy"))
             .filter(|argv| argv.iter().any(|a| a == PRODUCTION_APP))
+            // `--build-only` only resolves the image: no release.
+            .filter(|argv| !argv.iter().any(|a| a == "--build-only"))
             .collect()
+    }
+
+    fn production_releases(&self) -> usize {
+        self.fly.app(PRODUCTION_APP).unwrap().releases.len()
     }
 
     fn production_commit(&self) -> String {
@@ -343,4 +350,73 @@ fn promote_refuses_an_app_on_mixed_images_before_flyctl_runs() {
         before,
         "nothing deployed: {out}"
     );
+}
+
+/// Production's deploy token is scoped to production (`fly tokens create deploy`), so it
+/// cannot read staging's image: promote finds that out with `flyctl deploy --build-only`
+/// before any release, and names the token to create.
+#[test]
+fn promote_refuses_an_image_production_cannot_read_and_names_the_token() {
+    let stand = stand(false);
+    let (go, evidence) = holding_evidence(&stand.staging_image);
+    stand.configure(go.repo.root());
+    stand.fly.token_scope(PRODUCTION_APP, &[]).unwrap();
+    let releases = stand.production_releases();
+    let (verdict, out) = stand.promote(&go.repo, &evidence);
+    assert_eq!(verdict, Verdict::Fail, "{out}");
+    assert!(
+        out.contains("cannot read the staging image") && out.contains("fly tokens create org"),
+        "{out}"
+    );
+    assert_eq!(stand.production_releases(), releases, "no release: {out}");
+    // With a token that reads both apps, the same promotion goes through.
+    stand
+        .fly
+        .token_scope(PRODUCTION_APP, &[STAGING_APP])
+        .unwrap();
+    let (verdict, out) = stand.promote(&go.repo, &evidence);
+    assert_eq!(verdict, Verdict::Pass, "{out}");
+    assert_eq!(stand.production_commit(), STAGING_COMMIT);
+}
+
+/// An image first released before the one production runs is a step back: refused unless
+/// `--allow-older`.
+#[test]
+fn promote_refuses_an_older_image_unless_allowed() {
+    let stand = stand(false);
+    let newer = "0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e0e";
+    stand
+        .fly
+        .flyctl()
+        .deploy(
+            &DeployCommand {
+                app: PRODUCTION_APP.into(),
+                config: workspace().path("fly.toml"),
+                image: None,
+                strategy: None,
+                wait_timeout_secs: 60,
+                build_args: vec![("GIT_COMMIT".into(), newer.into())],
+                image_label: Some(newer[..12].into()),
+                time_limit: None,
+            },
+            &mut std::io::sink(),
+        )
+        .unwrap();
+    let (go, evidence) = holding_evidence(&stand.staging_image);
+    stand.configure(go.repo.root());
+    let releases = stand.production_releases();
+    let (verdict, out) = stand.promote(&go.repo, &evidence);
+    assert_eq!(verdict, Verdict::Fail, "{out}");
+    assert!(
+        out.contains("is older than the image") && out.contains("--allow-older"),
+        "{out}"
+    );
+    assert_eq!(stand.production_releases(), releases, "no release: {out}");
+    let (verdict, out) = stand.promote_with(
+        &go.repo,
+        &evidence,
+        &["--wait-timeout", "60s", "--allow-older"],
+    );
+    assert_eq!(verdict, Verdict::Pass, "{out}");
+    assert_eq!(stand.production_commit(), STAGING_COMMIT);
 }

@@ -114,10 +114,11 @@ fn rehearse_runs_the_pipeline_and_leaves_nothing_running() {
         .split(", ")
         .map(|p| p.parse().unwrap())
         .collect();
-    // One of the 2 machines was stopped before the rollback drill, as Fly's auto-stop leaves
-    // a quiet app, and stays stopped through it: the started one and the proxy are left.
+    // Auto-stop stopped one of the 2 machines before the rollback drill, as Fly's proxy
+    // leaves a quiet app, and it stays stopped through it: the started one and the proxy are
+    // left.
     assert!(
-        stdout.contains("stopped first, as Fly's auto-stop leaves a quiet app)"),
+        stdout.contains("stopped first by auto-stop, as Fly's proxy leaves a quiet app)"),
         "{stdout}"
     );
     assert_eq!(pids.len(), 2, "1 started machine and the proxy: {stdout}");

@@ -43,6 +43,18 @@ pub fn harness(app: &str, machines: usize) -> Harness {
 pub fn harness_on(app: &str, machines: usize, database: Option<&str>) -> Harness {
     let fly = LocalFly::new(env!("CARGO_BIN_EXE_localfly"), cabanas()).unwrap();
     let url = fly.create_app(app, machines).unwrap();
+    harness_for(fly, url, app, database)
+}
+
+/// Like [`harness`], with auto-stop stopping a machine after `idle` without a request
+/// (the workspace's fly.toml says `auto_stop_machines = "stop"`, `min_machines_running = 1`).
+pub fn harness_idle_stop(app: &str, machines: usize, idle: std::time::Duration) -> Harness {
+    let fly = LocalFly::new(env!("CARGO_BIN_EXE_localfly"), cabanas()).unwrap();
+    let url = fly.create_app_idle_stop(app, machines, idle).unwrap();
+    harness_for(fly, url, app, None)
+}
+
+fn harness_for(fly: LocalFly, url: String, app: &str, database: Option<&str>) -> Harness {
     let flyctl = fly.flyctl().in_dir(repo().root());
     let db_dir = tempfile::tempdir().unwrap();
     let database = database

@@ -1,169 +1,9 @@
-//! Proving that a build serves. After flyctl returns, "serving" means all of:
-//!
-//! 1. a release newer than the one recorded before is complete (and, for a rollback, runs the
-//!    image deployed);
-//! 2. every machine deploy manages runs that release's image;
-//! 3. every started machine passes every check;
-//! 4. `GET /api/v1/version`, sent through the app URL with `fly-force-instance-id: <id>` for
-//!    each started machine, is answered by that machine and reports the expected commit.
-//!
-//! As real Fly behaves:
-//! - Machines `fly deploy` does not manage (a leftover release-command machine, `fly console`,
-//!   `fly machine run`) are left out and named in the evidence (fly-go
-//!   `flaps/flaps_machines.go`, `ListFlyAppsMachines`).
-//! - A machine Fly stopped for idleness (`auto_stop_machines`) is updated by `fly deploy` to the
-//!   new image and left stopped, its checks skipped (flyctl
-//!   `internal/command/deploy/machines_launchinput.go`, `shouldSkipLaunch`): its config naming
-//!   the new image is what proves it updated. With `wake`, each is asked for its version too,
-//!   which makes Fly's proxy start it (`auto_start_machines`), so it is proven like the rest.
-//!
-//! Polled with a bound; the verdict names each condition with its evidence.
+//! The verdict of one poll, as a pure function of what flyctl listed and what each machine
+//! answered: the four conditions of "serving" (see [`super`]), each with its evidence.
 
-use std::io::Write;
-use std::time::{Duration, Instant};
-
-use serde::{Deserialize, Serialize};
-
-use super::{FORCE_INSTANCE_HEADER, ReleaseRef, Snapshot, VERSION_PATH, same_commit};
-use crate::flyctl::{Flyctl, Machine, Release, failure_or_error, same_image};
-use crate::verdict::Verdict;
-
-/// Pause between two polls.
-const POLL_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Per-request bound of a version query.
-const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// What must serve.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Expected {
-    /// The release must be newer than this one (the release recorded before flyctl ran).
-    pub newer_than: Option<u64>,
-    /// The release must run this image (a rollback knows it; a build learns it from Fly).
-    pub image: Option<String>,
-    /// The commit every machine must report (`None`: only that each machine answers).
-    pub commit: Option<String>,
-    /// Ask stopped machines for their version too, which starts them (`--wake`).
-    #[serde(default)]
-    pub wake: bool,
-}
-
-/// The machines a verification asks for their version: the started ones deploy manages, and
-/// with `wake` the stopped ones too.
-pub fn machines_to_ask<'a>(
-    machines: impl IntoIterator<Item = &'a Machine>,
-    wake: bool,
-) -> Vec<&'a Machine> {
-    machines
-        .into_iter()
-        .filter(|m| m.managed && (m.is_started() || (wake && m.is_stopped())))
-        .collect()
-}
-
-/// One condition of "serving", with what was seen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Condition {
-    /// `new release complete`, `machines run its image`, `machine checks pass`,
-    /// `version endpoint reports the commit`.
-    pub name: String,
-    /// Whether it held at the last poll.
-    pub passed: bool,
-    /// What was seen (release numbers, images, check states, answers).
-    pub evidence: String,
-}
-
-/// The outcome of one verification.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Verification {
-    /// What was verified (`the new build serves`, `the rollback serves`).
-    pub what: String,
-    /// `Pass` when every condition held at one poll.
-    pub verdict: Verdict,
-    /// What was expected.
-    pub expected: Expected,
-    /// The release found serving (the newest one newer than expected), if any.
-    pub release: Option<ReleaseRef>,
-    /// Every condition at the last poll.
-    pub conditions: Vec<Condition>,
-    /// How many polls ran.
-    pub attempts: u32,
-    /// How long it polled, in seconds.
-    pub seconds: f64,
-    /// The app as seen at the last poll.
-    pub snapshot: Snapshot,
-}
-
-/// What one machine's version endpoint answered.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct VersionAnswer {
-    /// The machine the request was routed to (the header's value).
-    pub machine_id: String,
-    /// The HTTP status, when it answered.
-    pub status: Option<u16>,
-    /// The `commit` it reported.
-    pub commit: Option<String>,
-    /// The `machine` it reported (proves the request reached that machine).
-    pub machine: Option<String>,
-    /// Why there is no answer.
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-struct VersionBody {
-    #[serde(default)]
-    commit: Option<String>,
-    #[serde(default)]
-    machine: Option<String>,
-}
-
-/// Asks `GET <base_url>/api/v1/version` once per machine, routed to it by
-/// `fly-force-instance-id`. Network errors become answers with an `error`.
-pub fn ask_versions(base_url: &str, machines: &[&Machine]) -> anyhow::Result<Vec<VersionAnswer>> {
-    if machines.is_empty() {
-        return Ok(Vec::new());
-    }
-    let url = format!("{}{VERSION_PATH}", base_url.trim_end_matches('/'));
-    let client = crate::http::client(VERSION_TIMEOUT)?;
-    let runtime = crate::http::runtime()?;
-    Ok(runtime.block_on(async {
-        let mut answers = Vec::new();
-        for machine in machines {
-            let mut answer = VersionAnswer {
-                machine_id: machine.id.clone(),
-                status: None,
-                commit: None,
-                machine: None,
-                error: None,
-            };
-            let sent = client
-                .get(&url)
-                .header(FORCE_INSTANCE_HEADER, &machine.id)
-                .send()
-                .await;
-            match sent {
-                Err(error) => answer.error = Some(format!("{url}: {error}")),
-                Ok(response) => {
-                    let status = response.status();
-                    answer.status = Some(status.as_u16());
-                    match response.json::<VersionBody>().await {
-                        Ok(body) if status.is_success() => {
-                            answer.commit = body.commit;
-                            answer.machine = body.machine;
-                        }
-                        Ok(_) => answer.error = Some(format!("{url} answered {status}")),
-                        Err(error) => {
-                            answer.error = Some(format!(
-                                "{url} answered {status} without version JSON: {error}"
-                            ))
-                        }
-                    }
-                }
-            }
-            answers.push(answer);
-        }
-        answers
-    }))
-}
+use super::super::{ReleaseRef, same_commit};
+use super::{Condition, Expected, VersionAnswer, machines_to_ask};
+use crate::flyctl::{Machine, Release, same_image};
 
 /// Judges one poll: each condition with its evidence, and the release found.
 pub fn judge(
@@ -172,9 +12,28 @@ pub fn judge(
     machines: &[Machine],
     answers: &[VersionAnswer],
 ) -> (Vec<Condition>, Option<ReleaseRef>) {
-    let mut conditions = Vec::new();
     let newest = releases.iter().max_by_key(|r| r.version);
     let candidate = newest.filter(|r| expected.newer_than.is_none_or(|v| r.version > v));
+    let (managed, unmanaged): (Vec<&Machine>, Vec<&Machine>) =
+        machines.iter().partition(|m| m.managed);
+    let want_image = candidate
+        .and_then(|r| r.image_ref.clone())
+        .or_else(|| expected.image.clone());
+    let conditions = vec![
+        release_condition(expected, candidate, newest),
+        images_condition(want_image.as_deref(), &managed, &unmanaged),
+        checks_condition(&managed),
+        version_condition(expected, &managed, answers),
+    ];
+    (conditions, candidate.map(ReleaseRef::from))
+}
+
+/// 1. A release newer than the one recorded before is complete (and runs the image asked for).
+fn release_condition(
+    expected: &Expected,
+    candidate: Option<&Release>,
+    newest: Option<&Release>,
+) -> Condition {
     let release_ok = candidate.is_some_and(|r| {
         r.is_good()
             && match (&expected.image, &r.image_ref) {
@@ -212,14 +71,19 @@ pub fn judge(
         ),
         (None, None) => "flyctl lists no release at all".to_string(),
     };
-    conditions.push(Condition {
+    Condition {
         name: "new release complete".into(),
         passed: release_ok,
         evidence,
-    });
+    }
+}
 
-    let (machines, unmanaged): (Vec<&Machine>, Vec<&Machine>) =
-        machines.iter().partition(|m| m.managed);
+/// 2. Every machine deploy manages runs the release's image; the others are named, left out.
+fn images_condition(
+    want_image: Option<&str>,
+    machines: &[&Machine],
+    unmanaged: &[&Machine],
+) -> Condition {
     let left_out = if unmanaged.is_empty() {
         String::new()
     } else {
@@ -241,10 +105,7 @@ pub fn judge(
             named.join(", ")
         )
     };
-    let want_image = candidate
-        .and_then(|r| r.image_ref.clone())
-        .or_else(|| expected.image.clone());
-    let (images_ok, evidence) = match (&want_image, machines.is_empty()) {
+    let (images_ok, evidence) = match (want_image, machines.is_empty()) {
         (_, true) => (false, "the app has no machines".to_string()),
         (None, false) => (
             false,
@@ -275,12 +136,15 @@ pub fn judge(
             }
         }
     };
-    conditions.push(Condition {
+    Condition {
         name: "machines run its image".into(),
         passed: images_ok,
         evidence,
-    });
+    }
+}
 
+/// 3. Every started machine passes every check; machines Fly stopped are named, not failed.
+fn checks_condition(machines: &[&Machine]) -> Condition {
     let (started, stopped): (Vec<&Machine>, Vec<&Machine>) =
         machines.iter().partition(|m| !m.is_stopped());
     let stopped_note = if stopped.is_empty() {
@@ -315,7 +179,7 @@ pub fn judge(
         })
         .collect();
     let checks = started.iter().map(|m| m.checks.len()).sum::<usize>();
-    conditions.push(Condition {
+    Condition {
         name: "machine checks pass".into(),
         passed: !started.is_empty() && unhealthy.is_empty(),
         evidence: if machines.is_empty() {
@@ -330,8 +194,15 @@ pub fn judge(
         } else {
             format!("{}{stopped_note}", unhealthy.join("; "))
         },
-    });
+    }
+}
 
+/// 4. Each machine asked answers its version endpoint itself, with the commit expected.
+fn version_condition(
+    expected: &Expected,
+    machines: &[&Machine],
+    answers: &[VersionAnswer],
+) -> Condition {
     let mut wrong = Vec::new();
     let mut seen = Vec::new();
     let asked = machines_to_ask(machines.iter().copied(), expected.wake);
@@ -364,7 +235,7 @@ pub fn judge(
         }
     }
     let name = "version endpoint reports the commit".to_string();
-    conditions.push(if asked.is_empty() {
+    if asked.is_empty() {
         Condition {
             name,
             passed: false,
@@ -390,8 +261,7 @@ pub fn judge(
             passed: false,
             evidence: wrong.join("; "),
         }
-    });
-    (conditions, candidate.map(ReleaseRef::from))
+    }
 }
 
 fn shorten(text: &str) -> String {
@@ -401,84 +271,6 @@ fn shorten(text: &str) -> String {
     } else {
         line.to_string()
     }
-}
-
-/// Polls releases, machines and each machine's version endpoint until every condition holds
-/// or `timeout` passes. flyctl calls that fail count as failed conditions (and the poll goes
-/// on); only a flyctl that cannot start is an error.
-pub fn verify(
-    what: &str,
-    flyctl: &Flyctl,
-    app: &str,
-    base_url: &str,
-    expected: &Expected,
-    timeout: Duration,
-    out: &mut dyn Write,
-) -> anyhow::Result<Verification> {
-    writeln!(
-        out,
-        "verifying that {what} (releases, machines, {VERSION_PATH} per machine; up to {}s)",
-        timeout.as_secs()
-    )?;
-    let started = Instant::now();
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        // The polls' own command lines would drown the verdict: they go nowhere.
-        let mut quiet = std::io::sink();
-        let (conditions, release, snapshot) =
-            match poll(flyctl, app, base_url, expected, &mut quiet)? {
-                Ok(polled) => polled,
-                Err(problem) => (
-                    vec![Condition {
-                        name: "flyctl lists releases and machines".into(),
-                        passed: false,
-                        evidence: problem,
-                    }],
-                    None,
-                    Snapshot::default(),
-                ),
-            };
-        let passed = conditions.iter().all(|c| c.passed);
-        if passed || started.elapsed() >= timeout {
-            let verification = Verification {
-                what: what.to_string(),
-                verdict: if passed { Verdict::Pass } else { Verdict::Fail },
-                expected: expected.clone(),
-                release,
-                conditions,
-                attempts,
-                seconds: started.elapsed().as_secs_f64(),
-                snapshot,
-            };
-            super::print_verification(&verification, out)?;
-            return Ok(verification);
-        }
-        std::thread::sleep(POLL_INTERVAL.min(timeout.saturating_sub(started.elapsed())));
-    }
-}
-
-type Polled = (Vec<Condition>, Option<ReleaseRef>, Snapshot);
-
-fn poll(
-    flyctl: &Flyctl,
-    app: &str,
-    base_url: &str,
-    expected: &Expected,
-    out: &mut dyn Write,
-) -> anyhow::Result<Result<Polled, String>> {
-    let releases = match flyctl.releases(app, out) {
-        Ok(releases) => releases.unwrap_or_default(),
-        Err(error) => return Ok(Err(failure_or_error(error)?.to_string())),
-    };
-    let machines = match flyctl.machines(app, out) {
-        Ok(machines) => machines.unwrap_or_default(),
-        Err(error) => return Ok(Err(failure_or_error(error)?.to_string())),
-    };
-    let answers = ask_versions(base_url, &machines_to_ask(&machines, expected.wake))?;
-    let (conditions, release) = judge(expected, &releases, &machines, &answers);
-    let snapshot = Snapshot::from_parts(&releases, &machines, &answers);
-    Ok(Ok((conditions, release, snapshot)))
 }
 
 #[cfg(test)]
