@@ -614,7 +614,7 @@ fn ctrl_c_during_a_deploy_leaves_an_interrupted_release_and_a_record_with_the_wa
         };
         let gates = FakeGates::new(Verdict::Pass, &[Verdict::Pass]);
         let _ = xtask::deploy::run_with(
-            &Repo::at(lines[0]),
+            &xtask::repo::Repo::at(lines[0]),
             &args,
             flyctl,
             &gates,
@@ -634,7 +634,7 @@ fn ctrl_c_during_a_deploy_leaves_an_interrupted_release_and_a_record_with_the_wa
     );
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "ctrl_c_during_a_deploy_leaves_an_interrupted_release_and_a_record_with_the_way_back",
+            "deploy_localfly::ctrl_c_during_a_deploy_leaves_an_interrupted_release_and_a_record_with_the_way_back",
             "--exact",
             "--nocapture",
         ])

@@ -4,7 +4,7 @@
 //! and deploy tokens scoped to one app. Each test names the flyctl behaviour it holds the
 //! stand-in to (the sources are cited in `xtask/src/localfly/`).
 
-mod localfly_support;
+use crate::localfly_support;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 //! entries). The watch still takes every sample in its window, and each says the logs could
 //! not be read, which is not a breach.
 
-mod localfly_support;
+use crate::localfly_support;
 
 use localfly_support::{harness, repo};
 use xtask::flyctl::DeployCommand;
