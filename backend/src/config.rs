@@ -12,6 +12,7 @@ pub mod horizon;
 pub mod integrations;
 pub mod limits;
 pub mod lookup;
+pub mod regions;
 pub mod secret;
 
 pub use self::database::{DatabaseUrl, redact_url};
@@ -20,6 +21,7 @@ pub use self::error::ConfigError;
 pub use self::horizon::BookingHorizon;
 pub use self::integrations::IntegrationsConfig;
 pub use self::limits::ConnectionLimits;
+pub use self::regions::{ReadReplicaConfig, Regions};
 pub use self::secret::Secret;
 
 use self::lookup::parse_number;
@@ -71,6 +73,10 @@ pub struct Config {
     /// `HTTP_HEADER_READ_TIMEOUT_SECONDS` (10), `HTTP_IDLE_TIMEOUT_SECONDS` (60) and
     /// `HTTP_MAX_CONNECTIONS` (1024).
     pub http_limits: ConnectionLimits,
+    /// `FLY_REGION` and `PRIMARY_REGION`: outside the primary region writes are replayed there.
+    pub regions: Regions,
+    /// `DATABASE_READ_URL` and `DATABASE_READ_MAX_LAG_MS`: the region's read replica, if any.
+    pub read_replica: Option<ReadReplicaConfig>,
 }
 
 /// The shortest `JWT_SECRET` accepted, in bytes.
@@ -173,6 +179,8 @@ impl Config {
             database_statement_timeout,
             database_idle_in_transaction_timeout,
             http_limits,
+            regions: regions::regions(&get),
+            read_replica: regions::read_replica(&get)?,
         })
     }
 

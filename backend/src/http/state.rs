@@ -8,8 +8,10 @@ use std::time::Duration;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::AdminAuth;
+use crate::config::Regions;
 use crate::config::{BookingHorizon, EdgeConfig};
 use crate::db::Db;
+use crate::db::replica::ReadReplica;
 use crate::health_probe::HealthProbe;
 use crate::http::identity::ServiceIdentity;
 use crate::http::rate_limit::RateLimiter;
@@ -69,6 +71,18 @@ pub struct Services {
     pub rate_limiter: Arc<RateLimiter>,
     /// CORS origins and the rate limit.
     pub edge: EdgeConfig,
+    /// This machine's region and the primary's: outside the primary, writes are replayed.
+    pub regions: Regions,
+    /// The region's read replica (`DATABASE_READ_URL`), if any.
+    pub replica: Option<Arc<ReadReplica>>,
+}
+
+impl Services {
+    /// The pool for a read: the replica while it is within its staleness bound, else the
+    /// primary ([`crate::store::reads::read_pool`]).
+    pub async fn reads(&self) -> &Db {
+        crate::store::reads::read_pool(&self.db, self.replica.as_deref()).await
+    }
 }
 
 impl From<Services> for AppState {

@@ -5,6 +5,7 @@ pub mod error;
 pub mod idempotency;
 pub mod messages;
 pub mod payments;
+pub mod reads;
 pub mod reservations;
 pub mod status;
 
