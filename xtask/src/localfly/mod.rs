@@ -110,6 +110,8 @@ pub mod fly_toml;
 pub mod machine;
 pub mod output;
 pub mod proxy;
+pub mod regions;
+pub mod replay;
 pub mod rollout;
 pub mod state;
 

@@ -70,6 +70,7 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         .filter(|m| m.state == "started" && machine::alive(m))
         .collect();
     let healthy: Vec<_> = running.iter().copied().filter(|m| m.healthy).collect();
+    let healthy = super::replay::preferred(&app, healthy, request.headers());
     let forced = request
         .headers()
         .get(FORCE_INSTANCE)
@@ -92,7 +93,10 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
     let Ok(body) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
     };
-    let mut upstream = proxy.client.request(parts.method, &url).body(body);
+    let mut upstream = proxy
+        .client
+        .request(parts.method.clone(), &url)
+        .body(body.clone());
     for (name, value) in &parts.headers {
         if !hop_by_hop(name) {
             upstream = upstream.header(name, value);
@@ -108,6 +112,20 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
             )
                 .into_response();
         }
+    };
+    let answer = match super::replay::follow(
+        &proxy.client,
+        &app,
+        target,
+        &parts,
+        &body,
+        answer,
+        hop_by_hop,
+    )
+    .await
+    {
+        Ok(answer) => answer,
+        Err(refused) => return refused,
     };
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {
