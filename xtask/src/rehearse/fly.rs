@@ -121,6 +121,7 @@ pub fn rehearse(
         template: "env/.env.fly.staging.template".into(),
         fly_config: "fly.toml".into(),
         thresholds: Default::default(),
+        machines: None,
     };
     let gates = ProxyGates {
         config,
