@@ -224,3 +224,74 @@ fn writes_replay_to_the_primary_region_and_reads_use_a_fresh_replica() {
         .count();
     assert_eq!((winners, refused), (1, 7), "{outcomes:?}");
 }
+
+/// `scale` brings a one-machine app to the declared scl + gru through `fly scale count`,
+/// a second run changes nothing, and a dry run only reads.
+#[test]
+fn scale_creates_the_declared_machines_once() {
+    let h = localfly_support::harness("lf-scale", 1);
+    h.deploy("5ca1e01", None, 60).unwrap();
+    let repo_dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(repo_dir.path().join("ops")).unwrap();
+    std::fs::write(
+        repo_dir.path().join("ops/deploy.toml"),
+        format!(
+            "[environments.production]\napp = \"lf-scale\"\nurl = \"{}\"\n\
+             env_file = \"env/.env.fly.production\"\ntemplate = \"env/t\"\n\n\
+             [environments.production.machines]\nmin_running = 2\nregions = {{ scl = 1, gru = 1 }}\n",
+            h.url
+        ),
+    )
+    .unwrap();
+    let repo = xtask::repo::Repo::at(repo_dir.path());
+    let scale = |dry_run: bool| {
+        let options = xtask::scale::Options {
+            env: "production".into(),
+            dry_run,
+        };
+        let mut out = Vec::new();
+        let verdict = xtask::scale::run_with(&repo, &options, h.fly.flyctl(), &mut out).unwrap();
+        (verdict, String::from_utf8(out).unwrap())
+    };
+    let regions = || {
+        let mut regions: Vec<String> = h.machines().into_iter().filter_map(|m| m.region).collect();
+        regions.sort();
+        regions
+    };
+    assert_eq!(regions(), ["scl"]);
+
+    let (verdict, out) = scale(true);
+    assert_eq!(verdict, xtask::verdict::Verdict::Pass, "{out}");
+    assert!(
+        out.contains("would run: ") && out.contains("scale count 1 --region gru"),
+        "{out}"
+    );
+    assert_eq!(regions(), ["scl"], "a dry run changes nothing");
+
+    let (verdict, out) = scale(false);
+    assert_eq!(verdict, xtask::verdict::Verdict::Pass, "{out}");
+    assert_eq!(regions(), ["gru", "scl"]);
+    let (_, version) = h.call(
+        &h.machines()
+            .iter()
+            .find(|m| m.region.as_deref() == Some("gru"))
+            .unwrap()
+            .id,
+        "GET",
+        "/api/v1/version",
+        None,
+    );
+    assert_eq!(version["region"], "gru");
+
+    let (verdict, out) = scale(false);
+    assert_eq!(verdict, xtask::verdict::Verdict::Pass, "{out}");
+    assert!(out.contains("nothing to do"), "{out}");
+    let scales = h
+        .fly
+        .calls()
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.argv.first().map(String::as_str) == Some("scale"))
+        .count();
+    assert_eq!(scales, 1, "one flyctl scale call in all");
+}
