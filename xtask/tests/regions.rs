@@ -295,3 +295,167 @@ fn scale_creates_the_declared_machines_once() {
         .count();
     assert_eq!(scales, 1, "one flyctl scale call in all");
 }
+
+/// A measurement, not a check (it asserts nothing about speed): the added latency of a
+/// replayed write and read throughput through one region against two, on this machine.
+/// `cargo test -p xtask --test regions -- --ignored --nocapture measure_regions`
+#[test]
+#[ignore = "a measurement: run by hand"]
+fn measure_regions() {
+    let binaries = PgBinaries::find().expect("PostgreSQL server binaries");
+    let primary = PgCluster::start(&binaries).unwrap();
+    let replica = primary.start_replica(&binaries).unwrap();
+    let h = harness_on("lf-measure", 1, Some(primary.url()));
+    let env = h
+        .fly
+        .command()
+        .args([
+            "local",
+            "region-env",
+            "--app",
+            "lf-measure",
+            "--region",
+            "gru",
+        ])
+        .arg(format!("DATABASE_READ_URL={}", replica.url()))
+        .output()
+        .unwrap();
+    assert!(env.status.success());
+    for region in ["scl", "gru"] {
+        // The per-client limit would answer 429 long before the measurement ends.
+        let env = h
+            .fly
+            .command()
+            .args([
+                "local",
+                "region-env",
+                "--app",
+                "lf-measure",
+                "--region",
+                region,
+            ])
+            .arg("RATE_LIMIT_PER_MINUTE=1000000")
+            .output()
+            .unwrap();
+        assert!(env.status.success());
+    }
+    h.deploy("3ea5001", None, 60).unwrap();
+    let seeded = Command::new(cabanas())
+        .arg("seed-demo")
+        .env("DATABASE_URL", primary.url())
+        .output()
+        .unwrap();
+    assert!(seeded.status.success());
+    let scl = h.machines()[0].id.clone();
+    let cloned = h
+        .fly
+        .command()
+        .args([
+            "machine",
+            "clone",
+            &scl,
+            "--app",
+            "lf-measure",
+            "--region",
+            "gru",
+        ])
+        .output()
+        .unwrap();
+    assert!(cloned.status.success());
+    let gru = h.machines().into_iter().find(|m| m.id != scl).unwrap().id;
+    let (_, cabins) = h.call(&scl, "GET", "/api/v1/reservations/accommodations", None);
+    let cabin = cabins[0]["id"].as_i64().unwrap();
+    let taken = booking(cabin, 60, "Ana");
+    assert_eq!(
+        h.call(
+            &scl,
+            "POST",
+            "/api/v1/reservations/pre-reserve",
+            Some(&taken)
+        )
+        .0,
+        201
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = xtask::http::client(Duration::from_secs(10)).unwrap();
+    let url = h.url.clone();
+    runtime.block_on(async {
+        // A write refused by the constraint (409 date_overlap): the write path without a new row.
+        let write_ms = |machine: String| {
+            let (client, url, taken) = (client.clone(), url.clone(), taken.clone());
+            async move {
+                let mut ms = Vec::new();
+                for _ in 0..300 {
+                    let started = Instant::now();
+                    let response = client
+                        .post(format!("{url}/api/v1/reservations/pre-reserve"))
+                        .header(FORCE_INSTANCE, &machine)
+                        .json(&taken)
+                        .send()
+                        .await
+                        .unwrap();
+                    assert_eq!(response.status(), 409);
+                    let _ = response.bytes().await;
+                    ms.push(started.elapsed().as_secs_f64() * 1000.0);
+                }
+                ms.sort_by(f64::total_cmp);
+                ms[ms.len() / 2]
+            }
+        };
+        let direct = write_ms(scl.clone()).await;
+        let replayed = write_ms(gru.clone()).await;
+        println!(
+            "write (409 date_overlap), median of 300: direct to scl {direct:.2} ms, sent to gru \
+             and replayed {replayed:.2} ms, added {:.2} ms",
+            replayed - direct
+        );
+
+        let path = format!(
+            "{url}/api/v1/accommodations/{cabin}/availability?from={}&to={}",
+            taken["check_in"].as_str().unwrap(),
+            taken["check_out"].as_str().unwrap()
+        );
+        let throughput = |prefer: Option<&'static str>| {
+            let (client, path) = (client.clone(), path.clone());
+            async move {
+                let deadline = Instant::now() + Duration::from_secs(10);
+                let workers: Vec<_> = (0..8)
+                    .map(|_| {
+                        let (client, path) = (client.clone(), path.clone());
+                        tokio::spawn(async move {
+                            let mut done = 0u64;
+                            while Instant::now() < deadline {
+                                let mut request = client.get(&path);
+                                if let Some(region) = prefer {
+                                    request = request.header("fly-prefer-region", region);
+                                }
+                                let response = request.send().await.unwrap();
+                                assert_eq!(response.status(), 200);
+                                let _ = response.bytes().await;
+                                done += 1;
+                            }
+                            done
+                        })
+                    })
+                    .collect();
+                let mut total = 0;
+                for worker in workers {
+                    total += worker.await.unwrap();
+                }
+                total as f64 / 10.0
+            }
+        };
+        let one = throughput(Some("scl")).await;
+        let two = throughput(None).await;
+        println!(
+            "availability reads, 8 connections, 10 s through the proxy: scl only {one:.0} req/s, \
+             scl + gru (replica) {two:.0} req/s, ratio {:.2}",
+            two / one
+        );
+    });
+}
