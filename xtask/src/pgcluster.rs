@@ -214,7 +214,7 @@ fn serve(
         interrupt_control.stop();
         let _ = std::fs::remove_dir_all(&interrupt_dir);
     });
-    let (program, prefix) = launcher.invoke(&pg_ctl);
+    let (program, prefix) = launcher.invoke(pg_ctl);
     let started = cmd!(
         sh,
         "{program} {prefix...} -D {data} -l {log} -o {options} -w -t 60 start"
