@@ -78,6 +78,8 @@ pub struct Options {
     pub no_cleanup: bool,
     /// Per-request timeout (e.g. 30s, 2m).
     pub timeout: Duration,
+    /// Regions the N bookings enter through, in turn (`fly-prefer-region`); empty: any.
+    pub regions: Vec<String>,
 }
 
 /// Identical pre-reserves per round without `--concurrency`.
@@ -103,6 +105,7 @@ impl Options {
             admin_token: None,
             env_file: None,
             no_cleanup: false,
+            regions: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
         }
     }
@@ -209,5 +212,6 @@ fn plan_from(args: &Options, repo: &Repo, target: &Target) -> anyhow::Result<Ove
         admin_token,
         timeout: args.timeout.max(Duration::from_millis(1)),
         run_id: new_run_id(),
+        regions: args.regions.clone(),
     })
 }

@@ -10,12 +10,14 @@ mod localfly_support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use localfly_support::{cabanas, harness_on};
+use localfly_support::{JWT, cabanas, harness_on};
 use serde_json::{Value, json};
 use xtask::localfly::FORCE_INSTANCE;
 use xtask::pgcluster::{PgBinaries, PgCluster};
 
 const APP: &str = "lf-regions";
+/// The admin the overlap run cancels its bookings as (`ADMIN_ALLOWED_EMAILS`).
+const ADMIN: &str = "ops@example.org";
 /// The replica's staleness bound in these tests (`DATABASE_READ_MAX_LAG_MS`).
 const MAX_LAG_MS: u64 = 1000;
 
@@ -117,6 +119,16 @@ fn writes_replay_to_the_primary_region_and_reads_use_a_fresh_replica() {
         .output()
         .unwrap();
     assert!(region_env.status.success(), "{region_env:?}");
+    for region in ["scl", "gru"] {
+        let admins = h
+            .fly
+            .command()
+            .args(["local", "region-env", "--app", APP, "--region", region])
+            .arg(format!("ADMIN_ALLOWED_EMAILS={ADMIN}"))
+            .output()
+            .unwrap();
+        assert!(admins.status.success(), "{admins:?}");
+    }
     h.deploy("2e610a1", None, 60).unwrap();
     let seeded = Command::new(cabanas())
         .arg("seed-demo")
@@ -223,6 +235,24 @@ fn writes_replay_to_the_primary_region_and_reads_use_a_fresh_replica() {
         .filter(|(status, body)| *status == 409 && body["error"] == "date_overlap")
         .count();
     assert_eq!((winners, refused), (1, 7), "{outcomes:?}");
+
+    // The overlap task in its multi-region mode: racers alternate scl and gru.
+    let token = xtask::overlap::sign_admin_token(JWT, ADMIN, chrono::Utc::now()).unwrap();
+    let mut plan = xtask::overlap::OverlapPlan::new(Some(token));
+    plan.concurrency = 8;
+    plan.rounds = 2;
+    plan.regions = vec!["scl".into(), "gru".into()];
+    let target = xtask::config::Target::adhoc(&h.url).unwrap();
+    let report = xtask::http::runtime()
+        .unwrap()
+        .block_on(xtask::overlap::run_rounds(&target, &plan))
+        .expect("overlap runs");
+    assert_eq!(
+        report.verdict,
+        xtask::verdict::Verdict::Pass,
+        "{}",
+        xtask::overlap::render_text(&report)
+    );
 }
 
 /// `scale` brings a one-machine app to the declared scl + gru through `fly scale count`,

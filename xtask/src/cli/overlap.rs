@@ -56,6 +56,10 @@ pub struct Args {
     /// Leave the created reservations active (the verdict is then at best WARN).
     #[arg(long)]
     pub no_cleanup: bool,
+    /// Send the N bookings through these regions in turn (e.g. scl,gru), with Fly's
+    /// fly-prefer-region header: on a two-region app exactly one must still win.
+    #[arg(long, value_name = "REGIONS", value_delimiter = ',')]
+    pub regions: Vec<String>,
     /// Per-request timeout (e.g. 30s, 2m).
     #[arg(long, value_name = "DURATION", default_value = "30s",
           value_parser = parse_duration)]
@@ -98,6 +102,7 @@ impl From<Args> for crate::overlap::Options {
             admin_token: args.admin_token,
             env_file: args.env_file,
             no_cleanup: args.no_cleanup,
+            regions: args.regions,
             timeout: match args.timeout_secs {
                 Some(secs) => {
                     warn_old_spelling(&format!(
