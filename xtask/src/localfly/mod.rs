@@ -109,6 +109,7 @@ pub mod deploy;
 pub mod fly_toml;
 pub mod machine;
 pub mod output;
+pub mod placement;
 pub mod proxy;
 pub mod regions;
 pub mod replay;

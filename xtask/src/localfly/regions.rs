@@ -15,42 +15,15 @@
 //!   the address of that region's read replica (`DATABASE_READ_URL`), as a region's machines
 //!   get their nearest replica on Fly. They apply to machines started afterwards.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
-
-use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
 
 use super::machine::{self, Prober};
 use super::state::{App, Machine, StateDir, new_machine_id};
-
-/// Where each machine runs and what each region adds to its machines' environment.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct RegionMap {
-    /// Machine id → region; a machine not listed is in the app's primary region.
-    #[serde(default)]
-    pub placement: BTreeMap<String, String>,
-    /// Region → variables its machines get on top of the app's.
-    #[serde(default)]
-    pub env: BTreeMap<String, BTreeMap<String, String>>,
-}
+use anyhow::{Context, bail};
 
 /// The region machine `id` of `app` runs in.
 pub fn region_of<'a>(app: &'a App, id: &str) -> &'a str {
-    app.regions
-        .placement
-        .get(id)
-        .map_or(app.region.as_str(), String::as_str)
-}
-
-/// Sets `FLY_REGION`, `PRIMARY_REGION` and the region's variables in a machine's environment.
-pub fn apply(app: &App, id: &str, env: &mut BTreeMap<String, String>) {
-    let region = region_of(app, id);
-    env.insert("FLY_REGION".into(), region.into());
-    env.insert("PRIMARY_REGION".into(), app.region.clone());
-    if let Some(extra) = app.regions.env.get(region) {
-        env.extend(extra.clone());
-    }
+    app.regions.region_of(&app.region, id)
 }
 
 /// The app machines of `app` that are started, alive and healthy in `region`.

@@ -51,9 +51,9 @@ pub struct App {
     /// The `[env]` of the last deploy's fly.toml (for restarts without a deploy).
     #[serde(default)]
     pub fly_env: BTreeMap<String, String>,
-    /// Each machine's region and each region's variables (see [`super::regions`]).
+    /// Each machine's region and each region's variables (see [`super::placement`]).
     #[serde(default)]
-    pub regions: super::regions::RegionMap,
+    pub regions: super::placement::RegionMap,
 }
 
 /// A secret value and whether the running machines have it yet.
