@@ -107,7 +107,8 @@ fn rehearse_runs_the_pipeline_and_leaves_nothing_running() {
         "==> fly secrets: PASS",
         "==> fly deploy: PASS (HEAD ",
         "proven on 2 machines: yes",
-        "==> fly overlap: PASS",
+        "into gru",
+        "==> fly overlap: PASS (through the proxy, racers alternating scl and gru)",
         "==> fly rollback: PASS",
     ] {
         assert!(stdout.contains(phase), "missing {phase}:\n{stdout}");
@@ -120,13 +121,14 @@ fn rehearse_runs_the_pipeline_and_leaves_nothing_running() {
         .split(", ")
         .map(|p| p.parse().unwrap())
         .collect();
-    // One of the 2 machines was stopped before the rollback drill, as Fly's auto-stop leaves
-    // a quiet app, and stays stopped through it: the started one and the proxy are left.
+    // One of the 3 machines (2 in scl, 1 cloned into gru) was stopped before the rollback
+    // drill, as Fly's auto-stop leaves a quiet app, and stays stopped through it: the 2
+    // started ones and the proxy are left.
     assert!(
         stdout.contains("stopped first, as Fly's auto-stop leaves a quiet app)"),
         "{stdout}"
     );
-    assert_eq!(pids.len(), 2, "1 started machine and the proxy: {stdout}");
+    assert_eq!(pids.len(), 3, "2 started machines and the proxy: {stdout}");
     for pid in pids {
         assert!(!process_alive(pid), "local Fly process {pid} survived");
     }

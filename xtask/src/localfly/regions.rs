@@ -121,3 +121,26 @@ fn start_checked(dir: &StateDir, app: &mut App, image_ref: &str, id: &str) -> an
     app.machines.insert(id.into(), started);
     dir.save(app)
 }
+
+impl super::LocalFly {
+    /// `machine clone <id> --region <region>` on `app`; returns the new machine's id.
+    pub fn clone_machine(&self, app: &str, id: &str, region: &str) -> anyhow::Result<String> {
+        let output = self
+            .command()
+            .args(["machine", "clone", id, "--app", app, "--region", region])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .context("running localfly machine clone")?;
+        if !output.status.success() {
+            bail!(
+                "localfly machine clone {id} --region {region} failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+        }
+        let out = String::from_utf8_lossy(&output.stdout);
+        out.lines()
+            .find_map(|line| line.strip_prefix("Machine ")?.split(' ').next())
+            .map(str::to_string)
+            .context("localfly machine clone printed no machine id")
+    }
+}
