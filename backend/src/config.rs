@@ -14,6 +14,7 @@ pub mod integrations;
 pub mod limits;
 pub mod lookup;
 pub mod outbox;
+pub mod regions;
 pub mod secret;
 
 pub use self::calendar::CalendarConfig;
@@ -24,6 +25,7 @@ pub use self::horizon::BookingHorizon;
 pub use self::integrations::IntegrationsConfig;
 pub use self::limits::ConnectionLimits;
 pub use self::outbox::OutboxTiming;
+pub use self::regions::{ReadReplicaConfig, Regions};
 pub use self::secret::Secret;
 
 use self::lookup::parse_number;
@@ -77,6 +79,10 @@ pub struct Config {
     pub http_limits: ConnectionLimits,
     /// `CALENDAR_*` and `PUBLIC_URL`: the iCal export and the feed imports.
     pub calendar: CalendarConfig,
+    /// `FLY_REGION` and `PRIMARY_REGION`: outside the primary region writes are replayed there.
+    pub regions: Regions,
+    /// `DATABASE_READ_URL` and `DATABASE_READ_MAX_LAG_MS`: the region's read replica, if any.
+    pub read_replica: Option<ReadReplicaConfig>,
 }
 
 /// The shortest `JWT_SECRET` accepted, in bytes.
@@ -180,6 +186,8 @@ impl Config {
             database_idle_in_transaction_timeout,
             http_limits,
             calendar: CalendarConfig::from_lookup(&get)?,
+            regions: regions::regions(&get),
+            read_replica: regions::read_replica(&get)?,
         })
     }
 

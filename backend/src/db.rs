@@ -6,6 +6,7 @@
 
 pub mod failure;
 pub mod overlap_guard;
+pub mod replica;
 pub mod warm;
 
 pub use self::failure::{WriteFailure, classify};

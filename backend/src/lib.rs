@@ -66,6 +66,8 @@ impl AppState {
             )),
             edge: config.edge.clone(),
             calendar: Arc::new(calendar::CalendarSync::new(&config.calendar)),
+            regions: config.regions.clone(),
+            replica: None,
         });
         http::register_metrics();
         calendar::register_metrics();
@@ -113,7 +115,26 @@ pub async fn build_state(config: &Config) -> anyhow::Result<AppState> {
     } else if config.admin_emails.is_empty() {
         tracing::warn!("ADMIN_ALLOWED_EMAILS is empty: admin routes answer 403 to every token");
     }
-    let state = AppState::new(db, config);
+    let mut state = AppState::new(db, config);
+    if let Some(read) = &config.read_replica {
+        let mut replica_config = config.clone();
+        replica_config.database_url = read.url.clone();
+        let replica = Db::connect(&replica_config).await.with_context(|| {
+            format!(
+                "cannot connect to the read replica DATABASE_READ_URL ({}): fix it, or unset it \
+                 to read from DATABASE_URL",
+                read.url.redacted()
+            )
+        })?;
+        tracing::info!(
+            max_lag_ms = read.max_lag.as_millis() as u64,
+            "reads use the region's replica while it is fresh"
+        );
+        state.replica = Some(Arc::new(db::replica::ReadReplica::new(
+            replica,
+            read.max_lag,
+        )));
+    }
     state.integrations.log_missing();
     Ok(state)
 }

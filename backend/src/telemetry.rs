@@ -141,6 +141,14 @@ fn register_metrics() {
         "Pooled PostgreSQL connections closed on release because they were inside a transaction"
     );
     counter!("db_connections_discarded_total", "reason" => "in_transaction").increment(0);
+    describe_counter!(
+        "db_reads_total",
+        "Reads by the pool that served them: the region's replica, or the primary when there is \
+         none or it lags past DATABASE_READ_MAX_LAG_MS"
+    );
+    for pool in ["replica", "primary"] {
+        counter!("db_reads_total", "pool" => pool).increment(0);
+    }
 }
 
 /// The metric label for a booking channel.

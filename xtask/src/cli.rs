@@ -19,6 +19,7 @@ pub mod rehearse;
 pub mod report;
 pub mod restore_drill;
 pub mod rollback;
+pub mod scale;
 pub mod secrets;
 pub mod smoke;
 pub mod staging;
@@ -55,6 +56,9 @@ pub enum Command {
     Deploy(deploy::Args),
     /// Deploy the last good release's image again, then wait for readiness and smoke-test.
     Rollback(rollback::Args),
+    /// Bring an environment's Fly app to the machines and regions ops/deploy.toml declares
+    /// (`fly scale count` per region); --dry-run prints the plan.
+    Scale(scale::Args),
     /// Check health and readiness, then benchmark latency against the thresholds.
     Smoke(smoke::Args),
     /// Prove that exactly one of N concurrent bookings for the same dates wins.
@@ -146,6 +150,7 @@ impl Command {
             Command::Secrets(args) => crate::secrets::run(args.into()),
             Command::Deploy(args) => crate::deploy::run(args.into(), Some(documented_command)),
             Command::Rollback(args) => crate::rollback::run(args.into(), Some(documented_command)),
+            Command::Scale(args) => crate::scale::run(args.into()),
             Command::Report(args) => crate::report::run(args.into()),
             Command::Status(args) => crate::status::run(args.into()),
             Command::Rehearse(args) => crate::rehearse::run(args.into()),

@@ -51,6 +51,29 @@ pub struct Environment {
     /// stricter): `[environments.production.thresholds]`.
     #[serde(default)]
     pub thresholds: ThresholdOverrides,
+    /// How many machines run where (`[environments.production.machines]`); `None` leaves
+    /// the count to Fly (auto-stop may stop them all).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machines: Option<MachinePlan>,
+}
+
+/// The machines an environment runs: `predeploy` holds its Fly config to `min_running`,
+/// `cargo xtask scale` brings the app to `regions`, `promote` refuses fewer.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MachinePlan {
+    /// Machines that must keep running whatever the traffic (no auto-stop below this).
+    pub min_running: usize,
+    /// Machines per region, e.g. `{ scl = 1, gru = 1 }`; the Fly config's
+    /// `primary_region` must be one of them.
+    pub regions: BTreeMap<String, usize>,
+}
+
+impl MachinePlan {
+    /// Every region's machines together.
+    pub fn total(&self) -> usize {
+        self.regions.values().sum()
+    }
 }
 
 /// An environment's own limits; each one set replaces the `[thresholds]` value.

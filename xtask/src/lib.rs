@@ -38,6 +38,7 @@ pub mod repo;
 pub mod report;
 pub mod restore_drill;
 pub mod rollback;
+pub mod scale;
 pub mod secrets;
 pub mod smoke;
 pub mod staging;

@@ -32,12 +32,12 @@ use chrono::NaiveDate;
 
 pub use admin::{AdminToken, sign as sign_admin_token, token_from_env_file};
 pub use api::Stay;
-pub use channel::ChannelRound;
 pub use judge::{
     DATE_OVERLAP, LatencySummary, OtherGroup, Outcome, RequestOutcome, RoundVerdict, judge_round,
 };
 pub use render::junit_suite;
 pub use render::{markdown as render_markdown, text as render_text};
+pub use report::ChannelRound;
 pub use report::{Check, CleanupFailure, CleanupReport, OverlapReport, RoundReport, probe};
 pub use rounds::{OverlapPlan, new_run_id, run_rounds};
 
@@ -82,6 +82,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Also run the cross-channel round (an imported calendar block raced by N bookings).
     pub cross_channel: bool,
+    /// Regions the N bookings enter through, in turn (`fly-prefer-region`); empty: any.
+    pub regions: Vec<String>,
 }
 
 /// Identical pre-reserves per round without `--concurrency`.
@@ -107,6 +109,7 @@ impl Options {
             admin_token: None,
             env_file: None,
             no_cleanup: false,
+            regions: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             cross_channel: false,
         }
@@ -215,5 +218,6 @@ fn plan_from(args: &Options, repo: &Repo, target: &Target) -> anyhow::Result<Ove
         timeout: args.timeout.max(Duration::from_millis(1)),
         run_id: new_run_id(),
         cross_channel: args.cross_channel,
+        regions: args.regions.clone(),
     })
 }

@@ -8,6 +8,8 @@ use xshell::{Shell, cmd};
 
 use crate::interrupt::{self, CleanupGuard};
 
+mod replica;
+
 /// The user the server runs as when this process is root (`initdb` refuses to run as root).
 const UNPRIVILEGED_USER: &str = "postgres";
 
@@ -145,8 +147,6 @@ impl PgCluster {
             Launcher { as_user: None }
         };
         let data = dir.path().join("data");
-        let log = dir.path().join("server.log");
-        let socket_dir = dir.path();
         let (initdb, pg_ctl) = (binaries.tool("initdb"), binaries.tool("pg_ctl"));
 
         let (program, prefix) = launcher.invoke(&initdb);
@@ -159,52 +159,7 @@ impl PgCluster {
         .output()
         .with_context(|| format!("initdb failed ({})", initdb.display()))?;
 
-        let port = free_port()?;
-        let durability = match durability {
-            Durability::Off => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off ",
-            Durability::On => "",
-        };
-        let options = format!(
-            "-c listen_addresses=127.0.0.1 -p {port} -k {} {durability}-c max_connections=400",
-            socket_dir.display()
-        );
-        let control = Control {
-            pg_ctl: pg_ctl.clone(),
-            data: data.clone(),
-            launcher: launcher.clone(),
-        };
-        let interrupt_control = control.clone();
-        let interrupt_dir = dir.path().to_path_buf();
-        // On an interrupt the process exits without running destructors: stop the server and
-        // delete its files here.
-        let guard = interrupt::on_interrupt(move || {
-            interrupt_control.stop();
-            let _ = std::fs::remove_dir_all(&interrupt_dir);
-        });
-        let (program, prefix) = launcher.invoke(&pg_ctl);
-        let started = cmd!(
-            sh,
-            "{program} {prefix...} -D {data} -l {log} -o {options} -w -t 60 start"
-        )
-        .quiet()
-        .ignore_stdout()
-        .output();
-        if let Err(error) = started {
-            control.stop();
-            let tail = std::fs::read_to_string(&log).unwrap_or_default();
-            let tail: Vec<&str> = tail.lines().rev().take(15).collect();
-            let tail: Vec<&str> = tail.into_iter().rev().collect();
-            bail!(
-                "starting PostgreSQL failed: {error}\nserver log:\n{}",
-                tail.join("\n")
-            );
-        }
-        Ok(PgCluster {
-            url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
-            control,
-            _interrupt: guard,
-            _dir: dir,
-        })
+        serve(&sh, &pg_ctl, launcher, dir, durability)
     }
 
     /// A superuser URL to the cluster's `postgres` database.
@@ -224,6 +179,65 @@ impl Drop for PgCluster {
     fn drop(&mut self) {
         self.control.stop();
     }
+}
+
+/// Starts the server on the data directory `dir/data` on a free loopback port.
+fn serve(
+    sh: &Shell,
+    pg_ctl: &Path,
+    launcher: Launcher,
+    dir: tempfile::TempDir,
+    durability: Durability,
+) -> anyhow::Result<PgCluster> {
+    let data = dir.path().join("data");
+    let log = dir.path().join("server.log");
+    let socket_dir = dir.path();
+    let port = free_port()?;
+    let durability = match durability {
+        Durability::Off => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off ",
+        Durability::On => "",
+    };
+    let options = format!(
+        "-c listen_addresses=127.0.0.1 -p {port} -k {} {durability}-c max_connections=400",
+        socket_dir.display()
+    );
+    let control = Control {
+        pg_ctl: pg_ctl.to_path_buf(),
+        data: data.clone(),
+        launcher: launcher.clone(),
+    };
+    let interrupt_control = control.clone();
+    let interrupt_dir = dir.path().to_path_buf();
+    // On an interrupt the process exits without running destructors: stop the server and
+    // delete its files here.
+    let guard = interrupt::on_interrupt(move || {
+        interrupt_control.stop();
+        let _ = std::fs::remove_dir_all(&interrupt_dir);
+    });
+    let (program, prefix) = launcher.invoke(pg_ctl);
+    let started = cmd!(
+        sh,
+        "{program} {prefix...} -D {data} -l {log} -o {options} -w -t 60 start"
+    )
+    .quiet()
+    .ignore_stdout()
+    .output();
+    if let Err(error) = started {
+        control.stop();
+        let tail = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = tail.lines().rev().take(15).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        bail!(
+            "starting PostgreSQL failed: {error}\nserver log:\n{}",
+            tail.join("\n")
+        );
+    }
+    Ok(PgCluster {
+        url: format!("postgres://postgres@127.0.0.1:{port}/postgres"),
+        control,
+        _interrupt: guard,
+        _dir: dir,
+    })
 }
 
 fn running_as_root(sh: &Shell) -> anyhow::Result<bool> {

@@ -20,6 +20,7 @@ pub mod envfile;
 mod fly_toml;
 mod git_check;
 mod hygiene;
+mod machines;
 mod migrations;
 mod outcome;
 pub(crate) mod render;
@@ -117,6 +118,7 @@ pub fn evaluate(repo: &Repo, options: &Options) -> anyhow::Result<PredeployRepor
     let checks = vec![
         config_check::check(&cx),
         fly_toml::check(&cx),
+        machines::check(&cx),
         dockerfile::check(&cx),
         migrations::check(&cx),
         env_check::check(&cx),

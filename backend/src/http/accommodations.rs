@@ -79,7 +79,7 @@ fn format_multiplier(bp: i64) -> String {
     )
 )]
 async fn list(State(state): State<AppState>) -> Result<Response, ApiError> {
-    let snapshot = state.accommodations.snapshot(&state.db).await?;
+    let snapshot = state.accommodations.snapshot(state.reads().await).await?;
     let body = snapshot.rendered(|active| {
         let views: Vec<AccommodationView> = active.iter().cloned().map(Into::into).collect();
         // Serialising plain strings and numbers cannot fail.
@@ -155,12 +155,13 @@ async fn availability(
             format!("the window may span at most {MAX_AVAILABILITY_DAYS} days"),
         ));
     }
+    let reads = state.reads().await;
     state
         .accommodations
-        .find_active(&state.db, id)
+        .find_active(reads, id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no active accommodation has id {id}")))?;
-    let bookings = reservations::bookings_between(&state.db, id, window.from, window.to).await?;
+    let bookings = reservations::bookings_between(reads, id, window.from, window.to).await?;
     Ok(Json(Availability {
         accommodation_id: id,
         from: window.from,

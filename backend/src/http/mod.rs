@@ -12,6 +12,7 @@ pub mod identity;
 pub mod openapi;
 pub mod pre_reserve;
 pub mod rate_limit;
+pub mod replay;
 pub mod reservations;
 pub mod server;
 pub mod state;
@@ -98,11 +99,22 @@ pub fn with_middleware(routes: Router<AppState>, state: AppState) -> Router {
             }
         });
 
-    routes
+    let routes = routes
         .route_layer(per_route)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES));
+    // Outside the primary region, writes are replayed there before anything else runs.
+    let routes = match state.regions.replay_writes_to() {
+        Some(primary) => {
+            let primary = primary.to_owned();
+            routes.layer(axum::middleware::from_fn(move |request, next| {
+                replay::replay_writes(primary.clone(), request, next)
+            }))
+        }
+        None => routes,
+    };
+    routes
         .layer(edge::cors(&state.edge))
         .layer(
             ServiceBuilder::new()

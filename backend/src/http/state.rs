@@ -9,8 +9,10 @@ use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::auth::AdminAuth;
 use crate::calendar::CalendarSync;
+use crate::config::Regions;
 use crate::config::{BookingHorizon, EdgeConfig};
 use crate::db::Db;
+use crate::db::replica::ReadReplica;
 use crate::health_probe::HealthProbe;
 use crate::http::identity::ServiceIdentity;
 use crate::http::rate_limit::RateLimiter;
@@ -72,6 +74,18 @@ pub struct Services {
     pub edge: EdgeConfig,
     /// The iCal export's settings and the feed imports.
     pub calendar: Arc<CalendarSync>,
+    /// This machine's region and the primary's: outside the primary, writes are replayed.
+    pub regions: Regions,
+    /// The region's read replica (`DATABASE_READ_URL`), if any.
+    pub replica: Option<Arc<ReadReplica>>,
+}
+
+impl Services {
+    /// The pool for a read: the replica while it is within its staleness bound, else the
+    /// primary ([`crate::store::reads::read_pool`]).
+    pub async fn reads(&self) -> &Db {
+        crate::store::reads::read_pool(&self.db, self.replica.as_deref()).await
+    }
 }
 
 impl From<Services> for AppState {

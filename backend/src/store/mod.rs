@@ -7,6 +7,7 @@ pub mod idempotency;
 pub mod messages;
 pub mod outbox;
 pub mod payments;
+pub mod reads;
 pub mod reservations;
 pub mod status;
 

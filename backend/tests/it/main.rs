@@ -17,6 +17,7 @@ mod middleware;
 mod openapi;
 mod openapi_clients;
 mod ops;
+mod regions;
 mod warm;
 mod webhook_limits;
 mod webhooks;

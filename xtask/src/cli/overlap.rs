@@ -61,6 +61,10 @@ pub struct Args {
     /// service must run here with CALENDAR_ALLOW_PRIVATE_FEEDS=on).
     #[arg(long)]
     pub cross_channel: bool,
+    /// Send the N bookings through these regions in turn (e.g. scl,gru), with Fly's
+    /// fly-prefer-region header: on a two-region app exactly one must still win.
+    #[arg(long, value_name = "REGIONS", value_delimiter = ',')]
+    pub regions: Vec<String>,
     /// Per-request timeout (e.g. 30s, 2m).
     #[arg(long, value_name = "DURATION", default_value = "30s",
           value_parser = parse_duration)]
@@ -104,6 +108,7 @@ impl From<Args> for crate::overlap::Options {
             env_file: args.env_file,
             no_cleanup: args.no_cleanup,
             cross_channel: args.cross_channel,
+            regions: args.regions,
             timeout: match args.timeout_secs {
                 Some(secs) => {
                     warn_old_spelling(&format!(

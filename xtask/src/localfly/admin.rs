@@ -68,6 +68,9 @@ pub fn run(dir: &StateDir, command: LocalCommand) -> anyhow::Result<()> {
             let id = add_machine(dir, &app.app, kind, image)?;
             println!("added machine {id}");
         }
+        LocalCommand::RegionEnv { app, region, vars } => {
+            super::regions::set_env(dir, &app.app, &region, &vars)?;
+        }
         LocalCommand::Proxy { app, port } => super::proxy::serve(dir.clone(), &app.app, port)?,
     }
     Ok(())

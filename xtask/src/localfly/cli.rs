@@ -78,6 +78,12 @@ pub enum FlyCommand {
         #[command(subcommand)]
         command: MachinesCommand,
     },
+    /// Machine counts per region, as `fly scale count`.
+    Scale {
+        /// The scale command.
+        #[command(subcommand)]
+        command: ScaleCommand,
+    },
     /// The machines' output.
     Logs {
         #[command(flatten)]
@@ -147,6 +153,34 @@ pub enum MachinesCommand {
         /// JSON output.
         #[arg(long, short = 'j')]
         json: bool,
+    },
+    /// Copy a machine, into another region with `--region` (flyctl `machine clone`).
+    Clone {
+        /// The machine to copy.
+        machine_id: String,
+        #[command(flatten)]
+        app: AppFlag,
+        /// The clone's region (default: the source's).
+        #[arg(short = 'r', long)]
+        region: Option<String>,
+    },
+}
+
+/// `scale ...`.
+#[derive(Debug, Subcommand)]
+pub enum ScaleCommand {
+    /// Make a region hold this many app machines (flyctl `scale count`).
+    Count {
+        /// How many machines.
+        count: usize,
+        #[command(flatten)]
+        app: AppFlag,
+        /// The region to act on (required here: localfly does not guess regions).
+        #[arg(short = 'r', long)]
+        region: String,
+        /// Do not ask for confirmation (localfly never asks).
+        #[arg(short = 'y', long)]
+        yes: bool,
     },
 }
 
@@ -254,6 +288,18 @@ pub enum LocalCommand {
         /// Its image (default: the image the app serves now).
         #[arg(long)]
         image: Option<String>,
+    },
+    /// Variables for the machines of one region started from now on (its read replica's
+    /// `DATABASE_READ_URL`, say).
+    RegionEnv {
+        #[command(flatten)]
+        app: AppFlag,
+        /// The region.
+        #[arg(long)]
+        region: String,
+        /// KEY=VALUE pairs.
+        #[arg(required = true)]
+        vars: Vec<String>,
     },
     /// Stop every process the local Fly started (machines and proxies).
     Down {

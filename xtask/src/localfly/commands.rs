@@ -9,7 +9,9 @@ use anyhow::{Context, bail};
 use clap::Parser;
 use serde_json::json;
 
-use super::cli::{AppsCommand, AuthCommand, Cli, FlyCommand, MachinesCommand, SecretsCommand};
+use super::cli::{
+    AppsCommand, AuthCommand, Cli, FlyCommand, MachinesCommand, ScaleCommand, SecretsCommand,
+};
 use super::deploy::{self, DeployRequest};
 use super::machine::Prober;
 use super::state::{Secret, StateDir, digest};
@@ -154,6 +156,21 @@ fn run(dir: &StateDir, cli: Cli, stdin: &str) -> anyhow::Result<()> {
                 }
             }
         }
+        FlyCommand::Machines {
+            command:
+                MachinesCommand::Clone {
+                    machine_id,
+                    app,
+                    region,
+                },
+        } => {
+            super::regions::clone_machine(dir, &app.app, &machine_id, region.as_deref())?;
+        }
+        FlyCommand::Scale {
+            command: ScaleCommand::Count {
+                count, app, region, ..
+            },
+        } => super::regions::scale_count(dir, &app.app, count, &region)?,
         FlyCommand::Logs { app, no_tail } => {
             if !no_tail {
                 bail!("localfly cannot follow logs: pass --no-tail");

@@ -62,7 +62,7 @@ pub fn machine_env(
     }
     env.insert("FLY_APP_NAME".into(), app.name.clone());
     env.insert("FLY_MACHINE_ID".into(), id.into());
-    env.insert("FLY_REGION".into(), app.region.clone());
+    app.regions.apply(&app.region, id, &mut env);
     env.insert("FLY_IMAGE_REF".into(), image.reference.clone());
     env.insert("PORT".into(), port.to_string());
     // Loopback only, whatever fly.toml says: nothing outside this host reaches a machine.

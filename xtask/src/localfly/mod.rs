@@ -121,7 +121,10 @@ pub mod deploy;
 pub mod fly_toml;
 pub mod machine;
 pub mod output;
+pub mod placement;
 pub mod proxy;
+pub mod regions;
+pub mod replay;
 pub mod rollout;
 pub mod state;
 

@@ -82,7 +82,7 @@ pub fn machine(app: &App, machine: &Machine, prober: &Prober) -> Value {
         "id": machine.id,
         "name": format!("{}-{}", app.name, &machine.id[..6.min(machine.id.len())]),
         "state": state,
-        "region": app.region,
+        "region": app.regions.region_of(&app.region, &machine.id),
         "instance_id": format!("01LOCAL{}", machine.id.to_ascii_uppercase()),
         "private_ip": "127.0.0.1",
         "image_ref": {

@@ -107,13 +107,17 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
         .get(FORCE_INSTANCE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let mut target = match pick(&proxy, forced.as_deref()) {
+    let mut target = match pick(&proxy, forced.as_deref(), request.headers()) {
         Ok(target) => target,
         Err(detail) => return unavailable(detail),
     };
     if target.is_none() {
         match auto_start(&proxy, forced.clone()).await {
-            Ok(_) => target = pick(&proxy, forced.as_deref()).ok().flatten(),
+            Ok(_) => {
+                target = pick(&proxy, forced.as_deref(), request.headers())
+                    .ok()
+                    .flatten()
+            }
             Err(detail) => return unavailable(detail),
         }
     }
@@ -132,7 +136,11 @@ async fn forward(State(proxy): State<Arc<Proxy>>, request: Request) -> Response 
 /// The machine a request goes to, `(id, port)`: the forced one if it runs, else the next
 /// healthy one round-robin. `Ok(None)`: none serves, but auto-start may start one; `Err`:
 /// none serves and none will.
-fn pick(proxy: &Proxy, forced: Option<&str>) -> Result<Option<(String, u16)>, String> {
+fn pick(
+    proxy: &Proxy,
+    forced: Option<&str>,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<(String, u16)>, String> {
     let app = proxy.dir.load(&proxy.app).map_err(|e| format!("{e:#}"))?;
     let running: Vec<_> = app
         .machines
@@ -140,6 +148,7 @@ fn pick(proxy: &Proxy, forced: Option<&str>) -> Result<Option<(String, u16)>, St
         .filter(|m| m.state == "started" && machine::alive(m))
         .collect();
     let healthy: Vec<_> = running.iter().copied().filter(|m| m.healthy).collect();
+    let healthy = super::replay::preferred(&app, healthy, headers);
     let chosen = match forced {
         Some(id) => running.iter().find(|m| m.id == id).copied(),
         None if healthy.is_empty() => None,
@@ -169,7 +178,10 @@ async fn relay(proxy: &Proxy, request: Request, id: &str, port: u16) -> Response
     let Ok(body) = axum::body::to_bytes(body, 16 * 1024 * 1024).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
     };
-    let mut upstream = proxy.client.request(parts.method, &url).body(body);
+    let mut upstream = proxy
+        .client
+        .request(parts.method.clone(), &url)
+        .body(body.clone());
     for (name, value) in &parts.headers {
         if !hop_by_hop(name) {
             upstream = upstream.header(name, value);
@@ -185,6 +197,28 @@ async fn relay(proxy: &Proxy, request: Request, id: &str, port: u16) -> Response
             )
                 .into_response();
         }
+    };
+    // A `fly-replay` answer is followed as Fly's proxy does, to a machine of the named region.
+    let app = match proxy.dir.load(&proxy.app) {
+        Ok(app) => app,
+        Err(error) => return unavailable(format!("{error:#}")),
+    };
+    let Some(target) = app.machines.get(id) else {
+        return unavailable(format!("machine {id} of {} is gone", proxy.app));
+    };
+    let answer = match super::replay::follow(
+        &proxy.client,
+        &app,
+        target,
+        &parts,
+        &body,
+        answer,
+        hop_by_hop,
+    )
+    .await
+    {
+        Ok(answer) => answer,
+        Err(refused) => return refused,
     };
     let mut response = Response::builder().status(answer.status());
     for (name, value) in answer.headers() {

@@ -64,6 +64,9 @@ pub struct App {
     /// reads every app's images.
     #[serde(default)]
     pub token_scope: Option<Vec<String>>,
+    /// Each machine's region and each region's variables (see [`super::placement`]).
+    #[serde(default)]
+    pub regions: super::placement::RegionMap,
 }
 
 /// How long Fly's proxy lets a machine idle before auto-stop, unless the app says otherwise:

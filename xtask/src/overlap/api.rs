@@ -226,11 +226,17 @@ pub async fn pre_reserve(
     target: &Target,
     body: &PreReserve,
     token: Option<&str>,
+    region: Option<&str>,
 ) -> Outcome {
     let mut request = client
         .post(target.endpoint(PRE_RESERVE_PATH))
         .header("Idempotency-Key", uuid::Uuid::new_v4().to_string())
         .json(body);
+    if let Some(region) = region {
+        // Fly's proxy sends the request to a machine of this region when one serves there
+        // (https://fly.io/docs/networking/dynamic-request-routing/, `fly-prefer-region`).
+        request = request.header("fly-prefer-region", region);
+    }
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }

@@ -9,40 +9,17 @@
 //! then remove the feed (its block goes with it) and cancel anything that won.
 
 use anyhow::{Context, bail};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::admin::AdminToken;
 use super::api::{self, PreReserve, Stay};
 use super::judge::Outcome;
 use super::ledger::Ledger;
 use super::race::race;
-use super::report::{Check, probe as checked};
+use super::report::{ChannelRound, Check, probe as checked};
 use super::rounds::OverlapPlan;
 use crate::config::Target;
 use crate::verdict::Verdict;
-
-/// What the cross-channel round measured.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ChannelRound {
-    /// First night of the imported block.
-    pub check_in: chrono::NaiveDate,
-    /// Its departure day.
-    pub check_out: chrono::NaiveDate,
-    /// The import is in place: the feed synced and holds its block.
-    pub import: Check,
-    /// Requests that won the blocked dates (must be none).
-    pub winners: Vec<String>,
-    /// Requests refused with 409 `date_overlap`.
-    pub conflicts: usize,
-    /// Requests that ended any other way.
-    pub others: usize,
-    /// Zero winners and N conflicts.
-    pub race: Check,
-    /// The feed was removed and every winner cancelled.
-    pub cleanup: Check,
-    /// Fail when the import, the race or the cleanup failed.
-    pub verdict: Verdict,
-}
 
 /// One imported feed as the admin API lists it (the fields the round reads).
 #[derive(Debug, Deserialize)]
@@ -142,6 +119,7 @@ async fn race_the_block(
         plan.timeout,
         &ledger.recorder(),
         plan.admin_token.as_ref(),
+        &plan.regions,
     )
     .await?;
     let mut winners = Vec::new();

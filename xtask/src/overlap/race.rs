@@ -3,7 +3,9 @@
 //! Each racer has its own client and opens its keep-alive connection first (a GET of
 //! `/api/v1/healthz`), then waits. When every racer is connected, the release instant is
 //! published and all POSTs go out at once, so the server sees N requests in flight together
-//! rather than a trickle that the first winner has already finished by.
+//! rather than a trickle that the first winner has already finished by. With regions given,
+//! the racers enter through them in turn (Fly's `fly-prefer-region`), so on a two-region app
+//! half the bookings arrive in the replica region and are replayed to the primary.
 
 use std::time::{Duration, Instant};
 
@@ -40,6 +42,7 @@ pub async fn race(
     timeout: Duration,
     recorder: &Recorder,
     token: Option<&AdminToken>,
+    regions: &[String],
 ) -> anyhow::Result<RaceResult> {
     if concurrency == 0 {
         bail!("--concurrency must be at least 1");
@@ -59,6 +62,8 @@ pub async fn race(
         let mut release = release_rx.clone();
         let recorder = recorder.clone();
         let token = token.cloned();
+        // Racer i enters through region i mod the regions given, so both regions race.
+        let region = (!regions.is_empty()).then(|| regions[request % regions.len()].clone());
         racers.push(tokio::spawn(async move {
             // A failed warm-up is not fatal: the POST opens its own connection and its
             // outcome (likely the same transport error) is what gets judged.
@@ -84,6 +89,7 @@ pub async fn race(
                 &target,
                 &body,
                 token.as_ref().map(AdminToken::expose),
+                region.as_deref(),
             )
             .await;
             if let Outcome::Created { code } = &outcome {

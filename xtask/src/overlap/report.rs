@@ -27,7 +27,7 @@ pub struct OverlapReport {
     pub leftovers: Vec<String>,
     /// The cross-channel round, when it ran (`--cross-channel`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cross_channel: Option<super::channel::ChannelRound>,
+    pub cross_channel: Option<ChannelRound>,
     /// Fail when the invariant broke in any round; Warn when it held but bookings were left
     /// behind; else Pass.
     pub verdict: Verdict,
@@ -134,4 +134,27 @@ impl RoundReport {
         }
         problems
     }
+}
+
+/// What the cross-channel round measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChannelRound {
+    /// First night of the imported block.
+    pub check_in: chrono::NaiveDate,
+    /// Its departure day.
+    pub check_out: chrono::NaiveDate,
+    /// The import is in place: the feed synced and holds its block.
+    pub import: Check,
+    /// Requests that won the blocked dates (must be none).
+    pub winners: Vec<String>,
+    /// Requests refused with 409 `date_overlap`.
+    pub conflicts: usize,
+    /// Requests that ended any other way.
+    pub others: usize,
+    /// Zero winners and N conflicts.
+    pub race: Check,
+    /// The feed was removed and every winner cancelled.
+    pub cleanup: Check,
+    /// Fail when the import, the race or the cleanup failed.
+    pub verdict: Verdict,
 }

@@ -36,6 +36,9 @@ pub struct OverlapPlan {
     pub run_id: String,
     /// After the rounds, the cross-channel round ([`super::channel`]).
     pub cross_channel: bool,
+    /// Regions the racers enter through, in turn (`fly-prefer-region`); empty: wherever the
+    /// proxy sends them.
+    pub regions: Vec<String>,
 }
 
 impl OverlapPlan {
@@ -51,6 +54,7 @@ impl OverlapPlan {
             timeout: Duration::from_secs(30),
             run_id: new_run_id(),
             cross_channel: false,
+            regions: Vec::new(),
         }
     }
 }
@@ -87,7 +91,18 @@ pub async fn run_rounds(target: &Target, plan: &OverlapPlan) -> anyhow::Result<O
             stay.check_in
         );
     }
-    let client = crate::http::client(plan.timeout)?;
+    // Everything but the race (window search, checks, cleanup) goes through the first region:
+    // the primary, where the writes are, so a check never reads a replica behind the race.
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(first) = plan.regions.first()
+        && let Ok(region) = reqwest::header::HeaderValue::from_str(first)
+    {
+        headers.insert("fly-prefer-region", region);
+    }
+    let client = crate::http::client_builder(plan.timeout)
+        .default_headers(headers)
+        .build()
+        .context("building the HTTP client")?;
     if let Some(token) = &plan.admin_token {
         api::verify_admin_token(&client, target, token.expose()).await?;
     }
@@ -225,6 +240,7 @@ async fn measure_round(
         plan.timeout,
         &ledger.recorder(),
         plan.admin_token.as_ref(),
+        &plan.regions,
     )
     .await?;
     let verdict = judge_round(&raced.outcomes);
@@ -288,6 +304,7 @@ async fn measure_round(
                 target,
                 &PreReserve::new(accommodation_id, probe, &plan.run_id),
                 plan.admin_token.as_ref().map(AdminToken::expose),
+                None,
             )
             .await;
             if let Outcome::Created { code } = &outcome {

@@ -134,7 +134,7 @@ fn check_config(
             "has no `app`",
             "set app = \"<staging app>\" so that a bare `fly deploy` has a target",
         ),
-        Some(app) => check_app(cx, check, at("", 0, "app"), &app, environments),
+        Some(app) => check_app(cx, check, at("", 0, "app"), &app, path, environments),
     }
     match str_at(table, "primary_region") {
         Some(region) => check.pass(
@@ -256,8 +256,11 @@ fn check_app(
     check: &mut Check,
     at: At,
     app: &str,
+    path: &str,
     environments: &[(String, String)],
 ) {
+    // Only `fly.toml` is what a bare `fly deploy` reads; another file deploys only when named.
+    let read_by_default = Path::new(path).file_name() == Some("fly.toml".as_ref());
     let owner = cx
         .config
         .environments
@@ -278,6 +281,10 @@ fn check_app(
         )
     };
     match owner {
+        Some("production") if !read_by_default => check.pass(
+            at,
+            format!("app `{app}` is the production app, deployed only with --config {path}"),
+        ),
         Some("production") => check.warn(
             at,
             format!("app `{app}` is the production app: a bare `fly deploy` ships to production"),

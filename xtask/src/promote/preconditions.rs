@@ -143,6 +143,24 @@ pub fn prerequisites(
             path.display()
         ));
     }
+    if let (Some(plan), Some(running)) = (&environment.machines, machines)
+        && running > 0
+        && running < plan.total()
+    {
+        problems.push(format!(
+            "{} has {running} machine(s) but {} declares {} ({}; min_running = {}): run \
+             `cargo xtask scale --env {TO}` first",
+            environment.app,
+            crate::config::CONFIG_PATH,
+            plan.total(),
+            plan.regions
+                .iter()
+                .map(|(region, n)| format!("{region} {n}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            plan.min_running
+        ));
+    }
     if machines == Some(0) {
         problems.push(format!(
             "{} has no machine: deploy it once with `cargo xtask deploy --env {TO} --first-deploy` first",

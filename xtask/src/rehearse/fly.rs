@@ -32,6 +32,10 @@ const APP: &str = "cabanas-rehearsal";
 
 /// Machines of the app: enough for the proxy to spread requests and for a rolling deploy.
 const MACHINES: usize = 2;
+/// The region `create-app` puts the machines in (fly.toml's `primary_region`).
+const PRIMARY_REGION: &str = "scl";
+/// The second region the rehearsal clones a machine into, as production's `gru`.
+const SECOND_REGION: &str = "gru";
 
 /// flyctl's `--wait-timeout` for the good deploy, and the bound of the proofs.
 const WAIT_SECS: u64 = 30;
@@ -134,6 +138,7 @@ pub fn rehearse(
         template: "env/.env.fly.staging.template".into(),
         fly_config: "fly.toml".into(),
         thresholds: Default::default(),
+        machines: None,
     };
     let gates = ProxyGates {
         config,
@@ -195,6 +200,22 @@ pub fn rehearse(
         return Ok(phases);
     }
 
+    // A second region, as production runs (one machine in scl, one in gru): a started machine
+    // cloned into gru (`fly machine clone --region`, what `cargo xtask scale` has flyctl do).
+    // Its writes answer `fly-replay: region=scl` and the proxy replays them there.
+    let source = fly
+        .app(APP)?
+        .machines
+        .values()
+        .find(|m| m.state == "started")
+        .map(|m| m.id.clone())
+        .context("no started machine to clone into a second region")?;
+    let second = fly.clone_machine(APP, &source, SECOND_REGION)?;
+    phase_line(
+        "fly regions",
+        &format!("machine {second} cloned from {source} into {SECOND_REGION}"),
+    );
+
     let token = overlap::sign_admin_token(
         settings.jwt_secret,
         settings.admin_email,
@@ -203,13 +224,15 @@ pub fn rehearse(
     let mut plan = overlap::OverlapPlan::new(Some(token));
     plan.concurrency = 20;
     plan.rounds = 1;
+    // The racers alternate regions: half the bookings are replayed from gru to scl.
+    plan.regions = vec![PRIMARY_REGION.into(), SECOND_REGION.into()];
     let target = Target::named(FLY_ENVIRONMENT, &url)?;
     let report = crate::http::runtime()?.block_on(overlap::run_rounds(&target, &plan))?;
     Output::new(false).human(&overlap::render_text(&report));
     phase_line(
         "fly overlap",
         &format!(
-            "{} (through the proxy, round-robin over {MACHINES} machines)",
+            "{} (through the proxy, racers alternating {PRIMARY_REGION} and {SECOND_REGION})",
             report.verdict.label()
         ),
     );

@@ -32,6 +32,7 @@ mod predeploy;
 mod promote;
 mod record_signatures;
 mod records;
+mod regions;
 mod rehearse;
 mod report;
 mod report_caps;

@@ -56,6 +56,10 @@ impl Fixture {
             (".gitignore", include_str!("../../../.gitignore")),
             (".dockerignore", include_str!("../../../.dockerignore")),
             ("fly.toml", include_str!("../../../fly.toml")),
+            (
+                "fly.production.toml",
+                include_str!("../../../fly.production.toml"),
+            ),
             ("ops/deploy.toml", include_str!("../../../ops/deploy.toml")),
             (
                 "backend/Dockerfile",
@@ -234,6 +238,7 @@ fn the_valid_fixture_passes_every_check() {
         [
             "config",
             "fly_toml",
+            "machines",
             "dockerfile",
             "migrations",
             "env",
@@ -293,6 +298,67 @@ fn fly_toml_fails_without_a_release_command_or_readiness_check() {
 }
 
 #[test]
+fn machines_fail_a_production_config_that_can_run_a_single_machine() {
+    let fixture = Fixture::valid();
+    let production = Options {
+        env: Some("production".into()),
+        ..all()
+    };
+    let report = fixture.evaluate(&production);
+    assert_eq!(
+        report.check("machines").unwrap().verdict,
+        Verdict::Pass,
+        "{report:#?}"
+    );
+    // Auto-stop on: min_machines_running counts the primary region only, which has one.
+    fixture.edit(
+        "fly.production.toml",
+        "auto_stop_machines = \"off\"",
+        "auto_stop_machines = \"stop\"",
+    );
+    let check = assert_fails_at(
+        &fixture.evaluate(&production),
+        "machines",
+        "fly.production.toml:",
+    );
+    assert!(
+        check
+            .fix
+            .as_deref()
+            .unwrap()
+            .contains("auto_stop_machines = \"off\"")
+    );
+    // Staging declares no machines: auto-stop is its to keep.
+    let staging = fixture.evaluate(&Options {
+        env: Some("staging".into()),
+        ..all()
+    });
+    assert_eq!(staging.check("machines").unwrap().verdict, Verdict::Pass);
+}
+
+#[test]
+fn machines_fail_when_the_declared_regions_cannot_hold_min_running() {
+    let fixture = Fixture::valid();
+    fixture.edit(
+        "ops/deploy.toml",
+        "regions = { scl = 1, gru = 1 }",
+        "regions = { gru = 1 }",
+    );
+    let report = fixture.evaluate(&Options {
+        env: Some("production".into()),
+        ..all()
+    });
+    let check = assert_fails_at(&report, "machines", "ops/deploy.toml");
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.message.contains("primary_region scl")),
+        "{check:#?}"
+    );
+}
+
+#[test]
 fn fly_toml_reports_malformed_toml_with_its_line() {
     let fixture = Fixture::valid();
     fixture.edit(
@@ -301,7 +367,13 @@ fn fly_toml_reports_malformed_toml_with_its_line() {
         "primary_region = = \"scl\"",
     );
     let check = assert_fails_at(&fixture.evaluate(&all()), "fly_toml", "fly.toml:6");
-    assert!(check.evidence[0].message.contains("column"), "{check:#?}");
+    assert!(
+        check
+            .evidence
+            .iter()
+            .any(|e| e.verdict == Verdict::Fail && e.message.contains("column")),
+        "{check:#?}"
+    );
 }
 
 #[test]
@@ -847,11 +919,15 @@ fn fly_toml_fails_on_a_volume_for_blue_green_production_and_warns_without_metric
     );
     fixture.edit("fly.toml", "path = \"/metrics\"", "");
     fixture.edit(
-        "fly.toml",
+        "fly.production.toml",
         "[http_service]\n",
         "[mounts]\nsource = \"data\"\ndestination = \"/data\"\n\n[http_service]\n",
     );
-    let check = assert_fails_at(&fixture.evaluate(&all()), "fly_toml", "fly.toml:");
+    let check = assert_fails_at(
+        &fixture.evaluate(&all()),
+        "fly_toml",
+        "fly.production.toml:",
+    );
     assert!(
         check
             .evidence

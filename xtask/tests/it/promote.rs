@@ -321,6 +321,32 @@ fn blue_green_prerequisites_are_checked_before_flyctl_runs() {
     );
 }
 
+/// Production declares two machines and runs one: promote says to scale first, and deploys
+/// nothing.
+#[test]
+fn promote_refuses_a_production_app_with_fewer_machines_than_declared() {
+    let stand = stand(false);
+    let (go, evidence) = holding_evidence(&stand.staging_image);
+    stand.configure(go.repo.root());
+    let config = go.repo.path("ops/deploy.toml");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str("\n[environments.production.machines]\nmin_running = 2\nregions = { scl = 2 }\n");
+    std::fs::write(&config, toml).unwrap();
+    let before = stand.production_deploys().len();
+    let (verdict, out) = stand.promote(&go.repo, &evidence);
+    assert_eq!(verdict, Verdict::Fail, "{out}");
+    assert!(
+        out.contains("has 1 machine(s) but ops/deploy.toml declares 2"),
+        "{out}"
+    );
+    assert!(out.contains("cargo xtask scale --env production"), "{out}");
+    assert_eq!(
+        stand.production_deploys().len(),
+        before,
+        "nothing deployed: {out}"
+    );
+}
+
 /// A rolling deploy that failed half way leaves production on two images; flyctl's blue-green
 /// refuses such an app, so promote says so (and what to do) before any release is made.
 #[test]

@@ -101,7 +101,8 @@ fn rehearse_runs_the_pipeline_and_leaves_nothing_running() {
         "==> fly secrets: PASS",
         "==> fly deploy: PASS (HEAD ",
         "proven on 2 machines: yes",
-        "==> fly overlap: PASS",
+        "into gru",
+        "==> fly overlap: PASS (through the proxy, racers alternating scl and gru)",
         "==> fly rollback: PASS",
     ] {
         assert!(stdout.contains(phase), "missing {phase}:\n{stdout}");
@@ -114,14 +115,14 @@ fn rehearse_runs_the_pipeline_and_leaves_nothing_running() {
         .split(", ")
         .map(|p| p.parse().unwrap())
         .collect();
-    // Auto-stop stopped one of the 2 machines before the rollback drill, as Fly's proxy
-    // leaves a quiet app, and it stays stopped through it: the started one and the proxy are
-    // left.
+    // Auto-stop stopped a machine of the app before the rollback drill, as Fly's proxy leaves
+    // a quiet app, and it stays stopped: the started machines (one in scl, the one cloned
+    // into gru) and the proxy are left.
     assert!(
         stdout.contains("stopped first by auto-stop, as Fly's proxy leaves a quiet app)"),
         "{stdout}"
     );
-    assert_eq!(pids.len(), 2, "1 started machine and the proxy: {stdout}");
+    assert_eq!(pids.len(), 3, "2 started machines and the proxy: {stdout}");
     for pid in pids {
         assert!(!process_alive(pid), "local Fly process {pid} survived");
     }
