@@ -129,6 +129,7 @@ fn register_metrics() {
         counter!("reservations_created_total", "channel" => *channel).increment(0);
     }
     counter!("reservations_date_overlap_total").increment(0);
+    crate::outbox::register_metrics();
     counter!("reservations_confirmed_total").increment(0);
     counter!("reservations_cancelled_total").increment(0);
     counter!("prereservations_expired_total").increment(0);

@@ -19,6 +19,7 @@ mod api;
 mod channel;
 mod judge;
 mod ledger;
+mod plan;
 mod race;
 mod render;
 mod report;
@@ -35,11 +36,12 @@ pub use api::Stay;
 pub use judge::{
     DATE_OVERLAP, LatencySummary, OtherGroup, Outcome, RequestOutcome, RoundVerdict, judge_round,
 };
+pub use plan::{OverlapPlan, new_run_id};
 pub use render::junit_suite;
 pub use render::{markdown as render_markdown, text as render_text};
 pub use report::ChannelRound;
 pub use report::{Check, CleanupFailure, CleanupReport, OverlapReport, RoundReport, probe};
-pub use rounds::{OverlapPlan, new_run_id, run_rounds};
+pub use rounds::run_rounds;
 
 use crate::config::{DeployConfig, Target};
 use crate::output::Output;

@@ -15,9 +15,9 @@ use super::admin::AdminToken;
 use super::api::{self, PreReserve, Stay};
 use super::judge::Outcome;
 use super::ledger::Ledger;
+use super::plan::OverlapPlan;
 use super::race::race;
 use super::report::{ChannelRound, Check, probe as checked};
-use super::rounds::OverlapPlan;
 use crate::config::Target;
 use crate::verdict::Verdict;
 
