@@ -35,6 +35,7 @@ pub mod rehearse;
 pub mod release;
 pub mod repo;
 pub mod report;
+pub mod restore;
 pub mod restore_drill;
 pub mod rollback;
 pub mod secrets;

@@ -26,7 +26,7 @@ pub struct Options {
 }
 
 /// One check of the drill.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct DrillCheck {
     /// What it checks.
     pub name: &'static str,
@@ -74,10 +74,9 @@ fn manifest_path(from: &Path) -> PathBuf {
     }
 }
 
-/// Runs the drill on the backup `from`, printing each check on `out`.
-pub fn drill(repo: &Repo, from: &Path, out: &mut dyn Write) -> anyhow::Result<DrillOutcome> {
-    let started = Instant::now();
-    let started_at = Utc::now();
+/// Reads the backup `from` (its manifest, or the dump beside one): the manifest and the dump's
+/// path.
+pub fn load(from: &Path) -> anyhow::Result<(Manifest, PathBuf)> {
     let manifest_path = manifest_path(from);
     let text = std::fs::read_to_string(&manifest_path)
         .with_context(|| format!("reading the manifest {}", manifest_path.display()))?;
@@ -87,14 +86,21 @@ pub fn drill(repo: &Repo, from: &Path, out: &mut dyn Write) -> anyhow::Result<Dr
         .parent()
         .unwrap_or(Path::new("."))
         .join(&manifest.dump_file);
-    let mut checks = Vec::new();
-    let (size, sha256) = digest(&dump)?;
+    Ok((manifest, dump))
+}
+
+/// The dump against its manifest's size and SHA-256: nothing restores from a dump that fails.
+pub fn checksum(manifest: &Manifest, dump: &Path) -> anyhow::Result<DrillCheck> {
+    let (size, sha256) = digest(dump)?;
     let intact = size == manifest.size_bytes && sha256 == manifest.sha256;
-    checks.push(DrillCheck {
+    Ok(DrillCheck {
         name: "checksum",
         passed: intact,
         evidence: if intact {
-            format!("{} matches its manifest ({size} bytes, sha256 {sha256})", dump.display())
+            format!(
+                "{} matches its manifest ({size} bytes, sha256 {sha256})",
+                dump.display()
+            )
         } else {
             format!(
                 "{} differs from its manifest: sha256 {} in the manifest, {sha256} on disk; size {} in the manifest, {size} on disk",
@@ -103,7 +109,17 @@ pub fn drill(repo: &Repo, from: &Path, out: &mut dyn Write) -> anyhow::Result<Dr
                 manifest.size_bytes
             )
         },
-    });
+    })
+}
+
+/// Runs the drill on the backup `from`, printing each check on `out`.
+pub fn drill(repo: &Repo, from: &Path, out: &mut dyn Write) -> anyhow::Result<DrillOutcome> {
+    let started = Instant::now();
+    let started_at = Utc::now();
+    let (manifest, dump) = load(from)?;
+    let first = checksum(&manifest, &dump)?;
+    let intact = first.passed;
+    let mut checks = vec![first];
     if intact {
         restore_and_check(repo, &manifest, &dump, &mut checks)?;
     }
@@ -191,35 +207,7 @@ fn restore_and_check(
     let counts = count_rows(&mut session)?;
     let overlaps = session.ask(OVERLAPS)?;
     session.close()?;
-    let differences: Vec<String> = manifest
-        .row_counts
-        .keys()
-        .chain(counts.keys())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .filter(|t| manifest.row_counts.get(*t) != counts.get(*t))
-        .map(|t| {
-            let shown = |n: Option<&i64>| n.map_or("no table".to_string(), i64::to_string);
-            format!(
-                "{t}: {} in the manifest, {} restored",
-                shown(manifest.row_counts.get(t)),
-                shown(counts.get(t))
-            )
-        })
-        .collect();
-    checks.push(DrillCheck {
-        name: "row_counts",
-        passed: differences.is_empty(),
-        evidence: if differences.is_empty() {
-            format!(
-                "{} tables, {} rows, as in the manifest",
-                counts.len(),
-                counts.values().sum::<i64>()
-            )
-        } else {
-            differences.join("; ")
-        },
-    });
+    checks.push(row_counts_check(&manifest.row_counts, &counts));
     let overlaps: Vec<String> = overlaps.into_iter().filter(|l| !l.is_empty()).collect();
     checks.push(DrillCheck {
         name: "no_overlap",
@@ -237,8 +225,43 @@ fn restore_and_check(
     Ok(())
 }
 
+/// The restored row count of every table against the manifest's, differences named.
+pub fn row_counts_check(
+    promised: &std::collections::BTreeMap<String, i64>,
+    counts: &std::collections::BTreeMap<String, i64>,
+) -> DrillCheck {
+    let differences: Vec<String> = promised
+        .keys()
+        .chain(counts.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .filter(|t| promised.get(*t) != counts.get(*t))
+        .map(|t| {
+            let shown = |n: Option<&i64>| n.map_or("no table".to_string(), i64::to_string);
+            format!(
+                "{t}: {} in the manifest, {} restored",
+                shown(promised.get(t)),
+                shown(counts.get(t))
+            )
+        })
+        .collect();
+    DrillCheck {
+        name: "row_counts",
+        passed: differences.is_empty(),
+        evidence: if differences.is_empty() {
+            format!(
+                "{} tables, {} rows, as in the manifest",
+                counts.len(),
+                counts.values().sum::<i64>()
+            )
+        } else {
+            differences.join("; ")
+        },
+    }
+}
+
 /// Pairs of active bookings of one accommodation whose half-open stays overlap.
-const OVERLAPS: &str = "SELECT a.code || '|' || b.code FROM reservations a JOIN reservations b \
+pub const OVERLAPS: &str = "SELECT a.code || '|' || b.code FROM reservations a JOIN reservations b \
     ON a.accommodation_id = b.accommodation_id AND a.id < b.id \
     AND a.status IN ('pre_reserved', 'confirmed') AND b.status IN ('pre_reserved', 'confirmed') \
     AND daterange(a.check_in, a.check_out) && daterange(b.check_in, b.check_out) ORDER BY 1;";
