@@ -61,9 +61,20 @@ pub struct Manifest {
     pub finished_at: DateTime<Utc>,
 }
 
-/// Runs the task: exit 0 with the backup written, 2 when it could not be taken.
+/// The record a backup saves (`task = "backup"`): its manifest and where it was written.
+/// `report` and `status` read the newest one for the backup's age.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupRecord {
+    /// The manifest's path, as written.
+    pub manifest_file: String,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+/// Runs the task: exit 0 with the backup written and recorded, 2 when it could not be taken.
 pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
+    let clock = crate::record::RunClock::start("backup");
     let config = DeployConfig::load(&repo)?;
     let environment = config.environment(&args.env)?;
     let url = database_url(&repo.path(&environment.env_file))
@@ -82,6 +93,26 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         manifest.row_counts.values().sum::<i64>(),
         path.display()
     );
+    let record = clock.finish(
+        &repo,
+        &args.env,
+        Verdict::Pass,
+        BackupRecord {
+            manifest_file: path.display().to_string(),
+            manifest,
+        },
+    );
+    let summary = format!(
+        "### backup {}: PASS\n\n{} bytes, sha256 {}\n",
+        args.env, record.result.manifest.size_bytes, record.result.manifest.sha256
+    );
+    let ending = crate::finish::Ending {
+        human: "",
+        summary: &summary,
+        save: true,
+        json: false,
+    };
+    crate::finish::finish(&repo, &record, ending, &mut std::io::stderr())?;
     Ok(Verdict::Pass)
 }
 
