@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
+use crate::announce::{self, Announcer};
 use crate::config::{DeployConfig, Environment};
 use crate::flyctl::{Flyctl, failure_or_error};
 use crate::output::Output;
@@ -235,6 +236,18 @@ pub fn execute(
         return finish(repo, args, &flyctl, clock, result, out);
     };
 
+    let announcer = match flyctl.dry_run() {
+        true => Announcer::silent(),
+        false => Announcer::for_environment(repo, &environment),
+    };
+    announcer.say(
+        &format!(
+            "Going live at {} ({}): deploying commit {label} to {}",
+            environment.url, args.env, environment.app
+        ),
+        out,
+    );
+    let what = format!("the deploy of commit {label}");
     let rollout = rollout(args, &environment, &git.commit, label, newer_than, target);
     let interrupted = clock
         .as_ref()
@@ -243,7 +256,10 @@ pub fn execute(
     result.rollout = rollout.run(repo, &flyctl, gates, &mut result.problems, out)?;
     // Past the rollout an interrupt no longer leaves a release half made.
     drop(interrupted);
-    finish(repo, args, &flyctl, clock, result, out)
+    let (verdict, result) = finish(repo, args, &flyctl, clock, result, out)?;
+    let line = announce::ending(&args.env, &what, verdict, &result.rollout, &result.problems);
+    announcer.say(&line, out);
+    Ok((verdict, result))
 }
 
 /// Records what serves before flyctl runs (the snapshot and the rollback target) and prints

@@ -5,6 +5,7 @@
 //! Exit codes are the same everywhere: 0 pass, 1 a check failed, 2 the task could not run.
 
 pub mod admin_token;
+pub mod announce;
 pub mod backup;
 pub mod bench;
 pub mod check;
