@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex};
 use deploy_support::*;
 use xtask::verdict::Verdict;
 
-const IMG1: &str = "registry.fly.io/cabanas-test:deployment-01";
 const IMG2: &str = "registry.fly.io/cabanas-test:deployment-02";
 const IMG3: &str = "registry.fly.io/cabanas-test:deployment-03";
 /// The part of a Slack webhook URL that is the secret.
@@ -67,33 +66,8 @@ fn texts(bodies: &Mutex<Vec<serde_json::Value>>) -> Vec<String> {
         .collect()
 }
 
-/// The healthy deploy of `a_healthy_deploy_polls_until_the_new_release_serves`, with the
-/// webhook in the env file.
 fn healthy(webhook: &str) -> (App, Fixture) {
-    let app = start_app();
-    let fixture = Fixture::new(&app.url);
-    fixture.write(
-        "env/.env.fly.staging",
-        &format!("{ENV_FILE}ALERT_WEBHOOK_URL={webhook}\n"),
-    );
-    fixture.commit("the webhook");
-    *app.commit.lock().unwrap() = fixture.head();
-    fixture.respond("auth-whoami", None, "ops@example.org\n", "", 0);
-    fixture.respond("deploy", None, "--> v3 deployed successfully\n", "", 0);
-    let before = releases_json(&[(2, "complete", IMG2), (1, "complete", IMG1)]);
-    let done = releases_json(&[(3, "complete", IMG3), (2, "complete", IMG2)]);
-    fixture.respond("releases", Some(1), &before, "", 0);
-    fixture.respond("releases", None, &done, "", 0);
-    let old = machines_json(&[("m1", IMG2), ("m2", IMG2)]);
-    fixture.respond("machines-list", Some(1), &old, "", 0);
-    fixture.respond(
-        "machines-list",
-        None,
-        &machines_json(&[("m1", IMG3), ("m2", IMG3)]),
-        "",
-        0,
-    );
-    (app, fixture)
+    healthy_deploy(&format!("ALERT_WEBHOOK_URL={webhook}\n"))
 }
 
 fn deploy(fixture: &Fixture) -> (Verdict, String) {
@@ -103,6 +77,8 @@ fn deploy(fixture: &Fixture) -> (Verdict, String) {
         "staging",
         "--wait-timeout",
         "5s",
+        "--logs",
+        "0s",
     ])
     .unwrap()
     .command
