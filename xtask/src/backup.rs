@@ -9,6 +9,7 @@
 //! the env file; its password reaches the tools only through a `PGPASSFILE` ([`pg`]).
 
 pub mod pg;
+pub mod sqlite;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -93,9 +94,22 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         manifest.row_counts.values().sum::<i64>(),
         path.display()
     );
+    save(&repo, clock, &args.env, &path, manifest)?;
+    Ok(Verdict::Pass)
+}
+
+/// Saves the record of a backup of `env` whose manifest was written to `path` (the task's
+/// ending, and `rehearse`'s).
+pub fn save(
+    repo: &Repo,
+    clock: crate::record::RunClock,
+    env: &str,
+    path: &Path,
+    manifest: Manifest,
+) -> anyhow::Result<Option<PathBuf>> {
     let record = clock.finish(
-        &repo,
-        &args.env,
+        repo,
+        env,
         Verdict::Pass,
         BackupRecord {
             manifest_file: path.display().to_string(),
@@ -103,8 +117,8 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         },
     );
     let summary = format!(
-        "### backup {}: PASS\n\n{} bytes, sha256 {}\n",
-        args.env, record.result.manifest.size_bytes, record.result.manifest.sha256
+        "### backup {env}: PASS\n\n{} bytes, sha256 {}\n",
+        record.result.manifest.size_bytes, record.result.manifest.sha256
     );
     let ending = crate::finish::Ending {
         human: "",
@@ -112,8 +126,18 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         save: true,
         json: false,
     };
-    crate::finish::finish(&repo, &record, ending, &mut std::io::stderr())?;
-    Ok(Verdict::Pass)
+    crate::finish::finish(repo, &record, ending, &mut std::io::stderr())
+}
+
+/// Writes `manifest` beside its dump as `<stem>.manifest.json`; returns the path.
+pub fn write_manifest(dir: &Path, stem: &str, manifest: &Manifest) -> anyhow::Result<PathBuf> {
+    let manifest_path = dir.join(format!("{stem}.manifest.json"));
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_string_pretty(manifest)? + "\n",
+    )
+    .with_context(|| format!("writing {}", manifest_path.display()))?;
+    Ok(manifest_path)
 }
 
 /// `DATABASE_URL` of an env file.
@@ -204,12 +228,7 @@ pub fn take(
         started_at,
         finished_at: Utc::now(),
     };
-    let manifest_path = dir.join(format!("{stem}.manifest.json"));
-    std::fs::write(
-        &manifest_path,
-        serde_json::to_string_pretty(&manifest)? + "\n",
-    )
-    .with_context(|| format!("writing {}", manifest_path.display()))?;
+    let manifest_path = write_manifest(dir, &stem, &manifest)?;
     Ok((manifest_path, manifest))
 }
 

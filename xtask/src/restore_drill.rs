@@ -213,6 +213,16 @@ pub fn drill(repo: &Repo, from: &Path, out: &mut dyn Write) -> anyhow::Result<Dr
         rto: started.elapsed(),
         rpo: started_at - manifest.started_at,
     };
+    print(&outcome, &manifest, out)?;
+    Ok(outcome)
+}
+
+/// Prints each check, the RTO and RPO, and the verdict of a drill of `manifest`'s backup.
+pub fn print(
+    outcome: &DrillOutcome,
+    manifest: &Manifest,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
     for check in &outcome.checks {
         let mark = if check.passed { "PASS" } else { "FAIL" };
         writeln!(out, "{:<11} {mark}  {}", check.name, check.evidence)?;
@@ -233,7 +243,7 @@ pub fn drill(repo: &Repo, from: &Path, out: &mut dyn Write) -> anyhow::Result<Dr
             "FAIL"
         }
     )?;
-    Ok(outcome)
+    Ok(())
 }
 
 /// A duration as `42s`, `17m` or `3h05m`.
