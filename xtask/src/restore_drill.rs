@@ -356,10 +356,22 @@ pub fn row_counts_check(
     }
 }
 
-/// Pairs of active bookings of one accommodation whose half-open stays overlap.
-pub const OVERLAPS: &str = "SELECT a.code || '|' || b.code FROM reservations a JOIN reservations b \
+/// Pairs of active bookings of one accommodation whose half-open stays overlap. Joining every
+/// booking with every other of its cabin took 51 s for 100,000 bookings; so a window first
+/// finds the cabins where a stay starts before an earlier one ended (one sort), and only their
+/// bookings are paired to name the conflicts (0.7 s on the same data).
+pub const OVERLAPS: &str = "WITH active AS MATERIALIZED ( \
+    SELECT id, code, accommodation_id, check_in, check_out FROM reservations \
+    WHERE status IN ('pre_reserved', 'confirmed')), \
+  suspect AS MATERIALIZED ( \
+    SELECT * FROM active WHERE accommodation_id IN ( \
+      SELECT accommodation_id FROM ( \
+        SELECT accommodation_id, check_in, max(check_out) OVER (PARTITION BY accommodation_id \
+          ORDER BY check_in, id ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS earlier_out \
+        FROM active) ordered \
+      WHERE check_in < earlier_out)) \
+  SELECT a.code || '|' || b.code FROM suspect a JOIN suspect b \
     ON a.accommodation_id = b.accommodation_id AND a.id < b.id \
-    AND a.status IN ('pre_reserved', 'confirmed') AND b.status IN ('pre_reserved', 'confirmed') \
     AND daterange(a.check_in, a.check_out) && daterange(b.check_in, b.check_out) ORDER BY 1;";
 
 /// The restored `_sqlx_migrations` against `backend/migrations/postgres`: every applied
