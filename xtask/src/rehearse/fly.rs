@@ -145,7 +145,8 @@ pub fn rehearse(
     let args = crate::deploy::Options {
         wait_timeout: std::time::Duration::from_secs(WAIT_SECS),
         deploy_timeout: std::time::Duration::from_secs(DEPLOY_LIMIT_SECS),
-        // The local Fly models no `fly logs`: nothing to read after its deploy.
+        // No log window after the local deploy: the rehearsal stays fast, and the read is
+        // tested against the fake flyctl (xtask/tests/deploy_logs.rs).
         logs: std::time::Duration::ZERO,
         ..crate::deploy::Options::for_env(FLY_ENVIRONMENT)
     };
