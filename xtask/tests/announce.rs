@@ -4,67 +4,16 @@
 //! fails the task and never shows the URL.
 
 mod deploy_support;
+mod webhook_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::sync::{Arc, Mutex};
 
 use deploy_support::*;
+use webhook_support::{HOOK_SECRET, receiver, texts};
 use xtask::verdict::Verdict;
 
 const IMG2: &str = "registry.fly.io/cabanas-test:deployment-02";
 const IMG3: &str = "registry.fly.io/cabanas-test:deployment-03";
-/// The part of a Slack webhook URL that is the secret.
-const HOOK_SECRET: &str = "T000/B000/XXXXsecretXXXX";
-
-/// A webhook on loopback answering every post with `status`; the JSON bodies it received.
-fn receiver(status: u16) -> (String, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!(
-        "http://{}/services/{HOOK_SECRET}",
-        listener.local_addr().unwrap()
-    );
-    let bodies = Arc::new(Mutex::new(Vec::new()));
-    let seen = bodies.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                reader.read_line(&mut line).unwrap();
-                if line.trim().is_empty() {
-                    break;
-                }
-                if let Some((name, value)) = line.split_once(':')
-                    && name.eq_ignore_ascii_case("content-length")
-                {
-                    length = value.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            seen.lock()
-                .unwrap()
-                .push(serde_json::from_slice(&body).unwrap());
-            let _ = write!(
-                stream,
-                "HTTP/1.1 {status} X\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok"
-            );
-        }
-    });
-    (url, bodies)
-}
-
-fn texts(bodies: &Mutex<Vec<serde_json::Value>>) -> Vec<String> {
-    bodies
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|b| b["text"].as_str().unwrap().to_string())
-        .collect()
-}
 
 fn healthy(webhook: &str) -> (App, Fixture) {
     healthy_deploy(&format!("ALERT_WEBHOOK_URL={webhook}\n"))
