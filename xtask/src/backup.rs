@@ -9,6 +9,7 @@
 //! the env file; its password reaches the tools only through a `PGPASSFILE` ([`pg`]).
 
 pub mod pg;
+pub mod sqlite;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -61,9 +62,20 @@ pub struct Manifest {
     pub finished_at: DateTime<Utc>,
 }
 
-/// Runs the task: exit 0 with the backup written, 2 when it could not be taken.
+/// The record a backup saves (`task = "backup"`): its manifest and where it was written.
+/// `report` and `status` read the newest one for the backup's age.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BackupRecord {
+    /// The manifest's path, as written.
+    pub manifest_file: String,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+/// Runs the task: exit 0 with the backup written and recorded, 2 when it could not be taken.
 pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
+    let clock = crate::record::RunClock::start("backup");
     let config = DeployConfig::load(&repo)?;
     let environment = config.environment(&args.env)?;
     let url = database_url(&repo.path(&environment.env_file))
@@ -82,7 +94,50 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         manifest.row_counts.values().sum::<i64>(),
         path.display()
     );
+    save(&repo, clock, &args.env, &path, manifest)?;
     Ok(Verdict::Pass)
+}
+
+/// Saves the record of a backup of `env` whose manifest was written to `path` (the task's
+/// ending, and `rehearse`'s).
+pub fn save(
+    repo: &Repo,
+    clock: crate::record::RunClock,
+    env: &str,
+    path: &Path,
+    manifest: Manifest,
+) -> anyhow::Result<Option<PathBuf>> {
+    let record = clock.finish(
+        repo,
+        env,
+        Verdict::Pass,
+        BackupRecord {
+            manifest_file: path.display().to_string(),
+            manifest,
+        },
+    );
+    let summary = format!(
+        "### backup {env}: PASS\n\n{} bytes, sha256 {}\n",
+        record.result.manifest.size_bytes, record.result.manifest.sha256
+    );
+    let ending = crate::finish::Ending {
+        human: "",
+        summary: &summary,
+        save: true,
+        json: false,
+    };
+    crate::finish::finish(repo, &record, ending, &mut std::io::stderr())
+}
+
+/// Writes `manifest` beside its dump as `<stem>.manifest.json`; returns the path.
+pub fn write_manifest(dir: &Path, stem: &str, manifest: &Manifest) -> anyhow::Result<PathBuf> {
+    let manifest_path = dir.join(format!("{stem}.manifest.json"));
+    std::fs::write(
+        &manifest_path,
+        serde_json::to_string_pretty(manifest)? + "\n",
+    )
+    .with_context(|| format!("writing {}", manifest_path.display()))?;
+    Ok(manifest_path)
 }
 
 /// `DATABASE_URL` of an env file.
@@ -173,12 +228,7 @@ pub fn take(
         started_at,
         finished_at: Utc::now(),
     };
-    let manifest_path = dir.join(format!("{stem}.manifest.json"));
-    std::fs::write(
-        &manifest_path,
-        serde_json::to_string_pretty(&manifest)? + "\n",
-    )
-    .with_context(|| format!("writing {}", manifest_path.display()))?;
+    let manifest_path = write_manifest(dir, &stem, &manifest)?;
     Ok((manifest_path, manifest))
 }
 

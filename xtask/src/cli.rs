@@ -17,6 +17,7 @@ pub mod promote;
 pub mod records;
 pub mod rehearse;
 pub mod report;
+pub mod restore;
 pub mod restore_drill;
 pub mod rollback;
 pub mod scale;
@@ -105,6 +106,9 @@ pub enum Command {
     /// Restore a backup into a throwaway local cluster and check it (checksum, migrations,
     /// row counts, no overlapping bookings); reports RTO and RPO (exit 1 when a check fails).
     RestoreDrill(restore_drill::Args),
+    /// Restore a backup into an environment's database, after checking its checksum and
+    /// backing up what it replaces; refuses without --yes (exit 1 when a row count differs).
+    Restore(restore::Args),
 }
 
 impl Cli {
@@ -165,6 +169,7 @@ impl Command {
             Command::Logs(args) => crate::logs::run(args.into()),
             Command::Backup(args) => crate::backup::run(args.into()),
             Command::RestoreDrill(args) => crate::restore_drill::run(args.into()),
+            Command::Restore(args) => crate::restore::run(args.into()),
         }
     }
 }

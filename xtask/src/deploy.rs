@@ -7,6 +7,7 @@
 
 mod finish;
 pub mod gates;
+pub mod logs;
 pub mod production;
 
 use std::io::Write;
@@ -15,6 +16,7 @@ use std::time::Duration;
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
+use crate::announce::{self, Announcer};
 use crate::config::{DeployConfig, Environment};
 use crate::flyctl::{Flyctl, failure_or_error};
 use crate::output::Output;
@@ -60,6 +62,8 @@ pub struct Options {
     /// Production only: deploy an app with no machine yet without staging's evidence
     /// ([`production::gate`]).
     pub first_deploy: bool,
+    /// How long to read the app's logs once the deploy is proven (zero: not read).
+    pub logs: Duration,
 }
 
 /// The rollout strategy without `--strategy`.
@@ -82,6 +86,7 @@ impl Options {
             wake: false,
             json: false,
             first_deploy: false,
+            logs: logs::DEFAULT_LOG_WINDOW,
         }
     }
 }
@@ -122,6 +127,9 @@ pub struct DeployResult {
     /// The app before flyctl ran: releases, machines, their images and commits.
     #[serde(default)]
     pub before: Option<Snapshot>,
+    /// The app's error and panic lines in the window after a proven deploy, when read.
+    #[serde(default)]
+    pub logs: Option<logs::DeployLogs>,
 }
 
 /// Entry point of `cargo xtask deploy`.
@@ -189,6 +197,7 @@ pub fn execute(
         rollback_image: None,
         rollback_commit: None,
         before: None,
+        logs: None,
     };
 
     // A dry run saves nothing, the predeploy it runs included.
@@ -235,15 +244,49 @@ pub fn execute(
         return finish(repo, args, &flyctl, clock, result, out);
     };
 
+    let announcer = match flyctl.dry_run() {
+        true => Announcer::silent(),
+        false => Announcer::for_environment(repo, &environment),
+    };
+    announcer.say(
+        &format!(
+            "Going live at {} ({}): deploying commit {label} to {}",
+            environment.url, args.env, environment.app
+        ),
+        out,
+    );
+    let what = format!("the deploy of commit {label}");
     let rollout = rollout(args, &environment, &git.commit, label, newer_than, target);
     let interrupted = clock
         .as_ref()
         .filter(|_| !flyctl.dry_run())
         .map(|clock| save_if_interrupted(repo, args, clock, &result, &rollout));
+    let since = chrono::Utc::now();
     result.rollout = rollout.run(repo, &flyctl, gates, &mut result.problems, out)?;
     // Past the rollout an interrupt no longer leaves a release half made.
     drop(interrupted);
-    finish(repo, args, &flyctl, clock, result, out)
+    let proven = result.problems.is_empty() && result.rollout.rolled_back.is_none();
+    if proven && !flyctl.dry_run() && !args.logs.is_zero() {
+        let read = logs::read_after_deploy(repo, &flyctl, &environment, since, args.logs, out)?;
+        if read.panics > 0 {
+            result.problems.push(format!(
+                "{} panic line(s) in the logs of {} after the deploy (shown above): the release serves but panics; read them with `cargo xtask logs --env {} --since 10m`{}",
+                read.panics,
+                environment.app,
+                args.env,
+                result
+                    .rollback_image
+                    .as_ref()
+                    .map(|image| format!(", go back with `cargo xtask rollback --env {} --to {image}`", args.env))
+                    .unwrap_or_default()
+            ));
+        }
+        result.logs = Some(read);
+    }
+    let (verdict, result) = finish(repo, args, &flyctl, clock, result, out)?;
+    let line = announce::ending(&args.env, &what, verdict, &result.rollout, &result.problems);
+    announcer.say(&line, out);
+    Ok((verdict, result))
 }
 
 /// Records what serves before flyctl runs (the snapshot and the rollback target) and prints

@@ -5,6 +5,7 @@
 //! Exit codes are the same everywhere: 0 pass, 1 a check failed, 2 the task could not run.
 
 pub mod admin_token;
+pub mod announce;
 pub mod backup;
 pub mod bench;
 pub mod check;
@@ -36,6 +37,7 @@ pub mod rehearse;
 pub mod release;
 pub mod repo;
 pub mod report;
+pub mod restore;
 pub mod restore_drill;
 pub mod rollback;
 pub mod scale;

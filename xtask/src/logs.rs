@@ -130,6 +130,22 @@ pub fn print_logs(
     Ok(Verdict::Pass)
 }
 
+/// A masker of every value of `environment`'s env file long enough to be a credential
+/// (`info` stays `info`), and a note when the file cannot be read (then nothing is known to
+/// mask). `deploy` masks the log lines it shows with it, as this task does.
+pub fn env_masker(repo: &Repo, environment: &Environment) -> (Masker, Option<String>) {
+    let (values, note) = env_file_values(repo, environment);
+    let mut masker = Masker::default();
+    for (key, value) in &values {
+        masker.add(
+            value,
+            &format!("{key} in {}", environment.env_file.display()),
+            SHORTEST_MASKED,
+        );
+    }
+    (masker, note)
+}
+
 fn long_enough(value: &str) -> bool {
     value.trim().chars().count() >= SHORTEST_MASKED
 }

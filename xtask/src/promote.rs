@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::announce::{self, Announcer};
 use crate::config::{DeployConfig, Environment};
 use crate::deploy::gates::{Gates, TaskGates};
 use crate::flyctl::Flyctl;
@@ -207,12 +208,27 @@ pub fn run_with(
         "promoting {image} (verified on {FROM}) to {}",
         environment.app
     )?;
+    let announcer = match flyctl.dry_run() {
+        true => Announcer::silent(),
+        false => Announcer::for_environment(repo, &environment),
+    };
+    announcer.say(
+        &format!(
+            "Going live at {} ({TO}): promoting {image}, verified on {FROM}, to {}",
+            environment.url, environment.app
+        ),
+        out,
+    );
+    let what = format!("the promotion of {image}");
     let rollout = rollout(args, &environment, image, newer_than, target);
     result.rollout = rollout.run(repo, &flyctl, gates, &mut result.problems, out)?;
     if result.rollout.dry_run {
         return Ok((Verdict::Pass, result));
     }
-    finish(repo, clock, result, args.json, out)
+    let (verdict, result) = finish(repo, clock, result, args.json, out)?;
+    let line = announce::ending(TO, &what, verdict, &result.rollout, &result.problems);
+    announcer.say(&line, out);
+    Ok((verdict, result))
 }
 
 /// The rollout on production: flyctl deploys staging's `image` (never a build), which must

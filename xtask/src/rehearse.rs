@@ -1,10 +1,12 @@
 //! `cargo xtask rehearse`: the whole pipeline, locally, in one command. Builds and starts the
 //! service on a fresh database, runs predeploy, smoke, overlap and report against it as the
-//! environment `local`, then the Fly half against the local Fly ([`fly`]: secrets, a deploy
+//! environment `local`, backs up that database and drills the backup (RTO and RPO printed,
+//! [`recovery`]), then the Fly half against the local Fly ([`fly`]: secrets, a deploy
 //! of HEAD proven on 2 machines, smoke, overlap through the proxy, a rollback drill), and
 //! stops everything it started on every exit path.
 
 mod fly;
+pub mod recovery;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -95,9 +97,10 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
     } else {
         None
     };
+    let sqlite_path = workdir.join("cabanas.db");
     let database_url = match &cluster {
         Some(cluster) => cluster.url().to_string(),
-        None => format!("sqlite:{}?mode=rwc", workdir.join("cabanas.db").display()),
+        None => format!("sqlite:{}?mode=rwc", sqlite_path.display()),
     };
     let jwt_secret: String = rand::rng()
         .sample_iter(Alphanumeric)
@@ -151,6 +154,13 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         verdict: run_overlap(&repo, &target, &plan)?,
     });
 
+    // A backup of what smoke and overlap wrote, and a drill that restores and checks it.
+    let database = match &cluster {
+        Some(cluster) => recovery::LocalDatabase::Postgres(cluster.url()),
+        None => recovery::LocalDatabase::Sqlite(&sqlite_path),
+    };
+    phases.extend(recovery::rehearse(&repo, &database, &workdir)?);
+
     // The Fly half runs machines of its own, next to the service, on its own database.
     if !args.no_fly {
         let fly_settings = fly::FlySettings {
@@ -192,6 +202,14 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         .filter(|p| p.phase.starts_with("fly") && p.verdict == Verdict::Fail)
         .map(|p| p.phase)
         .collect();
+    let recovery_failed = phases
+        .iter()
+        .any(|p| matches!(p.phase, "backup" | "restore drill") && p.verdict == Verdict::Fail);
+    if recovery_failed {
+        crate::output::say(format_args!(
+            "the backup or its restore drill failed (exit 1)"
+        ));
+    }
     if !fly_failed.is_empty() {
         crate::output::say(format_args!(
             "the Fly half failed: {} (exit 1)",
@@ -210,7 +228,7 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
     }
     service.stop();
     drop(cluster);
-    Ok(if go && fly_failed.is_empty() {
+    Ok(if go && fly_failed.is_empty() && !recovery_failed {
         Verdict::Pass
     } else {
         Verdict::Fail

@@ -16,6 +16,7 @@ mod map;
 mod promoted;
 mod promotes;
 mod records;
+mod recovery;
 mod rows;
 mod stability;
 mod steps;
@@ -31,6 +32,9 @@ pub use assess::{Assessment, Overall, Provenance};
 pub use checklist::{CHECKLIST_PATH, Checklist};
 pub use context::ReportContext;
 pub use decision_map::{DecisionMap, Next, State, Step, StepId};
+pub use recovery::{
+    BACKUP_MAX_AGE_HOURS, DRILL_MAX_AGE_DAYS, RecoveryView, lines as recovery_lines,
+};
 pub use stability::{Cell, StabilityGate, WatchView};
 pub use templates::{OVERRIDE_DIR, REPORT_TEMPLATE};
 
@@ -163,10 +167,15 @@ pub fn context_trusting(
     } else {
         records.results(decision_map::STAGING, true)?
     };
+    // The checklist is production's: its computed items read production's backups and drills.
+    let production_recovery = recovery::view(&records, decision_map::PRODUCTION, now)?;
     let checklist_path = repo.path(CHECKLIST_PATH);
     let checklist =
         match crate::files::read_text_capped(&checklist_path, crate::files::CONFIG_LIMIT) {
-            Ok(text) => Some(checklist::parse(&text)),
+            Ok(text) => Some(checklist::parse_with(
+                &text,
+                &production_recovery.evidence(),
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => {
                 return Err(e).with_context(|| format!("reading {}", checklist_path.display()));
@@ -208,6 +217,11 @@ pub fn context_trusting(
     }
     built.history = history;
     built.provenance = screened;
+    built.recovery = Some(if environment == decision_map::PRODUCTION {
+        production_recovery
+    } else {
+        recovery::view(&records, &environment, now)?
+    });
     Ok(built)
 }
 

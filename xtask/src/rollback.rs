@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::time::Duration;
 
+use crate::announce::Announcer;
 use crate::config::DeployConfig;
 use crate::deploy::gates::{Gates, TaskGates};
 use crate::flyctl::{Flyctl, Release, current_release, previous_good_release};
@@ -157,8 +158,31 @@ pub fn run_with(
         wait_timeout: args.wait_timeout.as_secs(),
         deploy_timeout: args.deploy_timeout.as_secs(),
     };
+    let announcer = match flyctl.dry_run() {
+        true => Announcer::silent(),
+        false => Announcer::for_environment(repo, &environment),
+    };
+    announcer.say(
+        &format!(
+            "Going live at {} ({}): rolling {} back to {image}",
+            environment.url, args.env, environment.app
+        ),
+        out,
+    );
     roll_back(repo, &flyctl, gates, &plan, &mut result, out)?;
-    finish(repo, args, &flyctl, clock, result, out)
+    let (verdict, result) = finish(repo, args, &flyctl, clock, result, out)?;
+    announcer.say(
+        &match verdict {
+            Verdict::Fail => format!(
+                "{}: the rollback to {image} FAIL: {}",
+                args.env,
+                result.problems.first().map_or("", String::as_str)
+            ),
+            _ => format!("{}: rolled back to {image}", args.env),
+        },
+        out,
+    );
+    Ok((verdict, result))
 }
 
 /// The commit every machine reported, when they agree.

@@ -39,6 +39,8 @@ pub struct Status {
     pub warnings: Vec<String>,
     /// The decision map, with the next action.
     pub map: DecisionMap,
+    /// The newest backup and restore drill of the environment.
+    pub recovery: Option<report::RecoveryView>,
 }
 
 /// The status text a person reads.
@@ -64,6 +66,12 @@ pub fn human(status: &Status) -> String {
             step.evidence
         ));
     }
+    if let Some(recovery) = &status.recovery {
+        text.push_str("\nBackups:\n");
+        for line in report::recovery_lines(recovery) {
+            text.push_str(&format!("  {line}\n"));
+        }
+    }
     text.push_str(&format!("\nNext: {}\n", status.map.next.action));
     if let Some(command) = &status.map.next.command {
         text.push_str(&format!("  {command}\n"));
@@ -87,6 +95,7 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         reasons: context.verdict.reasons,
         warnings: context.verdict.warnings,
         map: context.map,
+        recovery: context.recovery,
     };
     let output = Output::new(args.json);
     output.human(&human(&status));

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::duration::parse_wait;
+use super::duration::{parse_duration, parse_wait};
 
 /// Options of `cargo xtask deploy`.
 #[derive(Debug, Clone, clap::Args)]
@@ -42,6 +42,10 @@ pub struct Args {
     /// (once, so that `promote` has machines to replace).
     #[arg(long)]
     pub first_deploy: bool,
+    /// Once the deploy is proven, read the app's logs this long (`flyctl logs --no-tail`):
+    /// error lines make the deploy WARN, a panic FAIL; 0s skips it.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub logs: Duration,
 }
 
 impl From<Args> for crate::deploy::Options {
@@ -56,6 +60,7 @@ impl From<Args> for crate::deploy::Options {
             wake: args.wake,
             json: args.json,
             first_deploy: args.first_deploy,
+            logs: args.logs,
         }
     }
 }

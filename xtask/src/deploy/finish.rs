@@ -20,10 +20,13 @@ pub(super) fn finish(
     result: DeployResult,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, DeployResult)> {
-    let verdict = if result.problems.is_empty() {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
+    // Error lines after a proven deploy are worth a look but no failure; a panic was made a
+    // problem.
+    let logs_warn = result.logs.as_ref().is_some_and(|l| l.errors > 0);
+    let verdict = match (result.problems.is_empty(), logs_warn) {
+        (false, _) => Verdict::Fail,
+        (true, true) => Verdict::Warn,
+        (true, false) => Verdict::Pass,
     };
     for problem in &result.problems {
         writeln!(out, "problem: {problem}")?;
@@ -91,6 +94,10 @@ fn summary_markdown(env: &str, verdict: Verdict, result: &DeployResult) -> Strin
                 shown(result.rollout.readiness.map(|v| v.to_string())),
             ),
             ("smoke", shown(result.rollout.smoke.map(|v| v.to_string()))),
+            (
+                "logs after",
+                shown(result.logs.as_ref().map(super::logs::describe)),
+            ),
             (
                 "rolled back",
                 if result.rollout.rolled_back.is_some() {

@@ -133,6 +133,7 @@ fn refused(args: &Options, environment: &Environment) -> DeployResult {
         rollback_image: None,
         rollback_commit: None,
         before: None,
+        logs: None,
     }
 }
 

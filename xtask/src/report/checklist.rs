@@ -1,5 +1,11 @@
 //! Production readiness, read from the GitHub task lists of `ops/PROD_READINESS_CHECKLIST.md`
 //! with pulldown-cmark: checked of total per section, and the open items.
+//!
+//! An item that carries `<!-- computed: KEY -->` is not ticked by hand: whether it is done comes
+//! from the records ([`Evidence`], e.g. the newest backup's age), and its box is ignored. A
+//! ticked box cannot claim a backup nobody took.
+
+use std::collections::BTreeMap;
 
 use pulldown_cmark::{Event, HeadingLevel, Options, Parser, Tag, TagEnd};
 use serde::Serialize;
@@ -38,8 +44,22 @@ impl Checklist {
     }
 }
 
+/// What the records prove for the computed items, by key: done, and the sentence saying why.
+pub type Evidence = BTreeMap<String, (bool, String)>;
+
+/// The marker of a computed item, followed by its key and ` -->`.
+const COMPUTED: &str = "<!-- computed:";
+
 /// Parses Markdown task lists. Items outside any heading go to a section named `Checklist`.
-pub fn parse(markdown: &str) -> Checklist {
+/// Computed items are open (no evidence given).
+#[cfg(test)]
+fn parse(markdown: &str) -> Checklist {
+    parse_with(markdown, &Evidence::new())
+}
+
+/// [`parse`], with the computed items decided by `evidence` (an item whose key `evidence`
+/// lacks is open).
+pub fn parse_with(markdown: &str, evidence: &Evidence) -> Checklist {
     let mut sections: Vec<Section> = Vec::new();
     let mut title = String::from("Checklist");
     let mut in_heading = false;
@@ -61,6 +81,7 @@ pub fn parse(markdown: &str) -> Checklist {
             Event::Start(Tag::Item) => depth += 1,
             Event::End(TagEnd::Item) => {
                 if let Some((checked, text, _)) = task.take_if(|(_, _, at)| *at == depth) {
+                    let (checked, text) = decide(checked, &text, evidence);
                     record(&mut sections, &title, checked, text.trim());
                 }
                 depth -= 1;
@@ -68,7 +89,8 @@ pub fn parse(markdown: &str) -> Checklist {
             Event::TaskListMarker(checked) => {
                 // A nested task ends the text of its parent.
                 if let Some((parent_checked, text, _)) = task.take() {
-                    record(&mut sections, &title, parent_checked, text.trim());
+                    let (checked, text) = decide(parent_checked, &text, evidence);
+                    record(&mut sections, &title, checked, text.trim());
                 }
                 task = Some((checked, String::new(), depth));
             }
@@ -88,6 +110,12 @@ pub fn parse(markdown: &str) -> Checklist {
                     buffer.push_str(&text);
                 }
             }
+            Event::InlineHtml(html) | Event::Html(html) => {
+                if let (Some((_, buffer, _)), Some(key)) = (task.as_mut(), computed_key(&html)) {
+                    // Kept in the text until the item ends, where it is decided.
+                    buffer.push_str(&format!("{COMPUTED} {key} -->"));
+                }
+            }
             Event::SoftBreak | Event::HardBreak => {
                 if let Some((_, buffer, _)) = task.as_mut() {
                     buffer.push(' ');
@@ -102,6 +130,29 @@ pub fn parse(markdown: &str) -> Checklist {
         sections,
         checked,
         total,
+    }
+}
+
+fn computed_key(html: &str) -> Option<String> {
+    let rest = html.trim().strip_prefix(COMPUTED)?;
+    let key = rest.trim().strip_suffix("-->")?.trim();
+    (!key.is_empty()).then(|| key.to_string())
+}
+
+/// A computed item's state from `evidence` (its box ignored) and its text with the reason;
+/// any other item as ticked.
+fn decide(checked: bool, text: &str, evidence: &Evidence) -> (bool, String) {
+    let Some(at) = text.find(COMPUTED) else {
+        return (checked, text.to_string());
+    };
+    let key = computed_key(&text[at..]).unwrap_or_default();
+    let own = text[..at].trim_end();
+    match evidence.get(&key) {
+        Some((done, why)) => (*done, format!("{own} (computed: {why})")),
+        None => (
+            false,
+            format!("{own} (computed from records: none for `{key}`)"),
+        ),
     }
 }
 
@@ -141,6 +192,28 @@ mod tests {
         assert_eq!((list.sections[1].checked, list.sections[1].total), (1, 2));
         assert_eq!(list.sections[1].open, ["Restore drill"]);
         assert!(!list.complete());
+    }
+
+    #[test]
+    fn computed_items_follow_the_evidence_not_their_box() {
+        let text = "## Database\n\n- [x] Daily backups <!-- computed: backups -->\n\
+                    - [ ] Restore tested <!-- computed: restore-drill -->\n- [x] By hand\n";
+        let mut evidence = Evidence::new();
+        evidence.insert("backups".into(), (false, "newest backup 30h old".into()));
+        evidence.insert("restore-drill".into(), (true, "drill passed 2d ago".into()));
+        let list = parse_with(text, &evidence);
+        assert_eq!((list.checked, list.total), (2, 3));
+        assert_eq!(
+            list.sections[0].open,
+            ["Daily backups (computed: newest backup 30h old)"]
+        );
+        let without = parse(text);
+        assert_eq!(
+            (without.checked, without.total),
+            (1, 3),
+            "a ticked box is not proof"
+        );
+        assert!(without.sections[0].open[0].contains("none for `backups`"));
     }
 
     #[test]

@@ -80,6 +80,9 @@ pub struct ReportContext {
     /// Which records were used by their signatures, and which were left out
     /// (`records::signature`).
     pub provenance: crate::records::screen::Screened,
+    /// The environment's newest backup and restore drill (filled by `report::context`, which
+    /// reads every record; `None` here).
+    pub recovery: Option<super::recovery::RecoveryView>,
 }
 
 /// The 24-hour gate for templates: the timeline and every breach.
@@ -378,5 +381,6 @@ pub fn build(input: &Inputs) -> ReportContext {
         },
         stability: stability_view(input, head_commit),
         provenance: Default::default(),
+        recovery: None,
     }
 }

@@ -188,6 +188,28 @@ impl LogSource {
     /// The lines new since the previous read. The first read only marks what is there: lines
     /// older than the watch are not its business.
     pub(super) fn read(&mut self) -> Result<LogFindings, String> {
+        let output = self.read_output()?;
+        let flyctl = &self.flyctl;
+        let findings = self
+            .cursor
+            .advance(&output, self.keep, |line| flyctl.mask(line));
+        self.finished += 1;
+        Ok(if self.finished == 1 {
+            LogFindings::default()
+        } else {
+            findings
+        })
+    }
+
+    /// Whether a read is still running (the last one outlived its wait).
+    pub fn is_reading(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// What one `flyctl logs --no-tail` printed, waiting for it at most the source's wait (a
+    /// read still running then is kept for the next call), for callers that pick and count
+    /// the lines themselves (`deploy`).
+    pub fn read_output(&mut self) -> Result<String, String> {
         let pending = match self.pending.take() {
             Some(pending) => pending,
             None => self.start(),
@@ -207,16 +229,7 @@ impl LogSource {
                 return Err("the log reader stopped without an answer".to_string());
             }
         };
-        let flyctl = &self.flyctl;
-        let findings = self
-            .cursor
-            .advance(&output, self.keep, |line| flyctl.mask(line));
-        self.finished += 1;
-        Ok(if self.finished == 1 {
-            LogFindings::default()
-        } else {
-            findings
-        })
+        Ok(output)
     }
 
     fn start(&self) -> PendingRead {

@@ -1,7 +1,9 @@
 //! `backup` and `restore-drill` on the real PostgreSQL (`TEST_DATABASE_URL`; a fresh database
 //! is created there, migrated by the service and seeded with bookings): a backup restores and
 //! passes every check; a tampered dump or manifest fails the drill naming what differs; a
-//! backup holding overlapping bookings fails the invariant check.
+//! backup holding overlapping bookings fails the invariant check. `restore` refuses without
+//! `--yes`, without a backup of what it replaces, or with a tampered dump, and otherwise puts the
+//! backup back.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,6 +13,8 @@ use xshell::{Shell, cmd};
 use xtask::backup::pg::PgConnection;
 use xtask::backup::{Manifest, take};
 use xtask::local_service::{LocalService, ServiceSettings};
+use xtask::repo::Repo;
+use xtask::restore::{Options as RestoreOptions, restore};
 use xtask::restore_drill::{DrillOutcome, drill};
 use xtask::verdict::Verdict;
 
@@ -202,5 +206,124 @@ fn a_backup_holding_overlapping_bookings_fails_the_invariant() {
     assert!(
         text.contains("DOUBLE") && text.contains("DRILL0|DOUBLE"),
         "{text}"
+    );
+}
+
+/// A repository whose `test` environment's env file points at `seeded`.
+fn restore_fixture(dir: &Path, seeded: &Seeded) -> Repo {
+    std::fs::create_dir_all(dir.join("ops")).unwrap();
+    std::fs::create_dir_all(dir.join("env")).unwrap();
+    std::fs::write(
+        dir.join("ops/deploy.toml"),
+        "[environments.test]\napp = \"cabanas-test\"\nurl = \"https://cabanas-test.fly.dev\"\n\
+         env_file = \"env/.env.fly.test\"\ntemplate = \"env/.env.fly.test.template\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("env/.env.fly.test"),
+        format!("DATABASE_URL={}\n", seeded.url),
+    )
+    .unwrap();
+    Repo::at(dir)
+}
+
+fn restore_options(from: &Path, yes: bool, keep: &Path) -> RestoreOptions {
+    RestoreOptions {
+        env: "test".into(),
+        from: from.to_path_buf(),
+        yes,
+        keep: keep.to_path_buf(),
+        json: false,
+    }
+}
+
+fn reservations(seeded: &Seeded) -> i64 {
+    let sh = Shell::new().unwrap();
+    let url = &seeded.url;
+    cmd!(sh, "psql {url} -XAtqc 'SELECT count(*) FROM reservations'")
+        .quiet()
+        .read()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn restore_refuses_without_yes_a_tampered_dump_or_a_backup_of_what_it_replaces() {
+    let Some(server) = server() else { return };
+    let seeded = Seeded::create(&server);
+    let dir = tempfile::tempdir().unwrap();
+    let (manifest_path, manifest) = backup(&seeded, &dir.path().join("backups"));
+    // Written after the backup: what a restore replaces.
+    seeded.book("AFTER", "drill-b", "2027-02-01", "2027-02-03", "confirmed");
+    let repo_dir = tempfile::tempdir().unwrap();
+    let repo = restore_fixture(repo_dir.path(), &seeded);
+    let keep = repo_dir.path().join("kept");
+    let mut out = Vec::new();
+
+    let refused = restore(
+        &repo,
+        &restore_options(&manifest_path, false, &keep),
+        &mut out,
+    )
+    .expect_err("no --yes");
+    assert!(format!("{refused:#}").contains("--yes"), "{refused:#}");
+    assert_eq!(reservations(&seeded), 5);
+
+    // The backup of what it replaces cannot be written: a file stands where its directory goes.
+    let blocked = repo_dir.path().join("blocked");
+    std::fs::write(&blocked, "").unwrap();
+    let refused = restore(
+        &repo,
+        &restore_options(&manifest_path, true, &blocked),
+        &mut out,
+    )
+    .expect_err("no backup of what it replaces");
+    assert!(
+        format!("{refused:#}").contains("refusing to restore"),
+        "{refused:#}"
+    );
+    assert_eq!(reservations(&seeded), 5);
+
+    let dump = dir.path().join("backups").join(&manifest.dump_file);
+    let original = std::fs::read(&dump).unwrap();
+    let mut tampered = original.clone();
+    let middle = tampered.len() / 2;
+    tampered[middle] ^= 0x01;
+    std::fs::write(&dump, tampered).unwrap();
+    let verdict = restore(
+        &repo,
+        &restore_options(&manifest_path, true, &keep),
+        &mut out,
+    )
+    .unwrap();
+    assert_eq!(verdict, Verdict::Fail);
+    assert_eq!(reservations(&seeded), 5);
+    assert!(
+        !keep.exists(),
+        "nothing taken or touched for a tampered dump"
+    );
+    std::fs::write(&dump, original).unwrap();
+
+    let mut out = Vec::new();
+    let verdict = restore(&repo, &restore_options(&dump, true, &keep), &mut out).unwrap();
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(verdict, Verdict::Pass, "{text}");
+    assert_eq!(reservations(&seeded), 4, "{text}");
+    assert!(text.contains("row_counts PASS"), "{text}");
+    // What it replaced, AFTER included, is kept and restores in a drill.
+    let kept = std::fs::read_dir(&keep)
+        .unwrap()
+        .filter_map(|e| Some(e.ok()?.path()))
+        .find(|p| p.to_string_lossy().ends_with(".manifest.json"))
+        .expect("a backup of what was replaced");
+    let kept: Manifest = serde_json::from_str(&std::fs::read_to_string(kept).unwrap()).unwrap();
+    assert_eq!(kept.row_counts["public.reservations"], 5);
+    let records: Vec<_> = std::fs::read_dir(repo.runs_dir()).unwrap().collect();
+    assert_eq!(
+        records.len(),
+        2,
+        "the tampered run and the restore are recorded"
     );
 }

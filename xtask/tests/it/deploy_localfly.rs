@@ -62,6 +62,10 @@ impl Stand {
         if !extra.contains(&"--wait-timeout") {
             words.extend(["--wait-timeout", "30s"]);
         }
+        // The log window after a proven deploy is deploy_logs.rs's business.
+        if !extra.contains(&"--logs") {
+            words.extend(["--logs", "0s"]);
+        }
         words.extend_from_slice(extra);
         let args = match xtask::cli::Cli::try_parse_words(words).unwrap().command {
             xtask::cli::Command::Deploy(args) => xtask::deploy::Options::from(args),

@@ -6,14 +6,18 @@ mod support;
 mod deploy_support;
 mod localfly_support;
 mod report_fixtures;
+mod webhook_support;
 
 mod alerting;
+mod announce;
 mod api_tools;
 mod architecture;
 mod backup;
+mod backup_sqlite;
 mod deploy_flow;
 mod deploy_guard;
 mod deploy_localfly;
+mod deploy_logs;
 mod flyctl_secrets;
 mod hostile_files;
 mod image;

@@ -6,6 +6,7 @@
 // Shared with the report tests, which use all of it.
 #[allow(dead_code)]
 use crate::report_fixtures;
+use crate::webhook_support;
 
 use std::path::Path;
 
@@ -265,9 +266,26 @@ fn a_promoted_image_that_does_not_serve_is_rolled_back() {
     let stand = stand(true);
     let (go, evidence) = holding_evidence(&stand.staging_image);
     stand.configure(go.repo.root());
+    let (webhook, posts) = webhook_support::receiver(200);
+    std::fs::write(
+        go.repo.path("env/.env.fly.production"),
+        format!("ALERT_WEBHOOK_URL={webhook}\n"),
+    )
+    .unwrap();
     let (verdict, out) = stand.promote_with(&go.repo, &evidence, &["--wait-timeout", "5s"]);
     assert_eq!(verdict, Verdict::Fail, "{out}");
     assert!(out.contains("rolling back production to"), "{out}");
+    // The channel heard it go live and come back.
+    let said = webhook_support::texts(&posts);
+    assert_eq!(said.len(), 2, "{said:?}\n{out}");
+    assert!(said[0].starts_with("Going live at "), "{said:?}");
+    assert!(
+        said[1].starts_with("production: the promotion of ")
+            && said[1].contains(" FAIL: ")
+            && said[1].contains("; rolled back to "),
+        "{said:?}"
+    );
+    assert!(!out.contains(webhook_support::HOOK_SECRET), "{out}");
     assert_eq!(
         stand.production_commit(),
         OLD_COMMIT,

@@ -293,6 +293,7 @@ fn production_map_gates_its_deploy_on_staging_and_the_checklist() {
         reasons: rendered.context.verdict.reasons.clone(),
         warnings: rendered.context.verdict.warnings.clone(),
         map: rendered.context.map.clone(),
+        recovery: rendered.context.recovery.clone(),
     });
     snapshot("status_production", &status);
 }
@@ -1073,4 +1074,122 @@ fn secrets_go_stale_when_the_env_file_changes_after_they_were_sent() {
         "{evidence}"
     );
     assert!(!markdown.contains(CANARY), "no value reaches the report");
+}
+
+fn backup_record(taken: chrono::DateTime<chrono::Utc>) -> xtask::backup::BackupRecord {
+    xtask::backup::BackupRecord {
+        manifest_file: "/var/backups/cabanas/cabanas.manifest.json".into(),
+        manifest: xtask::backup::Manifest {
+            schema_version: xtask::backup::MANIFEST_SCHEMA_VERSION,
+            environment: "production".into(),
+            database: "cabanas".into(),
+            server_version: "17.2".into(),
+            dump_file: "cabanas.dump".into(),
+            size_bytes: 4096,
+            sha256: "ab".repeat(32),
+            row_counts: [("public.reservations".to_string(), 100_000)].into(),
+            started_at: taken,
+            finished_at: taken,
+        },
+    }
+}
+
+fn drill_record(taken: chrono::DateTime<chrono::Utc>) -> xtask::restore_drill::DrillRecord {
+    xtask::restore_drill::DrillRecord {
+        dump_file: "cabanas.dump".into(),
+        backup_taken_at: taken,
+        rto_ms: 12_345,
+        rpo_seconds: 3 * 3600 + 5 * 60,
+        checks: Vec::new(),
+    }
+}
+
+/// "Daily backups" and "restore tested" are computed from production's backup and drill
+/// records: ticked boxes prove nothing, a backup 30 hours old is late, a fresh backup and a
+/// passed drill tick them; the report and status show the backup's age, RTO and RPO.
+#[test]
+fn backups_and_drills_decide_their_checklist_items_and_show_their_age() {
+    let f = staging(Scenario::default());
+    std::fs::write(
+        f.path("ops/PROD_READINESS_CHECKLIST.md"),
+        "# Readiness\n\n## Database\n\n- [x] Daily backups <!-- computed: backups -->\n\
+         - [x] Restore tested <!-- computed: restore-drill -->\n",
+    )
+    .unwrap();
+    let checked = |f: &report_fixtures::Fixture| {
+        let rendered = f.render("production");
+        let list = rendered.context.readiness.checklist.clone().unwrap();
+        (list.checked, list.sections[0].open.clone(), rendered)
+    };
+    let (count, open, _) = checked(&f);
+    assert_eq!(count, 0, "ticked by hand, no records: {open:?}");
+    assert!(
+        open[0].contains("no backup of production recorded"),
+        "{open:?}"
+    );
+
+    let old = now() - Duration::hours(30);
+    f.save(
+        "backup",
+        "production",
+        HEAD,
+        Duration::hours(30),
+        Verdict::Pass,
+        backup_record(old),
+    );
+    let (count, open, _) = checked(&f);
+    assert_eq!(count, 0);
+    assert!(open[0].contains("30h00m old (needs under 26h)"), "{open:?}");
+
+    let fresh = now() - Duration::hours(2);
+    f.save(
+        "backup",
+        "production",
+        HEAD,
+        Duration::hours(2),
+        Verdict::Pass,
+        backup_record(fresh),
+    );
+    f.save(
+        "restore-drill",
+        "production",
+        HEAD,
+        Duration::hours(1),
+        Verdict::Pass,
+        drill_record(fresh),
+    );
+    let (count, open, rendered) = checked(&f);
+    assert_eq!(count, 2, "{open:?}");
+    assert!(
+        rendered.markdown.contains("Newest backup: 2h00m old")
+            && rendered.markdown.contains("RTO 12.3s, RPO 3h05m"),
+        "{}",
+        rendered.markdown
+    );
+    let status = xtask::status::human(&xtask::status::Status {
+        environment: rendered.context.environment.clone(),
+        verdict: rendered.context.verdict.label.clone(),
+        reasons: rendered.context.verdict.reasons.clone(),
+        warnings: rendered.context.verdict.warnings.clone(),
+        map: rendered.context.map.clone(),
+        recovery: rendered.context.recovery.clone(),
+    });
+    assert!(
+        status.contains("newest backup 2h00m old")
+            && status.contains("last restore drill PASS 60m ago: RTO 12.3s, RPO 3h05m"),
+        "{status}"
+    );
+
+    // A failed drill afterwards: restore is no longer proven.
+    f.save(
+        "restore-drill",
+        "production",
+        HEAD,
+        Duration::minutes(30),
+        Verdict::Fail,
+        drill_record(fresh),
+    );
+    let (count, open, _) = checked(&f);
+    assert_eq!(count, 1);
+    assert!(open[0].contains("last restore drill FAIL"), "{open:?}");
 }

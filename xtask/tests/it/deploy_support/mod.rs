@@ -336,3 +336,33 @@ impl Gates for FakeGates {
             .expect("an unexpected smoke run"))
     }
 }
+
+/// A deploy whose fake flyctl answers the healthy path (v2 serving on two machines, v3
+/// deployed and complete on both, the app reporting HEAD), with `env_extra` appended to the
+/// env file and committed.
+pub fn healthy_deploy(env_extra: &str) -> (App, Fixture) {
+    const IMG1: &str = "registry.fly.io/cabanas-test:deployment-01";
+    const IMG2: &str = "registry.fly.io/cabanas-test:deployment-02";
+    const IMG3: &str = "registry.fly.io/cabanas-test:deployment-03";
+    let app = start_app();
+    let fixture = Fixture::new(&app.url);
+    fixture.write("env/.env.fly.staging", &format!("{ENV_FILE}{env_extra}"));
+    fixture.commit("the env file");
+    *app.commit.lock().unwrap() = fixture.head();
+    fixture.respond("auth-whoami", None, "ops@example.org\n", "", 0);
+    fixture.respond("deploy", None, "--> v3 deployed successfully\n", "", 0);
+    let before = releases_json(&[(2, "complete", IMG2), (1, "complete", IMG1)]);
+    let done = releases_json(&[(3, "complete", IMG3), (2, "complete", IMG2)]);
+    fixture.respond("releases", Some(1), &before, "", 0);
+    fixture.respond("releases", None, &done, "", 0);
+    let old = machines_json(&[("m1", IMG2), ("m2", IMG2)]);
+    fixture.respond("machines-list", Some(1), &old, "", 0);
+    fixture.respond(
+        "machines-list",
+        None,
+        &machines_json(&[("m1", IMG3), ("m2", IMG3)]),
+        "",
+        0,
+    );
+    (app, fixture)
+}

@@ -432,6 +432,7 @@ pub fn deploy_result() -> DeployResult {
         rollback_image: Some("registry.fly.io/sist-cabanas-staging:deployment-01H".into()),
         rollback_commit: None,
         before: None,
+        logs: None,
     }
 }
 
