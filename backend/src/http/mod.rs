@@ -14,6 +14,7 @@ pub mod rate_limit;
 pub mod reservations;
 pub mod server;
 pub mod state;
+pub mod test_fixtures;
 pub mod version;
 pub mod webhooks;
 
