@@ -75,7 +75,7 @@ impl Running {
     /// Runs overlap through the library with N=200 and checks pass and a clean window.
     fn check_invariant(&self) -> OverlapReport {
         let token = token_from_env_file(&self.env_file).unwrap();
-        let mut plan = OverlapPlan::new(Some(token));
+        let mut plan = OverlapPlan::new(Some(token.clone()));
         plan.concurrency = CONCURRENCY;
         let target = Target::named("local", self.service.url()).unwrap();
         let runtime = xtask::http::runtime().unwrap();
@@ -101,6 +101,7 @@ impl Running {
         // Independently of the report: nothing active on the window and its margin.
         let bookings = runtime.block_on(active_bookings(
             &target,
+            token.expose(),
             report.accommodation_id,
             round.check_in - chrono::Days::new(1),
             round.check_out + chrono::Days::new(1),
@@ -110,8 +111,10 @@ impl Running {
     }
 }
 
+/// The active bookings of `accommodation` (a test fixture's need the admin token).
 async fn active_bookings(
     target: &Target,
+    token: &str,
     accommodation: i64,
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
@@ -120,7 +123,15 @@ async fn active_bookings(
         "/api/v1/accommodations/{accommodation}/availability?from={from}&to={to}"
     ));
     let client = xtask::http::client(Duration::from_secs(10)).unwrap();
-    let body: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    let body: Value = client
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     body["bookings"]
         .as_array()
         .expect("a bookings array")

@@ -22,7 +22,8 @@ pub struct OverlapPlan {
     pub concurrency: usize,
     /// How many rounds, each on a fresh window (at least 1).
     pub rounds: u32,
-    /// The accommodation to book; `None` takes the first listed.
+    /// The accommodation to book; `None` takes the test-fixture cabin `overlap-check` (found
+    /// or created with the admin token), or without a token the first listed.
     pub accommodation_id: Option<i64>,
     /// Fixed dates; `None` finds a free random window 180+ days ahead each round.
     pub stay: Option<Stay>,
@@ -37,7 +38,7 @@ pub struct OverlapPlan {
 }
 
 impl OverlapPlan {
-    /// A plan with the defaults: N=10, one round, first accommodation, random window.
+    /// A plan with the defaults: N=10, one round, the test-fixture cabin, random window.
     pub fn new(admin_token: Option<AdminToken>) -> OverlapPlan {
         OverlapPlan {
             concurrency: 10,
@@ -88,9 +89,13 @@ pub async fn run_rounds(target: &Target, plan: &OverlapPlan) -> anyhow::Result<O
     if let Some(token) = &plan.admin_token {
         api::verify_admin_token(&client, target, token.expose()).await?;
     }
-    let accommodation_id = match plan.accommodation_id {
-        Some(id) => id,
-        None => api::first_accommodation(&client, target).await?,
+    // Its own test-fixture cabin by default, so an empty database needs no seeding and no
+    // guest's dates are held; without a token (`--no-cleanup`) only a listed cabin can be
+    // booked.
+    let accommodation_id = match (plan.accommodation_id, &plan.admin_token) {
+        (Some(id), _) => id,
+        (None, Some(token)) => api::fixture_accommodation(&client, target, token.expose()).await?,
+        (None, None) => api::first_accommodation(&client, target).await?,
     };
     let ledger = Ledger::new(target, plan.admin_token.as_ref());
     let mut rounds = Vec::new();
@@ -184,9 +189,11 @@ async fn measure_round(
     created: &mut Vec<String>,
     ledger: &Ledger,
 ) -> anyhow::Result<(Stay, RoundReport)> {
+    let token = plan.admin_token.as_ref().map(AdminToken::expose);
     let stay = match plan.stay {
         Some(stay) => {
-            let taken = api::bookings(client, target, accommodation_id, stay.with_margin()).await?;
+            let taken =
+                api::bookings(client, target, accommodation_id, stay.with_margin(), token).await?;
             if !taken.is_empty() {
                 bail!(
                     "the dates {} of accommodation {accommodation_id} (with a night either side \
@@ -200,7 +207,8 @@ async fn measure_round(
         }
         None => {
             let today = chrono::Utc::now().date_naive();
-            api::find_free_window(client, target, accommodation_id, plan.nights, today).await?
+            api::find_free_window(client, target, accommodation_id, plan.nights, today, token)
+                .await?
         }
     };
     let body = PreReserve::new(accommodation_id, stay, &plan.run_id);
@@ -229,7 +237,7 @@ async fn measure_round(
         .map(|o| o.latency_ms)
         .collect();
 
-    let active = api::bookings(client, target, accommodation_id, stay)
+    let active = api::bookings(client, target, accommodation_id, stay, token)
         .await
         .context("reading availability after the race")?;
     let availability = match active.as_slice() {
@@ -380,10 +388,12 @@ async fn clean_up(
         }
     }
     if let Some(stay) = stay {
-        report.still_active = api::bookings(client, target, accommodation_id, stay.with_margin())
-            .await
-            .ok()
-            .map(|bookings| bookings.len());
+        let token = Some(token.expose());
+        report.still_active =
+            api::bookings(client, target, accommodation_id, stay.with_margin(), token)
+                .await
+                .ok()
+                .map(|bookings| bookings.len());
     }
     report
 }
