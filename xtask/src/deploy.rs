@@ -60,6 +60,9 @@ pub struct Options {
     /// Production only: deploy an app with no machine yet without staging's evidence
     /// ([`production::gate`]).
     pub first_deploy: bool,
+    /// Prove the release at this base URL instead of the environment's (e.g. the local Fly's
+    /// proxy, `http://127.0.0.1:PORT`); the app, env file and fly.toml stay the environment's.
+    pub url: Option<String>,
 }
 
 /// The rollout strategy without `--strategy`.
@@ -82,6 +85,7 @@ impl Options {
             wake: false,
             json: false,
             first_deploy: false,
+            url: None,
         }
     }
 }
@@ -138,6 +142,7 @@ pub fn run(args: Options, command_line: Option<CommandLine>) -> anyhow::Result<V
         &TaskGates {
             json: args.json,
             command_line,
+            url: args.url.clone(),
         },
         &mut human,
     )?;
@@ -154,7 +159,10 @@ pub fn run_with(
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, DeployResult)> {
     let config = DeployConfig::load(repo)?;
-    let environment = config.environment(&args.env)?.clone();
+    let mut environment = config.environment(&args.env)?.clone();
+    if let Some(url) = &args.url {
+        environment.url = crate::config::normalize_url(url)?;
+    }
     if let Some(refused) = production::gate(repo, args, &environment, &flyctl, out)? {
         return Ok(refused);
     }

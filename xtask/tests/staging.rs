@@ -439,11 +439,26 @@ fn a_full_run_reaches_staging_ready_a_second_skips_everything_and_a_smoke_failur
 
 /// A fresh app whose database does not exist yet: the walk reaches GO in one run (the
 /// release command migrates, overlap races on its own test-fixture cabin), the report's check
-/// passes, and the fixture is listed nowhere: the public list is still empty.
+/// passes, and the fixture is listed nowhere: the public list is still empty. ops/deploy.toml
+/// names the real Fly URL, as committed; `--url` points the walk at the local Fly instead.
 #[test]
 fn a_fresh_app_with_an_empty_database_reaches_go_in_one_run() {
     let (fly, fixture) = full_stand_with(Database::Empty);
-    let (code, out) = run_yes(&fly, &fixture);
+    let local = format!("http://127.0.0.1:{}", fly.app(APP).unwrap().port);
+    let config = std::fs::read_to_string(fixture.root().join("ops/deploy.toml")).unwrap();
+    let config = config.replace(&local, "https://cabanas-test.fly.dev");
+    assert!(config.contains("https://cabanas-test.fly.dev"), "{config}");
+    fixture.write("ops/deploy.toml", &config);
+    fixture.commit("the real staging URL");
+    let output = staging(&fly, &fixture)
+        .args(["--yes", "--url", &local])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (code, out) = (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
     assert_eq!(code, Some(0), "{out}");
     let status = map_status(&fixture);
     assert_eq!(status["verdict"], "GO", "{status:#}\n{out}");
@@ -462,10 +477,7 @@ fn a_fresh_app_with_an_empty_database_reaches_go_in_one_run() {
         String::from_utf8_lossy(&report.stderr)
     );
 
-    let url = format!(
-        "http://127.0.0.1:{}/api/v1/reservations/accommodations",
-        fly.app(APP).unwrap().port
-    );
+    let url = format!("{local}/api/v1/reservations/accommodations");
     let client = xtask::http::client(std::time::Duration::from_secs(10)).unwrap();
     let listed: serde_json::Value = xtask::http::runtime()
         .unwrap()

@@ -42,6 +42,10 @@ pub struct Args {
     /// (once, so that `promote` has machines to replace).
     #[arg(long)]
     pub first_deploy: bool,
+    /// Prove the release at this base URL instead of the environment's, e.g. the local Fly's
+    /// http://127.0.0.1:PORT (the app, env file and fly.toml stay the environment's).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 impl From<Args> for crate::deploy::Options {
@@ -56,6 +60,7 @@ impl From<Args> for crate::deploy::Options {
             wake: args.wake,
             json: args.json,
             first_deploy: args.first_deploy,
+            url: args.url,
         }
     }
 }
