@@ -285,13 +285,23 @@ impl AccommodationCache {
     }
 
     /// The accommodation `id` if it exists, is active and `audience` may see it.
+    ///
+    /// An admin's miss asks the database: the overlap check creates its fixture through one
+    /// instance and books it through the others at once, before their snapshots are older
+    /// than the age. A guest's miss costs no query, so unknown ids cannot load the database.
     pub async fn find_active(
         &self,
         db: &Db,
         id: i64,
         audience: Audience,
     ) -> Result<Option<Accommodation>, sqlx::Error> {
-        Ok(self.snapshot(db).await?.find(id, audience).cloned())
+        if let Some(found) = self.snapshot(db).await?.find(id, audience) {
+            return Ok(Some(found.clone()));
+        }
+        match audience {
+            Audience::Admin => find_active(db, id).await,
+            Audience::Guest => Ok(None),
+        }
     }
 
     /// [`find_or_create_fixture`], then forgets the snapshot so this instance sees it at once.
