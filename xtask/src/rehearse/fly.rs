@@ -101,13 +101,6 @@ pub fn rehearse(
     let mut fly = LocalFly::new(program, settings.binary)?;
     if let Some(container) = &container {
         fly = fly.with_container_image(&container.tag);
-        phase_line(
-            "fly",
-            &format!(
-                "machines and the release command run as {} containers of {}",
-                container.engine, container.tag
-            ),
-        );
     }
     // Ctrl-C skips destructors: `local down` then stops the machines and the proxy.
     let down = {
@@ -267,23 +260,7 @@ pub fn rehearse(
         },
     });
     if let Some(container) = &container {
-        let left = super::image::leftovers(container)?;
-        phase_line(
-            "fly containers",
-            &if left.is_empty() {
-                "none left".to_string()
-            } else {
-                format!("still there: {}", left.join(", "))
-            },
-        );
-        phases.push(PhaseOutcome {
-            phase: "fly containers",
-            verdict: if left.is_empty() {
-                Verdict::Pass
-            } else {
-                Verdict::Fail
-            },
-        });
+        phases.push(super::image::containers_phase(container)?);
     }
     Ok(phases)
 }

@@ -11,11 +11,12 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, bail};
 
 use crate::localfly::container::{ContainerImage, LABEL};
+use crate::verdict::Verdict;
 
 /// The engine the rehearsal runs images with (the local Fly's default).
 pub const ENGINE: &str = "podman";
 
-/// The image `tag`, checked to exist in the engine's store.
+/// The image `tag`, checked to exist in the engine's store (the phase line says so).
 pub fn require(tag: &str) -> anyhow::Result<ContainerImage> {
     let exists = Command::new(ENGINE)
         .args(["image", "exists", tag])
@@ -31,6 +32,10 @@ pub fn require(tag: &str) -> anyhow::Result<ContainerImage> {
             "no image {tag} in {ENGINE}'s store: build it first with `cargo xtask image` (or pass --image with another tag)"
         );
     }
+    super::phase_line(
+        "fly",
+        &format!("machines and the release command run as {ENGINE} containers of {tag}"),
+    );
     Ok(ContainerImage {
         engine: ENGINE.to_string(),
         tag: tag.to_string(),
@@ -61,8 +66,28 @@ pub fn share_database(database_url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The `fly containers` phase, after the local Fly stopped: passes when none of its
+/// containers is left in the engine (`podman ps -a`), else names them.
+pub fn containers_phase(image: &ContainerImage) -> anyhow::Result<super::PhaseOutcome> {
+    let left = leftovers(image)?;
+    let verdict = if left.is_empty() {
+        super::phase_line("fly containers", "none left");
+        Verdict::Pass
+    } else {
+        super::phase_line(
+            "fly containers",
+            &format!("still there: {}", left.join(", ")),
+        );
+        Verdict::Fail
+    };
+    Ok(super::PhaseOutcome {
+        phase: "fly containers",
+        verdict,
+    })
+}
+
 /// The local Fly's containers still in the engine (running or not): none after a rehearsal.
-pub fn leftovers(image: &ContainerImage) -> anyhow::Result<Vec<String>> {
+fn leftovers(image: &ContainerImage) -> anyhow::Result<Vec<String>> {
     let output = Command::new(&image.engine)
         .args(["ps", "--all", "--format", "{{.Names}}", "--filter"])
         .arg(format!("label={LABEL}"))
