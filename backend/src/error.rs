@@ -63,7 +63,8 @@ pub enum ApiError {
     /// 409 `expired`: the pre-reservation outlived its time to live.
     #[error("the pre-reservation has expired")]
     Expired,
-    /// 409 `invalid_state`: the reservation's status does not allow this action.
+    /// 409 `invalid_state`: the reservation's status (or the resource's state) does not
+    /// allow this action.
     #[error("{0}")]
     InvalidState(String),
     /// 409 `idempotency_in_progress`: a request with this key is still being processed.

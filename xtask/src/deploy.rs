@@ -64,6 +64,9 @@ pub struct Options {
     pub first_deploy: bool,
     /// How long to read the app's logs once the deploy is proven (zero: not read).
     pub logs: Duration,
+    /// Prove the release at this base URL instead of the environment's (e.g. the local Fly's
+    /// proxy, `http://127.0.0.1:PORT`); the app, env file and fly.toml stay the environment's.
+    pub url: Option<String>,
 }
 
 /// The rollout strategy without `--strategy`.
@@ -87,6 +90,7 @@ impl Options {
             json: false,
             first_deploy: false,
             logs: logs::DEFAULT_LOG_WINDOW,
+            url: None,
         }
     }
 }
@@ -146,6 +150,7 @@ pub fn run(args: Options, command_line: Option<CommandLine>) -> anyhow::Result<V
         &TaskGates {
             json: args.json,
             command_line,
+            url: args.url.clone(),
         },
         &mut human,
     )?;
@@ -162,7 +167,10 @@ pub fn run_with(
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, DeployResult)> {
     let config = DeployConfig::load(repo)?;
-    let environment = config.environment(&args.env)?.clone();
+    let mut environment = config.environment(&args.env)?.clone();
+    if let Some(url) = &args.url {
+        environment.url = crate::config::normalize_url(url)?;
+    }
     if let Some(refused) = production::gate(repo, args, &environment, &flyctl, out)? {
         return Ok(refused);
     }

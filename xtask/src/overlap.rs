@@ -7,6 +7,11 @@
 //! accepted, and one overlapping it by a night refused. Every reservation the run created is
 //! cancelled afterwards with an admin token, and no other reservation is touched.
 //!
+//! It books its own test-fixture cabin (`overlap-check`, found or created through the admin
+//! API), so a fresh app with an empty database can be proven, and no guest ever sees or meets
+//! its bookings. They do not pile up: every one is cancelled at the end of its round, and
+//! each round picks a random free window 180-545 days ahead.
+//!
 //! Verdict: Fail (exit 1) when the invariant or a check fails in any round; Warn (exit 0)
 //! when it held but some reservation this run created could not be cancelled (listed by
 //! code, so an operator can cancel it), or cleanup was switched off; else Pass.
@@ -65,7 +70,9 @@ pub struct Options {
     pub concurrency: usize,
     /// How many rounds, each on a fresh window: a race can pass by luck once.
     pub rounds: u32,
-    /// Accommodation to book; default: the first one listed.
+    /// Accommodation to book; default: overlap's own test-fixture cabin `overlap-check`,
+    /// found or created with the admin token (never listed, never bookable by a guest);
+    /// with `--no-cleanup` and no token, the first one listed.
     pub accommodation_id: Option<i64>,
     /// First night (YYYY-MM-DD); with --check-out. Default: a free window 180+ days ahead.
     pub check_in: Option<NaiveDate>,

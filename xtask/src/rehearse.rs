@@ -6,6 +6,7 @@
 //! stops everything it started on every exit path.
 
 mod fly;
+mod image;
 pub mod recovery;
 
 use std::path::PathBuf;
@@ -57,6 +58,9 @@ pub struct Options {
     /// Skip the Fly half (secrets, deploy, smoke, overlap and a rollback drill against the
     /// local Fly on 2 machines).
     pub no_fly: bool,
+    /// Run the local Fly's machines as containers of this image (built by `cargo xtask
+    /// image`) instead of as processes of the service binary.
+    pub image: Option<String>,
     /// The command line predeploy's `docs_commands` check reads the docs with (`None`
     /// skips that check).
     pub command_line: Option<predeploy::CommandLine>,
@@ -169,6 +173,7 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
             database_url: fly_database_url,
             jwt_secret: &jwt_secret,
             admin_email: ADMIN_EMAIL,
+            image: args.image.as_deref(),
         };
         phases.extend(fly::rehearse(&repo, &config, &fly_settings)?);
     }

@@ -61,6 +61,7 @@ pub fn run(args: Options, command_line: Option<CommandLine>) -> anyhow::Result<V
         &TaskGates {
             json: args.json,
             command_line,
+            url: None,
         },
         &mut human,
     )?;

@@ -29,6 +29,8 @@ pub struct Options {
     pub from: Option<String>,
     /// Print which steps would run and which are skipped (and why), calling nothing.
     pub dry_run: bool,
+    /// Walk staging at this base URL instead of ops/deploy.toml's (e.g. the local Fly's).
+    pub url: Option<String>,
     /// The command line predeploy's `docs_commands` check reads the docs with (`None`
     /// skips that check).
     pub command_line: Option<crate::predeploy::CommandLine>,
@@ -181,7 +183,7 @@ pub struct RunSummary {
 /// Entry point of `cargo xtask staging`.
 pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let repo = crate::repo::Repo::discover()?;
-    let tasks = tasks::Real::new(repo, args.dry_run, args.command_line)?;
+    let tasks = tasks::Real::new(repo, args.dry_run, args.url.clone(), args.command_line)?;
     let mut confirm = Terminal::new(args.yes);
     let mut out = std::io::stderr();
     Ok(walk(&args, &tasks, &mut confirm, &mut out)?.verdict)

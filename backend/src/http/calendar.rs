@@ -21,6 +21,7 @@ use crate::error::{ApiError, ErrorBody};
 use crate::http::admin::Admin;
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::state::AppState;
+use crate::store::accommodations::Audience;
 use crate::store::calendar::{self as store, CalendarImport};
 
 /// The longest feed URL accepted.
@@ -72,7 +73,7 @@ async fn export(
     }
     let cabin = state
         .accommodations
-        .find_active(&state.db, id)
+        .find_active(&state.db, id, Audience::Guest)
         .await?
         .ok_or_else(not_found)?;
     let now = crate::store::now();
@@ -226,7 +227,7 @@ async fn add_import(
         .map_err(|why| ApiError::validation("url", why))?;
     state
         .accommodations
-        .find_active(&state.db, id)
+        .find_active(&state.db, id, Audience::Admin)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("no active accommodation has id {id}")))?;
     let import = store::add_import(&state.db, id, url, crate::store::now()).await?;

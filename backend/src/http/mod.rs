@@ -16,6 +16,7 @@ pub mod replay;
 pub mod reservations;
 pub mod server;
 pub mod state;
+pub mod test_fixtures;
 pub mod version;
 pub mod webhooks;
 

@@ -66,6 +66,7 @@ pub fn documented_routes() -> OpenApiRouter<AppState> {
         .merge(crate::http::calendar::router())
         .merge(crate::http::pre_reserve::router())
         .merge(crate::http::reservations::router())
+        .merge(crate::http::test_fixtures::router())
         .merge(crate::http::webhooks::router())
         .merge(crate::http::version::router())
         .routes(routes!(document))

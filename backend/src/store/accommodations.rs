@@ -27,6 +27,25 @@ pub struct Accommodation {
     pub weekend_multiplier_bp: i32,
     /// Inactive accommodations are hidden and cannot be booked.
     pub active: bool,
+    /// A cabin that exists only for the deploy checks (`cargo xtask overlap`): never listed,
+    /// shown and bookable only for an admin ([`Audience`]).
+    pub test_fixture: bool,
+}
+
+/// Who asks for an accommodation: test fixtures exist only for admins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// Anyone without a valid admin token: sees and books real cabins only.
+    Guest,
+    /// A request with a valid admin token (operators, the overlap check): sees fixtures too.
+    Admin,
+}
+
+impl Accommodation {
+    /// Whether `audience` may see and book it.
+    pub fn visible_to(&self, audience: Audience) -> bool {
+        !self.test_fixture || audience == Audience::Admin
+    }
 }
 
 /// A new accommodation, for seeding and tests.
@@ -46,10 +65,10 @@ pub struct NewAccommodation {
     pub active: bool,
 }
 
-/// Active accommodations, by id.
+/// Active accommodations (test fixtures included), by id.
 pub async fn list_active(db: &Db) -> Result<Vec<Accommodation>, sqlx::Error> {
     const SQL: &str = "SELECT id, slug, name, capacity, base_price_cents, \
-                       weekend_multiplier_bp, active FROM accommodations \
+                       weekend_multiplier_bp, active, test_fixture FROM accommodations \
                        WHERE active ORDER BY id";
     with_pool!(db, pool => sqlx::query_as::<_, Accommodation>(SQL).fetch_all(pool).await)
 }
@@ -57,7 +76,7 @@ pub async fn list_active(db: &Db) -> Result<Vec<Accommodation>, sqlx::Error> {
 /// The accommodation `id` if it exists and is active.
 pub async fn find_active(db: &Db, id: i64) -> Result<Option<Accommodation>, sqlx::Error> {
     const SQL: &str = "SELECT id, slug, name, capacity, base_price_cents, \
-                       weekend_multiplier_bp, active FROM accommodations \
+                       weekend_multiplier_bp, active, test_fixture FROM accommodations \
                        WHERE id = $1 AND active";
     with_pool!(db, pool => {
         sqlx::query_as::<_, Accommodation>(SQL).bind(id).fetch_optional(pool).await
@@ -81,6 +100,55 @@ pub async fn insert_or_get(db: &Db, new: &NewAccommodation) -> Result<i64, sqlx:
             .execute(pool)
             .await?;
         sqlx::query_scalar::<_, i64>(ID).bind(&new.slug).fetch_one(pool).await
+    })
+}
+
+/// What [`find_or_create_fixture`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fixture {
+    /// The fixture was created now.
+    Created(Accommodation),
+    /// The fixture existed already (it is returned as it is, active or not).
+    Existing(Accommodation),
+    /// The slug belongs to a real accommodation, which stays untouched.
+    SlugTaken,
+}
+
+/// The guest count and prices of a test fixture: one guest is all the overlap race books,
+/// and a token price keeps its (always cancelled) bookings out of anyone's revenue.
+const FIXTURE_CAPACITY: i32 = 2;
+const FIXTURE_PRICE_CENTS: i64 = 100;
+
+/// Finds the test fixture `slug`, or creates it (active, marked `test_fixture`). Running it
+/// again returns the same row; a real accommodation with that slug is never returned or
+/// changed ([`Fixture::SlugTaken`]).
+pub async fn find_or_create_fixture(db: &Db, slug: &str) -> Result<Fixture, sqlx::Error> {
+    const INSERT: &str = "INSERT INTO accommodations \
+        (slug, name, capacity, base_price_cents, weekend_multiplier_bp, active, test_fixture) \
+        VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (slug) DO NOTHING";
+    const FIND: &str = "SELECT id, slug, name, capacity, base_price_cents, \
+                        weekend_multiplier_bp, active, test_fixture FROM accommodations \
+                        WHERE slug = $1";
+    let name = format!("Test fixture {slug} (deploy checks only)");
+    let (inserted, row) = with_pool!(db, pool => {
+        let inserted = sqlx::query(INSERT)
+            .bind(slug)
+            .bind(&name)
+            .bind(FIXTURE_CAPACITY)
+            .bind(FIXTURE_PRICE_CENTS)
+            .bind(10_000_i32)
+            .bind(true)
+            .bind(true)
+            .execute(pool)
+            .await?
+            .rows_affected();
+        let row = sqlx::query_as::<_, Accommodation>(FIND).bind(slug).fetch_one(pool).await?;
+        (inserted, row)
+    });
+    Ok(match (row.test_fixture, inserted) {
+        (false, _) => Fixture::SlugTaken,
+        (true, 0) => Fixture::Existing(row),
+        (true, _) => Fixture::Created(row),
     })
 }
 
@@ -150,17 +218,28 @@ pub struct CatalogSnapshot {
 }
 
 impl CatalogSnapshot {
-    /// The accommodation `id` if it is active.
-    pub fn find(&self, id: i64) -> Option<&Accommodation> {
+    /// The accommodation `id` if it is active and `audience` may see it.
+    pub fn find(&self, id: i64, audience: Audience) -> Option<&Accommodation> {
         self.active
             .binary_search_by_key(&id, |a| a.id)
             .ok()
             .map(|i| &self.active[i])
+            .filter(|a| a.visible_to(audience))
     }
 
-    /// A rendering of the list (the JSON body of the listing), made once per snapshot.
-    pub fn rendered(&self, render: impl FnOnce(&[Accommodation]) -> Bytes) -> Bytes {
-        self.rendered.get_or_init(|| render(&self.active)).clone()
+    /// A rendering of the public list (the JSON body of the listing: test fixtures left
+    /// out), made once per snapshot.
+    pub fn rendered(&self, render: impl FnOnce(&[&Accommodation]) -> Bytes) -> Bytes {
+        self.rendered
+            .get_or_init(|| {
+                let listed: Vec<&Accommodation> = self
+                    .active
+                    .iter()
+                    .filter(|a| a.visible_to(Audience::Guest))
+                    .collect();
+                render(&listed)
+            })
+            .clone()
     }
 }
 
@@ -205,13 +284,35 @@ impl AccommodationCache {
         Ok(snapshot)
     }
 
-    /// The accommodation `id` if it exists and is active.
+    /// The accommodation `id` if it exists, is active and `audience` may see it.
+    ///
+    /// An admin's miss asks the database: the overlap check creates its fixture through one
+    /// instance and books it through the others at once, before their snapshots are older
+    /// than the age. A guest's miss costs no query, so unknown ids cannot load the database.
     pub async fn find_active(
         &self,
         db: &Db,
         id: i64,
+        audience: Audience,
     ) -> Result<Option<Accommodation>, sqlx::Error> {
-        Ok(self.snapshot(db).await?.find(id).cloned())
+        if let Some(found) = self.snapshot(db).await?.find(id, audience) {
+            return Ok(Some(found.clone()));
+        }
+        match audience {
+            Audience::Admin => find_active(db, id).await,
+            Audience::Guest => Ok(None),
+        }
+    }
+
+    /// [`find_or_create_fixture`], then forgets the snapshot so this instance sees it at once.
+    pub async fn find_or_create_fixture(
+        &self,
+        db: &Db,
+        slug: &str,
+    ) -> Result<Fixture, sqlx::Error> {
+        let result = find_or_create_fixture(db, slug).await;
+        self.invalidate();
+        result
     }
 
     /// [`insert_or_get`], then forgets the snapshot so this instance sees the change at once.

@@ -17,6 +17,7 @@ on_both_backends!(
     accommodations_are_served_from_memory_while_fresh,
     a_change_made_in_the_database_shows_after_the_age,
     availability_is_never_served_from_memory,
+    a_fixture_another_instance_created_is_bookable_by_an_admin_at_once,
 );
 
 /// Runs raw SQL on the app's database, as another instance or an operator would.
@@ -293,4 +294,42 @@ async fn availability_is_never_served_from_memory(backend: Backend) {
     );
     let (status, body) = app.pre_reserve(&app.booking(day, plus(day, 2))).await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
+}
+
+/// Another instance creates the overlap check's fixture (here: straight in the database)
+/// while this one's snapshot is fresh: an admin books it at once, a guest still cannot.
+async fn a_fixture_another_instance_created_is_bookable_by_an_admin_at_once(backend: Backend) {
+    let Some(app) = TestApp::spawn_with(backend, "catalog_fixture", |c| {
+        c.accommodations_cache = Duration::from_secs(600);
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, list) = app.get("/api/v1/reservations/accommodations").await;
+    assert_eq!(names(&list), ["Cabin test-cabin"], "the snapshot is taken");
+    let fixture = match backend::store::accommodations::find_or_create_fixture(
+        &app.state.db,
+        "overlap-check",
+    )
+    .await
+    .unwrap()
+    {
+        backend::store::accommodations::Fixture::Created(fixture) => fixture.id,
+        other => panic!("{other:?}"),
+    };
+    let day = monday(22);
+    let stay = common::booking(fixture, day, plus(day, 2));
+    let (status, body) = app.pre_reserve(&stay).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "a guest: {body}");
+    let response = app
+        .client
+        .post(app.url("/api/v1/reservations/pre-reserve"))
+        .bearer_auth(common::admin_token())
+        .json(&stay)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = common::read(response).await;
+    assert_eq!(status, StatusCode::CREATED, "an admin: {body}");
 }

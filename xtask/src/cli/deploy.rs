@@ -46,6 +46,10 @@ pub struct Args {
     /// error lines make the deploy WARN, a panic FAIL; 0s skips it.
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub logs: Duration,
+    /// Prove the release at this base URL instead of the environment's, e.g. the local Fly's
+    /// http://127.0.0.1:PORT (the app, env file and fly.toml stay the environment's).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 impl From<Args> for crate::deploy::Options {
@@ -61,6 +65,7 @@ impl From<Args> for crate::deploy::Options {
             json: args.json,
             first_deploy: args.first_deploy,
             logs: args.logs,
+            url: args.url,
         }
     }
 }

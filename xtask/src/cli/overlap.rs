@@ -29,7 +29,8 @@ pub struct Args {
     /// How many rounds, each on a fresh window: a race can pass by luck once.
     #[arg(long, default_value_t = crate::overlap::DEFAULT_ROUNDS, value_name = "K")]
     pub rounds: u32,
-    /// Accommodation to book; default: the first one listed.
+    /// Accommodation to book; default: overlap's own test-fixture cabin (created through the
+    /// admin API, never listed or bookable by a guest); with --no-cleanup, the first listed.
     #[arg(long, value_name = "ID")]
     pub accommodation_id: Option<i64>,
     /// First night (YYYY-MM-DD); with --check-out. Default: a free window 180+ days ahead.

@@ -30,6 +30,11 @@ pub struct Args {
     /// local Fly on 2 machines).
     #[arg(long)]
     pub no_fly: bool,
+    /// Run the local Fly's machines and release command as podman containers of this image
+    /// (default: sist-cabanas:local, what `cargo xtask image` builds) instead of as processes.
+    #[arg(long, value_name = "TAG", num_args = 0..=1,
+          default_missing_value = crate::image::DEFAULT_TAG, conflicts_with = "no_fly")]
+    pub image: Option<String>,
 }
 
 impl From<Args> for crate::rehearse::Options {
@@ -42,6 +47,7 @@ impl From<Args> for crate::rehearse::Options {
             service_bin: args.service_bin,
             localfly_bin: args.localfly_bin,
             no_fly: args.no_fly,
+            image: args.image,
             command_line: Some(super::documented_command),
         }
     }

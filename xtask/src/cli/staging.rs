@@ -18,6 +18,11 @@ pub struct Args {
     /// Print which steps would run and which are skipped (and why), calling nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Walk staging at this base URL instead of ops/deploy.toml's, e.g. the local Fly's
+    /// http://127.0.0.1:PORT: deploy proves the release there, smoke and overlap measure it
+    /// (recorded as staging; the app, env file and fly.toml stay staging's).
+    #[arg(long, value_name = "URL")]
+    pub url: Option<String>,
 }
 
 impl From<Args> for crate::staging::Options {
@@ -26,6 +31,7 @@ impl From<Args> for crate::staging::Options {
             yes: args.yes,
             from: args.from,
             dry_run: args.dry_run,
+            url: args.url,
             command_line: Some(super::documented_command),
         }
     }

@@ -12,13 +12,15 @@ use crate::verdict::Verdict;
 pub use crate::release::gates::{Gates, READYZ_PATH, ready_and_smoke, wait_ready};
 
 /// The real tasks, run as `cargo xtask predeploy|smoke --env NAME` runs them.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct TaskGates {
     /// The calling task prints JSON on stdout: the gates' tables go to stderr.
     pub json: bool,
     /// The command line predeploy's `docs_commands` check reads the docs with (`None`
     /// skips that check).
     pub command_line: Option<CommandLine>,
+    /// Smoke this base URL instead of the environment's (`deploy --url`).
+    pub url: Option<String>,
 }
 
 impl TaskGates {
@@ -38,6 +40,10 @@ impl Gates for TaskGates {
     }
 
     fn smoke(&self, repo: &Repo, env: &str) -> anyhow::Result<Verdict> {
-        smoke::run_with_output(repo, smoke::Options::for_env(env), self.output(), None)
+        let options = smoke::Options {
+            url: self.url.clone(),
+            ..smoke::Options::for_env(env)
+        };
+        smoke::run_with_output(repo, options, self.output(), None)
     }
 }

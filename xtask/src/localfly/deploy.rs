@@ -298,10 +298,16 @@ fn release_command(
         "cabanas" => image.binary.clone(),
         other => PathBuf::from(other),
     };
-    let output = Command::new(&program)
-        .args(&command[1..])
-        .env_clear()
-        .envs(env)
+    let release_id = new_machine_id();
+    let mut process = match super::container::configured() {
+        Some(container) => container.command(&app.name, &release_id, &env, command),
+        None => {
+            let mut process = Command::new(&program);
+            process.args(&command[1..]).env_clear().envs(env);
+            process
+        }
+    };
+    let output = process
         .current_dir(dir.app_dir(&app.name))
         .stdin(Stdio::null())
         .output()

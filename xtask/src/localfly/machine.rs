@@ -95,10 +95,19 @@ pub fn start(
         .append(true)
         .open(&log)
         .with_context(|| format!("opening {}", log.display()))?;
-    let child = Command::new(&image.binary)
-        .arg("serve")
-        .env_clear()
-        .envs(machine_env(app, image, fly_env, id, port))
+    let env = machine_env(app, image, fly_env, id, port);
+    // With `LOCALFLY_CONTAINER_IMAGE`, the machine is a container of the real image.
+    let mut command = match super::container::configured() {
+        Some(container) => {
+            container.command(&app.name, id, &env, &["cabanas".into(), "serve".into()])
+        }
+        None => {
+            let mut command = Command::new(&image.binary);
+            command.arg("serve").env_clear().envs(env);
+            command
+        }
+    };
+    let child = command
         .current_dir(app_dir)
         .stdin(Stdio::null())
         .stdout(file.try_clone()?)
@@ -158,6 +167,9 @@ pub fn alive(machine: &Machine) -> bool {
 /// Stops the machine's whole process group (TERM, then KILL after a grace period).
 pub fn stop(machine: &mut Machine) {
     stop_group(machine.pid.take(), machine.started.take());
+    if let Some(container) = super::container::configured() {
+        super::container::remove(&container, &machine.id);
+    }
     machine.state = "stopped".into();
     machine.healthy = false;
     machine.updated_at = Utc::now();

@@ -117,6 +117,7 @@ pub mod admin;
 pub mod autostop;
 pub mod cli;
 pub mod commands;
+pub mod container;
 pub mod deploy;
 pub mod fly_toml;
 pub mod machine;
@@ -147,6 +148,7 @@ pub struct LocalFly {
     dir: tempfile::TempDir,
     program: PathBuf,
     cabanas: PathBuf,
+    container_image: Option<String>,
 }
 
 /// One recorded call of the local Fly.
@@ -173,7 +175,15 @@ impl LocalFly {
             dir,
             program: program.into(),
             cabanas: cabanas.into(),
+            container_image: None,
         })
+    }
+
+    /// Machines (and the release command) run as containers of image `tag`
+    /// ([`container`]), not as processes of the `cabanas` binary.
+    pub fn with_container_image(mut self, tag: &str) -> LocalFly {
+        self.container_image = Some(tag.to_string());
+        self
     }
 
     /// The state directory (`$LOCALFLY_DIR`).
@@ -187,13 +197,17 @@ impl LocalFly {
     }
 
     /// What a process needs to use this local Fly as its flyctl: `FLYCTL`, `LOCALFLY_DIR`,
-    /// `LOCALFLY_CABANAS_BIN`.
+    /// `LOCALFLY_CABANAS_BIN` (and `LOCALFLY_CONTAINER_IMAGE` when machines are containers).
     pub fn env(&self) -> Vec<(&'static str, OsString)> {
-        vec![
+        let mut env = vec![
             ("FLYCTL", self.program.clone().into_os_string()),
             (DIR_ENV, self.dir().as_os_str().to_owned()),
             (CABANAS_BIN_ENV, self.cabanas.clone().into_os_string()),
-        ]
+        ];
+        if let Some(tag) = &self.container_image {
+            env.push((container::IMAGE_VAR, tag.into()));
+        }
+        env
     }
 
     /// An [`xtask::flyctl::Flyctl`](crate::flyctl::Flyctl) that runs this local Fly.

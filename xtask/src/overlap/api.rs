@@ -132,40 +132,84 @@ pub const PRE_RESERVE_PATH: &str = "/api/v1/reservations/pre-reserve";
 /// Path of the cheap route used to open connections before the race.
 pub const HEALTHZ_PATH: &str = cabanas_contract::routes::HEALTHZ;
 
+/// The slug of the cabin overlap books by default: a test fixture of its own (never listed,
+/// never bookable by a guest, see `backend/src/http/test_fixtures.rs`), so the race needs no
+/// seeded cabin and never holds a real guest's dates.
+pub const FIXTURE_SLUG: &str = "overlap-check";
+
+/// The id of the test-fixture cabin [`FIXTURE_SLUG`], found or created with the admin token
+/// (`PUT /api/v1/admin/test-fixtures/{slug}`, idempotent: 201 the first time, 200 after).
+pub async fn fixture_accommodation(
+    client: &reqwest::Client,
+    target: &Target,
+    token: &str,
+) -> anyhow::Result<i64> {
+    let url = target.endpoint(&format!("/api/v1/admin/test-fixtures/{FIXTURE_SLUG}"));
+    let response = client
+        .put(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("PUT {url}: {}", error_chain(&e)))?;
+    let status = response.status();
+    let body = response
+        .text()
+        .await
+        .with_context(|| format!("reading the answer of PUT {url}"))?;
+    if !status.is_success() {
+        bail!(
+            "PUT {url} answered {status}, so overlap has no cabin of its own to book: {} (a \
+             service older than test fixtures answers 404 or 405: deploy this commit first, \
+             or pass --accommodation-id)",
+            truncate(&body)
+        );
+    }
+    let fixture: Accommodation = serde_json::from_str(&body).with_context(|| {
+        format!(
+            "PUT {url} answered JSON of an unexpected shape: {}",
+            truncate(&body)
+        )
+    })?;
+    Ok(fixture.id)
+}
+
 /// The first active accommodation listed.
 pub async fn first_accommodation(client: &reqwest::Client, target: &Target) -> anyhow::Result<i64> {
     let url = target.endpoint("/api/v1/reservations/accommodations");
-    let list: Vec<Accommodation> = get_json(client, &url).await?;
+    let list: Vec<Accommodation> = get_json(client, &url, None).await?;
     match list.iter().find(|a| a.capacity.is_none_or(|c| c >= 1)) {
         Some(accommodation) => Ok(accommodation.id),
         None => bail!("{url} lists no accommodation: seed one, or pass --accommodation-id"),
     }
 }
 
-/// Active bookings of `accommodation_id` intersecting `window`.
+/// Active bookings of `accommodation_id` intersecting `window`. With the admin `token`,
+/// which a test fixture's availability requires (a guest gets 404).
 pub async fn bookings(
     client: &reqwest::Client,
     target: &Target,
     accommodation_id: i64,
     window: Stay,
+    token: Option<&str>,
 ) -> anyhow::Result<Vec<Booking>> {
     let url = target.endpoint(&format!(
         "/api/v1/accommodations/{accommodation_id}/availability?from={}&to={}",
         window.check_in, window.check_out
     ));
-    let availability: Availability = get_json(client, &url).await?;
+    let availability: Availability = get_json(client, &url, token).await?;
     Ok(availability.bookings)
 }
 
 async fn get_json<T: serde::de::DeserializeOwned>(
     client: &reqwest::Client,
     url: &str,
+    token: Option<&str>,
 ) -> anyhow::Result<T> {
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
+    let mut request = client.get(url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await.with_context(|| format!("GET {url}"))?;
     let status = response.status();
     let body = response
         .text()
@@ -191,6 +235,7 @@ pub async fn find_free_window(
     accommodation_id: i64,
     nights: Option<u32>,
     today: NaiveDate,
+    token: Option<&str>,
 ) -> anyhow::Result<Stay> {
     let mut taken = Vec::new();
     for _ in 0..WINDOW_ATTEMPTS {
@@ -205,7 +250,7 @@ pub async fn find_free_window(
         let check_in = today + Days::new(offset);
         let stay = Stay::new(check_in, check_in + Days::new(length))
             .context("a stay needs at least one night")?;
-        let found = bookings(client, target, accommodation_id, stay.with_margin()).await?;
+        let found = bookings(client, target, accommodation_id, stay.with_margin(), token).await?;
         if found.is_empty() {
             return Ok(stay);
         }

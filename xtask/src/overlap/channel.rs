@@ -52,7 +52,15 @@ pub async fn run(
         );
     };
     let today = chrono::Utc::now().date_naive();
-    let stay = api::find_free_window(client, target, accommodation_id, plan.nights, today).await?;
+    let stay = api::find_free_window(
+        client,
+        target,
+        accommodation_id,
+        plan.nights,
+        today,
+        plan.admin_token.as_ref().map(AdminToken::expose),
+    )
+    .await?;
     let feed = FeedServer::start(stay, &plan.run_id).await?;
     let admin = Admin {
         client,

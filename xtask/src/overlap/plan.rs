@@ -13,7 +13,8 @@ pub struct OverlapPlan {
     pub concurrency: usize,
     /// How many rounds, each on a fresh window (at least 1).
     pub rounds: u32,
-    /// The accommodation to book; `None` takes the first listed.
+    /// The accommodation to book; `None` takes the test-fixture cabin `overlap-check` (found
+    /// or created with the admin token), or without a token the first listed.
     pub accommodation_id: Option<i64>,
     /// Fixed dates; `None` finds a free random window 180+ days ahead each round.
     pub stay: Option<Stay>,
@@ -33,7 +34,7 @@ pub struct OverlapPlan {
 }
 
 impl OverlapPlan {
-    /// A plan with the defaults: N=10, one round, first accommodation, random window.
+    /// A plan with the defaults: N=10, one round, the test-fixture cabin, random window.
     pub fn new(admin_token: Option<AdminToken>) -> OverlapPlan {
         OverlapPlan {
             concurrency: 10,

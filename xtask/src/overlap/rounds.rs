@@ -58,9 +58,13 @@ pub async fn run_rounds(target: &Target, plan: &OverlapPlan) -> anyhow::Result<O
     if let Some(token) = &plan.admin_token {
         api::verify_admin_token(&client, target, token.expose()).await?;
     }
-    let accommodation_id = match plan.accommodation_id {
-        Some(id) => id,
-        None => api::first_accommodation(&client, target).await?,
+    // Its own test-fixture cabin by default, so an empty database needs no seeding and no
+    // guest's dates are held; without a token (`--no-cleanup`) only a listed cabin can be
+    // booked.
+    let accommodation_id = match (plan.accommodation_id, &plan.admin_token) {
+        (Some(id), _) => id,
+        (None, Some(token)) => api::fixture_accommodation(&client, target, token.expose()).await?,
+        (None, None) => api::first_accommodation(&client, target).await?,
     };
     let ledger = Ledger::new(target, plan.admin_token.as_ref());
     let mut rounds = Vec::new();
@@ -165,9 +169,11 @@ async fn measure_round(
     created: &mut Vec<String>,
     ledger: &Ledger,
 ) -> anyhow::Result<(Stay, RoundReport)> {
+    let token = plan.admin_token.as_ref().map(AdminToken::expose);
     let stay = match plan.stay {
         Some(stay) => {
-            let taken = api::bookings(client, target, accommodation_id, stay.with_margin()).await?;
+            let taken =
+                api::bookings(client, target, accommodation_id, stay.with_margin(), token).await?;
             if !taken.is_empty() {
                 bail!(
                     "the dates {} of accommodation {accommodation_id} (with a night either side \
@@ -181,7 +187,8 @@ async fn measure_round(
         }
         None => {
             let today = chrono::Utc::now().date_naive();
-            api::find_free_window(client, target, accommodation_id, plan.nights, today).await?
+            api::find_free_window(client, target, accommodation_id, plan.nights, today, token)
+                .await?
         }
     };
     let body = PreReserve::new(accommodation_id, stay, &plan.run_id);
@@ -211,7 +218,7 @@ async fn measure_round(
         .map(|o| o.latency_ms)
         .collect();
 
-    let active = api::bookings(client, target, accommodation_id, stay)
+    let active = api::bookings(client, target, accommodation_id, stay, token)
         .await
         .context("reading availability after the race")?;
     let availability = match active.as_slice() {
@@ -363,10 +370,12 @@ async fn clean_up(
         }
     }
     if let Some(stay) = stay {
-        report.still_active = api::bookings(client, target, accommodation_id, stay.with_margin())
-            .await
-            .ok()
-            .map(|bookings| bookings.len());
+        let token = Some(token.expose());
+        report.still_active =
+            api::bookings(client, target, accommodation_id, stay.with_margin(), token)
+                .await
+                .ok()
+                .map(|bookings| bookings.len());
     }
     report
 }

@@ -1,6 +1,11 @@
 //! The deployable inputs: the files whose content decides what a build of the service is and
 //! how it is deployed. A local or ad-hoc result stays fresh while their tree is unchanged, so
 //! a commit touching only docs, README, report templates or CI files keeps it fresh.
+//!
+//! `ops/deploy.toml` is not one: the image does not contain it (`backend/Dockerfile` copies
+//! the manifests, `backend/src`, the migrations and `build.rs`), and what it names (URLs,
+//! thresholds) is read by the tasks, not by the service. Pointing an environment at another
+//! URL, such as the local Fly's, must not stale what was measured.
 
 use std::path::Path;
 
@@ -13,7 +18,6 @@ pub const DEPLOYABLE_INPUTS: &[&str] = &[
     "Cargo.lock",
     "backend/Dockerfile",
     "fly.toml",
-    "ops/deploy.toml",
 ];
 
 /// `backend/, Cargo.toml, ...` for messages.

@@ -66,6 +66,8 @@ pub struct FlySettings<'a> {
     pub jwt_secret: &'a str,
     /// The admin address the overlap cleanup signs for.
     pub admin_email: &'a str,
+    /// Run the machines as containers of this image (`--image`), not as processes.
+    pub image: Option<&'a str>,
 }
 
 /// Smoke through the local Fly's proxy, with the repository's plan; predeploy ran already.
@@ -109,15 +111,19 @@ pub fn rehearse(
             crate::localfly::build(repo)?
         }
     };
-    let fly = LocalFly::new(program, settings.binary)?;
+    let container = settings.image.map(super::image::require).transpose()?;
+    let mut fly = LocalFly::new(program, settings.binary)?;
+    if let Some(container) = &container {
+        fly = fly.with_container_image(&container.tag);
+    }
     // Ctrl-C skips destructors: `local down` then stops the machines and the proxy.
     let down = {
         let program = fly.program().to_path_buf();
-        let dir = fly.dir().to_path_buf();
+        let env = fly.env();
         crate::interrupt::on_interrupt(move || {
             let _ = std::process::Command::new(program)
                 .args(["local", "down"])
-                .env(crate::localfly::DIR_ENV, dir)
+                .envs(env)
                 .stdin(std::process::Stdio::null())
                 .output();
         })
@@ -154,6 +160,9 @@ pub fn rehearse(
     let mut phases = Vec::new();
 
     seed(settings)?;
+    if container.is_some() {
+        super::image::share_database(&settings.database_url)?;
+    }
     let secrets = stage_secrets(&flyctl, settings, &mut out)?;
     phases.push(PhaseOutcome {
         phase: "fly secrets",
@@ -302,6 +311,9 @@ pub fn rehearse(
             Verdict::Fail
         },
     });
+    if let Some(container) = &container {
+        phases.push(super::image::containers_phase(container)?);
+    }
     Ok(phases)
 }
 

@@ -21,15 +21,18 @@ pub struct Real {
     repo: Repo,
     flyctl: Flyctl,
     app: String,
+    url: Option<String>,
     command_line: Option<CommandLine>,
 }
 
 impl Real {
-    /// Loads `ops/deploy.toml`'s staging entry and locates flyctl; predeploy reads the docs
-    /// with `command_line`.
+    /// Loads `ops/deploy.toml`'s staging entry and locates flyctl; deploy, smoke and overlap
+    /// run against `url` when given (else staging's); predeploy reads the docs with
+    /// `command_line`.
     pub fn new(
         repo: Repo,
         dry_run: bool,
+        url: Option<String>,
         command_line: Option<CommandLine>,
     ) -> anyhow::Result<Real> {
         let config = DeployConfig::load(&repo)?;
@@ -39,6 +42,7 @@ impl Real {
             repo,
             flyctl,
             app,
+            url,
             command_line,
         })
     }
@@ -80,11 +84,13 @@ impl Tasks for Real {
                 // The map's deploy step: a release that fails goes back to what served.
                 let args = crate::deploy::Options {
                     rollback_on_failure: true,
+                    url: self.url.clone(),
                     ..crate::deploy::Options::for_env(ENVIRONMENT)
                 };
                 let gates = TaskGates {
                     json: false,
                     command_line: self.command_line,
+                    url: self.url.clone(),
                 };
                 let (verdict, result) = crate::deploy::run_with(
                     &self.repo,
@@ -102,13 +108,19 @@ impl Tasks for Real {
             }
             Task::Smoke => Outcome::of(crate::smoke::run_with_output(
                 &self.repo,
-                crate::smoke::Options::for_env(ENVIRONMENT),
+                crate::smoke::Options {
+                    url: self.url.clone(),
+                    ..crate::smoke::Options::for_env(ENVIRONMENT)
+                },
                 out_put,
                 None,
             )?),
             Task::Overlap => Outcome::of(crate::overlap::run_with(
                 &self.repo,
-                crate::overlap::Options::mutating_against(ENVIRONMENT),
+                crate::overlap::Options {
+                    url: self.url.clone(),
+                    ..crate::overlap::Options::mutating_against(ENVIRONMENT)
+                },
                 out_put,
                 None,
             )?),

@@ -20,6 +20,35 @@ use xtask::overlap::{AdminToken, OverlapPlan, run_rounds};
 use xtask::verdict::Verdict;
 
 const TOKEN: &str = "fake-admin-token";
+/// The fake's listed cabin, and the test-fixture cabin it finds or creates for an admin: like
+/// the real service, a fixture answers 404 to a request without the admin token.
+const LISTED_ID: i64 = 7;
+const FIXTURE_ID: i64 = 9;
+
+fn is_admin(headers: &HeaderMap) -> bool {
+    headers.get("authorization").and_then(|v| v.to_str().ok()) == Some(&format!("Bearer {TOKEN}"))
+}
+
+fn no_such_cabin() -> (StatusCode, Json<Value>) {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"error": "not_found", "detail": "no active accommodation"})),
+    )
+}
+
+async fn put_fixture(Path(slug): Path<String>, headers: HeaderMap) -> (StatusCode, Json<Value>) {
+    assert_eq!(slug, "overlap-check");
+    if !is_admin(&headers) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "unauthorized"})),
+        );
+    }
+    (
+        StatusCode::OK,
+        Json(json!({"id": FIXTURE_ID, "slug": slug, "capacity": 2})),
+    )
+}
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Mode {
@@ -58,6 +87,7 @@ impl Fake {
 
 #[derive(Deserialize)]
 struct PreReserve {
+    accommodation_id: i64,
     check_in: NaiveDate,
     check_out: NaiveDate,
 }
@@ -78,6 +108,9 @@ async fn pre_reserve(
         headers.contains_key("idempotency-key"),
         "every request carries its own key"
     );
+    if body.accommodation_id == FIXTURE_ID && !is_admin(&headers) {
+        return no_such_cabin();
+    }
     if fake.mode == Mode::ServerErrors && n % 3 == 2 {
         return (
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -137,7 +170,11 @@ async fn availability(
     State(fake): State<Arc<Fake>>,
     Path(id): Path<i64>,
     Query(window): Query<Window>,
-) -> Json<Value> {
+    headers: HeaderMap,
+) -> (StatusCode, Json<Value>) {
+    if id == FIXTURE_ID && !is_admin(&headers) {
+        return no_such_cabin();
+    }
     let bookings: Vec<Value> = fake
         .bookings
         .lock()
@@ -148,8 +185,11 @@ async fn availability(
             |b| json!({"check_in": b.check_in, "check_out": b.check_out, "status": "pre_reserved"}),
         )
         .collect();
-    Json(
-        json!({"accommodation_id": id, "from": window.from, "to": window.to, "bookings": bookings}),
+    (
+        StatusCode::OK,
+        Json(
+            json!({"accommodation_id": id, "from": window.from, "to": window.to, "bookings": bookings}),
+        ),
     )
 }
 
@@ -162,7 +202,11 @@ fn router(fake: Arc<Fake>) -> Router {
         )
         .route(
             "/api/v1/reservations/accommodations",
-            get(|| async { Json(json!([{"id": 7, "capacity": 4, "name": "Cabaña"}])) }),
+            get(|| async { Json(json!([{"id": LISTED_ID, "capacity": 4, "name": "Cabaña"}])) }),
+        )
+        .route(
+            "/api/v1/admin/test-fixtures/{slug}",
+            axum::routing::put(put_fixture),
         )
         .route(
             "/api/v1/accommodations/{id}/availability",
@@ -213,7 +257,10 @@ async fn a_service_that_enforces_the_invariant_passes_and_is_left_clean() {
         "{}",
         xtask::overlap::render_text(&report)
     );
-    assert_eq!(report.accommodation_id, 7);
+    assert_eq!(
+        report.accommodation_id, FIXTURE_ID,
+        "overlap books its own fixture cabin, not the listed one"
+    );
     assert_eq!(report.rounds.len(), 2);
     for round in &report.rounds {
         assert_eq!(round.race.winners.len(), 1);

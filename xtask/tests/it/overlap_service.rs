@@ -74,7 +74,7 @@ impl Running {
     /// Runs overlap through the library with N=200 and checks pass and a clean window.
     fn check_invariant(&self) -> OverlapReport {
         let token = token_from_env_file(&self.env_file).unwrap();
-        let mut plan = OverlapPlan::new(Some(token));
+        let mut plan = OverlapPlan::new(Some(token.clone()));
         plan.concurrency = CONCURRENCY;
         let target = Target::named("local", self.service.url()).unwrap();
         let runtime = xtask::http::runtime().unwrap();
@@ -100,6 +100,7 @@ impl Running {
         // Independently of the report: nothing active on the window and its margin.
         let bookings = runtime.block_on(active_bookings(
             &target,
+            token.expose(),
             report.accommodation_id,
             round.check_in - chrono::Days::new(1),
             round.check_out + chrono::Days::new(1),
@@ -137,8 +138,10 @@ fn assert_cross_channel_holds(running: &Running) {
     // The feed's block went with the feed: the dates are free again.
     let target = Target::named("local", running.service.url()).unwrap();
     let runtime = xtask::http::runtime().unwrap();
+    let token = token_from_env_file(&running.env_file).unwrap();
     let left = runtime.block_on(active_bookings(
         &target,
+        token.expose(),
         report.accommodation_id,
         channel.check_in,
         channel.check_out,
@@ -182,8 +185,10 @@ fn the_cross_channel_round_fails_when_the_service_ignores_feeds() {
     assert!(report.leftovers.is_empty(), "the winner was cancelled");
 }
 
+/// The active bookings of `accommodation` (a test fixture's need the admin token).
 async fn active_bookings(
     target: &Target,
+    token: &str,
     accommodation: i64,
     from: chrono::NaiveDate,
     to: chrono::NaiveDate,
@@ -192,7 +197,15 @@ async fn active_bookings(
         "/api/v1/accommodations/{accommodation}/availability?from={from}&to={to}"
     ));
     let client = xtask::http::client(Duration::from_secs(10)).unwrap();
-    let body: Value = client.get(&url).send().await.unwrap().json().await.unwrap();
+    let body: Value = client
+        .get(&url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     body["bookings"]
         .as_array()
         .expect("a bookings array")

@@ -385,6 +385,24 @@ fn a_fresh_clone_after_pull_reaches_the_same_verdict() {
     git(b.root(), &["commit", "-qam", "docs"]);
     let docs = report::context(&b, &options, now, b.git_state().as_ref()).unwrap();
     assert_eq!(docs.smoke.provenance.as_ref().map(|p| p.stale), Some(false));
+    // So does a change to ops/deploy.toml alone: the image does not contain it (the
+    // Dockerfile copies the manifests, backend/src, the migrations and build.rs), so pointing
+    // an environment at another URL, e.g. the local Fly's, rebuilds nothing.
+    std::fs::create_dir_all(b.path("ops")).unwrap();
+    std::fs::write(
+        b.path("ops/deploy.toml"),
+        "[environments.staging]\napp = \"app-staging\"\nurl = \"http://127.0.0.1:39001\"\n\
+         env_file = \"env/.env.fly.staging\"\ntemplate = \"env/.env.fly.staging.template\"\n",
+    )
+    .unwrap();
+    git(b.root(), &["add", "ops/deploy.toml"]);
+    git(b.root(), &["commit", "-qm", "config"]);
+    let config = report::context(&b, &options, now, b.git_state().as_ref()).unwrap();
+    assert_eq!(
+        config.smoke.provenance.as_ref().map(|p| p.stale),
+        Some(false),
+        "a deploy.toml change is not a deployable input"
+    );
     std::fs::write(b.path("backend/src/lib.rs"), "// changed\n").unwrap();
     git(b.root(), &["commit", "-qam", "backend"]);
     let backend = report::context(&b, &options, now, b.git_state().as_ref()).unwrap();

@@ -173,3 +173,68 @@ fn interrupting_rehearse_stops_the_service() {
         "the service (pid {pid}) survived Ctrl-C"
     );
 }
+
+/// The image `cargo xtask image` builds, which `rehearse --image` runs machines from.
+const IMAGE: &str = "sist-cabanas:local";
+
+/// Whether Podman and the service image are here; panics under CI (whose `.ci/run` builds the
+/// image before the tests) when they are not.
+fn image_ready(test: &str) -> bool {
+    let ready = Command::new("podman")
+        .args(["image", "exists", IMAGE])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        let why = format!("needs podman and the image {IMAGE}: run `cargo xtask image`");
+        assert!(std::env::var_os("CI").is_none(), "{test} {why}");
+        eprintln!("\n!!! SKIPPED {test}: {why} !!!\n");
+    }
+    ready
+}
+
+/// The local Fly's containers (running or not).
+fn localfly_containers() -> Vec<String> {
+    let output = Command::new("podman")
+        .args(["ps", "--all", "--format", "{{.Names}}", "--filter"])
+        .arg(format!("label={}", xtask::localfly::container::LABEL))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn rehearse_with_the_image_runs_its_machines_as_containers_and_leaves_none() {
+    if !image_ready("rehearse_with_the_image_runs_its_machines_as_containers_and_leaves_none") {
+        return;
+    }
+    let copy = repository_copy();
+    let output = rehearse(copy.path(), &["--image", IMAGE]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("verdict: GO"), "{stdout}");
+    let containers =
+        format!("machines and the release command run as podman containers of {IMAGE}");
+    for phase in [
+        containers.as_str(),
+        "==> fly deploy: PASS (HEAD ",
+        "proven on 2 machines: yes",
+        "==> fly overlap: PASS",
+        "==> fly rollback: PASS",
+        "==> fly containers: none left",
+    ] {
+        assert!(stdout.contains(phase), "missing {phase}:\n{stdout}");
+    }
+    let left: Vec<String> = localfly_containers()
+        .into_iter()
+        .filter(|name| name.starts_with("localfly-cabanas-rehearsal-"))
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "podman ps -a");
+}

@@ -195,10 +195,24 @@ fn an_interactive_run_asks_before_each_mutating_step() {
 /// Secrets of the full run's env file (a local SQLite database the machines share).
 const JWT_SECRET: &str = "jwt-staging-Qx7pL9vR2mT5wZ8kN4cB6dF1hJ3sG0y";
 
+/// What the staging database holds before the walk.
+#[derive(Clone, Copy, PartialEq)]
+enum Database {
+    /// Migrated and seeded with the demo cabins.
+    Seeded,
+    /// No file at all: the release command (`cabanas migrate`) creates and migrates it, and
+    /// no cabin exists until overlap creates its own test fixture.
+    Empty,
+}
+
 /// A repository that passes predeploy and deploys to the local Fly: the workspace's fly.toml,
 /// Dockerfile and migrations, an env file for a SQLite database migrated and seeded with the
-/// demo accommodations the overlap race books.
+/// demo accommodations.
 fn full_stand() -> (LocalFly, Fixture) {
+    full_stand_with(Database::Seeded)
+}
+
+fn full_stand_with(database: Database) -> (LocalFly, Fixture) {
     let workspace = Repo::discover_from(Path::new(env!("CARGO_MANIFEST_DIR"))).unwrap();
     // Built (or found up to date) so that the machines serve this workspace's routes.
     let cabanas = xtask::local_service::build_service(&workspace).expect("building the service");
@@ -253,6 +267,9 @@ fn full_stand() -> (LocalFly, Fixture) {
         "/target/\n/fake-flyctl/\n/env/.env.fly.staging\n/data/\n/backend/docs/\n",
     );
     fixture.commit("the app");
+    if database == Database::Empty {
+        return (fly, fixture);
+    }
     for step in ["migrate", "seed-demo"] {
         let status = Command::new(&cabanas)
             .arg(step)
@@ -409,6 +426,55 @@ fn a_full_run_reaches_staging_ready_a_second_skips_everything_and_a_smoke_failur
     assert!(out.contains("skip deploy: fresh"), "{out}");
     assert_eq!(deploys(&fly), 1, "no second deploy");
     assert_eq!(map_status(&fixture)["verdict"], "GO");
+}
+
+/// A fresh app whose database does not exist yet: the walk reaches GO in one run (the
+/// release command migrates, overlap races on its own test-fixture cabin), the report's check
+/// passes, and the fixture is listed nowhere: the public list is still empty. ops/deploy.toml
+/// names the real Fly URL, as committed; `--url` points the walk at the local Fly instead.
+#[test]
+fn a_fresh_app_with_an_empty_database_reaches_go_in_one_run() {
+    let (fly, fixture) = full_stand_with(Database::Empty);
+    let local = format!("http://127.0.0.1:{}", fly.app(APP).unwrap().port);
+    let config = std::fs::read_to_string(fixture.root().join("ops/deploy.toml")).unwrap();
+    let config = config.replace(&local, "https://cabanas-test.fly.dev");
+    assert!(config.contains("https://cabanas-test.fly.dev"), "{config}");
+    fixture.write("ops/deploy.toml", &config);
+    fixture.commit("the real staging URL");
+    let output = staging(&fly, &fixture)
+        .args(["--yes", "--url", &local])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let (code, out) = (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    );
+    assert_eq!(code, Some(0), "{out}");
+    let status = map_status(&fixture);
+    assert_eq!(status["verdict"], "GO", "{status:#}\n{out}");
+    assert_eq!(state_of(&status, "overlap"), "done", "{out}");
+
+    let report = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["report", "--env", "staging", "--check"])
+        .current_dir(fixture.root())
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .output()
+        .unwrap();
+    assert_eq!(
+        report.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+
+    let url = format!("{local}/api/v1/reservations/accommodations");
+    let client = xtask::http::client(std::time::Duration::from_secs(10)).unwrap();
+    let listed: serde_json::Value = xtask::http::runtime()
+        .unwrap()
+        .block_on(async { client.get(&url).send().await?.json().await })
+        .unwrap();
+    assert_eq!(listed, serde_json::json!([]), "GET {url}");
 }
 
 /// A release that crashes at start during the walk is rolled back by the walk's deploy (the

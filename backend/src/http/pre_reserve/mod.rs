@@ -18,10 +18,12 @@ use self::replay::{
 };
 use crate::error::ApiError;
 use crate::error::ErrorBody;
+use crate::http::admin::Viewer;
 use crate::http::extract::ApiJson;
 use crate::http::reservations::ReservationView;
 use crate::http::state::AppState;
 use crate::pricing;
+use crate::store::accommodations::Audience;
 use crate::store::error::StoreError;
 use crate::store::idempotency::{self, KeyedOutcome, KeyedRequest};
 use crate::store::now;
@@ -38,8 +40,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 /// Validates, prices and inserts one pre-reservation.
 /// With `answer`, the 201 is stored under its idempotency key in the reservation's own
 /// transaction. `None` when `answer` was to claim its key and another request has it.
+/// A test fixture is found only for `audience` [`Audience::Admin`]: a guest gets the 404 of
+/// an id that does not exist.
 async fn create(
     state: &AppState,
+    audience: Audience,
     req: PreReserveRequest,
     answer: Option<&StoredAnswer>,
 ) -> Result<Option<ReservationView>, ApiError> {
@@ -47,7 +52,7 @@ async fn create(
     let req = validate(req, now.date_naive(), state.horizon)?;
     let accommodation = state
         .accommodations
-        .find_active(&state.db, req.accommodation_id)
+        .find_active(&state.db, req.accommodation_id, audience)
         .await?
         .ok_or_else(|| {
             ApiError::NotFound(format!(
@@ -135,6 +140,7 @@ async fn deposit_checkout(
 /// by WhatsApp bookings (keyed by the message id, so a redelivered message books nothing).
 pub async fn book_keyed(
     state: &AppState,
+    audience: Audience,
     req: PreReserveRequest,
     key: String,
 ) -> Result<KeyedOutcome<ReservationView>, ApiError> {
@@ -151,12 +157,14 @@ pub async fn book_keyed(
     };
     let book = |answer: StoredAnswer| {
         let req = req.clone();
-        async move { create(state, req, Some(&answer)).await }
+        async move { create(state, audience, req, Some(&answer)).await }
     };
     idempotency::book_once(&state.db, &keyed, book, stored_answer).await
 }
 
-/// The handler. Without `Idempotency-Key` it just creates; with one, the first request
+/// The handler. Only a request with an admin token can book a test fixture (the overlap
+/// check's cabin); for anyone else it does not exist. Without `Idempotency-Key` it just
+/// creates; with one, the first request
 /// claims the key in the database and stores its answer, and retries with the same body
 /// get that answer back (marked `idempotent-replayed: true`).
 #[utoipa::path(
@@ -183,18 +191,19 @@ pub async fn book_keyed(
 )]
 pub async fn pre_reserve(
     State(state): State<AppState>,
+    Viewer(audience): Viewer,
     headers: HeaderMap,
     ApiJson(req): ApiJson<PreReserveRequest>,
 ) -> Result<Response, ApiError> {
     let Some(key) = idempotency_key(&headers)? else {
-        let view = create(&state, req, None).await?.ok_or_else(|| {
+        let view = create(&state, audience, req, None).await?.ok_or_else(|| {
             ApiError::Internal(anyhow::anyhow!(
                 "a booking without a key found its key taken"
             ))
         })?;
         return Ok((StatusCode::CREATED, axum::Json(view)).into_response());
     };
-    match book_keyed(&state, req, key).await? {
+    match book_keyed(&state, audience, req, key).await? {
         KeyedOutcome::Created(view) => Ok(json_response(StatusCode::CREATED, view_body(&view))),
         KeyedOutcome::Replayed(status, body) => Ok(replay(status, body)),
     }

@@ -14,7 +14,7 @@ use crate::guest_replies::{self, PreReservationNotice};
 use crate::guest_request::{self, GuestRequest, Stay};
 use crate::http::pre_reserve::{self, MAX_NIGHTS, PreReserveRequest};
 use crate::http::state::AppState;
-use crate::store::accommodations::{Accommodation, CatalogSnapshot};
+use crate::store::accommodations::{Accommodation, Audience, CatalogSnapshot};
 use crate::store::idempotency::KeyedOutcome;
 use crate::store::messages::InboundMessage;
 use crate::store::outbox::OutboundMessage;
@@ -54,6 +54,7 @@ async fn answer(
     let names: Vec<(i64, &str)> = catalog
         .active
         .iter()
+        .filter(|a| a.visible_to(Audience::Guest))
         .map(|a| (a.id, a.name.as_str()))
         .collect();
     let (cabin, stay) = match guest_request::parse(text, today, &names) {
@@ -70,7 +71,7 @@ async fn answer(
             if let Some(problem) = stay_problem(stay, today, state) {
                 return Ok(guest_replies::invalid_stay(problem));
             }
-            let Some(cabin) = catalog.find(accommodation_id) else {
+            let Some(cabin) = catalog.find(accommodation_id, Audience::Guest) else {
                 return Ok(guest_replies::unknown_cabin(accommodation_id));
             };
             return book(state, message, guest_name, cabin, stay, guests).await;
@@ -104,11 +105,16 @@ async fn availability(
     stay: Stay,
 ) -> Result<String, ApiError> {
     let cabins: Vec<&Accommodation> = match cabin {
-        Some(id) => match catalog.find(id) {
+        Some(id) => match catalog.find(id, Audience::Guest) {
             Some(cabin) => vec![cabin],
             None => return Ok(guest_replies::unknown_cabin(id)),
         },
-        None => catalog.active.iter().collect(),
+        // Test fixtures (the overlap check's cabin) are no guest's to book or see.
+        None => catalog
+            .active
+            .iter()
+            .filter(|a| a.visible_to(Audience::Guest))
+            .collect(),
     };
     let mut free = Vec::with_capacity(cabins.len());
     for cabin in cabins {
@@ -150,7 +156,7 @@ async fn book(
         contact_email: None,
     };
     let key = format!("whatsapp:{}", message.message_id);
-    let booked = match pre_reserve::book_keyed(state, request, key).await {
+    let booked = match pre_reserve::book_keyed(state, Audience::Guest, request, key).await {
         Ok(KeyedOutcome::Created(view)) => Some((view.code, view.payment_url)),
         Ok(KeyedOutcome::Replayed(201, body)) => serde_json::from_str::<serde_json::Value>(&body)
             .ok()
