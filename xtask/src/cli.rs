@@ -33,6 +33,7 @@ use clap::{Parser, Subcommand};
 
 pub use duration::{MAX_DURATION, parse_duration};
 
+use crate::output::Output;
 use crate::predeploy::CommandCheck;
 use crate::verdict::Verdict;
 
@@ -156,16 +157,31 @@ impl Command {
             Command::Rollback(args) => crate::rollback::run(args.into(), Some(documented_command)),
             Command::Scale(args) => crate::scale::run(args.into()),
             Command::Report(args) => crate::report::run(args.into()),
-            Command::Status(args) => crate::status::run(args.into()),
+            Command::Status(args) => {
+                let output = Output::new(args.json);
+                crate::status::run(args.into(), output)
+            }
             Command::Rehearse(args) => crate::rehearse::run(args.into()),
-            Command::Records(args) => crate::records::run(args.into()),
+            Command::Records(args) => {
+                let output = Output::new(args.json);
+                crate::records::run(args.into(), output)
+            }
             Command::AdminToken(args) => crate::admin_token::run(args.into()),
-            Command::Fuzz(args) => crate::fuzz::run(args.into()),
+            Command::Fuzz(args) => {
+                let output = Output::new(args.json);
+                crate::fuzz::run(args.into(), output)
+            }
             Command::Staging(args) => crate::staging::run(args.into()),
-            Command::Watch(args) => crate::watch::run(args.into()),
+            Command::Watch(args) => {
+                let output = Output::new(args.json);
+                crate::watch::run(args.into(), output)
+            }
             Command::Promote(args) => crate::promote::run(args.into(), Some(documented_command)),
             Command::Bench(args) => crate::bench::run(args.into()),
-            Command::Image(args) => crate::image::run(args.into()),
+            Command::Image(args) => {
+                let output = Output::new(args.json);
+                crate::image::run(args.into(), output)
+            }
             Command::Logs(args) => crate::logs::run(args.into()),
             Command::Backup(args) => crate::backup::run(args.into()),
             Command::RestoreDrill(args) => crate::restore_drill::run(args.into()),

@@ -54,8 +54,6 @@ pub struct Options {
     pub seed: u64,
     /// Use a `cabanas` binary already built instead of building it (local service only).
     pub service_bin: Option<PathBuf>,
-    /// Print the result record as JSON on stdout (human text goes to stderr).
-    pub json: bool,
 }
 
 /// The saved result of a `fuzz` run: one check per operation Schemathesis exercised.
@@ -82,7 +80,7 @@ pub struct FuzzResult {
 const LOCAL_ENVIRONMENT: &str = "local";
 
 /// Runs Schemathesis; exit 1 on any failure it reports, 2 when it cannot run.
-pub fn run(args: Options) -> anyhow::Result<Verdict> {
+pub fn run(args: Options, output: Output) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let clock = RunClock::start("fuzz");
     let schemathesis = find_schemathesis()?;
@@ -152,9 +150,9 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         human: "",
         summary: &summary,
         save: true,
-        json: args.json,
+        json: output.json(),
     };
-    let mut human = Output::new(args.json).human_writer();
+    let mut human = output.human_writer();
     crate::finish::finish(&repo, &record, ending, &mut human)?;
     Ok(verdict)
 }

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+use crate::output::Output;
 use crate::record::RunClock;
 use crate::repo::Repo;
 use crate::verdict::Verdict;
@@ -42,8 +43,6 @@ pub struct Options {
     pub check: bool,
     /// How long the service may take to answer readyz with --check, e.g. 60s.
     pub ready_timeout: Duration,
-    /// Print the result record as JSON on stdout (human text goes to stderr).
-    pub json: bool,
 }
 
 /// One step of the task, as printed and recorded.
@@ -181,13 +180,13 @@ impl ServiceConfig {
 }
 
 /// Entry point.
-pub fn run(args: Options) -> anyhow::Result<Verdict> {
+pub fn run(args: Options, output: Output) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let engine = engine::find(args.engine, None)?;
     let service = ServiceConfig::load(&repo, args.ready_timeout)?;
     let commit = head(&repo)?;
     let clock = RunClock::start(TASK);
-    let output = crate::output::Output::new(args.json);
+    let output = output;
     let say = |line: String| output.human(&format!("{line}\n"));
 
     let workdir = repo.path("target/xtask/image");
@@ -282,7 +281,7 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         human: &human,
         summary: &summary,
         save: true,
-        json: args.json,
+        json: output.json(),
     };
     crate::finish::finish(&repo, &record, ending, &mut *output.human_writer())?;
     Ok(verdict)

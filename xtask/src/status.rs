@@ -22,8 +22,6 @@ pub const EXIT_CODES: &str = "Exit codes: 0 once the saved results were read, wh
 pub struct Options {
     /// The environment [default: the environment of the newest saved result].
     pub env: Option<String>,
-    /// Print the map, the verdict and the next command as JSON on stdout.
-    pub json: bool,
 }
 
 /// The machine form of `status`.
@@ -80,7 +78,7 @@ pub fn human(status: &Status) -> String {
 }
 
 /// Entry point of `cargo xtask status`.
-pub fn run(args: Options) -> anyhow::Result<Verdict> {
+pub fn run(args: Options, output: Output) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let head = repo.git_state();
     let context = report::context(
@@ -97,7 +95,7 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         map: context.map,
         recovery: context.recovery,
     };
-    let output = Output::new(args.json);
+    let output = output;
     output.human(&human(&status));
     output.machine(&status)?;
     Ok(Verdict::Pass)

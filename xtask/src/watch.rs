@@ -53,8 +53,6 @@ pub struct Options {
     pub duration: Duration,
     /// Time between samples, e.g. 30s (default: [watch] every_secs in ops/deploy.toml, 30s).
     pub every: Option<Duration>,
-    /// Print the result record as JSON on stdout (human text goes to stderr).
-    pub json: bool,
 }
 
 /// Takes the plan's samples at the times `pacer` gives, handing each to `seen` as it comes.
@@ -84,8 +82,8 @@ pub fn limits(thresholds: &Thresholds, settings: &WatchSettings) -> Limits {
 }
 
 /// Entry point: resolves the target, samples until the end (or Ctrl-C), saves the record.
-pub fn run(args: Options) -> anyhow::Result<Verdict> {
-    let out = Output::new(args.json);
+pub fn run(args: Options, output: Output) -> anyhow::Result<Verdict> {
+    let out = output;
     let repo = Repo::discover()?;
     let config = if args.env.is_some() || repo.path(CONFIG_PATH).exists() {
         Some(DeployConfig::load(&repo)?)

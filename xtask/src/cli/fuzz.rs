@@ -29,7 +29,6 @@ impl From<Args> for crate::fuzz::Options {
             max_examples: args.max_examples,
             seed: args.seed,
             service_bin: args.service_bin,
-            json: args.json,
         }
     }
 }

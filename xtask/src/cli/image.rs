@@ -33,7 +33,6 @@ impl From<Args> for crate::image::Options {
             tag: args.tag,
             check: args.check,
             ready_timeout: args.ready_timeout,
-            json: args.json,
         }
     }
 }

@@ -28,7 +28,6 @@ impl From<Args> for crate::records::Options {
             action: args.action.into(),
             remote: args.remote,
             git_ref: args.git_ref,
-            json: args.json,
         }
     }
 }

@@ -14,9 +14,6 @@ pub struct Args {
 
 impl From<Args> for crate::status::Options {
     fn from(args: Args) -> Self {
-        Self {
-            env: args.env,
-            json: args.json,
-        }
+        Self { env: args.env }
     }
 }

@@ -31,7 +31,6 @@ impl From<Args> for crate::watch::Options {
             url: args.url,
             duration: args.duration,
             every: args.every,
-            json: args.json,
         }
     }
 }

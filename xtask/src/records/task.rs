@@ -21,8 +21,6 @@ pub struct Options {
     /// The ref on the remote that holds the records (one JSON file per run, append-only); a
     /// bare name is a branch.
     pub git_ref: String,
-    /// Print what was done as JSON on stdout.
-    pub json: bool,
 }
 
 /// What to do with the records.
@@ -81,13 +79,13 @@ struct Signatures {
 }
 
 /// Entry point of `cargo xtask records`.
-pub fn run(args: Options) -> anyhow::Result<Verdict> {
+pub fn run(args: Options, output: Output) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let place = Place {
         remote: args.remote.clone(),
         git_ref: full_ref(&args.git_ref),
     };
-    let output = Output::new(args.json);
+    let output = output;
     match args.action {
         Action::Push => {
             let secrets = SecretValues::of_checkout(&repo)?;

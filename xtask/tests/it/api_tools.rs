@@ -177,7 +177,6 @@ fn fuzz_fails_on_a_contract_violation() {
         max_examples: 2,
         seed: 1,
         service_bin: None,
-        json: false,
     };
     let (verdict, result) =
         xtask::fuzz::run_schemathesis(&schemathesis, &base, None, &args, dir.path()).unwrap();
