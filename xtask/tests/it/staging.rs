@@ -235,6 +235,10 @@ fn full_stand_with(database: Database) -> (LocalFly, Fixture) {
         .map(|l| {
             if l.starts_with("app = ") {
                 format!("app = \"{APP}\"\n")
+            } else if l.starts_with("auto_start_machines") {
+                // A machine these tests kill must stay dead: with auto-start the local Fly's
+                // proxy, like Fly's, starts it again on the next request and smoke passes.
+                "auto_start_machines = false\n".to_string()
             } else {
                 format!("{l}\n")
             }
