@@ -148,6 +148,7 @@ fn booking_weeks_ahead(app: &TestApp, weeks: i64) -> Value {
 on_both_backends!(
     a_paid_web_booking_is_emailed_once,
     a_failing_mail_server_is_retried_until_it_recovers,
+    a_mail_without_an_answer_is_not_sent_again,
     no_address_or_no_smtp_queues_no_email,
 );
 
@@ -203,6 +204,46 @@ async fn a_failing_mail_server_is_retried_until_it_recovers(backend: Backend) {
     assert!(mails[0].text.contains(&code), "{}", mails[0].text);
     let rows = mail_loop.outbox().await;
     assert!(rows[0].attempts >= 4, "{rows:?}");
+}
+
+/// The server takes the message and hangs up before answering: it may have been accepted,
+/// so the row becomes `unknown` and is not sent again.
+async fn a_mail_without_an_answer_is_not_sent_again(backend: Backend) {
+    let Some(mail_loop) = spawn(backend, "mail_unknown", true).await else {
+        return;
+    };
+    mail_loop.smtp.set_hang_up_after_data(true);
+    let worker = mail_loop.worker();
+    let code = mail_loop
+        .book_and_pay(&booking_weeks_ahead(&mail_loop.app, 7), "7501")
+        .await;
+    let key = format!("payment-confirmed:{code}");
+    let deadline = tokio::time::Instant::now() + BOUND;
+    loop {
+        let rows = mail_loop.outbox().await;
+        if rows
+            .iter()
+            .any(|m| m.dedupe_key == key && m.status == "unknown")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{key} never became unknown: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    mail_loop.smtp.set_hang_up_after_data(false);
+    // A later confirmation is sent, so the worker is alive and has passed the row by.
+    let later = mail_loop
+        .book_and_pay(&booking_weeks_ahead(&mail_loop.app, 9), "7502")
+        .await;
+    mail_loop.until_sent(&later).await;
+    worker.stop().await;
+    assert_eq!(mail_loop.smtp.attempts(), 2);
+    let mails = mail_loop.smtp.mails();
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    assert!(mails[0].text.contains(&code), "{}", mails[0].text);
 }
 
 /// A guest who gave no address, or a service without `SMTP_URL`: the stay is confirmed and

@@ -1,7 +1,8 @@
 //! A fake SMTP server on loopback, speaking just enough of RFC 5321 for lettre: the 220
 //! greeting, EHLO (advertising 8BITMIME and AUTH PLAIN, no STARTTLS), AUTH, MAIL, RCPT, DATA
 //! (354, the text up to the lone '.', 250), RSET, NOOP and QUIT. It records every accepted
-//! message and can be told to answer MAIL with a temporary 451.
+//! message and can be told to answer MAIL with a temporary 451, or to take a message and
+//! hang up without answering (the send's outcome is then unknown to the client).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -24,6 +25,7 @@ pub struct Mail {
 #[derive(Default)]
 pub struct FakeSmtp {
     failing: AtomicBool,
+    hang_up_after_data: AtomicBool,
     mail_commands: AtomicUsize,
     mails: Mutex<Vec<Mail>>,
     auths: Mutex<Vec<String>>,
@@ -33,6 +35,11 @@ impl FakeSmtp {
     /// Whether MAIL is answered `451 4.3.0` (a temporary failure).
     pub fn set_failing(&self, failing: bool) {
         self.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Whether a message is taken and the connection then closed without the final 250.
+    pub fn set_hang_up_after_data(&self, hang_up: bool) {
+        self.hang_up_after_data.store(hang_up, Ordering::SeqCst);
     }
 
     /// MAIL commands seen, refused ones included: one per attempt.
@@ -108,6 +115,9 @@ async fn session(stream: tokio::net::TcpStream, fake: &FakeSmtp) -> std::io::Res
                 to: std::mem::take(&mut to),
                 text,
             });
+            if fake.hang_up_after_data.load(Ordering::SeqCst) {
+                return Ok(());
+            }
             b"250 2.0.0 queued\r\n"
         } else if upper == "QUIT" {
             write.write_all(b"221 2.0.0 bye\r\n").await?;
