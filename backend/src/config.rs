@@ -16,6 +16,7 @@ pub mod lookup;
 pub mod outbox;
 pub mod regions;
 pub mod secret;
+pub mod smtp;
 
 pub use self::calendar::CalendarConfig;
 pub use self::database::{DatabaseUrl, redact_url};
@@ -27,6 +28,7 @@ pub use self::limits::ConnectionLimits;
 pub use self::outbox::OutboxTiming;
 pub use self::regions::{ReadReplicaConfig, Regions};
 pub use self::secret::Secret;
+pub use self::smtp::SmtpUrl;
 
 use self::lookup::parse_number;
 

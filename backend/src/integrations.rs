@@ -28,6 +28,8 @@ pub struct Integrations {
     pub whatsapp_app_secret: Option<Secret>,
     /// Token of the WhatsApp subscription handshake.
     pub whatsapp_verify_token: Option<Secret>,
+    /// Whether a confirmed web booking is e-mailed: `SMTP_URL` and `SMTP_FROM` are set.
+    pub email_confirmations: bool,
 }
 
 impl Integrations {
@@ -42,6 +44,7 @@ impl Integrations {
             webhook_tolerance: config.webhook_tolerance,
             whatsapp_app_secret: config.whatsapp_app_secret.clone(),
             whatsapp_verify_token: config.whatsapp_verify_token.clone(),
+            email_confirmations: config.smtp_url.is_some() && config.smtp_from.is_some(),
         }
     }
 

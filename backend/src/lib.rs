@@ -165,9 +165,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     let state = build_state(&config).await?;
     let db = state.db.clone();
     let sweep = spawn_expiry_sweep(db.clone(), config.expiry_sweep_interval);
-    let outbox = outbox::OutboxWorker::spawn(
+    let outbox = outbox::OutboxWorker::spawn_with(
         db.clone(),
-        outbox::cloud_api(&config.integrations),
+        outbox::Senders::from_config(&config.integrations),
         config.integrations.outbox,
     );
     let calendar_sync = if config.calendar.import_enabled {

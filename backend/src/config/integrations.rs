@@ -41,6 +41,13 @@ pub struct IntegrationsConfig {
     pub whatsapp_phone_number_id: Option<String>,
     /// `WHATSAPP_API_URL`, default [`DEFAULT_WHATSAPP_API_URL`] (tests point it at a fake).
     pub whatsapp_api_url: String,
+    /// `SMTP_URL`, `smtp://user:pass@host:port` (STARTTLS, required unless the host is
+    /// loopback) or `smtps://…` (implicit TLS): where payment confirmations are e-mailed
+    /// from. A secret (it carries the password). Unset: no confirmation goes by e-mail.
+    pub smtp_url: Option<Secret>,
+    /// `SMTP_FROM`, the sender of those e-mails (`Cabañas <reservas@example.com>`); required
+    /// with `SMTP_URL`.
+    pub smtp_from: Option<String>,
     /// How the outbox worker paces its sends (not read from the environment: the defaults
     /// are the production values; tests shorten them).
     pub outbox: OutboxTiming,
@@ -58,6 +65,8 @@ impl Default for IntegrationsConfig {
             whatsapp_access_token: None,
             whatsapp_phone_number_id: None,
             whatsapp_api_url: DEFAULT_WHATSAPP_API_URL.to_owned(),
+            smtp_url: None,
+            smtp_from: None,
             outbox: OutboxTiming::default(),
         }
     }
@@ -93,6 +102,7 @@ impl IntegrationsConfig {
                 })?,
             None => DEFAULT_WEBHOOK_TOLERANCE_SECONDS,
         };
+        let (smtp_url, smtp_from) = smtp(get)?;
         Ok(Self {
             mercadopago_access_token: secret("MERCADOPAGO_ACCESS_TOKEN"),
             mercadopago_webhook_secret: secret("MERCADOPAGO_WEBHOOK_SECRET"),
@@ -103,9 +113,49 @@ impl IntegrationsConfig {
             whatsapp_access_token: secret("WHATSAPP_ACCESS_TOKEN"),
             whatsapp_phone_number_id,
             whatsapp_api_url,
+            smtp_url,
+            smtp_from,
             outbox: OutboxTiming::default(),
         })
     }
+}
+
+/// `SMTP_URL` and `SMTP_FROM`, checked together. Errors never repeat the URL (it holds a
+/// password).
+fn smtp(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<(Option<Secret>, Option<String>), ConfigError> {
+    let Some(url) = get("SMTP_URL").map(|url| url.trim().to_owned()) else {
+        return Ok((None, get("SMTP_FROM").map(|from| from.trim().to_owned())));
+    };
+    if super::smtp::SmtpUrl::parse(&url).is_none() {
+        return Err(ConfigError {
+            var: "SMTP_URL",
+            reason: "must look like smtp://user:password@host:587 (STARTTLS) or \
+                     smtps://user:password@host:465 (implicit TLS), without a ?query"
+                .into(),
+        });
+    }
+    let from = get("SMTP_FROM").map(|from| from.trim().to_owned());
+    match &from {
+        Some(from) if from.parse::<lettre::message::Mailbox>().is_ok() => {}
+        Some(_) => {
+            return Err(ConfigError {
+                var: "SMTP_FROM",
+                reason: "must be an address the mail is sent from, like \
+                         reservas@example.com or 'Cabañas <reservas@example.com>'"
+                    .into(),
+            });
+        }
+        None => {
+            return Err(ConfigError {
+                var: "SMTP_FROM",
+                reason: "must be set when SMTP_URL is: the address confirmations are sent from"
+                    .into(),
+            });
+        }
+    }
+    Ok((Some(Secret::new(url)), from))
 }
 
 /// An API base URL from `var`, without a trailing slash, or `default`.
@@ -162,6 +212,39 @@ mod tests {
             config.whatsapp_access_token.map(|t| t.expose().to_owned()),
             Some("EAAG-token".to_owned())
         );
+    }
+
+    #[test]
+    fn smtp_needs_a_url_of_its_schemes_and_a_sender() {
+        let config = read(&[]).unwrap();
+        assert!(config.smtp_url.is_none());
+        let config = read(&[
+            ("SMTP_URL", " smtp://mailer:hunter2@smtp.example.com:587 "),
+            ("SMTP_FROM", "Cabañas <reservas@example.com>"),
+        ])
+        .unwrap();
+        assert_eq!(
+            config.smtp_url.as_ref().map(Secret::expose),
+            Some("smtp://mailer:hunter2@smtp.example.com:587")
+        );
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let err = read(&[("SMTP_URL", "smtp://mailer:hunter2@smtp.example.com")]).unwrap_err();
+        assert_eq!(err.var, "SMTP_FROM");
+        for bad in [
+            "mailer:hunter2@smtp.example.com",
+            "http://mailer:hunter2@smtp.example.com",
+            "smtp://mailer:hunter2@smtp.example.com?tls=opportunistic",
+        ] {
+            let err = read(&[("SMTP_URL", bad), ("SMTP_FROM", "a@example.com")]).unwrap_err();
+            assert_eq!(err.var, "SMTP_URL");
+            assert!(!err.reason.contains("hunter2"), "{}", err.reason);
+        }
+        let err = read(&[
+            ("SMTP_URL", "smtps://smtp.example.com"),
+            ("SMTP_FROM", "not an address"),
+        ])
+        .unwrap_err();
+        assert_eq!(err.var, "SMTP_FROM");
     }
 
     #[test]

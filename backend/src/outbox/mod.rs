@@ -1,5 +1,7 @@
 //! The outbox worker: sends the messages queued in the `outbox` table
-//! ([`crate::store::outbox`]) through the WhatsApp Cloud API, with retries.
+//! ([`crate::store::outbox`]) through the WhatsApp Cloud API or, for rows of the `email`
+//! channel, over SMTP ([`email`]), with retries. Both channels share everything below: the
+//! claim, the backoff, and at most once when a send's outcome is unknown.
 //!
 //! What it exists for: a reply must survive a Meta outage and a restart, and must never
 //! reach the guest twice. The reply is committed with the inbound message that caused it,
@@ -24,6 +26,7 @@
 //! than the shutdown grace period.
 
 pub mod cloud_api;
+pub mod email;
 
 use std::time::Duration;
 
@@ -31,6 +34,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use self::cloud_api::{CloudApi, SendOutcome};
+pub use self::email::Mailer;
 pub use crate::config::OutboxTiming;
 
 use crate::db::Db;
@@ -58,6 +62,41 @@ pub fn register_metrics() {
     metrics::gauge!("outbox_pending").set(0.0);
 }
 
+/// The configured senders, one per channel; a worker claims rows of these channels only.
+#[derive(Debug, Clone, Default)]
+pub struct Senders {
+    /// WhatsApp, when `WHATSAPP_ACCESS_TOKEN` and `WHATSAPP_PHONE_NUMBER_ID` are set.
+    pub whatsapp: Option<CloudApi>,
+    /// E-mail, when `SMTP_URL` and `SMTP_FROM` are set.
+    pub email: Option<Mailer>,
+}
+
+impl Senders {
+    /// The senders the configuration allows, logging the variables a missing one needs.
+    pub fn from_config(config: &crate::config::IntegrationsConfig) -> Self {
+        Self {
+            whatsapp: cloud_api(config),
+            email: mailer(config),
+        }
+    }
+
+    fn channels(&self) -> outbox::Channels {
+        outbox::Channels {
+            whatsapp: self.whatsapp.is_some(),
+            email: self.email.is_some(),
+        }
+    }
+
+    async fn send(&self, message: &outbox::ClaimedMessage) -> SendOutcome {
+        match (message.channel.as_str(), &self.whatsapp, &self.email) {
+            ("whatsapp", Some(api), _) => api.send_text(&message.recipient, &message.body).await,
+            ("email", _, Some(mailer)) => mailer.send(&message.recipient, &message.body).await,
+            // Never claimed (see `channels`); handed on as a refusal rather than a panic.
+            _ => SendOutcome::Refused("no_sender".into()),
+        }
+    }
+}
+
 /// A running worker.
 #[derive(Debug)]
 pub struct OutboxWorker {
@@ -66,11 +105,20 @@ pub struct OutboxWorker {
 }
 
 impl OutboxWorker {
-    /// Starts the worker on `db`. Without `api` (WhatsApp is not configured) it sends
-    /// nothing and only reports how many messages wait.
+    /// Starts a worker on `db` sending WhatsApp rows only. Without `api` (WhatsApp is not
+    /// configured) it sends nothing and only reports how many messages wait.
     pub fn spawn(db: Db, api: Option<CloudApi>, timing: OutboxTiming) -> Self {
+        let senders = Senders {
+            whatsapp: api,
+            email: None,
+        };
+        Self::spawn_with(db, senders, timing)
+    }
+
+    /// Starts a worker on `db` sending the rows of every channel in `senders`.
+    pub fn spawn_with(db: Db, senders: Senders, timing: OutboxTiming) -> Self {
         let (stop, stopping) = watch::channel(false);
-        let task = tokio::spawn(run(db, api, timing, stopping));
+        let task = tokio::spawn(run(db, senders, timing, stopping));
         Self { stop, task }
     }
 
@@ -85,16 +133,12 @@ impl OutboxWorker {
     }
 }
 
-async fn run(
-    db: Db,
-    api: Option<CloudApi>,
-    timing: OutboxTiming,
-    mut stopping: watch::Receiver<bool>,
-) {
+async fn run(db: Db, senders: Senders, timing: OutboxTiming, mut stopping: watch::Receiver<bool>) {
     loop {
-        let busy = match &api {
-            Some(api) => send_due(&db, api, &timing, &stopping).await,
-            None => false,
+        let busy = if senders.whatsapp.is_some() || senders.email.is_some() {
+            send_due(&db, &senders, &timing, &stopping).await
+        } else {
+            false
         };
         match outbox::pending(&db).await {
             #[allow(clippy::cast_precision_loss)] // a queue depth is far below 2^52
@@ -116,14 +160,15 @@ async fn run(
 /// Claims and sends one batch; whether there was anything to send.
 async fn send_due(
     db: &Db,
-    api: &CloudApi,
+    senders: &Senders,
     timing: &OutboxTiming,
     stopping: &watch::Receiver<bool>,
 ) -> bool {
     let now = store::now();
     let lease = chrono::Duration::from_std(timing.lease()).unwrap_or(chrono::Duration::minutes(1));
     let token = format!("{:032x}", rand::random::<u128>());
-    let claimed = match outbox::claim(db, now, now + lease, &token, BATCH).await {
+    let claimed = match outbox::claim(db, senders.channels(), now, now + lease, &token, BATCH).await
+    {
         Ok(claimed) => claimed,
         Err(err) => {
             tracing::warn!(error = %err, "cannot claim outbox messages; will retry");
@@ -138,7 +183,7 @@ async fn send_due(
             }
             continue;
         }
-        let outcome = api.send_text(&message.recipient, &message.body).await;
+        let outcome = senders.send(&message).await;
         if let Err(err) = record(db, &message, &token, outcome, timing).await {
             tracing::warn!(outbox_id = message.id, error = %err, "cannot record an outbox send");
         }
@@ -155,14 +200,14 @@ async fn record(
     outcome: SendOutcome,
     timing: &OutboxTiming,
 ) -> Result<(), sqlx::Error> {
-    let (id, attempt) = (message.id, message.attempts);
+    let (id, attempt, channel) = (message.id, message.attempts, message.channel.as_str());
     let counted = |outcome: &'static str| {
         metrics::counter!("outbox_sends_total", "outcome" => outcome).increment(1);
     };
     let kept = match outcome {
         SendOutcome::Sent(provider_id) => {
             counted("sent");
-            tracing::info!(outbox_id = id, attempt, "outbox message sent");
+            tracing::info!(outbox_id = id, attempt, channel, "outbox message sent");
             outbox::mark_sent(db, id, token, provider_id.as_deref(), store::now()).await?
         }
         SendOutcome::Retry(error)
@@ -171,17 +216,17 @@ async fn record(
             counted("retried");
             let wait = timing.backoff(u32::try_from(attempt).unwrap_or(1));
             let next = store::now() + whole_seconds(wait);
-            tracing::warn!(outbox_id = id, attempt, error = %error, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "outbox send failed; will retry");
+            tracing::warn!(outbox_id = id, attempt, channel, error = %error, retry_in_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX), "outbox send failed; will retry");
             outbox::retry_later(db, id, token, next, &error).await?
         }
         SendOutcome::Retry(error) | SendOutcome::Refused(error) => {
             counted("failed");
-            tracing::error!(outbox_id = id, attempt, error = %error, "outbox message given up");
+            tracing::error!(outbox_id = id, attempt, channel, error = %error, "outbox message given up");
             outbox::give_up(db, id, token, "failed", &error).await?
         }
         SendOutcome::Unknown(error) => {
             counted("unknown");
-            tracing::error!(outbox_id = id, attempt, error = %error, "outbox send outcome unknown; not sending it again");
+            tracing::error!(outbox_id = id, attempt, channel, error = %error, "outbox send outcome unknown; not sending it again");
             outbox::give_up(db, id, token, "unknown", &error).await?
         }
     };
@@ -216,6 +261,23 @@ pub fn cloud_api(config: &crate::config::IntegrationsConfig) -> Option<CloudApi>
                 "WHATSAPP_ACCESS_TOKEN or WHATSAPP_PHONE_NUMBER_ID is not set: WhatsApp replies \
                  are queued in the outbox but not sent"
             );
+            None
+        }
+    }
+}
+
+/// The SMTP client, or `None` (logged) when `SMTP_URL` is not set or cannot be used.
+pub fn mailer(config: &crate::config::IntegrationsConfig) -> Option<Mailer> {
+    let (Some(url), Some(from)) = (&config.smtp_url, &config.smtp_from) else {
+        tracing::info!(
+            "SMTP_URL is not set: payment confirmations of web bookings are not e-mailed"
+        );
+        return None;
+    };
+    match Mailer::new(url, from, config.outbox.send_timeout) {
+        Ok(mailer) => Some(mailer),
+        Err(why) => {
+            tracing::error!("{why}: payment confirmations are not e-mailed");
             None
         }
     }

@@ -34,7 +34,9 @@ pub const ENQUEUE: &str = "INSERT INTO outbox (dedupe_key, channel, recipient, b
 pub struct ClaimedMessage {
     /// Primary key.
     pub id: i64,
-    /// The guest's number.
+    /// `whatsapp` or `email`: which sender takes it.
+    pub channel: String,
+    /// The guest's number or e-mail address.
     pub recipient: String,
     /// The text.
     pub body: String,
@@ -47,6 +49,8 @@ pub struct ClaimedMessage {
 pub struct StoredMessage {
     /// What makes it unique.
     pub dedupe_key: String,
+    /// `whatsapp` or `email`.
+    pub channel: String,
     /// The recipient.
     pub recipient: String,
     /// The text.
@@ -61,9 +65,20 @@ pub struct StoredMessage {
     pub provider_message_id: Option<String>,
 }
 
-/// Claims up to `limit` due rows for `lease_until` under `token`, oldest first.
+/// Which channels a worker can send on; it claims rows of those only, so a row whose
+/// channel is not configured waits (counted in `pending`) instead of failing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channels {
+    /// WhatsApp is configured.
+    pub whatsapp: bool,
+    /// SMTP is configured.
+    pub email: bool,
+}
+
+/// Claims up to `limit` due rows of `channels` for `lease_until` under `token`, oldest first.
 pub async fn claim(
     db: &Db,
+    channels: Channels,
     now: DateTime<Utc>,
     lease_until: DateTime<Utc>,
     token: &str,
@@ -78,9 +93,10 @@ pub async fn claim(
                  WHERE status = 'pending' AND (claimed_until IS NULL OR claimed_until <= $1) \
                  AND id IN (SELECT id FROM outbox WHERE status = 'pending' \
                  AND next_attempt_at <= $1 AND (claimed_until IS NULL OR claimed_until <= $1) \
+                 AND ((channel = 'whatsapp' AND $5) OR (channel = 'email' AND $6)) \
                  ORDER BY id LIMIT $4",
                 $lock,
-                ") RETURNING id, recipient, body, attempts"
+                ") RETURNING id, channel, recipient, body, attempts"
             )
         };
     }
@@ -94,6 +110,8 @@ pub async fn claim(
             .bind(lease_until)
             .bind(token)
             .bind(limit)
+            .bind(channels.whatsapp)
+            .bind(channels.email)
             .fetch_all(pool)
             .await?
     });
@@ -165,7 +183,7 @@ pub async fn pending(db: &Db) -> Result<i64, sqlx::Error> {
 
 /// Every row, oldest first.
 pub async fn all(db: &Db) -> Result<Vec<StoredMessage>, sqlx::Error> {
-    const SQL: &str = "SELECT dedupe_key, recipient, body, status, attempts, last_error, \
+    const SQL: &str = "SELECT dedupe_key, channel, recipient, body, status, attempts, last_error, \
                        provider_message_id FROM outbox ORDER BY id";
     with_pool!(db, pool => sqlx::query_as::<_, StoredMessage>(SQL).fetch_all(pool).await)
 }

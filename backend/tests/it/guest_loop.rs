@@ -408,12 +408,16 @@ async fn a_claim_left_by_a_dead_worker_runs_out(backend: Backend) {
     let db = &guest_loop.app.state.db;
     let now = backend::store::now();
     let lease = chrono::Duration::seconds(1);
-    let claimed = queue::claim(db, now, now + lease, "dead-worker", 10)
+    let whatsapp = queue::Channels {
+        whatsapp: true,
+        email: false,
+    };
+    let claimed = queue::claim(db, whatsapp, now, now + lease, "dead-worker", 10)
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
     // While the lease holds, nobody else can claim the row.
-    let again = queue::claim(db, now, now + lease, "live-worker", 10)
+    let again = queue::claim(db, whatsapp, now, now + lease, "live-worker", 10)
         .await
         .unwrap();
     assert!(again.is_empty(), "{again:?}");

@@ -11,6 +11,7 @@ mod caches;
 mod calendar;
 mod cutoff;
 mod edge;
+mod email;
 mod guest_loop;
 mod hardening;
 mod middleware;

@@ -80,7 +80,7 @@ pub(crate) fn parse_template(
             }
             None => problems.push((
                 entry.line,
-                format!("{}: the comment above it must start with [required, RULE] or [optional, RULE] (RULE: postgres-url, redis-url, https-url, secret-32, emails, integer, text)", entry.key),
+                format!("{}: the comment above it must start with [required, RULE] or [optional, RULE] (RULE: postgres-url, redis-url, https-url, smtp-url, secret-32, emails, integer, text)", entry.key),
             )),
         }
     }
@@ -274,6 +274,11 @@ mod tests {
         assert_eq!(keys["WHATSAPP_API_URL"].rule, Rule::HttpsUrl);
         assert!(!keys["WHATSAPP_API_URL"].required);
         assert_eq!(keys["MERCADOPAGO_API_URL"].rule, Rule::HttpsUrl);
+        assert_eq!(keys["SMTP_URL"].rule, Rule::SmtpUrl);
+        assert!(Rule::SmtpUrl.is_secret());
+        assert!(!keys["SMTP_URL"].required);
+        assert_eq!(keys["SMTP_FROM"].rule, Rule::Emails);
+        assert!(!keys["SMTP_FROM"].required);
         assert!(!keys["WHATSAPP_VERIFY_TOKEN"].required);
         let problems = parse_template("# no rule here\nA=1\n").unwrap_err();
         assert_eq!(problems[0].0, 2);

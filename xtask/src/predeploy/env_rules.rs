@@ -11,6 +11,8 @@ pub(crate) enum Rule {
     RedisUrl,
     /// `https://` with a host.
     HttpsUrl,
+    /// `smtp://` or `smtps://` with a host; a secret (it carries the password).
+    SmtpUrl,
     /// At least 32 characters, not a repeated pattern.
     Secret32,
     /// Comma-separated email addresses.
@@ -29,6 +31,7 @@ impl Rule {
             "postgres-url" => Rule::PostgresUrl,
             "redis-url" => Rule::RedisUrl,
             "https-url" => Rule::HttpsUrl,
+            "smtp-url" => Rule::SmtpUrl,
             "secret-32" => Rule::Secret32,
             "emails" => Rule::Emails,
             "integer" => Rule::Integer,
@@ -40,7 +43,10 @@ impl Rule {
 
     /// Whether values under this rule are secrets (scanned for in tracked files).
     pub(crate) fn is_secret(self) -> bool {
-        matches!(self, Rule::PostgresUrl | Rule::RedisUrl | Rule::Secret32)
+        matches!(
+            self,
+            Rule::PostgresUrl | Rule::RedisUrl | Rule::SmtpUrl | Rule::Secret32
+        )
     }
 }
 
@@ -60,6 +66,7 @@ pub(crate) fn validate(rule: Rule, value: &str) -> Result<(), String> {
         Rule::PostgresUrl => check_url(value, &["postgres", "postgresql"], true),
         Rule::RedisUrl => check_url(value, &["redis", "rediss"], false),
         Rule::HttpsUrl => check_url(value, &["https"], false),
+        Rule::SmtpUrl => check_url(value, &["smtp", "smtps"], false),
         Rule::Secret32 => {
             if value.chars().count() < 32 {
                 Err("is shorter than 32 characters: use e.g. `openssl rand -base64 48`".into())
@@ -224,6 +231,10 @@ mod tests {
         assert!(validate(Rule::RedisUrl, "http://h").is_err());
         assert!(validate(Rule::HttpsUrl, "https://api.mercadopago.com").is_ok());
         assert!(validate(Rule::HttpsUrl, "http://api.mercadopago.com").is_err());
+        assert!(validate(Rule::SmtpUrl, "smtp://u:p@smtp.example.com:587").is_ok());
+        assert!(validate(Rule::SmtpUrl, "smtps://u:p@smtp.example.com").is_ok());
+        let err = validate(Rule::SmtpUrl, "https://u:hunter2@smtp.example.com").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
         assert!(validate(Rule::Secret32, "k3J9xQ2mP8vL4nR7tY1wE6uI0oA5sD2f").is_ok());
         assert!(validate(Rule::Secret32, &"ab".repeat(20)).is_err());
         assert!(validate(Rule::Secret32, "short").is_err());

@@ -240,7 +240,14 @@ pub async fn notify(
         );
     }
     let reported = reported.payment;
-    let outcome = payments::record_payment(&state.db, MERCADOPAGO, &reported, now()).await?;
+    let outcome = payments::record_payment(
+        &state.db,
+        MERCADOPAGO,
+        &reported,
+        now(),
+        state.integrations.email_confirmations,
+    )
+    .await?;
     count(outcome.as_str());
     if outcome == PaymentOutcome::Confirmed {
         metrics::counter!("reservations_confirmed_total").increment(1);

@@ -59,11 +59,15 @@ mod sql {
     pub const SET_OUTCOME: &str = "UPDATE payments SET outcome = $3 \
                                WHERE provider = $1 AND provider_payment_id = $2 \
                                AND outcome IN ('received', 'not_approved')";
-    // The guest of a reservation booked on WhatsApp hears of the confirmation there, through
-    // the outbox, in the confirming transaction; the key queues it once per reservation.
+    // The guest hears of the confirmation through the outbox, queued in the confirming
+    // transaction; the key queues it once per reservation. A booking made on WhatsApp is told
+    // there; any other is e-mailed when SMTP is configured ($4) and the guest gave an address.
     pub const NOTIFY: &str = "INSERT INTO outbox (dedupe_key, channel, recipient, body, status, \
-         next_attempt_at, created_at) SELECT $1, 'whatsapp', contact_phone, $2, 'pending', $3, $3 \
-         FROM reservations WHERE id = $4 AND channel = 'whatsapp' \
+         next_attempt_at, created_at) SELECT 'payment-confirmed:' || code, \
+         CASE WHEN channel = 'whatsapp' THEN 'whatsapp' ELSE 'email' END, \
+         CASE WHEN channel = 'whatsapp' THEN contact_phone ELSE contact_email END, \
+         $1, 'pending', $2, $2 FROM reservations WHERE id = $3 AND (channel = 'whatsapp' \
+         OR ($4 AND contact_email IS NOT NULL AND TRIM(contact_email) <> '')) \
          ON CONFLICT (dedupe_key) DO NOTHING";
     pub const EVENT: &str = "INSERT INTO payment_events (provider, provider_payment_id, \
          reservation_code, provider_status, amount_cents, currency, outcome, received_at) \
@@ -79,6 +83,9 @@ mod sql {
 /// `confirmed` through its repeats and a later refund; each delivery's own outcome is in
 /// `payment_events`.
 ///
+/// `email_confirmations` says whether a confirmed guest who did not book on WhatsApp is
+/// e-mailed (SMTP is configured).
+///
 /// Idempotent: the conditional updates that confirm and flag run at most once per
 /// reservation, and a repeated notification of a payment that already confirmed (or whose
 /// refund already flagged the stay) reports `Duplicate`.
@@ -87,6 +94,7 @@ pub async fn record_payment(
     provider: &str,
     payment: &ReportedPayment,
     now: DateTime<Utc>,
+    email_confirmations: bool,
 ) -> Result<PaymentOutcome, StoreError> {
     let provider = provider.to_owned();
     let payment = payment.clone();
@@ -133,10 +141,10 @@ pub async fn record_payment(
                     outcome = PaymentOutcome::AlreadyConfirmed;
                 } else if let Some(code) = &payment.reservation_code {
                     sqlx::query(sql::NOTIFY)
-                        .bind(format!("payment-confirmed:{code}"))
                         .bind(crate::guest_replies::payment_confirmed(code))
                         .bind(now)
                         .bind(id)
+                        .bind(email_confirmations)
                         .execute(&mut *tx)
                         .await?;
                 }

@@ -2,6 +2,7 @@
 //! file, or a new database on the PostgreSQL server at `TEST_DATABASE_URL`) and talks HTTP.
 #![allow(dead_code)]
 
+pub mod smtp;
 pub mod webhooks;
 
 use std::time::{SystemTime, UNIX_EPOCH};
