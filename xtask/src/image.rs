@@ -186,7 +186,6 @@ pub fn run(args: Options, output: Output) -> anyhow::Result<Verdict> {
     let service = ServiceConfig::load(&repo, args.ready_timeout)?;
     let commit = head(&repo)?;
     let clock = RunClock::start(TASK);
-    let output = output;
     let say = |line: String| output.human(&format!("{line}\n"));
 
     let workdir = repo.path("target/xtask/image");

@@ -95,7 +95,6 @@ pub fn run(args: Options, output: Output) -> anyhow::Result<Verdict> {
         map: context.map,
         recovery: context.recovery,
     };
-    let output = output;
     output.human(&human(&status));
     output.machine(&status)?;
     Ok(Verdict::Pass)

@@ -85,7 +85,6 @@ pub fn run(args: Options, output: Output) -> anyhow::Result<Verdict> {
         remote: args.remote.clone(),
         git_ref: full_ref(&args.git_ref),
     };
-    let output = output;
     match args.action {
         Action::Push => {
             let secrets = SecretValues::of_checkout(&repo)?;
