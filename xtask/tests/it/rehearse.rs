@@ -119,13 +119,17 @@ fn rehearse_runs_the_pipeline_and_leaves_nothing_running() {
         .map(|p| p.parse().unwrap())
         .collect();
     // Auto-stop stopped a machine of the app before the rollback drill, as Fly's proxy leaves
-    // a quiet app, and it stays stopped: the started machines (one in scl, the one cloned
-    // into gru) and the proxy are left.
+    // a quiet app, and it stays stopped. What is left to stop is the proxy and the machines
+    // still started: the one in scl and the one cloned into gru, unless auto-stop (2 s idle)
+    // has stopped one of those too by the end, which depends on the machine's pace.
     assert!(
         stdout.contains("stopped first by auto-stop, as Fly's proxy leaves a quiet app)"),
         "{stdout}"
     );
-    assert_eq!(pids.len(), 3, "2 started machines and the proxy: {stdout}");
+    assert!(
+        (2..=3).contains(&pids.len()),
+        "the proxy and 1 or 2 started machines: {stdout}"
+    );
     for pid in pids {
         assert!(!process_alive(pid), "local Fly process {pid} survived");
     }
