@@ -11,6 +11,7 @@ WT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 SERVER=${SERVER:?set SERVER to a PostgreSQL URL this script may create a database on}
 DB=bench_100k
 B=${BENCH_DIR:-$(mktemp -d)}
+mkdir -p "$B"
 HOST_PORT=$(echo "$SERVER" | sed -E 's#^postgres(ql)?://([^/]*)/.*#\2#')
 psql "$SERVER" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)"
 psql "$SERVER" -qc "CREATE DATABASE $DB"
