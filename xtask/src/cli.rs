@@ -152,9 +152,18 @@ impl Command {
             Command::Smoke(args) => args.run(),
             Command::Overlap(args) => args.run(),
             Command::Test(args) => crate::test_suite::run(args.into()),
-            Command::Secrets(args) => crate::secrets::run(args.into()),
-            Command::Deploy(args) => crate::deploy::run(args.into(), Some(documented_command)),
-            Command::Rollback(args) => crate::rollback::run(args.into(), Some(documented_command)),
+            Command::Secrets(args) => {
+                let output = Output::new(args.json);
+                crate::secrets::run(args.into(), output)
+            }
+            Command::Deploy(args) => {
+                let output = Output::new(args.json);
+                crate::deploy::run(args.into(), output, Some(documented_command))
+            }
+            Command::Rollback(args) => {
+                let output = Output::new(args.json);
+                crate::rollback::run(args.into(), output, Some(documented_command))
+            }
             Command::Scale(args) => crate::scale::run(args.into()),
             Command::Report(args) => crate::report::run(args.into()),
             Command::Status(args) => {
@@ -176,7 +185,10 @@ impl Command {
                 let output = Output::new(args.json);
                 crate::watch::run(args.into(), output)
             }
-            Command::Promote(args) => crate::promote::run(args.into(), Some(documented_command)),
+            Command::Promote(args) => {
+                let output = Output::new(args.json);
+                crate::promote::run(args.into(), output, Some(documented_command))
+            }
             Command::Bench(args) => crate::bench::run(args.into()),
             Command::Image(args) => {
                 let output = Output::new(args.json);
@@ -185,7 +197,10 @@ impl Command {
             Command::Logs(args) => crate::logs::run(args.into()),
             Command::Backup(args) => crate::backup::run(args.into()),
             Command::RestoreDrill(args) => crate::restore_drill::run(args.into()),
-            Command::Restore(args) => crate::restore::run(args.into()),
+            Command::Restore(args) => {
+                let output = Output::new(args.json);
+                crate::restore::run(args.into(), output)
+            }
         }
     }
 }

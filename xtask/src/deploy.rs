@@ -57,8 +57,6 @@ pub struct Options {
     /// Also prove machines Fly stopped for idleness: ask each for its version, which starts it
     /// (without it a stopped machine counts as updated when its config names the new image).
     pub wake: bool,
-    /// Print the result record as JSON on stdout (human text goes to stderr).
-    pub json: bool,
     /// Production only: deploy an app with no machine yet without staging's evidence
     /// ([`production::gate`]).
     pub first_deploy: bool,
@@ -87,7 +85,6 @@ impl Options {
             wait_timeout: DEFAULT_WAIT_TIMEOUT,
             deploy_timeout: DEFAULT_DEPLOY_TIMEOUT,
             wake: false,
-            json: false,
             first_deploy: false,
             logs: logs::DEFAULT_LOG_WINDOW,
             url: None,
@@ -139,16 +136,20 @@ pub struct DeployResult {
 /// Entry point of `cargo xtask deploy`.
 ///
 /// `command_line` is handed to predeploy's `docs_commands` check (`None` skips it).
-pub fn run(args: Options, command_line: Option<CommandLine>) -> anyhow::Result<Verdict> {
+pub fn run(
+    args: Options,
+    output: Output,
+    command_line: Option<CommandLine>,
+) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let flyctl = Flyctl::from_env(args.dry_run)?;
-    let mut human = Output::new(args.json).human_writer();
+    let mut human = output.human_writer();
     let (verdict, _) = run_with(
         &repo,
         &args,
         flyctl,
         &TaskGates {
-            json: args.json,
+            json: output.json(),
             command_line,
             url: args.url.clone(),
         },
@@ -215,7 +216,7 @@ pub fn execute(
             "predeploy failed: fix what `cargo xtask predeploy --env {}` lists, then deploy again",
             args.env
         ));
-        return finish(repo, args, &flyctl, clock, result, out);
+        return finish(repo, args, &flyctl, clock, result, gates.json(), out);
     }
 
     let git = repo.git_state().ok_or_else(|| {
@@ -242,14 +243,14 @@ pub fn execute(
             result.problems.push(format!(
                 "flyctl is not logged in: run `flyctl auth login`, or export FLY_API_TOKEN (a deploy token from `fly tokens create deploy`). {failure}"
             ));
-            return finish(repo, args, &flyctl, clock, result, out);
+            return finish(repo, args, &flyctl, clock, result, gates.json(), out);
         }
     }
 
     // What serves now is the rollback target: recorded before flyctl changes anything.
     let Some((newer_than, target)) = serving_before(repo, &flyctl, &environment, &mut result, out)?
     else {
-        return finish(repo, args, &flyctl, clock, result, out);
+        return finish(repo, args, &flyctl, clock, result, gates.json(), out);
     };
 
     let announcer = match flyctl.dry_run() {
@@ -291,7 +292,7 @@ pub fn execute(
         }
         result.logs = Some(read);
     }
-    let (verdict, result) = finish(repo, args, &flyctl, clock, result, out)?;
+    let (verdict, result) = finish(repo, args, &flyctl, clock, result, gates.json(), out)?;
     let line = announce::ending(&args.env, &what, verdict, &result.rollout, &result.problems);
     announcer.say(&line, out);
     Ok((verdict, result))

@@ -60,8 +60,6 @@ pub struct Options {
     pub deploy_timeout: Duration,
     /// Promote an image first released before the one production runs.
     pub allow_older: bool,
-    /// Print the result record as JSON on stdout (human text goes to stderr).
-    pub json: bool,
 }
 
 /// The saved result of a promotion.
@@ -94,7 +92,11 @@ pub struct PromoteResult {
 /// Entry point of `cargo xtask promote`.
 ///
 /// `command_line` is handed to predeploy's `docs_commands` check (`None` skips it).
-pub fn run(args: Options, command_line: Option<CommandLine>) -> anyhow::Result<Verdict> {
+pub fn run(
+    args: Options,
+    output: Output,
+    command_line: Option<CommandLine>,
+) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     // Production is promoted only on evidence CI signed (`RECORDS_SIGNING_KEY`): a record
     // anyone with push access could have written does not count.
@@ -109,14 +111,14 @@ pub fn run(args: Options, command_line: Option<CommandLine>) -> anyhow::Result<V
     )?;
     let evidence = StagingEvidence::from_report(&rendered);
     let flyctl = Flyctl::from_env(args.dry_run)?;
-    let mut human = Output::new(args.json).human_writer();
+    let mut human = output.human_writer();
     let (verdict, _) = run_with(
         &repo,
         &args,
         &evidence,
         flyctl,
         &TaskGates {
-            json: args.json,
+            json: output.json(),
             command_line,
             url: None,
         },
@@ -151,7 +153,7 @@ pub fn run_with(
         rollout: RolloutOutcome::default(),
     };
     if !result.refused.is_empty() {
-        return finish(repo, clock, result, args.json, out);
+        return finish(repo, clock, result, gates.json(), out);
     }
     let image = evidence.image.clone().unwrap_or_default();
 
@@ -162,7 +164,7 @@ pub fn run_with(
                 "could not read what serves on {} (nothing was deployed): {problem}",
                 environment.app
             ));
-            return finish(repo, clock, result, args.json, out);
+            return finish(repo, clock, result, gates.json(), out);
         }
         Ok(serving) => serving,
     };
@@ -194,7 +196,7 @@ pub fn run_with(
         result.refused.extend(checks.run(&image, out)?);
     }
     if !result.refused.is_empty() {
-        return finish(repo, clock, result, args.json, out);
+        return finish(repo, clock, result, gates.json(), out);
     }
     let target = serving.as_ref().and_then(|s| rollback_target(repo, s));
     let newer_than = serving
@@ -226,7 +228,7 @@ pub fn run_with(
     if result.rollout.dry_run {
         return Ok((Verdict::Pass, result));
     }
-    let (verdict, result) = finish(repo, clock, result, args.json, out)?;
+    let (verdict, result) = finish(repo, clock, result, gates.json(), out)?;
     let line = announce::ending(TO, &what, verdict, &result.rollout, &result.problems);
     announcer.say(&line, out);
     Ok((verdict, result))

@@ -21,6 +21,7 @@ use crate::backup::pg::{PgConnection, Session};
 use crate::backup::{client_tool, count_rows, database_url};
 use crate::config::DeployConfig;
 use crate::finish::{Ending, finish};
+use crate::output::Output;
 use crate::record::RunClock;
 use crate::repo::Repo;
 use crate::restore_drill::{DrillCheck, checksum, load, row_counts_check};
@@ -42,8 +43,6 @@ pub struct Options {
     pub yes: bool,
     /// Directory for the backup of what the restore replaces (relative: to the repository).
     pub keep: PathBuf,
-    /// Print the record as JSON on stdout.
-    pub json: bool,
 }
 
 /// What a restore did, saved as its record.
@@ -64,14 +63,24 @@ pub struct RestoreResult {
 /// Runs the task: exit 0 when restored and every table holds the manifest's rows, 1 when the
 /// checksum or a row count failed, 2 when it refused (no `--yes`, no backup of what it would
 /// replace) or could not run.
-pub fn run(options: Options) -> anyhow::Result<Verdict> {
+pub fn run(options: Options, output: Output) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
-    restore(&repo, &options, &mut std::io::stderr())
+    restore_printing(&repo, &options, output.json(), &mut output.human_writer())
 }
 
 /// Restores `options.from` into `options.env`'s database, printing each step on `out`, and
 /// saves the record.
 pub fn restore(repo: &Repo, options: &Options, out: &mut dyn Write) -> anyhow::Result<Verdict> {
+    restore_printing(repo, options, false, out)
+}
+
+/// [`restore`], printing the record as JSON on stdout when `json` (`--json`).
+fn restore_printing(
+    repo: &Repo,
+    options: &Options,
+    json: bool,
+    out: &mut dyn Write,
+) -> anyhow::Result<Verdict> {
     let clock = RunClock::start("restore");
     let (manifest, dump) = load(&options.from)?;
     let first = checksum(&manifest, &dump)?;
@@ -85,7 +94,7 @@ pub fn restore(repo: &Repo, options: &Options, out: &mut dyn Write) -> anyhow::R
     };
     if !first.passed {
         writeln!(out, "restore: FAIL (nothing touched)")?;
-        return end(repo, options, clock, Verdict::Fail, &result, out);
+        return end(repo, options, clock, Verdict::Fail, &result, json, out);
     }
     let config = DeployConfig::load(repo)?;
     let environment = config.environment(&options.env)?;
@@ -150,7 +159,7 @@ pub fn restore(repo: &Repo, options: &Options, out: &mut dyn Write) -> anyhow::R
         Verdict::Fail
     };
     writeln!(out, "restore: {}", verdict.label())?;
-    end(repo, options, clock, verdict, &result, out)
+    end(repo, options, clock, verdict, &result, json, out)
 }
 
 fn shown(check: &DrillCheck) -> String {
@@ -201,6 +210,7 @@ fn end(
     clock: RunClock,
     verdict: Verdict,
     result: &RestoreResult,
+    json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<Verdict> {
     let record = clock.finish(repo, &options.env, verdict, result);
@@ -215,7 +225,7 @@ fn end(
         human: "",
         summary: &summary,
         save: true,
-        json: options.json,
+        json,
     };
     finish(repo, &record, ending, out)?;
     Ok(verdict)

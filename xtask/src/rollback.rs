@@ -43,23 +43,25 @@ pub struct Options {
     /// How long one `flyctl deploy` may run in all (build and rollout) before it is stopped
     /// and counted as a failure (e.g. 30m).
     pub deploy_timeout: Duration,
-    /// Print the result record as JSON on stdout (human text goes to stderr).
-    pub json: bool,
 }
 
 /// Entry point of `cargo xtask rollback`.
 ///
 /// `command_line` is handed to predeploy's `docs_commands` check (`None` skips it).
-pub fn run(args: Options, command_line: Option<CommandLine>) -> anyhow::Result<Verdict> {
+pub fn run(
+    args: Options,
+    output: Output,
+    command_line: Option<CommandLine>,
+) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let flyctl = Flyctl::from_env(args.dry_run)?;
-    let mut human = Output::new(args.json).human_writer();
+    let mut human = output.human_writer();
     let (verdict, _) = run_with(
         &repo,
         &args,
         flyctl,
         &TaskGates {
-            json: args.json,
+            json: output.json(),
             command_line,
             url: None,
         },
@@ -86,7 +88,7 @@ pub fn run_with(
         Ok(serving) => serving,
         Err(problem) => {
             result.problems.push(problem);
-            return finish(repo, args, &flyctl, clock, result, out);
+            return finish(repo, args, &flyctl, clock, result, gates.json(), out);
         }
     };
     let releases = serving.as_ref().map(|s| s.releases.as_slice());
@@ -94,7 +96,7 @@ pub fn run_with(
         Ok(chosen) => chosen,
         Err(problem) => {
             result.problems.push(problem);
-            return finish(repo, args, &flyctl, clock, result, out);
+            return finish(repo, args, &flyctl, clock, result, gates.json(), out);
         }
     };
     result.from = from;
@@ -171,7 +173,7 @@ pub fn run_with(
         out,
     );
     roll_back(repo, &flyctl, gates, &plan, &mut result, out)?;
-    let (verdict, result) = finish(repo, args, &flyctl, clock, result, out)?;
+    let (verdict, result) = finish(repo, args, &flyctl, clock, result, gates.json(), out)?;
     announcer.say(
         &match verdict {
             Verdict::Fail => format!(
@@ -276,6 +278,7 @@ fn finish(
     flyctl: &Flyctl,
     clock: RunClock,
     result: RollbackResult,
+    json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, RollbackResult)> {
     let verdict = if result.problems.is_empty() {
@@ -330,7 +333,7 @@ fn finish(
             human: "",
             summary: &summary,
             save: !flyctl.dry_run(),
-            json: args.json,
+            json,
         };
         crate::finish::finish(repo, &record, ending, out)?;
     }

@@ -33,8 +33,6 @@ pub struct Options {
     pub env: String,
     /// Print the flyctl commands (secrets as names only) without running any.
     pub dry_run: bool,
-    /// Print the result record as JSON on stdout (human text goes to stderr).
-    pub json: bool,
 }
 
 impl Options {
@@ -43,7 +41,6 @@ impl Options {
         Options {
             env: env.to_string(),
             dry_run: false,
-            json: false,
         }
     }
 }
@@ -84,11 +81,11 @@ pub struct SecretState {
 }
 
 /// Entry point of `cargo xtask secrets`.
-pub fn run(args: Options) -> anyhow::Result<Verdict> {
+pub fn run(args: Options, output: Output) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
     let flyctl = Flyctl::from_env(args.dry_run)?;
-    let mut human = Output::new(args.json).human_writer();
-    let (verdict, _) = run_with(&repo, &args, flyctl, &mut human)?;
+    let mut human = output.human_writer();
+    let (verdict, _) = run_printing(&repo, &args, flyctl, output.json(), &mut human)?;
     Ok(verdict)
 }
 
@@ -98,6 +95,17 @@ pub fn run_with(
     repo: &Repo,
     args: &Options,
     flyctl: Flyctl,
+    out: &mut dyn Write,
+) -> anyhow::Result<(Verdict, SecretsResult)> {
+    run_printing(repo, args, flyctl, false, out)
+}
+
+/// [`run_with`], printing the record as JSON on stdout when `json` (`--json`).
+fn run_printing(
+    repo: &Repo,
+    args: &Options,
+    flyctl: Flyctl,
+    json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, SecretsResult)> {
     let clock = RunClock::start("secrets");
@@ -213,7 +221,7 @@ pub fn run_with(
             human: "",
             summary: &summary,
             save: !flyctl.dry_run(),
-            json: args.json,
+            json,
         };
         crate::finish::finish(repo, &record, ending, out)?;
     }

@@ -3,7 +3,7 @@
 //! Every route is registered through utoipa-axum's `routes!`, which takes the path, method,
 //! parameters, bodies and statuses from the handler's `#[utoipa::path]` annotation and adds
 //! the same handler to the router. The router and the document therefore come from one list
-//! and cannot drift; `tests/openapi.rs` checks that nothing bypasses it.
+//! and cannot drift; `tests/it/openapi.rs` checks that nothing bypasses it.
 
 use std::sync::OnceLock;
 

@@ -3,7 +3,7 @@
 //! already replayed is refused instead of replayed again; reads are served where they land,
 //! from the region's replica while it is fresh and from the primary when its lag cannot be
 //! read. The streaming replica itself (lag, paused replay) is exercised against the local Fly
-//! in `xtask/tests/regions.rs`.
+//! in `xtask/tests/it/regions.rs`.
 
 use std::time::Duration;
 

@@ -62,7 +62,6 @@ impl From<Args> for crate::deploy::Options {
             wait_timeout: Duration::from_secs(args.wait_timeout),
             deploy_timeout: Duration::from_secs(args.deploy_timeout),
             wake: args.wake,
-            json: args.json,
             first_deploy: args.first_deploy,
             logs: args.logs,
             url: args.url,

@@ -38,7 +38,6 @@ impl From<Args> for crate::promote::Options {
             wait_timeout: Duration::from_secs(args.wait_timeout),
             deploy_timeout: Duration::from_secs(args.deploy_timeout),
             allow_older: args.allow_older,
-            json: args.json,
         }
     }
 }

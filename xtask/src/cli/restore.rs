@@ -29,7 +29,6 @@ impl From<Args> for crate::restore::Options {
             from: args.from,
             yes: args.yes,
             keep: args.keep,
-            json: args.json,
         }
     }
 }

@@ -42,7 +42,6 @@ impl From<Args> for crate::rollback::Options {
             dry_run: args.dry_run,
             wait_timeout: Duration::from_secs(args.wait_timeout),
             deploy_timeout: Duration::from_secs(args.deploy_timeout),
-            json: args.json,
         }
     }
 }

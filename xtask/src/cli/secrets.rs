@@ -19,7 +19,6 @@ impl From<Args> for crate::secrets::Options {
         Self {
             env: args.env,
             dry_run: args.dry_run,
-            json: args.json,
         }
     }
 }

@@ -18,6 +18,7 @@ pub(super) fn finish(
     flyctl: &Flyctl,
     clock: Option<RunClock>,
     result: DeployResult,
+    json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, DeployResult)> {
     // Error lines after a proven deploy are worth a look but no failure; a panic was made a
@@ -58,7 +59,7 @@ pub(super) fn finish(
         human: "",
         summary: &summary,
         save: record_it && !flyctl.dry_run(),
-        json: args.json,
+        json,
     };
     crate::finish::finish(repo, &record, ending, out)?;
     Ok((verdict, result))

@@ -34,6 +34,10 @@ impl TaskGates {
 }
 
 impl Gates for TaskGates {
+    fn json(&self) -> bool {
+        self.json
+    }
+
     fn predeploy(&self, repo: &Repo, env: &str, record: bool) -> anyhow::Result<Verdict> {
         let options = predeploy::Options::for_env(env, self.command_line);
         predeploy::check_with_output(repo, &options, self.output(), record, None)

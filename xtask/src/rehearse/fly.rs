@@ -173,7 +173,7 @@ pub fn rehearse(
         wait_timeout: std::time::Duration::from_secs(WAIT_SECS),
         deploy_timeout: std::time::Duration::from_secs(DEPLOY_LIMIT_SECS),
         // No log window after the local deploy: the rehearsal stays fast, and the read is
-        // tested against the fake flyctl (xtask/tests/deploy_logs.rs).
+        // tested against the fake flyctl (xtask/tests/it/deploy_logs.rs).
         logs: std::time::Duration::ZERO,
         ..crate::deploy::Options::for_env(FLY_ENVIRONMENT)
     };

@@ -20,6 +20,11 @@ pub trait Gates {
     fn predeploy(&self, repo: &Repo, env: &str, record: bool) -> anyhow::Result<Verdict>;
     /// The smoke test against environment `env` (`cargo xtask smoke --env ENV`).
     fn smoke(&self, repo: &Repo, env: &str) -> anyhow::Result<Verdict>;
+    /// The calling task prints its record as JSON on stdout (`--json`, chosen by the command
+    /// line; a task called by another task never does).
+    fn json(&self) -> bool {
+        false
+    }
 }
 
 /// What a release answered once it was proven to serve: readiness, then smoke.

@@ -233,7 +233,6 @@ fn restore_options(from: &Path, yes: bool, keep: &Path) -> RestoreOptions {
         from: from.to_path_buf(),
         yes,
         keep: keep.to_path_buf(),
-        json: false,
     }
 }
 

@@ -146,7 +146,6 @@ fn every_historical_list_shape_confirms_the_keys() {
         let args = xtask::secrets::Options {
             env: "staging".into(),
             dry_run: false,
-            json: false,
         };
         let mut out = Vec::new();
         let (verdict, result) =

@@ -28,7 +28,7 @@ WHATSAPP_PHONE_NUMBER_ID=106540352242922\n";
 struct Fixture {
     dir: tempfile::TempDir,
     /// Workflow linters that find nothing (the `ci` check's own tests are in
-    /// tests/workflow_lint.rs), outside the repository so they leave its tree clean.
+    /// tests/it/workflow_lint.rs), outside the repository so they leave its tree clean.
     tools: tempfile::TempDir,
 }
 
