@@ -39,6 +39,20 @@ pub struct ClientRun {
     pub database_cpu_s: Option<f64>,
     /// The client's exit code (`None` when a signal ended it).
     pub exit: Option<i32>,
+    /// Pinned runs: the CPUs each process ran on, as `/proc` reported them during the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+}
+
+/// The CPUs (`Cpus_allowed_list`, e.g. `0` or `0-1`) each process of a pinned run ran on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Affinity {
+    /// The client.
+    pub client: Option<String>,
+    /// The service.
+    pub service: Option<String>,
+    /// The PostgreSQL postmaster (its backends inherit it).
+    pub database: Option<String>,
 }
 
 impl ClientRun {
@@ -83,6 +97,8 @@ pub struct Finished {
     pub cpu_s: f64,
     /// Peak resident memory in KiB.
     pub max_rss_kib: u64,
+    /// The CPUs it ran on, read from `/proc` after it started, when it was pinned.
+    pub affinity: Option<String>,
 }
 
 /// Runs `program args` with `env` in `cwd`, stdout and stderr to files under `out` (named
@@ -92,6 +108,7 @@ pub fn run_measured(
     program: &Path,
     args: &[OsString],
     env: &[(&str, String)],
+    cpus: Option<super::affinity::Cpus>,
     cwd: &Path,
     out: &Path,
     stem: &str,
@@ -110,11 +127,20 @@ pub fn run_measured(
     for (key, value) in env {
         command.env(key, value);
     }
+    if let Some(cpus) = cpus {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: the closure makes one system call (sched_setaffinity), which is
+        // async-signal-safe, and touches no memory shared with the parent.
+        unsafe {
+            command.pre_exec(move || super::affinity::pin_thread(0, cpus));
+        }
+    }
     let child = command
         .spawn()
         .with_context(|| format!("starting {}", program.display()))?;
     let pid = child.id();
     let _guard = crate::interrupt::on_interrupt(move || crate::interrupt::terminate(pid));
+    let affinity = cpus.and_then(|_| super::affinity::allowed(pid));
     let (status, usage, high_water) = wait4(pid)?;
     let read = |path: &PathBuf| std::fs::read_to_string(path).unwrap_or_default();
     let seconds = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
@@ -126,6 +152,7 @@ pub fn run_measured(
         // ru_maxrss is no use here: Linux carries the parent's resident size at exec into the
         // child's, so every small client would show this process's size.
         max_rss_kib: high_water,
+        affinity,
     })
 }
 
@@ -422,6 +449,7 @@ mod tests {
             Path::new("/bin/sh"),
             &["-c".into(), "echo out; echo err >&2; exit 3".into()],
             &[],
+            None,
             dir.path(),
             dir.path(),
             "sh",
@@ -430,6 +458,27 @@ mod tests {
         assert_eq!(finished.stdout, "out\n");
         assert_eq!(finished.stderr, "err\n");
         assert_eq!(finished.exit, Some(3));
+        assert_eq!(finished.affinity, None);
+    }
+
+    #[test]
+    fn a_pinned_child_runs_on_its_cpu_from_its_first_instruction() {
+        let dir = tempfile::tempdir().unwrap();
+        let finished = run_measured(
+            Path::new("/bin/sh"),
+            &[
+                "-c".into(),
+                "grep Cpus_allowed_list /proc/self/status; sleep 0.1".into(),
+            ],
+            &[],
+            Some(crate::bench::affinity::Cpus::one(0)),
+            dir.path(),
+            dir.path(),
+            "pinned",
+        )
+        .unwrap();
+        assert_eq!(finished.stdout.trim(), "Cpus_allowed_list:\t0");
+        assert_eq!(finished.affinity.as_deref(), Some("0"));
     }
 
     #[test]
@@ -443,6 +492,7 @@ mod tests {
                 "x=$(head -c 67108864 /dev/zero | tr '\\0' a); sleep 0.2".into(),
             ],
             &[],
+            None,
             dir.path(),
             dir.path(),
             "big",
@@ -455,6 +505,7 @@ mod tests {
             Path::new("/bin/sleep"),
             &["0.1".into()],
             &[],
+            None,
             dir.path(),
             dir.path(),
             "small",

@@ -18,32 +18,53 @@ pub fn process_seconds(pid: u32) -> Option<f64> {
 /// before the second reading is still counted.
 pub fn tree_seconds(root: u32) -> Option<f64> {
     let root_stat = Stat::read(Path::new("/proc").join(root.to_string()).join("stat"))?;
-    let mut ticks = root_stat.utime + root_stat.stime + root_stat.cutime + root_stat.cstime;
+    let all = processes()?;
+    let ticks = under(root, &all)
+        .iter()
+        .map(|(_, s)| s.utime + s.stime + s.cutime + s.cstime)
+        .sum::<u64>();
+    Some(ticks_to_seconds(
+        ticks + root_stat.utime + root_stat.stime + root_stat.cutime + root_stat.cstime,
+    ))
+}
+
+/// Every process under `root` (children, their children, ...), `root` left out.
+pub fn descendants(root: u32) -> Vec<u32> {
+    let all = processes().unwrap_or_default();
+    under(root, &all).iter().map(|(pid, _)| *pid).collect()
+}
+
+/// Every process `/proc` lists, with its stat line.
+fn processes() -> Option<Vec<(u32, Stat)>> {
+    Some(
+        std::fs::read_dir("/proc")
+            .ok()?
+            .filter_map(|entry| {
+                let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+                Some((
+                    pid,
+                    Stat::read(Path::new("/proc").join(pid.to_string()).join("stat"))?,
+                ))
+            })
+            .collect(),
+    )
+}
+
+/// The stats of `root`'s descendants among `all`, generation by generation (a postmaster's
+/// children have none of their own, but nothing here relies on that).
+fn under(root: u32, all: &[(u32, Stat)]) -> Vec<(u32, Stat)> {
     let mut parents = vec![root];
-    let all: Vec<(u32, Stat)> = std::fs::read_dir("/proc")
-        .ok()?
-        .filter_map(|entry| {
-            let pid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-            Some((
-                pid,
-                Stat::read(Path::new("/proc").join(pid.to_string()).join("stat"))?,
-            ))
-        })
-        .collect();
-    // Descendants, generation by generation (a postmaster's children have none of their own,
-    // but nothing here relies on that).
+    let mut found = Vec::new();
     while !parents.is_empty() {
-        let children: Vec<u32> = all
+        let children: Vec<(u32, Stat)> = all
             .iter()
             .filter(|(_, s)| parents.contains(&s.ppid))
-            .map(|(pid, s)| {
-                ticks += s.utime + s.stime + s.cutime + s.cstime;
-                *pid
-            })
+            .copied()
             .collect();
-        parents = children;
+        parents = children.iter().map(|(pid, _)| *pid).collect();
+        found.extend(children);
     }
-    Some(ticks_to_seconds(ticks))
+    found
 }
 
 fn ticks_to_seconds(ticks: u64) -> f64 {

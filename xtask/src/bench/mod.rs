@@ -11,6 +11,7 @@
 //! It is a benchmark, not a test: nothing here holds a speed against a limit. Exit 0 when it
 //! measured, 2 when it could not run (build failed, service did not start, bad flags).
 
+pub mod affinity;
 pub mod client;
 pub mod cpu;
 pub mod machine;
@@ -45,7 +46,7 @@ pub struct Options {
     /// Serve from a throwaway PostgreSQL cluster (fsync on) and add the pre-reserve
     /// comparison against the pgbench ceiling.
     pub postgres: bool,
-    /// Run only this comparison (repeatable): healthz, open, service, prereserve.
+    /// Run only this comparison (repeatable): healthz, open, service, prereserve, pinned.
     pub only: Vec<String>,
     /// The open model's high rate, in requests per second.
     pub high_rate: f64,
@@ -67,8 +68,13 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
     if !(args.high_rate.is_finite() && args.high_rate > 0.0) {
         bail!("--high-rate must be a positive number of requests per second");
     }
-    if args.only.iter().any(|o| o == "prereserve") && !args.postgres {
-        bail!("the prereserve comparison runs on PostgreSQL: add --postgres");
+    if let Some(name) = args
+        .only
+        .iter()
+        .find(|o| *o == "prereserve" || *o == "pinned")
+        && !args.postgres
+    {
+        bail!("the {name} comparison runs on PostgreSQL: add --postgres");
     }
     let repo = Repo::discover()?;
     let write = args.write.as_ref().map(|p| repo.root().join(p));
@@ -102,6 +108,7 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         duration: args.duration,
         high_rate: args.high_rate,
         hello_missing: running.hello_missing.clone(),
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let mut planned = plan::comparisons(&args.only, &running.targets, &inputs);
     // Smoke saves a record per run: keep them out of the repository's own records.
@@ -121,16 +128,21 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
                     running.reset_bookings()?;
                 }
                 let stem = format!("{}-{index}-round{round}", p.comparison.id);
+                // Unpinned again when `pinned` drops, whatever the run's outcome.
+                let pinned = command.pin.map(|pin| running.pin(pin)).transpose()?;
                 let servers_before = running.server_cpu();
                 let finished = client::run_measured(
                     &command.program,
                     &command.args,
                     &command.env,
+                    command.pin.map(|pin| affinity::Cpus::one(pin.rest)),
                     scratch.path(),
                     &out,
                     &stem,
                 );
                 let servers = servers_before.until(&running.server_cpu());
+                let servers_affinity = pinned.as_ref().map(|p| p.affinity.clone());
+                drop(pinned);
                 let outcome = match finished {
                     Ok(finished) => match (command.parse)(&finished.stdout) {
                         Ok(mut run) => {
@@ -143,6 +155,10 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
                                 plan::Server::Database => None,
                             };
                             run.database_cpu_s = servers.database;
+                            run.affinity = servers_affinity.map(|mut a| {
+                                a.client = finished.affinity.clone();
+                                a
+                            });
                             RunOutcome::Measured(run)
                         }
                         Err(error) => RunOutcome::Failed {

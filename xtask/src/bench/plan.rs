@@ -10,7 +10,7 @@ use super::machine::Tools;
 use super::results::{Comparison, Contestant, Metric, RatioSpec};
 
 /// The comparisons `--only` accepts.
-pub const NAMES: [&str; 4] = ["healthz", "open", "service", "prereserve"];
+pub const NAMES: [&str; 5] = ["healthz", "open", "service", "prereserve", "pinned"];
 
 /// Connections of the closed-model and service comparisons.
 pub const CONNECTIONS: u32 = 50;
@@ -45,6 +45,8 @@ pub struct Inputs<'a> {
     pub high_rate: f64,
     /// Why the bare server is absent, when it is.
     pub hello_missing: Option<String>,
+    /// CPUs this machine offers the benchmark.
+    pub cpus: usize,
 }
 
 /// A comparison with how to run each of its clients.
@@ -69,6 +71,17 @@ pub struct ClientCommand {
     pub reset_bookings: bool,
     /// The server whose CPU the run is charged with.
     pub server: Server,
+    /// Where the run's processes run; `None`: anywhere.
+    pub pin: Option<Pin>,
+}
+
+/// CPUs of a pinned run: PostgreSQL on one, the service and the client on another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pin {
+    /// The CPU of every PostgreSQL process.
+    pub database: usize,
+    /// The CPU of the service and the client.
+    pub rest: usize,
 }
 
 /// Which of the running servers a client talks to.
@@ -103,7 +116,12 @@ impl ClientCommand {
         } else {
             program
         };
-        format!("{}{program} {}", env.concat(), args.join(" "))
+        // A pinned client is shown as `taskset` would run it; the servers' pinning is said in
+        // the comparison's text and its affinity lines.
+        let pinned = self
+            .pin
+            .map_or(String::new(), |pin| format!("taskset -c {} ", pin.rest));
+        format!("{}{pinned}{program} {}", env.concat(), args.join(" "))
     }
 }
 
@@ -160,6 +178,7 @@ fn smoke(xtask: &Path, url: &str, extra: &str, d: Duration) -> ClientCommand {
         parse: client::parse_smoke,
         reset_bookings: false,
         server: Server::Service,
+        pin: None,
     }
 }
 
@@ -177,6 +196,7 @@ fn oha(program: PathBuf, url: &str, extra: &str, d: Duration) -> ClientCommand {
         parse: client::parse_oha,
         reset_bookings: false,
         server: Server::Service,
+        pin: None,
     }
 }
 
@@ -191,6 +211,7 @@ fn wrk(program: PathBuf, url: &str, server: Server, d: Duration) -> ClientComman
         parse: client::parse_wrk,
         reset_bookings: false,
         server,
+        pin: None,
     }
 }
 
@@ -299,10 +320,13 @@ pub fn comparisons(only: &[String], targets: &Targets, inputs: &Inputs) -> Vec<P
             ],
         ));
     }
-    if wanted("prereserve")
-        && let Some(database) = &targets.database
-    {
-        planned.push(prereserve(url, database, inputs));
+    if let Some(database) = &targets.database {
+        if wanted("prereserve") {
+            planned.push(prereserve(url, database, inputs));
+        }
+        if wanted("pinned") {
+            planned.push(pinned(url, database, inputs));
+        }
     }
     for p in &mut planned {
         for k in &mut p.comparison.contestants {
@@ -324,48 +348,66 @@ fn placeholders(command: &str, targets: &Targets, root: &Path) -> String {
     shown.replace(targets.service.as_str(), "$SERVICE")
 }
 
+/// pgbench running one booking's statements straight against the database.
+fn pgbench_ceiling(
+    program: PathBuf,
+    cabins: u32,
+    database: &str,
+    inputs: &Inputs,
+) -> ClientCommand {
+    let script = inputs.root.join("docs/bench/prereserve.pgbench");
+    ClientCommand {
+        program,
+        args: [
+            words(&format!(
+                "-n -M prepared -c {PRERESERVE_CLIENTS} -j 2 -T {} -D cabins={cabins} -f",
+                secs(inputs.duration)
+            )),
+            vec![script.into(), database.into()],
+        ]
+        .concat(),
+        env: Vec::new(),
+        parse: client::parse_pgbench,
+        reset_bookings: true,
+        server: Server::Database,
+        pin: None,
+    }
+}
+
+/// wrk booking through the service, one non-conflicting booking per request.
+fn service_prereserve(program: PathBuf, cabins: u32, url: &str, inputs: &Inputs) -> ClientCommand {
+    let script = inputs.root.join("docs/bench/prereserve.lua");
+    ClientCommand {
+        program,
+        args: [
+            words(&format!(
+                "-t2 -c{PRERESERVE_CLIENTS} -d{}s --latency -s",
+                secs(inputs.duration)
+            )),
+            vec![script.into(), url.into()],
+        ]
+        .concat(),
+        env: vec![("CABINS", cabins.to_string())],
+        parse: client::parse_wrk,
+        reset_bookings: true,
+        server: Server::Service,
+        pin: None,
+    }
+}
+
 fn prereserve(url: &str, database: &str, inputs: &Inputs) -> Planned {
-    let (d, tools) = (inputs.duration, inputs.tools);
-    let script = |name: &str| inputs.root.join("docs/bench").join(name);
+    let tools = inputs.tools;
     let mut rows = Vec::new();
     for cabins in [3, 30] {
         rows.push(entry(
             &format!("pgbench ceiling, {cabins} cabins"),
             &tools.pgbench,
-            |program| ClientCommand {
-                program,
-                args: [
-                    words(&format!(
-                        "-n -M prepared -c {PRERESERVE_CLIENTS} -j 2 -T {} -D cabins={cabins} -f",
-                        secs(d)
-                    )),
-                    vec![script("prereserve.pgbench").into(), database.into()],
-                ]
-                .concat(),
-                env: Vec::new(),
-                parse: client::parse_pgbench,
-                reset_bookings: true,
-                server: Server::Database,
-            },
+            |program| pgbench_ceiling(program, cabins, database, inputs),
         ));
         rows.push(entry(
             &format!("service pre-reserve, {cabins} cabins"),
             &tools.wrk,
-            |program| ClientCommand {
-                program,
-                args: [
-                    words(&format!(
-                        "-t2 -c{PRERESERVE_CLIENTS} -d{}s --latency -s",
-                        secs(d)
-                    )),
-                    vec![script("prereserve.lua").into(), url.into()],
-                ]
-                .concat(),
-                env: vec![("CABINS", cabins.to_string())],
-                parse: client::parse_wrk,
-                reset_bookings: true,
-                server: Server::Service,
-            },
+            |program| service_prereserve(program, cabins, url, inputs),
         ));
     }
     plan(
@@ -386,6 +428,58 @@ fn prereserve(url: &str, database: &str, inputs: &Inputs) -> Planned {
                 "service / pgbench, 30 cabins",
                 3,
                 2,
+                Metric::DatabaseCpuPer100k,
+            ),
+        ],
+    )
+}
+
+/// The pre-reserve comparison at 30 cabins with PostgreSQL on a CPU of its own (CPU 0) and
+/// the service and the client on another (CPU 1), as on Fly where the database has its own
+/// machine. Needs at least 2 CPUs.
+fn pinned(url: &str, database: &str, inputs: &Inputs) -> Planned {
+    let pin = Pin {
+        database: 0,
+        rest: 1,
+    };
+    let cabins = 30;
+    let two_cpus = |tool: &Result<PathBuf, String>| match inputs.cpus {
+        n if n >= 2 => tool.clone(),
+        n => Err(format!(
+            "needs at least 2 CPUs to give PostgreSQL one of its own; this machine offers {n}"
+        )),
+    };
+    let pinned = |mut command: ClientCommand| {
+        command.pin = Some(pin);
+        command
+    };
+    let rows = vec![
+        entry(
+            &format!("pgbench ceiling, {cabins} cabins, pinned"),
+            &two_cpus(&inputs.tools.pgbench),
+            |program| pinned(pgbench_ceiling(program, cabins, database, inputs)),
+        ),
+        entry(
+            &format!("service pre-reserve, {cabins} cabins, pinned"),
+            &two_cpus(&inputs.tools.wrk),
+            |program| pinned(service_prereserve(program, cabins, url, inputs)),
+        ),
+    ];
+    plan(
+        "pinned",
+        "Pre-reserve with PostgreSQL on a CPU of its own",
+        "The 30-cabin pre-reserve runs again with every PostgreSQL process (the postmaster and \
+         the backends it forks) on CPU 0 and the service and the client on CPU 1, as on Fly \
+         where the database runs on a machine of its own: the service's HTTP hop no longer takes \
+         CPU from the database. The affinity below each run is what `/proc/<pid>/status` \
+         reported while it ran.",
+        rows,
+        vec![
+            ratio("service / pgbench, pinned", 1, 0, Metric::Rps),
+            ratio(
+                "service / pgbench, pinned",
+                1,
+                0,
                 Metric::DatabaseCpuPer100k,
             ),
         ],
@@ -443,6 +537,7 @@ mod tests {
             duration: Duration::from_millis(2500),
             high_rate: 15_000.0,
             hello_missing: Some("backend/examples/hello.rs is missing".into()),
+            cpus: 2,
         }
     }
 
@@ -535,5 +630,59 @@ mod tests {
                 .iter()
                 .all(|c| c.as_ref().is_some_and(|c| c.reset_bookings))
         );
+    }
+
+    #[test]
+    fn the_pinned_comparison_pins_postgres_apart_and_needs_two_cpus() {
+        let mut tools = tools(Ok("/root/.cargo/bin/oha".into()));
+        tools.pgbench = Ok("/usr/bin/pgbench".into());
+        let root = Path::new("/repo");
+        let targets = Targets {
+            database: Some("postgres://postgres@127.0.0.1:5999/postgres".into()),
+            ..targets()
+        };
+        let planned = comparisons(&["pinned".into()], &targets, &inputs(&tools, root));
+        assert_eq!(planned.len(), 1);
+        let shown: Vec<&str> = planned[0]
+            .comparison
+            .contestants
+            .iter()
+            .map(|c| c.command.as_str())
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                "taskset -c 1 pgbench -n -M prepared -c 32 -j 2 -T 3 -D cabins=30 -f docs/bench/prereserve.pgbench $DATABASE_URL",
+                "CABINS=30 taskset -c 1 wrk -t2 -c32 -d3s --latency -s docs/bench/prereserve.lua $SERVICE",
+            ]
+        );
+        let pins: Vec<Option<Pin>> = planned[0]
+            .commands
+            .iter()
+            .map(|c| c.as_ref().and_then(|c| c.pin))
+            .collect();
+        let apart = Some(Pin {
+            database: 0,
+            rest: 1,
+        });
+        assert_eq!(pins, [apart, apart]);
+
+        let one_cpu = Inputs {
+            cpus: 1,
+            ..inputs(&tools, root)
+        };
+        let planned = comparisons(&["pinned".into()], &targets, &one_cpu);
+        for k in &planned[0].comparison.contestants {
+            let missing = k.missing.as_deref().unwrap_or_default();
+            assert!(missing.contains("at least 2 CPUs"), "{missing}");
+        }
+        assert!(planned[0].commands.iter().all(Option::is_none));
+        // Without PostgreSQL there is nothing to pin.
+        let sqlite = comparisons(
+            &["pinned".into()],
+            &super::tests::targets(),
+            &inputs(&tools, root),
+        );
+        assert!(sqlite.is_empty());
     }
 }

@@ -108,6 +108,7 @@ fn comparison_section(out: &mut String, c: &Comparison) {
         let _ = writeln!(out, "{}", k.command);
     }
     let _ = writeln!(out, "```");
+    affinity_lines(out, c);
     let failures: Vec<String> = c
         .contestants
         .iter()
@@ -125,6 +126,42 @@ fn comparison_section(out: &mut String, c: &Comparison) {
             out,
             "\nRuns that produced no figures:\n\n{}",
             failures.join("\n")
+        );
+    }
+}
+
+/// For pinned runs, the CPUs each process ran on as `/proc` reported them, per contestant
+/// (each distinct set once, with the rounds it held in).
+fn affinity_lines(out: &mut String, c: &Comparison) {
+    let mut lines = Vec::new();
+    for k in &c.contestants {
+        let mut seen: Vec<(String, usize)> = Vec::new();
+        for run in k.runs.iter().filter_map(RunOutcome::measured) {
+            let Some(a) = &run.affinity else { continue };
+            let parts: Vec<String> = [
+                ("PostgreSQL", &a.database),
+                ("service", &a.service),
+                ("client", &a.client),
+            ]
+            .into_iter()
+            .filter_map(|(who, cpus)| Some(format!("{who} on CPU {}", cpus.as_deref()?)))
+            .collect();
+            let text = parts.join(", ");
+            match seen.iter_mut().find(|(t, _)| *t == text) {
+                Some((_, n)) => *n += 1,
+                None => seen.push((text, 1)),
+            }
+        }
+        for (text, rounds) in seen {
+            let plural = if rounds == 1 { "" } else { "s" };
+            lines.push(format!("- {}: {text} ({rounds} round{plural})", k.label));
+        }
+    }
+    if !lines.is_empty() {
+        let _ = writeln!(
+            out,
+            "\nAffinity during the runs, as `/proc/<pid>/status` reported it:\n\n{}",
+            lines.join("\n")
         );
     }
 }
@@ -276,6 +313,7 @@ mod tests {
             server_cpu_s: Some(cpu_s * 2.0),
             database_cpu_s: None,
             exit: Some(0),
+            affinity: None,
         })
     }
 
@@ -384,6 +422,38 @@ mod tests {
             !text.contains("smoke / oha"),
             "no ratio without the peer's figures"
         );
+    }
+
+    #[test]
+    fn pinned_runs_say_where_each_process_ran() {
+        let pinned = |client: &str| {
+            let mut run = measured(3000.0, 8.0, 3.0, None);
+            if let RunOutcome::Measured(r) = &mut run {
+                r.affinity = Some(crate::bench::client::Affinity {
+                    client: Some(client.into()),
+                    service: Some("1".into()),
+                    database: Some("0".into()),
+                });
+            }
+            run
+        };
+        let mut result = sample();
+        result.comparisons[0].contestants[0].runs = vec![pinned("1"), pinned("1"), pinned("0-1")];
+        let text = markdown(&result);
+        let label = &result.comparisons[0].contestants[0].label;
+        assert!(
+            text.contains(&format!(
+                "- {label}: PostgreSQL on CPU 0, service on CPU 1, client on CPU 1 (2 rounds)"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "- {label}: PostgreSQL on CPU 0, service on CPU 1, client on CPU 0-1 (1 round)"
+            )),
+            "{text}"
+        );
+        assert!(!markdown(&sample()).contains("Affinity during the runs"));
     }
 
     #[test]

@@ -130,6 +130,51 @@ impl Running {
         }
     }
 
+    /// Pins PostgreSQL (the postmaster and every backend; later backends inherit it) to
+    /// `pin.database` and the service to `pin.rest` until the guard drops, and reads back
+    /// what the kernel applied.
+    pub fn pin(&self, pin: super::plan::Pin) -> anyhow::Result<Pinned<'_>> {
+        use super::affinity::{Cpus, allowed, pin_process, pin_tree};
+        let postmaster = self
+            .cluster
+            .as_ref()
+            .and_then(PgCluster::postmaster_pid)
+            .context("a pinned run needs the PostgreSQL cluster (--postgres)")?;
+        let service = self.service.pid();
+        // Made first, so that a failure half-way unpins what was pinned.
+        let mut guard = Pinned {
+            running: self,
+            affinity: super::client::Affinity::default(),
+        };
+        pin_tree(postmaster, Cpus::one(pin.database)).with_context(|| {
+            format!(
+                "pinning PostgreSQL (pid {postmaster}) to CPU {}",
+                pin.database
+            )
+        })?;
+        pin_process(service, Cpus::one(pin.rest))
+            .with_context(|| format!("pinning the service (pid {service}) to CPU {}", pin.rest))?;
+        guard.affinity.service = allowed(service);
+        guard.affinity.database = allowed(postmaster);
+        Ok(guard)
+    }
+
+    /// Lets every server run on every CPU again.
+    fn unpin(&self) {
+        use super::affinity::{Cpus, pin_process, pin_tree};
+        let all = Cpus::first(
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        );
+        if let Some(postmaster) = self.cluster.as_ref().and_then(PgCluster::postmaster_pid)
+            && let Err(e) = pin_tree(postmaster, all)
+        {
+            eprintln!("warning: PostgreSQL stays pinned: {e}");
+        }
+        if let Err(e) = pin_process(self.service.pid(), all) {
+            eprintln!("warning: the service stays pinned: {e}");
+        }
+    }
+
     /// Empties the tables pre-reserve fills (named in docs/bench/prereserve-setup.sql), so
     /// every run starts from the same state.
     pub fn reset_bookings(&self) -> anyhow::Result<()> {
@@ -145,6 +190,19 @@ impl Running {
         .ignore_stdout()
         .run()
         .context("emptying the booking tables between pre-reserve runs (psql)")
+    }
+}
+
+/// The servers pinned for one run; unpinned when dropped.
+pub struct Pinned<'a> {
+    running: &'a Running,
+    /// What `/proc` reported once the servers were pinned.
+    pub affinity: super::client::Affinity,
+}
+
+impl Drop for Pinned<'_> {
+    fn drop(&mut self) {
+        self.running.unpin();
     }
 }
 
