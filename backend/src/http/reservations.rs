@@ -1,9 +1,13 @@
 //! Reservation routes: pre-reserve, look up, and the admin confirm and cancel.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::{IntoResponses, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -123,34 +127,44 @@ async fn show(
 
 /// What confirm and cancel answer: the two admin actions share their guard, their path
 /// checks and the store's refusals, so they document one set of responses.
-#[derive(IntoResponses)]
-#[allow(dead_code)] // Only the OpenAPI document is built from it; handlers answer ApiError.
-enum AdminActionResponses {
-    #[response(status = 200, description = "The reservation after the action")]
-    Done(ReservationView),
-    #[response(status = 400, description = "The path is not well formed")]
-    BadPath(ErrorBody),
-    #[response(
-        status = 401,
-        description = "No bearer token, or an invalid or expired one"
-    )]
-    Unauthenticated(ErrorBody),
-    #[response(status = 403, description = "The token's email is not an admin")]
-    NotAnAdmin(ErrorBody),
-    #[response(status = 404, description = "No reservation has this code")]
-    NotFound(ErrorBody),
-    #[response(
-        status = 422,
-        description = "The code holds control characters (`validation_failed`, field `code`)"
-    )]
-    ControlCharacters(ErrorBody),
-    #[response(
-        status = 409,
-        description = "The reservation's status does not allow this (`invalid_state`, `expired`)"
-    )]
-    NotAllowed(ErrorBody),
-    #[response(status = 503, description = "The database is not available")]
-    Unavailable(ErrorBody),
+struct AdminActionResponses;
+
+impl IntoResponses for AdminActionResponses {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        /// Every refusal carries an [`ErrorBody`].
+        const REFUSALS: [(u16, &str); 7] = [
+            (400, "The path is not well formed"),
+            (401, "No bearer token, or an invalid or expired one"),
+            (403, "The token's email is not an admin"),
+            (404, "No reservation has this code"),
+            (
+                409,
+                "The reservation's status does not allow this (`invalid_state`, `expired`)",
+            ),
+            (
+                422,
+                "The code holds control characters (`validation_failed`, field `code`)",
+            ),
+            (503, "The database is not available"),
+        ];
+        let answer = |status: u16, description: &str, body: Cow<'static, str>| {
+            let content = Content::new(Some(Ref::from_schema_name(body)));
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content("application/json", content)
+                .build();
+            (status.to_string(), RefOr::T(response))
+        };
+        let done = answer(
+            200,
+            "The reservation after the action",
+            ReservationView::name(),
+        );
+        let refusals = REFUSALS
+            .iter()
+            .map(|&(status, description)| answer(status, description, ErrorBody::name()));
+        std::iter::once(done).chain(refusals).collect()
+    }
 }
 
 /// An admin action on a reservation.
