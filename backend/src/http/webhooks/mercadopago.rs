@@ -19,8 +19,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::delivery::{escape_controls, hmac_sha256_matches, refuse};
-use super::{DeliveryTooLarge, TooManyUnauthenticated};
+use super::delivery::{
+    DeliveryTooLarge, TooManyUnauthenticated, escape_controls, hmac_sha256_matches, refuse,
+};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::http::edge::{self, Client};

@@ -13,11 +13,9 @@ mod whatsapp_answer;
 
 pub use self::delivery::{constant_time_eq, escape_controls, hmac_sha256_hex, hmac_sha256_matches};
 
-use utoipa::IntoResponses;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::error::ErrorBody;
 use crate::http::state::AppState;
 use crate::store::payments::PaymentOutcome;
 
@@ -27,26 +25,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(mercadopago::notify))
         .routes(routes!(whatsapp::handshake, whatsapp::notify))
 }
-
-/// The 429 of [`crate::http::edge::limit_unauthenticated`], which every webhook route answers
-/// alike: the limit counts only requests whose signature (or verify token) fails.
-#[derive(IntoResponses)]
-#[response(
-    status = 429,
-    description = "Too many unauthenticated requests from this client; see Retry-After",
-    headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))
-)]
-#[allow(dead_code)] // Only the OpenAPI document is built from it; the limiter answers.
-pub struct TooManyUnauthenticated(ErrorBody);
-
-/// The 413 of the body limit on the signed deliveries (64 KiB).
-#[derive(IntoResponses)]
-#[response(
-    status = 413,
-    description = "The body is larger than 64 KiB (`payload_too_large`)"
-)]
-#[allow(dead_code)] // Only the OpenAPI document is built from it; ApiBytes answers.
-pub struct DeliveryTooLarge(ErrorBody);
 
 /// Describes the webhook metrics and touches every label with a zero.
 pub fn register_metrics() {

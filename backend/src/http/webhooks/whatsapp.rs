@@ -17,9 +17,10 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::delivery::{constant_time_eq, hmac_sha256_matches, refuse};
+use super::delivery::{
+    DeliveryTooLarge, TooManyUnauthenticated, constant_time_eq, hmac_sha256_matches, refuse,
+};
 use super::whatsapp_answer;
-use super::{DeliveryTooLarge, TooManyUnauthenticated};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::http::edge::{self, Client};
