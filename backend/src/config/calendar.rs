@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use super::error::ConfigError;
-use super::lookup::parse_number;
+use super::lookup::{parse_number, parse_seconds};
 
 /// How calendars are synced (`crate::calendar`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,14 +30,7 @@ pub struct CalendarConfig {
 impl CalendarConfig {
     /// Reads the variables above.
     pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let seconds = |var: &'static str, default: u64| {
-            parse_number::<u64>(get, var, default, "must be a whole number of seconds").and_then(
-                |secs| match secs {
-                    1..=86_400 => Ok(Duration::from_secs(secs)),
-                    _ => Err(ConfigError::invalid(var, "must be 1 to 86400 seconds")),
-                },
-            )
-        };
+        let seconds = |var: &'static str, default: u64| parse_seconds(get, var, default);
         let max_feed_bytes = parse_number::<usize>(
             get,
             "CALENDAR_MAX_FEED_BYTES",

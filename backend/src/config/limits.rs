@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::error::ConfigError;
-use super::lookup::parse_number;
+use super::lookup::{parse_number, parse_seconds};
 
 /// The connection limits of `crate::http::server::serve`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,14 +20,7 @@ pub struct ConnectionLimits {
 impl ConnectionLimits {
     /// Reads the three variables; the timeouts are 1 s to a day, the limit at least 1.
     pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let seconds = |var: &'static str, default: u64| {
-            parse_number::<u64>(get, var, default, "must be a whole number of seconds").and_then(
-                |secs| match secs {
-                    1..=86_400 => Ok(Duration::from_secs(secs)),
-                    _ => Err(ConfigError::invalid(var, "must be 1 to 86400 seconds")),
-                },
-            )
-        };
+        let seconds = |var: &'static str, default: u64| parse_seconds(get, var, default);
         let max_connections = parse_number::<usize>(
             get,
             "HTTP_MAX_CONNECTIONS",

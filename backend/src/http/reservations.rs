@@ -1,10 +1,14 @@
 //! Reservation routes: pre-reserve, look up, and the admin confirm and cancel.
 
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
-use utoipa::ToSchema;
+use utoipa::openapi::{Content, Ref, RefOr, Response, ResponseBuilder};
+use utoipa::{IntoResponses, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -121,6 +125,80 @@ async fn show(
     Ok(Json(reservation.into()))
 }
 
+/// What confirm and cancel answer: the two admin actions share their guard, their path
+/// checks and the store's refusals, so they document one set of responses.
+struct AdminActionResponses;
+
+impl IntoResponses for AdminActionResponses {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        /// Every refusal carries an [`ErrorBody`].
+        const REFUSALS: [(u16, &str); 7] = [
+            (400, "The path is not well formed"),
+            (401, "No bearer token, or an invalid or expired one"),
+            (403, "The token's email is not an admin"),
+            (404, "No reservation has this code"),
+            (
+                409,
+                "The reservation's status does not allow this (`invalid_state`, `expired`)",
+            ),
+            (
+                422,
+                "The code holds control characters (`validation_failed`, field `code`)",
+            ),
+            (503, "The database is not available"),
+        ];
+        let answer = |status: u16, description: &str, body: Cow<'static, str>| {
+            let content = Content::new(Some(Ref::from_schema_name(body)));
+            let response = ResponseBuilder::new()
+                .description(description)
+                .content("application/json", content)
+                .build();
+            (status.to_string(), RefOr::T(response))
+        };
+        let done = answer(
+            200,
+            "The reservation after the action",
+            ReservationView::name(),
+        );
+        let refusals = REFUSALS
+            .iter()
+            .map(|&(status, description)| answer(status, description, ErrorBody::name()));
+        std::iter::once(done).chain(refusals).collect()
+    }
+}
+
+/// An admin action on a reservation.
+#[derive(Debug, Clone, Copy)]
+enum AdminAction {
+    Confirm,
+    Cancel,
+}
+
+/// Applies `action` to the reservation `code` for `admin`, counts it and logs who did it.
+async fn act(
+    state: AppState,
+    admin: Admin,
+    code: String,
+    action: AdminAction,
+) -> Result<Json<ReservationView>, ApiError> {
+    let code = checked_code(&code)?;
+    let (reservation, counter, done) = match action {
+        AdminAction::Confirm => (
+            reservations::confirm(&state.db, code, now()).await?,
+            "reservations_confirmed_total",
+            "confirmed",
+        ),
+        AdminAction::Cancel => (
+            reservations::cancel(&state.db, code, now()).await?,
+            "reservations_cancelled_total",
+            "cancelled",
+        ),
+    };
+    metrics::counter!(counter).increment(1);
+    tracing::info!(code, admin = %admin.email, "reservation {done}");
+    Ok(Json(reservation.into()))
+}
+
 /// Confirms a pre-reservation (admin).
 #[utoipa::path(
     post,
@@ -129,27 +207,14 @@ async fn show(
     tag = "admin",
     params(("code" = String, Path, description = "Reservation code")),
     security(("admin_bearer" = [])),
-    responses(
-        (status = 200, description = "The reservation after the action", body = ReservationView),
-        (status = 400, description = "The path is not well formed", body = ErrorBody),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = ErrorBody),
-        (status = 403, description = "The token's email is not an admin", body = ErrorBody),
-        (status = 404, description = "No reservation has this code", body = ErrorBody),
-        (status = 422, description = "The code holds control characters (`validation_failed`, field `code`)", body = ErrorBody),
-        (status = 409, description = "The reservation's status does not allow this (`invalid_state`, `expired`)", body = ErrorBody),
-        (status = 503, description = "The database is not available", body = ErrorBody),
-    )
+    responses(AdminActionResponses)
 )]
 async fn confirm(
     State(state): State<AppState>,
     admin: Admin,
     ApiPath(code): ApiPath<String>,
 ) -> Result<Json<ReservationView>, ApiError> {
-    let code = checked_code(&code)?;
-    let reservation = reservations::confirm(&state.db, code, now()).await?;
-    metrics::counter!("reservations_confirmed_total").increment(1);
-    tracing::info!(code, admin = %admin.email, "reservation confirmed");
-    Ok(Json(reservation.into()))
+    act(state, admin, code, AdminAction::Confirm).await
 }
 
 /// Cancels a pre-reserved or confirmed reservation (admin).
@@ -160,25 +225,12 @@ async fn confirm(
     tag = "admin",
     params(("code" = String, Path, description = "Reservation code")),
     security(("admin_bearer" = [])),
-    responses(
-        (status = 200, description = "The reservation after the action", body = ReservationView),
-        (status = 400, description = "The path is not well formed", body = ErrorBody),
-        (status = 401, description = "No bearer token, or an invalid or expired one", body = ErrorBody),
-        (status = 403, description = "The token's email is not an admin", body = ErrorBody),
-        (status = 404, description = "No reservation has this code", body = ErrorBody),
-        (status = 422, description = "The code holds control characters (`validation_failed`, field `code`)", body = ErrorBody),
-        (status = 409, description = "The reservation's status does not allow this (`invalid_state`, `expired`)", body = ErrorBody),
-        (status = 503, description = "The database is not available", body = ErrorBody),
-    )
+    responses(AdminActionResponses)
 )]
 async fn cancel(
     State(state): State<AppState>,
     admin: Admin,
     ApiPath(code): ApiPath<String>,
 ) -> Result<Json<ReservationView>, ApiError> {
-    let code = checked_code(&code)?;
-    let reservation = reservations::cancel(&state.db, code, now()).await?;
-    metrics::counter!("reservations_cancelled_total").increment(1);
-    tracing::info!(code, admin = %admin.email, "reservation cancelled");
-    Ok(Json(reservation.into()))
+    act(state, admin, code, AdminAction::Cancel).await
 }

@@ -39,15 +39,10 @@ pub async fn confirm(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservat
          WHERE code = $1 AND status = 'pre_reserved' AND expires_at > $2 RETURNING ",
         columns!()
     );
-    let updated = with_pool!(db, pool => {
-        sqlx::query_as::<_, Reservation>(SQL).bind(code).bind(now).fetch_optional(pool).await?
-    });
-    if let Some(reservation) = updated {
-        return Ok(reservation);
-    }
-    let current = find_by_code(db, code)
-        .await?
-        .ok_or_else(|| not_found(code))?;
+    let current = match transition(db, SQL, code, now).await? {
+        Transition::Done(reservation) => return Ok(reservation),
+        Transition::Refused(current) => current,
+    };
     match current.status {
         ReservationStatus::PreReserved | ReservationStatus::Expired => {
             // Expired by time; record it now rather than waiting for the sweep.
@@ -68,19 +63,42 @@ pub async fn cancel(db: &Db, code: &str, now: DateTime<Utc>) -> Result<Reservati
          WHERE code = $1 AND status IN ('pre_reserved', 'confirmed') RETURNING ",
         columns!()
     );
+    match transition(db, SQL, code, now).await? {
+        Transition::Done(reservation) => Ok(reservation),
+        Transition::Refused(current) => Err(StoreError::InvalidState {
+            status: current.status,
+            action: "cancelled",
+        }),
+    }
+}
+
+/// What a conditional status change did.
+enum Transition {
+    /// The reservation after the change.
+    Done(Reservation),
+    /// Its status (or expiry) did not allow the change: the reservation as it stands.
+    Refused(Reservation),
+}
+
+/// Runs `sql`, one conditional UPDATE of the reservation `code` (`$1`) at `now` (`$2`)
+/// returning the changed row; when it changed nothing, reads the reservation as it stands
+/// so the caller can say why. [`StoreError::NotFound`] for an unknown code.
+async fn transition(
+    db: &Db,
+    sql: &'static str,
+    code: &str,
+    now: DateTime<Utc>,
+) -> Result<Transition, StoreError> {
     let updated = with_pool!(db, pool => {
-        sqlx::query_as::<_, Reservation>(SQL).bind(code).bind(now).fetch_optional(pool).await?
+        sqlx::query_as::<_, Reservation>(sql).bind(code).bind(now).fetch_optional(pool).await?
     });
     if let Some(reservation) = updated {
-        return Ok(reservation);
+        return Ok(Transition::Done(reservation));
     }
     let current = find_by_code(db, code)
         .await?
         .ok_or_else(|| not_found(code))?;
-    Err(StoreError::InvalidState {
-        status: current.status,
-        action: "cancelled",
-    })
+    Ok(Transition::Refused(current))
 }
 
 fn not_found(code: &str) -> StoreError {

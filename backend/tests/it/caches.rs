@@ -20,6 +20,16 @@ on_both_backends!(
     a_fixture_another_instance_created_is_bookable_by_an_admin_at_once,
 );
 
+/// An app that reuses its `readyz` database check for `age`.
+async fn with_health_cache(backend: Backend, test: &str, age: Duration) -> Option<TestApp> {
+    TestApp::spawn_with(backend, test, |c| c.health_cache = age).await
+}
+
+/// An app that serves the active accommodations from memory for `age`.
+async fn with_catalog_cache(backend: Backend, test: &str, age: Duration) -> Option<TestApp> {
+    TestApp::spawn_with(backend, test, |c| c.accommodations_cache = age).await
+}
+
 /// Runs raw SQL on the app's database, as another instance or an operator would.
 async fn execute(app: &TestApp, sql: &'static str) {
     backend::with_pool!(&app.state.db, pool => {
@@ -30,10 +40,7 @@ async fn execute(app: &TestApp, sql: &'static str) {
 /// Many concurrent and back-to-back `readyz` requests cost one database check while the
 /// result is fresh.
 async fn readyz_shares_one_database_check(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, "readyz_shared", |c| {
-        c.health_cache = Duration::from_secs(60);
-    })
-    .await
+    let Some(app) = with_health_cache(backend, "readyz_shared", Duration::from_secs(60)).await
     else {
         return;
     };
@@ -57,11 +64,7 @@ async fn readyz_shares_one_database_check(backend: Backend) {
 /// With no reuse (age zero) every request checks, and a pending migration or a lost database
 /// turns `readyz` 503 on the next request.
 async fn readyz_shows_pending_migrations_and_a_lost_database(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, "readyz_fresh", |c| {
-        c.health_cache = Duration::ZERO;
-    })
-    .await
-    else {
+    let Some(app) = with_health_cache(backend, "readyz_fresh", Duration::ZERO).await else {
         return;
     };
     let (status, body) = app.get("/api/v1/readyz").await;
@@ -150,10 +153,7 @@ async fn a_dropped_overlap_guarantee_shows_in_readyz_and_stops_a_start(backend: 
 /// A write failing on the database shows in `readyz` and `healthz` at once, even while their
 /// database checks are reused.
 async fn failing_writes_show_in_readyz_at_once(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, "readyz_writes", |c| {
-        c.health_cache = Duration::from_secs(60);
-    })
-    .await
+    let Some(app) = with_health_cache(backend, "readyz_writes", Duration::from_secs(60)).await
     else {
         return;
     };
@@ -197,10 +197,7 @@ fn names(list: &serde_json::Value) -> Vec<String> {
 /// the service's back does not show, and the database is asked once); a change made through
 /// this instance shows at once.
 async fn accommodations_are_served_from_memory_while_fresh(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, "catalog_memory", |c| {
-        c.accommodations_cache = Duration::from_secs(60);
-    })
-    .await
+    let Some(app) = with_catalog_cache(backend, "catalog_memory", Duration::from_secs(60)).await
     else {
         return;
     };
@@ -237,11 +234,7 @@ async fn accommodations_are_served_from_memory_while_fresh(backend: Backend) {
 /// is older than the age: here a cabin closed by SQL stops being listed and bookable.
 async fn a_change_made_in_the_database_shows_after_the_age(backend: Backend) {
     let age = Duration::from_millis(20);
-    let Some(app) = TestApp::spawn_with(backend, "catalog_age", |c| {
-        c.accommodations_cache = age;
-    })
-    .await
-    else {
+    let Some(app) = with_catalog_cache(backend, "catalog_age", age).await else {
         return;
     };
     let (_, list) = app.get("/api/v1/reservations/accommodations").await;
@@ -267,10 +260,8 @@ async fn a_change_made_in_the_database_shows_after_the_age(backend: Backend) {
 /// Availability depends on reservations, which are never cached: a booking shows in the next
 /// availability answer whatever the accommodations' age.
 async fn availability_is_never_served_from_memory(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, "catalog_availability", |c| {
-        c.accommodations_cache = Duration::from_secs(60);
-    })
-    .await
+    let Some(app) =
+        with_catalog_cache(backend, "catalog_availability", Duration::from_secs(60)).await
     else {
         return;
     };
@@ -299,10 +290,7 @@ async fn availability_is_never_served_from_memory(backend: Backend) {
 /// Another instance creates the overlap check's fixture (here: straight in the database)
 /// while this one's snapshot is fresh: an admin books it at once, a guest still cannot.
 async fn a_fixture_another_instance_created_is_bookable_by_an_admin_at_once(backend: Backend) {
-    let Some(app) = TestApp::spawn_with(backend, "catalog_fixture", |c| {
-        c.accommodations_cache = Duration::from_secs(600);
-    })
-    .await
+    let Some(app) = with_catalog_cache(backend, "catalog_fixture", Duration::from_secs(600)).await
     else {
         return;
     };

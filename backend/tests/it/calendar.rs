@@ -59,11 +59,9 @@ impl FeedServer {
                 }
             }),
         );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        let base = common::serve_on_loopback(app).await;
         Self {
-            url: format!("http://{addr}/feed.ics?s=channel-secret"),
+            url: format!("{base}/feed.ics?s=channel-secret"),
             answer,
             not_modified,
         }
@@ -267,15 +265,7 @@ async fn an_imported_block_makes_an_overlapping_pre_reserve_409(backend: Backend
         .as_str()
         .unwrap()
         .to_owned();
-    let text = app
-        .client
-        .get(app.url(&export_url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::get_text(&app.client, app.url(&export_url)).await;
     let parsed: icalendar::Calendar = text.parse().unwrap();
     assert_eq!(parsed.events().count(), 1, "{text}");
 }

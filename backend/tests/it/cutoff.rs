@@ -67,10 +67,7 @@ async fn serve_slow_mercadopago() -> (String, Arc<SlowMercadoPago>) {
             ),
         )
         .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (format!("http://{addr}"), fake)
+    (common::serve_on_loopback(router).await, fake)
 }
 
 /// A write that was answered 2xx, and what must therefore be in the database.
@@ -372,13 +369,7 @@ async fn cut_off_writes_lose_nothing_that_was_answered() {
                 None => cut += 1,
             }
         }
-        let states = common::quiet_session_states(&mut observer).await;
-        assert!(
-            !states.iter().any(|s| s
-                .as_deref()
-                .is_some_and(|s| s.starts_with("idle in transaction"))),
-            "round {round}: a session of the service is idle in transaction: {states:?}"
-        );
+        common::assert_no_session_idle_in_transaction(&mut observer, round).await;
     }
     assert!(
         cut > 0 && !answered.is_empty(),

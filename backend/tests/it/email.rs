@@ -13,7 +13,7 @@ use backend::store::outbox::{self as queue, StoredMessage};
 use backend::store::reservations;
 use backend::store::status::ReservationStatus;
 use common::smtp::{self, FakeSmtp};
-use common::webhooks::{FakeMercadoPago, MP_SECRET, MP_TOKEN, deposit, notify, serve_fake};
+use common::webhooks::{FakeMercadoPago, deposit, notify, serve_fake};
 use common::{Backend, TestApp, monday, plus};
 use reqwest::StatusCode;
 use serde_json::Value;
@@ -54,9 +54,7 @@ async fn spawn(backend: Backend, test: &str, with_smtp: bool) -> Option<MailLoop
     let mut kept = None;
     let app = TestApp::spawn_with(backend, test, |config| {
         let integrations = &mut config.integrations;
-        integrations.mercadopago_access_token = Some(Secret::new(MP_TOKEN));
-        integrations.mercadopago_webhook_secret = Some(Secret::new(MP_SECRET));
-        integrations.mercadopago_api_url = mp_url;
+        common::webhooks::use_mercadopago(integrations, mp_url);
         if with_smtp {
             integrations.smtp_url = Some(Secret::new(format!(
                 "smtp://mailer:{SMTP_PASSWORD}@{smtp_addr}"

@@ -22,8 +22,7 @@ use backend::store::outbox::{self as queue, StoredMessage};
 use backend::store::reservations;
 use backend::{Config, Db};
 use common::webhooks::{
-    FakeMercadoPago, MP_SECRET, MP_TOKEN, WA_SECRET, WA_VERIFY, deposit, serve_fake, wa_delivery,
-    wa_post,
+    FakeMercadoPago, WA_SECRET, WA_VERIFY, deposit, serve_fake, wa_delivery, wa_post,
 };
 use common::{Backend, TestApp, monday, plus};
 use reqwest::StatusCode;
@@ -87,11 +86,7 @@ async fn serve_graph() -> (String, Arc<FakeGraph>) {
                  headers: HeaderMap,
                  Json(body): Json<Value>| async move {
                     let mode = fake.mode.load(Ordering::SeqCst);
-                    let auth = headers
-                        .get("authorization")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned();
+                    let auth = common::webhooks::auth(&headers);
                     let count = {
                         let mut requests = fake.requests.lock().unwrap();
                         requests.push((mode, format!("/v24.0/{number}/messages"), auth, body));
@@ -118,10 +113,8 @@ async fn serve_graph() -> (String, Arc<FakeGraph>) {
             ),
         )
         .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (format!("http://{addr}/v24.0"), fake)
+    let base = common::serve_on_loopback(router).await;
+    (format!("{base}/v24.0"), fake)
 }
 
 // ---------------------------------------------------------------- harness
@@ -151,9 +144,7 @@ async fn spawn(backend: Backend, test: &str) -> Option<GuestLoop> {
     let mut kept = None;
     let app = TestApp::spawn_with(backend, test, |config| {
         let integrations = &mut config.integrations;
-        integrations.mercadopago_access_token = Some(Secret::new(MP_TOKEN));
-        integrations.mercadopago_webhook_secret = Some(Secret::new(MP_SECRET));
-        integrations.mercadopago_api_url = mp_url;
+        common::webhooks::use_mercadopago(integrations, mp_url);
         integrations.whatsapp_app_secret = Some(Secret::new(WA_SECRET));
         integrations.whatsapp_verify_token = Some(Secret::new(WA_VERIFY));
         integrations.whatsapp_access_token = Some(Secret::new(WA_TOKEN));

@@ -238,6 +238,25 @@ async fn hostile_dates_and_text_are_422_naming_the_field(backend: Backend) {
     assert_eq!(answer["field"], "code");
 }
 
+/// Runs the `lock` statements on `conn`, says so on `locked`, and rolls back once `stopped`
+/// fires (or its sender is dropped).
+async fn lock_until<C>(
+    mut conn: C,
+    lock: &[&'static str],
+    locked: tokio::sync::oneshot::Sender<()>,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) where
+    C: sqlx::Connection,
+    for<'c> &'c mut C: sqlx::Executor<'c, Database = C::Database>,
+{
+    for statement in lock {
+        sqlx::raw_sql(*statement).execute(&mut conn).await.unwrap();
+    }
+    locked.send(()).unwrap();
+    let _ = stopped.await;
+    sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+}
+
 /// Holds the database's write lock (SQLite) or an exclusive lock on `reservations`
 /// (PostgreSQL) from another connection until the returned guard's task is told to stop.
 async fn hold_write_lock(app: &TestApp) -> tokio::sync::oneshot::Sender<()> {
@@ -246,34 +265,20 @@ async fn hold_write_lock(app: &TestApp) -> tokio::sync::oneshot::Sender<()> {
     let (locked, is_locked) = tokio::sync::oneshot::channel::<()>();
     match &app.state.db {
         backend::Db::Sqlite(pool) => {
-            let options = (*pool.connect_options()).clone();
-            tokio::spawn(async move {
-                let mut conn = sqlx::SqliteConnection::connect_with(&options)
-                    .await
-                    .unwrap();
-                sqlx::query("BEGIN IMMEDIATE")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                locked.send(()).unwrap();
-                let _ = stopped.await;
-                sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
-            });
+            let conn = sqlx::SqliteConnection::connect_with(&pool.connect_options())
+                .await
+                .unwrap();
+            tokio::spawn(lock_until(conn, &["BEGIN IMMEDIATE"], locked, stopped));
         }
         backend::Db::Postgres(pg) => {
-            let pool = pg.pool();
-            let options = (*pool.connect_options()).clone();
-            tokio::spawn(async move {
-                let mut conn = sqlx::PgConnection::connect_with(&options).await.unwrap();
-                sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
-                sqlx::query("LOCK TABLE reservations, idempotency_keys IN ACCESS EXCLUSIVE MODE")
-                    .execute(&mut conn)
-                    .await
-                    .unwrap();
-                locked.send(()).unwrap();
-                let _ = stopped.await;
-                sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
-            });
+            let conn = sqlx::PgConnection::connect_with(&pg.pool().connect_options())
+                .await
+                .unwrap();
+            const LOCK: [&str; 2] = [
+                "BEGIN",
+                "LOCK TABLE reservations, idempotency_keys IN ACCESS EXCLUSIVE MODE",
+            ];
+            tokio::spawn(lock_until(conn, &LOCK, locked, stopped));
         }
     }
     is_locked.await.unwrap();
@@ -390,13 +395,7 @@ async fn cancelled_requests_leak_no_transaction() {
         for task in tasks {
             task.await.unwrap();
         }
-        let states = common::quiet_session_states(&mut observer).await;
-        assert!(
-            !states.iter().any(|s| s
-                .as_deref()
-                .is_some_and(|s| s.starts_with("idle in transaction"))),
-            "round {round}: a session of the service is idle in transaction: {states:?}"
-        );
+        common::assert_no_session_idle_in_transaction(&mut observer, round).await;
     }
 
     // The sweep, on whichever pooled connections it gets, commits its own work.

@@ -63,14 +63,7 @@ async fn a_handler_panic_becomes_a_500_without_its_message() {
     // The service keeps serving, and the metrics count the 500 under the route template.
     let (status, _) = get_json(&format!("{base}/api/v1/healthz")).await;
     assert_eq!(status, StatusCode::OK);
-    let text = client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::get_text(&client(), format!("{base}/metrics")).await;
     let line = text
         .lines()
         .find(|l| l.starts_with("http_requests_total") && l.contains("/api/v1/test/panic/{id}"))

@@ -82,15 +82,7 @@ async fn metrics_use_route_templates(backend: Backend) {
 
     let (status, _) = app.get("/api/v1/reservations/CB-NOTHERE").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::get_text(&app.client, app.url("/metrics")).await;
     let line = text
         .lines()
         .find(|l| {
@@ -299,29 +291,20 @@ async fn abandoned_idempotency_claims_are_taken_over(backend: Backend) {
         return;
     };
     let db = &app.state.db;
+    // The same request body under one key, claimed at `now` by a request that takes over
+    // claims made before `abandoned_before`.
+    let claim_body = |now, abandoned_before| claim(db, "key-1", "{body}", now, abandoned_before);
     let long_ago = chrono::Utc::now() - chrono::Duration::hours(1);
-    let first = claim(
-        db,
-        "key-1",
-        "{body}",
-        long_ago,
-        long_ago - chrono::Duration::minutes(1),
-    )
-    .await
-    .unwrap();
+    let first = claim_body(long_ago, long_ago - chrono::Duration::minutes(1))
+        .await
+        .unwrap();
     assert_eq!(first, Claim::Acquired);
 
     // Still within the lease: the first request may be running, so the retry waits.
     let now = chrono::Utc::now();
-    let waiting = claim(
-        db,
-        "key-1",
-        "{body}",
-        now,
-        long_ago - chrono::Duration::minutes(1),
-    )
-    .await
-    .unwrap();
+    let waiting = claim_body(now, long_ago - chrono::Duration::minutes(1))
+        .await
+        .unwrap();
     assert!(
         matches!(waiting, Claim::Existing { response: None, .. }),
         "{waiting:?}"
@@ -330,19 +313,10 @@ async fn abandoned_idempotency_claims_are_taken_over(backend: Backend) {
     let other = claim(db, "key-1", "{other}", now, now).await.unwrap();
     assert!(matches!(other, Claim::Existing { .. }), "{other:?}");
     // Past the lease: taken over, once.
-    assert_eq!(
-        claim(db, "key-1", "{body}", now, now).await.unwrap(),
-        Claim::Acquired
-    );
-    let again = claim(
-        db,
-        "key-1",
-        "{body}",
-        now,
-        now - chrono::Duration::seconds(1),
-    )
-    .await
-    .unwrap();
+    assert_eq!(claim_body(now, now).await.unwrap(), Claim::Acquired);
+    let again = claim_body(now, now - chrono::Duration::seconds(1))
+        .await
+        .unwrap();
     assert!(matches!(again, Claim::Existing { .. }), "{again:?}");
 
     let later = now + backend::store::idempotency::RETENTION + chrono::Duration::minutes(1);

@@ -1,12 +1,15 @@
 //! What both webhooks do with a delivery before trusting it: check its HMAC-SHA256
 //! signature, write out control characters in what they store, and refuse it with the
-//! API's error body.
+//! API's error body (and the refusals every webhook route documents alike).
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::json;
 use sha2::Sha256;
+use utoipa::IntoResponses;
+
+use crate::error::ErrorBody;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -82,6 +85,26 @@ pub(super) fn refuse(status: StatusCode, code: &str, detail: &str) -> Response {
     )
         .into_response()
 }
+
+/// The 429 of [`crate::http::edge::limit_unauthenticated`], which every webhook route answers
+/// alike: the limit counts only requests whose signature (or verify token) fails.
+#[derive(IntoResponses)]
+#[response(
+    status = 429,
+    description = "Too many unauthenticated requests from this client; see Retry-After",
+    headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))
+)]
+#[allow(dead_code)] // Only the OpenAPI document is built from it; the limiter answers.
+pub struct TooManyUnauthenticated(ErrorBody);
+
+/// The 413 of the body limit on the signed deliveries (64 KiB).
+#[derive(IntoResponses)]
+#[response(
+    status = 413,
+    description = "The body is larger than 64 KiB (`payload_too_large`)"
+)]
+#[allow(dead_code)] // Only the OpenAPI document is built from it; ApiBytes answers.
+pub struct DeliveryTooLarge(ErrorBody);
 
 #[cfg(test)]
 mod tests {

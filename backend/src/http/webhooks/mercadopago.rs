@@ -19,7 +19,9 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 
-use super::delivery::{escape_controls, hmac_sha256_matches, refuse};
+use super::delivery::{
+    DeliveryTooLarge, TooManyUnauthenticated, escape_controls, hmac_sha256_matches, refuse,
+};
 use crate::error::ApiError;
 use crate::error::ErrorBody;
 use crate::http::edge::{self, Client};
@@ -159,9 +161,8 @@ pub fn verify_signature(
         (status = 200, description = "Handled (including ignored topics and unknown codes)", body = NotificationOutcome),
         (status = 400, description = "A query parameter is not well formed", body = ErrorBody),
         (status = 401, description = "The signature is missing, invalid or too old", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB (`payload_too_large`)", body = ErrorBody),
-        (status = 429, description = "Too many unsigned or badly signed requests from this client; see Retry-After", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
+        DeliveryTooLarge,
+        TooManyUnauthenticated,
         (status = 503, description = "The payment could not be read from MercadoPago; retried later", body = ErrorBody),
     )
 )]

@@ -17,7 +17,9 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::delivery::{constant_time_eq, hmac_sha256_matches, refuse};
+use super::delivery::{
+    DeliveryTooLarge, TooManyUnauthenticated, constant_time_eq, hmac_sha256_matches, refuse,
+};
 use super::whatsapp_answer;
 use crate::error::ApiError;
 use crate::error::ErrorBody;
@@ -103,8 +105,7 @@ pub fn verify_signature(
         (status = 200, description = "The challenge, echoed", content_type = "text/plain", body = String),
         (status = 400, description = "A query parameter is not well formed", body = ErrorBody),
         (status = 403, description = "The handshake does not match the verify token", body = ErrorBody),
-        (status = 429, description = "Too many unauthenticated requests from this client; see Retry-After", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
+        TooManyUnauthenticated,
     )
 )]
 pub async fn handshake(
@@ -270,9 +271,8 @@ fn inbound_messages(body: &[u8], received: DateTime<Utc>) -> Result<Vec<InboundM
         (status = 200, description = "Stored; each new message's reply (availability, a pre-reservation, or help) is queued to be sent", body = DeliveryOutcome),
         (status = 400, description = "A signed body is not a WhatsApp notification", body = ErrorBody),
         (status = 401, description = "The signature is missing or invalid", body = ErrorBody),
-        (status = 413, description = "The body is larger than 64 KiB (`payload_too_large`)", body = ErrorBody),
-        (status = 429, description = "Too many unauthenticated requests from this client; see Retry-After", body = ErrorBody,
-            headers(("Retry-After" = u64, description = "Seconds until a request is accepted again"))),
+        DeliveryTooLarge,
+        TooManyUnauthenticated,
         (status = 503, description = "The database is not available", body = ErrorBody),
     )
 )]

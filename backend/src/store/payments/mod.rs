@@ -11,6 +11,7 @@ pub mod rule;
 pub use self::outcome::{MERCADOPAGO, PaymentOutcome, ReportedPayment};
 
 use chrono::{DateTime, Utc};
+use sqlx::Row;
 
 use self::rule::{Action, HeldReservation};
 use crate::store::error::StoreError;
@@ -104,39 +105,42 @@ pub async fn record_payment(
         crate::db::transaction(pool, move |mut tx| async move {
         let provider = provider.as_str();
         let payment = &payment;
-        let previous: String = sqlx::query_scalar(sql::UPSERT)
-            .bind(provider)
-            .bind(&payment.provider_payment_id)
-            .bind(&payment.reservation_code)
-            .bind(&payment.status)
-            .bind(payment.amount_cents)
-            .bind(&payment.currency)
+        // UPSERT and EVENT take the reported payment as $1 to $6.
+        let reported = |statement: &'static str| {
+            sqlx::query(statement)
+                .bind(provider)
+                .bind(&payment.provider_payment_id)
+                .bind(&payment.reservation_code)
+                .bind(&payment.status)
+                .bind(payment.amount_cents)
+                .bind(&payment.currency)
+        };
+        let previous: String = reported(sql::UPSERT)
             .bind(now)
             .fetch_one(&mut *tx)
-            .await?;
+            .await?
+            .try_get(0)?;
         let held: Option<HeldReservation> = match &payment.reservation_code {
             Some(code) => sqlx::query_as(sql::FIND).bind(code).fetch_optional(&mut *tx).await?,
             None => None,
         };
         let (mut outcome, action) = rule::decide(payment, &previous, held.as_ref(), now);
+        // EXPIRE and CONFIRM change the reservation `id` ($1) at `now` ($2), if its status
+        // still allows it: the rows changed say whether it did.
+        let mut change_status = async |statement: &'static str, id: i64| {
+            sqlx::query(statement)
+                .bind(id)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map(|done| done.rows_affected())
+        };
         let mut expired = 0;
         match action {
             Action::None => {}
-            Action::Expire(id) => {
-                expired = sqlx::query(sql::EXPIRE)
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-            }
+            Action::Expire(id) => expired = change_status(sql::EXPIRE, id).await?,
             Action::Confirm(id) => {
-                let confirmed = sqlx::query(sql::CONFIRM)
-                    .bind(id)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
+                let confirmed = change_status(sql::CONFIRM, id).await?;
                 if confirmed != 1 {
                     outcome = PaymentOutcome::AlreadyConfirmed;
                 } else if let Some(code) = &payment.reservation_code {
@@ -168,13 +172,7 @@ pub async fn record_payment(
             .bind(outcome.as_str())
             .execute(&mut *tx)
             .await?;
-        sqlx::query(sql::EVENT)
-            .bind(provider)
-            .bind(&payment.provider_payment_id)
-            .bind(&payment.reservation_code)
-            .bind(&payment.status)
-            .bind(payment.amount_cents)
-            .bind(&payment.currency)
+        reported(sql::EVENT)
             .bind(outcome.as_str())
             .bind(now)
             .execute(&mut *tx)

@@ -219,6 +219,27 @@ pub fn booking(accommodation_id: i64, check_in: NaiveDate, check_out: NaiveDate)
     })
 }
 
+/// Serves `router` (a fake of an outside API) on 127.0.0.1 in the background; returns its
+/// base URL, `http://127.0.0.1:<port>`.
+pub async fn serve_on_loopback(router: axum::Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{addr}")
+}
+
+/// The body of a plain `GET` of `url` as text (metrics, an iCalendar export).
+pub async fn get_text(client: &Client, url: impl reqwest::IntoUrl) -> String {
+    client
+        .get(url)
+        .send()
+        .await
+        .expect("GET")
+        .text()
+        .await
+        .expect("body")
+}
+
 /// Status and JSON body of a response.
 pub async fn read(response: Response) -> (StatusCode, Value) {
     let status = response.status();
@@ -273,15 +294,7 @@ pub fn admin_token() -> String {
 /// The value of one Prometheus sample line on the app's `/metrics`, e.g.
 /// `name{outcome="confirmed"}`.
 pub async fn metric(app: &TestApp, sample: &str) -> f64 {
-    let text = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&app.client, app.url("/metrics")).await;
     text.lines()
         .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no sample {sample} in /metrics"))
@@ -343,6 +356,21 @@ pub async fn quiet_session_states(observer: &mut sqlx::PgConnection) -> Vec<Opti
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     states
+}
+
+/// After round `round` of cut-off requests: once the sessions are quiet, none of the
+/// service's is left idle inside a transaction (a leaked transaction holds its locks).
+pub async fn assert_no_session_idle_in_transaction(
+    observer: &mut sqlx::PgConnection,
+    round: impl std::fmt::Display,
+) {
+    let states = quiet_session_states(observer).await;
+    assert!(
+        !states.iter().any(|s| s
+            .as_deref()
+            .is_some_and(|s| s.starts_with("idle in transaction"))),
+        "round {round}: a session of the service is idle in transaction: {states:?}"
+    );
 }
 
 /// The `TEST_DATABASE_URL` server behind a [`slow_proxy`]: the proxy's port on 127.0.0.1, or

@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode as AxumStatus};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use backend::config::Secret;
+use backend::config::{IntegrationsConfig, Secret};
 use backend::http::webhooks::hmac_sha256_hex;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -67,7 +67,8 @@ impl FakeMercadoPago {
     }
 }
 
-fn auth(headers: &HeaderMap) -> String {
+/// The `Authorization` header a fake API was sent (empty when none).
+pub fn auth(headers: &HeaderMap) -> String {
     headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
@@ -116,10 +117,7 @@ pub async fn serve_fake() -> (String, Arc<FakeMercadoPago>) {
             ),
         )
         .with_state(fake.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    (format!("http://{addr}"), fake)
+    (super::serve_on_loopback(router).await, fake)
 }
 
 /// An app and the fake MercadoPago it reads payments from.
@@ -130,15 +128,21 @@ pub struct Loop {
     pub fake: Arc<FakeMercadoPago>,
 }
 
+/// Points `integrations` at a MercadoPago (API at `api_url`) with the test token and
+/// webhook secret.
+pub fn use_mercadopago(integrations: &mut IntegrationsConfig, api_url: String) {
+    integrations.mercadopago_access_token = Some(Secret::new(MP_TOKEN));
+    integrations.mercadopago_webhook_secret = Some(Secret::new(MP_SECRET));
+    integrations.mercadopago_api_url = api_url;
+}
+
 /// An app with MercadoPago and WhatsApp configured against the fake.
 pub async fn spawn(backend: Backend, test: &str, ttl_minutes: u32) -> Option<Loop> {
     let (mp_url, fake) = serve_fake().await;
     let app = TestApp::spawn_with(backend, test, |config| {
         config.pre_reservation_ttl_minutes = ttl_minutes;
         let integrations = &mut config.integrations;
-        integrations.mercadopago_access_token = Some(Secret::new(MP_TOKEN));
-        integrations.mercadopago_webhook_secret = Some(Secret::new(MP_SECRET));
-        integrations.mercadopago_api_url = mp_url;
+        use_mercadopago(integrations, mp_url);
         integrations.whatsapp_app_secret = Some(Secret::new(WA_SECRET));
         integrations.whatsapp_verify_token = Some(Secret::new(WA_VERIFY));
     })
