@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::support::capture;
 use xtask::deploy::gates::Gates;
 use xtask::flyctl::Flyctl;
 use xtask::repo::Repo;
@@ -92,25 +93,29 @@ impl Fixture {
         fixture
     }
 
-    /// Runs git in the fixture; panics when it fails.
+    /// Runs git in the fixture, its stdout trimmed; panics when it fails.
     pub fn git(&self, args: &[&str]) -> String {
-        let output = std::process::Command::new("git")
-            .args([
-                "-c",
-                "user.name=Fixture",
-                "-c",
-                "user.email=fixture@example.org",
-            ])
+        crate::support::git(self.root(), args).trim().to_string()
+    }
+
+    /// flyctl's `machines list` answers two machines, m1 and m2, on `image`: the `n`th time
+    /// it is asked, or (`None`) every time no numbered answer applies.
+    pub fn machines_on(&self, n: Option<usize>, image: &str) {
+        let machines = machines_json(&[("m1", image), ("m2", image)]);
+        self.respond("machines-list", n, &machines, "", 0);
+    }
+
+    /// Runs the built `cargo xtask` with `args` in the fixture, its flyctl the recording
+    /// fake, without a CI step summary.
+    pub fn xtask(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args(args)
             .current_dir(self.root())
+            .env("FLYCTL", env!("CARGO_BIN_EXE_fake-flyctl"))
+            .env("FAKE_FLYCTL_DIR", &self.fake_dir)
+            .env_remove("GITHUB_STEP_SUMMARY")
             .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
+            .unwrap()
     }
 
     /// Commits everything (an empty commit when nothing changed); returns the new HEAD.
@@ -153,6 +158,14 @@ impl Fixture {
         };
         let body = serde_json::json!({"stdout": stdout, "stderr": stderr, "exit": exit});
         std::fs::write(self.fake_dir.join("responses").join(name), body.to_string()).unwrap();
+    }
+
+    /// The fake's `key` command hangs for a minute, then succeeds: something to interrupt or
+    /// outlive.
+    pub fn hang(&self, key: &str) {
+        let hang = serde_json::json!({"stdout": "", "stderr": "", "exit": 0, "sleep_ms": 60_000});
+        let path = self.fake_dir.join("responses").join(format!("{key}.json"));
+        std::fs::write(path, hang.to_string()).unwrap();
     }
 
     /// Every recorded call.
@@ -355,14 +368,92 @@ pub fn healthy_deploy(env_extra: &str) -> (App, Fixture) {
     let done = releases_json(&[(3, "complete", IMG3), (2, "complete", IMG2)]);
     fixture.respond("releases", Some(1), &before, "", 0);
     fixture.respond("releases", None, &done, "", 0);
-    let old = machines_json(&[("m1", IMG2), ("m2", IMG2)]);
-    fixture.respond("machines-list", Some(1), &old, "", 0);
-    fixture.respond(
-        "machines-list",
-        None,
-        &machines_json(&[("m1", IMG3), ("m2", IMG3)]),
-        "",
-        0,
-    );
+    fixture.machines_on(Some(1), IMG2);
+    fixture.machines_on(None, IMG3);
     (app, fixture)
+}
+
+/// The record of a deploy interrupted during `flyctl deploy` is a failure whose problems say
+/// so and give the way back to `image`; returns that rollback command.
+pub fn assert_interrupted_with_the_way_back(
+    record: &xtask::record::RunRecord<xtask::deploy::DeployResult>,
+    image: &str,
+) -> String {
+    assert_eq!(record.verdict, Verdict::Fail);
+    let rollback = format!("cargo xtask rollback --env staging --to {image}");
+    assert!(
+        record
+            .result
+            .problems
+            .iter()
+            .any(|p| p.contains("interrupted while `flyctl deploy`") && p.contains(&rollback)),
+        "{:?}",
+        record.result.problems
+    );
+    rollback
+}
+
+/// The options of `cargo xtask deploy` given `words` (the task's name first).
+pub fn deploy_options(words: &[&str]) -> xtask::deploy::Options {
+    let xtask::cli::Command::Deploy(args) = parsed(words) else {
+        panic!("{words:?} is not a deploy");
+    };
+    args.into()
+}
+
+/// The options of `cargo xtask rollback` given `words` (the task's name first).
+pub fn rollback_options(words: &[&str]) -> xtask::rollback::Options {
+    let xtask::cli::Command::Rollback(args) = parsed(words) else {
+        panic!("{words:?} is not a rollback");
+    };
+    args.into()
+}
+
+/// The options of `cargo xtask deploy --env staging` and `extra`, waiting 5 s unless `extra`
+/// says how long.
+pub fn deploy_args(extra: &[&str]) -> xtask::deploy::Options {
+    let mut words = vec!["deploy", "--env", "staging"];
+    if !extra.contains(&"--wait-timeout") {
+        words.extend(["--wait-timeout", "5s"]);
+    }
+    words.extend_from_slice(extra);
+    deploy_options(&words)
+}
+
+/// The options of `cargo xtask rollback --env staging --wait-timeout 5s` and `extra`.
+pub fn rollback_args(extra: &[&str]) -> xtask::rollback::Options {
+    let words = ["rollback", "--env", "staging", "--wait-timeout", "5s"];
+    rollback_options(&[&words[..], extra].concat())
+}
+
+/// Deploys `fixture` to staging ([`deploy_args`] of `extra`) through its fake flyctl.
+pub fn deploy_staging(
+    fixture: &Fixture,
+    gates: &FakeGates,
+    extra: &[&str],
+) -> (Verdict, xtask::deploy::DeployResult, String) {
+    let args = deploy_args(extra);
+    let (outcome, out) = capture(|out| {
+        xtask::deploy::run_with(&fixture.repo(), &args, fixture.flyctl(false), gates, out)
+    });
+    let (verdict, result) = outcome.unwrap();
+    (verdict, result, out)
+}
+
+/// Rolls staging back ([`rollback_args`] of `extra`) through `fixture`'s fake flyctl.
+pub fn rollback_staging(
+    fixture: &Fixture,
+    gates: &FakeGates,
+    extra: &[&str],
+) -> (Verdict, xtask::rollback::RollbackResult, String) {
+    let args = rollback_args(extra);
+    let flyctl = fixture.flyctl(false);
+    let (outcome, out) =
+        capture(|out| xtask::rollback::run_with(&fixture.repo(), &args, flyctl, gates, out));
+    let (verdict, result) = outcome.unwrap();
+    (verdict, result, out)
+}
+
+fn parsed(words: &[&str]) -> xtask::cli::Command {
+    xtask::cli::Cli::try_parse_words(words).unwrap().command
 }
