@@ -20,32 +20,9 @@ fn healthy(webhook: &str) -> (App, Fixture) {
 }
 
 fn deploy(fixture: &Fixture) -> (Verdict, String) {
-    let args = match xtask::cli::Cli::try_parse_words([
-        "deploy",
-        "--env",
-        "staging",
-        "--wait-timeout",
-        "5s",
-        "--logs",
-        "0s",
-    ])
-    .unwrap()
-    .command
-    {
-        xtask::cli::Command::Deploy(args) => args.into(),
-        other => panic!("parsed as {other:?}"),
-    };
     let gates = FakeGates::new(Verdict::Pass, &[Verdict::Pass]);
-    let mut out = Vec::new();
-    let (verdict, _) = xtask::deploy::run_with(
-        &fixture.repo(),
-        &args,
-        fixture.flyctl(false),
-        &gates,
-        &mut out,
-    )
-    .unwrap();
-    (verdict, String::from_utf8(out).unwrap())
+    let (verdict, _, out) = deploy_staging(fixture, &gates, &["--logs", "0s"]);
+    (verdict, out)
 }
 
 #[test]
@@ -112,39 +89,10 @@ fn a_rollback_announces_where_it_goes_back_to() {
     ]);
     fixture.respond("releases", Some(1), &before, "", 0);
     fixture.respond("releases", None, &after, "", 0);
-    let on3 = machines_json(&[("m1", IMG3), ("m2", IMG3)]);
-    fixture.respond("machines-list", Some(1), &on3, "", 0);
-    fixture.respond(
-        "machines-list",
-        None,
-        &machines_json(&[("m1", IMG2), ("m2", IMG2)]),
-        "",
-        0,
-    );
-    let args = match xtask::cli::Cli::try_parse_words([
-        "rollback",
-        "--env",
-        "staging",
-        "--wait-timeout",
-        "5s",
-    ])
-    .unwrap()
-    .command
-    {
-        xtask::cli::Command::Rollback(args) => args.into(),
-        other => panic!("parsed as {other:?}"),
-    };
+    fixture.machines_on(Some(1), IMG3);
+    fixture.machines_on(None, IMG2);
     let gates = FakeGates::new(Verdict::Pass, &[Verdict::Pass]);
-    let mut out = Vec::new();
-    let (verdict, _) = xtask::rollback::run_with(
-        &fixture.repo(),
-        &args,
-        fixture.flyctl(false),
-        &gates,
-        &mut out,
-    )
-    .unwrap();
-    let out = String::from_utf8(out).unwrap();
+    let (verdict, _, out) = rollback_staging(&fixture, &gates, &[]);
     let said = texts(&bodies);
     assert_eq!(said.len(), 2, "{out}");
     assert!(

@@ -4,7 +4,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use crate::support::service_binary;
+use crate::support::{json_of, service_binary};
 use serde_json::{Value, json};
 use xtask::local_service::{LocalService, ServiceSettings};
 use xtask::verdict::Verdict;
@@ -42,32 +42,22 @@ fn a_minted_admin_token_confirms_and_cancels_on_the_service() {
     runtime.block_on(async {
         let client = reqwest::Client::new();
         let url = |path: &str| format!("{}{path}", service.url());
-        let cabins: Value = client
-            .get(url("/api/v1/reservations/accommodations"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let cabins: Value = json_of(client.get(url("/api/v1/reservations/accommodations"))).await;
         let cabin = cabins[0]["id"].as_i64().expect("a demo cabin");
         let check_in = chrono::Utc::now().date_naive() + chrono::Days::new(200);
         let mut codes = Vec::new();
         for offset in [0, 10] {
             let day = check_in + chrono::Days::new(offset);
-            let created: Value = client
-                .post(url("/api/v1/reservations/pre-reserve"))
-                .json(&json!({
-                    "accommodation_id": cabin, "check_in": day,
-                    "check_out": day + chrono::Days::new(2), "guests": 2, "channel": "web",
-                    "contact_name": "Ana", "contact_phone": "+54 9 11 5555 0000",
-                }))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let created: Value = json_of(
+                client
+                    .post(url("/api/v1/reservations/pre-reserve"))
+                    .json(&json!({
+                        "accommodation_id": cabin, "check_in": day,
+                        "check_out": day + chrono::Days::new(2), "guests": 2, "channel": "web",
+                        "contact_name": "Ana", "contact_phone": "+54 9 11 5555 0000",
+                    })),
+            )
+            .await;
             codes.push(created["code"].as_str().expect("a code").to_owned());
         }
         let act = |code: &str, action: &str, token: &str| {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::support::workspace as repo;
+use crate::support::{capture, failed_checks, one_environment_repo};
 use xshell::{Shell, cmd};
 use xtask::backup::pg::PgConnection;
 use xtask::backup::{Manifest, take};
@@ -110,18 +111,8 @@ fn backup(seeded: &Seeded, dir: &Path) -> (PathBuf, Manifest) {
 }
 
 fn run_drill(manifest: &Path) -> (DrillOutcome, String) {
-    let mut out = Vec::new();
-    let outcome = drill(&repo(), manifest, &mut out).expect("the drill runs");
-    (outcome, String::from_utf8(out).unwrap())
-}
-
-fn failed(outcome: &DrillOutcome) -> Vec<&str> {
-    outcome
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name)
-        .collect()
+    let (outcome, out) = capture(|out| drill(&repo(), manifest, out));
+    (outcome.expect("the drill runs"), out)
 }
 
 #[test]
@@ -162,7 +153,7 @@ fn a_backup_restores_and_a_tampered_one_fails_the_drill() {
     promised.row_counts.insert("public.reservations".into(), 5);
     std::fs::write(&manifest_path, serde_json::to_string(&promised).unwrap()).unwrap();
     let (outcome, text) = run_drill(&manifest_path);
-    assert_eq!(failed(&outcome), ["row_counts"], "{text}");
+    assert_eq!(failed_checks(&outcome), ["row_counts"], "{text}");
     assert!(
         text.contains("public.reservations: 5 in the manifest, 4 restored"),
         "{text}"
@@ -177,7 +168,7 @@ fn a_backup_restores_and_a_tampered_one_fails_the_drill() {
     std::fs::write(&dump, bytes).unwrap();
     let (outcome, text) = run_drill(&dump);
     assert_eq!(outcome.verdict(), Verdict::Fail);
-    assert_eq!(failed(&outcome), ["checksum"], "{text}");
+    assert_eq!(failed_checks(&outcome), ["checksum"], "{text}");
     assert_eq!(
         outcome.checks.len(),
         1,
@@ -202,7 +193,7 @@ fn a_backup_holding_overlapping_bookings_fails_the_invariant() {
     let dir = tempfile::tempdir().unwrap();
     let (manifest_path, _) = backup(&seeded, dir.path());
     let (outcome, text) = run_drill(&manifest_path);
-    assert_eq!(failed(&outcome), ["no_overlap"], "{text}");
+    assert_eq!(failed_checks(&outcome), ["no_overlap"], "{text}");
     assert!(
         text.contains("DOUBLE") && text.contains("DRILL0|DOUBLE"),
         "{text}"
@@ -211,20 +202,7 @@ fn a_backup_holding_overlapping_bookings_fails_the_invariant() {
 
 /// A repository whose `test` environment's env file points at `seeded`.
 fn restore_fixture(dir: &Path, seeded: &Seeded) -> Repo {
-    std::fs::create_dir_all(dir.join("ops")).unwrap();
-    std::fs::create_dir_all(dir.join("env")).unwrap();
-    std::fs::write(
-        dir.join("ops/deploy.toml"),
-        "[environments.test]\napp = \"cabanas-test\"\nurl = \"https://cabanas-test.fly.dev\"\n\
-         env_file = \"env/.env.fly.test\"\ntemplate = \"env/.env.fly.test.template\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("env/.env.fly.test"),
-        format!("DATABASE_URL={}\n", seeded.url),
-    )
-    .unwrap();
-    Repo::at(dir)
+    one_environment_repo(dir, "test", &format!("DATABASE_URL={}\n", seeded.url))
 }
 
 fn restore_options(from: &Path, yes: bool, keep: &Path) -> RestoreOptions {

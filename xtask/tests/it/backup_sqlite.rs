@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::support::failed_checks;
 use sqlx::{Connection, SqliteConnection};
 use xtask::backup::sqlite::{drill, take};
 use xtask::verdict::Verdict;
@@ -33,15 +34,6 @@ fn execute(path: &Path, sql: &str) {
             .unwrap();
         connection.close().await.unwrap();
     });
-}
-
-fn failed(outcome: &xtask::restore_drill::DrillOutcome) -> Vec<&str> {
-    outcome
-        .checks
-        .iter()
-        .filter(|c| !c.passed)
-        .map(|c| c.name)
-        .collect()
 }
 
 #[test]
@@ -83,7 +75,7 @@ fn an_online_copy_restores_and_a_tampered_or_double_booked_one_fails() {
     let (_, outcome) = runtime()
         .block_on(drill(&manifest_path, &dir.path().join("scratch2")))
         .unwrap();
-    assert_eq!(failed(&outcome), ["checksum"]);
+    assert_eq!(failed_checks(&outcome), ["checksum"]);
     assert_eq!(
         outcome.checks.len(),
         1,
@@ -102,7 +94,12 @@ fn an_online_copy_restores_and_a_tampered_or_double_booked_one_fails() {
     let (_, outcome) = runtime()
         .block_on(drill(&manifest_path, &dir.path().join("scratch3")))
         .unwrap();
-    assert_eq!(failed(&outcome), ["no_overlap"], "{:?}", outcome.checks);
+    assert_eq!(
+        failed_checks(&outcome),
+        ["no_overlap"],
+        "{:?}",
+        outcome.checks
+    );
     let evidence = &outcome.checks.last().unwrap().evidence;
     assert!(
         evidence.contains("R1|DOUBLE") && evidence.contains("R2|DOUBLE"),

@@ -5,11 +5,15 @@
 
 use crate::deploy_support;
 
+use crate::support::capture;
 use crate::support::service_binary;
 use crate::support::workspace;
-use deploy_support::{APP, FakeGates, Fixture};
+use crate::support::{poll_until, rerun_test};
+use deploy_support::{APP, FakeGates, Fixture, deploy_options, rollback_options};
 use xtask::deploy::DeployResult;
 use xtask::localfly::{Fault, LocalFly};
+use xtask::release::RolloutOutcome;
+use xtask::release::verify::{Condition, Verification};
 use xtask::release::verify::{ask_versions, machines_to_ask};
 use xtask::rollback::RollbackResult;
 use xtask::verdict::Verdict;
@@ -67,43 +71,26 @@ impl Stand {
             words.extend(["--logs", "0s"]);
         }
         words.extend_from_slice(extra);
-        let args = match xtask::cli::Cli::try_parse_words(words).unwrap().command {
-            xtask::cli::Command::Deploy(args) => xtask::deploy::Options::from(args),
-            other => panic!("parsed as {other:?}"),
-        };
-        let mut out = Vec::new();
-        let (verdict, result) = xtask::deploy::run_with(
-            &self.fixture.repo(),
-            &args,
-            self.fly.flyctl(),
-            &gates,
-            &mut out,
-        )
-        .unwrap();
-        let out = String::from_utf8(out).unwrap();
+        let args = deploy_options(&words);
+        let flyctl = self.fly.flyctl();
+        let repo = self.fixture.repo();
+        let (outcome, out) =
+            capture(|out| xtask::deploy::run_with(&repo, &args, flyctl, &gates, out));
         self.assert_no_secret(&out);
+        let (verdict, result) = outcome.unwrap();
         (verdict, result, out)
     }
 
     fn rollback(&self, smoke: &[Verdict], extra: &[&str]) -> (Verdict, RollbackResult, String) {
-        let mut words = vec!["rollback", "--env", "staging", "--wait-timeout", "30s"];
-        words.extend_from_slice(extra);
-        let args = match xtask::cli::Cli::try_parse_words(words).unwrap().command {
-            xtask::cli::Command::Rollback(args) => xtask::rollback::Options::from(args),
-            other => panic!("parsed as {other:?}"),
-        };
+        let words = ["rollback", "--env", "staging", "--wait-timeout", "30s"];
+        let args = rollback_options(&[&words[..], extra].concat());
         let gates = FakeGates::new(Verdict::Pass, smoke);
-        let mut out = Vec::new();
-        let (verdict, result) = xtask::rollback::run_with(
-            &self.fixture.repo(),
-            &args,
-            self.fly.flyctl(),
-            &gates,
-            &mut out,
-        )
-        .unwrap();
-        let out = String::from_utf8(out).unwrap();
+        let flyctl = self.fly.flyctl();
+        let repo = self.fixture.repo();
+        let (outcome, out) =
+            capture(|out| xtask::rollback::run_with(&repo, &args, flyctl, &gates, out));
         self.assert_no_secret(&out);
+        let (verdict, result) = outcome.unwrap();
         (verdict, result, out)
     }
 
@@ -164,6 +151,11 @@ impl Stand {
         self.fixture.assert_no_secret(out);
     }
 
+    /// The newest deploy record of staging.
+    fn saved_deploy(&self) -> Option<xtask::record::RunRecord<DeployResult>> {
+        xtask::record::latest(&self.fixture.repo(), "deploy", "staging").unwrap()
+    }
+
     fn deploys(&self) -> usize {
         self.fly
             .calls()
@@ -172,6 +164,30 @@ impl Stand {
             .filter(|c| c.argv.first().map(String::as_str) == Some("deploy"))
             .count()
     }
+}
+
+/// The rollback a failed deploy ran, which had no problem.
+fn rolled_back_cleanly<'a>(result: &'a DeployResult, out: &str) -> &'a RollbackResult {
+    let rolled = result.rollout.rolled_back.as_ref().unwrap();
+    assert!(rolled.problems.is_empty(), "{out}");
+    rolled
+}
+
+/// The proof that a rollout's build serves.
+fn proof(rollout: &RolloutOutcome) -> &Verification {
+    rollout.verification.as_ref().expect("a proof")
+}
+
+/// The condition `name` of a deploy's proof.
+fn condition<'a>(result: &'a DeployResult, name: &str) -> &'a Condition {
+    let conditions = &proof(&result.rollout).conditions;
+    conditions.iter().find(|c| c.name == name).unwrap()
+}
+
+/// The image of the release a deploy left serving.
+fn released_image(result: &DeployResult) -> String {
+    let release = result.rollout.release.as_ref().unwrap();
+    release.image_ref.clone().unwrap()
 }
 
 fn failed(result: &DeployResult) -> Vec<String> {
@@ -198,7 +214,7 @@ fn a_clean_deploy_serves_head_on_every_machine() {
     assert!(out.contains("first deploy of cabanas-test"), "{out}");
     assert_eq!(result.rollback_image, None);
     assert_eq!(result.commit.as_deref(), Some(head.as_str()));
-    let verification = result.rollout.verification.as_ref().unwrap();
+    let verification = proof(&result.rollout);
     assert_eq!(verification.verdict, Verdict::Pass, "{out}");
     let release = result.rollout.release.as_ref().unwrap();
     assert!(
@@ -241,11 +257,7 @@ fn a_crash_at_start_fails_prints_the_rollback_and_the_rollback_brings_the_previo
     let (verdict, rolled, out) = stand.rollback(&[Verdict::Pass], &["--to", &image]);
     assert_eq!(verdict, Verdict::Pass, "{out}");
     assert_eq!(rolled.to_commit.as_deref(), Some(first.as_str()));
-    assert_eq!(
-        rolled.rollout.verification.as_ref().unwrap().verdict,
-        Verdict::Pass,
-        "{out}"
-    );
+    assert_eq!(proof(&rolled.rollout).verdict, Verdict::Pass, "{out}");
     stand.assert_serves(&first, 2);
 }
 
@@ -264,11 +276,7 @@ fn a_crash_at_start_with_rollback_on_failure_serves_the_previous_commit() {
     // Fly reports the image's digest with the machines: the way back may name it too.
     let same = |got: Option<&str>| got.is_some_and(|got| xtask::flyctl::same_image(got, &image));
     assert!(same(rolled.to_image.as_deref()), "{:?}", rolled.to_image);
-    assert_eq!(
-        rolled.rollout.verification.as_ref().unwrap().verdict,
-        Verdict::Pass,
-        "{out}"
-    );
+    assert_eq!(proof(&rolled.rollout).verdict, Verdict::Pass, "{out}");
     assert_eq!(rolled.rollout.smoke, Some(Verdict::Pass));
     assert!(
         result
@@ -281,10 +289,7 @@ fn a_crash_at_start_with_rollback_on_failure_serves_the_previous_commit() {
         result.rollout.release
     );
     stand.assert_serves(&first, 2);
-    let record: xtask::record::RunRecord<DeployResult> =
-        xtask::record::latest(&stand.fixture.repo(), "deploy", "staging")
-            .unwrap()
-            .unwrap();
+    let record: xtask::record::RunRecord<DeployResult> = stand.saved_deploy().unwrap();
     let saved = record.result;
     assert_eq!(saved.before.unwrap().machines.len(), 2, "images before");
     assert_eq!(
@@ -326,8 +331,7 @@ fn smoke_that_cannot_run_counts_as_a_failure_and_rolls_back() {
             .any(|p| p.contains("smoke could not run against the new release")),
         "{out}"
     );
-    let rolled = result.rollout.rolled_back.as_ref().unwrap();
-    assert!(rolled.problems.is_empty(), "{out}");
+    let rolled = rolled_back_cleanly(&result, &out);
     assert_eq!(rolled.rollout.smoke, Some(Verdict::Pass));
     stand.assert_serves(&first, 1);
 }
@@ -340,16 +344,7 @@ fn a_failing_release_command_fails_and_rolls_back() {
     let (verdict, result, out) = stand.deploy(&[Verdict::Pass], &["--rollback-on-failure"]);
     assert_eq!(verdict, Verdict::Fail, "{out}");
     assert!(result.problems[0].contains("flyctl deploy failed"), "{out}");
-    assert!(
-        result
-            .rollout
-            .rolled_back
-            .as_ref()
-            .unwrap()
-            .problems
-            .is_empty(),
-        "{out}"
-    );
+    rolled_back_cleanly(&result, &out);
     stand.assert_serves(&first, 2);
 }
 
@@ -364,8 +359,7 @@ fn checks_that_never_pass_time_out_and_roll_back() {
     );
     assert_eq!(verdict, Verdict::Fail, "{out}");
     assert!(result.problems[0].contains("flyctl deploy failed"), "{out}");
-    let rolled = result.rollout.rolled_back.as_ref().unwrap();
-    assert!(rolled.problems.is_empty(), "{out}");
+    rolled_back_cleanly(&result, &out);
     stand.assert_serves(&first, 2);
 }
 
@@ -408,7 +402,7 @@ fn smoke_failing_after_the_deploy_rolls_back() {
         stand.deploy(&[Verdict::Fail, Verdict::Pass], &["--rollback-on-failure"]);
     assert_eq!(verdict, Verdict::Fail, "{out}");
     assert_eq!(
-        result.rollout.verification.as_ref().unwrap().verdict,
+        proof(&result.rollout).verdict,
         Verdict::Pass,
         "the new build served before smoke failed: {out}"
     );
@@ -423,16 +417,7 @@ fn smoke_failing_after_the_deploy_rolls_back() {
             .all(|m| m.commit.as_deref() == Some(head.as_str()))
     );
     assert_eq!(result.rollout.smoke, Some(Verdict::Fail));
-    assert!(
-        result
-            .rollout
-            .rolled_back
-            .as_ref()
-            .unwrap()
-            .problems
-            .is_empty(),
-        "{out}"
-    );
+    rolled_back_cleanly(&result, &out);
     stand.assert_serves(&first, 2);
 }
 
@@ -483,26 +468,14 @@ fn a_deploy_on_an_app_with_a_stopped_machine_passes_and_is_not_rolled_back() {
     let (verdict, result, out) = stand.deploy(&[Verdict::Pass], &["--rollback-on-failure"]);
     assert_eq!(verdict, Verdict::Pass, "{out}");
     assert!(result.rollout.rolled_back.is_none(), "{out}");
-    let verification = result.rollout.verification.as_ref().unwrap();
-    let checks = verification
-        .conditions
-        .iter()
-        .find(|c| c.name == "machine checks pass")
-        .unwrap();
+    let checks = condition(&result, "machine checks pass");
     assert!(
         checks.evidence.contains("1 stopped by Fly") && checks.evidence.contains(&stopped),
         "{checks:?}"
     );
     // The stopped machine's config names the new image; the started one serves HEAD.
     let app = stand.fly.app(APP).unwrap();
-    let image = result
-        .rollout
-        .release
-        .as_ref()
-        .unwrap()
-        .image_ref
-        .clone()
-        .unwrap();
+    let image = released_image(&result);
     assert_eq!(app.machines[&stopped].state, "stopped");
     assert!(xtask::flyctl::same_image(
         &app.machines[&stopped].image_ref,
@@ -530,16 +503,7 @@ fn machines_deploy_does_not_manage_do_not_fail_the_proof() {
     let (verdict, result, out) = stand.deploy(&[Verdict::Pass], &["--rollback-on-failure"]);
     assert_eq!(verdict, Verdict::Pass, "{out}");
     assert!(result.rollout.rolled_back.is_none(), "{out}");
-    let images = result
-        .rollout
-        .verification
-        .as_ref()
-        .unwrap()
-        .conditions
-        .iter()
-        .find(|c| c.name == "machines run its image")
-        .unwrap()
-        .clone();
+    let images = condition(&result, "machines run its image").clone();
     assert!(
         images
             .evidence
@@ -549,14 +513,7 @@ fn machines_deploy_does_not_manage_do_not_fail_the_proof() {
     );
     // Deploy left them alone, on the image they had.
     let app = stand.fly.app(APP).unwrap();
-    let new_image = result
-        .rollout
-        .release
-        .as_ref()
-        .unwrap()
-        .image_ref
-        .clone()
-        .unwrap();
+    let new_image = released_image(&result);
     assert!(!xtask::flyctl::same_image(
         &app.machines[&leftover].image_ref,
         &new_image
@@ -612,10 +569,7 @@ fn ctrl_c_during_a_deploy_leaves_an_interrupted_release_and_a_record_with_the_wa
             .with_env(xtask::localfly::DIR_ENV, lines[1])
             .with_env(xtask::localfly::CABANAS_BIN_ENV, lines[3]);
         let words = ["deploy", "--env", "staging", "--wait-timeout", "120s"];
-        let args = match xtask::cli::Cli::try_parse_words(words).unwrap().command {
-            xtask::cli::Command::Deploy(args) => xtask::deploy::Options::from(args),
-            other => panic!("parsed as {other:?}"),
-        };
+        let args = deploy_options(&words);
         let gates = FakeGates::new(Verdict::Pass, &[Verdict::Pass]);
         let _ = xtask::deploy::run_with(
             &xtask::repo::Repo::at(lines[0]),
@@ -636,33 +590,23 @@ fn ctrl_c_during_a_deploy_leaves_an_interrupted_release_and_a_record_with_the_wa
         stand.fly.program().display(),
         service_binary().display()
     );
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "deploy_localfly::ctrl_c_during_a_deploy_leaves_an_interrupted_release_and_a_record_with_the_way_back",
-            "--exact",
-            "--nocapture",
-        ])
-        .env(INTERRUPTED_CHILD, paths)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = rerun_test(
+        "deploy_localfly::ctrl_c_during_a_deploy_leaves_an_interrupted_release_and_a_record_with_the_way_back",
+        INTERRUPTED_CHILD,
+        paths,
+    );
     // Wait (bounded) until the local Fly's deploy made its release.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    while !stand
-        .fly
-        .app(APP)
-        .unwrap()
-        .releases
-        .last()
-        .is_some_and(|r| r.version == 2 && r.status == "running")
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the deploy never started"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    poll_until(
+        "the deploy never started",
+        std::time::Duration::from_secs(120),
+        std::time::Duration::from_millis(20),
+        || {
+            let releases = stand.fly.app(APP).unwrap().releases;
+            let last = releases.last();
+            last.is_some_and(|r| r.version == 2 && r.status == "running")
+                .then_some(())
+        },
+    );
     xtask::interrupt::send_signal(child.id(), "INT");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(xtask::interrupt::EXIT_INTERRUPTED));
@@ -675,19 +619,8 @@ fn ctrl_c_during_a_deploy_leaves_an_interrupted_release_and_a_record_with_the_wa
         .cloned()
         .unwrap();
     assert_eq!(release.status, "interrupted", "{release:?}");
-    let record: xtask::record::RunRecord<DeployResult> =
-        xtask::record::latest(&stand.fixture.repo(), "deploy", "staging")
-            .unwrap()
-            .expect("the interrupted deploy saved its record");
-    assert_eq!(record.verdict, Verdict::Fail);
-    let rollback = format!("cargo xtask rollback --env staging --to {image}");
-    assert!(
-        record
-            .result
-            .problems
-            .iter()
-            .any(|p| p.contains("interrupted while `flyctl deploy`") && p.contains(&rollback)),
-        "{:?}",
-        record.result.problems
-    );
+    let record: xtask::record::RunRecord<DeployResult> = stand
+        .saved_deploy()
+        .expect("the interrupted deploy saved its record");
+    deploy_support::assert_interrupted_with_the_way_back(&record, &image);
 }

@@ -11,30 +11,8 @@ use xtask::verdict::Verdict;
 const API_KEY: &str = "k3y-0123456789abcdef";
 
 fn deploy(fixture: &Fixture, logs: &str) -> (Verdict, xtask::deploy::DeployResult, String) {
-    let words = [
-        "deploy",
-        "--env",
-        "staging",
-        "--wait-timeout",
-        "5s",
-        "--logs",
-        logs,
-    ];
-    let args = match xtask::cli::Cli::try_parse_words(words).unwrap().command {
-        xtask::cli::Command::Deploy(args) => args.into(),
-        other => panic!("parsed as {other:?}"),
-    };
     let gates = FakeGates::new(Verdict::Pass, &[Verdict::Pass]);
-    let mut out = Vec::new();
-    let (verdict, result) = xtask::deploy::run_with(
-        &fixture.repo(),
-        &args,
-        fixture.flyctl(false),
-        &gates,
-        &mut out,
-    )
-    .unwrap();
-    (verdict, result, String::from_utf8(out).unwrap())
+    deploy_staging(fixture, &gates, &["--logs", logs])
 }
 
 /// A deployable fixture whose app logged `lines` (each stamped a minute from now: after the

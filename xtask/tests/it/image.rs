@@ -78,14 +78,7 @@ fn text(output: &Output) -> String {
 
 /// The `failed_step` of the one record the run saved.
 fn recorded_failed_step(root: &Path) -> serde_json::Value {
-    let runs = root.join("target/xtask/runs");
-    let records: Vec<_> = std::fs::read_dir(&runs)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(records.len(), 1, "{records:?}");
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&records[0]).unwrap()).unwrap();
+    let record = crate::support::only_record(root);
     assert_eq!(record["task"], "image");
     record["result"]["failed_step"].clone()
 }

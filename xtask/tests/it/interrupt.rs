@@ -3,8 +3,9 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::support::{poll_until, port_of};
 use xtask::interrupt::{process_alive, send_signal};
 use xtask::pgcluster::PgBinaries;
 
@@ -59,27 +60,16 @@ fn interrupting_the_test_task_leaves_nothing_running() {
     let url = url.expect("the cluster started");
     // The shell creates the file before `echo` writes to it: wait for a whole pid, not for
     // the file (a loaded machine shows the empty file in between).
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let cargo_pid: u32 = loop {
-        let read = std::fs::read_to_string(&pid_file).unwrap_or_default();
-        if let Ok(pid) = read.trim().parse() {
-            break pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the fake cargo never wrote its pid"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let port: u16 = url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let cargo_pid: u32 = poll_until(
+        "the fake cargo never wrote its pid",
+        Duration::from_secs(30),
+        Duration::from_millis(50),
+        || {
+            let read = std::fs::read_to_string(&pid_file).unwrap_or_default();
+            read.trim().parse().ok()
+        },
+    );
+    let port = port_of(&url);
     let data_dir = postmaster_data_dir(port).expect("a postmaster serves the cluster's port");
 
     let test_pid: u32 = std::fs::read_to_string(&test_pid_file)

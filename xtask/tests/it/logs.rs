@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use crate::support::one_environment_repo;
 use xtask::flyctl::Flyctl;
 use xtask::logs::{Window, print_logs};
 use xtask::repo::Repo;
@@ -13,23 +14,11 @@ const DB_PASSWORD: &str = "pw-Zq81nVx3";
 const JWT: &str = "jwt-secret-0123456789abcdefghijklmnopqrstu";
 
 fn fixture(dir: &Path) -> Repo {
-    std::fs::create_dir_all(dir.join("ops")).unwrap();
-    std::fs::create_dir_all(dir.join("env")).unwrap();
-    std::fs::write(
-        dir.join("ops/deploy.toml"),
-        "[environments.staging]\napp = \"cabanas-test\"\nurl = \"https://cabanas-test.fly.dev\"\n\
-         env_file = \"env/.env.fly.staging\"\ntemplate = \"env/.env.fly.staging.template\"\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("env/.env.fly.staging"),
-        format!(
-            "DATABASE_URL=postgres://app:{DB_PASSWORD}@db.internal:5432/cabanas\n\
-             JWT_SECRET={JWT}\nRUST_LOG=info\n"
-        ),
-    )
-    .unwrap();
-    Repo::at(dir)
+    let env_file = format!(
+        "DATABASE_URL=postgres://app:{DB_PASSWORD}@db.internal:5432/cabanas\n\
+         JWT_SECRET={JWT}\nRUST_LOG=info\n"
+    );
+    one_environment_repo(dir, "staging", &env_file)
 }
 
 fn fake(dir: &Path, stdout: &str, stderr: &str, exit: i32) -> Flyctl {

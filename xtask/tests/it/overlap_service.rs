@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::service_binary;
+use crate::support::{json_of, service_binary};
 use serde_json::Value;
 use xshell::{Shell, cmd};
 use xtask::config::Target;
@@ -197,15 +197,7 @@ async fn active_bookings(
         "/api/v1/accommodations/{accommodation}/availability?from={from}&to={to}"
     ));
     let client = xtask::http::client(Duration::from_secs(10)).unwrap();
-    let body: Value = client
-        .get(&url)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let body: Value = json_of(client.get(&url).bearer_auth(token)).await;
     body["bookings"]
         .as_array()
         .expect("a bookings array")

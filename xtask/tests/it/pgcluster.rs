@@ -18,15 +18,7 @@ fn cluster_starts_on_loopback_and_is_gone_after_drop() {
     let cluster = PgCluster::start(&binaries).expect("cluster starts");
     let url = cluster.url().to_string();
     assert!(url.starts_with("postgres://postgres@127.0.0.1:"), "{url}");
-    let port: u16 = url
-        .rsplit(':')
-        .next()
-        .unwrap()
-        .split('/')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let port = crate::support::port_of(&url);
     let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
     TcpStream::connect(address).expect("the server accepts connections");
 

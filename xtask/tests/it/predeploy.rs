@@ -153,6 +153,11 @@ impl Fixture {
         }
     }
 
+    /// Evaluates every environment and asserts check `id` fails blaming `location`.
+    fn fails_at(&self, id: &str, location: &str) -> CheckResult {
+        assert_fails_at(&self.evaluate(&all()), id, location)
+    }
+
     fn evaluate(&self, options: &Options) -> PredeployReport {
         let mut options = options.clone();
         options
@@ -213,6 +218,36 @@ fn assert_fails_at(report: &PredeployReport, id: &str, location: &str) -> CheckR
     check
 }
 
+/// Whether some evidence of `check` says `text`.
+fn says(check: &CheckResult, text: &str) -> bool {
+    check.evidence.iter().any(|e| e.message.contains(text))
+}
+
+/// Whether some evidence of `check` with `verdict` says `text`.
+fn says_as(check: &CheckResult, verdict: Verdict, text: &str) -> bool {
+    check
+        .evidence
+        .iter()
+        .any(|e| e.verdict == verdict && e.message.contains(text))
+}
+
+/// The first evidence of `check` that failed.
+fn first_failure(check: &CheckResult) -> &xtask::check::Evidence {
+    check
+        .evidence
+        .iter()
+        .find(|e| e.verdict == Verdict::Fail)
+        .unwrap_or_else(|| panic!("no failure in {check:#?}"))
+}
+
+/// The default options narrowed to environment `env`.
+fn for_env(env: &str) -> Options {
+    Options {
+        env: Some(env.into()),
+        ..all()
+    }
+}
+
 fn failures(report: &PredeployReport) -> Vec<&CheckResult> {
     report
         .checks
@@ -258,7 +293,7 @@ fn config_fails_on_an_incomplete_environment() {
         "template = \"env/.env.fly.production.template\"",
         "template = \"env/missing.template\"",
     );
-    assert_fails_at(&fixture.evaluate(&all()), "config", "ops/deploy.toml:61");
+    fixture.fails_at("config", "ops/deploy.toml:61");
 }
 
 #[test]
@@ -269,11 +304,9 @@ fn config_fails_on_a_bad_environment_limit() {
         "[environments.production.thresholds]\np99_ms = 5000.0",
         "[environments.production.thresholds]\np99_ms = -1.0",
     );
-    let check = assert_fails_at(&fixture.evaluate(&all()), "config", "ops/deploy.toml:65");
+    let check = fixture.fails_at("config", "ops/deploy.toml:65");
     assert!(
-        check.evidence.iter().any(|e| e
-            .message
-            .contains("environments.production.thresholds.p99_ms")),
+        says(&check, "environments.production.thresholds.p99_ms"),
         "{check:#?}"
     );
 }
@@ -287,14 +320,9 @@ fn fly_toml_fails_without_a_release_command_or_readiness_check() {
         "path = \"/api/v1/readyz\"",
         "path = \"/api/v1/healthz\"",
     );
-    let check = assert_fails_at(&fixture.evaluate(&all()), "fly_toml", "fly.toml:");
-    assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.message.contains("release_command"))
-    );
-    assert!(check.evidence.iter().any(|e| e.message.contains("readyz")));
+    let check = fixture.fails_at("fly_toml", "fly.toml:");
+    assert!(says(&check, "release_command"));
+    assert!(says(&check, "readyz"));
 }
 
 #[test]
@@ -329,10 +357,7 @@ fn machines_fail_a_production_config_that_can_run_a_single_machine() {
             .contains("auto_stop_machines = \"off\"")
     );
     // Staging declares no machines: auto-stop is its to keep.
-    let staging = fixture.evaluate(&Options {
-        env: Some("staging".into()),
-        ..all()
-    });
+    let staging = fixture.evaluate(&for_env("staging"));
     assert_eq!(staging.check("machines").unwrap().verdict, Verdict::Pass);
 }
 
@@ -344,18 +369,9 @@ fn machines_fail_when_the_declared_regions_cannot_hold_min_running() {
         "regions = { scl = 1, gru = 1 }",
         "regions = { gru = 1 }",
     );
-    let report = fixture.evaluate(&Options {
-        env: Some("production".into()),
-        ..all()
-    });
+    let report = fixture.evaluate(&for_env("production"));
     let check = assert_fails_at(&report, "machines", "ops/deploy.toml");
-    assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.message.contains("primary_region scl")),
-        "{check:#?}"
-    );
+    assert!(says(&check, "primary_region scl"), "{check:#?}");
 }
 
 #[test]
@@ -366,14 +382,8 @@ fn fly_toml_reports_malformed_toml_with_its_line() {
         "primary_region = \"scl\"",
         "primary_region = = \"scl\"",
     );
-    let check = assert_fails_at(&fixture.evaluate(&all()), "fly_toml", "fly.toml:6");
-    assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.verdict == Verdict::Fail && e.message.contains("column")),
-        "{check:#?}"
-    );
+    let check = fixture.fails_at("fly_toml", "fly.toml:6");
+    assert!(says_as(&check, Verdict::Fail, "column"), "{check:#?}");
 }
 
 #[test]
@@ -381,30 +391,16 @@ fn dockerfile_fails_when_running_as_root_or_exposing_another_port() {
     let fixture = Fixture::valid();
     fixture.edit("backend/Dockerfile", "USER cabanas", "USER root");
     fixture.edit("backend/Dockerfile", "EXPOSE 8080", "EXPOSE 3000");
-    let check = assert_fails_at(
-        &fixture.evaluate(&all()),
-        "dockerfile",
-        "backend/Dockerfile:",
-    );
-    assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.verdict == Verdict::Fail && e.message.contains("root"))
-    );
-    assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.verdict == Verdict::Fail && e.message.contains("3000"))
-    );
+    let check = fixture.fails_at("dockerfile", "backend/Dockerfile:");
+    assert!(says_as(&check, Verdict::Fail, "root"));
+    assert!(says_as(&check, Verdict::Fail, "3000"));
 }
 
 #[test]
 fn dockerfile_fails_when_dockerignore_lets_env_files_in() {
     let fixture = Fixture::valid();
     fixture.edit(".dockerignore", "env/\n", "");
-    assert_fails_at(&fixture.evaluate(&all()), "dockerfile", ".dockerignore");
+    fixture.fails_at("dockerfile", ".dockerignore");
 }
 
 #[test]
@@ -417,16 +413,8 @@ fn dockerfile_fails_when_dockerignore_excludes_what_it_copies() {
             include_str!("../../../.dockerignore")
         ),
     );
-    let check = assert_fails_at(
-        &fixture.evaluate(&all()),
-        "dockerfile",
-        "backend/Dockerfile:",
-    );
-    let failure = check
-        .evidence
-        .iter()
-        .find(|e| e.verdict == Verdict::Fail)
-        .unwrap();
+    let check = fixture.fails_at("dockerfile", "backend/Dockerfile:");
+    let failure = first_failure(&check);
     assert!(
         failure.message.contains("`backend/migrations`")
             && failure.message.contains(".dockerignore"),
@@ -453,16 +441,8 @@ fn dockerfile_fails_when_the_dependency_layer_forgets_a_workspace_member() {
         "the real Dockerfile stubs both members: {report:#?}"
     );
     fixture.edit("Cargo.toml", "\"xtask\"]", "\"xtask\", \"tools/seed\"]");
-    let check = assert_fails_at(
-        &fixture.evaluate(&all()),
-        "dockerfile",
-        "backend/Dockerfile:",
-    );
-    let failure = check
-        .evidence
-        .iter()
-        .find(|e| e.verdict == Verdict::Fail)
-        .unwrap();
+    let check = fixture.fails_at("dockerfile", "backend/Dockerfile:");
+    let failure = first_failure(&check);
     assert!(failure.message.contains("`tools/seed`"), "{check:#?}");
     let fix = check.fix.as_deref().unwrap();
     assert!(
@@ -478,11 +458,7 @@ fn migrations_fail_on_concurrently_inside_a_transaction() {
         "backend/migrations/postgres/0002_index.sql",
         "-- an index\nCREATE INDEX CONCURRENTLY reservations_code_idx ON reservations (code);\n",
     );
-    assert_fails_at(
-        &fixture.evaluate(&all()),
-        "migrations",
-        "backend/migrations/postgres/0002_index.sql:2",
-    );
+    fixture.fails_at("migrations", "backend/migrations/postgres/0002_index.sql:2");
     // The same statement in a no-transaction migration is fine.
     fixture.edit(
         "backend/migrations/postgres/0002_index.sql",
@@ -507,11 +483,7 @@ fn migrations_fail_without_the_exclusion_constraint() {
         "EXCLUDE USING gist",
         "CHECK",
     );
-    assert_fails_at(
-        &fixture.evaluate(&all()),
-        "migrations",
-        "backend/migrations/postgres/0001_initial.sql",
-    );
+    fixture.fails_at("migrations", "backend/migrations/postgres/0001_initial.sql");
 }
 
 #[test]
@@ -523,13 +495,7 @@ fn env_fails_on_a_short_secret_and_suggests_the_nearest_key() {
     );
     let report = fixture.evaluate(&all());
     let check = assert_fails_at(&report, "env", "env/.env.fly.staging:3");
-    assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.message.contains("did you mean JWT_SECRET?")),
-        "{check:#?}"
-    );
+    assert!(says(&check, "did you mean JWT_SECRET?"), "{check:#?}");
 }
 
 #[test]
@@ -539,21 +505,15 @@ fn env_fails_on_placeholders_export_and_missing_keys() {
         "env/.env.fly.staging",
         &FILLED.replacen("DATABASE_URL", "export DATABASE_URL", 1),
     );
-    let check = assert_fails_at(&fixture.evaluate(&all()), "env", "env/.env.fly.staging:2");
-    assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.message.contains("remove `export`")),
-        "{check:#?}"
-    );
+    let check = fixture.fails_at("env", "env/.env.fly.staging:2");
+    assert!(says(&check, "remove `export`"), "{check:#?}");
     fixture.write(
         "env/.env.fly.staging",
         &FILLED.replace("ana@example.org,bo@example.cl", "<admin@example.org>"),
     );
-    assert_fails_at(&fixture.evaluate(&all()), "env", "env/.env.fly.staging:4");
+    fixture.fails_at("env", "env/.env.fly.staging:4");
     fixture.write("env/.env.fly.staging", "JWT_SECRET\n");
-    assert_fails_at(&fixture.evaluate(&all()), "env", "env/.env.fly.staging:1");
+    fixture.fails_at("env", "env/.env.fly.staging:1");
 }
 
 #[test]
@@ -586,17 +546,8 @@ fn secret_hygiene_fails_on_a_committed_secret_and_an_open_mode() {
     fixture.write("docs/notes.md", &format!("# notes\n\ntoken: {CANARY}\n"));
     fixture.commit("leak");
     fixture.chmod("env/.env.fly.staging", 0o644);
-    let check = assert_fails_at(
-        &fixture.evaluate(&all()),
-        "secret_hygiene",
-        "docs/notes.md:3",
-    );
-    assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.message.contains("JWT_SECRET"))
-    );
+    let check = fixture.fails_at("secret_hygiene", "docs/notes.md:3");
+    assert!(says(&check, "JWT_SECRET"));
     #[cfg(unix)]
     assert!(
         check
@@ -617,11 +568,7 @@ fn secret_hygiene_still_scans_an_env_file_with_a_malformed_line() {
     fixture.chmod("env/.env.fly.staging", 0o600);
     fixture.write("docs/notes.md", &format!("# notes\n\ntoken: {CANARY}\n"));
     fixture.commit("leak");
-    assert_fails_at(
-        &fixture.evaluate(&all()),
-        "secret_hygiene",
-        "docs/notes.md:3",
-    );
+    fixture.fails_at("secret_hygiene", "docs/notes.md:3");
 }
 
 #[test]
@@ -633,7 +580,7 @@ fn secret_hygiene_fails_on_a_private_key_block() {
     );
     fixture.write("ops/key.pem", &format!("\n{block}"));
     fixture.commit("key");
-    assert_fails_at(&fixture.evaluate(&all()), "secret_hygiene", "ops/key.pem:2");
+    fixture.fails_at("secret_hygiene", "ops/key.pem:2");
 }
 
 /// An env file copied from its template and not filled yet holds placeholders, which the
@@ -667,11 +614,7 @@ fn secret_hygiene_ignores_the_templates_placeholders() {
         "REDIS_URL=",
     );
     fixture.commit("a leak");
-    let check = assert_fails_at(
-        &fixture.evaluate(&all()),
-        "secret_hygiene",
-        "docs/notes.md:1",
-    );
+    let check = fixture.fails_at("secret_hygiene", "docs/notes.md:1");
     let found: Vec<&str> = check
         .evidence
         .iter()
@@ -727,47 +670,23 @@ fn docs_commands_fail_on_a_fence_left_open_in_the_task_reference() {
     assert_ne!(open, tasks, "docs/tasks.md has no admin-token example");
     fixture.write("docs/tasks.md", &open);
     let line = opener_line(&open, admin);
-    let check = assert_fails_at(
-        &fixture.evaluate(&all()),
-        "docs_commands",
-        &format!("docs/tasks.md:{line}"),
-    );
-    assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.message.contains("not closed")),
-        "{check:#?}"
-    );
+    let check = fixture.fails_at("docs_commands", &format!("docs/tasks.md:{line}"));
+    assert!(says(&check, "not closed"), "{check:#?}");
 
     // The last closing fence dropped: the block runs to the end of the document.
     let trimmed = tasks.trim_end().strip_suffix("```").unwrap();
     fixture.write("docs/tasks.md", trimmed);
     let last = trimmed.rfind("```").unwrap();
     let line = trimmed[..last].lines().count() + 1;
-    let check = assert_fails_at(
-        &fixture.evaluate(&all()),
-        "docs_commands",
-        &format!("docs/tasks.md:{line}"),
-    );
-    assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.message.contains("end of the document")),
-        "{check:#?}"
-    );
+    let check = fixture.fails_at("docs_commands", &format!("docs/tasks.md:{line}"));
+    assert!(says(&check, "end of the document"), "{check:#?}");
 }
 
 #[test]
 fn docs_commands_fail_on_a_command_that_does_not_exist() {
     let fixture = Fixture::valid();
     fixture.write("docs/tasks.md", "# tasks\n\nRun `cargo xtask predeploy --env <NAME>`.\n\n```sh\ncargo xtask predeploy --everything\n```\n");
-    assert_fails_at(
-        &fixture.evaluate(&all()),
-        "docs_commands",
-        "docs/tasks.md:6",
-    );
+    fixture.fails_at("docs_commands", "docs/tasks.md:6");
 }
 
 /// The runbooks live a directory below `ops/`; their commands are held to the CLI too.
@@ -778,11 +697,7 @@ fn docs_commands_read_the_runbooks() {
         "ops/runbooks/INCIDENT_RESPONSE.md",
         "# Incidents\n\n## Service down\n\n```sh\ncargo xtask restart --env production\n```\n",
     );
-    assert_fails_at(
-        &fixture.evaluate(&all()),
-        "docs_commands",
-        "ops/runbooks/INCIDENT_RESPONSE.md:6",
-    );
+    fixture.fails_at("docs_commands", "ops/runbooks/INCIDENT_RESPONSE.md:6");
 }
 
 #[test]
@@ -792,7 +707,7 @@ fn ci_warns_without_a_workflow_and_fails_when_none_runs_the_tests() {
         ".github/workflows/ci.yml",
         "on: push\njobs:\n  lint:\n    steps:\n      - run: cargo fmt --check\n",
     );
-    assert_fails_at(&fixture.evaluate(&all()), "ci", ".github/workflows/ci.yml");
+    fixture.fails_at("ci", ".github/workflows/ci.yml");
     std::fs::remove_dir_all(fixture.root().join(".github")).unwrap();
     assert_eq!(
         fixture.evaluate(&all()).check("ci").unwrap().verdict,
@@ -910,36 +825,17 @@ fn fly_toml_fails_on_a_volume_for_blue_green_production_and_warns_without_metric
     let fixture = Fixture::valid();
     let report = fixture.evaluate(&all());
     let check = report.check("fly_toml").unwrap();
-    assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.verdict == Verdict::Pass && e.message.contains("[metrics]")),
-        "{check:#?}"
-    );
+    assert!(says_as(check, Verdict::Pass, "[metrics]"), "{check:#?}");
     fixture.edit("fly.toml", "path = \"/metrics\"", "");
     fixture.edit(
         "fly.production.toml",
         "[http_service]\n",
         "[mounts]\nsource = \"data\"\ndestination = \"/data\"\n\n[http_service]\n",
     );
-    let check = assert_fails_at(
-        &fixture.evaluate(&all()),
-        "fly_toml",
-        "fly.production.toml:",
-    );
+    let check = fixture.fails_at("fly_toml", "fly.production.toml:");
+    assert!(says_as(&check, Verdict::Fail, "blue-green"), "{check:#?}");
     assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.verdict == Verdict::Fail && e.message.contains("blue-green")),
-        "{check:#?}"
-    );
-    assert!(
-        check
-            .evidence
-            .iter()
-            .any(|e| e.verdict == Verdict::Warn && e.message.contains("does not scrape")),
+        says_as(&check, Verdict::Warn, "does not scrape"),
         "{check:#?}"
     );
 }

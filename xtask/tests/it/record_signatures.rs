@@ -10,6 +10,7 @@ use crate::report_fixtures;
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::git;
 use report_fixtures::{Scenario, staging};
 use xtask::promote::StagingEvidence;
 use xtask::record::RunClock;
@@ -254,22 +255,6 @@ fn the_report_binary_names_a_tampered_record() {
     assert!(
         said.contains(&format!("WARN: {file}: its signature fails")),
         "{said}"
-    );
-}
-
-/// Runs git in `dir`; panics with its stderr on failure.
-fn git(dir: &Path, args: &[&str]) {
-    let output = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(["-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&output.stderr)
     );
 }
 

@@ -2,9 +2,10 @@
 //! in a temporary directory). Round trip, concurrent pushes, secrets kept off the ref, a failed
 //! push, and the same verdict on a fresh clone.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
+use crate::support::{git, stdout_and_stderr};
 use chrono::Utc;
 use xtask::record::RunClock;
 use xtask::records::git_ref::{self, LOCAL_COPY, Place};
@@ -12,24 +13,6 @@ use xtask::records::redact::SecretValues;
 use xtask::repo::Repo;
 use xtask::report::{self, Options};
 use xtask::verdict::Verdict;
-
-/// Runs git in `dir` and returns its stdout; panics with its stderr on failure.
-fn git(dir: &Path, args: &[&str]) -> String {
-    let output = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(["-c", "init.defaultBranch=main"])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "git {args:?} in {}: {}",
-        dir.display(),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// A bare remote and a way to make checkouts of one small workspace pointing at it.
 struct Remote {
@@ -295,11 +278,7 @@ fn records_holding_a_secret_in_any_echoed_form_are_refused() {
         .current_dir(a.root())
         .output()
         .unwrap();
-    let stderr = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stderr = stdout_and_stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     for name in &leaky {
         assert!(
@@ -512,11 +491,7 @@ fn a_record_holding_the_signing_key_is_refused() {
         .env("RECORDS_SIGNING_KEY", KEY)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let text = stdout_and_stderr(&output);
     assert_eq!(output.status.code(), Some(1), "{text}");
     assert!(
         text.contains(&format!("refused target/xtask/runs/{leaky}"))

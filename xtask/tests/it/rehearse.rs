@@ -73,6 +73,20 @@ fn rehearse(copy: &Path, extra: &[&str]) -> Command {
     command
 }
 
+/// A rehearsal of `copy` that reached GO: its stdout.
+fn rehearse_to_go(copy: &Path, extra: &[&str]) -> String {
+    let output = rehearse(copy, extra).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("verdict: GO"), "{stdout}");
+    stdout.into_owned()
+}
+
 fn service_pid(output: &str) -> u32 {
     let start = output.find("(pid ").expect("the service pid is printed") + 5;
     let digits: String = output[start..]
@@ -85,15 +99,7 @@ fn service_pid(output: &str) -> u32 {
 #[test]
 fn rehearse_runs_the_pipeline_and_leaves_nothing_running() {
     let copy = repository_copy();
-    let output = rehearse(copy.path(), &[]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(stdout.contains("verdict: GO"), "{stdout}");
+    let stdout = rehearse_to_go(copy.path(), &[]);
     for phase in [
         "==> predeploy:",
         "==> smoke: PASS",
@@ -215,15 +221,7 @@ fn rehearse_with_the_image_runs_its_machines_as_containers_and_leaves_none() {
         return;
     }
     let copy = repository_copy();
-    let output = rehearse(copy.path(), &["--image", IMAGE]).output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(
-        output.status.code(),
-        Some(0),
-        "stdout:\n{stdout}\nstderr:\n{stderr}"
-    );
-    assert!(stdout.contains("verdict: GO"), "{stdout}");
+    let stdout = rehearse_to_go(copy.path(), &["--image", IMAGE]);
     let containers =
         format!("machines and the release command run as podman containers of {IMAGE}");
     for phase in [

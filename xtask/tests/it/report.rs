@@ -24,100 +24,105 @@ fn snapshot(name: &str, markdown: &str) {
     });
 }
 
+/// Staging's report in the scenario `change` makes of the all-pass one: its verdict is
+/// `overall`, and its Markdown matches the snapshot `name`.
+fn staging_report(
+    change: impl FnOnce(&mut Scenario),
+    overall: Overall,
+    name: &str,
+) -> report::Rendered {
+    let rendered = staging_with(change).render("staging");
+    assert_eq!(rendered.overall, overall, "{}", rendered.markdown);
+    snapshot(name, &rendered.markdown);
+    rendered
+}
+
+/// The command the decision map says to run next.
+fn next_command(rendered: &report::Rendered) -> Option<&str> {
+    rendered.context.map.next.command.as_deref()
+}
+
+/// The ids of the steps of the report's decision map, in order.
+fn step_ids(rendered: &report::Rendered) -> Vec<&str> {
+    let steps = &rendered.context.map.steps;
+    steps.iter().map(|s| s.id.as_str()).collect()
+}
+
+/// One of `said` (reasons, warnings) says `text`.
+fn assert_said(said: &[String], text: &str) {
+    assert!(said.iter().any(|s| s.contains(text)), "{said:?}");
+}
+
+/// The report's Markdown shows `text`.
+fn assert_shows(rendered: &report::Rendered, text: &str) {
+    assert!(rendered.markdown.contains(text), "{}", rendered.markdown);
+}
+
+/// Rendering `env` (the newest record's when `None`) fails with an error saying each of
+/// `texts`.
+fn assert_render_fails_saying(f: &Fixture, env: Option<&str>, texts: &[&str]) {
+    let error = f.render_error(env);
+    for text in texts {
+        assert!(error.contains(text), "{error}");
+    }
+}
+
 #[test]
 fn report_all_pass_is_go() {
-    let rendered = staging(Scenario::default()).render("staging");
-    assert_eq!(rendered.overall, Overall::Go, "{}", rendered.markdown);
+    let rendered = staging_report(|_| {}, Overall::Go, "report_all_pass");
     let map = &rendered.context.map;
     let states: Vec<State> = map.steps.iter().map(|s| s.state).collect();
     assert!(states[..9].iter().all(|s| *s == State::Done), "{map:#?}");
     assert_eq!(map.next.step, "production_checklist");
-    snapshot("report_all_pass", &rendered.markdown);
 }
 
 #[test]
 fn report_failed_check_is_no_go() {
-    let rendered = staging(Scenario {
-        failed_check: true,
-        ..Default::default()
-    })
-    .render("staging");
-    assert_eq!(rendered.overall, Overall::NoGo);
-    assert!(
-        rendered
-            .markdown
-            .contains("JWT_SECRET is empty \\| template requires it"),
-        "cells escape pipes"
+    let rendered = staging_report(
+        |s| s.failed_check = true,
+        Overall::NoGo,
+        "report_failed_check",
     );
-    assert_eq!(
-        rendered.context.map.next.command.as_deref(),
-        Some("cargo xtask predeploy --env staging")
-    );
-    snapshot("report_failed_check", &rendered.markdown);
+    let cell = "JWT_SECRET is empty \\| template requires it";
+    assert!(rendered.markdown.contains(cell), "cells escape pipes");
+    let next = "cargo xtask predeploy --env staging";
+    assert_eq!(next_command(&rendered), Some(next));
 }
 
 #[test]
 fn report_threshold_breach_is_no_go() {
-    let rendered = staging(Scenario {
-        breach: true,
-        ..Default::default()
-    })
-    .render("staging");
-    assert_eq!(rendered.overall, Overall::NoGo);
+    let rendered = staging_report(
+        |s| s.breach = true,
+        Overall::NoGo,
+        "report_threshold_breach",
+    );
     assert_eq!(rendered.context.map.next.step, "smoke_thresholds");
-    snapshot("report_threshold_breach", &rendered.markdown);
 }
 
 #[test]
 fn report_overlap_violation_is_no_go() {
-    let rendered = staging(Scenario {
-        violation: true,
-        ..Default::default()
-    })
-    .render("staging");
-    assert_eq!(rendered.overall, Overall::NoGo);
-    assert_eq!(
-        rendered.context.map.next.command.as_deref(),
-        Some("cargo xtask overlap --env staging --mutating")
-    );
-    snapshot("report_overlap_violation", &rendered.markdown);
+    let name = "report_overlap_violation";
+    let rendered = staging_report(|s| s.violation = true, Overall::NoGo, name);
+    let next = "cargo xtask overlap --env staging --mutating";
+    assert_eq!(next_command(&rendered), Some(next));
 }
 
 #[test]
 fn report_missing_results_is_incomplete() {
-    let rendered = staging(Scenario {
-        only_predeploy: true,
-        ..Default::default()
-    })
-    .render("staging");
-    assert_eq!(rendered.overall, Overall::Incomplete);
-    assert!(
-        rendered
-            .markdown
-            .contains("No smoke result for staging yet")
-    );
-    assert_eq!(
-        rendered.context.map.next.command.as_deref(),
-        Some("fly auth login")
-    );
-    snapshot("report_missing_results", &rendered.markdown);
+    let name = "report_missing_results";
+    let rendered = staging_report(|s| s.only_predeploy = true, Overall::Incomplete, name);
+    assert_shows(&rendered, "No smoke result for staging yet");
+    assert_eq!(next_command(&rendered), Some("fly auth login"));
 }
 
 #[test]
 fn report_stale_results_are_incomplete_never_go() {
-    let rendered = staging(Scenario {
-        commit_of_results: Some(OLD),
-        ..Default::default()
-    })
-    .render("staging");
-    assert_eq!(rendered.overall, Overall::Incomplete);
-    assert!(
-        rendered
-            .markdown
-            .contains("deployable inputs changed: their tree is now 7eea1b2c3d4e: stale")
-    );
+    let name = "report_stale_results";
+    let old = |s: &mut Scenario| s.commit_of_results = Some(OLD);
+    let rendered = staging_report(old, Overall::Incomplete, name);
+    let stale = "deployable inputs changed: their tree is now 7eea1b2c3d4e: stale";
+    assert!(rendered.markdown.contains(stale));
     assert!(rendered.markdown.contains("**Warning:**"));
-    snapshot("report_stale_results", &rendered.markdown);
 }
 
 #[test]
@@ -125,12 +130,8 @@ fn results_measured_on_a_replaced_release_are_stale() {
     let f = staging(Scenario::default());
     let mut next = deploy_result();
     next.rollout.release = Some(release(13, "deployment-01K"));
-    f.save(
-        "deploy",
-        "staging",
-        HEAD,
-        Duration::minutes(10),
-        Verdict::Pass,
+    f.record(
+        Run::passed("deploy", "staging", Duration::minutes(10)),
         next,
     );
     let rendered = f.render("staging");
@@ -164,12 +165,8 @@ fn a_deploy_that_left_the_same_release_serving_keeps_results_fresh() {
     // A deploy that failed before replacing anything: v12 still serves.
     let mut kept = deploy_result();
     kept.problems = vec!["the build failed".into()];
-    f.save(
-        "deploy",
-        "staging",
-        HEAD,
-        Duration::minutes(10),
-        Verdict::Fail,
+    f.record(
+        Run::failed("deploy", "staging", Duration::minutes(10)),
         kept,
     );
     let rendered = f.render("staging");
@@ -221,12 +218,8 @@ fn a_docs_only_commit_keeps_local_results_fresh_and_a_backend_change_stales_them
 fn a_rollback_after_the_deploy_is_no_go() {
     let f = staging(Scenario::default());
     let rollback = rollback_result();
-    f.save(
-        "rollback",
-        "staging",
-        HEAD,
-        Duration::minutes(30),
-        Verdict::Pass,
+    f.record(
+        Run::passed("rollback", "staging", Duration::minutes(30)),
         rollback,
     );
     let rendered = f.render("staging");
@@ -238,35 +231,16 @@ fn a_rollback_after_the_deploy_is_no_go() {
         "against an earlier release (release v11, image \
          registry.fly.io/sist-cabanas-staging:deployment-01H serves now)"
     );
-    assert!(
-        rendered.markdown.contains("rolled back to release v11"),
-        "{}",
-        rendered.markdown
-    );
+    assert_shows(&rendered, "rolled back to release v11");
 }
 
 #[test]
 fn production_map_gates_its_deploy_on_staging_and_the_checklist() {
     let f = staging(Scenario::default());
-    let (v, p) = predeploy(true);
-    f.save("predeploy", "production", HEAD, Duration::hours(1), v, p);
-    f.save(
-        "secrets",
-        "production",
-        HEAD,
-        Duration::minutes(50),
-        Verdict::Pass,
-        secrets_result(),
-    );
+    f.prepare_production();
     let rendered = f.render("production");
     assert_eq!(rendered.overall, Overall::Incomplete);
-    let ids: Vec<&str> = rendered
-        .context
-        .map
-        .steps
-        .iter()
-        .map(|s| s.id.as_str())
-        .collect();
+    let ids = step_ids(&rendered);
     assert_eq!(
         ids,
         [
@@ -287,14 +261,7 @@ fn production_map_gates_its_deploy_on_staging_and_the_checklist() {
     assert_eq!(state(StepId::Stability24h), State::Done);
     assert_eq!(rendered.context.map.next.step, "production_checklist");
     assert_eq!(rendered.context.map.next.command, None);
-    let status = xtask::status::human(&xtask::status::Status {
-        environment: rendered.context.environment.clone(),
-        verdict: rendered.context.verdict.label.clone(),
-        reasons: rendered.context.verdict.reasons.clone(),
-        warnings: rendered.context.verdict.warnings.clone(),
-        map: rendered.context.map.clone(),
-        recovery: rendered.context.recovery.clone(),
-    });
+    let status = Fixture::status_text(&rendered);
     snapshot("status_production", &status);
 }
 
@@ -310,24 +277,11 @@ fn a_promote_is_productions_deploy_and_production_reaches_go() {
         CHECKLIST.replace("- [ ]", "- [x]"),
     )
     .unwrap();
-    let (v, p) = predeploy(true);
-    f.save("predeploy", "production", HEAD, Duration::hours(1), v, p);
-    f.save(
-        "secrets",
-        "production",
-        HEAD,
-        Duration::minutes(50),
-        Verdict::Pass,
-        secrets_result(),
-    );
+    f.prepare_production();
     let (v, r) = smoke_report(false);
     f.save("smoke", "production", HEAD, Duration::minutes(45), v, r);
-    f.save(
-        "promote",
-        "production",
-        HEAD,
-        Duration::minutes(40),
-        Verdict::Pass,
+    f.record(
+        Run::passed("promote", "production", Duration::minutes(40)),
         promote_result(),
     );
     // Smoke from before the promote measured another release.
@@ -343,12 +297,8 @@ fn a_promote_is_productions_deploy_and_production_reaches_go() {
     let mut refused = promote_result();
     refused.refused = vec!["staging is not GO".into()];
     refused.rollout.release = None;
-    f.save(
-        "promote",
-        "production",
-        HEAD,
-        Duration::minutes(10),
-        Verdict::Fail,
+    f.record(
+        Run::failed("promote", "production", Duration::minutes(10)),
         refused,
     );
     let rendered = f.render("production");
@@ -379,13 +329,7 @@ fn local_runs_have_no_deploy_steps() {
         rendered.environment, "local",
         "defaults to the newest record's environment"
     );
-    let ids: Vec<&str> = rendered
-        .context
-        .map
-        .steps
-        .iter()
-        .map(|s| s.id.as_str())
-        .collect();
+    let ids = step_ids(&rendered);
     assert_eq!(ids, ["predeploy", "health", "smoke_thresholds", "overlap"]);
     assert_eq!(rendered.overall, Overall::Incomplete);
     assert!(!rendered.markdown.contains("## Last deploy"));
@@ -410,10 +354,10 @@ fn a_predeploy_of_all_environments_stands_in_only_where_there_is_no_env_file() {
 #[test]
 fn no_results_at_all_says_what_to_run() {
     let f = Fixture::new();
-    let error = report::render(&f.repo, &Options::default(), now(), Some(&head())).unwrap_err();
-    assert!(
-        format!("{error:#}").contains("no results yet: run cargo xtask predeploy first"),
-        "{error:#}"
+    assert_render_fails_saying(
+        &f,
+        None,
+        &["no results yet: run cargo xtask predeploy first"],
     );
 }
 
@@ -443,15 +387,11 @@ fn status_exits_2_without_results_to_read_and_0_once_it_reads_them() {
 #[test]
 fn an_unknown_environment_is_an_error_listing_the_known_ones() {
     let f = staging(Scenario::default());
-    let options = Options {
-        env: Some("prod".into()),
-    };
-    let error = format!(
-        "{:#}",
-        report::render(&f.repo, &options, now(), Some(&head())).unwrap_err()
+    assert_render_fails_saying(
+        &f,
+        Some("prod"),
+        &["no environment `prod`", "production, staging"],
     );
-    assert!(error.contains("no environment `prod`"), "{error}");
-    assert!(error.contains("production, staging"), "{error}");
 }
 
 #[test]
@@ -464,23 +404,12 @@ fn a_corrupt_record_is_named() {
         "{ not json",
     )
     .unwrap();
-    let error = format!(
-        "{:#}",
-        report::render(&f.repo, &Options::default(), now(), Some(&head())).unwrap_err()
-    );
-    assert!(
-        error.contains("20261127T000000.000Z-smoke-staging-1.json"),
-        "{error}"
-    );
+    assert_render_fails_saying(&f, None, &["20261127T000000.000Z-smoke-staging-1.json"]);
 }
 
 #[test]
 fn html_is_a_standalone_page_with_the_tables() {
-    let rendered = staging(Scenario {
-        breach: true,
-        ..Default::default()
-    })
-    .render("staging");
+    let rendered = staging_with(|s| s.breach = true).render("staging");
     let html = rendered.html();
     assert!(html.starts_with("<!DOCTYPE html>"));
     assert!(html.contains("<table>"), "{html}");
@@ -488,11 +417,7 @@ fn html_is_a_standalone_page_with_the_tables() {
     assert!(html.contains("Verdict: NO-GO"), "{html}");
     // The readiness checklist is a table in the report (its items are counted, not listed
     // as task boxes), and the page shows it as one.
-    assert!(
-        rendered.markdown.contains("| Section | Checked |"),
-        "{}",
-        rendered.markdown
-    );
+    assert_shows(&rendered, "| Section | Checked |");
     assert!(html.contains("<th>Section</th>"), "{html}");
     assert_balanced(&html);
 }
@@ -500,17 +425,9 @@ fn html_is_a_standalone_page_with_the_tables() {
 #[test]
 fn markup_from_a_measured_service_is_shown_not_executed() {
     let f = staging(Scenario::default());
-    let (_, mut smoke) = smoke_report(false);
-    smoke.checks[0].verdict = Verdict::Fail;
-    smoke.checks[0].evidence[0].message = "500 <script>alert(1)</script> | <img src=x>".into();
-    f.save(
-        "smoke",
-        "staging",
-        HEAD,
-        Duration::minutes(1),
-        Verdict::Fail,
-        smoke,
-    );
+    f.save_failed_smoke("staging", |check| {
+        check.evidence[0].message = "500 <script>alert(1)</script> | <img src=x>".into();
+    });
     let rendered = f.render("staging");
     let html = rendered.html();
     assert!(!html.contains("<script>"), "{html}");
@@ -530,27 +447,15 @@ fn hostile_record_fields_stay_text_in_markdown_and_html() {
     const HOSTILE: &str = "x\n# GO\n<script>alert(1)</script> <img src=x onerror=alert(1)> \
                            [click](javascript:alert(1)) `tick` | col";
     let f = staging(Scenario::default());
-    let (_, mut smoke) = smoke_report(false);
-    smoke.checks[0].verdict = Verdict::Fail;
-    smoke.checks[0].verifies = HOSTILE.into();
-    smoke.checks[0].fix = Some(HOSTILE.into());
-    smoke.checks[0].evidence[0].message = HOSTILE.into();
-    f.save(
-        "smoke",
-        "staging",
-        HEAD,
-        Duration::minutes(1),
-        Verdict::Fail,
-        smoke,
-    );
+    f.save_failed_smoke("staging", |check| {
+        check.verifies = HOSTILE.into();
+        check.fix = Some(HOSTILE.into());
+        check.evidence[0].message = HOSTILE.into();
+    });
     let mut deploy = deploy_result();
     deploy.strategy = HOSTILE.into();
-    f.save(
-        "deploy",
-        "staging",
-        HEAD,
-        Duration::minutes(30),
-        Verdict::Pass,
+    f.record(
+        Run::passed("deploy", "staging", Duration::minutes(30)),
         deploy,
     );
     let rendered = f.render("staging");
@@ -618,10 +523,7 @@ fn assert_balanced(html: &str) {
 
 #[test]
 fn reports_never_contain_a_secret_value() {
-    let f = staging(Scenario {
-        failed_check: true,
-        ..Default::default()
-    });
+    let f = staging_with(|s| s.failed_check = true);
     let env_file = std::fs::read_to_string(f.path("env/.env.fly.staging")).unwrap();
     assert!(env_file.contains(CANARY), "the fixture holds the canary");
     let rendered = f.render("staging");
@@ -681,11 +583,7 @@ fn a_team_template_overrides_the_embedded_one() {
     )
     .unwrap();
     let rendered = f.render("staging");
-    assert!(
-        rendered.markdown.contains("## Veredicto: GO"),
-        "{}",
-        rendered.markdown
-    );
+    assert_shows(&rendered, "## Veredicto: GO");
     assert!(!rendered.markdown.contains("## Verdict:"));
 }
 
@@ -696,12 +594,7 @@ fn an_unknown_variable_in_a_template_names_it_and_the_line() {
         &f.path("ops/templates/smoke.md.j2"),
         "## Smoke\n\n{{ smoke.present }}\n{{ umbral }}\n",
     );
-    let error = format!(
-        "{:#}",
-        report::render(&f.repo, &Options::default(), now(), Some(&head())).unwrap_err()
-    );
-    assert!(error.contains("smoke.md.j2:4"), "{error}");
-    assert!(error.contains("undefined"), "{error}");
+    assert_render_fails_saying(&f, None, &["smoke.md.j2:4", "undefined"]);
 }
 
 fn write(path: &Path, text: &str) {
@@ -746,15 +639,7 @@ fn history_fixture() -> Fixture {
 #[test]
 fn history_shows_trends_and_warns_on_a_regression_per_endpoint() {
     let f = history_fixture();
-    let rendered = report::render(
-        &f.repo,
-        &Options {
-            env: Some("local".into()),
-        },
-        now(),
-        Some(&head()),
-    )
-    .unwrap();
+    let rendered = f.render("local");
     let history = &rendered.context.history;
     let verdicts: Vec<(&str, &str)> = history
         .endpoints
@@ -762,21 +647,11 @@ fn history_shows_trends_and_warns_on_a_regression_per_endpoint() {
         .map(|e| (e.name.as_str(), e.verdict.as_str()))
         .collect();
     assert_eq!(verdicts, [("healthz", "OK"), ("accommodations", "WARN")]);
-    assert!(
-        rendered
-            .context
-            .verdict
-            .warnings
-            .iter()
-            .any(|w| w.contains("smoke accommodations: p95 240 ms against 160 ms")),
-        "{:?}",
-        rendered.context.verdict.warnings
+    assert_said(
+        &rendered.context.verdict.warnings,
+        "smoke accommodations: p95 240 ms against 160 ms",
     );
-    assert!(
-        rendered
-            .markdown
-            .contains("> **WARN:** smoke accommodations")
-    );
+    assert_shows(&rendered, "> **WARN:** smoke accommodations");
     let section = rendered
         .markdown
         .split("## History")
@@ -789,15 +664,7 @@ fn history_shows_trends_and_warns_on_a_regression_per_endpoint() {
 #[test]
 fn html_draws_the_trend_as_inline_svg_without_script() {
     let f = history_fixture();
-    let rendered = report::render(
-        &f.repo,
-        &Options {
-            env: Some("local".into()),
-        },
-        now(),
-        Some(&head()),
-    )
-    .unwrap();
+    let rendered = f.render("local");
     let chart = rendered
         .chart
         .clone()
@@ -830,15 +697,7 @@ fn p99_and_max_limits_are_shown_beside_the_percentiles() {
         .thresholds
         .push(threshold("max latency", 126.0, 100.0, "ms"));
     f.save("smoke", "local", HEAD, Duration::minutes(5), r.verdict, r);
-    let rendered = report::render(
-        &f.repo,
-        &Options {
-            env: Some("local".into()),
-        },
-        now(),
-        Some(&head()),
-    )
-    .unwrap();
+    let rendered = f.render("local");
     assert!(
         rendered
             .markdown
@@ -889,15 +748,8 @@ fn a_record_from_the_future_is_flagged_and_does_not_mask_a_fresh_failure() {
     );
     assert_eq!(rendered.overall, Overall::NoGo);
     let warnings = &rendered.context.verdict.warnings;
-    assert!(
-        warnings.iter().any(|w| w.contains("claims to start at")),
-        "{warnings:?}"
-    );
-    assert!(
-        rendered
-            .markdown
-            .contains("> **WARN:** the smoke record for local")
-    );
+    assert_said(warnings, "claims to start at");
+    assert_shows(&rendered, "> **WARN:** the smoke record for local");
 }
 
 #[test]
@@ -910,20 +762,13 @@ fn smoke_that_saw_another_build_than_the_deploy_is_stale() {
     f.save("smoke", "staging", HEAD, Duration::minutes(30), v, r);
     let rendered = f.render("staging");
     assert_eq!(rendered.overall, Overall::Incomplete);
-    assert!(
-        rendered
-            .context
-            .verdict
-            .reasons
-            .iter()
-            .any(|r| r.contains("version endpoint reported commit 0ther0ther0ther")),
-        "{:?}",
-        rendered.context.verdict.reasons
+    assert_said(
+        &rendered.context.verdict.reasons,
+        "version endpoint reported commit 0ther0ther0ther",
     );
-    assert!(
-        rendered
-            .markdown
-            .contains("build served: the version endpoint reported commit 0ther0ther0ther")
+    assert_shows(
+        &rendered,
+        "build served: the version endpoint reported commit 0ther0ther0ther",
     );
 
     // The same commit as the deploy confirms it.
@@ -940,16 +785,9 @@ fn smoke_that_saw_another_build_than_the_deploy_is_stale() {
 /// the rest is still ahead. The HTML page draws the same hours as an SVG.
 #[test]
 fn stability_timeline_shows_breaches_gaps_and_hours_ahead() {
-    let f = staging(Scenario {
-        unwatched: true,
-        ..Default::default()
-    });
-    f.save(
-        "deploy",
-        "staging",
-        HEAD,
-        Duration::hours(20),
-        Verdict::Pass,
+    let f = staging_with(|s| s.unwatched = true);
+    f.record(
+        Run::passed("deploy", "staging", Duration::hours(20)),
         deploy_result(),
     );
     for hour in 0..10 {
@@ -1012,11 +850,9 @@ fn a_record_from_before_the_shared_check_layout_is_left_out_and_named() {
     let rendered = f.render_at("local", chrono::Utc::now());
     assert!(rendered.context.smoke.provenance.is_none());
     let warnings = &rendered.context.verdict.warnings;
-    assert!(
-        warnings.iter().any(
-            |w| w.contains("1 record(s) of smoke were written before checks shared one layout")
-        ),
-        "{warnings:?}"
+    assert_said(
+        warnings,
+        "1 record(s) of smoke were written before checks shared one layout",
     );
 }
 
@@ -1040,12 +876,8 @@ fn secrets_go_stale_when_the_env_file_changes_after_they_were_sent() {
     ];
     let mut sent = secrets_result();
     sent.sent = Some(SentFingerprint::of(&entries));
-    f.save(
-        "secrets",
-        "staging",
-        HEAD,
-        Duration::minutes(30),
-        Verdict::Pass,
+    f.record(
+        Run::passed("secrets", "staging", Duration::minutes(30)),
         sent,
     );
     let secrets_step = |f: &Fixture| {
@@ -1129,12 +961,8 @@ fn backups_and_drills_decide_their_checklist_items_and_show_their_age() {
     );
 
     let old = now() - Duration::hours(30);
-    f.save(
-        "backup",
-        "production",
-        HEAD,
-        Duration::hours(30),
-        Verdict::Pass,
+    f.record(
+        Run::passed("backup", "production", Duration::hours(30)),
         backup_record(old),
     );
     let (count, open, _) = checked(&f);
@@ -1142,20 +970,12 @@ fn backups_and_drills_decide_their_checklist_items_and_show_their_age() {
     assert!(open[0].contains("30h00m old (needs under 26h)"), "{open:?}");
 
     let fresh = now() - Duration::hours(2);
-    f.save(
-        "backup",
-        "production",
-        HEAD,
-        Duration::hours(2),
-        Verdict::Pass,
+    f.record(
+        Run::passed("backup", "production", Duration::hours(2)),
         backup_record(fresh),
     );
-    f.save(
-        "restore-drill",
-        "production",
-        HEAD,
-        Duration::hours(1),
-        Verdict::Pass,
+    f.record(
+        Run::passed("restore-drill", "production", Duration::hours(1)),
         drill_record(fresh),
     );
     let (count, open, rendered) = checked(&f);
@@ -1166,14 +986,7 @@ fn backups_and_drills_decide_their_checklist_items_and_show_their_age() {
         "{}",
         rendered.markdown
     );
-    let status = xtask::status::human(&xtask::status::Status {
-        environment: rendered.context.environment.clone(),
-        verdict: rendered.context.verdict.label.clone(),
-        reasons: rendered.context.verdict.reasons.clone(),
-        warnings: rendered.context.verdict.warnings.clone(),
-        map: rendered.context.map.clone(),
-        recovery: rendered.context.recovery.clone(),
-    });
+    let status = Fixture::status_text(&rendered);
     assert!(
         status.contains("newest backup 2h00m old")
             && status.contains("last restore drill PASS 60m ago: RTO 12.3s, RPO 3h05m"),
@@ -1181,12 +994,8 @@ fn backups_and_drills_decide_their_checklist_items_and_show_their_age() {
     );
 
     // A failed drill afterwards: restore is no longer proven.
-    f.save(
-        "restore-drill",
-        "production",
-        HEAD,
-        Duration::minutes(30),
-        Verdict::Fail,
+    f.record(
+        Run::failed("restore-drill", "production", Duration::minutes(30)),
         drill_record(fresh),
     );
     let (count, open, _) = checked(&f);

@@ -69,14 +69,7 @@ fn a_missing_app_fails_the_fly_step_with_the_commands_that_create_it() {
 fn a_missing_app_stops_at_the_fly_step_with_its_fix_and_the_position_there() {
     let (fly, fixture) = stand();
     // A secrets run reaches Fly: the map calls the login done from then on.
-    let secrets = Command::new(env!("CARGO_BIN_EXE_xtask"))
-        .args(["secrets", "--env", "staging"])
-        .current_dir(fixture.root())
-        .envs(fly.env())
-        .env_remove("GITHUB_STEP_SUMMARY")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let secrets = xtask(&fly, &fixture, &["secrets", "--env", "staging"]);
     let stderr = String::from_utf8_lossy(&secrets.stderr);
     assert_eq!(secrets.status.code(), Some(0), "{stderr}");
     // Staging now names an app Fly does not have.
@@ -90,14 +83,7 @@ fn a_missing_app_stops_at_the_fly_step_with_its_fix_and_the_position_there() {
     fixture.commit("staging moves to a new app");
     assert_eq!(state_of(&map_status(&fixture), "fly_login"), "done");
 
-    let output = staging(&fly, &fixture)
-        .args(["--yes", "--from", "fly_login"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{out}");
-    assert!(out.contains("STOPPED at fly_login"), "{out}");
+    let out = resumed_and_stopped_at(&fly, &fixture, "fly_login");
     assert!(
         out.contains("  fix:\n    fly apps create cabanas-gone\n"),
         "{out}"
@@ -121,14 +107,23 @@ fn stand() -> (LocalFly, Fixture) {
     (fly, Fixture::new(&url))
 }
 
-fn staging(fly: &LocalFly, fixture: &Fixture) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_xtask"));
-    command
-        .arg("staging")
+/// `cargo xtask <args>` in the fixture, its flyctl the local Fly, stdin closed.
+fn xtask(fly: &LocalFly, fixture: &Fixture, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(args)
         .current_dir(fixture.root())
         .envs(fly.env())
-        .env_remove("GITHUB_STEP_SUMMARY");
-    command
+        .env_remove("GITHUB_STEP_SUMMARY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// `cargo xtask staging <args>`: its exit code and stderr.
+fn run_staging(fly: &LocalFly, fixture: &Fixture, args: &[&str]) -> (Option<i32>, String) {
+    let output = xtask(fly, fixture, &[&["staging"], args].concat());
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    (output.status.code(), stderr)
 }
 
 fn mutating(argvs: &[String]) -> Vec<&String> {
@@ -141,13 +136,8 @@ fn mutating(argvs: &[String]) -> Vec<&String> {
 #[test]
 fn without_a_terminal_and_without_yes_it_exits_2_before_any_mutating_call() {
     let (fly, fixture) = stand();
-    let output = staging(&fly, &fixture)
-        .args(["--from", "fly_login"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    let (code, stderr) = run_staging(&fly, &fixture, &["--from", "fly_login"]);
+    assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("pass --yes"), "{stderr}");
     let calls = argvs(&fly);
     assert!(calls.contains(&"auth whoami".to_string()), "{calls:?}");
@@ -303,15 +293,17 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// `cargo xtask staging --yes --from <step>` stops (exit 1) at that very step: its stderr.
+fn resumed_and_stopped_at(fly: &LocalFly, fixture: &Fixture, step: &str) -> String {
+    let (code, out) = run_staging(fly, fixture, &["--yes", "--from", step]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(out.contains(&format!("STOPPED at {step}")), "{out}");
+    out
+}
+
 /// Runs `cargo xtask staging --yes`; returns the exit code and stderr.
 fn run_yes(fly: &LocalFly, fixture: &Fixture) -> (Option<i32>, String) {
-    let output = staging(fly, fixture)
-        .arg("--yes")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    (output.status.code(), stderr)
+    run_staging(fly, fixture, &["--yes"])
 }
 
 /// `cargo xtask status --env staging --json` in the fixture.
@@ -334,6 +326,17 @@ fn state_of(status: &serde_json::Value, id: &str) -> String {
         .unwrap()
 }
 
+/// The steps of the walk that run a task; smoke_thresholds and staging_validated are decided
+/// from their records.
+const RUN_STEPS: [&str; 6] = [
+    "predeploy",
+    "fly_login",
+    "secrets_loaded",
+    "deploy",
+    "health",
+    "overlap",
+];
+
 #[test]
 fn a_full_run_reaches_staging_ready_a_second_skips_everything_and_a_smoke_failure_resumes_at_smoke()
 {
@@ -342,16 +345,8 @@ fn a_full_run_reaches_staging_ready_a_second_skips_everything_and_a_smoke_failur
     let (code, out) = run_yes(&fly, &fixture);
     assert_eq!(code, Some(0), "{out}");
     let status = map_status(&fixture);
-    for id in [
-        "predeploy",
-        "fly_login",
-        "secrets_loaded",
-        "deploy",
-        "health",
-        "smoke_thresholds",
-        "overlap",
-        "staging_validated",
-    ] {
+    let decided = ["smoke_thresholds", "staging_validated"];
+    for id in RUN_STEPS.iter().chain(&decided) {
         assert_eq!(state_of(&status, id), "done", "{id}: {status:#}\n{out}");
     }
     assert_eq!(status["verdict"], "GO", "{status:#}");
@@ -370,14 +365,7 @@ fn a_full_run_reaches_staging_ready_a_second_skips_everything_and_a_smoke_failur
     let (code, out) = run_yes(&fly, &fixture);
     assert_eq!(code, Some(0), "{out}");
     assert!(!out.contains("==>"), "a step ran: {out}");
-    for id in [
-        "predeploy",
-        "fly_login",
-        "secrets_loaded",
-        "deploy",
-        "health",
-        "overlap",
-    ] {
+    for id in RUN_STEPS {
         assert!(out.contains(&format!("skip {id}: fresh")), "{id}: {out}");
     }
     assert_eq!(argvs(&fly).len(), calls_before);
@@ -393,14 +381,7 @@ fn a_full_run_reaches_staging_ready_a_second_skips_everything_and_a_smoke_failur
             assert!(killed.success());
         }
     }
-    let output = staging(&fly, &fixture)
-        .args(["--yes", "--from", "health"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(1), "{out}");
-    assert!(out.contains("STOPPED at health"), "{out}");
+    let out = resumed_and_stopped_at(&fly, &fixture, "health");
     assert!(
         out.contains("fix, then run it alone: cargo xtask smoke --env staging"),
         "{out}"
@@ -445,15 +426,7 @@ fn a_fresh_app_with_an_empty_database_reaches_go_in_one_run() {
     assert!(config.contains("https://cabanas-test.fly.dev"), "{config}");
     fixture.write("ops/deploy.toml", &config);
     fixture.commit("the real staging URL");
-    let output = staging(&fly, &fixture)
-        .args(["--yes", "--url", &local])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let (code, out) = (
-        output.status.code(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    );
+    let (code, out) = run_staging(&fly, &fixture, &["--yes", "--url", &local]);
     assert_eq!(code, Some(0), "{out}");
     let status = map_status(&fixture);
     assert_eq!(status["verdict"], "GO", "{status:#}\n{out}");
@@ -535,12 +508,7 @@ fn a_crash_at_deploy_during_the_walk_rolls_back_and_the_next_run_resumes_at_depl
     }
     assert_eq!(state_of(&map_status(&fixture), "deploy"), "failed");
 
-    let output = staging(&fly, &fixture)
-        .args(["--yes", "--dry-run"])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&output.stderr);
+    let (_, out) = run_staging(&fly, &fixture, &["--yes", "--dry-run"]);
     let first_run = out
         .lines()
         .find(|l| l.starts_with("would run "))
@@ -594,15 +562,7 @@ fn every_measuring_task_prints_its_saved_record_under_json() {
         if words[0] == "promote" {
             add_production(&fixture);
         }
-        let output = Command::new(env!("CARGO_BIN_EXE_xtask"))
-            .args(words)
-            .arg("--json")
-            .current_dir(fixture.root())
-            .envs(fly.env())
-            .env_remove("GITHUB_STEP_SUMMARY")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let output = xtask(&fly, &fixture, &[words, &["--json"]].concat());
         let stdout = String::from_utf8_lossy(&output.stdout);
         let stderr = String::from_utf8_lossy(&output.stderr);
         let record: serde_json::Value = serde_json::from_str(&stdout)

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Request, State};
@@ -125,6 +125,20 @@ impl Service {
         }
     }
 
+    /// A service on a free loopback port serving commit abc1234, started at 09:59.
+    async fn started() -> Service {
+        Service::start(
+            "127.0.0.1:0".parse().unwrap(),
+            "abc1234",
+            "2026-12-01T09:59:00Z",
+        )
+        .await
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
     async fn stop(&mut self) {
         if let Some(task) = self.task.take() {
             task.abort();
@@ -213,13 +227,8 @@ fn fake_flyctl(dir: &Path, panic_call: usize) -> Flyctl {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_fault_is_a_breach_at_the_sample_that_saw_it() {
-    let service = Service::start(
-        "127.0.0.1:0".parse().unwrap(),
-        "abc1234",
-        "2026-12-01T09:59:00Z",
-    )
-    .await;
-    let url = format!("http://{}", service.addr);
+    let service = Service::started().await;
+    let url = service.url();
     let fly_dir = tempfile::tempdir().unwrap();
     // Sample 7 is the 8th `logs` call.
     let logs = LogSource::new(fake_flyctl(fly_dir.path(), 8), "cabanas-test", 3);
@@ -284,13 +293,8 @@ async fn a_quiet_service_passes_with_full_coverage() {
             at(index)
         }
     }
-    let service = Service::start(
-        "127.0.0.1:0".parse().unwrap(),
-        "abc1234",
-        "2026-12-01T09:59:00Z",
-    )
-    .await;
-    let url = format!("http://{}", service.addr);
+    let service = Service::started().await;
+    let url = service.url();
     let target = xtask::config::Target::named("staging", &url).unwrap();
     let mut sampler = Sampler::new(target, std::time::Duration::from_secs(5), None).unwrap();
     let plan = plan(4);
@@ -320,12 +324,8 @@ async fn a_quiet_service_passes_with_full_coverage() {
 #[test]
 fn the_task_runs_for_its_duration_and_saves_a_record() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let service = runtime.block_on(Service::start(
-        "127.0.0.1:0".parse().unwrap(),
-        "abc1234",
-        "2026-12-01T09:59:00Z",
-    ));
-    let url = format!("http://{}", service.addr);
+    let service = runtime.block_on(Service::started());
+    let url = service.url();
     let (code, stdout) = xtask_watch(&url);
     assert_eq!(code, 0, "{stdout}");
     let record: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -364,12 +364,8 @@ fn xtask_watch(url: &str) -> (i32, String) {
 #[test]
 fn an_interrupt_saves_the_samples_taken_so_far() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    let service = runtime.block_on(Service::start(
-        "127.0.0.1:0".parse().unwrap(),
-        "abc1234",
-        "2026-12-01T09:59:00Z",
-    ));
-    let url = format!("http://{}", service.addr);
+    let service = runtime.block_on(Service::started());
+    let url = service.url();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("Cargo.toml"), "[workspace]\nmembers = []\n").unwrap();
     let task = std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
@@ -399,13 +395,7 @@ fn an_interrupt_saves_the_samples_taken_so_far() {
     xtask::interrupt::send_signal(task.id(), "INT");
     let output = task.wait_with_output().unwrap();
     assert_eq!(output.status.code(), Some(130));
-    let records: Vec<PathBuf> = std::fs::read_dir(dir.path().join("target/xtask/runs"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(records.len(), 1, "{records:?}");
-    let record: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&records[0]).unwrap()).unwrap();
+    let record = crate::support::only_record(dir.path());
     let result = &record["result"];
     assert_eq!(result["interrupted"], true);
     let samples = result["samples"].as_array().unwrap().len();
@@ -427,12 +417,7 @@ impl Pacer for Instants {
 async fn service_with_logs_answer(
     answer: serde_json::Value,
 ) -> (Service, tempfile::TempDir, Flyctl) {
-    let service = Service::start(
-        "127.0.0.1:0".parse().unwrap(),
-        "abc1234",
-        "2026-12-01T09:59:00Z",
-    )
-    .await;
+    let service = Service::started().await;
     let fly_dir = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(fly_dir.path().join("responses")).unwrap();
     std::fs::write(
@@ -451,7 +436,7 @@ async fn service_with_logs_answer(
 async fn logs_that_cannot_be_read_are_reported_not_hidden() {
     let refusal = serde_json::json!({"stdout": "", "stderr": "Error: not logged in", "exit": 1});
     let (service, _fly_dir, flyctl) = service_with_logs_answer(refusal).await;
-    let url = format!("http://{}", service.addr);
+    let url = service.url();
     let logs = LogSource::new(flyctl, "cabanas-test", 3);
     let target = xtask::config::Target::named("staging", &url).unwrap();
     let mut sampler = Sampler::new(target, std::time::Duration::from_secs(5), Some(logs)).unwrap();
@@ -477,7 +462,7 @@ async fn logs_that_never_answer_stall_no_sample() {
     // Far longer than the whole test: the read never answers while the watch runs.
     let hung = serde_json::json!({"stdout": "", "exit": 0, "sleep_ms": 30_000});
     let (service, fly_dir, flyctl) = service_with_logs_answer(hung).await;
-    let url = format!("http://{}", service.addr);
+    let url = service.url();
     let wait = std::time::Duration::from_millis(200);
     let logs = LogSource::new(flyctl, "cabanas-test", 3).with_wait(wait);
     let target = xtask::config::Target::named("staging", &url).unwrap();

@@ -14,6 +14,9 @@ use xtask::flyctl::Flyctl;
 use xtask::repo::Repo;
 use xtask::verdict::Verdict;
 
+mod runs;
+pub use runs::*;
+
 pub const APP: &str = "cabanas-test";
 
 /// Secret values of the fixture's env file: none may appear in argv, output or records.
@@ -92,25 +95,29 @@ impl Fixture {
         fixture
     }
 
-    /// Runs git in the fixture; panics when it fails.
+    /// Runs git in the fixture, its stdout trimmed; panics when it fails.
     pub fn git(&self, args: &[&str]) -> String {
-        let output = std::process::Command::new("git")
-            .args([
-                "-c",
-                "user.name=Fixture",
-                "-c",
-                "user.email=fixture@example.org",
-            ])
+        crate::support::git(self.root(), args).trim().to_string()
+    }
+
+    /// flyctl's `machines list` answers two machines, m1 and m2, on `image`: the `n`th time
+    /// it is asked, or (`None`) every time no numbered answer applies.
+    pub fn machines_on(&self, n: Option<usize>, image: &str) {
+        let machines = machines_json(&[("m1", image), ("m2", image)]);
+        self.respond("machines-list", n, &machines, "", 0);
+    }
+
+    /// Runs the built `cargo xtask` with `args` in the fixture, its flyctl the recording
+    /// fake, without a CI step summary.
+    pub fn xtask(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(env!("CARGO_BIN_EXE_xtask"))
             .args(args)
             .current_dir(self.root())
+            .env("FLYCTL", env!("CARGO_BIN_EXE_fake-flyctl"))
+            .env("FAKE_FLYCTL_DIR", &self.fake_dir)
+            .env_remove("GITHUB_STEP_SUMMARY")
             .output()
-            .unwrap();
-        assert!(
-            output.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
+            .unwrap()
     }
 
     /// Commits everything (an empty commit when nothing changed); returns the new HEAD.
@@ -153,6 +160,14 @@ impl Fixture {
         };
         let body = serde_json::json!({"stdout": stdout, "stderr": stderr, "exit": exit});
         std::fs::write(self.fake_dir.join("responses").join(name), body.to_string()).unwrap();
+    }
+
+    /// The fake's `key` command hangs for a minute, then succeeds: something to interrupt or
+    /// outlive.
+    pub fn hang(&self, key: &str) {
+        let hang = serde_json::json!({"stdout": "", "stderr": "", "exit": 0, "sleep_ms": 60_000});
+        let path = self.fake_dir.join("responses").join(format!("{key}.json"));
+        std::fs::write(path, hang.to_string()).unwrap();
     }
 
     /// Every recorded call.
@@ -355,14 +370,7 @@ pub fn healthy_deploy(env_extra: &str) -> (App, Fixture) {
     let done = releases_json(&[(3, "complete", IMG3), (2, "complete", IMG2)]);
     fixture.respond("releases", Some(1), &before, "", 0);
     fixture.respond("releases", None, &done, "", 0);
-    let old = machines_json(&[("m1", IMG2), ("m2", IMG2)]);
-    fixture.respond("machines-list", Some(1), &old, "", 0);
-    fixture.respond(
-        "machines-list",
-        None,
-        &machines_json(&[("m1", IMG3), ("m2", IMG3)]),
-        "",
-        0,
-    );
+    fixture.machines_on(Some(1), IMG2);
+    fixture.machines_on(None, IMG3);
     (app, fixture)
 }

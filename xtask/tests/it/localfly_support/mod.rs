@@ -120,20 +120,12 @@ impl Harness {
 
     /// `GET /api/v1/version` through the proxy, optionally forced to one machine.
     pub fn version(&self, machine: Option<&str>) -> (u16, Value) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         let client = xtask::http::client(std::time::Duration::from_secs(10)).unwrap();
-        runtime.block_on(async {
-            let mut request = client.get(format!("{}/api/v1/version", self.url));
-            if let Some(id) = machine {
-                request = request.header(FORCE_INSTANCE, id);
-            }
-            let response = request.send().await.expect("the proxy answers");
-            let status = response.status().as_u16();
-            (status, response.json().await.unwrap_or(Value::Null))
-        })
+        let mut request = client.get(format!("{}/api/v1/version", self.url));
+        if let Some(id) = machine {
+            request = request.header(FORCE_INSTANCE, id);
+        }
+        answer(request)
     }
 
     /// A request through the proxy to machine `machine`: `(status, JSON body)`.
@@ -144,23 +136,15 @@ impl Harness {
         path: &str,
         body: Option<&Value>,
     ) -> (u16, Value) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
         let client = xtask::http::client(std::time::Duration::from_secs(10)).unwrap();
-        runtime.block_on(async {
-            let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-            let mut request = client
-                .request(method, format!("{}{path}", self.url))
-                .header(FORCE_INSTANCE, machine);
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            let response = request.send().await.expect("the proxy answers");
-            let status = response.status().as_u16();
-            (status, response.json().await.unwrap_or(Value::Null))
-        })
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = client
+            .request(method, format!("{}{path}", self.url))
+            .header(FORCE_INSTANCE, machine);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        answer(request)
     }
 
     /// Each running machine's commit, asked through the proxy with fly-force-instance-id.
@@ -196,4 +180,18 @@ pub fn psql(server: &str, sql: &str) {
         .status()
         .unwrap_or_else(|e| panic!("running psql: {e}"));
     assert!(status.success(), "psql failed on `{sql}`");
+}
+
+/// Sends `request` (through the proxy) on a runtime of its own: `(status, JSON body)`, the
+/// body `null` when it is not JSON.
+fn answer(request: reqwest::RequestBuilder) -> (u16, Value) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let response = request.send().await.expect("the proxy answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    })
 }

@@ -59,6 +59,37 @@ template = "env/.env.fly.production.template"
 
 pub const CHECKLIST: &str = "# Production readiness\n\n## Secrets\n\n- [x] JWT secret rotated\n- [ ] Admin emails reviewed\n\n## Operations\n\n- [x] Backups scheduled\n- [x] Alerts routed\n";
 
+/// What a record says of its run besides its result and commit: the task, its environment,
+/// how long before [`now`] it started, and its verdict.
+pub struct Run<'a> {
+    pub task: &'a str,
+    pub env: &'a str,
+    pub ago: Duration,
+    pub verdict: Verdict,
+}
+
+impl<'a> Run<'a> {
+    pub fn passed(task: &'a str, env: &'a str, ago: Duration) -> Run<'a> {
+        let verdict = Verdict::Pass;
+        Run {
+            task,
+            env,
+            ago,
+            verdict,
+        }
+    }
+
+    pub fn failed(task: &'a str, env: &'a str, ago: Duration) -> Run<'a> {
+        let verdict = Verdict::Fail;
+        Run {
+            task,
+            env,
+            ago,
+            verdict,
+        }
+    }
+}
+
 pub struct Fixture {
     _dir: tempfile::TempDir,
     pub repo: Repo,
@@ -111,6 +142,59 @@ impl Fixture {
         .unwrap();
     }
 
+    /// Saves `result` as the record of `run`, measured on [`HEAD`].
+    pub fn record<T: Serialize>(&self, run: Run, result: T) {
+        self.save(run.task, run.env, HEAD, run.ago, run.verdict, result);
+    }
+
+    /// Saves a smoke run of `env` that failed a minute ago, its first check failed and then
+    /// given what `fail` writes into it.
+    pub fn save_failed_smoke(&self, env: &str, fail: impl FnOnce(&mut CheckResult)) {
+        let (_, mut smoke) = smoke_report(false);
+        smoke.checks[0].verdict = Verdict::Fail;
+        fail(&mut smoke.checks[0]);
+        smoke.verdict = Verdict::Fail;
+        self.save(
+            "smoke",
+            env,
+            HEAD,
+            Duration::minutes(1),
+            Verdict::Fail,
+            smoke,
+        );
+    }
+
+    /// Production's first steps done: predeploy passed an hour ago, secrets sent 50 minutes ago.
+    pub fn prepare_production(&self) {
+        let (v, p) = predeploy(true);
+        self.save("predeploy", "production", HEAD, Duration::hours(1), v, p);
+        let secrets = secrets_result();
+        let ago = Duration::minutes(50);
+        self.save("secrets", "production", HEAD, ago, Verdict::Pass, secrets);
+    }
+
+    /// `status`'s text for a rendered report's context.
+    pub fn status_text(rendered: &report::Rendered) -> String {
+        let context = &rendered.context;
+        xtask::status::human(&xtask::status::Status {
+            environment: context.environment.clone(),
+            verdict: context.verdict.label.clone(),
+            reasons: context.verdict.reasons.clone(),
+            warnings: context.verdict.warnings.clone(),
+            map: context.map.clone(),
+            recovery: context.recovery.clone(),
+        })
+    }
+
+    /// The error rendering `env` (the newest record's when `None`) ends in, with its causes.
+    pub fn render_error(&self, env: Option<&str>) -> String {
+        let options = Options {
+            env: env.map(str::to_string),
+        };
+        let error = report::render(&self.repo, &options, now(), Some(&head())).unwrap_err();
+        format!("{error:#}")
+    }
+
     pub fn render(&self, env: &str) -> report::Rendered {
         self.render_at(env, now())
     }
@@ -133,16 +217,15 @@ impl Fixture {
     }
 }
 
-pub fn evidence(
-    verdict: Verdict,
-    path: Option<&str>,
-    line: Option<usize>,
-    message: &str,
-    fix: Option<&str>,
-) -> Evidence {
+/// A finding at `location` (`path` or `path:line`) saying `message`, with its `fix`.
+pub fn evidence(verdict: Verdict, location: &str, message: &str, fix: Option<&str>) -> Evidence {
+    let (path, line) = match location.rsplit_once(':') {
+        Some((path, line)) => (path, Some(line.parse().unwrap())),
+        None => (location, None),
+    };
     Evidence {
         verdict,
-        path: path.map(str::to_string),
+        path: Some(path.to_string()),
         line,
         message: message.to_string(),
         fix: fix.map(str::to_string),
@@ -157,8 +240,7 @@ pub fn predeploy(env_filled: bool) -> (Verdict, PredeployReport) {
             verdict: Verdict::Pass,
             evidence: vec![evidence(
                 Verdict::Pass,
-                Some("env/.env.fly.staging"),
-                None,
+                "env/.env.fly.staging",
                 "12 of 12 variables filled (values not shown)",
                 None,
             )],
@@ -172,8 +254,7 @@ pub fn predeploy(env_filled: bool) -> (Verdict, PredeployReport) {
             verdict: Verdict::Fail,
             evidence: vec![evidence(
                 Verdict::Fail,
-                Some("env/.env.fly.staging"),
-                Some(2),
+                "env/.env.fly.staging:2",
                 "JWT_SECRET is empty | template requires it",
                 Some(fix),
             )],
@@ -187,15 +268,13 @@ pub fn predeploy(env_filled: bool) -> (Verdict, PredeployReport) {
         evidence: vec![
             evidence(
                 Verdict::Pass,
-                Some("fly.toml"),
-                Some(20),
+                "fly.toml:20",
                 "http check on /api/v1/readyz",
                 None,
             ),
             evidence(
                 Verdict::Pass,
-                Some("fly.toml"),
-                Some(8),
+                "fly.toml:8",
                 "internal_port 8080 matches PORT",
                 None,
             ),
@@ -536,6 +615,13 @@ pub struct Scenario {
     pub commit_of_results: Option<&'static str>,
     /// No watch runs after the deploy (the 24-hour gate has nothing to count).
     pub unwatched: bool,
+}
+
+/// Staging's records in the scenario `change` makes of the all-pass one.
+pub fn staging_with(change: impl FnOnce(&mut Scenario)) -> Fixture {
+    let mut scenario = Scenario::default();
+    change(&mut scenario);
+    staging(scenario)
 }
 
 pub fn staging(s: Scenario) -> Fixture {
