@@ -120,12 +120,7 @@ pub fn save(
         "### backup {env}: PASS\n\n{} bytes, sha256 {}\n",
         record.result.manifest.size_bytes, record.result.manifest.sha256
     );
-    let ending = crate::finish::Ending {
-        human: "",
-        summary: &summary,
-        save: true,
-        json: false,
-    };
+    let ending = crate::finish::Ending::streamed(&summary, true, false);
     crate::finish::finish(repo, &record, ending, &mut std::io::stderr())
 }
 

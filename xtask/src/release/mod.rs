@@ -9,6 +9,7 @@
 pub mod gates;
 pub mod outcome;
 pub mod rollout;
+pub mod task;
 pub mod verify;
 
 use std::io::Write;
@@ -22,6 +23,7 @@ use crate::verdict::Verdict;
 
 pub use outcome::{RollbackResult, RolloutOutcome, failed_conditions};
 pub use rollout::{OnFailure, RollbackPlan, Rollout, Source, roll_back, rollback_command};
+pub use task::{Closing, announce_going_live, close, shown, start, verdict_of};
 pub use verify::{Condition, Expected, Verification, VersionAnswer, verify};
 
 /// Path of the service's version endpoint (`{"version","commit","image","machine",...}`).
