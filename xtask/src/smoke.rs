@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::config::{CONFIG_PATH, DeployConfig, SmokeSettings, Target, Thresholds};
+use crate::config::{SmokeSettings, Target, Thresholds};
 use crate::output::Output;
 use crate::record::RunClock;
 use crate::repo::Repo;
@@ -281,19 +281,7 @@ pub fn run_with_output(
     out: Output,
     junit: Option<&Path>,
 ) -> anyhow::Result<Verdict> {
-    let config_path = repo.path(CONFIG_PATH);
-    let config = if args.env.is_some() || config_path.exists() {
-        Some(DeployConfig::load(repo)?)
-    } else {
-        None
-    };
-    let target = match &config {
-        Some(config) => config.target(args.env.as_deref(), args.url.as_deref())?,
-        None => match &args.url {
-            Some(url) => Target::adhoc(url)?,
-            None => bail!("name a target: --env NAME (from {CONFIG_PATH}) or --url URL"),
-        },
-    };
+    let (config, target) = Target::resolve(repo, args.env.as_deref(), args.url.as_deref())?;
     let (settings, thresholds) = match &config {
         Some(config) => (
             config.smoke.clone(),

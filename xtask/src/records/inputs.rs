@@ -9,8 +9,6 @@
 
 use std::path::Path;
 
-use xshell::{Shell, cmd};
-
 /// The one list of deployable inputs, relative to the repository root (directories whole).
 pub const DEPLOYABLE_INPUTS: &[&str] = &[
     "backend",
@@ -39,26 +37,11 @@ pub fn listed() -> String {
 /// not; git-ignored files left out), written through a throwaway index so the user's index
 /// and work tree are untouched. `None` outside git.
 pub fn inputs_tree(root: &Path) -> Option<String> {
-    let sh = Shell::new().ok()?;
-    sh.change_dir(root);
-    let scratch = tempfile::tempdir().ok()?;
-    let _index = sh.push_env("GIT_INDEX_FILE", scratch.path().join("index"));
-    // `git add` refuses a pathspec that matches nothing; an absent input is simply empty.
+    // An absent input is simply empty.
     let present: Vec<&str> = DEPLOYABLE_INPUTS
         .iter()
         .copied()
         .filter(|p| root.join(p).exists())
         .collect();
-    if !present.is_empty() {
-        cmd!(sh, "git add --all -- {present...}")
-            .quiet()
-            .ignore_stderr()
-            .run()
-            .ok()?;
-    }
-    cmd!(sh, "git write-tree")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .ok()
+    crate::repo::tree_hash(root, Some(&present))
 }

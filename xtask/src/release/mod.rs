@@ -359,13 +359,7 @@ mod tests {
             machines: parse_machines(machines).unwrap(),
             answers: commits
                 .iter()
-                .map(|(id, commit)| VersionAnswer {
-                    machine_id: id.to_string(),
-                    status: Some(200),
-                    commit: Some(commit.to_string()),
-                    machine: Some(id.to_string()),
-                    error: None,
-                })
+                .map(|(id, commit)| VersionAnswer::answered(id, commit))
                 .collect(),
         }
     }
