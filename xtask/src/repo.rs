@@ -203,6 +203,31 @@ impl GitState {
     }
 }
 
+/// The git tree hash of the files below `root` as they are on disk (committed or not;
+/// git-ignored ones left out), written through a throwaway index so the user's index and
+/// work tree are untouched: all of them, or `only` these paths (none of them present: the
+/// empty tree). `None` outside git.
+pub fn tree_hash(root: &Path, only: Option<&[&str]>) -> Option<String> {
+    let sh = Shell::new().ok()?;
+    sh.change_dir(root);
+    let scratch = tempfile::tempdir().ok()?;
+    let _index = sh.push_env("GIT_INDEX_FILE", scratch.path().join("index"));
+    let add = match only {
+        None => Some(cmd!(sh, "git add --all")),
+        // `git add` refuses a pathspec that matches nothing.
+        Some([]) => None,
+        Some(paths) => Some(cmd!(sh, "git add --all -- {paths...}")),
+    };
+    if let Some(add) = add {
+        add.quiet().ignore_stderr().run().ok()?;
+    }
+    cmd!(sh, "git write-tree")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,29 +331,4 @@ mod tests {
         let error = Repo::discover_from(dir.path()).unwrap_err().to_string();
         assert!(error.contains("no Cargo workspace"), "{error}");
     }
-}
-
-/// The git tree hash of the files below `root` as they are on disk (committed or not;
-/// git-ignored ones left out), written through a throwaway index so the user's index and
-/// work tree are untouched: all of them, or `only` these paths (none of them present: the
-/// empty tree). `None` outside git.
-pub fn tree_hash(root: &Path, only: Option<&[&str]>) -> Option<String> {
-    let sh = Shell::new().ok()?;
-    sh.change_dir(root);
-    let scratch = tempfile::tempdir().ok()?;
-    let _index = sh.push_env("GIT_INDEX_FILE", scratch.path().join("index"));
-    let add = match only {
-        None => Some(cmd!(sh, "git add --all")),
-        // `git add` refuses a pathspec that matches nothing.
-        Some([]) => None,
-        Some(paths) => Some(cmd!(sh, "git add --all -- {paths...}")),
-    };
-    if let Some(add) = add {
-        add.quiet().ignore_stderr().run().ok()?;
-    }
-    cmd!(sh, "git write-tree")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .ok()
 }
