@@ -81,7 +81,7 @@ impl Repo {
     /// Two identical dirty trees give the same hash, so a result measured on uncommitted
     /// changes can be matched against the tree a report is made from.
     fn working_tree_hash(&self) -> Option<String> {
-        tree_hash(&self.root, None)
+        crate::records::inputs::tree_hash(&self.root, None)
     }
 
     /// HEAD and the paths with uncommitted changes. `None` outside git or before a commit.
@@ -201,31 +201,6 @@ impl GitState {
             .map_or(self.commit.len(), |(at, _)| at);
         &self.commit[..end]
     }
-}
-
-/// The git tree hash of the files below `root` as they are on disk (committed or not;
-/// git-ignored ones left out), written through a throwaway index so the user's index and
-/// work tree are untouched: all of them, or `only` these paths (none of them present: the
-/// empty tree). `None` outside git.
-pub fn tree_hash(root: &Path, only: Option<&[&str]>) -> Option<String> {
-    let sh = Shell::new().ok()?;
-    sh.change_dir(root);
-    let scratch = tempfile::tempdir().ok()?;
-    let _index = sh.push_env("GIT_INDEX_FILE", scratch.path().join("index"));
-    let add = match only {
-        None => Some(cmd!(sh, "git add --all")),
-        // `git add` refuses a pathspec that matches nothing.
-        Some([]) => None,
-        Some(paths) => Some(cmd!(sh, "git add --all -- {paths...}")),
-    };
-    if let Some(add) = add {
-        add.quiet().ignore_stderr().run().ok()?;
-    }
-    cmd!(sh, "git write-tree")
-        .quiet()
-        .ignore_stderr()
-        .read()
-        .ok()
 }
 
 #[cfg(test)]

@@ -9,6 +9,8 @@
 
 use std::path::Path;
 
+use xshell::{Shell, cmd};
+
 /// The one list of deployable inputs, relative to the repository root (directories whole).
 pub const DEPLOYABLE_INPUTS: &[&str] = &[
     "backend",
@@ -43,5 +45,30 @@ pub fn inputs_tree(root: &Path) -> Option<String> {
         .copied()
         .filter(|p| root.join(p).exists())
         .collect();
-    crate::repo::tree_hash(root, Some(&present))
+    tree_hash(root, Some(&present))
+}
+
+/// The git tree hash of the files below `root` as they are on disk (committed or not;
+/// git-ignored ones left out), written through a throwaway index so the user's index and
+/// work tree are untouched: all of them, or `only` these paths (none of them present: the
+/// empty tree). `None` outside git.
+pub fn tree_hash(root: &Path, only: Option<&[&str]>) -> Option<String> {
+    let sh = Shell::new().ok()?;
+    sh.change_dir(root);
+    let scratch = tempfile::tempdir().ok()?;
+    let _index = sh.push_env("GIT_INDEX_FILE", scratch.path().join("index"));
+    let add = match only {
+        None => Some(cmd!(sh, "git add --all")),
+        // `git add` refuses a pathspec that matches nothing.
+        Some([]) => None,
+        Some(paths) => Some(cmd!(sh, "git add --all -- {paths...}")),
+    };
+    if let Some(add) = add {
+        add.quiet().ignore_stderr().run().ok()?;
+    }
+    cmd!(sh, "git write-tree")
+        .quiet()
+        .ignore_stderr()
+        .read()
+        .ok()
 }
