@@ -120,13 +120,51 @@ pub fn save(
         "### backup {env}: PASS\n\n{} bytes, sha256 {}\n",
         record.result.manifest.size_bytes, record.result.manifest.sha256
     );
-    let ending = crate::finish::Ending {
-        human: "",
-        summary: &summary,
-        save: true,
-        json: false,
-    };
+    let ending = crate::finish::Ending::streamed(&summary, true, false);
     crate::finish::finish(repo, &record, ending, &mut std::io::stderr())
+}
+
+/// What a backup knows of its snapshot once the dump is written.
+#[derive(Debug, Clone)]
+pub struct Taken<'a> {
+    /// The environment the database belongs to.
+    pub environment: &'a str,
+    /// The database name.
+    pub database: String,
+    /// The server's version.
+    pub server_version: String,
+    /// Rows per table in the dumped snapshot.
+    pub row_counts: BTreeMap<String, i64>,
+    /// When the snapshot was taken.
+    pub started_at: DateTime<Utc>,
+}
+
+impl Taken<'_> {
+    /// The manifest of the dump `dump_file` just written in `dir` (its size and SHA-256 read
+    /// from the file, finished now), written beside it as `<stem>.manifest.json`; returns
+    /// the manifest's path and it.
+    pub fn seal(
+        self,
+        dir: &Path,
+        stem: &str,
+        dump_file: String,
+    ) -> anyhow::Result<(PathBuf, Manifest)> {
+        let (size_bytes, sha256) = digest(&dir.join(&dump_file))?;
+        let manifest = Manifest {
+            schema_version: MANIFEST_SCHEMA_VERSION,
+            environment: self.environment.to_string(),
+            database: self.database,
+            server_version: self.server_version,
+            dump_file,
+            size_bytes,
+            sha256,
+            row_counts: self.row_counts,
+            started_at: self.started_at,
+            finished_at: Utc::now(),
+        };
+        let path = write_manifest(dir, stem, &manifest)?;
+        Ok((path, manifest))
+    }
 }
 
 /// Writes `manifest` beside its dump as `<stem>.manifest.json`; returns the path.
@@ -215,21 +253,14 @@ pub fn take(
             String::from_utf8_lossy(&output.stderr).trim()
         );
     }
-    let (size_bytes, sha256) = digest(&dump_path)?;
-    let manifest = Manifest {
-        schema_version: MANIFEST_SCHEMA_VERSION,
-        environment: environment.to_string(),
+    let taken = Taken {
+        environment,
         database: connection.database.clone(),
         server_version,
-        dump_file,
-        size_bytes,
-        sha256,
         row_counts,
         started_at,
-        finished_at: Utc::now(),
     };
-    let manifest_path = write_manifest(dir, &stem, &manifest)?;
-    Ok((manifest_path, manifest))
+    taken.seal(dir, &stem, dump_file)
 }
 
 /// The row count of every table outside the system schemas, in the session's snapshot.

@@ -28,6 +28,8 @@ pub mod status;
 pub mod test_suite;
 pub mod watch;
 
+use std::path::{Path, PathBuf};
+
 use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
@@ -35,6 +37,7 @@ pub use duration::{MAX_DURATION, parse_duration};
 
 use crate::output::Output;
 use crate::predeploy::CommandCheck;
+use crate::repo::Repo;
 use crate::verdict::Verdict;
 
 /// Deploy workspace of sist-cabanas: validate, deploy, smoke-test and report on the service.
@@ -144,13 +147,40 @@ pub fn documented_command(words: &[String]) -> CommandCheck {
     }
 }
 
+/// Runs a measuring task on the repository the current directory is in: `--json` and
+/// `--junit` choose its output and stay here; the task gets its options.
+fn measure<O>(
+    options: O,
+    json: bool,
+    junit: Option<PathBuf>,
+    task: impl FnOnce(&Repo, O, Output, Option<&Path>) -> anyhow::Result<Verdict>,
+) -> anyhow::Result<Verdict> {
+    task(
+        &Repo::discover()?,
+        options,
+        Output::new(json),
+        junit.as_deref(),
+    )
+}
+
 impl Command {
     /// Runs the task the command names with the options its flags give.
     pub fn run(self) -> anyhow::Result<Verdict> {
         match self {
             Command::Predeploy(args) => args.run(),
-            Command::Smoke(args) => args.run(),
-            Command::Overlap(args) => args.run(),
+            Command::Smoke(args) => {
+                let (json, junit) = (args.json, args.junit.clone());
+                measure(
+                    args.into_options(),
+                    json,
+                    junit,
+                    crate::smoke::run_with_output,
+                )
+            }
+            Command::Overlap(args) => {
+                let (json, junit) = (args.json, args.junit.clone());
+                measure(args.into(), json, junit, crate::overlap::run_with)
+            }
             Command::Test(args) => crate::test_suite::run(args.into()),
             Command::Secrets(args) => {
                 let output = Output::new(args.json);

@@ -322,6 +322,26 @@ impl DeployConfig {
 }
 
 impl Target {
+    /// Resolves `--env` / `--url` on `repo` as `smoke` and `watch` do: the config is read
+    /// when `--env` names an environment or `ops/deploy.toml` exists (its limits then hold an
+    /// ad-hoc URL too); without the file `--url` alone is an ad-hoc target. Returns the
+    /// config when it was read.
+    pub fn resolve(
+        repo: &Repo,
+        env: Option<&str>,
+        url: Option<&str>,
+    ) -> anyhow::Result<(Option<DeployConfig>, Target)> {
+        if env.is_none() && !repo.path(CONFIG_PATH).exists() {
+            return match url {
+                Some(url) => Ok((None, Target::adhoc(url)?)),
+                None => bail!("name a target: --env NAME (from {CONFIG_PATH}) or --url URL"),
+            };
+        }
+        let config = DeployConfig::load(repo)?;
+        let target = config.target(env, url)?;
+        Ok((Some(config), target))
+    }
+
     /// A bare URL, recorded under the environment `adhoc`.
     pub fn adhoc(url: &str) -> anyhow::Result<Target> {
         Ok(Target {

@@ -16,15 +16,15 @@ use std::time::Duration;
 use anyhow::anyhow;
 use serde::{Deserialize, Serialize};
 
-use crate::announce::{self, Announcer};
+use crate::announce;
 use crate::config::{DeployConfig, Environment};
 use crate::flyctl::{Flyctl, failure_or_error};
 use crate::output::Output;
 use crate::predeploy::CommandLine;
 use crate::record::RunClock;
 use crate::release::{
-    Expected, OnFailure, ReleaseRef, RollbackTarget, Rollout, RolloutOutcome, Snapshot, Source,
-    read_serving, rollback_target,
+    self, Expected, OnFailure, ReleaseRef, RollbackTarget, Rollout, RolloutOutcome, Snapshot,
+    Source, read_serving, rollback_target,
 };
 use crate::repo::Repo;
 use crate::verdict::Verdict;
@@ -133,6 +133,27 @@ pub struct DeployResult {
     pub logs: Option<logs::DeployLogs>,
 }
 
+impl DeployResult {
+    /// The result of a deploy to `app` with `strategy` before anything ran.
+    pub fn new(app: &str, strategy: &str) -> DeployResult {
+        DeployResult {
+            app: app.to_string(),
+            strategy: strategy.to_string(),
+            predeploy: Verdict::Skip,
+            fly_user: None,
+            rollback_target: None,
+            problems: Vec::new(),
+            rollout: RolloutOutcome::default(),
+            commit: None,
+            image_label: None,
+            rollback_image: None,
+            rollback_commit: None,
+            before: None,
+            logs: None,
+        }
+    }
+}
+
 /// Entry point of `cargo xtask deploy`.
 ///
 /// `command_line` is handed to predeploy's `docs_commands` check (`None` skips it).
@@ -141,21 +162,16 @@ pub fn run(
     output: Output,
     command_line: Option<CommandLine>,
 ) -> anyhow::Result<Verdict> {
-    let repo = Repo::discover()?;
-    let flyctl = Flyctl::from_env(args.dry_run)?;
-    let mut human = output.human_writer();
-    let (verdict, _) = run_with(
-        &repo,
-        &args,
-        flyctl,
-        &TaskGates {
-            json: output.json(),
-            command_line,
-            url: args.url.clone(),
-        },
-        &mut human,
-    )?;
-    Ok(verdict)
+    let gates = TaskGates {
+        url: args.url.clone(),
+        ..TaskGates::new(output, command_line)
+    };
+    release::start(
+        &Repo::discover()?,
+        args.dry_run,
+        output,
+        |repo, flyctl, out| run_with(repo, &args, flyctl, &gates, out),
+    )
 }
 
 /// Runs the deploy on `repo` with the given flyctl and gates, writing human text to `out`.
@@ -193,21 +209,7 @@ pub fn execute(
     let clock = record.then(|| RunClock::start("deploy"));
     let environment = environment.clone();
     let flyctl = flyctl.in_dir(repo.root()).with_dry_run(args.dry_run);
-    let mut result = DeployResult {
-        app: environment.app.clone(),
-        strategy: args.strategy.clone(),
-        predeploy: Verdict::Skip,
-        fly_user: None,
-        rollback_target: None,
-        problems: Vec::new(),
-        rollout: RolloutOutcome::default(),
-        commit: None,
-        image_label: None,
-        rollback_image: None,
-        rollback_commit: None,
-        before: None,
-        logs: None,
-    };
+    let mut result = DeployResult::new(&environment.app, &args.strategy);
 
     // A dry run saves nothing, the predeploy it runs included.
     result.predeploy = gates.predeploy(repo, &args.env, clock.is_some() && !flyctl.dry_run())?;
@@ -253,15 +255,12 @@ pub fn execute(
         return finish(repo, args, &flyctl, clock, result, gates.json(), out);
     };
 
-    let announcer = match flyctl.dry_run() {
-        true => Announcer::silent(),
-        false => Announcer::for_environment(repo, &environment),
-    };
-    announcer.say(
-        &format!(
-            "Going live at {} ({}): deploying commit {label} to {}",
-            environment.url, args.env, environment.app
-        ),
+    let announcer = release::announce_going_live(
+        repo,
+        &args.env,
+        &environment,
+        flyctl.dry_run(),
+        &format!("deploying commit {label} to {}", environment.app),
         out,
     );
     let what = format!("the deploy of commit {label}");

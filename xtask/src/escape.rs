@@ -1,10 +1,28 @@
-//! The one HTML escaper and the one Markdown escaper of the crate. Reports and summaries show
+//! The one HTML, XML and Markdown escapers of the crate. Reports and summaries show
 //! text taken from records, and records arrive from a shared git ref anyone with push access
 //! writes to: a field may hold `<script>`, a `javascript:` link or a line starting `# GO`.
 //! Every record-derived field goes through one of these before it is rendered.
 
 /// `text` safe in HTML text and in a double- or single-quoted attribute value.
 pub fn html(text: &str) -> String {
+    entities(text, "&#39;", |c, out| out.push(c))
+}
+
+/// `text` safe in XML 1.0 attributes and content (JUnit reports): line breaks kept as
+/// `&#10;` in attributes, tabs and carriage returns as spaces, and the characters XML 1.0
+/// cannot hold dropped.
+pub fn xml(text: &str) -> String {
+    entities(text, "&apos;", |c, out| match c {
+        '\n' => out.push_str("&#10;"),
+        '\t' | '\r' => out.push(' '),
+        c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+        c => out.push(c),
+    })
+}
+
+/// `text` with `&`, `<`, `>` and `"` written as entities, `'` as `apostrophe` (HTML 4 has no
+/// `&apos;`), and every other character as `other` writes it.
+fn entities(text: &str, apostrophe: &str, other: impl Fn(char, &mut String)) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -12,8 +30,8 @@ pub fn html(text: &str) -> String {
             '<' => out.push_str("&lt;"),
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+            '\'' => out.push_str(apostrophe),
+            c => other(c, &mut out),
         }
     }
     out

@@ -25,6 +25,19 @@ pub struct Ending<'a> {
     pub json: bool,
 }
 
+impl<'a> Ending<'a> {
+    /// The ending of a task that printed its human text as it ran: only the CI `summary`,
+    /// whether to `save` the record and whether to print it as JSON are left.
+    pub fn streamed(summary: &'a str, save: bool, json: bool) -> Ending<'a> {
+        Ending {
+            human: "",
+            summary,
+            save,
+            json,
+        }
+    }
+}
+
 /// Ends a task: prints `ending.human` to `out`, saves the record first thing after (the
 /// measurement is the one thing not to lose), appends the CI summary, names the saved file,
 /// and prints the record under `--json`. Returns the saved path.

@@ -146,12 +146,7 @@ pub fn run(args: Options, output: Output) -> anyhow::Result<Verdict> {
         &failed,
     );
     let record = clock.finish(&repo, environment, verdict, result);
-    let ending = crate::finish::Ending {
-        human: "",
-        summary: &summary,
-        save: true,
-        json: output.json(),
-    };
+    let ending = crate::finish::Ending::streamed(&summary, true, output.json());
     let mut human = output.human_writer();
     crate::finish::finish(&repo, &record, ending, &mut human)?;
     Ok(verdict)

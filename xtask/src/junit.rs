@@ -11,6 +11,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::check::{CheckResult, Evidence};
+use crate::escape;
 use crate::verdict::Verdict;
 
 /// One test case.
@@ -50,7 +51,7 @@ impl Suite {
         let _ = writeln!(
             xml,
             "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"0\" skipped=\"{}\">",
-            escape(&self.name),
+            escape::xml(&self.name),
             self.cases.len(),
             count(Verdict::Fail),
             count(Verdict::Skip)
@@ -59,10 +60,10 @@ impl Suite {
             let _ = write!(
                 xml,
                 "    <testcase classname=\"{}\" name=\"{}\"",
-                escape(&case.classname),
-                escape(&case.name)
+                escape::xml(&case.classname),
+                escape::xml(&case.name)
             );
-            let message = escape(&case.message);
+            let message = escape::xml(&case.message);
             match case.verdict {
                 Verdict::Pass if case.message.is_empty() => xml.push_str("/>\n"),
                 Verdict::Pass => {
@@ -106,25 +107,6 @@ impl Suite {
     }
 }
 
-/// Escapes text for XML attributes and content, dropping characters XML 1.0 cannot hold.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' | '\r' => out.push(' '),
-            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// A check of any task as a case: its findings (those carrying its verdict) and the fix.
 pub fn check_case(classname: &str, check: &CheckResult) -> Case {
     let mut lines: Vec<String> = check
@@ -153,7 +135,7 @@ mod tests {
     #[test]
     fn text_is_escaped_and_control_characters_dropped() {
         assert_eq!(
-            escape("a<b>&\"c'\u{0}\nd"),
+            escape::xml("a<b>&\"c'\u{0}\nd"),
             "a&lt;b&gt;&amp;&quot;c&apos;&#10;d"
         );
     }

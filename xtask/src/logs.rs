@@ -89,14 +89,7 @@ pub fn print_logs(
     if let Some(note) = note {
         writeln!(notes, "warning: {note}")?;
     }
-    let mut masker = Masker::default();
-    for (key, value) in &values {
-        masker.add(
-            value,
-            &format!("{key} in {}", environment.env_file.display()),
-            SHORTEST_MASKED,
-        );
-    }
+    let masker = masker_of(&values, environment);
     flyctl.hide_values(
         values
             .iter()
@@ -135,15 +128,20 @@ pub fn print_logs(
 /// mask). `deploy` masks the log lines it shows with it, as this task does.
 pub fn env_masker(repo: &Repo, environment: &Environment) -> (Masker, Option<String>) {
     let (values, note) = env_file_values(repo, environment);
+    (masker_of(&values, environment), note)
+}
+
+/// A masker of `values`, each named by its key in `environment`'s env file.
+fn masker_of(values: &[(String, String)], environment: &Environment) -> Masker {
     let mut masker = Masker::default();
-    for (key, value) in &values {
+    for (key, value) in values {
         masker.add(
             value,
             &format!("{key} in {}", environment.env_file.display()),
             SHORTEST_MASKED,
         );
     }
-    (masker, note)
+    masker
 }
 
 fn long_enough(value: &str) -> bool {

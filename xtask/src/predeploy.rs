@@ -36,6 +36,8 @@ use crate::repo::Repo;
 use crate::verdict::Verdict;
 
 pub use docs_commands::{CommandCheck, CommandLine};
+#[cfg(test)]
+pub(crate) use env_check::PROVIDER_CREDENTIALS;
 pub(crate) use env_check::parse_template;
 pub use outcome::{CheckResult, Evidence, PredeployReport};
 pub use render::junit_suite;

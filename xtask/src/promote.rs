@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::announce::{self, Announcer};
+use crate::announce;
 use crate::config::{DeployConfig, Environment};
 use crate::deploy::gates::{Gates, TaskGates};
 use crate::flyctl::Flyctl;
@@ -23,8 +23,8 @@ use crate::predeploy::CommandLine;
 use crate::record::RunClock;
 use crate::records::screen::Trust;
 use crate::release::{
-    Expected, OnFailure, ReleaseRef, RollbackTarget, Rollout, RolloutOutcome, Snapshot, Source,
-    read_serving, rollback_target,
+    self, Closing, Expected, OnFailure, ReleaseRef, RollbackTarget, Rollout, RolloutOutcome,
+    Snapshot, Source, read_serving, rollback_target,
 };
 use crate::repo::Repo;
 use crate::report;
@@ -98,10 +98,19 @@ pub fn run(
     command_line: Option<CommandLine>,
 ) -> anyhow::Result<Verdict> {
     let repo = Repo::discover()?;
-    // Production is promoted only on evidence CI signed (`RECORDS_SIGNING_KEY`): a record
-    // anyone with push access could have written does not count.
+    let evidence = staging_evidence(&repo)?;
+    let gates = TaskGates::new(output, command_line);
+    release::start(&repo, args.dry_run, output, |repo, flyctl, out| {
+        run_with(repo, &args, &evidence, flyctl, &gates, out)
+    })
+}
+
+/// Staging's evidence, read from its records: production is promoted only on evidence CI
+/// signed (`RECORDS_SIGNING_KEY`); a record anyone with push access could have written does
+/// not count.
+pub fn staging_evidence(repo: &Repo) -> anyhow::Result<StagingEvidence> {
     let rendered = report::render_trusting(
-        &repo,
+        repo,
         &report::Options {
             env: Some(FROM.to_string()),
         },
@@ -109,22 +118,7 @@ pub fn run(
         chrono::Utc::now(),
         repo.git_state().as_ref(),
     )?;
-    let evidence = StagingEvidence::from_report(&rendered);
-    let flyctl = Flyctl::from_env(args.dry_run)?;
-    let mut human = output.human_writer();
-    let (verdict, _) = run_with(
-        &repo,
-        &args,
-        &evidence,
-        flyctl,
-        &TaskGates {
-            json: output.json(),
-            command_line,
-            url: None,
-        },
-        &mut human,
-    )?;
-    Ok(verdict)
+    Ok(StagingEvidence::from_report(&rendered))
 }
 
 /// Promotes on `repo` given staging's evidence; saves the record unless it is a dry run.
@@ -211,14 +205,14 @@ pub fn run_with(
         "promoting {image} (verified on {FROM}) to {}",
         environment.app
     )?;
-    let announcer = match flyctl.dry_run() {
-        true => Announcer::silent(),
-        false => Announcer::for_environment(repo, &environment),
-    };
-    announcer.say(
+    let announcer = release::announce_going_live(
+        repo,
+        TO,
+        &environment,
+        flyctl.dry_run(),
         &format!(
-            "Going live at {} ({TO}): promoting {image}, verified on {FROM}, to {}",
-            environment.url, environment.app
+            "promoting {image}, verified on {FROM}, to {}",
+            environment.app
         ),
         out,
     );
@@ -277,24 +271,18 @@ fn finish(
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, PromoteResult)> {
-    let verdict = if result.refused.is_empty() && result.problems.is_empty() {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
-    };
+    let refused_or_failed: Vec<String> = result
+        .refused
+        .iter()
+        .chain(&result.problems)
+        .cloned()
+        .collect();
+    let verdict = release::verdict_of(&refused_or_failed);
     for ignored in &result.staging.ignored_records {
         writeln!(out, "ignored: {ignored}")?;
     }
     for missing in &result.refused {
         writeln!(out, "refused: {missing}")?;
-    }
-    for problem in &result.problems {
-        writeln!(out, "problem: {problem}")?;
-    }
-    if result.dry_run {
-        writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
-    } else {
-        writeln!(out, "promote to {} ({TO}): {verdict}", result.app)?;
     }
     let summary = crate::output::facts_markdown(
         &format!("promote to {TO} ({})", result.app),
@@ -302,30 +290,20 @@ fn finish(
         &[
             ("image", result.image.clone().unwrap_or_else(|| "-".into())),
             ("strategy", result.strategy.clone()),
-            (
-                "rolled back",
-                if result.rollout.rolled_back.is_some() {
-                    "yes"
-                } else {
-                    "no"
-                }
-                .into(),
-            ),
+            ("rolled back", result.rollout.rolled_back_word()),
         ],
-        &result
-            .refused
-            .iter()
-            .chain(&result.problems)
-            .cloned()
-            .collect::<Vec<_>>(),
+        &refused_or_failed,
     );
-    let record = clock.finish(repo, TO, verdict, result.clone());
-    let ending = crate::finish::Ending {
-        human: "",
-        summary: &summary,
-        save: !result.dry_run,
+    let closing = Closing {
+        env_name: TO,
+        verdict,
+        problems: &result.problems,
+        dry_run: result.dry_run,
+        verdict_line: format!("promote to {} ({TO}): {verdict}", result.app),
+        summary,
+        save: true,
         json,
     };
-    crate::finish::finish(repo, &record, ending, out)?;
+    release::close(repo, clock, &closing, result.clone(), out)?;
     Ok((verdict, result))
 }

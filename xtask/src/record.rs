@@ -297,28 +297,40 @@ mod tests {
         assert_eq!(newest_environment(&repo).unwrap().as_deref(), Some("local"));
     }
 
+    /// Saves a smoke PASS of staging that claims to start a year from now, its file modified
+    /// at `file_time`; returns its path.
+    fn save_pass_from_next_year(repo: &Repo, file_time: std::time::SystemTime) -> PathBuf {
+        let mut copied =
+            RunClock::start("smoke").finish(repo, "staging", Verdict::Pass, Sample { value: 1 });
+        copied.started_at += chrono::Duration::days(365);
+        let copied_path = copied.save(repo).unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&copied_path)
+            .unwrap()
+            .set_modified(file_time)
+            .unwrap();
+        copied_path
+    }
+
+    /// Saves a smoke FAIL of staging run here and now; returns the newest record `latest` finds.
+    fn fail_here_and_read_newest(repo: &Repo) -> RunRecord<Sample> {
+        RunClock::start("smoke")
+            .finish(repo, "staging", Verdict::Fail, Sample { value: 2 })
+            .save(repo)
+            .unwrap();
+        latest(repo, "smoke", "staging").unwrap().unwrap()
+    }
+
     #[test]
     fn a_record_dated_in_the_future_does_not_mask_a_newer_run() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repo::at(dir.path());
         // A PASS copied from a machine whose clock runs a year ahead, saved an hour ago.
-        let mut copied =
-            RunClock::start("smoke").finish(&repo, "staging", Verdict::Pass, Sample { value: 1 });
-        copied.started_at += chrono::Duration::days(365);
-        let copied_path = copied.save(&repo).unwrap();
         let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        std::fs::File::options()
-            .write(true)
-            .open(&copied_path)
-            .unwrap()
-            .set_modified(an_hour_ago)
-            .unwrap();
+        let copied_path = save_pass_from_next_year(&repo, an_hour_ago);
         // Then a fresh failure here.
-        RunClock::start("smoke")
-            .finish(&repo, "staging", Verdict::Fail, Sample { value: 2 })
-            .save(&repo)
-            .unwrap();
-        let newest: RunRecord<Sample> = latest(&repo, "smoke", "staging").unwrap().unwrap();
+        let newest = fail_here_and_read_newest(&repo);
         assert_eq!(newest.verdict, Verdict::Fail);
         assert_eq!(newest.result, Sample { value: 2 });
         let flagged: Vec<_> = load_all(&repo)
@@ -336,25 +348,12 @@ mod tests {
     fn a_record_and_file_both_dated_in_the_future_do_not_win() {
         let dir = tempfile::tempdir().unwrap();
         let repo = Repo::at(dir.path());
-        let mut copied =
-            RunClock::start("smoke").finish(&repo, "staging", Verdict::Pass, Sample { value: 1 });
-        copied.started_at += chrono::Duration::days(365);
-        let copied_path = copied.save(&repo).unwrap();
         let next_year = std::time::SystemTime::now() + std::time::Duration::from_secs(365 * 86400);
-        std::fs::File::options()
-            .write(true)
-            .open(&copied_path)
-            .unwrap()
-            .set_modified(next_year)
-            .unwrap();
+        save_pass_from_next_year(&repo, next_year);
         // `status` sees it first; then a run here fails.
         let seen = load_all(&repo).unwrap();
         assert!(seen[0].from_future(), "flagged as dated in the future");
-        RunClock::start("smoke")
-            .finish(&repo, "staging", Verdict::Fail, Sample { value: 2 })
-            .save(&repo)
-            .unwrap();
-        let newest: RunRecord<Sample> = latest(&repo, "smoke", "staging").unwrap().unwrap();
+        let newest = fail_here_and_read_newest(&repo);
         assert_eq!(newest.verdict, Verdict::Fail);
         // Still so on every later load: the first sighting is kept.
         let all = load_all(&repo).unwrap();

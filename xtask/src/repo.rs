@@ -81,21 +81,7 @@ impl Repo {
     /// Two identical dirty trees give the same hash, so a result measured on uncommitted
     /// changes can be matched against the tree a report is made from.
     fn working_tree_hash(&self) -> Option<String> {
-        let sh = Shell::new().ok()?;
-        sh.change_dir(&self.root);
-        let scratch = tempfile::tempdir().ok()?;
-        let index = scratch.path().join("index");
-        let _env = sh.push_env("GIT_INDEX_FILE", &index);
-        cmd!(sh, "git add --all")
-            .quiet()
-            .ignore_stderr()
-            .run()
-            .ok()?;
-        cmd!(sh, "git write-tree")
-            .quiet()
-            .ignore_stderr()
-            .read()
-            .ok()
+        crate::records::inputs::tree_hash(&self.root, None)
     }
 
     /// HEAD and the paths with uncommitted changes. `None` outside git or before a commit.

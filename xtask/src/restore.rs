@@ -221,12 +221,7 @@ fn end(
         result.dump_file,
         result.sha256
     );
-    let ending = Ending {
-        human: "",
-        summary: &summary,
-        save: true,
-        json,
-    };
+    let ending = Ending::streamed(&summary, true, json);
     finish(repo, &record, ending, out)?;
     Ok(verdict)
 }

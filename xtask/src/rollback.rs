@@ -8,14 +8,13 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::announce::Announcer;
 use crate::config::DeployConfig;
 use crate::deploy::gates::{Gates, TaskGates};
 use crate::flyctl::{Flyctl, Release, current_release, previous_good_release};
 use crate::output::Output;
 use crate::predeploy::CommandLine;
 use crate::record::RunClock;
-use crate::release::RollbackPlan;
+use crate::release::{self, Closing, RollbackPlan, shown};
 use crate::release::{
     VersionAnswer, commit_of_image, migrations_added, read_serving, roll_back, short_commit,
 };
@@ -53,21 +52,13 @@ pub fn run(
     output: Output,
     command_line: Option<CommandLine>,
 ) -> anyhow::Result<Verdict> {
-    let repo = Repo::discover()?;
-    let flyctl = Flyctl::from_env(args.dry_run)?;
-    let mut human = output.human_writer();
-    let (verdict, _) = run_with(
-        &repo,
-        &args,
-        flyctl,
-        &TaskGates {
-            json: output.json(),
-            command_line,
-            url: None,
-        },
-        &mut human,
-    )?;
-    Ok(verdict)
+    let gates = TaskGates::new(output, command_line);
+    release::start(
+        &Repo::discover()?,
+        args.dry_run,
+        output,
+        |repo, flyctl, out| run_with(repo, &args, flyctl, &gates, out),
+    )
 }
 
 /// Runs the rollback on `repo`, writing human text to `out`; saves the record unless dry.
@@ -161,15 +152,12 @@ pub fn run_with(
         wait_timeout: args.wait_timeout.as_secs(),
         deploy_timeout: args.deploy_timeout.as_secs(),
     };
-    let announcer = match flyctl.dry_run() {
-        true => Announcer::silent(),
-        false => Announcer::for_environment(repo, &environment),
-    };
-    announcer.say(
-        &format!(
-            "Going live at {} ({}): rolling {} back to {image}",
-            environment.url, args.env, environment.app
-        ),
+    let announcer = release::announce_going_live(
+        repo,
+        &args.env,
+        &environment,
+        flyctl.dry_run(),
+        &format!("rolling {} back to {image}", environment.app),
         out,
     );
     roll_back(repo, &flyctl, gates, &plan, &mut result, out)?;
@@ -281,62 +269,41 @@ fn finish(
     json: bool,
     out: &mut dyn Write,
 ) -> anyhow::Result<(Verdict, RollbackResult)> {
-    let verdict = if result.problems.is_empty() {
-        Verdict::Pass
-    } else {
-        Verdict::Fail
+    let verdict = release::verdict_of(&result.problems);
+    let summary = crate::output::facts_markdown(
+        &format!("rollback {} ({})", args.env, result.app),
+        verdict,
+        &[
+            (
+                "from",
+                shown(result.from.as_ref().map(|r| format!("v{}", r.version))),
+            ),
+            (
+                "to version",
+                shown(result.to_version.map(|v| format!("v{v}"))),
+            ),
+            ("to image", shown(result.to_image.clone())),
+            ("to commit", shown(result.to_commit.clone())),
+            ("proven to serve", shown(result.rollout.proven())),
+            (
+                "readiness",
+                shown(result.rollout.readiness.map(|v| v.to_string())),
+            ),
+            ("smoke", shown(result.rollout.smoke.map(|v| v.to_string()))),
+        ],
+        &result.problems,
+    );
+    let closing = Closing {
+        env_name: &args.env,
+        verdict,
+        problems: &result.problems,
+        dry_run: flyctl.dry_run(),
+        verdict_line: format!("rollback of {}: {verdict}", result.app),
+        summary,
+        save: true,
+        json,
     };
-    for problem in &result.problems {
-        writeln!(out, "problem: {problem}")?;
-    }
-    if flyctl.dry_run() {
-        writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
-    } else {
-        writeln!(out, "rollback of {}: {verdict}", result.app)?;
-    }
-    {
-        let shown = |value: Option<String>| value.unwrap_or_else(|| "-".to_string());
-        let summary = crate::output::facts_markdown(
-            &format!("rollback {} ({})", args.env, result.app),
-            verdict,
-            &[
-                (
-                    "from",
-                    shown(result.from.as_ref().map(|r| format!("v{}", r.version))),
-                ),
-                (
-                    "to version",
-                    shown(result.to_version.map(|v| format!("v{v}"))),
-                ),
-                ("to image", shown(result.to_image.clone())),
-                ("to commit", shown(result.to_commit.clone())),
-                (
-                    "proven to serve",
-                    shown(
-                        result
-                            .rollout
-                            .verification
-                            .as_ref()
-                            .map(|v| v.verdict.to_string()),
-                    ),
-                ),
-                (
-                    "readiness",
-                    shown(result.rollout.readiness.map(|v| v.to_string())),
-                ),
-                ("smoke", shown(result.rollout.smoke.map(|v| v.to_string()))),
-            ],
-            &result.problems,
-        );
-        let record = clock.finish(repo, &args.env, verdict, result.clone());
-        let ending = crate::finish::Ending {
-            human: "",
-            summary: &summary,
-            save: !flyctl.dry_run(),
-            json,
-        };
-        crate::finish::finish(repo, &record, ending, out)?;
-    }
+    release::close(repo, clock, &closing, result.clone(), out)?;
     Ok((verdict, result))
 }
 

@@ -217,12 +217,7 @@ fn run_printing(
             &result.problems,
         );
         let record = clock.finish(repo, &args.env, verdict, result.clone());
-        let ending = crate::finish::Ending {
-            human: "",
-            summary: &summary,
-            save: !flyctl.dry_run(),
-            json,
-        };
+        let ending = crate::finish::Ending::streamed(&summary, !flyctl.dry_run(), json);
         crate::finish::finish(repo, &record, ending, out)?;
     }
     Ok((verdict, result))

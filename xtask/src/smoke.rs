@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::config::{CONFIG_PATH, DeployConfig, SmokeSettings, Target, Thresholds};
+use crate::config::{SmokeSettings, Target, Thresholds};
 use crate::output::Output;
 use crate::record::RunClock;
 use crate::repo::Repo;
@@ -50,24 +50,8 @@ pub struct Options {
     pub url: Option<String>,
     /// Poll readiness for up to this long first, e.g. 60s (right after a deploy).
     pub wait: Option<Duration>,
-    /// Connections (closed model), or the cap on requests in flight with --rate.
-    pub concurrency: Option<u32>,
-    /// Measured requests per endpoint.
-    pub requests: Option<u64>,
-    /// Measure each endpoint for this long instead of a number of requests, e.g. 30s.
-    pub duration: Option<Duration>,
-    /// Open model: send this many requests per second, latency measured from each intended send time.
-    pub rate: Option<f64>,
-    /// Requests per endpoint sent first and left out of every figure.
-    pub warmup: Option<u64>,
-    /// Per-request timeout, e.g. 10s (checks and benchmark).
-    pub timeout: Option<Duration>,
-    /// p95 latency limit in milliseconds for every endpoint (overrides the config).
-    pub p95_ms: Option<f64>,
-    /// Error rate limit in percent; an endpoint passes strictly below it (0 allows no error).
-    pub max_error_rate: Option<f64>,
-    /// Path to benchmark (repeatable); replaces the config's endpoint list.
-    pub endpoints: Vec<String>,
+    /// The config's load, limits and endpoints as the flags override them.
+    pub overrides: Overrides,
     /// Run the checks only, no benchmark.
     pub skip_bench: bool,
     /// Run the benchmark only, no checks (for comparing load generators).
@@ -281,19 +265,7 @@ pub fn run_with_output(
     out: Output,
     junit: Option<&Path>,
 ) -> anyhow::Result<Verdict> {
-    let config_path = repo.path(CONFIG_PATH);
-    let config = if args.env.is_some() || config_path.exists() {
-        Some(DeployConfig::load(repo)?)
-    } else {
-        None
-    };
-    let target = match &config {
-        Some(config) => config.target(args.env.as_deref(), args.url.as_deref())?,
-        None => match &args.url {
-            Some(url) => Target::adhoc(url)?,
-            None => bail!("name a target: --env NAME (from {CONFIG_PATH}) or --url URL"),
-        },
-    };
+    let (config, target) = Target::resolve(repo, args.env.as_deref(), args.url.as_deref())?;
     let (settings, thresholds) = match &config {
         Some(config) => (
             config.smoke.clone(),
@@ -301,7 +273,7 @@ pub fn run_with_output(
         ),
         None => (SmokeSettings::default(), Thresholds::default()),
     };
-    let mut plan = SmokePlan::resolve(&settings, &thresholds, &overrides(&args))?;
+    let mut plan = SmokePlan::resolve(&settings, &thresholds, &args.overrides)?;
     plan.wait = args.wait;
     plan.deadline = args.deadline.unwrap_or(plan::DEFAULT_DEADLINE);
     plan.checks = !args.skip_checks;
@@ -363,18 +335,4 @@ fn rate_not_kept(report: &SmokeReport) -> Option<String> {
             behind.join("; ")
         )
     })
-}
-
-fn overrides(args: &Options) -> Overrides {
-    Overrides {
-        concurrency: args.concurrency,
-        requests: args.requests,
-        duration: args.duration,
-        rate: args.rate,
-        warmup: args.warmup,
-        timeout: args.timeout,
-        p95_ms: args.p95_ms,
-        max_error_rate: args.max_error_rate,
-        endpoints: args.endpoints.clone(),
-    }
 }

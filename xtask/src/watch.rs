@@ -25,9 +25,7 @@ pub mod stats;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use anyhow::bail;
-
-use crate::config::{CONFIG_PATH, DeployConfig, Target, Thresholds, WatchSettings};
+use crate::config::{CONFIG_PATH, Target, Thresholds, WatchSettings};
 use crate::flyctl::Flyctl;
 use crate::output::Output;
 use crate::record::RunClock;
@@ -85,18 +83,7 @@ pub fn limits(thresholds: &Thresholds, settings: &WatchSettings) -> Limits {
 pub fn run(args: Options, output: Output) -> anyhow::Result<Verdict> {
     let out = output;
     let repo = Repo::discover()?;
-    let config = if args.env.is_some() || repo.path(CONFIG_PATH).exists() {
-        Some(DeployConfig::load(&repo)?)
-    } else {
-        None
-    };
-    let target = match &config {
-        Some(config) => config.target(args.env.as_deref(), args.url.as_deref())?,
-        None => match &args.url {
-            Some(url) => Target::adhoc(url)?,
-            None => bail!("name a target: --env NAME (from {CONFIG_PATH}) or --url URL"),
-        },
-    };
+    let (config, target) = Target::resolve(&repo, args.env.as_deref(), args.url.as_deref())?;
     let (thresholds, settings) = match &config {
         Some(config) => (
             config.thresholds_for(&target.environment),

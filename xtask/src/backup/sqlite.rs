@@ -15,8 +15,10 @@ use chrono::Utc;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Connection, Row, SqliteConnection};
 
-use super::{MANIFEST_SCHEMA_VERSION, Manifest, digest, write_manifest};
-use crate::restore_drill::{DrillCheck, DrillOutcome, checksum, load, row_counts_check};
+use super::{Manifest, Taken};
+use crate::restore_drill::{
+    DrillCheck, DrillOutcome, checksum, load, no_overlap_check, row_counts_check,
+};
 
 /// Pairs of active bookings of one accommodation whose half-open stays overlap (dates are
 /// `YYYY-MM-DD` text, which orders as the dates do).
@@ -64,21 +66,14 @@ pub async fn take(
     let mut snapshot = open(&copy, true).await?;
     let row_counts = count_rows(&mut snapshot).await?;
     snapshot.close().await?;
-    let (size_bytes, sha256) = digest(&copy)?;
-    let manifest = Manifest {
-        schema_version: MANIFEST_SCHEMA_VERSION,
-        environment: environment.to_string(),
+    let taken = Taken {
+        environment,
         database: name,
         server_version: format!("SQLite {server_version}"),
-        dump_file,
-        size_bytes,
-        sha256,
         row_counts,
         started_at,
-        finished_at: Utc::now(),
     };
-    let path = write_manifest(dir, &stem, &manifest)?;
-    Ok((path, manifest))
+    taken.seal(dir, &stem, dump_file)
 }
 
 /// Rows per table, every table but SQLite's own.
@@ -164,18 +159,7 @@ async fn check_restored(restored: &Path, manifest: &Manifest) -> anyhow::Result<
         .fetch_all(&mut connection)
         .await
         .context("checking the no-overlap invariant (is there a reservations table?)")?;
-    checks.push(DrillCheck {
-        name: "no_overlap",
-        passed: overlaps.is_empty(),
-        evidence: if overlaps.is_empty() {
-            "no two active bookings of one cabin overlap".to_string()
-        } else {
-            format!(
-                "overlapping active bookings (code|code): {}",
-                overlaps.join(", ")
-            )
-        },
-    });
+    checks.push(no_overlap_check(&overlaps));
     connection.close().await?;
     Ok(checks)
 }

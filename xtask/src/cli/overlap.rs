@@ -6,10 +6,6 @@ use std::time::Duration;
 use chrono::NaiveDate;
 
 use super::duration::{parse_duration, warn_old_spelling};
-use crate::output::Output;
-use crate::overlap;
-use crate::repo::Repo;
-use crate::verdict::Verdict;
 
 /// Options of `cargo xtask overlap`.
 #[derive(Debug, clap::Args)]
@@ -80,17 +76,6 @@ pub struct Args {
     /// Print the result record as JSON on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
-}
-
-impl Args {
-    /// Runs overlap on the repository containing the current directory; `--json` and
-    /// `--junit` choose the output and stay here.
-    pub fn run(self) -> anyhow::Result<Verdict> {
-        let repo = Repo::discover()?;
-        let out = Output::new(self.json);
-        let junit = self.junit.clone();
-        overlap::run_with(&repo, self.into(), out, junit.as_deref())
-    }
 }
 
 impl From<Args> for crate::overlap::Options {

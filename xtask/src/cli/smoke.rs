@@ -3,10 +3,7 @@
 use std::time::Duration;
 
 use super::duration::parse_duration;
-use crate::output::Output;
-use crate::repo::Repo;
 use crate::smoke;
-use crate::verdict::Verdict;
 
 /// Options of `cargo xtask smoke`. Without flags, everything comes from `ops/deploy.toml`
 /// (or the built-in defaults when `--url` is used and the file is absent).
@@ -69,29 +66,23 @@ pub struct Args {
 }
 
 impl Args {
-    /// Measures the target the flags name, recording the result.
-    pub fn run(self) -> anyhow::Result<Verdict> {
-        let repo = Repo::discover()?;
-        let out = Output::new(self.json);
-        let junit = self.junit.clone();
-        smoke::run_with_output(&repo, self.into_options(), out, junit.as_deref())
-    }
-
     /// The task's options; `--json` and `--junit` choose the output and stay here.
     pub fn into_options(self) -> smoke::Options {
         smoke::Options {
             env: self.env,
             url: self.url,
             wait: self.wait,
-            concurrency: self.concurrency,
-            requests: self.requests,
-            duration: self.duration,
-            rate: self.rate,
-            warmup: self.warmup,
-            timeout: self.timeout,
-            p95_ms: self.p95_ms,
-            max_error_rate: self.max_error_rate,
-            endpoints: self.endpoints,
+            overrides: smoke::plan::Overrides {
+                concurrency: self.concurrency,
+                requests: self.requests,
+                duration: self.duration,
+                rate: self.rate,
+                warmup: self.warmup,
+                timeout: self.timeout,
+                p95_ms: self.p95_ms,
+                max_error_rate: self.max_error_rate,
+                endpoints: self.endpoints,
+            },
             skip_bench: self.skip_bench,
             skip_checks: self.skip_checks,
             deadline: self.deadline,

@@ -7,7 +7,7 @@ use std::io::Write;
 use super::{DeployResult, Options};
 use crate::flyctl::Flyctl;
 use crate::record::RunClock;
-use crate::release::Rollout;
+use crate::release::{self, Closing, Rollout, shown};
 use crate::repo::Repo;
 use crate::verdict::Verdict;
 
@@ -29,45 +29,33 @@ pub(super) fn finish(
         (true, true) => Verdict::Warn,
         (true, false) => Verdict::Pass,
     };
-    for problem in &result.problems {
-        writeln!(out, "problem: {problem}")?;
-    }
-    if flyctl.dry_run() {
-        writeln!(out, "dry run: nothing was deployed and nothing recorded")?;
+    let rolled_back = if result.rollout.rolled_back.is_some() {
+        " (rolled back)"
     } else {
-        let rolled_back = if result.rollout.rolled_back.is_some() {
-            " (rolled back)"
-        } else {
-            ""
-        };
-        writeln!(
-            out,
-            "deploy of {} ({}): {verdict}{rolled_back}",
-            result.app, args.env
-        )?;
-    }
+        ""
+    };
     // Unrecorded runs (a dry run, the rehearsal's local Fly) still print the record's shape.
     let record_it = clock.is_some();
-    let record = clock.unwrap_or_else(|| RunClock::start("deploy")).finish(
-        repo,
-        &args.env,
+    let closing = Closing {
+        env_name: &args.env,
         verdict,
-        result.clone(),
-    );
-    let summary = summary_markdown(&args.env, verdict, &result);
-    let ending = crate::finish::Ending {
-        human: "",
-        summary: &summary,
-        save: record_it && !flyctl.dry_run(),
+        problems: &result.problems,
+        dry_run: flyctl.dry_run(),
+        verdict_line: format!(
+            "deploy of {} ({}): {verdict}{rolled_back}",
+            result.app, args.env
+        ),
+        summary: summary_markdown(&args.env, verdict, &result),
+        save: record_it,
         json,
     };
-    crate::finish::finish(repo, &record, ending, out)?;
+    let clock = clock.unwrap_or_else(|| RunClock::start("deploy"));
+    release::close(repo, clock, &closing, result.clone(), out)?;
     Ok((verdict, result))
 }
 
 /// The deploy in a few lines for the CI job summary.
 fn summary_markdown(env: &str, verdict: Verdict, result: &DeployResult) -> String {
-    let shown = |value: Option<String>| value.unwrap_or_else(|| "-".to_string());
     let release = result.rollout.release.as_ref();
     crate::output::facts_markdown(
         &format!("deploy {env} ({})", result.app),
@@ -75,16 +63,7 @@ fn summary_markdown(env: &str, verdict: Verdict, result: &DeployResult) -> Strin
         &[
             ("strategy", result.strategy.clone()),
             ("commit", shown(result.commit.clone())),
-            (
-                "proven to serve",
-                shown(
-                    result
-                        .rollout
-                        .verification
-                        .as_ref()
-                        .map(|v| v.verdict.to_string()),
-                ),
-            ),
+            ("proven to serve", shown(result.rollout.proven())),
             (
                 "release",
                 shown(release.map(|r| format!("v{} ({})", r.version, r.status))),
@@ -99,14 +78,7 @@ fn summary_markdown(env: &str, verdict: Verdict, result: &DeployResult) -> Strin
                 "logs after",
                 shown(result.logs.as_ref().map(super::logs::describe)),
             ),
-            (
-                "rolled back",
-                if result.rollout.rolled_back.is_some() {
-                    "yes".into()
-                } else {
-                    "no".into()
-                },
-            ),
+            ("rolled back", result.rollout.rolled_back_word()),
             (
                 "rollback command",
                 shown(result.rollout.rollback_command.clone()),
@@ -141,12 +113,7 @@ pub(super) fn save_if_interrupted(
     let (repo, env, clock) = (repo.clone(), args.env.clone(), clock.clone());
     crate::interrupt::on_interrupt(move || {
         let record = clock.finish(&repo, &env, Verdict::Fail, interrupted);
-        let ending = crate::finish::Ending {
-            human: "",
-            summary: "",
-            save: true,
-            json: false,
-        };
+        let ending = crate::finish::Ending::streamed("", true, false);
         if let Err(error) = crate::finish::finish(&repo, &record, ending, &mut std::io::stderr()) {
             eprintln!("could not save the interrupted deploy's record: {error:#}");
         }

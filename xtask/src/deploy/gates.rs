@@ -24,6 +24,16 @@ pub struct TaskGates {
 }
 
 impl TaskGates {
+    /// The gates of a task run from the command line: JSON when `output` carries it, the
+    /// docs read with `command_line`, smoke against the environment's URL.
+    pub fn new(output: Output, command_line: Option<CommandLine>) -> TaskGates {
+        TaskGates {
+            json: output.json(),
+            command_line,
+            url: None,
+        }
+    }
+
     fn output(&self) -> Output {
         if self.json {
             Output::nested_in_json()

@@ -13,10 +13,8 @@ use anyhow::bail;
 use super::{DeployResult, Options};
 use crate::config::Environment;
 use crate::flyctl::{Flyctl, failure_or_error};
-use crate::promote::{FROM, StagingEvidence, TO};
-use crate::records::screen::Trust;
+use crate::promote::{StagingEvidence, TO, staging_evidence};
 use crate::repo::Repo;
-use crate::report;
 use crate::verdict::Verdict;
 
 /// `None` when the deploy may go ahead; the refusal (exit 1, nothing deployed, nothing
@@ -53,23 +51,9 @@ pub fn gate(
     for line in &missing {
         writeln!(out, "  missing: {line}")?;
     }
-    let mut result = refused(args, environment);
+    let mut result = DeployResult::new(&environment.app, &args.strategy);
     result.problems = missing;
     Ok(Some((Verdict::Fail, result)))
-}
-
-/// Staging's evidence as `cargo xtask promote` reads it: only records CI signed.
-pub fn staging_evidence(repo: &Repo) -> anyhow::Result<StagingEvidence> {
-    let rendered = report::render_trusting(
-        repo,
-        &report::Options {
-            env: Some(FROM.to_string()),
-        },
-        &Trust::from_env(true)?,
-        chrono::Utc::now(),
-        repo.git_state().as_ref(),
-    )?;
-    Ok(StagingEvidence::from_report(&rendered))
 }
 
 /// What production lacks for a deploy of HEAD: what promote would lack, each with its fix,
@@ -117,24 +101,6 @@ fn first_deploy_missing(
              through `cargo xtask promote` (staging GO, the 24-hour gate, the checklist)"
         )]
     })
-}
-
-fn refused(args: &Options, environment: &Environment) -> DeployResult {
-    DeployResult {
-        app: environment.app.clone(),
-        strategy: args.strategy.clone(),
-        predeploy: Verdict::Skip,
-        fly_user: None,
-        rollback_target: None,
-        problems: Vec::new(),
-        rollout: crate::release::RolloutOutcome::default(),
-        commit: None,
-        image_label: None,
-        rollback_image: None,
-        rollback_commit: None,
-        before: None,
-        logs: None,
-    }
 }
 
 #[cfg(test)]

@@ -26,6 +26,16 @@ pub struct AppFlag {
     pub app: String,
 }
 
+/// The flags of a `list` of one app's things (`secrets list`, `machines list`).
+#[derive(Debug, Args)]
+pub struct AppListing {
+    #[command(flatten)]
+    pub app: AppFlag,
+    /// JSON output.
+    #[arg(long, short = 'j')]
+    pub json: bool,
+}
+
 /// The flyctl subset, and `local`.
 #[derive(Debug, Subcommand)]
 pub enum FlyCommand {
@@ -133,13 +143,7 @@ pub enum SecretsCommand {
     },
     /// Names and digests of the secrets, never values.
     #[command(alias = "ls")]
-    List {
-        #[command(flatten)]
-        app: AppFlag,
-        /// JSON output.
-        #[arg(long, short = 'j')]
-        json: bool,
-    },
+    List(AppListing),
 }
 
 /// `machines ...`.
@@ -147,13 +151,7 @@ pub enum SecretsCommand {
 pub enum MachinesCommand {
     /// The app's machines, with their image and checks now.
     #[command(alias = "ls")]
-    List {
-        #[command(flatten)]
-        app: AppFlag,
-        /// JSON output.
-        #[arg(long, short = 'j')]
-        json: bool,
-    },
+    List(AppListing),
     /// Copy a machine, into another region with `--region` (flyctl `machine clone`).
     Clone {
         /// The machine to copy.

@@ -10,7 +10,8 @@ use clap::Parser;
 use serde_json::json;
 
 use super::cli::{
-    AppsCommand, AuthCommand, Cli, FlyCommand, MachinesCommand, ScaleCommand, SecretsCommand,
+    AppListing, AppsCommand, AuthCommand, Cli, FlyCommand, MachinesCommand, ScaleCommand,
+    SecretsCommand,
 };
 use super::deploy::{self, DeployRequest};
 use super::machine::Prober;
@@ -144,7 +145,7 @@ fn run(dir: &StateDir, cli: Cli, stdin: &str) -> anyhow::Result<()> {
             }
         }
         FlyCommand::Machines {
-            command: MachinesCommand::List { app, json },
+            command: MachinesCommand::List(AppListing { app, json }),
         } => {
             let app = dir.load(&app.app)?;
             let value = output::machines(&app, &Prober::new(Duration::from_secs(2))?);
@@ -231,7 +232,7 @@ fn secrets(dir: &StateDir, command: SecretsCommand, stdin: &str) -> anyhow::Resu
                 );
             }
         }
-        SecretsCommand::List { app, json } => {
+        SecretsCommand::List(AppListing { app, json }) => {
             let app = dir.load(&app.app)?;
             let value = output::secrets(&app);
             if json {

@@ -12,11 +12,11 @@ use anyhow::{Context, bail};
 use serde::Deserialize;
 
 use super::admin::AdminToken;
-use super::api::{self, PreReserve, Stay};
+use super::api::{self, Stay};
 use super::judge::Outcome;
 use super::ledger::Ledger;
 use super::plan::OverlapPlan;
-use super::race::race;
+use super::race::race_round;
 use super::report::{ChannelRound, Check, probe as checked};
 use crate::config::Target;
 use crate::verdict::Verdict;
@@ -119,17 +119,7 @@ async fn race_the_block(
     stay: Stay,
     ledger: &Ledger,
 ) -> anyhow::Result<(Vec<String>, usize, usize)> {
-    let body = PreReserve::new(accommodation_id, stay, &plan.run_id);
-    let raced = race(
-        target,
-        &body,
-        plan.concurrency,
-        plan.timeout,
-        &ledger.recorder(),
-        plan.admin_token.as_ref(),
-        &plan.regions,
-    )
-    .await?;
+    let raced = race_round(target, plan, accommodation_id, stay, ledger).await?;
     let mut winners = Vec::new();
     let (mut conflicts, mut others) = (0, 0);
     for outcome in raced.outcomes {

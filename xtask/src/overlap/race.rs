@@ -13,9 +13,10 @@ use anyhow::{Context, bail};
 use tokio::sync::{mpsc, watch};
 
 use super::admin::AdminToken;
-use super::api::{self, HEALTHZ_PATH, PreReserve};
+use super::api::{self, HEALTHZ_PATH, PreReserve, Stay};
 use super::judge::{Outcome, RequestOutcome};
-use super::ledger::Recorder;
+use super::ledger::{Ledger, Recorder};
+use super::plan::OverlapPlan;
 use crate::config::Target;
 
 /// File descriptors kept in reserve beyond one socket per racer.
@@ -30,6 +31,29 @@ pub struct RaceResult {
     pub connect_ms: f64,
     /// From the release to the last answer, in milliseconds.
     pub race_ms: f64,
+}
+
+/// The race of one round of `plan`: its `concurrency` pre-reserves of `stay` in
+/// `accommodation_id`, tagged with its run, through its regions, every code noted in
+/// `ledger`.
+pub async fn race_round(
+    target: &Target,
+    plan: &OverlapPlan,
+    accommodation_id: i64,
+    stay: Stay,
+    ledger: &Ledger,
+) -> anyhow::Result<RaceResult> {
+    let body = PreReserve::new(accommodation_id, stay, &plan.run_id);
+    race(
+        target,
+        &body,
+        plan.concurrency,
+        plan.timeout,
+        &ledger.recorder(),
+        plan.admin_token.as_ref(),
+        &plan.regions,
+    )
+    .await
 }
 
 /// Sends `concurrency` copies of `body`, each with its own `Idempotency-Key` (and the admin

@@ -9,7 +9,7 @@ use super::api::{self, PreReserve, Stay};
 use super::judge::{LatencySummary, Outcome, judge_round};
 use super::ledger::Ledger;
 use super::plan::OverlapPlan;
-use super::race::race;
+use super::race::race_round;
 use super::report::{
     Check, CleanupFailure, CleanupReport, OverlapReport, RoundReport, probe as checked,
 };
@@ -191,17 +191,7 @@ async fn measure_round(
                 .await?
         }
     };
-    let body = PreReserve::new(accommodation_id, stay, &plan.run_id);
-    let raced = race(
-        target,
-        &body,
-        plan.concurrency,
-        plan.timeout,
-        &ledger.recorder(),
-        plan.admin_token.as_ref(),
-        &plan.regions,
-    )
-    .await?;
+    let raced = race_round(target, plan, accommodation_id, stay, ledger).await?;
     let verdict = judge_round(&raced.outcomes);
     // The racers noted the winners in the ledger already.
     created.extend(verdict.winners.iter().cloned());

@@ -250,6 +250,18 @@ fn check_entries(
     }
 }
 
+/// The payment and messaging credentials both env templates require (the templates' tests
+/// and the secrets plan's hold them to it).
+#[cfg(test)]
+pub(crate) const PROVIDER_CREDENTIALS: [&str; 6] = [
+    "MERCADOPAGO_ACCESS_TOKEN",
+    "MERCADOPAGO_WEBHOOK_SECRET",
+    "WHATSAPP_ACCESS_TOKEN",
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_BUSINESS_ACCOUNT_ID",
+    "WHATSAPP_PHONE_NUMBER_ID",
+];
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -259,14 +271,7 @@ mod tests {
         let keys = parse_template(include_str!("../../../env/.env.fly.staging.template")).unwrap();
         assert!(keys["DATABASE_URL"].required);
         assert!(!keys.contains_key("REDIS_URL"), "the service uses no cache");
-        for required in [
-            "MERCADOPAGO_ACCESS_TOKEN",
-            "MERCADOPAGO_WEBHOOK_SECRET",
-            "WHATSAPP_ACCESS_TOKEN",
-            "WHATSAPP_APP_SECRET",
-            "WHATSAPP_BUSINESS_ACCOUNT_ID",
-            "WHATSAPP_PHONE_NUMBER_ID",
-        ] {
+        for required in PROVIDER_CREDENTIALS {
             assert!(keys[required].required, "{required}");
         }
         assert_eq!(keys["WHATSAPP_BUSINESS_ACCOUNT_ID"].rule, Rule::Integer);

@@ -39,22 +39,32 @@ pub fn listed() -> String {
 /// not; git-ignored files left out), written through a throwaway index so the user's index
 /// and work tree are untouched. `None` outside git.
 pub fn inputs_tree(root: &Path) -> Option<String> {
-    let sh = Shell::new().ok()?;
-    sh.change_dir(root);
-    let scratch = tempfile::tempdir().ok()?;
-    let _index = sh.push_env("GIT_INDEX_FILE", scratch.path().join("index"));
-    // `git add` refuses a pathspec that matches nothing; an absent input is simply empty.
+    // An absent input is simply empty.
     let present: Vec<&str> = DEPLOYABLE_INPUTS
         .iter()
         .copied()
         .filter(|p| root.join(p).exists())
         .collect();
-    if !present.is_empty() {
-        cmd!(sh, "git add --all -- {present...}")
-            .quiet()
-            .ignore_stderr()
-            .run()
-            .ok()?;
+    tree_hash(root, Some(&present))
+}
+
+/// The git tree hash of the files below `root` as they are on disk (committed or not;
+/// git-ignored ones left out), written through a throwaway index so the user's index and
+/// work tree are untouched: all of them, or `only` these paths (none of them present: the
+/// empty tree). `None` outside git.
+pub fn tree_hash(root: &Path, only: Option<&[&str]>) -> Option<String> {
+    let sh = Shell::new().ok()?;
+    sh.change_dir(root);
+    let scratch = tempfile::tempdir().ok()?;
+    let _index = sh.push_env("GIT_INDEX_FILE", scratch.path().join("index"));
+    let add = match only {
+        None => Some(cmd!(sh, "git add --all")),
+        // `git add` refuses a pathspec that matches nothing.
+        Some([]) => None,
+        Some(paths) => Some(cmd!(sh, "git add --all -- {paths...}")),
+    };
+    if let Some(add) = add {
+        add.quiet().ignore_stderr().run().ok()?;
     }
     cmd!(sh, "git write-tree")
         .quiet()

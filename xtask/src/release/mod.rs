@@ -9,6 +9,7 @@
 pub mod gates;
 pub mod outcome;
 pub mod rollout;
+pub mod task;
 pub mod verify;
 
 use std::io::Write;
@@ -22,6 +23,7 @@ use crate::verdict::Verdict;
 
 pub use outcome::{RollbackResult, RolloutOutcome, failed_conditions};
 pub use rollout::{OnFailure, RollbackPlan, Rollout, Source, roll_back, rollback_command};
+pub use task::{Closing, announce_going_live, close, shown, start, verdict_of};
 pub use verify::{Condition, Expected, Verification, VersionAnswer, verify};
 
 /// Path of the service's version endpoint (`{"version","commit","image","machine",...}`).
@@ -357,13 +359,7 @@ mod tests {
             machines: parse_machines(machines).unwrap(),
             answers: commits
                 .iter()
-                .map(|(id, commit)| VersionAnswer {
-                    machine_id: id.to_string(),
-                    status: Some(200),
-                    commit: Some(commit.to_string()),
-                    machine: Some(id.to_string()),
-                    error: None,
-                })
+                .map(|(id, commit)| VersionAnswer::answered(id, commit))
                 .collect(),
         }
     }

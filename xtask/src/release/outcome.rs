@@ -34,6 +34,21 @@ pub struct RolloutOutcome {
     pub dry_run: bool,
 }
 
+impl RolloutOutcome {
+    /// The verification's verdict, when it ran (a summary's `proven to serve`).
+    pub fn proven(&self) -> Option<String> {
+        self.verification.as_ref().map(|v| v.verdict.to_string())
+    }
+
+    /// `yes` when a rollback ran after a failure, else `no` (a summary's `rolled back`).
+    pub fn rolled_back_word(&self) -> String {
+        match self.rolled_back {
+            Some(_) => "yes".into(),
+            None => "no".into(),
+        }
+    }
+}
+
 /// The saved result of a rollback (also embedded in a deploy that rolled back by itself).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollbackResult {

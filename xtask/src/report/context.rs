@@ -8,7 +8,7 @@ use super::assess::{self, Assessment, Provenance};
 use super::checklist::{CHECKLIST_PATH, Checklist};
 use super::decision_map::{self, DecisionMap, MapInputs, StepId};
 use super::deploys::stability_gate;
-use super::records::Results;
+use super::records::{Results, Saved};
 use super::rows::{CheckRow, OverlapData, SmokeData};
 use super::rows::{check_row, endpoint_row, overlap_data};
 use super::stability::{self, SVG_MARKER};
@@ -203,6 +203,42 @@ impl<T> Section<T> {
     }
 }
 
+/// What a result measured on the service is judged against: HEAD, the last deploy and the
+/// release serving (a result older than the deploy, or of another release, is stale).
+struct Judged<'a> {
+    now: DateTime<Utc>,
+    head: Option<&'a str>,
+    deployed: Option<DateTime<Utc>>,
+    serving: Option<&'a str>,
+}
+
+impl Judged<'_> {
+    /// The section of `record`: missing without one, else its provenance and the `data` read
+    /// from its result.
+    fn section<R, T>(
+        &self,
+        command: String,
+        record: Option<&Saved<R>>,
+        data: impl FnOnce(&R) -> T,
+    ) -> Section<T> {
+        let Some(record) = record else {
+            return Section::missing(command);
+        };
+        Section {
+            present: true,
+            command,
+            provenance: Some(assess::provenance(
+                record,
+                self.now,
+                self.head,
+                self.deployed,
+                self.serving,
+            )),
+            data: Some(data(&record.result)),
+        }
+    }
+}
+
 /// The last deploy.
 #[derive(Debug, Clone, Serialize)]
 pub struct DeployData {
@@ -275,56 +311,38 @@ pub fn build(input: &Inputs) -> ReportContext {
             data: Some(rec.result.checks.iter().map(check_row).collect()),
         },
     };
-    let smoke_command = command_of(StepId::Health, "cargo xtask smoke".into());
-    let smoke = match &r.smoke {
-        None => Section::missing(smoke_command),
-        Some(rec) => Section {
-            present: true,
-            command: smoke_command,
-            provenance: Some(assess::provenance(
-                rec,
-                input.now,
-                head_commit,
-                deployed,
-                serving,
-            )),
-            data: Some(SmokeData {
-                url: rec.result.url.clone().unwrap_or_default(),
-                checks: rec.result.checks.iter().map(check_row).collect(),
-                benchmarked: rec.result.benchmark.is_some(),
-                served: rec.result.served_note(),
-                load: rec
-                    .result
-                    .benchmark
-                    .as_ref()
-                    .and_then(|b| b.load.as_ref())
-                    .map(|l| l.describe()),
-                endpoints: rec
-                    .result
-                    .benchmark
-                    .iter()
-                    .flat_map(|b| &b.endpoints)
-                    .map(endpoint_row)
-                    .collect(),
-            }),
-        },
+    let on_the_service = Judged {
+        now: input.now,
+        head: head_commit,
+        deployed,
+        serving,
     };
-    let overlap_command = command_of(StepId::Overlap, "cargo xtask overlap".into());
-    let overlap = match &r.overlap {
-        None => Section::missing(overlap_command),
-        Some(rec) => Section {
-            present: true,
-            command: overlap_command,
-            provenance: Some(assess::provenance(
-                rec,
-                input.now,
-                head_commit,
-                deployed,
-                serving,
-            )),
-            data: Some(overlap_data(&rec.result)),
+    let smoke = on_the_service.section(
+        command_of(StepId::Health, "cargo xtask smoke".into()),
+        r.smoke.as_ref(),
+        |smoke| SmokeData {
+            url: smoke.url.clone().unwrap_or_default(),
+            checks: smoke.checks.iter().map(check_row).collect(),
+            benchmarked: smoke.benchmark.is_some(),
+            served: smoke.served_note(),
+            load: smoke
+                .benchmark
+                .as_ref()
+                .and_then(|b| b.load.as_ref())
+                .map(|l| l.describe()),
+            endpoints: smoke
+                .benchmark
+                .iter()
+                .flat_map(|b| &b.endpoints)
+                .map(endpoint_row)
+                .collect(),
         },
-    };
+    );
+    let overlap = on_the_service.section(
+        command_of(StepId::Overlap, "cargo xtask overlap".into()),
+        r.overlap.as_ref(),
+        overlap_data,
+    );
     let deploy_command = command_of(
         StepId::Deploy,
         format!("cargo xtask deploy --env {}", input.environment),

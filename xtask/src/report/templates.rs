@@ -140,17 +140,9 @@ pub fn pct(value: f64) -> String {
     format!("{} %", number(value))
 }
 
+/// The figure as smoke prints it (a non-finite one reads `NaN`, `inf`).
 fn number(value: f64) -> String {
-    if !value.is_finite() {
-        return value.to_string();
-    }
-    if value.abs() >= 100.0 {
-        format!("{value:.0}")
-    } else if value.abs() >= 10.0 {
-        format!("{value:.1}")
-    } else {
-        format!("{value:.2}")
-    }
+    crate::smoke::stats::fmt_num(value)
 }
 
 /// Turns a serialisable context into a template value. minijinja 3 is built here without

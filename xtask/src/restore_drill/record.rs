@@ -81,11 +81,6 @@ pub fn save(
         outcome.rto.as_secs_f64(),
         human(outcome.rpo)
     );
-    let ending = crate::finish::Ending {
-        human: "",
-        summary: &summary,
-        save: true,
-        json: false,
-    };
+    let ending = crate::finish::Ending::streamed(&summary, true, false);
     crate::finish::finish(repo, &record, ending, &mut std::io::stderr())
 }

@@ -255,15 +255,8 @@ mod tests {
             let keys = template_keys(template).unwrap();
             let plan = plan_from(Path::new("env/.env.x"), filled, &keys);
             assert!(plan.problems.is_empty(), "{:?}", plan.problems);
-            for key in [
-                "MERCADOPAGO_ACCESS_TOKEN",
-                "MERCADOPAGO_WEBHOOK_SECRET",
-                "WHATSAPP_ACCESS_TOKEN",
-                "WHATSAPP_APP_SECRET",
-                "WHATSAPP_BUSINESS_ACCOUNT_ID",
-                "WHATSAPP_PHONE_NUMBER_ID",
-                "WHATSAPP_API_URL",
-            ] {
+            let sent = crate::predeploy::PROVIDER_CREDENTIALS;
+            for key in sent.into_iter().chain(["WHATSAPP_API_URL"]) {
                 assert!(plan.keys().iter().any(|k| k == key), "{key} is sent");
             }
             assert!(

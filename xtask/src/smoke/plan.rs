@@ -106,21 +106,24 @@ impl EndpointPlan {
 /// Command-line overrides of the config; `None` keeps the config's value.
 #[derive(Debug, Clone, Default)]
 pub struct Overrides {
-    /// `--concurrency`.
-    pub concurrency: Option<u32>,
-    /// `--requests`.
-    pub requests: Option<u64>,
-    /// `--duration`.
-    pub duration: Option<Duration>,
+    /// `--concurrency`: connections (closed model), or the cap on requests in flight with
     /// `--rate`.
+    pub concurrency: Option<u32>,
+    /// `--requests`: measured requests per endpoint.
+    pub requests: Option<u64>,
+    /// `--duration`: measure each endpoint this long instead of a number of requests.
+    pub duration: Option<Duration>,
+    /// `--rate`: the open model, this many requests per second, latency measured from each
+    /// intended send time.
     pub rate: Option<f64>,
-    /// `--warmup`.
+    /// `--warmup`: requests per endpoint sent first and left out of every figure.
     pub warmup: Option<u64>,
-    /// `--timeout`.
+    /// `--timeout`: per request (checks and benchmark).
     pub timeout: Option<Duration>,
     /// `--p95-ms`, applied to every endpoint.
     pub p95_ms: Option<f64>,
-    /// `--max-error-rate`, in percent.
+    /// `--max-error-rate`, in percent; an endpoint passes strictly below it (0 allows no
+    /// error).
     pub max_error_rate: Option<f64>,
     /// `--endpoint`, replacing the config's list.
     pub endpoints: Vec<String>,

@@ -512,16 +512,21 @@ mod tests {
         );
     }
 
-    #[test]
-    fn thresholds_pass_strictly_below_their_limits() {
-        let endpoint = EndpointPlan {
+    /// Endpoint `/x` held to p95 100 ms only.
+    fn endpoint_x() -> EndpointPlan {
+        EndpointPlan {
             name: "x".into(),
             path: "/x".into(),
             expect: vec![],
             p95_ms: 100.0,
             p99_ms: None,
             max_ms: None,
-        };
+        }
+    }
+
+    #[test]
+    fn thresholds_pass_strictly_below_their_limits() {
+        let endpoint = endpoint_x();
         let fast = LatencySummary {
             count: 100,
             p95_ms: 99.0,
@@ -545,14 +550,7 @@ mod tests {
 
     #[test]
     fn p99_and_max_are_held_only_where_a_limit_is_set() {
-        let mut endpoint = EndpointPlan {
-            name: "x".into(),
-            path: "/x".into(),
-            expect: vec![],
-            p95_ms: 100.0,
-            p99_ms: None,
-            max_ms: None,
-        };
+        let mut endpoint = endpoint_x();
         let measured = LatencySummary {
             count: 100,
             p95_ms: 50.0,

@@ -202,23 +202,22 @@ mod tests {
         }
     }
 
+    /// Minute `m`: machines m1 and m2 started on build v1, each `(started_at, requests)`.
+    fn both_started(m: i64, m1: (&str, f64), m2: (&str, f64)) -> Sample {
+        sample(
+            m,
+            &[
+                ("m1", "started", "v1", m1.0, m1.1),
+                ("m2", "started", "v1", m2.0, m2.1),
+            ],
+        )
+    }
+
     #[test]
     fn a_new_start_time_while_listed_started_is_a_crash() {
         let samples = [
-            sample(
-                0,
-                &[
-                    ("m1", "started", "v1", "t0", 50.0),
-                    ("m2", "started", "v1", "t0", 5.0),
-                ],
-            ),
-            sample(
-                1,
-                &[
-                    ("m1", "started", "v1", "t0", 60.0),
-                    ("m2", "started", "v1", "t1", 1.0),
-                ],
-            ),
+            both_started(0, ("t0", 50.0), ("t0", 5.0)),
+            both_started(1, ("t0", 60.0), ("t1", 1.0)),
         ];
         let (crashes, wakes) = restarts(&samples);
         assert_eq!(crashes.len(), 1, "{crashes:?}");
@@ -295,20 +294,8 @@ mod tests {
     fn each_machine_is_its_own_counter_series() {
         // m1 is far ahead of m2; neither goes back, so the interval is the sum of both.
         let samples = [
-            sample(
-                0,
-                &[
-                    ("m1", "started", "v1", "t0", 100.0),
-                    ("m2", "started", "v1", "t0", 5.0),
-                ],
-            ),
-            sample(
-                1,
-                &[
-                    ("m1", "started", "v1", "t0", 103.0),
-                    ("m2", "started", "v1", "t0", 9.0),
-                ],
-            ),
+            both_started(0, ("t0", 100.0), ("t0", 5.0)),
+            both_started(1, ("t0", 103.0), ("t0", 9.0)),
         ];
         let limits = crate::watch::Limits {
             availability_floor_pct: 99.0,

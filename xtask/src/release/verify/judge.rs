@@ -304,13 +304,7 @@ mod tests {
 
     fn answers(list: &[(&str, &str)]) -> Vec<VersionAnswer> {
         list.iter()
-            .map(|(id, commit)| VersionAnswer {
-                machine_id: id.to_string(),
-                status: Some(200),
-                commit: Some(commit.to_string()),
-                machine: Some(id.to_string()),
-                error: None,
-            })
+            .map(|(id, commit)| VersionAnswer::answered(id, commit))
             .collect()
     }
 

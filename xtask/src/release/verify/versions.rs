@@ -39,6 +39,20 @@ pub struct VersionAnswer {
     pub error: Option<String>,
 }
 
+impl VersionAnswer {
+    /// Machine `id` answering 200 with `commit` (test fixtures).
+    #[cfg(test)]
+    pub fn answered(id: &str, commit: &str) -> VersionAnswer {
+        VersionAnswer {
+            machine_id: id.to_string(),
+            status: Some(200),
+            commit: Some(commit.to_string()),
+            machine: Some(id.to_string()),
+            error: None,
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct VersionBody {
     #[serde(default)]
