@@ -12,7 +12,7 @@ BENCH_PIDS=()
 free_port() {
   local port
   for port in $(shuf -i 20000-60000 -n 100); do
-    if ! ss -Htln "sport = :$port" | grep -q .; then echo "$port"; return 0; fi
+    if [ -z "$(ss -Htln "sport = :$port")" ]; then echo "$port"; return 0; fi
   done
   echo "no free port found between 20000 and 60000" >&2
   return 1
