@@ -5,14 +5,16 @@
 //     Answers GET /v1/payments/<n> with an approved ARS payment of 255.00 whose
 //     external_reference is MPB-<n>: the deposit of the pre-reservation the benchmark made
 //     for slot n (see docs/bench/mercadopago-confirm-setup.sql). The fields are the ones
-//     backend/src/mercadopago.rs reads, as MercadoPago documents the payment resource:
-//     https://www.mercadopago.com.ar/developers/en/reference/payments/_payments_id/get
+//     backend/src/mercadopago.rs reads, as MercadoPago documents the payment resource
+//     ("Obtener pago", GET https://api.mercadopago.com/v1/payments/{id}):
+//     https://mercadopago.com.mx/developers/es/reference/payments/_payments_id/get
 //
 //   MERCADOPAGO_WEBHOOK_SECRET=... node ops/bench/fake-mercadopago.js sign <first> <count>
 //     Prints one line per payment n in first..first+count-1: `n request-id x-signature`, the
 //     x-signature signed now over `id:<n>;request-id:<request-id>;ts:<ts>;` as
-//     backend/src/http/webhooks/mercadopago.rs verifies it (MercadoPago's template:
-//     https://www.mercadopago.com.ar/developers/en/docs/your-integrations/notifications/webhooks).
+//     backend/src/http/webhooks/mercadopago.rs verifies it (the template MercadoPago's
+//     notifications page describes for the secret signature:
+//     https://mercadopago.com.ar/developers/en/docs/order/online-payments/notifications).
 //     The secret comes from the environment, never from the command line.
 "use strict";
 const http = require("http");
