@@ -9,8 +9,8 @@
 //!
 //! Closed model: each connection sends its next request as soon as the previous one ends;
 //! latency runs from send to the last body byte. Open model (`rate`): request `i` is due at
-//! `start + i / rate`; the [`pacer`] thread releases it on time to an idle connection (at most
-//! `concurrency` in flight), and the latency runs from the *intended* time, so a stalled
+//! `start + i / rate`; the [`pacer`] thread releases it on time (in batches at high rates) to
+//! an idle connection of one of the load threads (at most `concurrency` in flight), and the latency runs from the *intended* time, so a stalled
 //! server cannot hide its queueing delay by slowing the sender down (no coordinated omission,
 //! as in wrk2). A request sent more than [`LATE_TOLERANCE`] after its time is late; when more
 //! than [`MAX_LATE_SHARE_PCT`] of the schedule is late the generator did not keep the rate,
@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 
 pub use connection::Outcome;
 use connection::{Connection, Destination};
-use pacer::Schedule;
+use pacer::{Schedule, Tickets};
 
 use super::plan::{EndpointPlan, LoadSettings};
 use super::stats::{ErrorCounts, LatencyHistogram};
@@ -136,8 +136,9 @@ impl Phase {
     }
 
     /// The next request this connection may send, with the instant its latency counts from;
-    /// `None` when the phase is over. The open model also says whether the send is late.
-    async fn claim(&self) -> Option<(Instant, bool)> {
+    /// `None` when the phase is over. The open model also says whether the send is late; its
+    /// requests come from `tickets`, the load thread's share of what the pacer released.
+    async fn claim(&self, tickets: &Tickets) -> Option<(Instant, bool)> {
         if self.is_stopped() {
             return None;
         }
@@ -149,7 +150,9 @@ impl Phase {
             };
             return go.then(|| (Instant::now(), false));
         };
-        schedule.tickets.acquire().await.ok()?.forget();
+        if !tickets.take().await {
+            return None;
+        }
         let index = self.next.fetch_add(1, Ordering::Relaxed);
         let now = Instant::now();
         let over =
@@ -193,6 +196,10 @@ pub async fn measure_endpoint(
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
         .min(concurrency as usize);
+    // Connections are dealt round-robin: thread t drives t, t + threads, ...
+    let per_thread: Vec<usize> = (0..threads)
+        .map(|thread| (thread..concurrency as usize).step_by(threads).count())
+        .collect();
     let warmup = Arc::new(Phase::new(
         endpoint,
         Limit::Requests(load.warmup),
@@ -212,7 +219,7 @@ pub async fn measure_endpoint(
             Limit::Requests(n) => n,
             Limit::For(d) => (d.as_secs_f64() * rate).ceil() as u64,
         };
-        measured.schedule = Some(Arc::new(Schedule::new(rate, total)));
+        measured.schedule = Some(Arc::new(Schedule::new(rate, total, threads)));
     }
     let measured = Arc::new(measured);
     // Every load thread and the pacer pass this gate together once the warm-up is over.
@@ -224,15 +231,12 @@ pub async fn measure_endpoint(
             Arc::clone(schedule),
             Arc::clone(&measured.started),
             Arc::clone(&gate),
-            concurrency as usize,
             Arc::clone(&measured.stopped),
         )
         .context("starting the load generator's pacer thread")?;
     }
     let mut results = Vec::new();
-    for thread in 0..threads {
-        // Connections are dealt round-robin: thread t drives t, t + threads, ...
-        let connections = (thread..concurrency as usize).step_by(threads).count();
+    for (thread, &connections) in per_thread.iter().enumerate() {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let (destination, warmup, measured, gate) = (
             destination.clone(),
@@ -243,7 +247,8 @@ pub async fn measure_endpoint(
         std::thread::Builder::new()
             .name(format!("load-{thread}"))
             .spawn(move || {
-                let result = load_thread(&destination, connections, &warmup, &measured, &gate);
+                let result =
+                    load_thread(&destination, thread, connections, &warmup, &measured, &gate);
                 let _ = tx.send(result);
             })
             .context("starting a load generator thread")?;
@@ -319,6 +324,7 @@ struct ThreadTally {
 /// other threads are never left waiting.
 fn load_thread(
     destination: &Destination,
+    thread: usize,
     connections: usize,
     warmup: &Arc<Phase>,
     measured: &Arc<Phase>,
@@ -342,12 +348,12 @@ fn load_thread(
             return Err(error);
         }
     };
-    let (connections, warm) = runtime.block_on(run_phase(connections, warmup));
+    let (connections, warm) = runtime.block_on(run_phase(connections, warmup, thread));
     if warmup.is_stopped() {
         measured.stopped.store(true, Ordering::Relaxed);
     }
     gate.wait();
-    let (_, tally) = runtime.block_on(run_phase(connections, measured));
+    let (_, tally) = runtime.block_on(run_phase(connections, measured, thread));
     Ok(ThreadTally {
         warmup: warm,
         measured: tally,
@@ -355,16 +361,26 @@ fn load_thread(
     })
 }
 
-/// Runs every connection through one phase; hands the connections back for the next.
+/// Runs every connection through one phase; hands the connections back for the next. In the
+/// open model a dispatcher task turns what the pacer deals this thread into tickets its
+/// connections take: the pacer wakes the thread once per batch, and the connections are woken
+/// from inside the thread.
 async fn run_phase(
     connections: Vec<Connection>,
     phase: &Arc<Phase>,
+    thread: usize,
 ) -> (Vec<Connection>, EndpointMeasurement) {
+    let tickets = Arc::new(Tickets::default());
+    let count = connections.len();
+    let dispatcher = phase.schedule.as_ref().map(|schedule| {
+        let (schedule, tickets) = (Arc::clone(schedule), Arc::clone(&tickets));
+        tokio::spawn(async move { tickets.dispatch(&schedule, thread, count).await })
+    });
     let mut tasks = JoinSet::new();
     for mut connection in connections {
-        let phase = Arc::clone(phase);
+        let (phase, tickets) = (Arc::clone(phase), Arc::clone(&tickets));
         tasks.spawn(async move {
-            let tally = drive(&mut connection, &phase).await;
+            let tally = drive(&mut connection, &phase, &tickets).await;
             (connection, tally)
         });
     }
@@ -376,13 +392,20 @@ async fn run_phase(
             kept.push(connection);
         }
     }
+    if let Some(dispatcher) = dispatcher {
+        dispatcher.abort();
+    }
     (kept, total)
 }
 
 /// One connection's loop: claim a request, send it, count it.
-async fn drive(connection: &mut Connection, phase: &Phase) -> EndpointMeasurement {
+async fn drive(
+    connection: &mut Connection,
+    phase: &Phase,
+    tickets: &Tickets,
+) -> EndpointMeasurement {
     let mut tally = EndpointMeasurement::default();
-    while let Some((counted_from, late)) = phase.claim().await {
+    while let Some((counted_from, late)) = phase.claim(tickets).await {
         if late {
             tally.late += 1;
         }
