@@ -43,13 +43,16 @@ const WAIT_SECS: u64 = 30;
 /// The bound of one local `flyctl deploy`, build and rollout.
 const DEPLOY_LIMIT_SECS: u64 = 120;
 
-/// The drill's wait: how long the failing release's checks get before flyctl gives up.
-const DRILL_WAIT_SECS: u64 = 3;
+/// The drill's wait: how long the failing release's checks get before flyctl gives up. Its
+/// checks can never pass (the image probes a path that cannot answer 200), so a longer wait
+/// proves nothing more; one second is flyctl's smallest `--wait-timeout` in whole seconds.
+const DRILL_WAIT_SECS: u64 = 1;
 
 /// How long a machine may go without a request before the local Fly's auto-stop stops it:
 /// short, so the rehearsal sees a quiet app's stopped machine within seconds (Fly's proxy
-/// takes minutes).
-const IDLE_STOP: std::time::Duration = std::time::Duration::from_secs(2);
+/// takes minutes). Phases follow each other within a second, and a machine stopped between
+/// them is started again by the proxy on the next request, as on Fly.
+const IDLE_STOP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// How long the rehearsal waits for auto-stop to stop a machine before the drill.
 const AUTO_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
