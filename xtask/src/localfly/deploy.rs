@@ -307,6 +307,11 @@ fn release_command(
             process
         }
     };
+    // The release command runs on a temporary Fly machine, not under flyctl: a Ctrl-C to
+    // flyctl (which the deploy tools pass to flyctl's whole process group) does not end it.
+    // In its own group here too, so an interrupted deploy is marked interrupted, never failed
+    // by a release command the signal killed first.
+    std::os::unix::process::CommandExt::process_group(&mut process, 0);
     let output = process
         .current_dir(dir.app_dir(&app.name))
         .stdin(Stdio::null())

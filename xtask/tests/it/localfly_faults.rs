@@ -118,3 +118,73 @@ fn faults_fail_the_deploy_like_flyctl_and_leave_the_old_build_serving() {
     );
     assert!(error.contains("image not found"), "{error}");
 }
+
+/// A Ctrl-C to flyctl reaches its whole process group (the deploy tools stop flyctl that way),
+/// but a release command runs on a temporary Fly machine, not under flyctl: the signal must not
+/// end it. Were it killed, the deploy would see it fail before the signal's handler marked the
+/// deploy interrupted, and record the release `failed`.
+#[test]
+fn a_signal_to_flyctl_does_not_end_the_release_command_and_the_release_is_interrupted() {
+    let h = harness("lf-relcmd", 1);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("slow-release.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\ntouch \"$(dirname \"$0\")/started\"\nsleep 1\ntouch \"$(dirname \"$0\")/released\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let fly_toml = std::fs::read_to_string(localfly_support::repo().path("fly.toml")).unwrap();
+    let fly_toml = fly_toml.replace(
+        "release_command = \"cabanas migrate\"",
+        &format!("release_command = \"{}\"", script.display()),
+    );
+    assert!(
+        fly_toml.contains("slow-release.sh"),
+        "fly.toml has no release_command to replace"
+    );
+    std::fs::write(dir.path().join("fly.toml"), fly_toml).unwrap();
+
+    let mut deploy = std::process::Command::new(h.fly.program());
+    deploy
+        .args([
+            "deploy",
+            "--remote-only",
+            "--image-label",
+            "relcmd1",
+            "--app",
+            "lf-relcmd",
+            "--config",
+            "fly.toml",
+            "--strategy",
+            "rolling",
+            "--wait-timeout",
+            "30s",
+        ])
+        .envs(h.fly.env())
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut deploy, 0);
+    let mut child = deploy.spawn().unwrap();
+    crate::support::poll_until(
+        "the release command never started",
+        std::time::Duration::from_secs(60),
+        std::time::Duration::from_millis(10),
+        || dir.path().join("started").exists().then_some(()),
+    );
+    std::process::Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", child.id())])
+        .status()
+        .unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "an interrupted deploy does not succeed");
+    crate::support::poll_until(
+        "the release command was ended by the signal to flyctl",
+        std::time::Duration::from_secs(10),
+        std::time::Duration::from_millis(20),
+        || dir.path().join("released").exists().then_some(()),
+    );
+    let release = h.releases()[0].clone();
+    assert_eq!(release.status, "interrupted", "{release:?}");
+}
