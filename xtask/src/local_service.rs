@@ -39,23 +39,43 @@ pub struct LocalService {
 
 /// Builds the `cabanas` binary (debug profile) and returns its path.
 pub fn build_service(repo: &Repo) -> anyhow::Result<PathBuf> {
+    build_service_with_localfly(repo, false).map(|(service, _)| service)
+}
+
+/// Builds the `cabanas` binary and, with `localfly`, the local Fly too, in one cargo call (a
+/// warm cargo takes a few tenths of a second to find nothing to do; twice is twice that), and
+/// returns their paths.
+pub fn build_service_with_localfly(
+    repo: &Repo,
+    localfly: bool,
+) -> anyhow::Result<(PathBuf, Option<PathBuf>)> {
     let sh = Shell::new()?;
+    let mut args = vec![
+        "build",
+        "--quiet",
+        "--package",
+        "backend",
+        "--bin",
+        "cabanas",
+    ];
+    if localfly {
+        args.extend(["--package", "xtask", "--bin", "localfly"]);
+    }
     crate::repo::nested_cargo(&sh, repo)
-        .args([
-            "build",
-            "--quiet",
-            "--package",
-            "backend",
-            "--bin",
-            "cabanas",
-        ])
+        .args(&args)
         .run()
-        .context("building the service (cargo build --package backend --bin cabanas)")?;
+        .with_context(|| format!("building (cargo {})", args.join(" ")))?;
     let binary = service_path(repo);
     if !binary.is_file() {
         bail!("the service was built but {} is missing", binary.display());
     }
-    Ok(binary)
+    let localfly = localfly.then(|| binary.with_file_name("localfly"));
+    if let Some(path) = &localfly
+        && !path.is_file()
+    {
+        bail!("the local Fly was built but {} is missing", path.display());
+    }
+    Ok((binary, localfly))
 }
 
 /// Where cargo puts the debug `cabanas` binary (`$CARGO_TARGET_DIR` respected).

@@ -19,7 +19,9 @@ use rand::distr::Alphanumeric;
 use serde::Serialize;
 
 use crate::config::{DeployConfig, Target};
-use crate::local_service::{LocalService, ServiceSettings, build_service};
+use crate::local_service::{
+    LocalService, ServiceSettings, build_service, build_service_with_localfly,
+};
 use crate::pgcluster::{PgBinaries, PgCluster};
 use crate::record::{RunClock, RunRecord};
 use crate::repo::Repo;
@@ -86,9 +88,20 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
     }
     std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
 
+    // The local Fly is built with the service when both are needed: one cargo call.
+    let mut localfly_bin = args.localfly_bin.clone();
     let binary = match args.service_bin.clone() {
         Some(path) if path.is_file() => path,
         Some(path) => bail!("--service-bin {} is not a file", path.display()),
+        None if !args.no_fly && localfly_bin.is_none() => {
+            phase_line(
+                "build",
+                "cargo build --package backend --bin cabanas --package xtask --bin localfly",
+            );
+            let (service, localfly) = build_service_with_localfly(&repo, true)?;
+            localfly_bin = localfly;
+            service
+        }
         None => {
             phase_line("build", "cargo build --package backend --bin cabanas");
             build_service(&repo)?
@@ -169,7 +182,7 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
     if !args.no_fly {
         let fly_settings = fly::FlySettings {
             binary: &binary,
-            localfly: args.localfly_bin.clone(),
+            localfly: localfly_bin.clone(),
             database_url: fly_database_url,
             jwt_secret: &jwt_secret,
             admin_email: ADMIN_EMAIL,
