@@ -16,7 +16,7 @@ type HmacSha256 = Hmac<Sha256>;
 /// Whether `signature_hex` is the HMAC-SHA256 of `message` under `key`. The comparison runs
 /// in constant time (`Mac::verify_slice`); malformed hex is simply not a match.
 pub fn hmac_sha256_matches(key: &[u8], message: &[u8], signature_hex: &str) -> bool {
-    let Some(expected) = decode_hex(signature_hex) else {
+    let Ok(expected) = hex::decode(signature_hex.trim()) else {
         return false;
     };
     let Ok(mut mac) = HmacSha256::new_from_slice(key) else {
@@ -34,17 +34,6 @@ pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
         .into_bytes()
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    let text = text.trim();
-    if !text.len().is_multiple_of(2) || !text.is_ascii() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
         .collect()
 }
 
