@@ -601,22 +601,32 @@ mod tests {
         );
     }
 
-    #[test]
-    fn prereserve_runs_the_contract_commands_and_empties_the_tables_first() {
+    /// Every peer installed, and a PostgreSQL target.
+    fn on_postgres() -> (Tools, Targets) {
         let mut tools = tools(Ok("/root/.cargo/bin/oha".into()));
         tools.pgbench = Ok("/usr/bin/pgbench".into());
-        let root = Path::new("/repo");
         let targets = Targets {
             database: Some("postgres://postgres@127.0.0.1:5999/postgres".into()),
             ..targets()
         };
-        let planned = comparisons(&["prereserve".into()], &targets, &inputs(&tools, root));
-        let shown: Vec<&str> = planned[0]
+        (tools, targets)
+    }
+
+    fn shown(planned: &Planned) -> Vec<&str> {
+        planned
             .comparison
             .contestants
             .iter()
             .map(|c| c.command.as_str())
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn prereserve_runs_the_contract_commands_and_empties_the_tables_first() {
+        let (tools, targets) = on_postgres();
+        let root = Path::new("/repo");
+        let planned = comparisons(&["prereserve".into()], &targets, &inputs(&tools, root));
+        let shown = shown(&planned[0]);
         assert_eq!(
             shown[..2],
             [
@@ -634,23 +644,12 @@ mod tests {
 
     #[test]
     fn the_pinned_comparison_pins_postgres_apart_and_needs_two_cpus() {
-        let mut tools = tools(Ok("/root/.cargo/bin/oha".into()));
-        tools.pgbench = Ok("/usr/bin/pgbench".into());
+        let (tools, targets) = on_postgres();
         let root = Path::new("/repo");
-        let targets = Targets {
-            database: Some("postgres://postgres@127.0.0.1:5999/postgres".into()),
-            ..targets()
-        };
         let planned = comparisons(&["pinned".into()], &targets, &inputs(&tools, root));
         assert_eq!(planned.len(), 1);
-        let shown: Vec<&str> = planned[0]
-            .comparison
-            .contestants
-            .iter()
-            .map(|c| c.command.as_str())
-            .collect();
         assert_eq!(
-            shown,
+            shown(&planned[0]),
             [
                 "taskset -c 1 pgbench -n -M prepared -c 32 -j 2 -T 3 -D cabins=30 -f docs/bench/prereserve.pgbench $DATABASE_URL",
                 "CABINS=30 taskset -c 1 wrk -t2 -c32 -d3s --latency -s docs/bench/prereserve.lua $SERVICE",
