@@ -12,17 +12,7 @@
 -- Lines never repeat: once a thread has sent all of its lines it sends its first again,
 -- which the service answers `duplicate`; the outcome counts printed at the end show it, and
 -- the driving script refuses a run with any outcome but `confirmed`.
-local threads = {}
-local stride = tonumber(os.getenv("WRK_THREADS") or "2")
-local next_id = 0
-function setup(thread)
-  if next_id >= stride then
-    error(string.format("more wrk threads than WRK_THREADS=%d: set WRK_THREADS to the -t value", stride))
-  end
-  thread:set("id", next_id)
-  next_id = next_id + 1
-  table.insert(threads, thread)
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk-common.lua")
 function init(args)
   local path = os.getenv("SIGNED") or error("set SIGNED to the file of signed notifications")
   requests = {}
@@ -49,17 +39,6 @@ function response(status, headers, body)
   outcomes[outcome] = (outcomes[outcome] or 0) + 1
 end
 function done(summary, latency, requests)
-  local total = {}
-  for _, thread in ipairs(threads) do
-    for outcome, count in pairs(thread:get("outcomes") or {}) do
-      total[outcome] = (total[outcome] or 0) + count
-    end
-  end
-  local keys = {}
-  for outcome in pairs(total) do table.insert(keys, outcome) end
-  table.sort(keys)
-  for _, outcome in ipairs(keys) do
-    io.write(string.format("outcome %s: %d\n", outcome, total[outcome]))
-  end
+  print_tally("outcomes", "outcome %s: %d\n")
   io.write(string.format("socket errors: %d\n", summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end

@@ -21,20 +21,9 @@
 -- CABINS slots; past that the nights wrap around and collide (409), which shows in the status
 -- counts printed at the end (and in wrk's "Non-2xx" line). No Idempotency-Key is sent, so the
 -- service runs the statement docs/bench/prereserve.pgbench measures.
-local threads = {}
-local stride = tonumber(os.getenv("WRK_THREADS") or "2")
-local next_id = 0
-function setup(thread)
-  if next_id >= stride then
-    error(string.format("more wrk threads than WRK_THREADS=%d: set WRK_THREADS to the -t value", stride))
-  end
-  thread:set("id", next_id)
-  next_id = next_id + 1
-  table.insert(threads, thread)
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk-common.lua")
 function init(args)
   counter = 0
-  statuses = {}
   cabins = tonumber(os.getenv("CABINS") or "3")
   horizon = tonumber(os.getenv("BOOKING_HORIZON_DAYS") or "36500")
   if cabins == nil or cabins < 1 then error("CABINS must be a positive whole number") end
@@ -54,21 +43,7 @@ function request()
   local body = string.format('{"accommodation_id":%d,"check_in":"%s","check_out":"%s","guests":1,"channel":"web","contact_name":"Bench Guest","contact_phone":"+56911111111"}', accommodation, check_in, check_out)
   return wrk.format(nil, "/api/v1/reservations/pre-reserve", nil, body)
 end
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
 function done(summary, latency, requests)
-  local total = {}
-  for _, thread in ipairs(threads) do
-    for status, count in pairs(thread:get("statuses") or {}) do
-      total[status] = (total[status] or 0) + count
-    end
-  end
-  local keys = {}
-  for status in pairs(total) do table.insert(keys, status) end
-  table.sort(keys)
-  for _, status in ipairs(keys) do
-    io.write(string.format("status %d: %d\n", status, total[status]))
-  end
+  print_tally("statuses", "status %d: %d\n")
   io.write(string.format("non-2xx or socket errors: %d\n", summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end

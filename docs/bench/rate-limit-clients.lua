@@ -13,22 +13,11 @@
 --
 -- The same script runs with the limiter on and off, so the header work is the same in both.
 -- Status counts are printed at the end (401 expected; 429 means the limit was reached).
-local threads = {}
-local stride = tonumber(os.getenv("WRK_THREADS") or "2")
-local next_id = 0
-function setup(thread)
-  if next_id >= stride then
-    error(string.format("more wrk threads than WRK_THREADS=%d: set WRK_THREADS to the -t value", stride))
-  end
-  thread:set("id", next_id)
-  next_id = next_id + 1
-  table.insert(threads, thread)
-end
+dofile((debug.getinfo(1, "S").source:match("^@(.*/)") or "./") .. "wrk-common.lua")
 function init(args)
   clients = tonumber(os.getenv("CLIENTS") or "100000")
   if clients == nil or clients < 1 or clients > 16000000 then error("CLIENTS must be 1..16000000") end
   counter = 0
-  statuses = {}
   wrk.method = "POST"
   wrk.path = "/api/v1/webhooks/mercadopago?data.id=1&type=payment"
   wrk.body = '{"type":"payment","data":{"id":"1"}}'
@@ -40,20 +29,6 @@ function request()
   wrk.headers["Fly-Client-IP"] = string.format("10.%d.%d.%d", math.floor(n / 65536) % 256, math.floor(n / 256) % 256, n % 256)
   return wrk.format()
 end
-function response(status, headers, body)
-  statuses[status] = (statuses[status] or 0) + 1
-end
 function done(summary, latency, requests)
-  local total = {}
-  for _, thread in ipairs(threads) do
-    for status, count in pairs(thread:get("statuses") or {}) do
-      total[status] = (total[status] or 0) + count
-    end
-  end
-  local keys = {}
-  for status in pairs(total) do table.insert(keys, status) end
-  table.sort(keys)
-  for _, status in ipairs(keys) do
-    io.write(string.format("status %d: %d\n", status, total[status]))
-  end
+  print_tally("statuses", "status %d: %d\n")
 end

@@ -119,3 +119,24 @@ mmm() {
 
 # $1 / $2 with $3 decimals (default 3).
 ratio() { awk -v a="$1" -v b="$2" -v d="${3:-3}" 'BEGIN { printf "%.*f\n", d, (b == 0 ? 0 : a / b) }'; }
+
+# Every script's start: the release binary ($CABANAS, else target/release/cabanas) in BIN, a
+# scratch directory /tmp/$1.XXXXXX in B with SERVICE_LOG in it, removed on exit with
+# everything started (services, the cluster), and the load average printed.
+bench_start() {
+  BIN=${CABANAS:-$WT/target/release/cabanas}
+  [ -x "$BIN" ] || { echo "$BIN is missing: cargo build --release -p backend --bin cabanas" >&2; exit 2; }
+  B=$(mktemp -d "/tmp/$1.XXXXXX")
+  SERVICE_LOG=$B/service.log
+  trap bench_cleanup EXIT
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+bench_cleanup() { stop_started; stop_cluster; rm -rf "$B"; }
+
+# A throwaway cluster under $B with an empty database `bench`, whose URL goes in URL.
+bench_database() {
+  start_cluster "$B"
+  psql "$PG_URL" -qc "CREATE DATABASE bench"
+  URL=${PG_URL%/postgres}/bench
+}

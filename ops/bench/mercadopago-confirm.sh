@@ -21,17 +21,9 @@ source "$WT/ops/bench/lib.sh"
 DURATION=${DURATION:-10}
 CLIENTS=${CLIENTS:-32}
 BOOKINGS=${BOOKINGS:-40000}
-BIN=${CABANAS:-$WT/target/release/cabanas}
-[ -x "$BIN" ] || { echo "$BIN is missing: cargo build --release -p backend --bin cabanas" >&2; exit 2; }
-B=$(mktemp -d /tmp/mp-bench.XXXXXX)
-SERVICE_LOG=$B/service.log
-cleanup() { stop_started; stop_cluster; rm -rf "$B"; }
-trap cleanup EXIT
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_start mp-bench
 
-start_cluster "$B"
-psql "$PG_URL" -qc "CREATE DATABASE bench"
-URL=${PG_URL%/postgres}/bench
+bench_database
 BASE_ENV=(DATABASE_URL="$URL" JWT_SECRET=bench-secret-0123456789-abcdefghijklmnop
   ADMIN_ALLOWED_EMAILS=ops@example.com RUST_LOG=warn)
 env "${BASE_ENV[@]}" "$BIN" migrate > "$B/migrate.log" 2>&1

@@ -21,13 +21,7 @@ WT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 source "$WT/ops/bench/lib.sh"
 DURATION=${DURATION:-20}
 CONNECTIONS=${CONNECTIONS:-32}
-BIN=${CABANAS:-$WT/target/release/cabanas}
-[ -x "$BIN" ] || { echo "$BIN is missing: cargo build --release -p backend --bin cabanas" >&2; exit 2; }
-B=$(mktemp -d /tmp/ratelimit-bench.XXXXXX)
-SERVICE_LOG=$B/service.log
-cleanup() { stop_started; rm -rf "$B"; }
-trap cleanup EXIT
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_start ratelimit-bench
 BASE_ENV=(DATABASE_URL="sqlite:$B/bench.db?mode=rwc" JWT_SECRET=bench-secret-0123456789-abcdefghijklmnop
   ADMIN_ALLOWED_EMAILS=ops@example.com RUST_LOG=error MERCADOPAGO_WEBHOOK_SECRET=bench-webhook-secret)
 env "${BASE_ENV[@]}" "$BIN" migrate > "$B/migrate.log" 2>&1

@@ -22,17 +22,9 @@ WT=$(git -C "$(dirname "$0")" rev-parse --show-toplevel)
 source "$WT/ops/bench/lib.sh"
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-8}
-BIN=${CABANAS:-$WT/target/release/cabanas}
-[ -x "$BIN" ] || { echo "$BIN is missing: cargo build --release -p backend --bin cabanas" >&2; exit 2; }
-B=$(mktemp -d /tmp/replay-bench.XXXXXX)
-SERVICE_LOG=$B/service.log
-cleanup() { stop_started; stop_cluster; rm -rf "$B"; }
-trap cleanup EXIT
-echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_start replay-bench
 
-start_cluster "$B"
-psql "$PG_URL" -qc "CREATE DATABASE bench"
-URL=${PG_URL%/postgres}/bench
+bench_database
 BASE_ENV=(DATABASE_URL="$URL" JWT_SECRET=bench-secret-0123456789-abcdefghijklmnop
   ADMIN_ALLOWED_EMAILS=ops@example.com RUST_LOG=warn RATE_LIMIT_PER_MINUTE=0
   BOOKING_HORIZON_DAYS=36500 DATABASE_MAX_CONNECTIONS=16 PRIMARY_REGION=scl)
