@@ -285,7 +285,12 @@ mod tests {
     fn the_whole_schedule_is_dealt_then_every_thread_is_told_it_is_over() {
         let schedule = Schedule::new(1_000_000.0, 500, 2);
         run(&schedule, Instant::now(), &AtomicBool::new(false));
-        assert!(schedule.shares.iter().all(|s| s.finished.load(Ordering::Acquire)));
+        assert!(
+            schedule
+                .shares
+                .iter()
+                .all(|s| s.finished.load(Ordering::Acquire))
+        );
         let shares = pending(&schedule);
         assert_eq!(shares.iter().sum::<u64>(), 500);
         assert!(shares[0].abs_diff(shares[1]) <= 1, "{shares:?}");
