@@ -273,6 +273,8 @@ pub fn comparisons(only: &[String], targets: &Targets, inputs: &Inputs) -> Vec<P
             vec![
                 added,
                 ratio("smoke / oha at the high rate", 2, 3, Metric::Rps),
+                ratio("smoke / oha at the high rate", 2, 3, Metric::CpuPer100k),
+                ratio("smoke / oha at the high rate", 2, 3, Metric::P99),
             ],
         ));
     }
