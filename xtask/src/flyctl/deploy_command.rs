@@ -1,6 +1,7 @@
 //! The argv of `flyctl deploy`, for a build (`deploy`) or an image (`rollback`).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// A `flyctl deploy`: building from source (`deploy`) or redeploying an image (`rollback`).
 /// Never `--detach`: that skips the health checks this workflow depends on.
@@ -14,8 +15,9 @@ pub struct DeployCommand {
     pub image: Option<String>,
     /// `--strategy` (rolling, immediate, canary, bluegreen); `None` keeps fly.toml's.
     pub strategy: Option<String>,
-    /// `--wait-timeout`, in seconds.
-    pub wait_timeout_secs: u64,
+    /// `--wait-timeout`: whole seconds as `30s`, else milliseconds as `500ms` (flyctl reads it
+    /// with Go's `time.ParseDuration`, `internal/command/deploy/deploy.go` `parseDurationFlag`).
+    pub wait_timeout: Duration,
     /// `--build-arg K=V` pairs (a build only; never a secret: they end up in the image).
     pub build_args: Vec<(String, String)>,
     /// `--image-label`: the tag the built image gets (a build only).
@@ -46,11 +48,17 @@ impl DeployCommand {
         if let Some(strategy) = &self.strategy {
             args.extend(["--strategy".to_string(), strategy.clone()]);
         }
-        args.extend([
-            "--wait-timeout".to_string(),
-            format!("{}s", self.wait_timeout_secs),
-        ]);
+        args.extend(["--wait-timeout".to_string(), go_duration(self.wait_timeout)]);
         args
+    }
+}
+
+/// `d` as Go's `time.ParseDuration` reads it: `30s` when whole seconds, else `1500ms`.
+fn go_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis().max(1))
     }
 }
 
@@ -65,7 +73,7 @@ mod tests {
             config: "fly.toml".into(),
             image: None,
             strategy: Some("rolling".into()),
-            wait_timeout_secs: 300,
+            wait_timeout: Duration::from_secs(300),
             build_args: vec![("GIT_COMMIT".into(), "0123abc".into())],
             image_label: Some("0123abc".into()),
             time_limit: None,
@@ -81,5 +89,14 @@ mod tests {
             "deploy --image registry.fly.io/x:1 --app sist-cabanas-staging --config fly.toml --wait-timeout 300s"
         );
         assert!(!deploy.args().iter().any(|a| a == "--detach"));
+    }
+
+    #[test]
+    fn the_wait_timeout_is_written_as_go_reads_durations() {
+        assert_eq!(go_duration(Duration::from_secs(300)), "300s");
+        assert_eq!(go_duration(Duration::from_millis(300)), "300ms");
+        assert_eq!(go_duration(Duration::from_millis(1500)), "1500ms");
+        // Below a millisecond flyctl would read 0 (no wait): never write that.
+        assert_eq!(go_duration(Duration::from_micros(10)), "1ms");
     }
 }

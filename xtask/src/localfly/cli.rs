@@ -334,7 +334,7 @@ mod tests {
             config: "fly.toml".into(),
             image: None,
             strategy: Some("bluegreen".into()),
-            wait_timeout_secs: 120,
+            wait_timeout: std::time::Duration::from_secs(120),
             build_args: vec![("GIT_COMMIT".into(), "0123abc".into())],
             image_label: Some("0123abc".into()),
             time_limit: None,

@@ -45,14 +45,19 @@ const DEPLOY_LIMIT_SECS: u64 = 120;
 
 /// The drill's wait: how long the failing release's checks get before flyctl gives up. Its
 /// checks can never pass (the image probes a path that cannot answer 200), so a longer wait
-/// proves nothing more; one second is flyctl's smallest `--wait-timeout` in whole seconds.
-const DRILL_WAIT_SECS: u64 = 1;
+/// proves nothing more.
+const DRILL_WAIT: std::time::Duration = std::time::Duration::from_millis(300);
 
 /// How long a machine may go without a request before the local Fly's auto-stop stops it:
 /// short, so the rehearsal sees a quiet app's stopped machine within seconds (Fly's proxy
 /// takes minutes). Phases follow each other within a second, and a machine stopped between
 /// them is started again by the proxy on the next request, as on Fly.
 const IDLE_STOP: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The longest pause between two looks for the stopped machine: the stop comes about
+/// [`IDLE_STOP`] after the last request, and a pause doubling to half a second saw it up to
+/// 0.4 s late.
+const AUTO_STOP_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// How long the rehearsal waits for auto-stop to stop a machine before the drill.
 const AUTO_STOP_BOUND: std::time::Duration = std::time::Duration::from_secs(30);
@@ -320,8 +325,9 @@ pub fn rehearse(
     Ok(phases)
 }
 
-/// Polls `machines list`, with a back-off from a few milliseconds, until auto-stop has
-/// stopped a machine; returns its id (`None` when none stopped within [`AUTO_STOP_BOUND`]).
+/// Polls `machines list`, with a back-off from a few milliseconds to [`AUTO_STOP_POLL`], until
+/// auto-stop has stopped a machine; returns its id (`None` when none stopped within
+/// [`AUTO_STOP_BOUND`]).
 fn wait_for_auto_stop(flyctl: &Flyctl) -> anyhow::Result<Option<String>> {
     let deadline = std::time::Instant::now() + AUTO_STOP_BOUND;
     let mut pause = std::time::Duration::from_millis(5);
@@ -336,7 +342,7 @@ fn wait_for_auto_stop(flyctl: &Flyctl) -> anyhow::Result<Option<String>> {
             return Ok(None);
         }
         std::thread::sleep(pause);
-        pause = (pause * 2).min(std::time::Duration::from_millis(500));
+        pause = (pause * 2).min(AUTO_STOP_POLL);
     }
 }
 
@@ -440,7 +446,7 @@ fn rollback_drill(
         config: environment.fly_config.clone(),
         image: None,
         strategy: Some("rolling".into()),
-        wait_timeout_secs: DRILL_WAIT_SECS,
+        wait_timeout: DRILL_WAIT,
         build_args: vec![("GIT_COMMIT".into(), format!("drill-{commit}"))],
         image_label: Some("rollback-drill".into()),
         time_limit: Some(std::time::Duration::from_secs(DEPLOY_LIMIT_SECS)),

@@ -534,7 +534,7 @@ fn rollback_to_a_version_outside_the_25_release_window_says_so() {
             config: "fly.toml".into(),
             image: Some(image.clone()),
             strategy: Some("immediate".into()),
-            wait_timeout_secs: 30,
+            wait_timeout: std::time::Duration::from_secs(30),
             build_args: Vec::new(),
             image_label: None,
             time_limit: None,

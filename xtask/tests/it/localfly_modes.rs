@@ -36,7 +36,7 @@ fn immediate(app: &str, label: &str) -> DeployCommand {
         config: "fly.toml".into(),
         image: None,
         strategy: Some("immediate".into()),
-        wait_timeout_secs: 30,
+        wait_timeout: std::time::Duration::from_secs(30),
         build_args: vec![("GIT_COMMIT".into(), label.into())],
         image_label: Some(label.into()),
         time_limit: None,

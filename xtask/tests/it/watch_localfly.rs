@@ -25,7 +25,7 @@ fn a_watch_on_an_app_whose_logs_block_takes_every_sample_and_says_the_logs_were_
         config: "fly.toml".into(),
         image: None,
         strategy: None,
-        wait_timeout_secs: 60,
+        wait_timeout: std::time::Duration::from_secs(60),
         build_args: vec![("GIT_COMMIT".into(), "9a1e7000".into())],
         image_label: Some("9a1e7000".into()),
         time_limit: None,
