@@ -173,10 +173,8 @@ fn a_signal_to_flyctl_does_not_end_the_release_command_and_the_release_is_interr
         std::time::Duration::from_millis(10),
         || dir.path().join("started").exists().then_some(()),
     );
-    std::process::Command::new("kill")
-        .args(["-TERM", "--", &format!("-{}", child.id())])
-        .status()
-        .unwrap();
+    // As the deploy tools stop flyctl: TERM to its whole process group.
+    xtask::interrupt::terminate_group(child.id());
     let status = child.wait().unwrap();
     assert!(!status.success(), "an interrupted deploy does not succeed");
     crate::support::poll_until(
