@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
 use axum::http::Method;
@@ -166,10 +166,12 @@ pub fn channel_label(channel: &str) -> &'static str {
 /// allocates no label strings and takes no registry lookup.
 #[derive(Default)]
 pub struct HttpMetrics {
-    routes: RwLock<HashMap<String, RouteMetrics>>,
+    routes: RwLock<HashMap<String, Arc<RouteMetrics>>>,
 }
 
-struct RouteMetrics {
+/// The handles of one route template.
+pub struct RouteMetrics {
+    route: String,
     duration: Histogram,
     requests: RwLock<Vec<(Method, u16, Counter)>>,
 }
@@ -183,26 +185,38 @@ impl HttpMetrics {
 
     /// Records one request of `route` (a route template, never a raw path).
     pub fn record(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
+        self.for_route(route).record(method, status, elapsed);
+    }
+
+    /// The handles of `route` (a route template), registered on first use; a caller that
+    /// keeps them records without the lookup.
+    pub fn for_route(&self, route: &str) -> Arc<RouteMetrics> {
+        if let Some(metrics) = self
+            .routes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(route)
         {
-            let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
-            if let Some(metrics) = routes.get(route) {
-                metrics.record(route, method, status, elapsed);
-                return;
-            }
+            return metrics.clone();
         }
-        let mut routes = self.routes.write().unwrap_or_else(|p| p.into_inner());
-        let metrics = routes
+        self.routes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
             .entry(route.to_owned())
-            .or_insert_with(|| RouteMetrics {
-                duration: metrics::histogram!("http_request_duration_seconds", "route" => route.to_owned()),
-                requests: RwLock::default(),
-            });
-        metrics.record(route, method, status, elapsed);
+            .or_insert_with(|| {
+                Arc::new(RouteMetrics {
+                    route: route.to_owned(),
+                    duration: metrics::histogram!("http_request_duration_seconds", "route" => route.to_owned()),
+                    requests: RwLock::default(),
+                })
+            })
+            .clone()
     }
 }
 
 impl RouteMetrics {
-    fn record(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
+    /// Records one request of the route template these handles are for.
+    pub fn record(&self, method: &Method, status: u16, elapsed: Duration) {
         self.duration.record(elapsed.as_secs_f64());
         {
             let requests = self.requests.read().unwrap_or_else(|p| p.into_inner());
@@ -217,7 +231,7 @@ impl RouteMetrics {
         let counter = metrics::counter!(
             "http_requests_total",
             "method" => method.to_string(),
-            "route" => route.to_owned(),
+            "route" => self.route.clone(),
             "status" => status.to_string()
         );
         counter.increment(1);

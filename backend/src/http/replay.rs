@@ -14,7 +14,6 @@
 
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ErrorBody;
@@ -54,12 +53,4 @@ pub fn redirect_write(primary: &str, request: &Request) -> Option<Response> {
     let mut response = (StatusCode::CONFLICT, axum::Json(body)).into_response();
     response.headers_mut().insert(FLY_REPLAY, replay);
     Some(response)
-}
-
-/// The middleware: replays writes to `primary`.
-pub async fn replay_writes(primary: String, request: Request, next: Next) -> Response {
-    match redirect_write(&primary, &request) {
-        Some(answer) => answer,
-        None => next.run(request).await,
-    }
 }

@@ -14,7 +14,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
+use std::convert::Infallible;
+
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
@@ -63,13 +64,22 @@ type Registry = Arc<Mutex<HashMap<u64, Arc<Tracked>>>>;
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight
 /// finish (at most `drain` long) and returns.
-pub async fn serve(
+pub async fn serve<S>(
     listener: TcpListener,
-    app: Router,
+    app: S,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
-) {
+) where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let registry: Registry = Arc::default();
     let next_id = AtomicU64::new(0);
     let (stopping, stop) = watch::channel(false);
@@ -158,15 +168,24 @@ async fn reap_idle(registry: Registry, idle_timeout: Duration) {
     }
 }
 
-async fn connection(
+async fn connection<S>(
     stream: tokio::net::TcpStream,
-    app: Router,
+    app: S,
     limits: ConnectionLimits,
     tracked: Arc<Tracked>,
     id: u64,
     registry: Registry,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let counted = tracked.clone();
     // The rate limiter keys on the peer address when no `Fly-Client-IP` names the client.
     let peer = stream.peer_addr().ok();

@@ -193,7 +193,7 @@ fn whatsapp_message(message_id: &str) -> Write {
 
 /// Books `[day, day + 1)` through `router` without cutting it off; returns the code and the
 /// deposit.
-async fn book(router: &axum::Router, app: &TestApp, day: chrono::NaiveDate) -> (String, f64) {
+async fn book(router: &backend::http::App, app: &TestApp, day: chrono::NaiveDate) -> (String, f64) {
     let body = app.booking(day, plus(day, 1)).to_string();
     let request = post_json("/api/v1/reservations/pre-reserve")
         .body(axum::body::Body::from(body))
@@ -212,7 +212,11 @@ async fn book(router: &axum::Router, app: &TestApp, day: chrono::NaiveDate) -> (
 
 /// Sends `write` through `router` and drops it after `cut_after` (a gone client); the
 /// answer when one came in time.
-async fn send_cut_off(router: axum::Router, write: Write, cut_after: Duration) -> Option<Answered> {
+async fn send_cut_off(
+    router: backend::http::App,
+    write: Write,
+    cut_after: Duration,
+) -> Option<Answered> {
     let response = tokio::time::timeout(cut_after, async move {
         let response = router.oneshot(write.request).await.unwrap();
         let status = response.status();
@@ -255,7 +259,7 @@ async fn cut_off_writes_lose_nothing_that_was_answered() {
     // Set-up goes through a patient router; the storm through routers whose own request
     // timeouts (60 ms to 10 s) cut requests off at every stage of their work.
     let patient = backend::app(app.state.clone());
-    let routers: Vec<axum::Router> = [60, 150, 400, 10_000]
+    let routers: Vec<backend::http::App> = [60, 150, 400, 10_000]
         .into_iter()
         .map(|millis| {
             let mut state = app.state.clone();

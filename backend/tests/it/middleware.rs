@@ -44,7 +44,11 @@ async fn serve_misbehaving_routes() -> (String, tempfile::TempDir, tokio::task::
     let app = backend::http::with_middleware(routes, state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let server = tokio::spawn(async move {
+        axum::serve(listener, axum::ServiceExt::into_make_service(app))
+            .await
+            .unwrap()
+    });
     (base, dir, server)
 }
 

@@ -127,7 +127,8 @@ impl TestApp {
         let addr = listener.local_addr().expect("local addr");
         let app = backend::app(state.clone());
         let server = tokio::spawn(async move {
-            let service = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+            let service =
+                axum::ServiceExt::into_make_service_with_connect_info::<std::net::SocketAddr>(app);
             axum::serve(listener, service).await.expect("server");
         });
         Some(Self {
