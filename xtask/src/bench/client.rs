@@ -318,6 +318,31 @@ pub fn parse_wrk(stdout: &str) -> anyhow::Result<ClientRun> {
     Ok(run)
 }
 
+/// `backend/examples/stack`: `requests: N` and `elapsed_s: S` of its in-process run.
+pub fn parse_stack(stdout: &str) -> anyhow::Result<ClientRun> {
+    let field = |name: &str| {
+        stdout
+            .lines()
+            .find_map(|line| line.trim().strip_prefix(name)?.strip_prefix(':'))
+            .map(str::trim)
+            .with_context(|| format!("the stack example printed no `{name}:` line"))
+    };
+    let requests: u64 = field("requests")?
+        .parse()
+        .context("the stack example's `requests:` line")?;
+    let elapsed: f64 = field("elapsed_s")?
+        .parse()
+        .context("the stack example's `elapsed_s:` line")?;
+    if requests == 0 || !(elapsed.is_finite() && elapsed > 0.0) {
+        bail!("the stack example measured nothing ({requests} requests in {elapsed} s)");
+    }
+    Ok(ClientRun {
+        requests,
+        rps: requests as f64 / elapsed,
+        ..ClientRun::default()
+    })
+}
+
 /// `590.00us`, `2.36ms`, `1.02s`, `1.50m` in milliseconds.
 fn wrk_millis(value: &str) -> anyhow::Result<f64> {
     let split = value
@@ -370,6 +395,18 @@ pub fn parse_pgbench(stdout: &str) -> anyhow::Result<ClientRun> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_stack_example_gives_its_rate() {
+        let out = "requests: 2500000\nelapsed_s: 5.000000\nns_per_request: 2000.0\n";
+        let run = parse_stack(out).unwrap();
+        assert_eq!(run.requests, 2_500_000);
+        assert!((run.rps - 500_000.0).abs() < 1e-6, "{}", run.rps);
+        let missing = parse_stack("requests: 10\n").unwrap_err();
+        assert!(format!("{missing:#}").contains("elapsed_s"), "{missing:#}");
+        assert!(parse_stack("requests: 0\nelapsed_s: 1.0\n").is_err());
+        assert!(parse_stack("requests: ten\nelapsed_s: 1.0\n").is_err());
+    }
 
     #[test]
     fn oha_json_gives_rate_percentiles_and_failures() {

@@ -46,7 +46,8 @@ pub struct Options {
     /// Serve from a throwaway PostgreSQL cluster (fsync on) and add the pre-reserve
     /// comparison against the pgbench ceiling.
     pub postgres: bool,
-    /// Run only this comparison (repeatable): healthz, open, service, prereserve, pinned.
+    /// Run only this comparison (repeatable): healthz, open, service, layers, prereserve,
+    /// pinned.
     pub only: Vec<String>,
     /// The open model's high rate, in requests per second.
     pub high_rate: f64,
@@ -91,7 +92,7 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
     let machine = machine::Machine::describe(&tools);
     let binaries = servers::Binaries::locate(&repo);
     if !args.no_build {
-        servers::build(&repo, binaries.hello_source_exists)?;
+        servers::build(&repo, &binaries)?;
     }
     binaries.check()?;
 
@@ -108,6 +109,7 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         duration: args.duration,
         high_rate: args.high_rate,
         hello_missing: running.hello_missing.clone(),
+        stack: binaries.stack_status(),
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
     };
     let mut planned = plan::comparisons(&args.only, &running.targets, &inputs);
@@ -152,7 +154,7 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
                             run.server_cpu_s = match command.server {
                                 plan::Server::Service => servers.service,
                                 plan::Server::Hello => servers.hello,
-                                plan::Server::Database => None,
+                                plan::Server::Database | plan::Server::InProcess => None,
                             };
                             run.database_cpu_s = servers.database;
                             run.affinity = servers_affinity.map(|mut a| {

@@ -13,7 +13,14 @@ mod prereserve;
 use prereserve::{pinned, prereserve};
 
 /// The comparisons `--only` accepts.
-pub const NAMES: [&str; 5] = ["healthz", "open", "service", "prereserve", "pinned"];
+pub const NAMES: [&str; 6] = [
+    "healthz",
+    "open",
+    "service",
+    "layers",
+    "prereserve",
+    "pinned",
+];
 
 /// Connections of the closed-model and service comparisons.
 pub const CONNECTIONS: u32 = 50;
@@ -48,6 +55,9 @@ pub struct Inputs<'a> {
     pub high_rate: f64,
     /// Why the bare server is absent, when it is.
     pub hello_missing: Option<String>,
+    /// The in-process stack measurement (`target/release/examples/stack`), or why it is
+    /// absent.
+    pub stack: Result<PathBuf, String>,
     /// CPUs this machine offers the benchmark.
     pub cpus: usize,
 }
@@ -96,6 +106,8 @@ pub enum Server {
     Hello,
     /// None: the client talks to the database itself (pgbench).
     Database,
+    /// None: the client is its own server (the in-process stack measurement).
+    InProcess,
 }
 
 impl ClientCommand {
@@ -114,10 +126,10 @@ impl ClientCommand {
             || self.program.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let program = if program == "xtask" {
-            "target/release/xtask".to_string()
-        } else {
-            program
+        let program = match program.as_str() {
+            "xtask" => "target/release/xtask".to_string(),
+            "stack" => "target/release/examples/stack".to_string(),
+            _ => program,
         };
         // A pinned client is shown as `taskset` would run it; the servers' pinning is said in
         // the comparison's text and its affinity lines.
@@ -325,6 +337,9 @@ pub fn comparisons(only: &[String], targets: &Targets, inputs: &Inputs) -> Vec<P
             ],
         ));
     }
+    if wanted("layers") {
+        planned.push(layers(inputs));
+    }
     if let Some(database) = &targets.database {
         if wanted("prereserve") {
             planned.push(prereserve(url, database, inputs));
@@ -339,6 +354,60 @@ pub fn comparisons(only: &[String], targets: &Targets, inputs: &Inputs) -> Vec<P
         }
     }
     planned
+}
+
+/// The shared middleware layers added one at a time around the bare `hello` handler, then
+/// the whole service's healthz, each measured in process by `examples/stack`.
+fn layers(inputs: &Inputs) -> Planned {
+    let d = secs(inputs.duration);
+    let stack = |label: &str, what: &str| {
+        entry(label, &inputs.stack, |program| ClientCommand {
+            program,
+            args: words(&format!("{what} --duration {d}")),
+            env: vec![("RUST_LOG", "warn".into())],
+            parse: client::parse_stack,
+            reset_bookings: false,
+            server: Server::InProcess,
+            pin: None,
+        })
+    };
+    let rows = vec![
+        stack("bare axum route (hello's handler)", "--layers none"),
+        stack("+ per-route", "--layers per-route"),
+        stack("+ CORS", "--layers per-route,cors"),
+        stack("+ access log", "--layers per-route,cors,trace"),
+        stack("+ request id (every layer)", "--layers all"),
+        stack("the service's healthz", "--service"),
+    ];
+    let added = |label: &str, numerator: usize| {
+        let mut spec = ratio(label, numerator, numerator - 1, Metric::NsPerRequest);
+        spec.difference = true;
+        spec
+    };
+    let mut whole = ratio("the service's healthz - bare", 5, 0, Metric::NsPerRequest);
+    whole.difference = true;
+    plan(
+        "layers",
+        "The middleware stack, layer by layer (in process)",
+        "What each shared layer costs a request, without the network: `examples/stack` sends \
+         healthz straight to the tower service, one request at a time on one thread, and \
+         times them. The layers are added in the order they wrap the routes, innermost first: \
+         per-route (metrics by route template, the rate limit, write health, the timeout, \
+         panics as 500s, the body limit), CORS, the access log (its span is off for a probe at \
+         the default `RUST_LOG`), the request id. The last row adds the service's own router \
+         and healthz handler (the health probe's cached result, its JSON body). A time per \
+         request is 1 / the rate; each difference is one row minus the row above.",
+        rows,
+        vec![
+            added("per-route - bare", 1),
+            added("CORS - per-route", 2),
+            added("access log - CORS", 3),
+            added("request id - access log", 4),
+            added("healthz handler and router - every layer", 5),
+            whole,
+            ratio("the service's healthz / bare", 5, 0, Metric::NsPerRequest),
+        ],
+    )
 }
 
 /// A command as the docs show it: the run's ports and paths replaced by names a reader sets.
@@ -404,6 +473,7 @@ mod tests {
             duration: Duration::from_millis(2500),
             high_rate: 15_000.0,
             hello_missing: Some("backend/examples/hello.rs is missing".into()),
+            stack: Ok(root.join("target/release/examples/stack")),
             cpus: 2,
         }
     }
@@ -444,7 +514,7 @@ mod tests {
         let ids: Vec<&str> = planned.iter().map(|p| p.comparison.id.as_str()).collect();
         assert_eq!(
             ids,
-            ["healthz", "open", "service"],
+            ["healthz", "open", "service", "layers"],
             "prereserve needs --postgres"
         );
         let shown: Vec<&str> = planned[0]
@@ -466,6 +536,62 @@ mod tests {
             service.contestants[1].missing.as_deref(),
             Some("backend/examples/hello.rs is missing")
         );
+    }
+
+    #[test]
+    fn the_layers_are_added_one_at_a_time_and_each_difference_is_one_row_minus_the_one_above() {
+        let tools = tools(Ok("/root/.cargo/bin/oha".into()));
+        let root = Path::new("/repo");
+        let planned = comparisons(&["layers".into()], &targets(), &inputs(&tools, root));
+        let layers = &planned[0];
+        assert_eq!(
+            shown(layers),
+            [
+                "RUST_LOG=warn target/release/examples/stack --layers none --duration 3",
+                "RUST_LOG=warn target/release/examples/stack --layers per-route --duration 3",
+                "RUST_LOG=warn target/release/examples/stack --layers per-route,cors --duration 3",
+                "RUST_LOG=warn target/release/examples/stack --layers per-route,cors,trace --duration 3",
+                "RUST_LOG=warn target/release/examples/stack --layers all --duration 3",
+                "RUST_LOG=warn target/release/examples/stack --service --duration 3",
+            ]
+        );
+        let steps: Vec<(usize, usize, bool)> = layers
+            .comparison
+            .ratios
+            .iter()
+            .map(|r| (r.numerator, r.denominator, r.difference))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                (1, 0, true),
+                (2, 1, true),
+                (3, 2, true),
+                (4, 3, true),
+                (5, 4, true),
+                (5, 0, true),
+                (5, 0, false)
+            ]
+        );
+        assert!(
+            layers
+                .commands
+                .iter()
+                .flatten()
+                .all(|c| c.server == Server::InProcess)
+        );
+
+        // Not built: every row says how to build it, and nothing runs.
+        let mut unbuilt = inputs(&tools, root);
+        unbuilt.stack =
+            Err("stack is not built: `cargo build --release -p backend --example stack`".into());
+        let planned = comparisons(&["layers".into()], &targets(), &unbuilt);
+        assert!(planned[0].commands.iter().all(Option::is_none));
+        assert!(planned[0].comparison.contestants.iter().all(|c| {
+            c.missing
+                .as_deref()
+                .is_some_and(|m| m.contains("--example stack"))
+        }));
     }
 
     /// Every peer installed, and a PostgreSQL target.

@@ -81,18 +81,30 @@ fn comparison_section(out: &mut String, c: &Comparison) {
         .iter()
         .filter_map(|spec| {
             let s = c.ratio(spec)?;
-            let unit = if spec.difference { " ms" } else { "×" };
+            let unit = if spec.difference {
+                spec.metric.difference_unit()
+            } else {
+                "×"
+            };
             let what = if spec.difference {
                 format!("{} {} difference", spec.label, spec.metric.label())
             } else {
                 format!("{} {}", spec.label, spec.metric.label())
             };
+            // Nanoseconds are whole; ratios and the other differences have two decimals.
+            let shown = |v: f64| {
+                if spec.difference && spec.metric == Metric::NsPerRequest {
+                    format!("{v:.0}")
+                } else {
+                    ratio(v)
+                }
+            };
             Some(format!(
                 "| {} | {}{unit} | {}{unit} | {}{unit} |",
                 cell(&what),
-                ratio(s.min),
-                ratio(s.median),
-                ratio(s.max)
+                shown(s.min),
+                shown(s.median),
+                shown(s.max)
             ))
         })
         .collect();

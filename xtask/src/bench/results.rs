@@ -92,6 +92,9 @@ pub enum Metric {
     DatabaseCpuPer100k,
     /// Client, server and database CPU seconds per 100k requests.
     AllCpuPer100k,
+    /// Nanoseconds per request of a client that is its own server, one request at a time
+    /// (the in-process stack measurement): the inverse of its rate.
+    NsPerRequest,
 }
 
 impl Metric {
@@ -105,6 +108,7 @@ impl Metric {
             Metric::ServerCpuPer100k => run.server_cpu_per_100k(),
             Metric::DatabaseCpuPer100k => run.database_cpu_per_100k(),
             Metric::AllCpuPer100k => run.all_cpu_per_100k(),
+            Metric::NsPerRequest => (run.requests > 0 && run.rps > 0.0).then(|| 1e9 / run.rps),
         }
     }
 
@@ -118,6 +122,20 @@ impl Metric {
             Metric::ServerCpuPer100k => "server CPU per request",
             Metric::DatabaseCpuPer100k => "database CPU per request",
             Metric::AllCpuPer100k => "CPU per request, all processes",
+            Metric::NsPerRequest => "time per request",
+        }
+    }
+
+    /// The unit of a difference of this figure.
+    pub fn difference_unit(self) -> &'static str {
+        match self {
+            Metric::Rps => " req/s",
+            Metric::P50 | Metric::P99 => " ms",
+            Metric::NsPerRequest => " ns",
+            Metric::CpuPer100k
+            | Metric::ServerCpuPer100k
+            | Metric::DatabaseCpuPer100k
+            | Metric::AllCpuPer100k => " s per 100k",
         }
     }
 }

@@ -19,6 +19,8 @@ use crate::repo::Repo;
 
 /// The bare server's source; the service comparison names it when it is absent.
 const HELLO_SOURCE: &str = "backend/examples/hello.rs";
+/// The in-process stack measurement's source; the layers comparison names it when absent.
+pub const STACK_SOURCE: &str = "backend/examples/stack.rs";
 
 /// The release binaries the benchmark runs.
 #[derive(Debug, Clone)]
@@ -27,10 +29,14 @@ pub struct Binaries {
     pub cabanas: PathBuf,
     /// `target/release/examples/hello`.
     pub hello: PathBuf,
+    /// `target/release/examples/stack` (built with `hello`, from the same directory).
+    pub stack: PathBuf,
     /// `target/release/xtask`.
     pub xtask: PathBuf,
     /// Whether `backend/examples/hello.rs` exists (else the bare server is left out).
     pub hello_source_exists: bool,
+    /// Whether `backend/examples/stack.rs` exists (else the layers comparison is left out).
+    pub stack_source_exists: bool,
 }
 
 impl Binaries {
@@ -40,8 +46,24 @@ impl Binaries {
         Binaries {
             cabanas: target.join("cabanas"),
             hello: target.join("examples").join("hello"),
+            stack: target.join("examples").join("stack"),
             xtask: target.join("xtask"),
             hello_source_exists: repo.path(HELLO_SOURCE).is_file(),
+            stack_source_exists: repo.path(STACK_SOURCE).is_file(),
+        }
+    }
+
+    /// The in-process stack measurement, or why it cannot run.
+    pub fn stack_status(&self) -> Result<PathBuf, String> {
+        if !self.stack_source_exists {
+            Err(format!("{STACK_SOURCE} is missing"))
+        } else if !self.stack.is_file() {
+            Err(format!(
+                "{} is not built: `cargo build --release -p backend --example stack`",
+                self.stack.display()
+            ))
+        } else {
+            Ok(self.stack.clone())
         }
     }
 
@@ -60,23 +82,28 @@ impl Binaries {
     }
 }
 
-/// `cargo build --release -p backend -p xtask --bin cabanas --bin xtask --example hello`
-/// (target flags apply to every package named, so each binary is named).
-pub fn build(repo: &Repo, with_hello: bool) -> anyhow::Result<()> {
+/// `cargo build --release -p backend -p xtask --bin cabanas --bin xtask --example hello
+/// --example stack` (target flags apply to every package named, so each binary is named).
+pub fn build(repo: &Repo, binaries: &Binaries) -> anyhow::Result<()> {
     let sh = Shell::new()?;
-    let hello: &[&str] = if with_hello {
-        &["--example", "hello"]
-    } else {
-        &[]
-    };
+    let mut examples = Vec::new();
+    for (name, exists) in [
+        ("hello", binaries.hello_source_exists),
+        ("stack", binaries.stack_source_exists),
+    ] {
+        if exists {
+            examples.extend(["--example", name]);
+        }
+    }
     crate::repo::nested_cargo(&sh, repo)
         .args(["build", "--release", "-p", "backend", "-p", "xtask"])
         .args(["--bin", "cabanas", "--bin", "xtask"])
-        .args(hello)
+        .args(examples)
         .run()
         .context(
             "building the release binaries \
-             (cargo build --release -p backend -p xtask --bin cabanas --bin xtask --example hello)",
+             (cargo build --release -p backend -p xtask --bin cabanas --bin xtask --example hello \
+             --example stack)",
         )
 }
 

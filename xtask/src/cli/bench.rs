@@ -18,7 +18,8 @@ pub struct Args {
     /// comparison against the pgbench ceiling.
     #[arg(long)]
     pub postgres: bool,
-    /// Run only this comparison (repeatable): healthz, open, service, prereserve, pinned.
+    /// Run only this comparison (repeatable): healthz, open, service, layers, prereserve,
+    /// pinned.
     #[arg(long, value_name = "NAME", value_parser = crate::bench::plan::NAMES)]
     pub only: Vec<String>,
     /// The open model's high rate, in requests per second.
