@@ -153,32 +153,39 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
 
     let target = Target::named(LOCAL_ENVIRONMENT, service.url())?;
     let token = overlap::sign_admin_token(&jwt_secret, ADMIN_EMAIL, Utc::now())?;
-    let mut phases = vec![
-        PhaseOutcome {
-            phase: "predeploy",
-            verdict: run_predeploy(&repo, args.command_line)?,
-        },
-        PhaseOutcome {
-            phase: "smoke",
-            verdict: run_smoke(&repo, &config, &target)?,
-        },
-    ];
+    let mut phases = vec![PhaseOutcome {
+        phase: "predeploy",
+        verdict: run_predeploy(&repo, args.command_line)?,
+    }];
     let mut plan = overlap::OverlapPlan::new(Some(token));
     plan.concurrency = args.overlap_concurrency;
     plan.rounds = args.overlap_rounds;
-    phases.push(PhaseOutcome {
-        phase: "overlap",
-        verdict: run_overlap(&repo, &target, &plan)?,
-    });
-
     // A backup of what smoke and overlap wrote, and a drill that restores and checks it.
     let database = match &cluster {
         Some(cluster) => recovery::LocalDatabase::Postgres(cluster.url()),
         None => recovery::LocalDatabase::Sqlite(&sqlite_path),
     };
-    phases.extend(recovery::rehearse(&repo, &database, &workdir)?);
+    // Smoke, overlap, the backup and its drill against the local service.
+    let local_half = || -> anyhow::Result<Vec<PhaseOutcome>> {
+        let mut phases = vec![
+            PhaseOutcome {
+                phase: "smoke",
+                verdict: run_smoke(&repo, &config, &target)?,
+            },
+            PhaseOutcome {
+                phase: "overlap",
+                verdict: run_overlap(&repo, &target, &plan)?,
+            },
+        ];
+        phases.extend(recovery::rehearse(&repo, &database, &workdir)?);
+        Ok(phases)
+    };
 
-    // The Fly half runs machines of its own, next to the service, on its own database.
+    // The Fly half runs machines of its own, next to the service, on its own database. Its
+    // rollback drill waits for auto-stop to stop a machine of the quiet app: the local half
+    // runs in that wait (it never touches the Fly app), and otherwise before it.
+    let mut local = None;
+    let mut fly_result = Ok(Vec::new());
     if !args.no_fly {
         let fly_settings = fly::FlySettings {
             binary: &binary,
@@ -188,8 +195,21 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
             admin_email: ADMIN_EMAIL,
             image: args.image.as_deref(),
         };
-        phases.extend(fly::rehearse(&repo, &config, &fly_settings)?);
+        let mut while_idle = || -> anyhow::Result<()> {
+            local = Some(local_half()?);
+            Ok(())
+        };
+        fly_result = fly::rehearse(&repo, &config, &fly_settings, &mut while_idle);
     }
+    // Run when the Fly half stopped early (or failed) before its quiet wait.
+    let local = match local {
+        Some(local) => local,
+        None => local_half()?,
+    };
+    let fly_phases = fly_result?;
+    // The summary in pipeline order, whatever order the phases ran in.
+    phases.extend(local);
+    phases.extend(fly_phases);
 
     let now = Utc::now();
     let options = report::Options {

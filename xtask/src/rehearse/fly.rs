@@ -106,10 +106,13 @@ impl Gates for ProxyGates<'_> {
 }
 
 /// Runs the Fly half; returns its phases. The local Fly is stopped on every path.
+/// `while_idle` runs once the app is quiet, before the rollback drill waits for auto-stop
+/// (not at all when the deploy was not proven).
 pub fn rehearse(
     repo: &Repo,
     config: &DeployConfig,
     settings: &FlySettings,
+    while_idle: &mut dyn FnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<PhaseOutcome>> {
     let program = match &settings.localfly {
         Some(path) if path.is_file() => path.clone(),
@@ -263,7 +266,9 @@ pub fn rehearse(
 
     // A quiet app with fly.toml's `auto_stop_machines = "stop"`: auto-stop stops one machine
     // (min_machines_running keeps the other), and the bad release and the rollback are proven
-    // the way real Fly leaves such a machine (updated, not started).
+    // the way real Fly leaves such a machine (updated, not started). What runs meanwhile
+    // sends the app nothing.
+    while_idle()?;
     let Some(stopped) = wait_for_auto_stop(&flyctl)? else {
         phase_line(
             "fly rollback",
