@@ -223,6 +223,12 @@ impl Prober {
 
     /// Waits until `machine` passes every check, up to `deadline`. The error says why not:
     /// the process exited, or the checks still failed when time ran out.
+    ///
+    /// Probes again after a back-off from 5 ms doubling to [`CHECK_POLL_MAX`]: a machine
+    /// that starts in tens of milliseconds is seen passing then, not a whole poll later.
+    /// (flyctl itself polls the machine's check results every 1-2 s,
+    /// `internal/machine/leasable_machine.go`, `WaitForHealthchecksToPass`; the stand-in
+    /// runs the checks itself, so its cadence is its own.)
     pub fn wait_passing(
         &self,
         machine: &Machine,
@@ -230,6 +236,7 @@ impl Prober {
         broken: bool,
         deadline: Instant,
     ) -> Result<(), String> {
+        let mut wait = Duration::from_millis(5);
         loop {
             if interrupted() {
                 return Err("interrupted (SIGINT or SIGTERM)".into());
@@ -257,10 +264,14 @@ impl Prober {
                     failing.join("; ")
                 ));
             }
-            std::thread::sleep(Duration::from_millis(200));
+            std::thread::sleep(wait.min(deadline.saturating_duration_since(Instant::now())));
+            wait = (wait * 2).min(CHECK_POLL_MAX);
         }
     }
 }
+
+/// The longest wait between two probes of a starting machine's checks.
+pub const CHECK_POLL_MAX: Duration = Duration::from_millis(200);
 
 /// The last `lines` lines of a log file.
 pub fn log_tail(path: &Path, lines: usize) -> String {
