@@ -103,21 +103,11 @@ async fn main() -> std::process::ExitCode {
 
 /// Serves `app` until SIGTERM or Ctrl-C, through the service's accept loop or, with
 /// `HELLO_SERVER=axum`, through `axum::serve`.
-async fn serve<S>(
+async fn serve(
     listener: tokio::net::TcpListener,
     addr: SocketAddr,
-    app: S,
-) -> std::process::ExitCode
-where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+    app: impl backend::http::server::HttpService,
+) -> std::process::ExitCode {
     eprintln!("hello listening on http://{addr}");
     if std::env::var("HELLO_SERVER").as_deref() == Ok("axum") {
         if let Err(err) = axum::serve(listener, axum::ServiceExt::into_make_service(app))

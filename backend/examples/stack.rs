@@ -25,7 +25,7 @@ use axum::body::Body;
 use axum::http::{Request, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use tower::{Service, ServiceExt};
+use tower::ServiceExt;
 
 /// The bare `hello` example's handler.
 async fn healthz() -> impl IntoResponse {
@@ -144,14 +144,10 @@ async fn main() -> ExitCode {
 
 /// Sends `GET /api/v1/healthz` to `app`, one request at a time, reading each body, for
 /// `duration`: how many answered and how long they took (`None` if one was not a 200).
-async fn measure<S>(app: S, duration: Duration) -> (Option<u64>, Option<Duration>)
-where
-    S: Service<
-            Request<Body>,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone,
-{
+async fn measure<S: backend::http::server::HttpService>(
+    app: S,
+    duration: Duration,
+) -> (Option<u64>, Option<Duration>) {
     // Warm up: the first requests register metrics, fill caches and probe the database.
     for _ in 0..1_000 {
         if !answer(&app).await {
@@ -174,14 +170,7 @@ where
     }
 }
 
-async fn answer<S>(app: &S) -> bool
-where
-    S: Service<
-            Request<Body>,
-            Response = axum::response::Response,
-            Error = std::convert::Infallible,
-        > + Clone,
-{
+async fn answer<S: backend::http::server::HttpService>(app: &S) -> bool {
     // With the one header wrk sends, so the request's header map is allocated as on the wire.
     let Ok(request) = Request::get("/api/v1/healthz")
         .header(header::HOST, "127.0.0.1")

@@ -24,6 +24,31 @@ use tower::ServiceExt;
 
 pub use crate::config::limits::ConnectionLimits;
 
+/// What the server serves: the service ([`crate::http::App`]) or a plain axum router.
+pub trait HttpService:
+    tower::Service<
+        axum::extract::Request,
+        Response = axum::response::Response,
+        Error = Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: tower::Service<
+            axum::extract::Request,
+            Response = axum::response::Response,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + 'static
+{
+}
+
 /// One open connection, as the accept loop and the idle reaper see it.
 #[derive(Debug)]
 struct Tracked {
@@ -64,22 +89,13 @@ type Registry = Arc<Mutex<HashMap<u64, Arc<Tracked>>>>;
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets requests in flight
 /// finish (at most `drain` long) and returns.
-pub async fn serve<S>(
+pub async fn serve<S: HttpService>(
     listener: TcpListener,
     app: S,
     limits: ConnectionLimits,
     shutdown: impl Future<Output = ()>,
     drain: Duration,
-) where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+) {
     let registry: Registry = Arc::default();
     let next_id = AtomicU64::new(0);
     let (stopping, stop) = watch::channel(false);
@@ -168,7 +184,7 @@ async fn reap_idle(registry: Registry, idle_timeout: Duration) {
     }
 }
 
-async fn connection<S>(
+async fn connection<S: HttpService>(
     stream: tokio::net::TcpStream,
     app: S,
     limits: ConnectionLimits,
@@ -176,16 +192,7 @@ async fn connection<S>(
     id: u64,
     registry: Registry,
     mut stop: watch::Receiver<bool>,
-) where
-    S: tower::Service<
-            axum::extract::Request,
-            Response = axum::response::Response,
-            Error = Infallible,
-        > + Clone
-        + Send
-        + 'static,
-    S::Future: Send + 'static,
-{
+) {
     let counted = tracked.clone();
     // The rate limiter keys on the peer address when no `Fly-Client-IP` names the client.
     let peer = stream.peer_addr().ok();
