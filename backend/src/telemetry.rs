@@ -183,11 +183,6 @@ impl HttpMetrics {
         METRICS.get_or_init(HttpMetrics::default)
     }
 
-    /// Records one request of `route` (a route template, never a raw path).
-    pub fn record(&self, route: &str, method: &Method, status: u16, elapsed: Duration) {
-        self.for_route(route).record(method, status, elapsed);
-    }
-
     /// The handles of `route` (a route template), registered on first use; a caller that
     /// keeps them records without the lookup.
     pub fn for_route(&self, route: &str) -> Arc<RouteMetrics> {

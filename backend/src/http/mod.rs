@@ -32,11 +32,6 @@ use crate::http::state::AppState;
 pub use per_route::MAX_BODY_BYTES;
 pub use stack::{App, Layers};
 
-/// Routes that load balancers, monitors and scrapers poll: their access-log lines (span and
-/// "finished processing request") are at DEBUG, so a poller's rate sets neither the log
-/// volume nor its cost. Every other request is logged at INFO with its request id.
-pub const PROBE_ROUTES: [&str; 3] = cabanas_contract::routes::PROBES;
-
 /// The whole service, used by `main` and by the tests.
 pub fn app(state: AppState) -> App {
     let (routes, _document) = openapi::documented_routes().split_for_parts();

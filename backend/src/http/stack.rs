@@ -4,9 +4,8 @@
 //! They wrap the routed router once. Put on it with `Router::layer`, axum would box each of
 //! them into every route and clone every box on every request (an allocation per layer per
 //! request); and a router around them (`fallback_service`) would route each request twice.
-//! Each is a small service of its own with a switch, so the bare `hello` example can run
-//! the same stack with some of them off, and `cargo xtask bench --only layers` says what each
-//! costs.
+//! Each is a small service of its own with a switch, so `examples/stack` can run the same
+//! stack with some of them off, and `cargo xtask bench --only layers` says what each costs.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -34,7 +33,7 @@ type Routed = Answer<<Router as Service<Request>>::Future>;
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The shared middleware layers, each of which [`super::with_layers`] can leave out: the service
-/// always runs with [`Layers::ALL`]; the bare `hello` example adds them one at a time so
+/// always runs with [`Layers::ALL`]; `examples/stack` adds them one at a time so
 /// `cargo xtask bench` can say what each costs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Layers {
@@ -317,8 +316,9 @@ where
 fn request_span(request: &Request) -> Span {
     let path = request.uri().path();
     let method = request.method();
-    // A disabled span (a probe with the default filter) evaluates no field: not even the
-    // request id is looked up.
+    // Load balancers, monitors and scrapers poll the probe routes: their lines are at DEBUG,
+    // so a poller's rate sets neither the log volume nor its cost. A disabled span (a probe
+    // with the default filter) evaluates no field: not even the request id is looked up.
     if cabanas_contract::routes::PROBES.contains(&path) {
         tracing::debug_span!("request", method = %method, path, request_id = request_id_of(request))
     } else {

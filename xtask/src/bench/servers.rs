@@ -55,16 +55,12 @@ impl Binaries {
 
     /// The in-process stack measurement, or why it cannot run.
     pub fn stack_status(&self) -> Result<PathBuf, String> {
-        if !self.stack_source_exists {
-            Err(format!("{STACK_SOURCE} is missing"))
-        } else if !self.stack.is_file() {
-            Err(format!(
-                "{} is not built: `cargo build --release -p backend --example stack`",
-                self.stack.display()
-            ))
-        } else {
-            Ok(self.stack.clone())
-        }
+        example(&self.stack, STACK_SOURCE, self.stack_source_exists)
+    }
+
+    /// The bare server, or why it cannot run.
+    fn hello_status(&self) -> Result<PathBuf, String> {
+        example(&self.hello, HELLO_SOURCE, self.hello_source_exists)
     }
 
     /// Fails, naming the build command, when a binary the benchmark needs is missing.
@@ -79,6 +75,24 @@ impl Binaries {
             }
         }
         Ok(())
+    }
+}
+
+/// A release example at `binary` built from `source`, or why it cannot run, with the fix.
+fn example(binary: &Path, source: &str, source_exists: bool) -> Result<PathBuf, String> {
+    let name = binary.file_name().map_or_else(
+        || binary.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    if !source_exists {
+        Err(format!("{source} is missing"))
+    } else if !binary.is_file() {
+        Err(format!(
+            "{} is not built: `cargo build --release -p backend --example {name}`",
+            binary.display()
+        ))
+    } else {
+        Ok(binary.to_path_buf())
     }
 }
 
@@ -286,18 +300,9 @@ pub fn start(
         env.push(("DATABASE_MAX_CONNECTIONS", clients.as_str()));
     }
     let service = LocalService::start_with_env(&settings, &env, Duration::from_secs(60))?;
-    let (hello, hello_missing) = if !binaries.hello_source_exists {
-        (None, Some(format!("{HELLO_SOURCE} is missing")))
-    } else if !binaries.hello.is_file() {
-        (
-            None,
-            Some(format!(
-                "{} is not built: `cargo build --release -p backend --example hello`",
-                binaries.hello.display()
-            )),
-        )
-    } else {
-        (Some(BareServer::start(&binaries.hello, out)?), None)
+    let (hello, hello_missing) = match binaries.hello_status() {
+        Ok(binary) => (Some(BareServer::start(&binary, out)?), None),
+        Err(missing) => (None, Some(missing)),
     };
     Ok(Running {
         targets: Targets {
