@@ -124,18 +124,30 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
     for round in 1..=args.runs {
         for p in &mut planned {
             for (index, command) in p.commands.iter().enumerate() {
-                let contestant = &mut p.comparison.contestants[index];
                 let Some(command) = command else { continue };
                 if command.reset_bookings {
                     running.reset_bookings()?;
                 }
+                let client_args = match command.args_for_round(&p.comparison.contestants, round) {
+                    Ok(client_args) => client_args,
+                    Err(reason) => {
+                        let contestant = &mut p.comparison.contestants[index];
+                        eprintln!(
+                            "round {round}/{}: {}: not run: {reason}",
+                            args.runs, contestant.label
+                        );
+                        contestant.runs.push(RunOutcome::Failed { reason });
+                        continue;
+                    }
+                };
+                let contestant = &mut p.comparison.contestants[index];
                 let stem = format!("{}-{index}-round{round}", p.comparison.id);
                 // Unpinned again when `pinned` drops, whatever the run's outcome.
                 let pinned = command.pin.map(|pin| running.pin(pin)).transpose()?;
                 let servers_before = running.server_cpu();
                 let finished = client::run_measured(
                     &command.program,
-                    &command.args,
+                    &client_args,
                     &command.env,
                     command.pin.map(|pin| affinity::Cpus::one(pin.rest)),
                     scratch.path(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::client::{self, ClientRun};
 use super::machine::Tools;
-use super::results::{Comparison, Contestant, Metric, RatioSpec};
+use super::results::{Comparison, Contestant, Metric, RatioSpec, RunOutcome};
 
 mod prereserve;
 use prereserve::{pinned, prereserve};
@@ -86,6 +86,10 @@ pub struct ClientCommand {
     pub server: Server,
     /// Where the run's processes run; `None`: anywhere.
     pub pin: Option<Pin>,
+    /// Hold the client to the requests per second that this contestant (an index into the
+    /// same comparison, run earlier in the round) measured in the same round, with pgbench's
+    /// `-R`; `None`: as fast as it goes.
+    pub rate_of: Option<usize>,
 }
 
 /// CPUs of a pinned run: PostgreSQL on one, the service and the client on another.
@@ -136,7 +140,46 @@ impl ClientCommand {
         let pinned = self
             .pin
             .map_or(String::new(), |pin| format!("taskset -c {} ", pin.rest));
-        format!("{}{pinned}{program} {}", env.concat(), args.join(" "))
+        let rate = match self.rate_of {
+            Some(_) => "-R $RATE ",
+            None => "",
+        };
+        format!("{}{pinned}{program} {rate}{}", env.concat(), args.join(" "))
+    }
+
+    /// The arguments of this round's run: [`ClientCommand::rate_of`]'s rate put in front
+    /// (`-R <req/s>`, whole requests per second, at least 1) from the same round's run of that
+    /// contestant. An error when that run failed or has not run.
+    pub fn args_for_round(
+        &self,
+        contestants: &[Contestant],
+        round: u32,
+    ) -> Result<Vec<OsString>, String> {
+        let Some(index) = self.rate_of else {
+            return Ok(self.args.clone());
+        };
+        let Some(source) = contestants.get(index) else {
+            return Err(format!("no contestant {index} to take the rate from"));
+        };
+        let this_round = usize::try_from(round).ok().and_then(|r| r.checked_sub(1));
+        match this_round.and_then(|r| source.runs.get(r)) {
+            Some(RunOutcome::Measured(run)) if run.rps.is_finite() && run.rps >= 1.0 => {
+                let rate = format!("{:.0}", run.rps);
+                Ok([vec!["-R".into(), rate.into()], self.args.clone()].concat())
+            }
+            Some(RunOutcome::Measured(run)) => Err(format!(
+                "{} measured {} req/s in round {round}: no rate to hold to",
+                source.label, run.rps
+            )),
+            Some(RunOutcome::Failed { .. }) => Err(format!(
+                "{} failed in round {round}: no rate to hold to",
+                source.label
+            )),
+            None => Err(format!(
+                "{} has not run in round {round}: no rate to hold to",
+                source.label
+            )),
+        }
     }
 }
 
@@ -194,6 +237,7 @@ fn smoke(xtask: &Path, url: &str, extra: &str, d: Duration) -> ClientCommand {
         reset_bookings: false,
         server: Server::Service,
         pin: None,
+        rate_of: None,
     }
 }
 
@@ -212,6 +256,7 @@ fn oha(program: PathBuf, url: &str, extra: &str, d: Duration) -> ClientCommand {
         reset_bookings: false,
         server: Server::Service,
         pin: None,
+        rate_of: None,
     }
 }
 
@@ -227,6 +272,7 @@ fn wrk(program: PathBuf, url: &str, server: Server, d: Duration) -> ClientComman
         reset_bookings: false,
         server,
         pin: None,
+        rate_of: None,
     }
 }
 
@@ -369,6 +415,7 @@ fn layers(inputs: &Inputs) -> Planned {
             reset_bookings: false,
             server: Server::InProcess,
             pin: None,
+            rate_of: None,
         })
     };
     let rows = vec![
@@ -633,6 +680,61 @@ mod tests {
                 .iter()
                 .all(|c| c.as_ref().is_some_and(|c| c.reset_bookings))
         );
+        // The last pgbench run books at the rate the service's 30-cabin run measured.
+        assert_eq!(
+            shown[2..],
+            [
+                "pgbench -n -M prepared -c 32 -j 2 -T 3 -D cabins=30 -f docs/bench/prereserve.pgbench $DATABASE_URL",
+                "CABINS=30 wrk -t2 -c32 -d3s --latency -s docs/bench/prereserve.lua $SERVICE",
+                "pgbench -R $RATE -n -M prepared -c 32 -j 2 -T 3 -D cabins=30 -f docs/bench/prereserve.pgbench $DATABASE_URL",
+            ]
+        );
+        let rates: Vec<Option<usize>> = planned[0]
+            .commands
+            .iter()
+            .map(|c| c.as_ref().and_then(|c| c.rate_of))
+            .collect();
+        assert_eq!(rates, [None, None, None, None, Some(3)]);
+    }
+
+    #[test]
+    fn a_held_run_takes_the_rate_its_source_measured_in_the_same_round() {
+        let (tools, targets) = on_postgres();
+        let planned = comparisons(
+            &["prereserve".into()],
+            &targets,
+            &inputs(&tools, Path::new("/repo")),
+        );
+        let held = planned[0].commands[4].as_ref().unwrap();
+        let mut contestants = planned[0].comparison.contestants.clone();
+        let measured = |rps: f64| {
+            RunOutcome::Measured(ClientRun {
+                rps,
+                ..ClientRun::default()
+            })
+        };
+        let error = held.args_for_round(&contestants, 1).unwrap_err();
+        assert!(error.contains("has not run in round 1"), "{error}");
+
+        contestants[3].runs.push(measured(5_401.6));
+        contestants[3].runs.push(RunOutcome::Failed {
+            reason: "wrk exited 1".into(),
+        });
+        contestants[3].runs.push(measured(0.2));
+        let args = held.args_for_round(&contestants, 1).unwrap();
+        let args: Vec<&str> = args.iter().map(|a| a.to_str().unwrap()).collect();
+        assert_eq!(args[..3], ["-R", "5402", "-n"]);
+        assert_eq!(
+            args.last(),
+            Some(&"postgres://postgres@127.0.0.1:5999/postgres")
+        );
+        let error = held.args_for_round(&contestants, 2).unwrap_err();
+        assert!(error.contains("failed in round 2"), "{error}");
+        let error = held.args_for_round(&contestants, 3).unwrap_err();
+        assert!(error.contains("no rate to hold to"), "{error}");
+        // A run that holds no rate keeps its arguments whatever the others did.
+        let free = planned[0].commands[2].as_ref().unwrap();
+        assert_eq!(free.args_for_round(&contestants, 2).unwrap(), free.args);
     }
 
     #[test]

@@ -34,6 +34,7 @@ fn pgbench_ceiling(
         reset_bookings: true,
         server: Server::Database,
         pin: None,
+        rate_of: None,
     }
 }
 
@@ -55,6 +56,7 @@ fn service_prereserve(program: PathBuf, cabins: u32, url: &str, inputs: &Inputs)
         reset_bookings: true,
         server: Server::Service,
         pin: None,
+        rate_of: None,
     }
 }
 
@@ -73,6 +75,19 @@ pub(super) fn prereserve(url: &str, database: &str, inputs: &Inputs) -> Planned 
             |program| service_prereserve(program, cabins, url, inputs),
         ));
     }
+    // The database's CPU per booking depends on the rate it books at (fewer commits share
+    // each WAL flush, and its processes sleep and wake more per booking when it has idle
+    // time), so the service's share is also held against pgbench booking at the service's
+    // rate: the row after the service's run.
+    let service_30 = rows.len() - 1;
+    rows.push(entry(
+        "pgbench at the service's rate, 30 cabins",
+        &tools.pgbench,
+        |program| ClientCommand {
+            rate_of: Some(service_30),
+            ..pgbench_ceiling(program, 30, database, inputs)
+        },
+    ));
     plan(
         "prereserve",
         "Pre-reserve on PostgreSQL (fsync on) against the pgbench ceiling",
@@ -81,7 +96,11 @@ pub(super) fn prereserve(url: &str, database: &str, inputs: &Inputs) -> Planned 
          connections (docs/bench/prereserve.lua). The booking tables are emptied before each run. \
          Client, service and database share the machine's cores: where the database has no idle \
          time left, the req/s ratio follows the inverse of the CPU-per-booking ratio of all \
-         processes, the service's hop (HTTP in, a second client of the database) included.",
+         processes, the service's hop (HTTP in, a second client of the database) included. \
+         The last pgbench run is held with `-R` (Poisson arrivals) to the req/s the service's \
+         30-cabin run measured in the same round: the database's CPU per booking grows as its \
+         rate falls (fewer commits share each WAL flush, more sleeping and waking per booking), \
+         so the service's path is compared with the same statements at the same rate.",
         rows,
         vec![
             ratio("service / pgbench, 3 cabins", 1, 0, Metric::Rps),
@@ -91,6 +110,12 @@ pub(super) fn prereserve(url: &str, database: &str, inputs: &Inputs) -> Planned 
                 "service / pgbench, 30 cabins",
                 3,
                 2,
+                Metric::DatabaseCpuPer100k,
+            ),
+            ratio(
+                "service / pgbench at the service's rate, 30 cabins",
+                3,
+                4,
                 Metric::DatabaseCpuPer100k,
             ),
         ],
