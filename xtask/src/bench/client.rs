@@ -20,6 +20,10 @@ pub struct ClientRun {
     pub p50_ms: Option<f64>,
     /// 99th percentile latency in milliseconds.
     pub p99_ms: Option<f64>,
+    /// Open model (smoke): the 99th percentile counted from when the request was released
+    /// instead of from its intended time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_from_release_ms: Option<f64>,
     /// Failed requests (transport errors and non-2xx answers).
     pub errors: u64,
     /// Open model (smoke): requests sent late or never, and how many were scheduled.
@@ -222,6 +226,7 @@ pub fn parse_smoke(stdout: &str) -> anyhow::Result<ClientRun> {
         rps: number(&endpoint["throughput_rps"]).unwrap_or(0.0),
         p50_ms: number(&endpoint["latency"]["p50_ms"]),
         p99_ms: number(&endpoint["latency"]["p99_ms"]),
+        p99_from_release_ms: number(&endpoint["latency_from_release"]["p99_ms"]),
         errors: ["connect", "timeout", "transport"]
             .iter()
             .filter_map(|k| errors[*k].as_u64())
@@ -463,6 +468,7 @@ mod tests {
                 "endpoints": [{
                     "requests": 5000, "throughput_rps": 499.9, "late": 3, "scheduled": 5000,
                     "latency": { "p50_ms": 0.21, "p99_ms": 0.9 },
+                    "latency_from_release": { "p50_ms": 0.12, "p99_ms": 0.7 },
                     "errors": { "connect": 1, "timeout": 0, "transport": 2, "status": { "503": 4 } }
                 }]
             }}
@@ -471,11 +477,16 @@ mod tests {
         assert_eq!((run.requests, run.errors), (5000, 7));
         assert_eq!((run.late, run.scheduled), (Some(3), Some(5000)));
         assert_eq!(run.p50_ms, Some(0.21));
+        assert_eq!(
+            (run.p99_ms, run.p99_from_release_ms),
+            (Some(0.9), Some(0.7))
+        );
         let closed = serde_json::json!({ "result": { "benchmark": {
             "load": { "rate": null },
             "endpoints": [{ "requests": 1, "throughput_rps": 1.0, "latency": {}, "errors": {} }]
         }}});
-        assert_eq!(parse_smoke(&closed.to_string()).unwrap().late, None);
+        let closed = parse_smoke(&closed.to_string()).unwrap();
+        assert_eq!((closed.late, closed.p99_from_release_ms), (None, None));
         assert!(parse_smoke("{\"result\": {}}").is_err());
     }
 

@@ -173,7 +173,7 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
                                 a.client = finished.affinity.clone();
                                 a
                             });
-                            RunOutcome::Measured(run)
+                            RunOutcome::Measured(Box::new(run))
                         }
                         Err(error) => RunOutcome::Failed {
                             reason: format!(

@@ -312,11 +312,12 @@ mod tests {
     use crate::bench::results::RatioSpec;
 
     fn measured(rps: f64, p50: f64, cpu_s: f64, late: Option<u64>) -> RunOutcome {
-        RunOutcome::Measured(ClientRun {
+        RunOutcome::Measured(Box::new(ClientRun {
             requests: (rps * 10.0) as u64,
             rps,
             p50_ms: Some(p50),
             p99_ms: Some(p50 * 4.0),
+            p99_from_release_ms: None,
             errors: 0,
             late,
             scheduled: late.map(|_| 5000),
@@ -326,7 +327,7 @@ mod tests {
             database_cpu_s: None,
             exit: Some(0),
             affinity: None,
-        })
+        }))
     }
 
     fn contestant(label: &str, runs: Vec<RunOutcome>) -> Contestant {

@@ -55,8 +55,9 @@ pub struct Contestant {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum RunOutcome {
-    /// It ran and printed figures.
-    Measured(ClientRun),
+    /// It ran and printed figures (boxed: a run's figures are many times the size of a
+    /// failure's reason).
+    Measured(Box<ClientRun>),
     /// It could not run or its output could not be read.
     Failed {
         /// What went wrong.
@@ -84,6 +85,10 @@ pub enum Metric {
     P50,
     /// 99th percentile latency.
     P99,
+    /// 99th percentile latency counted from when the client released each request: smoke's
+    /// open-model figure from release; any other client's own p99 (oha's
+    /// `--latency-correction` counts from its ticker's wake, wrk's from the send).
+    P99FromRelease,
     /// Client CPU seconds per 100k requests.
     CpuPer100k,
     /// Server CPU seconds per 100k requests.
@@ -104,6 +109,7 @@ impl Metric {
             Metric::Rps => (run.requests > 0).then_some(run.rps),
             Metric::P50 => run.p50_ms,
             Metric::P99 => run.p99_ms,
+            Metric::P99FromRelease => run.p99_from_release_ms.or(run.p99_ms),
             Metric::CpuPer100k => run.cpu_per_100k(),
             Metric::ServerCpuPer100k => run.server_cpu_per_100k(),
             Metric::DatabaseCpuPer100k => run.database_cpu_per_100k(),
@@ -118,6 +124,7 @@ impl Metric {
             Metric::Rps => "req/s",
             Metric::P50 => "p50",
             Metric::P99 => "p99",
+            Metric::P99FromRelease => "p99 counted from release",
             Metric::CpuPer100k => "client CPU per request",
             Metric::ServerCpuPer100k => "server CPU per request",
             Metric::DatabaseCpuPer100k => "database CPU per request",
@@ -130,7 +137,7 @@ impl Metric {
     pub fn difference_unit(self) -> &'static str {
         match self {
             Metric::Rps => " req/s",
-            Metric::P50 | Metric::P99 => " ms",
+            Metric::P50 | Metric::P99 | Metric::P99FromRelease => " ms",
             Metric::NsPerRequest => " ns",
             Metric::CpuPer100k
             | Metric::ServerCpuPer100k
@@ -249,13 +256,13 @@ mod tests {
     }
 
     fn run(rps: f64, p50: f64) -> RunOutcome {
-        RunOutcome::Measured(ClientRun {
+        RunOutcome::Measured(Box::new(ClientRun {
             requests: 1000,
             rps,
             p50_ms: Some(p50),
             cpu_s: 1.0,
             ..ClientRun::default()
-        })
+        }))
     }
 
     #[test]
@@ -294,5 +301,22 @@ mod tests {
             .spread(Metric::CpuPer100k)
             .unwrap();
         assert_eq!(cpu.median, 100.0);
+    }
+
+    #[test]
+    fn the_p99_from_release_is_smokes_own_figure_or_the_clients_p99() {
+        let smoke = ClientRun {
+            p99_ms: Some(1.3),
+            p99_from_release_ms: Some(0.8),
+            ..ClientRun::default()
+        };
+        let oha = ClientRun {
+            p99_ms: Some(0.9),
+            ..ClientRun::default()
+        };
+        assert_eq!(Metric::P99FromRelease.of(&smoke), Some(0.8));
+        assert_eq!(Metric::P99.of(&smoke), Some(1.3));
+        assert_eq!(Metric::P99FromRelease.of(&oha), Some(0.9));
+        assert_eq!(Metric::P99FromRelease.of(&ClientRun::default()), None);
     }
 }

@@ -46,6 +46,10 @@ pub struct EndpointMeasurement {
     pub latency: LatencyHistogram,
     /// Latency of the requests answered with an expected status.
     pub success_latency: LatencyHistogram,
+    /// Open model: latency of every answered request counted from when the pacer released
+    /// it to a load thread instead of from its intended time, so without the pacing's own
+    /// wait (empty in the closed model).
+    pub from_release: LatencyHistogram,
     /// Requests answered with an expected status.
     pub succeeded: u64,
     /// Failed requests by kind.
@@ -65,6 +69,7 @@ impl EndpointMeasurement {
     fn merge(&mut self, other: &EndpointMeasurement) {
         self.latency.merge(&other.latency);
         self.success_latency.merge(&other.success_latency);
+        self.from_release.merge(&other.from_release);
         self.succeeded += other.succeeded;
         self.errors.merge(&other.errors);
         self.late += other.late;
@@ -91,6 +96,18 @@ impl EndpointMeasurement {
             Outcome::Transport => self.errors.transport += 1,
         }
     }
+}
+
+/// A request a connection may send.
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    /// Where its latency counts from: when it was sent (closed model), or its intended time
+    /// (open model).
+    counted_from: Instant,
+    /// Open model: when the pacer released it.
+    released: Option<Instant>,
+    /// Open model: sent more than [`LATE_TOLERANCE`] after its intended time.
+    late: bool,
 }
 
 /// When a phase stops.
@@ -135,10 +152,10 @@ impl Phase {
         *self.started.get_or_init(Instant::now)
     }
 
-    /// The next request this connection may send, with the instant its latency counts from;
-    /// `None` when the phase is over. The open model also says whether the send is late; its
-    /// requests come from `tickets`, the load thread's share of what the pacer released.
-    async fn claim(&self, tickets: &Tickets) -> Option<(Instant, bool)> {
+    /// The next request this connection may send; `None` when the phase is over. The open
+    /// model's requests come from `tickets`, the load thread's share of what the pacer
+    /// released.
+    async fn claim(&self, tickets: &Tickets) -> Option<Claim> {
         if self.is_stopped() {
             return None;
         }
@@ -148,23 +165,25 @@ impl Phase {
                 Limit::Requests(n) => self.next.fetch_add(1, Ordering::Relaxed) < n,
                 Limit::For(d) => started.elapsed() < d,
             };
-            return go.then(|| (Instant::now(), false));
+            return go.then(|| Claim {
+                counted_from: Instant::now(),
+                released: None,
+                late: false,
+            });
         };
-        if !tickets.take().await {
-            return None;
-        }
-        let index = self.next.fetch_add(1, Ordering::Relaxed);
+        let ticket = tickets.take().await?;
         let now = Instant::now();
         let over =
             matches!(self.limit, Limit::For(d) if now.saturating_duration_since(started) >= d);
-        if index >= schedule.total || self.is_stopped() || over {
+        if ticket.index >= schedule.total || self.is_stopped() || over {
             return None;
         }
-        let intended = schedule.due(started, index);
-        Some((
-            intended,
-            now.saturating_duration_since(intended) > LATE_TOLERANCE,
-        ))
+        let intended = schedule.due(started, ticket.index);
+        Some(Claim {
+            counted_from: intended,
+            released: Some(ticket.released),
+            late: now.saturating_duration_since(intended) > LATE_TOLERANCE,
+        })
     }
 
     /// Counts a finished request; stops the phase when the whole first batch timed out.
@@ -405,13 +424,23 @@ async fn drive(
     tickets: &Tickets,
 ) -> EndpointMeasurement {
     let mut tally = EndpointMeasurement::default();
-    while let Some((counted_from, late)) = phase.claim(tickets).await {
-        if late {
+    while let Some(claim) = phase.claim(tickets).await {
+        if claim.late {
             tally.late += 1;
         }
         let outcome = connection.send().await;
+        let ended = Instant::now();
         phase.finished(&outcome);
-        tally.record(outcome, counted_from.elapsed(), &phase.endpoint);
+        if let (Some(released), Outcome::Status(_)) = (claim.released, outcome) {
+            tally
+                .from_release
+                .record(ended.saturating_duration_since(released));
+        }
+        tally.record(
+            outcome,
+            ended.saturating_duration_since(claim.counted_from),
+            &phase.endpoint,
+        );
     }
     tally
 }

@@ -84,6 +84,15 @@ pub fn human(report: &SmokeReport) -> String {
                     e.late,
                     e.scheduled
                 );
+                if let Some(released) = &e.latency_from_release {
+                    let _ = writeln!(
+                        out,
+                        "  rate {}: counted from release instead of the intended time, p50 {} ms, p99 {} ms",
+                        e.name,
+                        fmt_num(released.p50_ms),
+                        fmt_num(released.p99_ms)
+                    );
+                }
             }
         }
         let _ = writeln!(out, "\nThresholds");

@@ -184,6 +184,13 @@ pub struct EndpointReport {
     pub latency: LatencySummary,
     /// Latency of the successful requests only, shown beside `latency`.
     pub success_latency: LatencySummary,
+    /// Open model only: the latency of every answered request counted from when the pacer
+    /// released it rather than from its intended time, leaving out the pacing's own wait
+    /// (up to the batch interval at high rates). `latency` is the figure the thresholds
+    /// judge; this one is what a generator that counts from its own release reports (oha's
+    /// `--latency-correction` counts from its ticker's wake).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_from_release: Option<LatencySummary>,
     /// The p95 and error-rate limits with their measured values.
     pub thresholds: Vec<ThresholdOutcome>,
     /// Fail when any threshold fails.
@@ -229,6 +236,8 @@ pub fn endpoint_report(
         throughput_rps: stats::throughput(requests, measurement.elapsed),
         latency,
         success_latency,
+        latency_from_release: (measurement.scheduled > 0)
+            .then(|| stats::summarize(&measurement.from_release)),
         thresholds,
         verdict,
     }

@@ -112,6 +112,7 @@ async fn statuses_and_closed_connections_are_counted_exactly() {
         (0, 0),
         "the closed model has no schedule"
     );
+    assert_eq!(e.latency_from_release, None, "nor a release to count from");
 }
 
 #[tokio::test]
@@ -155,6 +156,16 @@ async fn the_open_model_records_its_schedule_and_holds_late_sends_to_a_limit() {
         .find(|t| t.metric() == "late sends")
         .expect("the open model holds its late sends to a limit");
     assert_eq!(late.limit, xtask::smoke::load::MAX_LATE_SHARE_PCT);
+    // Every answered request is also counted from its release, which is never before its
+    // intended time: request by request, the figure from release is the smaller.
+    let released = e
+        .latency_from_release
+        .expect("the open model counts from the release too");
+    assert_eq!(released.count, e.latency.count, "{e:#?}");
+    assert!(released.count > 0);
+    assert!(released.min_ms <= e.latency.min_ms, "{released:?} {e:#?}");
+    assert!(released.p50_ms <= e.latency.p50_ms, "{released:?} {e:#?}");
+    assert!(released.max_ms <= e.latency.max_ms, "{released:?} {e:#?}");
 }
 
 /// Every answer takes 50 ms: with two connections, all but the first two requests of a burst

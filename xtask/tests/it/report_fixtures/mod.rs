@@ -356,6 +356,7 @@ pub fn endpoint(
         throughput_rps: 200.0,
         latency: latency(p95 / 3.0, p95),
         success_latency: latency(p95 / 3.0, p95),
+        latency_from_release: None,
         verdict: Verdict::combine(thresholds.iter().map(|t| t.verdict())),
         thresholds,
     }
