@@ -28,6 +28,7 @@ pub mod masking;
 pub mod output;
 pub mod overlap;
 pub mod pgcluster;
+pub mod ports;
 pub mod predeploy;
 pub mod promote;
 pub mod readiness;

@@ -118,10 +118,7 @@ impl LocalService {
                 .output()
                 .with_context(|| format!("`{} {step}` failed", binary.display()))?;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .context("finding a free port")?
-            .port();
+        let port = crate::ports::free_port()?;
         let log = File::create(&settings.log_file)
             .with_context(|| format!("creating {}", settings.log_file.display()))?;
         let serve = env.iter().fold(

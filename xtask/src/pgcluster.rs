@@ -192,7 +192,7 @@ fn serve(
     let data = dir.path().join("data");
     let log = dir.path().join("server.log");
     let socket_dir = dir.path();
-    let port = free_port()?;
+    let port = crate::ports::free_port()?;
     let durability = match durability {
         Durability::Off => "-c fsync=off -c synchronous_commit=off -c full_page_writes=off ",
         Durability::On => "",
@@ -264,9 +264,4 @@ fn hand_over(sh: &Shell, dir: &Path) -> anyhow::Result<()> {
     })?;
     std::os::unix::fs::chown(dir, Some(uid), Some(gid))
         .with_context(|| format!("giving {} to the `{user}` user", dir.display()))
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
 }

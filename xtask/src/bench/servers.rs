@@ -358,10 +358,7 @@ struct BareServer {
 
 impl BareServer {
     fn start(binary: &Path, out: &Path) -> anyhow::Result<BareServer> {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .context("finding a free port")?
-            .port();
+        let port = crate::ports::free_port()?;
         let log = std::fs::File::create(out.join("hello.log"))
             .with_context(|| format!("creating {}", out.join("hello.log").display()))?;
         let child = Command::new(binary)

@@ -157,10 +157,7 @@ pub fn run(
         );
         return Ok(measured);
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .context("finding a free port for the service")?
-        .port();
+    let port = crate::ports::free_port().context("finding a free port for the service")?;
     let serve_name = containers.name("serve");
     let mut command = base.command(engine, &serve_name, &service.env, Some(port));
     command.arg("--detach").arg(tag);

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::cli::LocalCommand;
-use super::machine::{self, free_port, log_tail};
+use super::machine::{self, log_tail};
 use super::state::{App, StateDir};
 use crate::interrupt::process_alive;
+use crate::ports::free_port;
 
 /// Runs an admin command.
 pub fn run(dir: &StateDir, command: LocalCommand) -> anyhow::Result<()> {

@@ -70,14 +70,6 @@ pub fn machine_env(
     env
 }
 
-/// A free loopback port.
-pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .context("finding a free loopback port")?
-        .port())
-}
-
 /// Starts machine `id` of `app` from `image`, its output appended to `apps/<app>/logs/<id>.log`.
 pub fn start(
     app_dir: &Path,
@@ -86,7 +78,7 @@ pub fn start(
     fly_env: &BTreeMap<String, String>,
     id: &str,
 ) -> anyhow::Result<Machine> {
-    let port = free_port()?;
+    let port = crate::ports::free_port()?;
     let logs = app_dir.join("logs");
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
     let log = logs.join(format!("{id}.log"));

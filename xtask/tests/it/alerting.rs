@@ -70,13 +70,9 @@ fn amtool_accepts_the_alertmanager_config() {
     amtool_accepts(&amtool, &repo().path("ops/alertmanager.yml"));
 }
 
-/// A port free on loopback right now.
+/// A port free on loopback right now, for a child to bind.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    xtask::ports::free_port().unwrap()
 }
 
 /// A child process stopped when the test ends, however it ends.
