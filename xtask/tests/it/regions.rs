@@ -135,6 +135,16 @@ fn writes_replay_to_the_primary_region_and_reads_use_a_fresh_replica() {
         .output()
         .unwrap();
     assert!(seeded.status.success(), "{seeded:?}");
+    // The seed is setup, not the subject: reads from the replica may be up to 1.25 x the
+    // bound stale by design, so wait until it has replayed the seed before reading there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while scalar(replica.url(), "SELECT count(*) FROM accommodations") == "0" {
+        assert!(
+            Instant::now() < deadline,
+            "the replica never replayed the seed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let scl = h.machines()[0].id.clone();
     let cloned = h
         .fly
@@ -150,7 +160,9 @@ fn writes_replay_to_the_primary_region_and_reads_use_a_fresh_replica() {
 
     // A write sent to gru is replayed to scl and lands there, once.
     let (_, cabins) = h.call(&gru, "GET", "/api/v1/reservations/accommodations", None);
-    let cabin = cabins[0]["id"].as_i64().expect("a seeded cabin");
+    let cabin = cabins[0]["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("a seeded cabin, not {cabins}"));
     let first = booking(cabin, 60, "Ana");
     let (status, made) = h.call(
         &gru,
