@@ -19,7 +19,9 @@ free_port() {
 }
 
 # Starts a cluster in $1 (a fresh directory) with fsync on (PostgreSQL's defaults); sets
-# PG_URL (the postgres database) and PG_DATA.
+# PG_URL (the postgres database) and PG_DATA. PG_EXTRA_OPTS adds server options, e.g.
+# "-c shared_preload_libraries=pg_stat_statements,auto_explain" to see what each statement
+# costs and how it was planned.
 start_cluster() {
   local dir=$1 port
   port=$(free_port)
@@ -28,7 +30,7 @@ start_cluster() {
   if [ "$(id -u)" = 0 ]; then chown postgres "$dir"; run=(runuser -u postgres --); fi
   "${run[@]}" "$PG_BIN/initdb" -D "$PG_DATA" -A trust -U postgres > "$dir/initdb.log"
   "${run[@]}" "$PG_BIN/pg_ctl" -D "$PG_DATA" -l "$dir/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=400" start > /dev/null
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=400 ${PG_EXTRA_OPTS:-}" start > /dev/null
   PG_URL=postgres://postgres@127.0.0.1:$port/postgres
   PG_RUN=("${run[@]}")
 }

@@ -3,9 +3,12 @@
 # pre-reservation, sent with wrk to the release service (which reads every payment back from
 # a fake MercadoPago API), against pgbench running the same SQL statements the service runs
 # per confirmation (docs/bench/mercadopago-confirm.pgbench), on one throwaway PostgreSQL 15
-# cluster with fsync on. Interleaved three times (pgbench, service, pgbench, service, ...);
-# prints per run the confirmations/s and the database CPU per confirmation (the postmaster
-# tree's CPU from /proc, before and after), then min/median/max and the service/pgbench ratio.
+# cluster with fsync on. Interleaved three times (pgbench, service, then pgbench held with
+# -R to the rate the service just measured, ...): the database's CPU per confirmation grows
+# as its rate falls (fewer commits share each WAL flush), so the service's share is also
+# compared at its own rate. Prints per run the confirmations/s and the database CPU per
+# confirmation (the postmaster tree's CPU from /proc, before and after), then
+# min/median/max and the service/pgbench ratios.
 #
 #   cargo build --release -p backend --bin cabanas
 #   ops/bench/mercadopago-confirm.sh
@@ -44,20 +47,28 @@ setup() {
 }
 confirmed() { psql "$URL" -Atc "SELECT count(*) FROM reservations WHERE status = 'confirmed'"; }
 
-pg_rates=() svc_rates=() pg_cpu=() svc_cpu=() svc_own=() fake_own=() ratios=()
-for run in 1 2 3; do
-  # pgbench: the statements alone.
+# pgbench_run NAME [pgbench options...]: the statements alone; sets `rate` and `cpu_ms`.
+pgbench_run() {
+  local name=$1
+  shift
   setup
+  local before after n
   before=$(tree_seconds "$PM")
-  pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" \
-    -f "$WT/docs/bench/mercadopago-confirm.pgbench" "$URL" > "$B/pgbench-$run.log" 2>&1
+  pgbench -n -M prepared -c "$CLIENTS" -j 2 -T "$DURATION" "$@" \
+    -f "$WT/docs/bench/mercadopago-confirm.pgbench" "$URL" > "$B/$name-$run.log" 2>&1
   after=$(tree_seconds "$PM")
   n=$(confirmed)
   [ "$n" -lt "$BOOKINGS" ] || { echo "pgbench confirmed every booking: raise BOOKINGS" >&2; exit 2; }
   rate=$(ratio "$n" "$DURATION" 1)
   cpu_ms=$(awk -v a="$before" -v b="$after" -v n="$n" 'BEGIN { printf "%.3f", (b - a) * 1000 / n }')
+  echo "run $run $name: $n confirmed in ${DURATION}s = $rate/s; database CPU $cpu_ms ms per confirmation"
+}
+
+pg_rates=() svc_rates=() pg_cpu=() svc_cpu=() svc_own=() fake_own=() ratios=()
+held_cpu=() held_ratios=()
+for run in 1 2 3; do
+  pgbench_run pgbench
   pg_rates+=("$rate") pg_cpu+=("$cpu_ms")
-  echo "run $run pgbench: $n confirmed in ${DURATION}s = $rate/s; database CPU $cpu_ms ms per confirmation"
 
   # The service: signed notifications, one per booking, signed just before the run.
   setup
@@ -84,6 +95,11 @@ for run in 1 2 3; do
   svc_rates+=("$rate") svc_cpu+=("$cpu_ms") svc_own+=("$own_ms") fake_own+=("$fake_ms")
   ratios+=("$(ratio "$rate" "${pg_rates[-1]}")")
   echo "run $run service: $n confirmed in ${DURATION}s = $rate/s; database CPU $cpu_ms ms, service CPU $own_ms ms, fake MercadoPago CPU $fake_ms ms per confirmation; $(grep -E 'Latency ' "$B/wrk-$run.log" | tr -s ' ')"
+
+  # pgbench again, held to the confirmations/s the service just measured.
+  service_cpu=$cpu_ms
+  pgbench_run pgbench-held -R "$(awk -v r="$rate" 'BEGIN { printf "%.0f", (r < 1 ? 1 : r) }')"
+  held_cpu+=("$cpu_ms") held_ratios+=("$(ratio "$service_cpu" "$cpu_ms")")
 done
 echo
 echo "min/median/max of 3 interleaved runs (${DURATION}s each, $CLIENTS connections):"
@@ -92,6 +108,8 @@ echo "  service confirmations/s:           $(mmm "${svc_rates[@]}")"
 echo "  service / pgbench (same run pair): $(mmm "${ratios[@]}")"
 echo "  database CPU ms/confirmation, pgbench: $(mmm "${pg_cpu[@]}")"
 echo "  database CPU ms/confirmation, service: $(mmm "${svc_cpu[@]}")"
+echo "  database CPU ms/confirmation, pgbench at the service's rate: $(mmm "${held_cpu[@]}")"
+echo "  database CPU per confirmation, service / pgbench at its rate: $(mmm "${held_ratios[@]}")"
 echo "  service process CPU ms/confirmation:   $(mmm "${svc_own[@]}")"
 echo "  fake MercadoPago CPU ms/confirmation:   $(mmm "${fake_own[@]}")"
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
