@@ -236,8 +236,13 @@ pub fn endpoint_report(
         throughput_rps: stats::throughput(requests, measurement.elapsed),
         latency,
         success_latency,
-        latency_from_release: (measurement.scheduled > 0)
-            .then(|| stats::summarize(&measurement.from_release)),
+        latency_from_release: (measurement.scheduled > 0).then(|| {
+            measurement
+                .from_release
+                .as_ref()
+                .map(stats::summarize)
+                .unwrap_or_default()
+        }),
         thresholds,
         verdict,
     }
