@@ -184,22 +184,31 @@ impl Schedule {
         started + Duration::from_secs_f64(index as f64 / self.rate)
     }
 
-    /// Deals requests `first..first + n`, released at `at`, to thread `*next`, and moves the
-    /// cursor to the next thread. A batch goes to one thread whole: one wake-up per batch, not
-    /// one per thread. Measured at 15,000 req/s on 2 cores (`cargo xtask bench --only open`,
-    /// 3 rounds of 5 s against oha): spreading each batch over both threads cost 1.23 / 1.24 /
-    /// 1.30x oha's client CPU per request, whole batches in turn 0.87 / 1.06 / 1.13x.
+    /// Deals requests `first..first + n`, released at `at`, to one thread whole, and moves the
+    /// cursor past it: one wake-up per batch, not one per thread. Measured at 15,000 req/s on
+    /// 2 cores (`cargo xtask bench --only open`, 3 rounds of 5 s against oha): spreading each
+    /// batch over both threads cost 1.23 / 1.24 / 1.30x oha's client CPU per request, whole
+    /// batches in turn 0.87 / 1.06 / 1.13x.
+    ///
+    /// The thread is the one at the cursor unless it has not yet taken what it was dealt
+    /// before (it is not running: descheduled, or busy), then the next one that has; when
+    /// none has, the one at the cursor. A batch waits for a stalled thread only when every
+    /// thread is stalled.
     fn deal(&self, first: u64, n: u64, at: Instant, next: &mut usize) {
         let threads = self.shares.len();
-        if threads == 0 {
+        if threads == 0 || n == 0 {
             return;
         }
-        self.shares[*next % threads].deal(Batch {
+        let thread = (0..threads)
+            .map(|offset| (*next + offset) % threads)
+            .find(|&thread| lock(&self.shares[thread].batches).is_empty())
+            .unwrap_or(*next % threads);
+        self.shares[thread].deal(Batch {
             first,
             count: n,
             at,
         });
-        *next = (*next + 1) % threads;
+        *next = (thread + 1) % threads;
     }
 }
 
@@ -293,18 +302,50 @@ mod tests {
         let schedule = Schedule::new(20_000.0, 100, 3);
         let at = Instant::now();
         let mut cursor = 0;
-        schedule.deal(0, 7, at, &mut cursor);
-        schedule.deal(7, 1, at, &mut cursor);
-        schedule.deal(8, 2, at, &mut cursor);
-        schedule.deal(10, 4, at, &mut cursor);
+        let mut each = Vec::new();
+        for (first, n) in [(0, 7), (7, 1), (8, 2), (10, 4)] {
+            schedule.deal(first, n, at, &mut cursor);
+            each.push(dealt(&schedule));
+        }
+        assert_eq!(
+            each,
+            [
+                [vec![(0, 7)], vec![], vec![]],
+                [vec![], vec![(7, 1)], vec![]],
+                [vec![], vec![], vec![(8, 2)]],
+                [vec![(10, 4)], vec![], vec![]],
+            ]
+        );
+        // Nothing due, nothing dealt, and the cursor stays.
+        schedule.deal(14, 0, at, &mut cursor);
+        assert_eq!(cursor, 1);
+        assert_eq!(dealt(&schedule), [vec![], vec![], vec![]]);
+    }
+
+    #[test]
+    fn a_thread_that_has_not_taken_its_last_batch_is_passed_over() {
+        let schedule = Schedule::new(20_000.0, 100, 3);
+        let at = Instant::now();
+        let mut cursor = 0;
+        // Thread 0 takes nothing: the next batches go to 1 and 2, which take theirs.
+        schedule.deal(0, 5, at, &mut cursor);
+        schedule.deal(5, 5, at, &mut cursor);
+        let _ = std::mem::take(&mut *lock(&schedule.shares[1].batches));
+        schedule.deal(10, 5, at, &mut cursor);
+        let _ = std::mem::take(&mut *lock(&schedule.shares[2].batches));
+        // The cursor is back at 0, still stalled: 1 gets it.
+        schedule.deal(15, 5, at, &mut cursor);
+        assert_eq!(dealt(&schedule), [vec![(0, 5)], vec![(15, 5)], vec![]]);
+        // With the cursor at 2, the next three go to 2, 0 and 1; then every thread is
+        // stalled, and the one at the cursor gets the batch: none is lost.
+        schedule.deal(20, 1, at, &mut cursor);
+        schedule.deal(21, 1, at, &mut cursor);
+        schedule.deal(22, 1, at, &mut cursor);
+        schedule.deal(23, 1, at, &mut cursor);
         assert_eq!(
             dealt(&schedule),
-            [vec![(0, 7), (10, 4)], vec![(7, 1)], vec![(8, 2)]]
+            [vec![(21, 1)], vec![(22, 1)], vec![(20, 1), (23, 1)]]
         );
-        // Nothing due, nothing dealt: the cursor still moves on.
-        schedule.deal(14, 0, at, &mut cursor);
-        assert_eq!(cursor, 2);
-        assert_eq!(dealt(&schedule), [vec![], vec![], vec![]]);
     }
 
     #[tokio::test]
