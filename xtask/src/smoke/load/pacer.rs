@@ -4,7 +4,8 @@
 //! every latency measured from the intended time. The pacer instead sleeps on the OS timer
 //! (with the thread's timer slack cut to 1 ns on Linux) to just before the due time, spins the
 //! last few microseconds at low rates, and deals what came due, as one batch stamped with the
-//! instant it was released, to the load threads in turn: each thread has a share the pacer
+//! instant it was released, to the load threads in turn (passing over one that has not taken
+//! its last batch yet): each thread has a share the pacer
 //! adds batches to and rings once per batch, and a dispatcher task that turns the share into
 //! tickets its idle connections take, so a connection is woken from inside its own thread.
 //! Above [`SPIN_MAX_RATE`] the pacer deals in batches (see [`BATCH_INTERVAL`]). When it falls
