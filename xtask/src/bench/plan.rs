@@ -332,8 +332,8 @@ pub fn comparisons(only: &[String], targets: &Targets, inputs: &Inputs) -> Vec<P
              the generator kept up (smoke exits 2 when more than 1 % is late). oha's \
              `--latency-correction` counts from when its ticker woke, not from the intended \
              time, so it leaves its own pacing's lateness out; the last ratio holds it against \
-             smoke's latency counted the same way, from when smoke's pacer released each \
-             request.",
+             smoke's latency counted the same way, from when smoke released each request to \
+             a load thread.",
             rows,
             vec![
                 added,

@@ -9,8 +9,10 @@
 //!
 //! Closed model: each connection sends its next request as soon as the previous one ends;
 //! latency runs from send to the last body byte. Open model (`rate`): request `i` is due at
-//! `start + i / rate`; the [`pacer`] thread releases it on time (in batches at high rates) to
-//! an idle connection of one of the load threads (at most `concurrency` in flight), and the latency runs from the *intended* time, so a stalled
+//! `start + i / rate`; it is released on time ([`pacer`]: by a pacer thread at low rates, by
+//! the load threads' own timers in batches at high rates) to an idle connection of one of the
+//! load threads (at most `concurrency` in flight), and the latency runs from the *intended*
+//! time, so a stalled
 //! server cannot hide its queueing delay by slowing the sender down (no coordinated omission,
 //! as in wrk2). A request sent more than [`LATE_TOLERANCE`] after its time is late; when more
 //! than [`MAX_LATE_SHARE_PCT`] of the schedule is late the generator did not keep the rate,
@@ -18,6 +20,7 @@
 
 mod connection;
 mod pacer;
+mod ticker;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, OnceLock};
@@ -46,8 +49,8 @@ pub struct EndpointMeasurement {
     pub latency: LatencyHistogram,
     /// Latency of the requests answered with an expected status.
     pub success_latency: LatencyHistogram,
-    /// Open model: latency of every answered request counted from when the pacer released
-    /// it to a load thread instead of from its intended time, so without the pacing's own
+    /// Open model: latency of every answered request counted from when it was released to a
+    /// load thread instead of from its intended time, so without the pacing's own
     /// wait. `None` until a released request is answered, so the closed model never pays
     /// for the histogram (about 150 KB per connection).
     pub from_release: Option<LatencyHistogram>,
@@ -109,7 +112,7 @@ struct Claim {
     /// Where its latency counts from: when it was sent (closed model), or its intended time
     /// (open model).
     counted_from: Instant,
-    /// Open model: when the pacer released it.
+    /// Open model: when it was released to the load thread.
     released: Option<Instant>,
     /// Open model: sent more than [`LATE_TOLERANCE`] after its intended time.
     late: bool,
@@ -122,7 +125,7 @@ enum Limit {
     For(Duration),
 }
 
-/// One phase (warm-up or measured), shared by every connection and the pacer.
+/// One phase (warm-up or measured), shared by every connection and the pacer (if any).
 struct Phase {
     endpoint: EndpointPlan,
     limit: Limit,
@@ -158,7 +161,7 @@ impl Phase {
     }
 
     /// The next request this connection may send; `None` when the phase is over. The open
-    /// model's requests come from `tickets`, the load thread's share of what the pacer
+    /// model's requests come from `tickets`, the load thread's share of what was
     /// released.
     async fn claim(&self, tickets: &Tickets) -> Option<Claim> {
         if self.is_stopped() {
@@ -246,11 +249,11 @@ pub async fn measure_endpoint(
         measured.schedule = Some(Arc::new(Schedule::new(rate, total, threads)));
     }
     let measured = Arc::new(measured);
-    // Every load thread and the pacer pass this gate together once the warm-up is over.
-    let gate = Arc::new(Barrier::new(
-        threads + usize::from(measured.schedule.is_some()),
-    ));
-    if let Some(schedule) = &measured.schedule {
+    // Every load thread and the pacer (if any) pass this gate together once the warm-up is
+    // over.
+    let pacer = measured.schedule.as_ref().filter(|s| s.needs_pacer());
+    let gate = Arc::new(Barrier::new(threads + usize::from(pacer.is_some())));
+    if let Some(schedule) = pacer {
         pacer::spawn(
             Arc::clone(schedule),
             Arc::clone(&measured.started),
@@ -271,8 +274,14 @@ pub async fn measure_endpoint(
         std::thread::Builder::new()
             .name(format!("load-{thread}"))
             .spawn(move || {
-                let result =
-                    load_thread(&destination, thread, connections, &warmup, &measured, &gate);
+                let result = load_thread(
+                    &destination,
+                    (thread, threads),
+                    connections,
+                    &warmup,
+                    &measured,
+                    &gate,
+                );
                 let _ = tx.send(result);
             })
             .context("starting a load generator thread")?;
@@ -348,7 +357,7 @@ struct ThreadTally {
 /// other threads are never left waiting.
 fn load_thread(
     destination: &Destination,
-    thread: usize,
+    thread: (usize, usize),
     connections: usize,
     warmup: &Arc<Phase>,
     measured: &Arc<Phase>,
@@ -386,19 +395,32 @@ fn load_thread(
 }
 
 /// Runs every connection through one phase; hands the connections back for the next. In the
-/// open model a dispatcher task turns what the pacer deals this thread into tickets its
-/// connections take: the pacer wakes the thread once per batch, and the connections are woken
-/// from inside the thread.
+/// open model a dispatcher task turns what is released to this thread (`thread` of
+/// `threads`) into tickets its connections take: it is woken once per batch, by the pacer or
+/// by its own timer, and the connections are woken from inside the thread.
 async fn run_phase(
     connections: Vec<Connection>,
     phase: &Arc<Phase>,
-    thread: usize,
+    (thread, threads): (usize, usize),
 ) -> (Vec<Connection>, EndpointMeasurement) {
     let tickets = Arc::new(Tickets::default());
     let count = connections.len();
     let dispatcher = phase.schedule.as_ref().map(|schedule| {
-        let (schedule, tickets) = (Arc::clone(schedule), Arc::clone(&tickets));
-        tokio::spawn(async move { tickets.dispatch(&schedule, thread, count).await })
+        let (schedule, tickets, phase) = (
+            Arc::clone(schedule),
+            Arc::clone(&tickets),
+            Arc::clone(phase),
+        );
+        tokio::spawn(async move {
+            if schedule.needs_pacer() {
+                tickets.dispatch(&schedule, thread, count).await;
+            } else {
+                let started = phase.start();
+                tickets
+                    .release(&schedule, started, (thread, threads), count, &phase.stopped)
+                    .await;
+            }
+        })
     });
     let mut tasks = JoinSet::new();
     for mut connection in connections {

@@ -184,8 +184,8 @@ pub struct EndpointReport {
     pub latency: LatencySummary,
     /// Latency of the successful requests only, shown beside `latency`.
     pub success_latency: LatencySummary,
-    /// Open model only: the latency of every answered request counted from when the pacer
-    /// released it rather than from its intended time, leaving out the pacing's own wait
+    /// Open model only: the latency of every answered request counted from when it was
+    /// released to a load thread rather than from its intended time, leaving out the pacing's own wait
     /// (up to the batch interval at high rates). `latency` is the figure the thresholds
     /// judge; this one is what a generator that counts from its own release reports (oha's
     /// `--latency-correction` counts from its ticker's wake).

@@ -1,37 +1,48 @@
-//! The open model's pacer: a dedicated thread that releases request `i` at `start + i / rate`.
+//! The open model's release of requests: request `i` is due at `start + i / rate`.
 //!
 //! tokio's timer ticks in whole milliseconds, which at 500 req/s adds most of a millisecond to
-//! every latency measured from the intended time. The pacer instead sleeps on the OS timer
-//! (with the thread's timer slack cut to 1 ns on Linux) to just before the due time, spins the
-//! last few microseconds at low rates, and deals what came due, as one batch stamped with the
-//! instant it was released, to the load threads in turn (passing over one that has not taken
-//! its last batch yet): each thread has a share the pacer
-//! adds batches to and rings once per batch, and a dispatcher task that turns the share into
-//! tickets its idle connections take, so a connection is woken from inside its own thread.
-//! Above [`SPIN_MAX_RATE`] the pacer deals in batches (see [`BATCH_INTERVAL`]). When it falls
-//! behind it deals everything due at once; the connections then find those requests late.
+//! every latency measured from the intended time. Up to [`SPIN_MAX_RATE`] a dedicated pacer
+//! thread releases every request on its own: it sleeps on the OS timer (with the thread's
+//! timer slack cut to 1 ns on Linux) to just before the due time, spins the last few
+//! microseconds, and deals the request, stamped with the instant it was released, to the load
+//! threads in turn (passing over one that has not taken its last batch yet): each thread has a
+//! share the pacer adds batches to and rings once per batch, and a dispatcher task that turns
+//! the share into tickets its idle connections take, so a connection is woken from inside its
+//! own thread. When the pacer falls behind it deals everything due at once; the connections
+//! then find those requests late.
+//!
+//! Above [`SPIN_MAX_RATE`] the gaps are shorter than a wake-up costs and requests are released
+//! in batches (see [`BATCH_INTERVAL`]), and there is no pacer thread: each load thread's
+//! dispatcher wakes on its own fine timer ([`super::ticker`]), staggered so that between them
+//! the threads look every [`BATCH_INTERVAL`], and takes for its connections whatever came due
+//! that no other thread took. One wake-up per batch, in the thread that sends it; a stalled
+//! thread's requests are taken by the next thread to wake.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, Semaphore};
 
+use super::ticker::Ticker;
+
 /// Sleep this much less than the wait, then spin to the due time.
 const SPIN: Duration = Duration::from_micros(40);
 /// Above this rate the gaps are too short to spin through without burning a core the service
-/// needs; the pacer only sleeps (a few microseconds late at worst).
+/// needs, and too short for a wake-up per request: the load threads release in batches.
 const SPIN_MAX_RATE: f64 = 5_000.0;
-/// Above [`SPIN_MAX_RATE`] the gap between requests is shorter than a wake-up costs, so the
-/// pacer deals what came due at most this often: a request waits at most that long past its
-/// intended time (latency counts from the intended time, so the wait is in every figure, never
-/// hidden). Up to that rate every request is dealt on its own, on time to the microsecond.
-/// Measured at
+/// Above [`SPIN_MAX_RATE`] the gap between requests is shorter than a wake-up costs, so what
+/// came due is released at most this often: a request waits at most that long past its
+/// intended time while the load threads run (latency counts from the intended time, so the
+/// wait is in every figure, never hidden). Up to that rate every request is dealt on its own,
+/// on time to the microsecond. Measured when the pacer thread still dealt the batches, at
 /// 15,000 req/s on 2 cores (5 s runs against oha in the same minute): dealing every request
 /// on its own cost 5.3-5.5 s of client CPU per 100k requests, every 100 µs 4.6-4.7 s, every
 /// 250 µs 3.4-3.6 s, every 500 µs 2.6-2.8 s (oha: 2.1-2.3 s), the wake-ups of the pacer and of
-/// the load threads being most of the difference.
+/// the load threads being most of the difference. Then the load threads took over the pacing
+/// (no pacer thread, no wake-up from one thread to another; each thread wakes every
+/// `threads` intervals, staggered): see [`Tickets::release`].
 const BATCH_INTERVAL: Duration = Duration::from_micros(500);
 /// The longest single sleep, so a stopped run is noticed promptly.
 const LONGEST_NAP: Duration = Duration::from_millis(20);
@@ -44,8 +55,11 @@ pub struct Schedule {
     pub rate: f64,
     /// Requests scheduled in all.
     pub total: u64,
-    /// One per load thread.
+    /// One per load thread (pacer thread only).
     shares: Vec<Share>,
+    /// Without a pacer thread: how many requests, from the first, the load threads have
+    /// taken between them.
+    released: AtomicU64,
 }
 
 /// Requests `first..first + count` of the schedule, released together at `at`: the instant
@@ -58,12 +72,12 @@ struct Batch {
 }
 
 /// One request a connection may send: its index in the schedule (it is due at
-/// [`Schedule::due`]) and when the pacer released it.
+/// [`Schedule::due`]) and when it was released to the load thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
     /// Index in the schedule.
     pub index: u64,
-    /// When the pacer released it to the load thread.
+    /// When it was released to the load thread (by the pacer or the thread itself).
     pub released: Instant,
 }
 
@@ -163,6 +177,45 @@ impl Tickets {
             }
         }
     }
+
+    /// Without a pacer thread: releases requests to this load thread's connections until the
+    /// schedule is over or `stopped` is set, then adds one stop for each of its
+    /// `connections`. Thread `thread` of `threads` wakes at `started + thread` intervals, then
+    /// every `threads` intervals ([`BATCH_INTERVAL`]), so between them the threads look once
+    /// per interval, and each wake-up takes, as one batch stamped with the instant it woke,
+    /// every request due by then that no thread has taken: a thread kept off the CPU leaves
+    /// its turn to the next one to wake, and nothing is released twice.
+    pub async fn release(
+        &self,
+        schedule: &Schedule,
+        started: Instant,
+        (thread, threads): (usize, usize),
+        connections: usize,
+        stopped: &AtomicBool,
+    ) {
+        let threads = u32::try_from(threads.max(1)).unwrap_or(u32::MAX);
+        let offset = u32::try_from(thread).unwrap_or(0) % threads;
+        let mut ticker = Ticker::new(started + BATCH_INTERVAL * offset, BATCH_INTERVAL * threads);
+        while !stopped.load(Ordering::Relaxed) {
+            ticker.tick().await;
+            let now = Instant::now();
+            let due = schedule.due_by(started, now);
+            let before = schedule.released.fetch_max(due, Ordering::AcqRel);
+            if due > before {
+                lock(&self.batches).push_back(Batch {
+                    first: before,
+                    count: due - before,
+                    at: now,
+                });
+                self.permits
+                    .add_permits(usize::try_from(due - before).unwrap_or(Semaphore::MAX_PERMITS));
+            }
+            if due.max(before) >= schedule.total {
+                break;
+            }
+        }
+        self.permits.add_permits(connections);
+    }
 }
 
 /// A lock whose holder cannot leave the queue half-changed: a poisoned one is used as is.
@@ -177,7 +230,22 @@ impl Schedule {
             rate,
             total,
             shares: (0..threads).map(|_| Share::default()).collect(),
+            released: AtomicU64::new(0),
         }
+    }
+
+    /// Whether a pacer thread releases the requests ([`spawn`]); otherwise the load threads
+    /// release them for themselves ([`Tickets::release`]).
+    pub fn needs_pacer(&self) -> bool {
+        self.rate <= SPIN_MAX_RATE
+    }
+
+    /// How many requests, from the first, are due at `now`.
+    fn due_by(&self, started: Instant, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(started).as_secs_f64();
+        ((elapsed * self.rate) as u64)
+            .saturating_add(1)
+            .min(self.total)
     }
 
     /// When request `index` is due.
@@ -186,10 +254,10 @@ impl Schedule {
     }
 
     /// Deals requests `first..first + n`, released at `at`, to one thread whole, and moves the
-    /// cursor past it: one wake-up per batch, not one per thread. Measured at 15,000 req/s on
-    /// 2 cores (`cargo xtask bench --only open`, 3 rounds of 5 s against oha): spreading each
-    /// batch over both threads cost 1.23 / 1.24 / 1.30x oha's client CPU per request, whole
-    /// batches in turn 0.87 / 1.06 / 1.13x.
+    /// cursor past it: one wake-up per batch, not one per thread. (Measured when the pacer
+    /// still dealt the high rates too, at 15,000 req/s on 2 cores, `cargo xtask bench --only
+    /// open`, 3 rounds of 5 s against oha: spreading each batch over both threads cost 1.23 /
+    /// 1.24 / 1.30x oha's client CPU per request, whole batches in turn 0.87 / 1.06 / 1.13x.)
     ///
     /// The thread is the one at the cursor unless it has not yet taken what it was dealt
     /// before (it is not running: descheduled, or busy), then the next one that has; when
@@ -213,36 +281,26 @@ impl Schedule {
     }
 }
 
-/// Releases the schedule's requests on time from `started`, then tells every load thread the
-/// schedule is over. Returns early when `stopped` is set.
+/// The pacer thread's loop (up to [`SPIN_MAX_RATE`]): releases the schedule's requests on
+/// time from `started`, then tells every load thread the schedule is over. Returns early when
+/// `stopped` is set.
 pub fn run(schedule: &Schedule, started: Instant, stopped: &AtomicBool) {
     finer_timer();
-    // Low rates: on time to the microsecond (spin the last few). High rates: in batches.
-    let (spin, batch) = if schedule.rate <= SPIN_MAX_RATE {
-        (SPIN, Duration::ZERO)
-    } else {
-        (Duration::ZERO, BATCH_INTERVAL)
-    };
     let mut released = 0u64;
     let mut cursor = 0;
     while released < schedule.total && !stopped.load(Ordering::Relaxed) {
         let now = Instant::now();
-        let elapsed = now.saturating_duration_since(started).as_secs_f64();
-        let due = ((elapsed * schedule.rate) as u64)
-            .saturating_add(1)
-            .min(schedule.total);
+        let due = schedule.due_by(started, now);
         if due > released {
             schedule.deal(released, due - released, now, &mut cursor);
             released = due;
-            if !batch.is_zero() {
-                std::thread::sleep(batch);
-            }
             continue;
         }
+        // On time to the microsecond: sleep to just before the due time, spin the rest.
         let next = schedule.due(started, released);
         let wait = next.saturating_duration_since(now);
-        if wait > spin {
-            std::thread::sleep((wait - spin).min(LONGEST_NAP));
+        if wait > SPIN {
+            std::thread::sleep((wait - SPIN).min(LONGEST_NAP));
         } else {
             while Instant::now() < next {
                 std::hint::spin_loop();
@@ -381,7 +439,9 @@ mod tests {
 
     #[test]
     fn the_whole_schedule_is_dealt_in_order_then_every_thread_is_told_it_is_over() {
-        let schedule = Schedule::new(1_000_000.0, 500, 2);
+        // The pacer's highest rate: 100 requests in 20 ms.
+        let schedule = Schedule::new(SPIN_MAX_RATE, 100, 2);
+        assert!(schedule.needs_pacer());
         let started = Instant::now();
         run(&schedule, started, &AtomicBool::new(false));
         assert!(
@@ -407,7 +467,7 @@ mod tests {
             assert!(batch.at >= schedule.due(started, batch.first + batch.count - 1));
             next += batch.count;
         }
-        assert_eq!(next, 500);
+        assert_eq!(next, 100);
     }
 
     #[tokio::test]
@@ -448,5 +508,87 @@ mod tests {
         // Nothing is left: a sixth take would wait.
         let more = tokio::time::timeout(Duration::from_millis(20), tickets.take()).await;
         assert!(more.is_err());
+    }
+
+    /// Every batch a load thread released for itself, and the permits it added.
+    fn released(tickets: &Tickets) -> (Vec<Batch>, usize) {
+        (
+            lock(&tickets.batches).iter().copied().collect(),
+            tickets.permits.available_permits(),
+        )
+    }
+
+    /// The batches of several threads together cover the schedule exactly once, each
+    /// released no earlier than its last request was due.
+    fn covers_once(schedule: &Schedule, started: Instant, batches: &mut [Batch]) {
+        batches.sort_by_key(|b| b.first);
+        let mut next = 0;
+        for batch in batches.iter() {
+            assert_eq!(batch.first, next, "{batches:?}");
+            assert!(batch.count > 0);
+            assert!(batch.at >= schedule.due(started, batch.first + batch.count - 1));
+            next += batch.count;
+        }
+        assert_eq!(next, schedule.total, "{batches:?}");
+    }
+
+    #[tokio::test]
+    async fn the_load_threads_release_the_schedule_between_them_once_then_stop_their_connections() {
+        // 20,000 requests in 200 ms, above the pacer's rates: no pacer thread.
+        let schedule = Schedule::new(100_000.0, 20_000, 2);
+        assert!(!schedule.needs_pacer());
+        let (started, stopped) = (Instant::now(), AtomicBool::new(false));
+        let (first, second) = (Tickets::default(), Tickets::default());
+        tokio::join!(
+            first.release(&schedule, started, (0, 2), 3, &stopped),
+            second.release(&schedule, started, (1, 2), 5, &stopped),
+        );
+        let ((mut batches, first_permits), (theirs, second_permits)) =
+            (released(&first), released(&second));
+        // Each thread has one permit per request it took, then one stop per connection.
+        let requests = |b: &[Batch]| b.iter().map(|b| b.count).sum::<u64>() as usize;
+        assert_eq!(first_permits, requests(&batches) + 3);
+        assert_eq!(second_permits, requests(&theirs) + 5);
+        // Both woke in turn and took their part; within a thread, in order.
+        assert!(
+            !batches.is_empty() && !theirs.is_empty(),
+            "{batches:?} {theirs:?}"
+        );
+        for own in [&batches, &theirs] {
+            assert!(own.windows(2).all(|p| p[0].first < p[1].first), "{own:?}");
+        }
+        batches.extend(theirs);
+        covers_once(&schedule, started, &mut batches);
+    }
+
+    #[tokio::test]
+    async fn a_thread_kept_off_the_cpu_leaves_its_turn_to_the_next_one_to_wake() {
+        // Thread 0 of 2 never runs: thread 1 releases the whole schedule, its own turns and
+        // the other's.
+        let schedule = Schedule::new(100_000.0, 1_000, 2);
+        let (started, stopped) = (Instant::now(), AtomicBool::new(false));
+        let tickets = Tickets::default();
+        tickets
+            .release(&schedule, started, (1, 2), 2, &stopped)
+            .await;
+        let (mut batches, permits) = released(&tickets);
+        assert_eq!(permits, 1_000 + 2);
+        covers_once(&schedule, started, &mut batches);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_phase_releases_nothing_more_and_stops_every_connection() {
+        let schedule = Schedule::new(100_000.0, 1_000_000, 2);
+        let tickets = Tickets::default();
+        let stopped = AtomicBool::new(true);
+        tickets
+            .release(&schedule, Instant::now(), (0, 2), 4, &stopped)
+            .await;
+        let (batches, permits) = released(&tickets);
+        assert!(batches.is_empty(), "{batches:?}");
+        assert_eq!(permits, 4);
+        for _ in 0..4 {
+            assert_eq!(tickets.take().await, None);
+        }
     }
 }
