@@ -125,9 +125,8 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
         for p in &mut planned {
             for (index, command) in p.commands.iter().enumerate() {
                 let Some(command) = command else { continue };
-                if command.reset_bookings {
-                    running.reset_bookings()?;
-                }
+                // The arguments first: a run that cannot be made (a held rate whose source
+                // failed) leaves the database as it is.
                 let client_args = match command.args_for_round(&p.comparison.contestants, round) {
                     Ok(client_args) => client_args,
                     Err(reason) => {
@@ -140,6 +139,9 @@ pub fn run(args: Options) -> anyhow::Result<Verdict> {
                         continue;
                     }
                 };
+                if command.reset_bookings {
+                    running.reset_bookings()?;
+                }
                 let contestant = &mut p.comparison.contestants[index];
                 let stem = format!("{}-{index}-round{round}", p.comparison.id);
                 // Unpinned again when `pinned` drops, whatever the run's outcome.
