@@ -39,6 +39,11 @@ impl Ticker {
                 };
             }
         }
+        Ticker::coarse(first, period)
+    }
+
+    /// The fallback: tokio's interval, on whole milliseconds.
+    fn coarse(first: Instant, period: Duration) -> Ticker {
         let mut interval = tokio::time::interval_at(first.into(), period);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         Ticker {
@@ -160,17 +165,31 @@ mod tests {
 
     #[tokio::test]
     async fn ticks_missed_while_busy_are_taken_at_once_then_the_grid_holds() {
-        let first = Instant::now();
-        let period = Duration::from_millis(200);
-        let mut ticker = Ticker::new(first, period);
-        ticker.tick().await;
-        // Busy through two ticks (200 and 400 ms): they are taken at once, without waiting
-        // for the one at 600 ms, and the tick after that keeps to the grid.
-        std::thread::sleep(Duration::from_millis(450));
-        ticker.tick().await;
-        assert!(Instant::now() < first + period * 3, "a passed tick waited");
-        ticker.tick().await;
-        assert!(Instant::now() >= first + period * 3, "the grid moved");
+        // The fine ticker and the fallback keep the same grid.
+        for coarse in [false, true] {
+            let first = Instant::now();
+            let period = Duration::from_millis(200);
+            let mut ticker = if coarse {
+                Ticker::coarse(first, period)
+            } else {
+                Ticker::new(first, period)
+            };
+            ticker.tick().await;
+            // Busy through two ticks (200 and 400 ms): they are taken at once, as one,
+            // without waiting for the one at 600 ms, and the tick after that keeps to the
+            // grid.
+            std::thread::sleep(Duration::from_millis(450));
+            ticker.tick().await;
+            assert!(
+                Instant::now() < first + period * 3,
+                "a passed tick waited ({coarse})"
+            );
+            ticker.tick().await;
+            assert!(
+                Instant::now() >= first + period * 3,
+                "the grid moved ({coarse})"
+            );
+        }
     }
 
     #[test]
