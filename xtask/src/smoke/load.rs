@@ -12,11 +12,11 @@
 //! `start + i / rate`; it is released on time ([`pacer`]: by a pacer thread at low rates, by
 //! the load threads' own timers in batches at high rates) to an idle connection of one of the
 //! load threads (at most `concurrency` in flight), and the latency runs from the *intended*
-//! time, so a stalled
-//! server cannot hide its queueing delay by slowing the sender down (no coordinated omission,
-//! as in wrk2). A request sent more than [`LATE_TOLERANCE`] after its time is late; when more
-//! than [`MAX_LATE_SHARE_PCT`] of the schedule is late the generator did not keep the rate,
-//! and the run says so instead of reporting latencies the generator caused.
+//! time, so a stalled server cannot hide its queueing delay by slowing the sender down (no
+//! coordinated omission, as in wrk2). A request sent more than [`LATE_TOLERANCE`] after its
+//! time is late; when more than [`MAX_LATE_SHARE_PCT`] of the schedule is late the generator
+//! did not keep the rate, and the run says so instead of reporting latencies the generator
+//! caused.
 
 mod connection;
 mod pacer;
