@@ -15,8 +15,9 @@
 //! in batches (see [`BATCH_INTERVAL`]), and there is no pacer thread: each load thread's
 //! dispatcher wakes on its own fine timer ([`super::ticker`]), staggered so that between them
 //! the threads look every [`BATCH_INTERVAL`], and takes for its connections whatever came due
-//! that no other thread took. One wake-up per batch, in the thread that sends it; a stalled
-//! thread's requests are taken by the next thread to wake.
+//! that no other thread took, up to one queued per connection. One wake-up per batch, in the
+//! thread that sends it; what a stalled thread, or one whose connections fall behind, leaves
+//! is taken by the next look with room or by a connection that comes free.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
