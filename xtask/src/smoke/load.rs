@@ -179,11 +179,7 @@ impl Phase {
                 late: false,
             });
         };
-        let ticket = if schedule.needs_pacer() {
-            tickets.take().await?
-        } else {
-            tickets.take_or_claim(schedule).await?
-        };
+        let ticket = tickets.take().await?;
         let now = Instant::now();
         let over =
             matches!(self.limit, Limit::For(d) if now.saturating_duration_since(started) >= d);
@@ -420,18 +416,8 @@ async fn run_phase(
                 tickets.dispatch(&schedule, thread, count).await;
             } else {
                 let started = phase.start();
-                let deadline = match phase.limit {
-                    Limit::For(duration) => Some(started + duration),
-                    Limit::Requests(_) => None,
-                };
                 tickets
-                    .release(
-                        &schedule,
-                        (started, deadline),
-                        (thread, threads),
-                        count,
-                        &phase.stopped,
-                    )
+                    .release(&schedule, started, (thread, threads), count, &phase.stopped)
                     .await;
             }
         })
