@@ -179,7 +179,11 @@ impl Phase {
                 late: false,
             });
         };
-        let ticket = tickets.take().await?;
+        let ticket = if schedule.needs_pacer() {
+            tickets.take().await?
+        } else {
+            tickets.take_or_claim(schedule).await?
+        };
         let now = Instant::now();
         let over =
             matches!(self.limit, Limit::For(d) if now.saturating_duration_since(started) >= d);
@@ -416,8 +420,18 @@ async fn run_phase(
                 tickets.dispatch(&schedule, thread, count).await;
             } else {
                 let started = phase.start();
+                let deadline = match phase.limit {
+                    Limit::For(duration) => Some(started + duration),
+                    Limit::Requests(_) => None,
+                };
                 tickets
-                    .release(&schedule, started, (thread, threads), count, &phase.stopped)
+                    .release(
+                        &schedule,
+                        (started, deadline),
+                        (thread, threads),
+                        count,
+                        &phase.stopped,
+                    )
                     .await;
             }
         })

@@ -15,11 +15,12 @@
 //! in batches (see [`BATCH_INTERVAL`]), and there is no pacer thread: each load thread's
 //! dispatcher wakes on its own fine timer ([`super::ticker`]), staggered so that between them
 //! the threads look every [`BATCH_INTERVAL`], and takes for its connections whatever came due
-//! that no other thread took. One wake-up per batch, in the thread that sends it; a stalled
-//! thread's requests are taken by the next thread to wake.
+//! that no other thread took, up to one queued per connection. One wake-up per batch, in the
+//! thread that sends it; what a stalled thread, or one whose connections fall behind, leaves
+//! is taken by the next look with room or by a connection that comes free.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -57,9 +58,21 @@ pub struct Schedule {
     pub total: u64,
     /// One per load thread (pacer thread only).
     shares: Vec<Share>,
-    /// Without a pacer thread: how many requests, from the first, the load threads have
-    /// taken between them.
-    released: AtomicU64,
+    /// Without a pacer thread: what the load threads have taken between them.
+    taken: Mutex<Taken>,
+    /// Whether a look left requests it found due untaken: read without the lock by every
+    /// connection that comes free, so that none takes the lock when nothing is left.
+    left: AtomicBool,
+}
+
+/// Without a pacer thread: how many requests, from the first, the load threads have taken
+/// between them, and the looks that found requests due that are not all taken yet.
+#[derive(Debug, Default)]
+struct Taken {
+    count: u64,
+    /// Oldest first: the due count each look saw, and when. A request is released at the
+    /// first look that found it due, whoever takes it and whenever.
+    looks: VecDeque<(u64, Instant)>,
 }
 
 /// Requests `first..first + count` of the schedule, released together at `at`: the instant
@@ -149,6 +162,35 @@ impl Tickets {
     pub async fn take(&self) -> Option<Ticket> {
         let permit = self.permits.acquire().await.ok()?;
         permit.forget();
+        self.pop()
+    }
+
+    /// Without a pacer thread: a ticket at once when one is at hand (this thread's own, else
+    /// one a look found due and left for want of room, so a connection that comes free never
+    /// idles while released work waits), otherwise waits for one as [`Tickets::take`] does.
+    pub async fn take_or_claim(&self, schedule: &Schedule) -> Option<Ticket> {
+        if let Ok(permit) = self.permits.try_acquire() {
+            permit.forget();
+            return self.pop();
+        }
+        let mut claimed = None;
+        if schedule.left.load(Ordering::Relaxed) {
+            schedule.take_due(None, 1, |batch| {
+                claimed = Some(Ticket {
+                    index: batch.first,
+                    released: batch.at,
+                });
+            });
+        }
+        match claimed {
+            Some(ticket) => Some(ticket),
+            None => self.take().await,
+        }
+    }
+
+    /// The next ticket of this thread's queue for a permit just taken; `None` (a stop) when
+    /// the queue is empty.
+    fn pop(&self) -> Option<Ticket> {
         let mut batches = lock(&self.batches);
         let batch = batches.front_mut()?;
         let ticket = Ticket {
@@ -179,16 +221,19 @@ impl Tickets {
     }
 
     /// Without a pacer thread: releases requests to this load thread's connections until the
-    /// schedule is over or `stopped` is set, then adds one stop for each of its
-    /// `connections`. Thread `thread` of `threads` wakes at `started + thread` intervals, then
-    /// every `threads` intervals ([`BATCH_INTERVAL`]), so between them the threads look once
-    /// per interval, and each wake-up takes, as one batch stamped with the instant it woke,
-    /// every request due by then that no thread has taken: a thread kept off the CPU leaves
-    /// its turn to the next one to wake, and nothing is released twice.
+    /// whole schedule is taken, `deadline` has passed or `stopped` is set, then adds one stop
+    /// for each of its `connections`. Thread `thread` of `threads` wakes at `started + thread`
+    /// intervals, then every `threads` intervals ([`BATCH_INTERVAL`]), so between them the
+    /// threads look once per interval. Each look takes, in order, the requests due by then
+    /// that no thread has taken, as many as leave at most one queued per connection of this
+    /// thread: a thread kept off the CPU, or whose connections fall behind, leaves the rest to
+    /// the next look or to a connection that comes free ([`Tickets::take_or_claim`]), so a
+    /// thread with fewer connections never gathers a queue the others could send, and
+    /// nothing is released twice.
     pub async fn release(
         &self,
         schedule: &Schedule,
-        started: Instant,
+        (started, deadline): (Instant, Option<Instant>),
         (thread, threads): (usize, usize),
         connections: usize,
         stopped: &AtomicBool,
@@ -199,18 +244,20 @@ impl Tickets {
         while !stopped.load(Ordering::Relaxed) {
             ticker.tick().await;
             let now = Instant::now();
-            let due = schedule.due_by(started, now);
-            let before = schedule.released.fetch_max(due, Ordering::AcqRel);
-            if due > before {
-                lock(&self.batches).push_back(Batch {
-                    first: before,
-                    count: due - before,
-                    at: now,
-                });
-                self.permits
-                    .add_permits(usize::try_from(due - before).unwrap_or(Semaphore::MAX_PERMITS));
+            if deadline.is_some_and(|deadline| now >= deadline) {
+                break;
             }
-            if due.max(before) >= schedule.total {
+            let room = connections.saturating_sub(self.permits.available_permits());
+            let mut added = 0;
+            let mut batches = lock(&self.batches);
+            let all_taken = schedule.take_due(Some((started, now)), room as u64, |batch| {
+                added += batch.count;
+                batches.push_back(batch);
+            });
+            drop(batches);
+            self.permits
+                .add_permits(usize::try_from(added).unwrap_or(Semaphore::MAX_PERMITS));
+            if all_taken {
                 break;
             }
         }
@@ -230,7 +277,8 @@ impl Schedule {
             rate,
             total,
             shares: (0..threads).map(|_| Share::default()).collect(),
-            released: AtomicU64::new(0),
+            taken: Mutex::default(),
+            left: AtomicBool::new(false),
         }
     }
 
@@ -251,6 +299,52 @@ impl Schedule {
     /// When request `index` is due.
     pub fn due(&self, started: Instant, index: u64) -> Instant {
         started + Duration::from_secs_f64(index as f64 / self.rate)
+    }
+
+    /// Without a pacer thread: takes up to `room` requests that no thread has taken, in
+    /// order, handing them to `out` as batches, each stamped with the look that first found
+    /// its requests due (its release). A `look` (a load thread's tick at `now`) first records
+    /// what is due, so requests it leaves for want of room keep it as their release. Without
+    /// a look (a connection that came free between ticks) only requests a look already found
+    /// due are taken: what came due since waits for the next look, so requests still go out
+    /// in batches, one wake-up each. Returns whether the whole schedule is taken.
+    fn take_due(
+        &self,
+        look: Option<(Instant, Instant)>,
+        room: u64,
+        mut out: impl FnMut(Batch),
+    ) -> bool {
+        let mut taken = lock(&self.taken);
+        if let Some((started, now)) = look {
+            let due = self.due_by(started, now);
+            if taken.count < due && taken.looks.back().is_none_or(|&(seen, _)| seen < due) {
+                taken.looks.push_back((due, now));
+            }
+        }
+        let seen = taken.looks.back().map_or(taken.count, |&(seen, _)| seen);
+        let end = seen.min(taken.count.saturating_add(room));
+        let mut first = taken.count;
+        for &(seen, at) in &taken.looks {
+            if first >= end {
+                break;
+            }
+            if seen > first {
+                let last = seen.min(end);
+                out(Batch {
+                    first,
+                    count: last - first,
+                    at,
+                });
+                first = last;
+            }
+        }
+        taken.count = taken.count.max(end);
+        let count = taken.count;
+        while taken.looks.front().is_some_and(|&(seen, _)| seen <= count) {
+            taken.looks.pop_front();
+        }
+        self.left.store(!taken.looks.is_empty(), Ordering::Relaxed);
+        count >= self.total
     }
 
     /// Deals requests `first..first + n`, released at `at`, to one thread whole, and moves the
@@ -510,83 +604,163 @@ mod tests {
         assert!(more.is_err());
     }
 
-    /// Every batch a load thread released for itself, and the permits it added.
-    fn released(tickets: &Tickets) -> (Vec<Batch>, usize) {
-        (
-            lock(&tickets.batches).iter().copied().collect(),
-            tickets.permits.available_permits(),
-        )
+    #[test]
+    fn looks_take_what_they_have_room_for_and_leave_the_rest_stamped_with_their_release() {
+        // 1 request per ms, 12 in all: at 4.5 ms requests 0-4 are due.
+        let schedule = Schedule::new(1_000.0, 12, 2);
+        let started = Instant::now();
+        let at = |us: u64| started + Duration::from_micros(us);
+        let take = |look: Option<u64>, room| {
+            let mut batches = Vec::new();
+            let all = schedule.take_due(look.map(|us| (started, at(us))), room, |b| {
+                batches.push((b.first, b.count, b.at));
+            });
+            (batches, all)
+        };
+        // A look with room for 2 of the 5 due takes 0-1.
+        assert_eq!(take(Some(4_500), 2), (vec![(0, 2, at(4_500))], false));
+        // The next look finds 0-6 due: 2-4 keep the first look's release, 5-6 get its own.
+        assert_eq!(
+            take(Some(6_500), 10),
+            (vec![(2, 3, at(4_500)), (5, 2, at(6_500))], false)
+        );
+        // A connection come free between looks finds nothing a look left: what came due
+        // since waits for the next look.
+        assert_eq!(take(None, 1), (vec![], false));
+        // A look without room takes nothing but is the release of what it found due, which a
+        // connection come free then takes, as much as it has room for.
+        assert_eq!(take(Some(10_100), 0), (vec![], false));
+        assert_eq!(take(None, 1), (vec![(7, 1, at(10_100))], false));
+        assert_eq!(take(None, 0), (vec![], false));
+        // The last look takes the rest and says the schedule is all taken.
+        assert_eq!(
+            take(Some(20_000), 100),
+            (vec![(8, 3, at(10_100)), (11, 1, at(20_000))], true)
+        );
+        assert_eq!(take(Some(21_000), 100), (vec![], true));
+        assert_eq!(take(None, 1), (vec![], true));
     }
 
-    /// The batches of several threads together cover the schedule exactly once, each
-    /// released no earlier than its last request was due.
-    fn covers_once(schedule: &Schedule, started: Instant, batches: &mut [Batch]) {
-        batches.sort_by_key(|b| b.first);
-        let mut next = 0;
-        for batch in batches.iter() {
-            assert_eq!(batch.first, next, "{batches:?}");
-            assert!(batch.count > 0);
-            assert!(batch.at >= schedule.due(started, batch.first + batch.count - 1));
-            next += batch.count;
+    /// Runs `connections` connections per load thread (each taking tickets until told to
+    /// stop, yielding between them as a request would) beside the releases of the `running`
+    /// threads, all on this runtime; the tickets each thread's connections took.
+    async fn run_threads(
+        schedule: &Arc<Schedule>,
+        connections: &[usize],
+        running: &[usize],
+    ) -> Vec<Vec<Ticket>> {
+        let started = Instant::now();
+        let threads = connections.len();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let mut tasks = tokio::task::JoinSet::new();
+        for &thread in running {
+            let tickets = Arc::new(Tickets::default());
+            let (shared, stopped, mine) = (schedule.clone(), stopped.clone(), tickets.clone());
+            let count = connections[thread];
+            tasks.spawn(async move {
+                mine.release(&shared, (started, None), (thread, threads), count, &stopped)
+                    .await;
+                (thread, Vec::new())
+            });
+            for _ in 0..count {
+                let (schedule, tickets) = (schedule.clone(), tickets.clone());
+                tasks.spawn(async move {
+                    let mut took = Vec::new();
+                    while let Some(ticket) = tickets.take_or_claim(&schedule).await {
+                        assert!(ticket.released >= schedule.due(started, ticket.index));
+                        took.push(ticket);
+                        tokio::task::yield_now().await;
+                    }
+                    (thread, took)
+                });
+            }
         }
-        assert_eq!(next, schedule.total, "{batches:?}");
+        let mut each = vec![Vec::new(); threads];
+        while let Some(joined) = tasks.join_next().await {
+            let (thread, took) = joined.expect("a connection or release task panicked");
+            each[thread].extend(took);
+        }
+        each
+    }
+
+    /// Every request of the schedule taken exactly once.
+    fn once_each(schedule: &Schedule, each: &[Vec<Ticket>]) {
+        let mut indices: Vec<u64> = each.iter().flatten().map(|t| t.index).collect();
+        indices.sort_unstable();
+        assert_eq!(indices, (0..schedule.total).collect::<Vec<_>>());
     }
 
     #[tokio::test]
     async fn the_load_threads_release_the_schedule_between_them_once_then_stop_their_connections() {
-        // 20,000 requests in 200 ms, above the pacer's rates: no pacer thread.
-        let schedule = Schedule::new(100_000.0, 20_000, 2);
+        // 20,000 requests in 200 ms, above the pacer's rates: no pacer thread. Uneven
+        // connections (2 and 1) still take every request once, each no earlier than due.
+        let schedule = Arc::new(Schedule::new(100_000.0, 20_000, 2));
         assert!(!schedule.needs_pacer());
-        let (started, stopped) = (Instant::now(), AtomicBool::new(false));
-        let (first, second) = (Tickets::default(), Tickets::default());
-        tokio::join!(
-            first.release(&schedule, started, (0, 2), 3, &stopped),
-            second.release(&schedule, started, (1, 2), 5, &stopped),
-        );
-        let ((mut batches, first_permits), (theirs, second_permits)) =
-            (released(&first), released(&second));
-        // Each thread has one permit per request it took, then one stop per connection.
-        let requests = |b: &[Batch]| b.iter().map(|b| b.count).sum::<u64>() as usize;
-        assert_eq!(first_permits, requests(&batches) + 3);
-        assert_eq!(second_permits, requests(&theirs) + 5);
-        // Both woke in turn and took their part; within a thread, in order.
+        let each = run_threads(&schedule, &[2, 1], &[0, 1]).await;
         assert!(
-            !batches.is_empty() && !theirs.is_empty(),
-            "{batches:?} {theirs:?}"
+            each.iter().all(|took| !took.is_empty()),
+            "both threads took part"
         );
-        for own in [&batches, &theirs] {
-            assert!(own.windows(2).all(|p| p[0].first < p[1].first), "{own:?}");
-        }
-        batches.extend(theirs);
-        covers_once(&schedule, started, &mut batches);
+        once_each(&schedule, &each);
     }
 
     #[tokio::test]
     async fn a_thread_kept_off_the_cpu_leaves_its_turn_to_the_next_one_to_wake() {
         // Thread 0 of 2 never runs: thread 1 releases the whole schedule, its own turns and
         // the other's.
-        let schedule = Schedule::new(100_000.0, 1_000, 2);
-        let (started, stopped) = (Instant::now(), AtomicBool::new(false));
+        let schedule = Arc::new(Schedule::new(100_000.0, 1_000, 2));
+        let each = run_threads(&schedule, &[2, 2], &[1]).await;
+        assert!(each[0].is_empty());
+        once_each(&schedule, &each);
+    }
+
+    #[tokio::test]
+    async fn a_thread_queues_at_most_one_request_per_connection_and_the_deadline_ends_it() {
+        // Its 3 connections never come to take: the first look takes one request for each,
+        // later looks find no room and leave the rest for other threads, and the release ends
+        // at its deadline.
+        let schedule = Schedule::new(100_000.0, 1_000_000, 2);
         let tickets = Tickets::default();
+        let started = Instant::now();
+        let deadline = started + Duration::from_millis(5);
         tickets
-            .release(&schedule, started, (1, 2), 2, &stopped)
+            .release(
+                &schedule,
+                (started, Some(deadline)),
+                (0, 2),
+                3,
+                &AtomicBool::new(false),
+            )
             .await;
-        let (mut batches, permits) = released(&tickets);
-        assert_eq!(permits, 1_000 + 2);
-        covers_once(&schedule, started, &mut batches);
+        assert!(Instant::now() >= deadline);
+        assert_eq!(lock(&schedule.taken).count, 3);
+        // What the looks found due and left is there for a connection that comes free.
+        assert!(schedule.left.load(Ordering::Relaxed));
+        let queued: Vec<u64> = lock(&tickets.batches)
+            .iter()
+            .flat_map(|b| b.first..b.first + b.count)
+            .collect();
+        assert_eq!(queued, [0, 1, 2]);
+        // The three requests, then a stop each.
+        assert_eq!(tickets.permits.available_permits(), 3 + 3);
     }
 
     #[tokio::test]
     async fn a_stopped_phase_releases_nothing_more_and_stops_every_connection() {
         let schedule = Schedule::new(100_000.0, 1_000_000, 2);
         let tickets = Tickets::default();
-        let stopped = AtomicBool::new(true);
+        let started = Instant::now() - Duration::from_millis(10);
         tickets
-            .release(&schedule, Instant::now(), (0, 2), 4, &stopped)
+            .release(
+                &schedule,
+                (started, None),
+                (0, 2),
+                4,
+                &AtomicBool::new(true),
+            )
             .await;
-        let (batches, permits) = released(&tickets);
-        assert!(batches.is_empty(), "{batches:?}");
-        assert_eq!(permits, 4);
+        // A thousand requests are due, none taken: every connection is told to stop.
+        assert_eq!(lock(&schedule.taken).count, 0);
         for _ in 0..4 {
             assert_eq!(tickets.take().await, None);
         }
