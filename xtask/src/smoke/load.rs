@@ -179,11 +179,7 @@ impl Phase {
                 late: false,
             });
         };
-        let ticket = if schedule.needs_pacer() {
-            tickets.take().await?
-        } else {
-            tickets.take_or_claim(schedule).await?
-        };
+        let ticket = tickets.take_or_claim(schedule).await?;
         let now = Instant::now();
         let over =
             matches!(self.limit, Limit::For(d) if now.saturating_duration_since(started) >= d);

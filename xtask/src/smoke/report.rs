@@ -185,10 +185,10 @@ pub struct EndpointReport {
     /// Latency of the successful requests only, shown beside `latency`.
     pub success_latency: LatencySummary,
     /// Open model only: the latency of every answered request counted from when it was
-    /// released to a load thread rather than from its intended time, leaving out the pacing's own wait
-    /// (up to the batch interval at high rates). `latency` is the figure the thresholds
-    /// judge; this one is what a generator that counts from its own release reports (oha's
-    /// `--latency-correction` counts from its ticker's wake).
+    /// released to a load thread rather than from its intended time, leaving out the
+    /// pacing's own wait (up to the batch interval at high rates). `latency` is the figure
+    /// the thresholds judge; this one is what a generator that counts from its own release
+    /// reports (oha's `--latency-correction` counts from its ticker's wake).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_from_release: Option<LatencySummary>,
     /// The p95 and error-rate limits with their measured values.

@@ -159,15 +159,16 @@ impl Default for Tickets {
 
 impl Tickets {
     /// Waits for a ticket: a request to send, or `None` to stop.
-    pub async fn take(&self) -> Option<Ticket> {
+    async fn take(&self) -> Option<Ticket> {
         let permit = self.permits.acquire().await.ok()?;
         permit.forget();
         self.pop()
     }
 
-    /// Without a pacer thread: a ticket at once when one is at hand (this thread's own, else
-    /// one a look found due and left for want of room, so a connection that comes free never
-    /// idles while released work waits), otherwise waits for one as [`Tickets::take`] does.
+    /// A ticket: a request to send, or `None` to stop. At once when one is at hand (this
+    /// thread's own, else one a look found due and left for want of room, so a connection
+    /// that comes free never idles while released work waits), otherwise the next one this
+    /// thread is given. With a pacer thread nothing is ever left: only the thread's own.
     pub async fn take_or_claim(&self, schedule: &Schedule) -> Option<Ticket> {
         if let Ok(permit) = self.permits.try_acquire() {
             permit.forget();
